@@ -1,0 +1,167 @@
+"""Typed values the relay returns: agents, messages, tasks, task events and log events.
+
+All timestamps are timezone-aware UTC :class:`~datetime.datetime` values; the
+store keeps them as float Unix seconds. Models are frozen pydantic models, so
+``model_dump(mode="json")`` is the wire shape used by ``--json`` and the API.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def to_datetime(seconds: float | None) -> datetime | None:
+    """Float Unix seconds → aware UTC datetime (``None`` stays ``None``)."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+class AgentStatus(StrEnum):
+    """Presence of an agent. ``offline`` is also derived: a stale heartbeat or a dead pid."""
+
+    ONLINE = "online"
+    BUSY = "busy"
+    IDLE = "idle"
+    OFFLINE = "offline"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class TaskStatus(StrEnum):
+    """Task lifecycle: open → claimed → in_progress → blocked/done/failed/canceled."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"
+    IN_PROGRESS = "in_progress"
+    BLOCKED = "blocked"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Agent(_Model):
+    """A registered agent.
+
+    ``status`` is the effective presence (a stale heartbeat or a dead pid on
+    this host reads as ``offline``); ``epoch`` increases each time a new
+    instance registers under the same id, fencing off the old one.
+    """
+
+    id: str
+    workspace: str
+    label: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    capabilities: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    status: AgentStatus = AgentStatus.ONLINE
+    pid: int | None = None
+    host: str | None = None
+    cwd: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+    instance_id: str | None = None
+    epoch: int = 1
+    registered_at: datetime
+    last_seen_at: datetime
+
+
+class Message(_Model):
+    """A message as stored, plus the viewer's delivery state when read from an inbox.
+
+    ``to`` is the target expression as sent; ``recipients`` the agent ids it
+    resolved to (filled on send); ``thread_id`` is the id of the thread's root
+    message (the message's own id for a root); ``read_at`` is the reader's
+    delivery state (inbox views only).
+    """
+
+    id: int
+    workspace: str
+    sender: str
+    to: str
+    channel: str | None = None
+    subject: str | None = None
+    body: str
+    reply_to: int | None = None
+    thread_id: int
+    priority: Priority = Priority.NORMAL
+    meta: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    task_id: int | None = None
+    recipients: list[str] = Field(default_factory=list)
+    read_at: datetime | None = None
+
+
+class Task(_Model):
+    """A unit of work that exactly one agent claims.
+
+    ``lease_expires_at`` is when the current claim lapses unless renewed;
+    ``progress`` is 0–100.
+    """
+
+    id: int
+    workspace: str
+    title: str
+    body: str | None = None
+    target: str
+    channel: str | None = None
+    message_id: int | None = None
+    creator: str | None = None
+    status: TaskStatus
+    assignee: str | None = None
+    lease_expires_at: datetime | None = None
+    progress: int = 0
+    progress_note: str | None = None
+    result: str | None = None
+    dedupe_key: str | None = None
+    occurrence_count: int = 1
+    meta: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+    updated_at: datetime
+
+
+class TaskEvent(_Model):
+    """One step of a task's history (created, claimed, progress, released, done…)."""
+
+    id: int
+    task_id: int
+    kind: str
+    status: TaskStatus
+    agent_id: str | None = None
+    progress: int | None = None
+    note: str | None = None
+    created_at: datetime
+
+
+class Event(_Model):
+    """One entry of the append-only event log; ``id`` is the resume cursor."""
+
+    id: int
+    workspace: str
+    kind: str
+    agent_id: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class PruneReport(_Model):
+    """What ``prune`` deleted (row counts)."""
+
+    messages: int
+    deliveries: int
+    events: int
+    agents: int

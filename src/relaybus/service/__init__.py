@@ -1,0 +1,28 @@
+"""The service layer: every business rule of relaybus, one transaction per operation.
+
+:class:`Service` gathers the operations of each concern (agents, messages,
+inbox, tasks, events, retention). Transports (the Python SDK, the CLI, the
+HTTP server, MCP) parse, call one of these methods and render the result.
+"""
+
+from __future__ import annotations
+
+from .agents import AgentOps, derive_agent_id
+from .events import EventOps
+from .inbox import InboxOps
+from .messages import MessageOps
+from .retention import RetentionOps
+from .targets import Target, parse_target
+from .tasks import TaskOps
+
+
+class Service(AgentOps, MessageOps, InboxOps, TaskOps, EventOps, RetentionOps):
+    """All relay operations over one :class:`~relaybus.store.Store`.
+
+    Every method takes ``workspace`` (default ``"default"``); methods acting
+    as an agent take an optional ``epoch`` and refuse a stale one with
+    :class:`~relaybus.errors.Conflict`.
+    """
+
+
+__all__ = ["Service", "Target", "parse_target", "derive_agent_id"]

@@ -1,0 +1,294 @@
+"""Agents: register (with epoch fencing), heartbeat, update, unregister, list."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import InvalidInput, NotFound
+from ..models import Agent, AgentStatus
+from ..store.schema import agents, deliveries
+from .common import (
+    append_event,
+    check_name,
+    check_names,
+    did_you_mean,
+    touch_agent,
+)
+from .leases import release_held
+from .presence import HOSTNAME, effective_status
+from .sweeps import SweepOps
+
+RESERVED_IDS = frozenset({"broadcast"})
+
+
+def derive_agent_id(
+    *, host: str, tool: str, project: str, cwd: str, instance_id: str | None
+) -> str:
+    """The default agent id: ``{host}-{tool}-{project}-{hash}``.
+
+    The 6-hex-digit hash covers host, cwd, tool and instance id, so two
+    sessions of one tool in one repository get different ids while a
+    re-registering instance keeps its own.
+    """
+    seed = "\0".join([host, cwd, tool, instance_id or ""]).encode("utf-8")
+    digest = hashlib.sha256(seed).hexdigest()[:6]
+
+    def slug(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:32] or "x"
+
+    return f"{slug(host.split('.')[0])}-{slug(tool)}-{slug(project)}-{digest}"
+
+
+class AgentOps(SweepOps):
+    """Agent lifecycle and presence operations."""
+
+    def register(
+        self,
+        agent_id: str | None = None,
+        *,
+        workspace: str = "default",
+        label: str | None = None,
+        tags: Sequence[str] = (),
+        capabilities: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        pid: int | None = None,
+        host: str | None = None,
+        cwd: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        instance_id: str | None = None,
+        tool: str = "agent",
+    ) -> Agent:
+        """Register an agent, or refresh the registration of an existing id.
+
+        Registering again with the same ``instance_id`` keeps the epoch;
+        a different (or no) ``instance_id`` is a new instance and bumps
+        ``epoch``, so calls carrying the old epoch fail with Conflict.
+
+        Args:
+            agent_id: the stable address; derived (see :func:`derive_agent_id`)
+                when omitted.
+            pid, host, cwd: the process acting as the agent (presence checks
+                the pid when ``host`` is this machine). ``host`` defaults to
+                this machine's name, ``cwd`` to the current directory.
+
+        Raises:
+            InvalidInput: a malformed id, tag, capability or channel, or a
+                reserved id (``broadcast``).
+        """
+        host = host or HOSTNAME
+        cwd = cwd or os.getcwd()
+        if agent_id is None:
+            agent_id = derive_agent_id(
+                host=host, tool=tool, project=Path(cwd).name, cwd=cwd, instance_id=instance_id
+            )
+        check_name("agent id", agent_id)
+        if agent_id in RESERVED_IDS:
+            raise InvalidInput(f"{agent_id!r} is a reserved target name; pick another agent id")
+        values: dict[str, Any] = {
+            "label": label,
+            "tags": check_names("tag", list(tags)),
+            "capabilities": check_names("capability", list(capabilities)),
+            "channels": check_names("channel", list(channels)),
+            "status": AgentStatus.ONLINE.value,
+            "pid": pid,
+            "host": host,
+            "cwd": cwd,
+            "meta": dict(meta or {}),
+            "instance_id": instance_id,
+        }
+        if label is not None and not (0 < len(label) <= 200):
+            raise InvalidInput("a label has 1-200 characters")
+        now = self.now()
+        with self.store.write() as conn:
+            key = (agents.c.workspace == workspace) & (agents.c.id == agent_id)
+            existing = conn.execute(sa.select(agents.c.epoch, agents.c.instance_id).where(key))
+            row = existing.first()
+            if row is None:
+                epoch = 1
+                conn.execute(
+                    agents.insert().values(
+                        workspace=workspace,
+                        id=agent_id,
+                        epoch=epoch,
+                        registered_at=now,
+                        last_seen_at=now,
+                        **values,
+                    )
+                )
+            else:
+                same = instance_id is not None and row.instance_id == instance_id
+                epoch = row.epoch if same else row.epoch + 1
+                conn.execute(
+                    agents.update().where(key).values(epoch=epoch, last_seen_at=now, **values)
+                )
+            append_event(
+                conn,
+                workspace,
+                "agent.registered",
+                now,
+                agent_id,
+                epoch=epoch,
+                label=label,
+                tags=values["tags"],
+                capabilities=values["capabilities"],
+                channels=values["channels"],
+            )
+        return self.get_agent(agent_id, workspace=workspace)
+
+    def heartbeat(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        status: AgentStatus | str | None = None,
+    ) -> Agent:
+        """Record that the agent is alive (optionally setting its status).
+
+        Raises:
+            NotFound: unknown agent. Conflict: stale ``epoch``.
+            InvalidInput: unknown status.
+        """
+        if status is not None:
+            return self.update_agent(agent_id, workspace=workspace, epoch=epoch, status=status)
+        with self.store.write() as conn:
+            touch_agent(conn, workspace, agent_id, epoch, self.now())
+        return self.get_agent(agent_id, workspace=workspace)
+
+    def update_agent(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        label: str | None = None,
+        tags: Sequence[str] | None = None,
+        capabilities: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        status: AgentStatus | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Agent:
+        """Change an agent's label, tags, capabilities, channels, status or meta.
+
+        ``None`` leaves a field as it is; an empty list clears it.
+
+        Raises:
+            NotFound: unknown agent. Conflict: stale ``epoch``.
+            InvalidInput: a malformed name or an unknown status.
+        """
+        values: dict[str, Any] = {}
+        if label is not None:
+            values["label"] = label
+        if tags is not None:
+            values["tags"] = check_names("tag", list(tags))
+        if capabilities is not None:
+            values["capabilities"] = check_names("capability", list(capabilities))
+        if channels is not None:
+            values["channels"] = check_names("channel", list(channels))
+        if meta is not None:
+            values["meta"] = dict(meta)
+        if status is not None:
+            try:
+                values["status"] = AgentStatus(status).value
+            except ValueError:
+                choices = ", ".join(s.value for s in AgentStatus)
+                raise InvalidInput(f"unknown status {status!r}: use one of {choices}") from None
+        now = self.now()
+        with self.store.write() as conn:
+            touch_agent(conn, workspace, agent_id, epoch, now)
+            if values:
+                conn.execute(
+                    agents.update()
+                    .where(agents.c.workspace == workspace, agents.c.id == agent_id)
+                    .values(**values)
+                )
+                kind = "agent.offline" if values.get("status") == "offline" else "agent.updated"
+                append_event(conn, workspace, kind, now, agent_id, **values)
+        return self.get_agent(agent_id, workspace=workspace)
+
+    def unregister(
+        self, agent_id: str, *, workspace: str = "default", epoch: int | None = None
+    ) -> None:
+        """Remove an agent: its unread deliveries go and its claimed tasks reopen.
+
+        Messages it sent stay (threads keep their history).
+
+        Raises:
+            NotFound: unknown agent. Conflict: stale ``epoch``.
+        """
+        now = self.now()
+        with self.store.write() as conn:
+            touch_agent(conn, workspace, agent_id, epoch, now)
+            release_held(conn, workspace, agent_id, now, reason="unregistered")
+            conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.workspace == workspace, deliveries.c.agent_id == agent_id
+                )
+            )
+            conn.execute(
+                agents.delete().where(agents.c.workspace == workspace, agents.c.id == agent_id)
+            )
+            append_event(conn, workspace, "agent.unregistered", now, agent_id)
+
+    def get_agent(self, agent_id: str, *, workspace: str = "default") -> Agent:
+        """One agent, with its effective status.
+
+        Raises:
+            NotFound: no such agent (the message suggests close ids).
+        """
+        with self.store.read() as conn:
+            row = conn.execute(
+                sa.select(agents).where(agents.c.workspace == workspace, agents.c.id == agent_id)
+            ).first()
+            if row is None:
+                ids = conn.execute(
+                    sa.select(agents.c.id).where(agents.c.workspace == workspace)
+                ).scalars()
+                raise NotFound(
+                    f"no agent {agent_id!r}" + did_you_mean(agent_id, list(ids)), agent=agent_id
+                )
+        return self._agent(row._mapping)
+
+    def list_agents(
+        self,
+        *,
+        workspace: str = "default",
+        status: AgentStatus | str | None = None,
+        tag: str | None = None,
+        capability: str | None = None,
+        channel: str | None = None,
+        online_only: bool = False,
+    ) -> list[Agent]:
+        """Agents of a workspace, ordered by id, with effective statuses.
+
+        Args:
+            status: only agents whose effective status is this.
+            online_only: leave out offline agents.
+        """
+        self.sweep(workspace=workspace)
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(agents).where(agents.c.workspace == workspace).order_by(agents.c.id)
+            ).all()
+        found = [self._agent(r._mapping) for r in rows]
+        return [
+            a
+            for a in found
+            if (status is None or a.status == AgentStatus(status))
+            and (not online_only or a.status != AgentStatus.OFFLINE)
+            and (tag is None or tag in a.tags)
+            and (capability is None or capability in a.capabilities)
+            and (channel is None or not a.channels or channel in a.channels)
+        ]
+
+    def _agent(self, row: Mapping[Any, Any]) -> Agent:
+        data = dict(row)
+        data["status"] = effective_status(row, self.now(), self.settings.stale_ttl)
+        return Agent.model_validate(data)

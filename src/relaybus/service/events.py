@@ -1,0 +1,73 @@
+"""The event log: read it from a cursor, or wait for what comes next."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from ..errors import InvalidInput
+from ..models import Event
+from ..store.schema import events
+from .common import ServiceBase
+
+MAX_EVENTS = 1000
+
+
+class EventOps(ServiceBase):
+    def events(
+        self,
+        *,
+        workspace: str = "default",
+        since: int = 0,
+        limit: int = 100,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Events with an id above the cursor ``since``, oldest first.
+
+        Args:
+            kinds: only these kinds (``message.sent``, ``task.claimed``…); a
+                kind ending in ``.`` matches a family (``task.``).
+
+        Raises:
+            InvalidInput: ``limit`` outside 1–1000.
+        """
+        if not 1 <= limit <= MAX_EVENTS:
+            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
+        query = sa.select(events).where(events.c.workspace == workspace, events.c.id > since)
+        if kinds:
+            query = query.where(
+                sa.or_(
+                    *(
+                        events.c.kind.startswith(k) if k.endswith(".") else events.c.kind == k
+                        for k in kinds
+                    )
+                )
+            )
+        with self.store.read() as conn:
+            rows = conn.execute(query.order_by(events.c.id).limit(limit)).all()
+        return [Event.model_validate(dict(r._mapping)) for r in rows]
+
+    def last_event_id(self, *, workspace: str = "default") -> int:
+        """The newest event id (0 for an empty log): a cursor for "from now on"."""
+        with self.store.read() as conn:
+            found = conn.execute(
+                sa.select(sa.func.max(events.c.id)).where(events.c.workspace == workspace)
+            ).scalar()
+        return int(found or 0)
+
+    def wait_events(
+        self,
+        timeout: float,
+        *,
+        workspace: str = "default",
+        since: int = 0,
+        limit: int = 100,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Like :meth:`events`, but block up to ``timeout`` seconds until there is one."""
+        found: list[Event] = self.store.wait_for(
+            lambda: self.events(workspace=workspace, since=since, limit=limit, kinds=kinds),
+            timeout,
+        )
+        return found

@@ -1,0 +1,176 @@
+"""Inboxes: an agent's deliveries, read state, unread counts and waiting for mail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from ..errors import InvalidInput
+from ..models import Message
+from ..store.schema import deliveries, messages
+from .common import ServiceBase, append_event, message_from_row, touch_agent
+
+MAX_LIMIT = 1000
+
+
+class InboxOps(ServiceBase):
+    """Reading an agent's inbox."""
+
+    def inbox(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        unread_only: bool = True,
+        newest_first: bool = True,
+        since: int | None = None,
+        limit: int = 50,
+        mark_read: bool = False,
+        epoch: int | None = None,
+    ) -> list[Message]:
+        """Messages delivered to ``agent_id``.
+
+        Args:
+            unread_only: only deliveries not yet marked read.
+            since: a cursor: only messages with an id above it.
+            limit: at most this many (1–1000).
+            mark_read: mark the returned messages read (``read``); the default
+                only looks (``peek``).
+
+        Returns:
+            messages with ``read_at`` as it was before this call.
+
+        Raises:
+            NotFound: unknown agent (when marking). Conflict: stale ``epoch``.
+            InvalidInput: ``limit`` out of range.
+        """
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        query = (
+            sa.select(messages, deliveries.c.read_at.label("delivery_read_at"))
+            .join(deliveries, deliveries.c.message_id == messages.c.id)
+            .where(deliveries.c.workspace == workspace, deliveries.c.agent_id == agent_id)
+            .order_by(messages.c.id.desc() if newest_first else messages.c.id)
+            .limit(limit)
+        )
+        if unread_only:
+            query = query.where(deliveries.c.read_at.is_(None))
+        if since is not None:
+            query = query.where(deliveries.c.message_id > since)
+        if not mark_read:
+            with self.store.read() as conn:
+                rows = conn.execute(query).all()
+        else:
+            now = self.now()
+            with self.store.write() as conn:
+                touch_agent(conn, workspace, agent_id, epoch, now)
+                rows = conn.execute(query).all()
+                ids = [r.id for r in rows if r.delivery_read_at is None]
+                self._mark(conn, workspace, agent_id, ids, now)
+        return [message_from_row(r._mapping, read_at=r.delivery_read_at) for r in rows]
+
+    def mark_read(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        ids: Sequence[int] | None = None,
+        up_to: int | None = None,
+        epoch: int | None = None,
+    ) -> int:
+        """Mark deliveries read: the given message ``ids``, or every one up to
+        and including the cursor ``up_to``. Returns how many changed.
+
+        Raises:
+            InvalidInput: neither or both of ``ids`` and ``up_to``.
+            NotFound: unknown agent. Conflict: stale ``epoch``.
+        """
+        if (ids is None) == (up_to is None):
+            raise InvalidInput("mark read either by message ids or up to a cursor")
+        now = self.now()
+        with self.store.write() as conn:
+            touch_agent(conn, workspace, agent_id, epoch, now)
+            if ids is None:
+                assert up_to is not None
+                ids = (
+                    conn.execute(
+                        sa.select(deliveries.c.message_id).where(
+                            deliveries.c.workspace == workspace,
+                            deliveries.c.agent_id == agent_id,
+                            deliveries.c.read_at.is_(None),
+                            deliveries.c.message_id <= up_to,
+                        )
+                    )
+                    .scalars()
+                    .all()
+                )
+            return self._mark(conn, workspace, agent_id, list(ids), now)
+
+    def unread_count(self, agent_id: str, *, workspace: str = "default") -> int:
+        """How many deliveries of ``agent_id`` are unread."""
+        with self.store.read() as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count()).where(
+                        deliveries.c.workspace == workspace,
+                        deliveries.c.agent_id == agent_id,
+                        deliveries.c.read_at.is_(None),
+                    )
+                ).scalar_one()
+            )
+
+    def wait(
+        self,
+        agent_id: str,
+        timeout: float,
+        *,
+        workspace: str = "default",
+        since: int | None = None,
+        limit: int = 50,
+        mark_read: bool = False,
+        epoch: int | None = None,
+    ) -> list[Message]:
+        """Block until ``agent_id`` has unread mail above the cursor ``since``,
+        or ``timeout`` seconds pass.
+
+        Another process writing the same store wakes the waiter at once (see
+        :mod:`relaybus.store.notify`); an idle waiter does not poll.
+
+        Returns:
+            the unread messages, oldest first (empty on timeout).
+        """
+
+        def check() -> list[Message]:
+            return self.inbox(
+                agent_id,
+                workspace=workspace,
+                unread_only=True,
+                newest_first=False,
+                since=since,
+                limit=limit,
+            )
+
+        found: list[Message] = self.store.wait_for(check, timeout)
+        if found and mark_read:
+            self.mark_read(agent_id, workspace=workspace, ids=[m.id for m in found], epoch=epoch)
+        return found
+
+    def _mark(
+        self, conn: sa.Connection, workspace: str, agent_id: str, ids: list[int], now: float
+    ) -> int:
+        if not ids:
+            return 0
+        changed = conn.execute(
+            deliveries.update()
+            .where(
+                deliveries.c.workspace == workspace,
+                deliveries.c.agent_id == agent_id,
+                deliveries.c.message_id.in_(ids),
+                deliveries.c.read_at.is_(None),
+            )
+            .values(read_at=now)
+        ).rowcount
+        if changed:
+            append_event(conn, workspace, "message.read", now, agent_id, message_ids=sorted(ids))
+        return int(changed)

@@ -1,0 +1,89 @@
+"""Lease primitives shared by tasks and sweeps; each runs in the caller's transaction."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..models import TaskStatus
+from ..store.schema import task_events, tasks
+from .common import append_event
+
+#: Statuses in which a task has an assignee holding a lease.
+HELD = (TaskStatus.CLAIMED, TaskStatus.IN_PROGRESS, TaskStatus.BLOCKED)
+
+
+def release_held(conn: Connection, workspace: str, agent_id: str, now: float, reason: str) -> int:
+    """Reopen every task ``agent_id`` holds; returns how many."""
+    ids = (
+        conn.execute(
+            sa.select(tasks.c.id).where(
+                tasks.c.workspace == workspace,
+                tasks.c.assignee == agent_id,
+                tasks.c.status.in_([s.value for s in HELD]),
+            )
+        )
+        .scalars()
+        .all()
+    )
+    for task_id in ids:
+        reopen(conn, workspace, task_id, agent_id, now, reason)
+    return len(ids)
+
+
+def release_expired(conn: Connection, workspace: str, now: float) -> int:
+    """Reopen every held task whose lease has lapsed; returns how many."""
+    rows = conn.execute(
+        sa.select(tasks.c.id, tasks.c.assignee).where(
+            tasks.c.workspace == workspace,
+            tasks.c.status.in_([s.value for s in HELD]),
+            tasks.c.lease_expires_at < now,
+        )
+    ).all()
+    for row in rows:
+        reopen(conn, workspace, row.id, row.assignee, now, "lease expired")
+    return len(rows)
+
+
+def reopen(
+    conn: Connection, workspace: str, task_id: int, holder: str | None, now: float, reason: str
+) -> None:
+    conn.execute(
+        tasks.update()
+        .where(tasks.c.id == task_id)
+        .values(
+            status=TaskStatus.OPEN.value,
+            assignee=None,
+            assignee_epoch=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+    history(conn, workspace, task_id, "released", TaskStatus.OPEN, holder, now, note=reason)
+    append_event(conn, workspace, "task.released", now, holder, task_id=task_id, reason=reason)
+
+
+def history(
+    conn: Connection,
+    workspace: str,
+    task_id: int,
+    kind: str,
+    status: TaskStatus,
+    agent_id: str | None,
+    now: float,
+    *,
+    progress: int | None = None,
+    note: str | None = None,
+) -> None:
+    conn.execute(
+        task_events.insert().values(
+            workspace=workspace,
+            task_id=task_id,
+            kind=kind,
+            status=status.value,
+            agent_id=agent_id,
+            progress=progress,
+            note=note,
+            created_at=now,
+        )
+    )

@@ -1,0 +1,227 @@
+"""Messages: send (fan-out into deliveries, optionally creating a task), get, thread."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..errors import InvalidInput, NotFound, TooLarge
+from ..models import Message, Priority
+from ..store.schema import deliveries, messages
+from .common import ServiceBase, append_event, check_name, message_from_row, touch_agent
+from .targets import parse_target, resolve
+from .tasks import create_task
+
+MAX_SUBJECT_CHARS = 1000
+
+_INSERT_MESSAGE = messages.insert().returning(messages.c.id)
+_INSERT_DELIVERY = deliveries.insert()
+
+
+class MessageOps(ServiceBase):
+    """Sending and looking up messages."""
+
+    def send(
+        self,
+        sender: str,
+        to: str | None,
+        body: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        subject: str | None = None,
+        channel: str | None = None,
+        reply_to: int | None = None,
+        priority: Priority | str = Priority.NORMAL,
+        meta: Mapping[str, Any] | None = None,
+        claimable: bool = False,
+    ) -> Message:
+        """Send ``body`` from ``sender`` to the agents ``to`` resolves to now.
+
+        One delivery row is written per recipient in the same transaction as
+        the message, so once this returns every recipient has it in its inbox,
+        whatever happens to this process next.
+
+        Args:
+            to: a target expression (see :mod:`relaybus.service.targets`); with
+                ``reply_to`` it may be omitted and defaults to the parent's
+                sender (or, replying to one's own message, the parent's target).
+            body: text of at most ``settings.max_body_bytes`` bytes (UTF-8).
+            reply_to: the id of the message this answers; the new message joins
+                that message's thread.
+            claimable: also create a task (title = subject or the body's first
+                line) that exactly one recipient can claim; ``task_id`` is set.
+
+        Returns:
+            the stored message with ``recipients``.
+
+        Raises:
+            InvalidInput: a malformed target, channel or priority, or a meta
+                that is not a JSON object.
+            TooLarge: ``body`` or ``meta`` over ``max_body_bytes``.
+            NotFound: the sender, the target or ``reply_to`` does not exist.
+            Conflict: stale ``epoch``.
+        """
+        if not isinstance(body, str):
+            raise InvalidInput("a message body is text")
+        limit = self.settings.max_body_bytes
+        size = len(body.encode("utf-8"))
+        if size > limit:
+            raise TooLarge(f"message body is {size} bytes; the limit is {limit}", limit=limit)
+        if subject is not None and len(subject) > MAX_SUBJECT_CHARS:
+            raise InvalidInput(f"a subject has at most {MAX_SUBJECT_CHARS} characters")
+        try:
+            prio = Priority(priority).value
+        except ValueError:
+            choices = ", ".join(p.value for p in Priority)
+            raise InvalidInput(f"unknown priority {priority!r}: use one of {choices}") from None
+        meta_obj = _check_meta(meta, limit)
+        if channel is not None:
+            check_name("channel", channel)
+        target = parse_target(to) if to is not None else None
+        if target is None and reply_to is None:
+            raise InvalidInput("a message needs a target (--to) or a message to reply to")
+
+        now = self.now()
+        with self.store.write() as conn:
+            touch_agent(conn, workspace, sender, epoch, now)
+            thread_id: int | None = None
+            if reply_to is not None:
+                parent = conn.execute(
+                    sa.select(messages.c.sender, messages.c.target, messages.c.thread_id).where(
+                        messages.c.workspace == workspace, messages.c.id == reply_to
+                    )
+                ).first()
+                if parent is None:
+                    raise NotFound(f"no message {reply_to} to reply to", message_id=reply_to)
+                thread_id = parent.thread_id if parent.thread_id is not None else reply_to
+                if target is None:
+                    target = parse_target(
+                        parent.sender if parent.sender != sender else parent.target
+                    )
+            assert target is not None
+            recipients = resolve(conn, workspace, target, channel, sender)
+            row = {
+                "workspace": workspace,
+                "sender": sender,
+                "target": str(target),
+                "channel": channel,
+                "subject": subject,
+                "body": body,
+                "reply_to": reply_to,
+                "thread_id": thread_id,
+                "priority": prio,
+                "meta": meta_obj,
+                "task_id": None,
+                "created_at": now,
+            }
+            message_id = int(conn.execute(_INSERT_MESSAGE, row).scalar_one())
+            row["id"] = message_id
+            conn.execute(
+                _INSERT_DELIVERY,
+                [
+                    {
+                        "workspace": workspace,
+                        "agent_id": a,
+                        "message_id": message_id,
+                        "read_at": None,
+                    }
+                    for a in recipients
+                ],
+            )
+            if claimable:
+                title = subject or (body.strip().splitlines() or ["(untitled task)"])[0][:200]
+                task_id = create_task(
+                    conn,
+                    workspace,
+                    now,
+                    title=title,
+                    body=body,
+                    target=str(target),
+                    channel=channel,
+                    message_id=message_id,
+                    creator=sender,
+                    meta=meta_obj,
+                )
+                conn.execute(
+                    messages.update().where(messages.c.id == message_id).values(task_id=task_id)
+                )
+                row["task_id"] = task_id
+            append_event(
+                conn,
+                workspace,
+                "message.sent",
+                now,
+                sender,
+                message_id=message_id,
+                to=str(target),
+                recipients=recipients,
+                thread_id=thread_id or message_id,
+                channel=channel,
+                subject=subject,
+                priority=prio,
+                task_id=row["task_id"],
+            )
+        return message_from_row(row, recipients=recipients)
+
+    def get_message(self, message_id: int, *, workspace: str = "default") -> Message:
+        """One message by id, with its recipients.
+
+        Raises:
+            NotFound: no such message.
+        """
+        with self.store.read() as conn:
+            row = conn.execute(
+                sa.select(messages).where(
+                    messages.c.workspace == workspace, messages.c.id == message_id
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"no message {message_id}", message_id=message_id)
+            recipients = (
+                conn.execute(
+                    sa.select(deliveries.c.agent_id)
+                    .where(deliveries.c.message_id == message_id)
+                    .order_by(deliveries.c.agent_id)
+                )
+                .scalars()
+                .all()
+            )
+        return message_from_row(row._mapping, recipients=list(recipients))
+
+    def thread(self, message_id: int, *, workspace: str = "default") -> list[Message]:
+        """Every message of the thread ``message_id`` belongs to, oldest first.
+
+        ``message_id`` may be any message of the thread, not only its root.
+
+        Raises:
+            NotFound: no such message.
+        """
+        root = self.get_message(message_id, workspace=workspace).thread_id
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(messages)
+                .where(
+                    messages.c.workspace == workspace,
+                    sa.or_(messages.c.id == root, messages.c.thread_id == root),
+                )
+                .order_by(messages.c.id)
+            ).all()
+        return [message_from_row(r._mapping) for r in rows]
+
+
+def _check_meta(meta: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InvalidInput("meta must be a JSON object")
+    try:
+        encoded = json.dumps(dict(meta))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"meta must be a JSON object: {exc}") from None
+    if len(encoded) > limit:
+        raise TooLarge(f"meta is {len(encoded)} bytes as JSON; the limit is {limit}", limit=limit)
+    return dict(meta)

@@ -1,0 +1,75 @@
+"""Retention: delete old messages, their deliveries and events, and long-gone agents."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ..errors import InvalidInput
+from ..models import PruneReport
+from ..store.schema import agents, deliveries, events, messages
+from .common import append_event
+from .sweeps import SweepOps
+
+DAY = 86400.0
+
+
+class RetentionOps(SweepOps):
+    def prune(
+        self,
+        *,
+        workspace: str = "default",
+        message_days: float | None = None,
+        agent_days: float | None = None,
+    ) -> PruneReport:
+        """Delete messages (with their deliveries) and events older than
+        ``message_days`` (default ``settings.retention_days``), and agents
+        offline for longer than ``agent_days`` (default
+        ``settings.agent_retention_days``). Tasks are kept.
+
+        Raises:
+            InvalidInput: a negative number of days.
+        """
+        message_days = self.settings.retention_days if message_days is None else message_days
+        agent_days = self.settings.agent_retention_days if agent_days is None else agent_days
+        if message_days < 0 or agent_days < 0:
+            raise InvalidInput("retention is a number of days, 0 or more")
+        self.sweep(workspace=workspace)
+        now = self.now()
+        cutoff = now - message_days * DAY
+        old = (
+            sa.select(messages.c.id)
+            .where(messages.c.workspace == workspace, messages.c.created_at < cutoff)
+            .scalar_subquery()
+        )
+        with self.store.write() as conn:
+            n_deliveries = conn.execute(
+                deliveries.delete().where(
+                    deliveries.c.workspace == workspace, deliveries.c.message_id.in_(old)
+                )
+            ).rowcount
+            n_messages = conn.execute(
+                messages.delete().where(
+                    messages.c.workspace == workspace, messages.c.created_at < cutoff
+                )
+            ).rowcount
+            n_events = conn.execute(
+                events.delete().where(events.c.workspace == workspace, events.c.created_at < cutoff)
+            ).rowcount
+            gone = (
+                (agents.c.workspace == workspace)
+                & (agents.c.status == "offline")
+                & (agents.c.last_seen_at < now - agent_days * DAY)
+            )
+            ids = conn.execute(sa.select(agents.c.id).where(gone)).scalars().all()
+            if ids:
+                conn.execute(
+                    deliveries.delete().where(
+                        deliveries.c.workspace == workspace, deliveries.c.agent_id.in_(ids)
+                    )
+                )
+                conn.execute(agents.delete().where(gone))
+            report = PruneReport(
+                messages=n_messages, deliveries=n_deliveries, events=n_events, agents=len(ids)
+            )
+            append_event(conn, workspace, "relay.pruned", now, None, **report.model_dump())
+        return report

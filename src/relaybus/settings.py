@@ -1,0 +1,46 @@
+"""Settings: one typed object, read from ``RELAYBUS_*`` environment variables.
+
+CLI options bind to the same fields (``relaybus --dir``, ``--as``), so a value
+has one name everywhere: ``RELAYBUS_DIR`` / ``--dir`` / ``Settings.dir``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """relaybus configuration.
+
+    Durations are seconds, sizes are bytes, retention is days.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RELAYBUS_", extra="ignore")
+
+    dir: Path | None = Field(
+        default=None,
+        description="The relay directory holding relay.db; default: .relay in the repository root.",
+    )
+    database: str | None = Field(
+        default=None,
+        description="A SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…); overrides dir.",
+    )
+    url: str | None = Field(default=None, description="A relay server to talk to (HTTP).")
+    agent: str | None = Field(default=None, description="The agent id to act as (CLI --as).")
+    workspace: str = Field(default="default", description="The workspace every row belongs to.")
+    stale_ttl: float = Field(
+        default=90.0, gt=0, description="Seconds without a heartbeat before an agent is offline."
+    )
+    lease_seconds: float = Field(default=600.0, gt=0, description="Default claim lease, seconds.")
+    max_body_bytes: int = Field(
+        default=64 * 1024, gt=0, description="Largest message body, bytes (UTF-8)."
+    )
+    retention_days: float = Field(
+        default=30.0, gt=0, description="`prune` deletes messages and events older than this."
+    )
+    agent_retention_days: float = Field(
+        default=7.0, gt=0, description="`prune` deletes agents offline for longer than this."
+    )

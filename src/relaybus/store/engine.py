@@ -1,0 +1,214 @@
+"""Opening a store: engines, SQLite pragmas, migrations on open, and wake-ups.
+
+SQLite follows datasette's split: one write connection per process (a pool of
+one, so threads queue for it) that starts every transaction with ``BEGIN
+IMMEDIATE``, and a small pool of read connections. WAL lets readers run while
+the writer writes; ``busy_timeout`` makes writers of other processes queue
+inside SQLite instead of failing. PostgreSQL uses one ordinary pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..errors import StoreError
+from ..settings import Settings
+from . import migrate
+from .locate import find_relay_dir, sqlite_url
+from .notify import CHANNEL, Listener, PostgresListener, SocketNotifier
+
+Dialect = Literal["sqlite", "postgresql"]
+
+# How long a SQLite writer waits for another process's write to finish (ms).
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Waiters re-check the database at least this often even without a wake-up (s).
+FALLBACK_POLL_SECONDS = 1.0
+
+
+class Store:
+    """An open relay database.
+
+    Use :meth:`write` for a transaction that changes state (it wakes waiters
+    after commit) and :meth:`read` for queries. ``clock`` returns float Unix
+    seconds; tests replace it to move time without sleeping.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        settings: Settings | None = None,
+        clock: Callable[[], float] = time.time,
+        migrate_on_open: bool = True,
+    ) -> None:
+        self.url = sa.make_url(url)
+        self.settings = settings or Settings()
+        self.clock = clock
+        self.dialect: Dialect
+        backend = self.url.get_backend_name()
+        if backend == "sqlite":
+            self.dialect = "sqlite"
+            self._open_sqlite()
+        elif backend == "postgresql":
+            self.dialect = "postgresql"
+            self._open_postgresql()
+        else:
+            raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql")
+        if migrate_on_open:
+            migrate.ensure_current(self._write_engine)
+
+    # -- opening ---------------------------------------------------------
+
+    def _open_sqlite(self) -> None:
+        database = self.url.database
+        if not database or database == ":memory:":
+            raise StoreError("the embedded store needs a file: sqlite:///path/to/relay.db")
+        path = Path(database)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from exc
+        self.path: Path | None = path
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        self._write_engine = sa.create_engine(
+            self.url, connect_args=connect_args, pool_size=1, max_overflow=0, pool_timeout=60
+        )
+        self._read_engine = sa.create_engine(
+            self.url, connect_args=connect_args, pool_size=4, max_overflow=4
+        )
+        sa.event.listen(self._write_engine, "connect", _sqlite_on_connect)
+        sa.event.listen(self._read_engine, "connect", _sqlite_on_connect)
+        sa.event.listen(self._write_engine, "begin", _begin_immediate)
+        sa.event.listen(self._read_engine, "begin", _begin_deferred)
+        self._notifier: SocketNotifier | None = SocketNotifier(path)
+
+    def _open_postgresql(self) -> None:
+        if self.url.get_driver_name() != "psycopg":
+            self.url = self.url.set(drivername="postgresql+psycopg")
+        self.path = None
+        try:
+            self._write_engine = sa.create_engine(self.url, pool_pre_ping=True)
+        except ModuleNotFoundError as exc:
+            raise StoreError("PostgreSQL needs psycopg: pip install 'relaybus[postgres]'") from exc
+        self._read_engine = self._write_engine
+        self._notifier = None
+
+    # -- use -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction; commits on success, rolls back on error,
+        then wakes every waiter (other processes included)."""
+        with self._write_engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Serialise writers so ids become visible in commit order: a
+                # reader resuming from cursor N never misses an id below N.
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4850)")
+            yield conn
+            if self.dialect == "postgresql":
+                conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+        if self._notifier is not None:
+            self._notifier.notify()
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot for several queries)."""
+        with self._read_engine.begin() as conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def listen(self) -> Iterator[Listener]:
+        """Wake-ups from writers, for waiting without polling. Enter it *before*
+        checking the database, then alternate check and ``wait``."""
+        if self._notifier is not None:
+            with self._notifier.listen() as listener:
+                yield listener
+            return
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pg = PostgresListener(conninfo)
+        try:
+            yield pg
+        finally:
+            pg.close()
+
+    def wait_for(self, check: Callable[[], Any], timeout: float) -> Any:
+        """Run ``check`` until it returns something truthy or ``timeout`` seconds pass.
+
+        Returns the truthy value, or the last (falsy) value on timeout. Sleeps
+        between checks until a writer's wake-up (or ``FALLBACK_POLL_SECONDS``).
+        """
+        deadline = time.monotonic() + max(timeout, 0.0)
+        with self.listen() as listener:
+            while True:
+                result = check()
+                remaining = deadline - time.monotonic()
+                if result or remaining <= 0:
+                    return result
+                listener.wait(min(remaining, FALLBACK_POLL_SECONDS))
+
+    def migrate(self) -> str:
+        """Apply pending migrations; returns the revision now current."""
+        return migrate.upgrade(self._write_engine)
+
+    def close(self) -> None:
+        self._write_engine.dispose()
+        if self._read_engine is not self._write_engine:
+            self._read_engine.dispose()
+        if self._notifier is not None:
+            self._notifier.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({self.url.render_as_string(hide_password=True)!r})"
+
+
+def open_store(settings: Settings | None = None, **kwargs: Any) -> Store:
+    """Open the store the settings point at (``database``, else ``dir``, else the
+    ``.relay`` folder found from the cwd), migrating it if needed.
+
+    Raises:
+        StoreError: the database cannot be opened or has a newer schema.
+    """
+    settings = settings or Settings()
+    if settings.database:
+        url = settings.database
+    else:
+        relay_dir = settings.dir or find_relay_dir()
+        url = sqlite_url(Path(os.path.abspath(relay_dir)))
+    return Store(url, settings=settings, **kwargs)
+
+
+def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+    # Autocommit at the driver level so that SQLAlchemy's "begin" event below
+    # decides how each transaction starts (SQLAlchemy's pysqlite recipe).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA journal_mode = WAL")
+    # NORMAL in WAL mode: a commit survives the process being killed; only an
+    # OS crash or power loss can roll back the last transactions.
+    cur.execute("PRAGMA synchronous = NORMAL")
+    cur.close()
+
+
+def _begin_immediate(conn: Connection) -> None:
+    # Take the write lock up front: no deadlock-prone lock upgrade mid-transaction.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _begin_deferred(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN")

@@ -1,0 +1,25 @@
+"""Alembic environment: runs on the connection relaybus hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from relaybus.store.schema import metadata
+
+connection = context.config.attributes.get("connection")
+if not isinstance(connection, Connection):
+    raise RuntimeError("relaybus migrations run through relaybus.store.migrate.upgrade()")
+
+if connection.dialect.name == "postgresql":
+    # Serialise concurrent migrators (released at commit).
+    connection.exec_driver_sql("SELECT pg_advisory_xact_lock(4851)")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    transactional_ddl=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

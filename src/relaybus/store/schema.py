@@ -1,0 +1,146 @@
+"""The relay schema: one set of SQLAlchemy Core tables for SQLite and PostgreSQL.
+
+Times are float Unix seconds (``Double``), JSON columns are JSONB on
+PostgreSQL. Message and event ids are monotonic and never reused
+(``AUTOINCREMENT`` on SQLite), because clients resume from them as cursors.
+The schema is created only by Alembic migrations (``store/migrations``).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Time = sa.Double[float]()
+# BIGINT on PostgreSQL; SQLite needs exactly INTEGER PRIMARY KEY for AUTOINCREMENT.
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("workspace", sa.String(64), primary_key=True),
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("label", sa.String(200)),
+    sa.Column("tags", Json, nullable=False),
+    sa.Column("capabilities", Json, nullable=False),
+    sa.Column("channels", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("pid", sa.Integer),
+    sa.Column("host", sa.String(255)),
+    sa.Column("cwd", sa.Text),
+    sa.Column("meta", Json, nullable=False),
+    sa.Column("instance_id", sa.String(128)),
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("registered_at", Time, nullable=False),
+    sa.Column("last_seen_at", Time, nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("sender", sa.String(128), nullable=False),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("channel", sa.String(128)),
+    sa.Column("subject", sa.Text),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("reply_to", sa.BigInteger),
+    sa.Column("thread_id", sa.BigInteger),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("meta", Json, nullable=False),
+    sa.Column("task_id", sa.BigInteger),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_messages_thread", "workspace", "thread_id"),
+    sa.Index("ix_messages_created", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+# One row per recipient: fan-out on write. A reader's read_at never hides the
+# message from anyone else.
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("workspace", sa.String(64), primary_key=True),
+    sa.Column("agent_id", sa.String(128), primary_key=True),
+    sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("read_at", Time),
+    sa.Index(
+        "ix_deliveries_unread",
+        "workspace",
+        "agent_id",
+        "message_id",
+        sqlite_where=sa.text("read_at IS NULL"),
+        postgresql_where=sa.text("read_at IS NULL"),
+    ),
+    sa.Index("ix_deliveries_message", "message_id"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("body", sa.Text),
+    sa.Column("target", sa.Text, nullable=False),
+    sa.Column("channel", sa.String(128)),
+    sa.Column("message_id", sa.BigInteger),
+    sa.Column("creator", sa.String(128)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("assignee", sa.String(128)),
+    sa.Column("assignee_epoch", sa.Integer),
+    sa.Column("lease_expires_at", Time),
+    sa.Column("progress", sa.Integer, nullable=False),
+    sa.Column("progress_note", sa.Text),
+    sa.Column("result", sa.Text),
+    sa.Column("dedupe_key", sa.String(255)),
+    sa.Column("occurrence_count", sa.Integer, nullable=False),
+    sa.Column("meta", Json, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Index("ix_tasks_status", "workspace", "status"),
+    sa.Index(
+        "ux_tasks_dedupe",
+        "workspace",
+        "dedupe_key",
+        unique=True,
+        sqlite_where=sa.text("dedupe_key IS NOT NULL"),
+        postgresql_where=sa.text("dedupe_key IS NOT NULL"),
+    ),
+    sqlite_autoincrement=True,
+)
+
+task_events = sa.Table(
+    "task_events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("task_id", sa.BigInteger, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("agent_id", sa.String(128)),
+    sa.Column("progress", sa.Integer),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_task_events_task", "task_id"),
+)
+
+# The append-only event log: streams, the dashboard, callbacks and metrics all
+# read this one table, resuming from the last id they saw.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(48), nullable=False),
+    sa.Column("agent_id", sa.String(128)),
+    sa.Column("data", Json, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_events_workspace", "workspace", "id"),
+    sa.Index("ix_events_created", "created_at"),
+    sqlite_autoincrement=True,
+)
