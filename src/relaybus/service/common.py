@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import difflib
+import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -10,10 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import Conflict, InvalidInput, NotFound, TooLarge
 from ..models import Message
 from ..store import Store
 from ..store.schema import agents, events
+from ..store.statements import run
 
 #: Agent ids, tags, capabilities and channels: a letter or digit, then up to
 #: 127 of letters, digits and ``. _ - @ /``.
@@ -52,6 +55,85 @@ def check_names(kind: str, values: list[str] | tuple[str, ...] | None) -> list[s
     return list(dict.fromkeys(check_name(kind, v) for v in values or ()))
 
 
+def check_text(field: str, value: str) -> str:
+    """Validate free text (a body, subject, label, note, meta string) so that both
+    dialects store it: UTF-8 encodable and without NUL, which PostgreSQL refuses.
+
+    Raises:
+        InvalidInput: ``value`` is not a str, has a NUL character or an unpaired
+            surrogate.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text", field=field)
+    if "\x00" in value:
+        raise InvalidInput(f"{field} contains a NUL character", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} has an unpaired surrogate", field=field) from None
+    return value
+
+
+def check_label(label: str) -> str:
+    """Validate an agent label: 1-200 characters of text.
+
+    Raises:
+        InvalidInput: empty, longer than 200 characters, or not storable text.
+    """
+    check_text("label", label)
+    if not 0 < len(label) <= 200:
+        raise InvalidInput("a label has 1-200 characters", field="label")
+    return label
+
+
+def check_meta(meta: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
+    """Validate a ``meta`` value: a JSON object (text keys; null, booleans, finite
+    numbers, text, lists and objects as values) of at most ``limit`` bytes as JSON.
+
+    Returns:
+        the object as it will be stored and read back (tuples become lists);
+        ``{}`` for ``None``.
+
+    Raises:
+        InvalidInput: not a mapping, or a value JSON cannot hold.
+        TooLarge: over ``limit`` bytes as JSON.
+    """
+    if meta is None:
+        return {}
+    if not isinstance(meta, Mapping):
+        raise InvalidInput("meta must be a JSON object", field="meta")
+    _check_json("meta", meta)
+    encoded = json.dumps(dict(meta), allow_nan=False)
+    if len(encoded) > limit:
+        raise TooLarge(f"meta is {len(encoded)} bytes as JSON; the limit is {limit}", limit=limit)
+    decoded: dict[str, Any] = json.loads(encoded)
+    return decoded
+
+
+def _check_json(path: str, value: object) -> None:
+    if value is None or isinstance(value, bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(f"{path} is {value}: JSON numbers are finite", field="meta")
+        return
+    if isinstance(value, str):
+        check_text(path, value)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(f"{path} has a key {key!r}: JSON keys are text", field="meta")
+            check_text(f"a key of {path}", key)
+            _check_json(f"{path}.{key}", item)
+        return
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_json(f"{path}[{index}]", item)
+        return
+    raise InvalidInput(f"{path} is a {type(value).__name__}, not a JSON value", field="meta")
+
+
 def append_event(
     conn: Connection,
     workspace: str,
@@ -61,16 +143,17 @@ def append_event(
     **data: Any,
 ) -> int:
     """Append one entry to the event log in the caller's transaction; returns its id."""
-    result = conn.execute(
-        events.insert().values(
-            workspace=workspace, kind=kind, agent_id=agent_id, data=data, created_at=now
-        )
-    )
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    params = {
+        "workspace": workspace,
+        "kind": kind,
+        "agent_id": agent_id,
+        "data": data,
+        "created_at": now,
+    }
+    return int(run(conn, _INSERT_EVENT, params)[0][0])
 
 
+_INSERT_EVENT = events.insert().returning(events.c.id)
 _TOUCH = (
     agents.update()
     .where(agents.c.workspace == sa.bindparam("ws"), agents.c.id == sa.bindparam("aid"))
@@ -91,12 +174,12 @@ def touch_agent(
         Conflict: ``epoch`` is given and older (or newer) than the agent's epoch:
             another instance registered under this id since.
     """
-    row = conn.execute(_TOUCH, {"ws": workspace, "aid": agent_id, "now": now}).first()
-    if row is None:
+    rows = run(conn, _TOUCH, {"ws": workspace, "aid": agent_id, "now": now})
+    if not rows:
         raise NotFound(
             f"no agent {agent_id!r} in workspace {workspace!r}: register it first", agent=agent_id
         )
-    current, status = int(row.epoch), row.status
+    current, status = int(rows[0][0]), rows[0][1]
     if epoch is not None and epoch != current:
         raise Conflict(
             f"stale epoch {epoch} for agent {agent_id!r} (current {current}): another instance "

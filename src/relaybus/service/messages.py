@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,16 @@ import sqlalchemy as sa
 from ..errors import InvalidInput, NotFound, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
-from .common import ServiceBase, append_event, check_name, message_from_row, touch_agent
+from ..store.statements import run, run_many
+from .common import (
+    ServiceBase,
+    append_event,
+    check_meta,
+    check_name,
+    check_text,
+    message_from_row,
+    touch_agent,
+)
 from .targets import parse_target, resolve
 from .tasks import create_task
 
@@ -59,26 +67,26 @@ class MessageOps(ServiceBase):
             the stored message with ``recipients``.
 
         Raises:
-            InvalidInput: a malformed target, channel or priority, or a meta
-                that is not a JSON object.
+            InvalidInput: a malformed target, channel or priority, text with a
+                NUL character or an unpaired surrogate, or a meta that is not a
+                JSON object (see :func:`~relaybus.service.common.check_meta`).
             TooLarge: ``body`` or ``meta`` over ``max_body_bytes``.
             NotFound: the sender, the target or ``reply_to`` does not exist.
             Conflict: stale ``epoch``.
         """
-        if not isinstance(body, str):
-            raise InvalidInput("a message body is text")
+        check_text("the message body", body)
         limit = self.settings.max_body_bytes
         size = len(body.encode("utf-8"))
         if size > limit:
             raise TooLarge(f"message body is {size} bytes; the limit is {limit}", limit=limit)
-        if subject is not None and len(subject) > MAX_SUBJECT_CHARS:
+        if subject is not None and len(check_text("the subject", subject)) > MAX_SUBJECT_CHARS:
             raise InvalidInput(f"a subject has at most {MAX_SUBJECT_CHARS} characters")
         try:
             prio = Priority(priority).value
         except ValueError:
             choices = ", ".join(p.value for p in Priority)
             raise InvalidInput(f"unknown priority {priority!r}: use one of {choices}") from None
-        meta_obj = _check_meta(meta, limit)
+        meta_obj = check_meta(meta, limit)
         if channel is not None:
             check_name("channel", channel)
         target = parse_target(to) if to is not None else None
@@ -118,9 +126,10 @@ class MessageOps(ServiceBase):
                 "task_id": None,
                 "created_at": now,
             }
-            message_id = int(conn.execute(_INSERT_MESSAGE, row).scalar_one())
+            message_id = int(run(conn, _INSERT_MESSAGE, row)[0][0])
             row["id"] = message_id
-            conn.execute(
+            run_many(
+                conn,
                 _INSERT_DELIVERY,
                 [
                     {
@@ -211,17 +220,3 @@ class MessageOps(ServiceBase):
                 .order_by(messages.c.id)
             ).all()
         return [message_from_row(r._mapping) for r in rows]
-
-
-def _check_meta(meta: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
-    if meta is None:
-        return {}
-    if not isinstance(meta, Mapping):
-        raise InvalidInput("meta must be a JSON object")
-    try:
-        encoded = json.dumps(dict(meta))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"meta must be a JSON object: {exc}") from None
-    if len(encoded) > limit:
-        raise TooLarge(f"meta is {len(encoded)} bytes as JSON; the limit is {limit}", limit=limit)
-    return dict(meta)

@@ -8,18 +8,32 @@ subscribed to it (an agent with no channels hears every channel).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import InvalidInput, NotFound
 from ..store.schema import agents
+from ..store.statements import run
 from .common import NAME_RE, did_you_mean
 
 Kind = Literal["agent", "tag", "cap", "label", "broadcast"]
 PREFIXES: dict[str, Kind] = {"tag": "tag", "cap": "cap", "label": "label"}
 FORMS = "an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast"
+
+
+_COLUMNS = (agents.c.id, agents.c.label, agents.c.tags, agents.c.capabilities, agents.c.channels)
+_ALL = sa.select(*_COLUMNS).where(agents.c.workspace == sa.bindparam("ws"))
+_ONE = _ALL.where(agents.c.id == sa.bindparam("aid"))
+
+
+class _Candidate(NamedTuple):
+    id: str
+    label: str | None
+    tags: list[str]
+    capabilities: list[str]
+    channels: list[str]
 
 
 @dataclass(frozen=True)
@@ -71,22 +85,20 @@ def resolve(
         NotFound: the target matches nobody (the message names the target and
             suggests close matches).
     """
-    cols = [agents.c.id, agents.c.label, agents.c.tags, agents.c.capabilities, agents.c.channels]
-    query = sa.select(*cols).where(agents.c.workspace == workspace)
-    if target.kind == "agent":
-        query = query.where(agents.c.id == target.value)
-    rows = conn.execute(query).all()
+    params = {"ws": workspace, "aid": target.value}
+    query = _ONE if target.kind == "agent" else _ALL
+    rows = [_Candidate(*r) for r in run(conn, query, params)]
 
-    def matches(row: sa.Row[tuple[object, ...]]) -> bool:
+    def matches(row: _Candidate) -> bool:
         if target.kind == "tag":
             return target.value in row.tags
         if target.kind == "cap":
             return target.value in row.capabilities
         if target.kind == "label":
-            return bool(row.label == target.value)
+            return row.label == target.value
         return True
 
-    def hears(row: sa.Row[tuple[object, ...]]) -> bool:
+    def hears(row: _Candidate) -> bool:
         return channel is None or not row.channels or channel in row.channels
 
     found = [r for r in rows if matches(r)]

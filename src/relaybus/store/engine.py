@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from ..settings import Settings
 from . import migrate
 from .locate import find_relay_dir, sqlite_url
 from .notify import CHANNEL, Listener, PostgresListener, SocketNotifier
+from .statements import StatementCache
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -64,7 +66,11 @@ class Store:
         else:
             raise StoreError(f"unsupported database {backend!r}: use sqlite or postgresql")
         if migrate_on_open:
-            migrate.ensure_current(self._write_engine)
+            try:
+                migrate.ensure_current(self._write_engine)
+            except BaseException:
+                self.close()  # a refused store must not leak its pooled connections
+                raise
 
     # -- opening ---------------------------------------------------------
 
@@ -90,6 +96,11 @@ class Store:
         sa.event.listen(self._write_engine, "begin", _begin_immediate)
         sa.event.listen(self._read_engine, "begin", _begin_deferred)
         self._notifier: SocketNotifier | None = SocketNotifier(path)
+        self._write_lock = threading.Lock()
+        self._writer: Connection | None = None
+        statements = StatementCache(self._write_engine.dialect)
+        for engine in (self._write_engine, self._read_engine):
+            sa.event.listen(engine, "engine_connect", statements.attach)
 
     def _open_postgresql(self) -> None:
         if self.url.get_driver_name() != "psycopg":
@@ -108,16 +119,24 @@ class Store:
     def write(self) -> Iterator[Connection]:
         """One write transaction; commits on success, rolls back on error,
         then wakes every waiter (other processes included)."""
-        with self._write_engine.begin() as conn:
-            if self.dialect == "postgresql":
+        if self.dialect == "postgresql":
+            with self._write_engine.begin() as conn:
                 # Serialise writers so ids become visible in commit order: a
                 # reader resuming from cursor N never misses an id below N.
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4850)")
-            yield conn
-            if self.dialect == "postgresql":
+                yield conn
                 conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
-        if self._notifier is not None:
-            self._notifier.notify()
+            return
+        # SQLite: this process's one writer connection, kept checked out (a
+        # pool round trip per write cost more than the write); threads queue
+        # on the lock, other processes on SQLite's busy timeout.
+        with self._write_lock:
+            if self._writer is None or self._writer.closed:
+                self._writer = self._write_engine.connect()
+            with self._writer.begin():
+                yield self._writer
+        assert self._notifier is not None
+        self._notifier.notify()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -160,6 +179,11 @@ class Store:
         return migrate.upgrade(self._write_engine)
 
     def close(self) -> None:
+        if getattr(self, "_writer", None) is not None:
+            with self._write_lock:
+                assert self._writer is not None
+                self._writer.close()
+                self._writer = None
         self._write_engine.dispose()
         if self._read_engine is not self._write_engine:
             self._read_engine.dispose()
@@ -207,7 +231,10 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 
 def _begin_immediate(conn: Connection) -> None:
     # Take the write lock up front: no deadlock-prone lock upgrade mid-transaction.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Straight on the driver: this runs once per write.
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    dbapi.execute("BEGIN IMMEDIATE")
 
 
 def _begin_deferred(conn: Connection) -> None:

@@ -1,0 +1,221 @@
+"""Embedded-store benchmark: send throughput vs raw sqlite3, inbox latency, wake-up latency.
+
+Run: ``.venv/bin/python bench/embedded.py`` (``--quick`` for a smoke run).
+
+Prints, from one run on one machine:
+1. sequential send throughput through the SDK next to raw ``sqlite3`` writing
+   the same rows (message + delivery + event, one transaction each) with the
+   same durability settings (WAL, synchronous=NORMAL); the ratio is the figure
+   (target >= 0.5);
+2. inbox read latency p50/p99 with 100k messages stored;
+3. cross-process ``wait`` wake-up latency p50/p99 (target p50 <= 5 ms,
+   p99 <= 25 ms) and the CPU an idle waiter burns.
+The machine is shared and noisy: rounds alternate SDK and raw, medians are quoted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from relaybus import Relay
+from relaybus.store.engine import SQLITE_BUSY_TIMEOUT_MS
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def sdk_sends(folder: Path, count: int) -> float:
+    """Messages per second sent alice → bob through the SDK."""
+    with Relay.open(dir=folder) as relay:
+        alice = relay.register("alice")
+        relay.register("bob")
+        body = "x" * 200
+        start = time.perf_counter()
+        for _ in range(count):
+            alice.send("bob", body)
+        return count / (time.perf_counter() - start)
+
+
+def raw_sends(folder: Path, count: int) -> float:
+    """The same rows written with the stdlib driver: the floor we compare against."""
+    with Relay.open(dir=folder) as relay:  # same schema and indexes, via migrations
+        relay.register("alice")
+        relay.register("bob")
+    conn = sqlite3.connect(folder / "relay.db", isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    body = "x" * 200
+    start = time.perf_counter()
+    for _ in range(count):
+        now = time.time()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(
+            "UPDATE agents SET last_seen_at=? WHERE workspace='default' AND id='alice'", (now,)
+        )
+        cur = conn.execute(
+            "INSERT INTO messages (workspace, sender, target, body, priority, meta, created_at)"
+            " VALUES ('default', 'alice', 'bob', ?, 'normal', '{}', ?)",
+            (body, now),
+        )
+        mid = cur.lastrowid
+        conn.execute(
+            "INSERT INTO deliveries (workspace, agent_id, message_id) VALUES ('default', 'bob', ?)",
+            (mid,),
+        )
+        conn.execute(
+            "INSERT INTO events (workspace, kind, agent_id, data, created_at)"
+            " VALUES ('default', 'message.sent', 'alice', ?, ?)",
+            (json.dumps({"message_id": mid, "recipients": ["bob"]}), now),
+        )
+        conn.execute("COMMIT")
+    rate = count / (time.perf_counter() - start)
+    conn.close()
+    return rate
+
+
+def inbox_latency(folder: Path, stored: int, reads: int) -> tuple[float, float, float, float]:
+    """p50/p99 (ms) of a 50-message unread inbox peek and of a full read, at ``stored`` rows."""
+    with Relay.open(dir=folder) as relay:
+        relay.register("alice")
+        bob = relay.register("bob")
+        relay.register("carol")
+    conn = sqlite3.connect(folder / "relay.db", isolation_level=None)
+    now = time.time()
+    conn.execute("BEGIN")
+    for start in range(0, stored, 10_000):
+        n = min(10_000, stored - start)
+        first = conn.execute("SELECT COALESCE(MAX(id), 0) FROM messages").fetchone()[0] + 1
+        conn.executemany(
+            "INSERT INTO messages (workspace, sender, target, body, priority, meta, created_at)"
+            " VALUES ('default', 'alice', ?, 'seeded message body', 'normal', '{}', ?)",
+            [("bob" if i % 2 else "carol", now) for i in range(n)],
+        )
+        conn.executemany(
+            "INSERT INTO deliveries (workspace, agent_id, message_id, read_at) VALUES"
+            " ('default', ?, ?, ?)",
+            [
+                ("bob" if i % 2 else "carol", first + i, now if i % 4 == 1 else None)
+                for i in range(n)
+            ],
+        )
+    conn.execute("COMMIT")
+    conn.execute("ANALYZE")
+    conn.close()
+    peeks: list[float] = []
+    fulls: list[float] = []
+    with Relay.open(dir=folder) as relay:
+        bob = relay.agent("bob")
+        for _ in range(reads):
+            t0 = time.perf_counter()
+            bob.inbox(limit=50)
+            peeks.append((time.perf_counter() - t0) * 1000)
+            t0 = time.perf_counter()
+            bob.inbox(unread_only=False, newest_first=False, since=stored // 2, limit=50)
+            fulls.append((time.perf_counter() - t0) * 1000)
+    return (
+        statistics.median(peeks),
+        percentile(peeks, 0.99),
+        statistics.median(fulls),
+        percentile(fulls, 0.99),
+    )
+
+
+WAITER = r"""
+import sys, time, json, resource
+from relaybus import Relay
+relay = Relay.open(dir=sys.argv[1])
+me = relay.agent("bob")
+print("ready", flush=True)
+cursor = 0
+idle = float(sys.argv[3])
+# Idle phase: nothing is sent; measure the CPU one blocked waiter uses.
+c0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+me.wait(idle, since=10**12)
+c1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+cpu = (c1.ru_utime - c0.ru_utime) + (c1.ru_stime - c0.ru_stime)
+print(json.dumps({"idle_cpu_percent": 100 * cpu / (t1 - t0)}), flush=True)
+for _ in range(int(sys.argv[2])):
+    found = me.wait(10.0, since=cursor)
+    woke = time.monotonic()
+    cursor = max(m.id for m in found)
+    sent = max(m.meta["t"] for m in found)
+    print(json.dumps({"ms": (woke - sent) * 1000}), flush=True)
+"""
+
+
+def wakeup_latency(folder: Path, wakeups: int, idle: float) -> tuple[float, float, float]:
+    """p50/p99 (ms) from just before a send to a waiter in another process
+    returning with it, and the idle waiter's CPU use (% of one core)."""
+    with Relay.open(dir=folder) as relay:
+        alice = relay.register("alice")
+        relay.register("bob", pid=None)
+        child = subprocess.Popen(
+            [sys.executable, "-c", WAITER, str(folder), str(wakeups), str(idle)],
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        assert child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "ready"
+            idle_cpu = json.loads(child.stdout.readline())["idle_cpu_percent"]
+            samples: list[float] = []
+            for _ in range(wakeups):
+                alice.send("bob", "ping", meta={"t": time.monotonic()})
+                samples.append(json.loads(child.stdout.readline())["ms"])
+        finally:
+            child.wait(timeout=30)
+    return statistics.median(samples), percentile(samples, 0.99), idle_cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000, help="sends per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--stored", type=int, default=100_000)
+    parser.add_argument("--reads", type=int, default=500)
+    parser.add_argument("--wakeups", type=int, default=300)
+    parser.add_argument("--idle", type=float, default=5.0, help="idle-waiter seconds")
+    parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.rounds, args.stored = 200, 1, 5_000
+        args.reads, args.wakeups, args.idle = 50, 30, 1.0
+    print(f"relaybus embedded benchmark — python {sys.version.split()[0]}, "
+          f"sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        sdk: list[float] = []
+        raw: list[float] = []
+        for i in range(args.rounds):
+            sdk.append(sdk_sends(root / f"sdk{i}", args.messages))
+            raw.append(raw_sends(root / f"raw{i}", args.messages))
+        ratios = [s / r for s, r in zip(sdk, raw, strict=True)]
+        print(f"\n1. sequential send, {args.messages} msgs x {args.rounds} rounds (medians)")
+        print(f"   SDK      {statistics.median(sdk):8.0f} msg/s")
+        print(f"   raw      {statistics.median(raw):8.0f} msg/s")
+        print(f"   ratio    {statistics.median(ratios):8.2f}  (target >= 0.50)")
+        p50, p99, f50, f99 = inbox_latency(root / "inbox", args.stored, args.reads)
+        print(f"\n2. inbox read at {args.stored} stored messages, {args.reads} reads")
+        print(f"   unread, newest 50      p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
+        print(f"   all, from a cursor     p50 {f50:6.2f} ms   p99 {f99:6.2f} ms")
+        w50, w99, cpu = wakeup_latency(root / "wait", args.wakeups, args.idle)
+        print(f"\n3. cross-process wait wake-up, {args.wakeups} wake-ups")
+        print(f"   p50 {w50:6.2f} ms   p99 {w99:6.2f} ms   (target p50 <= 5, p99 <= 25)")
+        print(f"   idle waiter CPU over {args.idle:.0f} s: {cpu:.3f}% of one core")
+
+
+if __name__ == "__main__":
+    main()
