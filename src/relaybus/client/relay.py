@@ -195,9 +195,19 @@ class Relay:
         """Event log entries above the cursor ``since``."""
         return self.service.events(workspace=self.workspace, since=since, limit=limit)
 
-    def wait_events(self, timeout: float, *, since: int = 0, limit: int = 100) -> list[Event]:
-        """Block up to ``timeout`` seconds for events above ``since``."""
-        return self.service.wait_events(timeout, workspace=self.workspace, since=since, limit=limit)
+    def wait_events(
+        self,
+        timeout: float,
+        *,
+        since: int = 0,
+        limit: int = 100,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Event]:
+        """Block up to ``timeout`` seconds for events above ``since`` (optionally
+        only of ``kinds``; ``"task."`` matches a family)."""
+        return self.service.wait_events(
+            timeout, workspace=self.workspace, since=since, limit=limit, kinds=kinds
+        )
 
     def prune(
         self, *, message_days: float | None = None, agent_days: float | None = None

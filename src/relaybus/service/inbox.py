@@ -51,7 +51,8 @@ class InboxOps(ServiceBase):
             sa.select(messages, deliveries.c.read_at.label("delivery_read_at"))
             .join(deliveries, deliveries.c.message_id == messages.c.id)
             .where(deliveries.c.workspace == workspace, deliveries.c.agent_id == agent_id)
-            .order_by(messages.c.id.desc() if newest_first else messages.c.id)
+            # By the delivery index, so the newest N need no sort of the whole inbox.
+            .order_by(deliveries.c.message_id.desc() if newest_first else deliveries.c.message_id)
             .limit(limit)
         )
         if unread_only:

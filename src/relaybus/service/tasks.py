@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
-from .common import append_event, touch_agent
+from .common import append_event, check_text, touch_agent
 from .leases import HELD, history, reopen
 from .presence import effective_status
 from .sweeps import SweepOps
@@ -133,9 +133,12 @@ class TaskOps(SweepOps):
             status = TaskStatus(row.status)
             if status.terminal:
                 raise Conflict(
-                    f"task {task_id} is {status.value}; it cannot be claimed",
+                    f"task {task_id} is {status.value}"
+                    + (f" (it was claimed by {row.assignee})" if row.assignee else "")
+                    + "; it cannot be claimed",
                     task=task_id,
                     status=status.value,
+                    holder=row.assignee,
                 )
             if status in HELD and row.assignee != agent_id:
                 reason = self._lapsed(conn, workspace, row, now)
@@ -240,8 +243,9 @@ class TaskOps(SweepOps):
         operator acting for the workspace.
 
         Raises:
-            InvalidInput: unknown status, progress outside 0–100, or a status
-                only claim/release may set.
+            InvalidInput: unknown status, progress outside 0–100, a status
+                only claim/release may set, or a note or result with a NUL
+                character or an unpaired surrogate.
             Conflict: an invalid transition, a finished task, a lapsed lease,
                 or a stale ``epoch``.
             Forbidden: the agent neither holds nor created the task.
@@ -254,6 +258,10 @@ class TaskOps(SweepOps):
             raise InvalidInput(f"status {new_status.value!r} is set by release/claim, not update")
         if progress is not None and not 0 <= progress <= 100:
             raise InvalidInput(f"progress is a percentage 0-100, not {progress}")
+        if note is not None:
+            check_text("the note", note)
+        if result is not None:
+            check_text("the result", result)
         now = self.now()
         with self.store.write() as conn:
             if agent_id is not None:

@@ -6,12 +6,13 @@ stored revision against :data:`HEAD`. Only when they differ is Alembic loaded.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 from ..errors import StoreError
 
@@ -21,6 +22,8 @@ HEAD = "0001"
 
 def alembic_config() -> Config:
     """The Alembic config of relaybus (no ``alembic.ini`` needed)."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", "relaybus.store:migrations")
     return config
@@ -28,11 +31,15 @@ def alembic_config() -> Config:
 
 def script_head() -> str | None:
     """The head revision as Alembic sees it in the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (``None`` for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
@@ -65,6 +72,11 @@ def upgrade(engine: Engine) -> str:
     Raises:
         StoreError: the database has a revision unknown to this version.
     """
+    # Imported here: opening an up-to-date store must not pay for Alembic.
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     config = alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
