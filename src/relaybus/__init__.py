@@ -4,13 +4,60 @@
 >>> relay = Relay.open()
 >>> me = relay.register("alice", tags=["backend"])
 >>> me.send("tag:frontend", "API v2 is merged")
+
+Names load on first use (PEP 562), so ``relaybus --help`` does not pay for
+SQLAlchemy and pydantic.
 """
 
-from .client import AgentHandle, Relay
-from .errors import Conflict, Forbidden, InvalidInput, NotFound, RelayError, StoreError, TooLarge
-from .models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, TaskStatus
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "AgentHandle": "relaybus.client",
+    "Relay": "relaybus.client",
+    "Conflict": "relaybus.errors",
+    "Forbidden": "relaybus.errors",
+    "InvalidInput": "relaybus.errors",
+    "NotFound": "relaybus.errors",
+    "RelayError": "relaybus.errors",
+    "StoreError": "relaybus.errors",
+    "TooLarge": "relaybus.errors",
+    "Agent": "relaybus.models",
+    "AgentStatus": "relaybus.models",
+    "Event": "relaybus.models",
+    "Message": "relaybus.models",
+    "Priority": "relaybus.models",
+    "Task": "relaybus.models",
+    "TaskEvent": "relaybus.models",
+    "TaskStatus": "relaybus.models",
+}
+
+if TYPE_CHECKING:
+    from .client import AgentHandle, Relay
+    from .errors import (
+        Conflict,
+        Forbidden,
+        InvalidInput,
+        NotFound,
+        RelayError,
+        StoreError,
+        TooLarge,
+    )
+    from .models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, TaskStatus
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'relaybus' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Agent",

@@ -60,6 +60,7 @@ class Relay:
         updates: dict[str, Any] = {}
         if dir is not None:
             updates["dir"] = Path(dir)
+            updates["database"] = None  # an explicit folder beats RELAYBUS_DATABASE
         if database is not None:
             updates["database"] = database
         settings = settings.model_copy(update=updates)

@@ -1,0 +1,161 @@
+"""The ``relaybus`` command line: a thin click group over :class:`relaybus.Relay`.
+
+Each command parses its options, calls one SDK method and renders the result
+(:mod:`.render`). :func:`main` is the console script: it turns every
+:class:`~relaybus.errors.RelayError` and click usage error into one line on
+stderr and an exit code (2 for bad input or not found, 1 otherwise).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from .. import __version__
+from ..errors import RelayError
+from . import admin, agents, messages, tasks
+from .app import App, get_app, json_option, one_line
+
+HELP = """Messaging between AI coding agents: inboxes, threads, claimable tasks.
+
+Agents register, send each other messages, read their inboxes (or wait for
+mail), and claim tasks that exactly one agent gets.
+
+\b
+Targets (send --to):
+  alice               the agent with id alice
+  tag:backend         every agent tagged backend
+  cap:review          every agent with the capability review
+  "label:test writer" every agent with that label
+  broadcast           every other agent
+  --channel NAME narrows any target to agents that hear NAME.
+
+\b
+Who am I: send, reply, inbox, claim, release, heartbeat, unregister (and task
+updates) act as the agent named by --as NAME or RELAYBUS_AGENT=NAME.
+
+\b
+The relay lives in .relay/relay.db at the repository root (found by walking
+up from the current directory, like git), created on first use.
+--dir / RELAYBUS_DIR picks another folder; --database / RELAYBUS_DATABASE
+a SQLAlchemy URL (sqlite:///... or postgresql://...).
+
+\b
+Examples:
+  relaybus register alice --cap review && export RELAYBUS_AGENT=alice
+  relaybus --as bob send --to cap:review --claimable --subject "Review PR 7" "ready"
+  relaybus --as alice inbox --wait 60
+  relaybus --as alice claim 3 && relaybus --as alice task 3 --status done
+
+Every command takes --json. Errors are one line on stderr; the exit code is 2
+for bad input or an unknown name, 1 for other failures.
+"""
+
+
+class RelayGroup(click.Group):
+    """Lists commands in the order they were added (a workflow), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=RelayGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--dir",
+    "relay_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The relay folder holding relay.db (RELAYBUS_DIR).",
+)
+@click.option(
+    "--database", metavar="URL", help="A SQLAlchemy URL; beats --dir (RELAYBUS_DATABASE)."
+)
+@click.option("--as", "as_", metavar="NAME", help="The agent to act as (RELAYBUS_AGENT).")
+@click.option(
+    "--epoch",
+    type=int,
+    envvar="RELAYBUS_EPOCH",
+    help="Act only while NAME is still at this registration epoch (RELAYBUS_EPOCH).",
+)
+@click.option("--workspace", metavar="NAME", help="The workspace (RELAYBUS_WORKSPACE; default).")
+@click.version_option(__version__, "-V", "--version", prog_name="relaybus")
+@json_option
+def cli(
+    relay_dir: Path | None,
+    database: str | None,
+    as_: str | None,
+    epoch: int | None,
+    workspace: str | None,
+) -> None:
+    app = get_app()
+    app.overrides = {"dir": relay_dir, "database": database, "agent": as_, "workspace": workspace}
+    app.epoch = epoch
+    click.get_current_context().call_on_close(app.close)
+
+
+for command in (
+    admin.init,
+    admin.migrate,
+    agents.register,
+    agents.agents,
+    messages.send,
+    messages.reply,
+    messages.inbox,
+    messages.thread,
+    tasks.tasks,
+    tasks.task,
+    tasks.claim,
+    tasks.release,
+    agents.heartbeat,
+    agents.unregister,
+    admin.prune,
+    admin.events,
+    admin.demo,
+):
+    cli.add_command(command)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the CLI and exit: 0 on success, the error's exit code otherwise.
+
+    Never shows a traceback unless ``RELAYBUS_DEBUG`` is set.
+    """
+    app = App()
+    try:
+        code = cli.main(args=argv, prog_name="relaybus", obj=app, standalone_mode=False)
+    except RelayError as err:
+        sys.exit(app.fail(err))
+    except click.ClickException as err:
+        sys.exit(app.fail_usage(err))
+    except click.Abort:
+        click.echo("relaybus: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            _crash(app, exc)
+        # The reader went away (`relaybus inbox | head -1`): exit quietly, as the
+        # Python docs advise, without a second error when stdout is flushed at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except Exception as exc:  # the top-level boundary: one line, not a traceback
+        _crash(app, exc)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _crash(app: App, exc: Exception) -> None:
+    if os.environ.get("RELAYBUS_DEBUG"):
+        raise exc
+    message = f"internal error: {type(exc).__name__}: {one_line(str(exc))}"
+    if app.json:
+        click.echo(json.dumps({"error": "internal error", "message": message}), err=True)
+    else:
+        click.echo(f"relaybus: {message} (RELAYBUS_DEBUG=1 shows the traceback)", err=True)
+    sys.exit(1)
+
+
+__all__ = ["cli", "main"]

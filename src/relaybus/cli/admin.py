@@ -1,0 +1,158 @@
+"""Relay-wide commands: init, migrate, prune, events, demo."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from . import render
+from .app import get_app, json_option
+
+if TYPE_CHECKING:
+    from ..client import Relay
+
+#: Longest event data shown in a human ``events`` listing (characters).
+EVENT_DATA_CHARS = 100
+
+
+def location(relay: Relay) -> dict[str, Any]:
+    """Where the relay lives: ``{"path": file or None, "database": URL without password}``."""
+    store = relay.store
+    path = None if store.path is None else str(store.path)
+    return {"path": path, "database": store.url.render_as_string(hide_password=True)}
+
+
+@click.command()
+@json_option
+def init() -> None:
+    """Create the relay and print where it lives.
+
+    The default is .relay/relay.db in the repository root. Every command
+    creates it on first use anyway; init makes it explicit and tells you the
+    path. Idempotent.
+    """
+    app = get_app()
+    relay = app.relay  # opening creates the folder and the database and migrates it
+    where = {**location(relay), "revision": relay.store.migrate()}
+    if app.json:
+        render.emit_json(where)
+        return
+    click.echo(
+        f"initialized relay at {where['path'] or where['database']} (schema {where['revision']})"
+    )
+
+
+@click.command()
+@json_option
+def migrate() -> None:
+    """Apply schema migrations; print the revision."""
+    app = get_app()
+    relay = app.relay
+    where = {**location(relay), "revision": relay.store.migrate()}
+    if app.json:
+        render.emit_json(where)
+        return
+    click.echo(f"{where['path'] or where['database']} is at schema revision {where['revision']}")
+
+
+@click.command()
+@click.option(
+    "--message-days",
+    type=float,
+    metavar="N",
+    help="Delete messages and events older than N days (default RELAYBUS_RETENTION_DAYS, 30).",
+)
+@click.option(
+    "--agent-days",
+    type=float,
+    metavar="N",
+    help="Delete agents offline for more than N days (default RELAYBUS_AGENT_RETENTION_DAYS, 7).",
+)
+@json_option
+def prune(message_days: float | None, agent_days: float | None) -> None:
+    """Delete old messages and events, and gone agents.
+
+    Tasks are kept.
+    """
+    app = get_app()
+    report = app.relay.prune(message_days=message_days, agent_days=agent_days)
+    if app.json:
+        render.emit_json(render.dump(report))
+        return
+    click.echo(
+        f"pruned {report.messages} messages ({report.deliveries} deliveries), "
+        f"{report.events} events, {report.agents} agents"
+    )
+
+
+@click.command()
+@click.option("--since", type=int, default=0, metavar="ID", help="Only events above this id.")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most N (1-1000).")
+@click.option(
+    "--wait",
+    type=float,
+    metavar="SECONDS",
+    help="Block up to SECONDS until there is an event above --since.",
+)
+@json_option
+def events(since: int, limit: int, wait: float | None) -> None:
+    """Show the event log (every change), oldest first.
+
+    \b
+    Example (follow along, resuming from the last id seen):
+      relaybus events --since 120 --wait 30 --json
+    """
+    app = get_app()
+    if wait is None:
+        found = app.relay.events(since=since, limit=limit)
+    else:
+        found = app.relay.wait_events(max(wait, 0.0), since=since, limit=limit)
+    if app.json:
+        render.emit_models(found)
+        return
+    if not found:
+        render.note("no events")
+        return
+    render.table(
+        ["id", "time", "kind", "agent", "data"],
+        [
+            [
+                str(e.id),
+                render.clock(e.created_at),
+                e.kind,
+                e.agent_id or "-",
+                _short(json.dumps(e.data, ensure_ascii=False, default=str)),
+            ]
+            for e in found
+        ],
+    )
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= EVENT_DATA_CHARS else text[: EVENT_DATA_CHARS - 1] + "…"
+
+
+@click.command()
+@click.option(
+    "--reviewers",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many reviewer processes race for the task.",
+)
+@json_option
+def demo(reviewers: int) -> None:
+    """Run the multi-process demo (the main job).
+
+    Separate processes coordinate through a temporary relay: an author posts
+    a claimable review task to cap:review, the reviewers race
+    for it (exactly one wins), the winner reports progress and replies, the
+    author closes the task, and a broadcast reaches everyone. Exits 0 only if
+    every invariant held.
+    """
+    from ..workflows.demo import run_demo
+
+    app = get_app()
+    click.get_current_context().exit(run_demo(reviewers=reviewers, json_output=app.json))

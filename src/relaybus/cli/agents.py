@@ -1,0 +1,154 @@
+"""Agent commands: register, agents, heartbeat, unregister."""
+
+from __future__ import annotations
+
+import click
+
+from . import render
+from .app import get_app, json_option, parse_meta
+
+#: ``relaybus.models.AgentStatus`` values (kept literal so ``--help`` needs no pydantic;
+#: a test keeps them equal).
+AGENT_STATUSES = ("online", "busy", "idle", "offline")
+
+
+@click.command()
+@click.argument("name", required=False)
+@click.option("--label", help="A human name others can target as label:TEXT.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat).")
+@click.option("--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat).")
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="NAME",
+    help="Subscribe to a channel (repeat); none = hear every channel.",
+)
+@click.option(
+    "--pid",
+    type=int,
+    help="A process whose exit marks the agent offline (e.g. your shell's $$); "
+    "without it presence relies on heartbeats.",
+)
+@click.option("--meta", metavar="JSON", help="Free-form JSON object stored with the agent.")
+@json_option
+def register(
+    name: str | None,
+    label: str | None,
+    tags: tuple[str, ...],
+    caps: tuple[str, ...],
+    channels: tuple[str, ...],
+    pid: int | None,
+    meta: str | None,
+) -> None:
+    """Register an agent; print its id and epoch.
+
+    Registering an id again starts a new epoch, which fences off the old
+    instance (its --epoch calls fail). NAME defaults to --as / RELAYBUS_AGENT, else to a derived
+    {host}-cli-{project}-{hash}.
+
+    \b
+    Examples:
+      relaybus register alice --cap review --tag backend
+      relaybus register bob --label "test writer" --pid $$
+    """
+    app = get_app()
+    meta_obj = parse_meta(meta)
+    relay = app.relay
+    # The service, not Relay.register: that one records this (short-lived) process's pid.
+    agent = relay.service.register(
+        name or app.agent_id,
+        workspace=relay.workspace,
+        label=label,
+        tags=tags,
+        capabilities=caps,
+        channels=channels,
+        pid=pid,
+        meta=meta_obj,
+        tool="cli",
+    )
+    if app.json:
+        render.emit_json(render.dump(agent))
+        return
+    click.echo(f"registered {agent.id} (epoch {agent.epoch})")
+    click.echo(f"act as it with --as {agent.id}, or: export RELAYBUS_AGENT={agent.id}")
+
+
+@click.command()
+@click.option("--status", type=click.Choice(AGENT_STATUSES), help="Only agents with this status.")
+@click.option("--tag", help="Only agents with this tag.")
+@click.option("--cap", help="Only agents with this capability.")
+@click.option("--channel", help="Only agents that hear this channel.")
+@click.option("--online", is_flag=True, help="Leave out offline agents.")
+@json_option
+def agents(
+    status: str | None, tag: str | None, cap: str | None, channel: str | None, online: bool
+) -> None:
+    """List agents and their presence.
+
+    An agent is offline when it said so, when its last heartbeat is older than
+    RELAYBUS_STALE_TTL seconds (90), or when its --pid has exited.
+    """
+    app = get_app()
+    found = app.relay.agents(
+        status=status, tag=tag, capability=cap, channel=channel, online_only=online
+    )
+    if app.json:
+        render.emit_models(found)
+        return
+    if not found:
+        render.note(
+            "no agents match"
+            if (status or tag or cap or channel or online)
+            else "no agents registered: relaybus register NAME"
+        )
+        return
+    render.table(
+        ["id", "status", "label", "tags", "caps", "channels", "epoch", "last seen"],
+        [
+            [
+                a.id,
+                a.status.value,
+                a.label or "-",
+                ",".join(a.tags) or "-",
+                ",".join(a.capabilities) or "-",
+                ",".join(a.channels) or "*",
+                str(a.epoch),
+                render.ago(a.last_seen_at),
+            ]
+            for a in found
+        ],
+    )
+
+
+@click.command()
+@click.option(
+    "--status", type=click.Choice(AGENT_STATUSES), help="Also set the status (busy, idle…)."
+)
+@json_option
+def heartbeat(status: str | None) -> None:
+    """Tell the relay this agent is alive (optionally: its status).
+
+    \b
+    Example (from a hook, every minute or so):
+      relaybus --as alice heartbeat --status busy
+    """
+    app = get_app()
+    agent = app.me().heartbeat(status)
+    if app.json:
+        render.emit_json(render.dump(agent))
+        return
+    click.echo(f"{agent.id} is {agent.status.value} (epoch {agent.epoch})")
+
+
+@click.command()
+@json_option
+def unregister() -> None:
+    """Remove this agent; its unread mail goes, its tasks reopen."""
+    app = get_app()
+    me = app.me()
+    me.unregister()
+    if app.json:
+        render.emit_json({"id": me.id, "workspace": app.relay.workspace, "unregistered": True})
+        return
+    click.echo(f"unregistered {me.id}")

@@ -1,0 +1,196 @@
+"""The state one CLI call shares: global options, the lazily opened relay, and
+how errors leave the process.
+
+Nothing here opens the store until a command asks for :attr:`App.relay`, so
+``relaybus --help`` and usage errors never touch the disk; heavy modules
+(pydantic-settings, SQLAlchemy) are imported on that first use too.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ..errors import InvalidInput, RelayError
+
+if TYPE_CHECKING:
+    from ..client import AgentHandle, Relay
+    from ..settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+WHO_ARE_YOU = "who are you? pass --as NAME or set RELAYBUS_AGENT"
+
+
+class App:
+    """Global options of one invocation and the relay they point at.
+
+    ``overrides`` holds the group options that were given (``dir``,
+    ``database``, ``agent``, ``workspace``); they win over ``RELAYBUS_*``.
+    """
+
+    def __init__(self) -> None:
+        self.overrides: dict[str, Any] = {}
+        self.epoch: int | None = None
+        self.json = False
+        self._settings: Settings | None = None
+        self._relay: Relay | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """``Settings()`` from the environment with the given options applied.
+
+        Raises:
+            InvalidInput: a ``RELAYBUS_*`` variable has a value of the wrong type.
+        """
+        if self._settings is None:
+            from pydantic import ValidationError
+
+            from ..settings import Settings
+
+            try:
+                base = Settings()
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                name = "RELAYBUS_" + "_".join(str(p) for p in first["loc"]).upper()
+                raise InvalidInput(f"invalid {name}: {first['msg']}", setting=name) from None
+            updates = {k: v for k, v in self.overrides.items() if v is not None}
+            if "dir" in updates and "database" not in updates:
+                # An explicit --dir beats RELAYBUS_DATABASE from the environment.
+                updates["database"] = None
+            self._settings = base.model_copy(update=updates)
+        return self._settings
+
+    @property
+    def relay(self) -> Relay:
+        """The relay, opened (and migrated) on first use.
+
+        Raises:
+            StoreError: the database cannot be opened. InvalidInput: bad settings.
+        """
+        if self._relay is None:
+            from ..client import Relay
+
+            self._relay = Relay.open(settings=self.settings)
+        return self._relay
+
+    @property
+    def agent_id(self) -> str | None:
+        """Who this call acts as (``--as`` / ``RELAYBUS_AGENT``), if anyone."""
+        return self.settings.agent or None
+
+    def me(self) -> AgentHandle:
+        """A handle acting as ``--as`` (fenced by ``--epoch`` when given).
+
+        Raises:
+            InvalidInput: no agent given. NotFound: no such agent (with close ids).
+        """
+        name = self.agent_id
+        if name is None:
+            raise InvalidInput(WHO_ARE_YOU)
+        return self.relay.agent(name, epoch=self.epoch)
+
+    def close(self) -> None:
+        """Close the relay if a command opened it."""
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
+
+    # -- leaving -----------------------------------------------------------
+
+    def fail(self, err: RelayError) -> int:
+        """Report ``err`` on stderr as one line (JSON with ``--json``); returns the
+        exit code (2 for bad input or not found, 1 otherwise)."""
+        if self.json:
+            click.echo(json.dumps(err.to_dict(), default=str), err=True)
+        else:
+            click.echo(f"relaybus: error: {one_line(err.message)}", err=True)
+        return err.exit_code
+
+    def fail_usage(self, err: click.ClickException) -> int:
+        """Report a click error (bad option, missing argument) as one line."""
+        message = one_line(err.format_message())
+        ctx = getattr(err, "ctx", None)
+        if isinstance(err, click.UsageError) and ctx is not None:
+            message += f" (see '{ctx.command_path} --help')"
+        if self.json:
+            payload = {"error": "usage", "message": message}
+            click.echo(json.dumps(payload), err=True)
+        else:
+            click.echo(f"relaybus: error: {message}", err=True)
+        return err.exit_code
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks folded into spaces."""
+    return " ".join(text.split())
+
+
+def get_app() -> App:
+    """The :class:`App` of the running command (``main()`` passes it as ``obj``)."""
+    ctx = click.get_current_context()
+    app = ctx.find_object(App)
+    if app is None:  # invoked without main(), e.g. click's CliRunner
+        app = ctx.ensure_object(App)
+    return app
+
+
+def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        app = ctx.find_object(App) or ctx.ensure_object(App)
+        app.json = True
+
+
+def json_option(func: F) -> F:
+    """``--json``: print the objects as JSON (an array for lists) instead of text."""
+    return click.option(
+        "--json",
+        "json_output",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_json,
+        help="Print JSON (objects with their ids; lists as arrays) instead of text.",
+    )(func)
+
+
+def read_body(body: str) -> str:
+    """The message body argument; ``-`` reads it from stdin (one trailing newline dropped)."""
+    if body != "-":
+        return body
+    text = sys.stdin.read()
+    return text[:-1] if text.endswith("\n") else text
+
+
+def parse_meta(meta: str | None) -> dict[str, Any] | None:
+    """``--meta`` text as a JSON object.
+
+    Raises:
+        InvalidInput: not JSON, or JSON that is not an object.
+    """
+    if meta is None:
+        return None
+    try:
+        value = json.loads(meta)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"--meta is not valid JSON: {exc}", option="--meta") from None
+    if not isinstance(value, dict):
+        kind = JSON_KINDS.get(type(value), type(value).__name__)
+        raise InvalidInput(
+            f"--meta must be a JSON object like '{{\"pr\": 7}}', not {kind}", option="--meta"
+        )
+    return value
+
+
+JSON_KINDS: dict[type, str] = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}

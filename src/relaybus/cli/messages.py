@@ -1,0 +1,189 @@
+"""Message commands: send, reply, inbox, thread."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import InvalidInput
+from . import render
+from .app import get_app, json_option, parse_meta, read_body
+
+if TYPE_CHECKING:
+    from ..models import Message
+
+#: ``relaybus.models.Priority`` values (literal so ``--help`` needs no pydantic; a test
+#: keeps them equal).
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def confirm(verb: str, msg: Message) -> str:
+    """``sent #12 to cap:review → bob, carol (task #3)``."""
+    reached = render.names(msg.recipients)
+    line = f"{verb} #{msg.id} to {msg.to}"
+    if msg.recipients != [msg.to]:
+        line += f" → {reached}"
+    if msg.thread_id != msg.id:
+        line += f" in thread #{msg.thread_id}"
+    if msg.task_id is not None:
+        line += f" (task #{msg.task_id})"
+    return line
+
+
+@click.command()
+@click.option(
+    "--to", "to", required=True, metavar="TARGET", help="alice, tag:x, cap:x, label:x or broadcast."
+)
+@click.option("--subject", help="A subject line (the task title with --claimable).")
+@click.option("--channel", help="Only recipients that hear this channel.")
+@click.option("--reply-to", type=int, metavar="ID", help="Answer message ID in its thread.")
+@click.option("--priority", type=click.Choice(PRIORITIES), default="normal", show_default=True)
+@click.option(
+    "--claimable", is_flag=True, help="Also create a task that exactly one recipient can claim."
+)
+@click.option("--meta", metavar="JSON", help="A JSON object, e.g. '{\"pr\": 7}'.")
+@click.argument("body")
+@json_option
+def send(
+    to: str,
+    subject: str | None,
+    channel: str | None,
+    reply_to: int | None,
+    priority: str,
+    claimable: bool,
+    meta: str | None,
+    body: str,
+) -> None:
+    """Send BODY (- reads stdin) to a target.
+
+    The target is resolved now: every agent it matches gets the message in its
+    inbox; a target that matches nobody is an error and nothing is sent.
+
+    \b
+    Examples:
+      relaybus --as alice send --to bob "stay out of src/auth for an hour"
+      relaybus --as alice send --to cap:review --claimable --subject "Review PR 7" "diff: ..."
+      git diff | relaybus --as alice send --to tag:backend --channel api -
+    """
+    app = get_app()
+    meta_obj = parse_meta(meta)
+    me = app.me()
+    msg = me.send(
+        to,
+        read_body(body),
+        subject=subject,
+        channel=channel,
+        priority=priority,
+        meta=meta_obj,
+        claimable=claimable,
+        reply_to=reply_to,
+    )
+    if app.json:
+        render.emit_json(render.dump(msg))
+        return
+    click.echo(confirm("sent", msg))
+
+
+@click.command()
+@click.argument("message_id", metavar="ID", type=int)
+@click.argument("body")
+@click.option("--subject", help="A subject line.")
+@click.option("--priority", type=click.Choice(PRIORITIES), default="normal", show_default=True)
+@json_option
+def reply(message_id: int, body: str, subject: str | None, priority: str) -> None:
+    """Reply to message ID in its thread.
+
+    BODY '-' reads stdin. The reply goes to the message's sender (to its target, if you sent it).
+
+    \b
+    Example:
+      relaybus --as bob reply 12 "LGTM, two nits inline"
+    """
+    app = get_app()
+    me = app.me()
+    msg = me.reply(message_id, read_body(body), subject=subject, priority=priority)
+    if app.json:
+        render.emit_json(render.dump(msg))
+        return
+    click.echo(confirm("replied", msg))
+
+
+@click.command()
+@click.option("--all", "all_", is_flag=True, help="Read messages too, not only unread ones.")
+@click.option("--peek", is_flag=True, help="Only look: do not mark anything read.")
+@click.option("--oldest-first", is_flag=True, help="Oldest first (default: newest first).")
+@click.option("--since", type=int, metavar="ID", help="Only messages with an id above ID.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most N (1-1000).")
+@click.option(
+    "--wait",
+    type=float,
+    metavar="SECONDS",
+    help="Block up to SECONDS until unread mail exists; on timeout print nothing and exit 0.",
+)
+@json_option
+def inbox(
+    all_: bool,
+    peek: bool,
+    oldest_first: bool,
+    since: int | None,
+    limit: int,
+    wait: float | None,
+) -> None:
+    """Show unread messages and mark them read.
+
+    --peek leaves them unread. With --wait the command blocks until mail
+    arrives (returning at once if there is unread mail already) and exits 0
+    either way: on timeout it prints "no new messages" on stderr, or an empty
+    JSON array with --json.
+
+    \b
+    Examples:
+      relaybus --as bob inbox
+      relaybus --as bob inbox --peek --json
+      relaybus --as bob inbox --wait 60 --oldest-first
+    """
+    app = get_app()
+    if wait is not None and all_:
+        raise InvalidInput("--wait waits for unread mail; it does not combine with --all")
+    if not 1 <= limit <= 1000:
+        raise InvalidInput(f"--limit must be between 1 and 1000, not {limit}")
+    me = app.me()
+    if wait is None:
+        found = me.inbox(
+            unread_only=not all_,
+            newest_first=not oldest_first,
+            since=since,
+            limit=limit,
+            mark_read=not peek,
+        )
+    else:
+        # Look, then mark only what is printed: wait() itself may return more than --limit.
+        found = me.wait(max(wait, 0.0), since=since)[:limit]
+        if not oldest_first:
+            found.reverse()
+        if found and not peek:
+            me.mark_read([m.id for m in found])
+    if app.json:
+        render.emit_models(found)
+        return
+    if not found:
+        if wait is not None:
+            render.note("no new messages")
+        else:
+            render.note("no messages" if all_ else "no unread messages")
+        return
+    render.messages(found, show_read=all_)
+
+
+@click.command()
+@click.argument("message_id", metavar="ID", type=int)
+@json_option
+def thread(message_id: int) -> None:
+    """Show the thread of message ID, oldest first."""
+    app = get_app()
+    found = app.relay.thread(message_id)
+    if app.json:
+        render.emit_models(found)
+        return
+    render.messages(found)

@@ -1,0 +1,196 @@
+"""Task commands: tasks, task, claim, release."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import Conflict
+from . import render
+from .app import get_app, json_option
+
+if TYPE_CHECKING:
+    from ..models import Task, TaskEvent
+
+#: ``relaybus.models.TaskStatus`` values (literal so ``--help`` needs no pydantic; a test
+#: keeps them equal).
+TASK_STATUSES = ("open", "claimed", "in_progress", "blocked", "done", "failed", "canceled")
+#: The statuses ``task ID --status`` may set (claim and release set the others).
+UPDATE_STATUSES = ("in_progress", "blocked", "done", "failed", "canceled")
+
+
+def status_text(task: Task) -> str:
+    """``in_progress 50% (halfway)``."""
+    text = task.status.value
+    if task.progress or task.progress_note:
+        text += f" {task.progress}%"
+    if task.progress_note:
+        text += f" ({task.progress_note})"
+    return text
+
+
+def lease_text(task: Task) -> str:
+    """``until 14:12:01 (in 9m)``, or ``-`` without a lease."""
+    if task.lease_expires_at is None:
+        return "-"
+    return f"until {render.clock(task.lease_expires_at)} ({render.ago(task.lease_expires_at)})"
+
+
+@click.command()
+@click.option("--status", type=click.Choice(TASK_STATUSES), help="Only tasks with this status.")
+@click.option("--assignee", metavar="AGENT", help="Only tasks held by AGENT.")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most N, newest first.")
+@json_option
+def tasks(status: str | None, assignee: str | None, limit: int) -> None:
+    """List tasks, newest first."""
+    app = get_app()
+    found = app.relay.tasks(status=status, assignee=assignee, limit=limit)
+    if app.json:
+        render.emit_models(found)
+        return
+    if not found:
+        render.note("no tasks")
+        return
+    render.table(
+        ["id", "status", "title", "assignee", "lease", "target", "updated"],
+        [
+            [
+                str(t.id),
+                status_text(t),
+                t.title,
+                t.assignee or "-",
+                render.ago(t.lease_expires_at) if t.lease_expires_at else "-",
+                t.target,
+                render.ago(t.updated_at),
+            ]
+            for t in found
+        ],
+    )
+
+
+def show_task(task: Task, history: list[TaskEvent]) -> None:
+    """Print one task's fields, body and history."""
+    click.echo(click.style(f"task #{task.id}  {task.title}", bold=True))
+    pairs = [
+        ("status", status_text(task)),
+        ("assignee", task.assignee or "-"),
+        ("lease", lease_text(task)),
+        ("target", task.target + (f" on channel {task.channel}" if task.channel else "")),
+        (
+            "creator",
+            (task.creator or "-")
+            + (f" (message #{task.message_id})" if task.message_id is not None else ""),
+        ),
+        ("created", f"{render.clock(task.created_at)} ({render.ago(task.created_at)})"),
+        ("updated", f"{render.clock(task.updated_at)} ({render.ago(task.updated_at)})"),
+    ]
+    if task.result is not None:
+        pairs.append(("result", task.result))
+    render.fields(pairs)
+    if task.body:
+        click.echo()
+        click.echo("\n".join(f"  {line}" for line in task.body.splitlines()))
+    click.echo()
+    render.table(
+        ["time", "event", "status", "agent", "progress", "note"],
+        [
+            [
+                render.clock(e.created_at),
+                e.kind,
+                e.status.value,
+                e.agent_id or "-",
+                "-" if e.progress is None else f"{e.progress}%",
+                e.note or "",
+            ]
+            for e in history
+        ],
+    )
+
+
+@click.command()
+@click.argument("task_id", metavar="ID", type=int)
+@click.option("--status", type=click.Choice(UPDATE_STATUSES), help="Move the task on.")
+@click.option("--progress", type=int, metavar="N", help="Percent done, 0-100.")
+@click.option("--note", help="What is happening (kept in the history).")
+@click.option("--result", help="The outcome, e.g. a summary or a link.")
+@json_option
+def task(
+    task_id: int,
+    status: str | None,
+    progress: int | None,
+    note: str | None,
+    result: str | None,
+) -> None:
+    """Show task ID and its history, or update it.
+
+    With --as / RELAYBUS_AGENT, updates act as that agent (the holder moves the
+    task on; its creator may close it); without, as the workspace operator.
+    Progress on a claimed task moves it to in_progress and renews the lease.
+
+    \b
+    Examples:
+      relaybus task 3
+      relaybus --as bob task 3 --progress 50 --note "tests pass, docs left"
+      relaybus --as bob task 3 --status done --result "merged as a1b2c3"
+    """
+    app = get_app()
+    if status is None and progress is None and note is None and result is None:
+        found = app.relay.task(task_id)
+        history = app.relay.task_history(task_id)
+        if app.json:
+            render.emit_json({**render.dump(found), "history": [render.dump(e) for e in history]})
+            return
+        show_task(found, history)
+        return
+    # Without --as, the workspace operator acts (Relay.update_task), not an agent.
+    actor = app.relay if app.agent_id is None else app.me()
+    updated = actor.update_task(task_id, status=status, progress=progress, note=note, result=result)
+    if app.json:
+        render.emit_json(render.dump(updated))
+        return
+    click.echo(f"task #{updated.id} is {status_text(updated)}")
+
+
+@click.command()
+@click.argument("task_id", metavar="ID", type=int)
+@click.option(
+    "--lease",
+    type=float,
+    metavar="SECONDS",
+    help="Hold it this long unless renewed (default RELAYBUS_LEASE_SECONDS, 600).",
+)
+@json_option
+def claim(task_id: int, lease: float | None) -> None:
+    """Claim task ID; exit 0 only if you now hold it.
+
+    Exactly one of any number of racing claimers wins; the others exit 1 with
+    a line naming the holder. Claiming a task you hold renews the lease; update
+    it or claim it again before the lease ends, or it reopens.
+
+    \b
+    Example:
+      relaybus --as bob claim 3 && relaybus --as bob task 3 --progress 10
+    """
+    app = get_app()
+    me = app.me()
+    held = me.claim(task_id, lease=lease)
+    if held.assignee != me.id:  # the service refuses instead; this guards the exit code
+        raise Conflict(f"task {task_id} is held by {held.assignee}", holder=held.assignee)
+    if app.json:
+        render.emit_json(render.dump(held))
+        return
+    click.echo(f'claimed task #{held.id} "{held.title}"; lease {lease_text(held)}')
+
+
+@click.command()
+@click.argument("task_id", metavar="ID", type=int)
+@json_option
+def release(task_id: int) -> None:
+    """Give back task ID; it is open again for anyone."""
+    app = get_app()
+    released = app.me().release(task_id)
+    if app.json:
+        render.emit_json(render.dump(released))
+        return
+    click.echo(f"released task #{released.id}; it is {released.status.value} again")

@@ -1,0 +1,73 @@
+"""init, migrate, prune, events, --help and --version."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from relaybus import Relay, __version__
+from relaybus.cli import agents, cli, messages, tasks
+from relaybus.models import AgentStatus, Priority, TaskStatus
+
+from .conftest import Cli
+
+
+def test_init_creates_the_relay_and_migrate_reports_its_revision(cli: Cli) -> None:
+    assert not cli.relay_dir.exists()
+    init = cli("init")
+    migrate = cli("--json migrate")
+
+    db = cli.relay_dir / "relay.db"
+    assert init.code == 0, init
+    assert db.is_file()
+    assert init.out.strip() == f"initialized relay at {db} (schema 0001)"
+    assert migrate.code == 0, migrate
+    assert migrate.json() == {"path": str(db), "database": f"sqlite:///{db}", "revision": "0001"}
+
+
+def test_help_explains_targets_and_does_not_touch_the_store(cli: Cli) -> None:
+    result = cli("--help")
+
+    assert result.code == 0, result
+    for teaches in ("tag:backend", "cap:review", "label:", "broadcast", "--as", ".relay/relay.db"):
+        assert teaches in result.out
+    assert not cli.relay_dir.exists()
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_command_has_help_with_a_summary_and_json(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
+
+    assert result.exit_code == 0, result.output
+    assert cli.commands[name].get_short_help_str(limit=60).strip()
+    assert "--json" in result.output
+
+
+def test_version_prints_the_package_version() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+
+    assert result.exit_code == 0
+    assert __version__ in result.output
+
+
+def test_literal_choices_match_the_model_enums() -> None:
+    assert agents.AGENT_STATUSES == tuple(s.value for s in AgentStatus)
+    assert messages.PRIORITIES == tuple(p.value for p in Priority)
+    assert tasks.TASK_STATUSES == tuple(s.value for s in TaskStatus)
+    assert set(tasks.UPDATE_STATUSES) < set(tasks.TASK_STATUSES)
+
+
+def test_events_and_prune_report_as_json(cli: Cli, relay: Relay) -> None:
+    relay.agent("alice").send("bob", "old news")
+    events = cli("events --since 2 --limit 2 --json")
+    prune = cli("prune --message-days 0 --json")
+
+    assert events.code == 0, events
+    assert [(e["id"], e["kind"]) for e in events.json()] == [
+        (3, "agent.registered"),
+        (4, "message.sent"),
+    ]
+    assert prune.code == 0, prune
+    report = prune.json()
+    assert report["messages"] == 1 and report["deliveries"] == 1
+    assert relay.agent("bob").inbox() == []
