@@ -53,6 +53,8 @@ class Store:
         migrate_on_open: bool = True,
     ) -> None:
         self.url = sa.make_url(url)
+        self._write_lock = threading.Lock()
+        self._writer: Connection | None = None
         self.settings = settings or Settings()
         self.clock = clock
         self.dialect: Dialect
@@ -96,8 +98,6 @@ class Store:
         sa.event.listen(self._write_engine, "begin", _begin_immediate)
         sa.event.listen(self._read_engine, "begin", _begin_deferred)
         self._notifier: SocketNotifier | None = SocketNotifier(path)
-        self._write_lock = threading.Lock()
-        self._writer: Connection | None = None
         statements = StatementCache(self._write_engine.dialect)
         for engine in (self._write_engine, self._read_engine):
             sa.event.listen(engine, "engine_connect", statements.attach)
@@ -133,8 +133,25 @@ class Store:
         with self._write_lock:
             if self._writer is None or self._writer.closed:
                 self._writer = self._write_engine.connect()
-            with self._writer.begin():
-                yield self._writer
+            conn = self._writer
+            dbapi = conn.connection.dbapi_connection
+            assert isinstance(dbapi, sqlite3.Connection)
+            # Begin and end on the driver: SQLAlchemy's transaction bookkeeping
+            # was a fifth of a send. Core statements run inside still work: their
+            # autobegin sees the open transaction (see _begin_immediate).
+            dbapi.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction():
+                    conn.rollback()
+                if dbapi.in_transaction:
+                    dbapi.rollback()
+                raise
+            if conn.in_transaction():
+                conn.commit()
+            if dbapi.in_transaction:
+                dbapi.commit()
         assert self._notifier is not None
         self._notifier.notify()
 
@@ -176,12 +193,16 @@ class Store:
 
     def migrate(self) -> str:
         """Apply pending migrations; returns the revision now current."""
-        return migrate.upgrade(self._write_engine)
+        with self._write_lock:
+            # The writer's pool has one connection: hand it back for Alembic.
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+            return migrate.upgrade(self._write_engine)
 
     def close(self) -> None:
-        if getattr(self, "_writer", None) is not None:
-            with self._write_lock:
-                assert self._writer is not None
+        with self._write_lock:
+            if self._writer is not None:
                 self._writer.close()
                 self._writer = None
         self._write_engine.dispose()
@@ -233,8 +254,9 @@ def _begin_immediate(conn: Connection) -> None:
     # Take the write lock up front: no deadlock-prone lock upgrade mid-transaction.
     # Straight on the driver: this runs once per write.
     dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
-    dbapi.execute("BEGIN IMMEDIATE")
+    assert isinstance(dbapi, sqlite3.Connection)
+    if not dbapi.in_transaction:  # Store.write() may have begun it already
+        dbapi.execute("BEGIN IMMEDIATE")
 
 
 def _begin_deferred(conn: Connection) -> None:
