@@ -193,8 +193,10 @@ def main() -> None:
     if args.quick:
         args.messages, args.rounds, args.stored = 200, 1, 5_000
         args.reads, args.wakeups, args.idle = 50, 30, 1.0
-    print(f"relaybus embedded benchmark — python {sys.version.split()[0]}, "
-          f"sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cores")
+    print(
+        f"relaybus embedded benchmark — python {sys.version.split()[0]}, "
+        f"sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cores"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         sdk: list[float] = []

@@ -347,3 +347,14 @@ def test_results_dump_to_json_with_aware_utc_times(relay: Relay) -> None:
     assert agent_wire["status"] == "online"
     with pytest.raises(ValueError):
         sent.__setattr__("body", "changed")  # frozen
+
+
+def test_a_reply_through_a_handle_may_be_redirected(relay: Relay) -> None:
+    alice = relay.register("alice")
+    bob = relay.register("bob")
+    carol = relay.register("carol")
+    first = alice.send("bob", "who owns src/auth?")
+    answer = bob.reply(first, "carol does, asking her", to="carol")
+    assert answer.recipients == ["carol"]
+    assert answer.thread_id == first.id
+    assert [m.id for m in carol.inbox()] == [answer.id]

@@ -272,3 +272,16 @@ def test_a_stranger_updating_a_task_is_forbidden(service: Service) -> None:
     error = error_of(lambda: service.update_task(1, "bob", status="done"))
     assert isinstance(error, Forbidden)
     assert error.exit_code == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"host": "h" * 256}, {"instance_id": "i" * 129}],
+    ids=["host", "instance_id"],
+)
+def test_over_long_registration_fields_are_refused_alike_on_both_dialects(
+    service: Service, fields: dict[str, str]
+) -> None:
+    with pytest.raises(InvalidInput):
+        service.register("alice", **fields)  # type: ignore[arg-type]
+    assert service.list_agents() == []

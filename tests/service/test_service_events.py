@@ -93,3 +93,10 @@ def test_events_stay_in_their_workspace(busy: Service) -> None:
 def test_an_empty_log_has_cursor_zero(service: Service) -> None:
     assert service.last_event_id() == 0
     assert service.events() == []
+
+
+def test_a_kind_family_filter_treats_underscores_literally(service: Service) -> None:
+    service.register("alice")
+    # "agent_" must not match "agent." as a LIKE wildcard would.
+    assert service.events(kinds=["agent_"]) == []
+    assert service.events(kinds=["agent."]) != []

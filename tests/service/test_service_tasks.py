@@ -415,3 +415,14 @@ def test_list_tasks_shows_expired_leases_as_open(
     clock.advance(11)
     service.heartbeat("rev1")
     assert [t.status for t in service.list_tasks()] == [TaskStatus.OPEN]
+
+
+def test_an_agent_declaring_itself_offline_releases_its_claims(
+    service: Service, task_id: int
+) -> None:
+    service.claim(task_id, "rev1")
+    service.update_agent("rev1", status="offline")
+    task = service.get_task(task_id, sweep=False)
+    assert task.status is TaskStatus.OPEN
+    assert task.assignee is None
+    assert service.task_history(task_id)[-1].note == "holder offline"

@@ -10,8 +10,10 @@ import pytest
 import sqlalchemy as sa
 
 from relaybus.errors import StoreError
+from relaybus.service import Service
 from relaybus.settings import Settings
 from relaybus.store import Store, find_relay_dir, migrate, open_store, sqlite_url
+from relaybus.store.migrate import HEAD
 from relaybus.store.schema import metadata
 
 TABLES = {"agents", "messages", "deliveries", "tasks", "task_events", "events"}
@@ -162,3 +164,15 @@ def test_settings_database_wins_over_dir(tmp_path: Path) -> None:
     with open_store(Settings(dir=tmp_path / "ignored", database=url)) as store:
         assert store.path == tmp_path / "db" / "relay.db"
     assert not (tmp_path / "ignored").exists()
+
+
+def test_migrate_after_writes_hands_the_writer_back(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}/relay.db")
+    try:
+        service = Service(store)
+        service.register("alice")
+        assert store.migrate() == HEAD
+        service.register("bob")  # the writer reconnects after migrating
+        assert {a.id for a in service.list_agents()} == {"alice", "bob"}
+    finally:
+        store.close()

@@ -278,9 +278,11 @@ class AgentHandle:
 
     def reply(self, message: Message | int, body: str, **kwargs: Any) -> Message:
         """Answer ``message`` in its thread, to its sender (or, for one's own
-        message, to its target)."""
+        message, to its target) unless ``to=`` says otherwise; other keywords
+        as for :meth:`send`."""
         parent = message.id if isinstance(message, Message) else message
-        return self.relay.service.send(self.id, None, body, reply_to=parent, **kwargs, **self._kw)
+        to = kwargs.pop("to", None)  # a reply may be redirected, e.g. to the whole channel
+        return self.relay.service.send(self.id, to, body, reply_to=parent, **kwargs, **self._kw)
 
     def inbox(
         self,

@@ -113,6 +113,11 @@ class AgentOps(SweepOps):
             check_label(label)
         check_text("host", host)
         check_text("cwd", cwd)
+        # The columns' limits, checked here so both dialects refuse alike.
+        if len(host) > 255:
+            raise InvalidInput("a host name has at most 255 characters")
+        if instance_id is not None and not 0 < len(instance_id) <= 128:
+            raise InvalidInput("an instance id has 1-128 characters")
         now = self.now()
         with self.store.write() as conn:
             key = (agents.c.workspace == workspace) & (agents.c.id == agent_id)
@@ -221,6 +226,9 @@ class AgentOps(SweepOps):
                 )
                 kind = "agent.offline" if values.get("status") == "offline" else "agent.updated"
                 append_event(conn, workspace, kind, now, agent_id, **values)
+                if kind == "agent.offline":
+                    # An agent that says it is gone holds nothing any more.
+                    release_held(conn, workspace, agent_id, now, "holder offline")
         return self.get_agent(agent_id, workspace=workspace)
 
     def unregister(

@@ -39,7 +39,9 @@ class EventOps(ServiceBase):
             query = query.where(
                 sa.or_(
                     *(
-                        events.c.kind.startswith(k) if k.endswith(".") else events.c.kind == k
+                        events.c.kind.startswith(k, autoescape=True)
+                        if k.endswith(".")
+                        else events.c.kind == k
                         for k in kinds
                     )
                 )
