@@ -55,10 +55,9 @@ def register(
     app = get_app()
     meta_obj = parse_meta(meta)
     relay = app.relay
-    # The service, not Relay.register: that one records this (short-lived) process's pid.
-    agent = relay.service.register(
+    # pid None unless given: this CLI process exits at once and would read as offline.
+    agent = relay.register(
         name or app.agent_id,
-        workspace=relay.workspace,
         label=label,
         tags=tags,
         capabilities=caps,
@@ -66,7 +65,7 @@ def register(
         pid=pid,
         meta=meta_obj,
         tool="cli",
-    )
+    ).info()
     if app.json:
         render.emit_json(render.dump(agent))
         return

@@ -15,7 +15,7 @@ import os
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import InvalidInput
 from ..models import Agent, AgentStatus, Event, Message, Priority, PruneReport, Task, TaskEvent
@@ -86,15 +86,17 @@ class Relay:
         capabilities: Sequence[str] = (),
         channels: Sequence[str] = (),
         meta: Mapping[str, Any] | None = None,
-        pid: int | None = None,
+        pid: int | None | Literal["current"] = "current",
         instance_id: str | None = None,
         tool: str = "python",
     ) -> AgentHandle:
         """Register this process as an agent and return its handle.
 
         ``pid`` defaults to this process, so the agent reads as offline once
-        the process is gone. ``instance_id`` defaults to a fresh id: each
-        registration is a new instance that fences off the previous one.
+        the process is gone; ``None`` records no pid (presence then rests on
+        heartbeats alone, e.g. for a short-lived CLI call). ``instance_id``
+        defaults to a fresh id: each registration is a new instance that
+        fences off the previous one.
 
         Raises:
             InvalidInput: a malformed id, tag, capability or channel.
@@ -107,7 +109,7 @@ class Relay:
             capabilities=capabilities,
             channels=channels,
             meta=meta,
-            pid=os.getpid() if pid is None else pid,
+            pid=os.getpid() if pid == "current" else pid,
             instance_id=instance_id or uuid.uuid4().hex,
             tool=tool,
         )

@@ -118,8 +118,8 @@ class AgentOps(SweepOps):
             raise InvalidInput("a host name has at most 255 characters")
         if instance_id is not None and not 0 < len(instance_id) <= 128:
             raise InvalidInput("an instance id has 1-128 characters")
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             key = (agents.c.workspace == workspace) & (agents.c.id == agent_id)
             existing = conn.execute(sa.select(agents.c.epoch, agents.c.instance_id).where(key))
             row = existing.first()
@@ -215,8 +215,8 @@ class AgentOps(SweepOps):
             except ValueError:
                 choices = ", ".join(s.value for s in AgentStatus)
                 raise InvalidInput(f"unknown status {status!r}: use one of {choices}") from None
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
             if values:
                 conn.execute(
@@ -241,8 +241,8 @@ class AgentOps(SweepOps):
         Raises:
             NotFound: unknown agent. Conflict: stale ``epoch``.
         """
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
             release_held(conn, workspace, agent_id, now, reason="unregistered")
             conn.execute(

@@ -31,6 +31,8 @@ class ServiceBase:
         self.settings = store.settings
 
     def now(self) -> float:
+        """The store's clock, float Unix seconds. Read it inside the write
+        transaction, so that times follow the order of ids."""
         return self.store.clock()
 
 

@@ -63,8 +63,8 @@ class InboxOps(ServiceBase):
             with self.store.read() as conn:
                 rows = conn.execute(query).all()
         else:
-            now = self.now()
             with self.store.write() as conn:
+                now = self.now()
                 touch_agent(conn, workspace, agent_id, epoch, now)
                 rows = conn.execute(query).all()
                 ids = [r.id for r in rows if r.delivery_read_at is None]
@@ -89,8 +89,8 @@ class InboxOps(ServiceBase):
         """
         if (ids is None) == (up_to is None):
             raise InvalidInput("mark read either by message ids or up to a cursor")
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
             if ids is None:
                 assert up_to is not None

@@ -93,8 +93,8 @@ class MessageOps(ServiceBase):
         if target is None and reply_to is None:
             raise InvalidInput("a message needs a target (--to) or a message to reply to")
 
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             touch_agent(conn, workspace, sender, epoch, now)
             thread_id: int | None = None
             if reply_to is not None:

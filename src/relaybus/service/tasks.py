@@ -126,8 +126,8 @@ class TaskOps(SweepOps):
             NotFound: no such task or agent.
         """
         seconds = self._lease(lease)
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             current = touch_agent(conn, workspace, agent_id, epoch, now)
             row = self._row(conn, workspace, task_id, lock=True)
             status = TaskStatus(row.status)
@@ -190,8 +190,8 @@ class TaskOps(SweepOps):
             Conflict: ``agent_id`` does not hold it (any more), or stale ``epoch``.
         """
         seconds = self._lease(lease)
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             self._held_by(conn, workspace, task_id, agent_id, epoch, now)
             conn.execute(
                 tasks.update()
@@ -217,8 +217,8 @@ class TaskOps(SweepOps):
         Raises:
             Conflict: ``agent_id`` does not hold it, or stale ``epoch``.
         """
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             self._held_by(conn, workspace, task_id, agent_id, epoch, now)
             reopen(conn, workspace, task_id, agent_id, now, "released by holder")
         return self.get_task(task_id, workspace=workspace, sweep=False)
@@ -262,8 +262,8 @@ class TaskOps(SweepOps):
             check_text("the note", note)
         if result is not None:
             check_text("the result", result)
-        now = self.now()
         with self.store.write() as conn:
+            now = self.now()
             if agent_id is not None:
                 touch_agent(conn, workspace, agent_id, epoch, now)
             row = self._row(conn, workspace, task_id, lock=True)

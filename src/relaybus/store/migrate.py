@@ -79,17 +79,14 @@ def upgrade(engine: Engine) -> str:
 
     config = alembic_config()
     with engine.begin() as conn:
+        found = MigrationContext.configure(conn).get_current_revision()
+        known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
+        if found is not None and found not in known:
+            raise StoreError(
+                f"the database is at schema revision {found!r}, newer than this relaybus "
+                f"(head {HEAD!r}): upgrade relaybus"
+            )
         config.attributes["connection"] = conn
-        try:
-            command.upgrade(config, "head")
-        except Exception as exc:  # alembic raises CommandError/KeyError variants
-            known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
-            found = MigrationContext.configure(conn).get_current_revision()
-            if found is not None and found not in known:
-                raise StoreError(
-                    f"the database is at schema revision {found!r}, newer than this relaybus "
-                    f"(head {HEAD!r}): upgrade relaybus"
-                ) from exc
-            raise
+        command.upgrade(config, "head")
         revision = MigrationContext.configure(conn).get_current_revision()
     return revision or ""
