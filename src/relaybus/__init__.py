@@ -23,9 +23,11 @@ _EXPORTS = {
     "Forbidden": "relaybus.errors",
     "InvalidInput": "relaybus.errors",
     "NotFound": "relaybus.errors",
+    "RateLimited": "relaybus.errors",
     "RelayError": "relaybus.errors",
     "StoreError": "relaybus.errors",
     "TooLarge": "relaybus.errors",
+    "Unauthorized": "relaybus.errors",
     "Agent": "relaybus.models",
     "AgentStatus": "relaybus.models",
     "Event": "relaybus.models",
@@ -43,9 +45,11 @@ if TYPE_CHECKING:
         Forbidden,
         InvalidInput,
         NotFound,
+        RateLimited,
         RelayError,
         StoreError,
         TooLarge,
+        Unauthorized,
     )
     from .models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, TaskStatus
 
@@ -70,6 +74,7 @@ __all__ = [
     "Message",
     "NotFound",
     "Priority",
+    "RateLimited",
     "Relay",
     "RelayError",
     "StoreError",
@@ -77,5 +82,6 @@ __all__ = [
     "TaskEvent",
     "TaskStatus",
     "TooLarge",
+    "Unauthorized",
     "__version__",
 ]

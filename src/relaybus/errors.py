@@ -65,6 +65,13 @@ class Conflict(RelayError):
     title = "conflict"
 
 
+class Unauthorized(RelayError):
+    """No credentials, or credentials the relay does not know (HTTP 401)."""
+
+    status = 401
+    title = "unauthorized"
+
+
 class Forbidden(RelayError):
     """The caller may not act as that agent or on that object."""
 
@@ -77,3 +84,14 @@ class StoreError(RelayError):
 
     status = 503
     title = "store unavailable"
+
+
+class RateLimited(RelayError):
+    """Too many requests for this token; ``retry_after`` (seconds) says when to retry."""
+
+    status = 429
+    title = "too many requests"
+
+    def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
+        super().__init__(message, retry_after=retry_after, **details)
+        self.retry_after = retry_after

@@ -158,6 +158,13 @@ class Event(_Model):
     created_at: datetime
 
 
+class Credential(_Model):
+    """Who a bearer token acts as: one agent of one workspace."""
+
+    workspace: str
+    agent_id: str
+
+
 class PruneReport(_Model):
     """What ``prune`` deleted (row counts)."""
 

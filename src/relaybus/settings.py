@@ -29,6 +29,10 @@ class Settings(BaseSettings):
         description="A SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…); overrides dir.",
     )
     url: str | None = Field(default=None, description="A relay server to talk to (HTTP).")
+    token: str | None = Field(
+        default=None,
+        description="Bearer token: the admin token of `relaybus serve`, or an agent's own token.",
+    )
     agent: str | None = Field(default=None, description="The agent id to act as (CLI --as).")
     workspace: str = Field(default="default", description="The workspace every row belongs to.")
     stale_ttl: float = Field(

@@ -14,9 +14,10 @@ from .messages import MessageOps
 from .retention import RetentionOps
 from .targets import Target, parse_target
 from .tasks import TaskOps
+from .tokens import TokenOps, hash_token, new_token
 
 
-class Service(AgentOps, MessageOps, InboxOps, TaskOps, EventOps, RetentionOps):
+class Service(AgentOps, MessageOps, InboxOps, TaskOps, EventOps, RetentionOps, TokenOps):
     """All relay operations over one :class:`~relaybus.store.Store`.
 
     Every method takes ``workspace`` (default ``"default"``); methods acting
@@ -25,4 +26,4 @@ class Service(AgentOps, MessageOps, InboxOps, TaskOps, EventOps, RetentionOps):
     """
 
 
-__all__ = ["Service", "Target", "parse_target", "derive_agent_id"]
+__all__ = ["Service", "Target", "parse_target", "derive_agent_id", "hash_token", "new_token"]

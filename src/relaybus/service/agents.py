@@ -27,6 +27,7 @@ from .common import (
 from .leases import release_held
 from .presence import HOSTNAME, effective_status
 from .sweeps import SweepOps
+from .tokens import replace_agent_token, revoke_agent_tokens
 
 RESERVED_IDS = frozenset({"broadcast"})
 
@@ -67,6 +68,7 @@ class AgentOps(SweepOps):
         meta: Mapping[str, Any] | None = None,
         instance_id: str | None = None,
         tool: str = "agent",
+        token_hash: str | None = None,
     ) -> Agent:
         """Register an agent, or refresh the registration of an existing id.
 
@@ -80,6 +82,9 @@ class AgentOps(SweepOps):
             pid, host, cwd: the process acting as the agent (presence checks
                 the pid when ``host`` is this machine). ``host`` defaults to
                 this machine's name, ``cwd`` to the current directory.
+            token_hash: the digest (:func:`~relaybus.service.tokens.hash_token`)
+                of a bearer token issued with this registration; it replaces
+                the agent's earlier token in the same transaction.
 
         Raises:
             InvalidInput: a malformed id, tag, capability, channel or label,
@@ -153,6 +158,8 @@ class AgentOps(SweepOps):
                 capabilities=values["capabilities"],
                 channels=values["channels"],
             )
+            if token_hash is not None:
+                replace_agent_token(conn, workspace, agent_id, token_hash, now)
         return self.get_agent(agent_id, workspace=workspace)
 
     def heartbeat(
@@ -234,7 +241,8 @@ class AgentOps(SweepOps):
     def unregister(
         self, agent_id: str, *, workspace: str = "default", epoch: int | None = None
     ) -> None:
-        """Remove an agent: its unread deliveries go and its claimed tasks reopen.
+        """Remove an agent: its unread deliveries go, its claimed tasks reopen and
+        its tokens are revoked.
 
         Messages it sent stay (threads keep their history).
 
@@ -253,6 +261,7 @@ class AgentOps(SweepOps):
             conn.execute(
                 agents.delete().where(agents.c.workspace == workspace, agents.c.id == agent_id)
             )
+            revoke_agent_tokens(conn, workspace, [agent_id])
             append_event(conn, workspace, "agent.unregistered", now, agent_id)
 
     def get_agent(self, agent_id: str, *, workspace: str = "default") -> Agent:

@@ -50,6 +50,27 @@ class EventOps(ServiceBase):
             rows = conn.execute(query.order_by(events.c.id).limit(limit)).all()
         return [Event.model_validate(dict(r._mapping)) for r in rows]
 
+    def log_tail(self, since: int, limit: int = MAX_EVENTS) -> list[Event]:
+        """Events of every workspace with an id above ``since``, oldest first: what a
+        server's one reader of the log fans out to its live connections.
+
+        Raises:
+            InvalidInput: ``limit`` outside 1–1000.
+        """
+        if not 1 <= limit <= MAX_EVENTS:
+            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
+        with self.store.read() as conn:
+            rows = conn.execute(
+                sa.select(events).where(events.c.id > since).order_by(events.c.id).limit(limit)
+            ).all()
+        return [Event.model_validate(dict(r._mapping)) for r in rows]
+
+    def log_head(self) -> int:
+        """The newest event id of every workspace (0 for an empty log)."""
+        with self.store.read() as conn:
+            found = conn.execute(sa.select(sa.func.max(events.c.id))).scalar()
+        return int(found or 0)
+
     def last_event_id(self, *, workspace: str = "default") -> int:
         """The newest event id (0 for an empty log): a cursor for "from now on"."""
         with self.store.read() as conn:

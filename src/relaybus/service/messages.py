@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from ..errors import InvalidInput, NotFound, TooLarge
+from ..errors import InvalidInput, NotFound, RelayError, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
 from ..store.statements import run, run_many
@@ -20,10 +21,29 @@ from .common import (
     message_from_row,
     touch_agent,
 )
-from .targets import parse_target, resolve
+from .targets import Target, parse_target, resolve
 from .tasks import create_task
 
 MAX_SUBJECT_CHARS = 1000
+#: Most messages in one :meth:`MessageOps.send_many` batch.
+MAX_BATCH = 500
+_ITEM_KEYS = frozenset(
+    {"to", "body", "subject", "channel", "reply_to", "priority", "meta", "claimable"}
+)
+
+
+class _Draft(NamedTuple):
+    """A checked message not yet stored."""
+
+    target: Target | None
+    body: str
+    subject: str | None
+    channel: str | None
+    reply_to: int | None
+    priority: str
+    meta: dict[str, Any]
+    claimable: bool
+
 
 _INSERT_MESSAGE = messages.insert().returning(messages.c.id)
 _INSERT_DELIVERY = deliveries.insert()
@@ -74,6 +94,81 @@ class MessageOps(ServiceBase):
             NotFound: the sender, the target or ``reply_to`` does not exist.
             Conflict: stale ``epoch``.
         """
+        draft = self._draft(to, body, subject, channel, reply_to, priority, meta, claimable)
+        with self.store.write() as conn:
+            now = self.now()
+            touch_agent(conn, workspace, sender, epoch, now)
+            return self._store(conn, workspace, sender, draft, now)
+
+    def send_many(
+        self,
+        sender: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+    ) -> list[Message]:
+        """Send several messages from ``sender`` in one transaction: all or none.
+
+        Args:
+            items: 1–:data:`MAX_BATCH` mappings with the keyword arguments of
+                :meth:`send` (``to``, ``body``, ``subject``, ``channel``,
+                ``reply_to``, ``priority``, ``meta``, ``claimable``); a reply may
+                point at a message earlier in the same batch only by id, so in
+                practice at messages already sent.
+
+        Returns:
+            the stored messages, in the order of ``items``.
+
+        Raises:
+            InvalidInput: an empty or oversized batch, an unknown key, or any
+                item :meth:`send` would refuse (the message names its index).
+            TooLarge, NotFound, Conflict: as :meth:`send`; nothing is stored.
+        """
+        if not 1 <= len(items) <= MAX_BATCH:
+            raise InvalidInput(f"a batch has 1-{MAX_BATCH} messages, not {len(items)}")
+        drafts = []
+        for index, item in enumerate(items):
+            unknown = sorted(set(item) - _ITEM_KEYS)
+            if unknown:
+                raise InvalidInput(f"message {index}: unknown field {unknown[0]!r}", index=index)
+            if "body" not in item:
+                raise InvalidInput(f"message {index}: a message needs a body", index=index)
+            try:
+                drafts.append(
+                    self._draft(
+                        item.get("to"),
+                        item["body"],
+                        item.get("subject"),
+                        item.get("channel"),
+                        item.get("reply_to"),
+                        item.get("priority", Priority.NORMAL),
+                        item.get("meta"),
+                        bool(item.get("claimable", False)),
+                    )
+                )
+            except RelayError as exc:
+                exc.message = f"message {index}: {exc.message}"
+                exc.args = (exc.message,)
+                exc.details.setdefault("index", index)
+                raise
+        with self.store.write() as conn:
+            now = self.now()
+            touch_agent(conn, workspace, sender, epoch, now)
+            return [self._store(conn, workspace, sender, d, now) for d in drafts]
+
+    def _draft(
+        self,
+        to: str | None,
+        body: str,
+        subject: str | None,
+        channel: str | None,
+        reply_to: int | None,
+        priority: Priority | str,
+        meta: Mapping[str, Any] | None,
+        claimable: bool,
+    ) -> _Draft:
+        # Everything that needs no database: checked before the write lock is taken.
         check_text("the message body", body)
         limit = self.settings.max_body_bytes
         size = len(body.encode("utf-8"))
@@ -92,88 +187,83 @@ class MessageOps(ServiceBase):
         target = parse_target(to) if to is not None else None
         if target is None and reply_to is None:
             raise InvalidInput("a message needs a target (--to) or a message to reply to")
+        return _Draft(target, body, subject, channel, reply_to, prio, meta_obj, claimable)
 
-        with self.store.write() as conn:
-            now = self.now()
-            touch_agent(conn, workspace, sender, epoch, now)
-            thread_id: int | None = None
-            if reply_to is not None:
-                parent = conn.execute(
-                    sa.select(messages.c.sender, messages.c.target, messages.c.thread_id).where(
-                        messages.c.workspace == workspace, messages.c.id == reply_to
-                    )
-                ).first()
-                if parent is None:
-                    raise NotFound(f"no message {reply_to} to reply to", message_id=reply_to)
-                thread_id = parent.thread_id if parent.thread_id is not None else reply_to
-                if target is None:
-                    target = parse_target(
-                        parent.sender if parent.sender != sender else parent.target
-                    )
-            assert target is not None
-            recipients = resolve(conn, workspace, target, channel, sender)
-            row = {
-                "workspace": workspace,
-                "sender": sender,
-                "target": str(target),
-                "channel": channel,
-                "subject": subject,
-                "body": body,
-                "reply_to": reply_to,
-                "thread_id": thread_id,
-                "priority": prio,
-                "meta": meta_obj,
-                "task_id": None,
-                "created_at": now,
-            }
-            message_id = int(run(conn, _INSERT_MESSAGE, row)[0][0])
-            row["id"] = message_id
-            run_many(
-                conn,
-                _INSERT_DELIVERY,
-                [
-                    {
-                        "workspace": workspace,
-                        "agent_id": a,
-                        "message_id": message_id,
-                        "read_at": None,
-                    }
-                    for a in recipients
-                ],
-            )
-            if claimable:
-                title = subject or (body.strip().splitlines() or ["(untitled task)"])[0][:200]
-                task_id = create_task(
-                    conn,
-                    workspace,
-                    now,
-                    title=title,
-                    body=body,
-                    target=str(target),
-                    channel=channel,
-                    message_id=message_id,
-                    creator=sender,
-                    meta=meta_obj,
+    def _store(
+        self, conn: Connection, workspace: str, sender: str, draft: _Draft, now: float
+    ) -> Message:
+        target, body, subject, channel, reply_to, prio, meta_obj, claimable = draft
+        thread_id: int | None = None
+        if reply_to is not None:
+            parent = conn.execute(
+                sa.select(messages.c.sender, messages.c.target, messages.c.thread_id).where(
+                    messages.c.workspace == workspace, messages.c.id == reply_to
                 )
-                conn.execute(
-                    messages.update().where(messages.c.id == message_id).values(task_id=task_id)
-                )
-                row["task_id"] = task_id
-            append_event(
+            ).first()
+            if parent is None:
+                raise NotFound(f"no message {reply_to} to reply to", message_id=reply_to)
+            thread_id = parent.thread_id if parent.thread_id is not None else reply_to
+            if target is None:
+                target = parse_target(parent.sender if parent.sender != sender else parent.target)
+        assert target is not None
+        recipients = resolve(conn, workspace, target, channel, sender)
+        row = {
+            "workspace": workspace,
+            "sender": sender,
+            "target": str(target),
+            "channel": channel,
+            "subject": subject,
+            "body": body,
+            "reply_to": reply_to,
+            "thread_id": thread_id,
+            "priority": prio,
+            "meta": meta_obj,
+            "task_id": None,
+            "created_at": now,
+        }
+        message_id = int(run(conn, _INSERT_MESSAGE, row)[0][0])
+        row["id"] = message_id
+        run_many(
+            conn,
+            _INSERT_DELIVERY,
+            [
+                {"workspace": workspace, "agent_id": a, "message_id": message_id, "read_at": None}
+                for a in recipients
+            ],
+        )
+        if claimable:
+            title = subject or (body.strip().splitlines() or ["(untitled task)"])[0][:200]
+            task_id = create_task(
                 conn,
                 workspace,
-                "message.sent",
                 now,
-                sender,
-                message_id=message_id,
-                to=str(target),
-                recipients=recipients,
-                thread_id=thread_id or message_id,
+                title=title,
+                body=body,
+                target=str(target),
                 channel=channel,
-                subject=subject,
-                priority=prio,
-                task_id=row["task_id"],
+                message_id=message_id,
+                creator=sender,
+                meta=meta_obj,
             )
+            conn.execute(
+                messages.update().where(messages.c.id == message_id).values(task_id=task_id)
+            )
+            row["task_id"] = task_id
+        append_event(
+            conn,
+            workspace,
+            "message.sent",
+            now,
+            sender,
+            message_id=message_id,
+            to=str(target),
+            recipients=recipients,
+            thread_id=thread_id or message_id,
+            channel=channel,
+            subject=subject,
+            priority=prio,
+            task_id=row["task_id"],
+        )
         return message_from_row(row, recipients=recipients)
 
     def get_message(self, message_id: int, *, workspace: str = "default") -> Message:
@@ -220,3 +310,25 @@ class MessageOps(ServiceBase):
                 .order_by(messages.c.id)
             ).all()
         return [message_from_row(r._mapping) for r in rows]
+
+    def messages_by_id(self, ids: Iterable[int]) -> dict[int, Message]:
+        """Messages by id in any workspace, with their recipients (for live pushes).
+
+        Ids that do not exist (pruned) are missing from the result.
+        """
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        with self.store.read() as conn:
+            rows = conn.execute(sa.select(messages).where(messages.c.id.in_(wanted))).all()
+            pairs = conn.execute(
+                sa.select(deliveries.c.message_id, deliveries.c.agent_id)
+                .where(deliveries.c.message_id.in_(wanted))
+                .order_by(deliveries.c.message_id, deliveries.c.agent_id)
+            ).all()
+        recipients: dict[int, list[str]] = {}
+        for message_id, agent_id in pairs:
+            recipients.setdefault(message_id, []).append(agent_id)
+        return {
+            r.id: message_from_row(r._mapping, recipients=recipients.get(r.id, [])) for r in rows
+        }

@@ -9,6 +9,7 @@ from ..models import PruneReport
 from ..store.schema import agents, deliveries, events, messages
 from .common import append_event
 from .sweeps import SweepOps
+from .tokens import revoke_agent_tokens
 
 DAY = 86400.0
 
@@ -68,6 +69,7 @@ class RetentionOps(SweepOps):
                     )
                 ).rowcount
                 conn.execute(agents.delete().where(gone))
+                revoke_agent_tokens(conn, workspace, ids)
             report = PruneReport(
                 messages=n_messages, deliveries=n_deliveries, events=n_events, agents=len(ids)
             )

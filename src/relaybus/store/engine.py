@@ -155,6 +155,17 @@ class Store:
         assert self._notifier is not None
         self._notifier.notify()
 
+    def wake(self) -> None:
+        """Wake every waiter on this database, in every process, without writing
+        (a waiter re-checks and goes back to sleep); e.g. to unblock a listener
+        at shutdown."""
+        if self._notifier is not None:
+            self._notifier.notify()
+            return
+        with self._write_engine.connect() as conn:
+            conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+            conn.commit()
+
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (a consistent snapshot for several queries)."""

@@ -35,6 +35,13 @@ class Listener(Protocol):
     def wait(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds; True if woken by a notification."""
 
+    def fileno(self) -> int:
+        """A descriptor that turns readable on a notification, for an event loop's
+        ``add_reader``; call :meth:`drain` after it fires."""
+
+    def drain(self) -> bool:
+        """Consume pending notifications without blocking; True if there were any."""
+
 
 class SocketNotifier:
     """Unix-datagram wake-ups for every process using one SQLite file."""
@@ -105,18 +112,23 @@ class _SocketListener:
     def wait(self, timeout: float) -> bool:
         woken = bool(self._selector.select(max(timeout, 0.0)))
         if woken:
-            self._drain()
+            self.drain()
         return woken
 
-    def close(self) -> None:
-        self._selector.close()
+    def fileno(self) -> int:
+        return self._sock.fileno()
 
-    def _drain(self) -> None:
+    def drain(self) -> bool:
+        found = False
         while True:
             try:
                 self._sock.recv(64)
             except BlockingIOError:
-                return
+                return found
+            found = True
+
+    def close(self) -> None:
+        self._selector.close()
 
 
 class PostgresListener:
@@ -129,9 +141,21 @@ class PostgresListener:
         self._conn.execute(f"LISTEN {CHANNEL}")
 
     def wait(self, timeout: float) -> bool:
-        for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
-            return True
-        return False
+        # The generator holds the connection's lock: leave it before draining.
+        woken = any(True for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1))
+        if woken:
+            self.drain()
+        return woken
+
+    def fileno(self) -> int:
+        return int(self._conn.fileno())
+
+    def drain(self) -> bool:
+        # A zero timeout returns what the socket already holds, without blocking.
+        found = False
+        for _ in self._conn.notifies(timeout=0, stop_after=None):
+            found = True
+        return found
 
     def close(self) -> None:
         self._conn.close()

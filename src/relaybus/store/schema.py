@@ -144,3 +144,16 @@ events = sa.Table(
     sa.Index("ix_events_created", "created_at"),
     sqlite_autoincrement=True,
 )
+
+# Bearer tokens, stored only as SHA-256 hex digests. ``kind`` is ``agent`` (acts
+# as ``subject`` in ``workspace``); integrations will add their own kind.
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("subject", sa.String(128), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_tokens_subject", "workspace", "kind", "subject"),
+)

@@ -1,0 +1,143 @@
+"""A real relay server for tests: uvicorn on a free loopback port, in a thread.
+
+>>> with live_server(tmp_path) as srv:
+...     httpx.get(f"{srv.url}/healthz")
+
+The server runs the real app (:func:`relaybus.server.create_app`) on a real
+socket, so streams (SSE, WebSocket) and long-polls behave as in production;
+httpx's ``ASGITransport`` would buffer whole responses. The store is a SQLite
+file under ``tmp_path`` (or ``database=`` for PostgreSQL). ``stop()`` and
+``start()`` restart the server on the same port, for reconnect tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from relaybus.server import ServerConfig, create_app
+from relaybus.service import Service
+from relaybus.settings import Settings
+from relaybus.store import open_store
+
+#: Seconds to wait for the server to start or stop before calling it hung.
+HUNG = 30.0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the test thread when it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.ready.set()
+
+
+class LiveServer:
+    """A running relay server: ``url``, and the ``service``/``app`` behind it."""
+
+    def __init__(self, service: Service, config: ServerConfig) -> None:
+        self.service = service
+        self.config = config
+        self.port = config.port
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.app: Any = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    def start(self) -> None:
+        """Start (or restart) the server on :attr:`port`; returns once it listens.
+
+        Raises:
+            RuntimeError: the server did not start within :data:`HUNG` seconds.
+        """
+        self.app = create_app(self.service, self.config)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(512)
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
+            ws_ping_interval=None,
+        )
+        server = _Server(config)
+        thread = threading.Thread(
+            target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True
+        )
+        thread.start()
+        if not server.ready.wait(HUNG) or not server.started:
+            server.should_exit = True
+            thread.join(HUNG)
+            sock.close()
+            raise RuntimeError("the relay server did not start")
+        self._server, self._thread, self._socket = server, thread, sock
+
+    def stop(self) -> None:
+        """Shut the server down (open streams are closed) and wait for it."""
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(HUNG)
+        if self._thread.is_alive():
+            raise RuntimeError("the relay server did not stop")
+        if self._socket is not None:
+            self._socket.close()
+        self._server = self._thread = self._socket = None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.contextmanager
+def live_server(
+    tmp_path: Path,
+    *,
+    admin_token: str | None = None,
+    database: str | None = None,
+    settings: Settings | None = None,
+    **config: Any,
+) -> Iterator[LiveServer]:
+    """Run a relay server for the duration of the block.
+
+    Args:
+        tmp_path: where the SQLite store lives (``tmp_path/.relay``).
+        admin_token: the server's admin token; ``None`` is open loopback mode.
+        database: a database URL instead of the SQLite file (e.g. PostgreSQL).
+        settings: relay settings (limits, TTLs); ``dir``/``database`` are set here.
+        config: further :class:`~relaybus.server.ServerConfig` fields.
+    """
+    base = settings or Settings()
+    base = base.model_copy(update={"dir": tmp_path / ".relay", "database": database})
+    store = open_store(base)
+    try:
+        service = Service(store)
+        server = LiveServer(
+            service,
+            ServerConfig(host="127.0.0.1", port=free_port(), admin_token=admin_token, **config),
+        )
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+    finally:
+        store.close()
