@@ -167,6 +167,12 @@ def parking(store: Store, monkeypatch: pytest.MonkeyPatch) -> Parking:
             parking.wakeups += woken
             return woken
 
+        def fileno(self) -> int:
+            return self.inner.fileno()
+
+        def drain(self) -> bool:
+            return self.inner.drain()
+
     @contextlib.contextmanager
     def listen() -> Iterator[Listener]:
         with real_listen() as listener:

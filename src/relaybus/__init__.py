@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "AgentHandle": "relaybus.client",
+    "AsyncAgentHandle": "relaybus.client",
+    "AsyncRelay": "relaybus.client",
     "Relay": "relaybus.client",
     "Conflict": "relaybus.errors",
     "Forbidden": "relaybus.errors",
@@ -39,7 +41,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from .client import AgentHandle, Relay
+    from .client import AgentHandle, AsyncAgentHandle, AsyncRelay, Relay
     from .errors import (
         Conflict,
         Forbidden,
@@ -67,6 +69,8 @@ __all__ = [
     "Agent",
     "AgentHandle",
     "AgentStatus",
+    "AsyncAgentHandle",
+    "AsyncRelay",
     "Conflict",
     "Event",
     "Forbidden",

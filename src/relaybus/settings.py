@@ -48,3 +48,13 @@ class Settings(BaseSettings):
     agent_retention_days: float = Field(
         default=7.0, gt=0, description="`prune` deletes agents offline for longer than this."
     )
+    host: str = Field(
+        default="127.0.0.1",
+        description="`relaybus serve`: the address to listen on (beyond loopback needs a token).",
+    )
+    port: int = Field(default=4850, ge=0, le=65535, description="`relaybus serve`: the TCP port.")
+    rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="`relaybus serve`: requests per second per token (or client); none if unset.",
+    )

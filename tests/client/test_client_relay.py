@@ -75,16 +75,6 @@ def test_an_explicit_dir_wins_over_relaybus_database(
         assert relay.store.path == tmp_path / "dir" / "relay.db"
 
 
-def test_open_refuses_relaybus_url_until_there_is_a_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RELAYBUS_URL", "http://127.0.0.1:4850")
-    with pytest.raises(InvalidInput, match="RELAYBUS_URL"):
-        Relay.open()
-    assert not (tmp_path / ".relay").exists()
-
-
 def test_open_takes_a_workspace(tmp_path: Path) -> None:
     with Relay.open(dir=tmp_path, workspace="team") as relay:
         relay.register("alice")

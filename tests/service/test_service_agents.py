@@ -211,6 +211,8 @@ def test_an_unknown_agent_status_is_invalid_input_and_changes_nothing(
         service.update_agent("alice", status="sleeping")
     with pytest.raises(InvalidInput):
         service.heartbeat("alice", status="gone")
+    with pytest.raises(InvalidInput, match="sleeping"):
+        service.list_agents(status="sleeping")
     assert snapshot() == before
 
 

@@ -19,7 +19,7 @@ import click
 
 from .. import __version__
 from ..errors import RelayError
-from . import admin, agents, messages, tasks
+from . import admin, agents, messages, server, tasks, watch
 from .app import App, get_app, json_option, one_line
 
 HELP = """Messaging between AI coding agents: inboxes, threads, claimable tasks.
@@ -45,6 +45,12 @@ The relay lives in .relay/relay.db at the repository root (found by walking
 up from the current directory, like git), created on first use.
 --dir / RELAYBUS_DIR picks another folder; --database / RELAYBUS_DATABASE
 a SQLAlchemy URL (sqlite:///... or postgresql://...).
+
+\b
+Over the network: with --url / RELAYBUS_URL set to the address of a
+'relaybus serve', every command talks to that server instead, as
+RELAYBUS_TOKEN: the server's admin token, or an agent's own token (register
+prints it). 'relaybus watch' shows what happens, live.
 
 \b
 Examples:
@@ -75,6 +81,11 @@ class RelayGroup(click.Group):
 @click.option(
     "--database", metavar="URL", help="A SQLAlchemy URL; beats --dir (RELAYBUS_DATABASE)."
 )
+@click.option(
+    "--url",
+    metavar="URL",
+    help="A relay server to talk to, e.g. http://127.0.0.1:4850 (RELAYBUS_URL).",
+)
 @click.option("--as", "as_", metavar="NAME", help="The agent to act as (RELAYBUS_AGENT).")
 @click.option(
     "--epoch",
@@ -88,12 +99,19 @@ class RelayGroup(click.Group):
 def cli(
     relay_dir: Path | None,
     database: str | None,
+    url: str | None,
     as_: str | None,
     epoch: int | None,
     workspace: str | None,
 ) -> None:
     app = get_app()
-    app.overrides = {"dir": relay_dir, "database": database, "agent": as_, "workspace": workspace}
+    app.overrides = {
+        "dir": relay_dir,
+        "database": database,
+        "url": url,
+        "agent": as_,
+        "workspace": workspace,
+    }
     app.epoch = epoch
     click.get_current_context().call_on_close(app.close)
 
@@ -115,7 +133,9 @@ for command in (
     agents.unregister,
     admin.prune,
     admin.events,
+    watch.watch,
     admin.demo,
+    server.serve,
 ):
     cli.add_command(command)
 

@@ -31,10 +31,19 @@ def init() -> None:
 
     The default is .relay/relay.db in the repository root. Every command
     creates it on first use anyway; init makes it explicit and tells you the
-    path. Idempotent.
+    path. Idempotent. With RELAYBUS_URL it checks that the relay server
+    answers and prints its address instead: the server owns the database.
     """
     app = get_app()
     relay = app.relay  # opening creates the folder and the database and migrates it
+    url = app.server_url
+    if url is not None:
+        last = relay.service.last_event_id(workspace=relay.workspace)  # reachable, token accepted
+        if app.json:
+            render.emit_json({"url": url, "workspace": relay.workspace, "last_event_id": last})
+            return
+        click.echo(f"using the relay server at {url} (workspace {relay.workspace})")
+        return
     where = {**location(relay), "revision": relay.store.migrate()}
     if app.json:
         render.emit_json(where)
@@ -47,9 +56,13 @@ def init() -> None:
 @click.command()
 @json_option
 def migrate() -> None:
-    """Apply schema migrations; print the revision."""
+    """Apply schema migrations; print the revision.
+
+    It works on the database itself: against a relay server (RELAYBUS_URL) it
+    exits 2; run it where the database is, or pass --database.
+    """
     app = get_app()
-    relay = app.relay
+    relay = app.database_relay("migrate")
     where = {**location(relay), "revision": relay.store.migrate()}
     if app.json:
         render.emit_json(where)
@@ -74,7 +87,7 @@ def migrate() -> None:
 def prune(message_days: float | None, agent_days: float | None) -> None:
     """Delete old messages and events, and gone agents.
 
-    Tasks are kept.
+    Tasks are kept. Against a relay server it needs the admin token.
     """
     app = get_app()
     report = app.relay.prune(message_days=message_days, agent_days=agent_days)
@@ -142,17 +155,25 @@ def _short(text: str) -> str:
     show_default=True,
     help="How many reviewer processes race for the task.",
 )
+@click.option(
+    "--server",
+    is_flag=True,
+    help="Start a relay server (relaybus serve, on a free loopback port) and run "
+    "every agent through it over HTTP.",
+)
 @json_option
-def demo(reviewers: int) -> None:
+def demo(reviewers: int, server: bool) -> None:
     """Run the multi-process demo (the main job).
 
     Separate processes coordinate through a temporary relay: an author posts
     a claimable review task to cap:review, the reviewers race
     for it (exactly one wins), the winner reports progress and replies, the
     author closes the task, and a broadcast reaches everyone. Exits 0 only if
-    every invariant held.
+    every invariant held. With --server the relay is a 'relaybus serve'
+    process of its own, stopped at the end.
     """
     from ..workflows.demo import run_demo
 
     app = get_app()
-    click.get_current_context().exit(run_demo(reviewers=reviewers, json_output=app.json))
+    code = run_demo(reviewers=reviewers, json_output=app.json, server=server)
+    click.get_current_context().exit(code)

@@ -45,7 +45,9 @@ def register(
 
     Registering an id again starts a new epoch, which fences off the old
     instance (its --epoch calls fail). NAME defaults to --as / RELAYBUS_AGENT, else to a derived
-    {host}-cli-{project}-{hash}.
+    {host}-cli-{project}-{hash}. A relay server (RELAYBUS_URL) issues the
+    agent a token that lets its holder act as that agent only (replacing the
+    token of an earlier registration); it is printed once, keep it.
 
     \b
     Examples:
@@ -56,7 +58,7 @@ def register(
     meta_obj = parse_meta(meta)
     relay = app.relay
     # pid None unless given: this CLI process exits at once and would read as offline.
-    agent = relay.register(
+    handle = relay.register(
         name or app.agent_id,
         label=label,
         tags=tags,
@@ -65,12 +67,16 @@ def register(
         pid=pid,
         meta=meta_obj,
         tool="cli",
-    ).info()
+    )
+    agent = handle.info()
+    token = handle.token  # issued by a relay server; None embedded
     if app.json:
-        render.emit_json(render.dump(agent))
+        render.emit_json({**render.dump(agent), "token": token})
         return
     click.echo(f"registered {agent.id} (epoch {agent.epoch})")
     click.echo(f"act as it with --as {agent.id}, or: export RELAYBUS_AGENT={agent.id}")
+    if token is not None:
+        click.echo(f"token: {token} (export RELAYBUS_TOKEN={token} to act as {agent.id})")
 
 
 @click.command()

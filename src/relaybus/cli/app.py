@@ -30,7 +30,8 @@ class App:
     """Global options of one invocation and the relay they point at.
 
     ``overrides`` holds the group options that were given (``dir``,
-    ``database``, ``agent``, ``workspace``); they win over ``RELAYBUS_*``.
+    ``database``, ``url``, ``agent``, ``workspace``); they win over ``RELAYBUS_*``,
+    and an explicit ``dir``/``database`` beats ``RELAYBUS_URL``.
     """
 
     def __init__(self) -> None:
@@ -59,24 +60,56 @@ class App:
                 name = "RELAYBUS_" + "_".join(str(p) for p in first["loc"]).upper()
                 raise InvalidInput(f"invalid {name}: {first['msg']}", setting=name) from None
             updates = {k: v for k, v in self.overrides.items() if v is not None}
+            local = "dir" in updates or "database" in updates
+            if local and "url" in updates:
+                raise InvalidInput(
+                    "give a relay server (--url) or a database (--dir, --database), not both"
+                )
             if "dir" in updates and "database" not in updates:
                 # An explicit --dir beats RELAYBUS_DATABASE from the environment.
                 updates["database"] = None
+            if local:
+                # ... and an explicit database beats RELAYBUS_URL.
+                updates["url"] = None
             self._settings = base.model_copy(update=updates)
         return self._settings
 
     @property
+    def server_url(self) -> str | None:
+        """The relay server this call talks to (``--url`` / ``RELAYBUS_URL``), or
+        ``None`` for the embedded store."""
+        return self.settings.url or None
+
+    @property
     def relay(self) -> Relay:
-        """The relay, opened (and migrated) on first use.
+        """The relay, opened on first use: the relay server of :attr:`server_url`
+        (contacted at the first call), else the embedded store (created and migrated).
 
         Raises:
             StoreError: the database cannot be opened. InvalidInput: bad settings.
         """
         if self._relay is None:
+            if self.server_url is not None:
+                skip_httpx_cli()
             from ..client import Relay
 
             self._relay = Relay.open(settings=self.settings)
         return self._relay
+
+    def database_relay(self, command: str) -> Relay:
+        """The relay, for a command that works on the database itself (``migrate``).
+
+        Raises:
+            InvalidInput: this call talks to a relay server, not to a database.
+        """
+        url = self.server_url
+        if url is not None:
+            raise InvalidInput(
+                f"{command} works on the database itself, not through the relay server at "
+                f"{url}: run it where the database is, or pass --database URL (or --dir)",
+                url=url,
+            )
+        return self.relay
 
     @property
     def agent_id(self) -> str | None:
@@ -123,6 +156,18 @@ class App:
         else:
             click.echo(f"relaybus: error: {message}", err=True)
         return err.exit_code
+
+
+def skip_httpx_cli() -> None:
+    """Keep httpx from importing its own command line (rich, pygments): about half
+    the start-up time of a command that talks to a relay server.
+
+    httpx imports ``httpx._main`` at import time but falls back to a stub when
+    that raises ImportError, which a ``None`` entry in ``sys.modules`` makes it
+    do. This process never runs the ``httpx`` command, so nothing is lost.
+    """
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def one_line(text: str) -> str:

@@ -6,32 +6,46 @@
 >>> for msg in me.wait(timeout=30):
 ...     me.reply(msg, "on it")
 
-Every method raises subclasses of :class:`relaybus.errors.RelayError`.
+With ``RELAYBUS_URL`` set (or ``Relay.open(url=...)``) the same calls go to a
+relay server (:class:`~relaybus.client.remote.RemoteService`), with the same
+results and errors. Every method raises subclasses of
+:class:`relaybus.errors.RelayError`.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import InvalidInput
 from ..models import Agent, AgentStatus, Event, Message, Priority, PruneReport, Task, TaskEvent
-from ..service import Service
 from ..settings import Settings
-from ..store import Store, open_store
+from .transport import BACKOFF_CAP, LONGPOLL_CHUNK, ServiceAPI, delivered_to, matches
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+#: Most events one embedded stream read takes from the log.
+EVENT_PAGE = 1000
 
 
 class Relay:
-    """A connection to a relay: the embedded store of this repository by default.
+    """A connection to a relay: the embedded store of this repository by default,
+    or a relay server.
 
     Thread-safe; one per process is enough. Use as a context manager or call
     :meth:`close`.
+
+    Attributes:
+        service: the operations, embedded (:class:`~relaybus.service.Service`) or
+            over HTTP (:class:`~relaybus.client.remote.RemoteService`).
+        workspace: the namespace every call of this relay works in.
     """
 
-    def __init__(self, service: Service, *, workspace: str | None = None) -> None:
+    def __init__(self, service: ServiceAPI, *, workspace: str | None = None) -> None:
         self.service = service
         self.workspace = workspace or service.settings.workspace
 
@@ -39,13 +53,19 @@ class Relay:
     def open(
         cls,
         *,
+        url: str | None = None,
+        token: str | None = None,
         dir: str | Path | None = None,
         database: str | None = None,
         workspace: str | None = None,
         settings: Settings | None = None,
     ) -> Relay:
-        """Open the relay the environment points at.
+        """Open the relay the arguments or the environment point at.
 
+        A server when ``url`` is given, or when ``RELAYBUS_URL`` is set and
+        neither ``dir`` nor ``database`` is: calls then go over HTTP with
+        ``token`` (default ``RELAYBUS_TOKEN``) as the bearer; nothing is
+        contacted until the first call. Otherwise the embedded store:
         ``database`` (a SQLAlchemy URL) wins over ``dir`` (a relay folder),
         which wins over ``RELAYBUS_DATABASE`` / ``RELAYBUS_DIR`` and then the
         ``.relay/`` folder of the repository around the cwd (created on first
@@ -53,26 +73,40 @@ class Relay:
 
         Raises:
             StoreError: the database cannot be opened or migrated.
-            InvalidInput: ``RELAYBUS_URL`` is set; talking to a server arrives
-                with the relay server.
+            InvalidInput: both ``url`` and ``dir``/``database``, or a ``url``
+                that is not an http(s) address.
         """
         settings = settings or Settings()
+        local = dir is not None or database is not None
+        if url is not None and local:
+            raise InvalidInput("give a relay server url or a database (dir), not both")
         updates: dict[str, Any] = {}
+        if url is not None:
+            updates["url"] = url
+        if token is not None:
+            updates["token"] = token
         if dir is not None:
             updates["dir"] = Path(dir)
             updates["database"] = None  # an explicit folder beats RELAYBUS_DATABASE
         if database is not None:
             updates["database"] = database
         settings = settings.model_copy(update=updates)
-        if settings.url and not (dir or database):
-            raise InvalidInput(
-                f"RELAYBUS_URL={settings.url} is set, but this relaybus only has the embedded "
-                "store; unset it to use .relay/ here"
-            )
+        if settings.url and not local:
+            from .remote import RemoteService
+
+            return cls(RemoteService(settings), workspace=workspace)
+        from ..service import Service
+        from ..store import open_store
+
         return cls(Service(open_store(settings)), workspace=workspace)
 
     @property
     def store(self) -> Store:
+        """The embedded database.
+
+        Raises:
+            InvalidInput: this relay talks to a server (there is no database here).
+        """
         return self.service.store
 
     # -- agents ------------------------------------------------------------
@@ -220,8 +254,62 @@ class Relay:
             workspace=self.workspace, message_days=message_days, agent_days=agent_days
         )
 
+    def stream(
+        self,
+        *,
+        since: int | None = None,
+        agent: str | None = None,
+        kinds: Sequence[str] | None = None,
+        max_backoff: float = BACKOFF_CAP,
+    ) -> Generator[Event, None, None]:
+        """Live events of this workspace, oldest first, for ever (break to stop).
+
+        Over a server this is the SSE stream (reconnecting with backoff, resuming
+        with ``Last-Event-ID``, see :meth:`RemoteService.iter_events`); embedded it
+        follows the event log with :meth:`wait_events`. Each event comes once.
+
+        Args:
+            since: start after this event id; ``None`` starts at "now".
+            agent: only what this agent may see (a server only).
+            kinds: only these kinds (``"task."`` matches a family).
+
+        Raises:
+            InvalidInput: ``agent`` on an embedded relay.
+            RelayError: the server refused the stream.
+        """
+        from .remote import RemoteService
+
+        if isinstance(self.service, RemoteService):
+            return self.service.iter_events(
+                since=since,
+                agent=agent,
+                kinds=kinds,
+                workspace=self.workspace,
+                max_backoff=max_backoff,
+            )
+        if agent is not None:
+            raise InvalidInput(
+                "watching as one agent needs a relay server (RELAYBUS_URL); "
+                "leave out the agent to see every event"
+            )
+        return self._follow(since, kinds)
+
+    def _follow(
+        self, since: int | None, kinds: Sequence[str] | None
+    ) -> Generator[Event, None, None]:
+        cursor = self.service.last_event_id(workspace=self.workspace) if since is None else since
+        while True:
+            found = self.service.wait_events(
+                LONGPOLL_CHUNK, workspace=self.workspace, since=cursor, limit=EVENT_PAGE
+            )
+            for event in found:
+                cursor = event.id
+                if not kinds or matches(event.kind, kinds):
+                    yield event
+
     def close(self) -> None:
-        self.service.store.close()
+        """Close the database or the server connections."""
+        self.service.close()
 
     def __enter__(self) -> Relay:
         return self
@@ -247,6 +335,18 @@ class AgentHandle:
     @property
     def _kw(self) -> dict[str, Any]:
         return {"workspace": self.relay.workspace, "epoch": self.epoch}
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token the server issued when this relay registered the agent
+        (``None`` embedded, or for an agent registered elsewhere). Whoever holds
+        it can act as this agent: ``RELAYBUS_TOKEN=<token>``."""
+        from .remote import RemoteService
+
+        service = self.relay.service
+        if isinstance(service, RemoteService):
+            return service.token_for(self.id, workspace=self.relay.workspace)
+        return None
 
     def info(self) -> Agent:
         """This agent as the relay sees it."""
@@ -317,6 +417,7 @@ class AgentHandle:
         return self.relay.service.mark_read(self.id, ids=ids, up_to=up_to, **self._kw)
 
     def unread_count(self) -> int:
+        """How many messages of this agent are unread."""
         return self.relay.service.unread_count(self.id, workspace=self.relay.workspace)
 
     def wait(
@@ -339,9 +440,11 @@ class AgentHandle:
         return self.relay.service.claim(task_id, self.id, lease=lease, **self._kw)
 
     def renew(self, task_id: int, *, lease: float | None = None) -> Task:
+        """Extend the lease of a task this agent holds. Raises Conflict if it does not."""
         return self.relay.service.renew(task_id, self.id, lease=lease, **self._kw)
 
     def release(self, task_id: int) -> Task:
+        """Give a held task back (open again). Raises Conflict if not held."""
         return self.relay.service.release(task_id, self.id, **self._kw)
 
     def update_task(
@@ -365,6 +468,7 @@ class AgentHandle:
         )
 
     def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:
+        """Record that the agent is alive, optionally with a new status."""
         return self.relay.service.heartbeat(self.id, status=status, **self._kw)
 
     def update(self, **changes: Any) -> Agent:
@@ -372,7 +476,69 @@ class AgentHandle:
         return self.relay.service.update_agent(self.id, **changes, **self._kw)
 
     def unregister(self) -> None:
+        """Remove the agent (see ``Service.unregister``); its token stops working."""
         self.relay.service.unregister(self.id, **self._kw)
+
+    def messages(
+        self, *, since: int | None = None, unread: bool = False, max_backoff: float = BACKOFF_CAP
+    ) -> Generator[Message, None, None]:
+        """Messages delivered to this agent as they arrive, each once, for ever
+        (break to stop). Does not mark them read.
+
+        Over a server this follows the SSE stream as this agent (reconnecting,
+        see :meth:`Relay.stream`); embedded it follows the event log.
+
+        Args:
+            since: an event id (see :meth:`Relay.events`) to resume after;
+                ``None`` starts at "now".
+            unread: first yield the unread mail already in the inbox (oldest
+                first), then what arrives.
+
+        Raises:
+            RelayError: the server refused the stream (e.g. 403 for an agent
+                whose token this relay does not have).
+        """
+        relay = self.relay
+        if since is None:
+            since = relay.service.last_event_id(workspace=relay.workspace)
+        seen: set[int] = set()
+        if unread:
+            for message in self._unread():
+                seen.add(message.id)
+                yield message
+        from .remote import RemoteService
+
+        if isinstance(relay.service, RemoteService):
+            events = relay.service.iter_events(
+                since=since,
+                agent=self.id,
+                kinds=["message.sent"],
+                workspace=relay.workspace,
+                max_backoff=max_backoff,
+            )
+        else:
+            events = relay.stream(since=since, kinds=["message.sent"])
+        for event in events:
+            if not delivered_to(event, self.id):
+                continue
+            message = message_of(event, relay)
+            if message.id not in seen:
+                yield message
+
+    def _unread(self) -> Iterator[Message]:
+        cursor: int | None = None
+        while True:
+            page = self.relay.service.inbox(
+                self.id,
+                workspace=self.relay.workspace,
+                newest_first=False,
+                since=cursor,
+                limit=EVENT_PAGE,
+            )
+            yield from page
+            if len(page) < EVENT_PAGE:
+                return
+            cursor = page[-1].id
 
     def _advance(self, found: list[Message]) -> None:
         if found:
@@ -380,3 +546,12 @@ class AgentHandle:
 
     def __repr__(self) -> str:
         return f"AgentHandle({self.id!r}, epoch={self.epoch})"
+
+
+def message_of(event: Event, relay: Relay) -> Message:
+    """The message of a ``message.sent`` event: the copy the server put in the event,
+    or (from the embedded log) read by id."""
+    carried = event.data.get("message")
+    if isinstance(carried, dict):
+        return Message.model_validate(carried)
+    return relay.service.get_message(int(event.data["message_id"]), workspace=relay.workspace)

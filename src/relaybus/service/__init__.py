@@ -25,5 +25,9 @@ class Service(AgentOps, MessageOps, InboxOps, TaskOps, EventOps, RetentionOps, T
     :class:`~relaybus.errors.Conflict`.
     """
 
+    def close(self) -> None:
+        """Close the store (its connections and wake-up socket)."""
+        self.store.close()
+
 
 __all__ = ["Service", "Target", "parse_target", "derive_agent_id", "hash_token", "new_token"]

@@ -50,6 +50,19 @@ def derive_agent_id(
     return f"{slug(host.split('.')[0])}-{slug(tool)}-{slug(project)}-{digest}"
 
 
+def parse_status(status: AgentStatus | str) -> AgentStatus:
+    """``status`` as an :class:`AgentStatus`.
+
+    Raises:
+        InvalidInput: not one of online, busy, idle, offline.
+    """
+    try:
+        return AgentStatus(status)
+    except ValueError:
+        choices = ", ".join(s.value for s in AgentStatus)
+        raise InvalidInput(f"unknown status {status!r}: use one of {choices}") from None
+
+
 class AgentOps(SweepOps):
     """Agent lifecycle and presence operations."""
 
@@ -217,11 +230,7 @@ class AgentOps(SweepOps):
         if meta is not None:
             values["meta"] = check_meta(meta, self.settings.max_body_bytes)
         if status is not None:
-            try:
-                values["status"] = AgentStatus(status).value
-            except ValueError:
-                choices = ", ".join(s.value for s in AgentStatus)
-                raise InvalidInput(f"unknown status {status!r}: use one of {choices}") from None
+            values["status"] = parse_status(status).value
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
@@ -298,7 +307,11 @@ class AgentOps(SweepOps):
         Args:
             status: only agents whose effective status is this.
             online_only: leave out offline agents.
+
+        Raises:
+            InvalidInput: an unknown ``status``.
         """
+        wanted = None if status is None else parse_status(status)
         self.sweep(workspace=workspace)
         with self.store.read() as conn:
             rows = conn.execute(
@@ -308,7 +321,7 @@ class AgentOps(SweepOps):
         return [
             a
             for a in found
-            if (status is None or a.status == AgentStatus(status))
+            if (wanted is None or a.status == wanted)
             and (not online_only or a.status != AgentStatus.OFFLINE)
             and (tag is None or tag in a.tags)
             and (capability is None or capability in a.capabilities)

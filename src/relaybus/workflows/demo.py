@@ -9,7 +9,13 @@ This process tails the relay's event log and the agents' own reports, prints
 the conversation as it happens, then checks every invariant
 (:func:`~relaybus.workflows.demo_invariants.check_invariants`).
 
-    python -m relaybus.workflows.demo --reviewers 5 --json
+With ``server=True`` (``relaybus demo --server``) the relay is a real
+``relaybus serve`` process on a free loopback port, over the temporary
+directory: every agent process and this one reach it over HTTP only
+(``RELAYBUS_URL``), and it is stopped by its pid at the end, however the demo
+ends.
+
+    python -m relaybus.workflows.demo --reviewers 5 --json [--server]
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from ..settings import Settings
 from .demo_agent import AUTHOR, reviewer_names
 from .demo_invariants import Invariant, Observations, check_invariants, exit_code, winner
 from .demo_render import Printer, Step
-from .demo_run import DemoRun
+from .demo_run import DemoRun, ServerProcess
 
 __all__ = [
     "Invariant", "Observations", "check_invariants", "exit_code", "main", "run_demo",
@@ -39,23 +45,34 @@ MAX_REVIEWERS = 50
 
 
 def run_demo(
-    reviewers: int = 3, json_output: bool = False, *, keep: bool = False, timeout: float = 60.0
+    reviewers: int = 3,
+    json_output: bool = False,
+    *,
+    keep: bool = False,
+    timeout: float = 60.0,
+    server: bool = False,
 ) -> int:
-    """Run the demo and print it; returns the exit code (0 only if every invariant held).
+    """Run the demo and print it; returns the exit code (0 only if every invariant
+    held and, with ``server``, the server then shut down cleanly).
 
     Args:
         reviewers: how many reviewer processes race for the task (1–50).
         json_output: print one JSON document (``ok``, ``steps`` with ``t_ms``
             timings, ``invariants`` with ``ok``/``detail``, ``agents``,
-            ``observations``) instead of the human log.
+            ``observations``, ``server``) instead of the human log.
         keep: keep the temporary directory (its path is printed) instead of
             deleting it.
-        timeout: seconds the whole run may take; agent processes still running
-            then are killed and the demo fails.
+        timeout: seconds the agents may take (and, with ``server``, the server
+            to get ready); agent processes still running then are killed and
+            the demo fails.
+        server: run the relay as a ``relaybus serve`` subprocess and have
+            everyone talk to it over HTTP; the JSON document's ``server`` gives
+            its ``url``, ``pid``, ``exit_code`` and ``clean_exit``.
 
     Raises:
         InvalidInput: ``reviewers`` or ``timeout`` out of range.
-        StoreError: the temporary relay cannot be created.
+        StoreError: the temporary relay cannot be created, or the server did
+            not start (it is stopped).
     """
     if not 1 <= reviewers <= MAX_REVIEWERS:
         raise InvalidInput(f"the demo runs 1-{MAX_REVIEWERS} reviewers, not {reviewers}")
@@ -69,7 +86,14 @@ def run_demo(
         else:
             root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="relaybus-demo-")))
         relay_dir = root / ".relay"
-        settings = Settings(dir=relay_dir, database=None, url=None, workspace="default")
+        url: str | None = None
+        process: ServerProcess | None = None
+        if server:
+            process = ServerProcess(relay_dir)
+            stack.callback(process.stop)  # by its pid, however the demo ends
+            url = process.start(timeout)
+        # No token: the server is open (loopback); the agents use their own tokens.
+        settings = Settings(dir=relay_dir, database=None, url=url, token=None, workspace="default")
         relay = stack.enter_context(Relay.open(settings=settings))
         if printer is not None:
             printer.line(
@@ -77,9 +101,13 @@ def run_demo(
                 + [(f"{', '.join(names)} race to claim it", "")]
             )
             kept = "kept" if keep else "deleted at the end"
-            printer.line([(f"  relay: {relay_dir} ({kept})", "dim")])
+            if process is not None:
+                printer.line([(f"  relay server: {url} (pid {process.pid})", "dim")])
+                printer.line([(f"  its relay: {relay_dir} ({kept})", "dim")])
+            else:
+                printer.line([(f"  relay: {relay_dir} ({kept})", "dim")])
         on_step = printer.step if printer is not None else _drop
-        run = DemoRun(relay, relay_dir, names, timeout=timeout, on_step=on_step)
+        run = DemoRun(relay, relay_dir, names, timeout=timeout, on_step=on_step, server_url=url)
         stack.callback(run.close)  # also on Ctrl-C: never leave an agent behind
         run.start()
         run.follow()
@@ -87,8 +115,12 @@ def run_demo(
     elapsed = time.time() - run.t0
     invariants = check_invariants(observations)
     code = exit_code(invariants)
+    if process is not None and not process.clean_exit:
+        code = 1
     if printer is not None:
         printer.summary(invariants, elapsed)
+        if process is not None:
+            _server_summary(printer, process)
         for child in run.children.values():
             if child.stderr and (child.killed or child.proc.returncode != 0):
                 printer.line([(f"{child.name} stderr:", "bold red")])
@@ -118,9 +150,31 @@ def run_demo(
             for name, child in run.children.items()
         },
         "observations": observations.to_dict(),
+        "server": None if process is None else _server_document(process),
     }
     print(json.dumps(document, ensure_ascii=False, indent=2))
     return code
+
+
+def _server_document(process: ServerProcess) -> dict[str, object]:
+    return {
+        "url": process.url,
+        "pid": process.pid,
+        "exit_code": process.returncode,
+        "killed": process.killed,
+        "clean_exit": process.clean_exit,
+        "log": list(process.log)[-15:],
+    }
+
+
+def _server_summary(printer: Printer, process: ServerProcess) -> None:
+    if process.clean_exit:
+        printer.line([(f"relay server (pid {process.pid}) stopped cleanly", "dim")])
+        return
+    how = "had to be killed" if process.killed else f"exited with {process.returncode}"
+    printer.line([(f"✗ relay server (pid {process.pid}) {how}", "bold red")])
+    for line in list(process.log)[-15:]:
+        printer.line([(f"  {line}", "dim")])
 
 
 def _drop(step: Step) -> None:
@@ -128,15 +182,19 @@ def _drop(step: Step) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m relaybus.workflows.demo [--reviewers N] [--json] [--keep] [--timeout S]``."""
+    """``python -m relaybus.workflows.demo [--reviewers N] [--json] [--keep] [--timeout S]
+    [--server]``."""
     parser = argparse.ArgumentParser(prog="python -m relaybus.workflows.demo")
     parser.add_argument("--reviewers", type=int, default=3, help="reviewer processes (1-50)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--keep", action="store_true", help="keep the temporary relay")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up")
+    parser.add_argument("--server", action="store_true", help="run the relay as a server")
     args = parser.parse_args(argv)
     try:
-        return run_demo(args.reviewers, args.json, keep=args.keep, timeout=args.timeout)
+        return run_demo(
+            args.reviewers, args.json, keep=args.keep, timeout=args.timeout, server=args.server
+        )
     except RelayError as exc:
         print(f"relaybus demo: {exc.message}", file=sys.stderr)
         return exc.exit_code

@@ -1,7 +1,8 @@
 """One agent process of ``relaybus demo``: the author or a reviewer.
 
 The demo orchestrator (:mod:`relaybus.workflows.demo`) starts one process per
-agent with ``RELAYBUS_DIR`` pointing at the demo's relay::
+agent with ``RELAYBUS_DIR`` pointing at the demo's relay (or, with ``--server``,
+``RELAYBUS_URL`` at the demo's relay server: the same code then runs over HTTP)::
 
     python -m relaybus.workflows.demo_agent author alice --reviewers bob,carol,dave
     python -m relaybus.workflows.demo_agent reviewer bob --author alice
@@ -191,8 +192,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = Reporter(args.name)
     deadline = time.monotonic() + args.timeout
+    if "httpx" not in sys.modules:
+        # Over a server: spare httpx importing its own command line (rich, pygments),
+        # half this process's start-up (see relaybus.cli.app.skip_httpx_cli).
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     try:
-        with Relay.open() as relay:  # RELAYBUS_DIR names the demo's relay
+        with Relay.open() as relay:  # RELAYBUS_DIR or RELAYBUS_URL names the demo's relay
             if args.role == "author":
                 reviewers = [r for r in args.reviewers.split(",") if r]
                 run_author(relay, args.name, reviewers, deadline, report)

@@ -1,0 +1,92 @@
+"""``relaybus serve``: run the relay server over this relay's store.
+
+The server modules (FastAPI, uvicorn) are imported when the command runs, so
+``relaybus --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from .app import get_app
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+@click.command()
+@click.option(
+    "--host", metavar="ADDR", help="Address to listen on (RELAYBUS_HOST; default 127.0.0.1)."
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="TCP port (RELAYBUS_PORT; default 4850; 0 picks a free one).",
+)
+@click.option(
+    "--database", metavar="URL", help="A SQLAlchemy URL; beats --dir (RELAYBUS_DATABASE)."
+)
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="The admin token (RELAYBUS_TOKEN); needed to listen beyond loopback.",
+)
+@click.option(
+    "--rate-limit",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="N",
+    help="Allow N requests per second per token, bursts of 50 (RELAYBUS_RATE_LIMIT).",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="info logs one line per request.",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    database: str | None,
+    token: str | None,
+    rate_limit: float | None,
+    log_level: str,
+) -> None:
+    """Run the relay server: the HTTP API, live streams and per-agent tokens.
+
+    Serves /v1 (OpenAPI at /openapi.json, docs at /docs), Server-Sent Events
+    at /v1/stream, a WebSocket at /v1/ws, /healthz, /readyz and /metrics,
+    over the same store as the other commands. Without a token it is open
+    (every request is admin) and listens on loopback only; with --token,
+    requests need that token or an agent token from registration. Ctrl-C
+    stops it.
+
+    \b
+    Examples:
+      relaybus serve
+      RELAYBUS_TOKEN=$(openssl rand -hex 32) relaybus serve --host 0.0.0.0
+    """
+    app = get_app()
+    if database is not None:
+        app.overrides["database"] = database
+    updates: dict[str, Any] = {
+        k: v
+        for k, v in {"host": host, "port": port, "token": token, "rate_limit": rate_limit}.items()
+        if v is not None
+    }
+    settings = app.settings.model_copy(update=updates)
+
+    from ..server.config import ServerConfig
+
+    config = ServerConfig(
+        host=settings.host,
+        port=settings.port,
+        admin_token=settings.token,
+        rate_limit=settings.rate_limit,
+    )
+    config.check_bind()  # before importing the server: a refusal is instant
+
+    from ..server.run import serve as run
+
+    run(settings, config, log_level=log_level.lower(), announce=click.echo)

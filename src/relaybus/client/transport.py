@@ -1,0 +1,570 @@
+"""What the SDK needs from a relay, and how one call travels over HTTP.
+
+:class:`ServiceAPI` is the interface both the embedded
+:class:`~relaybus.service.Service` and the network
+:class:`~relaybus.client.remote.RemoteService` offer; :class:`~relaybus.client.Relay`
+is typed with it, so mypy keeps the two in step.
+
+:class:`Call` describes one operation once (HTTP method, path, query, body, how to
+parse the answer, and the same operation on an embedded service);
+:class:`HTTPSession` turns calls into requests and responses into results or the
+:class:`~relaybus.errors.RelayError` subclasses the embedded mode raises. The sync
+and async clients share both and differ only in the httpx client that sends.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from ..errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    RelayError,
+    StoreError,
+    TooLarge,
+    Unauthorized,
+)
+from ..models import Agent, AgentStatus, Event, Message, Priority, PruneReport, Task, TaskEvent
+from ..settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from ..store import Store
+
+T = TypeVar("T")
+
+#: Longest single long-poll (seconds): a longer wait is split into requests of at
+#: most this, below the server's ``longpoll_max_seconds`` and common proxy idle limits.
+LONGPOLL_CHUNK = 50.0
+#: Seconds a long-poll response may take beyond its ``wait`` before it counts as lost.
+LONGPOLL_MARGIN = 15.0
+#: Seconds to connect, and to wait for any other response.
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+#: Reconnect backoff of live streams: the first delay and the cap (seconds).
+BACKOFF_FIRST = 0.1
+BACKOFF_CAP = 5.0
+
+NEEDS_DATABASE = (
+    "this command needs the database; run it on the server or pass --database "
+    "(RELAYBUS_URL points at a relay server)"
+)
+
+
+class ServiceAPI(Protocol):
+    """The relay operations the SDK and the CLI use, embedded or over the network.
+
+    The semantics, arguments and errors are those of :class:`relaybus.service.Service`
+    (see its methods' docstrings); times are seconds, ``workspace`` selects the
+    namespace, ``epoch`` fences an agent's calls.
+    """
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def store(self) -> Store:
+        """The database (embedded only). Raises InvalidInput over the network."""
+        ...
+
+    def close(self) -> None:
+        """Release the database or the server connections."""
+
+    def register(
+        self,
+        agent_id: str | None = None,
+        *,
+        workspace: str = "default",
+        label: str | None = None,
+        tags: Sequence[str] = (),
+        capabilities: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        pid: int | None = None,
+        host: str | None = None,
+        cwd: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        instance_id: str | None = None,
+        tool: str = "agent",
+    ) -> Agent: ...
+
+    def heartbeat(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        status: AgentStatus | str | None = None,
+    ) -> Agent: ...
+
+    def update_agent(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        label: str | None = None,
+        tags: Sequence[str] | None = None,
+        capabilities: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        status: AgentStatus | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Agent: ...
+
+    def unregister(
+        self, agent_id: str, *, workspace: str = "default", epoch: int | None = None
+    ) -> None: ...
+
+    def get_agent(self, agent_id: str, *, workspace: str = "default") -> Agent: ...
+
+    def list_agents(
+        self,
+        *,
+        workspace: str = "default",
+        status: AgentStatus | str | None = None,
+        tag: str | None = None,
+        capability: str | None = None,
+        channel: str | None = None,
+        online_only: bool = False,
+    ) -> list[Agent]: ...
+
+    def sweep(self, *, workspace: str = "default") -> dict[str, int]: ...
+
+    def send(
+        self,
+        sender: str,
+        to: str | None,
+        body: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        subject: str | None = None,
+        channel: str | None = None,
+        reply_to: int | None = None,
+        priority: Priority | str = Priority.NORMAL,
+        meta: Mapping[str, Any] | None = None,
+        claimable: bool = False,
+    ) -> Message: ...
+
+    def send_many(
+        self,
+        sender: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+    ) -> list[Message]: ...
+
+    def get_message(self, message_id: int, *, workspace: str = "default") -> Message: ...
+
+    def thread(self, message_id: int, *, workspace: str = "default") -> list[Message]: ...
+
+    def inbox(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        unread_only: bool = True,
+        newest_first: bool = True,
+        since: int | None = None,
+        limit: int = 50,
+        mark_read: bool = False,
+        epoch: int | None = None,
+    ) -> list[Message]: ...
+
+    def mark_read(
+        self,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        ids: Sequence[int] | None = None,
+        up_to: int | None = None,
+        epoch: int | None = None,
+    ) -> int: ...
+
+    def unread_count(self, agent_id: str, *, workspace: str = "default") -> int: ...
+
+    def wait(
+        self,
+        agent_id: str,
+        timeout: float,
+        *,
+        workspace: str = "default",
+        since: int | None = None,
+        limit: int = 50,
+        mark_read: bool = False,
+        epoch: int | None = None,
+    ) -> list[Message]: ...
+
+    def claim(
+        self,
+        task_id: int,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        lease: float | None = None,
+    ) -> Task: ...
+
+    def renew(
+        self,
+        task_id: int,
+        agent_id: str,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        lease: float | None = None,
+    ) -> Task: ...
+
+    def release(
+        self, task_id: int, agent_id: str, *, workspace: str = "default", epoch: int | None = None
+    ) -> Task: ...
+
+    def update_task(
+        self,
+        task_id: int,
+        agent_id: str | None,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
+        status: str | None = None,
+        progress: int | None = None,
+        note: str | None = None,
+        result: str | None = None,
+    ) -> Task: ...
+
+    def get_task(self, task_id: int, *, workspace: str = "default", sweep: bool = True) -> Task: ...
+
+    def list_tasks(
+        self,
+        *,
+        workspace: str = "default",
+        status: str | None = None,
+        assignee: str | None = None,
+        limit: int = 100,
+    ) -> list[Task]: ...
+
+    def task_history(self, task_id: int, *, workspace: str = "default") -> list[TaskEvent]: ...
+
+    def events(
+        self,
+        *,
+        workspace: str = "default",
+        since: int = 0,
+        limit: int = 100,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Event]: ...
+
+    def last_event_id(self, *, workspace: str = "default") -> int: ...
+
+    def wait_events(
+        self,
+        timeout: float,
+        *,
+        workspace: str = "default",
+        since: int = 0,
+        limit: int = 100,
+        kinds: Sequence[str] | None = None,
+    ) -> list[Event]: ...
+
+    def prune(
+        self,
+        *,
+        workspace: str = "default",
+        message_days: float | None = None,
+        agent_days: float | None = None,
+    ) -> PruneReport: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Call(Generic[T]):
+    """One relay operation, described for both transports.
+
+    Attributes:
+        method, path: the HTTP request (``path`` already percent-encoded).
+        parse: the response body (bytes) → the result.
+        local: the same operation on an embedded service (for
+            :class:`~relaybus.client.aio.AsyncRelay` without a server).
+        workspace: sent as ``X-Relaybus-Workspace``.
+        agent: the agent the call acts as; picks that agent's token.
+        epoch: sent as ``X-Relaybus-Epoch`` (fencing).
+        params: the query (``None`` values are left out).
+        body: the JSON body, or ``None`` for none.
+        wait: seconds the server may hold the request (long-poll).
+        forget_token: the call ends the agent (unregister): drop its token.
+    """
+
+    method: str
+    path: str
+    parse: Callable[[bytes], T]
+    local: Callable[[ServiceAPI], T]
+    workspace: str
+    agent: str | None = None
+    epoch: int | None = None
+    params: Mapping[str, Any] | None = None
+    body: Any = None
+    wait: float = 0.0
+    forget_token: bool = False
+
+
+class TokenHolder(Protocol):
+    """What :class:`HTTPSession` learns from a registration."""
+
+    agent: Agent
+    token: str | None
+
+
+#: HTTP status → the error the embedded mode raises for the same refusal.
+STATUS_ERRORS: dict[int, type[RelayError]] = {
+    400: InvalidInput,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    422: InvalidInput,
+}
+#: Problem fields that are not error details.
+_PROBLEM_KEYS = frozenset({"type", "title", "status", "detail", "instance", "error", "message"})
+
+
+def check_url(url: str) -> str:
+    """``url`` without a trailing slash.
+
+    Raises:
+        InvalidInput: not an ``http://`` or ``https://`` URL with a host.
+    """
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInput(
+            f"RELAYBUS_URL={url!r} is not a relay server address like http://127.0.0.1:4850",
+            setting="RELAYBUS_URL",
+        )
+    return url.strip().rstrip("/")
+
+
+def encode_json(body: Any) -> bytes:
+    """A request body as compact UTF-8 JSON (mappings and sequences of any kind).
+
+    Raises:
+        InvalidInput: a value JSON cannot hold (NaN, a set, an object); for a bad
+            ``meta``, the embedded mode's message.
+    """
+    try:
+        return json.dumps(
+            body, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_jsonable
+        ).encode("utf-8")
+    except (TypeError, ValueError) as exc:
+        if isinstance(body, Mapping) and body.get("meta") is not None:
+            # The service's own check, for its exact message (only on this error path,
+            # so a client does not import the service layer otherwise).
+            from ..service.common import check_meta
+
+            check_meta(body["meta"], limit=sys.maxsize)
+        raise InvalidInput(f"the request is not JSON: {exc}") from None
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        return list(value)
+    raise TypeError(f"a {type(value).__name__} is not a JSON value")
+
+
+class HTTPSession:
+    """Requests and responses of one relay server, shared by the sync and async clients.
+
+    Holds the per-agent tokens the server issued at registration. The bearer of a
+    call is ``settings.token`` (``RELAYBUS_TOKEN``: an admin token, or one agent's
+    own token) when set; otherwise the token of the agent the call acts as, if
+    this session registered it; otherwise none (a loopback server in open mode).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.url is None:
+            raise InvalidInput("no relay server address: set RELAYBUS_URL")
+        self.settings = settings
+        self.url = check_url(settings.url)
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """Agent id → the token the server issued when this session registered it
+        (a copy; every workspace)."""
+        return {agent: token for (_, agent), token in self._tokens.items()}
+
+    def token_for(self, agent_id: str, *, workspace: str) -> str | None:
+        """The token issued to ``agent_id`` of ``workspace`` through this session."""
+        return self._tokens.get((workspace, agent_id))
+
+    def remember(self, registration: TokenHolder) -> None:
+        """Keep the token of a registration (the server's answer to ``POST /v1/agents``)."""
+        if registration.token is not None:
+            agent = registration.agent
+            self._tokens[(agent.workspace, agent.id)] = registration.token
+
+    def bearer(self, workspace: str, agent: str | None) -> str | None:
+        """The token a call acting as ``agent`` (or as nobody) sends."""
+        if self.settings.token:
+            return self.settings.token
+        if agent is not None:
+            return self._tokens.get((workspace, agent))
+        return None
+
+    def headers(
+        self, workspace: str, agent: str | None = None, epoch: int | None = None
+    ) -> dict[str, str]:
+        """Workspace, epoch and authorization headers of a request."""
+        headers = {"X-Relaybus-Workspace": workspace}
+        if epoch is not None:
+            headers["X-Relaybus-Epoch"] = str(epoch)
+        token = self.bearer(workspace, agent)
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
+    def request(self, call: Call[Any]) -> dict[str, Any]:
+        """The keyword arguments of ``httpx.Client.request`` for ``call``."""
+        import httpx
+
+        headers = self.headers(call.workspace, call.agent, call.epoch)
+        content = None
+        if call.body is not None:
+            content = encode_json(call.body)
+            headers["Content-Type"] = "application/json"
+        params = None
+        if call.params is not None:
+            params = {k: _query_value(v) for k, v in call.params.items() if v is not None}
+        timeout: httpx.Timeout | None = None
+        if call.wait > 0:
+            timeout = httpx.Timeout(call.wait + LONGPOLL_MARGIN, connect=CONNECT_TIMEOUT)
+        found: dict[str, Any] = {
+            "method": call.method,
+            "url": call.path,
+            "params": params,
+            "content": content,
+            "headers": headers,
+        }
+        if timeout is not None:
+            found["timeout"] = timeout
+        return found
+
+    def result(self, call: Call[T], response: httpx.Response) -> T:
+        """The result of ``call`` from its (read) response.
+
+        Raises:
+            RelayError: the subclass matching the response status (see :func:`problem_error`).
+        """
+        if response.status_code >= 400:
+            raise problem_error(response, self.url)
+        value = call.parse(response.content)
+        if call.forget_token and call.agent is not None:
+            self._tokens.pop((call.workspace, call.agent), None)
+        return value
+
+    def revoked(self, response: httpx.Response, workspace: str, agent: str | None) -> bool:
+        """Whether ``response`` refused a token this session holds for ``agent``
+        (revoked: the agent registered again elsewhere, or was removed). The token
+        is dropped; the caller sends the request once more without it, so that an
+        open-mode server answers as the embedded mode would (e.g. Conflict for a
+        stale epoch) and a token-mode server says 401.
+        """
+        if response.status_code != 401 or self.settings.token or agent is None:
+            return False
+        return self._tokens.pop((workspace, agent), None) is not None
+
+    def unreachable(self, exc: Exception) -> StoreError:
+        """The error for a request that got no answer (refused, reset, timed out)."""
+        reason = str(exc) or type(exc).__name__
+        return StoreError(f"cannot reach relay server at {self.url}: {reason}", url=self.url)
+
+
+def new_client(url: str, *, asynchronous: bool = False) -> Any:
+    """An ``httpx.Client`` (or ``AsyncClient``) for the server at ``url``: keep-alive
+    connections, the relay's timeouts, a relaybus User-Agent."""
+    import httpx
+
+    from .. import __version__
+
+    options: dict[str, Any] = {
+        "base_url": url,
+        "timeout": httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+        "headers": {"User-Agent": f"relaybus/{__version__}"},
+    }
+    return httpx.AsyncClient(**options) if asynchronous else httpx.Client(**options)
+
+
+def _query_value(value: object) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return [_query_value(v) for v in value]
+    return value
+
+
+def problem_error(response: httpx.Response, url: str) -> RelayError:
+    """The :class:`~relaybus.errors.RelayError` for an error response.
+
+    A problem+json ``detail`` becomes the message (the one the embedded mode
+    gives); its extra members become ``details``. 400/422 → InvalidInput,
+    401 → Unauthorized, 403 → Forbidden, 404 → NotFound, 409 → Conflict,
+    413 → TooLarge, 429 → RateLimited (``retry_after`` from ``Retry-After``),
+    503 with a problem → StoreError with its detail, other 5xx → StoreError
+    naming the server.
+    """
+    status = response.status_code
+    problem: dict[str, Any] = {}
+    try:
+        decoded = json.loads(response.content) if response.content else None
+    except ValueError:
+        decoded = None
+    if isinstance(decoded, dict):
+        problem = decoded
+    detail = problem.get("detail")
+    if not isinstance(detail, str) or not detail:
+        detail = str(problem.get("title") or response.reason_phrase or f"HTTP {status}")
+    details = {k: v for k, v in problem.items() if k not in _PROBLEM_KEYS}
+    if status == 429:
+        details.pop("retry_after", None)
+        return RateLimited(detail, retry_after=_retry_after(response, problem), **details)
+    error_class = STATUS_ERRORS.get(status)
+    if error_class is not None:
+        return error_class(detail, **details)
+    if status == 503 and problem:
+        return StoreError(detail, **details)
+    if status >= 500:
+        return StoreError(
+            f"relay server at {url} failed: {status} {response.reason_phrase}: {detail}",
+            status=status,
+            **details,
+        )
+    return InvalidInput(f"relay server at {url} refused the request: {status} {detail}")
+
+
+def _retry_after(response: httpx.Response, problem: Mapping[str, Any]) -> float:
+    for value in (response.headers.get("Retry-After"), problem.get("retry_after")):
+        if isinstance(value, str | int | float):
+            try:
+                return max(float(value), 0.0)
+            except ValueError:
+                continue
+    return 1.0
+
+
+def matches(kind: str, kinds: Sequence[str]) -> bool:
+    """Whether an event ``kind`` is one of ``kinds`` (``"task."`` matches a family)."""
+    return any(kind.startswith(k) if k.endswith(".") else kind == k for k in kinds)
+
+
+def delivered_to(event: Event, agent_id: str) -> bool:
+    """Whether ``event`` is a ``message.sent`` that delivered a message to ``agent_id``."""
+    return event.kind == "message.sent" and agent_id in event.data.get("recipients", ())

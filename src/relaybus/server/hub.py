@@ -1,0 +1,574 @@
+"""The hub: the one reader of the event log in a server process.
+
+A single background thread sleeps on the store's wake-ups (a datagram on
+SQLite, ``NOTIFY`` on PostgreSQL, so sends from other processes count too),
+reads what is new with :meth:`~relaybus.service.Service.log_tail`, attaches
+the full message to each ``message.sent`` event (one query per batch),
+serialises every event to JSON once, and hands the batch to the event loop.
+There it is fanned out to the live connections (SSE, WebSocket) that may see
+it, and long-polls waiting in :meth:`Hub.wait_for` re-check.
+
+Each connection has a :class:`Subscription`: a bounded queue of shared
+:class:`Item` objects, so a thousand connections cost a thousand deques, not
+a thousand copies of each event, threads or database pollers. A subscriber
+that falls :attr:`Hub.queue_limit` events behind is dropped: its stream ends
+and the client resumes from its last event id (the log keeps everything).
+
+Resuming without a gap or a duplicate: a connection subscribes first (its
+:attr:`Subscription.start` is the last event id already fanned out), replays
+the log from its cursor up to ``start`` (:meth:`Hub.replay`), then delivers
+the live events buffered meanwhile, all of which have ids above ``start``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+
+from ..errors import NotFound
+from ..models import Event, Message
+from ..service import Service
+
+if TYPE_CHECKING:
+    from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Events read from the log per query (the service's maximum).
+PAGE = 1000
+#: Events a subscriber may have waiting before it is dropped as too slow.
+QUEUE_LIMIT = 10_000
+#: Seconds between re-checks when no wake-up comes (a lost datagram costs at most this).
+FALLBACK_SECONDS = 1.0
+#: Tasks whose audience (creator, offered agents, holders) is remembered.
+TASK_CACHE_SIZE = 10_000
+#: Messages handed over by :meth:`Hub.remember`, kept until pushed (the newest).
+RECENT_SIZE = 512
+#: Seconds :meth:`Hub.stop` waits for the reader thread.
+STOP_SECONDS = 5.0
+#: The kinds of live connection counted in :attr:`Hub.connections`.
+TRANSPORTS: Final = ("sse", "ws", "longpoll")
+
+#: :attr:`Subscription.reason` once :meth:`Hub.stop` has ended it.
+SHUTTING_DOWN: Final = "the server is shutting down"
+
+EVERYONE: Final = "everyone"
+#: Which agents of a workspace may see an event (admins always may): these, or all.
+Audience = frozenset[str] | Literal["everyone"]
+_NOBODY: Audience = frozenset()
+
+
+class Item:
+    """One event ready to send, serialised once and shared by every subscriber.
+
+    ``json`` is ``Event.model_dump(mode="json")`` as compact JSON text (with
+    ``data["message"]`` for ``message.sent``); :attr:`sse` and :attr:`ws` are
+    the wire frames, built on first use and cached.
+    """
+
+    __slots__ = ("id", "workspace", "kind", "json", "audience", "_sse", "_ws")
+
+    def __init__(self, id: int, workspace: str, kind: str, json: str, audience: Audience) -> None:
+        self.id = id
+        self.workspace = workspace
+        self.kind = kind
+        self.json = json
+        self.audience = audience
+        self._sse: bytes | None = None
+        self._ws: str | None = None
+
+    @property
+    def sse(self) -> bytes:
+        """The Server-Sent Events frame: ``id``, ``event`` (the kind) and ``data`` lines."""
+        if self._sse is None:
+            self._sse = f"id: {self.id}\nevent: {self.kind}\ndata: {self.json}\n\n".encode()
+        return self._sse
+
+    @property
+    def ws(self) -> str:
+        """The WebSocket text frame ``{"type":"event","event":{...}}``."""
+        if self._ws is None:
+            self._ws = '{"type":"event","event":' + self.json + "}"
+        return self._ws
+
+    def __repr__(self) -> str:
+        return f"Item({self.id}, {self.kind!r})"
+
+
+class Subscription:
+    """A live connection's queue of events; get one from :meth:`Hub.subscribe`.
+
+    Attributes:
+        workspace: the only workspace whose events it receives.
+        agent_id: the agent it watches as (``None``: an admin seeing everything).
+        transport: ``"sse"`` or ``"ws"``.
+        start: the last event id fanned out when it subscribed; live events
+            queued here all have larger ids (replay the log up to ``start``).
+        reason: why the hub ended it (``None`` while open).
+    """
+
+    def __init__(
+        self, hub: Hub, workspace: str, agent_id: str | None, transport: str, start: int
+    ) -> None:
+        self.hub = hub
+        self.workspace = workspace
+        self.agent_id = agent_id
+        self.transport = transport
+        self.start = start
+        self.reason: str | None = None
+        self._items: deque[Item] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.reason is not None
+
+    async def get(self, timeout: float) -> list[Item] | None:
+        """Wait up to ``timeout`` seconds for live events.
+
+        Returns:
+            every event queued, oldest first; ``[]`` when ``timeout`` passed
+            first; ``None`` once the hub ended the subscription (it stopped, or
+            this subscriber fell too far behind): close the stream.
+        """
+        if not self._items and self.reason is None:
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiter = waiter
+            timer = loop.call_later(timeout, _settle, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if self.reason is not None:
+            return None
+        items = list(self._items)
+        self._items.clear()
+        self.hub._queued -= len(items)
+        return items
+
+    def close(self, reason: str) -> None:
+        """End the subscription: :meth:`get` returns ``None`` from now on."""
+        if self.reason is not None:
+            return
+        self.reason = reason
+        self.hub._queued -= len(self._items)
+        self._items.clear()
+        if self._waiter is not None:
+            _settle(self._waiter)
+
+    def _push(self, item: Item) -> bool:
+        # On the loop thread, from Hub._fan_out.
+        if self.reason is not None:
+            return False
+        if len(self._items) >= self.hub.queue_limit:
+            logger.warning(
+                "dropping a slow %s subscriber of %s (%d events behind)",
+                self.transport,
+                self.agent_id or "admin",
+                len(self._items),
+            )
+            self.close(f"fell more than {self.hub.queue_limit} events behind; resume from the id")
+            return False
+        self._items.append(item)
+        self.hub._queued += 1
+        if self._waiter is not None:
+            _settle(self._waiter)
+        return True
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.hub.unsubscribe(self)
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Room:
+    """The subscribers of one workspace: admins, and agents by id."""
+
+    def __init__(self) -> None:
+        self.admins: set[Subscription] = set()
+        self.agents: dict[str, set[Subscription]] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.admins or self.agents)
+
+
+class Hub:
+    """Live delivery for one server process. See the module docstring.
+
+    Create it in the app's lifespan, ``await start()`` it, ``await stop()`` it
+    at shutdown. :meth:`subscribe`, :meth:`unsubscribe`, :meth:`replay` and
+    :meth:`wait_for` run on the event loop that started it.
+
+    Attributes:
+        connections: live connections by transport (``"sse"``, ``"ws"``,
+            ``"longpoll"``).
+        last_id: the last event id fanned out.
+        queue_limit: events a subscriber may have waiting before it is dropped.
+    """
+
+    def __init__(
+        self, service: Service, *, metrics: Metrics | None = None, queue_limit: int = QUEUE_LIMIT
+    ) -> None:
+        self.service = service
+        self.metrics = metrics
+        self.queue_limit = queue_limit
+        self.connections: dict[str, int] = dict.fromkeys(TRANSPORTS, 0)
+        self.last_id = 0
+        self._rooms: dict[str, _Room] = {}
+        self._queued = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._stopped = False
+        self._generation = 0  # bumped at every fan-out, for wait_for
+        self._changed: asyncio.Future[None] | None = None
+        self._tasks = _TaskAudiences(service)
+        self._recent: OrderedDict[int, Message] = OrderedDict()
+        self._recent_lock = threading.Lock()
+        self._read_message_id = 0  # the newest message the reader has pushed
+
+    # -- life ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start reading the log from its current end (the stream's "now").
+
+        Raises:
+            StoreError: the store cannot be read.
+        """
+        self._loop = asyncio.get_running_loop()
+        self.last_id = await asyncio.to_thread(self.service.log_head)
+        self._thread = threading.Thread(
+            target=self._read_log, args=(self.last_id,), name="relaybus-hub", daemon=True
+        )
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """End every subscription and long-poll, and stop the reader thread.
+
+        Open streams return promptly after this; later subscriptions start
+        closed. Safe to call twice.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        for room in list(self._rooms.values()):
+            for sub in [*room.admins, *(s for subs in room.agents.values() for s in subs)]:
+                sub.close(SHUTTING_DOWN)
+        self._signal()
+        if self._thread is not None:
+            with contextlib.suppress(Exception):  # a broken store must not block shutdown
+                await asyncio.to_thread(self.service.store.wake)
+            await asyncio.to_thread(self._thread.join, STOP_SECONDS)
+
+    # -- subscribing -----------------------------------------------------
+
+    def subscribe(self, workspace: str, agent_id: str | None, transport: str) -> Subscription:
+        """Subscribe a live connection; use the result as a context manager, whose
+        exit unsubscribes.
+
+        Args:
+            workspace: the only workspace whose events it gets.
+            agent_id: see events as this agent (the visibility rule), or ``None``
+                for an admin's view of the whole workspace.
+            transport: ``"sse"`` or ``"ws"`` (counted in :attr:`connections`).
+        """
+        sub = Subscription(self, workspace, agent_id, transport, self.last_id)
+        if self._stopped:
+            sub.close(SHUTTING_DOWN)
+            return sub
+        room = self._rooms.setdefault(workspace, _Room())
+        if agent_id is None:
+            room.admins.add(sub)
+        else:
+            room.agents.setdefault(agent_id, set()).add(sub)
+        self._count(transport, +1)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Forget a subscription (idempotent)."""
+        sub.close("unsubscribed")
+        room = self._rooms.get(sub.workspace)
+        if room is None:
+            return
+        if sub.agent_id is None:
+            if sub not in room.admins:
+                return
+            room.admins.discard(sub)
+        else:
+            subs = room.agents.get(sub.agent_id)
+            if subs is None or sub not in subs:
+                return
+            subs.discard(sub)
+            if not subs:
+                del room.agents[sub.agent_id]
+        if not room:
+            del self._rooms[sub.workspace]
+        self._count(sub.transport, -1)
+
+    async def replay(self, sub: Subscription, since: int) -> AsyncIterator[list[Item]]:
+        """The logged events ``sub`` may see with ``since < id <= sub.start``, in pages,
+        oldest first. Continue with ``sub.get()`` afterwards: no gap, no duplicate."""
+        cursor = since
+        while cursor < sub.start:
+            items, cursor = await asyncio.to_thread(
+                self._replay_page, sub.workspace, sub.agent_id, cursor, sub.start
+            )
+            if items:
+                yield items
+
+    def remember(self, messages: Iterable[Message]) -> None:
+        """Hand over messages this process has just stored, so the hub pushes them
+        without reading them back from the database (thread-safe; optional: a
+        message it was not given is read with ``messages_by_id``). Call it right
+        after the send returns."""
+        with self._recent_lock:
+            for message in messages:
+                if message.id > self._read_message_id:  # else: pushed already
+                    self._recent[message.id] = message
+            while len(self._recent) > RECENT_SIZE:
+                self._recent.popitem(last=False)
+
+    # -- long-poll -------------------------------------------------------
+
+    async def wait_for(
+        self, check: Callable[[], T], timeout: float, *, transport: str = "longpoll"
+    ) -> T:
+        """Run the sync ``check`` in a worker thread until it returns something
+        truthy or ``timeout`` seconds pass, re-running it after each batch of new
+        events (and at least every :data:`FALLBACK_SECONDS`).
+
+        Returns:
+            the truthy result, or the last (falsy) one on timeout or shutdown.
+
+        Raises:
+            whatever ``check`` raises.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        self._count(transport, +1)
+        try:
+            while True:
+                generation = self._generation
+                result = await asyncio.to_thread(check)
+                remaining = deadline - loop.time()
+                if result or remaining <= 0 or self._stopped:
+                    return result
+                if generation == self._generation:  # nothing new while checking
+                    if self._changed is None or self._changed.done():
+                        self._changed = loop.create_future()
+                    await asyncio.wait({self._changed}, timeout=min(remaining, FALLBACK_SECONDS))
+        finally:
+            self._count(transport, -1)
+
+    # -- visibility ------------------------------------------------------
+
+    def visible_to(
+        self, agent_id: str | None, events: Iterable[Event], workspace: str
+    ) -> list[Event]:
+        """The events of ``workspace`` that ``agent_id`` may see (``None``: an
+        admin, who sees the whole workspace).
+
+        An agent sees ``message.sent`` it sent or receives, ``message.read`` by
+        itself, every ``agent.*`` event, and ``task.*`` events of tasks it
+        created, holds or held, or was offered; never ``relay.*``. May read the
+        database (a task's audience, first time only): call it off the loop.
+        """
+        return [e for e in events if e.workspace == workspace and self._sees(agent_id, e)]
+
+    def _sees(self, agent_id: str | None, event: Event) -> bool:
+        if agent_id is None:
+            return True
+        audience = self._audience(event)
+        return audience == EVERYONE or agent_id in audience
+
+    def _audience(self, event: Event) -> Audience:
+        kind = event.kind
+        if kind == "message.sent":
+            recipients = event.data.get("recipients") or []
+            return frozenset([*recipients, event.agent_id] if event.agent_id else recipients)
+        if kind == "message.read":
+            return frozenset([event.agent_id]) if event.agent_id else _NOBODY
+        if kind.startswith("agent."):
+            return EVERYONE
+        if kind.startswith("task."):
+            return self._tasks.audience(event)
+        return _NOBODY
+
+    # -- the reader (its own thread) ---------------------------------------
+
+    def _read_log(self, cursor: int) -> None:
+        try:
+            with self.service.store.listen() as listener:
+                while not self._stopping.is_set():
+                    try:
+                        cursor = self._drain(cursor)
+                    except _LoopClosed:
+                        return  # the server is gone
+                    except Exception:  # the thread's top level: log, retry after a pause
+                        logger.exception("reading the event log failed; retrying")
+                    if not self._stopping.is_set():
+                        listener.wait(FALLBACK_SECONDS)
+        except Exception:
+            logger.exception("the hub cannot listen for wake-ups; live delivery stopped")
+
+    def _drain(self, cursor: int) -> int:
+        assert self._loop is not None
+        while not self._stopping.is_set():
+            events = self.service.log_tail(cursor, PAGE)
+            if not events:
+                break
+            items = self._items(events)
+            cursor = events[-1].id
+            try:
+                self._loop.call_soon_threadsafe(self._fan_out, items, cursor)
+            except RuntimeError as exc:  # asyncio's "Event loop is closed"
+                raise _LoopClosed from exc
+            if len(events) < PAGE:
+                break
+        return cursor
+
+    def _items(self, events: Sequence[Event]) -> list[Item]:
+        wanted = [
+            e.data["message_id"]
+            for e in events
+            if e.kind == "message.sent" and isinstance(e.data.get("message_id"), int)
+        ]
+        found: dict[int, Message] = {}
+        if wanted:
+            with self._recent_lock:
+                for message_id in wanted:
+                    message = self._recent.pop(message_id, None)
+                    if message is not None:
+                        found[message_id] = message
+                self._read_message_id = max(self._read_message_id, *wanted)
+            missing = [i for i in wanted if i not in found]
+            if missing:
+                found.update(self.service.messages_by_id(missing))
+        items = []
+        for event in events:
+            doc: dict[str, Any] = event.model_dump(mode="json")
+            message_id = event.data.get("message_id")
+            if event.kind == "message.sent" and isinstance(message_id, int):
+                message = found.get(message_id)
+                if message is not None:
+                    doc["data"]["message"] = message.model_dump(mode="json")
+            text = json.dumps(doc, separators=(",", ":"))
+            items.append(Item(event.id, event.workspace, event.kind, text, self._audience(event)))
+        return items
+
+    def _replay_page(
+        self, workspace: str, agent_id: str | None, since: int, until: int
+    ) -> tuple[list[Item], int]:
+        # In a worker thread: one page of the log for a resuming subscriber.
+        events = self.service.events(workspace=workspace, since=since, limit=PAGE)
+        more = len(events) == PAGE and events[-1].id < until
+        page = [e for e in events if e.id <= until and self._sees(agent_id, e)]
+        return self._items(page), events[-1].id if more else until
+
+    # -- fan-out (the loop's thread) -----------------------------------------
+
+    def _fan_out(self, items: list[Item], last_id: int) -> None:
+        delivered = 0
+        for item in items:
+            room = self._rooms.get(item.workspace)
+            if room is None:
+                continue
+            pushed = 0
+            for sub in room.admins:
+                pushed += sub._push(item)
+            if item.audience == EVERYONE:
+                for subs in room.agents.values():
+                    for sub in subs:
+                        pushed += sub._push(item)
+            else:
+                for agent_id in item.audience:
+                    for sub in room.agents.get(agent_id, ()):
+                        pushed += sub._push(item)
+            if item.kind == "message.sent":
+                delivered += pushed
+        self.last_id = last_id
+        self._signal()
+        if self.metrics is not None:
+            if delivered:
+                self.metrics.messages_delivered.inc(delivered)
+            self.metrics.queue_depth.set(self._queued)
+
+    def _signal(self) -> None:
+        self._generation += 1
+        if self._changed is not None:
+            _settle(self._changed)
+            self._changed = None
+
+    def _count(self, transport: str, step: int) -> None:
+        self.connections[transport] = self.connections.get(transport, 0) + step
+        if self.metrics is not None:
+            self.metrics.live_connections.labels(transport=transport).set(
+                self.connections[transport]
+            )
+
+
+class _TaskAudiences:
+    """Which agents may see a task's events: its creator, the agents it was offered
+    to (the recipients of its message) and every agent that held it. Loaded from
+    the database the first time a task shows up, then kept up to date from the
+    events themselves; least recently used tasks are forgotten first."""
+
+    def __init__(self, service: Service, size: int = TASK_CACHE_SIZE) -> None:
+        self.service = service
+        self.size = size
+        self._lock = threading.Lock()
+        self._known: OrderedDict[tuple[str, int], set[str]] = OrderedDict()
+
+    def audience(self, event: Event) -> frozenset[str]:
+        task_id = event.data.get("task_id")
+        actor = event.agent_id
+        if not isinstance(task_id, int):
+            return frozenset([actor]) if actor else frozenset()
+        key = (event.workspace, task_id)
+        with self._lock:
+            agents = self._known.get(key)
+            if agents is not None:
+                self._known.move_to_end(key)
+        if agents is None:
+            loaded = self._load(event.workspace, task_id)  # outside the lock: a query
+            with self._lock:
+                agents = self._known.setdefault(key, loaded)
+                while len(self._known) > self.size:
+                    self._known.popitem(last=False)
+        with self._lock:
+            if actor:
+                agents.add(actor)  # the creator, a claimer or a holder acting
+            return frozenset(agents)
+
+    def _load(self, workspace: str, task_id: int) -> set[str]:
+        try:
+            task = self.service.get_task(task_id, workspace=workspace, sweep=False)
+        except NotFound:
+            return set()  # pruned: only the actors of its events see them
+        agents = {a for a in (task.creator, task.assignee) if a}
+        if task.message_id is not None:
+            message = self.service.messages_by_id([task.message_id]).get(task.message_id)
+            if message is not None:
+                agents.update(message.recipients)
+        return agents
+
+
+class _LoopClosed(Exception):
+    """The event loop the hub fans out on has closed."""

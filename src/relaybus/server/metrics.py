@@ -1,0 +1,166 @@
+"""Prometheus metrics of one server (prometheus-client), in a registry of its own.
+
+Each :class:`Metrics` has its own ``CollectorRegistry``, so tests may run many
+apps in one process. Request counts are labelled by route template
+(``/v1/agents/{agent_id}``), never the raw path, to keep the label set small.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..store import Store
+from ..store.schema import deliveries
+
+#: The ``route`` label of a request that matched no route (a 404 or a 413 before routing).
+UNMATCHED = "<unmatched>"
+TRANSPORTS = ("sse", "ws", "longpoll")
+
+__all__ = ["CONTENT_TYPE", "Metrics", "RequestMetrics", "unread_by_workspace"]
+
+
+class Metrics:
+    """The server's metrics.
+
+    Attributes:
+        requests: HTTP requests, by ``method``, ``route`` (template) and ``status``.
+        request_seconds: request durations (seconds), by ``route``; a stream or
+            long-poll counts for its whole life.
+        messages_sent: messages accepted (a batch counts each of its messages).
+        messages_delivered: ``message.sent`` events pushed to a live connection,
+            once per recipient connection.
+        live_connections: open live connections, by ``transport`` (sse, ws, longpoll).
+        queue_depth: events buffered for live connections (set by the hub).
+        unread_deliveries: unread deliveries by ``workspace``, computed from the
+            store at scrape time (:meth:`refresh`).
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "relaybus_http_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "relaybus_http_request_duration_seconds",
+            "HTTP request durations by route template (seconds).",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10, 60),
+        )
+        self.messages_sent = Counter(
+            "relaybus_messages_sent", "Messages accepted by this server.", registry=r
+        )
+        self.messages_delivered = Counter(
+            "relaybus_messages_delivered",
+            "Messages pushed to a live connection of a recipient.",
+            registry=r,
+        )
+        self.live_connections = Gauge(
+            "relaybus_live_connections",
+            "Open live connections by transport.",
+            ["transport"],
+            registry=r,
+        )
+        for transport in TRANSPORTS:
+            self.live_connections.labels(transport)
+        self.queue_depth = Gauge(
+            "relaybus_queue_depth", "Events buffered for live connections.", registry=r
+        )
+        self.unread_deliveries = Gauge(
+            "relaybus_unread_deliveries",
+            "Unread deliveries by workspace (from the store, at scrape time).",
+            ["workspace"],
+            registry=r,
+        )
+        # (method, route, status) -> the labelled children: labels() costs a lock and a tuple.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one finished request."""
+        key = (method, route, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(method, route, str(status)),
+                self.request_seconds.labels(route),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def refresh(self, store: Store) -> None:
+        """Recompute the gauges read from the store (blocking: call it in a thread)."""
+        counts = unread_by_workspace(store)
+        self.unread_deliveries.clear()
+        for workspace, count in counts.items():
+            self.unread_deliveries.labels(workspace).set(count)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+
+def unread_by_workspace(store: Store) -> Mapping[str, int]:
+    """Unread deliveries per workspace: ``{workspace: count}``."""
+    query = (
+        sa.select(deliveries.c.workspace, sa.func.count())
+        .where(deliveries.c.read_at.is_(None))
+        .group_by(deliveries.c.workspace)
+    )
+    with store.read() as conn:
+        return {str(ws): int(n) for ws, n in conn.execute(query).all()}
+
+
+class RequestMetrics:
+    """ASGI middleware counting every HTTP request in :class:`Metrics`.
+
+    The route label is the matched route's template, read from the scope the
+    router filled in (``scope["route"]``), or :data:`UNMATCHED`.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = getattr(scope.get("route"), "path", None)
+            template = UNMATCHED if path is None else _TEMPLATES.get(path) or _template(path)
+            self.metrics.observe_request(
+                scope["method"], template, status, time.perf_counter() - started
+            )
+
+
+_TEMPLATES: dict[str, str] = {}
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
+def _template(path: str) -> str:
+    """``/v1/agents/{agent_id:path}`` -> ``/v1/agents/{agent_id}`` (the OpenAPI path)."""
+    template = _TEMPLATES[path] = _CONVERTER.sub(r"{\1}", path)
+    return template

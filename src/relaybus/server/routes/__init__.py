@@ -1,0 +1,176 @@
+"""The HTTP routes, one module per resource, and the few helpers they share.
+
+Routes are thin: parse (FastAPI and the body models), call one service
+method, render the model. Sync routes run in the threadpool, where the
+blocking store calls belong; they return ready :class:`Response` objects
+(JSON bytes straight from pydantic's serializer), while ``response_model``
+keeps the OpenAPI document exact.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Path, Request
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ...errors import InvalidInput
+from ...service.common import NAME_RE
+from ..auth import MAX_ID, quick_call
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: A JSON escape or a UTF-8 encoding of a lone UTF-16 surrogate (U+D800-U+DFFF).
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+def _not_bool(value: object) -> object:
+    # Lax pydantic reads true as 1; JSON Schema says a boolean is not a number.
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not a boolean")
+    return value
+
+
+#: Body number types: integral floats (1.0) pass, as JSON Schema allows; booleans do not.
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields and non-finite numbers are 422."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """A model config adding example bodies to its JSON schema (for /docs, and for
+    the fuzzer's explicit phase)."""
+    return ConfigDict(json_schema_extra={"examples": list(values)})
+
+
+class RelayRoute(APIRoute):
+    """An APIRoute that refuses JSON bodies holding unpaired surrogates (400).
+
+    JSON may spell them (``"\\ud800"``) and Python's parser accepts them, but
+    no database can store them; refusing them here keeps every string a route
+    passes on encodable.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def checked(request: Request) -> Response:
+            body = await request.body()  # cached: FastAPI reads it again for free
+            if _SURROGATE.search(body):
+                _refuse_surrogates(body)
+            return await handler(request)
+
+        return checked
+
+
+class LeanRoute(RelayRoute):
+    """A hot route (sending) that skips FastAPI's dependency solving when it can.
+
+    For an endpoint ``f(body: Model, call: Call, epoch: int | None) -> Response``:
+    a request with a JSON content type, well-formed headers and a body that
+    ``Model.model_validate_json`` accepts (pydantic's JSON parser also refuses
+    unpaired surrogates) goes straight to ``f`` in the threadpool. Anything
+    else takes the ordinary FastAPI path, so errors and the OpenAPI document
+    are the same either way.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        ordinary = super().get_route_handler()
+        endpoint = self.endpoint
+        signature = inspect.signature(endpoint, eval_str=True)
+        model: type[BaseModel] = signature.parameters["body"].annotation
+
+        async def lean(request: Request) -> Response:
+            content_type = request.headers.get("content-type", "")
+            if not content_type.startswith("application/json"):
+                return await ordinary(request)
+            quick = quick_call(request)
+            if quick is None:
+                return await ordinary(request)
+            try:
+                body = model.model_validate_json(await request.body())
+            except ValidationError:
+                return await ordinary(request)
+            call, epoch = quick
+            response: Response = await run_in_threadpool(endpoint, body, call, epoch)
+            return response
+
+        return lean
+
+
+def _refuse_surrogates(body: bytes) -> None:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return  # not JSON: FastAPI's own parse reports it (422)
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(
+            "the request has a string with an unpaired surrogate (\\ud800-\\udfff): "
+            "send valid Unicode"
+        ) from None
+
+
+def make_router(**kwargs: Any) -> APIRouter:
+    """An APIRouter whose routes are :class:`RelayRoute`."""
+    return APIRouter(route_class=RelayRoute, **kwargs)
+
+
+def lean_post(router: APIRouter, path: str, **kwargs: Any) -> Callable[[F], F]:
+    """Like ``@router.post(path, ...)``, for a hot endpoint: the route is a
+    :class:`LeanRoute`. (Added to ``router`` itself, not a nested router:
+    FastAPI walks included routers level by level.)"""
+
+    def decorate(endpoint: F) -> F:
+        router.add_api_route(
+            path, endpoint, methods=["POST"], route_class_override=LeanRoute, **kwargs
+        )
+        return endpoint
+
+    return decorate
+
+
+def render(model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` as a JSON response (its ``model_dump(mode="json")`` shape)."""
+    content = model.__pydantic_serializer__.to_json(model)
+    return Response(content, status_code=status_code, media_type="application/json")
+
+
+def render_list(
+    adapter: TypeAdapter[list[T]], items: Sequence[T], status_code: int = 200
+) -> Response:
+    """A list of models as a JSON array response."""
+    return Response(
+        adapter.dump_json(list(items)), status_code=status_code, media_type="application/json"
+    )
+
+
+def render_json(value: Any, status_code: int = 200) -> Response:
+    """A small plain JSON value (``{"unread": 3}``) as a response."""
+    return Response(
+        json.dumps(value).encode("utf-8"), status_code=status_code, media_type="application/json"
+    )
+
+
+#: A message or task id in a path.
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The message or task id.", examples=[1])]
+#: An agent id in a path; ids may contain ``/`` (the routes use the path converter).
+AgentPath = Annotated[
+    str, Path(pattern=f"^{NAME_RE.pattern}$", description="The agent id.", examples=["bob"])
+]

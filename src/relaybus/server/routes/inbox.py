@@ -1,0 +1,140 @@
+"""Inboxes: read (or long-poll) an agent's deliveries, mark them read, count unread.
+
+Only the agent itself (or admin) may read an inbox. The app includes this
+router before the agents router: ``/v1/agents/{agent_id}`` takes ids with
+``/``, so the longer inbox paths must match first.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query, Request
+from pydantic import BaseModel, Field, TypeAdapter
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from ...models import Message
+from ..auth import MAX_ID, ApiCall, Epoch
+from ..problems import responses
+from . import AgentPath, Body, Int, examples, make_router, render, render_list
+
+router = make_router(tags=["inbox"])
+MESSAGES = TypeAdapter(list[Message])
+MAX_IDS = 1000
+
+
+class MarkRead(Body):
+    """Which deliveries to mark read: message ``ids``, or all up to the cursor ``up_to``."""
+
+    model_config = examples({"up_to": 1}, {"ids": [1]})
+
+    ids: list[Annotated[Int, Field(ge=1, le=MAX_ID)]] | None = Field(
+        default=None, max_length=MAX_IDS
+    )
+    up_to: Int | None = Field(default=None, ge=0, le=MAX_ID)
+
+
+class Marked(BaseModel):
+    marked: int = Field(description="How many deliveries changed from unread to read.")
+
+
+class Unread(BaseModel):
+    unread: int = Field(description="How many deliveries are unread.")
+
+
+@router.get(
+    "/v1/agents/{agent_id:path}/inbox",
+    response_model=list[Message],
+    responses=responses(400, 404, 409),
+    summary="Read an inbox, or wait for mail",
+)
+async def inbox(
+    agent_id: AgentPath,
+    call: ApiCall,
+    request: Request,
+    epoch: Epoch = None,
+    unread_only: bool = True,
+    newest_first: bool = True,
+    since: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Only messages with an id above this.")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    mark_read: Annotated[bool, Query(description="Mark the returned messages read.")] = False,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            allow_inf_nan=False,
+            description="Long-poll: with nothing matching, wait up to this many seconds "
+            "(capped by the server) for a message; the answer is then oldest first.",
+        ),
+    ] = 0,
+) -> Response:
+    """Messages delivered to the agent, with ``read_at`` as it was before this call."""
+    caller = await call.resolve()
+    me = caller.act_as(agent_id)
+    service, workspace = call.service, caller.workspace
+    if wait <= 0:
+        found = await run_in_threadpool(
+            lambda: service.inbox(
+                me,
+                workspace=workspace,
+                unread_only=unread_only,
+                newest_first=newest_first,
+                since=since,
+                limit=limit,
+                mark_read=mark_read,
+                epoch=epoch,
+            )
+        )
+        return render_list(MESSAGES, found)
+
+    def check() -> list[Message]:
+        return service.inbox(
+            me,
+            workspace=workspace,
+            unread_only=unread_only,
+            newest_first=False,
+            since=since,
+            limit=limit,
+        )
+
+    timeout = min(wait, call.config.longpoll_max_seconds)
+    found = await request.app.state.hub.wait_for(check, timeout)  # counts as a longpoll
+    if found and mark_read:
+        # Marked after the wait, not inside the check: a write there would wake
+        # every waiter, this one included, on each re-check.
+        ids = [m.id for m in found]
+        await run_in_threadpool(
+            lambda: service.mark_read(me, workspace=workspace, ids=ids, epoch=epoch)
+        )
+    return render_list(MESSAGES, found)
+
+
+@router.post(
+    "/v1/agents/{agent_id:path}/inbox/read",
+    response_model=Marked,
+    responses=responses(400, 404, 409, 413),
+)
+def mark_read(agent_id: AgentPath, body: MarkRead, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Mark deliveries read, by message ids or up to a cursor (exactly one of them)."""
+    caller = call.caller()
+    changed = call.service.mark_read(
+        caller.act_as(agent_id),
+        workspace=caller.workspace,
+        ids=body.ids,
+        up_to=body.up_to,
+        epoch=epoch,
+    )
+    return render(Marked(marked=changed))
+
+
+@router.get(
+    "/v1/agents/{agent_id:path}/inbox/count", response_model=Unread, responses=responses(404)
+)
+def unread_count(agent_id: AgentPath, call: ApiCall) -> Response:
+    """How many of the agent's deliveries are unread."""
+    caller = call.caller()
+    count = call.service.unread_count(caller.act_as(agent_id), workspace=caller.workspace)
+    return render(Unread(unread=count))

@@ -1,0 +1,155 @@
+"""Messages: send one, send a batch, get one, get its thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, StrictBool, TypeAdapter
+from starlette.responses import Response
+
+from ...errors import Forbidden
+from ...models import Message, Priority
+from ..auth import MAX_ID, ApiCall, Caller, Epoch
+from ..problems import responses
+from . import Body, IdPath, Int, examples, lean_post, make_router, render, render_list
+
+router = make_router(tags=["messages"])
+MESSAGES = TypeAdapter(list[Message])
+#: Most messages in one batch (the service's limit too).
+MAX_BATCH = 500
+
+
+class Draft(Body):
+    """One message of a batch: the fields of a send without the sender."""
+
+    to: str | None = Field(
+        default=None,
+        description="A target: an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast; "
+        "may be omitted with reply_to.",
+    )
+    body: str
+    subject: str | None = None
+    channel: str | None = None
+    reply_to: Int | None = Field(default=None, ge=1, le=MAX_ID)
+    priority: Priority = Priority.NORMAL
+    meta: dict[str, Any] | None = None
+    claimable: StrictBool = Field(
+        default=False, description="Also create a task that exactly one recipient can claim."
+    )
+
+
+class SendBody(Draft):
+    """A message to send."""
+
+    model_config = examples(
+        {"sender": "alice", "to": "bob", "body": "API v2 is merged"},
+        {
+            "sender": "bob",
+            "to": "broadcast",
+            "subject": "Review",
+            "body": "PR 7",
+            "claimable": True,
+        },
+    )
+
+    sender: str | None = Field(
+        default=None, description="The sending agent; defaults to the agent token's agent."
+    )
+
+
+class BatchBody(Body):
+    """Messages from one sender, stored in one transaction: all or none."""
+
+    model_config = examples(
+        {
+            "sender": "alice",
+            "messages": [{"to": "bob", "body": "one"}, {"to": "bob", "body": "two"}],
+        }
+    )
+
+    sender: str | None = Field(
+        default=None, description="The sending agent; defaults to the agent token's agent."
+    )
+    messages: list[Draft] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+@lean_post(
+    router,
+    "/v1/messages",
+    status_code=201,
+    response_model=Message,
+    responses=responses(400, 404, 409, 413),
+    summary="Send a message",
+)
+def send(body: SendBody, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Send a message; every recipient has it in its inbox once this returns."""
+    caller = call.caller()
+    message = call.service.send(
+        caller.act_as(body.sender, "sender"),
+        body.to,
+        body.body,
+        workspace=caller.workspace,
+        epoch=epoch,
+        subject=body.subject,
+        channel=body.channel,
+        reply_to=body.reply_to,
+        priority=body.priority,
+        meta=body.meta,
+        claimable=body.claimable,
+    )
+    call.metrics.messages_sent.inc()
+    return render(message, 201)
+
+
+@lean_post(
+    router,
+    "/v1/messages/batch",
+    status_code=201,
+    response_model=list[Message],
+    responses=responses(400, 404, 409, 413),
+    summary="Send several messages in one transaction",
+)
+def send_batch(body: BatchBody, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Send 1-500 messages from one sender, all or none, in order."""
+    caller = call.caller()
+    sent = call.service.send_many(
+        caller.act_as(body.sender, "sender"),
+        [draft.model_dump(exclude_unset=True) for draft in body.messages],
+        workspace=caller.workspace,
+        epoch=epoch,
+    )
+    call.metrics.messages_sent.inc(len(sent))
+    return render_list(MESSAGES, sent, 201)
+
+
+@router.get("/v1/messages/{message_id}", response_model=Message, responses=responses(404))
+def get_message(message_id: IdPath, call: ApiCall) -> Response:
+    """One message with its recipients (an agent token: one it sent or received)."""
+    caller = call.caller()
+    message = call.service.get_message(message_id, workspace=caller.workspace)
+    check_may_read(caller, message)
+    return render(message)
+
+
+@router.get(
+    "/v1/messages/{message_id}/thread", response_model=list[Message], responses=responses(404)
+)
+def thread(message_id: IdPath, call: ApiCall) -> Response:
+    """Every message of the thread ``message_id`` belongs to, oldest first (an agent
+    token: a thread it has a message of)."""
+    caller = call.caller()
+    if not caller.admin:
+        check_may_read(caller, call.service.get_message(message_id, workspace=caller.workspace))
+    found = call.service.thread(message_id, workspace=caller.workspace)
+    return render_list(MESSAGES, found)
+
+
+def check_may_read(caller: Caller, message: Message) -> None:
+    """Raises Forbidden if an agent caller neither sent nor received ``message``."""
+    if caller.agent_id is None or caller.agent_id == message.sender:
+        return
+    if caller.agent_id not in message.recipients:
+        raise Forbidden(
+            f"{caller.agent_id!r} neither sent nor received message {message.id}",
+            message_id=message.id,
+        )

@@ -1,0 +1,147 @@
+"""Tasks: list, get, history, and the claim lifecycle (claim, renew, release, update)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import Field, TypeAdapter
+from starlette.responses import Response
+
+from ...models import Task, TaskEvent, TaskStatus
+from ..auth import ApiCall, Epoch
+from ..problems import responses
+from . import Body, Float, IdPath, Int, examples, make_router, render, render_list
+
+router = make_router(tags=["tasks"])
+TASKS = TypeAdapter(list[Task])
+HISTORY = TypeAdapter(list[TaskEvent])
+_AGENT = "The agent acting; defaults to the agent token's agent."
+
+
+class LeaseBody(Body):
+    """Who claims (or renews), and for how long."""
+
+    model_config = examples({"agent_id": "bob", "lease": 600})
+
+    agent_id: str | None = Field(default=None, description=_AGENT)
+    lease: Float | None = Field(
+        default=None, description="Lease seconds (default: the relay's lease_seconds)."
+    )
+
+
+class ReleaseBody(Body):
+    model_config = examples({"agent_id": "bob"})
+
+    agent_id: str | None = Field(default=None, description=_AGENT)
+
+
+class TaskUpdate(Body):
+    """A report on a task; give at least one of status, progress, note, result."""
+
+    model_config = examples(
+        {"agent_id": "bob", "progress": 50, "note": "halfway"},
+        {"agent_id": "bob", "status": "done", "result": "merged"},
+    )
+
+    agent_id: str | None = Field(
+        default=None,
+        description="The agent reporting; with the admin token, omitted means the operator "
+        "acting for the workspace.",
+    )
+    status: TaskStatus | None = None
+    progress: Int | None = Field(default=None, description="Percent done, 0-100.")
+    note: str | None = None
+    result: str | None = None
+
+
+@router.get("/v1/tasks", response_model=list[Task], responses=responses(400))
+def list_tasks(
+    call: ApiCall,
+    status: TaskStatus | None = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """Tasks of the workspace, newest first."""
+    found = call.service.list_tasks(
+        workspace=call.caller().workspace, status=status, assignee=assignee, limit=limit
+    )
+    return render_list(TASKS, found)
+
+
+@router.get("/v1/tasks/{task_id}", response_model=Task, responses=responses(404))
+def get_task(task_id: IdPath, call: ApiCall) -> Response:
+    """One task."""
+    return render(call.service.get_task(task_id, workspace=call.caller().workspace))
+
+
+@router.get("/v1/tasks/{task_id}/history", response_model=list[TaskEvent], responses=responses(404))
+def task_history(task_id: IdPath, call: ApiCall) -> Response:
+    """The task's history, oldest first."""
+    return render_list(
+        HISTORY, call.service.task_history(task_id, workspace=call.caller().workspace)
+    )
+
+
+@router.post(
+    "/v1/tasks/{task_id}/claim", response_model=Task, responses=responses(400, 404, 409, 413)
+)
+def claim(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Claim the task (atomic: of racing claimers exactly one wins); claiming a task
+    one holds renews it."""
+    caller = call.caller()
+    task = call.service.claim(
+        task_id,
+        caller.act_as(body.agent_id),
+        workspace=caller.workspace,
+        epoch=epoch,
+        lease=body.lease,
+    )
+    return render(task)
+
+
+@router.post(
+    "/v1/tasks/{task_id}/renew", response_model=Task, responses=responses(400, 404, 409, 413)
+)
+def renew(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Extend the lease of a task the agent holds."""
+    caller = call.caller()
+    task = call.service.renew(
+        task_id,
+        caller.act_as(body.agent_id),
+        workspace=caller.workspace,
+        epoch=epoch,
+        lease=body.lease,
+    )
+    return render(task)
+
+
+@router.post(
+    "/v1/tasks/{task_id}/release", response_model=Task, responses=responses(400, 404, 409, 413)
+)
+def release(task_id: IdPath, body: ReleaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Give a held task back: it is open again."""
+    caller = call.caller()
+    task = call.service.release(
+        task_id, caller.act_as(body.agent_id), workspace=caller.workspace, epoch=epoch
+    )
+    return render(task)
+
+
+@router.patch("/v1/tasks/{task_id}", response_model=Task, responses=responses(400, 404, 409, 413))
+def update_task(task_id: IdPath, body: TaskUpdate, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Report a status, progress, a note or a result (the holder; the creator may close it)."""
+    caller = call.caller()
+    # Admin without agent_id is the operator; an agent token always acts as its agent.
+    agent_id = body.agent_id if caller.admin else caller.act_as(body.agent_id)
+    task = call.service.update_task(
+        task_id,
+        agent_id,
+        workspace=caller.workspace,
+        epoch=epoch,
+        status=body.status,
+        progress=body.progress,
+        note=body.note,
+        result=body.result,
+    )
+    return render(task)

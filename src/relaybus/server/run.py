@@ -1,0 +1,120 @@
+"""Running the server: open the store, build the app, serve it with uvicorn until a signal."""
+
+from __future__ import annotations
+
+import copy
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+
+from ..service import Service
+from ..settings import Settings
+from ..store import open_store
+from .app import create_app
+from .config import ServerConfig
+
+#: Seconds in-flight requests and open streams get to finish after Ctrl-C (uvicorn's
+#: ``timeout_graceful_shutdown``); then they are cancelled and the hub stops.
+GRACE_SECONDS = 1
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, announcing where it listens once the sockets are bound."""
+
+    def __init__(self, config: uvicorn.Config, announce: Callable[[list[socket.socket]], None]):
+        super().__init__(config)
+        self.announce = announce
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            bound = [s for server in self.servers for s in server.sockets]
+            self.announce(bound)
+
+
+def serve(
+    settings: Settings,
+    config: ServerConfig,
+    *,
+    log_level: str = "info",
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the relay the settings point at until SIGINT or SIGTERM, then shut down
+    cleanly (streams closed, the store closed) and return.
+
+    Logs one access line per request at ``info``. ``announce`` receives one
+    line once the server listens (default: printed to stdout): the URL and the
+    auth mode.
+
+    Raises:
+        InvalidInput: :meth:`ServerConfig.check_bind` refuses the address.
+        StoreError: the store cannot be opened.
+        SystemExit: uvicorn could not bind the address (it logs why).
+    """
+    config.check_bind()
+    say = announce or (lambda line: print(line, flush=True))
+    store = open_store(settings)
+    try:
+        app = create_app(Service(store), config)
+
+        def listening(sockets: list[socket.socket]) -> None:
+            say(f"relaybus: serving {_url(config, sockets)} ({_auth_line(config)})")
+
+        server = _Server(
+            uvicorn.Config(
+                app,
+                host=config.host,
+                port=config.port,
+                log_level=log_level,
+                log_config=_log_config(),
+                access_log=True,
+                lifespan="on",
+                timeout_graceful_shutdown=GRACE_SECONDS,
+                server_header=False,
+            ),
+            listening,
+        )
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            # uvicorn re-raises the signal that stopped it once it has shut down;
+            # a handler that ignores it makes SIGTERM, like Ctrl-C, a clean exit.
+            signal.signal(signal.SIGTERM, _ignore)
+            server.run()
+        except KeyboardInterrupt:
+            pass  # the re-raised SIGINT, after a clean shutdown
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+    finally:
+        store.close()
+
+
+def _ignore(_signum: int, _frame: Any) -> None:
+    pass
+
+
+def _url(config: ServerConfig, sockets: list[socket.socket]) -> str:
+    host, port = config.host, config.port
+    for sock in sockets:
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            port = sock.getsockname()[1]
+            break
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def _auth_line(config: ServerConfig) -> str:
+    if config.admin_token is None:
+        return "auth: open, loopback only: every request acts as admin"
+    limit = f"; rate limit {config.rate_limit:g}/s per token" if config.rate_limit else ""
+    return f"auth: token: requests need the admin token or an agent token{limit}"
+
+
+def _log_config() -> dict[str, Any]:
+    """uvicorn's logging, with relaybus's own logger on the same handler."""
+    log_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["relaybus"] = {"handlers": ["default"], "level": "INFO"}
+    return log_config

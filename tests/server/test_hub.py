@@ -1,0 +1,278 @@
+"""The hub on its own, over a real store on each dialect: fan-out, visibility, the
+slow-subscriber limit, long-poll wake-ups and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any, TypeVar
+
+import pytest
+
+from relaybus.models import Event, Message
+from relaybus.server import hub as hub_module
+from relaybus.server.hub import Hub, Item, Subscription
+from relaybus.service import Service
+
+#: Seconds before a wait in these tests counts as hung: far above any real wake-up.
+HUNG = 30.0
+
+T = TypeVar("T")
+
+
+def run(main: Callable[[Hub], Coroutine[Any, Any, T]], service: Service, **kwargs: Any) -> T:
+    """Run ``main(hub)`` on a fresh event loop with a started hub, stopping it after."""
+
+    async def wrapper() -> T:
+        hub = Hub(service, **kwargs)
+        await hub.start()
+        try:
+            return await main(hub)
+        finally:
+            await hub.stop()
+
+    return asyncio.run(wrapper())
+
+
+async def off_loop(call: Callable[[], T]) -> T:
+    return await asyncio.to_thread(call)
+
+
+async def next_items(sub: Subscription, wanted: int) -> list[Item]:
+    """The next ``wanted`` live items of ``sub``; fails if they do not come."""
+    found: list[Item] = []
+    async with asyncio.timeout(HUNG):
+        while len(found) < wanted:
+            batch = await sub.get(HUNG)
+            assert batch is not None, f"subscription ended: {sub.reason}"
+            found.extend(batch)
+    return found
+
+
+def sent_ids(items: list[Item]) -> list[int]:
+    """Message ids of the ``message.sent`` items, in order."""
+    return [json.loads(i.json)["data"]["message_id"] for i in items if i.kind == "message.sent"]
+
+
+def register(service: Service, *names: str) -> None:
+    for name in names:
+        service.register(name)
+
+
+def test_a_send_reaches_the_recipient_with_the_full_message(service: Service) -> None:
+    register(service, "alice", "bob")
+
+    async def main(hub: Hub) -> list[Item]:
+        with hub.subscribe("default", "bob", "ws") as sub:
+            await off_loop(lambda: service.send("alice", "bob", "hello bob"))
+            return [i for i in await next_items(sub, 1)]
+
+    items = run(main, service)
+    event = json.loads(items[0].json)
+    assert event["kind"] == "message.sent"
+    assert event["data"]["message"]["body"] == "hello bob"
+    assert event["data"]["message"]["recipients"] == ["bob"]
+    assert items[0].sse.startswith(f"id: {items[0].id}\nevent: message.sent\ndata: {{".encode())
+    assert json.loads(items[0].ws) == {"type": "event", "event": event}
+
+
+def test_an_event_is_serialised_once_for_every_subscriber(service: Service) -> None:
+    register(service, "alice")
+    for name in ("bob", "carol"):
+        service.register(name, tags=["team"])
+
+    async def main(hub: Hub) -> list[list[Item]]:
+        subs = [hub.subscribe("default", None, "sse"), hub.subscribe("default", "bob", "sse")]
+        subs.append(hub.subscribe("default", "carol", "sse"))
+        await off_loop(lambda: service.send("alice", "tag:team", "to both"))
+        found = [await next_items(s, 1) for s in subs]
+        for sub in subs:
+            hub.unsubscribe(sub)
+        return found
+
+    admin, bob, carol = run(main, service)
+    assert admin[0] is bob[0] is carol[0]
+
+
+def test_each_agent_sees_only_its_own_deliveries_and_presence(service: Service) -> None:
+    register(service, "alice", "bob", "carol")
+
+    async def main(hub: Hub) -> dict[str, list[Item]]:
+        subs = {name: hub.subscribe("default", name, "ws") for name in ("alice", "bob", "carol")}
+        subs["admin"] = hub.subscribe("default", None, "ws")
+        await off_loop(lambda: service.send("alice", "bob", "for bob only"))
+        await off_loop(lambda: service.send("alice", "carol", "for carol"))
+        await off_loop(lambda: service.register("dave"))
+        found = {
+            "alice": await next_items(subs["alice"], 3),
+            "bob": await next_items(subs["bob"], 2),
+            "carol": await next_items(subs["carol"], 2),
+            "admin": await next_items(subs["admin"], 3),
+        }
+        for sub in subs.values():
+            hub.unsubscribe(sub)
+        return found
+
+    found = run(main, service)
+    kinds = {name: [i.kind for i in items] for name, items in found.items()}
+    assert kinds["alice"] == ["message.sent", "message.sent", "agent.registered"]
+    assert kinds["bob"] == ["message.sent", "agent.registered"]  # not carol's message
+    assert kinds["carol"] == ["message.sent", "agent.registered"]  # not bob's
+    bodies = {
+        name: [json.loads(i.json)["data"]["message"]["body"] for i in items[:-1]]
+        for name, items in found.items()
+    }
+    assert bodies["bob"] == ["for bob only"]
+    assert bodies["carol"] == ["for carol"]
+    assert bodies["admin"] == ["for bob only", "for carol"]
+
+
+def test_other_workspaces_are_invisible(service: Service) -> None:
+    register(service, "alice", "bob")
+    service.register("alice", workspace="other")
+    service.register("bob", workspace="other")
+
+    async def main(hub: Hub) -> list[Item]:
+        with hub.subscribe("default", None, "sse") as admin:
+            await off_loop(lambda: service.send("alice", "bob", "elsewhere", workspace="other"))
+            await off_loop(lambda: service.send("alice", "bob", "here"))
+            return await next_items(admin, 1)
+
+    items = run(main, service)
+    assert [json.loads(i.json)["data"]["message"]["body"] for i in items] == ["here"]
+
+
+def test_task_events_reach_creator_offered_agents_and_holder_only(service: Service) -> None:
+    register(service, "alice", "dave")
+    for name in ("bob", "carol"):
+        service.register(name, tags=["team"])
+
+    def work() -> list[Event]:
+        task_id = service.send("alice", "tag:team", "fix the build", claimable=True).task_id
+        assert task_id is not None
+        service.claim(task_id, "bob")
+        service.update_task(task_id, None, progress=50)  # admin: no actor on the event
+        service.mark_read("carol", up_to=10_000)
+        service.prune(message_days=10_000.0, agent_days=10_000.0)  # a relay.* event
+        return service.events(since=0, limit=1000)
+
+    hub = Hub(service)
+    events = work()
+    seen = {
+        name: [e.kind for e in hub.visible_to(name, events, "default")]
+        for name in ("alice", "bob", "carol", "dave")
+    }
+    tasks = ["task.created", "message.sent", "task.claimed", "task.updated"]
+    registrations = ["agent.registered"] * 4
+    assert seen["alice"] == registrations + tasks
+    assert seen["bob"] == registrations + tasks
+    assert seen["carol"] == [*registrations, *tasks, "message.read"]
+    assert seen["dave"] == registrations
+    assert [e.kind for e in hub.visible_to(None, events, "default")][-1] == "relay.pruned"
+    assert hub.visible_to("alice", events, "other") == []
+
+
+def test_a_slow_subscriber_is_dropped_and_the_others_keep_everything(service: Service) -> None:
+    register(service, "alice", "bob")
+
+    async def main(hub: Hub) -> tuple[list[int], list[int], str | None]:
+        with (
+            hub.subscribe("default", "bob", "ws") as slow,
+            hub.subscribe("default", "bob", "sse") as fast,
+        ):
+            sent = []
+            got: list[Item] = []
+            for n in range(6):
+                message = await off_loop(partial(service.send, "alice", "bob", f"m{n}"))
+                sent.append(message.id)
+                got.extend(await next_items(fast, 1))
+            assert await slow.get(0) is None
+            return sent, sent_ids(got), slow.reason
+
+    sent, fast_got, reason = run(main, service, queue_limit=3)
+    assert fast_got == sent
+    assert reason is not None and "behind" in reason
+
+
+def test_replay_then_live_has_no_gap_and_no_duplicate(service: Service) -> None:
+    register(service, "alice", "bob")
+    first = service.send("alice", "bob", "before").id
+    cursor = service.last_event_id()
+    missed = [service.send("alice", "bob", f"missed {n}").id for n in range(3)]
+
+    async def main(hub: Hub) -> list[int]:
+        got: list[Item] = []
+        with hub.subscribe("default", "bob", "sse") as sub:
+            # Sent after subscribing, possibly while the replay runs: live.
+            sending = asyncio.create_task(off_loop(lambda: service.send("alice", "bob", "live")))
+            async for items in hub.replay(sub, cursor):
+                got.extend(items)
+            await sending
+            replayed = got[-1].id
+            got.extend(i for i in await next_items(sub, 1) if i.id > replayed)
+        return sent_ids(got)
+
+    ids = run(main, service)
+    assert first not in ids
+    assert ids[:3] == missed
+    assert len(ids) == 4 and len(set(ids)) == 4
+
+
+def test_wait_for_wakes_on_a_commit(service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without a wake-up the waiter would sleep past the test's timeout.
+    monkeypatch.setattr(hub_module, "FALLBACK_SECONDS", 600.0)
+    register(service, "alice", "bob")
+    checked = threading.Event()
+
+    def check() -> list[Message]:
+        found = service.inbox("bob", unread_only=True)
+        checked.set()
+        return found
+
+    async def main(hub: Hub) -> tuple[list[Message], int]:
+        waiting = asyncio.create_task(hub.wait_for(check, HUNG))
+        assert await off_loop(lambda: checked.wait(HUNG))
+        parked = hub.connections["longpoll"]
+        await off_loop(lambda: service.send("alice", "bob", "wake up"))
+        return await asyncio.wait_for(waiting, HUNG), parked
+
+    found, parked = run(main, service)
+    assert parked == 1
+    assert [m.body for m in found] == ["wake up"]
+
+
+def test_wait_for_returns_the_falsy_result_on_timeout(service: Service) -> None:
+    async def main(hub: Hub) -> list[int]:
+        return await hub.wait_for(list[int], 0.01)
+
+    assert run(main, service) == []
+
+
+def test_stop_ends_subscriptions_and_long_polls(service: Service) -> None:
+    async def main(hub: Hub) -> tuple[list[Item] | None, object, list[Item] | None]:
+        sub = hub.subscribe("default", None, "sse")
+        polling = asyncio.create_task(hub.wait_for(list[int], HUNG))
+        getting = asyncio.create_task(sub.get(HUNG))
+        await hub.stop()
+        got, polled = await asyncio.wait_for(asyncio.gather(getting, polling), HUNG)
+        late = hub.subscribe("default", None, "sse")
+        return got, polled, await late.get(HUNG)
+
+    got, polled, late = run(main, service)
+    assert got is None and polled == [] and late is None
+
+
+def test_connections_are_counted_by_transport(service: Service) -> None:
+    async def main(hub: Hub) -> list[dict[str, int]]:
+        counts = []
+        with hub.subscribe("default", None, "sse"), hub.subscribe("default", "bob", "ws"):
+            counts.append(dict(hub.connections))
+        counts.append(dict(hub.connections))
+        return counts
+
+    inside, after = run(main, service)
+    assert inside == {"sse": 1, "ws": 1, "longpoll": 0}
+    assert after == {"sse": 0, "ws": 0, "longpoll": 0}
