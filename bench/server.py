@@ -56,7 +56,10 @@ import uvloop
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from common import (
+if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import (  # noqa: E402
     TwoAgentRound,
     TwoAgentSummary,
     cpu_pressure,
@@ -65,7 +68,7 @@ from common import (
     raise_open_files_limit,
     rss_mib,
 )
-from peers import agent_relay
+from bench.peers import agent_relay  # noqa: E402
 
 #: Bytes of every message body (the peer comparison's size).
 BODY = "x" * 64
@@ -446,8 +449,9 @@ async def _until(wait: Awaitable[None], readers: list[asyncio.Task[None]]) -> No
 # -- 4: broadcast ------------------------------------------------------------
 
 
-async def broadcast(server: Server, subscribers: int, repeats: int) -> list[float]:
-    """Times (ms) from a broadcast ``POST`` to the last of ``subscribers`` WebSockets having it."""
+async def broadcast(server: Server, subscribers: int, repeats: int) -> tuple[list[float], float]:
+    """Times (ms) from a broadcast ``POST`` to the last of ``subscribers`` WebSockets having
+    it, and this process's CPU per broadcast (ms): the subscribers' share of those times."""
     names = [f"sub-{i:04d}" for i in range(subscribers)]
     async with httpx.AsyncClient(base_url=server.url, timeout=TIMEOUT) as http:
         tokens = await register(http, ["caster", *names])
@@ -458,6 +462,7 @@ async def broadcast(server: Server, subscribers: int, repeats: int) -> list[floa
                 content = json.dumps({"sender": "caster", "to": "broadcast", "body": BODY})
                 headers = {**auth(tokens["caster"]), "Content-Type": "application/json"}
                 times: list[float] = []
+                cpu = time.process_time()
                 for i in range(repeats):
                     t0 = time.perf_counter()
                     reply = await http.post("/v1/messages", content=content, headers=headers)
@@ -465,9 +470,10 @@ async def broadcast(server: Server, subscribers: int, repeats: int) -> list[floa
                         raise RuntimeError(f"broadcast: {reply.status_code} {reply.text[:200]}")
                     await _until(counter.wait_for((i + 1) * subscribers), readers)
                     times.append((counter.last - t0) * 1000)
+                cpu = time.process_time() - cpu
         finally:
             await asyncio.gather(*(ws.close() for ws in sockets))
-    return times
+    return times, 1000 * cpu / repeats
 
 
 async def connect_many(server: Server, tokens: list[str]) -> list[ClientConnection]:
@@ -622,11 +628,15 @@ async def run(root: Path, sizes: Sizes, peers: list[Peer]) -> None:
         print("   (WebSocket: send frame -> event frame; SSE: POST -> event; rates are medians)")
 
     with server_process("relaybus", root / "broadcast") as relay:
-        times = await broadcast(relay, sizes.subscribers, sizes.repeats)
+        times, client_ms = await broadcast(relay, sizes.subscribers, sizes.repeats)
     print(f"\n4. broadcast to {sizes.subscribers} WebSocket subscribers, {sizes.repeats} repeats")
     print(
         f"   until the last has it: p50 {statistics.median(times):6.1f} ms"
         f"   p99 {percentile(times, 0.99):6.1f} ms   (target p99 <= 250)"
+    )
+    print(
+        f"   the subscribers' side (this process: read, inflate, parse {sizes.subscribers} frames):"
+        f" {client_ms:.0f} ms CPU per broadcast"
     )
 
     print(f"\n5. server RSS with {sizes.idle_agents} idle connected agents (target <= 150 MB)")

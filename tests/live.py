@@ -41,6 +41,14 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         self.ready.set()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # End the live streams first: uvicorn waits for open responses before
+        # it runs the app's lifespan shutdown, which would stop the hub.
+        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
+        if hub is not None:
+            await hub.stop()
+        await super().shutdown(sockets)
+
 
 class LiveServer:
     """A running relay server: ``url``, and the ``service``/``app`` behind it."""
@@ -73,6 +81,7 @@ class LiveServer:
             lifespan="on",
             timeout_graceful_shutdown=2,
             ws_ping_interval=None,
+            ws_per_message_deflate=False,
         )
         server = _Server(config)
         thread = threading.Thread(

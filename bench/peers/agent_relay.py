@@ -3,7 +3,7 @@
 agent-relay is a Node daemon listening on a Unix socket (length-prefixed JSON
 frames), storing messages in SQLite (better-sqlite3, WAL). This module
 installs it into a cache directory, starts its daemon, and runs the
-two-agent workload (see :mod:`common`) through the package's own client
+two-agent workload (see :mod:`bench.common`) through the package's own client
 library (``dist/wrapper/client.js``, driven by ``agent_relay_driver.mjs``).
 
 Run alone: ``.venv/bin/python bench/peers/agent_relay.py [--quick]``;
@@ -51,10 +51,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a script: make ``common`` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from common import TwoAgentRound, TwoAgentSummary  # noqa: E402
+from bench.common import TwoAgentRound, TwoAgentSummary  # noqa: E402
 
 PACKAGE = "agent-relay"
 VERSION = "1.6.0"

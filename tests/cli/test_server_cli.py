@@ -167,6 +167,7 @@ def test_without_a_server_or_with_a_bad_token_every_call_fails_in_one_line(
     nobody = {"RELAYBUS_URL": url}
     commands = ["agents", "--as bob inbox --wait 5", "watch --json"]
     down = [(c, cli.popen(c, env=nobody)) for c in commands]
+    down.append((f"--url {url} thread 1", cli.popen(f"--url {url} thread 1")))
     results = [cli.finish(proc, c) for c, proc in down]
     with cli_on_server(tmp_path) as server_cli:
         bogus = server_cli("agents", env=server_cli.as_token("rb_not-a-token"))

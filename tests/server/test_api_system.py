@@ -116,7 +116,9 @@ def test_the_docs_page_is_served(http: httpx.Client) -> None:
 
 def test_sweep_and_prune_report_what_they_did(http: httpx.Client, cast: Callable[..., str]) -> None:
     cast("alice")
-    http.post("/v1/messages", json={"sender": "alice", "to": "alice", "body": "note to self"})
+    cast("bob")
+    sent = http.post("/v1/messages", json={"sender": "alice", "to": "bob", "body": "old news"})
+    assert sent.status_code == 201
 
     assert http.post("/v1/sweep").json() == {"agents_offline": 0, "tasks_released": 0}
     pruned = http.post("/v1/prune", json={"message_days": 0}).json()

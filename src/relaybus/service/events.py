@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..errors import InvalidInput
 from ..models import Event
 from ..store.schema import events
+from ..store.statements import run
 from .common import ServiceBase
 
 MAX_EVENTS = 1000
+_COLUMNS = tuple(c.name for c in events.columns)
+
+
+@functools.cache
+def _tail(limit: int) -> sa.Select[Any]:
+    # Built once per limit: the hub reads the tail after every commit, and a
+    # statement built per call costs more than the query (store/statements.py).
+    return (
+        sa.select(events)
+        .where(events.c.id > sa.bindparam("since"))
+        .order_by(events.c.id)
+        .limit(limit)
+    )
 
 
 class EventOps(ServiceBase):
@@ -60,10 +76,8 @@ class EventOps(ServiceBase):
         if not 1 <= limit <= MAX_EVENTS:
             raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
         with self.store.read() as conn:
-            rows = conn.execute(
-                sa.select(events).where(events.c.id > since).order_by(events.c.id).limit(limit)
-            ).all()
-        return [Event.model_validate(dict(r._mapping)) for r in rows]
+            rows = run(conn, _tail(limit), {"since": since})
+        return [Event.model_validate(dict(zip(_COLUMNS, r, strict=True))) for r in rows]
 
     def log_head(self) -> int:
         """The newest event id of every workspace (0 for an empty log)."""

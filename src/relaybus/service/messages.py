@@ -47,6 +47,13 @@ class _Draft(NamedTuple):
 
 _INSERT_MESSAGE = messages.insert().returning(messages.c.id)
 _INSERT_DELIVERY = deliveries.insert()
+_MESSAGE_COLUMNS = tuple(c.name for c in messages.columns)
+_MESSAGE_BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
+_RECIPIENTS_OF = (
+    sa.select(deliveries.c.agent_id)
+    .where(deliveries.c.message_id == sa.bindparam("id"))
+    .order_by(deliveries.c.agent_id)
+)
 
 
 class MessageOps(ServiceBase):
@@ -316,19 +323,18 @@ class MessageOps(ServiceBase):
 
         Ids that do not exist (pruned) are missing from the result.
         """
+        found: dict[int, Message] = {}
         wanted = sorted(set(ids))
         if not wanted:
-            return {}
+            return found
+        # Usually one or two ids (the messages of one commit): statements built
+        # once and run per id beat building an IN query per call.
         with self.store.read() as conn:
-            rows = conn.execute(sa.select(messages).where(messages.c.id.in_(wanted))).all()
-            pairs = conn.execute(
-                sa.select(deliveries.c.message_id, deliveries.c.agent_id)
-                .where(deliveries.c.message_id.in_(wanted))
-                .order_by(deliveries.c.message_id, deliveries.c.agent_id)
-            ).all()
-        recipients: dict[int, list[str]] = {}
-        for message_id, agent_id in pairs:
-            recipients.setdefault(message_id, []).append(agent_id)
-        return {
-            r.id: message_from_row(r._mapping, recipients=recipients.get(r.id, [])) for r in rows
-        }
+            for message_id in wanted:
+                rows = run(conn, _MESSAGE_BY_ID, {"id": message_id})
+                if not rows:
+                    continue
+                recipients = [r[0] for r in run(conn, _RECIPIENTS_OF, {"id": message_id})]
+                row = dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True))
+                found[message_id] = message_from_row(row, recipients=recipients)
+        return found

@@ -271,4 +271,8 @@ def _begin_immediate(conn: Connection) -> None:
 
 
 def _begin_deferred(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
+    # On the driver: every read pays this, and SQLAlchemy's execute path costs
+    # more than SQLite's BEGIN itself.
+    dbapi = conn.connection.dbapi_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    dbapi.execute("BEGIN")

@@ -28,6 +28,8 @@ Processor = Callable[[Any], Any] | None
 class _Compiled:
     sql: str
     names: tuple[str, ...]
+    # The statement's own values (a LIMIT, a literal) for names not passed in.
+    defaults: dict[str, Any]
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]
 
@@ -85,8 +87,9 @@ class StatementCache:
         key = (id(stmt), tuple(params))
         entry = self._compiled.get(key)
         compiled = entry[1] if entry is not None and entry[0] is stmt else self._compile(stmt, key)
+        values = {**compiled.defaults, **params} if compiled.defaults else params
         args = [
-            p(params[n]) if p is not None else params[n]
+            p(values[n]) if p is not None else values[n]
             for n, p in zip(compiled.names, compiled.binds, strict=True)
         ]
         dbapi = conn.connection.dbapi_connection
@@ -122,6 +125,11 @@ class StatementCache:
         results = tuple(
             c.type.dialect_impl(self.dialect).result_processor(self.dialect, None) for c in columns
         )
-        found = _Compiled(str(compiled), names, binds, results)
+        defaults = {
+            n: compiled.binds[n].effective_value
+            for n in names
+            if n not in key[1] and compiled.binds[n].effective_value is not None
+        }
+        found = _Compiled(str(compiled), names, defaults, binds, results)
         self._compiled[key] = (stmt, found)
         return found

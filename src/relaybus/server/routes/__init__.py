@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Path, Request
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -39,9 +39,19 @@ def _not_bool(value: object) -> object:
     return value
 
 
-#: Body number types: integral floats (1.0) pass, as JSON Schema allows; booleans do not.
-Int = Annotated[int, BeforeValidator(_not_bool)]
-Float = Annotated[float, BeforeValidator(_not_bool)]
+#: Body number types: integral floats (1.0) pass, as JSON Schema allows; booleans do
+#: not. Bounds go before the validator, so that the JSON schema shows them.
+NoBool = BeforeValidator(_not_bool)
+Int = Annotated[int, NoBool]
+Float = Annotated[float, NoBool]
+#: A message id (``reply_to``, ``ids``).
+MessageId = Annotated[int, Field(ge=1, le=MAX_ID), NoBool]
+#: A cursor: "ids above this one" (0 is before everything).
+CursorId = Annotated[int, Field(ge=0, le=MAX_ID), NoBool]
+#: A process id.
+Pid = Annotated[int, Field(ge=1, le=2**31 - 1), NoBool]
+#: A number of days.
+Days = Annotated[float, Field(ge=0), NoBool]
 
 
 class Body(BaseModel):

@@ -19,7 +19,7 @@ from ...models import Agent, AgentStatus
 from ...service.tokens import hash_token, new_token
 from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import AgentPath, Body, Int, examples, make_router, render, render_list
+from . import AgentPath, Body, Pid, examples, make_router, render, render_list
 
 router = make_router(tags=["agents"])
 AGENTS = TypeAdapter(list[Agent])
@@ -35,7 +35,7 @@ class RegisterBody(Body):
     tags: list[str] = Field(default_factory=list)
     capabilities: list[str] = Field(default_factory=list)
     channels: list[str] = Field(default_factory=list)
-    pid: Int | None = Field(default=None, ge=1, le=2**31 - 1)
+    pid: Pid | None = None
     host: str | None = None
     cwd: str | None = None
     meta: dict[str, Any] | None = None

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from ...models import Message
 from ..auth import MAX_ID, ApiCall, Epoch
 from ..problems import responses
-from . import AgentPath, Body, Int, examples, make_router, render, render_list
+from . import AgentPath, Body, CursorId, MessageId, examples, make_router, render, render_list
 
 router = make_router(tags=["inbox"])
 MESSAGES = TypeAdapter(list[Message])
@@ -29,10 +29,8 @@ class MarkRead(Body):
 
     model_config = examples({"up_to": 1}, {"ids": [1]})
 
-    ids: list[Annotated[Int, Field(ge=1, le=MAX_ID)]] | None = Field(
-        default=None, max_length=MAX_IDS
-    )
-    up_to: Int | None = Field(default=None, ge=0, le=MAX_ID)
+    ids: list[MessageId] | None = Field(default=None, max_length=MAX_IDS)
+    up_to: CursorId | None = None
 
 
 class Marked(BaseModel):

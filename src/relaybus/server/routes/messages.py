@@ -9,9 +9,9 @@ from starlette.responses import Response
 
 from ...errors import Forbidden
 from ...models import Message, Priority
-from ..auth import MAX_ID, ApiCall, Caller, Epoch
+from ..auth import ApiCall, Caller, Epoch
 from ..problems import responses
-from . import Body, IdPath, Int, examples, lean_post, make_router, render, render_list
+from . import Body, IdPath, MessageId, examples, lean_post, make_router, render, render_list
 
 router = make_router(tags=["messages"])
 MESSAGES = TypeAdapter(list[Message])
@@ -30,7 +30,7 @@ class Draft(Body):
     body: str
     subject: str | None = None
     channel: str | None = None
-    reply_to: Int | None = Field(default=None, ge=1, le=MAX_ID)
+    reply_to: MessageId | None = None
     priority: Priority = Priority.NORMAL
     meta: dict[str, Any] | None = None
     claimable: StrictBool = Field(

@@ -62,7 +62,7 @@ async def stream(
         InvalidInput: a ``Last-Event-ID`` that is not an event id.
     """
     caller = await call.resolve()
-    viewer = viewer_of(caller, agent)
+    viewer = viewer_of(caller, agent or None)
     cursor = since
     if last_event_id is not None and last_event_id.strip():
         # The header wins: EventSource re-sends it on reconnect while ?since= stays in the URL.

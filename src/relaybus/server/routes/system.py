@@ -19,7 +19,7 @@ from ...models import PruneReport
 from ..auth import ApiCall
 from ..metrics import CONTENT_TYPE
 from ..problems import problem, responses
-from . import Body, Float, make_router, render
+from . import Body, Days, make_router, render
 
 logger = logging.getLogger("relaybus.server")
 router = make_router()
@@ -58,8 +58,8 @@ class SweepReport(BaseModel):
 class PruneBody(Body):
     """Retention for this prune (defaults: the relay's settings)."""
 
-    message_days: Float | None = Field(default=None, ge=0)
-    agent_days: Float | None = Field(default=None, ge=0)
+    message_days: Days | None = None
+    agent_days: Days | None = None
 
 
 @router.get("/healthz", response_model=Health, tags=["system"])

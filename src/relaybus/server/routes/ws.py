@@ -19,8 +19,11 @@ Requests act as the socket's agent: the agent token's own agent, or
 ``?agent=ID`` for an admin token; an admin socket without ``?agent=`` can only
 watch. Query: ``?since=`` (resume after an event id), ``?agent=``, ``?token=``
 (for clients that cannot set an ``Authorization`` header); headers
-``X-Relaybus-Workspace`` and ``X-Relaybus-Epoch`` as on REST (``?epoch=``
-too, and an ``epoch`` field on a request overrides it).
+``X-Relaybus-Workspace`` and ``X-Relaybus-Epoch`` as on REST, or ``?workspace=``
+and ``?epoch=``; an ``epoch`` field on a request overrides the socket's. The
+handshake is refused with the problem+json response REST would give (401, 403,
+400). The server closes with 1001 at shutdown and 1013 when the client fell too
+far behind (resume with ``?since=`` the last event id it got).
 
 Requests are handled in order. Sends that queue up while one is being
 stored are stored together in one transaction (``send_many``), which is what
@@ -43,11 +46,11 @@ from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
 from starlette.websockets import WebSocketDisconnect
 
-from ...errors import Forbidden, InvalidInput, RelayError, Unauthorized
+from ...errors import Forbidden, InvalidInput, RelayError
 from ...models import AgentStatus, Priority
 from ...service import Service
 from ...service.messages import MAX_BATCH
-from ..auth import EPOCH_HEADER, MAX_ID, WORKSPACE_HEADER, Caller, ServerContext
+from ..auth import BEARER, EPOCH_HEADER, MAX_ID, WORKSPACE_HEADER, Caller, ServerContext
 from ..hub import SHUTTING_DOWN, Hub, Subscription
 from ..problems import relay_error_response
 from .stream import viewer_of
@@ -118,7 +121,8 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
     context: ServerContext = websocket.app.state.context
     query, headers = websocket.query_params, websocket.headers
     try:
-        token = _bearer(headers.get("authorization")) or query.get("token") or None
+        bearer = await BEARER(websocket)
+        token = bearer.credentials if bearer is not None else query.get("token") or None
         workspace = headers.get(WORKSPACE_HEADER) or query.get("workspace") or None
         client = websocket.client.host if websocket.client is not None else None
         caller = await context.auth.authenticate(token, workspace, client)
@@ -391,20 +395,6 @@ def _frame(doc: dict[str, Any]) -> str:
     except (TypeError, ValueError):  # a detail JSON cannot hold: drop the extras
         keep = ("type", "ref", "status", "title", "detail")
         return json.dumps({k: doc[k] for k in keep if k in doc}, separators=(",", ":"))
-
-
-def _bearer(header: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header (``None`` without one).
-
-    Raises:
-        Unauthorized: a header that is not a bearer token.
-    """
-    if header is None:
-        return None
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
-    return token.strip()
 
 
 def _int_param(value: str | None, name: str) -> int | None:

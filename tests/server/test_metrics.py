@@ -1,0 +1,78 @@
+"""``/metrics``: Prometheus text with requests by route template, messages, connections."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(http: httpx.Client) -> Samples:
+    reply = http.get("/metrics")
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(reply.text)
+        for sample in family.samples
+    }
+
+
+def requests(samples: Samples, method: str, route: str, status: int) -> float:
+    labels = frozenset({"method": method, "route": route, "status": str(status)}.items())
+    return samples.get(("relaybus_http_requests_total", labels), 0.0)
+
+
+def test_requests_are_counted_by_route_template_and_status(
+    http: httpx.Client, cast: Callable[..., str]
+) -> None:
+    cast("alice")
+    cast("bob")
+    http.get("/v1/agents/alice")
+    http.get("/v1/agents/bob")
+    http.get("/v1/agents/nobody")
+    http.get("/v1/agents/bob/inbox")
+    http.get("/no/such/path")
+
+    samples = scrape(http)
+
+    assert requests(samples, "POST", "/v1/agents", 201) == 2
+    assert requests(samples, "GET", "/v1/agents/{agent_id}", 200) == 2
+    assert requests(samples, "GET", "/v1/agents/{agent_id}", 404) == 1
+    assert requests(samples, "GET", "/v1/agents/{agent_id}/inbox", 200) == 1
+    assert requests(samples, "GET", "<unmatched>", 404) == 1
+    assert not [labels for name, labels in samples if ("route", "/v1/agents/alice") in labels]
+    duration = ("relaybus_http_request_duration_seconds_count", frozenset({("route", "/v1/agents")}))
+    assert samples[duration] == 2
+
+
+def test_messages_sent_and_unread_deliveries_follow_the_traffic(
+    http: httpx.Client, cast: Callable[..., str]
+) -> None:
+    for name in ("alice", "bob", "carol"):
+        cast(name)
+    http.post("/v1/messages", json={"sender": "alice", "to": "broadcast", "body": "all"})
+    http.post(
+        "/v1/messages/batch",
+        json={"sender": "alice", "messages": [{"to": "bob", "body": "1"}, {"to": "bob", "body": "2"}]},
+    )
+    http.post("/v1/agents/carol/inbox/read", json={"up_to": 10**6})
+
+    samples = scrape(http)
+
+    assert samples[("relaybus_messages_sent_total", frozenset())] == 3
+    assert samples[("relaybus_unread_deliveries", frozenset({("workspace", "default")}))] == 3
+    assert ("relaybus_messages_delivered_total", frozenset()) in samples
+    assert ("relaybus_queue_depth", frozenset()) in samples
+    for transport in ("sse", "ws", "longpoll"):
+        labels = frozenset({("transport", transport)})
+        assert samples[("relaybus_live_connections", labels)] == 0
+
+
+def test_a_413_before_routing_is_counted_too(http: httpx.Client) -> None:
+    http.post("/v1/messages", content=b"x" * 10**6, headers={"content-type": "application/json"})
+
+    assert requests(scrape(http), "POST", "<unmatched>", 413) == 1

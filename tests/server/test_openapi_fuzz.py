@@ -1,0 +1,79 @@
+"""Fuzz the live API from its own OpenAPI document (schemathesis): no 5xx, and every
+response, error or not, matches the document (status, content type, schema, headers).
+
+Open mode, so requests need no token; ``alice`` and ``bob`` exist, so the
+document's examples (``{"sender": "alice", "to": "bob", ...}``) reach the
+service's success paths too. Schema-valid requests (positive mode) may still
+be refused with 400/404/409 (an unknown agent, a malformed target), so those
+count as accepted. ``/v1/stream`` is left out: a successful request never
+ends. Waits are capped at 0.05 s by the server config, so long-polls return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.config import SchemathesisConfig
+
+from live import LiveServer, live_server
+
+#: Examples per operation and mode: bounds the whole test to about half a minute.
+EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}
+CONFIG = """
+[checks.positive_data_acceptance]
+expected-statuses = ["2xx", "400", "401", "403", "404", "409", "413", "429"]
+"""
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    tmp_path: Path = tmp_path_factory.mktemp("fuzz")
+    with live_server(tmp_path, longpoll_max_seconds=0.05) as srv:
+        srv.service.register("alice")
+        srv.service.register("bob")
+        yield srv
+
+
+@pytest.mark.parametrize("mode", list(EXAMPLES), ids=lambda mode: mode.value)
+def test_the_api_conforms_to_its_openapi_document_and_never_fails_with_5xx(
+    fuzzed: LiveServer, mode: GenerationMode
+) -> None:
+    schema = schemathesis.openapi.from_url(
+        f"{fuzzed.url}/openapi.json", config=SchemathesisConfig.from_str(CONFIG)
+    ).exclude(path="/v1/stream")
+    failures: list[str] = []
+    tested = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if mode is GenerationMode.NEGATIVE and not _has_inputs(operation.definition.raw):
+            continue  # nothing to break: no negative case exists
+
+        @settings(
+            max_examples=EXAMPLES[mode],
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+        @given(case=operation.as_strategy(generation_mode=mode))
+        def check(case: schemathesis.Case) -> None:
+            case.call_and_validate()
+
+        try:
+            check()
+        except Exception as exc:  # one report for every failing operation
+            failures.append(f"{operation.label}: {exc}")
+        tested += 1
+
+    assert tested >= 20
+    assert not failures, "\n\n".join(failures)
+
+
+def _has_inputs(definition: dict[str, object]) -> bool:
+    return bool(definition.get("parameters") or definition.get("requestBody"))
