@@ -163,7 +163,10 @@ def test_a_batch_is_stored_in_order_in_one_go(
 def test_a_batch_with_one_bad_message_stores_none_of_them(
     server: LiveServer, http: httpx.Client, tokens: dict[str, str]
 ) -> None:
-    batch = {"sender": "alice", "messages": [{"to": "bob", "body": "1"}, {"to": "zed", "body": "2"}]}
+    batch = {
+        "sender": "alice",
+        "messages": [{"to": "bob", "body": "1"}, {"to": "zed", "body": "2"}],
+    }
     with unchanged(server):
         body = problem(http.post("/v1/messages/batch", json=batch), 404)
         problem(http.post("/v1/messages/batch", json={"sender": "alice", "messages": []}), 422)

@@ -23,10 +23,9 @@ def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:
     with live_server(tmp_path) as srv:
         store = srv.service.store
         assert store.path is not None
-        store.close()  # hand back every pooled connection, so the next read opens the file
-        store.path.write_bytes(b"this is not a database" * 100)
-        for sidecar in ("-wal", "-shm"):
-            Path(f"{store.path}{sidecar}").unlink(missing_ok=True)
+        store.close()  # drop the pooled connections, so reads open the file anew...
+        store.path.parent.rename(tmp_path / "moved")  # ...and find no file
+        store.close()  # again: one opened meanwhile (the hub reads on its own) is dropped too
 
         reply = httpx.get(f"{srv.url}/readyz", timeout=HUNG)
         health = httpx.get(f"{srv.url}/healthz", timeout=HUNG)

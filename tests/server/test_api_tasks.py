@@ -112,7 +112,9 @@ def test_bad_task_requests_are_refused(
         problem(http.get("/v1/tasks/999999/history"), 404)
         problem(http.post("/v1/tasks/999999/claim", json={"agent_id": "bob"}), 404)
         problem(http.post(f"/v1/tasks/{task_id}/claim", json={"agent_id": "bob", "lease": 0}), 400)
-        problem(http.post(f"/v1/tasks/{task_id}/claim", json={"agent_id": "bob", "lease": "x"}), 422)
+        problem(
+            http.post(f"/v1/tasks/{task_id}/claim", json={"agent_id": "bob", "lease": "x"}), 422
+        )
         problem(http.patch(f"/v1/tasks/{task_id}", json={}), 400)
         problem(http.patch(f"/v1/tasks/{task_id}", json={"progress": 101}), 400)
         problem(http.patch(f"/v1/tasks/{task_id}", json={"progress": True}), 422)

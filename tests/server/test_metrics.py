@@ -45,7 +45,10 @@ def test_requests_are_counted_by_route_template_and_status(
     assert requests(samples, "GET", "/v1/agents/{agent_id}/inbox", 200) == 1
     assert requests(samples, "GET", "<unmatched>", 404) == 1
     assert not [labels for name, labels in samples if ("route", "/v1/agents/alice") in labels]
-    duration = ("relaybus_http_request_duration_seconds_count", frozenset({("route", "/v1/agents")}))
+    duration = (
+        "relaybus_http_request_duration_seconds_count",
+        frozenset({("route", "/v1/agents")}),
+    )
     assert samples[duration] == 2
 
 
@@ -57,7 +60,10 @@ def test_messages_sent_and_unread_deliveries_follow_the_traffic(
     http.post("/v1/messages", json={"sender": "alice", "to": "broadcast", "body": "all"})
     http.post(
         "/v1/messages/batch",
-        json={"sender": "alice", "messages": [{"to": "bob", "body": "1"}, {"to": "bob", "body": "2"}]},
+        json={
+            "sender": "alice",
+            "messages": [{"to": "bob", "body": "1"}, {"to": "bob", "body": "2"}],
+        },
     )
     http.post("/v1/agents/carol/inbox/read", json={"up_to": 10**6})
 

@@ -82,7 +82,7 @@ def serve(
     config = ServerConfig(
         host=settings.host,
         port=settings.port,
-        admin_token=settings.token,
+        admin_token=settings.token or None,  # RELAYBUS_TOKEN= (empty) means none
         rate_limit=settings.rate_limit,
     )
     config.check_bind()  # before importing the server: a refusal is instant

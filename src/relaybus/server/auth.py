@@ -9,7 +9,8 @@
 The cheap part (headers, the admin token, the rate limit) runs on the event
 loop in :func:`api_call`; looking an agent token up in the store is left to
 :meth:`Call.caller`, which a sync route calls in the threadpool thread it
-already runs in, so a request costs one thread hop, not two.
+already runs in, so a request costs one thread hop, not two. Lookups are
+reused for :attr:`ServerConfig.token_cache_seconds` (:class:`TokenCache`).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Caller:
 
     @property
     def admin(self) -> bool:
+        """Whether the caller may act as anyone (the admin token, or open mode)."""
         return self.agent_id is None
 
     def act_as(self, agent_id: str | None, field: str = "agent_id") -> str:
@@ -104,12 +106,14 @@ class TokenCache:
         self._lock = threading.Lock()
 
     def get(self, token_hash: str) -> Credential | None:
+        """The cached credential of a token digest, unless absent or expired."""
         entry = self._entries.get(token_hash)
         if entry is None or entry[1] <= time.monotonic():
             return None
         return entry[0]
 
     def put(self, token_hash: str, credential: Credential) -> None:
+        """Remember a token's credential for :attr:`seconds`."""
         if self.seconds <= 0:
             return
         with self._lock:
@@ -263,14 +267,17 @@ class Call:
 
     @property
     def service(self) -> Service:
+        """The relay's service layer."""
         return self.context.service
 
     @property
     def metrics(self) -> Metrics:
+        """The server's metrics."""
         return self.context.metrics
 
     @property
     def config(self) -> ServerConfig:
+        """The server's configuration."""
         return self.context.config
 
     def caller(self) -> Caller:

@@ -242,6 +242,9 @@ class Hub:
         self._recent: OrderedDict[int, Message] = OrderedDict()
         self._recent_lock = threading.Lock()
         self._read_message_id = 0  # the newest message the reader has pushed
+        # The log cursor, shared by the reader thread and publish(): one reads at a time.
+        self._cursor = 0
+        self._read_lock = threading.Lock()
 
     # -- life ------------------------------------------------------------
 
@@ -252,10 +255,8 @@ class Hub:
             StoreError: the store cannot be read.
         """
         self._loop = asyncio.get_running_loop()
-        self.last_id = await asyncio.to_thread(self.service.log_head)
-        self._thread = threading.Thread(
-            target=self._read_log, args=(self.last_id,), name="relaybus-hub", daemon=True
-        )
+        self.last_id = self._cursor = await asyncio.to_thread(self.service.log_head)
+        self._thread = threading.Thread(target=self._read_log, name="relaybus-hub", daemon=True)
         self._thread.start()
 
     async def stop(self) -> None:
@@ -345,6 +346,28 @@ class Hub:
             while len(self._recent) > RECENT_SIZE:
                 self._recent.popitem(last=False)
 
+    def publish(self, messages: Iterable[Message] = ()) -> None:
+        """Fan out what this process has just committed, now, from the calling
+        worker thread: the thread that committed reads the log's tail itself
+        instead of waking the reader thread (a datagram and two thread switches,
+        about a third of a millisecond under load). Order is kept: the reader
+        and publishers share one cursor and read one at a time.
+
+        Call it right after a send (or any write) returns, with the messages
+        stored, so they are pushed without being read back. Never raises: a
+        failed read is logged and the reader thread catches up.
+        """
+        self.remember(messages)
+        if self._loop is None or self._stopping.is_set():
+            return
+        try:
+            with self._read_lock:
+                self._cursor = self._drain(self._cursor)
+        except _LoopClosed:
+            return
+        except Exception:  # the write succeeded; the reader thread retries the read
+            logger.exception("reading the event log after a local write failed")
+
     # -- long-poll -------------------------------------------------------
 
     async def wait_for(
@@ -413,12 +436,13 @@ class Hub:
 
     # -- the reader (its own thread) ---------------------------------------
 
-    def _read_log(self, cursor: int) -> None:
+    def _read_log(self) -> None:
         try:
             with self.service.store.listen() as listener:
                 while not self._stopping.is_set():
                     try:
-                        cursor = self._drain(cursor)
+                        with self._read_lock:
+                            self._cursor = self._drain(self._cursor)
                     except _LoopClosed:
                         return  # the server is gone
                     except Exception:  # the thread's top level: log, retry after a pause

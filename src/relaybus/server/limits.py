@@ -31,20 +31,23 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared, chunked = _body_headers(scope)
         if declared is not None:
             if declared < 0:
                 response = problem(400, "the Content-Length header is not a byte count")
                 await response(scope, receive, send)
             elif declared > self.limit:
-                await self._too_large(declared)(scope, receive, send)
+                await self.too_large(declared)(scope, receive, send)
             else:
                 # The server itself holds the client to a declared length.
                 await self.app(scope, receive, send)
-            return
-        await _Counted(self, scope, receive, send).run()
+        elif chunked:
+            await _Counted(self, scope, receive, send).run()
+        else:
+            await self.app(scope, receive, send)  # no body at all
 
-    def _too_large(self, size: int | None) -> ASGIApp:
+    def too_large(self, size: int | None) -> ASGIApp:
+        """The 413 problem response (``size``: the declared length, if known)."""
         which = f"{size} bytes" if size is not None else "over the limit"
         return problem(
             413,
@@ -53,6 +56,7 @@ class BodyLimit:
         )
 
     def refusal(self) -> HTTPException:
+        """What a read past the limit raises inside the app (rendered as a 413 problem)."""
         return HTTPException(
             413, f"the request body is over the limit; this server accepts at most {self.limit}"
         )
@@ -88,21 +92,26 @@ class _Counted:
         if self.over and message["type"] == "http.response.start" and message["status"] != 413:
             # Whatever the app made of the refused read, the client gets the 413.
             self.started = True
-            await self.limit._too_large(None)(self.scope, self.receive, self.send)
+            await self.limit.too_large(None)(self.scope, self.receive, self.send)
             return
         if self.started:
             return  # the rest of the replaced response
         await self.send(message)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _body_headers(scope: Scope) -> tuple[int | None, bool]:
+    """``(Content-Length or None (-1 if malformed), whether Transfer-Encoding is set)``."""
+    length: int | None = None
+    chunked = False
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                return int(value)
+                length = int(value)
             except ValueError:
-                return -1
-    return None
+                length = -1
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 class RateLimiter:

@@ -114,6 +114,7 @@ def relay_error_response(err: RelayError) -> Response:
 
 
 async def on_relay_error(_request: Request, exc: Exception) -> Response:
+    """Any :class:`RelayError` a route raises: see :func:`relay_error_response`."""
     assert isinstance(exc, RelayError)
     return relay_error_response(exc)
 

@@ -109,12 +109,13 @@ class LeanRoute(RelayRoute):
             content_type = request.headers.get("content-type", "")
             if not content_type.startswith("application/json"):
                 return await ordinary(request)
-            quick = quick_call(request)
-            if quick is None:
-                return await ordinary(request)
             try:
                 body = model.model_validate_json(await request.body())
             except ValidationError:
+                return await ordinary(request)
+            # Last: it charges the rate limit, which the ordinary path would charge again.
+            quick = quick_call(request)
+            if quick is None:
                 return await ordinary(request)
             call, epoch = quick
             response: Response = await run_in_threadpool(endpoint, body, call, epoch)
@@ -168,13 +169,6 @@ def render_list(
     """A list of models as a JSON array response."""
     return Response(
         adapter.dump_json(list(items)), status_code=status_code, media_type="application/json"
-    )
-
-
-def render_json(value: Any, status_code: int = 200) -> Response:
-    """A small plain JSON value (``{"unread": 3}``) as a response."""
-    return Response(
-        json.dumps(value).encode("utf-8"), status_code=status_code, media_type="application/json"
     )
 
 

@@ -67,6 +67,8 @@ class AgentUpdate(Body):
 
 
 class HeartbeatBody(Body):
+    """An optional new status along with the heartbeat."""
+
     status: AgentStatus | None = None
 
 

@@ -20,6 +20,8 @@ EVENTS = TypeAdapter(list[Event])
 
 
 class Cursor(BaseModel):
+    """A position in the event log."""
+
     id: int = Field(description="The newest event id of the workspace (0 for none).")
 
 

@@ -34,10 +34,14 @@ class MarkRead(Body):
 
 
 class Marked(BaseModel):
+    """The result of marking deliveries read."""
+
     marked: int = Field(description="How many deliveries changed from unread to read.")
 
 
 class Unread(BaseModel):
+    """An unread count."""
+
     unread: int = Field(description="How many deliveries are unread.")
 
 

@@ -29,10 +29,14 @@ _READY = b'{"status":"ready"}'
 
 
 class Health(BaseModel):
+    """The process is up."""
+
     status: Literal["ok"]
 
 
 class Ready(BaseModel):
+    """The store can be read."""
+
     status: Literal["ready"]
 
 
@@ -51,6 +55,8 @@ class Info(BaseModel):
 
 
 class SweepReport(BaseModel):
+    """What a sweep changed (counts)."""
+
     agents_offline: int
     tasks_released: int
 

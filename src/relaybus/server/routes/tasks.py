@@ -31,6 +31,8 @@ class LeaseBody(Body):
 
 
 class ReleaseBody(Body):
+    """Who gives the task back."""
+
     model_config = examples({"agent_id": "bob"})
 
     agent_id: str | None = Field(default=None, description=_AGENT)

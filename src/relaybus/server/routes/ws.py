@@ -290,7 +290,7 @@ class _Session:
                 except Exception:  # each is retried alone below, and answered
                     pass  # one of them is refused: store them one by one below
                 else:
-                    self.hub.remember(stored)
+                    self.hub.publish(stored)
                     replies.extend(
                         _result(s.ref, m.model_dump(mode="json"))
                         for s, m in zip(chunk, stored, strict=True)
@@ -306,7 +306,7 @@ class _Session:
             epoch=self._epoch(request),
             **request.item(),
         )
-        self.hub.remember((message,))
+        self.hub.publish((message,))
         return message.model_dump(mode="json")
 
     def _other(self, request: AckRequest | HeartbeatRequest) -> Any:
