@@ -285,3 +285,25 @@ def test_over_long_registration_fields_are_refused_alike_on_both_dialects(
     with pytest.raises(InvalidInput):
         service.register("alice", **fields)  # type: ignore[arg-type]
     assert service.list_agents() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"host": "bad\udc80host"}, "host has an unpaired surrogate"),
+        ({"cwd": "/tmp/\udc80"}, "cwd has an unpaired surrogate"),
+        ({"tool": "t\udc80"}, "tool has an unpaired surrogate"),
+        ({"instance_id": "i\udc80"}, "instance id has an unpaired surrogate"),
+        ({"pid": 2**31}, "a pid is between 1 and"),
+        ({"pid": 0}, "a pid is between 1 and"),
+        ({"workspace": "w" * 65}, "at most 64"),
+        ({"workspace": "bad space"}, "invalid workspace"),
+    ],
+)
+def test_a_registration_without_an_id_checks_everything_before_deriving_one(
+    service: Service, snapshot: Callable[[], Snapshot], kwargs: dict[str, Any], words: str
+) -> None:
+    before = snapshot()
+    with pytest.raises(InvalidInput, match=words):
+        service.register(**kwargs)
+    assert snapshot() == before

@@ -33,9 +33,9 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     """The relay's ASGI app over ``service``.
 
     ``app.state`` holds ``service``, ``config``, ``metrics``, ``context`` (what
-    routes need), ``started_at`` (``time.monotonic()``) and, while the app
-    runs (its lifespan), ``hub``: the one reader of the event log, started at
-    startup and stopped, closing live streams, at shutdown.
+    routes need), ``started_at`` (``time.monotonic()``) and ``hub``: the one
+    reader of the event log, started by the app's lifespan and stopped, closing
+    live streams, at its shutdown.
     """
     metrics = Metrics()
     limiter = (
@@ -45,10 +45,10 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
         service, config, limiter=limiter, default_workspace=service.settings.workspace
     )
 
+    hub = Hub(service, metrics=metrics)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub = Hub(service, metrics=metrics)
-        app.state.hub = hub
         await hub.start()
         try:
             yield
@@ -69,7 +69,8 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     app.state.service = service
     app.state.config = config
     app.state.metrics = metrics
-    app.state.context = ServerContext(service, config, metrics, auth)
+    app.state.hub = hub
+    app.state.context = ServerContext(service, config, metrics, auth, hub)
     app.state.started_at = time.monotonic()
     problems.install(app)
     # Routing tries routes in order: sending first (the hot path), and the inbox

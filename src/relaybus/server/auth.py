@@ -34,6 +34,7 @@ from ..service.tokens import hash_token
 if TYPE_CHECKING:
     from ..service import Service
     from .config import ServerConfig
+    from .hub import Hub
     from .limits import RateLimiter
     from .metrics import Metrics
 
@@ -142,6 +143,7 @@ class ServerContext:
     config: ServerConfig
     metrics: Metrics
     auth: Authenticator
+    hub: Hub
 
 
 class Authenticator:
@@ -279,6 +281,11 @@ class Call:
     def config(self) -> ServerConfig:
         """The server's configuration."""
         return self.context.config
+
+    @property
+    def hub(self) -> Hub:
+        """The server's live delivery (see :meth:`Hub.publish` after a write)."""
+        return self.context.hub
 
     def caller(self) -> Caller:
         """Who is calling (queries the store once for an agent token).

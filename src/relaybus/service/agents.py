@@ -30,6 +30,8 @@ from .sweeps import SweepOps
 from .tokens import replace_agent_token, revoke_agent_tokens
 
 RESERVED_IDS = frozenset({"broadcast"})
+#: The largest pid the ``pid`` column holds (PostgreSQL INTEGER); Linux pids stay below 2^22.
+MAX_PID = 2**31 - 1
 
 
 def derive_agent_id(
@@ -100,14 +102,23 @@ class AgentOps(SweepOps):
                 the agent's earlier token in the same transaction.
 
         Raises:
-            InvalidInput: a malformed id, tag, capability, channel or label,
+            InvalidInput: a malformed id, workspace, tag, capability, channel
+                or label, a pid outside 1–2^31-1,
                 a reserved id (``broadcast``), a label, host or cwd with a NUL
                 character or an unpaired surrogate, or a ``meta`` that is not a
                 JSON object (see :func:`~relaybus.service.common.check_meta`).
             TooLarge: ``meta`` over ``settings.max_body_bytes`` as JSON.
         """
-        host = host or HOSTNAME
-        cwd = cwd or os.getcwd()
+        host = check_text("host", host or HOSTNAME)
+        cwd = check_text("cwd", cwd or os.getcwd())
+        check_text("tool", tool)
+        if instance_id is not None:
+            check_text("instance id", instance_id)
+        check_name("workspace", workspace)
+        if len(workspace) > 64:
+            raise InvalidInput("a workspace name has at most 64 characters")
+        if pid is not None and not 0 < pid <= MAX_PID:
+            raise InvalidInput(f"a pid is between 1 and {MAX_PID}, not {pid}")
         if agent_id is None:
             agent_id = derive_agent_id(
                 host=host, tool=tool, project=Path(cwd).name, cwd=cwd, instance_id=instance_id
@@ -129,8 +140,6 @@ class AgentOps(SweepOps):
         }
         if label is not None:
             check_label(label)
-        check_text("host", host)
-        check_text("cwd", cwd)
         # The columns' limits, checked here so both dialects refuse alike.
         if len(host) > 255:
             raise InvalidInput("a host name has at most 255 characters")

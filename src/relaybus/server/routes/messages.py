@@ -97,6 +97,7 @@ def send(body: SendBody, call: ApiCall, epoch: Epoch = None) -> Response:
         meta=body.meta,
         claimable=body.claimable,
     )
+    call.hub.publish((message,))
     call.metrics.messages_sent.inc()
     return render(message, 201)
 
@@ -118,6 +119,7 @@ def send_batch(body: BatchBody, call: ApiCall, epoch: Epoch = None) -> Response:
         workspace=caller.workspace,
         epoch=epoch,
     )
+    call.hub.publish(sent)
     call.metrics.messages_sent.inc(len(sent))
     return render_list(MESSAGES, sent, 201)
 
