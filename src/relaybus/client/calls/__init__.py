@@ -1,0 +1,46 @@
+"""Every relay operation as a :class:`~relaybus.client.transport.Call`: the HTTP
+request of the API contract and the same operation on an embedded service.
+
+One builder per :class:`~relaybus.client.transport.ServiceAPI` method, with that
+method's arguments (``workspace`` is required here: the callers always know it).
+The sync :class:`~relaybus.client.remote.RemoteService` and the async
+:class:`~relaybus.client.aio.AsyncRelay` both send these.
+"""
+
+from __future__ import annotations
+
+from .agents import get_agent, heartbeat, list_agents, register, sweep, unregister, update_agent
+from .base import Registration
+from .log import events, last_event_id, prune, wait_events
+from .messages import get_message, inbox, mark_read, send, send_many, thread, unread_count, wait
+from .tasks import claim, get_task, list_tasks, release, renew, task_history, update_task
+
+__all__ = [
+    "Registration",
+    "claim",
+    "events",
+    "get_agent",
+    "get_message",
+    "get_task",
+    "heartbeat",
+    "inbox",
+    "last_event_id",
+    "list_agents",
+    "list_tasks",
+    "mark_read",
+    "prune",
+    "register",
+    "release",
+    "renew",
+    "send",
+    "send_many",
+    "sweep",
+    "task_history",
+    "thread",
+    "unread_count",
+    "unregister",
+    "update_agent",
+    "update_task",
+    "wait",
+    "wait_events",
+]

@@ -1,0 +1,89 @@
+"""Event-log and retention calls: events, wait_events, last_event_id, prune."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...models import Event, PruneReport
+from ..transport import Call
+from .base import (
+    _EVENTS,
+    _compact,
+    _field,
+)
+
+
+def events(
+    *,
+    workspace: str,
+    since: int = 0,
+    limit: int = 100,
+    kinds: Sequence[str] | None = None,
+) -> Call[list[Event]]:
+    """``GET /v1/events``."""
+    return Call(
+        method="GET",
+        path="/v1/events",
+        parse=_EVENTS.validate_json,
+        local=lambda s: s.events(workspace=workspace, since=since, limit=limit, kinds=kinds),
+        workspace=workspace,
+        params={"since": since, "limit": limit, "kind": list(kinds) if kinds else None},
+    )
+
+
+def wait_events(
+    timeout: float,
+    *,
+    workspace: str,
+    since: int = 0,
+    limit: int = 100,
+    kinds: Sequence[str] | None = None,
+) -> Call[list[Event]]:
+    """One long-poll, ``GET /v1/events?wait=timeout``."""
+    timeout = max(timeout, 0.0)
+    return Call(
+        method="GET",
+        path="/v1/events",
+        parse=_EVENTS.validate_json,
+        local=lambda s: s.wait_events(
+            timeout, workspace=workspace, since=since, limit=limit, kinds=kinds
+        ),
+        workspace=workspace,
+        params={
+            "since": since,
+            "limit": limit,
+            "kind": list(kinds) if kinds else None,
+            "wait": round(timeout, 3),
+        },
+        wait=timeout,
+    )
+
+
+def last_event_id(*, workspace: str) -> Call[int]:
+    """``GET /v1/events/last``."""
+    return Call(
+        method="GET",
+        path="/v1/events/last",
+        parse=_field("id"),
+        local=lambda s: s.last_event_id(workspace=workspace),
+        workspace=workspace,
+    )
+
+
+def prune(
+    *,
+    workspace: str,
+    message_days: float | None = None,
+    agent_days: float | None = None,
+) -> Call[PruneReport]:
+    """``POST /v1/prune`` (admin)."""
+    return Call(
+        method="POST",
+        path="/v1/prune",
+        parse=PruneReport.model_validate_json,
+        local=lambda s: s.prune(
+            workspace=workspace, message_days=message_days, agent_days=agent_days
+        ),
+        workspace=workspace,
+        body=_compact({"message_days": message_days, "agent_days": agent_days}),
+    )

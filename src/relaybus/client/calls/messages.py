@@ -1,0 +1,224 @@
+"""Message and inbox calls: send, send_many, get, thread, inbox, wait, mark_read, unread_count."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ...models import Message, Priority
+from ..transport import Call
+from .base import (
+    _MESSAGES,
+    _agent_path,
+    _compact,
+    _field,
+    _segment,
+)
+
+
+def send(
+    sender: str,
+    to: str | None,
+    body: str,
+    *,
+    workspace: str,
+    epoch: int | None = None,
+    subject: str | None = None,
+    channel: str | None = None,
+    reply_to: int | None = None,
+    priority: Priority | str = Priority.NORMAL,
+    meta: Mapping[str, Any] | None = None,
+    claimable: bool = False,
+) -> Call[Message]:
+    """``POST /v1/messages``."""
+    fields = {
+        "sender": sender,
+        "to": to,
+        "body": body,
+        "subject": subject,
+        "channel": channel,
+        "reply_to": reply_to,
+        "priority": priority,
+        "meta": meta,
+        "claimable": claimable or None,
+    }
+    return Call(
+        method="POST",
+        path="/v1/messages",
+        parse=Message.model_validate_json,
+        local=lambda s: s.send(
+            sender,
+            to,
+            body,
+            workspace=workspace,
+            epoch=epoch,
+            subject=subject,
+            channel=channel,
+            reply_to=reply_to,
+            priority=priority,
+            meta=meta,
+            claimable=claimable,
+        ),
+        workspace=workspace,
+        agent=sender,
+        epoch=epoch,
+        body=_compact(fields),
+    )
+
+
+def send_many(
+    sender: str,
+    items: Sequence[Mapping[str, Any]],
+    *,
+    workspace: str,
+    epoch: int | None = None,
+) -> Call[list[Message]]:
+    """``POST /v1/messages/batch`` (one transaction, all or nothing)."""
+    return Call(
+        method="POST",
+        path="/v1/messages/batch",
+        parse=_MESSAGES.validate_json,
+        local=lambda s: s.send_many(sender, items, workspace=workspace, epoch=epoch),
+        workspace=workspace,
+        agent=sender,
+        epoch=epoch,
+        body={"sender": sender, "messages": [dict(item) for item in items]},
+    )
+
+
+def get_message(message_id: int, *, workspace: str) -> Call[Message]:
+    """``GET /v1/messages/{id}``."""
+    return Call(
+        method="GET",
+        path=f"/v1/messages/{_segment(message_id)}",
+        parse=Message.model_validate_json,
+        local=lambda s: s.get_message(message_id, workspace=workspace),
+        workspace=workspace,
+    )
+
+
+def thread(message_id: int, *, workspace: str) -> Call[list[Message]]:
+    """``GET /v1/messages/{id}/thread``."""
+    return Call(
+        method="GET",
+        path=f"/v1/messages/{_segment(message_id)}/thread",
+        parse=_MESSAGES.validate_json,
+        local=lambda s: s.thread(message_id, workspace=workspace),
+        workspace=workspace,
+    )
+
+
+def inbox(
+    agent_id: str,
+    *,
+    workspace: str,
+    unread_only: bool = True,
+    newest_first: bool = True,
+    since: int | None = None,
+    limit: int = 50,
+    mark_read: bool = False,
+    epoch: int | None = None,
+) -> Call[list[Message]]:
+    """``GET /v1/agents/{id}/inbox``."""
+    return Call(
+        method="GET",
+        path=_agent_path(agent_id, "/inbox"),
+        parse=_MESSAGES.validate_json,
+        local=lambda s: s.inbox(
+            agent_id,
+            workspace=workspace,
+            unread_only=unread_only,
+            newest_first=newest_first,
+            since=since,
+            limit=limit,
+            mark_read=mark_read,
+            epoch=epoch,
+        ),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        params={
+            "unread_only": unread_only,
+            "newest_first": newest_first,
+            "since": since,
+            "limit": limit,
+            "mark_read": mark_read,
+        },
+    )
+
+
+def wait(
+    agent_id: str,
+    timeout: float,
+    *,
+    workspace: str,
+    since: int | None = None,
+    limit: int = 50,
+    mark_read: bool = False,
+    epoch: int | None = None,
+) -> Call[list[Message]]:
+    """One long-poll, ``GET /v1/agents/{id}/inbox?wait=timeout``: unread mail above
+    ``since``, oldest first, as soon as there is some, or ``[]`` after ``timeout``
+    seconds. Callers split long waits (see ``LONGPOLL_CHUNK``)."""
+    timeout = max(timeout, 0.0)
+    return Call(
+        method="GET",
+        path=_agent_path(agent_id, "/inbox"),
+        parse=_MESSAGES.validate_json,
+        local=lambda s: s.wait(
+            agent_id,
+            timeout,
+            workspace=workspace,
+            since=since,
+            limit=limit,
+            mark_read=mark_read,
+            epoch=epoch,
+        ),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        params={
+            "unread_only": True,
+            "newest_first": False,
+            "since": since,
+            "limit": limit,
+            "mark_read": mark_read,
+            "wait": round(timeout, 3),
+        },
+        wait=timeout,
+    )
+
+
+def mark_read(
+    agent_id: str,
+    *,
+    workspace: str,
+    ids: Sequence[int] | None = None,
+    up_to: int | None = None,
+    epoch: int | None = None,
+) -> Call[int]:
+    """``POST /v1/agents/{id}/inbox/read`` → how many changed."""
+    return Call(
+        method="POST",
+        path=_agent_path(agent_id, "/inbox/read"),
+        parse=_field("marked"),
+        local=lambda s: s.mark_read(
+            agent_id, workspace=workspace, ids=ids, up_to=up_to, epoch=epoch
+        ),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        body=_compact({"ids": None if ids is None else list(ids), "up_to": up_to}),
+    )
+
+
+def unread_count(agent_id: str, *, workspace: str) -> Call[int]:
+    """``GET /v1/agents/{id}/inbox/count``."""
+    return Call(
+        method="GET",
+        path=_agent_path(agent_id, "/inbox/count"),
+        parse=_field("unread"),
+        local=lambda s: s.unread_count(agent_id, workspace=workspace),
+        workspace=workspace,
+        agent=agent_id,
+    )

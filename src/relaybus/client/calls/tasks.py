@@ -1,0 +1,144 @@
+"""Task calls: claim, renew, release, update, get, list, history."""
+
+from __future__ import annotations
+
+from ...models import Task, TaskEvent
+from ..transport import Call
+from .base import (
+    _TASK_EVENTS,
+    _TASKS,
+    _compact,
+    _segment,
+)
+
+
+def claim(
+    task_id: int,
+    agent_id: str,
+    *,
+    workspace: str,
+    epoch: int | None = None,
+    lease: float | None = None,
+) -> Call[Task]:
+    """``POST /v1/tasks/{id}/claim``."""
+    return Call(
+        method="POST",
+        path=f"/v1/tasks/{_segment(task_id)}/claim",
+        parse=Task.model_validate_json,
+        local=lambda s: s.claim(task_id, agent_id, workspace=workspace, epoch=epoch, lease=lease),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        body=_compact({"agent_id": agent_id, "lease": lease}),
+    )
+
+
+def renew(
+    task_id: int,
+    agent_id: str,
+    *,
+    workspace: str,
+    epoch: int | None = None,
+    lease: float | None = None,
+) -> Call[Task]:
+    """``POST /v1/tasks/{id}/renew``."""
+    return Call(
+        method="POST",
+        path=f"/v1/tasks/{_segment(task_id)}/renew",
+        parse=Task.model_validate_json,
+        local=lambda s: s.renew(task_id, agent_id, workspace=workspace, epoch=epoch, lease=lease),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        body=_compact({"agent_id": agent_id, "lease": lease}),
+    )
+
+
+def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = None) -> Call[Task]:
+    """``POST /v1/tasks/{id}/release``."""
+    return Call(
+        method="POST",
+        path=f"/v1/tasks/{_segment(task_id)}/release",
+        parse=Task.model_validate_json,
+        local=lambda s: s.release(task_id, agent_id, workspace=workspace, epoch=epoch),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        body={"agent_id": agent_id},
+    )
+
+
+def update_task(
+    task_id: int,
+    agent_id: str | None,
+    *,
+    workspace: str,
+    epoch: int | None = None,
+    status: str | None = None,
+    progress: int | None = None,
+    note: str | None = None,
+    result: str | None = None,
+) -> Call[Task]:
+    """``PATCH /v1/tasks/{id}`` (``agent_id=None``: the operator, admin only)."""
+    fields = {"status": status, "progress": progress, "note": note, "result": result}
+    return Call(
+        method="PATCH",
+        path=f"/v1/tasks/{_segment(task_id)}",
+        parse=Task.model_validate_json,
+        local=lambda s: s.update_task(
+            task_id,
+            agent_id,
+            workspace=workspace,
+            epoch=epoch,
+            status=status,
+            progress=progress,
+            note=note,
+            result=result,
+        ),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        body={"agent_id": agent_id, **_compact(fields)},
+    )
+
+
+def get_task(task_id: int, *, workspace: str, sweep: bool = True) -> Call[Task]:
+    """``GET /v1/tasks/{id}`` (the server sweeps lapsed leases first)."""
+    return Call(
+        method="GET",
+        path=f"/v1/tasks/{_segment(task_id)}",
+        parse=Task.model_validate_json,
+        local=lambda s: s.get_task(task_id, workspace=workspace, sweep=sweep),
+        workspace=workspace,
+    )
+
+
+def list_tasks(
+    *,
+    workspace: str,
+    status: str | None = None,
+    assignee: str | None = None,
+    limit: int = 100,
+) -> Call[list[Task]]:
+    """``GET /v1/tasks``."""
+    return Call(
+        method="GET",
+        path="/v1/tasks",
+        parse=_TASKS.validate_json,
+        local=lambda s: s.list_tasks(
+            workspace=workspace, status=status, assignee=assignee, limit=limit
+        ),
+        workspace=workspace,
+        params={"status": status, "assignee": assignee, "limit": limit},
+    )
+
+
+def task_history(task_id: int, *, workspace: str) -> Call[list[TaskEvent]]:
+    """``GET /v1/tasks/{id}/history``."""
+    return Call(
+        method="GET",
+        path=f"/v1/tasks/{_segment(task_id)}/history",
+        parse=_TASK_EVENTS.validate_json,
+        local=lambda s: s.task_history(task_id, workspace=workspace),
+        workspace=workspace,
+    )
