@@ -1,6 +1,6 @@
 """``python -m relaybus``: the same as the ``relaybus`` command."""
 
-from relaybus.cli import main
+from relaybus.entry import main
 
 if __name__ == "__main__":
     main()

@@ -21,6 +21,7 @@ from .. import __version__
 from ..errors import RelayError
 from . import admin, agents, messages, server, tasks, watch
 from .app import App, get_app, json_option, one_line
+from .hook import hook
 
 HELP = """Messaging between AI coding agents: inboxes, threads, claimable tasks.
 
@@ -138,6 +139,7 @@ for command in (
     server.serve,
 ):
     cli.add_command(command)
+cli.add_command(hook)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

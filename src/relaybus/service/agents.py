@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..errors import InvalidInput, NotFound
+from ..identity import derive_agent_id
 from ..models import Agent, AgentStatus
 from ..store.schema import agents, deliveries
 from .common import (
@@ -32,24 +31,6 @@ from .tokens import replace_agent_token, revoke_agent_tokens
 RESERVED_IDS = frozenset({"broadcast"})
 #: The largest pid the ``pid`` column holds (PostgreSQL INTEGER); Linux pids stay below 2^22.
 MAX_PID = 2**31 - 1
-
-
-def derive_agent_id(
-    *, host: str, tool: str, project: str, cwd: str, instance_id: str | None
-) -> str:
-    """The default agent id: ``{host}-{tool}-{project}-{hash}``.
-
-    The 6-hex-digit hash covers host, cwd, tool and instance id, so two
-    sessions of one tool in one repository get different ids while a
-    re-registering instance keeps its own.
-    """
-    seed = "\0".join([host, cwd, tool, instance_id or ""]).encode("utf-8")
-    digest = hashlib.sha256(seed).hexdigest()[:6]
-
-    def slug(text: str) -> str:
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:32] or "x"
-
-    return f"{slug(host.split('.')[0])}-{slug(tool)}-{slug(project)}-{digest}"
 
 
 def parse_status(status: AgentStatus | str) -> AgentStatus:

@@ -1,0 +1,151 @@
+"""Claude Code hook commands: wall time per call, and the size of ``tools/list``.
+
+Starts a real ``relaybus mcp`` (stdio, through the MCP SDK's client) on a fresh
+relay, as Claude Code would, then runs each hook command as Claude Code does:
+the installed ``relaybus`` console script as a new process, the recorded hook
+input on stdin. Wall time covers the whole process: interpreter start, imports,
+the call to the session's ``relaybus mcp``, the relay's work, exit.
+
+Usage::
+
+    .venv/bin/python bench/hooks.py [--runs 40] [--inline-runs 5]
+
+Prints, per hook: p50 and p99 wall time in ms (target: p50 <= 100 ms), with
+the session's process serving the hooks and, for reference, without it
+(``--inline``: the command opens the relay itself). Also ``python -c pass``,
+the floor any Python command pays, and the ``tools/list`` result in characters
+(target < 10,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from relaybus import Relay
+from relaybus.identity import session_socket
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "integrations" / "payloads"
+EVENTS = ["session-start", "user-prompt-submit", "post-tool-use", "stop", "session-end"]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile (0-1) of ``samples``, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def timed(argv: list[str], stdin: str, env: dict[str, str]) -> tuple[float, str]:
+    """Run ``argv`` to completion; (wall seconds, stdout)."""
+    start = time.perf_counter()
+    proc = subprocess.run(
+        argv, input=stdin, capture_output=True, encoding="utf-8", env=env, check=False
+    )
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} failed ({proc.returncode}): {proc.stderr.strip()}")
+    return elapsed, proc.stdout
+
+
+def load(name: str, cwd: Path) -> str:
+    doc: dict[str, Any] = json.loads((PAYLOADS / f"{name}.json").read_text(encoding="utf-8"))
+    doc["cwd"] = str(cwd)
+    return json.dumps(doc)
+
+
+def run_hooks(
+    exe: str, env: dict[str, str], project: Path, runs: int, *, inline: bool, relay: Relay
+) -> dict[str, list[float]]:
+    """Wall times per hook command (ms)."""
+    bob = relay.register("bench-bob", pid=None)
+    times: dict[str, list[float]] = {}
+    extra = ["--inline"] if inline else []
+    for event in EVENTS:
+        doc = load(event, project)
+        samples = []
+        for n in range(runs):
+            if event == "post-tool-use" and n % 4 == 0:
+                # a quarter of the calls find mail (the rest, the common case, none)
+                bob.send(env["BENCH_AGENT"], f"note {n}")
+            seconds, _ = timed([exe, "hook", event, *extra], doc, env)
+            samples.append(seconds * 1000)
+        times[event] = samples
+    return times
+
+
+async def bench(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="rb-bench-", dir="/tmp"))
+    try:
+        project = work / "shop"
+        project.mkdir()
+        exe = str(Path(sys.executable).parent / "relaybus")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYBUS_", "CLAUDE"))}
+        env.update(
+            RELAYBUS_DIR=str(work / "relay"),
+            RELAYBUS_SESSION="bench-session",
+            RELAYBUS_TOOL="claude",
+            XDG_RUNTIME_DIR=str(work),
+            XDG_STATE_HOME=str(work / "state"),
+        )
+        floor = [timed([sys.executable, "-c", "pass"], "", env)[0] * 1000 for _ in range(10)]
+        params = StdioServerParameters(command=exe, args=["mcp"], env=env, cwd=str(project))
+        with Relay.open(dir=work / "relay") as relay:
+            async with Client(params) as client:
+                tools = await client.list_tools()
+                size = len(
+                    json.dumps(tools.model_dump(mode="json", by_alias=True, exclude_none=True))
+                )
+                agent = next(a.id for a in relay.agents() if a.id != "bench-bob")
+                env["BENCH_AGENT"] = agent
+                socket_path = session_socket("bench-session", env)
+                for _ in range(100):  # the server binds its hook socket just after start
+                    if socket_path.exists():
+                        break
+                    await anyio.sleep(0.05)
+                else:
+                    raise SystemExit(f"relaybus mcp never served {socket_path}")
+                hosted = await anyio.to_thread.run_sync(
+                    lambda: run_hooks(exe, env, project, args.runs, inline=False, relay=relay)
+                )
+            inline = await anyio.to_thread.run_sync(
+                lambda: run_hooks(exe, env, project, args.inline_runs, inline=True, relay=relay)
+            )
+        print(f"python -c pass: p50 {statistics.median(floor):.1f} ms (the floor)")
+        print(f"tools/list result: {size} characters (target < 10,000)")
+        print(f"\n{'hook':20} {'served p50':>11} {'p99':>8} {'inline p50':>11} {'p99':>8}  (ms)")
+        for event in EVENTS:
+            h, i = hosted[event], inline[event]
+            print(
+                f"{event:20} {statistics.median(h):11.1f} {percentile(h, 0.99):8.1f}"
+                f" {statistics.median(i):11.1f} {percentile(i, 0.99):8.1f}"
+            )
+        print(
+            f"\n{args.runs} served runs and {args.inline_runs} inline runs per hook; "
+            "target: served p50 <= 100 ms"
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=40, help="calls per hook, served (40)")
+    parser.add_argument("--inline-runs", type=int, default=5, help="calls per hook, inline (5)")
+    anyio.run(bench, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""``relaybus hook EVENT``: the Claude Code hook commands (see
+:mod:`relaybus.integrations.hooks`). The console script runs them without
+loading click (:mod:`relaybus.entry`); this command gives them ``--help``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..integrations.hooks.command import EVENTS
+from ..integrations.hooks.command import main as hook_main
+
+
+@click.command(
+    "hook",
+    short_help="Run a Claude Code hook (installed by 'relaybus install claude').",
+)
+@click.argument("event", type=click.Choice(list(EVENTS)))
+@click.option(
+    "--inline",
+    is_flag=True,
+    help="Do the work in this process instead of the session's 'relaybus mcp'.",
+)
+def hook(event: str, inline: bool) -> None:
+    """Run Claude Code hook EVENT: read Claude Code's hook input JSON on stdin,
+    print the hook's output JSON.
+
+    \b
+    session-start       register the session; add its relay identity as context
+    user-prompt-submit  add unread messages to the context (each shown once)
+    post-tool-use       the same, after each tool call
+    stop                unread messages? block the stop and hand them over
+    session-end         mark the agent offline
+
+    The command hands the event to the session's own 'relaybus mcp' process
+    (fast) or does the work itself. It never fails the session: problems go
+    to $XDG_STATE_HOME/relaybus/hooks.log and it prints nothing.
+
+    \b
+    Example:
+      echo '{"hook_event_name": "Stop", "stop_hook_active": false}' | relaybus hook stop
+    """
+    sys.exit(hook_main([event, *(["--inline"] if inline else [])]))

@@ -1,0 +1,289 @@
+"""Who a coding-agent session is on the relay: its agent id, label, tags,
+capabilities and channels, and the key that ties its processes together.
+
+A Claude Code session runs several relaybus processes: the MCP server
+(``relaybus mcp``, alive for the whole session) and one short-lived process
+per hook. They must agree on one agent without talking first, so each derives
+the same **session key** from the nearest ancestor process that is not a shell
+(the coding tool itself: ``claude``, ``codex``, ``gemini``…), by its pid and
+start time. ``RELAYBUS_SESSION`` overrides the key.
+
+This module imports only the standard library: the hook commands load it on
+every call and must start in well under 100 ms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import sys
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Process names skipped when looking for the session's tool process: the
+#: shells a tool may run a command through.
+SHELLS = frozenset({"sh", "bash", "dash", "zsh", "fish", "ksh", "mksh", "busybox", "env"})
+
+HOSTNAME = socket.gethostname()
+
+
+def derive_agent_id(
+    *, host: str, tool: str, project: str, cwd: str, instance_id: str | None
+) -> str:
+    """The default agent id: ``{host}-{tool}-{project}-{hash}``.
+
+    The 6-hex-digit hash covers host, cwd, tool and instance id, so two
+    sessions of one tool in one repository get different ids while a
+    re-registering instance keeps its own.
+    """
+    seed = "\0".join([host, cwd, tool, instance_id or ""]).encode("utf-8")
+    digest = hashlib.sha256(seed).hexdigest()[:6]
+
+    def slug(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:32] or "x"
+
+    return f"{slug(host.split('.')[0])}-{slug(tool)}-{slug(project)}-{digest}"
+
+
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """``(name, ppid, start ticks)`` of ``pid`` from ``/proc``, or None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    # The name is in parentheses and may itself contain spaces or parentheses.
+    name = raw[raw.index("(") + 1 : raw.rindex(")")]
+    fields = raw[raw.rindex(")") + 2 :].split()
+    return name, int(fields[1]), int(fields[19])
+
+
+def _psutil_stat(pid: int) -> tuple[str, int, int] | None:
+    """The same as :func:`_proc_stat` where there is no ``/proc`` (macOS)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        return proc.name(), proc.ppid(), int(proc.create_time() * 100)
+    except psutil.Error:
+        return None
+
+
+def session_anchor(start: int | None = None) -> tuple[int, int] | None:
+    """The session's tool process as ``(pid, start time)``: the nearest
+    ancestor of ``start`` (default: this process's parent) that is not a shell.
+
+    The start time (clock ticks since boot, or centiseconds since the epoch
+    without ``/proc``) tells a live process from a later one reusing its pid.
+    None if the process table cannot be read.
+    """
+    stat = _proc_stat if os.path.exists("/proc/self/stat") else _psutil_stat
+    pid = os.getppid() if start is None else start
+    for _ in range(16):  # a bound, against a cycle in a broken process table
+        info = stat(pid)
+        if info is None:
+            return None
+        name, ppid, started = info
+        base = os.path.basename(name).lower()
+        if base not in SHELLS or ppid <= 1:
+            return pid, started
+        pid = ppid
+    return None
+
+
+def session_key(env: Mapping[str, str] | None = None) -> str:
+    """The key every process of one coding-agent session derives alike.
+
+    ``RELAYBUS_SESSION`` when set; otherwise 12 hex digits hashed from the host
+    and the :func:`session_anchor`. Falls back to this process's own pid when
+    the process table cannot be read (the session then has no shared key).
+    """
+    env = os.environ if env is None else env
+    given = env.get("RELAYBUS_SESSION", "").strip()
+    if given:
+        return given
+    anchor = session_anchor() or (os.getpid(), 0)
+    seed = f"{HOSTNAME}\0{anchor[0]}\0{anchor[1]}".encode()
+    return hashlib.sha256(seed).hexdigest()[:12]
+
+
+def session_socket(key: str, env: Mapping[str, str] | None = None) -> Path:
+    """Where the session's MCP server listens for its hook commands.
+
+    ``$XDG_RUNTIME_DIR/relaybus/KEY.sock``, else ``$TMPDIR/relaybus-hooks-UID/KEY.sock``:
+    short paths (a Unix socket path has at most 107 bytes) in a folder only
+    this user can enter.
+    """
+    env = os.environ if env is None else env
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime:
+        folder = Path(runtime) / "relaybus"
+    else:
+        uid = os.getuid() if hasattr(os, "getuid") else 0
+        folder = Path(tempfile.gettempdir()) / f"relaybus-hooks-{uid}"
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:64]
+    return folder / f"{safe}.sock"
+
+
+def split_list(raw: str | None) -> list[str]:
+    """``"a, b,,c"`` → ``["a", "b", "c"]`` (the form of ``RELAYBUS_TAGS`` and friends)."""
+    return [part.strip() for part in (raw or "").split(",") if part.strip()]
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/relaybus``, default ``~/.config/relaybus``."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".config"
+    )
+    return Path(base) / "relaybus"
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used: missing, or a malformed profiles.toml."""
+
+
+@dataclass
+class Profile:
+    """How a session presents itself: the fields of a registration.
+
+    ``agent`` None means "derive the id from host, tool, project and session".
+    """
+
+    agent: str | None = None
+    label: str | None = None
+    tags: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)
+    channels: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Profile:
+        """The profile the environment describes.
+
+        ``RELAYBUS_PROFILE`` names a table of ``profiles.toml`` (in
+        :func:`config_dir`) with keys ``agent``, ``label``, ``tags``,
+        ``capabilities``, ``channels``; ``RELAYBUS_AGENT``, ``RELAYBUS_LABEL``
+        and the comma-separated ``RELAYBUS_TAGS``, ``RELAYBUS_CAPS``,
+        ``RELAYBUS_CHANNELS`` override its fields one by one.
+
+        Raises:
+            ProfileError: ``RELAYBUS_PROFILE`` names no table of the file, or
+                the file is not valid TOML or has fields of the wrong type.
+        """
+        env = os.environ if env is None else env
+        profile = cls()
+        name = env.get("RELAYBUS_PROFILE", "").strip()
+        if name:
+            profile = load_profile(name, config_dir(env) / "profiles.toml")
+        if env.get("RELAYBUS_AGENT", "").strip():
+            profile.agent = env["RELAYBUS_AGENT"].strip()
+        if env.get("RELAYBUS_LABEL", "").strip():
+            profile.label = env["RELAYBUS_LABEL"].strip()
+        for var, attr in (
+            ("RELAYBUS_TAGS", "tags"),
+            ("RELAYBUS_CAPS", "capabilities"),
+            ("RELAYBUS_CHANNELS", "channels"),
+        ):
+            if var in env:
+                setattr(profile, attr, split_list(env[var]))
+        return profile
+
+
+def load_profile(name: str, path: Path) -> Profile:
+    """The table ``[NAME]`` (or ``[profiles.NAME]``) of the TOML file ``path``.
+
+    Raises:
+        ProfileError: no such file or table, invalid TOML, or a field of the wrong type.
+    """
+    try:
+        with open(path, "rb") as f:
+            doc = tomllib.load(f)
+    except FileNotFoundError:
+        raise ProfileError(f"RELAYBUS_PROFILE={name} but there is no {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path} is not valid TOML: {exc}") from None
+    tables = doc.get("profiles", doc)
+    table = tables.get(name) if isinstance(tables, dict) else None
+    if not isinstance(table, dict):
+        known = ", ".join(sorted(k for k, v in tables.items() if isinstance(v, dict))) or "none"
+        raise ProfileError(f"no profile {name!r} in {path} (profiles: {known})")
+    profile = Profile()
+    for key in ("agent", "label"):
+        value = table.get(key)
+        if value is not None and not isinstance(value, str):
+            raise ProfileError(f"profile {name!r}: {key} must be a string")
+        setattr(profile, key, value)
+    for key in ("tags", "capabilities", "channels"):
+        value = table.get(key, [])
+        if isinstance(value, str):
+            value = split_list(value)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ProfileError(f"profile {name!r}: {key} must be a list of strings")
+        setattr(profile, key, list(value))
+    unknown = set(table) - {"agent", "label", "tags", "capabilities", "channels"}
+    if unknown:
+        raise ProfileError(f"profile {name!r}: unknown keys {', '.join(sorted(unknown))}")
+    return profile
+
+
+@dataclass
+class SessionIdentity:
+    """Everything a session registers with: see :func:`session_identity`."""
+
+    agent_id: str
+    tool: str
+    instance_id: str
+    session: str
+    pid: int | None
+    cwd: str
+    profile: Profile
+
+
+def session_identity(
+    tool: str, *, cwd: str | None = None, env: Mapping[str, str] | None = None
+) -> SessionIdentity:
+    """The identity of the coding-agent session this process belongs to.
+
+    The agent id is the profile's (``RELAYBUS_AGENT``) or derived from host,
+    ``tool``, the project directory (``cwd``, default ``CLAUDE_PROJECT_DIR``
+    or the current directory) and the :func:`session_key`; the instance id is
+    the session key, so the session's processes re-register without fencing
+    each other off. ``pid`` is the tool's process (the session anchor), so
+    presence ends with the tool.
+
+    Raises:
+        ProfileError: see :meth:`Profile.from_env`.
+    """
+    env = os.environ if env is None else env
+    profile = Profile.from_env(env)
+    cwd = cwd or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    key = session_key(env)
+    instance = f"session-{key}"
+    agent_id = profile.agent or derive_agent_id(
+        host=HOSTNAME, tool=tool, project=Path(cwd).name, cwd=cwd, instance_id=instance
+    )
+    anchor = None if env.get("RELAYBUS_SESSION") else session_anchor()
+    return SessionIdentity(
+        agent_id=agent_id,
+        tool=tool,
+        instance_id=instance,
+        session=key,
+        pid=anchor[0] if anchor else None,
+        cwd=cwd,
+        profile=profile,
+    )
+
+
+def executable() -> str:
+    """The absolute path of the ``relaybus`` command this interpreter runs
+    (the console script next to ``sys.executable``), for tools' configs."""
+    here = Path(sys.argv[0]).absolute() if sys.argv and sys.argv[0] else None
+    if here is not None and here.name == "relaybus" and here.is_file():
+        return str(here)
+    beside = Path(sys.executable).parent / "relaybus"
+    return str(beside)

@@ -1,0 +1,2 @@
+"""Agent integrations: tool configuration (``relaybus install``), the Claude Code
+hooks, and the checks of ``relaybus doctor``."""

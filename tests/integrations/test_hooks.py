@@ -1,0 +1,248 @@
+"""The Claude Code hook commands, run as real subprocesses on recorded hook
+inputs in Claude Code's format, against a real SQLite relay.
+
+Most tests serve the session's hook socket from this test process (the same
+:func:`session_host` that ``relaybus mcp`` runs), so each hook process takes
+the fast path; the ``inline`` tests cover the path without it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from anyio.from_thread import start_blocking_portal
+from hookutil import hook_env, log_lines, payload, run_hook
+
+from relaybus import AgentHandle, Relay
+from relaybus.identity import session_identity, session_socket
+from relaybus.integrations.hooks.host import session_host
+from relaybus.integrations.hooks.logic import MAX_MESSAGES, session_agent
+from relaybus.models import AgentStatus
+
+#: Seconds to wait for a background registration: far above a real one.
+HUNG = 30.0
+
+
+@pytest.fixture
+def runtime() -> Iterator[Path]:
+    """A short private folder for sockets (a socket path has at most 107 bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    folder = tmp_path / "shop"
+    folder.mkdir()
+    return folder
+
+
+@dataclass
+class Session:
+    """A Claude Code session as the hooks see it: its agent, its hook
+    environment, and the relay (for checks and for the other agents)."""
+
+    relay: Relay
+    me: AgentHandle
+    env: dict[str, str]
+    project: Path
+
+    def input(self, name: str, **changes: object) -> dict[str, object]:
+        return payload(name, cwd=str(self.project), **changes)
+
+    def bob(self) -> AgentHandle:
+        return self.relay.register("bob", pid=None)
+
+
+@pytest.fixture
+def relay(tmp_path: Path) -> Iterator[Relay]:
+    with Relay.open(dir=tmp_path / "relay") as relay:
+        yield relay
+
+
+@pytest.fixture
+def hosted(tmp_path: Path, runtime: Path, project: Path, relay: Relay) -> Iterator[Session]:
+    """A session whose hook socket is served (as by its ``relaybus mcp``)."""
+    env = hook_env(tmp_path, runtime, "sess-hosted", RELAYBUS_LABEL="shop dev")
+    identity = session_identity("claude", cwd=str(project), env=env)
+    me = session_agent(relay, identity, register=True)
+    path = session_socket(identity.session, env)
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(session_host(me, identity, path=path)) as served,
+    ):
+        assert served == path
+        yield Session(relay, me, env, project)
+
+
+@pytest.fixture
+def bare(tmp_path: Path, runtime: Path, project: Path, relay: Relay) -> Session:
+    """A session with no ``relaybus mcp`` process: hooks work in-process."""
+    env = hook_env(tmp_path, runtime, "sess-bare", CLAUDE_PROJECT_DIR=str(project))
+    identity = session_identity("claude", cwd=str(project), env=env)
+    me = session_agent(relay, identity, register=True)
+    return Session(relay, me, env, project)
+
+
+def test_session_start_adds_the_agent_identity_and_usage_as_context(hosted: Session) -> None:
+    run = run_hook("session-start", hosted.input("session-start"), hosted.env)
+
+    assert run.code == 0, run.err
+    out = run.json()["hookSpecificOutput"]
+    assert out["hookEventName"] == "SessionStart"
+    text = out["additionalContext"]
+    assert f"`{hosted.me.id}` (shop dev)" in text
+    assert "no ack loops" in text and "reply_to" in text
+    assert hosted.me.info().status is AgentStatus.ONLINE
+
+
+def test_prompt_hook_adds_new_messages_once(hosted: Session) -> None:
+    bob = hosted.bob()
+    first = bob.send(hosted.me.id, "I'm refactoring auth, stay out of src/auth", subject="auth")
+    claim = bob.send(hosted.me.id, "who can review PR 42?", claimable=True)
+
+    run = run_hook("user-prompt-submit", hosted.input("user-prompt-submit"), hosted.env)
+
+    assert run.code == 0, run.err
+    assert run.json()["hookSpecificOutput"]["hookEventName"] == "UserPromptSubmit"
+    text = run.context()
+    assert f"#{first.id} from bob" in text and "Subject: auth" in text
+    assert "stay out of src/auth" in text
+    assert f"task {claim.task_id}" in text
+    assert text.index(f"#{first.id}") < text.index(f"#{claim.id}")  # oldest first
+    assert hosted.me.unread_count() == 0
+    assert hosted.me.info().status is AgentStatus.BUSY
+
+    again = run_hook("user-prompt-submit", hosted.input("user-prompt-submit"), hosted.env)
+    assert again.code == 0 and again.out == ""  # each message is shown once
+
+
+def test_post_tool_use_hook_adds_messages_that_arrived_during_the_turn(hosted: Session) -> None:
+    doc = hosted.input("post-tool-use")
+    quiet = run_hook("post-tool-use", doc, hosted.env)
+    assert quiet.code == 0 and quiet.out == ""
+
+    hosted.bob().send(hosted.me.id, "prod 5xx alert on /checkout", priority="high")
+    run = run_hook("post-tool-use", doc, hosted.env)
+
+    assert run.json()["hookSpecificOutput"]["hookEventName"] == "PostToolUse"
+    assert "prod 5xx alert on /checkout" in run.context()
+    assert "priority high" in run.context()
+
+
+def test_hooks_show_at_most_a_page_and_count_the_rest(hosted: Session) -> None:
+    bob = hosted.bob()
+    for n in range(MAX_MESSAGES + 3):
+        bob.send(hosted.me.id, f"note {n}")
+
+    first = run_hook("post-tool-use", hosted.input("post-tool-use"), hosted.env).context()
+    second = run_hook("post-tool-use", hosted.input("post-tool-use"), hosted.env).context()
+
+    assert "note 0" in first and f"note {MAX_MESSAGES - 1}" in first
+    assert "3 more unread" in first
+    assert f"note {MAX_MESSAGES}" in second and f"note {MAX_MESSAGES + 2}" in second
+    assert "note 0" not in second
+
+
+def test_stop_hook_blocks_with_unseen_messages_as_the_reason(hosted: Session) -> None:
+    hosted.bob().send(hosted.me.id, "can you also bump the version?")
+
+    run = run_hook("stop", hosted.input("stop"), hosted.env)
+
+    out = run.json()
+    assert out["decision"] == "block"
+    assert "can you also bump the version?" in out["reason"]
+    again = run_hook("stop", hosted.input("stop"), hosted.env)
+    assert again.code == 0 and again.out == ""  # nothing new: let it stop
+    assert hosted.me.info().status is AgentStatus.IDLE
+
+
+def test_stop_hook_lets_the_session_stop_when_it_is_already_continuing(hosted: Session) -> None:
+    hosted.bob().send(hosted.me.id, "one more thing")
+
+    run = run_hook("stop", hosted.input("stop-active"), hosted.env)
+
+    assert run.code == 0 and run.out == ""
+    assert hosted.me.unread_count() == 1  # kept for the next prompt
+
+
+def test_session_end_marks_the_agent_offline(hosted: Session) -> None:
+    run = run_hook("session-end", hosted.input("session-end"), hosted.env)
+
+    assert run.code == 0 and run.out == ""
+    assert hosted.me.info().status is AgentStatus.OFFLINE
+
+
+def test_session_end_after_clear_keeps_the_agent_online(hosted: Session) -> None:
+    run = run_hook("session-end", hosted.input("session-end-clear"), hosted.env)
+
+    assert run.code == 0 and run.out == ""
+    assert hosted.me.info().status is AgentStatus.ONLINE
+
+
+def test_inline_hook_delivers_mail_without_the_session_process(bare: Session) -> None:
+    bare.bob().send(bare.me.id, "merge freeze at 17:00")
+
+    run = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
+
+    assert "merge freeze at 17:00" in run.context()
+    assert bare.me.unread_count() == 0
+
+
+def test_session_start_without_the_session_process_registers_in_the_background(
+    tmp_path: Path, runtime: Path, project: Path, relay: Relay
+) -> None:
+    env = hook_env(tmp_path, runtime, "sess-new", CLAUDE_PROJECT_DIR=str(project))
+    expected = session_identity("claude", cwd=str(project), env=env).agent_id
+    since = relay.service.last_event_id(workspace=relay.workspace)
+
+    run = run_hook("session-start", payload("session-start", cwd=str(project)), env)
+
+    assert f"`{expected}`" in run.context()
+    seen: list[str] = []
+    for _ in range(50):  # bounded: each wait returns on the next event or after HUNG
+        events = relay.wait_events(HUNG, since=since, kinds=["agent.registered"])
+        if not events:
+            break
+        since = events[-1].id
+        seen += [e.agent_id for e in events if e.agent_id]
+        if expected in seen:
+            break
+    assert expected in seen
+    assert relay.get_agent(expected).status is AgentStatus.ONLINE
+
+
+def test_hook_on_a_broken_relay_prints_nothing_and_logs_the_problem(
+    tmp_path: Path, runtime: Path, project: Path
+) -> None:
+    not_a_folder = tmp_path / "relay"
+    not_a_folder.write_text("not a relay", encoding="utf-8")
+    env = hook_env(tmp_path, runtime, "sess-broken")
+
+    run = run_hook("stop", payload("stop", cwd=str(project)), env)
+
+    assert run.code == 0 and run.out == "" and run.err == ""
+    assert any("Stop:" in line for line in log_lines(tmp_path))
+
+
+def test_hook_with_malformed_input_prints_nothing_and_logs_it(hosted: Session) -> None:
+    run = run_hook("user-prompt-submit", "{not json", hosted.env)
+
+    assert run.code == 0 and run.out == ""
+    state = Path(hosted.env["XDG_STATE_HOME"])
+    assert any("JSONDecodeError" in line for line in log_lines(state.parent))
+
+
+def test_unknown_hook_event_is_a_usage_error(hosted: Session) -> None:
+    run = run_hook("pre-compact", "{}", hosted.env)
+
+    assert run.code == 2
+    assert "usage: relaybus hook" in run.err
