@@ -35,8 +35,9 @@ def test_help_explains_targets_and_does_not_touch_the_store(cli: Cli) -> None:
     assert not cli.relay_dir.exists()
 
 
-#: Commands that run until stopped and print a log, not a result.
-LONG_RUNNING = {"serve"}
+#: Commands without --json: those that run until stopped and print a log, not a
+#: result (serve, mcp), and the hook, whose output is always Claude Code's JSON.
+LONG_RUNNING = {"serve", "mcp", "hook"}
 
 
 @pytest.mark.parametrize("name", sorted(cli.commands))
