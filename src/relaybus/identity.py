@@ -19,8 +19,6 @@ import os
 import re
 import socket
 import sys
-import tempfile
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +123,8 @@ def session_socket(key: str, env: Mapping[str, str] | None = None) -> Path:
         folder = Path(runtime) / "relaybus"
     else:
         uid = os.getuid() if hasattr(os, "getuid") else 0
-        folder = Path(tempfile.gettempdir()) / f"relaybus-hooks-{uid}"
+        # tempfile.gettempdir() would cost the hook commands its import time
+        folder = Path(env.get("TMPDIR") or "/tmp") / f"relaybus-hooks-{uid}"
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:64]
     return folder / f"{safe}.sock"
 
@@ -200,6 +199,8 @@ def load_profile(name: str, path: Path) -> Profile:
     Raises:
         ProfileError: no such file or table, invalid TOML, or a field of the wrong type.
     """
+    import tomllib  # here, not at the top: the hook commands never read profiles
+
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)

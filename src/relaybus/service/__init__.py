@@ -7,7 +7,8 @@ HTTP server, MCP) parse, call one of these methods and render the result.
 
 from __future__ import annotations
 
-from .agents import AgentOps, derive_agent_id
+from ..identity import derive_agent_id
+from .agents import AgentOps
 from .events import EventOps
 from .inbox import InboxOps
 from .messages import MessageOps

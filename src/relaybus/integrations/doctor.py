@@ -1,0 +1,344 @@
+"""``relaybus doctor``: is relaybus set up end to end, and if not, what fixes it.
+
+Checks, each with the exact command that fixes a failure:
+
+- the relay: the embedded store opens and its schema is at head, or the relay
+  server (``RELAYBUS_URL``) answers ``/healthz`` and ``/v1/info`` with this
+  relaybus version and accepts the token; also every other server a tool's
+  config points at;
+- for each tool with a relaybus entry in any scope: the configured command
+  exists, is executable and ``<command> --version`` reports this version;
+- Claude Code: the hooks are in the scope's settings file and start a working
+  relaybus; a project's ``.mcp.json`` server that still waits for approval.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from .. import __version__
+from ..errors import RelayError
+from .install import TOOLS, ConfigError, Context, Tool
+from .install.claude import HOOK_EVENTS, project_approval
+from .install.files import read_text
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+Status = Literal["ok", "warn", "fail"]
+
+#: Seconds a configured command gets to answer ``--version``.
+VERSION_TIMEOUT = 30.0
+_VERSION = re.compile(r"version\s+(\S+)")
+
+
+@dataclass
+class Check:
+    """One finding: ``ok``, ``warn`` (works, but needs attention) or ``fail``,
+    what was found, and the command that fixes it."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "fix": self.fix}
+
+
+def run_checks(settings: Settings, ctx: Context) -> list[Check]:
+    """Every check, in the order shown: relay first, then each installed tool."""
+    checks = [
+        check_server(settings.url, settings.token)
+        if settings.url
+        else check_embedded(settings, ctx.project)
+    ]
+    probe = CommandProbe(ctx.env)
+    urls: dict[str, str] = {}
+    found_any = False
+    for tool in TOOLS.values():
+        for scope in tool.scopes:
+            found, tool_checks, url = check_tool(tool, scope, ctx, probe)
+            found_any = found_any or found
+            checks += tool_checks
+            if url and url != settings.url:
+                urls.setdefault(url, f"{tool.title} ({scope})")
+    for url, user in urls.items():
+        server = check_server(url, settings.token)
+        server.name = f"relay for {user}"
+        checks.insert(1, server)
+    if not found_any:
+        checks.append(
+            Check(
+                "tools",
+                "warn",
+                f"relaybus is not set up in any coding tool for {ctx.project}",
+                "relaybus install claude (or codex, gemini, cursor)",
+            )
+        )
+    return checks
+
+
+def check_server(url: str, token: str | None) -> Check:
+    """The relay server answers, runs this version and takes the token."""
+    from ..client.transport import check_url, new_client
+
+    try:
+        base = check_url(url)
+    except RelayError as exc:
+        return Check("relay", "fail", exc.message, "export RELAYBUS_URL=http://127.0.0.1:4850")
+    import httpx
+
+    start = "start it with `relaybus serve`, or `unset RELAYBUS_URL` for the embedded relay"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with new_client(base) as client:
+            health = client.get("/healthz")
+            info = client.get("/v1/info", headers=headers)
+    except httpx.HTTPError as exc:
+        return Check("relay", "fail", f"cannot reach the relay server at {base}: {exc}", start)
+    if health.status_code != 200:
+        return Check("relay", "fail", f"{base}/healthz answered {health.status_code}", start)
+    if info.status_code == 401:
+        detail = "refused the token in RELAYBUS_TOKEN" if token else "wants a token"
+        fix = "export RELAYBUS_TOKEN=<the server's admin token, or an agent's token>"
+        return Check("relay", "fail", f"the relay server at {base} {detail}", fix)
+    if info.status_code != 200:
+        return Check("relay", "fail", f"{base}/v1/info answered {info.status_code}", start)
+    data = info.json()
+    version = data.get("version")
+    if version != __version__:
+        return Check(
+            "relay",
+            "fail",
+            f"the relay server at {base} runs relaybus {version}, this is relaybus {__version__}",
+            "install the same relaybus on both sides (pip install -U relaybus), then restart "
+            "`relaybus serve`",
+        )
+    who = f", token acts as {data['agent']}" if data.get("agent") else ""
+    return Check(
+        "relay",
+        "ok",
+        f"relay server at {base}: relaybus {version}, {data.get('backend')}, "
+        f"auth {data.get('auth')}{who}",
+    )
+
+
+def check_embedded(settings: Settings, project: Path) -> Check:
+    """The embedded store opens and its schema is at head (nothing is created or migrated)."""
+    import sqlalchemy as sa
+
+    from ..store import Store, find_relay_dir, sqlite_url
+    from ..store.migrate import HEAD
+
+    if settings.database:
+        url = settings.database
+        path = Path(sa.make_url(url).database or "") if url.startswith("sqlite") else None
+    else:
+        folder = Path(os.path.abspath(settings.dir or find_relay_dir(project)))
+        url, path = sqlite_url(folder), folder / "relay.db"
+    if path is not None and not path.exists():
+        parent = next(p for p in (path.parent, *path.parent.parents) if p.exists())
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return Check(
+                "relay",
+                "fail",
+                f"cannot create {path}: {parent} is not writable",
+                "export RELAYBUS_DIR=<a folder you can write>",
+            )
+        return Check("relay", "ok", f"embedded relay: {path} is created on first use")
+    try:
+        store = Store(url, settings=settings, migrate_on_open=False)
+    except RelayError as exc:
+        return Check("relay", "fail", exc.message, "relaybus migrate")
+    where = str(path) if path is not None else store.url.render_as_string(hide_password=True)
+    try:
+        with store.read() as conn:
+            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    except sa.exc.SQLAlchemyError as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        return Check(
+            "relay", "fail", f"cannot read the relay at {where}: {reason}", "relaybus migrate"
+        )
+    finally:
+        store.close()
+    if revision == HEAD:
+        return Check("relay", "ok", f"embedded relay at {where}: schema {HEAD} (current)")
+    from alembic.script import ScriptDirectory
+
+    from ..store.migrate import alembic_config
+
+    known = {s.revision for s in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if revision in known:
+        return Check(
+            "relay",
+            "fail",
+            f"the relay at {where} is at schema {revision}, this relaybus needs {HEAD}",
+            "relaybus migrate",
+        )
+    return Check(
+        "relay",
+        "fail",
+        f"the relay at {where} has schema {revision}, newer than this relaybus ({HEAD})",
+        "pip install -U relaybus",
+    )
+
+
+class CommandProbe:
+    """Runs ``<command> --version`` once per command and remembers the verdict:
+    None when it is a working relaybus of this version, else the problem."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+        self._seen: dict[str, str | None] = {}
+
+    def problem(self, command: object) -> str | None:
+        """What is wrong with ``command`` as the relaybus to start, or None."""
+        if not isinstance(command, str) or not command:
+            return "has no command"
+        if command not in self._seen:
+            self._seen[command] = self._probe(command)
+        return self._seen[command]
+
+    def _probe(self, command: str) -> str | None:
+        exe = (
+            command if os.path.isabs(command) else shutil.which(command, path=self.env.get("PATH"))
+        )
+        if exe is None or not os.path.exists(exe):
+            return f"starts {command}, which does not exist"
+        if not os.path.isfile(exe) or not os.access(exe, os.X_OK):
+            return f"starts {command}, which is not an executable file"
+        try:
+            done = subprocess.run(
+                [exe, "--version"],
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                timeout=VERSION_TIMEOUT,
+                env=self.env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"starts {command}, which did not answer --version in {VERSION_TIMEOUT:g} s"
+        except OSError as exc:
+            return f"starts {command}, which cannot run: {exc.strerror}"
+        found = _VERSION.search(done.stdout)
+        if done.returncode != 0 or found is None:
+            said = " ".join((done.stderr or done.stdout).split())[:200]
+            return f"starts {command}, whose --version failed (exit {done.returncode}): {said}"
+        if found.group(1) != __version__:
+            return f"starts {command}, which is relaybus {found.group(1)}, not {__version__}"
+        return None
+
+
+def check_tool(
+    tool: Tool, scope: str, ctx: Context, probe: CommandProbe
+) -> tuple[bool, list[Check], str | None]:
+    """Checks of ``tool`` in ``scope``: (whether relaybus is set up there at all,
+    the checks, the RELAYBUS_URL its entry sets)."""
+    name = f"{tool.title} ({scope})"
+    fix = _install_command(tool, scope, ctx)
+    entry: dict[str, Any] | None = None
+    entry_file: Path | None = None
+    hooks: dict[str, list[str]] | None = None
+    hooks_file: Path | None = None
+    checks: list[Check] = []
+    for f in tool.files(scope, ctx):
+        text = None
+        try:
+            text = read_text(f.path)
+            if text is None:
+                continue
+            found_entry = f.server_entry(text)
+            found_hooks = f.hook_commands(text)
+        except (ConfigError, OSError) as exc:
+            # A file relaybus is not in (JSON with comments, say) is none of its business.
+            if text is None or "relaybus" in text:
+                message = exc.message if isinstance(exc, ConfigError) else f"{f.path}: {exc}"
+                checks.append(Check(name, "fail", message, f"fix {f.path} by hand, then: {fix}"))
+            continue
+        if found_entry is not None:
+            entry, entry_file = found_entry, f.path
+        if found_hooks is not None:
+            hooks_file = f.path
+            hooks = found_hooks if any(found_hooks.values()) else None
+    if entry is None and hooks is None:
+        return bool(checks), checks, None
+    if entry is None:
+        checks.append(Check(name, "fail", "hooks are set up but the MCP server entry is gone", fix))
+    else:
+        checks.append(_check_entry(name, entry, entry_file, probe, fix))
+    if hooks_file is not None:
+        checks.append(_check_hooks(name, hooks or {}, hooks_file, probe, fix))
+    if tool.name == "claude" and scope == "project" and entry is not None:
+        checks.append(_check_approval(name, ctx))
+    env = entry.get("env") if entry else None
+    url = env.get("RELAYBUS_URL") if isinstance(env, dict) else None
+    return True, checks, url if isinstance(url, str) else None
+
+
+def _check_entry(
+    name: str, entry: dict[str, Any], path: Path | None, probe: CommandProbe, fix: str
+) -> Check:
+    command, args = entry.get("command"), entry.get("args")
+    if args != ["mcp"]:
+        shown = " ".join(shlex.quote(str(a)) for a in args) if isinstance(args, list) else args
+        return Check(name, "fail", f"the MCP server in {path} runs `{command} {shown}`", fix)
+    problem = probe.problem(command)
+    if problem is not None:
+        return Check(name, "fail", f"the MCP server in {path} {problem}", fix)
+    return Check(name, "ok", f"MCP server in {path}: {command} mcp (relaybus {__version__})")
+
+
+def _check_hooks(
+    name: str, hooks: dict[str, list[str]], path: Path, probe: CommandProbe, fix: str
+) -> Check:
+    missing = [event for event, _, _ in HOOK_EVENTS if not hooks.get(event)]
+    if missing:
+        return Check(name, "fail", f"hooks missing in {path}: {', '.join(missing)}", fix)
+    for commands in hooks.values():
+        for command in commands:
+            problem = probe.problem(shlex.split(command)[0])
+            if problem is not None:
+                return Check(name, "fail", f"a hook in {path} {problem}", fix)
+    return Check(name, "ok", f"hooks for {len(hooks)} events in {path}")
+
+
+def _check_approval(name: str, ctx: Context) -> Check:
+    state = project_approval(ctx)
+    if state == "approved":
+        return Check(name, "ok", f"relaybus from {ctx.project / '.mcp.json'} is approved")
+    if state == "declined":
+        return Check(
+            name,
+            "fail",
+            f"relaybus from {ctx.project / '.mcp.json'} was declined in Claude Code",
+            f"start `claude` in {ctx.project}, open /mcp and enable relaybus",
+        )
+    return Check(
+        name,
+        "warn",
+        "Claude Code connects servers from a project's .mcp.json only after you approve them",
+        f"start `claude` in {ctx.project} and accept relaybus when asked (or approve it in /mcp)",
+    )
+
+
+def _install_command(tool: Tool, scope: str, ctx: Context) -> str:
+    command = f"relaybus install {tool.name} --scope {scope}"
+    if tool.uses_project(scope) and ctx.project != Path.cwd().resolve():
+        command += f" --project {shlex.quote(str(ctx.project))}"
+    return command
+
+
+def failed(checks: Iterable[Check]) -> bool:
+    """Whether any check failed (warnings do not count)."""
+    return any(c.status == "fail" for c in checks)
