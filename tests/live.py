@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from relaybus.server import ServerConfig, create_app
+from relaybus.server.run import end_live_responses
 from relaybus.service import Service
 from relaybus.settings import Settings
 from relaybus.store import open_store
@@ -42,11 +43,7 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # End the live streams first: uvicorn waits for open responses before
-        # it runs the app's lifespan shutdown, which would stop the hub.
-        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
-        if hub is not None:
-            await hub.stop()
+        await end_live_responses(self.config.app)  # as `relaybus serve` does
         await super().shutdown(sockets)
 
 

@@ -8,7 +8,10 @@ the fast path; the ``inline`` tests cover the path without it.
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,9 +22,10 @@ from anyio.from_thread import start_blocking_portal
 from hookutil import hook_env, log_lines, payload, run_hook
 
 from relaybus import AgentHandle, Relay
-from relaybus.identity import session_identity, session_socket
+from relaybus.identity import HOSTNAME, session_identity, session_socket
 from relaybus.integrations.hooks.host import session_host
-from relaybus.integrations.hooks.logic import MAX_MESSAGES, session_agent
+from relaybus.integrations.hooks.logic import MAX_MESSAGES
+from relaybus.integrations.session import session_agent
 from relaybus.models import AgentStatus
 
 #: Seconds to wait for a background registration: far above a real one.
@@ -246,3 +250,32 @@ def test_unknown_hook_event_is_a_usage_error(hosted: Session) -> None:
 
     assert run.code == 2
     assert "usage: relaybus hook" in run.err
+
+
+def test_hooks_and_mcp_server_of_one_claude_process_are_one_agent(
+    tmp_path: Path, runtime: Path, project: Path, relay: Relay
+) -> None:
+    """No RELAYBUS_SESSION: the session key comes from the process tree alone."""
+    env = hook_env(tmp_path, runtime, "unused")
+    del env["RELAYBUS_SESSION"]
+    env["RELAYBUS_TOOL"] = "claude"
+    script = Path(__file__).with_name("fake_claude.py")
+    doc = json.dumps(payload("session-start", cwd=str(project)))
+
+    proc = subprocess.run(
+        [sys.executable, str(script), doc],
+        capture_output=True,
+        encoding="utf-8",
+        env=env,
+        cwd=project,
+        timeout=HUNG * 2,
+        check=False,
+    )
+
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    [agent] = [a for a in relay.agents() if a.id in out["whoami"]]
+    context = json.loads(out["hook"])["hookSpecificOutput"]["additionalContext"]
+    assert f"`{agent.id}`" in context
+    assert agent.id.startswith(f"{HOSTNAME.split('.')[0]}-claude-shop-")
+    assert log_lines(tmp_path) == []  # the hook was answered by the session's relaybus mcp

@@ -22,6 +22,8 @@ from ..errors import RelayError
 from . import admin, agents, messages, server, tasks, watch
 from .app import App, get_app, json_option, one_line
 from .hook import hook
+from .mcp import mcp
+from .setup import doctor, install, uninstall
 
 HELP = """Messaging between AI coding agents: inboxes, threads, claimable tasks.
 
@@ -140,6 +142,10 @@ for command in (
 ):
     cli.add_command(command)
 cli.add_command(hook)
+cli.add_command(mcp)
+cli.add_command(install)
+cli.add_command(uninstall)
+cli.add_command(doctor)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

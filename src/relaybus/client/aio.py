@@ -110,6 +110,7 @@ class AsyncRelay:
         pid: int | None | Literal["current"] = "current",
         instance_id: str | None = None,
         tool: str = "python",
+        cwd: str | None = None,
     ) -> AsyncAgentHandle:
         """Register this process as an agent (see :meth:`Relay.register`)."""
         registration = await self.backend.run(
@@ -124,6 +125,7 @@ class AsyncRelay:
                 pid=os.getpid() if pid == "current" else pid,
                 instance_id=instance_id or uuid.uuid4().hex,
                 tool=tool,
+                cwd=cwd,
             )
         )
         self.backend.remember(registration)

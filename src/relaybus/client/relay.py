@@ -123,6 +123,7 @@ class Relay:
         pid: int | None | Literal["current"] = "current",
         instance_id: str | None = None,
         tool: str = "python",
+        cwd: str | None = None,
     ) -> AgentHandle:
         """Register this process as an agent and return its handle.
 
@@ -130,7 +131,8 @@ class Relay:
         the process is gone; ``None`` records no pid (presence then rests on
         heartbeats alone, e.g. for a short-lived CLI call). ``instance_id``
         defaults to a fresh id: each registration is a new instance that
-        fences off the previous one.
+        fences off the previous one. ``cwd`` (default: this process's) is the
+        working directory recorded for the agent and used in a derived id.
 
         Raises:
             InvalidInput: a malformed id, tag, capability or channel.
@@ -146,6 +148,7 @@ class Relay:
             pid=os.getpid() if pid == "current" else pid,
             instance_id=instance_id or uuid.uuid4().hex,
             tool=tool,
+            cwd=cwd,
         )
         return AgentHandle(self, agent.id, agent.epoch)
 

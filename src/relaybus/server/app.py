@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from .. import __version__
+from ..mcp import http as mcp_http
 from ..service import Service
 from . import problems
 from .auth import Authenticator, ServerContext
@@ -35,7 +36,8 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     ``app.state`` holds ``service``, ``config``, ``metrics``, ``context`` (what
     routes need), ``started_at`` (``time.monotonic()``) and ``hub``: the one
     reader of the event log, started by the app's lifespan and stopped, closing
-    live streams, at its shutdown.
+    live streams, at its shutdown. MCP (streamable HTTP) is served at ``/mcp``
+    (:mod:`relaybus.mcp.http`); its sessions live inside the lifespan too.
     """
     metrics = Metrics()
     limiter = (
@@ -51,7 +53,8 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         try:
-            yield
+            async with mcp_sessions.run():  # MCP sessions end before the hub stops
+                yield
         finally:
             await hub.stop()
 
@@ -80,6 +83,7 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
         app.include_router(module.router)
     app.include_router(stream.router)
     app.include_router(ws.router)
+    mcp_sessions = mcp_http.mount(app, service, config, auth=auth, hub=hub)
 
     generate = app.openapi
 

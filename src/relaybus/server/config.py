@@ -35,6 +35,8 @@ class ServerConfig:
             token revoked by another process keeps working this long on this
             server at most (revocations made through this server apply at once).
             0 looks every request's token up in the store.
+        mcp_idle_seconds: an MCP session at ``/mcp`` with no request in flight
+            for this long has ended (its agent goes offline).
     """
 
     host: str = "127.0.0.1"
@@ -46,6 +48,7 @@ class ServerConfig:
     sse_heartbeat_seconds: float = 15.0
     longpoll_max_seconds: float = 300.0
     token_cache_seconds: float = 1.0
+    mcp_idle_seconds: float = 30 * 60.0
 
     @property
     def auth_mode(self) -> Literal["open", "token"]:
@@ -77,6 +80,8 @@ class ServerConfig:
             raise InvalidInput("the admin token is empty")
         if self.rate_limit is not None and not self.rate_limit > 0:
             raise InvalidInput("the rate limit is a number of requests per second above 0")
+        if not self.mcp_idle_seconds > 0:
+            raise InvalidInput("the MCP session idle timeout is a number of seconds above 0")
         if self.rate_burst < 1:
             raise InvalidInput("the rate burst is at least 1 request")
         if not 0 <= self.port <= 65535:

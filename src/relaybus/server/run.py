@@ -38,13 +38,24 @@ class _Server(uvicorn.Server):
             self.announce(bound)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # End the live streams first: uvicorn waits for open responses to finish
-        # before it runs the app's lifespan shutdown (which would stop the hub), so
-        # without this every open stream is cut only after the grace period.
-        hub = getattr(getattr(self.config.app, "state", None), "hub", None)
-        if hub is not None:
-            await hub.stop()
+        await end_live_responses(self.config.app)
         await super().shutdown(sockets)
+
+
+async def end_live_responses(app: object) -> None:
+    """End the app's open MCP responses and live streams, at the start of a shutdown.
+
+    uvicorn waits for open responses to finish before it runs the app's
+    lifespan shutdown (which would stop the hub), so without this every open
+    stream would be cut only after the grace period.
+    """
+    state = getattr(app, "state", None)
+    mcp = getattr(state, "mcp", None)
+    if mcp is not None:
+        await mcp.close()
+    hub = getattr(state, "hub", None)
+    if hub is not None:
+        await hub.stop()
 
 
 def serve(

@@ -101,7 +101,8 @@ def session(payload: dict[str, Any]) -> ident.SessionIdentity:
 def run_inline(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     """Run ``event`` in this process: open the relay, find or register the agent."""
     from ...client import Relay
-    from .logic import handle, session_agent
+    from ..session import session_agent
+    from .logic import handle
 
     cwd = payload.get("cwd")
     if isinstance(cwd, str) and os.path.isdir(cwd):

@@ -16,8 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...client import AgentHandle, Relay
-from ...errors import NotFound
+from ...client import AgentHandle
 from ...identity import SessionIdentity
 from ...models import Message, Priority
 from .command import usage_text
@@ -112,32 +111,3 @@ def handle(
             me.heartbeat(status="offline")
         return None
     raise ValueError(f"relaybus does not handle the hook event {event!r}")
-
-
-def session_agent(relay: Relay, identity: SessionIdentity, *, register: bool) -> AgentHandle:
-    """The session's agent: registered anew when ``register`` (SessionStart) or
-    when it does not exist yet, else the existing one.
-
-    Registration uses the session's instance id, so it keeps the epoch that the
-    session's ``relaybus mcp`` process registered with.
-
-    Raises:
-        RelayError: the relay refused the registration.
-    """
-    if not register:
-        try:
-            return relay.agent(identity.agent_id)
-        except NotFound:
-            pass
-    profile = identity.profile
-    return relay.register(
-        identity.agent_id,
-        label=profile.label,
-        tags=profile.tags,
-        capabilities=profile.capabilities,
-        channels=profile.channels,
-        pid=identity.pid,
-        instance_id=identity.instance_id,
-        tool=identity.tool,
-        meta={"session": identity.session},
-    )

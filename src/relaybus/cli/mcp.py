@@ -1,0 +1,51 @@
+"""``relaybus mcp``: this coding-agent session's MCP server, over stdio."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from ..errors import InvalidInput
+from .app import get_app
+
+HELP = """Serve MCP over stdin/stdout as this coding-agent session's agent.
+
+Coding tools start it from their MCP configuration ('relaybus install'
+writes it). On start it registers the session as an agent: its id comes
+from RELAYBUS_AGENT, or from the host, the tool, the project folder and the
+session; label, tags, capabilities and channels from RELAYBUS_LABEL,
+RELAYBUS_TAGS, RELAYBUS_CAPS and RELAYBUS_CHANNELS, or from the table
+RELAYBUS_PROFILE names in ~/.config/relaybus/profiles.toml. It heartbeats
+while the client is connected and goes offline when the client disconnects
+or on SIGTERM.
+
+The relay is the embedded one of this repository, or the server at
+RELAYBUS_URL. Tools: send, inbox, wait_for_message, agents, task, whoami;
+resource relaybus://inbox.
+"""
+
+
+@click.command("mcp", help=HELP, short_help="Serve MCP over stdio as this session's agent.")
+@click.option(
+    "--tool",
+    envvar="RELAYBUS_TOOL",
+    default="mcp",
+    show_default=True,
+    metavar="NAME",
+    help="The coding tool this session runs in: claude, codex, gemini, cursor (RELAYBUS_TOOL).",
+)
+def mcp(tool: str) -> None:
+    from ..identity import ProfileError, session_identity
+
+    app = get_app()
+    env = dict(os.environ)
+    if app.overrides.get("agent"):  # --as NAME names the agent, like RELAYBUS_AGENT
+        env["RELAYBUS_AGENT"] = app.overrides["agent"]
+    try:
+        identity = session_identity(tool, env=env)
+    except ProfileError as exc:
+        raise InvalidInput(str(exc)) from None
+    from ..mcp.stdio import serve_stdio
+
+    serve_stdio(app.relay, identity)

@@ -1,0 +1,466 @@
+"""Streamable-HTTP MCP at ``/mcp`` on ``relaybus serve``: one agent per MCP session.
+
+Auth is the REST API's (:class:`~relaybus.server.auth.Authenticator`): a bearer
+token, checked before the MCP SDK sees the request, refused with the same
+problem+json 401/403. Who a session acts as:
+
+- an **agent token**: that agent, as it is (registering again would rotate
+  its token); ``X-Relaybus-Agent`` naming another agent is 403;
+- the **admin token**, or no token on an open loopback server: an agent
+  registered for the session from ``X-Relaybus-Agent`` / ``-Label`` /
+  ``-Tags`` / ``-Caps`` / ``-Channels`` (comma-separated lists); without
+  ``X-Relaybus-Agent`` its id is derived from the client's name and the MCP
+  session id. Each session is a new instance of that id (a newer session
+  fences an older one off).
+
+A session's agent heartbeats while the session lives and goes offline when it
+ends: the client's DELETE, the idle timeout (no request in flight for
+``ServerConfig.mcp_idle_seconds``), or server shutdown. 2026-07-28 clients
+have no sessions: each request names its agent by token or ``X-Relaybus-Agent``,
+and presence follows its requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio.abc import TaskGroup
+from mcp.server.context import ServerRequestContext
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.types import Message as AsgiMessage
+from starlette.types import Receive, Scope, Send
+
+from ..client import AgentHandle, Relay
+from ..errors import InvalidInput, RelayError
+from ..identity import split_list
+from ..models import Message
+from ..server.auth import WORKSPACE_HEADER, Authenticator, Caller, bearer_token
+from ..server.problems import problem, relay_error_response
+from .resources import AgentBus
+from .server import build_server
+from .session import OFFLINE_SECONDS, AgentSession, blocking
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ..server.config import ServerConfig
+    from ..server.hub import Hub
+    from ..service import Service
+
+logger = logging.getLogger("relaybus.mcp")
+
+#: Where the caller (:class:`Caller`) of an MCP request is left in its ASGI scope.
+CALLER_KEY = "relaybus.caller"
+SESSION_HEADER = "mcp-session-id"
+AGENT_HEADER = "X-Relaybus-Agent"
+LABEL_HEADER = "X-Relaybus-Label"
+TAGS_HEADER = "X-Relaybus-Tags"
+CAPS_HEADER = "X-Relaybus-Caps"
+CHANNELS_HEADER = "X-Relaybus-Channels"
+#: The most unread messages one wait returns.
+WAIT_LIMIT = 50
+
+
+@dataclass
+class Seat:
+    """A handshake-era MCP session: who opened it, its agent once resolved,
+    and its requests in flight (for the idle timeout)."""
+
+    caller: Caller
+    last_active: float
+    agent: AgentSession | None = None
+    in_flight: int = 0
+
+
+class HttpRuntime:
+    """The agents of the MCP sessions on one relay server (the :class:`Runtime`
+    of the HTTP mount). Waits ride the server's hub, so a waiting client holds
+    no thread.
+
+    Args:
+        idle_seconds: a session with no request in flight for this long has ended.
+        heartbeat_seconds: how often live sessions' agents are marked seen.
+    """
+
+    def __init__(
+        self, service: Service, hub: Hub, *, idle_seconds: float, heartbeat_seconds: float
+    ) -> None:
+        self.service = service
+        self.hub = hub
+        self.idle_seconds = idle_seconds
+        self.heartbeat_seconds = heartbeat_seconds
+        self.bus = AgentBus()
+        self.seats: dict[str, Seat] = {}
+        #: Agents of sessionless requests, by (workspace, id), with their last heartbeat.
+        self._stateless: dict[tuple[str, str], tuple[AgentSession, float]] = {}
+        self._tasks: TaskGroup | None = None
+        self._lock: anyio.Lock | None = None  # registrations
+        self._presence: anyio.Lock | None = None  # heartbeats vs. offline
+        self.closing = False
+        self._receiving: set[anyio.CancelScope] = set()
+
+    @asynccontextmanager
+    async def lifespan(self, _server: object) -> AsyncIterator[HttpRuntime]:
+        """Run the sweeper (heartbeats, idle sessions) for the duration of the
+        block; on the way out every live session's agent goes offline."""
+        async with anyio.create_task_group() as tg:
+            self._tasks, self._lock, self._presence = tg, anyio.Lock(), anyio.Lock()
+            tg.start_soon(self._sweep)
+            try:
+                yield self
+            finally:
+                tg.cancel_scope.cancel()
+                with anyio.move_on_after(OFFLINE_SECONDS, shield=True):
+                    for session_id in list(self.seats):
+                        await self.end(session_id)
+
+    # -- which agent ------------------------------------------------------------
+
+    async def agent(self, request: ServerRequestContext[Any, Any]) -> AgentSession:
+        """The agent of the request's MCP session (registered on first use), or
+        for a sessionless 2026-07-28 request the agent it names.
+
+        Raises:
+            InvalidInput: a sessionless request naming no agent; a malformed header.
+            NotFound: an agent token's agent is gone.
+        """
+        http = request.request
+        if not isinstance(http, Request) or CALLER_KEY not in http.scope:
+            raise InvalidInput("an MCP request that did not come through /mcp")
+        caller: Caller = http.scope[CALLER_KEY]
+        client = request.session.client_params
+        client_name = client.client_info.name if client is not None else "mcp"
+        session_id = http.headers.get(SESSION_HEADER)
+        assert self._lock is not None, "used outside the runtime's lifespan"
+        async with self._lock:
+            if session_id is None:
+                return await self._stateless_agent(caller, http, client_name)
+            seat = self.seats.get(session_id)
+            if seat is None:  # a session this runtime has already written off
+                seat = self.seats[session_id] = Seat(caller, anyio.current_time())
+            if seat.agent is None:
+                seat.agent = await self._register(caller, http, client_name, session_id)
+            return seat.agent
+
+    async def _stateless_agent(
+        self, caller: Caller, http: Request, client_name: str
+    ) -> AgentSession:
+        named = caller.agent_id or http.headers.get(AGENT_HEADER)
+        if not named:
+            raise InvalidInput(
+                "this MCP request has no session (a 2026-07-28 client), so it must name its "
+                f"agent: send {AGENT_HEADER}: <agent id>, or an agent's token"
+            )
+        key = (caller.workspace, named)
+        now = anyio.current_time()
+        known = self._stateless.get(key)
+        if known is None:
+            agent = await self._register(caller, http, client_name, None)
+        else:
+            agent, seen = known
+            if now - seen < self.heartbeat_seconds:
+                return agent
+            await blocking(agent.handle.heartbeat)  # its requests are its heartbeats
+        self._stateless[key] = (agent, now)
+        return agent
+
+    async def _register(
+        self, caller: Caller, http: Request, client_name: str, session_id: str | None
+    ) -> AgentSession:
+        relay = Relay(self.service, workspace=caller.workspace)
+        if caller.agent_id is not None:
+            # An agent token: act as that agent; registering would rotate its token.
+            agent_id = caller.agent_id
+            await blocking(lambda: relay.service.heartbeat(agent_id, workspace=caller.workspace))
+            handle = AgentHandle(relay, agent_id, None)
+        else:
+            handle = await blocking(
+                lambda: self._register_new(relay, http, client_name, session_id)
+            )
+        return AgentSession(
+            handle,
+            waiter=self._wait,
+            bus=self.bus,
+            tasks=self._running_tasks,
+            where=f"the relay server {str(http.base_url).rstrip('/')}",
+            published=self._publish,
+        )
+
+    def _register_new(
+        self, relay: Relay, http: Request, client_name: str, session_id: str | None
+    ) -> AgentHandle:
+        headers = http.headers
+        named = headers.get(AGENT_HEADER)
+        if named is None:
+            assert session_id is not None
+            named = f"{_slug(client_name)}-{session_id[:8]}"
+        instance = f"mcp-{session_id}" if session_id else f"mcp-http-{named}"
+        agent = relay.service.register(
+            named,
+            workspace=relay.workspace,
+            label=headers.get(LABEL_HEADER),
+            tags=split_list(headers.get(TAGS_HEADER)),
+            capabilities=split_list(headers.get(CAPS_HEADER)),
+            channels=split_list(headers.get(CHANNELS_HEADER)),
+            pid=None,
+            host=http.client.host if http.client is not None else None,
+            meta={"mcp_session": session_id, "client": client_name},
+            instance_id=instance,
+            tool=client_name,
+        )
+        return AgentHandle(relay, agent.id, agent.epoch)
+
+    @property
+    def _running_tasks(self) -> TaskGroup:
+        assert self._tasks is not None, "used outside the runtime's lifespan"
+        return self._tasks
+
+    async def _wait(self, handle: AgentHandle, since: int, timeout: float) -> list[Message]:
+        service, workspace = self.service, handle.relay.workspace
+
+        def check() -> list[Message]:
+            return service.inbox(
+                handle.id,
+                workspace=workspace,
+                newest_first=False,
+                since=since,
+                limit=WAIT_LIMIT,
+            )
+
+        found: list[Message] = await self.hub.wait_for(check, timeout)
+        return found
+
+    def _publish(self, sent: Sequence[Message]) -> None:
+        self.hub.publish(sent)
+
+    # -- session lifecycle (fed by McpEndpoint) -----------------------------------
+
+    async def close(self) -> None:
+        """End every open ``/mcp`` response (SSE streams, pending tool calls) as if
+        its client had gone, so that a shutting-down server need not wait for them.
+        Call it when shutdown begins, before the server drains its connections."""
+        self.closing = True
+        for scope in list(self._receiving):
+            scope.cancel()
+
+    async def receive_until_closed(self, receive: Receive) -> AsgiMessage:
+        """``receive()``, or a disconnect once :meth:`close` was called."""
+        if not self.closing:
+            with anyio.CancelScope() as scope:
+                self._receiving.add(scope)
+                try:
+                    return await receive()
+                finally:
+                    self._receiving.discard(scope)
+        return {"type": "http.disconnect"}
+
+    def owns(self, session_id: str, caller: Caller) -> bool:
+        """Whether ``caller`` may use the session (the one who opened it, or a
+        session this runtime does not know: the SDK answers those with 404)."""
+        seat = self.seats.get(session_id)
+        return seat is None or seat.caller == caller
+
+    def began(self, session_id: str | None) -> None:
+        """A request of ``session_id`` started."""
+        seat = self.seats.get(session_id) if session_id else None
+        if seat is not None:
+            seat.in_flight += 1
+            seat.last_active = anyio.current_time()
+
+    async def finished(
+        self,
+        session_id: str | None,
+        *,
+        caller: Caller,
+        status: int,
+        opened: str | None,
+    ) -> None:
+        """A request ended with ``status``; ``opened`` is the session id a new
+        session's first response carried. A 404 means the SDK no longer knows
+        the session (it timed out): it has ended."""
+        if opened is not None and status < 400:
+            self.seats.setdefault(opened, Seat(caller, anyio.current_time()))
+        if session_id is None:
+            return
+        seat = self.seats.get(session_id)
+        if seat is not None:
+            seat.in_flight = max(seat.in_flight - 1, 0)
+            seat.last_active = anyio.current_time()
+        if status == 404:
+            await self.end(session_id)
+
+    async def end(self, session_id: str) -> None:
+        """The session ended: stop its watcher and, unless another live session
+        acts as the same agent, mark the agent offline. Idempotent."""
+        seat = self.seats.pop(session_id, None)
+        if seat is None or seat.agent is None:
+            return
+        agent = seat.agent
+        agent.close()
+        if any(s.agent is not None and _same(s.agent, agent) for s in self.seats.values()):
+            return
+        assert self._presence is not None, "used outside the runtime's lifespan"
+        async with self._presence:
+            try:
+                await blocking(lambda: agent.handle.update(status="offline"))
+            except RelayError as exc:  # fenced off by a newer session, or unregistered
+                logger.info("MCP session %s ended; %s stays: %s", session_id, agent.id, exc)
+
+    async def _sweep(self) -> None:
+        assert self._presence is not None
+        period = max(min(self.heartbeat_seconds, self.idle_seconds / 2), 0.05)
+        while True:
+            await anyio.sleep(period)
+            now = anyio.current_time()
+            for session_id, seat in list(self.seats.items()):
+                if seat.in_flight == 0 and now - seat.last_active >= self.idle_seconds:
+                    await self.end(session_id)
+            live = {id(s.agent): s.agent for s in self.seats.values() if s.agent is not None}
+            for agent in live.values():
+                async with self._presence:  # never revive an agent a session end just retired
+                    if not any(s.agent is agent for s in self.seats.values()):
+                        continue
+                    try:
+                        await blocking(agent.handle.heartbeat)
+                    except RelayError as exc:
+                        logger.info("heartbeat of %s failed: %s", agent.id, exc)
+
+
+class McpEndpoint:
+    """The ASGI app at ``/mcp``: authenticates like the REST API, then hands the
+    request to the MCP SDK's session manager, telling :class:`HttpRuntime` when
+    sessions open, work and end."""
+
+    def __init__(
+        self, runtime: HttpRuntime, auth: Authenticator, manager: StreamableHTTPSessionManager
+    ) -> None:
+        self.runtime = runtime
+        self.auth = auth
+        self.manager = manager
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope)
+        client = scope.get("client")
+        try:
+            token = bearer_token(headers.get("authorization"))
+            caller = await self.auth.authenticate(
+                token, headers.get(WORKSPACE_HEADER), client[0] if client else None
+            )
+            named = headers.get(AGENT_HEADER)
+            if named is not None:
+                caller.act_as(named, AGENT_HEADER)
+        except RelayError as err:
+            await relay_error_response(err)(scope, receive, send)
+            return
+        session_id = headers.get(SESSION_HEADER)
+        if session_id is not None and not self.runtime.owns(session_id, caller):
+            await problem(404, "no such MCP session")(scope, receive, send)
+            return
+        scope[CALLER_KEY] = caller
+        exchange = _Exchange(send, self.runtime, session_id, deleting=scope["method"] == "DELETE")
+
+        async def receive_until_closed() -> AsgiMessage:
+            return await self.runtime.receive_until_closed(receive)
+
+        self.runtime.began(session_id)
+        try:
+            await self.manager.handle_request(scope, receive_until_closed, exchange.send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                if self.runtime.closing:
+                    await exchange.complete(scope)
+                await self.runtime.finished(
+                    session_id, caller=caller, status=exchange.status, opened=exchange.opened
+                )
+
+
+class _Exchange:
+    """The response side of one ``/mcp`` request: its status, the session id a new
+    session's first response carries, and whether the response is complete."""
+
+    def __init__(
+        self, send: Send, runtime: HttpRuntime, session_id: str | None, *, deleting: bool
+    ) -> None:
+        self._send = send
+        self._runtime = runtime
+        self._session_id = session_id
+        self._deleting = deleting
+        self.status = 500
+        self.opened: str | None = None
+        self.started = False
+        self.completed = False
+
+    async def send(self, message: AsgiMessage) -> None:
+        if message["type"] == "http.response.start":
+            self.started, self.status = True, message["status"]
+            if self._session_id is None:
+                self.opened = Headers(raw=message.get("headers", [])).get(SESSION_HEADER)
+            elif self._deleting and self.status < 300:
+                # Offline before the client hears that its session is over.
+                with anyio.CancelScope(shield=True):
+                    await self._runtime.end(self._session_id)
+        elif message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.completed = True
+        await self._send(message)
+
+    async def complete(self, scope: Scope) -> None:
+        """Finish a response that :meth:`HttpRuntime.close` cut short (the client is
+        still there: end its stream properly, or say the server is going away)."""
+        if self.completed:
+            return
+        if self.started:
+            await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await problem(503, "the relay server is shutting down")(scope, _no_receive, self.send)
+
+
+async def _no_receive() -> AsgiMessage:
+    return {"type": "http.disconnect"}
+
+
+def mount(
+    app: FastAPI, service: Service, config: ServerConfig, *, auth: Authenticator, hub: Hub
+) -> StreamableHTTPSessionManager:
+    """Serve MCP at ``/mcp`` on ``app``; returns the session manager, whose
+    ``run()`` the app's lifespan must enter (it starts the runtime too).
+    ``app.state.mcp`` is the :class:`HttpRuntime` (``await app.state.mcp.close()``
+    ends open MCP responses when shutdown begins).
+
+    DNS-rebinding protection (the SDK's) is on when ``config.host`` is loopback.
+    """
+    runtime = HttpRuntime(
+        service,
+        hub,
+        idle_seconds=config.mcp_idle_seconds,
+        heartbeat_seconds=max(service.settings.stale_ttl / 3, 1.0),
+    )
+    server = build_server(runtime.lifespan, bus=runtime.bus)
+    # Only for its side effect: it creates the session manager (server.session_manager).
+    server.streamable_http_app(
+        session_idle_timeout=config.mcp_idle_seconds,
+        max_request_body_size=config.body_limit(service.settings),
+        host=config.host,
+    )
+    manager = server.session_manager
+    app.state.mcp = runtime
+    endpoint = McpEndpoint(runtime, auth, manager)
+    app.router.routes.append(Route("/mcp", endpoint=endpoint, include_in_schema=False))
+    return manager
+
+
+def _same(one: AgentSession, other: AgentSession) -> bool:
+    """Whether two sessions act as the same agent (id and workspace)."""
+    return one.id == other.id and one.handle.relay.workspace == other.handle.relay.workspace
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:32] or "mcp"

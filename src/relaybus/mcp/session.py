@@ -1,0 +1,334 @@
+"""The agent behind an MCP session: :class:`AgentSession`, and the one of ``relaybus mcp``.
+
+An :class:`AgentSession` is what every tool acts through: the agent's
+:class:`~relaybus.client.AgentHandle`, a way to wait for mail that never
+blocks the event loop, and the inbox watcher that tells subscribed clients
+about new mail (:mod:`.resources`).
+
+Over stdio one process serves one session: :class:`StdioSession` is created
+in the MCP server's lifespan around an agent registered at start and
+heartbeats while the client is connected; :mod:`.stdio` marks the agent
+offline when serving ends (stdin EOF, SIGTERM). The relay server's sessions
+are in :mod:`.http`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+from anyio.abc import TaskGroup
+from mcp.server.context import ServerRequestContext
+from mcp.server.session import ServerSession
+
+from ..client import AgentHandle, Relay
+from ..errors import RelayError
+from ..identity import SessionIdentity
+from ..integrations.hooks.host import session_host
+from ..models import Message
+
+if TYPE_CHECKING:
+    from .resources import AgentBus
+
+logger = logging.getLogger("relaybus.mcp")
+
+T = TypeVar("T")
+
+#: ``relaybus://inbox``: the unread messages of the session's agent.
+INBOX_URI = "relaybus://inbox"
+#: Longest single blocking wait in a thread (seconds): a cancelled wait leaves
+#: its thread running for at most this long.
+WAIT_CHUNK = 10.0
+#: Seconds between the inbox watcher's waits when nothing arrives.
+WATCH_SECONDS = 30.0
+#: Pause after a failed watch before trying again (seconds).
+RETRY_SECONDS = 5.0
+#: Longest time the shutdown may spend marking an agent offline (seconds).
+OFFLINE_SECONDS = 5.0
+
+#: ``waiter(handle, since, timeout)``: unread mail of ``handle`` above the message id
+#: ``since``, oldest first, waiting up to ``timeout`` seconds; empty on timeout.
+#: Never marks anything read. Cancellable.
+Waiter = Callable[[AgentHandle, int, float], Awaitable[list[Message]]]
+
+
+async def blocking(fn: Callable[[], T]) -> T:
+    """Run a blocking SDK call in a worker thread (the SDK is synchronous)."""
+    return await anyio.to_thread.run_sync(fn)
+
+
+async def in_daemon_thread(fn: Callable[[], T], limiter: anyio.CapacityLimiter) -> T:
+    """Run ``fn`` in a new daemon thread (at most ``limiter`` at once) and return
+    its result or raise its exception.
+
+    Cancelling abandons the thread. Unlike the event loop's worker threads, an
+    abandoned daemon thread does not hold up the process's exit.
+    """
+    async with limiter:
+        token = anyio.lowlevel.current_token()
+        done = anyio.Event()
+        results: list[T] = []
+        errors: list[Exception] = []
+
+        def target() -> None:
+            try:
+                results.append(fn())
+            except Exception as exc:  # handed to the waiting task
+                errors.append(exc)
+            with contextlib.suppress(RuntimeError):  # the event loop is gone
+                anyio.from_thread.run_sync(done.set, token=token)
+
+        threading.Thread(target=target, name="relaybus-mcp-wait", daemon=True).start()
+        await done.wait()
+    if errors:
+        raise errors[0]
+    return results[0]
+
+
+def thread_waiter(limiter: anyio.CapacityLimiter) -> Waiter:
+    """A :data:`Waiter` over :meth:`AgentHandle.wait` in daemon threads.
+
+    Waits in chunks of at most :data:`WAIT_CHUNK` seconds; a cancelled wait
+    abandons its thread (it peeks, so an abandoned wait loses nothing). Works
+    embedded (the store's wake-ups) and against a server (long-polls).
+    """
+
+    async def wait(handle: AgentHandle, since: int, timeout: float) -> list[Message]:
+        deadline = anyio.current_time() + max(timeout, 0.0)
+        while True:
+            remaining = deadline - anyio.current_time()
+            chunk = min(max(remaining, 0.0), WAIT_CHUNK)
+            found = await in_daemon_thread(partial(handle.wait, chunk, since=since), limiter)
+            if found or remaining <= WAIT_CHUNK:
+                return found
+
+    return wait
+
+
+def describe(relay: Relay) -> str:
+    """Where ``relay`` is, for people: ``relay server URL`` or the database."""
+    url = getattr(relay.service, "url", None)
+    if isinstance(url, str):
+        return f"the relay server {url}"
+    store = relay.store
+    if store.path is not None:
+        return f"the embedded relay {store.path}"
+    return f"the relay database {store.url.render_as_string(hide_password=True)}"
+
+
+class AgentSession:
+    """One agent served over MCP.
+
+    Args:
+        handle: the agent (registered already).
+        waiter: how to wait for mail (:func:`thread_waiter`, or the server's hub).
+        bus: the MCP server's subscription bus (``subscriptions/listen`` streams).
+        tasks: where the inbox watcher runs (the runtime's task group).
+        where: the relay, for ``whoami``.
+        identity: the coding-agent session's identity (``relaybus mcp`` only).
+        published: called in the worker thread with the messages a send
+            stored (the server fans them out at once); default: nothing.
+    """
+
+    def __init__(
+        self,
+        handle: AgentHandle,
+        *,
+        waiter: Waiter,
+        bus: AgentBus,
+        tasks: TaskGroup,
+        where: str,
+        identity: SessionIdentity | None = None,
+        published: Callable[[Sequence[Message]], None] | None = None,
+    ) -> None:
+        self.handle = handle
+        self.identity = identity
+        self.where = where
+        self.bus = bus
+        self._waiter = waiter
+        self._tasks = tasks
+        self._published = published
+        self._legacy: ServerSession | None = None
+        self._listeners = 0
+        self._watch_scope: anyio.CancelScope | None = None
+
+    @property
+    def id(self) -> str:
+        """The agent id."""
+        return self.handle.id
+
+    def published(self, sent: Sequence[Message]) -> None:
+        """Hand the messages a send stored to the server (call in the worker thread)."""
+        if self._published is not None:
+            self._published(sent)
+
+    async def wait_unread(self, timeout: float, *, since: int = 0) -> list[Message]:
+        """Unread mail above ``since``, oldest first, waiting up to ``timeout``
+        seconds for some to arrive; empty on timeout. Marks nothing read.
+
+        Raises:
+            RelayError: the relay refused (e.g. the agent was unregistered).
+        """
+        return await self._waiter(self.handle, since, timeout)
+
+    # -- inbox subscriptions ---------------------------------------------------
+
+    def subscribe(self, session: ServerSession) -> None:
+        """``resources/subscribe`` to the inbox: notify ``session`` of new mail."""
+        self._legacy = session
+        self._refresh()
+
+    def unsubscribe(self) -> None:
+        """``resources/unsubscribe``: stop notifying the subscribed session."""
+        self._legacy = None
+        self._refresh()
+
+    def listening(self, change: int) -> None:
+        """A ``subscriptions/listen`` stream of this agent opened (+1) or ended (-1)."""
+        self._listeners = max(self._listeners + change, 0)
+        self._refresh()
+
+    def close(self) -> None:
+        """Stop watching the inbox (the session ended)."""
+        self._legacy = None
+        self._listeners = 0
+        self._refresh()
+
+    def _refresh(self) -> None:
+        wanted = self._legacy is not None or self._listeners > 0
+        if wanted and self._watch_scope is None:
+            self._watch_scope = anyio.CancelScope()
+            self._tasks.start_soon(self._watch, self._watch_scope)
+        elif not wanted and self._watch_scope is not None:
+            self._watch_scope.cancel()
+            self._watch_scope = None
+
+    async def _watch(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            cursor = 0
+            try:
+                newest = await blocking(lambda: self.handle.inbox(limit=1))
+                cursor = newest[0].id if newest else 0
+            except RelayError as exc:
+                logger.warning("watching the inbox of %s: %s", self.id, exc)
+            while True:
+                started = anyio.current_time()
+                try:
+                    found = await self.wait_unread(WATCH_SECONDS, since=cursor)
+                except RelayError as exc:
+                    logger.warning("watching the inbox of %s: %s", self.id, exc)
+                    await anyio.sleep(RETRY_SECONDS)
+                    continue
+                if found:
+                    cursor = max(m.id for m in found)
+                    await self._notify()
+                elif anyio.current_time() - started < WATCH_SECONDS / 2:
+                    await anyio.sleep(RETRY_SECONDS)  # the waiter gave up early: shutting down
+
+    async def _notify(self) -> None:
+        from .resources import inbox_updated
+
+        self.bus.publish_to(self, inbox_updated())
+        legacy = self._legacy
+        if legacy is not None:
+            try:
+                await legacy.send_resource_updated(INBOX_URI)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._legacy = None  # the client is gone
+
+
+class Runtime(Protocol):
+    """What the MCP server's lifespan yields: the agent of each request."""
+
+    async def agent(self, request: ServerRequestContext[Any, Any]) -> AgentSession:
+        """The agent this request acts as (registering it on first use).
+
+        Raises:
+            RelayError: it cannot be registered or the caller may not act as it.
+        """
+        ...
+
+
+class StdioSession:
+    """The agent of ``relaybus mcp``: one per process, for the whole stdio session.
+
+    :meth:`lifespan` is the MCP server's: while the server serves, the
+    :class:`AgentSession` every request acts as exists and the agent
+    heartbeats (every ``heartbeat_seconds``). The caller registered the agent
+    before and marks it offline after (:func:`mark_offline`), so that a stop
+    signal at any moment still ends with the agent offline.
+
+    Attributes:
+        handle: the registered agent.
+        identity: the coding-agent session it belongs to (agent id, session
+            key, the tool's pid, profile).
+    """
+
+    def __init__(
+        self,
+        relay: Relay,
+        handle: AgentHandle,
+        identity: SessionIdentity,
+        *,
+        bus: AgentBus,
+        heartbeat_seconds: float,
+    ) -> None:
+        self.relay = relay
+        self.handle = handle
+        self.identity = identity
+        self.bus = bus
+        self.heartbeat_seconds = heartbeat_seconds
+        self.session: AgentSession | None = None
+
+    async def agent(self, request: ServerRequestContext[Any, Any]) -> AgentSession:
+        """The session's agent, whatever the request."""
+        assert self.session is not None, "used outside the server's lifespan"
+        return self.session
+
+    @asynccontextmanager
+    async def lifespan(self, _server: object) -> AsyncIterator[StdioSession]:
+        """Serve the agent for the duration of the block, heartbeating."""
+        limiter = anyio.CapacityLimiter(16)  # concurrent waits of this session
+        async with anyio.create_task_group() as tg:
+            self.session = AgentSession(
+                self.handle,
+                waiter=thread_waiter(limiter),
+                bus=self.bus,
+                tasks=tg,
+                where=describe(self.relay),
+                identity=self.identity,
+            )
+            tg.start_soon(self._heartbeat)
+            try:
+                # The session's hook commands (Claude Code) ask this process over
+                # a Unix socket: it has the relay open, so each hook takes ms.
+                async with session_host(self.handle, self.identity):
+                    yield self
+            finally:
+                self.session.close()
+                tg.cancel_scope.cancel()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat_seconds)
+            try:
+                await blocking(self.handle.heartbeat)
+            except RelayError as exc:
+                logger.warning("heartbeat of %s failed: %s", self.handle.id, exc)
+
+
+def mark_offline(handle: AgentHandle) -> None:
+    """Set the agent's status to offline (it also gives back the tasks it holds);
+    a refusal (fenced off, unregistered, relay gone) is logged, not raised."""
+    try:
+        handle.update(status="offline")
+    except RelayError as exc:
+        logger.warning("could not mark %s offline: %s", handle.id, exc)

@@ -1,0 +1,240 @@
+"""The MCP tools: one small function each over the SDK's :class:`AgentHandle` calls.
+
+Every tool acts as the agent of its MCP session (:meth:`Runtime.agent`) and
+returns short text (:mod:`.render`). A :class:`~relaybus.errors.RelayError`
+becomes a tool error (``isError``) carrying its message; blocking SDK calls
+run in worker threads, so no tool blocks the server's event loop.
+
+:data:`TOOLS` pairs each function with the description the model reads: short
+and exact, because every connected agent pays for the whole ``tools/list`` in
+context (it stays under 10,000 characters; ``tests/mcp`` measures it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import Field
+
+from ..errors import RelayError
+from . import render
+from .session import AgentSession, Runtime, blocking
+
+T = TypeVar("T")
+
+#: The context a tool receives; its lifespan context is the :class:`Runtime`.
+Ctx = Context[Runtime, Any]
+
+#: Longest wait_for_message wait (seconds).
+MAX_WAIT = 300
+
+
+async def _me(ctx: Ctx) -> AgentSession:
+    try:
+        return await ctx.request_context.lifespan_context.agent(ctx.request_context)
+    except RelayError as exc:
+        raise ToolError(exc.message) from exc
+
+
+async def _run(fn: Callable[[], T]) -> T:
+    try:
+        return await blocking(fn)
+    except RelayError as exc:
+        raise ToolError(exc.message) from exc
+
+
+async def send(
+    ctx: Ctx,
+    *,
+    to: Annotated[
+        str | None,
+        Field(
+            description="Agent id, tag:NAME, cap:NAME, label:TEXT or broadcast. "
+            "Omit with reply_to to answer the sender."
+        ),
+    ] = None,
+    body: str,
+    subject: str | None = None,
+    channel: Annotated[
+        str | None, Field(description="Only agents subscribed to this channel.")
+    ] = None,
+    reply_to: Annotated[
+        int | None, Field(description="Id of the message answered (same thread).")
+    ] = None,
+    claimable: Annotated[
+        bool, Field(description="Also open a task that exactly one recipient can claim.")
+    ] = False,
+) -> str:
+    """Send a message (see :meth:`AgentHandle.send`); returns what was sent to whom.
+
+    Raises:
+        ToolError: an unknown agent, a target nobody matches, a bad reply_to.
+    """
+    if to is None and reply_to is None:
+        raise ToolError("give to (a target) or reply_to (a message id)")
+    me = await _me(ctx)
+    options: dict[str, Any] = {"subject": subject, "channel": channel, "claimable": claimable}
+
+    def call() -> str:
+        if reply_to is not None:  # to the sender unless `to` says otherwise
+            message = me.handle.reply(reply_to, body, to=to, **options)
+        else:
+            assert to is not None
+            message = me.handle.send(to, body, **options)
+        me.published([message])
+        return render.sent(message)
+
+    return await _run(call)
+
+
+async def inbox(ctx: Ctx, limit: Annotated[int, Field(ge=1, le=100)] = 20) -> str:
+    """New (unread) messages, oldest first, marked read as they are returned.
+
+    Raises:
+        ToolError: the relay refused.
+    """
+    me = await _me(ctx)
+    found = await _run(lambda: me.handle.read(newest_first=False, limit=limit))
+    more = await _run(me.handle.unread_count) if len(found) == limit else 0
+    return render.messages(found, more=more)
+
+
+async def wait_for_message(
+    ctx: Ctx,
+    timeout: Annotated[int, Field(ge=1, le=MAX_WAIT, description="Seconds, 1-300.")] = 60,
+) -> str:
+    """Wait up to ``timeout`` seconds for new mail; return it marked read (or say
+    nothing came). Cancelling the call ends the wait.
+
+    Raises:
+        ToolError: the relay refused.
+    """
+    me = await _me(ctx)
+    try:
+        found = await me.wait_unread(timeout)
+    except RelayError as exc:
+        raise ToolError(exc.message) from exc
+    if not found:
+        return f"No new messages after {timeout} s."
+    ids = [m.id for m in found]
+    await _run(lambda: me.handle.mark_read(ids))
+    return render.messages(found)
+
+
+async def agents(ctx: Ctx, include_offline: bool = False) -> str:
+    """Agents of the workspace, online ones only unless ``include_offline``."""
+    me = await _me(ctx)
+    found = await _run(lambda: me.handle.relay.agents(online_only=not include_offline))
+    return render.agents(found, me=me.id, offline=include_offline)
+
+
+async def task(
+    ctx: Ctx,
+    action: Literal["list", "claim", "progress", "done", "failed", "release"] = "list",
+    task_id: int | None = None,
+    progress: Annotated[int | None, Field(ge=0, le=100, description="Percent.")] = None,
+    note: str | None = None,
+    result: Annotated[str | None, Field(description="Outcome, for done/failed.")] = None,
+) -> str:
+    """List open tasks, or claim, report on, finish or release one.
+
+    Raises:
+        ToolError: no task_id, or the relay refused (taken, not held, finished...).
+    """
+    me = await _me(ctx)
+    handle = me.handle
+    if action == "list":
+        open_ = await _run(lambda: handle.relay.tasks(status="open", limit=20))
+        held = await _run(lambda: handle.relay.tasks(assignee=handle.id, limit=20))
+        return render.tasks(open_, [t for t in held if not t.status.terminal])
+    if task_id is None:
+        raise ToolError(f"give the task_id to {action}")
+    number = task_id
+    if action == "claim":
+        claimed = await _run(lambda: handle.claim(number))
+        text = render.task(claimed)
+        if claimed.body:
+            text += f"\n{claimed.body}"
+        return text + "\nReport with action=progress, then done or failed."
+    if action == "release":
+        return render.task(await _run(lambda: handle.release(number)))
+    if action == "progress":
+        if progress is None and note is None:
+            raise ToolError("give progress (0-100) and/or a note")
+        updated = await _run(lambda: handle.update_task(number, progress=progress, note=note))
+    else:
+        updated = await _run(
+            lambda: handle.update_task(number, status=action, note=note, result=result)
+        )
+    return render.task(updated)
+
+
+async def whoami(
+    ctx: Ctx,
+    label: str | None = None,
+    tags: list[str] | None = None,
+    capabilities: list[str] | None = None,
+    channels: Annotated[
+        list[str] | None, Field(description="Channels heard; [] means all.")
+    ] = None,
+    status: Literal["online", "busy", "idle"] | None = None,
+) -> str:
+    """This agent and its unread count; the given fields are changed first.
+
+    Raises:
+        ToolError: a malformed label, tag, capability or channel.
+    """
+    me = await _me(ctx)
+    handle = me.handle
+    changes = {
+        key: value
+        for key, value in (
+            ("label", label),
+            ("tags", tags),
+            ("capabilities", capabilities),
+            ("channels", channels),
+            ("status", status),
+        )
+        if value is not None
+    }
+    if changes:
+        await _run(lambda: handle.update(**changes))
+    info = await _run(handle.info)
+    unread = await _run(handle.unread_count)
+    return render.whoami(info, unread=unread, where=me.where)
+
+
+#: Each tool and the description the model reads.
+TOOLS: list[tuple[Callable[..., Any], str]] = [
+    (
+        send,
+        "Send a message. To answer one, give reply_to (to may be omitted). "
+        "claimable=true also opens a task for the recipients.",
+    ),
+    (inbox, "Your new messages, oldest first; marks them read."),
+    (
+        wait_for_message,
+        "Block until new messages arrive (up to timeout seconds) and return them, marked read.",
+    ),
+    (agents, "Who is online, with labels, tags (tag:X), capabilities (cap:X) and channels."),
+    (
+        task,
+        "Tasks come from claimable messages; exactly one agent claims each. "
+        "action: list (open tasks and yours), claim, progress (progress 0-100, note), "
+        "done or failed (result), release.",
+    ),
+    (
+        whoami,
+        "Your agent id, status and unread count. Give any field to change it "
+        "(lists replace the old ones).",
+    ),
+]
+
+
+def add_tools(server: MCPServer[Any]) -> None:
+    """Register :data:`TOOLS` on ``server`` (plain-text results, no output schema)."""
+    for fn, description in TOOLS:
+        server.add_tool(fn, description=description, structured_output=False)
