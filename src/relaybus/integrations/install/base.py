@@ -326,3 +326,19 @@ class Tool(ABC):
     def uses_project(self, scope: str) -> bool:
         """Whether ``scope`` depends on the project folder."""
         return scope != "user"
+
+
+class McpJsonTool(Tool):
+    """A tool that reads ``mcpServers`` from ``FOLDER/FILE`` in the project
+    (scope ``project``, the default) or in the home folder (scope ``user``)."""
+
+    scopes = ("project", "user")
+    default_scope = "project"
+    #: The tool's folder (``.cursor``) and its file in there (``mcp.json``).
+    folder: ClassVar[str]
+    file: ClassVar[str]
+
+    def files(self, scope: str, ctx: Context) -> list[ConfigFile]:
+        base = ctx.project if scope == "project" else ctx.home
+        entry = ServerEntry(("mcpServers",), self.server(ctx), "MCP server relaybus")
+        return [JsonFile(base / self.folder / self.file, [entry])]

@@ -7,21 +7,16 @@ the user's ``~/.cursor/mcp.json`` (Cursor docs, "Model Context Protocol" →
 
 from __future__ import annotations
 
-from .base import ConfigFile, Context, JsonFile, ServerEntry, Tool
+from .base import Context, McpJsonTool
 
 
-class Cursor(Tool):
+class Cursor(McpJsonTool):
     """The Cursor editor's agent."""
 
     name = "cursor"
     title = "Cursor"
-    scopes = ("project", "user")
-    default_scope = "project"
-
-    def files(self, scope: str, ctx: Context) -> list[ConfigFile]:
-        folder = ctx.project if scope == "project" else ctx.home
-        entry = ServerEntry(("mcpServers",), self.server(ctx), "MCP server relaybus")
-        return [JsonFile(folder / ".cursor" / "mcp.json", [entry])]
+    folder = ".cursor"
+    file = "mcp.json"
 
     def next_steps(self, scope: str, ctx: Context) -> list[str]:
         return [

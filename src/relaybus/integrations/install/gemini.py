@@ -7,21 +7,16 @@ here: the project's own setup) and the user's ``~/.gemini/settings.json``
 
 from __future__ import annotations
 
-from .base import ConfigFile, Context, JsonFile, ServerEntry, Tool
+from .base import Context, McpJsonTool
 
 
-class Gemini(Tool):
+class Gemini(McpJsonTool):
     """Google Gemini CLI."""
 
     name = "gemini"
     title = "Gemini CLI"
-    scopes = ("project", "user")
-    default_scope = "project"
-
-    def files(self, scope: str, ctx: Context) -> list[ConfigFile]:
-        folder = ctx.project if scope == "project" else ctx.home
-        entry = ServerEntry(("mcpServers",), self.server(ctx), "MCP server relaybus")
-        return [JsonFile(folder / ".gemini" / "settings.json", [entry])]
+    folder = ".gemini"
+    file = "settings.json"
 
     def next_steps(self, scope: str, ctx: Context) -> list[str]:
         where = f" in {ctx.project}" if scope == "project" else ""
