@@ -143,6 +143,16 @@ def config_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "relaybus"
 
 
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/relaybus``, default ``~/.local/state/relaybus``: the
+    hook log, and the install manifest and backups."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_STATE_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "relaybus"
+
+
 class ProfileError(ValueError):
     """A profile that cannot be used: missing, or a malformed profiles.toml."""
 

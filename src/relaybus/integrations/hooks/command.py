@@ -45,10 +45,7 @@ USAGE = f"usage: relaybus hook {{{','.join(EVENTS)}}} [--inline] < hook-input.js
 
 def log_path() -> Path:
     """``$XDG_STATE_HOME/relaybus/hooks.log`` (default ``~/.local/state``)."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(state) / "relaybus" / "hooks.log"
+    return ident.state_dir() / "hooks.log"
 
 
 def log(event: str, problem: str) -> None:

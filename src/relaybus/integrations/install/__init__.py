@@ -10,13 +10,14 @@ changed file is backed up first (see :mod:`.manifest`), and uninstall removes
 exactly what install added.
 """
 
+from ...identity import state_dir
 from .base import SERVER_NAME, ConfigFile, Context, Tool
 from .claude import Claude
 from .codex import Codex
 from .cursor import Cursor
 from .files import ConfigError
 from .gemini import Gemini
-from .manifest import Manifest, state_dir
+from .manifest import Manifest
 from .run import FileReport, Report, SetupError, install, uninstall
 
 #: Every tool relaybus can be installed into, by command-line name.

@@ -32,15 +32,6 @@ MANIFEST_VERSION = 1
 KeyPath = tuple[str, ...]
 
 
-def state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """``$XDG_STATE_HOME/relaybus``, default ``~/.local/state/relaybus``."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_STATE_HOME") or os.path.join(
-        env.get("HOME") or os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "relaybus"
-
-
 @dataclass
 class FileRecord:
     """What one install did to one file."""

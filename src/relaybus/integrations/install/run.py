@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ...errors import InvalidInput, RelayError
+from ...identity import state_dir
 from .base import ConfigFile, Context, Outcome, Tool
 from .files import ConfigError, delete_file, read_text, unified_diff, write_text
-from .manifest import FileRecord, InstallRecord, Manifest, new_stamp, state_dir
+from .manifest import FileRecord, InstallRecord, Manifest, new_stamp
 
 Action = Literal["created", "updated", "deleted", "unchanged"]
 
