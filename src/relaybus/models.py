@@ -35,6 +35,36 @@ class Priority(StrEnum):
     URGENT = "urgent"
 
 
+class Via(StrEnum):
+    """The path by which a delivery reached its agent's session.
+
+    ``inbox``: returned by an inbox read (SDK, CLI, HTTP); ``stream``: pushed on
+    a live stream (SSE, WebSocket) and acknowledged; ``mcp``: returned by an MCP
+    tool; ``hook``: put in a coding agent's context by a hook; ``pty``: typed
+    into a program under ``relaybus run``; ``tmux``: typed into a tmux pane.
+    """
+
+    INBOX = "inbox"
+    STREAM = "stream"
+    MCP = "mcp"
+    HOOK = "hook"
+    PTY = "pty"
+    TMUX = "tmux"
+
+
+class DeliveryState(StrEnum):
+    """Where one recipient's copy of a message is: queued → delivered → read."""
+
+    QUEUED = "queued"
+    DELIVERED = "delivered"
+    READ = "read"
+
+    def reached(self, goal: DeliveryState) -> bool:
+        """Whether this state is ``goal`` or past it."""
+        order = list(DeliveryState)
+        return order.index(self) >= order.index(goal)
+
+
 class TaskStatus(StrEnum):
     """Task lifecycle: open → claimed → in_progress → blocked/done/failed/canceled."""
 
@@ -78,6 +108,11 @@ class Agent(_Model):
     epoch: int = 1
     registered_at: datetime
     last_seen_at: datetime
+    stuck: int = Field(
+        default=0,
+        description="Deliveries queued longer than the stuck threshold while the agent is "
+        "not offline (filled by agent listings).",
+    )
 
 
 class Message(_Model):
@@ -85,8 +120,8 @@ class Message(_Model):
 
     ``to`` is the target expression as sent; ``recipients`` the agent ids it
     resolved to (filled on send); ``thread_id`` is the id of the thread's root
-    message (the message's own id for a root); ``read_at`` is the reader's
-    delivery state (inbox views only).
+    message (the message's own id for a root); ``delivered_at`` and ``read_at``
+    are the reader's delivery state (inbox views only).
     """
 
     id: int
@@ -103,6 +138,24 @@ class Message(_Model):
     created_at: datetime
     task_id: int | None = None
     recipients: list[str] = Field(default_factory=list)
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+
+
+class Delivery(_Model):
+    """One recipient's copy of a message: its receipt.
+
+    ``queued_at`` is when the message was sent; ``delivered_at`` when it reached
+    the agent's session, by ``via``; ``read_at`` when the agent read it (a read
+    delivery is also delivered).
+    """
+
+    message_id: int
+    agent_id: str
+    state: DeliveryState
+    queued_at: datetime
+    delivered_at: datetime | None = None
+    via: Via | None = None
     read_at: datetime | None = None
 
 

@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     stale_ttl: float = Field(
         default=90.0, gt=0, description="Seconds without a heartbeat before an agent is offline."
     )
+    stuck_after: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds a delivery may stay queued while its agent is online before it "
+        "counts as stuck (`relaybus agents`, metrics).",
+    )
     lease_seconds: float = Field(default=600.0, gt=0, description="Default claim lease, seconds.")
     max_body_bytes: int = Field(
         default=64 * 1024, gt=0, description="Largest message body, bytes (UTF-8)."

@@ -37,7 +37,7 @@ def test_agents_without_json_prints_a_table(cli: Cli, relay: Relay) -> None:
 
     assert result.code == 0, result
     header, *rows = result.out.splitlines()
-    assert header.split() == "ID STATUS LABEL TAGS CAPS CHANNELS EPOCH LAST SEEN".split()
+    assert header.split() == "ID STATUS LABEL TAGS CAPS CHANNELS EPOCH LAST SEEN STUCK".split()
     assert [r.split()[:2] for r in rows] == [
         ["alice", "online"],
         ["bob", "online"],

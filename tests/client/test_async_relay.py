@@ -98,6 +98,14 @@ def test_every_operation_through_the_async_sdk(where: dict[str, Any]) -> None:
             assert (await relay.message(question.id)).subject == "PR 7"
             assert [m.id for m in await bob.read()] == [question.id]
             assert await bob.unread_count() == 0
+            (receipt,) = await relay.deliveries(question.id, until="read", timeout=HUNG)
+            assert (receipt.state.value, receipt.via) == ("read", "inbox")
+            note = await alice.send("bob", "fyi")
+            assert await bob.mark_delivered([note.id], via="tmux") == 1
+            assert [m.id for m in await bob.wait(HUNG, since=question.id, via="pty")] == [note.id]
+            (receipt,) = await relay.deliveries(note.id)
+            assert (receipt.state.value, receipt.via) == ("delivered", "tmux")
+            assert await bob.mark_read([note.id], via="pty") == 1
             more = [(await alice.send("bob", str(n))).id for n in range(3)]
             assert await bob.mark_read([more[0]]) == 1
             assert await bob.mark_read(up_to=more[1]) == 1
@@ -127,7 +135,7 @@ def test_every_operation_through_the_async_sdk(where: dict[str, Any]) -> None:
             with pytest.raises(NotFound):
                 await relay.agent("bob")
             report = await relay.prune(message_days=0)
-            assert report.messages == 6
+            assert report.messages == 7
 
     run(scenario())
 

@@ -209,6 +209,42 @@ def test_mark_read_by_ids_and_up_to(relay: Relay) -> None:
     assert [m.id for m in bob.inbox()] == [ids[3]]
 
 
+def test_receipts_through_handles(relay: Relay) -> None:
+    alice = relay.register("alice")
+    bob = relay.register("bob")
+    carol = relay.register("carol")
+    sent = alice.send("broadcast", "standup in 5")
+    assert [d.state.value for d in relay.deliveries(sent.id)] == ["queued", "queued"]
+    assert bob.mark_delivered([sent.id], via="pty") == 1
+    assert [m.id for m in carol.inbox(via="mcp")] == [sent.id]
+    delivered = relay.deliveries(sent.id, until="delivered", timeout=HUNG)
+    assert [(d.agent_id, d.state.value, d.via) for d in delivered] == [
+        ("bob", "delivered", "pty"),
+        ("carol", "delivered", "mcp"),
+    ]
+    carol.mark_read([sent.id])
+    short = relay.deliveries(sent.id, until="read", timeout=0.05)  # bob has not read it
+    assert [d.state.value for d in short] == ["delivered", "read"]
+    assert carol.inbox(unread_only=False)[0].delivered_at is not None
+    with pytest.raises(InvalidInput, match="'fax'|via"):
+        bob.mark_delivered([sent.id], via="fax")
+
+
+def test_a_message_stream_records_what_it_hands_over_as_delivered(relay: Relay) -> None:
+    alice = relay.register("alice")
+    bob = relay.register("bob")
+    waiting = alice.send("bob", "already here")
+    incoming = bob.messages(unread=True)
+    assert next(incoming).id == waiting.id
+    live = alice.send("bob", "just arrived")
+    assert next(incoming).id == live.id
+    incoming.close()
+    assert [(d.state.value, d.via) for d in relay.deliveries(waiting.id)] == [
+        ("delivered", "stream")
+    ]
+    assert relay.deliveries(live.id)[0].via == "stream"
+
+
 def test_the_handle_cursor_follows_what_it_has_seen(relay: Relay) -> None:
     alice = relay.register("alice")
     bob = relay.register("bob")

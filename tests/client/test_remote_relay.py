@@ -13,6 +13,7 @@ import pytest
 # The handle behaviour tests of the embedded SDK, collected again here, where the
 # ``relay`` fixture below talks to a real server (open mode, then token mode).
 from test_client_relay import (
+    test_a_message_stream_records_what_it_hands_over_as_delivered,
     test_a_reply_through_a_handle_may_be_redirected,
     test_agent_gives_an_unfenced_handle_to_an_existing_agent,
     test_agents_lists_with_filters,
@@ -22,6 +23,7 @@ from test_client_relay import (
     test_heartbeat_update_and_unregister,
     test_mark_read_by_ids_and_up_to,
     test_prune_through_the_relay,
+    test_receipts_through_handles,
     test_register_returns_a_handle_for_this_process,
     test_register_without_an_id_derives_one,
     test_registering_again_fences_off_the_old_handle,
@@ -49,7 +51,9 @@ __all__ = [
     "test_events_and_wait_events",
     "test_heartbeat_update_and_unregister",
     "test_mark_read_by_ids_and_up_to",
+    "test_a_message_stream_records_what_it_hands_over_as_delivered",
     "test_prune_through_the_relay",
+    "test_receipts_through_handles",
     "test_register_returns_a_handle_for_this_process",
     "test_register_without_an_id_derives_one",
     "test_registering_again_fences_off_the_old_handle",

@@ -19,7 +19,7 @@ import click
 
 from .. import __version__
 from ..errors import RelayError
-from . import admin, agents, messages, server, tasks, watch
+from . import admin, agents, messages, server, status, tasks, watch
 from .app import App, get_app, json_option, one_line
 from .hook import hook
 from .mcp import mcp
@@ -128,6 +128,7 @@ for command in (
     messages.reply,
     messages.inbox,
     messages.thread,
+    status.status,
     tasks.tasks,
     tasks.task,
     tasks.claim,

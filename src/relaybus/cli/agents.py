@@ -92,7 +92,9 @@ def agents(
     """List agents and their presence.
 
     An agent is offline when it said so, when its last heartbeat is older than
-    RELAYBUS_STALE_TTL seconds (90), or when its --pid has exited.
+    RELAYBUS_STALE_TTL seconds (90), or when its --pid has exited. STUCK counts
+    messages still queued (not yet delivered to its session) after
+    RELAYBUS_STUCK_AFTER seconds (60) while the agent is online.
     """
     app = get_app()
     found = app.relay.agents(
@@ -109,7 +111,7 @@ def agents(
         )
         return
     render.table(
-        ["id", "status", "label", "tags", "caps", "channels", "epoch", "last seen"],
+        ["id", "status", "label", "tags", "caps", "channels", "epoch", "last seen", "stuck"],
         [
             [
                 a.id,
@@ -120,10 +122,17 @@ def agents(
                 ",".join(a.channels) or "*",
                 str(a.epoch),
                 render.ago(a.last_seen_at),
+                str(a.stuck) if a.stuck else "-",
             ]
             for a in found
         ],
     )
+    stuck = sum(a.stuck for a in found)
+    if stuck:
+        render.note(
+            f"{stuck} message(s) queued past RELAYBUS_STUCK_AFTER while their agent is online: "
+            "see relaybus inbox --peek, relaybus status MSG_ID"
+        )
 
 
 @click.command()

@@ -177,8 +177,9 @@ class AgentView:
 
     The rule of the relay server's stream
     (:meth:`relaybus.server.hub.Hub.visible_to`): ``message.sent`` it sent or
-    receives, ``message.read`` by itself, every ``agent.*`` event, ``task.*``
-    events of tasks it created, holds or held, or was offered; no ``relay.*``.
+    receives, ``message.delivered`` and ``message.read`` by itself, every
+    ``agent.*`` event, ``task.*`` events of tasks it created, holds or held, or
+    was offered; no ``relay.*``.
     A task's audience is read from the relay the first time the task shows up,
     then grows with the agents that act on it.
     """
@@ -193,7 +194,7 @@ class AgentView:
         kind, actor = event.kind, event.agent_id
         if kind == "message.sent":
             return actor == self.agent_id or self.agent_id in event.data.get("recipients", ())
-        if kind == "message.read":
+        if kind in ("message.read", "message.delivered"):
             return actor == self.agent_id
         if kind.startswith("agent."):
             return True
@@ -275,6 +276,9 @@ def summary(event: Event) -> str:
         return _message_sent(event)
     if kind == "message.read":
         return "read " + render.names([f"#{i}" for i in data.get("message_ids", [])])
+    if kind == "message.delivered":
+        ids = render.names([f"#{i}" for i in data.get("message_ids", [])])
+        return f"delivered {ids} by {data.get('via')}"
     if kind == "agent.registered":
         parts = [f"epoch {data.get('epoch')}"]
         if data.get("label"):

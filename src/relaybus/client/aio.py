@@ -23,8 +23,20 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ..errors import InvalidInput
-from ..models import Agent, AgentStatus, Event, Message, Priority, PruneReport, Task, TaskEvent
+from ..errors import Conflict, InvalidInput, NotFound
+from ..models import (
+    Agent,
+    AgentStatus,
+    Delivery,
+    DeliveryState,
+    Event,
+    Message,
+    Priority,
+    PruneReport,
+    Task,
+    TaskEvent,
+    Via,
+)
 from ..settings import Settings
 from . import calls
 from .backends import EMBEDDED_WAIT_STEP, Backend, EmbeddedBackend, RemoteBackend
@@ -171,6 +183,31 @@ class AsyncRelay:
     async def thread(self, message_id: int) -> list[Message]:
         """The whole thread of any of its messages, oldest first. Raises NotFound."""
         return await self.backend.run(calls.thread(message_id, workspace=self.workspace))
+
+    async def deliveries(
+        self,
+        message_id: int,
+        *,
+        until: DeliveryState | str | None = None,
+        timeout: float = 30.0,
+    ) -> list[Delivery]:
+        """Each recipient's receipt for a message; with ``until``, first wait up to
+        ``timeout`` seconds for every recipient to reach that state (see
+        :meth:`relaybus.Relay.deliveries`). Raises NotFound, InvalidInput."""
+        workspace = self.workspace
+        if until is None:
+            return await self.backend.run(calls.deliveries(message_id, workspace=workspace))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        while True:
+            remaining = deadline - loop.time()
+            step = min(max(remaining, 0.0), self.backend.wait_step)
+            found = await self.backend.run(
+                calls.wait_deliveries(message_id, until, step, workspace=workspace)
+            )
+            goal = DeliveryState(until)  # the relay refused an unknown one above
+            if remaining <= step or all(d.state.reached(goal) for d in found):
+                return found
 
     async def tasks(
         self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
@@ -377,8 +414,10 @@ class AsyncAgentHandle:
         since: int | None = None,
         limit: int = 50,
         mark_read: bool = False,
+        via: Via | str | None = None,
     ) -> list[Message]:
-        """Messages delivered to this agent; only marks them read if asked."""
+        """Messages delivered to this agent; only marks them read if asked, and
+        delivered (by ``via``) only if given one (see ``Service.inbox``)."""
         found = await self._run(
             calls.inbox(
                 self.id,
@@ -389,6 +428,7 @@ class AsyncAgentHandle:
                 limit=limit,
                 mark_read=mark_read,
                 epoch=self.epoch,
+                via=via,
             )
         )
         self._advance(found)
@@ -411,12 +451,26 @@ class AsyncAgentHandle:
             mark_read=True,
         )
 
-    async def mark_read(self, ids: Sequence[int] | None = None, *, up_to: int | None = None) -> int:
-        """Mark messages read by id, or all up to a cursor; returns how many changed."""
+    async def mark_read(
+        self,
+        ids: Sequence[int] | None = None,
+        *,
+        up_to: int | None = None,
+        via: Via | str = Via.INBOX,
+    ) -> int:
+        """Mark messages read by id, or all up to a cursor; returns how many changed.
+        One still queued is recorded delivered too, by ``via``."""
         return await self._run(
             calls.mark_read(
-                self.id, workspace=self._workspace, ids=ids, up_to=up_to, epoch=self.epoch
+                self.id, workspace=self._workspace, ids=ids, up_to=up_to, epoch=self.epoch, via=via
             )
+        )
+
+    async def mark_delivered(self, ids: Sequence[int], *, via: Via | str) -> int:
+        """Record that messages ``ids`` reached this agent's session by ``via``;
+        returns how many moved from queued to delivered."""
+        return await self._run(
+            calls.mark_delivered(self.id, ids, via=via, workspace=self._workspace, epoch=self.epoch)
         )
 
     async def unread_count(self) -> int:
@@ -424,10 +478,16 @@ class AsyncAgentHandle:
         return await self._run(calls.unread_count(self.id, workspace=self._workspace))
 
     async def wait(
-        self, timeout: float = 30.0, *, since: int | None = None, mark_read: bool = False
+        self,
+        timeout: float = 30.0,
+        *,
+        since: int | None = None,
+        mark_read: bool = False,
+        via: Via | str | None = None,
     ) -> list[Message]:
         """Wait up to ``timeout`` seconds for unread mail above ``since`` (default:
-        :attr:`cursor`); oldest first, empty on timeout.
+        :attr:`cursor`); oldest first, empty on timeout. ``mark_read`` and ``via``
+        as for :meth:`inbox`.
 
         With ``mark_read``, a wait cancelled just as mail arrives may have marked
         it read without returning it (it stays in the inbox, read).
@@ -441,6 +501,7 @@ class AsyncAgentHandle:
                 since=cursor,
                 mark_read=mark_read,
                 epoch=self.epoch,
+                via=via,
             ),
             timeout,
         )
@@ -451,7 +512,8 @@ class AsyncAgentHandle:
         self, *, since: int | None = None, unread: bool = False, max_backoff: float = BACKOFF_CAP
     ) -> AsyncGenerator[Message, None]:
         """Messages delivered to this agent as they arrive, each once, for ever.
-        Does not mark them read.
+        Records each delivered (``via="stream"``) as it is handed over; does not
+        mark them read.
 
         Over a server this follows the SSE stream as this agent: it reconnects
         after a disconnect with exponential backoff (up to ``max_backoff``
@@ -489,6 +551,7 @@ class AsyncAgentHandle:
                 )
                 for message in page:
                     seen.add(message.id)
+                    await self._acknowledge(message)
                     yield message
                 if len(page) < PAGE:
                     break
@@ -511,9 +574,18 @@ class AsyncAgentHandle:
                 else:
                     message = await relay.message(int(event.data["message_id"]))
                 if message.id not in seen:
+                    await self._acknowledge(message)
                     yield message
         finally:
             await events.aclose()
+
+    async def _acknowledge(self, message: Message) -> None:
+        # A fenced-off instance (stale epoch) or a removed agent still sees its
+        # stream, but the message did not reach the agent's current session.
+        try:
+            await self.mark_delivered([message.id], via=Via.STREAM)
+        except (Conflict, NotFound):
+            pass
 
     async def claim(self, task_id: int, *, lease: float | None = None) -> Task:
         """Claim a task. Raises Conflict (with ``details["holder"]``) if taken."""

@@ -20,8 +20,20 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ..errors import InvalidInput
-from ..models import Agent, AgentStatus, Event, Message, Priority, PruneReport, Task, TaskEvent
+from ..errors import Conflict, InvalidInput, NotFound
+from ..models import (
+    Agent,
+    AgentStatus,
+    Delivery,
+    DeliveryState,
+    Event,
+    Message,
+    Priority,
+    PruneReport,
+    Task,
+    TaskEvent,
+    Via,
+)
 from ..settings import Settings
 from .transport import BACKOFF_CAP, LONGPOLL_CHUNK, ServiceAPI, delivered_to, matches
 
@@ -194,6 +206,28 @@ class Relay:
     def thread(self, message_id: int) -> list[Message]:
         """The whole thread of any of its messages, oldest first. Raises NotFound."""
         return self.service.thread(message_id, workspace=self.workspace)
+
+    def deliveries(
+        self,
+        message_id: int,
+        *,
+        until: DeliveryState | str | None = None,
+        timeout: float = 30.0,
+    ) -> list[Delivery]:
+        """Each recipient's receipt for a message (queued, delivered or read, with
+        times and the path it took), by agent id.
+
+        Args:
+            until: wait up to ``timeout`` seconds for every recipient to reach
+                this state (``delivered`` is also reached by a read); the
+                receipts are returned as they are when the wait ends.
+
+        Raises:
+            NotFound: no such message. InvalidInput: an unknown state.
+        """
+        if until is None:
+            return self.service.deliveries(message_id, workspace=self.workspace)
+        return self.service.wait_deliveries(message_id, until, timeout, workspace=self.workspace)
 
     def tasks(
         self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
@@ -397,8 +431,11 @@ class AgentHandle:
         since: int | None = None,
         limit: int = 50,
         mark_read: bool = False,
+        via: Via | str | None = None,
     ) -> list[Message]:
-        """Messages delivered to this agent; only marks them read if asked."""
+        """Messages delivered to this agent; only marks them read if asked, and
+        records them delivered (by ``via``) only if given one: pass it when this
+        read hands the messages to the agent's session (see ``Service.inbox``)."""
         found = self.relay.service.inbox(
             self.id,
             unread_only=unread_only,
@@ -406,6 +443,7 @@ class AgentHandle:
             since=since,
             limit=limit,
             mark_read=mark_read,
+            via=via,
             **self._kw,
         )
         self._advance(found)
@@ -415,24 +453,44 @@ class AgentHandle:
         """:meth:`inbox` that marks what it returns read."""
         return self.inbox(mark_read=True, **kwargs)
 
-    def mark_read(self, ids: Sequence[int] | None = None, *, up_to: int | None = None) -> int:
-        """Mark messages read by id, or all up to a cursor; returns how many changed."""
-        return self.relay.service.mark_read(self.id, ids=ids, up_to=up_to, **self._kw)
+    def mark_read(
+        self,
+        ids: Sequence[int] | None = None,
+        *,
+        up_to: int | None = None,
+        via: Via | str = Via.INBOX,
+    ) -> int:
+        """Mark messages read by id, or all up to a cursor; returns how many changed.
+        One still queued is recorded delivered too, by ``via``."""
+        return self.relay.service.mark_read(self.id, ids=ids, up_to=up_to, via=via, **self._kw)
+
+    def mark_delivered(self, ids: Sequence[int], *, via: Via | str) -> int:
+        """Record that messages ``ids`` reached this agent's session by ``via``
+        (typed into its terminal, shown by a hook…); returns how many moved from
+        queued to delivered. Raises InvalidInput for an unknown ``via``."""
+        return self.relay.service.mark_delivered(self.id, ids, via=via, **self._kw)
 
     def unread_count(self) -> int:
         """How many messages of this agent are unread."""
         return self.relay.service.unread_count(self.id, workspace=self.relay.workspace)
 
     def wait(
-        self, timeout: float = 30.0, *, since: int | None = None, mark_read: bool = False
+        self,
+        timeout: float = 30.0,
+        *,
+        since: int | None = None,
+        mark_read: bool = False,
+        via: Via | str | None = None,
     ) -> list[Message]:
         """Block up to ``timeout`` seconds for unread mail above ``since``
-        (default: this handle's :attr:`cursor`); oldest first, empty on timeout."""
+        (default: this handle's :attr:`cursor`); oldest first, empty on timeout.
+        ``mark_read`` and ``via`` as for :meth:`inbox`."""
         found = self.relay.service.wait(
             self.id,
             timeout,
             since=self.cursor if since is None else since,
             mark_read=mark_read,
+            via=via,
             **self._kw,
         )
         self._advance(found)
@@ -486,7 +544,8 @@ class AgentHandle:
         self, *, since: int | None = None, unread: bool = False, max_backoff: float = BACKOFF_CAP
     ) -> Generator[Message, None, None]:
         """Messages delivered to this agent as they arrive, each once, for ever
-        (break to stop). Does not mark them read.
+        (break to stop). Records each delivered (``via="stream"``) as it is
+        handed over; does not mark them read.
 
         Over a server this follows the SSE stream as this agent (reconnecting,
         see :meth:`Relay.stream`); embedded it follows the event log.
@@ -508,6 +567,7 @@ class AgentHandle:
         if unread:
             for message in self._unread():
                 seen.add(message.id)
+                self._acknowledge(message)
                 yield message
         from .remote import RemoteService
 
@@ -526,7 +586,16 @@ class AgentHandle:
                 continue
             message = message_of(event, relay)
             if message.id not in seen:
+                self._acknowledge(message)
                 yield message
+
+    def _acknowledge(self, message: Message) -> None:
+        # A fenced-off instance (stale epoch) or a removed agent still sees its
+        # stream, but the message did not reach the agent's current session.
+        try:
+            self.mark_delivered([message.id], via=Via.STREAM)
+        except (Conflict, NotFound):
+            pass
 
     def _unread(self) -> Iterator[Message]:
         cursor: int | None = None

@@ -21,7 +21,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from ..errors import InvalidInput
-from ..models import Agent, AgentStatus, Event, Message, Priority, PruneReport, Task, TaskEvent
+from ..models import (
+    Agent,
+    AgentStatus,
+    Delivery,
+    DeliveryState,
+    Event,
+    Message,
+    Priority,
+    PruneReport,
+    Task,
+    TaskEvent,
+    Via,
+)
 from ..settings import Settings
 from . import calls
 from .streams import BACKOFF_CAP, follow
@@ -302,6 +314,7 @@ class RemoteService:
         limit: int = 50,
         mark_read: bool = False,
         epoch: int | None = None,
+        via: Via | str | None = None,
     ) -> list[Message]:
         """``GET /v1/agents/{id}/inbox`` (see ``Service.inbox``)."""
         return self.run(
@@ -314,6 +327,7 @@ class RemoteService:
                 limit=limit,
                 mark_read=mark_read,
                 epoch=epoch,
+                via=via,
             )
         )
 
@@ -325,11 +339,51 @@ class RemoteService:
         ids: Sequence[int] | None = None,
         up_to: int | None = None,
         epoch: int | None = None,
+        via: Via | str = Via.INBOX,
     ) -> int:
         """``POST /v1/agents/{id}/inbox/read``: how many changed (see ``Service.mark_read``)."""
         return self.run(
-            calls.mark_read(agent_id, workspace=workspace, ids=ids, up_to=up_to, epoch=epoch)
+            calls.mark_read(
+                agent_id, workspace=workspace, ids=ids, up_to=up_to, epoch=epoch, via=via
+            )
         )
+
+    def mark_delivered(
+        self,
+        agent_id: str,
+        ids: Sequence[int],
+        *,
+        via: Via | str,
+        workspace: str = "default",
+        epoch: int | None = None,
+    ) -> int:
+        """``POST /v1/agents/{id}/inbox/delivered`` (see ``Service.mark_delivered``)."""
+        return self.run(
+            calls.mark_delivered(agent_id, ids, via=via, workspace=workspace, epoch=epoch)
+        )
+
+    def deliveries(self, message_id: int, *, workspace: str = "default") -> list[Delivery]:
+        """``GET /v1/messages/{id}/deliveries``: each recipient's receipt. Raises NotFound."""
+        return self.run(calls.deliveries(message_id, workspace=workspace))
+
+    def wait_deliveries(
+        self,
+        message_id: int,
+        state: DeliveryState | str,
+        timeout: float,
+        *,
+        workspace: str = "default",
+    ) -> list[Delivery]:
+        """Long-poll the receipts until every recipient reached ``state`` (see
+        ``Service.wait_deliveries``); longer waits take several requests."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while True:
+            remaining = deadline - time.monotonic()
+            chunk = min(max(remaining, 0.0), LONGPOLL_CHUNK)
+            found = self.run(calls.wait_deliveries(message_id, state, chunk, workspace=workspace))
+            goal = DeliveryState(state)  # the server refused an unknown one above
+            if remaining <= LONGPOLL_CHUNK or all(d.state.reached(goal) for d in found):
+                return found
 
     def unread_count(self, agent_id: str, *, workspace: str = "default") -> int:
         """``GET /v1/agents/{id}/inbox/count``."""
@@ -345,6 +399,7 @@ class RemoteService:
         limit: int = 50,
         mark_read: bool = False,
         epoch: int | None = None,
+        via: Via | str | None = None,
     ) -> list[Message]:
         """Long-poll the inbox (see ``Service.wait``); waits longer than
         :data:`~relaybus.client.transport.LONGPOLL_CHUNK` take several requests."""
@@ -357,6 +412,7 @@ class RemoteService:
                 limit=limit,
                 mark_read=mark_read,
                 epoch=epoch,
+                via=via,
             ),
             timeout,
         )

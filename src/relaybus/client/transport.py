@@ -32,7 +32,19 @@ from ..errors import (
     TooLarge,
     Unauthorized,
 )
-from ..models import Agent, AgentStatus, Event, Message, Priority, PruneReport, Task, TaskEvent
+from ..models import (
+    Agent,
+    AgentStatus,
+    Delivery,
+    DeliveryState,
+    Event,
+    Message,
+    Priority,
+    PruneReport,
+    Task,
+    TaskEvent,
+    Via,
+)
 from ..settings import Settings
 
 if TYPE_CHECKING:
@@ -178,6 +190,7 @@ class ServiceAPI(Protocol):
         limit: int = 50,
         mark_read: bool = False,
         epoch: int | None = None,
+        via: Via | str | None = None,
     ) -> list[Message]: ...
 
     def mark_read(
@@ -188,7 +201,29 @@ class ServiceAPI(Protocol):
         ids: Sequence[int] | None = None,
         up_to: int | None = None,
         epoch: int | None = None,
+        via: Via | str = Via.INBOX,
     ) -> int: ...
+
+    def mark_delivered(
+        self,
+        agent_id: str,
+        ids: Sequence[int],
+        *,
+        via: Via | str,
+        workspace: str = "default",
+        epoch: int | None = None,
+    ) -> int: ...
+
+    def deliveries(self, message_id: int, *, workspace: str = "default") -> list[Delivery]: ...
+
+    def wait_deliveries(
+        self,
+        message_id: int,
+        state: DeliveryState | str,
+        timeout: float,
+        *,
+        workspace: str = "default",
+    ) -> list[Delivery]: ...
 
     def unread_count(self, agent_id: str, *, workspace: str = "default") -> int: ...
 
@@ -202,6 +237,7 @@ class ServiceAPI(Protocol):
         limit: int = 50,
         mark_read: bool = False,
         epoch: int | None = None,
+        via: Via | str | None = None,
     ) -> list[Message]: ...
 
     def claim(

@@ -29,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from ..errors import RelayError
+from ..models import Via
 from . import render
 from .session import INBOX_URI, AgentSession, Runtime, blocking
 
@@ -102,7 +103,7 @@ class AgentBus:
 
 async def read_inbox() -> str:
     """The ``relaybus://inbox`` resource: the agent's unread messages, oldest
-    first, not marked read.
+    first, recorded delivered (by ``mcp``) but not marked read.
 
     Raises:
         ResourceError: the relay refused, with its message.
@@ -111,7 +112,9 @@ async def read_inbox() -> str:
     if agent is None:
         raise RuntimeError("relaybus://inbox read without an agent (agent_middleware missing)")
     try:
-        found = await blocking(lambda: agent.handle.inbox(newest_first=False, limit=RESOURCE_LIMIT))
+        found = await blocking(
+            lambda: agent.handle.inbox(newest_first=False, limit=RESOURCE_LIMIT, via=Via.MCP)
+        )
     except RelayError as exc:
         raise ResourceError(exc.message) from exc
     return render.messages(found)

@@ -20,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from ..errors import RelayError
+from ..models import Via
 from . import render
 from .session import AgentSession, Runtime, blocking
 
@@ -97,7 +98,7 @@ async def inbox(ctx: Ctx, limit: Annotated[int, Field(ge=1, le=100)] = 20) -> st
         ToolError: the relay refused.
     """
     me = await _me(ctx)
-    found = await _run(lambda: me.handle.read(newest_first=False, limit=limit))
+    found = await _run(lambda: me.handle.read(newest_first=False, limit=limit, via=Via.MCP))
     more = await _run(me.handle.unread_count) if len(found) == limit else 0
     return render.messages(found, more=more)
 
@@ -120,7 +121,7 @@ async def wait_for_message(
     if not found:
         return f"No new messages after {timeout} s."
     ids = [m.id for m in found]
-    await _run(lambda: me.handle.mark_read(ids))
+    await _run(lambda: me.handle.mark_read(ids, via=Via.MCP))
     return render.messages(found)
 
 

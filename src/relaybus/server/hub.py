@@ -408,9 +408,10 @@ class Hub:
         """The events of ``workspace`` that ``agent_id`` may see (``None``: an
         admin, who sees the whole workspace).
 
-        An agent sees ``message.sent`` it sent or receives, ``message.read`` by
-        itself, every ``agent.*`` event, and ``task.*`` events of tasks it
-        created, holds or held, or was offered; never ``relay.*``. May read the
+        An agent sees ``message.sent`` it sent or receives, ``message.delivered``
+        and ``message.read`` of its own deliveries, every ``agent.*`` event, and
+        ``task.*`` events of tasks it created, holds or held, or was offered;
+        never ``relay.*``. May read the
         database (a task's audience, first time only): call it off the loop.
         """
         return [e for e in events if e.workspace == workspace and self._sees(agent_id, e)]
@@ -426,7 +427,7 @@ class Hub:
         if kind == "message.sent":
             recipients = event.data.get("recipients") or []
             return frozenset([*recipients, event.agent_id] if event.agent_id else recipients)
-        if kind == "message.read":
+        if kind in ("message.read", "message.delivered"):
             return frozenset([event.agent_id]) if event.agent_id else _NOBODY
         if kind.startswith("agent."):
             return EVERYONE

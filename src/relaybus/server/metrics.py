@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..service import Service
 from ..store import Store
 from ..store.schema import deliveries
 
@@ -40,6 +41,8 @@ class Metrics:
         queue_depth: events buffered for live connections (set by the hub).
         unread_deliveries: unread deliveries by ``workspace``, computed from the
             store at scrape time (:meth:`refresh`).
+        stuck_deliveries: deliveries queued longer than ``Settings.stuck_after``
+            while their agent is not offline, by ``workspace`` (at scrape time).
     """
 
     def __init__(self) -> None:
@@ -83,6 +86,13 @@ class Metrics:
             ["workspace"],
             registry=r,
         )
+        self.stuck_deliveries = Gauge(
+            "relaybus_stuck_deliveries",
+            "Deliveries queued past the stuck threshold while their agent is online, "
+            "by workspace (from the store, at scrape time).",
+            ["workspace"],
+            registry=r,
+        )
         # (method, route, status) -> the labelled children: labels() costs a lock and a tuple.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -99,12 +109,16 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def refresh(self, store: Store) -> None:
+    def refresh(self, service: Service) -> None:
         """Recompute the gauges read from the store (blocking: call it in a thread)."""
-        counts = unread_by_workspace(store)
+        counts = unread_by_workspace(service.store)
         self.unread_deliveries.clear()
+        self.stuck_deliveries.clear()
         for workspace, count in counts.items():
             self.unread_deliveries.labels(workspace).set(count)
+            # A stuck delivery is unread too: only workspaces with unread mail can have one.
+            stuck = service.stuck(workspace=workspace)
+            self.stuck_deliveries.labels(workspace).set(sum(stuck.values()))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

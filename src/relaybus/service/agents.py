@@ -23,6 +23,7 @@ from .common import (
     did_you_mean,
     touch_agent,
 )
+from .deliveries import stuck_counts
 from .leases import release_held
 from .presence import HOSTNAME, effective_status
 from .sweeps import SweepOps
@@ -273,6 +274,7 @@ class AgentOps(SweepOps):
             row = conn.execute(
                 sa.select(agents).where(agents.c.workspace == workspace, agents.c.id == agent_id)
             ).first()
+            stuck = self._stuck(conn, workspace, agent_id)
             if row is None:
                 ids = conn.execute(
                     sa.select(agents.c.id).where(agents.c.workspace == workspace)
@@ -280,7 +282,7 @@ class AgentOps(SweepOps):
                 raise NotFound(
                     f"no agent {agent_id!r}" + did_you_mean(agent_id, list(ids)), agent=agent_id
                 )
-        return self._agent(row._mapping)
+        return self._agent(row._mapping, stuck)
 
     def list_agents(
         self,
@@ -292,7 +294,8 @@ class AgentOps(SweepOps):
         channel: str | None = None,
         online_only: bool = False,
     ) -> list[Agent]:
-        """Agents of a workspace, ordered by id, with effective statuses.
+        """Agents of a workspace, ordered by id, with effective statuses and
+        stuck-delivery counts.
 
         Args:
             status: only agents whose effective status is this.
@@ -307,7 +310,8 @@ class AgentOps(SweepOps):
             rows = conn.execute(
                 sa.select(agents).where(agents.c.workspace == workspace).order_by(agents.c.id)
             ).all()
-        found = [self._agent(r._mapping) for r in rows]
+            stuck = self._stuck(conn, workspace)
+        found = [self._agent(r._mapping, stuck) for r in rows]
         return [
             a
             for a in found
@@ -318,7 +322,14 @@ class AgentOps(SweepOps):
             and (channel is None or not a.channels or channel in a.channels)
         ]
 
-    def _agent(self, row: Mapping[Any, Any]) -> Agent:
+    def _stuck(
+        self, conn: sa.Connection, workspace: str, agent_id: str | None = None
+    ) -> dict[str, int]:
+        return stuck_counts(conn, workspace, self.now() - self.settings.stuck_after, agent_id)
+
+    def _agent(self, row: Mapping[Any, Any], stuck: Mapping[str, int] | None = None) -> Agent:
         data = dict(row)
-        data["status"] = effective_status(row, self.now(), self.settings.stale_ttl)
+        data["status"] = status = effective_status(row, self.now(), self.settings.stale_ttl)
+        if stuck and status is not AgentStatus.OFFLINE:
+            data["stuck"] = stuck.get(row["id"], 0)
         return Agent.model_validate(data)

@@ -202,7 +202,11 @@ def touch_agent(
 
 
 def message_from_row(
-    row: Mapping[Any, Any], *, recipients: list[str] | None = None, read_at: float | None = None
+    row: Mapping[Any, Any],
+    *,
+    recipients: list[str] | None = None,
+    read_at: float | None = None,
+    delivered_at: float | None = None,
 ) -> Message:
     """A ``messages`` row (plus optional delivery state) as a :class:`Message`."""
     return Message.model_validate(
@@ -221,6 +225,7 @@ def message_from_row(
             "task_id": row["task_id"],
             "created_at": row["created_at"],
             "recipients": recipients or [],
+            "delivered_at": delivered_at,
             "read_at": read_at,
         }
     )

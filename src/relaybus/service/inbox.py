@@ -1,20 +1,27 @@
-"""Inboxes: an agent's deliveries, read state, unread counts and waiting for mail."""
+"""Inboxes: an agent's deliveries, read state, unread counts and waiting for mail.
+
+A read that hands messages to the agent's session may record them as
+delivered (``via``); marking read also records delivery (read implies
+delivered). Receipts themselves are :mod:`relaybus.service.deliveries`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..errors import InvalidInput
-from ..models import Message
+from ..models import Message, Via
 from ..store.schema import deliveries, messages
-from .common import ServiceBase, append_event, message_from_row, touch_agent
+from .common import append_event, message_from_row, touch_agent
+from .deliveries import DeliveryOps, parse_via, record_delivered
 
 MAX_LIMIT = 1000
 
 
-class InboxOps(ServiceBase):
+class InboxOps(DeliveryOps):
     """Reading an agent's inbox."""
 
     def inbox(
@@ -28,6 +35,7 @@ class InboxOps(ServiceBase):
         limit: int = 50,
         mark_read: bool = False,
         epoch: int | None = None,
+        via: Via | str | None = None,
     ) -> list[Message]:
         """Messages delivered to ``agent_id``.
 
@@ -37,18 +45,28 @@ class InboxOps(ServiceBase):
             limit: at most this many (1–1000).
             mark_read: mark the returned messages read (``read``); the default
                 only looks (``peek``).
+            via: this read hands the messages to the agent's session: record
+                the queued ones delivered by this path (see :class:`Via`). A
+                look by someone else (a dashboard, an admin) leaves it ``None``.
+                Marking read records delivery by ``via`` or, by default, ``inbox``.
 
         Returns:
-            messages with ``read_at`` as it was before this call.
+            messages with ``delivered_at`` and ``read_at`` as they were before
+            this call.
 
         Raises:
             NotFound: unknown agent (when marking). Conflict: stale ``epoch``.
-            InvalidInput: ``limit`` out of range.
+            InvalidInput: ``limit`` out of range, an unknown ``via``.
         """
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        path = None if via is None else parse_via(via)
         query = (
-            sa.select(messages, deliveries.c.read_at.label("delivery_read_at"))
+            sa.select(
+                messages,
+                deliveries.c.read_at.label("delivery_read_at"),
+                deliveries.c.delivered_at.label("delivery_delivered_at"),
+            )
             .join(deliveries, deliveries.c.message_id == messages.c.id)
             .where(deliveries.c.workspace == workspace, deliveries.c.agent_id == agent_id)
             # By the delivery index, so the newest N need no sort of the whole inbox.
@@ -62,14 +80,27 @@ class InboxOps(ServiceBase):
         if not mark_read:
             with self.store.read() as conn:
                 rows = conn.execute(query).all()
-        else:
-            with self.store.write() as conn:
-                now = self.now()
-                touch_agent(conn, workspace, agent_id, epoch, now)
-                rows = conn.execute(query).all()
+            if path is None or all(r.delivery_delivered_at is not None for r in rows):
+                return [self._viewed(r) for r in rows]
+            # Only take the write lock when the look hands over something new.
+        with self.store.write() as conn:
+            now = self.now()
+            touch_agent(conn, workspace, agent_id, epoch, now)
+            rows = conn.execute(query).all()
+            if mark_read:
                 ids = [r.id for r in rows if r.delivery_read_at is None]
-                self._mark(conn, workspace, agent_id, ids, now)
-        return [message_from_row(r._mapping, read_at=r.delivery_read_at) for r in rows]
+                self._mark(conn, workspace, agent_id, ids, now, path or Via.INBOX)
+            else:
+                assert path is not None
+                ids = [r.id for r in rows if r.delivery_delivered_at is None]
+                record_delivered(conn, workspace, agent_id, ids, path, now)
+        return [self._viewed(r) for r in rows]
+
+    @staticmethod
+    def _viewed(row: sa.Row[Any]) -> Message:
+        return message_from_row(
+            row._mapping, read_at=row.delivery_read_at, delivered_at=row.delivery_delivered_at
+        )
 
     def mark_read(
         self,
@@ -79,16 +110,20 @@ class InboxOps(ServiceBase):
         ids: Sequence[int] | None = None,
         up_to: int | None = None,
         epoch: int | None = None,
+        via: Via | str = Via.INBOX,
     ) -> int:
         """Mark deliveries read: the given message ``ids``, or every one up to
         and including the cursor ``up_to``. Returns how many changed.
 
+        A delivery still queued is recorded delivered at the same time, by ``via``.
+
         Raises:
-            InvalidInput: neither or both of ``ids`` and ``up_to``.
+            InvalidInput: neither or both of ``ids`` and ``up_to``; an unknown ``via``.
             NotFound: unknown agent. Conflict: stale ``epoch``.
         """
         if (ids is None) == (up_to is None):
             raise InvalidInput("mark read either by message ids or up to a cursor")
+        path = parse_via(via)
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
@@ -106,7 +141,7 @@ class InboxOps(ServiceBase):
                     .scalars()
                     .all()
                 )
-            return self._mark(conn, workspace, agent_id, list(ids), now)
+            return self._mark(conn, workspace, agent_id, list(ids), now, path)
 
     def unread_count(self, agent_id: str, *, workspace: str = "default") -> int:
         """How many deliveries of ``agent_id`` are unread."""
@@ -131,6 +166,7 @@ class InboxOps(ServiceBase):
         limit: int = 50,
         mark_read: bool = False,
         epoch: int | None = None,
+        via: Via | str | None = None,
     ) -> list[Message]:
         """Block until ``agent_id`` has unread mail above the cursor ``since``,
         or ``timeout`` seconds pass.
@@ -138,9 +174,13 @@ class InboxOps(ServiceBase):
         Another process writing the same store wakes the waiter at once (see
         :mod:`relaybus.store.notify`); an idle waiter does not poll.
 
+        Args:
+            mark_read, via: as for :meth:`inbox`, applied to what the wait returns.
+
         Returns:
             the unread messages, oldest first (empty on timeout).
         """
+        path = None if via is None else parse_via(via)
 
         def check() -> list[Message]:
             return self.inbox(
@@ -153,15 +193,27 @@ class InboxOps(ServiceBase):
             )
 
         found: list[Message] = self.store.wait_for(check, timeout)
+        ids = [m.id for m in found]
         if found and mark_read:
-            self.mark_read(agent_id, workspace=workspace, ids=[m.id for m in found], epoch=epoch)
+            self.mark_read(
+                agent_id, workspace=workspace, ids=ids, epoch=epoch, via=path or Via.INBOX
+            )
+        elif found and path is not None:
+            self.mark_delivered(agent_id, ids, via=path, workspace=workspace, epoch=epoch)
         return found
 
     def _mark(
-        self, conn: sa.Connection, workspace: str, agent_id: str, ids: list[int], now: float
+        self,
+        conn: sa.Connection,
+        workspace: str,
+        agent_id: str,
+        ids: list[int],
+        now: float,
+        via: Via,
     ) -> int:
         if not ids:
             return 0
+        record_delivered(conn, workspace, agent_id, ids, via, now, log=False)
         changed = conn.execute(
             deliveries.update()
             .where(
@@ -173,5 +225,13 @@ class InboxOps(ServiceBase):
             .values(read_at=now)
         ).rowcount
         if changed:
-            append_event(conn, workspace, "message.read", now, agent_id, message_ids=sorted(ids))
+            append_event(
+                conn,
+                workspace,
+                "message.read",
+                now,
+                agent_id,
+                message_ids=sorted(ids),
+                via=via.value,
+            )
         return int(changed)

@@ -60,7 +60,9 @@ messages = sa.Table(
 )
 
 # One row per recipient: fan-out on write. A reader's read_at never hides the
-# message from anyone else.
+# message from anyone else. A delivery is queued until it reaches the agent's
+# session (delivered_at, and via which path: models.Via), then read (read_at);
+# read implies delivered.
 deliveries = sa.Table(
     "deliveries",
     metadata,
@@ -68,6 +70,8 @@ deliveries = sa.Table(
     sa.Column("agent_id", sa.String(128), primary_key=True),
     sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("read_at", Time),
+    sa.Column("delivered_at", Time),
+    sa.Column("via", sa.String(16)),
     sa.Index(
         "ix_deliveries_unread",
         "workspace",
@@ -77,6 +81,14 @@ deliveries = sa.Table(
         postgresql_where=sa.text("read_at IS NULL"),
     ),
     sa.Index("ix_deliveries_message", "message_id"),
+    sa.Index(
+        "ix_deliveries_queued",
+        "workspace",
+        "agent_id",
+        "message_id",
+        sqlite_where=sa.text("delivered_at IS NULL"),
+        postgresql_where=sa.text("delivered_at IS NULL"),
+    ),
 )
 
 tasks = sa.Table(

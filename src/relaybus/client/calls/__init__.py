@@ -12,12 +12,25 @@ from __future__ import annotations
 from .agents import get_agent, heartbeat, list_agents, register, sweep, unregister, update_agent
 from .base import Registration
 from .log import events, last_event_id, prune, wait_events
-from .messages import get_message, inbox, mark_read, send, send_many, thread, unread_count, wait
+from .messages import (
+    deliveries,
+    get_message,
+    inbox,
+    mark_delivered,
+    mark_read,
+    send,
+    send_many,
+    thread,
+    unread_count,
+    wait,
+    wait_deliveries,
+)
 from .tasks import claim, get_task, list_tasks, release, renew, task_history, update_task
 
 __all__ = [
     "Registration",
     "claim",
+    "deliveries",
     "events",
     "get_agent",
     "get_message",
@@ -27,6 +40,7 @@ __all__ = [
     "last_event_id",
     "list_agents",
     "list_tasks",
+    "mark_delivered",
     "mark_read",
     "prune",
     "register",
@@ -42,5 +56,6 @@ __all__ = [
     "update_agent",
     "update_task",
     "wait",
+    "wait_deliveries",
     "wait_events",
 ]

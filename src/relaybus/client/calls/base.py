@@ -9,10 +9,11 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from ...models import Agent, Event, Message, Task, TaskEvent
+from ...models import Agent, Delivery, Event, Message, Task, TaskEvent
 
 _AGENTS = TypeAdapter(list[Agent])
 _MESSAGES = TypeAdapter(list[Message])
+_DELIVERIES = TypeAdapter(list[Delivery])
 _TASKS = TypeAdapter(list[Task])
 _TASK_EVENTS = TypeAdapter(list[TaskEvent])
 _EVENTS = TypeAdapter(list[Event])

@@ -1,13 +1,15 @@
-"""Message and inbox calls: send, send_many, get, thread, inbox, wait, mark_read, unread_count."""
+"""Message and inbox calls: send, send_many, get, thread, inbox, wait, mark_read,
+unread_count, and delivery receipts: mark_delivered, deliveries, wait_deliveries."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ...models import Message, Priority
+from ...models import Delivery, DeliveryState, Message, Priority, Via
 from ..transport import Call
 from .base import (
+    _DELIVERIES,
     _MESSAGES,
     _agent_path,
     _compact,
@@ -118,6 +120,7 @@ def inbox(
     limit: int = 50,
     mark_read: bool = False,
     epoch: int | None = None,
+    via: Via | str | None = None,
 ) -> Call[list[Message]]:
     """``GET /v1/agents/{id}/inbox``."""
     return Call(
@@ -133,6 +136,7 @@ def inbox(
             limit=limit,
             mark_read=mark_read,
             epoch=epoch,
+            via=via,
         ),
         workspace=workspace,
         agent=agent_id,
@@ -143,6 +147,7 @@ def inbox(
             "since": since,
             "limit": limit,
             "mark_read": mark_read,
+            "via": via,
         },
     )
 
@@ -156,6 +161,7 @@ def wait(
     limit: int = 50,
     mark_read: bool = False,
     epoch: int | None = None,
+    via: Via | str | None = None,
 ) -> Call[list[Message]]:
     """One long-poll, ``GET /v1/agents/{id}/inbox?wait=timeout``: unread mail above
     ``since``, oldest first, as soon as there is some, or ``[]`` after ``timeout``
@@ -173,6 +179,7 @@ def wait(
             limit=limit,
             mark_read=mark_read,
             epoch=epoch,
+            via=via,
         ),
         workspace=workspace,
         agent=agent_id,
@@ -183,6 +190,7 @@ def wait(
             "since": since,
             "limit": limit,
             "mark_read": mark_read,
+            "via": via,
             "wait": round(timeout, 3),
         },
         wait=timeout,
@@ -196,6 +204,7 @@ def mark_read(
     ids: Sequence[int] | None = None,
     up_to: int | None = None,
     epoch: int | None = None,
+    via: Via | str = Via.INBOX,
 ) -> Call[int]:
     """``POST /v1/agents/{id}/inbox/read`` → how many changed."""
     return Call(
@@ -203,12 +212,62 @@ def mark_read(
         path=_agent_path(agent_id, "/inbox/read"),
         parse=_field("marked"),
         local=lambda s: s.mark_read(
-            agent_id, workspace=workspace, ids=ids, up_to=up_to, epoch=epoch
+            agent_id, workspace=workspace, ids=ids, up_to=up_to, epoch=epoch, via=via
         ),
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=_compact({"ids": None if ids is None else list(ids), "up_to": up_to}),
+        body=_compact({"ids": None if ids is None else list(ids), "up_to": up_to, "via": via}),
+    )
+
+
+def mark_delivered(
+    agent_id: str,
+    ids: Sequence[int],
+    *,
+    via: Via | str,
+    workspace: str,
+    epoch: int | None = None,
+) -> Call[int]:
+    """``POST /v1/agents/{id}/inbox/delivered`` → how many changed."""
+    return Call(
+        method="POST",
+        path=_agent_path(agent_id, "/inbox/delivered"),
+        parse=_field("marked"),
+        local=lambda s: s.mark_delivered(agent_id, ids, via=via, workspace=workspace, epoch=epoch),
+        workspace=workspace,
+        agent=agent_id,
+        epoch=epoch,
+        body={"ids": list(ids), "via": via},
+    )
+
+
+def deliveries(message_id: int, *, workspace: str) -> Call[list[Delivery]]:
+    """``GET /v1/messages/{id}/deliveries``."""
+    return Call(
+        method="GET",
+        path=f"/v1/messages/{_segment(message_id)}/deliveries",
+        parse=_DELIVERIES.validate_json,
+        local=lambda s: s.deliveries(message_id, workspace=workspace),
+        workspace=workspace,
+    )
+
+
+def wait_deliveries(
+    message_id: int, state: DeliveryState | str, timeout: float, *, workspace: str
+) -> Call[list[Delivery]]:
+    """One long-poll, ``GET /v1/messages/{id}/deliveries?until=STATE&wait=timeout``:
+    the receipts once every recipient reached ``state``, or as they are after
+    ``timeout`` seconds. Callers split long waits (see ``LONGPOLL_CHUNK``)."""
+    timeout = max(timeout, 0.0)
+    return Call(
+        method="GET",
+        path=f"/v1/messages/{_segment(message_id)}/deliveries",
+        parse=_DELIVERIES.validate_json,
+        local=lambda s: s.wait_deliveries(message_id, state, timeout, workspace=workspace),
+        workspace=workspace,
+        params={"until": state, "wait": round(timeout, 3)},
+        wait=timeout,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ...client import AgentHandle
 from ...identity import SessionIdentity
-from ...models import Message, Priority
+from ...models import Message, Priority, Via
 from .command import usage_text
 
 #: At most this many messages per hook output; the rest wait for the next one.
@@ -63,7 +63,7 @@ def take_new(me: AgentHandle) -> str | None:
     if not found:
         return None
     shown = found[:MAX_MESSAGES]
-    me.mark_read([m.id for m in shown])
+    me.mark_read([m.id for m in shown], via=Via.HOOK)
     more = me.unread_count() if len(found) > MAX_MESSAGES else 0
     return render(shown, more=more)
 

@@ -1,4 +1,5 @@
-"""Inboxes: read (or long-poll) an agent's deliveries, mark them read, count unread.
+"""Inboxes: read (or long-poll) an agent's deliveries, record them delivered or
+read, count unread.
 
 Only the agent itself (or admin) may read an inbox. The app includes this
 router before the agents router: ``/v1/agents/{agent_id}`` takes ids with
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...models import Message
+from ...models import Message, Via
 from ..auth import MAX_ID, ApiCall, Epoch
 from ..problems import responses
 from . import AgentPath, Body, CursorId, MessageId, examples, make_router, render, render_list
@@ -31,12 +32,26 @@ class MarkRead(Body):
 
     ids: list[MessageId] | None = Field(default=None, max_length=MAX_IDS)
     up_to: CursorId | None = None
+    via: Via = Field(
+        default=Via.INBOX, description="How the messages reached the agent, if still queued."
+    )
+
+
+class MarkDelivered(Body):
+    """Messages that reached the agent's session, and by which path."""
+
+    model_config = examples({"ids": [1, 2], "via": "pty"})
+
+    ids: list[MessageId] = Field(min_length=1, max_length=MAX_IDS)
+    via: Via
 
 
 class Marked(BaseModel):
-    """The result of marking deliveries read."""
+    """The result of a receipt: how many deliveries changed state."""
 
-    marked: int = Field(description="How many deliveries changed from unread to read.")
+    marked: int = Field(
+        description="How many deliveries changed (to read, or from queued to delivered)."
+    )
 
 
 class Unread(BaseModel):
@@ -63,6 +78,13 @@ async def inbox(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     mark_read: Annotated[bool, Query(description="Mark the returned messages read.")] = False,
+    via: Annotated[
+        Via | None,
+        Query(
+            description="This read hands the messages to the agent's session: record the "
+            "queued ones delivered by this path. Leave it out for a look that is not the agent's."
+        ),
+    ] = None,
     wait: Annotated[
         float,
         Query(
@@ -88,6 +110,7 @@ async def inbox(
                 limit=limit,
                 mark_read=mark_read,
                 epoch=epoch,
+                via=via,
             )
         )
         return render_list(MESSAGES, found)
@@ -104,12 +127,17 @@ async def inbox(
 
     timeout = min(wait, call.config.longpoll_max_seconds)
     found = await request.app.state.hub.wait_for(check, timeout)  # counts as a longpoll
+    # Marked after the wait, not inside the check: a write there would wake
+    # every waiter, this one included, on each re-check.
+    ids = [m.id for m in found]
     if found and mark_read:
-        # Marked after the wait, not inside the check: a write there would wake
-        # every waiter, this one included, on each re-check.
-        ids = [m.id for m in found]
+        path = via or Via.INBOX
         await run_in_threadpool(
-            lambda: service.mark_read(me, workspace=workspace, ids=ids, epoch=epoch)
+            lambda: service.mark_read(me, workspace=workspace, ids=ids, epoch=epoch, via=path)
+        )
+    elif found and via is not None:
+        await run_in_threadpool(
+            lambda: service.mark_delivered(me, ids, via=via, workspace=workspace, epoch=epoch)
         )
     return render_list(MESSAGES, found)
 
@@ -128,6 +156,25 @@ def mark_read(agent_id: AgentPath, body: MarkRead, call: ApiCall, epoch: Epoch =
         ids=body.ids,
         up_to=body.up_to,
         epoch=epoch,
+        via=body.via,
+    )
+    return render(Marked(marked=changed))
+
+
+@router.post(
+    "/v1/agents/{agent_id:path}/inbox/delivered",
+    response_model=Marked,
+    responses=responses(400, 404, 409, 413),
+)
+def mark_delivered(
+    agent_id: AgentPath, body: MarkDelivered, call: ApiCall, epoch: Epoch = None
+) -> Response:
+    """Record that messages reached the agent's session (typed into its terminal,
+    shown by a hook, pushed on a stream it acknowledged…): queued → delivered.
+    Deliveries already delivered or read stay as they are."""
+    caller = call.caller()
+    changed = call.service.mark_delivered(
+        caller.act_as(agent_id), body.ids, via=body.via, workspace=caller.workspace, epoch=epoch
     )
     return render(Marked(marked=changed))
 

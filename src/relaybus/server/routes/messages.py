@@ -1,20 +1,23 @@
-"""Messages: send one, send a batch, get one, get its thread."""
+"""Messages: send one, send a batch, get one, get its thread, get its receipts."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query, Request
 from pydantic import Field, StrictBool, TypeAdapter
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...errors import Forbidden
-from ...models import Message, Priority
+from ...models import Delivery, DeliveryState, Message, Priority
 from ..auth import ApiCall, Caller, Epoch
 from ..problems import responses
 from . import Body, IdPath, MessageId, examples, lean_post, make_router, render, render_list
 
 router = make_router(tags=["messages"])
 MESSAGES = TypeAdapter(list[Message])
+DELIVERIES = TypeAdapter(list[Delivery])
 #: Most messages in one batch (the service's limit too).
 MAX_BATCH = 500
 
@@ -144,6 +147,53 @@ def thread(message_id: IdPath, call: ApiCall) -> Response:
         check_may_read(caller, call.service.get_message(message_id, workspace=caller.workspace))
     found = call.service.thread(message_id, workspace=caller.workspace)
     return render_list(MESSAGES, found)
+
+
+@router.get(
+    "/v1/messages/{message_id}/deliveries",
+    response_model=list[Delivery],
+    responses=responses(400, 404),
+    summary="Each recipient's receipt, or wait for delivered/read",
+)
+async def deliveries(
+    message_id: IdPath,
+    call: ApiCall,
+    request: Request,
+    until: Annotated[
+        DeliveryState | None,
+        Query(description="With wait: the state every recipient must reach."),
+    ] = None,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            allow_inf_nan=False,
+            description="Long-poll: wait up to this many seconds (capped by the server) for "
+            "every recipient to reach `until`; the receipts are returned as they are then.",
+        ),
+    ] = 0,
+) -> Response:
+    """Where the message is for each recipient: queued, delivered (when, and by
+    which path: inbox, stream, mcp, hook, pty, tmux) or read (an agent token: a
+    message it sent or received)."""
+    caller = await call.resolve()
+    service, workspace = call.service, caller.workspace
+    message = await run_in_threadpool(lambda: service.get_message(message_id, workspace=workspace))
+    check_may_read(caller, message)
+    if until is None or wait <= 0:
+        found = await run_in_threadpool(lambda: service.deliveries(message_id, workspace=workspace))
+        return render_list(DELIVERIES, found)
+    goal = until
+
+    def check() -> list[Delivery] | None:
+        found = service.deliveries(message_id, workspace=workspace)
+        return found if all(d.state.reached(goal) for d in found) else None
+
+    timeout = min(wait, call.config.longpoll_max_seconds)
+    done = await request.app.state.hub.wait_for(check, timeout)
+    if done is None:
+        done = await run_in_threadpool(lambda: service.deliveries(message_id, workspace=workspace))
+    return render_list(DELIVERIES, done)
 
 
 def check_may_read(caller: Caller, message: Message) -> None:

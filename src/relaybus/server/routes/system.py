@@ -95,7 +95,7 @@ async def readyz(request: Request) -> Response:
 def metrics(request: Request) -> Response:
     """Prometheus metrics (text exposition format)."""
     context = request.app.state.context
-    context.metrics.refresh(context.service.store)
+    context.metrics.refresh(context.service)
     return Response(context.metrics.render(), media_type=CONTENT_TYPE)
 
 

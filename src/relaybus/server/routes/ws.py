@@ -12,7 +12,10 @@ value, echoed back):
 - ``{"type":"send","to":...,"body":...,"subject"?,"channel"?,"reply_to"?,
   "priority"?,"meta"?,"claimable"?}`` → the stored Message;
 - ``{"type":"ack","up_to":message_id}`` or ``{"type":"ack","ids":[...]}`` →
-  ``{"marked": n}``;
+  ``{"marked": n}`` (read; the ones still queued are recorded delivered by
+  ``stream``);
+- ``{"type":"delivered","ids":[...]}`` → ``{"marked": n}``: the messages pushed
+  on this socket reached the agent's session (queued → delivered, by ``stream``);
 - ``{"type":"heartbeat","status"?}`` → the Agent.
 
 Requests act as the socket's agent: the agent token's own agent, or
@@ -47,7 +50,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, Valid
 from starlette.websockets import WebSocketDisconnect
 
 from ...errors import Forbidden, InvalidInput, RelayError
-from ...models import AgentStatus, Priority
+from ...models import AgentStatus, Priority, Via
 from ...service import Service
 from ...service.messages import MAX_BATCH
 from ..auth import BEARER, EPOCH_HEADER, MAX_ID, WORKSPACE_HEADER, Caller, ServerContext
@@ -103,6 +106,13 @@ class AckRequest(_Request):
     ids: list[StrictInt] | None = None
 
 
+class DeliveredRequest(_Request):
+    """``{"type":"delivered","ids":[...]}``: a delivery receipt for pushed messages."""
+
+    type: Literal["delivered"]
+    ids: list[StrictInt] = Field(min_length=1, max_length=1000)
+
+
 class HeartbeatRequest(_Request):
     """``{"type":"heartbeat","status"?}``: the agent is alive (and its status)."""
 
@@ -110,8 +120,12 @@ class HeartbeatRequest(_Request):
     status: AgentStatus | None = None
 
 
-ClientRequest = Annotated[SendRequest | AckRequest | HeartbeatRequest, Field(discriminator="type")]
-_REQUEST: TypeAdapter[SendRequest | AckRequest | HeartbeatRequest] = TypeAdapter(ClientRequest)
+ClientRequest = Annotated[
+    SendRequest | AckRequest | DeliveredRequest | HeartbeatRequest, Field(discriminator="type")
+]
+_REQUEST: TypeAdapter[SendRequest | AckRequest | DeliveredRequest | HeartbeatRequest] = TypeAdapter(
+    ClientRequest
+)
 
 
 @router.websocket("/v1/ws")
@@ -309,13 +323,23 @@ class _Session:
         self.hub.publish((message,))
         return message.model_dump(mode="json")
 
-    def _other(self, request: AckRequest | HeartbeatRequest) -> Any:
+    def _other(self, request: AckRequest | DeliveredRequest | HeartbeatRequest) -> Any:
         if isinstance(request, AckRequest):
             marked = self.service.mark_read(
                 self._agent(),
                 workspace=self.workspace,
                 ids=request.ids,
                 up_to=request.up_to,
+                epoch=self._epoch(request),
+                via=Via.STREAM,
+            )
+            return {"marked": marked}
+        if isinstance(request, DeliveredRequest):
+            marked = self.service.mark_delivered(
+                self._agent(),
+                request.ids,
+                via=Via.STREAM,
+                workspace=self.workspace,
                 epoch=self._epoch(request),
             )
             return {"marked": marked}

@@ -1,0 +1,236 @@
+"""Delivery receipts: where each recipient's copy of a message is.
+
+Each delivery moves queued → delivered (it reached the agent's session: typed
+into a PTY or tmux pane, returned by an inbox, MCP or hook read, or pushed on
+a live stream and acknowledged) → read. Moves are one-way and idempotent: a
+second receipt for the same step changes nothing, so a retried call or two
+paths racing record the first one only. A delivery queued for longer than
+``Settings.stuck_after`` while its agent is not offline is *stuck*.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..errors import InvalidInput, NotFound
+from ..models import AgentStatus, Delivery, DeliveryState, Via
+from ..store.schema import agents, deliveries, messages
+from .common import ServiceBase, append_event, touch_agent
+from .presence import effective_status
+
+#: The most message ids one receipt call may carry.
+MAX_IDS = 1000
+
+
+def parse_via(value: Via | str) -> Via:
+    """``value`` as a :class:`Via`.
+
+    Raises:
+        InvalidInput: not one of inbox, stream, mcp, hook, pty, tmux.
+    """
+    try:
+        return Via(value)
+    except ValueError:
+        choices = ", ".join(v.value for v in Via)
+        raise InvalidInput(f"unknown delivery path {value!r}: use one of {choices}") from None
+
+
+def parse_state(value: DeliveryState | str) -> DeliveryState:
+    """``value`` as a :class:`DeliveryState`.
+
+    Raises:
+        InvalidInput: not one of queued, delivered, read.
+    """
+    try:
+        return DeliveryState(value)
+    except ValueError:
+        choices = ", ".join(s.value for s in DeliveryState)
+        raise InvalidInput(f"unknown delivery state {value!r}: use one of {choices}") from None
+
+
+def record_delivered(
+    conn: Connection,
+    workspace: str,
+    agent_id: str,
+    ids: Sequence[int],
+    via: Via,
+    now: float,
+    *,
+    log: bool = True,
+) -> list[int]:
+    """Move ``agent_id``'s queued deliveries of messages ``ids`` to delivered,
+    inside the caller's write transaction, and (if ``log``) log one
+    ``message.delivered`` event. Returns the message ids that changed, ascending.
+
+    A read logs ``message.read`` instead, which implies delivery."""
+    if not ids:
+        return []
+    where = (
+        deliveries.c.workspace == workspace,
+        deliveries.c.agent_id == agent_id,
+        deliveries.c.message_id.in_(list(ids)),
+        deliveries.c.delivered_at.is_(None),
+    )
+    changed = sorted(
+        conn.execute(
+            deliveries.update()
+            .where(*where)
+            .values(delivered_at=now, via=via.value)
+            .returning(deliveries.c.message_id)
+        )
+        .scalars()
+        .all()
+    )
+    if changed and log:
+        append_event(
+            conn, workspace, "message.delivered", now, agent_id, message_ids=changed, via=via.value
+        )
+    return changed
+
+
+def stuck_counts(
+    conn: Connection, workspace: str, before: float, agent_id: str | None = None
+) -> dict[str, int]:
+    """Per agent id (or only ``agent_id``): deliveries still queued for messages
+    sent before ``before`` (float Unix seconds). Reads the partial index of
+    queued deliveries."""
+    query = (
+        sa.select(deliveries.c.agent_id, sa.func.count())
+        .join(messages, messages.c.id == deliveries.c.message_id)
+        .where(
+            deliveries.c.workspace == workspace,
+            deliveries.c.delivered_at.is_(None),
+            messages.c.created_at < before,
+        )
+        .group_by(deliveries.c.agent_id)
+    )
+    if agent_id is not None:
+        query = query.where(deliveries.c.agent_id == agent_id)
+    rows = conn.execute(query).all()
+    return {agent_id: int(count) for agent_id, count in rows}
+
+
+def _state(row: Any) -> DeliveryState:
+    if row.read_at is not None:
+        return DeliveryState.READ
+    if row.delivered_at is not None:
+        return DeliveryState.DELIVERED
+    return DeliveryState.QUEUED
+
+
+class DeliveryOps(ServiceBase):
+    """Recording and reading delivery receipts."""
+
+    def mark_delivered(
+        self,
+        agent_id: str,
+        ids: Sequence[int],
+        *,
+        via: Via | str,
+        workspace: str = "default",
+        epoch: int | None = None,
+    ) -> int:
+        """Record that messages ``ids`` reached ``agent_id``'s session by ``via``.
+
+        Deliveries already delivered or read are left as they are.
+
+        Returns:
+            how many deliveries moved from queued to delivered.
+
+        Raises:
+            InvalidInput: an unknown ``via``; more than 1000 ids.
+            NotFound: unknown agent. Conflict: stale ``epoch``.
+        """
+        path = parse_via(via)
+        if len(ids) > MAX_IDS:
+            raise InvalidInput(f"at most {MAX_IDS} message ids per receipt")
+        with self.store.write() as conn:
+            now = self.now()
+            touch_agent(conn, workspace, agent_id, epoch, now)
+            return len(record_delivered(conn, workspace, agent_id, ids, path, now))
+
+    def deliveries(self, message_id: int, *, workspace: str = "default") -> list[Delivery]:
+        """Every recipient's receipt for message ``message_id``, by agent id.
+
+        Raises:
+            NotFound: no such message.
+        """
+        with self.store.read() as conn:
+            sent = conn.execute(
+                sa.select(messages.c.created_at).where(
+                    messages.c.workspace == workspace, messages.c.id == message_id
+                )
+            ).scalar()
+            if sent is None:
+                raise NotFound(f"no message {message_id}", message_id=message_id)
+            rows = conn.execute(
+                sa.select(deliveries)
+                .where(deliveries.c.workspace == workspace, deliveries.c.message_id == message_id)
+                .order_by(deliveries.c.agent_id)
+            ).all()
+        return [
+            Delivery.model_validate(
+                {
+                    "message_id": message_id,
+                    "agent_id": r.agent_id,
+                    "state": _state(r),
+                    "queued_at": sent,
+                    "delivered_at": r.delivered_at,
+                    "via": r.via,
+                    "read_at": r.read_at,
+                }
+            )
+            for r in rows
+        ]
+
+    def wait_deliveries(
+        self,
+        message_id: int,
+        state: DeliveryState | str,
+        timeout: float,
+        *,
+        workspace: str = "default",
+    ) -> list[Delivery]:
+        """Block until every recipient of ``message_id`` has reached ``state``
+        (``delivered`` is also reached by a read), or ``timeout`` seconds pass.
+
+        Returns:
+            the receipts as they are when the wait ends; on timeout some are short
+            of ``state``.
+
+        Raises:
+            NotFound: no such message. InvalidInput: an unknown ``state``.
+        """
+        goal = parse_state(state)
+
+        def check() -> list[Delivery] | None:
+            found = self.deliveries(message_id, workspace=workspace)
+            return found if all(d.state.reached(goal) for d in found) else None
+
+        done: list[Delivery] | None = self.store.wait_for(check, timeout)
+        return done if done is not None else self.deliveries(message_id, workspace=workspace)
+
+    def stuck(self, *, workspace: str = "default") -> dict[str, int]:
+        """Per agent id that is not offline: how many of its deliveries have been
+        queued for longer than ``Settings.stuck_after`` seconds. Agents with none
+        are left out."""
+        now = self.now()
+        with self.store.read() as conn:
+            counts = stuck_counts(conn, workspace, now - self.settings.stuck_after)
+            if not counts:
+                return {}
+            rows = conn.execute(
+                sa.select(agents).where(
+                    agents.c.workspace == workspace, agents.c.id.in_(list(counts))
+                )
+            ).all()
+        ttl = self.settings.stale_ttl
+        return {
+            r.id: counts[r.id]
+            for r in rows
+            if effective_status(r._mapping, now, ttl) is not AgentStatus.OFFLINE
+        }
