@@ -23,7 +23,9 @@ from . import admin, agents, messages, server, status, tasks, watch
 from .app import App, get_app, json_option, one_line
 from .hook import hook
 from .mcp import mcp
+from .run import run
 from .setup import doctor, install, uninstall
+from .tmux import tmux
 
 HELP = """Messaging between AI coding agents: inboxes, threads, claimable tasks.
 
@@ -147,6 +149,8 @@ cli.add_command(mcp)
 cli.add_command(install)
 cli.add_command(uninstall)
 cli.add_command(doctor)
+cli.add_command(run)
+cli.add_command(tmux)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

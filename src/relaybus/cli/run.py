@@ -1,0 +1,152 @@
+"""``relaybus run``: any terminal program as an agent, messages typed in when idle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from . import render
+from .app import get_app, json_option
+
+#: Values of :class:`relaybus.integrations.runtime.InjectMode` (literal: ``--help``
+#: imports nothing heavy).
+INJECT_MODES = ("wait", "steer")
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.option("--name", metavar="NAME", help="The agent id (default: derived from host, CMD, cwd).")
+@click.option("--label", help="A human name others can target as label:TEXT.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat).")
+@click.option("--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat).")
+@click.option(
+    "--channel", "channels", multiple=True, metavar="NAME", help="Hear this channel (repeat)."
+)
+@click.option(
+    "--quiet",
+    type=float,
+    default=0.75,
+    show_default=True,
+    metavar="SECONDS",
+    help="Idle after this long without output or keystrokes.",
+)
+@click.option(
+    "--prompt",
+    metavar="REGEX",
+    help="Idle only when the last screen line matches too (trailing blanks removed).",
+)
+@click.option(
+    "--inject",
+    type=click.Choice(INJECT_MODES),
+    default="wait",
+    show_default=True,
+    help="wait: type at the next idle moment; steer: type at once. Urgent messages always steer.",
+)
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="No terminal: output goes to the log, stdin is not read (automation, CI).",
+)
+@click.option(
+    "--log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also append the program's output to this file "
+    "(headless default: ~/.local/state/relaybus/runs/NAME.log).",
+)
+@click.option(
+    "--restart",
+    type=click.Choice(("no", "on-failure")),
+    default="no",
+    show_default=True,
+    help="on-failure: start CMD again after a non-zero exit or a signal.",
+)
+@click.option(
+    "--max-restarts",
+    type=int,
+    metavar="N",
+    help="With --restart on-failure: at most N restarts [default: 3].",
+)
+@click.argument("command", nargs=-1, required=True, metavar="-- CMD [ARGS]...")
+@json_option
+def run(
+    name: str | None,
+    label: str | None,
+    tags: tuple[str, ...],
+    caps: tuple[str, ...],
+    channels: tuple[str, ...],
+    quiet: float,
+    prompt: str | None,
+    inject: str,
+    headless: bool,
+    log: Path | None,
+    restart: str,
+    max_restarts: int | None,
+    command: tuple[str, ...],
+) -> None:
+    """Run CMD as an agent; type incoming messages into it when it is idle.
+
+    CMD runs in a pseudo-terminal with your terminal passed through, so it
+    works as usual; relaybus exits with CMD's exit code (128+N if signal N
+    killed it). While CMD runs it is an agent on the relay (id --name, else
+    {host}-{CMD}-{project}-{hash}); it reports busy/idle and goes offline
+    when CMD exits. Inside CMD, RELAYBUS_AGENT names the agent, so
+    'relaybus send' and 'relaybus reply' act as it.
+
+    \b
+    A message is typed in as one line:
+      [relaybus #12 from alice · subject] body (reply: relaybus reply 12 "...")
+    as one bracketed paste if CMD turned that on (multi-line messages stay
+    one input), else line by line; then Enter.
+
+    \b
+    When: CMD is idle after --quiet seconds without output or keystrokes
+    (and, with --prompt, when its last screen line matches REGEX). With
+    --inject wait, each message waits for an idle moment, in order, for as
+    long as it takes; --inject steer and urgent messages go in at once.
+    A message is delivered once typed and read at CMD's next idle moment;
+    what CMD had not read stays unread for the next run (or restart).
+
+    \b
+    Examples:
+      relaybus run --name reviewer --cap review -- claude
+      relaybus run --prompt '^>>>' -- python3 -q
+      relaybus run --headless --restart on-failure --max-restarts 5 --name ci -- ./agent.sh
+      relaybus --url http://relay:4850 run --name bob --inject steer -- codex
+    """
+    from ..errors import InvalidInput
+    from ..integrations.pty import Runner, RunOptions
+
+    app = get_app()
+    if max_restarts is not None and restart != "on-failure":
+        raise InvalidInput("--max-restarts needs --restart on-failure")
+    options = RunOptions(
+        command=command,
+        name=name,
+        label=label,
+        tags=tags,
+        capabilities=caps,
+        channels=channels,
+        quiet=quiet,
+        prompt=prompt,
+        inject=inject,
+        headless=headless,
+        log=log,
+        restart="on-failure" if restart == "on-failure" else "no",
+        max_restarts=3 if max_restarts is None else max_restarts,
+    )
+    options.check()  # bad options fail before the relay is opened
+    runner = Runner(options, relay=lambda: app.relay)  # opened once the command is found
+    code = runner.run()
+    if app.json:
+        render.emit_json(
+            {
+                "agent": runner.agent_id,
+                "exit_code": code,
+                "restarts": runner.restarts,
+                "unread": runner.unread,
+                "log": None if runner.log_path is None else str(runner.log_path),
+            }
+        )
+    elif runner.unread:
+        render.note(f"relaybus: {runner.unread} message(s) left unread for the next run")
+    click.get_current_context().exit(code)

@@ -1,0 +1,193 @@
+"""``relaybus tmux attach|look``: an agent bound to a tmux pane (see
+:mod:`relaybus.integrations.tmux`)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from types import FrameType
+
+import click
+
+from . import render
+from .app import get_app, json_option
+
+#: ``relaybus.integrations.runtime.InjectMode`` values (literal so ``--help`` needs no
+#: import of the runtime).
+INJECT_MODES = ("wait", "steer")
+#: The runtime's default quiet window, seconds (``runtime.QUIET_SECONDS``).
+QUIET_DEFAULT = 0.75
+
+
+def _socket_options(func: click.decorators.FC) -> click.decorators.FC:
+    func = click.option(
+        "-L",
+        "--socket-name",
+        metavar="NAME",
+        help="The tmux server named NAME (tmux -L).",
+    )(func)
+    return click.option(
+        "-S",
+        "--socket",
+        "socket_path",
+        metavar="PATH",
+        help="The tmux server at socket PATH (tmux -S); default: the one of $TMUX, "
+        "else tmux's default server.",
+    )(func)
+
+
+@click.group("tmux", short_help="Bind an agent to a tmux pane; show the pane's screen.")
+@json_option
+def tmux() -> None:
+    """Agents that live in tmux panes.
+
+    'attach' binds an agent to a pane and types its messages into the pane
+    whenever the pane has been quiet for a moment; 'look' shows the pane's
+    screen, found from the agent's name alone.
+
+    \b
+    Examples:
+      relaybus tmux attach %3 --name reviewer --cap review
+      relaybus tmux attach work:0.1 --name builder --prompt '\\$$'
+      relaybus tmux look reviewer --lines 20
+    """
+
+
+@tmux.command("attach")
+@click.argument("pane")
+@click.option("--name", required=True, metavar="NAME", help="The agent's id.")
+@click.option("--label", help="A human name others can target as label:TEXT.")
+@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat).")
+@click.option("--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat).")
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="NAME",
+    help="Subscribe to a channel (repeat); none = hear every channel.",
+)
+@click.option(
+    "--quiet",
+    type=float,
+    default=QUIET_DEFAULT,
+    show_default=True,
+    metavar="SECONDS",
+    help="Type a message once the pane printed nothing for this long.",
+)
+@click.option(
+    "--prompt",
+    metavar="REGEX",
+    help="Also require the pane's last non-blank line to match REGEX (e.g. '\\$$').",
+)
+@click.option(
+    "--inject",
+    type=click.Choice(INJECT_MODES),
+    default="wait",
+    show_default=True,
+    help="wait: type at the next quiet moment; steer: type at once. Urgent messages "
+    "always go at once.",
+)
+@_socket_options
+@json_option
+def attach(
+    pane: str,
+    name: str,
+    label: str | None,
+    tags: tuple[str, ...],
+    caps: tuple[str, ...],
+    channels: tuple[str, ...],
+    quiet: float,
+    prompt: str | None,
+    inject: str,
+    socket_path: str | None,
+    socket_name: str | None,
+) -> None:
+    """Bind agent NAME to tmux pane PANE and type its messages into the pane.
+
+    PANE is any tmux target: %3, work:0.1, work (its active pane). The agent is
+    registered with the pane's stable id and server socket in its meta, so
+    'relaybus tmux look NAME' finds the pane later.
+
+    Each message is typed when the pane has printed nothing for --quiet
+    seconds (and its last line matches --prompt, if given), one at a time,
+    oldest first: a one-line message with send-keys, a longer one as a paste
+    (bracketed when the program asked for it), then Enter. It is delivered
+    once typed and read when the pane goes quiet again. Messages never get
+    lost: whatever was not typed stays unread for the next attach.
+
+    Runs in the foreground until the pane closes or Ctrl-C / SIGTERM, then
+    marks the agent offline. With --json it prints one JSON line when bound
+    (agent, epoch, pane, socket, target) and one when it ends (agent, ended).
+    """
+    from ..errors import RelayError
+    from ..integrations.runtime import IdleGate, parse_mode
+    from ..integrations.tmux import Binding, PaneAgent, TmuxServer, bind
+
+    app = get_app()
+    gate = IdleGate(quiet, prompt)
+    mode = parse_mode(inject)
+    server = TmuxServer.choose(socket_path=socket_path, socket_name=socket_name)
+    found = server.pane(pane)
+    handle = bind(
+        app.relay, name, found, label=label, tags=tags, capabilities=caps, channels=channels
+    )
+    binding = Binding.of_pane(found)
+    agent = PaneAgent(handle, server, found, gate=gate, mode=mode)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        agent.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
+    if app.json:
+        _json_line({"agent": handle.id, "epoch": handle.epoch, **binding.meta()})
+    else:
+        render.note(
+            f"{handle.id} is bound to tmux pane {found.id} ({found.target}); messages are "
+            f"typed after {gate.quiet:g} s of quiet. Ctrl-C stops."
+        )
+    ending = agent.run()
+    if ending.failed:
+        raise RelayError(ending.reason)
+    if app.json:
+        _json_line({"agent": handle.id, "ended": ending.reason})
+    else:
+        render.note(f"{ending.reason}; {handle.id} is offline")
+
+
+def _json_line(data: dict[str, object]) -> None:
+    """One JSON object on one line (attach prints a stream of them: bound, ended)."""
+    click.echo(json.dumps(data, ensure_ascii=False), nl=True)
+    sys.stdout.flush()
+
+
+@tmux.command("look")
+@click.argument("name")
+@click.option(
+    "--lines",
+    type=int,
+    metavar="N",
+    help="The last N lines, reaching into the scrollback; default: the visible screen.",
+)
+@json_option
+def look(name: str, lines: int | None) -> None:
+    """Print the screen of the tmux pane agent NAME is bound to.
+
+    Text only (no colours); trailing blank lines are left out.
+    """
+    from ..integrations.tmux import Binding
+    from ..integrations.tmux import look as look_at
+
+    app = get_app()
+    agent = app.relay.get_agent(name)
+    shown = look_at(agent, lines)
+    if app.json:
+        binding = Binding.of_agent(agent)
+        render.emit_json({"agent": agent.id, **binding.meta(), "lines": shown})
+        return
+    for line in shown:
+        click.echo(line)
+
+
+__all__ = ["INJECT_MODES", "QUIET_DEFAULT", "attach", "look", "tmux"]

@@ -1,0 +1,60 @@
+"""The shared core of the terminal runtimes (``relaybus run``'s PTY runner and
+the tmux adapter): typing relay messages into an interactive program when it is
+idle, with delivery receipts and presence.
+
+- :mod:`.idle`: :class:`IdleGate`, when a program is idle (quiet window, prompt).
+- :mod:`.screen`: :class:`Screen`, the program's screen (pyte), its last line and
+  whether it turned on bracketed paste.
+- :mod:`.keys`: :func:`render` (the text typed for a message) and
+  :func:`keystrokes` (the bytes: bracketed paste or line by line, then Enter).
+- :mod:`.mailbox`: :class:`Mailbox`, the in-order queue of unread messages that
+  follows the inbox and sends the receipts (queued → delivered → read).
+- :mod:`.presence`: :class:`Presence`, heartbeats, busy/idle, offline at the end.
+- :mod:`.worker`: :class:`Worker`, relay calls off the terminal loop's thread.
+
+A terminal loop uses them like this (the PTY runner, :mod:`relaybus.integrations.pty`)::
+
+    gate, screen = IdleGate(quiet, prompt), Screen(cols, rows)
+    mailbox = Mailbox(handle, wake, mode, via="pty"); mailbox.start()
+    presence = Presence(handle); presence.start()
+    # on program output:   screen.feed(data); gate.activity()
+    # on user keystrokes:  gate.user_input(data)
+    # each turn of the loop:
+    idle = gate.idle(screen.last_line())
+    if idle and not was_idle: presence.report("idle"); mailbox.settled()
+    if not idle and was_idle: presence.report("busy")
+    if (message := mailbox.next(idle)) is not None:
+        write(keystrokes(render(message), bracketed=screen.bracketed_paste))
+        gate.injected()
+        mailbox.typed(message)          # once every byte, Enter included, was written
+    # sleep until input, a wake() or gate.deadline(), never on a short timer
+    # at the end: mailbox.stop(); presence.stop()
+"""
+
+from __future__ import annotations
+
+from .idle import QUIET_SECONDS, IdleGate, compile_prompt
+from .keys import ENTER, PASTE_END, PASTE_START, clean, keystrokes, render
+from .mailbox import InjectMode, Mailbox, parse_mode
+from .presence import Presence
+from .screen import Screen, last_nonblank
+from .worker import Worker
+
+__all__ = [
+    "ENTER",
+    "PASTE_END",
+    "PASTE_START",
+    "QUIET_SECONDS",
+    "IdleGate",
+    "InjectMode",
+    "Mailbox",
+    "Presence",
+    "Screen",
+    "Worker",
+    "clean",
+    "compile_prompt",
+    "keystrokes",
+    "last_nonblank",
+    "parse_mode",
+    "render",
+]

@@ -1,0 +1,116 @@
+"""What the runtime types for a message, and as which keystrokes.
+
+:func:`render` turns a message into the text a person (or an agent CLI) reads
+in their terminal: one header with the message id, sender and subject, the
+body, and how to answer with the CLI. :func:`keystrokes` turns text into the
+bytes written to the program's terminal: one bracketed paste when the program
+turned bracketed paste on (so a multi-line message is one input), else line by
+line; Enter at the end either way.
+
+Message text comes from other agents, so :func:`clean` removes every control
+character but the line break first: a body cannot end the paste early, move
+the cursor or send Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from ...models import Message, Priority
+
+#: The Enter key (a terminal sends CR).
+ENTER = b"\r"
+#: Bracketed paste markers (xterm): what a terminal wraps pasted text in.
+PASTE_START = b"\x1b[200~"
+PASTE_END = b"\x1b[201~"
+#: Default largest text chunk, bytes: small enough for one ``tmux send-keys -l``
+#: argument and one non-blocking write to a PTY.
+CHUNK_BYTES = 512
+
+# C0 controls but LF, DEL, and C1 controls (U+0080-U+009F: 8-bit CSI and friends).
+_CONTROLS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\x80-\x9f]")
+
+
+def clean(text: str) -> str:
+    """``text`` safe to type: CRLF and CR become LF, a tab four spaces, and every
+    other control character is removed."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\t", "    ")
+    return _CONTROLS.sub("", text)
+
+
+def render(message: Message, *, reply_as: str | None = None) -> str:
+    """The text typed for ``message``::
+
+        [relaybus #12 from alice · Review PR 7] the body, as sent
+        (reply: relaybus reply 12 "...")
+
+    The header names the priority when it is high or urgent, the channel when
+    there is one, and the subject; a claimable message adds ``relaybus claim
+    TASK``. A one-line body gives one line (the answer hint on the same line),
+    which a line-oriented program takes as one input. ``reply_as`` adds
+    ``--as NAME`` to the commands, for a program whose environment does not name
+    the agent (a tmux pane); under ``relaybus run`` the program has
+    ``RELAYBUS_AGENT`` already.
+    """
+    parts = [f"relaybus #{message.id}"]
+    if message.priority in (Priority.HIGH, Priority.URGENT):
+        parts.append(message.priority.value)
+    parts.append(f"from {message.sender}")
+    head = " ".join(parts)
+    if message.channel:
+        head += f" on #{message.channel}"
+    if message.subject:
+        head += f" · {clean(message.subject).replace(chr(10), ' ')}"
+    who = f"--as {shlex.quote(reply_as)} " if reply_as else ""
+    hint = f'(reply: relaybus {who}reply {message.id} "...")'
+    if message.task_id is not None:
+        hint = f"(task #{message.task_id}: relaybus {who}claim {message.task_id}; " + hint[1:]
+    body = clean(message.body).strip("\n")
+    if "\n" in body:
+        return f"[{head}]\n{body}\n{hint}"
+    return f"[{head}] {body} {hint}"
+
+
+def _chunks(text: str, size: int) -> list[bytes]:
+    """``text`` as UTF-8 in pieces of at most ``size`` bytes, never splitting a character."""
+    out: list[bytes] = []
+    piece: list[str] = []
+    used = 0
+    for char in text:
+        width = len(char.encode("utf-8"))
+        if piece and used + width > size:
+            out.append("".join(piece).encode("utf-8"))
+            piece, used = [], 0
+        piece.append(char)
+        used += width
+    if piece:
+        out.append("".join(piece).encode("utf-8"))
+    return out
+
+
+def keystrokes(text: str, *, bracketed: bool, chunk: int = CHUNK_BYTES) -> list[bytes]:
+    """The bytes to write for ``text``, in order, as a list of pieces.
+
+    ``bracketed``: one paste, ``PASTE_START`` + text (line breaks as CR, as a
+    terminal pastes them) + ``PASTE_END``, then :data:`ENTER`. Otherwise each
+    non-blank line followed by :data:`ENTER` (a line-oriented program takes each
+    line as one input; blank lines would be empty inputs, so they are left out).
+
+    Contract for a writer: the last piece is always :data:`ENTER`; in line mode
+    every Enter is a piece of its own and text pieces hold no CR or LF; text
+    pieces hold at most ``chunk`` bytes of text (a paste's first and last piece
+    also carry the 6-byte markers). Text goes through :func:`clean` first.
+    """
+    text = clean(text)
+    if bracketed:
+        body = _chunks(text.replace("\n", "\r"), chunk) or [b""]
+        body[0] = PASTE_START + body[0]
+        body[-1] = body[-1] + PASTE_END
+        return [*body, ENTER]
+    pieces: list[bytes] = []
+    for line in text.split("\n"):
+        if line.strip():
+            pieces.extend(_chunks(line, chunk))
+            pieces.append(ENTER)
+    return pieces or [ENTER]
