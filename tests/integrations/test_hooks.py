@@ -201,6 +201,20 @@ def test_inline_hook_delivers_mail_without_the_session_process(bare: Session) ->
     assert bare.me.unread_count() == 0
 
 
+def test_hooks_leave_the_mail_to_relaybus_run_when_it_runs_the_session(bare: Session) -> None:
+    sent = bare.bob().send(bare.me.id, "typed in by the runner, not by a hook")
+    env = {**bare.env, "RELAYBUS_RUNTIME": "pty"}
+
+    prompt = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), env)
+    stop = run_hook("stop", bare.input("stop"), env)
+
+    assert (prompt.code, prompt.out) == (0, "")
+    assert (stop.code, stop.out) == (0, "")  # no block: the runner has the mail
+    assert bare.me.unread_count() == 1
+    assert bare.relay.deliveries(sent.id)[0].state.value == "queued"
+    assert bare.me.info().status is AgentStatus.IDLE  # presence still comes from the hooks
+
+
 def test_session_start_without_the_session_process_registers_in_the_background(
     tmp_path: Path, runtime: Path, project: Path, relay: Relay
 ) -> None:

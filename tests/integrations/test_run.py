@@ -214,6 +214,8 @@ def test_messages_arrive_once_in_order_and_only_when_the_program_is_idle(
 
     t.type("env RELAYBUS_AGENT\r")
     t.expect(r"^ENV\|RELAYBUS_AGENT\|worker$")
+    t.type("env RELAYBUS_RUNTIME\r")  # Claude Code hooks inside leave the mail to the runner
+    t.expect(r"^ENV\|RELAYBUS_RUNTIME\|pty$")
     t.proc.setwinsize(33, 101)
     t.type("size\r")
     t.expect(r"^SIZE\|101\|33$")

@@ -9,10 +9,15 @@ Input and output follow Claude Code's hook JSON
 Messages are handed over at most once: the hook that shows a message marks it
 read in the same call (the inbox read with ``mark_read``), so the next prompt
 does not repeat it, and the MCP ``inbox`` tool does not return it again.
+
+Under ``relaybus run`` (``RELAYBUS_RUNTIME`` set in the session's environment)
+the runner types the mail into the terminal itself, so the hooks keep to
+presence and leave the mail to it: each message reaches the session once.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +33,10 @@ MAX_BODY = 2000
 #: SessionEnd reasons after which the same Claude Code process goes on
 #: (``/clear`` starts a new conversation at once): the agent stays online.
 CONTINUING = frozenset({"clear", "resume", "compact"})
+
+#: Set by ``relaybus run`` in its program's environment (to ``pty``): the runner
+#: types the mail in, so the hooks do not hand it over a second time.
+RUNTIME_ENV = "RELAYBUS_RUNTIME"
 
 
 def usage(me: AgentHandle) -> str:
@@ -58,7 +67,10 @@ def render(messages: Sequence[Message], *, more: int = 0) -> str:
 
 
 def take_new(me: AgentHandle) -> str | None:
-    """The unread mail as context text, marked read; None when there is none."""
+    """The unread mail as context text, marked read; None when there is none,
+    or when a terminal runtime delivers this session's mail (:data:`RUNTIME_ENV`)."""
+    if os.environ.get(RUNTIME_ENV):
+        return None
     found = me.inbox(unread_only=True, newest_first=False, limit=MAX_MESSAGES + 1)
     if not found:
         return None

@@ -41,6 +41,8 @@ def child_env(
     env = {k: v for k, v in base.items() if k not in ("RELAYBUS_EPOCH", "RELAYBUS_PROFILE")}
     env["RELAYBUS_AGENT"] = handle.id
     env["RELAYBUS_SESSION"] = key
+    # The runner types the mail in: Claude Code hooks inside leave it alone.
+    env["RELAYBUS_RUNTIME"] = "pty"
     env["RELAYBUS_WORKSPACE"] = relay.workspace
     env.pop("RELAYBUS_LABEL", None)
     if opts.label:
