@@ -29,9 +29,9 @@ from ptyprocess import PtyProcess
 
 from live import live_server
 from relaybus import Relay
-from relaybus.cli.run import INJECT_MODES
+from relaybus.cli.terminal import INJECT_MODES, QUIET_DEFAULT
 from relaybus.identity import HOSTNAME, derive_agent_id
-from relaybus.integrations.runtime import InjectMode, render
+from relaybus.integrations.runtime import QUIET_SECONDS, InjectMode, render
 from relaybus.models import AgentStatus, DeliveryState, Message, Via
 
 REPL = str(Path(__file__).with_name("repl.py"))
@@ -491,8 +491,9 @@ def test_piped_stdin_is_typed_into_the_program_and_then_ends_it(
     assert "runs as agent cat" in proc.stderr
 
 
-def test_the_cli_s_injection_modes_are_the_runtime_s() -> None:
+def test_the_cli_s_injection_modes_and_quiet_window_are_the_runtime_s() -> None:
     assert INJECT_MODES == tuple(m.value for m in InjectMode)
+    assert QUIET_DEFAULT == QUIET_SECONDS
 
 
 @pytest.mark.parametrize(

@@ -8,40 +8,14 @@ import click
 
 from . import render
 from .app import get_app, json_option
+from .terminal import INJECT_MODES, terminal_agent_options
 
-#: Values of :class:`relaybus.integrations.runtime.InjectMode` (literal: ``--help``
-#: imports nothing heavy).
-INJECT_MODES = ("wait", "steer")
+__all__ = ["INJECT_MODES", "run"]
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--name", metavar="NAME", help="The agent id (default: derived from host, CMD, cwd).")
-@click.option("--label", help="A human name others can target as label:TEXT.")
-@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat).")
-@click.option("--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat).")
-@click.option(
-    "--channel", "channels", multiple=True, metavar="NAME", help="Hear this channel (repeat)."
-)
-@click.option(
-    "--quiet",
-    type=float,
-    default=0.75,
-    show_default=True,
-    metavar="SECONDS",
-    help="Idle after this long without output or keystrokes.",
-)
-@click.option(
-    "--prompt",
-    metavar="REGEX",
-    help="Idle only when the last screen line matches too (trailing blanks removed).",
-)
-@click.option(
-    "--inject",
-    type=click.Choice(INJECT_MODES),
-    default="wait",
-    show_default=True,
-    help="wait: type at the next idle moment; steer: type at once. Urgent messages always steer.",
-)
+@terminal_agent_options
 @click.option(
     "--headless",
     is_flag=True,

@@ -12,12 +12,7 @@ import click
 
 from . import render
 from .app import get_app, json_option
-
-#: ``relaybus.integrations.runtime.InjectMode`` values (literal so ``--help`` needs no
-#: import of the runtime).
-INJECT_MODES = ("wait", "steer")
-#: The runtime's default quiet window, seconds (``runtime.QUIET_SECONDS``).
-QUIET_DEFAULT = 0.75
+from .terminal import terminal_agent_options
 
 
 def _socket_options(func: click.decorators.FC) -> click.decorators.FC:
@@ -57,37 +52,7 @@ def tmux() -> None:
 @tmux.command("attach")
 @click.argument("pane")
 @click.option("--name", required=True, metavar="NAME", help="The agent's id.")
-@click.option("--label", help="A human name others can target as label:TEXT.")
-@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat).")
-@click.option("--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat).")
-@click.option(
-    "--channel",
-    "channels",
-    multiple=True,
-    metavar="NAME",
-    help="Subscribe to a channel (repeat); none = hear every channel.",
-)
-@click.option(
-    "--quiet",
-    type=float,
-    default=QUIET_DEFAULT,
-    show_default=True,
-    metavar="SECONDS",
-    help="Type a message once the pane printed nothing for this long.",
-)
-@click.option(
-    "--prompt",
-    metavar="REGEX",
-    help="Also require the pane's last non-blank line to match REGEX (e.g. '\\$$').",
-)
-@click.option(
-    "--inject",
-    type=click.Choice(INJECT_MODES),
-    default="wait",
-    show_default=True,
-    help="wait: type at the next quiet moment; steer: type at once. Urgent messages "
-    "always go at once.",
-)
+@terminal_agent_options
 @_socket_options
 @json_option
 def attach(
@@ -190,4 +155,4 @@ def look(name: str, lines: int | None) -> None:
         click.echo(line)
 
 
-__all__ = ["INJECT_MODES", "QUIET_DEFAULT", "attach", "look", "tmux"]
+__all__ = ["attach", "look", "tmux"]
