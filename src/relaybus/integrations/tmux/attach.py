@@ -185,7 +185,10 @@ class PaneAgent:
                     gone = self._check_pane()
                     if gone is not None:
                         return Ending(gone)
-                idle = self._idle()
+                # One clock reading per turn: if _idle and _sleep each read it, the
+                # window could end between them and the turn sleep as if held back.
+                now = time.monotonic()
+                idle = self._idle(now)
                 if idle != was_idle:
                     presence.report(AgentStatus.IDLE if idle else AgentStatus.BUSY)
                     if idle:
@@ -200,12 +203,12 @@ class PaneAgent:
                 if gone is not None:
                     return Ending(gone)
                 logger.info("tmux command failed, pane still there: %s", exc)
-            self._sleep(was_idle)
+                now = time.monotonic()
+            self._sleep(was_idle, now)
 
-    def _idle(self) -> bool:
-        """Whether the pane is at an idle boundary now (asks tmux only once the
-        quiet window is over)."""
-        now = time.monotonic()
+    def _idle(self, now: float) -> bool:
+        """Whether the pane is at an idle boundary at ``now`` (monotonic seconds;
+        asks tmux only once the quiet window is over)."""
         if now < self.gate.deadline():
             return False
         state = self._state()
@@ -235,17 +238,18 @@ class PaneAgent:
         mailbox.typed(message)
         return True
 
-    def _sleep(self, idle: bool) -> None:
-        """Wait for the next thing that could change the decision."""
+    def _sleep(self, idle: bool, now: float) -> None:
+        """Wait for the next thing that could change the decision taken at
+        ``now`` (the turn's monotonic clock reading)."""
         with self._cond:
             if self._stopping or self._changed or self._woken:
                 return
-            now = time.monotonic()
             deadline = self.gate.deadline()
             if self._last_output > self.gate.last_activity:
                 return  # output arrived while we worked
             if not idle and now < deadline:
-                self._cond.wait(deadline - now)
+                # Busy at the turn's reading: wake when the window ends (maybe now).
+                self._cond.wait(max(deadline - time.monotonic(), 0.0))
                 return
             # Idle, or past the window but held back (prompt, copy mode): only a
             # change can alter that.
