@@ -15,8 +15,8 @@ from .relay import AgentHandle, Relay
 
 if TYPE_CHECKING:
     from .aio import AsyncAgentHandle, AsyncRelay
+    from .api import ServiceAPI
     from .remote import RemoteService
-    from .transport import ServiceAPI
 
 _LAZY = {
     "AsyncAgentHandle": ".aio",

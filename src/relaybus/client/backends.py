@@ -15,8 +15,9 @@ from ..errors import InvalidInput
 from ..models import Event
 from ..settings import Settings
 from . import calls
+from .api import ServiceAPI
 from .streams import afollow, matches
-from .transport import LONGPOLL_CHUNK, Call, HTTPSession, ServiceAPI, new_client
+from .transport import LONGPOLL_CHUNK, Call, HTTPSession, new_client
 
 if TYPE_CHECKING:
     from .calls import Registration

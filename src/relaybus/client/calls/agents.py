@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...models import Agent, AgentStatus
-from ..transport import Call, ServiceAPI
+from ..api import ServiceAPI
+from ..transport import Call
 from .base import (
     _AGENTS,
     _COUNTS,

@@ -1,0 +1,373 @@
+"""The asyncio handle an agent acts through: :class:`AsyncAgentHandle`, from
+:meth:`relaybus.AsyncRelay.register` or :meth:`relaybus.AsyncRelay.agent`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..errors import Conflict, NotFound
+from ..models import Agent, AgentStatus, Message, Priority, Task, Via
+from . import calls
+from .backends import RemoteBackend
+from .transport import BACKOFF_CAP, Call, delivered_to
+
+if TYPE_CHECKING:
+    from .aio import AsyncRelay
+
+T = TypeVar("T")
+
+#: Inbox page size when catching up on unread mail.
+PAGE = 1000
+
+
+class AsyncAgentHandle:
+    """Acting as one agent, asynchronously (see :class:`~relaybus.client.AgentHandle`).
+
+    ``cursor`` is the highest message id returned by :meth:`inbox` or
+    :meth:`wait`; :meth:`wait` waits for mail above it.
+    """
+
+    def __init__(self, relay: AsyncRelay, agent_id: str, epoch: int | None) -> None:
+        self.relay = relay
+        self.id = agent_id
+        self.epoch = epoch
+        self.cursor = 0
+
+    @property
+    def _workspace(self) -> str:
+        return self.relay.workspace
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token the server issued when this relay registered the agent."""
+        return self.relay.backend.token_for(self.id, workspace=self._workspace)
+
+    async def _run(self, call: Call[T]) -> T:
+        return await self.relay.backend.run(call)
+
+    async def info(self) -> Agent:
+        """This agent as the relay sees it."""
+        return await self._run(calls.get_agent(self.id, workspace=self._workspace))
+
+    async def send(
+        self,
+        to: str,
+        body: str,
+        *,
+        subject: str | None = None,
+        channel: str | None = None,
+        priority: Priority | str = Priority.NORMAL,
+        meta: Mapping[str, Any] | None = None,
+        claimable: bool = False,
+        reply_to: int | None = None,
+    ) -> Message:
+        """Send a message (see ``Service.send`` for targets and errors)."""
+        return await self._run(
+            calls.send(
+                self.id,
+                to,
+                body,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                subject=subject,
+                channel=channel,
+                priority=priority,
+                meta=meta,
+                claimable=claimable,
+                reply_to=reply_to,
+            )
+        )
+
+    async def reply(
+        self,
+        message: Message | int,
+        body: str,
+        *,
+        to: str | None = None,
+        subject: str | None = None,
+        channel: str | None = None,
+        priority: Priority | str = Priority.NORMAL,
+        meta: Mapping[str, Any] | None = None,
+        claimable: bool = False,
+    ) -> Message:
+        """Answer ``message`` in its thread, to its sender unless ``to`` says otherwise."""
+        return await self._run(
+            calls.send(
+                self.id,
+                to,
+                body,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                reply_to=message.id if isinstance(message, Message) else message,
+                subject=subject,
+                channel=channel,
+                priority=priority,
+                meta=meta,
+                claimable=claimable,
+            )
+        )
+
+    async def inbox(
+        self,
+        *,
+        unread_only: bool = True,
+        newest_first: bool = True,
+        since: int | None = None,
+        limit: int = 50,
+        mark_read: bool = False,
+        via: Via | str | None = None,
+    ) -> list[Message]:
+        """Messages delivered to this agent; only marks them read if asked, and
+        delivered (by ``via``) only if given one (see ``Service.inbox``)."""
+        found = await self._run(
+            calls.inbox(
+                self.id,
+                workspace=self._workspace,
+                unread_only=unread_only,
+                newest_first=newest_first,
+                since=since,
+                limit=limit,
+                mark_read=mark_read,
+                epoch=self.epoch,
+                via=via,
+            )
+        )
+        self._advance(found)
+        return found
+
+    async def read(
+        self,
+        *,
+        unread_only: bool = True,
+        newest_first: bool = True,
+        since: int | None = None,
+        limit: int = 50,
+    ) -> list[Message]:
+        """:meth:`inbox` that marks what it returns read."""
+        return await self.inbox(
+            unread_only=unread_only,
+            newest_first=newest_first,
+            since=since,
+            limit=limit,
+            mark_read=True,
+        )
+
+    async def mark_read(
+        self,
+        ids: Sequence[int] | None = None,
+        *,
+        up_to: int | None = None,
+        via: Via | str = Via.INBOX,
+    ) -> int:
+        """Mark messages read by id, or all up to a cursor; returns how many changed.
+        One still queued is recorded delivered too, by ``via``."""
+        return await self._run(
+            calls.mark_read(
+                self.id, workspace=self._workspace, ids=ids, up_to=up_to, epoch=self.epoch, via=via
+            )
+        )
+
+    async def mark_delivered(self, ids: Sequence[int], *, via: Via | str) -> int:
+        """Record that messages ``ids`` reached this agent's session by ``via``;
+        returns how many moved from queued to delivered."""
+        return await self._run(
+            calls.mark_delivered(self.id, ids, via=via, workspace=self._workspace, epoch=self.epoch)
+        )
+
+    async def unread_count(self) -> int:
+        """How many messages of this agent are unread."""
+        return await self._run(calls.unread_count(self.id, workspace=self._workspace))
+
+    async def wait(
+        self,
+        timeout: float = 30.0,
+        *,
+        since: int | None = None,
+        mark_read: bool = False,
+        via: Via | str | None = None,
+    ) -> list[Message]:
+        """Wait up to ``timeout`` seconds for unread mail above ``since`` (default:
+        :attr:`cursor`); oldest first, empty on timeout. ``mark_read`` and ``via``
+        as for :meth:`inbox`.
+
+        With ``mark_read``, a wait cancelled just as mail arrives may have marked
+        it read without returning it (it stays in the inbox, read).
+        """
+        cursor = self.cursor if since is None else since
+        found = await self.relay._long_poll(
+            lambda step: calls.wait(
+                self.id,
+                step,
+                workspace=self._workspace,
+                since=cursor,
+                mark_read=mark_read,
+                epoch=self.epoch,
+                via=via,
+            ),
+            timeout,
+        )
+        self._advance(found)
+        return found
+
+    def messages(
+        self, *, since: int | None = None, unread: bool = False, max_backoff: float = BACKOFF_CAP
+    ) -> AsyncGenerator[Message, None]:
+        """Messages delivered to this agent as they arrive, each once, for ever.
+        Records each delivered (``via="stream"``) as it is handed over; does not
+        mark them read.
+
+        Over a server this follows the SSE stream as this agent: it reconnects
+        after a disconnect with exponential backoff (up to ``max_backoff``
+        seconds, with jitter) and resumes with ``Last-Event-ID``, so nothing
+        sent meanwhile is lost and nothing comes twice. Close it when done
+        (``contextlib.aclosing``).
+
+        Args:
+            since: an event id to resume after; ``None`` starts at "now".
+            unread: first yield the unread mail already in the inbox.
+
+        Raises:
+            RelayError: the server refused the stream.
+        """
+        return self._messages(since, unread, max_backoff)
+
+    async def _messages(
+        self, since: int | None, unread: bool, max_backoff: float
+    ) -> AsyncGenerator[Message, None]:
+        relay = self.relay
+        if since is None:
+            since = await relay.last_event_id()
+        seen: set[int] = set()
+        if unread:
+            cursor: int | None = None
+            while True:
+                page = await self._run(
+                    calls.inbox(
+                        self.id,
+                        workspace=self._workspace,
+                        newest_first=False,
+                        since=cursor,
+                        limit=PAGE,
+                    )
+                )
+                for message in page:
+                    seen.add(message.id)
+                    await self._acknowledge(message)
+                    yield message
+                if len(page) < PAGE:
+                    break
+                cursor = page[-1].id
+        remote = isinstance(relay.backend, RemoteBackend)
+        events = relay.backend.stream(
+            since=since,
+            agent=self.id if remote else None,
+            kinds=["message.sent"],
+            workspace=self._workspace,
+            max_backoff=max_backoff,
+        )
+        try:
+            async for event in events:
+                if not delivered_to(event, self.id):
+                    continue
+                carried = event.data.get("message")
+                if isinstance(carried, dict):
+                    message = Message.model_validate(carried)
+                else:
+                    message = await relay.message(int(event.data["message_id"]))
+                if message.id not in seen:
+                    await self._acknowledge(message)
+                    yield message
+        finally:
+            await events.aclose()
+
+    async def _acknowledge(self, message: Message) -> None:
+        # A fenced-off instance (stale epoch) or a removed agent still sees its
+        # stream, but the message did not reach the agent's current session.
+        try:
+            await self.mark_delivered([message.id], via=Via.STREAM)
+        except (Conflict, NotFound):
+            pass
+
+    async def claim(self, task_id: int, *, lease: float | None = None) -> Task:
+        """Claim a task. Raises Conflict (with ``details["holder"]``) if taken."""
+        return await self._run(
+            calls.claim(task_id, self.id, workspace=self._workspace, epoch=self.epoch, lease=lease)
+        )
+
+    async def renew(self, task_id: int, *, lease: float | None = None) -> Task:
+        """Extend the lease of a task this agent holds. Raises Conflict if it does not."""
+        return await self._run(
+            calls.renew(task_id, self.id, workspace=self._workspace, epoch=self.epoch, lease=lease)
+        )
+
+    async def release(self, task_id: int) -> Task:
+        """Give a held task back (open again). Raises Conflict if not held."""
+        return await self._run(
+            calls.release(task_id, self.id, workspace=self._workspace, epoch=self.epoch)
+        )
+
+    async def update_task(
+        self,
+        task_id: int,
+        *,
+        status: str | None = None,
+        progress: int | None = None,
+        note: str | None = None,
+        result: str | None = None,
+    ) -> Task:
+        """Report status, progress (0–100, with a note) or a result on a task."""
+        return await self._run(
+            calls.update_task(
+                task_id,
+                self.id,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                status=status,
+                progress=progress,
+                note=note,
+                result=result,
+            )
+        )
+
+    async def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:
+        """Record that the agent is alive, optionally with a new status."""
+        return await self._run(
+            calls.heartbeat(self.id, workspace=self._workspace, epoch=self.epoch, status=status)
+        )
+
+    async def update(
+        self,
+        *,
+        label: str | None = None,
+        tags: Sequence[str] | None = None,
+        capabilities: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        status: AgentStatus | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Agent:
+        """Change label, tags, capabilities, channels, status or meta."""
+        return await self._run(
+            calls.update_agent(
+                self.id,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                label=label,
+                tags=tags,
+                capabilities=capabilities,
+                channels=channels,
+                status=status,
+                meta=meta,
+            )
+        )
+
+    async def unregister(self) -> None:
+        """Remove the agent (see ``Service.unregister``); its token stops working."""
+        await self._run(calls.unregister(self.id, workspace=self._workspace, epoch=self.epoch))
+
+    def _advance(self, found: list[Message]) -> None:
+        if found:
+            self.cursor = max(self.cursor, max(m.id for m in found))
+
+    def __repr__(self) -> str:
+        return f"AsyncAgentHandle({self.id!r}, epoch={self.epoch})"
