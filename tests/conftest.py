@@ -173,6 +173,10 @@ def parking(store: Store, monkeypatch: pytest.MonkeyPatch) -> Parking:
         def drain(self) -> bool:
             return self.inner.drain()
 
+        @property
+        def announced(self) -> int | None:
+            return self.inner.announced
+
     @contextlib.contextmanager
     def listen() -> Iterator[Listener]:
         with real_listen() as listener:

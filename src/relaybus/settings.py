@@ -64,3 +64,26 @@ class Settings(BaseSettings):
         gt=0,
         description="`relaybus serve`: requests per second per token (or client); none if unset.",
     )
+    sweep_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description="`relaybus serve`: seconds between background sweeps (lapsed leases, "
+        "offline agents); 0 turns them off. In a cluster one replica runs each sweep.",
+    )
+    prune_interval: float = Field(
+        default=3600.0,
+        ge=0,
+        description="`relaybus serve`: seconds between background retention prunes "
+        "(retention_days, agent_retention_days); 0 turns them off.",
+    )
+    pool_size: int = Field(
+        default=10, ge=1, description="PostgreSQL: connections each process keeps open."
+    )
+    pool_overflow: int = Field(
+        default=20, ge=0, description="PostgreSQL: extra connections a process may open at peaks."
+    )
+    pool_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="PostgreSQL: seconds a call waits for a free connection before failing.",
+    )

@@ -58,13 +58,31 @@ def test_reopening_a_current_database_changes_nothing(store: Store) -> None:
         assert [a.id for a in Service(again).list_agents()] == ["alice"]
 
 
-def test_a_database_at_an_unknown_newer_revision_is_refused(store: Store) -> None:
+def test_a_newer_schema_that_old_code_cannot_serve_is_refused(store: Store) -> None:
     with store.write() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+        conn.execute(sa.text("UPDATE relay_meta SET value = '9999' WHERE key = 'compatible_from'"))
     url = store.url.render_as_string(hide_password=False)
     with pytest.raises(StoreError, match="9999"):
         Store(url)
     # The refusal did not touch the database either.
+    assert revision(store) == "9999"
+
+
+def test_a_newer_expand_only_schema_is_served_without_migrating(store: Store) -> None:
+    # A newer relaybus migrated (adding a table) and left compatible_from at our head:
+    # this older replica restarts during the rolling upgrade and keeps serving.
+    with store.write() as conn:
+        conn.execute(sa.text("CREATE TABLE from_the_future (id INTEGER PRIMARY KEY)"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    url = store.url.render_as_string(hide_password=False)
+    with Store(url) as older:
+        service = Service(older)
+        service.register("alice")
+        assert [a.id for a in service.list_agents()] == ["alice"]
+        # `relaybus migrate` from the older version still refuses to touch it.
+        with pytest.raises(StoreError, match="newer than this relaybus"):
+            older.migrate()
     assert revision(store) == "9999"
 
 

@@ -84,6 +84,8 @@ def serve(
         port=settings.port,
         admin_token=settings.token or None,  # RELAYBUS_TOKEN= (empty) means none
         rate_limit=settings.rate_limit,
+        sweep_interval=settings.sweep_interval,
+        prune_interval=settings.prune_interval,
     )
     config.check_bind()  # before importing the server: a refusal is instant
 

@@ -20,6 +20,7 @@ from .hub import Hub
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, RequestMetrics
 from .routes import agents, events, inbox, messages, stream, system, tasks, ws
+from .sweeper import Sweeper
 
 DESCRIPTION = """Agent-to-agent messaging: agents, messages, inboxes, threads, tasks and claims,
 the event log, and live delivery (Server-Sent Events at /v1/stream, a WebSocket at /v1/ws,
@@ -36,8 +37,10 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     ``app.state`` holds ``service``, ``config``, ``metrics``, ``context`` (what
     routes need), ``started_at`` (``time.monotonic()``) and ``hub``: the one
     reader of the event log, started by the app's lifespan and stopped, closing
-    live streams, at its shutdown. MCP (streamable HTTP) is served at ``/mcp``
-    (:mod:`relaybus.mcp.http`); its sessions live inside the lifespan too.
+    live streams, at its shutdown. The lifespan also runs the background
+    :class:`~relaybus.server.sweeper.Sweeper` when ``config`` asks for one.
+    MCP (streamable HTTP) is served at ``/mcp`` (:mod:`relaybus.mcp.http`); its
+    sessions live inside the lifespan too.
     """
     metrics = Metrics()
     limiter = (
@@ -52,10 +55,19 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        sweeper = Sweeper(
+            service,
+            sweep_interval=config.sweep_interval,
+            prune_interval=config.prune_interval,
+            metrics=metrics,
+            after_prune=auth.cache.forget,
+        )
+        sweeper.start()
         try:
             async with mcp_sessions.run():  # MCP sessions end before the hub stops
                 yield
         finally:
+            await sweeper.stop()
             await hub.stop()
 
     app = FastAPI(

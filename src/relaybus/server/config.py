@@ -37,6 +37,10 @@ class ServerConfig:
             0 looks every request's token up in the store.
         mcp_idle_seconds: an MCP session at ``/mcp`` with no request in flight
             for this long has ended (its agent goes offline).
+        sweep_interval: seconds between background sweeps (lapsed leases,
+            stale agents; see :mod:`relaybus.server.sweeper`); 0: none.
+            ``relaybus serve`` takes it from ``Settings.sweep_interval``.
+        prune_interval: seconds between background retention prunes; 0: none.
     """
 
     host: str = "127.0.0.1"
@@ -49,6 +53,8 @@ class ServerConfig:
     longpoll_max_seconds: float = 300.0
     token_cache_seconds: float = 1.0
     mcp_idle_seconds: float = 30 * 60.0
+    sweep_interval: float = 0.0
+    prune_interval: float = 0.0
 
     @property
     def auth_mode(self) -> Literal["open", "token"]:

@@ -1,7 +1,9 @@
 """The hub: the one reader of the event log in a server process.
 
 A single background thread sleeps on the store's wake-ups (a datagram on
-SQLite, ``NOTIFY`` on PostgreSQL, so sends from other processes count too),
+SQLite, ``NOTIFY`` on PostgreSQL, so sends from other processes and other
+replicas of a cluster count too; a notification's payload, the newest event
+id, spares a read when this hub has fanned that event out already),
 reads what is new with :meth:`~relaybus.service.Service.log_tail`, attaches
 the full message to each ``message.sent`` event (one query per batch),
 serialises every event to JSON once, and hands the batch to the event loop.
@@ -31,9 +33,9 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
-from ..errors import NotFound
 from ..models import Event, Message
 from ..service import Service
+from .audiences import TaskAudiences
 
 if TYPE_CHECKING:
     from .metrics import Metrics
@@ -48,8 +50,6 @@ PAGE = 1000
 QUEUE_LIMIT = 10_000
 #: Seconds between re-checks when no wake-up comes (a lost datagram costs at most this).
 FALLBACK_SECONDS = 1.0
-#: Tasks whose audience (creator, offered agents, holders) is remembered.
-TASK_CACHE_SIZE = 10_000
 #: Messages handed over by :meth:`Hub.remember`, kept until pushed (the newest).
 RECENT_SIZE = 512
 #: Seconds :meth:`Hub.stop` waits for the reader thread.
@@ -238,7 +238,7 @@ class Hub:
         self._stopped = False
         self._generation = 0  # bumped at every fan-out, for wait_for
         self._changed: asyncio.Future[None] | None = None
-        self._tasks = _TaskAudiences(service)
+        self._tasks = TaskAudiences(service)
         self._recent: OrderedDict[int, Message] = OrderedDict()
         self._recent_lock = threading.Lock()
         self._read_message_id = 0  # the newest message the reader has pushed
@@ -440,16 +440,24 @@ class Hub:
     def _read_log(self) -> None:
         try:
             with self.service.store.listen() as listener:
+                read = True
                 while not self._stopping.is_set():
-                    try:
-                        with self._read_lock:
-                            self._cursor = self._drain(self._cursor)
-                    except _LoopClosed:
-                        return  # the server is gone
-                    except Exception:  # the thread's top level: log, retry after a pause
-                        logger.exception("reading the event log failed; retrying")
-                    if not self._stopping.is_set():
-                        listener.wait(FALLBACK_SECONDS)
+                    if read:
+                        try:
+                            with self._read_lock:
+                                self._cursor = self._drain(self._cursor)
+                        except _LoopClosed:
+                            return  # the server is gone
+                        except Exception:  # the thread's top level: log, retry after a pause
+                            logger.exception("reading the event log failed; retrying")
+                    if self._stopping.is_set():
+                        break
+                    woken = listener.wait(FALLBACK_SECONDS)
+                    # PostgreSQL announces the newest event id: a wake-up for events
+                    # already fanned out (this replica's own writes, a heartbeat that
+                    # logged nothing) needs no read. No id known: read.
+                    announced = listener.announced if woken else None
+                    read = announced is None or announced > self._cursor
         except Exception:
             logger.exception("the hub cannot listen for wake-ups; live delivery stopped")
 
@@ -547,52 +555,6 @@ class Hub:
             self.metrics.live_connections.labels(transport=transport).set(
                 self.connections[transport]
             )
-
-
-class _TaskAudiences:
-    """Which agents may see a task's events: its creator, the agents it was offered
-    to (the recipients of its message) and every agent that held it. Loaded from
-    the database the first time a task shows up, then kept up to date from the
-    events themselves; least recently used tasks are forgotten first."""
-
-    def __init__(self, service: Service, size: int = TASK_CACHE_SIZE) -> None:
-        self.service = service
-        self.size = size
-        self._lock = threading.Lock()
-        self._known: OrderedDict[tuple[str, int], set[str]] = OrderedDict()
-
-    def audience(self, event: Event) -> frozenset[str]:
-        task_id = event.data.get("task_id")
-        actor = event.agent_id
-        if not isinstance(task_id, int):
-            return frozenset([actor]) if actor else frozenset()
-        key = (event.workspace, task_id)
-        with self._lock:
-            agents = self._known.get(key)
-            if agents is not None:
-                self._known.move_to_end(key)
-        if agents is None:
-            loaded = self._load(event.workspace, task_id)  # outside the lock: a query
-            with self._lock:
-                agents = self._known.setdefault(key, loaded)
-                while len(self._known) > self.size:
-                    self._known.popitem(last=False)
-        with self._lock:
-            if actor:
-                agents.add(actor)  # the creator, a claimer or a holder acting
-            return frozenset(agents)
-
-    def _load(self, workspace: str, task_id: int) -> set[str]:
-        try:
-            task = self.service.get_task(task_id, workspace=workspace, sweep=False)
-        except NotFound:
-            return set()  # pruned: only the actors of its events see them
-        agents = {a for a in (task.creator, task.assignee) if a}
-        if task.message_id is not None:
-            message = self.service.messages_by_id([task.message_id]).get(task.message_id)
-            if message is not None:
-                agents.update(message.recipients)
-        return agents
 
 
 class _LoopClosed(Exception):

@@ -43,6 +43,12 @@ class Metrics:
             store at scrape time (:meth:`refresh`).
         stuck_deliveries: deliveries queued longer than ``Settings.stuck_after``
             while their agent is not offline, by ``workspace`` (at scrape time).
+        sweeps: background jobs this replica claimed and ran, by ``job``
+            (``sweep``, ``prune``); in a cluster the replicas share the runs.
+        sweep_changes: what those runs changed, by ``job`` and ``change``
+            (``agents_offline``, ``tasks_released``, ``messages``, ...).
+        listen_connections: PostgreSQL: the LISTEN connections this process
+            opened (1 + reconnects); 0 on SQLite (at scrape time).
     """
 
     def __init__(self) -> None:
@@ -93,6 +99,20 @@ class Metrics:
             ["workspace"],
             registry=r,
         )
+        self.sweeps = Counter(
+            "relaybus_sweeps", "Background jobs this replica ran, by job.", ["job"], registry=r
+        )
+        self.sweep_changes = Counter(
+            "relaybus_sweep_changes",
+            "Rows background jobs run by this replica changed, by job and change.",
+            ["job", "change"],
+            registry=r,
+        )
+        self.listen_connections = Gauge(
+            "relaybus_listen_connections",
+            "PostgreSQL LISTEN connections this process opened (1 + reconnects).",
+            registry=r,
+        )
         # (method, route, status) -> the labelled children: labels() costs a lock and a tuple.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -111,6 +131,8 @@ class Metrics:
 
     def refresh(self, service: Service) -> None:
         """Recompute the gauges read from the store (blocking: call it in a thread)."""
+        listening = service.store.listening
+        self.listen_connections.set(0 if listening is None else listening.connections)
         counts = unread_by_workspace(service.store)
         self.unread_deliveries.clear()
         self.stuck_deliveries.clear()

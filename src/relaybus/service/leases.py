@@ -32,14 +32,19 @@ def release_held(conn: Connection, workspace: str, agent_id: str, now: float, re
 
 
 def release_expired(conn: Connection, workspace: str, now: float) -> int:
-    """Reopen every held task whose lease has lapsed; returns how many."""
-    rows = conn.execute(
-        sa.select(tasks.c.id, tasks.c.assignee).where(
-            tasks.c.workspace == workspace,
-            tasks.c.status.in_([s.value for s in HELD]),
-            tasks.c.lease_expires_at < now,
-        )
-    ).all()
+    """Reopen every held task whose lease has lapsed; returns how many.
+
+    On PostgreSQL the rows are taken ``FOR UPDATE SKIP LOCKED``: a task another
+    transaction is claiming, renewing or releasing right now is left to it.
+    """
+    query = sa.select(tasks.c.id, tasks.c.assignee).where(
+        tasks.c.workspace == workspace,
+        tasks.c.status.in_([s.value for s in HELD]),
+        tasks.c.lease_expires_at < now,
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = conn.execute(query).all()
     for row in rows:
         reopen(conn, workspace, row.id, row.assignee, now, "lease expired")
     return len(rows)

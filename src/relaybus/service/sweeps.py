@@ -2,7 +2,16 @@
 
 Idempotent; any process (or, in cluster mode, any replica) may run one at any
 time. Reads first and writes only when something changed, so calling it on
-the read path is cheap.
+the read path is cheap. Every change is a compare-and-set under the write
+lock (an agent goes offline only if it was not seen again since the read; a
+lease is released only while it is still lapsed, its row taken with ``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL), so two replicas sweeping at once never
+release a lease twice.
+
+Background jobs (``relaybus serve``'s sweeper) are claimed first with
+:meth:`SweepOps.claim_job`: one row per job in ``sweeps``, whose ``due_at``
+a replica must move forward itself before it runs the job, so per interval
+exactly one replica of a cluster runs it.
 """
 
 from __future__ import annotations
@@ -10,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ..models import AgentStatus
-from ..store.schema import agents, tasks
+from ..store.schema import agents, messages, sweeps, tasks
 from .common import ServiceBase, append_event
 from .leases import HELD, release_expired, release_held
 from .presence import effective_status
@@ -67,3 +76,64 @@ class SweepOps(ServiceBase):
                     released += release_held(conn, workspace, agent_id, now, "holder offline")
             released += release_expired(conn, workspace, now)
         return {"agents_offline": offline, "tasks_released": released}
+
+    def sweep_all(self) -> dict[str, int]:
+        """:meth:`sweep` every workspace that has something to sweep (found with
+        two queries across workspaces, so an idle relay costs two reads).
+
+        Returns:
+            the summed counts, ``{"agents_offline": n, "tasks_released": m}``.
+        """
+        now = self.now()
+        with self.store.read() as conn:
+            found = set(
+                conn.execute(
+                    sa.select(tasks.c.workspace)
+                    .where(
+                        tasks.c.status.in_([s.value for s in HELD]),
+                        tasks.c.lease_expires_at < now,
+                    )
+                    .distinct()
+                ).scalars()
+            )
+            found.update(
+                conn.execute(
+                    sa.select(agents.c.workspace).where(agents.c.status != "offline").distinct()
+                ).scalars()
+            )
+        total = {"agents_offline": 0, "tasks_released": 0}
+        for workspace in sorted(found):
+            for key, n in self.sweep(workspace=workspace).items():
+                total[key] += n
+        return total
+
+    def workspaces(self) -> list[str]:
+        """Every workspace that has agents or messages, sorted."""
+        with self.store.read() as conn:
+            found = set(conn.execute(sa.select(agents.c.workspace).distinct()).scalars())
+            found.update(conn.execute(sa.select(messages.c.workspace).distinct()).scalars())
+        return sorted(found)
+
+    def claim_job(self, job: str, interval: float, *, runner: str) -> bool:
+        """Take the current run of background ``job`` if it is due: True for
+        exactly one caller per ``interval`` (seconds) across every process and
+        replica on this database, which then runs the job.
+
+        Args:
+            job: the job's name (``"sweep"``, ``"prune"``).
+            interval: seconds until the job is due again after this run.
+            runner: who runs it (``host:pid``), recorded in ``sweeps.ran_by``.
+        """
+        now = self.now()
+        values = {"due_at": now + interval, "ran_at": now, "ran_by": runner}
+        with self.store.write() as conn:
+            taken = conn.execute(
+                sweeps.update().where(sweeps.c.job == job, sweeps.c.due_at <= now).values(values)
+            ).rowcount
+            if taken:
+                return True
+            if conn.execute(sa.select(sweeps.c.job).where(sweeps.c.job == job)).first():
+                return False  # another runner has it until due_at
+            # The job's first run ever (the write lock makes the insert race-free).
+            conn.execute(sweeps.insert().values(job=job, **values))
+            return True

@@ -4,7 +4,15 @@ SQLite follows datasette's split: one write connection per process (a pool of
 one, so threads queue for it) that starts every transaction with ``BEGIN
 IMMEDIATE``, and a small pool of read connections. WAL lets readers run while
 the writer writes; ``busy_timeout`` makes writers of other processes queue
-inside SQLite instead of failing. PostgreSQL uses one ordinary pool.
+inside SQLite instead of failing.
+
+PostgreSQL uses one SQLAlchemy ``QueuePool`` of psycopg 3 connections
+(``Settings.pool_size`` + ``pool_overflow``, pre-pinged so connections a
+restart killed are replaced) and one ``LISTEN`` connection per process
+(:class:`~relaybus.store.notify.PostgresNotifier`). Writers of every replica
+take one transaction-scoped advisory lock first, the PostgreSQL equivalent of
+SQLite's ``BEGIN IMMEDIATE``: ids then become visible in commit order, which
+is what lets a reader resume from an id without ever missing a lower one.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from ..errors import StoreError
 from ..settings import Settings
 from . import migrate
 from .locate import find_relay_dir, sqlite_url
-from .notify import CHANNEL, Listener, PostgresListener, SocketNotifier
+from .notify import CHANNEL, Listener, PostgresNotifier, SocketNotifier
 from .statements import StatementCache
 
 Dialect = Literal["sqlite", "postgresql"]
@@ -34,6 +42,11 @@ Dialect = Literal["sqlite", "postgresql"]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Waiters re-check the database at least this often even without a wake-up (s).
 FALLBACK_POLL_SECONDS = 1.0
+#: The transaction-scoped advisory lock every PostgreSQL writer takes first.
+WRITE_LOCK = 4850
+# After commit, announce the newest event id (under the write lock: this
+# transaction's last event, if it logged any) to every replica's listener.
+_NOTIFY = f"SELECT pg_notify('{CHANNEL}', (SELECT COALESCE(max(id), 0) FROM events)::text)"
 
 
 class Store:
@@ -55,6 +68,7 @@ class Store:
         self.url = sa.make_url(url)
         self._write_lock = threading.Lock()
         self._writer: Connection | None = None
+        self._pg_notifier: PostgresNotifier | None = None
         self.settings = settings or Settings()
         self.clock = clock
         self.dialect: Dialect
@@ -75,6 +89,12 @@ class Store:
                 raise
 
     # -- opening ---------------------------------------------------------
+
+    @property
+    def listening(self) -> PostgresNotifier | None:
+        """PostgreSQL: the process's LISTEN connection keeper (``connected``,
+        ``connections``); ``None`` on SQLite."""
+        return self._pg_notifier
 
     def _open_sqlite(self) -> None:
         database = self.url.database
@@ -106,12 +126,22 @@ class Store:
         if self.url.get_driver_name() != "psycopg":
             self.url = self.url.set(drivername="postgresql+psycopg")
         self.path = None
+        settings = self.settings
         try:
-            self._write_engine = sa.create_engine(self.url, pool_pre_ping=True)
+            self._write_engine = sa.create_engine(
+                self.url,
+                pool_pre_ping=True,
+                pool_size=settings.pool_size,
+                max_overflow=settings.pool_overflow,
+                pool_timeout=settings.pool_timeout,
+                connect_args={"application_name": f"relaybus-{os.getpid()}"},
+            )
         except ModuleNotFoundError as exc:
             raise StoreError("PostgreSQL needs psycopg: pip install 'relaybus[postgres]'") from exc
         self._read_engine = self._write_engine
         self._notifier = None
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pg_notifier = PostgresNotifier(conninfo)
 
     # -- use -------------------------------------------------------------
 
@@ -123,9 +153,9 @@ class Store:
             with self._write_engine.begin() as conn:
                 # Serialise writers so ids become visible in commit order: a
                 # reader resuming from cursor N never misses an id below N.
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4850)")
+                conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
                 yield conn
-                conn.exec_driver_sql(f"NOTIFY {CHANNEL}")
+                conn.exec_driver_sql(_NOTIFY)
             return
         # SQLite: this process's one writer connection, kept checked out (a
         # pool round trip per write cost more than the write); threads queue
@@ -180,12 +210,9 @@ class Store:
             with self._notifier.listen() as listener:
                 yield listener
             return
-        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        pg = PostgresListener(conninfo)
-        try:
-            yield pg
-        finally:
-            pg.close()
+        assert self._pg_notifier is not None
+        with self._pg_notifier.listen() as listener:
+            yield listener
 
     def wait_for(self, check: Callable[[], Any], timeout: float) -> Any:
         """Run ``check`` until it returns something truthy or ``timeout`` seconds pass.
@@ -221,6 +248,8 @@ class Store:
             self._read_engine.dispose()
         if self._notifier is not None:
             self._notifier.close()
+        if self._pg_notifier is not None:
+            self._pg_notifier.close()
 
     def __enter__(self) -> Store:
         return self

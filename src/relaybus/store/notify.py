@@ -7,7 +7,9 @@ waiter sleeps in ``select()`` and costs nothing; a write costs one
 ``listdir`` plus one ``sendto`` per waiter. Sockets of dead processes are
 unlinked by the first writer that gets ``ECONNREFUSED``.
 
-PostgreSQL uses its own ``LISTEN``/``NOTIFY`` (delivered on commit).
+PostgreSQL uses its own ``LISTEN``/``NOTIFY`` (delivered on commit) on one
+connection per process (:class:`PostgresNotifier`), which every replica of a
+cluster holds, so a commit on one replica wakes the others.
 
 Waiters always re-check the database after a wake-up and at least every
 ``fallback`` seconds, so a missed datagram delays a wake-up but never loses a
@@ -19,16 +21,30 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import secrets
+import select
 import selectors
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
+
+logger = logging.getLogger(__name__)
 
 CHANNEL = "relaybus"
+#: Seconds before the first reconnect of a lost LISTEN connection; doubles up to RECONNECT_MAX.
+RECONNECT_FIRST = 0.05
+RECONNECT_MAX = 2.0
+#: Seconds a new waiter waits for the first LISTEN to be in place.
+CONNECT_SECONDS = 5.0
+#: Seconds of silence after which the LISTEN connection is checked with a query.
+HEALTH_SECONDS = 10.0
+#: Seconds :meth:`PostgresNotifier.close` waits for its thread.
+STOP_SECONDS = 5.0
 
 
 class Listener(Protocol):
@@ -41,6 +57,11 @@ class Listener(Protocol):
 
     def drain(self) -> bool:
         """Consume pending notifications without blocking; True if there were any."""
+
+    @property
+    def announced(self) -> int | None:
+        """After a wake-up: the highest event id the writers announced, or
+        ``None`` if unknown (the caller must re-read)."""
 
 
 class SocketNotifier:
@@ -104,6 +125,9 @@ class SocketNotifier:
 
 
 class _SocketListener:
+    #: Datagrams carry no event id.
+    announced: int | None = None
+
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self._selector = selectors.DefaultSelector()
@@ -131,31 +155,208 @@ class _SocketListener:
         self._selector.close()
 
 
-class PostgresListener:
-    """``LISTEN relaybus`` on a dedicated autocommit psycopg connection."""
+class PostgresNotifier:
+    """One ``LISTEN relaybus`` connection per process, shared by every waiter.
+
+    A daemon thread holds an autocommit psycopg connection (``application_name``
+    ``relaybus-listen-<pid>``, so operators can find it in ``pg_stat_activity``)
+    and writes one byte into each waiter's pipe per notification. When the
+    connection drops (a PostgreSQL restart, a failover, ``pg_terminate_backend``)
+    it reconnects with backoff (:data:`RECONNECT_FIRST` doubling to
+    :data:`RECONNECT_MAX` seconds) and then wakes every waiter, which re-reads the
+    event log from its own cursor: a lost connection costs latency, never an event.
+
+    Writers notify with the id of their last event as the payload (``NOTIFY
+    relaybus, '<id>'``); each waiter sees the highest id announced since it last
+    woke in :attr:`PipeListener.announced`.
+    """
 
     def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
+        self._lock = threading.Lock()
+        self._waiters: set[PipeListener] = set()
+        self._thread: threading.Thread | None = None
+        self._stop_r, self._stop_w = os.pipe()
+        self._closed = False
+        #: Set while the LISTEN connection is up.
+        self.connected = threading.Event()
+        #: How many times the LISTEN connection was opened (1 + reconnects).
+        self.connections = 0
+
+    @contextlib.contextmanager
+    def listen(self) -> Iterator[Listener]:
+        """Register a waiter for the duration of the block (see :class:`Listener`).
+
+        The first call starts the listening thread and waits up to
+        :data:`CONNECT_SECONDS` for ``LISTEN`` to be in place; a waiter that
+        registers while the connection is down still wakes once it is back.
+        """
+        self._start()
+        listener = PipeListener()
+        with self._lock:
+            self._waiters.add(listener)
+        try:
+            yield listener
+        finally:
+            with self._lock:
+                self._waiters.discard(listener)
+            listener.close()
+
+    def close(self) -> None:
+        """Stop the thread and close the connection (waits up to a few seconds)."""
+        if self._closed:
+            return
+        self._closed = True
+        os.write(self._stop_w, b"!")
+        if self._thread is not None:
+            self._thread.join(STOP_SECONDS)
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+
+    # -- the listening thread -----------------------------------------------
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="relaybus-listen", daemon=True
+                )
+                self._thread.start()
+        self.connected.wait(CONNECT_SECONDS)
+
+    def _run(self) -> None:
         import psycopg
 
-        self._conn = psycopg.connect(conninfo, autocommit=True)
-        self._conn.execute(f"LISTEN {CHANNEL}")
+        delay = RECONNECT_FIRST
+        while not self._closed:
+            try:
+                conn = psycopg.connect(
+                    self._conninfo,
+                    autocommit=True,
+                    application_name=f"relaybus-listen-{os.getpid()}",
+                )
+            except psycopg.Error as exc:
+                logger.warning(
+                    "cannot open the LISTEN connection (%s); retrying in %.2f s",
+                    _first_line(exc),
+                    delay,
+                )
+                if self._pause(delay):
+                    return
+                delay = min(delay * 2, RECONNECT_MAX)
+                continue
+            try:
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.connections += 1
+                self.connected.set()
+                delay = RECONNECT_FIRST
+                if self.connections > 1:
+                    logger.warning("LISTEN connection back; waking waiters to catch up")
+                self._wake(None)  # whatever committed while nobody listened
+                if self._pump(conn):
+                    return
+            except psycopg.Error as exc:
+                logger.warning("lost the LISTEN connection (%s); reconnecting", _first_line(exc))
+            finally:
+                self.connected.clear()
+                conn.close()
+            if self._pause(delay):
+                return
+
+    def _pump(self, conn: Any) -> bool:
+        """Hand notifications to waiters until the connection fails (raises) or
+        :meth:`close` (returns True)."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(conn.fileno(), selectors.EVENT_READ, "pg")
+            selector.register(self._stop_r, selectors.EVENT_READ, "stop")
+            while True:
+                ready = selector.select(HEALTH_SECONDS)
+                if any(key.data == "stop" for key, _ in ready):
+                    return True
+                if not ready:
+                    conn.execute("SELECT 1")  # idle: prove the connection still works
+                    continue
+                # A zero timeout takes what the socket holds; a closed connection raises.
+                for note in conn.notifies(timeout=0, stop_after=None):
+                    self._wake(_event_id(note.payload))
+
+    def _wake(self, event_id: int | None) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for waiter in waiters:
+            waiter.notify(event_id)
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep ``seconds`` unless closed meanwhile; True if closed."""
+        ready, _, _ = select.select([self._stop_r], [], [], seconds)
+        return bool(ready) or self._closed
+
+
+class PipeListener:
+    """A waiter of :class:`PostgresNotifier`: a pipe the notifier writes one byte
+    into per wake-up, so it works with ``select`` and an event loop's
+    ``add_reader`` alike.
+
+    Attributes:
+        announced: after :meth:`wait` or :meth:`drain` returned True, the highest
+            event id announced by those wake-ups, or ``None`` when any of them
+            carried no id (a reconnect, :meth:`Store.wake`): then re-read anyway.
+    """
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._lock = threading.Lock()
+        self._pending: int | None = 0  # 0: nothing pending; None: unknown id
+        self.announced: int | None = None
+
+    def notify(self, event_id: int | None) -> None:
+        """Called by the notifier's thread."""
+        with self._lock:
+            if event_id is None or self._pending is None:
+                self._pending = None
+            else:
+                self._pending = max(self._pending, event_id)
+        try:
+            os.write(self._w, b"!")
+        except (BlockingIOError, OSError):
+            pass  # full of wake-ups already (it will wake), or closed
 
     def wait(self, timeout: float) -> bool:
-        # The generator holds the connection's lock: leave it before draining.
-        woken = any(True for _ in self._conn.notifies(timeout=max(timeout, 0.0), stop_after=1))
-        if woken:
-            self.drain()
-        return woken
+        ready, _, _ = select.select([self._r], [], [], max(timeout, 0.0))
+        return bool(ready) and self.drain()
 
     def fileno(self) -> int:
-        return int(self._conn.fileno())
+        return self._r
 
     def drain(self) -> bool:
-        # A zero timeout returns what the socket already holds, without blocking.
         found = False
-        for _ in self._conn.notifies(timeout=0, stop_after=None):
+        while True:
+            try:
+                if not os.read(self._r, 4096):
+                    break
+            except BlockingIOError:
+                break
             found = True
+        if found:
+            with self._lock:
+                self.announced = self._pending
+                self._pending = 0
         return found
 
     def close(self) -> None:
-        self._conn.close()
+        os.close(self._r)
+        os.close(self._w)
+
+
+def _event_id(payload: str) -> int | None:
+    try:
+        return int(payload)
+    except ValueError:
+        return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -169,3 +169,24 @@ tokens = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     sa.Index("ix_tokens_subject", "workspace", "kind", "subject"),
 )
+
+# Background jobs (``sweep``, ``prune``), one row each: a replica runs a job
+# only after moving ``due_at`` forward in its own transaction, so in a cluster
+# each run happens on exactly one replica. ``ran_by`` names it (host:pid).
+sweeps = sa.Table(
+    "sweeps",
+    metadata,
+    sa.Column("job", sa.String(32), primary_key=True),
+    sa.Column("due_at", Time, nullable=False),
+    sa.Column("ran_at", Time),
+    sa.Column("ran_by", sa.String(255)),
+)
+
+# Facts about the schema itself; ``compatible_from`` is the oldest schema
+# revision whose code may serve this database (see store/migrate.py).
+relay_meta = sa.Table(
+    "relay_meta",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)

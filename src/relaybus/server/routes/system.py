@@ -19,6 +19,7 @@ from ...models import PruneReport
 from ..auth import ApiCall
 from ..metrics import CONTENT_TYPE
 from ..problems import problem, responses
+from ..sweeper import REPLICA
 from . import Body, Days, make_router, render
 
 logger = logging.getLogger("relaybus.server")
@@ -45,6 +46,9 @@ class Info(BaseModel):
 
     version: str
     backend: Literal["sqlite", "postgresql"]
+    replica: str = Field(
+        description="This server process (host:pid); in a cluster, which replica answered."
+    )
     uptime_seconds: float = Field(description="Seconds since the server started.")
     workspace: str = Field(description="The workspace this request acts in.")
     auth: Literal["open", "token"] = Field(
@@ -107,6 +111,7 @@ def info(call: ApiCall, request: Request) -> Response:
         Info(
             version=__version__,
             backend=call.service.store.dialect,
+            replica=REPLICA,
             uptime_seconds=round(time.monotonic() - request.app.state.started_at, 3),
             workspace=caller.workspace,
             auth=call.config.auth_mode,
