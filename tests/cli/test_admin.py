@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from pg import drop_database, fresh_database_url
 from relaybus import Relay, __version__
 from relaybus.cli import agents, cli, messages, tasks
 from relaybus.models import AgentStatus, Priority, TaskStatus
@@ -77,3 +78,22 @@ def test_events_and_prune_report_as_json(cli: Cli, relay: Relay) -> None:
     report = prune.json()
     assert report["messages"] == 1 and report["deliveries"] == 1
     assert relay.agent("bob").inbox() == []
+
+
+def test_migrate_takes_a_postgresql_database_url_and_migrates_it_once(cli: Cli) -> None:
+    url = fresh_database_url()
+    try:
+        first, second = cli.run_all([f"--json migrate --database {url}"] * 2)  # replicas at once
+        assert first.code == 0 and second.code == 0, (first, second)
+        assert first.json()["revision"] == second.json()["revision"] == HEAD
+        assert not cli.relay_dir.exists()  # --database beats the relay folder
+    finally:
+        drop_database(url)
+
+
+def test_migrate_against_an_unreachable_database_is_one_line_and_exit_1(cli: Cli) -> None:
+    result = cli("migrate --database postgresql://relay:secret@127.0.0.1:9/relay")
+    assert result.code == 1
+    assert result.err.startswith("relaybus: error: cannot open postgresql://relay:***@127.0.0.1:9")
+    assert len(result.err.strip().splitlines()) == 1
+    assert "secret" not in result.err

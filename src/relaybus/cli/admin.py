@@ -54,14 +54,30 @@ def init() -> None:
 
 
 @click.command()
+@click.option(
+    "--database", metavar="URL", help="The database to migrate (RELAYBUS_DATABASE; beats --dir)."
+)
 @json_option
-def migrate() -> None:
+def migrate(database: str | None) -> None:
     """Apply schema migrations; print the revision.
 
     It works on the database itself: against a relay server (RELAYBUS_URL) it
     exits 2; run it where the database is, or pass --database.
+
+    Safe while replicas of the previous version keep serving: migrations only
+    add (tables, nullable columns, indexes), run in one transaction, and give
+    up after 5 s rather than queue live traffic behind a table lock (run it
+    again then). Replicas starting at once on an empty database migrate it
+    one at a time by themselves.
+
+    \b
+    Examples:
+      relaybus migrate
+      relaybus migrate --database postgresql://relay@db.internal/relay
     """
     app = get_app()
+    if database is not None:
+        app.overrides["database"] = database
     relay = app.database_relay("migrate")
     where = {**location(relay), "revision": relay.store.migrate()}
     if app.json:

@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -149,9 +150,33 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
     return problem(500, f"internal error: {type(exc).__name__}; the server log has the details")
 
 
+#: Database errors that mean "unavailable right now", not "a bug": the connection
+#: failed or broke, the pool had no free connection in time (``pool_timeout``),
+#: or PostgreSQL rolled the transaction back (deadlock, serialisation).
+UNAVAILABLE = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.TimeoutError,
+    sa_exc.DisconnectionError,
+)
+
+
+async def on_database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database cannot serve the request now: 503 with ``Retry-After``, logged
+    once per request without a traceback (the detail names the cause)."""
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    reason = cause[0] if cause else type(exc).__name__
+    logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, reason)
+    response = problem(503, f"the database is unavailable: {reason}; retry shortly")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers of this module on ``app``."""
     app.add_exception_handler(RelayError, on_relay_error)
+    for error in UNAVAILABLE:
+        app.add_exception_handler(error, on_database_unavailable)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_exception)
     app.add_exception_handler(Exception, on_unexpected)

@@ -84,6 +84,13 @@ class Store:
         if migrate_on_open:
             try:
                 migrate.ensure_current(self._write_engine)
+            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+                self.close()
+                cause = str(exc.orig or exc).strip().splitlines()
+                where = self.url.render_as_string(hide_password=True)
+                raise StoreError(
+                    f"cannot open {where}: {cause[0] if cause else type(exc).__name__}"
+                ) from exc
             except BaseException:
                 self.close()  # a refused store must not leak its pooled connections
                 raise
