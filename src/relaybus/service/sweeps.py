@@ -125,6 +125,10 @@ class SweepOps(ServiceBase):
             runner: who runs it (``host:pid``), recorded in ``sweeps.ran_by``.
         """
         now = self.now()
+        with self.store.read() as conn:  # not due: no write lock taken
+            due = conn.execute(sa.select(sweeps.c.due_at).where(sweeps.c.job == job)).scalar()
+        if due is not None and due > now:
+            return False
         values = {"due_at": now + interval, "ran_at": now, "ran_by": runner}
         with self.store.write() as conn:
             taken = conn.execute(
