@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
@@ -49,6 +50,9 @@ INBOX_URI = "relaybus://inbox"
 WAIT_CHUNK = 10.0
 #: Seconds between the inbox watcher's waits when nothing arrives.
 WATCH_SECONDS = 30.0
+#: Seconds of clock difference tolerated between the relay and this process when
+#: deciding whether mail is newer than a subscription.
+CLOCK_SLACK = 1.0
 #: Pause after a failed watch before trying again (seconds).
 RETRY_SECONDS = 5.0
 #: Longest time the shutdown may spend marking an agent offline (seconds).
@@ -206,17 +210,21 @@ class AgentSession:
         wanted = self._legacy is not None or self._listeners > 0
         if wanted and self._watch_scope is None:
             self._watch_scope = anyio.CancelScope()
-            self._tasks.start_soon(self._watch, self._watch_scope)
+            self._tasks.start_soon(self._watch, self._watch_scope, time.time())
         elif not wanted and self._watch_scope is not None:
             self._watch_scope.cancel()
             self._watch_scope = None
 
-    async def _watch(self, scope: anyio.CancelScope) -> None:
+    async def _watch(self, scope: anyio.CancelScope, opened: float) -> None:
         with scope:
             cursor = 0
             try:
                 newest = await blocking(lambda: self.handle.inbox(limit=1))
                 cursor = newest[0].id if newest else 0
+                # Mail that landed between the subscription (``opened``) and this
+                # first look is news too; a spurious update near it costs a re-read.
+                if newest and newest[0].created_at.timestamp() >= opened - CLOCK_SLACK:
+                    await self._notify()
             except RelayError as exc:
                 logger.warning("watching the inbox of %s: %s", self.id, exc)
             while True:
