@@ -67,6 +67,8 @@ from bench.common import (  # noqa: E402
     percentile,
     raise_open_files_limit,
     rss_mib,
+    until,
+    wait_for_url,
 )
 from bench.peers import agent_relay  # noqa: E402
 
@@ -150,7 +152,7 @@ def server_process(kind: str, folder: Path) -> Iterator[Server]:
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
         )
     try:
-        yield Server(url=_wait_for_url(log_path, proc), pid=proc.pid)
+        yield Server(url=wait_for_url(log_path, proc, TIMEOUT), pid=proc.pid)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGINT)
@@ -159,19 +161,6 @@ def server_process(kind: str, folder: Path) -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(TIMEOUT)
-
-
-def _wait_for_url(log_path: Path, proc: subprocess.Popen[bytes]) -> str:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline and proc.poll() is None:
-        for line in log_path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("relaybus: serving "):
-                return line.split()[2]
-        time.sleep(0.02)  # the log file is all it tells: poll it, briefly
-    proc.kill()
-    proc.wait(TIMEOUT)
-    tail = log_path.read_text(encoding="utf-8")[-1000:]
-    raise RuntimeError(f"the {log_path.parent.name} server did not start:\n{tail}")
 
 
 # -- clients ------------------------------------------------------------------
@@ -377,15 +366,15 @@ async def ws_round(
             for i in range(sequential):
                 t0 = time.perf_counter()
                 await alice.send(frame)
-                await _until(inbox.wait_for(i + 1), readers)
+                await until(inbox.wait_for(i + 1), readers)
                 latencies.append((inbox.last - t0) * 1000)
             sequential_s = time.perf_counter() - start
             t0 = time.perf_counter()
             for _ in range(pipelined):
                 await alice.send(frame)
-            await _until(inbox.wait_for(sequential + pipelined), readers)
+            await until(inbox.wait_for(sequential + pipelined), readers)
             pipelined_s = inbox.last - t0
-            await _until(echoes.wait_for(sequential + pipelined), readers)  # all stored
+            await until(echoes.wait_for(sequential + pipelined), readers)  # all stored
     finally:
         await alice.close()
         await bob.close()
@@ -434,18 +423,6 @@ async def sse_round(
     return TwoAgentRound(latencies, sequential_s, pipelined, pipelined_s)
 
 
-async def _until(wait: Awaitable[None], readers: list[asyncio.Task[None]]) -> None:
-    """Await ``wait``, or fail at once if a reader task failed (an error frame, a close)."""
-    waiter = asyncio.ensure_future(wait)
-    done, _ = await asyncio.wait([waiter, *readers], return_when=asyncio.FIRST_COMPLETED)
-    if waiter not in done:
-        waiter.cancel()
-        for task in done:
-            task.result()  # raises the reader's error
-        raise RuntimeError("a connection closed")
-    waiter.result()
-
-
 # -- 4: broadcast ------------------------------------------------------------
 
 
@@ -468,7 +445,7 @@ async def broadcast(server: Server, subscribers: int, repeats: int) -> tuple[lis
                     reply = await http.post("/v1/messages", content=content, headers=headers)
                     if reply.status_code != 201:
                         raise RuntimeError(f"broadcast: {reply.status_code} {reply.text[:200]}")
-                    await _until(counter.wait_for((i + 1) * subscribers), readers)
+                    await until(counter.wait_for((i + 1) * subscribers), readers)
                     times.append((counter.last - t0) * 1000)
                 cpu = time.process_time() - cpu
         finally:
@@ -535,7 +512,7 @@ async def idle_memory(server: Server, agents: int, transport: str, settle: float
                     gate.release()
 
         async with tasks(*(hold(tokens[n]) for n in names)) as holders:
-            await _until(connected.wait_for(agents), holders)
+            await until(connected.wait_for(agents), holders)
             await asyncio.sleep(settle)
             memory = Memory(before, rss_mib(server.pid))
             stop.set()

@@ -441,11 +441,15 @@ class Hub:
         try:
             with self.service.store.listen() as listener:
                 read = True
+                announced: int | None = None
                 while not self._stopping.is_set():
                     if read:
                         try:
                             with self._read_lock:
-                                self._cursor = self._drain(self._cursor)
+                                # A publisher may have read those events while this
+                                # thread waited for the lock (its own write's NOTIFY).
+                                if announced is None or announced > self._cursor:
+                                    self._cursor = self._drain(self._cursor)
                         except _LoopClosed:
                             return  # the server is gone
                         except Exception:  # the thread's top level: log, retry after a pause
