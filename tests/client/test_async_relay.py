@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,18 +43,21 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @pytest.fixture
-def srv(tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(tmp_path / "server") as server:
+def srv(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
+    with live_server(tmp_path / "server", database=database) as server:
         yield server
 
 
 @pytest.fixture(params=["remote", "embedded"])
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    """The arguments of ``AsyncRelay.open``: a live server, or an embedded folder."""
+def where(
+    request: pytest.FixtureRequest, tmp_path: Path, database: str | None
+) -> Iterator[dict[str, Any]]:
+    """The arguments of ``AsyncRelay.open``: a live server, or the embedded store (a folder
+    or the PostgreSQL database), on each dialect."""
     if request.param == "embedded":
-        yield {"dir": tmp_path / "embedded"}
+        yield {"dir": tmp_path / "embedded", "database": database}
         return
-    with live_server(tmp_path / "server") as server:
+    with live_server(tmp_path / "server", database=database) as server:
         yield {"url": server.url}
 
 
@@ -216,9 +220,9 @@ def test_async_messages_resume_after_a_server_restart_with_nothing_lost_or_repea
     run(scenario())
 
 
-def test_async_messages_on_the_embedded_store(tmp_path: Path) -> None:
+def test_async_messages_on_the_embedded_store(tmp_path: Path, database: str | None) -> None:
     async def scenario() -> None:
-        async with AsyncRelay.open(dir=tmp_path) as relay:
+        async with AsyncRelay.open(dir=tmp_path, database=database) as relay:
             alice = await relay.register("alice")
             bob = await relay.register("bob")
             await relay.register("carol")
@@ -232,9 +236,9 @@ def test_async_messages_on_the_embedded_store(tmp_path: Path) -> None:
     run(scenario())
 
 
-def test_a_cancelled_embedded_wait_lets_go_at_once(tmp_path: Path) -> None:
+def test_a_cancelled_embedded_wait_lets_go_at_once(tmp_path: Path, database: str | None) -> None:
     async def scenario() -> None:
-        async with AsyncRelay.open(dir=tmp_path) as relay:
+        async with AsyncRelay.open(dir=tmp_path, database=database) as relay:
             bob = await relay.register("bob")
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(bob.wait(timeout=HUNG), 0.2)
@@ -243,6 +247,42 @@ def test_a_cancelled_embedded_wait_lets_go_at_once(tmp_path: Path) -> None:
             assert [m.id for m in await bob.wait(timeout=HUNG)] == [sent.id]
 
     run(scenario())
+
+
+def test_closing_the_embedded_relay_lets_a_cancelled_wait_finish_before_the_store_closes(
+    tmp_path: Path, database: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancelled wait's worker thread reads once more when its step ends: after the store
+    # closed, that read would open a connection nothing ever closes.
+    relay = AsyncRelay.open(dir=tmp_path, database=database)
+    assert isinstance(relay.backend, EmbeddedBackend)
+    relay.backend.wait_step = 0.3  # (the step the cancelled wait runs out in its thread)
+    store = relay.backend.service.store
+    closed = threading.Event()
+    late_reads: list[str] = []
+    real_read, real_close = store.read, store.close
+
+    def read() -> contextlib.AbstractContextManager[Any]:
+        if closed.is_set():
+            late_reads.append(threading.current_thread().name)
+        return real_read()
+
+    def close() -> None:
+        closed.set()
+        real_close()
+
+    monkeypatch.setattr(store, "read", read)
+    monkeypatch.setattr(store, "close", close)
+
+    async def scenario() -> None:
+        async with relay:
+            bob = await relay.register("bob")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(bob.wait(timeout=HUNG), 0.05)
+
+    run(scenario())  # asyncio.run returns once every worker thread has finished
+    assert closed.is_set()
+    assert late_reads == []
 
 
 def test_an_async_token_is_the_one_the_server_issued(srv: LiveServer) -> None:

@@ -31,6 +31,8 @@ HUNG = 30.0
 
 
 # -- opening --------------------------------------------------------------------------
+# SQLite only, but for the last: which folder (and relay.db file) Relay.open picks is a
+# question PostgreSQL has no counterpart to; opening by URL runs on each dialect.
 
 
 def test_open_with_a_dir_creates_the_embedded_store(tmp_path: Path) -> None:

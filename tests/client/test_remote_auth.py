@@ -25,16 +25,16 @@ ADMIN = "rb_test-admin-token"
 
 
 @pytest.fixture
-def open_server(tmp_path: Path) -> Iterator[LiveServer]:
+def open_server(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
     """A loopback server without an admin token: every request may act as anyone."""
-    with live_server(tmp_path) as srv:
+    with live_server(tmp_path, database=database) as srv:
         yield srv
 
 
 @pytest.fixture
-def token_server(tmp_path: Path) -> Iterator[LiveServer]:
+def token_server(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
     """A server with an admin token: every request needs a token."""
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         yield srv
 
 
@@ -173,9 +173,11 @@ def test_a_handle_fenced_off_elsewhere_gets_conflict_as_embedded(
             old.heartbeat()
 
 
-def test_a_rate_limited_client_gets_the_wait_in_retry_after(tmp_path: Path) -> None:
+def test_a_rate_limited_client_gets_the_wait_in_retry_after(
+    tmp_path: Path, database: str | None
+) -> None:
     with (
-        live_server(tmp_path, rate_limit=0.01, rate_burst=1) as srv,
+        live_server(tmp_path, database=database, rate_limit=0.01, rate_burst=1) as srv,
         Relay.open(url=srv.url) as relay,
     ):
         relay.agents()

@@ -69,11 +69,11 @@ ADMIN = "rb_test-admin-token"
 
 
 @pytest.fixture(params=["open", "token"])
-def server(request: pytest.FixtureRequest, sqlite_store: Store) -> Iterator[LiveServer]:
-    """A server over the test's store (and its clock): open loopback mode, where the
-    client acts with the agents' own tokens, or token mode with the admin token."""
+def server(request: pytest.FixtureRequest, store: Store) -> Iterator[LiveServer]:
+    """A server over the test's store (each dialect, the test's clock): open loopback mode,
+    where the client acts with the agents' own tokens, or token mode with the admin token."""
     admin = ADMIN if request.param == "token" else None
-    srv = LiveServer(Service(sqlite_store), ServerConfig(port=free_port(), admin_token=admin))
+    srv = LiveServer(Service(store), ServerConfig(port=free_port(), admin_token=admin))
     srv.start()
     try:
         yield srv
@@ -88,6 +88,8 @@ def relay(server: LiveServer) -> Iterator[Relay]:
 
 
 # -- opening ------------------------------------------------------------------------------
+# Once each, with no server: which relay Relay.open picks (a local folder is SQLite's)
+# does not depend on the dialect. A test that starts a server runs on each dialect.
 
 
 def test_relaybus_url_opens_a_remote_relay_without_touching_the_disk(
@@ -135,8 +137,8 @@ def test_a_server_that_is_not_there_is_a_store_error_naming_it() -> None:
             relay.agents()
 
 
-def test_a_server_that_went_away_is_a_store_error(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv, Relay.open(url=srv.url) as relay:
+def test_a_server_that_went_away_is_a_store_error(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv, Relay.open(url=srv.url) as relay:
         relay.register("alice")
         srv.stop()
         with pytest.raises(StoreError, match="cannot reach relay server"):
@@ -215,10 +217,14 @@ def refusals(relay: Relay) -> dict[str, Outcome]:
 
 def test_refusals_over_http_are_the_embedded_errors_with_the_same_messages(
     tmp_path: Path,
+    database: str | None,
 ) -> None:
     with Relay.open(dir=tmp_path / "embedded") as relay:
         embedded = refusals(relay)
-    with live_server(tmp_path / "remote") as srv, Relay.open(url=srv.url) as relay:
+    with (
+        live_server(tmp_path / "remote", database=database) as srv,
+        Relay.open(url=srv.url) as relay,
+    ):
         remote = refusals(relay)
     assert "RelayError" not in {kind for kind, _, _ in embedded.values()}
     for name, expected in embedded.items():
@@ -247,10 +253,15 @@ def batch_and_sweep(relay: Relay) -> list[object]:
     return seen
 
 
-def test_batches_and_sweeps_over_http_match_the_embedded_service(tmp_path: Path) -> None:
+def test_batches_and_sweeps_over_http_match_the_embedded_service(
+    tmp_path: Path, database: str | None
+) -> None:
     with Relay.open(dir=tmp_path / "embedded") as relay:
         embedded = batch_and_sweep(relay)
-    with live_server(tmp_path / "remote") as srv, Relay.open(url=srv.url) as relay:
+    with (
+        live_server(tmp_path / "remote", database=database) as srv,
+        Relay.open(url=srv.url) as relay,
+    ):
         remote = batch_and_sweep(relay)
     assert remote == embedded
     assert embedded[2] == 2

@@ -25,8 +25,8 @@ HUNG = 30.0
 
 
 @pytest.fixture
-def srv(tmp_path: Path) -> Iterator[LiveServer]:
-    with live_server(tmp_path) as server:
+def srv(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
+    with live_server(tmp_path, database=database) as server:
         yield server
 
 
@@ -179,8 +179,10 @@ def test_messages_resume_after_a_server_restart_with_nothing_lost_or_repeated(
         assert listener.outcome() == 4
 
 
-def test_the_embedded_relay_streams_from_its_event_log(tmp_path: Path) -> None:
-    with Relay.open(dir=tmp_path) as relay:
+def test_the_embedded_relay_streams_from_its_event_log(
+    tmp_path: Path, database: str | None
+) -> None:
+    with Relay.open(dir=tmp_path, database=database) as relay:
         alice = relay.register("alice")
         bob = relay.register("bob")
         relay.register("carol")

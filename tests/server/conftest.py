@@ -1,9 +1,12 @@
 """Fixtures for the REST API tests: a real server (``tests/live.py``) and httpx clients.
 
 ``server`` is open mode (loopback, no admin token); ``secured`` has the admin
-token :data:`ADMIN`. Agents are registered through the API itself
-(:func:`register`), which also hands back their tokens. :func:`unchanged`
-proves that a refused request wrote nothing.
+token :data:`ADMIN`. Both run each test twice, ``[sqlite]`` and ``[postgresql]``
+(the ``database`` fixture of ``tests/conftest.py``); a test that starts its own
+server passes ``database=database`` to :func:`live.live_server`. Agents are
+registered through the API itself (:func:`register`), which also hands back
+their tokens. :func:`unchanged` proves that a refused request wrote nothing,
+on either dialect.
 """
 
 from __future__ import annotations
@@ -31,16 +34,17 @@ def bearer(token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[LiveServer]:
-    """A relay server in open mode."""
-    with live_server(tmp_path) as srv:
+def server(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
+    """A relay server in open mode, on each dialect."""
+    with live_server(tmp_path, database=database) as srv:
         yield srv
 
 
 @pytest.fixture
-def secured(tmp_path: Path) -> Iterator[LiveServer]:
-    """A relay server with the admin token :data:`ADMIN`."""
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+def secured(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
+    """A relay server with the admin token :data:`ADMIN`, on each dialect (a test that
+    takes both :func:`server` and this one has them share one database)."""
+    with live_server(tmp_path, admin_token=ADMIN, database=database) as srv:
         yield srv
 
 

@@ -116,8 +116,10 @@ def test_bad_receipts_are_refused_and_change_nothing(
             problem(carol.get(f"/v1/messages/{sent}/deliveries"), 403)
 
 
-def test_a_websocket_receipt_records_delivery_by_stream(tmp_path: Path) -> None:
-    with live_server(tmp_path, admin_token="admin-secret") as srv:
+def test_a_websocket_receipt_records_delivery_by_stream(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database, admin_token="admin-secret") as srv:
         tokens = register_ws(srv, "alice", "bob")
         with socket(srv, tokens["bob"]) as bob:
             sent = srv.service.send("alice", "bob", "pushed")
@@ -133,10 +135,12 @@ def test_a_websocket_receipt_records_delivery_by_stream(tmp_path: Path) -> None:
     assert delivered["data"] == {"message_ids": [sent.id], "via": "stream"}
 
 
-def test_stuck_deliveries_show_in_metrics_and_agent_listings(tmp_path: Path) -> None:
+def test_stuck_deliveries_show_in_metrics_and_agent_listings(
+    tmp_path: Path, database: str | None
+) -> None:
     # A threshold of a millisecond: every queued delivery of an online agent is stuck.
     with (
-        live_server(tmp_path, settings=Settings(stuck_after=0.001)) as srv,
+        live_server(tmp_path, database=database, settings=Settings(stuck_after=0.001)) as srv,
         httpx.Client(base_url=srv.url, timeout=HUNG) as http,
     ):
         for name in ("alice", "bob", "carol"):

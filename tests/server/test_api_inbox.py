@@ -130,10 +130,12 @@ def test_a_long_poll_that_times_out_returns_an_empty_list(
     problem(http.get("/v1/agents/bob/inbox", params={"wait": "nan"}), 422)
 
 
-def test_a_long_poll_longer_than_the_server_maximum_is_cut_short(tmp_path: Any) -> None:
+def test_a_long_poll_longer_than_the_server_maximum_is_cut_short(
+    tmp_path: Any, database: str | None
+) -> None:
     from live import live_server
 
-    with live_server(tmp_path, longpoll_max_seconds=0.05) as srv:
+    with live_server(tmp_path, database=database, longpoll_max_seconds=0.05) as srv:
         srv.service.register("bob")
         reply = httpx.get(f"{srv.url}/v1/agents/bob/inbox", params={"wait": 3600}, timeout=30)
 

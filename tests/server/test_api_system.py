@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 
 from live import LiveServer, live_server
+from pg import drop_database
 from relaybus import __version__
 
 from .conftest import ADMIN, HUNG, bearer, problem
@@ -19,13 +20,16 @@ def test_healthz_and_readyz_answer_without_a_token(secured: LiveServer) -> None:
     assert httpx.get(f"{secured.url}/readyz").json() == {"status": "ready"}
 
 
-def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         store = srv.service.store
-        assert store.path is not None
-        store.close()  # drop the pooled connections, so reads open the file anew...
-        store.path.parent.rename(tmp_path / "moved")  # ...and find no file
-        store.close()  # again: one opened meanwhile (the hub reads on its own) is dropped too
+        if database is not None:
+            drop_database(database)  # every connection to it is cut, and none can open again
+        else:
+            assert store.path is not None
+            store.close()  # drop the pooled connections, so reads open the file anew...
+            store.path.parent.rename(tmp_path / "moved")  # ...and find no file
+            store.close()  # again: one opened meanwhile (the hub reads on its own) is dropped
 
         reply = httpx.get(f"{srv.url}/readyz", timeout=HUNG)
         health = httpx.get(f"{srv.url}/healthz", timeout=HUNG)
@@ -36,7 +40,7 @@ def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path) -> None:
 
 
 def test_info_reports_version_backend_uptime_auth_mode_and_caller(
-    http: httpx.Client, secured: LiveServer, cast: Callable[..., str]
+    http: httpx.Client, secured: LiveServer, cast: Callable[..., str], database: str | None
 ) -> None:
     token = cast("alice")
 
@@ -45,7 +49,7 @@ def test_info_reports_version_backend_uptime_auth_mode_and_caller(
     token_info = httpx.get(f"{secured.url}/v1/info", headers=bearer(ADMIN)).json()
 
     assert open_info["version"] == __version__
-    assert open_info["backend"] == "sqlite"
+    assert open_info["backend"] == ("sqlite" if database is None else "postgresql")
     assert open_info["uptime_seconds"] >= 0
     assert (open_info["auth"], open_info["agent"], open_info["workspace"]) == (
         "open",

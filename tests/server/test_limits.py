@@ -18,9 +18,9 @@ LIMIT = 2000
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> Iterator[LiveServer]:
+def small(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
     """An open server accepting request bodies of at most :data:`LIMIT` bytes."""
-    with live_server(tmp_path, max_body_bytes=LIMIT) as srv:
+    with live_server(tmp_path, database=database, max_body_bytes=LIMIT) as srv:
         srv.service.register("alice")
         srv.service.register("bob")
         yield srv
@@ -84,9 +84,13 @@ def test_by_default_a_message_of_the_service_limit_fits_in_a_request(
     assert reply.status_code == 201
 
 
-def test_over_the_rate_limit_is_429_with_retry_after_per_token(tmp_path: Path) -> None:
+def test_over_the_rate_limit_is_429_with_retry_after_per_token(
+    tmp_path: Path, database: str | None
+) -> None:
     # 0.01 requests per second: nothing refills during the test.
-    with live_server(tmp_path, admin_token="admin", rate_limit=0.01, rate_burst=3) as srv:
+    with live_server(
+        tmp_path, database=database, admin_token="admin", rate_limit=0.01, rate_burst=3
+    ) as srv:
         with httpx.Client(base_url=srv.url, timeout=HUNG, headers=bearer("admin")) as admin:
             alice_token = register(admin, "alice")
             bob_token = register(admin, "bob")

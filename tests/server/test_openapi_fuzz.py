@@ -22,6 +22,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
 
+from conftest import DIALECTS, server_database
 from live import LiveServer, live_server
 
 #: Examples per operation and mode: bounds the whole test to about half a minute.
@@ -32,10 +33,17 @@ expected-statuses = ["2xx", "400", "401", "403", "404", "409", "413", "429"]
 """
 
 
-@pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=DIALECTS)
+def fuzzed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """One server per dialect for the module's tests (PostgreSQL refuses values SQLite
+    stores, e.g. NUL in text or integers past 64 bits: those must be 4xx, never 5xx)."""
     tmp_path: Path = tmp_path_factory.mktemp("fuzz")
-    with live_server(tmp_path, longpoll_max_seconds=0.05) as srv:
+    with (
+        server_database(request.param) as database,
+        live_server(tmp_path, database=database, longpoll_max_seconds=0.05) as srv,
+    ):
         srv.service.register("alice")
         srv.service.register("bob")
         yield srv

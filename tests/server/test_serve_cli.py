@@ -1,5 +1,8 @@
 """``relaybus serve`` as a real process: it starts, announces itself, logs requests,
-refuses an exposed bind without a token, and exits 0 on Ctrl-C (SIGINT) or SIGTERM."""
+refuses an exposed bind without a token, and exits 0 on Ctrl-C (SIGINT) or SIGTERM.
+
+Starting, serving and stopping run on each dialect (``--database URL`` for PostgreSQL);
+the bind and token checks do not depend on the store and run once, on SQLite."""
 
 from __future__ import annotations
 
@@ -72,8 +75,16 @@ def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subpro
 
 
 @contextlib.contextmanager
-def serving(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[Serve]:
-    """Start ``relaybus serve --port 0 ARGS``; kills it if the test did not stop it."""
+def serving(
+    tmp_path: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    database: str | None = None,
+) -> Iterator[Serve]:
+    """Start ``relaybus serve --port 0 ARGS`` (``--database URL`` if given, else the SQLite
+    file under ``tmp_path/.relay``); kills it if the test did not stop it."""
+    if database is not None:
+        args = ("--database", database, *args)
     server = Serve(run(tmp_path, "--port", "0", *args, env=env))
     try:
         yield server
@@ -90,11 +101,14 @@ def url_of(announcement: str) -> str:
     return announcement.removeprefix(ANNOUNCE).split()[0]
 
 
-def test_serve_starts_answers_logs_each_request_and_exits_0_on_ctrl_c(tmp_path: Path) -> None:
-    with serving(tmp_path) as server:
+def test_serve_starts_answers_logs_each_request_and_exits_0_on_ctrl_c(
+    tmp_path: Path, database: str | None
+) -> None:
+    with serving(tmp_path, database=database) as server:
         announcement = server.expect(ANNOUNCE)
         url = url_of(announcement)
         assert httpx.get(f"{url}/healthz", timeout=HUNG).json() == {"status": "ok"}
+        info = httpx.get(f"{url}/v1/info", timeout=HUNG).json()
         server.expect("")  # at least one more line: the access log
         code = server.stop(signal.SIGINT)
 
@@ -103,17 +117,18 @@ def test_serve_starts_answers_logs_each_request_and_exits_0_on_ctrl_c(tmp_path: 
     assert any('"GET /healthz HTTP/1.1" 200' in line for line in server.output)
     assert code == 0
     assert not any("Traceback" in line for line in server.output)
-    assert (tmp_path / ".relay" / "relay.db").exists()
+    assert info["backend"] == ("sqlite" if database is None else "postgresql")
+    assert (tmp_path / ".relay" / "relay.db").exists() == (database is None)
 
 
-def test_serve_exits_0_on_sigterm(tmp_path: Path) -> None:
-    with serving(tmp_path) as server:
+def test_serve_exits_0_on_sigterm(tmp_path: Path, database: str | None) -> None:
+    with serving(tmp_path, database=database) as server:
         server.expect(ANNOUNCE)
         assert server.stop(signal.SIGTERM) == 0
 
 
-def test_ctrl_c_closes_open_streams_and_exits_0(tmp_path: Path) -> None:
-    with serving(tmp_path) as server:
+def test_ctrl_c_closes_open_streams_and_exits_0(tmp_path: Path, database: str | None) -> None:
+    with serving(tmp_path, database=database) as server:
         url = url_of(server.expect(ANNOUNCE))
         ended = threading.Event()
         ready = threading.Event()

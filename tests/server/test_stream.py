@@ -77,8 +77,10 @@ def register(srv: LiveServer, *names: str) -> dict[str, str]:
     return tokens
 
 
-def test_a_message_is_pushed_to_the_recipient_with_the_full_message(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_a_message_is_pushed_to_the_recipient_with_the_full_message(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         with stream(srv, agent="bob") as bob:
             sent = srv.service.send("alice", "bob", "hello bob", subject="hi")
@@ -91,8 +93,10 @@ def test_a_message_is_pushed_to_the_recipient_with_the_full_message(tmp_path: Pa
     assert event["data"]["message"]["recipients"] == ["bob"]
 
 
-def test_an_agent_sees_what_it_sent_and_received_and_nothing_else(tmp_path: Path) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+def test_an_agent_sees_what_it_sent_and_received_and_nothing_else(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         tokens = register(srv, "alice", "bob", "carol")
         with (
             stream(srv, tokens["alice"]) as alice,
@@ -112,8 +116,8 @@ def test_an_agent_sees_what_it_sent_and_received_and_nothing_else(tmp_path: Path
     assert json.loads(presence.data)["agent_id"] == "dave"
 
 
-def test_an_admin_may_watch_as_an_agent(tmp_path: Path) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+def test_an_admin_may_watch_as_an_agent(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         register(srv, "alice", "bob", "carol")
         with stream(srv, ADMIN, agent="carol") as carol:
             srv.service.send("alice", "bob", "not for carol")
@@ -123,8 +127,9 @@ def test_an_admin_may_watch_as_an_agent(tmp_path: Path) -> None:
 
 def test_a_stream_resumes_from_last_event_id_with_everything_missed_once(
     tmp_path: Path,
+    database: str | None,
 ) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         tokens = register(srv, "alice", "bob")
         send = srv.service.send
         with stream(srv, tokens["bob"]) as bob:
@@ -139,8 +144,8 @@ def test_a_stream_resumes_from_last_event_id_with_everything_missed_once(
             assert bob.bodies(4) == ["m2", "m3", "m4", "m5"]
 
 
-def test_since_replays_the_log_then_goes_live(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_since_replays_the_log_then_goes_live(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         srv.service.send("alice", "bob", "old")
         with stream(srv, agent="bob", since=0) as bob:
@@ -150,8 +155,8 @@ def test_since_replays_the_log_then_goes_live(tmp_path: Path) -> None:
     assert json.loads(replayed[0].data)["agent_id"] == "alice"
 
 
-def test_without_a_cursor_the_stream_starts_now(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_without_a_cursor_the_stream_starts_now(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         srv.service.send("alice", "bob", "before")
         with stream(srv, agent="bob") as bob:
@@ -160,19 +165,21 @@ def test_without_a_cursor_the_stream_starts_now(tmp_path: Path) -> None:
             assert bob.bodies(1) == ["after"]
 
 
-def test_a_send_from_another_process_reaches_the_stream(tmp_path: Path) -> None:
+def test_a_send_from_another_process_reaches_the_stream(
+    tmp_path: Path, database: str | None
+) -> None:
     script = (
         "import sys\n"
         "from relaybus import Relay\n"
-        "with Relay.open(dir=sys.argv[1]) as relay:\n"
+        "with Relay.open(dir=sys.argv[1], database=sys.argv[2] or None) as relay:\n"
         "    relay.agent('alice').send('bob', 'from another process')\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
-    with live_server(tmp_path) as srv:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         with stream(srv, agent="bob") as bob:
             subprocess.run(
-                [sys.executable, "-c", script, str(tmp_path / ".relay")],
+                [sys.executable, "-c", script, str(tmp_path / ".relay"), database or ""],
                 check=True,
                 env=env,
                 timeout=HUNG,
@@ -189,9 +196,9 @@ def test_a_send_from_another_process_reaches_the_stream(tmp_path: Path) -> None:
     ],
 )
 def test_a_stream_needs_a_known_token_in_token_mode(
-    tmp_path: Path, headers: dict[str, str], status: int
+    tmp_path: Path, database: str | None, headers: dict[str, str], status: int
 ) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         register(srv, "bob")
         with httpx.Client(timeout=HUNG) as client:
             with client.stream("GET", f"{srv.url}/v1/stream", headers=headers) as response:
@@ -206,9 +213,9 @@ def test_a_stream_needs_a_known_token_in_token_mode(
     [({"agent": "alice"}, {}), ({}, {"X-Relaybus-Workspace": "other"})],
 )
 def test_an_agent_token_cannot_watch_as_another_agent_or_workspace(
-    tmp_path: Path, params: dict[str, str], headers: dict[str, str]
+    tmp_path: Path, database: str | None, params: dict[str, str], headers: dict[str, str]
 ) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         tokens = register(srv, "alice", "bob")
         sent = {"Authorization": f"Bearer {tokens['bob']}", **headers}
         response = httpx.get(f"{srv.url}/v1/stream", params=params, headers=sent, timeout=HUNG)
@@ -216,16 +223,16 @@ def test_an_agent_token_cannot_watch_as_another_agent_or_workspace(
     assert response.json()["status"] == 403
 
 
-def test_a_malformed_last_event_id_is_refused(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_a_malformed_last_event_id_is_refused(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         response = httpx.get(
             f"{srv.url}/v1/stream", headers={"Last-Event-ID": "yesterday"}, timeout=HUNG
         )
     assert response.status_code == 400
 
 
-def test_an_idle_stream_gets_heartbeats(tmp_path: Path) -> None:
-    with live_server(tmp_path, sse_heartbeat_seconds=0.05) as srv:
+def test_an_idle_stream_gets_heartbeats(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database, sse_heartbeat_seconds=0.05) as srv:
         with httpx.Client(timeout=HUNG) as client:
             with client.stream("GET", f"{srv.url}/v1/stream") as response:
                 lines = response.iter_lines()
@@ -236,8 +243,8 @@ def test_an_idle_stream_gets_heartbeats(tmp_path: Path) -> None:
                     raise AssertionError("no heartbeat in the first lines")
 
 
-def test_server_shutdown_ends_open_streams(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_server_shutdown_ends_open_streams(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         ended = threading.Event()
         with stream(srv, agent="bob") as bob:
@@ -255,8 +262,8 @@ def test_server_shutdown_ends_open_streams(tmp_path: Path) -> None:
         assert srv.app.state.hub.connections["sse"] == 0
 
 
-def test_a_client_that_leaves_is_unsubscribed(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_a_client_that_leaves_is_unsubscribed(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         hub = srv.app.state.hub
         with stream(srv) as admin:  # (held: a collected stream closes its connection)
             assert admin.ready["last_event_id"] == 0
@@ -266,8 +273,10 @@ def test_a_client_that_leaves_is_unsubscribed(tmp_path: Path) -> None:
         assert hub.connections["sse"] == 0
 
 
-def test_pushes_and_live_connections_show_in_the_metrics(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_pushes_and_live_connections_show_in_the_metrics(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         with stream(srv, agent="bob") as bob, stream(srv) as admin:
             srv.service.send("alice", "bob", "counted")

@@ -15,8 +15,9 @@ HUNG = 30.0
 
 def test_the_sweeper_releases_a_lapsed_lease_with_nobody_reading_the_task(
     tmp_path: Path,
+    database: str | None,
 ) -> None:
-    with live_server(tmp_path, sweep_interval=0.1) as srv:
+    with live_server(tmp_path, database=database, sweep_interval=0.1) as srv:
         service = srv.service
         service.register("boss")
         service.register("worker")
@@ -36,7 +37,12 @@ def test_the_sweeper_releases_a_lapsed_lease_with_nobody_reading_the_task(
     assert info["replica"].endswith(f":{os.getpid()}")
 
 
-def test_without_an_interval_the_server_runs_no_background_jobs(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv, httpx.Client(base_url=srv.url, timeout=HUNG) as http:
+def test_without_an_interval_the_server_runs_no_background_jobs(
+    tmp_path: Path, database: str | None
+) -> None:
+    with (
+        live_server(tmp_path, database=database) as srv,
+        httpx.Client(base_url=srv.url, timeout=HUNG) as http,
+    ):
         srv.service.register("alice")
         assert "relaybus_sweeps_total{" not in http.get("/metrics").text

@@ -98,8 +98,8 @@ def register(srv: LiveServer, *names: str) -> dict[str, str]:
     return tokens
 
 
-def test_a_message_is_pushed_to_the_recipients_socket(tmp_path: Path) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+def test_a_message_is_pushed_to_the_recipients_socket(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         tokens = register(srv, "alice", "bob")
         with socket(srv, tokens["bob"]) as bob:
             assert bob.ready["last_event_id"] == srv.service.last_event_id()
@@ -111,8 +111,9 @@ def test_a_message_is_pushed_to_the_recipients_socket(tmp_path: Path) -> None:
 
 def test_a_send_over_the_socket_acts_as_its_agent_and_reaches_the_recipient(
     tmp_path: Path,
+    database: str | None,
 ) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         tokens = register(srv, "alice", "bob", "carol")
         with socket(srv, tokens["alice"]) as alice, socket(srv, tokens["bob"]) as bob:
             reply = alice.request(type="send", to="bob", body="hi bob", priority="high")
@@ -122,12 +123,13 @@ def test_a_send_over_the_socket_acts_as_its_agent_and_reaches_the_recipient(
             assert bob.bodies(1) == ["hi bob"]
             # A request cannot name another sender: that field does not exist.
             refused = alice.request(type="send", sender="carol", to="bob", body="as carol?")
+        inbox = srv.service.inbox("bob", workspace="default")  # (before the store closes)
     assert refused["type"] == "error" and refused["status"] == 422
-    assert [m.sender for m in srv.service.inbox("bob", workspace="default")] == ["alice"]
+    assert [m.sender for m in inbox] == ["alice"]
 
 
-def test_ack_and_heartbeat_over_the_socket(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_ack_and_heartbeat_over_the_socket(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         first = srv.service.send("alice", "bob", "one")
         second = srv.service.send("alice", "bob", "two")
@@ -137,15 +139,18 @@ def test_ack_and_heartbeat_over_the_socket(tmp_path: Path) -> None:
             again = bob.request(type="ack", up_to=second.id)
             beat = bob.request(type="heartbeat", status="busy")
             read = bob.event("message.read")
+        unread = srv.service.unread_count("bob")
     assert by_ids == {"type": "result", "ref": 1, "data": {"marked": 1}}
     assert up_to["data"] == {"marked": 1} and again["data"] == {"marked": 0}
     assert beat["data"]["id"] == "bob" and beat["data"]["status"] == "busy"
     assert read["agent_id"] == "bob" and read["data"]["message_ids"] == [first.id]
-    assert srv.service.unread_count("bob") == 0
+    assert unread == 0
 
 
-def test_bad_requests_get_error_frames_and_the_socket_stays_open(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_bad_requests_get_error_frames_and_the_socket_stays_open(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice")
         with socket(srv, agent="alice") as alice:
             alice.send("{not json")
@@ -163,8 +168,10 @@ def test_bad_requests_get_error_frames_and_the_socket_stays_open(tmp_path: Path)
     assert still_open["type"] == "result"
 
 
-def test_an_admin_socket_without_an_agent_only_watches(tmp_path: Path) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+def test_an_admin_socket_without_an_agent_only_watches(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         register(srv, "alice", "bob")
         with socket(srv, ADMIN) as admin, socket(srv, ADMIN, agent="alice") as as_alice:
             refused = admin.request(type="send", to="bob", body="from whom?")
@@ -174,8 +181,10 @@ def test_an_admin_socket_without_an_agent_only_watches(tmp_path: Path) -> None:
     assert sent["data"]["sender"] == "alice"
 
 
-def test_pipelined_sends_each_get_their_own_reply_in_order(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_pipelined_sends_each_get_their_own_reply_in_order(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         with socket(srv, agent="alice") as alice, socket(srv, agent="bob") as bob:
             for n in range(60):
@@ -192,8 +201,10 @@ def test_pipelined_sends_each_get_their_own_reply_in_order(tmp_path: Path) -> No
     assert delivered == expected and echoed == expected
 
 
-def test_since_resumes_the_socket_with_what_was_missed(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_since_resumes_the_socket_with_what_was_missed(
+    tmp_path: Path, database: str | None
+) -> None:
+    with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         with socket(srv, agent="bob") as bob:
             srv.service.send("alice", "bob", "m1")
@@ -204,8 +215,8 @@ def test_since_resumes_the_socket_with_what_was_missed(tmp_path: Path) -> None:
             assert bob.bodies(2) == ["m2", "m3"]
 
 
-def test_the_token_may_come_in_the_query(tmp_path: Path) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+def test_the_token_may_come_in_the_query(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         tokens = register(srv, "alice", "bob")
         with socket(srv, token=tokens["bob"]) as bob:
             pass
@@ -227,9 +238,9 @@ def test_the_token_may_come_in_the_query(tmp_path: Path) -> None:
     ],
 )
 def test_the_handshake_is_refused_with_the_problem_status(
-    tmp_path: Path, token: str | None, params: dict[str, str], status: int
+    tmp_path: Path, database: str | None, token: str | None, params: dict[str, str], status: int
 ) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv:
+    with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         register(srv, "alice", "bob")
         with pytest.raises(InvalidStatus) as refused, socket(srv, token, **params):
             pass
@@ -238,8 +249,8 @@ def test_the_handshake_is_refused_with_the_problem_status(
     assert problem["status"] == status
 
 
-def test_server_shutdown_closes_open_sockets(tmp_path: Path) -> None:
-    with live_server(tmp_path) as srv:
+def test_server_shutdown_closes_open_sockets(tmp_path: Path, database: str | None) -> None:
+    with live_server(tmp_path, database=database) as srv:
         with socket(srv, agent="bob") as bob:
             stopper = threading.Thread(target=srv.stop)
             stopper.start()

@@ -6,6 +6,7 @@ in worker threads (:class:`EmbeddedBackend`).
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -29,6 +30,9 @@ T = TypeVar("T")
 EMBEDDED_WAIT_STEP = 1.0
 #: Most events one read of the embedded log takes.
 PAGE = 1000
+#: Seconds :meth:`EmbeddedBackend.aclose` waits for calls still running in worker threads
+#: (a cancelled wait ends within :data:`EMBEDDED_WAIT_STEP`) before it closes the store.
+EMBEDDED_CLOSE_WAIT = EMBEDDED_WAIT_STEP + 10.0
 
 
 class Backend(Protocol):
@@ -141,13 +145,25 @@ class EmbeddedBackend:
 
     def __init__(self, service: ServiceAPI) -> None:
         self.service = service
+        self._running = 0  # calls in worker threads, cancelled ones included
+        self._idle = threading.Condition()
 
     @property
     def settings(self) -> Settings:
         return self.service.settings
 
     async def run(self, call: Call[T]) -> T:
-        return await asyncio.to_thread(call.local, self.service)
+        return await asyncio.to_thread(self._call, call)
+
+    def _call(self, call: Call[T]) -> T:
+        with self._idle:
+            self._running += 1
+        try:
+            return call.local(self.service)
+        finally:
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
 
     def remember(self, registration: Registration) -> None:
         return None
@@ -183,5 +199,13 @@ class EmbeddedBackend:
                     yield event
 
     async def aclose(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        # A cancelled call goes on in its thread (a wait until its step ends, then one
+        # last read): closing the store under it would let that read open a connection
+        # that nothing closes. So let running calls finish first (bounded).
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, EMBEDDED_CLOSE_WAIT)
         closer: Callable[[], None] | None = getattr(self.service, "close", None)
-        await asyncio.to_thread(closer or self.service.store.close)
+        (closer or self.service.store.close)()

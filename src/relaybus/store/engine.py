@@ -69,6 +69,7 @@ class Store:
         self._write_lock = threading.Lock()
         self._writer: Connection | None = None
         self._pg_notifier: PostgresNotifier | None = None
+        self._closed = False
         self.settings = settings or Settings()
         self.clock = clock
         self.dialect: Dialect
@@ -156,6 +157,8 @@ class Store:
     def write(self) -> Iterator[Connection]:
         """One write transaction; commits on success, rolls back on error,
         then wakes every waiter (other processes included)."""
+        if self._closed:
+            raise StoreError("the store is closed")
         if self.dialect == "postgresql":
             with self._write_engine.begin() as conn:
                 # Serialise writers so ids become visible in commit order: a
@@ -205,7 +208,14 @@ class Store:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (a consistent snapshot for several queries)."""
+        """A read transaction (a consistent snapshot for several queries).
+
+        Raises:
+            StoreError: the store was closed (a late call would otherwise open
+                a pool that nothing closes).
+        """
+        if self._closed:
+            raise StoreError("the store is closed")
         with self._read_engine.begin() as conn:
             yield conn
 
@@ -246,6 +256,7 @@ class Store:
             return migrate.upgrade(self._write_engine)
 
     def close(self) -> None:
+        self._closed = True
         with self._write_lock:
             if self._writer is not None:
                 self._writer.close()

@@ -217,11 +217,10 @@ class PostgresNotifier:
 
     def _start(self) -> None:
         with self._lock:
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(
-                    target=self._run, name="relaybus-listen", daemon=True
-                )
-                self._thread.start()
+            if self._thread is not None or self._closed:
+                return  # later waiters never stall on an outage: the reconnect wakes them
+            self._thread = threading.Thread(target=self._run, name="relaybus-listen", daemon=True)
+            self._thread.start()
         self.connected.wait(CONNECT_SECONDS)
 
     def _run(self) -> None:
