@@ -51,10 +51,8 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -75,6 +73,7 @@ if __package__ in (None, ""):  # run as a script: import the benchmarks as a pac
 from bench.common import (  # noqa: E402
     PG_SETTINGS,
     Postgres,
+    announced_server,
     cpu_pressure,
     cpu_seconds,
     create_database,
@@ -85,7 +84,6 @@ from bench.common import (  # noqa: E402
     postgres,
     raise_open_files_limit,
     until,
-    wait_for_url,
 )
 from bench.server import Arrivals, Server, auth, open_ws, register, tasks  # noqa: E402
 from relaybus.settings import Settings  # noqa: E402
@@ -128,21 +126,8 @@ def relay_server(folder: Path, database: str | None) -> Iterator[Server]:
     command = [sys.executable, "-m", "relaybus", "serve", "--port", "0", "--log-level", "warning"]
     if database is not None:
         command += ["--database", database]
-    log_path = folder / "server.log"
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-    try:
-        yield Server(url=wait_for_url(log_path, proc, TIMEOUT), pid=proc.pid)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(TIMEOUT)
+    with announced_server(command, folder, env, TIMEOUT) as (url, pid):
+        yield Server(url=url, pid=pid)
 
 
 async def info(server: Server) -> dict[str, Any]:

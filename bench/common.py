@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import threading
@@ -159,6 +160,34 @@ def wait_for_url(log_path: Path, proc: subprocess.Popen[bytes], timeout: float) 
     proc.wait(timeout)
     tail = log_path.read_text(encoding="utf-8")[-1000:]
     raise RuntimeError(f"the {log_path.parent.name} server did not start:\n{tail}")
+
+
+@contextlib.contextmanager
+def announced_server(
+    command: list[str], folder: Path, env: dict[str, str], timeout: float
+) -> Iterator[tuple[str, int]]:
+    """Run a server ``command`` that prints ``... serving URL``, output to
+    ``folder/server.log``; yields ``(url, pid)`` and stops it after the block
+    (SIGINT by pid, SIGKILL if it is still there after ``timeout`` seconds).
+
+    Raises:
+        RuntimeError: it did not say where it listens within ``timeout``.
+    """
+    log_path = folder / "server.log"
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        yield wait_for_url(log_path, proc, timeout), proc.pid
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(timeout)
 
 
 async def until(wait: Awaitable[None], readers: list[asyncio.Task[None]]) -> None:

@@ -39,10 +39,8 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -62,13 +60,13 @@ if __package__ in (None, ""):  # run as a script: import the benchmarks as a pac
 from bench.common import (  # noqa: E402
     TwoAgentRound,
     TwoAgentSummary,
+    announced_server,
     cpu_pressure,
     cpu_seconds,
     percentile,
     raise_open_files_limit,
     rss_mib,
     until,
-    wait_for_url,
 )
 from bench.peers import agent_relay  # noqa: E402
 
@@ -146,21 +144,8 @@ def server_process(kind: str, folder: Path) -> Iterator[Server]:
         command = [sys.executable, "-m", "relaybus", "serve", "--port", "0"]
     else:
         command = [sys.executable, "-c", BARE]
-    log_path = folder / "server.log"
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-    try:
-        yield Server(url=wait_for_url(log_path, proc, TIMEOUT), pid=proc.pid)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(TIMEOUT)
+    with announced_server(command, folder, env, TIMEOUT) as (url, pid):
+        yield Server(url=url, pid=pid)
 
 
 # -- clients ------------------------------------------------------------------
