@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -51,6 +52,9 @@ _FIND = sa.select(
     idempotency_keys.c.key == sa.bindparam("key"),
 )
 _INSERT = idempotency_keys.insert()
+#: What binding a key another transaction bound first raises: SQLAlchemy's error, or on
+#: SQLite's fast path (:mod:`relaybus.store.statements`) the driver's own.
+KEY_TAKEN = (sa.exc.IntegrityError, sqlite3.IntegrityError)
 
 
 class UsedKey(NamedTuple):
@@ -131,8 +135,8 @@ def remember_key(
     """Bind ``key`` to the messages just stored, in the caller's transaction.
 
     Raises:
-        sqlalchemy.exc.IntegrityError: another transaction bound the key first
-            (only a writer outside the store's write lock could).
+        KEY_TAKEN: another transaction bound the key first (only a writer
+            outside the store's write lock could).
     """
     params = {
         "workspace": workspace,

@@ -7,7 +7,6 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from ..errors import Conflict, InvalidInput, NotFound, RelayError, TooLarge
 from ..models import Message, Priority
@@ -22,7 +21,14 @@ from .common import (
     message_from_row,
     touch_agent,
 )
-from .idempotency import check_key, check_same_request, find_key, remember_key, request_hash
+from .idempotency import (
+    KEY_TAKEN,
+    check_key,
+    check_same_request,
+    find_key,
+    remember_key,
+    request_hash,
+)
 from .targets import Target, parse_target, resolve
 from .tasks import create_task
 
@@ -206,7 +212,7 @@ class MessageOps(ServiceBase):
                 sent = [self._store(conn, workspace, sender, d, now) for d in drafts]
                 remember_key(conn, workspace, sender, key, digest, [m.id for m in sent], now)
                 return sent
-        except IntegrityError:
+        except KEY_TAKEN:
             with self.store.read() as conn:
                 used = find_key(conn, workspace, sender, key, self.now())
                 if used is None:
