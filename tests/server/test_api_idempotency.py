@@ -27,7 +27,7 @@ def tokens(cast: Callable[..., str]) -> dict[str, str]:
 
 def stored(server: LiveServer) -> int:
     with server.service.store.read() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar())
+        return int(conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one())
 
 
 def keyed(key: str | bytes) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def team(service: Service) -> Service:
 def count(store: Store, table: sa.Table, *where: Any) -> int:
     with store.read() as conn:
         return int(
-            conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+            conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar_one()
         )
 
 
@@ -234,7 +234,7 @@ def test_a_writer_that_loses_the_key_on_the_primary_key_answers_with_the_winner(
     # The write lock makes the in-transaction lookup see every committed key; the
     # primary key is what holds if it ever did not. Make the lookup miss once.
     winner = team.send("alice", "bob", "hi", idempotency_key=KEY)
-    real_find = message_ops.find_key
+    real_find = idempotency.find_key
     misses = iter([True])
 
     def find_key(*args: Any) -> idempotency.UsedKey | None:
