@@ -77,7 +77,8 @@ def test_a_send_whose_replica_died_after_the_commit_is_stored_once(cluster: Clus
         "SELECT id, body FROM messages WHERE workspace = :ws ORDER BY id", ws=WORKSPACE
     )
     assert sorted((m, b) for b, m in acked.items()) == [(row.id, row.body) for row in stored]
-    # The fatal send went to the victim, which committed it and died; the retry went to b.
+    # Only the hook kills the victim (exit -9 above), and only after the fatal send's
+    # commit: the retry of that send, the second request with its key, got b's replay.
     assert killed_key_requests == 2
     deliveries = cluster.rows(
         "SELECT count(*) AS n FROM deliveries WHERE workspace = :ws", ws=WORKSPACE
