@@ -43,6 +43,12 @@ def confirm(verb: str, msg: Message) -> str:
     "--claimable", is_flag=True, help="Also create a task that exactly one recipient can claim."
 )
 @click.option("--meta", metavar="JSON", help="A JSON object, e.g. '{\"pr\": 7}'.")
+@click.option(
+    "--idempotency-key",
+    metavar="KEY",
+    help="Send at most once: the same KEY again within 24 h returns the first message "
+    "instead of sending another (1-255 printable ASCII, e.g. a uuid).",
+)
 @click.argument("body")
 @json_option
 def send(
@@ -53,6 +59,7 @@ def send(
     priority: str,
     claimable: bool,
     meta: str | None,
+    idempotency_key: str | None,
     body: str,
 ) -> None:
     """Send BODY (- reads stdin) to a target.
@@ -65,6 +72,7 @@ def send(
       relaybus --as alice send --to bob "stay out of src/auth for an hour"
       relaybus --as alice send --to cap:review --claimable --subject "Review PR 7" "diff: ..."
       git diff | relaybus --as alice send --to tag:backend --channel api -
+      relaybus --as ci send --to bob --idempotency-key "build-$BUILD_ID" "build is green"
     """
     app = get_app()
     meta_obj = parse_meta(meta)
@@ -78,6 +86,7 @@ def send(
         meta=meta_obj,
         claimable=claimable,
         reply_to=reply_to,
+        idempotency_key=idempotency_key,
     )
     if app.json:
         render.emit_json(render.dump(msg))

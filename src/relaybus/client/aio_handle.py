@@ -61,8 +61,13 @@ class AsyncAgentHandle:
         meta: Mapping[str, Any] | None = None,
         claimable: bool = False,
         reply_to: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Message:
-        """Send a message (see ``Service.send`` for targets and errors)."""
+        """Send a message (see ``Service.send`` for targets and errors).
+
+        ``idempotency_key``: as for :meth:`relaybus.client.handle.AgentHandle.send`;
+        over HTTP every send carries one (this, or a fresh uuid4), reused when a
+        broken connection makes the client send it again."""
         return await self._run(
             calls.send(
                 self.id,
@@ -76,6 +81,7 @@ class AsyncAgentHandle:
                 meta=meta,
                 claimable=claimable,
                 reply_to=reply_to,
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -90,8 +96,10 @@ class AsyncAgentHandle:
         priority: Priority | str = Priority.NORMAL,
         meta: Mapping[str, Any] | None = None,
         claimable: bool = False,
+        idempotency_key: str | None = None,
     ) -> Message:
-        """Answer ``message`` in its thread, to its sender unless ``to`` says otherwise."""
+        """Answer ``message`` in its thread, to its sender unless ``to`` says otherwise
+        (``idempotency_key`` as for :meth:`send`)."""
         return await self._run(
             calls.send(
                 self.id,
@@ -105,6 +113,7 @@ class AsyncAgentHandle:
                 priority=priority,
                 meta=meta,
                 claimable=claimable,
+                idempotency_key=idempotency_key,
             )
         )
 

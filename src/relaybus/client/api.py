@@ -119,6 +119,7 @@ class ServiceAPI(Protocol):
         priority: Priority | str = Priority.NORMAL,
         meta: Mapping[str, Any] | None = None,
         claimable: bool = False,
+        idempotency_key: str | None = None,
     ) -> Message: ...
 
     def send_many(
@@ -128,6 +129,7 @@ class ServiceAPI(Protocol):
         *,
         workspace: str = "default",
         epoch: int | None = None,
+        idempotency_key: str | None = None,
     ) -> list[Message]: ...
 
     def get_message(self, message_id: int, *, workspace: str = "default") -> Message: ...

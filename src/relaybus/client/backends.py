@@ -18,7 +18,7 @@ from ..settings import Settings
 from . import calls
 from .api import ServiceAPI
 from .streams import afollow, matches
-from .transport import LONGPOLL_CHUNK, Call, HTTPSession, new_client
+from .transport import LONGPOLL_CHUNK, Call, HTTPSession, new_client, retries
 
 if TYPE_CHECKING:
     from .calls import Registration
@@ -84,7 +84,7 @@ class RemoteBackend:
         return self.session.settings
 
     async def run(self, call: Call[T]) -> T:
-        """Send ``call`` (a GET once more if its keep-alive connection was closed).
+        """Send ``call`` (once more, a GET or a keyed send, if its connection broke).
 
         Raises:
             RelayError: the refusal. StoreError: no answer from the server.
@@ -96,15 +96,15 @@ class RemoteBackend:
 
     async def _send(self, call: Call[Any]) -> httpx.Response:
         request = self.session.request(call)
-        attempts = 2 if call.method == "GET" else 1
+        attempts = retries(call)
         for attempt in range(1, attempts + 1):
             try:
                 return await self.client.request(**request)
             except httpx.TimeoutException as exc:
-                raise self.session.unreachable(exc) from None
+                raise self.session.unreachable(exc, call) from None
             except httpx.TransportError as exc:
                 if attempt == attempts:
-                    raise self.session.unreachable(exc) from None
+                    raise self.session.unreachable(exc, call) from None
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def remember(self, registration: Registration) -> None:

@@ -62,8 +62,17 @@ class AgentHandle:
         meta: Mapping[str, Any] | None = None,
         claimable: bool = False,
         reply_to: int | None = None,
+        idempotency_key: str | None = None,
     ) -> Message:
-        """Send a message (see :meth:`Service.send` for targets and errors)."""
+        """Send a message (see :meth:`Service.send` for targets and errors).
+
+        ``idempotency_key`` (1-255 printable ASCII, e.g. a uuid4 made once per
+        logical send): sending again with the same key within 24 h returns the
+        original message and stores nothing new, so a send whose answer was lost
+        can be repeated safely; the same key with a different message is
+        Conflict. Over HTTP every send carries a key (this one, or a fresh uuid4)
+        and a send whose connection broke is retried once with it.
+        """
         return self.relay.service.send(
             self.id,
             to,
@@ -74,13 +83,14 @@ class AgentHandle:
             meta=meta,
             claimable=claimable,
             reply_to=reply_to,
+            idempotency_key=idempotency_key,
             **self._kw,
         )
 
     def reply(self, message: Message | int, body: str, **kwargs: Any) -> Message:
         """Answer ``message`` in its thread, to its sender (or, for one's own
         message, to its target) unless ``to=`` says otherwise; other keywords
-        as for :meth:`send`."""
+        (``idempotency_key`` too) as for :meth:`send`."""
         parent = message.id if isinstance(message, Message) else message
         to = kwargs.pop("to", None)  # a reply may be redirected, e.g. to the whole channel
         return self.relay.service.send(self.id, to, body, reply_to=parent, **kwargs, **self._kw)

@@ -37,7 +37,7 @@ from ..models import (
 from ..settings import Settings
 from . import calls
 from .streams import BACKOFF_CAP, follow
-from .transport import LONGPOLL_CHUNK, NEEDS_DATABASE, Call, HTTPSession, new_client
+from .transport import LONGPOLL_CHUNK, NEEDS_DATABASE, Call, HTTPSession, new_client, retries
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -103,8 +103,10 @@ class RemoteService:
     def run(self, call: Call[T]) -> T:
         """Send one call and return its result.
 
-        A GET that finds its keep-alive connection closed by the server is sent
-        once more; other requests are not repeated (a send must not happen twice).
+        A GET, or a call with an idempotency key (every send), whose connection
+        breaks before the answer (a keep-alive connection the server closed, a
+        replica that died) is sent once more, with the same key; other requests
+        are not repeated (they must not happen twice).
 
         Raises:
             RelayError: the server refused (the subclass of the status).
@@ -117,15 +119,15 @@ class RemoteService:
 
     def _send(self, call: Call[Any]) -> httpx.Response:
         request = self.session.request(call)
-        attempts = 2 if call.method == "GET" else 1
+        attempts = retries(call)
         for attempt in range(1, attempts + 1):
             try:
                 return self._client.request(**request)
             except httpx.TimeoutException as exc:
-                raise self.session.unreachable(exc) from None
+                raise self.session.unreachable(exc, call) from None
             except httpx.TransportError as exc:
                 if attempt == attempts:
-                    raise self.session.unreachable(exc) from None
+                    raise self.session.unreachable(exc, call) from None
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def _long_poll(self, make: Callable[[float], Call[list[T]]], timeout: float) -> list[T]:
@@ -266,8 +268,16 @@ class RemoteService:
         priority: Priority | str = Priority.NORMAL,
         meta: Mapping[str, Any] | None = None,
         claimable: bool = False,
+        idempotency_key: str | None = None,
     ) -> Message:
-        """``POST /v1/messages`` (see ``Service.send`` for targets and errors)."""
+        """``POST /v1/messages`` (see ``Service.send`` for targets and errors).
+
+        Sent with an ``Idempotency-Key``: ``idempotency_key``, or a fresh uuid4 for
+        this call. A connection that breaks before the answer is retried once with
+        the same key, so the message is stored once; if that fails too, the
+        StoreError names the key (``details["idempotency_key"]``): send again with
+        it to be sure the message exists exactly once.
+        """
         return self.run(
             calls.send(
                 sender,
@@ -281,6 +291,7 @@ class RemoteService:
                 priority=priority,
                 meta=meta,
                 claimable=claimable,
+                idempotency_key=idempotency_key,
             )
         )
 
@@ -291,9 +302,15 @@ class RemoteService:
         *,
         workspace: str = "default",
         epoch: int | None = None,
+        idempotency_key: str | None = None,
     ) -> list[Message]:
-        """``POST /v1/messages/batch``: all or nothing (see ``Service.send_many``)."""
-        return self.run(calls.send_many(sender, items, workspace=workspace, epoch=epoch))
+        """``POST /v1/messages/batch``: all or nothing (see ``Service.send_many``), with
+        one ``Idempotency-Key`` for the batch, as for :meth:`send`."""
+        return self.run(
+            calls.send_many(
+                sender, items, workspace=workspace, epoch=epoch, idempotency_key=idempotency_key
+            )
+        )
 
     def get_message(self, message_id: int, *, workspace: str = "default") -> Message:
         """``GET /v1/messages/{id}``. Raises NotFound."""

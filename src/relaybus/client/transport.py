@@ -45,6 +45,8 @@ T = TypeVar("T")
 LONGPOLL_CHUNK = 50.0
 #: Seconds a long-poll response may take beyond its ``wait`` before it counts as lost.
 LONGPOLL_MARGIN = 15.0
+#: The request header of an idempotency key (draft-ietf-httpapi-idempotency-key-header).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Seconds to connect, and to wait for any other response.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
@@ -74,6 +76,9 @@ class Call(Generic[T]):
         body: the JSON body, or ``None`` for none.
         wait: seconds the server may hold the request (long-poll).
         forget_token: the call ends the agent (unregister): drop its token.
+        idempotency_key: sent as ``Idempotency-Key``: the server performs the
+            call at most once per key, so a POST that carries one may be sent
+            again after a lost answer (see :func:`retries`).
     """
 
     method: str
@@ -87,6 +92,7 @@ class Call(Generic[T]):
     body: Any = None
     wait: float = 0.0
     forget_token: bool = False
+    idempotency_key: str | None = None
 
 
 class TokenHolder(Protocol):
@@ -211,6 +217,8 @@ class HTTPSession:
         import httpx
 
         headers = self.headers(call.workspace, call.agent, call.epoch)
+        if call.idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = sf_string(call.idempotency_key)
         content = None
         if call.body is not None:
             content = encode_json(call.body)
@@ -256,10 +264,37 @@ class HTTPSession:
             return False
         return self._tokens.pop((workspace, agent), None) is not None
 
-    def unreachable(self, exc: Exception) -> StoreError:
-        """The error for a request that got no answer (refused, reset, timed out)."""
+    def unreachable(self, exc: Exception, call: Call[Any] | None = None) -> StoreError:
+        """The error for a request that got no answer (refused, reset, timed out).
+
+        For a call with an idempotency key, the message and ``details`` name the
+        key: the call may have happened, and repeating it with that key is safe.
+        """
         reason = str(exc) or type(exc).__name__
-        return StoreError(f"cannot reach relay server at {self.url}: {reason}", url=self.url)
+        message = f"cannot reach relay server at {self.url}: {reason}"
+        key = call.idempotency_key if call is not None else None
+        if key is None:
+            return StoreError(message, url=self.url)
+        return StoreError(
+            f"{message} (it may have been sent: retry with idempotency_key={key!r} "
+            "to send it at most once)",
+            url=self.url,
+            idempotency_key=key,
+        )
+
+
+def retries(call: Call[Any]) -> int:
+    """How many times a call is sent when the connection breaks before its answer
+    (a keep-alive connection the server closed, a replica that died): twice for a
+    GET and for a call with an idempotency key, which the server performs at most
+    once, else once (a plain POST must not happen twice). A timeout is never retried."""
+    return 2 if call.method == "GET" or call.idempotency_key is not None else 1
+
+
+def sf_string(value: str) -> str:
+    """``value`` as a Structured Field string (RFC 8941), the form the IETF draft
+    gives ``Idempotency-Key``: in double quotes, ``\\`` and ``"`` escaped."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def new_client(url: str, *, asynchronous: bool = False) -> Any:

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import InvalidInput, NotFound, RelayError, TooLarge
+from ..errors import Conflict, InvalidInput, NotFound, RelayError, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
 from ..store.statements import run, run_many
@@ -20,6 +20,14 @@ from .common import (
     check_text,
     message_from_row,
     touch_agent,
+)
+from .idempotency import (
+    KEY_TAKEN,
+    check_key,
+    check_same_request,
+    find_key,
+    remember_key,
+    request_hash,
 )
 from .targets import Target, parse_target, resolve
 from .tasks import create_task
@@ -73,6 +81,7 @@ class MessageOps(ServiceBase):
         priority: Priority | str = Priority.NORMAL,
         meta: Mapping[str, Any] | None = None,
         claimable: bool = False,
+        idempotency_key: str | None = None,
     ) -> Message:
         """Send ``body`` from ``sender`` to the agents ``to`` resolves to now.
 
@@ -89,19 +98,27 @@ class MessageOps(ServiceBase):
                 that message's thread.
             claimable: also create a task (title = subject or the body's first
                 line) that exactly one recipient can claim; ``task_id`` is set.
+            idempotency_key: send at most once: a send with the same key from the
+                same sender (and workspace) within 24 h stores nothing and returns
+                the original message, as it was stored (see
+                :mod:`~relaybus.service.idempotency`); 1-255 printable ASCII
+                characters, e.g. a uuid4 made once per logical send.
 
         Returns:
-            the stored message with ``recipients``.
+            the stored message with ``recipients`` (sorted).
 
         Raises:
-            InvalidInput: a malformed target, channel or priority, text with a
-                NUL character or an unpaired surrogate, or a meta that is not a
-                JSON object (see :func:`~relaybus.service.common.check_meta`).
+            InvalidInput: a malformed target, channel, priority or idempotency key,
+                text with a NUL character or an unpaired surrogate, or a meta that
+                is not a JSON object (see :func:`~relaybus.service.common.check_meta`).
             TooLarge: ``body`` or ``meta`` over ``max_body_bytes``.
             NotFound: the sender, the target or ``reply_to`` does not exist.
-            Conflict: stale ``epoch``.
+            Conflict: stale ``epoch``; ``idempotency_key`` already used by this
+                sender for a different request.
         """
         draft = self._draft(to, body, subject, channel, reply_to, priority, meta, claimable)
+        if idempotency_key is not None:
+            return self._send_once(workspace, sender, epoch, "send", [draft], idempotency_key)[0]
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, sender, epoch, now)
@@ -114,6 +131,7 @@ class MessageOps(ServiceBase):
         *,
         workspace: str = "default",
         epoch: int | None = None,
+        idempotency_key: str | None = None,
     ) -> list[Message]:
         """Send several messages from ``sender`` in one transaction: all or none.
 
@@ -123,6 +141,8 @@ class MessageOps(ServiceBase):
                 ``reply_to``, ``priority``, ``meta``, ``claimable``); a reply may
                 point at a message earlier in the same batch only by id, so in
                 practice at messages already sent.
+            idempotency_key: one key for the whole batch, as for :meth:`send`:
+                a retry of the same batch returns the original messages.
 
         Returns:
             the stored messages, in the order of ``items``.
@@ -159,10 +179,63 @@ class MessageOps(ServiceBase):
                 exc.args = (exc.message,)
                 exc.details.setdefault("index", index)
                 raise
+        if idempotency_key is not None:
+            return self._send_once(workspace, sender, epoch, "batch", drafts, idempotency_key)
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, sender, epoch, now)
             return [self._store(conn, workspace, sender, d, now) for d in drafts]
+
+    def _send_once(
+        self,
+        workspace: str,
+        sender: str,
+        epoch: int | None,
+        kind: str,
+        drafts: list[_Draft],
+        key: str,
+    ) -> list[Message]:
+        # The key is looked up and bound in the transaction that stores the messages,
+        # under the store's write lock, so of two racing retries the second sees the
+        # first's row. The primary key backs that up: a binding that loses anyway
+        # rolls everything back and answers with the winner's messages.
+        check_key(key)
+        digest = request_hash(kind, drafts)
+        try:
+            with self.store.write() as conn:
+                now = self.now()
+                used = find_key(conn, workspace, sender, key, now)
+                if used is not None:
+                    check_same_request(used, digest, key)
+                    return self._replay(conn, key, used.message_ids)
+                touch_agent(conn, workspace, sender, epoch, now)
+                sent = [self._store(conn, workspace, sender, d, now) for d in drafts]
+                remember_key(conn, workspace, sender, key, digest, [m.id for m in sent], now)
+                return sent
+        except KEY_TAKEN:
+            with self.store.read() as conn:
+                used = find_key(conn, workspace, sender, key, self.now())
+                if used is None:
+                    raise
+                check_same_request(used, digest, key)
+                return self._replay(conn, key, used.message_ids)
+
+    def _replay(self, conn: Connection, key: str, ids: list[int]) -> list[Message]:
+        # The messages a key stored, as the first answer gave them (no delivery state).
+        found = []
+        for message_id in ids:
+            rows = run(conn, _MESSAGE_BY_ID, {"id": message_id})
+            if not rows:
+                raise Conflict(
+                    f"idempotency key {key!r} was used for message {message_id}, which "
+                    "retention has deleted since; a new request needs a new key",
+                    idempotency_key=key,
+                    message_id=message_id,
+                )
+            row = dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True))
+            recipients = [r[0] for r in run(conn, _RECIPIENTS_OF, {"id": message_id})]
+            found.append(message_from_row(row, recipients=recipients))
+        return found
 
     def _draft(
         self,
@@ -213,7 +286,7 @@ class MessageOps(ServiceBase):
             if target is None:
                 target = parse_target(parent.sender if parent.sender != sender else parent.target)
         assert target is not None
-        recipients = resolve(conn, workspace, target, channel, sender)
+        recipients = sorted(resolve(conn, workspace, target, channel, sender))
         row = {
             "workspace": workspace,
             "sender": sender,

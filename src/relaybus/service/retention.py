@@ -8,6 +8,7 @@ from ..errors import InvalidInput
 from ..models import PruneReport
 from ..store.schema import agents, deliveries, events, messages
 from .common import append_event
+from .idempotency import prune_keys
 from .sweeps import SweepOps
 from .tokens import revoke_agent_tokens
 
@@ -25,7 +26,9 @@ class RetentionOps(SweepOps):
         """Delete messages (with their deliveries) and events older than
         ``message_days`` (default ``settings.retention_days``), and agents
         offline for longer than ``agent_days`` (default
-        ``settings.agent_retention_days``). Tasks are kept.
+        ``settings.agent_retention_days``), and idempotency keys older than a
+        day (:data:`~relaybus.service.idempotency.KEY_TTL`), which may then be
+        used again. Tasks are kept.
 
         Raises:
             InvalidInput: a negative number of days.
@@ -56,6 +59,7 @@ class RetentionOps(SweepOps):
             n_events = conn.execute(
                 events.delete().where(events.c.workspace == workspace, events.c.created_at < cutoff)
             ).rowcount
+            prune_keys(conn, workspace, now)
             gone = (
                 (agents.c.workspace == workspace)
                 & (agents.c.status == "offline")

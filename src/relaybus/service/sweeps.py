@@ -19,7 +19,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ..models import AgentStatus
-from ..store.schema import agents, messages, sweeps, tasks
+from ..store.schema import agents, idempotency_keys, messages, sweeps, tasks
 from .common import ServiceBase, append_event
 from .leases import HELD, release_expired, release_held
 from .presence import effective_status
@@ -108,10 +108,12 @@ class SweepOps(ServiceBase):
         return total
 
     def workspaces(self) -> list[str]:
-        """Every workspace that has agents or messages, sorted."""
+        """Every workspace that has agents, messages or idempotency keys, sorted."""
         with self.store.read() as conn:
             found = set(conn.execute(sa.select(agents.c.workspace).distinct()).scalars())
             found.update(conn.execute(sa.select(messages.c.workspace).distinct()).scalars())
+            # Keys outlive their messages when retention is under a day: prune them too.
+            found.update(conn.execute(sa.select(idempotency_keys.c.workspace).distinct()).scalars())
         return sorted(found)
 
     def claim_job(self, job: str, interval: float, *, runner: str) -> bool:

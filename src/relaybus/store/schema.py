@@ -182,6 +182,23 @@ sweeps = sa.Table(
     sa.Column("ran_by", sa.String(255)),
 )
 
+# Idempotency keys of sends (``Idempotency-Key``): the first send with a key stores its
+# messages and this row in one transaction; a retry with the same key from the same
+# sender finds the row and gets the same messages back instead of new ones. The primary
+# key is the guarantee on every replica. ``request_hash`` is the SHA-256 of the request
+# (a reused key with another request is refused); rows older than a day are pruned.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("workspace", sa.String(64), primary_key=True),
+    sa.Column("sender", sa.String(128), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("message_ids", Json, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_idempotency_keys_created", "workspace", "created_at"),
+)
+
 # Facts about the schema itself; ``compatible_from`` is the oldest schema
 # revision whose code may serve this database (see store/migrate.py).
 relay_meta = sa.Table(

@@ -3,6 +3,7 @@ unread_count, and delivery receipts: mark_delivered, deliveries, wait_deliveries
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,8 +32,11 @@ def send(
     priority: Priority | str = Priority.NORMAL,
     meta: Mapping[str, Any] | None = None,
     claimable: bool = False,
+    idempotency_key: str | None = None,
 ) -> Call[Message]:
-    """``POST /v1/messages``."""
+    """``POST /v1/messages``, with an ``Idempotency-Key``: ``idempotency_key``, or a
+    fresh uuid4 for this one logical send, which the transport's retries reuse (an
+    embedded service gets only the caller's key)."""
     fields = {
         "sender": sender,
         "to": to,
@@ -60,11 +64,13 @@ def send(
             priority=priority,
             meta=meta,
             claimable=claimable,
+            idempotency_key=idempotency_key,
         ),
         workspace=workspace,
         agent=sender,
         epoch=epoch,
         body=_compact(fields),
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
     )
 
 
@@ -74,17 +80,22 @@ def send_many(
     *,
     workspace: str,
     epoch: int | None = None,
+    idempotency_key: str | None = None,
 ) -> Call[list[Message]]:
-    """``POST /v1/messages/batch`` (one transaction, all or nothing)."""
+    """``POST /v1/messages/batch`` (one transaction, all or nothing), with one
+    ``Idempotency-Key`` for the batch, made as for :func:`send`."""
     return Call(
         method="POST",
         path="/v1/messages/batch",
         parse=_MESSAGES.validate_json,
-        local=lambda s: s.send_many(sender, items, workspace=workspace, epoch=epoch),
+        local=lambda s: s.send_many(
+            sender, items, workspace=workspace, epoch=epoch, idempotency_key=idempotency_key
+        ),
         workspace=workspace,
         agent=sender,
         epoch=epoch,
         body={"sender": sender, "messages": [dict(item) for item in items]},
+        idempotency_key=idempotency_key or str(uuid.uuid4()),
     )
 
 

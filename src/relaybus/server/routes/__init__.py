@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from ...errors import InvalidInput
 from ...service.common import NAME_RE
+from ...service.idempotency import KEY_PATTERN, MAX_KEY_CHARS, valid_key
 from ..auth import MAX_ID, quick_call
 
 T = TypeVar("T")
@@ -91,8 +92,9 @@ class RelayRoute(APIRoute):
 class LeanRoute(RelayRoute):
     """A hot route (sending) that skips FastAPI's dependency solving when it can.
 
-    For an endpoint ``f(body: Model, call: Call, epoch: int | None) -> Response``:
-    a request with a JSON content type, well-formed headers and a body that
+    For an endpoint ``f(body: Model, call: Call, epoch: int | None) -> Response``
+    (and optionally ``idempotency_key: str | None``, the raw header): a request
+    with a JSON content type, well-formed headers and a body that
     ``Model.model_validate_json`` accepts (pydantic's JSON parser also refuses
     unpaired surrogates) goes straight to ``f`` in the threadpool. Anything
     else takes the ordinary FastAPI path, so errors and the OpenAPI document
@@ -104,6 +106,7 @@ class LeanRoute(RelayRoute):
         endpoint = self.endpoint
         signature = inspect.signature(endpoint, eval_str=True)
         model: type[BaseModel] = signature.parameters["body"].annotation
+        keyed = "idempotency_key" in signature.parameters
 
         async def lean(request: Request) -> Response:
             content_type = request.headers.get("content-type", "")
@@ -118,7 +121,8 @@ class LeanRoute(RelayRoute):
             if quick is None:
                 return await ordinary(request)
             call, epoch = quick
-            response: Response = await run_in_threadpool(endpoint, body, call, epoch)
+            extra = {"idempotency_key": request.headers.get(IDEMPOTENCY_HEADER)} if keyed else {}
+            response: Response = await run_in_threadpool(endpoint, body, call, epoch, **extra)
             return response
 
         return lean
@@ -170,6 +174,43 @@ def render_list(
     return Response(
         adapter.dump_json(list(items)), status_code=status_code, media_type="application/json"
     )
+
+
+#: The request header of an idempotency key (draft-ietf-httpapi-idempotency-key-header).
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: ``Idempotency-Key``: the raw header; :func:`key_from_header` reads it. The pattern
+#: is documented, not enforced here: the service refuses a bad key with 400.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=IDEMPOTENCY_HEADER,
+        description="Send at most once: the same key from the same sender within 24 h "
+        "returns the original answer (same status and body) and stores nothing; the same "
+        "key with a different request is 409. 1-255 printable ASCII characters, e.g. a "
+        "uuid4 per logical send; a Structured Field string (in double quotes, as in "
+        "draft-ietf-httpapi-idempotency-key-header) or bare.",
+        json_schema_extra={"pattern": KEY_PATTERN, "maxLength": MAX_KEY_CHARS},
+        examples=['"8e03978e-40d5-43e8-bc93-6894a57f9324"'],
+    ),
+]
+_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
+_SF_ESCAPE = re.compile(r'\\(["\\])')
+
+
+def key_from_header(header: str | None) -> str | None:
+    """The key of an ``Idempotency-Key`` header: the content of a Structured Field
+    string (RFC 8941: ``"..."`` with ``\\"`` and ``\\\\`` escapes), as the IETF draft
+    writes it, or the bare value as many clients send it (also when the quoted
+    content is no key by itself, so that every value of the documented pattern is
+    a key). The service checks it."""
+    if header is None:
+        return None
+    quoted = _SF_STRING.fullmatch(header)
+    if quoted is not None:
+        key = _SF_ESCAPE.sub(r"\1", quoted.group(1))
+        if valid_key(key):
+            return key
+    return header
 
 
 #: A message or task id in a path.

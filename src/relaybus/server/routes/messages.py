@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Annotated, Any
 
 from fastapi import Query, Request
@@ -13,13 +15,28 @@ from ...errors import Forbidden
 from ...models import Delivery, DeliveryState, Message, Priority
 from ..auth import ApiCall, Caller, Epoch
 from ..problems import responses
-from . import Body, IdPath, MessageId, examples, lean_post, make_router, render, render_list
+from . import (
+    Body,
+    IdempotencyKey,
+    IdPath,
+    MessageId,
+    examples,
+    key_from_header,
+    lean_post,
+    make_router,
+    render,
+    render_list,
+)
 
 router = make_router(tags=["messages"])
 MESSAGES = TypeAdapter(list[Message])
 DELIVERIES = TypeAdapter(list[Delivery])
 #: Most messages in one batch (the service's limit too).
 MAX_BATCH = 500
+#: Test-only fault injection, off unless set: a send or batch with this idempotency key
+#: makes the server SIGKILL itself right after the commit, before the reply (the cluster
+#: tests' "replica died between commit and reply").
+KILL_AFTER_COMMIT = os.environ.get("RELAYBUS_TEST_KILL_AFTER_COMMIT")
 
 
 class Draft(Body):
@@ -84,9 +101,17 @@ class BatchBody(Body):
     responses=responses(400, 404, 409, 413),
     summary="Send a message",
 )
-def send(body: SendBody, call: ApiCall, epoch: Epoch = None) -> Response:
-    """Send a message; every recipient has it in its inbox once this returns."""
+def send(
+    body: SendBody, call: ApiCall, epoch: Epoch = None, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Send a message; every recipient has it in its inbox once this returns.
+
+    With an ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header), a retry
+    from the same sender within 24 h gets the original answer, 201 and the same
+    message, and stores nothing; the same key with another request is 409.
+    """
     caller = call.caller()
+    key = key_from_header(idempotency_key)
     message = call.service.send(
         caller.act_as(body.sender, "sender"),
         body.to,
@@ -99,7 +124,10 @@ def send(body: SendBody, call: ApiCall, epoch: Epoch = None) -> Response:
         priority=body.priority,
         meta=body.meta,
         claimable=body.claimable,
+        idempotency_key=key,
     )
+    if key is not None and key == KILL_AFTER_COMMIT:
+        os.kill(os.getpid(), signal.SIGKILL)
     call.hub.publish((message,))
     call.metrics.messages_sent.inc()
     return render(message, 201)
@@ -113,15 +141,22 @@ def send(body: SendBody, call: ApiCall, epoch: Epoch = None) -> Response:
     responses=responses(400, 404, 409, 413),
     summary="Send several messages in one transaction",
 )
-def send_batch(body: BatchBody, call: ApiCall, epoch: Epoch = None) -> Response:
-    """Send 1-500 messages from one sender, all or none, in order."""
+def send_batch(
+    body: BatchBody, call: ApiCall, epoch: Epoch = None, idempotency_key: IdempotencyKey = None
+) -> Response:
+    """Send 1-500 messages from one sender, all or none, in order. An
+    ``Idempotency-Key`` covers the whole batch: a retry gets the original messages."""
     caller = call.caller()
+    key = key_from_header(idempotency_key)
     sent = call.service.send_many(
         caller.act_as(body.sender, "sender"),
         [draft.model_dump(exclude_unset=True) for draft in body.messages],
         workspace=caller.workspace,
         epoch=epoch,
+        idempotency_key=key,
     )
+    if key is not None and key == KILL_AFTER_COMMIT:
+        os.kill(os.getpid(), signal.SIGKILL)
     call.hub.publish(sent)
     call.metrics.messages_sent.inc(len(sent))
     return render_list(MESSAGES, sent, 201)
