@@ -165,11 +165,11 @@ def raw_keystrokes(text: str, *, bracketed: bool, chunk: int = CHUNK_BYTES) -> l
     """The bytes that type ``text`` (see :func:`raw_text`) as a person would, in pieces.
 
     One line: its text, then :data:`ENTER`, never a paste. Several lines and
-    ``bracketed``: one paste of all of them, each line break included (so a
-    paste ends with its closing line break: Python's REPL then runs the block at
-    the Enter), then :data:`ENTER`. Otherwise each line followed by
-    :data:`ENTER`, blank lines as a bare Enter; the closing blank line of
-    :func:`raw_text` is that last bare Enter.
+    ``bracketed``: one paste of all of them, line breaks as CR (the closing
+    blank line of :func:`raw_text` makes the paste end with a line break:
+    Python's REPL then runs the block at the Enter), then :data:`ENTER`.
+    Otherwise each line followed by :data:`ENTER`, blank lines as a bare Enter
+    (the closing blank line is the last one).
 
     The contract of :func:`keystrokes` holds: the last piece is :data:`ENTER`;
     in line mode every Enter is a piece of its own and text pieces hold no CR or
@@ -178,7 +178,7 @@ def raw_keystrokes(text: str, *, bracketed: bool, chunk: int = CHUNK_BYTES) -> l
     text = clean(text)
     lines = text.split("\n")
     if bracketed and len(lines) > 1:
-        body = _chunks(text.replace("\n", "\r") + "\r", chunk)
+        body = _chunks(text.replace("\n", "\r"), chunk)
         body[0] = PASTE_START + body[0]
         body[-1] = body[-1] + PASTE_END
         return [*body, ENTER]
