@@ -201,6 +201,7 @@ def test_raw_format_runs_messages_in_a_python_repl_in_a_pane_and_holds_at_its_co
     for message in (answer, block, timer, opened, held):
         (receipt,) = relay.deliveries(message.id)
         assert (receipt.state, receipt.via) == (DeliveryState.READ, "tmux")
+    assert relay.get_agent("alice").meta["format"] == "raw"
 
 
 @pytest.mark.parametrize(

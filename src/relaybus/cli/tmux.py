@@ -98,13 +98,19 @@ def attach(
     mode = parse_mode(inject)
     server = TmuxServer.choose(socket_path=socket_path, socket_name=socket_name)
     found = server.pane(pane)
+    fmt = parse_format(message_format)
     handle = bind(
-        app.relay, name, found, label=label, tags=tags, capabilities=caps, channels=channels
+        app.relay,
+        name,
+        found,
+        label=label,
+        tags=tags,
+        capabilities=caps,
+        channels=channels,
+        message_format=fmt.value,
     )
     binding = Binding.of_pane(found)
-    agent = PaneAgent(
-        handle, server, found, gate=gate, mode=mode, message_format=parse_format(message_format)
-    )
+    agent = PaneAgent(handle, server, found, gate=gate, mode=mode, message_format=fmt)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop()
