@@ -2,9 +2,11 @@
 
 A program is **idle** when nothing happened for ``quiet`` seconds (no output
 from it and no keystrokes from its user) and, if a prompt pattern is given, the
-pattern matches the last non-blank line of its screen. The moment a program
-becomes idle is an **idle boundary**: the runtime types the next waiting message
-there, and marks read what it typed before.
+pattern matches its prompt line (the last non-blank line of its screen, up to
+the cursor when the cursor is on it: see :meth:`.screen.Screen.prompt_line`).
+The moment a program becomes idle is an **idle boundary**: the runtime types
+the next waiting message there, and marks read what it typed before (so with a
+prompt pattern, read means "back at its prompt").
 
 A user who typed part of a line and paused is not idle either: a message typed
 then would land in the middle of their line. That lasts until they end the line
