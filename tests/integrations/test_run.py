@@ -237,6 +237,16 @@ def test_messages_arrive_once_in_order_and_only_when_the_program_is_idle(
     assert relay.get_agent("worker").status is AgentStatus.OFFLINE
 
 
+#: Messages (raw) that make a Python REPL print ``TIMER`` 2 s (its clock) after it
+#: first shows its continuation prompt "... ": the time at "... " is the REPL's.
+CONTINUATION_CLOCK = (
+    "import sys, threading, time\nshown = threading.Event()",
+    "class Continued:\n    def __str__(self):\n        shown.set()\n        return '... '",
+    "sys.ps2 = Continued(); threading.Thread(target=lambda: (shown.wait(), time.sleep(2), "
+    "print('TIMER')), daemon=True).start()",
+)
+
+
 def status(env: dict[str, str], cwd: Path, message: Message) -> list[tuple[str, str, str]]:
     """``relaybus status MSG_ID --json`` as (agent, state, via) per recipient."""
     done = subprocess.run(
@@ -266,15 +276,16 @@ def test_raw_format_runs_messages_in_a_python_repl_and_reads_them_back_at_its_pr
     relay.deliveries(block.id, until="read", timeout=HUNG)
 
     # The prompt gate: a message that leaves Python in a continuation line ("... ")
-    # is typed but not read, and holds the next one back. The REPL's own timer
-    # shows that more than the quiet window passed at "... " meanwhile.
-    timer = alice.send("py", "import threading; threading.Timer(2, print, ['TIMER']).start()")
+    # is typed but not read, and holds the next one back. The REPL's own clock
+    # shows that the quiet window passed many times at "... " meanwhile.
+    setup = [alice.send("py", body) for body in CONTINUATION_CLOCK]
     opened = alice.send("py", "if True:")
     held = alice.send("py", "print('after')")
-    t.expect(r"TIMER$")  # printed after "... " by the thread
+    t.expect(r"TIMER$")  # printed after "... " by the REPL's thread
+    relay.deliveries(setup[-1].id, until="read", timeout=HUNG)
     relay.deliveries(opened.id, until="delivered", timeout=HUNG)
-    assert states(relay, timer, opened, held) == [
-        (DeliveryState.READ, Via.PTY),
+    assert states(relay, *setup, opened, held) == [
+        *[(DeliveryState.READ, Via.PTY)] * len(setup),
         (DeliveryState.DELIVERED, Via.PTY),
         (DeliveryState.QUEUED, None),
     ]
@@ -288,7 +299,8 @@ def test_raw_format_runs_messages_in_a_python_repl_and_reads_them_back_at_its_pr
     text = t.text
     assert text.index("inside") < text.index("after")
     assert "relaybus #" not in text  # the bodies alone: no frame
-    assert states(relay, answer, block, timer, opened, held) == [(DeliveryState.READ, Via.PTY)] * 5
+    everything = [answer, block, *setup, opened, held]
+    assert states(relay, *everything) == [(DeliveryState.READ, Via.PTY)] * len(everything)
     assert status(env, tmp_path, answer) == [("py", "read", "pty")]
     assert relay.get_agent("py").meta["format"] == "raw"
 
