@@ -77,7 +77,7 @@ def run(
 
     \b
     When: CMD is idle after --quiet seconds without output or keystrokes
-    (and, with --prompt, when its last screen line matches REGEX). With
+    (and, with --prompt, when its prompt line matches REGEX). With
     --inject wait, each message waits for an idle moment, in order, for as
     long as it takes; --inject steer and urgent messages go in at once.
     A message is delivered once typed and read at CMD's next idle moment

@@ -77,7 +77,7 @@ def attach(
     'relaybus tmux look NAME' finds the pane later.
 
     Each message is typed when the pane has printed nothing for --quiet
-    seconds (and its last line matches --prompt, if given), one at a time,
+    seconds (and its prompt line matches --prompt, if given), one at a time,
     oldest first: a one-line message with send-keys, a longer one as a paste
     (bracketed when the program asked for it), then Enter; --format raw types
     the body alone (for a REPL or a shell), framed (default) with who sent it
