@@ -29,9 +29,9 @@ from ptyprocess import PtyProcess
 
 from live import live_server
 from relaybus import Relay
-from relaybus.cli.terminal import INJECT_MODES, QUIET_DEFAULT
+from relaybus.cli.terminal import INJECT_MODES, MESSAGE_FORMATS, QUIET_DEFAULT
 from relaybus.identity import HOSTNAME, derive_agent_id
-from relaybus.integrations.runtime import QUIET_SECONDS, InjectMode, render
+from relaybus.integrations.runtime import QUIET_SECONDS, InjectMode, MessageFormat, render
 from relaybus.models import AgentStatus, DeliveryState, Message, Via
 
 REPL = str(Path(__file__).with_name("repl.py"))
@@ -235,6 +235,74 @@ def test_messages_arrive_once_in_order_and_only_when_the_program_is_idle(
     assert "\n" in got[3].text
     assert states(relay, *sent) == [(DeliveryState.READ, Via.PTY)] * 4
     assert relay.get_agent("worker").status is AgentStatus.OFFLINE
+
+
+#: Messages (raw) that make a Python REPL print ``TIMER`` 2 s (its clock) after it
+#: first shows its continuation prompt "... ": the time at "... " is the REPL's.
+CONTINUATION_CLOCK = (
+    "import sys, threading, time\nshown = threading.Event()",
+    "class Continued:\n    def __str__(self):\n        shown.set()\n        return '... '",
+    "sys.ps2 = Continued(); threading.Thread(target=lambda: (shown.wait(), time.sleep(2), "
+    "print('TIMER')), daemon=True).start()",
+)
+
+
+def status(env: dict[str, str], cwd: Path, message: Message) -> list[tuple[str, str, str]]:
+    """``relaybus status MSG_ID --json`` as (agent, state, via) per recipient."""
+    done = subprocess.run(
+        [sys.executable, "-m", "relaybus", "status", str(message.id), "--json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=HUNG,
+        check=True,
+    )
+    return [(d["agent_id"], d["state"], d["via"]) for d in json.loads(done.stdout)]
+
+
+@pytest.mark.slow
+def test_raw_format_runs_messages_in_a_python_repl_and_reads_them_back_at_its_prompt(
+    term: Callable[[list[str]], Term], relay: Relay, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice = relay.register("alice", pid=None)
+    args = ["--name", "py", "--format", "raw", "--quiet", "0.3", "--prompt", "^>>> "]
+    t = term([*args, "--", sys.executable, "-q"])
+    t.expect(r"^>>> ")
+    answer = alice.send("py", "print(6*7)")
+    t.expect(r"^42$")
+    block = alice.send("py", "for i in range(2):\n    print('row', i * 10)")  # closed for it
+    t.expect(r"^row 10$")
+    relay.deliveries(block.id, until="read", timeout=HUNG)
+
+    # The prompt gate: a message that leaves Python in a continuation line ("... ")
+    # is typed but not read, and holds the next one back. The REPL's own clock
+    # shows that the quiet window passed many times at "... " meanwhile.
+    setup = [alice.send("py", body) for body in CONTINUATION_CLOCK]
+    opened = alice.send("py", "if True:")
+    held = alice.send("py", "print('after')")
+    t.expect(r"TIMER$")  # printed after "... " by the REPL's thread
+    relay.deliveries(setup[-1].id, until="read", timeout=HUNG)
+    relay.deliveries(opened.id, until="delivered", timeout=HUNG)
+    assert states(relay, *setup, opened, held) == [
+        *[(DeliveryState.READ, Via.PTY)] * len(setup),
+        (DeliveryState.DELIVERED, Via.PTY),
+        (DeliveryState.QUEUED, None),
+    ]
+    assert status(env, tmp_path, opened) == [("py", "delivered", "pty")]
+    t.type("    print('inside')\r\r")  # the user ends the block: back at ">>> "
+    t.expect(r"^after$")
+    relay.deliveries(held.id, until="read", timeout=HUNG)
+    t.type("exit()\r")
+    assert t.wait_exit() == 0
+
+    text = t.text
+    assert text.index("inside") < text.index("after")
+    assert "relaybus #" not in text  # the bodies alone: no frame
+    everything = [answer, block, *setup, opened, held]
+    assert states(relay, *everything) == [(DeliveryState.READ, Via.PTY)] * len(everything)
+    assert status(env, tmp_path, answer) == [("py", "read", "pty")]
+    assert relay.get_agent("py").meta["format"] == "raw"
 
 
 @pytest.mark.slow
@@ -491,8 +559,9 @@ def test_piped_stdin_is_typed_into_the_program_and_then_ends_it(
     assert "runs as agent cat" in proc.stderr
 
 
-def test_the_cli_s_injection_modes_and_quiet_window_are_the_runtime_s() -> None:
+def test_the_cli_s_injection_modes_formats_and_quiet_window_are_the_runtime_s() -> None:
     assert INJECT_MODES == tuple(m.value for m in InjectMode)
+    assert MESSAGE_FORMATS == tuple(f.value for f in MessageFormat)
     assert QUIET_DEFAULT == QUIET_SECONDS
 
 
@@ -504,10 +573,11 @@ def test_the_cli_s_injection_modes_and_quiet_window_are_the_runtime_s() -> None:
         (["--prompt", "(", *repl()], "--prompt '(' is not a valid regular expression"),
         (["--quiet", "0", *repl()], "--quiet must be above 0 seconds"),
         (["--max-restarts", "2", *repl()], "--max-restarts needs --restart on-failure"),
+        (["--format", "json", *repl()], "Invalid value for '--format'"),
         (["--headless", "--log", "/proc/no/such.log", *repl()], "cannot write the log"),
         ([], "Missing argument"),
     ],
-    ids=["not-found", "no-file", "regex", "quiet", "max-restarts", "log", "no-command"],
+    ids=["not-found", "no-file", "regex", "quiet", "max-restarts", "format", "log", "no-command"],
 )
 def test_bad_input_is_one_line_on_stderr_and_registers_nothing(
     env: dict[str, str], tmp_path: Path, args: list[str], error: str

@@ -24,11 +24,17 @@ from relaybus.integrations.runtime import (
     IdleGate,
     InjectMode,
     Mailbox,
+    MessageFormat,
     Presence,
     Screen,
     Worker,
     keystrokes,
     last_nonblank,
+    message_keystrokes,
+    parse_format,
+    prompt_line,
+    raw_keystrokes,
+    raw_text,
     render,
 )
 from relaybus.integrations.runtime.screen import KEEP_BYTES
@@ -56,6 +62,14 @@ def test_a_prompt_pattern_must_also_match_the_last_screen_line() -> None:
     assert gate.idle(">", 1.0)
     assert gate.idle(">   ", 1.0)  # trailing blanks do not count
     assert not gate.idle("thinking...", 1.0)
+
+
+def test_a_prompt_pattern_may_end_with_the_prompt_s_blank_or_without_it() -> None:
+    gate = IdleGate(0.5, r"^>>> ", now=0.0)
+    assert gate.idle(">>> ", 1.0)
+    assert not gate.idle("... ", 1.0)
+    assert not gate.idle(">>>", 1.0)  # the screen has no blank there: not this prompt
+    assert IdleGate(0.5, r"^>>>$", now=0.0).idle(">>> ", 1.0)
 
 
 def test_a_half_typed_user_line_holds_idleness_until_enter_or_the_grace_ends() -> None:
@@ -162,6 +176,28 @@ def test_the_reset_sequence_undoes_the_modes_a_program_left_on() -> None:
     assert screen.reset_sequence() == b""
 
 
+def test_the_prompt_line_keeps_the_prompt_s_blank_and_is_empty_while_a_command_runs() -> None:
+    screen = Screen(40, 10)
+    screen.feed(b"Python\r\n>>> ")
+    assert screen.prompt_line() == ">>> "
+    screen.feed(b"import time; time.sleep(9)\r\n")  # echoed, now running silently
+    assert screen.prompt_line() == ""
+    assert screen.last_line() == ">>> import time; time.sleep(9)"
+    screen.feed(b"... ")
+    assert screen.prompt_line() == "... "
+    screen.feed(b"\x1b[?25l\x1b[1;1H")  # a hidden cursor elsewhere: the last line counts
+    assert screen.prompt_line() == "..."
+
+
+def test_prompt_line_reads_lines_captured_elsewhere_with_their_cursor() -> None:
+    lines = ["$ ls", "a  b", "$", ""]
+    assert prompt_line(lines, 2, 2) == "$ "
+    assert prompt_line(lines, 0, 3) == ""
+    assert prompt_line(lines, 0, 0) == "$"
+    assert prompt_line(lines, 0, 3, cursor_visible=False) == "$"
+    assert prompt_line(["", ""], 0, 0) == ""
+
+
 def test_last_nonblank_reads_lines_captured_elsewhere() -> None:
     assert last_nonblank(["$ ls", "a  b", "$ ", "   ", ""]) == "$"
     assert last_nonblank(["", "  "]) == ""
@@ -224,6 +260,34 @@ def test_a_message_cannot_end_the_paste_or_send_control_keys() -> None:
     typed = b"".join(pieces)
     assert typed.count(PASTE_END) == 1 and typed.endswith(PASTE_END + ENTER)
     assert typed == PASTE_START + b"hi[201~rm -rf /\r2J" + PASTE_END + ENTER
+
+
+def test_a_raw_message_is_its_body_alone_and_a_block_ends_with_a_blank_line(
+    relay: Relay,
+) -> None:
+    assert raw_text(message(relay, "print(6*7)\n", subject="ignored")) == "print(6*7)"
+    block = message(relay, "for i in range(2):\n\tprint(i)")
+    assert raw_text(block) == "for i in range(2):\n    print(i)\n"
+    assert raw_text(message(relay, "for i in x: print(i)\n\n")) == "for i in x: print(i)\n"
+    assert raw_text(message(relay, "a = 1\n\nb = 2\n\n")) == "a = 1\n\nb = 2\n"
+
+
+def test_raw_keystrokes_type_like_a_person_or_paste_a_block_with_its_line_break() -> None:
+    assert raw_keystrokes("print(6*7)", bracketed=True) == [b"print(6*7)", ENTER]
+    assert raw_keystrokes("a\n\nb\n", bracketed=False) == [b"a", ENTER, ENTER, b"b", ENTER, ENTER]
+    pasted = raw_keystrokes("for x in y:\n  f(x)\n", bracketed=True)
+    assert pasted == [PASTE_START + b"for x in y:\r  f(x)\r" + PASTE_END, ENTER]
+    hostile = b"".join(raw_keystrokes("hi\x1b[201~\x03\nrm", bracketed=True))
+    assert hostile == PASTE_START + b"hi[201~\rrm" + PASTE_END + ENTER
+
+
+def test_the_format_decides_what_is_typed_for_a_message(relay: Relay) -> None:
+    msg = message(relay, "print(6*7)")
+    framed = message_keystrokes(msg, "framed", bracketed=False)
+    assert framed == keystrokes(render(msg), bracketed=False)
+    assert message_keystrokes(msg, MessageFormat.RAW, bracketed=False) == [b"print(6*7)", ENTER]
+    with pytest.raises(InvalidInput, match="framed or raw, not 'json'"):
+        parse_format("json")
 
 
 # -- Mailbox ---------------------------------------------------------------------

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -159,6 +161,57 @@ def test_attach_ends_when_the_pane_closes_and_untyped_messages_stay_queued(
     alice = relay.get_agent("alice")
     assert alice.status is AgentStatus.OFFLINE
     assert alice.meta["tmux"]["pane"] == pane.id
+
+
+#: Messages (raw) that make a Python REPL print ``TIMER`` 2 s (its clock) after it
+#: first shows its continuation prompt "... " (as in test_run.py).
+CONTINUATION_CLOCK = (
+    "import sys, threading, time\nshown = threading.Event()",
+    "class Continued:\n    def __str__(self):\n        shown.set()\n        return '... '",
+    "sys.ps2 = Continued(); threading.Thread(target=lambda: (shown.wait(), time.sleep(2), "
+    "print('TIMER')), daemon=True).start()",
+)
+
+
+def test_raw_format_runs_messages_in_a_python_repl_in_a_pane_and_holds_at_its_continuation(
+    box: Box,
+    relay: Relay,
+    watch: Callable[[Pane], Watch],
+    attach: Callable[..., subprocess.Popen[str]],
+) -> None:
+    command = f"exec {shlex.quote(sys.executable)} -q"
+    pane_id = box.tmux(
+        "new-window", "-d", "-P", "-F", "#{pane_id}", "-t", "work:", "-c", str(box.workdir),
+        command,
+    ).strip()  # fmt: skip
+    pane = box.server.pane(pane_id)
+    seen = watch(pane)
+    seen.until(lambda s: s[-1:] == [">>>"], "the Python prompt")
+    attach(pane, "--format", "raw", "--prompt", "^>>> ")
+    answer = send(relay, "print(6*7)")
+    block = send(relay, "for i in range(2):\n    print('row', i * 10)")
+    assert state(relay, block, until="read") is DeliveryState.READ
+
+    # Held at "... " (the REPL's clock shows the quiet window passed meanwhile).
+    setup = [send(relay, body) for body in CONTINUATION_CLOCK]
+    opened, held = send(relay, "if True:"), send(relay, "print('after')")
+    seen.until(lambda s: any(line.endswith("TIMER") for line in s), "the timer")
+    assert state(relay, opened, until="delivered") is DeliveryState.DELIVERED
+    assert state(relay, held) is DeliveryState.QUEUED
+    box.tmux("send-keys", "-t", pane.id, "-l", "    print('inside')")
+    box.tmux("send-keys", "-t", pane.id, "Enter", "Enter")
+    assert state(relay, held, until="read") is DeliveryState.READ
+
+    look = relaybus(box, "tmux", "look", "alice", "--lines", "40")
+    assert look.code == 0, look.err
+    lines = look.out.splitlines()
+    assert lines.index("42") < lines.index("row 10") < lines.index("inside") < lines.index("after")
+    assert ">>> print(6*7)" in lines
+    assert not any("relaybus #" in line for line in lines)  # the bodies alone
+    for message in (answer, block, *setup, opened, held):
+        (receipt,) = relay.deliveries(message.id)
+        assert (receipt.state, receipt.via) == (DeliveryState.READ, "tmux")
+    assert relay.get_agent("alice").meta["format"] == "raw"
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import click
 
 from . import render
 from .app import get_app, json_option
-from .terminal import INJECT_MODES, terminal_agent_options
+from .terminal import INJECT_MODES, MESSAGE_FORMATS, terminal_agent_options
 
-__all__ = ["INJECT_MODES", "run"]
+__all__ = ["INJECT_MODES", "MESSAGE_FORMATS", "run"]
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -51,6 +51,7 @@ def run(
     quiet: float,
     prompt: str | None,
     inject: str,
+    message_format: str,
     headless: bool,
     log: Path | None,
     restart: str,
@@ -67,23 +68,26 @@ def run(
     'relaybus send' and 'relaybus reply' act as it.
 
     \b
-    A message is typed in as one line:
+    --format framed (default, for agent CLIs) types a message as one line:
       [relaybus #12 from alice · subject] body (reply: relaybus reply 12 "...")
     as one bracketed paste if CMD turned that on (multi-line messages stay
-    one input), else line by line; then Enter.
+    one input), else line by line; then Enter. --format raw (REPLs, shells,
+    plain programs) types the body alone, as a person would; a multi-line
+    body ends with a blank line (closing a Python block).
 
     \b
     When: CMD is idle after --quiet seconds without output or keystrokes
-    (and, with --prompt, when its last screen line matches REGEX). With
+    (and, with --prompt, when its prompt line matches REGEX). With
     --inject wait, each message waits for an idle moment, in order, for as
     long as it takes; --inject steer and urgent messages go in at once.
-    A message is delivered once typed and read at CMD's next idle moment;
-    what CMD had not read stays unread for the next run (or restart).
+    A message is delivered once typed and read at CMD's next idle moment
+    (with --prompt: back at its prompt); what CMD had not read stays unread
+    for the next run (or restart).
 
     \b
     Examples:
       relaybus run --name reviewer --cap review -- claude
-      relaybus run --prompt '^>>>' -- python3 -q
+      relaybus run --format raw --prompt '^>>> ' -- python3 -q
       relaybus run --headless --restart on-failure --max-restarts 5 --name ci -- ./agent.sh
       relaybus --url http://relay:4850 run --name bob --inject steer -- codex
     """
@@ -103,6 +107,7 @@ def run(
         quiet=quiet,
         prompt=prompt,
         inject=inject,
+        format=message_format,
         headless=headless,
         log=log,
         restart="on-failure" if restart == "on-failure" else "no",

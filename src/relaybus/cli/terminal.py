@@ -1,6 +1,6 @@
 """Options shared by the commands that make a terminal program an agent
-(``relaybus run``, ``relaybus tmux attach``): its profile and when messages are
-typed in."""
+(``relaybus run``, ``relaybus tmux attach``): its profile, when messages are
+typed in and how."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import click
 #: Values of :class:`relaybus.integrations.runtime.InjectMode` (literal: ``--help``
 #: imports nothing heavy; a test keeps them equal).
 INJECT_MODES = ("wait", "steer")
+#: Values of :class:`relaybus.integrations.runtime.MessageFormat` (literal, likewise).
+MESSAGE_FORMATS = ("framed", "raw")
 #: The runtime's default quiet window, seconds (``runtime.QUIET_SECONDS``).
 QUIET_DEFAULT = 0.75
 
@@ -19,8 +21,9 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def terminal_agent_options(func: F) -> F:
-    """Add ``--label``, ``--tag``, ``--cap``, ``--channel`` (the agent's profile)
-    and ``--quiet``, ``--prompt``, ``--inject`` (when a message is typed in)."""
+    """Add ``--label``, ``--tag``, ``--cap``, ``--channel`` (the agent's profile),
+    ``--quiet``, ``--prompt``, ``--inject`` (when a message is typed in) and
+    ``--format`` (how: passed to the command as ``message_format``)."""
     options = [
         click.option("--label", help="A human name others can target as label:TEXT."),
         click.option(
@@ -47,8 +50,8 @@ def terminal_agent_options(func: F) -> F:
         click.option(
             "--prompt",
             metavar="REGEX",
-            help="Idle only when the last non-blank screen line matches REGEX too "
-            "(e.g. '\\$ $' or '^>>>').",
+            help="Idle only when the prompt line (the last non-blank screen line, up "
+            "to the cursor) matches REGEX too (e.g. '\\$ $' or '^>>> ').",
         ),
         click.option(
             "--inject",
@@ -57,6 +60,15 @@ def terminal_agent_options(func: F) -> F:
             show_default=True,
             help="wait: type at the next idle moment; steer: type at once. "
             "Urgent messages always go at once.",
+        ),
+        click.option(
+            "--format",
+            "message_format",
+            type=click.Choice(MESSAGE_FORMATS),
+            default="framed",
+            show_default=True,
+            help="framed: '[relaybus #ID from SENDER] body (reply: ...)', for agent CLIs; "
+            "raw: the body alone, as typed by a person, for REPLs, shells, programs.",
         ),
     ]
     for option in reversed(options):

@@ -45,6 +45,7 @@ def tmux() -> None:
     Examples:
       relaybus tmux attach %3 --name reviewer --cap review
       relaybus tmux attach work:0.1 --name builder --prompt '\\$$'
+      relaybus tmux attach %4 --name py --format raw --prompt '^>>> '
       relaybus tmux look reviewer --lines 20
     """
 
@@ -65,6 +66,7 @@ def attach(
     quiet: float,
     prompt: str | None,
     inject: str,
+    message_format: str,
     socket_path: str | None,
     socket_name: str | None,
 ) -> None:
@@ -75,10 +77,12 @@ def attach(
     'relaybus tmux look NAME' finds the pane later.
 
     Each message is typed when the pane has printed nothing for --quiet
-    seconds (and its last line matches --prompt, if given), one at a time,
+    seconds (and its prompt line matches --prompt, if given), one at a time,
     oldest first: a one-line message with send-keys, a longer one as a paste
-    (bracketed when the program asked for it), then Enter. It is delivered
-    once typed and read when the pane goes quiet again. Messages never get
+    (bracketed when the program asked for it), then Enter; --format raw types
+    the body alone (for a REPL or a shell), framed (default) with who sent it
+    and how to reply. It is delivered once typed and read when the pane goes
+    quiet again (with --prompt: back at its prompt). Messages never get
     lost: whatever was not typed stays unread for the next attach.
 
     Runs in the foreground until the pane closes or Ctrl-C / SIGTERM, then
@@ -86,7 +90,7 @@ def attach(
     (agent, epoch, pane, socket, target) and one when it ends (agent, ended).
     """
     from ..errors import RelayError
-    from ..integrations.runtime import IdleGate, parse_mode
+    from ..integrations.runtime import IdleGate, parse_format, parse_mode
     from ..integrations.tmux import Binding, PaneAgent, TmuxServer, bind
 
     app = get_app()
@@ -94,11 +98,19 @@ def attach(
     mode = parse_mode(inject)
     server = TmuxServer.choose(socket_path=socket_path, socket_name=socket_name)
     found = server.pane(pane)
+    fmt = parse_format(message_format)
     handle = bind(
-        app.relay, name, found, label=label, tags=tags, capabilities=caps, channels=channels
+        app.relay,
+        name,
+        found,
+        label=label,
+        tags=tags,
+        capabilities=caps,
+        channels=channels,
+        message_format=fmt.value,
     )
     binding = Binding.of_pane(found)
-    agent = PaneAgent(handle, server, found, gate=gate, mode=mode)
+    agent = PaneAgent(handle, server, found, gate=gate, mode=mode, message_format=fmt)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop()

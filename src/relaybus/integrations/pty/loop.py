@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ptyprocess import PtyProcess
 
 from ...models import AgentStatus, Message
-from ..runtime import IdleGate, Mailbox, Presence, Screen, keystrokes, render
+from ..runtime import IdleGate, Mailbox, MessageFormat, Presence, Screen, message_keystrokes
 from .child import exit_code, signal_child
 from .terminal import STOP_SIGNALS, Signals, terminal_size
 
@@ -65,6 +65,7 @@ class Pump:
         stdin_fd: the user's keystrokes, or None (headless).
         size_fds: descriptors whose terminal size the program follows on SIGWINCH.
         on_notice: tells the user something (one line, no newline).
+        message_format: how a message is typed (``framed`` or ``raw``).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class Pump:
         stdin_fd: int | None,
         size_fds: tuple[int, ...] = (),
         on_notice: Callable[[str], None] = lambda _text: None,
+        message_format: MessageFormat = MessageFormat.FRAMED,
     ) -> None:
         self.child = child
         self.gate = gate
@@ -91,6 +93,7 @@ class Pump:
         self.stdin_fd = stdin_fd
         self.size_fds = size_fds
         self.on_notice = on_notice
+        self.message_format = message_format
         self._out = bytearray()  # keystrokes not yet taken by the program's terminal
         self._queued = 0  # bytes ever put in _out
         self._written = 0  # bytes ever written
@@ -156,7 +159,7 @@ class Pump:
         idle = (
             not self._out
             and now >= self.gate.deadline()
-            and self.gate.idle(self.screen.last_line() if self.gate.prompt else "", now)
+            and self.gate.idle(self.screen.prompt_line() if self.gate.prompt else "", now)
         )
         if idle != self._was_idle:
             self.presence.report(AgentStatus.IDLE if idle else AgentStatus.BUSY)
@@ -178,7 +181,10 @@ class Pump:
         return None  # nothing changes until something happens
 
     def _type(self, message: Message) -> None:
-        data = b"".join(keystrokes(render(message), bracketed=self.screen.bracketed_paste))
+        pieces = message_keystrokes(
+            message, self.message_format, bracketed=self.screen.bracketed_paste
+        )
+        data = b"".join(pieces)
         self._queue(data)
         self._marks.append((self._queued, message))
 

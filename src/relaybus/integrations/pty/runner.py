@@ -4,9 +4,10 @@ with the relay's messages typed into it when it is idle.
 :func:`run` registers the agent, starts the program in a PTY (ptyprocess) with
 the user's terminal passed through (raw mode, window size, exit code), and
 serves it with the runtime (:mod:`relaybus.integrations.runtime`): messages
-are typed at idle boundaries (``wait``) or at once (``steer``, and any urgent
-message), each moves queued → delivered (typed, ``via=pty``) → read (the
-program's next idle boundary), and the agent reports busy/idle, heartbeats and
+are typed (``framed``, or the body alone: ``raw``) at idle boundaries
+(``wait``) or at once (``steer``, and any urgent message), each moves queued →
+delivered (typed, ``via=pty``) → read (the program's next idle boundary: quiet
+and, with a prompt pattern, back at its prompt), and the agent reports busy/idle, heartbeats and
 goes offline when the program exits. With ``restart="on-failure"`` a program
 that crashed (non-zero exit or a signal) is started again, up to
 ``max_restarts`` times, and what it had not read is typed again.
@@ -37,7 +38,17 @@ from ...client import AgentHandle, Relay
 from ...errors import InvalidInput
 from ...identity import state_dir
 from ...models import AgentStatus, Via
-from ..runtime import IdleGate, InjectMode, Mailbox, Presence, Screen, compile_prompt, parse_mode
+from ..runtime import (
+    IdleGate,
+    InjectMode,
+    Mailbox,
+    MessageFormat,
+    Presence,
+    Screen,
+    compile_prompt,
+    parse_format,
+    parse_mode,
+)
 from .agent import child_env, runner_agent_id
 from .child import resolve, spawn
 from .loop import Outcome, Pump
@@ -65,6 +76,8 @@ class RunOptions:
         quiet: the quiet window, seconds.
         prompt: a regular expression the last screen line must match to be idle.
         inject: ``wait`` (type at idle boundaries) or ``steer`` (at once).
+        format: ``framed`` (header, body, how to reply: agent CLIs) or ``raw``
+            (the body alone, as a person would type it: REPLs, shells).
         headless: no terminal: output to :attr:`log` (default
             ``state_dir()/runs/AGENT.log``), stdin not read.
         log: also write the program's output to this file (appended).
@@ -83,6 +96,7 @@ class RunOptions:
     quiet: float = 0.75
     prompt: str | None = None
     inject: InjectMode | str = InjectMode.WAIT
+    format: MessageFormat | str = MessageFormat.FRAMED
     headless: bool = False
     log: Path | None = None
     restart: RestartPolicy = "no"
@@ -94,8 +108,8 @@ class RunOptions:
         """Refuse bad values before anything starts.
 
         Raises:
-            InvalidInput: no command, a bad prompt pattern, quiet window or
-                restart policy, a negative ``max_restarts``.
+            InvalidInput: no command, a bad prompt pattern, quiet window,
+                format or restart policy, a negative ``max_restarts``.
         """
         if not self.command or not self.command[0]:
             raise InvalidInput("no command given: relaybus run [OPTIONS] -- CMD [ARGS...]")
@@ -103,6 +117,7 @@ class RunOptions:
             raise InvalidInput(f"--quiet must be above 0 seconds, not {self.quiet}")
         compile_prompt(self.prompt)
         parse_mode(self.inject)
+        parse_format(self.format)
         if self.restart not in ("no", "on-failure"):
             raise InvalidInput(f"--restart is no or on-failure, not {self.restart!r}")
         if self.max_restarts < 0:
@@ -245,6 +260,7 @@ class Runner:
             meta={
                 "runtime": "pty",
                 "inject": parse_mode(opts.inject).value,
+                "format": parse_format(opts.format).value,
                 "command": shlex.join(opts.command)[:200],
                 "session": key,
             },
@@ -310,6 +326,7 @@ class Runner:
                             stdin_fd=stdin_fd,
                             size_fds=size_fds,
                             on_notice=self.notice,
+                            message_format=parse_format(opts.format),
                         ).run()
                     finally:
                         child.close()

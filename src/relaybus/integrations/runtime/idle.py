@@ -2,9 +2,11 @@
 
 A program is **idle** when nothing happened for ``quiet`` seconds (no output
 from it and no keystrokes from its user) and, if a prompt pattern is given, the
-pattern matches the last non-blank line of its screen. The moment a program
-becomes idle is an **idle boundary**: the runtime types the next waiting message
-there, and marks read what it typed before.
+pattern matches its prompt line (the last non-blank line of its screen, up to
+the cursor when the cursor is on it: see :meth:`.screen.Screen.prompt_line`).
+The moment a program becomes idle is an **idle boundary**: the runtime types
+the next waiting message there, and marks read what it typed before (so with a
+prompt pattern, read means "back at its prompt").
 
 A user who typed part of a line and paused is not idle either: a message typed
 then would land in the middle of their line. That lasts until they end the line
@@ -52,9 +54,9 @@ class IdleGate:
     Args:
         quiet: the quiet window, seconds (> 0).
         prompt: a regular expression (text or compiled) searched (``re.search``)
-            in the last non-blank screen line with trailing blanks removed, e.g.
-            ``r"^> $"`` won't match but ``r"^>$"`` or ``r"\\$$"`` will; ``None``
-            means the quiet window alone decides.
+            in the prompt line (see :meth:`idle`), as shown and with its
+            trailing blanks removed: ``r"^>>> "``, ``r"^>>>$"`` and ``r"\\$ $"``
+            all work; ``None`` means the quiet window alone decides.
         typing_grace: longest a half-typed user line holds idleness back, seconds.
         now: the start of the first quiet window (default: now).
 
@@ -129,11 +131,16 @@ class IdleGate:
         return self.last_activity + self.quiet
 
     def idle(self, last_line: str, now: float | None = None) -> bool:
-        """Whether the program is idle at ``now`` given the last non-blank line of
-        its screen (see :meth:`Screen.last_line <.screen.Screen.last_line>`)."""
+        """Whether the program is idle at ``now`` given its prompt line: the last
+        non-blank line of its screen, up to the cursor when the cursor is on it
+        (see :meth:`Screen.prompt_line <.screen.Screen.prompt_line>`). The
+        pattern may match the line as given or with its trailing blanks removed."""
         now = time.monotonic() if now is None else now
         if now < self.deadline():
             return False
         if self.prompt is None:
             return True
-        return self.prompt.search(last_line.rstrip()) is not None
+        return (
+            self.prompt.search(last_line) is not None
+            or self.prompt.search(last_line.rstrip()) is not None
+        )

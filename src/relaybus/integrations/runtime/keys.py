@@ -1,11 +1,18 @@
 """What the runtime types for a message, and as which keystrokes.
 
-:func:`render` turns a message into the text a person (or an agent CLI) reads
-in their terminal: one header with the message id, sender and subject, the
-body, and how to answer with the CLI. :func:`keystrokes` turns text into the
-bytes written to the program's terminal: one bracketed paste when the program
-turned bracketed paste on (so a multi-line message is one input), else line by
-line; Enter at the end either way.
+A message is typed in one of two :class:`MessageFormat` s:
+
+- ``framed`` (the default, for agent CLIs): :func:`render` turns a message into
+  the text a person (or an agent CLI) reads in their terminal: one header with
+  the message id, sender and subject, the body, and how to answer with the CLI.
+  :func:`keystrokes` turns that text into the bytes written to the program's
+  terminal: one bracketed paste when the program turned bracketed paste on (so a
+  multi-line message is one input), else line by line; Enter at the end either way.
+- ``raw`` (for REPLs, shells, plain programs): the body alone, as a person would
+  type it (:func:`raw_text`, :func:`raw_keystrokes`): a one-line body is typed
+  and Enter pressed; a multi-line body ends with a blank line (which closes a
+  Python block and is an empty input elsewhere) and goes in as one bracketed
+  paste when the program turned that on, else line by line, blank lines included.
 
 Message text comes from other agents, so :func:`clean` removes every control
 character but the line break first: a body cannot end the paste early, move
@@ -16,7 +23,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from enum import StrEnum
 
+from ...errors import InvalidInput
 from ...models import Message, Priority
 
 #: The Enter key (a terminal sends CR).
@@ -30,6 +39,27 @@ CHUNK_BYTES = 512
 
 # C0 controls but LF, DEL, and C1 controls (U+0080-U+009F: 8-bit CSI and friends).
 _CONTROLS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f\x80-\x9f]")
+
+
+class MessageFormat(StrEnum):
+    """How a message is typed: ``framed`` (header, body, how to reply: for agent
+    CLIs, so the model knows who wrote and how to answer) or ``raw`` (the body
+    alone, as a person would type it: for REPLs, shells and plain programs)."""
+
+    FRAMED = "framed"
+    RAW = "raw"
+
+
+def parse_format(value: MessageFormat | str) -> MessageFormat:
+    """``"framed"`` / ``"raw"`` as a :class:`MessageFormat`.
+
+    Raises:
+        InvalidInput: anything else.
+    """
+    try:
+        return MessageFormat(value)
+    except ValueError:
+        raise InvalidInput(f"the message format is framed or raw, not {value!r}") from None
 
 
 def clean(text: str) -> str:
@@ -114,3 +144,71 @@ def keystrokes(text: str, *, bracketed: bool, chunk: int = CHUNK_BYTES) -> list[
             pieces.extend(_chunks(line, chunk))
             pieces.append(ENTER)
     return pieces or [ENTER]
+
+
+def raw_text(message: Message) -> str:
+    """The text typed for ``message`` in the ``raw`` format: its body through
+    :func:`clean`, without its own final line break (Enter ends the last line);
+    a body of more than one line then ends with a blank line (one is added if
+    the sender did not end it so), which closes a Python block (``for``/``def``
+    typed at ``>>>``) and is an empty input to a shell. So a one-line compound
+    statement (``for i in x: print(i)``) closes with ``"...\\n\\n"``."""
+    text = clean(message.body)
+    if text.endswith("\n"):
+        text = text[:-1]
+    if "\n" in text and not text.endswith("\n"):
+        text += "\n"
+    return text
+
+
+def raw_keystrokes(text: str, *, bracketed: bool, chunk: int = CHUNK_BYTES) -> list[bytes]:
+    """The bytes that type ``text`` (see :func:`raw_text`) as a person would, in pieces.
+
+    One line: its text, then :data:`ENTER`, never a paste. Several lines and
+    ``bracketed``: one paste of all of them, line breaks as CR (the closing
+    blank line of :func:`raw_text` makes the paste end with a line break:
+    Python's REPL then runs the block at the Enter), then :data:`ENTER`.
+    Otherwise each line followed by :data:`ENTER`, blank lines as a bare Enter
+    (the closing blank line is the last one).
+
+    The contract of :func:`keystrokes` holds: the last piece is :data:`ENTER`;
+    in line mode every Enter is a piece of its own and text pieces hold no CR or
+    LF; text pieces hold at most ``chunk`` bytes of text.
+    """
+    text = clean(text)
+    lines = text.split("\n")
+    if bracketed and len(lines) > 1:
+        body = _chunks(text.replace("\n", "\r"), chunk)
+        body[0] = PASTE_START + body[0]
+        body[-1] = body[-1] + PASTE_END
+        return [*body, ENTER]
+    pieces: list[bytes] = []
+    for line in lines:
+        pieces.extend(_chunks(line, chunk))
+        pieces.append(ENTER)
+    return pieces
+
+
+def typed_text(
+    message: Message, message_format: MessageFormat | str, *, reply_as: str | None = None
+) -> str:
+    """The text typed for ``message`` in ``message_format``: :func:`render` (framed)
+    or :func:`raw_text` (raw)."""
+    if parse_format(message_format) is MessageFormat.RAW:
+        return raw_text(message)
+    return render(message, reply_as=reply_as)
+
+
+def message_keystrokes(
+    message: Message,
+    message_format: MessageFormat | str,
+    *,
+    bracketed: bool,
+    reply_as: str | None = None,
+) -> list[bytes]:
+    """The bytes that type ``message`` in ``message_format`` into a program whose
+    terminal is in bracketed-paste mode or not (see the module docstring)."""
+    text = typed_text(message, message_format, reply_as=reply_as)
+    if parse_format(message_format) is MessageFormat.RAW:
+        return raw_keystrokes(text, bracketed=bracketed)
+    return keystrokes(text, bracketed=bracketed)

@@ -42,6 +42,28 @@ def last_nonblank(lines: Sequence[str]) -> str:
     return ""
 
 
+def prompt_line(
+    lines: Sequence[str], cursor_x: int, cursor_y: int, *, cursor_visible: bool = True
+) -> str:
+    """The prompt line of a screen of ``lines`` (top to bottom) whose cursor is at
+    column ``cursor_x``, row ``cursor_y`` (0-based): see :meth:`Screen.prompt_line`.
+    A hidden cursor (a full-screen program drawing its own) is ignored: then it
+    is the last non-blank line, trailing blanks removed."""
+    row = len(lines) - 1
+    while row >= 0 and not lines[row].strip():
+        row -= 1
+    if row < 0:
+        return ""
+    if not cursor_visible:
+        return lines[row].rstrip()
+    if cursor_y > row:
+        return ""
+    text = lines[row].rstrip()
+    if cursor_y == row and cursor_x > len(text):
+        text = lines[row][:cursor_x].ljust(cursor_x)
+    return text
+
+
 class Screen:
     """A program's screen, fed with the bytes it writes to its terminal.
 
@@ -122,6 +144,19 @@ class Screen:
         """The last non-blank line, trailing blanks removed (``""`` on a blank screen)."""
         self._parse()
         return last_nonblank(self._screen.display)
+
+    def prompt_line(self) -> str:
+        """The line a prompt pattern is matched against (see :class:`.idle.IdleGate`):
+        the last non-blank line, trailing blanks removed, but kept up to the cursor
+        when the cursor is on it (a prompt like ``>>> `` keeps its space); ``""``
+        when the cursor sits on a blank line below all text (the program moved on
+        to a new line, so no prompt is showing: a command running silently after
+        its echoed ``>>> command`` line). A hidden cursor is ignored."""
+        self._parse()
+        cursor = self._screen.cursor
+        return prompt_line(
+            self._screen.display, cursor.x, cursor.y, cursor_visible=not cursor.hidden
+        )
 
     @property
     def bracketed_paste(self) -> bool:

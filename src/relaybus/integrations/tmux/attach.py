@@ -7,12 +7,14 @@ window, layout and mode notifications make it check that the pane still exists
 and can take keys. It uses the shared runtime core for the rest: the
 :class:`~relaybus.integrations.runtime.Mailbox` (in-order queue, receipts with
 ``via="tmux"``), :class:`~relaybus.integrations.runtime.Presence` (heartbeats,
-busy/idle) and :func:`~relaybus.integrations.runtime.render`.
+busy/idle) and :func:`~relaybus.integrations.runtime.typed_text` (the message
+``framed``, or its body alone: ``raw``).
 
 Idle is the runtime's rule: no pane output for the quiet window and, with a
-prompt pattern, the pattern matching the last non-blank line of the pane's
-screen (read with ``capture-pane``, so it includes what was on screen before the
-adapter attached). A pane in copy mode, with input disabled, or whose program
+prompt pattern, the pattern matching the prompt line of the pane's screen (the
+last non-blank line, up to the cursor when it is there; read with
+``capture-pane``, so it includes what was on screen before the adapter
+attached). A pane in copy mode, with input disabled, or whose program
 died is never idle. The loop sleeps on a condition until the quiet window ends,
 pane output arrives while it is idle, a message arrives or tmux reports a
 change: it never polls on a short timer.
@@ -28,7 +30,16 @@ from dataclasses import dataclass
 
 from ...client import AgentHandle
 from ...models import AgentStatus, Message, Via
-from ..runtime import IdleGate, InjectMode, Mailbox, Presence, parse_mode, render
+from ..runtime import (
+    IdleGate,
+    InjectMode,
+    Mailbox,
+    MessageFormat,
+    Presence,
+    parse_format,
+    parse_mode,
+    typed_text,
+)
 from .control import CommandFailed, ControlClient, ControlClosed
 from .inject import PaneState, only, pane_state, type_text
 from .server import NoServer, Pane, PaneNotFound, TmuxError, TmuxServer
@@ -75,9 +86,11 @@ class PaneAgent:
         gate: the idle rule (quiet window, prompt pattern); default the runtime's
             quiet window and no prompt.
         mode: ``wait`` (type at idle boundaries) or ``steer`` (at once).
+        message_format: ``framed`` (header, body, how to reply) or ``raw`` (the
+            body alone).
 
     Raises:
-        InvalidInput: an unknown ``mode``.
+        InvalidInput: an unknown ``mode`` or ``message_format``.
 
     :meth:`run` blocks until the pane goes away or :meth:`stop` is called (from
     any thread or a signal handler).
@@ -91,12 +104,14 @@ class PaneAgent:
         *,
         gate: IdleGate | None = None,
         mode: InjectMode | str = InjectMode.WAIT,
+        message_format: MessageFormat | str = MessageFormat.FRAMED,
     ) -> None:
         self.handle = handle
         self.server = server
         self.pane = pane
         self.gate = gate or IdleGate()
         self.mode = parse_mode(mode)
+        self.message_format = parse_format(message_format)
         self.buffer = f"relaybus-{os.getpid()}"
         # A re-entrant lock: stop() may run in a signal handler on the thread
         # that holds it.
@@ -228,10 +243,9 @@ class PaneAgent:
         if not idle and not self._state().ready:
             return False  # copy mode or input off: keep it, ahead of the rest
         assert self._control is not None
-        type_text(
-            self._control, self.pane.id, render(message, reply_as=self.handle.id),
-            buffer=self.buffer,
-        )  # fmt: skip
+        text = typed_text(message, self.message_format, reply_as=self.handle.id)
+        raw = self.message_format is MessageFormat.RAW
+        type_text(self._control, self.pane.id, text, buffer=self.buffer, raw=raw)
         self._held = None
         with self._cond:
             self.gate.injected()

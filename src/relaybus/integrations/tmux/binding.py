@@ -121,9 +121,11 @@ def bind(
     tags: Sequence[str] = (),
     capabilities: Sequence[str] = (),
     channels: Sequence[str] = (),
+    message_format: str = "framed",
 ) -> AgentHandle:
     """Register agent ``name`` bound to ``pane`` (tool ``tmux``, the pane's cwd, this
-    process's pid, the binding in ``meta["tmux"]``); registering an existing id
+    process's pid, the binding in ``meta["tmux"]``, how its messages are typed in
+    ``meta["format"]``: ``framed`` or ``raw``); registering an existing id
     starts a new epoch, fencing off an older attach of the same agent.
 
     Raises:
@@ -148,7 +150,7 @@ def bind(
         tags=tags,
         capabilities=capabilities,
         channels=channels,
-        meta={META_KEY: binding.meta()},
+        meta={META_KEY: binding.meta(), "format": message_format},
         tool="tmux",
         cwd=pane.cwd or None,
     )

@@ -9,6 +9,11 @@ pane's modes; no format exposes that mode, and output seen since the adapter
 attached may not include the program's ``ESC[?2004h``), so a multi-line message
 is one input to an agent CLI and line by line to a plain line reader.
 
+A ``raw`` message (see :mod:`relaybus.integrations.runtime.keys`) is typed the
+same way, from :func:`~relaybus.integrations.runtime.keys.raw_text`: its
+closing blank line is kept, so the paste ends with a line break (Python's REPL
+runs a pasted block at the Enter; unbracketed, it is one more empty input).
+
 Every command of one message goes out in one write (one round trip).
 """
 
@@ -17,11 +22,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..runtime.keys import CHUNK_BYTES, ENTER, clean, keystrokes
+from ..runtime.screen import prompt_line
 from .control import CommandFailed, ControlClient
-from .server import last_line
 
-#: ``display-message`` format of :class:`PaneState`.
-STATE_FORMAT = "#{pane_in_mode} #{pane_input_off} #{pane_dead}"
+#: ``list-panes`` format of :class:`PaneState`: modes, then the cursor.
+STATE_FORMAT = (
+    "#{pane_in_mode} #{pane_input_off} #{pane_dead} #{cursor_x} #{cursor_y} #{cursor_flag}"
+)
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,10 @@ class PaneState:
             commands, not text for the program.
         input_off: input to the pane is disabled (``select-pane -d``).
         dead: the program exited and the pane remains (``remain-on-exit``).
-        last_line: the last non-blank screen line (``""`` when not asked for).
+        last_line: the prompt line of the screen (the last non-blank line, up to
+            the cursor when it is there; see
+            :func:`~relaybus.integrations.runtime.screen.prompt_line`; ``""``
+            when not asked for).
     """
 
     in_mode: bool
@@ -57,7 +67,7 @@ def only(pane_id: str) -> str:
 
 
 def pane_state(control: ControlClient, pane_id: str, *, screen: bool) -> PaneState:
-    """The pane's modes, and with ``screen`` its last non-blank line (one round trip).
+    """The pane's modes, and with ``screen`` its prompt line (one round trip).
 
     Raises:
         CommandFailed: the pane is gone. ControlClosed, TmuxError: see
@@ -65,24 +75,31 @@ def pane_state(control: ControlClient, pane_id: str, *, screen: bool) -> PaneSta
     """
     commands = [["list-panes", "-a", "-f", only(pane_id), "-F", STATE_FORMAT]]
     if screen:
-        commands.append(["capture-pane", "-p", "-J", "-t", pane_id])
+        # Not -J: the rows must be the screen's, as the cursor's row counts them.
+        commands.append(["capture-pane", "-p", "-t", pane_id])
     replies = control.command_all(commands)
     if not replies[0]:
         raise CommandFailed(f"can't find pane: {pane_id}")
-    flags = replies[0][0].split()
-    in_mode, input_off, dead = (f == "1" for f in (flags + ["0", "0", "0"])[:3])
-    return PaneState(in_mode, input_off, dead, last_line(replies[1]) if screen else "")
+    flags = (replies[0][0].split() + ["0"] * 6)[:6]
+    in_mode, input_off, dead = (f == "1" for f in flags[:3])
+    line = ""
+    if screen:
+        x, y = (int(f) if f.isdigit() else 0 for f in flags[3:5])
+        line = prompt_line(replies[1], x, y, cursor_visible=flags[5] != "0")
+    return PaneState(in_mode, input_off, dead, line)
 
 
 def type_commands(
-    pane_id: str, text: str, *, buffer: str, chunk: int = CHUNK_BYTES
+    pane_id: str, text: str, *, buffer: str, chunk: int = CHUNK_BYTES, raw: bool = False
 ) -> list[list[str]]:
     """The tmux commands that type ``text`` into ``pane_id`` and press Enter.
 
     ``buffer`` names the paste buffer a multi-line text goes through (deleted by
-    the paste). Text goes through :func:`~relaybus.integrations.runtime.keys.clean`.
+    the paste). Text goes through :func:`~relaybus.integrations.runtime.keys.clean`;
+    line breaks around it are dropped, but with ``raw`` (a
+    :func:`~relaybus.integrations.runtime.keys.raw_text`) the closing ones are kept.
     """
-    text = clean(text).strip("\n")
+    text = clean(text).lstrip("\n") if raw else clean(text).strip("\n")
     if "\n" in text:
         return [
             ["set-buffer", "-b", buffer, "--", text],
@@ -98,11 +115,14 @@ def type_commands(
     return commands
 
 
-def type_text(control: ControlClient, pane_id: str, text: str, *, buffer: str) -> None:
-    """Type ``text`` into the pane and press Enter (see the module docstring).
+def type_text(
+    control: ControlClient, pane_id: str, text: str, *, buffer: str, raw: bool = False
+) -> None:
+    """Type ``text`` into the pane and press Enter (see the module docstring);
+    ``raw``: ``text`` is a raw message's (see :func:`type_commands`).
 
     Raises:
         CommandFailed: the pane is gone. ControlClosed, TmuxError: see
             :meth:`ControlClient.command_all`.
     """
-    control.command_all(type_commands(pane_id, text, buffer=buffer))
+    control.command_all(type_commands(pane_id, text, buffer=buffer, raw=raw))
