@@ -124,18 +124,20 @@ def parse_json(text: str, path: Path, *, comments: bool = False) -> dict[str, An
             data = json.loads(text, parse_float=JsonNumber.parse)
     except (json.JSONDecodeError, JsonSyntaxError) as exc:
         kind = "JSON (comments allowed)" if comments else "JSON"
+        reason = f"{path} is not valid {kind} (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         raise ConfigError(
-            f"{path} is not valid {kind} (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "fix it by hand and run the command again: nothing was written",
+            f"{reason}; fix it by hand and run the command again: nothing was written",
             path=str(path),
+            reason=reason,
             line=exc.lineno,
             column=exc.colno,
         ) from None
     if not isinstance(data, dict):
+        reason = f"{path} holds {json_kind(data)}, not a JSON object"
         raise ConfigError(
-            f"{path} holds {json_kind(data)}, not a JSON object: fix it by hand and run the "
-            "command again: nothing was written",
+            f"{reason}: fix it by hand and run the command again: nothing was written",
             path=str(path),
+            reason=reason,
         )
     return data
 
@@ -184,10 +186,11 @@ def parse_toml(text: str, path: Path) -> TOMLDocument:
     try:
         return tomlkit.parse(text)
     except TOMLKitError as exc:
+        reason = f"{path} is not valid TOML ({exc})"
         raise ConfigError(
-            f"{path} is not valid TOML ({exc}); fix it by hand and run the command again: "
-            "nothing was written",
+            f"{reason}; fix it by hand and run the command again: nothing was written",
             path=str(path),
+            reason=reason,
         ) from None
 
 
@@ -222,7 +225,9 @@ def read_text(path: Path) -> str | None:
         raise ConfigError(f"{path} is a directory, not a config file", path=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError(
-            f"{path} is not UTF-8 text: fix it by hand; nothing was written", path=str(path)
+            f"{path} is not UTF-8 text: fix it by hand; nothing was written",
+            path=str(path),
+            reason=f"{path} is not UTF-8 text",
         ) from None
 
 
