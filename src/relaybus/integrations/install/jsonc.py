@@ -11,7 +11,9 @@ smallest edits it can find, one at a time: a member or an array item is
 inserted or removed with its separator, a changed scalar is replaced. Every
 other byte (comments, blank lines, ``\\u00e9`` escapes, key order, number
 spellings) stays as it was, and removing what an insert added gives the
-original bytes back. The edits follow the approach of VS Code's
+original bytes back (one exception: an empty object or array written over
+several lines, ``{\\n}``, comes back as ``{}``; uninstall then restores the
+file's bytes from its backup). The edits follow the approach of VS Code's
 ``jsonc-parser`` (``modify``/``applyEdits``); no maintained Python library
 does a comment-keeping round trip (``json5``, ``commentjson`` and ``jsonc``
 readers drop comments on write).
