@@ -19,12 +19,17 @@ import pytest
 from setuputil import Home
 from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
+from relaybus.integrations.install.files import JsonStyle
+from relaybus.integrations.install.jsonc import loads, patch
+
 PACKAGE = "@google/gemini-cli"
 VERSION = "0.61.0"
 #: Seconds npm may take to install the package on a cold cache.
 INSTALL_SECONDS = 600
 #: Seconds one ``gemini mcp list`` may take (it starts ``relaybus mcp`` and connects).
 LIST_SECONDS = 120
+#: Milliseconds Gemini CLI waits for relaybus to connect (the entry's "timeout").
+CONNECT_MS = 60_000
 
 
 def cache_dir() -> Path:
@@ -89,6 +94,12 @@ def test_gemini_cli_lists_relaybus_disabled_until_trusted_then_connected(
     settings = "home/src/app/.gemini/settings.json"
     home.write(settings, '{\n  // mine\n  "theme": "GitHub"\n}\n')
     installed = home("install gemini")
+    # `gemini mcp list` gives a server 5 s to connect unless its entry says
+    # otherwise: a loaded test machine can take longer to start `relaybus mcp`.
+    text = home.read(settings)
+    data = loads(text, comments=True)
+    data["mcpServers"]["relaybus"]["timeout"] = CONNECT_MS
+    home.write(settings, patch(text, data, JsonStyle.detect(text), comments=True))
     untrusted = mcp_list(gemini, home)
     trusted_install = home("install gemini --trust")
     trusted = mcp_list(gemini, home)
@@ -100,3 +111,6 @@ def test_gemini_cli_lists_relaybus_disabled_until_trusted_then_connected(
     assert trusted_install.code == 0, trusted_install
     assert "relaybus:" in trusted and "(stdio) - Connected" in trusted, trusted
     assert "// mine" in home.read(settings)
+    assert loads(home.read(settings), comments=True)["mcpServers"]["relaybus"]["timeout"] == (
+        CONNECT_MS  # the user's key survived the second install
+    )
