@@ -285,3 +285,19 @@ def test_gemini_cli_folder_trust_is_a_warning_until_the_folder_is_trusted(home: 
         f"✓ Gemini CLI (folder trust): Gemini CLI starts MCP servers in {home.project}"
     ) in trusted.out.splitlines()
     assert trusted.out.endswith("all good\n")
+
+
+def test_a_hook_command_under_home_is_found_as_the_shell_would_find_it(home: Home) -> None:
+    install(TOOLS["claude"], home.context(), scope="user")
+    link = home.home / ".local" / "bin" / "relaybus"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(RELAYBUS)
+    path = "home/.claude/settings.json"
+    text = home.read(path).replace(f"{RELAYBUS} hook", "$HOME/.local/bin/relaybus hook")
+    home.write(path, text)
+
+    checks = run_checks(Settings(dir=home.project / ".relay"), home.context())
+
+    assert "$HOME/.local/bin/relaybus hook session-start" in home.read(path)
+    hooks = next(c for c in checks if c.detail.startswith("hooks for"))
+    assert hooks.status == "ok", hooks

@@ -339,7 +339,9 @@ def _check_hooks(
         return Check(name, "fail", f"hooks missing in {path}: {', '.join(missing)}", fix)
     for commands in hooks.values():
         for command in commands:
-            problem = probe.problem(shlex.split(command)[0])
+            # Claude Code runs a hook through the shell: ~ and $HOME are expanded.
+            word = shlex.split(command)[0]
+            problem = probe.problem(_expand(word, probe.env) or word)
             if problem is not None:
                 return Check(name, "fail", f"a hook in {path} {problem}", fix)
     return Check(name, "ok", f"hooks for {len(hooks)} events in {path}")
