@@ -62,6 +62,15 @@ def test_a_new_member_follows_its_neighbours_indentation_and_escapes() -> None:
     )
 
 
+def test_the_indent_comes_from_the_json_not_from_a_comment_block() -> None:
+    text = '/*\n * settings\n */\n{\n    "a": {}\n}\n'
+    style = JsonStyle.detect(text)
+    added = patch(text, {"a": {"b": 1}}, style, comments=True)
+
+    assert style.indent == "    "
+    assert added == '/*\n * settings\n */\n{\n    "a": {\n        "b": 1\n    }\n}\n'
+
+
 def test_a_changed_value_is_replaced_where_it_stands() -> None:
     text = '{\n  // where\n  "args": ["old"], /* c */\n  "n": 1\n}\n'
     style = JsonStyle.detect(text)

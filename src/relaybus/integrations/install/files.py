@@ -86,7 +86,8 @@ class JsonStyle:
             # One line ("{}", or a minified file) sets no layout to follow: lay it
             # out like a new file, so the entry relaybus adds can be read.
             return cls(newline=newline, final_newline=final, ascii=escaped)
-        found = re.search(r"^([ \t]+)\S", text, re.MULTILINE)
+        # The first indented line of JSON (a comment line, `// …` or ` * …`, is no guide).
+        found = re.search(r"^([ \t]+)[^\s/*]", text, re.MULTILINE)
         return cls(
             indent=found.group(1) if found else "",
             newline=newline,
