@@ -222,3 +222,22 @@ def test_trust_is_refused_for_a_folder_marked_do_not_trust_and_for_other_tools(
     assert claude.code == 2 and "--trust is for Gemini CLI's folder trust" in claude.err
     assert home.tree() == before
     assert hint.code == 0
+
+
+@pytest.mark.parametrize("uninstalls", [["project", "user"], ["user", "project"]])
+def test_both_scopes_with_trust_uninstall_in_either_order_to_the_original_bytes(
+    home: Home, uninstalls: list[str]
+) -> None:
+    home.write(FILES[("gemini", "project")], COMMENTED)
+    home.write("home/.gemini/settings.json", '{\n    // mine\n    "theme": "Dracula"\n}\n')
+    home.write(TRUSTED, RULES)
+    before = home.tree()
+    trusting = replace(home.context(), trust=True)
+    first = install(TOOLS["gemini"], trusting, scope="project")
+    second = install(TOOLS["gemini"], trusting, scope="user")
+    for scope in uninstalls:
+        uninstall(TOOLS["gemini"], home.context(), scope=scope)
+
+    assert [f.action for f in first.files] == ["updated", "updated"]
+    assert [f.action for f in second.files] == ["updated", "unchanged"]  # trusted already
+    assert home.tree() == before
