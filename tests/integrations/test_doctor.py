@@ -118,6 +118,7 @@ def test_a_server_named_in_a_tools_config_is_checked_too(home: Home, tmp_path: P
         ("relay", "ok"),
         ("relay for Gemini CLI (project)", "ok"),
         ("Gemini CLI (project)", "ok"),
+        ("Gemini CLI (folder trust)", "warn"),
     ]
     assert checks[1].detail.startswith(f"relay server at {srv.url}: relaybus {__version__}")
     unreachable = stopped[1]
@@ -181,18 +182,122 @@ def test_nothing_installed_is_a_warning_not_a_failure(home: Home) -> None:
     assert not (home.project / ".relay").exists()
 
 
-def test_a_malformed_file_fails_only_when_relaybus_is_in_it(home: Home) -> None:
+def test_a_malformed_file_fails_with_or_without_relaybus_in_it(home: Home) -> None:
     settings = Settings(dir=home.project / ".relay")
     home.write("home/.gemini/settings.json", '// mine\n{"theme": "GitHub"}\n')
-    unrelated = run_checks(settings, home.context())
+    commented = run_checks(settings, home.context())
     home.write("home/.cursor/mcp.json", '{"mcpServers": {"relaybus": {"command": }}}')
     ours = run_checks(settings, home.context())
 
-    assert [c.status for c in unrelated] == ["ok", "warn"]
+    assert [c.status for c in commented] == ["ok", "warn"]  # Gemini CLI reads comments
     broken = next(c for c in ours if c.status == "fail")
-    assert broken.name == "Cursor (user)"
-    assert broken.detail.startswith(f"{home.home / '.cursor' / 'mcp.json'} is not valid JSON")
-    assert broken.fix == (
-        f"fix {home.home / '.cursor' / 'mcp.json'} by hand, then: "
-        "relaybus install cursor --scope user"
+    assert broken.name == "Cursor"
+    assert broken.detail == (
+        f"{home.home / '.cursor' / 'mcp.json'} is not valid JSON (line 1, column 41: "
+        "Expecting value): Cursor cannot read it"
     )
+    assert broken.fix == (
+        f"fix {home.home / '.cursor' / 'mcp.json'} by hand, then run `relaybus doctor` again"
+    )
+
+
+def test_invalid_json_in_claude_codes_user_settings_is_a_failure(home: Home) -> None:
+    install(TOOLS["claude"], home.context())
+    home.write("home/.claude/settings.json", '{\n  "model": "opus",\n}\n')
+    home.write("home/.claude.json", '{"numStartups": 1,}')
+    result = home("doctor", env={"RELAYBUS_DIR": str(home.project / ".relay")})
+
+    assert result.code == 1, result
+    lines = result.out.splitlines()
+    settings, claude_json = home.home / ".claude" / "settings.json", home.home / ".claude.json"
+    assert (
+        f"✗ Claude Code: {settings} is not valid JSON (line 3, column 1: Expecting property "
+        "name enclosed in double quotes): Claude Code cannot read it"
+    ) in lines
+    assert f"    fix: fix {settings} by hand, then run `relaybus doctor` again" in lines
+    assert sum(str(claude_json) in line and "✗" in line for line in lines) == 1  # once
+    assert "all good" not in result.out
+
+
+def test_hooks_that_start_a_missing_program_are_reported(home: Home) -> None:
+    install(TOOLS["claude"], home.context(), scope="user")
+    path = "home/.claude/settings.json"
+    data = home.load(path)
+    [start] = data["hooks"]["SessionStart"][0]["hooks"]
+    start["command"] = "/gone/bin/relaybus hook session-start"
+    data["hooks"]["Stop"].append(
+        {"hooks": [{"type": "command", "command": "$HOME/bin/notify --done"}]}
+    )
+    data["hooks"]["Stop"].append({"hooks": [{"type": "command", "command": "echo done"}]})
+    home.write(path, json.dumps(data, indent=2))
+
+    checks = run_checks(Settings(dir=home.project / ".relay"), home.context())
+
+    settings = home.home / ".claude" / "settings.json"
+    found = [(c.status, c.detail) for c in checks if c.name == "Claude Code (user)"]
+    assert found[1:] == [
+        ("fail", f"a hook in {settings} starts /gone/bin/relaybus, which does not exist"),
+        ("warn", f"a Stop hook in {settings} starts {home.home}/bin/notify, which does not exist"),
+    ]
+
+
+def test_a_command_that_is_not_relaybus_is_named_for_what_it_is(home: Home, tmp_path: Path) -> None:
+    failing = tmp_path / "bin" / "failing"
+    failing.parent.mkdir()
+    failing.write_text("#!/bin/sh\necho 'usage: failing' >&2\nexit 3\n", encoding="utf-8")
+    failing.chmod(0o755)
+    install(TOOLS["cursor"], home.context(executable="/usr/bin/true"))
+    install(TOOLS["gemini"], home.context(executable=str(failing)), scope="user")
+
+    checks = run_checks(Settings(dir=home.project / ".relay"), home.context())
+
+    cursor = next(c for c in checks if c.name == "Cursor (project)")
+    gemini = next(c for c in checks if c.name == "Gemini CLI (user)")
+    assert cursor.status == gemini.status == "fail"
+    assert cursor.detail.startswith(
+        f"the MCP server in {home.project / '.cursor' / 'mcp.json'} starts /usr/bin/true, "
+        "which is not relaybus (`/usr/bin/true --version` says: true (GNU coreutils) "
+    )
+    assert "which is relaybus" not in cursor.detail
+    assert gemini.detail.endswith(
+        f"starts {failing}, which is not relaybus (`{failing} --version` failed (exit 3): "
+        "usage: failing)"
+    )
+
+
+def test_gemini_cli_folder_trust_is_a_warning_until_the_folder_is_trusted(home: Home) -> None:
+    env = {"RELAYBUS_DIR": str(home.project / ".relay")}
+    install(TOOLS["gemini"], home.context())
+    untrusted = home("doctor", env=env)
+    trust = home("install gemini --trust")
+    trusted = home("doctor", env=env)
+
+    assert untrusted.code == 0, untrusted
+    assert (
+        f"! Gemini CLI (folder trust): Gemini CLI starts MCP servers only in trusted folders, "
+        f"and {home.project} is not trusted yet (`gemini mcp list` shows relaybus as "
+        'Disabled): run `relaybus install gemini --trust`, or choose "Trust folder" when '
+        "gemini asks"
+    ) in untrusted.out.splitlines()
+    assert "    fix: relaybus install gemini --scope project --trust" in untrusted.out
+    assert trust.code == 0, trust
+    assert (
+        f"✓ Gemini CLI (folder trust): Gemini CLI starts MCP servers in {home.project}"
+    ) in trusted.out.splitlines()
+    assert trusted.out.endswith("all good\n")
+
+
+def test_a_hook_command_under_home_is_found_as_the_shell_would_find_it(home: Home) -> None:
+    install(TOOLS["claude"], home.context(), scope="user")
+    link = home.home / ".local" / "bin" / "relaybus"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(RELAYBUS)
+    path = "home/.claude/settings.json"
+    text = home.read(path).replace(f"{RELAYBUS} hook", "$HOME/.local/bin/relaybus hook")
+    home.write(path, text)
+
+    checks = run_checks(Settings(dir=home.project / ".relay"), home.context())
+
+    assert "$HOME/.local/bin/relaybus hook session-start" in home.read(path)
+    hooks = next(c for c in checks if c.detail.startswith("hooks for"))
+    assert hooks.status == "ok", hooks

@@ -336,3 +336,46 @@ def test_install_refuses_when_the_relaybus_command_is_missing(home: Home) -> Non
     with pytest.raises(InvalidInput, match=r"the relaybus command is not at /nowhere/relaybus"):
         install(CLAUDE, home.context(executable="/nowhere/relaybus"))
     assert home.tree() == before
+
+
+def python_written_claude_json(project: Path) -> str:
+    """A ~/.claude.json as Python's json.dumps(indent=4) writes it: 4 spaces,
+    non-ASCII text as \\u escapes, this project already known to Claude Code."""
+    data = {
+        "userName": "Ren\u00e9 Fran\u00e7ois",
+        "numStartups": 3,
+        "projects": {
+            str(project): {"allowedTools": ["Bash(caf\u00e9)"], "mcpServers": {}},
+            "/elsewhere": {"allowedTools": []},
+        },
+    }
+    return json.dumps(data, indent=4)
+
+
+@pytest.mark.parametrize(
+    ("installs", "uninstalls"),
+    [
+        (["user", "local"], ["user", "local"]),
+        (["user", "local"], ["local", "user"]),
+        (["local", "user"], ["user", "local"]),
+        (["local", "user", "project"], ["project", "user", "local"]),
+        (["project", "local", "user"], ["local", "project", "user"]),
+    ],
+)
+def test_uninstall_in_any_order_of_scopes_gives_back_every_byte(
+    home: Home, installs: list[str], uninstalls: list[str]
+) -> None:
+    text = python_written_claude_json(home.project)
+    assert "\\u00e9" in text and '\n    "numStartups"' in text
+    home.write("home/.claude.json", text)
+    home.write("home/.claude/settings.json", '{\n    "model": "opus"\n}\n')
+    before = home.tree()
+
+    for scope in installs:
+        install(CLAUDE, home.context(), scope=scope)
+    installed = home.read("home/.claude.json")
+    for scope in uninstalls:
+        uninstall(CLAUDE, home.context(), scope=scope)
+
+    assert "\\u00e9" in installed and "é" not in installed
+    assert home.tree() == before

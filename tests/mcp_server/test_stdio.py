@@ -128,11 +128,11 @@ def test_relay_errors_are_tool_errors_and_the_server_keeps_serving(tmp_path: Pat
                 alice, "send", to="nobody", body="hi"
             )
             assert "no task 999" in await fail(alice, "task", action="claim", task_id=999)
-            assert "give the task_id to claim" in await fail(alice, "task", action="claim")
-            assert "give to (a target) or reply_to" in await fail(alice, "send", body="hi")
+            assert "`task_id` is required to claim" in await fail(alice, "task", action="claim")
+            assert "`to` is required: an agent id" in await fail(alice, "send", body="hi")
             assert "no message 42" in await fail(alice, "send", reply_to=42, body="hi")
-            assert "greater than or equal to 1" in await fail(alice, "wait_for_message", timeout=0)
-            assert "less than or equal to 300" in await fail(alice, "wait_for_message", timeout=301)
+            assert "from 1 to 300" in await fail(alice, "wait_for_message", timeout=0)
+            assert "from 1 to 300" in await fail(alice, "wait_for_message", timeout=301)
             assert "invalid tag" in await fail(alice, "whoami", tags=["no spaces"])
             assert "You are alice" in await call(alice, "whoami")
 

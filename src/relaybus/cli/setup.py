@@ -36,10 +36,10 @@ _dry_run = click.option(
 )
 
 
-def _context(project: Path | None) -> Context:
+def _context(project: Path | None, trust: bool = False) -> Context:
     from ..integrations.install import Context
 
-    return Context.create(project=project, url=get_app().settings.url)
+    return Context.create(project=project, url=get_app().settings.url, trust=trust)
 
 
 @click.command()
@@ -47,8 +47,14 @@ def _context(project: Path | None) -> Context:
 @_scope
 @_project
 @_dry_run
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Gemini CLI: also trust the project folder (~/.gemini/trustedFolders.json); Gemini "
+    "CLI starts no MCP server in a folder it does not trust. Uninstall takes it back.",
+)
 @json_option
-def install(tool: str, scope: str | None, project: Path | None, dry_run: bool) -> None:
+def install(tool: str, scope: str | None, project: Path | None, dry_run: bool, trust: bool) -> None:
     """Set up relaybus in a coding tool: TOOL is claude, codex, gemini or cursor.
 
     Adds the MCP server "relaybus" (this relaybus's absolute path, `relaybus
@@ -65,13 +71,20 @@ def install(tool: str, scope: str | None, project: Path | None, dry_run: bool) -
               user     ~/.claude.json, ~/.claude/settings.json
       codex   user     ~/.codex/config.toml ($CODEX_HOME)
       gemini  project  .gemini/settings.json;  user ~/.gemini/settings.json
+              (--trust: ~/.gemini/trustedFolders.json too)
       cursor  project  .cursor/mcp.json;       user ~/.cursor/mcp.json
     """
+    from ..errors import InvalidInput
     from ..integrations.install import TOOLS
     from ..integrations.install import install as run_install
 
     app = get_app()
-    report = run_install(TOOLS[tool], _context(project), scope=scope, dry_run=dry_run)
+    if trust and tool != "gemini":
+        raise InvalidInput(
+            "--trust is for Gemini CLI's folder trust: relaybus install gemini --trust"
+        )
+    ctx = _context(project, trust)
+    report = run_install(TOOLS[tool], ctx, scope=scope, dry_run=dry_run)
     _show(report, app.json)
 
 

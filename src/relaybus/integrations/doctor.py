@@ -6,10 +6,16 @@ Checks, each with the exact command that fixes a failure:
   server (``RELAYBUS_URL``) answers ``/healthz`` and ``/v1/info`` with this
   relaybus version and accepts the token; also every other server a tool's
   config points at;
+- every settings file of every tool: it parses the way the tool reads it (a
+  file the tool cannot read is a failure with its line and column, relaybus
+  in it or not);
 - for each tool with a relaybus entry in any scope: the configured command
-  exists, is executable and ``<command> --version`` reports this version;
+  exists, is executable and ``<command> --version`` says it is relaybus of this
+  version;
 - Claude Code: the hooks are in the scope's settings file and start a working
-  relaybus; a project's ``.mcp.json`` server that still waits for approval.
+  relaybus, and no other hook there starts a program that does not exist; a
+  project's ``.mcp.json`` server that still waits for approval;
+- Gemini CLI: the project folder is trusted (else Gemini CLI starts no MCP server).
 """
 
 from __future__ import annotations
@@ -27,17 +33,20 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import __version__
 from ..errors import RelayError
 from .install import TOOLS, ConfigError, Context, Tool
-from .install.claude import HOOK_EVENTS, project_approval
+from .install.claude import HOOK_EVENTS, SettingsFile, project_approval
 from .install.files import read_text
 
 if TYPE_CHECKING:
     from ..settings import Settings
 
 Status = Literal["ok", "warn", "fail"]
+#: The name of Gemini CLI's folder trust check.
+TRUST_CHECK = "Gemini CLI (folder trust)"
 
 #: Seconds a configured command gets to answer ``--version``.
 VERSION_TIMEOUT = 30.0
-_VERSION = re.compile(r"version\s+(\S+)")
+#: What ``relaybus --version`` prints first (click's ``"%(prog)s, version %(version)s"``).
+_VERSION = re.compile(r"relaybus,?\s+version\s+(\S+)")
 
 
 @dataclass
@@ -68,7 +77,9 @@ def run_checks(settings: Settings, ctx: Context) -> list[Check]:
         for scope in tool.scopes:
             found, tool_checks, url = check_tool(tool, scope, ctx, probe)
             found_any = found_any or found
-            checks += tool_checks
+            # A file two scopes share (~/.claude.json) or the folder trust of
+            # Gemini CLI is reported once.
+            checks += [c for c in tool_checks if c not in checks]
             if url and url != settings.url:
                 urls.setdefault(url, f"{tool.title} ({scope})")
     for url, user in urls.items():
@@ -231,10 +242,16 @@ class CommandProbe:
             return f"starts {command}, which did not answer --version in {VERSION_TIMEOUT:g} s"
         except OSError as exc:
             return f"starts {command}, which cannot run: {exc.strerror}"
-        found = _VERSION.search(done.stdout)
-        if done.returncode != 0 or found is None:
-            said = " ".join((done.stderr or done.stdout).split())[:200]
-            return f"starts {command}, whose --version failed (exit {done.returncode}): {said}"
+        lines = done.stdout.strip().splitlines()
+        found = _VERSION.match(lines[0].strip()) if lines else None
+        if found is None:
+            said = " ".join((lines[0] if lines else done.stderr).split())[:120]
+            answer = f"says: {said}" if said else "says nothing"
+            if done.returncode != 0:
+                answer = f"failed (exit {done.returncode})" + (f": {said}" if said else "")
+            return f"starts {exe}, which is not relaybus (`{command} --version` {answer})"
+        if done.returncode != 0:
+            return f"starts {command}, whose --version failed (exit {done.returncode})"
         if found.group(1) != __version__:
             return f"starts {command}, which is relaybus {found.group(1)}, not {__version__}"
         return None
@@ -251,20 +268,32 @@ def check_tool(
     entry_file: Path | None = None
     hooks: dict[str, list[str]] | None = None
     hooks_file: Path | None = None
+    others: list[tuple[str, str]] = []
     checks: list[Check] = []
     for f in tool.files(scope, ctx):
-        text = None
         try:
             text = read_text(f.path)
             if text is None:
                 continue
             found_entry = f.server_entry(text)
             found_hooks = f.hook_commands(text)
-        except (ConfigError, OSError) as exc:
-            # A file relaybus is not in (JSON with comments, say) is none of its business.
-            if text is None or "relaybus" in text:
-                message = exc.message if isinstance(exc, ConfigError) else f"{f.path}: {exc}"
-                checks.append(Check(name, "fail", message, f"fix {f.path} by hand, then: {fix}"))
+            if isinstance(f, SettingsFile):
+                others = f.other_hooks(text)
+        except ConfigError as exc:
+            # The tool cannot read the file either (Claude Code drops the whole
+            # settings file, say), relaybus's part in it or not.
+            reason = exc.details.get("reason") or exc.message
+            checks.append(
+                Check(
+                    tool.title,
+                    "fail",
+                    f"{reason}: {tool.title} cannot read it",
+                    f"fix {f.path} by hand, then run `relaybus doctor` again",
+                )
+            )
+            continue
+        except OSError as exc:
+            checks.append(Check(name, "fail", f"cannot read {f.path}: {exc.strerror}", None))
             continue
         if found_entry is not None:
             entry, entry_file = found_entry, f.path
@@ -279,8 +308,11 @@ def check_tool(
         checks.append(_check_entry(name, entry, entry_file, probe, fix))
     if hooks_file is not None:
         checks.append(_check_hooks(name, hooks or {}, hooks_file, probe, fix))
+        checks += _check_other_hooks(name, others, hooks_file, ctx.env)
     if tool.name == "claude" and scope == "project" and entry is not None:
         checks.append(_check_approval(name, ctx))
+    if tool.name == "gemini" and entry is not None:
+        checks.append(check_gemini_trust(ctx, scope))
     env = entry.get("env") if entry else None
     url = env.get("RELAYBUS_URL") if isinstance(env, dict) else None
     return True, checks, url if isinstance(url, str) else None
@@ -307,10 +339,70 @@ def _check_hooks(
         return Check(name, "fail", f"hooks missing in {path}: {', '.join(missing)}", fix)
     for commands in hooks.values():
         for command in commands:
-            problem = probe.problem(shlex.split(command)[0])
+            # Claude Code runs a hook through the shell: ~ and $HOME are expanded.
+            word = shlex.split(command)[0]
+            problem = probe.problem(_expand(word, probe.env) or word)
             if problem is not None:
                 return Check(name, "fail", f"a hook in {path} {problem}", fix)
     return Check(name, "ok", f"hooks for {len(hooks)} events in {path}")
+
+
+def _check_other_hooks(
+    name: str, hooks: list[tuple[str, str]], path: Path, env: Mapping[str, str]
+) -> list[Check]:
+    """A warning for each hook whose program is a path that does not exist
+    (Claude Code runs every hook of an event and reports each failing one)."""
+    checks = []
+    for event, command in hooks:
+        try:
+            words = shlex.split(command)
+        except ValueError:
+            continue
+        program = _expand(words[0], env) if words else None
+        if program is None or "/" not in program or os.path.exists(program):
+            continue  # a shell word or a command on PATH: the shell finds it or says so
+        checks.append(
+            Check(
+                name,
+                "warn",
+                f"a {event} hook in {path} starts {program}, which does not exist",
+                f"fix or remove that hook in {path}",
+            )
+        )
+    return checks
+
+
+def _expand(word: str, env: Mapping[str, str]) -> str | None:
+    """``word`` with ``~`` and ``$VARS`` from ``env`` expanded; None if one is unset."""
+    if word.startswith("~/"):
+        home = env.get("HOME")
+        if not home:
+            return None
+        word = home + word[1:]
+    unset = False
+
+    def value(m: re.Match[str]) -> str:
+        nonlocal unset
+        found = env.get(m.group(1) or m.group(2))
+        unset = unset or found is None
+        return found or ""
+
+    word = re.sub(r"\$\{(\w+)\}|\$(\w+)", value, word)
+    return None if unset else word
+
+
+def check_gemini_trust(ctx: Context, scope: str) -> Check:
+    """Gemini CLI trusts the project folder (or has folder trust off); the fix
+    trusts it along with the install in ``scope``."""
+    from .install.gemini import trust_hint
+
+    hint = trust_hint(ctx)
+    if hint is None:
+        return Check(TRUST_CHECK, "ok", f"Gemini CLI starts MCP servers in {ctx.project}")
+    fix = f"relaybus install gemini --scope {scope} --trust"
+    if ctx.project != Path.cwd().resolve():
+        fix += f" --project {shlex.quote(str(ctx.project))}"
+    return Check(TRUST_CHECK, "warn", hint, fix)
 
 
 def _check_approval(name: str, ctx: Context) -> Check:

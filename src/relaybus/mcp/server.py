@@ -15,16 +15,24 @@ from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.lowlevel.server import Server
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, SubscribeRequestParams, UnsubscribeRequestParams
+from mcp_types import (
+    INVALID_PARAMS,
+    CallToolResult,
+    InputRequiredResult,
+    SubscribeRequestParams,
+    UnsubscribeRequestParams,
+)
+from pydantic import ValidationError
 
 from .. import __version__
 from ..errors import RelayError
 from .resources import CURRENT_AGENT, AgentBus, read_inbox, subscribe, unsubscribe
 from .session import INBOX_URI, Runtime
-from .tools import add_tools
+from .tools import add_tools, argument_error
 
 logger = logging.getLogger("relaybus.mcp")
 
@@ -99,6 +107,32 @@ async def agent_middleware(
         CURRENT_AGENT.reset(token)
 
 
+class RelayMCPServer(MCPServer[Runtime]):
+    """:class:`MCPServer` whose argument errors read as one sentence per argument.
+
+    The SDK validates a tool's arguments against its signature with pydantic
+    and hands the model pydantic's report (error types, input values, links);
+    this rewrites that one kind of failure with :func:`.tools.argument_error`.
+    """
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Runtime, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        """The SDK's ``call_tool``.
+
+        Raises:
+            ToolError: as the SDK's, with a readable message for bad arguments.
+        """
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if not isinstance(exc.__cause__, ValidationError):
+                raise
+            tools = {tool.name: tool for tool in await self.list_tools()}
+            schema = tools[name].input_schema if name in tools else {}
+            raise ToolError(argument_error(exc.__cause__, schema)) from exc.__cause__
+
+
 def build_server(
     lifespan: Callable[[MCPServer[Runtime]], AbstractAsyncContextManager[Runtime]],
     *,
@@ -114,7 +148,7 @@ def build_server(
         agent_id: the agent every request acts as, for the instructions
             (``None`` when each session has its own).
     """
-    server: MCPServer[Runtime] = MCPServer(
+    server: MCPServer[Runtime] = RelayMCPServer(
         "relaybus",
         version=__version__,
         instructions=instructions(agent_id),

@@ -12,8 +12,8 @@ context (it stays under 10,000 characters; ``tests/mcp`` measures it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -23,6 +23,9 @@ from ..errors import RelayError
 from ..models import Via
 from . import render
 from .session import AgentSession, Runtime, blocking
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 T = TypeVar("T")
 
@@ -75,7 +78,7 @@ async def send(
         ToolError: an unknown agent, a target nobody matches, a bad reply_to.
     """
     if to is None and reply_to is None:
-        raise ToolError("give to (a target) or reply_to (a message id)")
+        raise ToolError(f"`to` is required: {ACCEPTS['to']} (or give reply_to to answer a message)")
     me = await _me(ctx)
     options: dict[str, Any] = {"subject": subject, "channel": channel, "claimable": claimable}
 
@@ -152,7 +155,7 @@ async def task(
         held = await _run(lambda: handle.relay.tasks(assignee=handle.id, limit=20))
         return render.tasks(open_, [t for t in held if not t.status.terminal])
     if task_id is None:
-        raise ToolError(f"give the task_id to {action}")
+        raise ToolError(f"`task_id` is required to {action}: {ACCEPTS['task_id']}")
     number = task_id
     if action == "claim":
         claimed = await _run(lambda: handle.claim(number))
@@ -164,7 +167,7 @@ async def task(
         return render.task(await _run(lambda: handle.release(number)))
     if action == "progress":
         if progress is None and note is None:
-            raise ToolError("give progress (0-100) and/or a note")
+            raise ToolError("`progress` (a whole number from 0 to 100) or `note` is required")
         updated = await _run(lambda: handle.update_task(number, progress=progress, note=note))
     else:
         updated = await _run(
@@ -233,6 +236,60 @@ TOOLS: list[tuple[Callable[..., Any], str]] = [
         "(lists replace the old ones).",
     ),
 ]
+
+
+#: What an argument takes, where its type alone says too little.
+ACCEPTS = {
+    "to": "an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast",
+    "body": "the message text",
+    "reply_to": "the id of a message (a whole number)",
+    "task_id": "the id of a task (a whole number)",
+}
+
+
+def argument_error(error: ValidationError, schema: Mapping[str, Any]) -> str:
+    """What is wrong with a tool call's arguments, one sentence per argument
+    (``error`` is the SDK's validation of them, ``schema`` the tool's input schema):
+    "`limit` must be a whole number from 1 to 100", "`body` is required: the
+    message text". No pydantic wording and no links: the model reads this."""
+    properties = schema.get("properties", {})
+    sentences: dict[str, str] = {}
+    for problem in error.errors():
+        loc = problem.get("loc") or ("arguments",)
+        name = str(loc[0])
+        if name in sentences:
+            continue
+        accepts = ACCEPTS.get(name) or _accepts(properties.get(name, {}))
+        if problem.get("type") == "missing":
+            sentences[name] = f"`{name}` is required: {accepts}"
+        else:
+            sentences[name] = f"`{name}` must be {accepts}"
+    return "; ".join(sentences.values()) or "the arguments do not match the tool's schema"
+
+
+def _accepts(prop: Mapping[str, Any]) -> str:
+    """A JSON schema property in words ("one of a, b or c", "a whole number from 1 to 300")."""
+    options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+    prop = options[0] if len(options) == 1 else prop
+    if "enum" in prop:
+        values = [str(v) for v in prop["enum"]]
+        return "one of " + (", ".join(values[:-1]) + " or " + values[-1] if values else "")
+    kind = prop.get("type")
+    if kind == "integer":
+        low, high = prop.get("minimum"), prop.get("maximum")
+        if low is not None and high is not None:
+            return f"a whole number from {low} to {high}"
+        if low is not None:
+            return f"a whole number of at least {low}"
+        return "a whole number"
+    if kind == "boolean":
+        return "true or false"
+    if kind == "array":
+        items = prop.get("items", {})
+        return "a list of strings" if items.get("type") == "string" else "a list"
+    return {"string": "a string", "number": "a number", "object": "an object"}.get(
+        str(kind), "a JSON value"
+    )
 
 
 def add_tools(server: MCPServer[Any]) -> None:

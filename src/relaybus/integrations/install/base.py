@@ -59,6 +59,8 @@ class Context:
     env: Mapping[str, str]
     executable: str
     url: str | None = None
+    #: ``install gemini --trust``: also mark the project trusted in Gemini CLI.
+    trust: bool = False
 
     @classmethod
     def create(
@@ -68,6 +70,7 @@ class Context:
         env: Mapping[str, str] | None = None,
         executable: str | None = None,
         url: str | None = None,
+        trust: bool = False,
     ) -> Context:
         """A context from the environment: ``HOME``, the project (default: the
         current folder, resolved, as ``claude mcp add`` keys it) and the
@@ -82,6 +85,7 @@ class Context:
             env=env,
             executable=executable or relaybus_executable(),
             url=url,
+            trust=trust,
         )
 
     def server_env(self, tool: str) -> dict[str, str]:
@@ -236,14 +240,31 @@ class ServerEntry(JsonEdit):
 
 
 class JsonFile(ConfigFile):
-    """A JSON config file and the edits relaybus makes to it."""
+    """A JSON config file and the edits relaybus makes to it.
 
-    def __init__(self, path: Path, edits: list[JsonEdit]) -> None:
+    ``comments``: the tool reads the file as JSON with comments (Gemini CLI);
+    elsewhere a comment is a syntax error, as it is for the tool. Changes are
+    made in place (:func:`.jsonc.patch`): comments, escapes and the layout of
+    every member relaybus does not touch stay byte for byte, and uninstall
+    takes out exactly the text install put in.
+    """
+
+    def __init__(self, path: Path, edits: list[JsonEdit], *, comments: bool = False) -> None:
         super().__init__(path)
         self.edits = edits
+        self.comments = comments
 
     def parse(self, text: str) -> dict[str, Any]:
-        return parse_json(text, self.path)
+        return parse_json(text, self.path, comments=self.comments)
+
+    def render(self, text: str | None, data: dict[str, Any]) -> str:
+        """``text`` changed to hold ``data`` (a new file in the default style)."""
+        style = JsonStyle.detect(text)
+        if text is None or "\n" not in text.strip():
+            return dump_json(data, style)
+        from .jsonc import patch
+
+        return patch(text, data, style, comments=self.comments)
 
     def install(self, text: str | None) -> Outcome:
         data = self.parse(text or "")
@@ -251,7 +272,7 @@ class JsonFile(ConfigFile):
         changes = [c for edit in self.edits if (c := edit.apply(data, created, self.path))]
         if not changes:
             return Outcome(text)
-        return Outcome(dump_json(data, JsonStyle.detect(text)), changes, created)
+        return Outcome(self.render(text, data), changes, created)
 
     def uninstall(self, text: str, created: list[KeyPath]) -> Outcome:
         data = self.parse(text)
@@ -260,7 +281,7 @@ class JsonFile(ConfigFile):
             changes.append("removed the empty containers relaybus had added")
         if not changes:
             return Outcome(text)
-        return Outcome(dump_json(data, JsonStyle.detect(text)), changes)
+        return Outcome(self.render(text, data), changes)
 
     def server_entry(self, text: str) -> dict[str, Any] | None:
         data = self.parse(text)
@@ -319,6 +340,11 @@ class Tool(ABC):
     def files(self, scope: str, ctx: Context) -> list[ConfigFile]:
         """The files an install in ``scope`` changes."""
 
+    def optional_files(self, scope: str, ctx: Context) -> list[ConfigFile]:
+        """Files an install changes only when asked to (Gemini CLI's trusted
+        folders with ``--trust``); uninstall visits the ones its record lists."""
+        return []
+
     @abstractmethod
     def next_steps(self, scope: str, ctx: Context) -> list[str]:
         """What the user does after installing, one sentence each."""
@@ -337,8 +363,10 @@ class McpJsonTool(Tool):
     #: The tool's folder (``.cursor``) and its file in there (``mcp.json``).
     folder: ClassVar[str]
     file: ClassVar[str]
+    #: Whether the tool reads the file as JSON with comments.
+    comments: ClassVar[bool] = False
 
     def files(self, scope: str, ctx: Context) -> list[ConfigFile]:
         base = ctx.project if scope == "project" else ctx.home
         entry = ServerEntry(("mcpServers",), self.server(ctx), "MCP server relaybus")
-        return [JsonFile(base / self.folder / self.file, [entry])]
+        return [JsonFile(base / self.folder / self.file, [entry], comments=self.comments)]

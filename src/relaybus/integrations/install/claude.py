@@ -167,6 +167,24 @@ class SettingsFile(JsonFile):
     def hook_commands(self, text: str) -> dict[str, list[str]] | None:
         return self.hooks.found(self.parse(text))
 
+    def other_hooks(self, text: str) -> list[tuple[str, str]]:
+        """(event, command) of every command hook in ``text`` that is not relaybus's."""
+        hooks = self.parse(text).get("hooks")
+        if not isinstance(hooks, dict):
+            return []
+        ours = {(event, argument) for event, argument, _ in HOOK_EVENTS}
+        found = []
+        for event, groups in hooks.items():
+            for items in _hook_lists(groups if isinstance(groups, list) else []):
+                for item in items:
+                    command = item.get("command") if isinstance(item, dict) else None
+                    if not isinstance(command, str) or any(
+                        e == event and is_relaybus_hook(command, a) for e, a in ours
+                    ):
+                        continue
+                    found.append((event, command))
+        return found
+
 
 def config_home(ctx: Context) -> Path:
     """Where ``.claude.json`` lives: ``CLAUDE_CONFIG_DIR``, else the home folder."""

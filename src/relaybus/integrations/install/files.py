@@ -33,6 +33,8 @@ from ...errors import InvalidInput
 
 #: How a new JSON file is indented.
 DEFAULT_INDENT = "  "
+#: A ``\\u`` escape of a character beyond ASCII (``\\u00e9``), as Python's json writes.
+_ESCAPED_NON_ASCII = re.compile(r"(?<!\\)(?:\\\\)*\\u(?!00[0-7])[0-9a-fA-F]{4}")
 
 
 class ConfigError(InvalidInput):
@@ -57,10 +59,12 @@ class JsonNumber(float):
 @dataclass(frozen=True)
 class JsonStyle:
     """How a JSON file is laid out: ``indent`` (None: all on one line), the
-    separators, the line ending and whether the file ends with one.
+    separators, the line ending, whether the file ends with one, and whether
+    text beyond ASCII is written as ``\\u`` escapes (``ascii``, Python's
+    ``json.dumps`` default).
 
-    :meth:`detect` follows a file's indent (spaces or a tab), line ending and
-    final newline; a file written on one line gets two spaces.
+    :meth:`detect` follows a file's indent (spaces or a tab), line ending,
+    final newline and escapes; a file written on one line gets two spaces.
     """
 
     indent: str | None = DEFAULT_INDENT
@@ -68,6 +72,7 @@ class JsonStyle:
     key_sep: str = ": "
     newline: str = "\n"
     final_newline: bool = True
+    ascii: bool = False
 
     @classmethod
     def detect(cls, text: str | None) -> JsonStyle:
@@ -76,12 +81,19 @@ class JsonStyle:
             return cls()
         newline = "\r\n" if "\r\n" in text else "\n"
         final = text.endswith("\n")
+        escaped = text.isascii() and _ESCAPED_NON_ASCII.search(text) is not None
         if "\n" not in text.strip():
             # One line ("{}", or a minified file) sets no layout to follow: lay it
             # out like a new file, so the entry relaybus adds can be read.
-            return cls(newline=newline, final_newline=final)
-        found = re.search(r"^([ \t]+)\S", text, re.MULTILINE)
-        return cls(indent=found.group(1) if found else "", newline=newline, final_newline=final)
+            return cls(newline=newline, final_newline=final, ascii=escaped)
+        # The first indented line of JSON (a comment line, `// …` or ` * …`, is no guide).
+        found = re.search(r"^([ \t]+)[^\s/*]", text, re.MULTILINE)
+        return cls(
+            indent=found.group(1) if found else "",
+            newline=newline,
+            final_newline=final,
+            ascii=escaped,
+        )
 
 
 def json_kind(value: Any) -> str:
@@ -94,27 +106,39 @@ def json_kind(value: Any) -> str:
     return kinds.get(type(value), type(value).__name__)
 
 
-def parse_json(text: str, path: Path) -> dict[str, Any]:
-    """The JSON object in ``text`` (an empty or blank file is ``{}``).
+def parse_json(text: str, path: Path, *, comments: bool = False) -> dict[str, Any]:
+    """The JSON object in ``text`` (an empty or blank file is ``{}``); with
+    ``comments``, JSON with ``//`` and ``/* */`` comments (see :mod:`.jsonc`).
 
     Raises:
-        ConfigError: not valid JSON, or not an object at the top level.
+        ConfigError: not valid JSON, or not an object at the top level (its
+            ``line`` and ``column`` say where, 1-based).
     """
     if not text.strip():
         return {}
+    from .jsonc import JsonSyntaxError, loads
+
     try:
-        data = json.loads(text, parse_float=JsonNumber.parse)
-    except json.JSONDecodeError as exc:
+        if comments:
+            data = loads(text, comments=True)
+        else:
+            data = json.loads(text, parse_float=JsonNumber.parse)
+    except (json.JSONDecodeError, JsonSyntaxError) as exc:
+        kind = "JSON (comments allowed)" if comments else "JSON"
+        reason = f"{path} is not valid {kind} (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         raise ConfigError(
-            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "fix it by hand and run the command again: nothing was written",
+            f"{reason}; fix it by hand and run the command again: nothing was written",
             path=str(path),
+            reason=reason,
+            line=exc.lineno,
+            column=exc.colno,
         ) from None
     if not isinstance(data, dict):
+        reason = f"{path} holds {json_kind(data)}, not a JSON object"
         raise ConfigError(
-            f"{path} holds {json_kind(data)}, not a JSON object: fix it by hand and run the "
-            "command again: nothing was written",
+            f"{reason}: fix it by hand and run the command again: nothing was written",
             path=str(path),
+            reason=reason,
         )
     return data
 
@@ -134,13 +158,15 @@ def _encode(value: Any, style: JsonStyle, depth: int) -> str:
         return value.text
     if isinstance(value, dict):
         items = [
-            json.dumps(str(k), ensure_ascii=False) + style.key_sep + _encode(v, style, depth + 1)
+            json.dumps(str(k), ensure_ascii=style.ascii)
+            + style.key_sep
+            + _encode(v, style, depth + 1)
             for k, v in value.items()
         ]
         return _wrap("{", "}", items, style, depth)
     if isinstance(value, list):
         return _wrap("[", "]", [_encode(v, style, depth + 1) for v in value], style, depth)
-    return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=style.ascii)
 
 
 def _wrap(opening: str, closing: str, items: list[str], style: JsonStyle, depth: int) -> str:
@@ -161,10 +187,11 @@ def parse_toml(text: str, path: Path) -> TOMLDocument:
     try:
         return tomlkit.parse(text)
     except TOMLKitError as exc:
+        reason = f"{path} is not valid TOML ({exc})"
         raise ConfigError(
-            f"{path} is not valid TOML ({exc}); fix it by hand and run the command again: "
-            "nothing was written",
+            f"{reason}; fix it by hand and run the command again: nothing was written",
             path=str(path),
+            reason=reason,
         ) from None
 
 
@@ -199,7 +226,9 @@ def read_text(path: Path) -> str | None:
         raise ConfigError(f"{path} is a directory, not a config file", path=str(path)) from None
     except UnicodeDecodeError:
         raise ConfigError(
-            f"{path} is not UTF-8 text: fix it by hand; nothing was written", path=str(path)
+            f"{path} is not UTF-8 text: fix it by hand; nothing was written",
+            path=str(path),
+            reason=f"{path} is not UTF-8 text",
         ) from None
 
 

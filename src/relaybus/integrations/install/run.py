@@ -186,8 +186,15 @@ def uninstall(
                 )
     scope = tool.check_scope(scope)
     record = manifest.find(tool.name, scope, _project_key(tool, scope, ctx))
+    recorded = {r.path for r in record.files} if record else set()
+    files = tool.files(scope, ctx)
+    files += [
+        f
+        for f in tool.optional_files(scope, ctx)
+        if f.path in recorded and all(f.path != g.path for g in files)
+    ]
     plans = []
-    for f in tool.files(scope, ctx):
+    for f in files:
         before = read_text(f.path)
         if before is None:
             plans.append(_Plan(f, None, None, [], []))
