@@ -3,9 +3,11 @@ answered 404 exactly like an id that does not exist, on every path."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from live import LiveServer
 
@@ -66,3 +68,39 @@ def test_a_reply_to_a_hidden_message_cannot_read_it_through_the_thread(
         assert [e["data"]["message_id"] for e in events] == [own["id"], answer["id"]]
     assert admin.get(f"/v1/messages/{hidden}").json()["body"] == "launch code 42"
     assert len(admin.get(f"/v1/messages/{answer['id']}/thread").json()) == 2
+
+
+def test_an_agent_registered_again_under_an_old_id_does_not_see_its_predecessors_mail(
+    secured: LiveServer, admin: httpx.Client
+) -> None:
+    tokens = {name: register(admin, name) for name in ("alice", "bob")}
+    with as_agent(admin, tokens["alice"]) as alice:
+        old = alice.post("/v1/messages", json={"to": "bob", "body": "for the old bob"}).json()
+    assert admin.delete("/v1/agents/bob").status_code in (200, 204)
+    fresh = register(admin, "bob")  # the same id again: it never received that message
+    with as_agent(admin, fresh) as bob:
+        assert problem(bob.get(f"/v1/messages/{old['id']}"), 404)["detail"] == (
+            f"no message {old['id']}"
+        )
+        events = bob.get("/v1/events", params={"kind": "message.sent"}).json()
+        assert events == []
+        with (
+            httpx.Client(timeout=30) as client,
+            connect_sse(
+                client,
+                "GET",
+                f"{secured.url}/v1/stream",
+                params={"since": 0},
+                headers={"Authorization": f"Bearer {fresh}"},
+            ) as source,
+        ):
+            kinds = []
+            for sse in source.iter_sse():
+                if sse.event == "ready":
+                    continue
+                data = json.loads(sse.data)
+                kinds.append(data["kind"])
+                if data["kind"] == "agent.registered" and data["agent_id"] == "bob":
+                    if kinds.count("agent.registered") == 3:  # alice, bob, bob again
+                        break
+        assert "message.sent" not in kinds
