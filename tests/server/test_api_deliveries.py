@@ -113,7 +113,8 @@ def test_bad_receipts_are_refused_and_change_nothing(
                 "/v1/agents/bob/inbox/delivered", json={"ids": [sent], "via": "pty"}
             )
             problem(refused, 403)
-            problem(carol.get(f"/v1/messages/{sent}/deliveries"), 403)
+            hidden = problem(carol.get(f"/v1/messages/{sent}/deliveries"), 404)
+            assert hidden["detail"] == f"no message {sent}"
 
 
 def test_a_websocket_receipt_records_delivery_by_stream(

@@ -173,7 +173,7 @@ def test_a_batch_with_one_bad_message_stores_none_of_them(
     assert "zed" in body["detail"]
 
 
-def test_get_message_and_thread_for_admin_and_participants_only(
+def test_get_message_and_thread_for_admin_and_participants_only_others_get_404(
     server: LiveServer, http: httpx.Client, tokens: dict[str, str]
 ) -> None:
     sent = http.post("/v1/messages", json={"sender": "alice", "to": "bob", "body": "x"}).json()
@@ -185,7 +185,8 @@ def test_get_message_and_thread_for_admin_and_participants_only(
             assert participant.get(path).json()["id"] == sent["id"]
             assert participant.get(f"{path}/thread").status_code == 200
     with as_agent(http, tokens["carol"]) as outsider:
-        problem(outsider.get(path), 403)
-        problem(outsider.get(f"{path}/thread"), 403)
+        # Answered exactly as a missing id: no endpoint confirms a hidden one exists.
+        assert problem(outsider.get(path), 404)["detail"] == f"no message {sent['id']}"
+        assert problem(outsider.get(f"{path}/thread"), 404)["detail"] == f"no message {sent['id']}"
     problem(http.get("/v1/messages/999999"), 404)
     problem(http.get("/v1/messages/0"), 422)

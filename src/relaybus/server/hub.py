@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ..models import Event, Message
 from ..service import Service
+from ..service.visibility import sent_audience
 from .audiences import TaskAudiences
 
 if TYPE_CHECKING:
@@ -408,13 +409,29 @@ class Hub:
         """The events of ``workspace`` that ``agent_id`` may see (``None``: an
         admin, who sees the whole workspace).
 
-        An agent sees ``message.sent`` it sent or receives, ``message.delivered``
-        and ``message.read`` of its own deliveries, every ``agent.*`` event, and
-        ``task.*`` events of tasks it created, holds or held, or was offered;
-        never ``relay.*``. May read the
-        database (a task's audience, first time only): call it off the loop.
+        An agent sees ``message.sent`` of a message it may see (the service's
+        visibility rule: it sent it or has a delivery of it, checked again in the
+        database, so a delivery removed since the send hides it),
+        ``message.delivered`` and ``message.read`` of its own deliveries, every
+        ``agent.*`` event, and ``task.*`` events of tasks it created, holds or
+        held, or was offered; never ``relay.*``. Reads the database: call it off
+        the loop.
         """
-        return [e for e in events if e.workspace == workspace and self._sees(agent_id, e)]
+        return self._visible(agent_id, [e for e in events if e.workspace == workspace])
+
+    def _visible(self, agent_id: str | None, events: list[Event]) -> list[Event]:
+        # Events of one workspace: by audience, then message.sent by the rule in SQL.
+        if agent_id is None:
+            return events
+        seen = [e for e in events if self._sees(agent_id, e)]
+        sent = [_message_id(e) for e in seen if e.kind == "message.sent"]
+        ids = [i for i in sent if i is not None]
+        if not ids:
+            return seen
+        allowed = self.service.visible_message_ids(
+            ids, workspace=seen[0].workspace, viewer=agent_id
+        )
+        return [e for e in seen if e.kind != "message.sent" or _message_id(e) in allowed]
 
     def _sees(self, agent_id: str | None, event: Event) -> bool:
         if agent_id is None:
@@ -425,8 +442,7 @@ class Hub:
     def _audience(self, event: Event) -> Audience:
         kind = event.kind
         if kind == "message.sent":
-            recipients = event.data.get("recipients") or []
-            return frozenset([*recipients, event.agent_id] if event.agent_id else recipients)
+            return sent_audience(event)
         if kind in ("message.read", "message.delivered"):
             return frozenset([event.agent_id]) if event.agent_id else _NOBODY
         if kind.startswith("agent."):
@@ -516,7 +532,7 @@ class Hub:
         # In a worker thread: one page of the log for a resuming subscriber.
         events = self.service.events(workspace=workspace, since=since, limit=PAGE)
         more = len(events) == PAGE and events[-1].id < until
-        page = [e for e in events if e.id <= until and self._sees(agent_id, e)]
+        page = self._visible(agent_id, [e for e in events if e.id <= until])
         return self._items(page), events[-1].id if more else until
 
     # -- fan-out (the loop's thread) -----------------------------------------
@@ -559,6 +575,11 @@ class Hub:
             self.metrics.live_connections.labels(transport=transport).set(
                 self.connections[transport]
             )
+
+
+def _message_id(event: Event) -> int | None:
+    found = event.data.get("message_id")
+    return found if isinstance(found, int) else None
 
 
 class _LoopClosed(Exception):

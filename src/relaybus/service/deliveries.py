@@ -16,11 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import InvalidInput, NotFound
+from ..errors import InvalidInput
 from ..models import AgentStatus, Delivery, DeliveryState, Via
 from ..store.schema import agents, deliveries, messages
 from .common import ServiceBase, append_event, touch_agent
 from .presence import effective_status
+from .visibility import no_message, restrict
 
 #: The most message ids one receipt call may carry.
 MAX_IDS = 1000
@@ -153,20 +154,25 @@ class DeliveryOps(ServiceBase):
             touch_agent(conn, workspace, agent_id, epoch, now)
             return len(record_delivered(conn, workspace, agent_id, ids, path, now))
 
-    def deliveries(self, message_id: int, *, workspace: str = "default") -> list[Delivery]:
+    def deliveries(
+        self, message_id: int, *, workspace: str = "default", viewer: str | None = None
+    ) -> list[Delivery]:
         """Every recipient's receipt for message ``message_id``, by agent id.
 
+        Args:
+            viewer: read as this agent: only for a message it may see (see
+                :mod:`relaybus.service.visibility`); ``None`` reads as admin.
+
         Raises:
-            NotFound: no such message.
+            NotFound: no such message, or one ``viewer`` may not see (the same answer).
         """
         with self.store.read() as conn:
-            sent = conn.execute(
-                sa.select(messages.c.created_at).where(
-                    messages.c.workspace == workspace, messages.c.id == message_id
-                )
-            ).scalar()
+            query = sa.select(messages.c.created_at).where(
+                messages.c.workspace == workspace, messages.c.id == message_id
+            )
+            sent = conn.execute(restrict(query, viewer)).scalar()
             if sent is None:
-                raise NotFound(f"no message {message_id}", message_id=message_id)
+                raise no_message(message_id)
             rows = conn.execute(
                 sa.select(deliveries)
                 .where(deliveries.c.workspace == workspace, deliveries.c.message_id == message_id)
@@ -194,25 +200,32 @@ class DeliveryOps(ServiceBase):
         timeout: float,
         *,
         workspace: str = "default",
+        viewer: str | None = None,
     ) -> list[Delivery]:
         """Block until every recipient of ``message_id`` has reached ``state``
         (``delivered`` is also reached by a read), or ``timeout`` seconds pass.
+
+        Args:
+            viewer: as for :meth:`deliveries`.
 
         Returns:
             the receipts as they are when the wait ends; on timeout some are short
             of ``state``.
 
         Raises:
-            NotFound: no such message. InvalidInput: an unknown ``state``.
+            NotFound: no such message, or one ``viewer`` may not see (the same
+                answer). InvalidInput: an unknown ``state``.
         """
         goal = parse_state(state)
 
         def check() -> list[Delivery] | None:
-            found = self.deliveries(message_id, workspace=workspace)
+            found = self.deliveries(message_id, workspace=workspace, viewer=viewer)
             return found if all(d.state.reached(goal) for d in found) else None
 
         done: list[Delivery] | None = self.store.wait_for(check, timeout)
-        return done if done is not None else self.deliveries(message_id, workspace=workspace)
+        if done is not None:
+            return done
+        return self.deliveries(message_id, workspace=workspace, viewer=viewer)
 
     def stuck(self, *, workspace: str = "default") -> dict[str, int]:
         """Per agent id that is not offline: how many of its deliveries have been

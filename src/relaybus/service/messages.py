@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..errors import Conflict, InvalidInput, NotFound, RelayError, TooLarge
+from ..errors import Conflict, InvalidInput, RelayError, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
 from ..store.statements import run, run_many
@@ -31,6 +31,7 @@ from .idempotency import (
 )
 from .targets import Target, parse_target, resolve
 from .tasks import create_task
+from .visibility import no_message, restrict, visible_ids, visible_to
 
 MAX_SUBJECT_CHARS = 1000
 #: Most messages in one :meth:`MessageOps.send_many` batch.
@@ -112,7 +113,8 @@ class MessageOps(ServiceBase):
                 text with a NUL character or an unpaired surrogate, or a meta that
                 is not a JSON object (see :func:`~relaybus.service.common.check_meta`).
             TooLarge: ``body`` or ``meta`` over ``max_body_bytes``.
-            NotFound: the sender, the target or ``reply_to`` does not exist.
+            NotFound: the sender, the target or ``reply_to`` does not exist, or
+                ``reply_to`` is a message the sender may not see (the same answer).
             Conflict: stale ``epoch``; ``idempotency_key`` already used by this
                 sender for a different request.
         """
@@ -275,13 +277,16 @@ class MessageOps(ServiceBase):
         target, body, subject, channel, reply_to, prio, meta_obj, claimable = draft
         thread_id: int | None = None
         if reply_to is not None:
+            # Only to a message the sender may see; a hidden one is answered as missing.
             parent = conn.execute(
                 sa.select(messages.c.sender, messages.c.target, messages.c.thread_id).where(
-                    messages.c.workspace == workspace, messages.c.id == reply_to
+                    messages.c.workspace == workspace,
+                    messages.c.id == reply_to,
+                    visible_to(sender),
                 )
             ).first()
             if parent is None:
-                raise NotFound(f"no message {reply_to} to reply to", message_id=reply_to)
+                raise no_message(reply_to, "to reply to")
             thread_id = parent.thread_id if parent.thread_id is not None else reply_to
             if target is None:
                 target = parse_target(parent.sender if parent.sender != sender else parent.target)
@@ -346,20 +351,25 @@ class MessageOps(ServiceBase):
         )
         return message_from_row(row, recipients=recipients)
 
-    def get_message(self, message_id: int, *, workspace: str = "default") -> Message:
+    def get_message(
+        self, message_id: int, *, workspace: str = "default", viewer: str | None = None
+    ) -> Message:
         """One message by id, with its recipients.
 
+        Args:
+            viewer: read as this agent: only a message it may see (see
+                :mod:`relaybus.service.visibility`); ``None`` reads as admin.
+
         Raises:
-            NotFound: no such message.
+            NotFound: no such message, or one ``viewer`` may not see (the same answer).
         """
         with self.store.read() as conn:
-            row = conn.execute(
-                sa.select(messages).where(
-                    messages.c.workspace == workspace, messages.c.id == message_id
-                )
-            ).first()
+            query = sa.select(messages).where(
+                messages.c.workspace == workspace, messages.c.id == message_id
+            )
+            row = conn.execute(restrict(query, viewer)).first()
             if row is None:
-                raise NotFound(f"no message {message_id}", message_id=message_id)
+                raise no_message(message_id)
             recipients = (
                 conn.execute(
                     sa.select(deliveries.c.agent_id)
@@ -371,25 +381,37 @@ class MessageOps(ServiceBase):
             )
         return message_from_row(row._mapping, recipients=list(recipients))
 
-    def thread(self, message_id: int, *, workspace: str = "default") -> list[Message]:
+    def thread(
+        self, message_id: int, *, workspace: str = "default", viewer: str | None = None
+    ) -> list[Message]:
         """Every message of the thread ``message_id`` belongs to, oldest first.
 
         ``message_id`` may be any message of the thread, not only its root.
 
+        Args:
+            viewer: read as this agent: ``message_id`` must be a message it may
+                see, and only the messages of the thread it may see are listed;
+                ``None`` reads as admin.
+
         Raises:
-            NotFound: no such message.
+            NotFound: no such message, or one ``viewer`` may not see (the same answer).
         """
-        root = self.get_message(message_id, workspace=workspace).thread_id
+        root = self.get_message(message_id, workspace=workspace, viewer=viewer).thread_id
         with self.store.read() as conn:
-            rows = conn.execute(
-                sa.select(messages)
-                .where(
-                    messages.c.workspace == workspace,
-                    sa.or_(messages.c.id == root, messages.c.thread_id == root),
-                )
-                .order_by(messages.c.id)
-            ).all()
+            query = sa.select(messages).where(
+                messages.c.workspace == workspace,
+                sa.or_(messages.c.id == root, messages.c.thread_id == root),
+            )
+            rows = conn.execute(restrict(query, viewer).order_by(messages.c.id)).all()
         return [message_from_row(r._mapping) for r in rows]
+
+    def visible_message_ids(
+        self, ids: Iterable[int], *, workspace: str = "default", viewer: str
+    ) -> set[int]:
+        """The ids among ``ids`` of messages of ``workspace`` that ``viewer`` may see
+        (see :mod:`relaybus.service.visibility`); pruned ones are left out."""
+        with self.store.read() as conn:
+            return visible_ids(conn, workspace, viewer, ids)
 
     def messages_by_id(self, ids: Iterable[int]) -> dict[int, Message]:
         """Messages by id in any workspace, with their recipients (for live pushes).

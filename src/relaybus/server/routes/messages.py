@@ -11,9 +11,8 @@ from pydantic import Field, StrictBool, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...errors import Forbidden
 from ...models import Delivery, DeliveryState, Message, Priority
-from ..auth import ApiCall, Caller, Epoch
+from ..auth import ApiCall, Epoch
 from ..problems import responses
 from . import (
     Body,
@@ -164,10 +163,12 @@ def send_batch(
 
 @router.get("/v1/messages/{message_id}", response_model=Message, responses=responses(404))
 def get_message(message_id: IdPath, call: ApiCall) -> Response:
-    """One message with its recipients (an agent token: one it sent or received)."""
+    """One message with its recipients (an agent token: one it sent or received;
+    any other is 404, like a missing id)."""
     caller = call.caller()
-    message = call.service.get_message(message_id, workspace=caller.workspace)
-    check_may_read(caller, message)
+    message = call.service.get_message(
+        message_id, workspace=caller.workspace, viewer=caller.agent_id
+    )
     return render(message)
 
 
@@ -176,11 +177,10 @@ def get_message(message_id: IdPath, call: ApiCall) -> Response:
 )
 def thread(message_id: IdPath, call: ApiCall) -> Response:
     """Every message of the thread ``message_id`` belongs to, oldest first (an agent
-    token: a thread it has a message of)."""
+    token: ``message_id`` must be one it sent or received, and the thread shows only
+    those of its messages it sent or received)."""
     caller = call.caller()
-    if not caller.admin:
-        check_may_read(caller, call.service.get_message(message_id, workspace=caller.workspace))
-    found = call.service.thread(message_id, workspace=caller.workspace)
+    found = call.service.thread(message_id, workspace=caller.workspace, viewer=caller.agent_id)
     return render_list(MESSAGES, found)
 
 
@@ -210,33 +210,23 @@ async def deliveries(
 ) -> Response:
     """Where the message is for each recipient: queued, delivered (when, and by
     which path: inbox, stream, mcp, hook, pty, tmux) or read (an agent token: a
-    message it sent or received)."""
+    message it sent or received; any other is 404, like a missing id)."""
     caller = await call.resolve()
-    service, workspace = call.service, caller.workspace
-    message = await run_in_threadpool(lambda: service.get_message(message_id, workspace=workspace))
-    check_may_read(caller, message)
+    service, workspace, viewer = call.service, caller.workspace, caller.agent_id
+
+    def receipts() -> list[Delivery]:
+        return service.deliveries(message_id, workspace=workspace, viewer=viewer)
+
     if until is None or wait <= 0:
-        found = await run_in_threadpool(lambda: service.deliveries(message_id, workspace=workspace))
-        return render_list(DELIVERIES, found)
+        return render_list(DELIVERIES, await run_in_threadpool(receipts))
     goal = until
 
     def check() -> list[Delivery] | None:
-        found = service.deliveries(message_id, workspace=workspace)
+        found = receipts()
         return found if all(d.state.reached(goal) for d in found) else None
 
     timeout = min(wait, call.config.longpoll_max_seconds)
     done = await request.app.state.hub.wait_for(check, timeout)
     if done is None:
-        done = await run_in_threadpool(lambda: service.deliveries(message_id, workspace=workspace))
+        done = await run_in_threadpool(receipts)
     return render_list(DELIVERIES, done)
-
-
-def check_may_read(caller: Caller, message: Message) -> None:
-    """Raises Forbidden if an agent caller neither sent nor received ``message``."""
-    if caller.agent_id is None or caller.agent_id == message.sender:
-        return
-    if caller.agent_id not in message.recipients:
-        raise Forbidden(
-            f"{caller.agent_id!r} neither sent nor received message {message.id}",
-            message_id=message.id,
-        )
