@@ -186,22 +186,31 @@ class FakeAnthropic:
             else:
                 start = {**block, "input": {}}
                 delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
-            yield "content_block_start", {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": start,
-            }
-            yield "content_block_delta", {
-                "type": "content_block_delta",
-                "index": index,
-                "delta": delta,
-            }
+            yield (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": start,
+                },
+            )
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": delta,
+                },
+            )
             yield "content_block_stop", {"type": "content_block_stop", "index": index}
-        yield "message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": self.stop_reason(blocks), "stop_sequence": None},
-            "usage": {"output_tokens": 10},
-        }
+        yield (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": self.stop_reason(blocks), "stop_sequence": None},
+                "usage": {"output_tokens": 10},
+            },
+        )
         yield "message_stop", {"type": "message_stop"}
 
     @contextmanager

@@ -279,7 +279,7 @@ def start_claude(env: dict[str, str], project: Path) -> subprocess.Popen[str]:
 def printed_agent(claude: subprocess.Popen[str]) -> str:
     """The agent id the stand-in's SessionStart hook told the model."""
     assert claude.stdout is not None
-    context = json.loads(claude.stdout.readline())["hookSpecificOutput"]["additionalContext"]
+    context: str = json.loads(claude.stdout.readline())["hookSpecificOutput"]["additionalContext"]
     return context.split("`")[1]
 
 
@@ -417,3 +417,30 @@ def test_hooks_and_mcp_server_of_one_claude_process_are_one_agent(
     assert f"`{agent.id}`" in context
     assert agent.id.startswith(f"{HOSTNAME.split('.')[0]}-claude-shop-")
     assert log_lines(tmp_path) == []  # the hook was answered by the session's relaybus mcp
+
+
+@pytest.mark.parametrize("mode", ["--background", "--inline"])
+def test_session_end_of_a_session_that_never_started_registers_nothing(
+    tmp_path: Path, runtime: Path, project: Path, relay: Relay, mode: str
+) -> None:
+    """``claude mcp list`` runs the SessionEnd hook alone, without SessionStart;
+    without ``relaybus mcp`` the hook hands it to ``--background`` (run here
+    directly, to wait for it)."""
+    env = hook_env(tmp_path, runtime, "sess-check", CLAUDE_PROJECT_DIR=str(project))
+    doc = payload("session-end", cwd=str(project))
+    me = session_identity("claude", cwd=str(project), env=env)
+    request = {"identity": me.to_json(), "input": doc} if mode == "--background" else doc
+
+    done = subprocess.run(
+        [sys.executable, "-m", "relaybus", "hook", "session-end", mode],
+        input=json.dumps(request),
+        capture_output=True,
+        encoding="utf-8",
+        env=env,
+        timeout=HUNG,
+        check=False,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert relay.agents() == []
+    assert log_lines(tmp_path) == []

@@ -193,13 +193,20 @@ def run_inline(event: str, payload: dict[str, Any]) -> None:
     """Run ``event`` in this process: open the relay, find or register the
     agent, print the output, then mark the mail it shows read."""
     from ...client import Relay
+    from ...errors import NotFound
     from ..session import session_agent
     from .logic import deliver, handle
 
     enter(payload)
     me_identity = session(payload)
     with Relay.open() as relay:
-        me = session_agent(relay, me_identity, register=event == "SessionStart")
+        if event == "SessionEnd":
+            try:
+                me = relay.agent(me_identity.agent_id)
+            except NotFound:
+                return  # nothing to end: ``claude mcp list`` runs SessionEnd alone
+        else:
+            me = session_agent(relay, me_identity, register=event == "SessionStart")
         outcome = handle(event, payload, me, me_identity)
         emit(outcome.output)
         deliver(me, outcome)
@@ -214,7 +221,8 @@ def run_background(event: str, request: dict[str, Any]) -> None:
         ValueError: the request holds no identity.
     """
     from ...client import Relay
-    from ..session import register_session, session_agent
+    from ...errors import NotFound
+    from ..session import register_session
     from .logic import presence
 
     me_identity = ident.SessionIdentity.from_json(str(request.get("identity")))
@@ -225,7 +233,10 @@ def run_background(event: str, request: dict[str, Any]) -> None:
         if event == "SessionStart":
             register_session(relay, me_identity)
             return
-        me = session_agent(relay, me_identity, register=False)
+        try:
+            me = relay.agent(me_identity.agent_id)
+        except NotFound:
+            return  # never registered (``claude mcp list`` runs SessionEnd alone)
         presence(event, payload, me)
 
 
