@@ -162,6 +162,7 @@ def online_but_bob(relay: Relay) -> list[str]:
     return [a.id for a in relay.agents() if a.id != "bob" and a.status is not AgentStatus.OFFLINE]
 
 
+@pytest.mark.slow
 def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
     claude: str, home: Home
 ) -> None:
@@ -203,6 +204,7 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
         assert online_but_bob(relay) == []
 
 
+@pytest.mark.slow
 def test_a_claude_code_session_with_a_derived_id_is_one_agent_that_ends_with_it(
     claude: str, home: Home
 ) -> None:
