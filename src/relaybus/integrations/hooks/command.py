@@ -56,9 +56,9 @@ EVENTS = {
 }
 #: Seconds from the start of the command by which it has answered, whatever
 #: happens (the target is 1 s at p99, interpreter start included).
-BUDGET = 0.8
+BUDGET = 0.7
 #: Seconds UserPromptSubmit waits for the session's ``relaybus mcp`` to come up.
-HOST_WAIT = 0.5
+HOST_WAIT = 0.4
 #: Seconds between looks for the session's socket while waiting for it.
 HOST_POLL = 0.05
 #: Seconds the command waits, after printing, for the host to confirm the
