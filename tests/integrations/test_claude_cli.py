@@ -83,19 +83,23 @@ class Home:
     relay_dir: Path
     env: dict[str, str]
 
-    def run(self, argv: list[str], **extra: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
+    def run(self, argv: list[str], **extra: str) -> tuple[int, str]:
+        """Run ``argv`` in the project to completion: (its pid, its stdout)."""
+        with subprocess.Popen(
             argv,
             cwd=self.project,
             env={**self.env, **extra},
-            capture_output=True,
-            encoding="utf-8",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
-            timeout=HUNG,
-            check=False,
-        )
-        assert done.returncode == 0, f"{argv} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done
+            encoding="utf-8",
+        ) as proc:
+            try:
+                out, err = proc.communicate(timeout=HUNG)
+            finally:
+                proc.kill()
+        assert proc.returncode == 0, f"{argv} -> {proc.returncode}\n{out}\n{err}"
+        return proc.pid, out
 
 
 @pytest.fixture
@@ -198,7 +202,7 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
         assert online_but_bob(relay) == []
 
         for check in (["mcp", "list"], ["mcp", "get", "relaybus"]):
-            out = home.run([claude, *check]).stdout
+            out = home.run([claude, *check])[1]
             assert "relaybus" in out and "Connected" in out, out
         assert {a.id for a in relay.agents()} == {"bob", ME}
         assert online_but_bob(relay) == []
@@ -210,7 +214,7 @@ def test_a_claude_code_session_with_a_derived_id_is_one_agent_that_ends_with_it(
 ) -> None:
     api = FakeAnthropic()  # answers "ok": no tool call
     with api.running():
-        home.run([claude, "-p", "hello"], ANTHROPIC_BASE_URL=api.url)
+        pid, _ = home.run([claude, "-p", "hello"], ANTHROPIC_BASE_URL=api.url)
 
     [request] = api.recorded.conversation()
     told = flatten(request["messages"])
@@ -219,4 +223,4 @@ def test_a_claude_code_session_with_a_derived_id_is_one_agent_that_ends_with_it(
     assert len(agents) == 1, [(a.id, a.pid, a.status) for a in agents]
     assert f"as agent `{agents[0].id}`" in told  # the id the model was told exists
     assert agents[0].status is AgentStatus.OFFLINE  # and ended with the session
-    assert agents[0].pid is not None and agents[0].pid > 1
+    assert agents[0].pid == pid  # Claude Code's own process
