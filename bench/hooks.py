@@ -8,13 +8,20 @@ the call to the session's ``relaybus mcp``, the relay's work, exit.
 
 Usage::
 
-    .venv/bin/python bench/hooks.py [--runs 40] [--inline-runs 5]
+    .venv/bin/python bench/hooks.py [--runs 40] [--bare-runs 20] [--inline-runs 5]
 
-Prints, per hook: p50 and p99 wall time in ms (target: p50 <= 100 ms), with
-the session's process serving the hooks and, for reference, without it
-(``--inline``: the command opens the relay itself). Also ``python -c pass``,
-the floor any Python command pays, and the ``tools/list`` result in characters
-(target < 10,000).
+Prints, per hook event: p50 and p99 wall time in ms
+
+- with the session's ``relaybus mcp`` serving the hooks (target: p50 <= 100 ms);
+- with no ``relaybus mcp`` answering, as at the start of a session while it
+  is still starting (target: p99 < 1,000 ms, as for every hook). The hook then
+  answers without the relay and hands presence to a background process; the
+  bench waits for that process's event before the next call, so that the
+  calls do not pile up;
+- for reference, ``--inline`` (the command opens the relay itself).
+
+Also ``python -c pass``, the floor any Python command pays, and the
+``tools/list`` result in characters (target < 10,000).
 """
 
 from __future__ import annotations
@@ -69,7 +76,8 @@ def load(name: str, cwd: Path) -> str:
 def run_hooks(
     exe: str, env: dict[str, str], project: Path, runs: int, *, inline: bool, relay: Relay
 ) -> dict[str, list[float]]:
-    """Wall times per hook command (ms)."""
+    """Wall times per hook command (ms), the session's process serving them
+    (or ``inline``)."""
     bob = relay.register("bench-bob", pid=None)
     times: dict[str, list[float]] = {}
     extra = ["--inline"] if inline else []
@@ -84,6 +92,36 @@ def run_hooks(
             samples.append(seconds * 1000)
         times[event] = samples
     return times
+
+
+def run_bare(exe: str, env: dict[str, str], project: Path, runs: int, relay: Relay) -> Any:
+    """Wall times per hook command (ms) with no ``relaybus mcp`` answering."""
+    agent = env["BENCH_AGENT"]
+    times: dict[str, list[float]] = {}
+    for event in EVENTS:
+        doc = load(event, project)
+        samples = []
+        for _ in range(runs):
+            since = relay.service.last_event_id(workspace=relay.workspace)
+            samples.append(timed([exe, "hook", event], doc, env)[0] * 1000)
+            if event != "post-tool-use":  # its only work is in the background
+                for _ in range(20):  # bounded: each wait returns on an event or after 30 s
+                    found = relay.wait_events(30.0, since=since)
+                    if not found:
+                        raise SystemExit(f"no background work seen after {event}")
+                    since = found[-1].id
+                    if any(e.agent_id == agent for e in found):
+                        break
+        times[event] = samples
+    return times
+
+
+def row(name: str, *columns: list[float]) -> str:
+    cells = "".join(
+        f" {statistics.median(c):9.1f} {percentile(c, 0.99):8.1f}" if c else f" {'-':>9} {'-':>8}"
+        for c in columns
+    )
+    return f"{name:20}{cells}"
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -108,6 +146,7 @@ async def bench(args: argparse.Namespace) -> None:
                 size = len(
                     json.dumps(tools.model_dump(mode="json", by_alias=True, exclude_none=True))
                 )
+                await client.call_tool("whoami", {})  # registers the session's agent
                 agent = next(a.id for a in relay.agents() if a.id != "bench-bob")
                 env["BENCH_AGENT"] = agent
                 socket_path = session_socket("bench-session", env)
@@ -117,38 +156,29 @@ async def bench(args: argparse.Namespace) -> None:
                     await anyio.sleep(0.05)
                 else:
                     raise SystemExit(f"relaybus mcp never served {socket_path}")
-                hosted = await anyio.to_thread.run_sync(
+                served = await anyio.to_thread.run_sync(
                     lambda: run_hooks(exe, env, project, args.runs, inline=False, relay=relay)
                 )
-            inline = await anyio.to_thread.run_sync(
-                lambda: run_hooks(exe, env, project, args.inline_runs, inline=True, relay=relay)
+            # relaybus mcp has exited: every hook answers without it
+            bare = await anyio.to_thread.run_sync(
+                lambda: run_bare(exe, env, project, args.bare_runs, relay)
             )
-            # relaybus mcp has exited: SessionStart answers from the identity alone
-            # and registers in a detached process, awaited between runs so that it
-            # does not compete with the next one (a session starts once)
-            doc = load("session-start", project)
-            alone = []
-            for _ in range(10):
-                since = relay.service.last_event_id(workspace=relay.workspace)
-                alone.append(timed([exe, "hook", "session-start"], doc, env)[0] * 1000)
-                if not relay.wait_events(30.0, since=since, kinds=["agent.registered"]):
-                    raise SystemExit("the background registration never happened")
+            inline: dict[str, list[float]] = {}
+            if args.inline_runs:
+                inline = await anyio.to_thread.run_sync(
+                    lambda: run_hooks(exe, env, project, args.inline_runs, inline=True, relay=relay)
+                )
         print(f"python -c pass: p50 {statistics.median(floor):.1f} ms (the floor)")
         print(f"tools/list result: {size} characters (target < 10,000)")
-        print(f"\n{'hook':20} {'served p50':>11} {'p99':>8} {'inline p50':>11} {'p99':>8}  (ms)")
-        for event in EVENTS:
-            h, i = hosted[event], inline[event]
-            print(
-                f"{event:20} {statistics.median(h):11.1f} {percentile(h, 0.99):8.1f}"
-                f" {statistics.median(i):11.1f} {percentile(i, 0.99):8.1f}"
-            )
         print(
-            "session-start with no relaybus mcp (background registration): "
-            f"p50 {statistics.median(alone):.1f} ms, p99 {percentile(alone, 0.99):.1f} ms"
+            f"\n{'hook (ms)':20} {'served p50':>9} {'p99':>8} {'no mcp p50':>9} {'p99':>8}"
+            f" {'inline p50':>9} {'p99':>8}"
         )
+        for event in EVENTS:
+            print(row(event, served[event], bare[event], inline.get(event, [])))
         print(
-            f"\n{args.runs} served runs and {args.inline_runs} inline runs per hook; "
-            "target: served p50 <= 100 ms"
+            f"\n{args.runs} served, {args.bare_runs} no-mcp and {args.inline_runs} inline runs per"
+            " hook; targets: served p50 <= 100 ms, every hook p99 < 1,000 ms"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -157,6 +187,9 @@ async def bench(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=40, help="calls per hook, served (40)")
+    parser.add_argument(
+        "--bare-runs", type=int, default=20, help="calls per hook, no relaybus mcp (20)"
+    )
     parser.add_argument("--inline-runs", type=int, default=5, help="calls per hook, inline (5)")
     anyio.run(bench, parser.parse_args())
 

@@ -78,11 +78,17 @@ def session_anchor(start: int | None = None) -> tuple[int, int] | None:
 
     The start time (clock ticks since boot, or centiseconds since the epoch
     without ``/proc``) tells a live process from a later one reusing its pid.
-    None if the process table cannot be read.
+    None if the process table cannot be read or the walk reaches pid 1 (a
+    detached process whose parent is gone: it must be handed its session's
+    identity, see :meth:`SessionIdentity.to_json`).
     """
     stat = _proc_stat if os.path.exists("/proc/self/stat") else _psutil_stat
     pid = os.getppid() if start is None else start
     for _ in range(16):  # a bound, against a cycle in a broken process table
+        if pid <= 1:
+            # init (or a subreaper's orphan): the tool is gone or was never
+            # there; pid 1 never ends, so it must never stand for a session
+            return None
         info = stat(pid)
         if info is None:
             return None
@@ -244,7 +250,13 @@ def load_profile(name: str, path: Path) -> Profile:
 
 @dataclass
 class SessionIdentity:
-    """Everything a session registers with: see :func:`session_identity`."""
+    """Everything a session registers with: see :func:`session_identity`.
+
+    A process that registers on a session's behalf (the SessionStart hook's
+    background registration) is handed the identity as JSON
+    (:meth:`to_json`, :meth:`from_json`) rather than deriving it again: its
+    own parent is not the session's tool.
+    """
 
     agent_id: str
     tool: str
@@ -253,6 +265,35 @@ class SessionIdentity:
     pid: int | None
     cwd: str
     profile: Profile
+
+    def to_json(self) -> str:
+        """The identity as one JSON object (see :meth:`from_json`)."""
+        import json
+        from dataclasses import asdict
+
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> SessionIdentity:
+        """The identity :meth:`to_json` wrote.
+
+        Raises:
+            ValueError: ``text`` is not such an object.
+        """
+        import json
+
+        try:
+            doc = json.loads(text)
+            fields = {k: doc[k] for k in ("agent_id", "tool", "instance_id", "session", "cwd")}
+            pid = doc["pid"]
+            profile = Profile(**doc["profile"])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a session identity: {exc}") from None
+        if not all(isinstance(v, str) for v in fields.values()):
+            raise ValueError("not a session identity: a field is not a string")
+        if pid is not None and (not isinstance(pid, int) or pid <= 1):
+            raise ValueError(f"not a session identity: pid {pid!r}")
+        return cls(pid=pid, profile=profile, **fields)
 
 
 def session_identity(

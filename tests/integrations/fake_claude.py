@@ -1,4 +1,4 @@
-"""A stand-in for the Claude Code process, for the session-key test.
+"""A stand-in for the Claude Code process, for the session-key tests.
 
 Like Claude Code it starts ``relaybus mcp`` as its own child (through the MCP
 SDK's stdio client, no shell) and runs hook commands through ``sh -c``, with
@@ -6,7 +6,12 @@ no ``RELAYBUS_SESSION``: both must find this process as the session's tool
 process and so the same agent. Prints one JSON line: the agent id that
 ``whoami`` reports and the SessionStart hook's output.
 
-Usage: python fake_claude.py HOOK_INPUT_JSON (the environment names the relay).
+With ``--hooks-only`` it starts no MCP server: it runs the SessionStart hook,
+prints the hook's output line, and stays alive until its stdin closes (the
+session), so a test can look at what the hook left behind meanwhile.
+
+Usage: python fake_claude.py [--hooks-only] HOOK_INPUT_JSON (the environment
+names the relay).
 """
 
 from __future__ import annotations
@@ -23,6 +28,21 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 
 #: Seconds before the stand-in gives up: far above a real run.
 HUNG = 60.0
+HOOK = f"{shlex.quote(sys.executable)} -m relaybus hook session-start"
+
+
+def run_hook(hook_input: str, env: dict[str, str]) -> str:
+    """Run the SessionStart hook as Claude Code does (``sh -c``); its stdout."""
+    done = subprocess.run(
+        ["sh", "-c", HOOK],
+        input=hook_input,
+        capture_output=True,
+        encoding="utf-8",
+        env=env,
+        timeout=HUNG,
+        check=True,
+    )
+    return done.stdout
 
 
 async def main(hook_input: str) -> None:
@@ -34,20 +54,18 @@ async def main(hook_input: str) -> None:
         async with Client(stdio_client(params, errlog=errlog), mode="legacy") as client:
             who = await client.call_tool("whoami", {})
             whoami = who.content[0].text  # type: ignore[union-attr]
-            command = f"{shlex.quote(sys.executable)} -m relaybus hook session-start"
-            hook = await anyio.to_thread.run_sync(
-                lambda: subprocess.run(
-                    ["sh", "-c", command],
-                    input=hook_input,
-                    capture_output=True,
-                    encoding="utf-8",
-                    env=env,
-                    timeout=HUNG,
-                    check=True,
-                )
-            )
-    print(json.dumps({"whoami": whoami, "hook": hook.stdout}))
+            hook = await anyio.to_thread.run_sync(lambda: run_hook(hook_input, env))
+    print(json.dumps({"whoami": whoami, "hook": hook}))
+
+
+def hooks_only(hook_input: str) -> None:
+    sys.stdout.write(run_hook(hook_input, dict(os.environ)).strip() + "\n")
+    sys.stdout.flush()
+    sys.stdin.read()  # the session lasts until the test closes our stdin
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1])
+    if sys.argv[1] == "--hooks-only":
+        hooks_only(sys.argv[2])
+    else:
+        anyio.run(main, sys.argv[1])

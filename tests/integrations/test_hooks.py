@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -195,24 +196,54 @@ def test_session_end_after_clear_keeps_the_agent_online(hosted: Session) -> None
 def test_inline_hook_delivers_mail_without_the_session_process(bare: Session) -> None:
     bare.bob().send(bare.me.id, "merge freeze at 17:00")
 
-    run = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
+    run = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env, inline=True)
 
     assert "merge freeze at 17:00" in run.context()
     assert bare.me.unread_count() == 0
+
+
+def test_hook_without_the_session_process_keeps_the_mail_for_a_later_hook(
+    bare: Session,
+) -> None:
+    sent = bare.bob().send(bare.me.id, "merge freeze at 17:00")
+    since = bare.relay.service.last_event_id(workspace=bare.relay.workspace)
+
+    run = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
+
+    assert (run.code, run.out) == (0, "")  # answered at once, without the relay
+    # the presence change is made in the background, and nothing else
+    assert wait_for(bare.relay, since, "agent.updated", bare.me.id)
+    assert bare.me.info().status is AgentStatus.BUSY
+    assert bare.me.unread_count() == 1
+    assert bare.relay.deliveries(sent.id)[0].state.value == "queued"
+    later = run_hook("post-tool-use", bare.input("post-tool-use"), bare.env, inline=True)
+    assert "merge freeze at 17:00" in later.context()
 
 
 def test_hooks_leave_the_mail_to_relaybus_run_when_it_runs_the_session(bare: Session) -> None:
     sent = bare.bob().send(bare.me.id, "typed in by the runner, not by a hook")
     env = {**bare.env, "RELAYBUS_RUNTIME": "pty"}
 
-    prompt = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), env)
-    stop = run_hook("stop", bare.input("stop"), env)
+    prompt = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), env, inline=True)
+    stop = run_hook("stop", bare.input("stop"), env, inline=True)
 
     assert (prompt.code, prompt.out) == (0, "")
     assert (stop.code, stop.out) == (0, "")  # no block: the runner has the mail
     assert bare.me.unread_count() == 1
     assert bare.relay.deliveries(sent.id)[0].state.value == "queued"
     assert bare.me.info().status is AgentStatus.IDLE  # presence still comes from the hooks
+
+
+def wait_for(relay: Relay, since: int, kind: str, agent_id: str) -> bool:
+    """Wait (bounded) for an event ``kind`` of ``agent_id`` after event ``since``."""
+    for _ in range(50):  # each wait returns on the next event or after HUNG
+        events = relay.wait_events(HUNG, since=since, kinds=[kind])
+        if not events:
+            return False
+        since = events[-1].id
+        if any(e.agent_id == agent_id for e in events):
+            return True
+    return False
 
 
 def test_session_start_without_the_session_process_registers_in_the_background(
@@ -225,17 +256,110 @@ def test_session_start_without_the_session_process_registers_in_the_background(
     run = run_hook("session-start", payload("session-start", cwd=str(project)), env)
 
     assert f"`{expected}`" in run.context()
-    seen: list[str] = []
-    for _ in range(50):  # bounded: each wait returns on the next event or after HUNG
-        events = relay.wait_events(HUNG, since=since, kinds=["agent.registered"])
-        if not events:
-            break
-        since = events[-1].id
-        seen += [e.agent_id for e in events if e.agent_id]
-        if expected in seen:
-            break
-    assert expected in seen
+    assert wait_for(relay, since, "agent.registered", expected)
     assert relay.get_agent(expected).status is AgentStatus.ONLINE
+    assert [a.id for a in relay.agents()] == [expected]  # no second agent
+
+
+def start_claude(env: dict[str, str], project: Path) -> subprocess.Popen[str]:
+    """A stand-in for Claude Code that runs the SessionStart hook through
+    ``sh -c`` and stays alive until its stdin closes (``fake_claude.py``)."""
+    script = Path(__file__).with_name("fake_claude.py")
+    doc = json.dumps(payload("session-start", cwd=str(project)))
+    return subprocess.Popen(
+        [sys.executable, str(script), "--hooks-only", doc],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        encoding="utf-8",
+        env=env,
+        cwd=project,
+    )
+
+
+def printed_agent(claude: subprocess.Popen[str]) -> str:
+    """The agent id the stand-in's SessionStart hook told the model."""
+    assert claude.stdout is not None
+    context: str = json.loads(claude.stdout.readline())["hookSpecificOutput"]["additionalContext"]
+    return context.split("`")[1]
+
+
+def test_background_registration_registers_the_printed_identity_with_claudes_pid(
+    tmp_path: Path, runtime: Path, project: Path, relay: Relay
+) -> None:
+    """No RELAYBUS_SESSION: the identity comes from the process tree. The
+    background registration outlives the hook (its parent is then gone) and
+    must still register the agent the hook printed, with Claude Code's pid."""
+    env = hook_env(tmp_path, runtime, "unused", CLAUDE_PROJECT_DIR=str(project))
+    del env["RELAYBUS_SESSION"]
+    since = relay.service.last_event_id(workspace=relay.workspace)
+
+    with start_claude(env, project) as claude:
+        printed = printed_agent(claude)
+        registered = wait_for(relay, since, "agent.registered", printed)
+        agent = relay.get_agent(printed) if registered else None
+        assert claude.stdin is not None
+        claude.stdin.close()  # the stand-in exits: the session's tool is gone
+        assert claude.wait(HUNG) == 0
+
+    assert agent is not None and agent.status is AgentStatus.ONLINE
+    assert agent.pid == claude.pid
+    assert [a.id for a in relay.agents()] == [printed]  # no second agent
+    assert relay.get_agent(printed).status is AgentStatus.OFFLINE  # ended with its tool
+
+
+def test_background_registration_leaves_mail_waiting_at_the_start_unread(
+    tmp_path: Path, runtime: Path, project: Path, relay: Relay
+) -> None:
+    env = hook_env(tmp_path, runtime, "unused", RELAYBUS_AGENT="shop-dev")
+    del env["RELAYBUS_SESSION"]
+    relay.register("shop-dev", pid=None)
+    relay.register("bob", pid=None).send("shop-dev", "waiting for you at the start")
+    since = relay.service.last_event_id(workspace=relay.workspace)
+
+    with start_claude(env, project) as claude:
+        assert printed_agent(claude) == "shop-dev"
+        registered = wait_for(relay, since, "agent.registered", "shop-dev")
+        assert claude.stdin is not None
+        claude.stdin.close()
+        assert claude.wait(HUNG) == 0
+
+    assert registered
+    assert relay.agent("shop-dev").unread_count() == 1  # nobody handed it over unseen
+    assert relay.get_agent("shop-dev").pid == claude.pid
+
+
+def test_a_task_that_is_done_is_not_offered_for_claiming(hosted: Session) -> None:
+    bob = hosted.bob()
+    done = bob.send(hosted.me.id, "rotate the keys", claimable=True)
+    other = hosted.relay.register("carol", pid=None)
+    assert done.task_id is not None
+    other.claim(done.task_id)
+    other.update_task(done.task_id, status="done", result="rotated")
+    still_open = bob.send(hosted.me.id, "review PR 7", claimable=True)
+
+    text = run_hook("user-prompt-submit", hosted.input("user-prompt-submit"), hosted.env).context()
+
+    assert f"task {done.task_id} (done: nothing to claim)" in text
+    assert f"task {still_open.task_id} (open: claim it with the task tool)" in text
+
+
+def test_mail_a_hook_gave_up_on_before_printing_stays_unread(hosted: Session) -> None:
+    hosted.bob().send(hosted.me.id, "do not lose me")
+    path = session_socket(hosted.env["RELAYBUS_SESSION"], hosted.env)
+    request = {"event": "UserPromptSubmit", "input": hosted.input("user-prompt-submit")}
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(HUNG)
+        conn.connect(str(path))
+        conn.sendall(json.dumps(request).encode("utf-8") + b"\n")
+        reply = json.loads(conn.makefile("rb").readline())
+        # closes without the ack, as a hook out of time does
+
+    assert "do not lose me" in reply["output"]["hookSpecificOutput"]["additionalContext"]
+    assert reply["shown"] == 1
+    run = run_hook("user-prompt-submit", hosted.input("user-prompt-submit"), hosted.env)
+    assert "do not lose me" in run.context()
+    assert hosted.me.unread_count() == 0
 
 
 def test_hook_on_a_broken_relay_prints_nothing_and_logs_the_problem(
@@ -245,10 +369,11 @@ def test_hook_on_a_broken_relay_prints_nothing_and_logs_the_problem(
     not_a_folder.write_text("not a relay", encoding="utf-8")
     env = hook_env(tmp_path, runtime, "sess-broken")
 
-    run = run_hook("stop", payload("stop", cwd=str(project)), env)
+    run = run_hook("stop", payload("stop", cwd=str(project)), env, inline=True)
 
     assert run.code == 0 and run.out == "" and run.err == ""
-    assert any("Stop:" in line for line in log_lines(tmp_path))
+    [line] = log_lines(tmp_path)
+    assert "Stop:" in line and "no answer from the session" not in line
 
 
 def test_hook_with_malformed_input_prints_nothing_and_logs_it(hosted: Session) -> None:
@@ -293,3 +418,30 @@ def test_hooks_and_mcp_server_of_one_claude_process_are_one_agent(
     assert f"`{agent.id}`" in context
     assert agent.id.startswith(f"{HOSTNAME.split('.')[0]}-claude-shop-")
     assert log_lines(tmp_path) == []  # the hook was answered by the session's relaybus mcp
+
+
+@pytest.mark.parametrize("mode", ["--background", "--inline"])
+def test_session_end_of_a_session_that_never_started_registers_nothing(
+    tmp_path: Path, runtime: Path, project: Path, relay: Relay, mode: str
+) -> None:
+    """``claude mcp list`` runs the SessionEnd hook alone, without SessionStart;
+    without ``relaybus mcp`` the hook hands it to ``--background`` (run here
+    directly, to wait for it)."""
+    env = hook_env(tmp_path, runtime, "sess-check", CLAUDE_PROJECT_DIR=str(project))
+    doc = payload("session-end", cwd=str(project))
+    me = session_identity("claude", cwd=str(project), env=env)
+    request = {"identity": me.to_json(), "input": doc} if mode == "--background" else doc
+
+    done = subprocess.run(
+        [sys.executable, "-m", "relaybus", "hook", "session-end", mode],
+        input=json.dumps(request),
+        capture_output=True,
+        encoding="utf-8",
+        env=env,
+        timeout=HUNG,
+        check=False,
+    )
+
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    assert relay.agents() == []
+    assert log_lines(tmp_path) == []

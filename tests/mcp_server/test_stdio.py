@@ -40,6 +40,10 @@ INITIALIZE = (
 ).encode("utf-8")
 
 
+INITIALIZED = b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n'
+TOOLS_LIST = b'{"jsonrpc": "2.0", "id": 2, "method": "tools/list"}\n'
+
+
 def relay_of(tmp_path: Path) -> Relay:
     return Relay.open(dir=tmp_path / ".relay")
 
@@ -52,6 +56,7 @@ def test_two_sessions_find_each_other_and_talk_in_a_thread(tmp_path: Path) -> No
         ):
             assert alice.protocol_version == "2025-11-25"
             assert bob.protocol_version == "2026-07-28"
+            assert "You are bob" in await call(bob, "whoami")  # registers bob: first use
             assert "You are alice" in await call(alice, "whoami")
             seen = await call(alice, "agents")
             assert "alice (online) [you]" in seen and "bob (online)" in seen
@@ -82,6 +87,8 @@ def test_a_claimable_message_is_a_task_exactly_one_session_claims(tmp_path: Path
                 tmp_path, "c", mode="auto", RELAYBUS_AGENT="carol", RELAYBUS_TAGS="worker"
             ) as carol,
         ):
+            for worker_client in (bob, carol):  # first use registers a session's agent
+                await call(worker_client, "whoami")
             sent = await call(
                 alice, "send", to="tag:worker", subject="Review PR 7", body="diff", claimable=True
             )
@@ -201,6 +208,8 @@ def test_sigterm_marks_the_agent_offline_and_exits_cleanly(tmp_path: Path) -> No
                 ready, _, _ = select.select([proc.stdout], [], [], HUNG)
                 assert ready, "no answer to initialize"
                 assert b'"serverInfo"' in proc.stdout.readline()  # serving now
+                proc.stdin.write(INITIALIZED)  # registers after REGISTER_AFTER seconds
+                proc.stdin.flush()
                 registered = relay.wait_events(HUNG, since=cursor, kinds=["agent.registered"])
                 assert [e.agent_id for e in registered] == ["alice"]
                 proc.send_signal(signal.SIGTERM)  # stdin stays open: no EOF to lean on
@@ -213,6 +222,37 @@ def test_sigterm_marks_the_agent_offline_and_exits_cleanly(tmp_path: Path) -> No
                 proc.stdout.close()
         assert code == 0, (tmp_path / "a.log").read_text(encoding="utf-8")
         assert relay.get_agent("alice").status is AgentStatus.OFFLINE
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, None])
+def test_a_connection_check_leaves_no_agent(tmp_path: Path, stop: signal.Signals | None) -> None:
+    """What ``claude mcp list`` / ``claude mcp get`` do: start the server,
+    initialize, list the tools, then SIGINT it (or close its stdin)."""
+    env = {**session_env(tmp_path, "a", RELAYBUS_TOOL="claude"), "PATH": "/usr/bin:/bin"}
+    with subprocess.Popen(
+        [*RELAYBUS, "mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        cwd=tmp_path,
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(INITIALIZE)
+        proc.stdin.flush()
+        assert b'"serverInfo"' in proc.stdout.readline()
+        proc.stdin.write(INITIALIZED + TOOLS_LIST)
+        proc.stdin.flush()
+        assert b'"send"' in proc.stdout.readline()
+        if stop is None:
+            proc.stdin.close()
+        else:
+            proc.send_signal(stop)
+        assert proc.wait(HUNG) == 0
+
+    with relay_of(tmp_path) as relay:
+        assert relay.agents() == []
+        assert relay.events(limit=10) == []
 
 
 def test_profile_from_toml_and_env_is_registered(tmp_path: Path) -> None:

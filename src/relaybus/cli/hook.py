@@ -34,8 +34,12 @@ def hook(event: str, inline: bool) -> None:
     session-end         mark the agent offline
 
     The command hands the event to the session's own 'relaybus mcp' process
-    (fast) or does the work itself. It never fails the session: problems go
-    to $XDG_STATE_HOME/relaybus/hooks.log and it prints nothing.
+    and answers within a second: without that process it prints the
+    session's identity (session-start) or nothing, leaves the mail for a
+    later hook and makes the presence change in the background. --inline
+    does all the work in this process instead (slower). It never fails the
+    session: problems go to $XDG_STATE_HOME/relaybus/hooks.log and it prints
+    nothing.
 
     \b
     Example:

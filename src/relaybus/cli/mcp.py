@@ -12,7 +12,8 @@ from .app import get_app
 HELP = """Serve MCP over stdin/stdout as this coding-agent session's agent.
 
 Coding tools start it from their MCP configuration ('relaybus install'
-writes it). On start it registers the session as an agent: its id comes
+writes it). It registers the session as an agent on first use (or 3 s
+after the client connected, so a mere connection check leaves none): its id comes
 from RELAYBUS_AGENT, or from the host, the tool, the project folder and the
 session; label, tags, capabilities and channels from RELAYBUS_LABEL,
 RELAYBUS_TAGS, RELAYBUS_CAPS and RELAYBUS_CHANNELS, or from the table

@@ -80,7 +80,9 @@ async def agent_middleware(
 
     - ``notifications/initialized``: register the session's agent as soon as
       the client has connected (the HTTP mount), so it is online before its
-      first tool call; a failure is logged and the tools report it later.
+      first tool call; a failure is logged and the tools report it later. A
+      runtime with a ``connected`` method decides itself (stdio registers a
+      little later, so a connection check leaves no agent).
     - :data:`NEEDS_AGENT` requests: set :data:`CURRENT_AGENT` for the handler.
 
     Raises:
@@ -91,8 +93,9 @@ async def agent_middleware(
         return await call_next(ctx)
     runtime: Runtime = ctx.lifespan_context
     if method == "notifications/initialized":
+        connected = getattr(runtime, "connected", None)
         try:
-            await runtime.agent(ctx)
+            await (connected(ctx) if connected is not None else runtime.agent(ctx))
         except RelayError as exc:
             logger.warning("could not register the agent of an MCP session: %s", exc)
         return await call_next(ctx)

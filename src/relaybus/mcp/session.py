@@ -5,11 +5,14 @@ An :class:`AgentSession` is what every tool acts through: the agent's
 blocks the event loop, and the inbox watcher that tells subscribed clients
 about new mail (:mod:`.resources`).
 
-Over stdio one process serves one session: :class:`StdioSession` is created
-in the MCP server's lifespan around an agent registered at start and
-heartbeats while the client is connected; :mod:`.stdio` marks the agent
-offline when serving ends (stdin EOF, SIGTERM). The relay server's sessions
-are in :mod:`.http`.
+Over stdio one process serves one session: :class:`StdioSession` registers
+its agent on first use (a tool call, a resource read, a hook of the session)
+or once the client has stayed connected for :data:`REGISTER_AFTER` seconds,
+and heartbeats from then on; :mod:`.stdio` marks the agent offline when
+serving ends (stdin EOF, SIGTERM). A client that only checks the connection
+(``claude mcp list`` starts the server, lists its tools and stops it within
+a second) therefore leaves no agent behind. The relay server's sessions are
+in :mod:`.http`.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ CLOCK_SLACK = 1.0
 RETRY_SECONDS = 5.0
 #: Longest time the shutdown may spend marking an agent offline (seconds).
 OFFLINE_SECONDS = 5.0
+#: Seconds a stdio client stays connected before its agent is registered
+#: unasked: longer than a connection check (``claude mcp list``) lasts.
+REGISTER_AFTER = 3.0
 
 #: ``waiter(handle, since, timeout)``: unread mail of ``handle`` above the message id
 #: ``since``, oldest first, waiting up to ``timeout`` seconds; empty on timeout.
@@ -254,7 +260,12 @@ class AgentSession:
 
 
 class Runtime(Protocol):
-    """What the MCP server's lifespan yields: the agent of each request."""
+    """What the MCP server's lifespan yields: the agent of each request.
+
+    A runtime may also have ``async def connected(request)``, called when the
+    client has sent ``notifications/initialized``; without it the agent is
+    resolved (registered) then.
+    """
 
     async def agent(self, request: ServerRequestContext[Any, Any]) -> AgentSession:
         """The agent this request acts as (registering it on first use).
@@ -268,14 +279,17 @@ class Runtime(Protocol):
 class StdioSession:
     """The agent of ``relaybus mcp``: one per process, for the whole stdio session.
 
-    :meth:`lifespan` is the MCP server's: while the server serves, the
-    :class:`AgentSession` every request acts as exists and the agent
-    heartbeats (every ``heartbeat_seconds``). The caller registered the agent
-    before and marks it offline after (:func:`mark_offline`), so that a stop
-    signal at any moment still ends with the agent offline.
+    :meth:`lifespan` is the MCP server's. The agent is registered (with
+    ``register``, in a worker thread) on the first request that acts as it,
+    on the first hook of the session, or :data:`REGISTER_AFTER` seconds after
+    the client said it is initialized (:meth:`connected`), whichever comes
+    first; from then on it heartbeats (every ``heartbeat_seconds``). The
+    caller marks it offline after serving (:func:`mark_offline` on
+    :attr:`handle`, if set), so that a stop signal at any moment still ends
+    with the agent offline.
 
     Attributes:
-        handle: the registered agent.
+        handle: the registered agent, None until it is registered.
         identity: the coding-agent session it belongs to (agent id, session
             key, the tool's pid, profile).
     """
@@ -283,54 +297,92 @@ class StdioSession:
     def __init__(
         self,
         relay: Relay,
-        handle: AgentHandle,
         identity: SessionIdentity,
+        register: Callable[[], AgentHandle],
         *,
         bus: AgentBus,
         heartbeat_seconds: float,
+        register_after: float = REGISTER_AFTER,
     ) -> None:
         self.relay = relay
-        self.handle = handle
         self.identity = identity
         self.bus = bus
         self.heartbeat_seconds = heartbeat_seconds
+        self.register_after = register_after
+        self.handle: AgentHandle | None = None
         self.session: AgentSession | None = None
+        self._register = register
+        self._lock = anyio.Lock()
+        self._tasks: TaskGroup | None = None
+        self._limiter = anyio.CapacityLimiter(16)  # concurrent waits of this session
+        self._timer = False
 
-    async def agent(self, request: ServerRequestContext[Any, Any]) -> AgentSession:
-        """The session's agent, whatever the request."""
-        assert self.session is not None, "used outside the server's lifespan"
+    async def agent(self, request: ServerRequestContext[Any, Any] | None = None) -> AgentSession:
+        """The session's agent, whatever the request; registered on first use.
+
+        Raises:
+            RelayError: the registration failed (the next request tries again).
+        """
+        assert self._tasks is not None, "used outside the server's lifespan"
+        async with self._lock:
+            if self.session is None:
+                handle = await blocking(self._registered)
+                self.session = AgentSession(
+                    handle,
+                    waiter=thread_waiter(self._limiter),
+                    bus=self.bus,
+                    tasks=self._tasks,
+                    where=describe(self.relay),
+                    identity=self.identity,
+                )
+                self._tasks.start_soon(self._heartbeat, handle)
         return self.session
+
+    def _registered(self) -> AgentHandle:
+        # In the worker thread: the handle is kept even if the waiting task is
+        # cancelled meanwhile, so that the way out still marks it offline.
+        self.handle = self._register()
+        return self.handle
+
+    async def connected(self, request: ServerRequestContext[Any, Any]) -> None:
+        """The client said it is initialized: register after :attr:`register_after`
+        seconds unless something needs the agent sooner."""
+        if self._tasks is not None and not self._timer:
+            self._timer = True
+            self._tasks.start_soon(self._register_later)
+
+    async def _register_later(self) -> None:
+        await anyio.sleep(self.register_after)
+        try:
+            await self.agent()
+        except RelayError as exc:
+            logger.warning("could not register %s: %s", self.identity.agent_id, exc)
+
+    async def _hook_agent(self) -> AgentHandle:
+        return (await self.agent()).handle
 
     @asynccontextmanager
     async def lifespan(self, _server: object) -> AsyncIterator[StdioSession]:
-        """Serve the agent for the duration of the block, heartbeating."""
-        limiter = anyio.CapacityLimiter(16)  # concurrent waits of this session
+        """Serve the agent for the duration of the block."""
         async with anyio.create_task_group() as tg:
-            self.session = AgentSession(
-                self.handle,
-                waiter=thread_waiter(limiter),
-                bus=self.bus,
-                tasks=tg,
-                where=describe(self.relay),
-                identity=self.identity,
-            )
-            tg.start_soon(self._heartbeat)
+            self._tasks = tg
             try:
                 # The session's hook commands (Claude Code) ask this process over
                 # a Unix socket: it has the relay open, so each hook takes ms.
-                async with session_host(self.handle, self.identity):
+                async with session_host(self._hook_agent, self.identity):
                     yield self
             finally:
-                self.session.close()
+                if self.session is not None:
+                    self.session.close()
                 tg.cancel_scope.cancel()
 
-    async def _heartbeat(self) -> None:
+    async def _heartbeat(self, handle: AgentHandle) -> None:
         while True:
             await anyio.sleep(self.heartbeat_seconds)
             try:
-                await blocking(self.handle.heartbeat)
+                await blocking(handle.heartbeat)
             except RelayError as exc:
-                logger.warning("heartbeat of %s failed: %s", self.handle.id, exc)
+                logger.warning("heartbeat of %s failed: %s", handle.id, exc)
 
 
 def mark_offline(handle: AgentHandle) -> None:

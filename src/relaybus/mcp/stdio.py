@@ -1,10 +1,13 @@
-"""``relaybus mcp``: register this coding-agent session and serve MCP over stdio.
+"""``relaybus mcp``: serve MCP over stdio as this coding-agent session's agent.
 
-The agent is registered before the first byte of MCP is spoken, so a bad
-profile or an unreachable relay is one line on stderr and a non-zero exit
-(the CLI's error path), never a half-started server. Then the server runs
-until stdin reaches EOF (the client disconnected) or SIGTERM / SIGINT /
-SIGHUP arrives; either way the agent is marked offline on the way out.
+The session's identity is checked and the relay reached before the first
+byte of MCP is spoken, so a bad profile or an unreachable relay is one line
+on stderr and a non-zero exit (the CLI's error path), never a half-started
+server. The agent itself is registered on first use (see
+:class:`~relaybus.mcp.session.StdioSession`), so a client that only checks
+the connection leaves none behind. The server runs until stdin reaches EOF
+(the client disconnected) or SIGTERM / SIGINT / SIGHUP arrives; either way a
+registered agent is marked offline on the way out.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from types import FrameType
 
 import anyio
@@ -22,6 +26,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 
 from ..client import Relay
+from ..errors import NotFound
 from ..identity import SessionIdentity
 from ..integrations.session import register_session
 from .resources import AgentBus
@@ -35,24 +40,54 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 def serve_stdio(relay: Relay, identity: SessionIdentity) -> None:
-    """Register the session's agent on ``relay`` and serve MCP over stdin/stdout
-    until EOF or a stop signal; returns once the agent is marked offline.
+    """Serve MCP over stdin/stdout as the session's agent on ``relay`` until
+    EOF or a stop signal; returns once the agent (if it was registered) is
+    marked offline.
 
     Raises:
-        RelayError: registration failed (nothing was served).
+        RelayError: the identity is invalid or the relay cannot be reached
+            (nothing was served).
     """
     stop = StopSignals()
     with stop.caught():  # from before registration until the agent is offline
-        handle = register_session(relay, identity)
+        check(relay, identity)
+        bus = AgentBus()
+        heartbeat = max(relay.service.settings.stale_ttl / 3, 1.0)
+        session = StdioSession(
+            relay,
+            identity,
+            partial(register_session, relay, identity),
+            bus=bus,
+            heartbeat_seconds=heartbeat,
+        )
         try:
-            bus = AgentBus()
-            heartbeat = max(relay.service.settings.stale_ttl / 3, 1.0)
-            session = StdioSession(relay, handle, identity, bus=bus, heartbeat_seconds=heartbeat)
-            server = build_server(session.lifespan, bus=bus, agent_id=handle.id)
+            server = build_server(session.lifespan, bus=bus, agent_id=identity.agent_id)
             if not stop.requested:
                 anyio.run(_serve, server, stop)
         finally:
-            mark_offline(handle)
+            if session.handle is not None:
+                mark_offline(session.handle)
+
+
+def check(relay: Relay, identity: SessionIdentity) -> None:
+    """Check what registering the session will need, without registering:
+    valid names, and a relay that answers.
+
+    Raises:
+        InvalidInput: a malformed agent id, tag, capability or channel.
+        RelayError: the relay cannot be reached.
+    """
+    from ..service.common import check_name, check_names
+
+    profile = identity.profile
+    check_name("agent id", identity.agent_id)
+    check_names("tag", profile.tags)
+    check_names("capability", profile.capabilities)
+    check_names("channel", profile.channels)
+    try:
+        relay.get_agent(identity.agent_id)
+    except NotFound:
+        pass  # not registered yet: the relay answered, which is what counts
 
 
 async def _serve(server: MCPServer[Runtime], stop: StopSignals) -> None:

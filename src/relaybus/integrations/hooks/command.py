@@ -3,13 +3,28 @@
 Standard library only, on purpose: it runs on every prompt and after every
 tool call, and Claude Code waits for it. It reads the hook input from stdin,
 passes it to the session's ``relaybus mcp`` process over its Unix socket
-(:mod:`.host`) and prints the answer. When that process is not there (not
-started yet, or not configured), the command does the work itself:
+(:mod:`.host`) and prints the answer, all within :data:`BUDGET` seconds.
 
-- SessionStart prints the session's identity at once (derived locally, the
-  same way ``relaybus mcp`` derives it) and registers the agent in a detached
-  background process, so a new session never waits on the relay;
-- the other events open the relay in this process (slower, same result).
+Claude Code starts the hooks and ``relaybus mcp`` at the same time, and
+``relaybus mcp`` takes a second or more to start, so the first hooks often
+find nobody at the socket. The command then never opens the relay itself
+(that alone takes longer than a hook may), and never hands over mail it
+cannot print:
+
+- SessionStart prints the session's identity, computed here once, and hands
+  that identity (as JSON on stdin, :meth:`SessionIdentity.to_json`) to a
+  detached ``relaybus hook session-start --background`` that registers the
+  agent and does nothing else: it marks no mail read, so mail waiting at the
+  start is shown by the first hook that reaches ``relaybus mcp``;
+- UserPromptSubmit first waits up to :data:`HOST_WAIT` seconds for
+  ``relaybus mcp`` to come up (a headless ``claude -p`` submits its prompt
+  right after SessionStart), so that mail waiting at the start reaches the
+  first prompt;
+- UserPromptSubmit, Stop and SessionEnd hand their presence change (busy,
+  idle, offline) to a detached background process; PostToolUse does nothing.
+
+``--inline`` does the whole work in this process instead (slow: for
+debugging and for sessions without ``relaybus mcp``).
 
 It never fails the session: any relay error is logged to
 ``$XDG_STATE_HOME/relaybus/hooks.log`` and the command prints nothing and
@@ -29,6 +44,9 @@ from typing import Any
 
 from ... import identity as ident
 
+#: When this module was loaded: the clock of the hook's :data:`BUDGET`.
+STARTED = time.monotonic()
+
 EVENTS = {
     "session-start": "SessionStart",
     "user-prompt-submit": "UserPromptSubmit",
@@ -36,11 +54,22 @@ EVENTS = {
     "stop": "Stop",
     "session-end": "SessionEnd",
 }
-#: How long the command waits for the session's process to answer, in seconds.
-HOST_TIMEOUT = 8.0
+#: Seconds from the start of the command by which it has answered, whatever
+#: happens (the target is 1 s at p99, interpreter start included).
+BUDGET = 0.7
+#: Seconds UserPromptSubmit waits for the session's ``relaybus mcp`` to come up.
+HOST_WAIT = 0.4
+#: Seconds between looks for the session's socket while waiting for it.
+HOST_POLL = 0.05
+#: Seconds the command waits, after printing, for the host to confirm the
+#: mail it showed is marked read (so the next hook cannot show it again).
+DONE_WAIT = 5.0
 #: The log is cut back to empty past this size, in bytes.
 LOG_LIMIT = 1_000_000
-USAGE = f"usage: relaybus hook {{{','.join(EVENTS)}}} [--inline] < hook-input.json"
+#: Events whose presence change a background process makes when no
+#: ``relaybus mcp`` answers (PostToolUse changes nothing).
+BACKGROUND = frozenset({"SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"})
+USAGE = f"usage: relaybus hook {{{','.join(EVENTS)}}} [--inline | --background] < hook-input.json"
 
 
 def log_path() -> Path:
@@ -61,32 +90,90 @@ def log(event: str, problem: str) -> None:
         pass
 
 
-def ask_host(path: Path, event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    """Run ``event`` in the session's process; its output, or None for none.
+def remaining() -> float:
+    """Seconds left of the :data:`BUDGET` (at least a little, to try at all)."""
+    return max(STARTED + BUDGET - time.monotonic(), 0.05)
+
+
+def emit(output: dict[str, Any] | None) -> None:
+    """Print the hook's output JSON for Claude Code (nothing for None)."""
+    if output is not None:
+        sys.stdout.write(json.dumps(output) + "\n")
+        sys.stdout.flush()
+
+
+def connect(path: Path, *, wait: float) -> socket.socket:
+    """A connection to the session's process at ``path``, looking again every
+    :data:`HOST_POLL` seconds for up to ``wait`` seconds while nobody is there.
 
     Raises:
-        OSError: no process listens on ``path`` (or it went away mid-answer).
-        RuntimeError: the process answered with an error.
+        OSError: no process listens on ``path``.
     """
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(HOST_TIMEOUT)
-        conn.connect(str(path))
+    until = time.monotonic() + wait
+    while True:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.settimeout(remaining())
+            conn.connect(str(path))
+        except OSError:
+            conn.close()
+            if time.monotonic() + HOST_POLL >= until:
+                raise
+            time.sleep(HOST_POLL)  # the process is starting: look again
+        else:
+            return conn
+
+
+def read_line(conn: socket.socket) -> Any:
+    """One JSON line from ``conn``; None if it closed first.
+
+    Raises:
+        OSError: timeout or a broken connection.
+        ValueError: not JSON.
+    """
+    chunks = []
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    raw = b"".join(chunks)
+    return json.loads(raw) if raw.strip() else None
+
+
+def ask_host(path: Path, event: str, payload: dict[str, Any], *, wait: float = 0.0) -> None:
+    """Run ``event`` in the session's process and print its output; the mail
+    it shows is marked read only after it is printed (see :mod:`.host`).
+
+    Raises:
+        OSError: no process listens on ``path``, or it did not answer within
+            the budget (nothing was printed then, and no mail marked read).
+        RuntimeError: the process answered with an error (nothing printed).
+    """
+    with connect(path, wait=wait) as conn:
+        conn.settimeout(remaining())
         conn.sendall(json.dumps({"event": event, "input": payload}).encode("utf-8") + b"\n")
-        chunks = []
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if chunk.endswith(b"\n"):
-                break
-    reply = json.loads(b"".join(chunks) or b"null")
-    if not isinstance(reply, dict):
-        raise ConnectionError("the session's relaybus process closed without answering")
-    if "error" in reply:
-        raise RuntimeError(str(reply["error"]))
-    output = reply.get("output")
-    return output if isinstance(output, dict) else None
+        try:
+            reply = read_line(conn)
+        except ValueError as exc:
+            raise ConnectionError(f"the relaybus process answered garbage: {exc}") from None
+        if not isinstance(reply, dict):
+            raise ConnectionError("the session's relaybus process closed without answering")
+        if "error" in reply:
+            raise RuntimeError(str(reply["error"]))
+        output = reply.get("output")
+        emit(output if isinstance(output, dict) else None)
+        if reply.get("shown"):
+            # Printed: now the mail may be marked read. Wait for that to be
+            # done, so that the next hook cannot show the same mail again.
+            conn.settimeout(DONE_WAIT)
+            try:
+                conn.sendall(b'{"ack": true}\n')
+                read_line(conn)
+            except (OSError, ValueError) as exc:
+                log(event, f"the session's relaybus process did not confirm the mail: {exc}")
 
 
 def session(payload: dict[str, Any]) -> ident.SessionIdentity:
@@ -95,23 +182,67 @@ def session(payload: dict[str, Any]) -> ident.SessionIdentity:
     return ident.session_identity("claude", cwd=cwd if isinstance(cwd, str) else None)
 
 
-def run_inline(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-    """Run ``event`` in this process: open the relay, find or register the agent."""
-    from ...client import Relay
-    from ..session import session_agent
-    from .logic import handle
-
+def enter(payload: dict[str, Any]) -> None:
+    """Work from the session's directory: the relay is found from it, like git."""
     cwd = payload.get("cwd")
     if isinstance(cwd, str) and os.path.isdir(cwd):
-        os.chdir(cwd)  # the relay is found from the session's directory, like git
+        os.chdir(cwd)
+
+
+def run_inline(event: str, payload: dict[str, Any]) -> None:
+    """Run ``event`` in this process: open the relay, find or register the
+    agent, print the output, then mark the mail it shows read."""
+    from ...client import Relay
+    from ...errors import NotFound
+    from ..session import session_agent
+    from .logic import deliver, handle
+
+    enter(payload)
     me_identity = session(payload)
     with Relay.open() as relay:
-        me = session_agent(relay, me_identity, register=event == "SessionStart")
-        return handle(event, payload, me, me_identity)
+        if event == "SessionEnd":
+            try:
+                me = relay.agent(me_identity.agent_id)
+            except NotFound:
+                return  # nothing to end: ``claude mcp list`` runs SessionEnd alone
+        else:
+            me = session_agent(relay, me_identity, register=event == "SessionStart")
+        outcome = handle(event, payload, me, me_identity)
+        emit(outcome.output)
+        deliver(me, outcome)
 
 
-def start_in_background(name: str, payload: dict[str, Any]) -> None:
-    """Run ``relaybus hook NAME --inline`` detached, feeding it ``payload``.
+def run_background(event: str, request: dict[str, Any]) -> None:
+    """The detached half of a hook that answered without the relay: register
+    the session (SessionStart) or change its presence, as the identity handed
+    over says. Never reads or marks mail.
+
+    Raises:
+        ValueError: the request holds no identity.
+    """
+    from ...client import Relay
+    from ...errors import NotFound
+    from ..session import register_session
+    from .logic import presence
+
+    me_identity = ident.SessionIdentity.from_json(str(request.get("identity")))
+    payload = request.get("input")
+    payload = payload if isinstance(payload, dict) else {}
+    enter(payload)
+    with Relay.open() as relay:
+        if event == "SessionStart":
+            register_session(relay, me_identity)
+            return
+        try:
+            me = relay.agent(me_identity.agent_id)
+        except NotFound:
+            return  # never registered (``claude mcp list`` runs SessionEnd alone)
+        presence(event, payload, me)
+
+
+def start_in_background(name: str, me: ident.SessionIdentity, payload: dict[str, Any]) -> None:
+    """Run ``relaybus hook NAME --background`` detached, handing it the
+    session's identity and the hook input on stdin.
 
     Raises:
         OSError: the process could not be started.
@@ -122,14 +253,15 @@ def start_in_background(name: str, payload: dict[str, Any]) -> None:
     argv = [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "relaybus"]
     with open(os.devnull, "wb") as null:
         proc = subprocess.Popen(
-            [*argv, "hook", name, "--inline"],
+            [*argv, "hook", name, "--background"],
             stdin=subprocess.PIPE,
             stdout=null,
             stderr=null,
             start_new_session=True,
         )
     assert proc.stdin is not None
-    proc.stdin.write(json.dumps(payload).encode("utf-8"))
+    request = {"identity": me.to_json(), "input": payload}
+    proc.stdin.write(json.dumps(request).encode("utf-8"))
     proc.stdin.close()
 
 
@@ -147,7 +279,8 @@ def usage_text(
         "Use the relaybus MCP tools: `agents` (who is online), `send` (to an agent id, "
         "tag:NAME, cap:NAME, label:TEXT or broadcast; reply_to=ID answers in a thread), "
         "`inbox`, `wait_for_message`, `task` (claim and report work).",
-        "New messages for you appear in your context as they arrive. Acknowledge briefly; "
+        "New messages for you appear in your context at your next prompt or tool call "
+        "(call `inbox` or `wait_for_message` to look sooner). Acknowledge briefly; "
         "never reply to a pure acknowledgement (no ack loops).",
     ]
     return "\n".join(lines)
@@ -160,32 +293,34 @@ def identity_context(me: ident.SessionIdentity) -> dict[str, Any]:
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
 
 
-def dispatch(name: str, payload: dict[str, Any], *, inline: bool) -> dict[str, Any] | None:
-    """The output of hook ``name`` for ``payload`` (see the module docstring).
+def dispatch(name: str, payload: dict[str, Any]) -> None:
+    """Run hook ``name`` for ``payload`` and print its output (see the module
+    docstring).
 
     Raises:
-        Exception: whatever the relay raised; :func:`main` logs it.
+        Exception: whatever went wrong; :func:`main` logs it.
     """
     event = EVENTS[name]
-    if inline:
-        return run_inline(event, payload)
-    path = ident.session_socket(ident.session_key())
+    me = session(payload)
+    path = ident.session_socket(me.session)
     try:
-        return ask_host(path, event, payload)
-    except OSError as exc:
-        problem = f"no relaybus mcp process for this session ({exc}); working in-process"
+        ask_host(path, event, payload, wait=HOST_WAIT if event == "UserPromptSubmit" else 0.0)
+        return
+    except (OSError, RuntimeError) as exc:
+        problem = f"no answer from the session's relaybus mcp ({exc})"
     if event == "SessionStart":
-        me = session(payload)
-        start_in_background(name, payload)
-        return identity_context(me)
-    log(event, problem)
-    return run_inline(event, payload)
+        emit(identity_context(me))
+    else:
+        log(event, problem + "; its mail waits for the next hook")
+    if event in BACKGROUND:
+        start_in_background(name, me, payload)
 
 
 def main(argv: list[str]) -> int:
     """Run one hook; the exit code (0, or 2 for a bad command line)."""
-    args = [a for a in argv if a != "--inline"]
-    if len(args) != 1 or args[0] not in EVENTS:
+    flags = {"--inline", "--background"} & set(argv)
+    args = [a for a in argv if a not in flags]
+    if len(args) != 1 or args[0] not in EVENTS or len(flags) > 1:
         print(USAGE, file=sys.stderr)
         return 2
     name = args[0]
@@ -194,10 +329,12 @@ def main(argv: list[str]) -> int:
         payload = json.loads(raw) if raw.strip() else {}
         if not isinstance(payload, dict):
             raise ValueError("the hook input is not a JSON object")
-        output = dispatch(name, payload, inline="--inline" in argv)
+        if "--inline" in flags:
+            run_inline(EVENTS[name], payload)
+        elif "--background" in flags:
+            run_background(EVENTS[name], payload)
+        else:
+            dispatch(name, payload)
     except Exception as exc:  # the boundary: a hook must never break the session
         log(EVENTS[name], f"{type(exc).__name__}: {exc}")
-        return 0
-    if output is not None:
-        sys.stdout.write(json.dumps(output) + "\n")
     return 0

@@ -1,10 +1,15 @@
 """The session's hook service: a Unix socket in the session's ``relaybus mcp``
 process that runs hook events for the session's hook commands.
 
-Protocol: the command connects, writes one JSON object and a newline
-(``{"event": "Stop", "input": {...hook input...}}``), and reads one JSON line
-back: ``{"output": {...} | null}`` or ``{"error": "one line"}``. The socket
-lives in a folder only this user can enter (:func:`relaybus.identity.session_socket`).
+Protocol, one JSON object per line: the command writes the request
+(``{"event": "Stop", "input": {...hook input...}}``) and reads
+``{"output": {...} | null, "shown": N}`` or ``{"error": "one line"}``. When
+``shown`` (the number of messages the output hands over) is not 0, the
+command prints the output and then writes ``{"ack": true}``; only then are
+those messages marked read, and the host answers ``{"done": true}``. A
+command that gave up before printing (its time ran out) writes no ack, and
+the mail stays unread for the next hook. The socket lives in a folder only
+this user can enter (:func:`relaybus.identity.session_socket`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import logging
 import os
 import socket
 import stat
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -26,13 +31,19 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from ...client import AgentHandle
 from ...errors import RelayError
 from ...identity import SessionIdentity, session_socket
-from .logic import handle
+from .logic import Outcome, deliver, handle
 
 logger = logging.getLogger(__name__)
 
 #: The largest request the host reads, in bytes (a hook input is a few KB;
 #: PostToolUse carries the tool's response, which can be large).
 MAX_REQUEST = 4 * 1024 * 1024
+#: Seconds the host waits for a command's ack before it leaves the mail unread.
+ACK_SECONDS = 10.0
+
+#: ``agent()``: the session's agent, registered on first use (see
+#: :class:`relaybus.mcp.session.StdioSession`).
+AgentGetter = Callable[[], Awaitable[AgentHandle]]
 
 
 def private_folder(folder: Path) -> None:
@@ -63,27 +74,43 @@ def in_use(path: Path) -> bool:
     return True
 
 
-def answer(request: bytes, me: AgentHandle, identity: SessionIdentity | None) -> dict[str, Any]:
-    """Run one request line; the reply object (never raises for bad requests)."""
+def parse(request: bytes) -> tuple[str, dict[str, Any]]:
+    """The event name and hook input of a request line.
+
+    Raises:
+        ValueError: not a hook request.
+    """
     try:
         body = json.loads(request)
         event, payload = body["event"], body.get("input") or {}
-        if not isinstance(event, str) or not isinstance(payload, dict):
-            raise TypeError("event must be a string and input an object")
     except (ValueError, KeyError, TypeError) as exc:
-        return {"error": f"bad hook request: {exc}"}
+        raise ValueError(f"bad hook request: {exc}") from None
+    if not isinstance(event, str) or not isinstance(payload, dict):
+        raise ValueError("bad hook request: event must be a string and input an object")
+    return event, payload
+
+
+def answer(
+    request: bytes, me: AgentHandle, identity: SessionIdentity | None
+) -> tuple[dict[str, Any], Outcome | None]:
+    """Run one request line: the reply object and the outcome whose mail
+    waits for the command's ack (never raises for bad requests or relay errors)."""
     try:
-        return {"output": handle(event, payload, me, identity)}
+        event, payload = parse(request)
+        outcome = handle(event, payload, me, identity)
     except (RelayError, ValueError) as exc:
-        return {"error": str(exc)}
+        return {"error": str(exc)}, None
+    return {"output": outcome.output, "shown": len(outcome.shown)}, outcome
 
 
 @asynccontextmanager
 async def session_host(
-    me: AgentHandle, identity: SessionIdentity, *, path: Path | None = None
+    me: AgentHandle | AgentGetter, identity: SessionIdentity, *, path: Path | None = None
 ) -> AsyncIterator[Path | None]:
     """Serve the session's hook commands while the context is open.
 
+    ``me`` is the session's agent, or an async function that returns it
+    (registering it on the first hook: a hook proves a real session).
     Yields the socket path, or None when another live process of this session
     serves it already (e.g. relaybus configured twice for one tool) or the
     socket cannot be made; hooks then still work, more slowly, on their own.
@@ -103,6 +130,12 @@ async def session_host(
         yield None
         return
 
+    async def agent() -> AgentHandle:
+        return me if isinstance(me, AgentHandle) else await me()
+
+    async def reply(client: anyio.abc.SocketStream, doc: dict[str, Any]) -> None:
+        await client.send(json.dumps(doc).encode("utf-8") + b"\n")
+
     async def serve(client: anyio.abc.SocketStream) -> None:
         async with client:
             reader = BufferedByteReceiveStream(client)
@@ -110,13 +143,34 @@ async def session_host(
                 request = await reader.receive_until(b"\n", MAX_REQUEST)
             except (anyio.IncompleteRead, anyio.DelimiterNotFound, anyio.EndOfStream):
                 return
-            reply = await anyio.to_thread.run_sync(answer, request, me, identity)
+            try:
+                handle_ = await agent()
+            except RelayError as exc:
+                doc: dict[str, Any] = {"error": str(exc)}
+                outcome = None
+            else:
+                doc, outcome = await anyio.to_thread.run_sync(answer, request, handle_, identity)
             with suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await client.send(json.dumps(reply).encode("utf-8") + b"\n")
+                await reply(client, doc)
+                if outcome is None or not outcome.shown:
+                    return
+                with anyio.move_on_after(ACK_SECONDS):
+                    ack = json.loads(await reader.receive_until(b"\n", 1024))
+                    if isinstance(ack, dict) and ack.get("ack") is True:
+                        await anyio.to_thread.run_sync(deliver, handle_, outcome)
+                        await reply(client, {"done": True})
+
+    async def guarded(client: anyio.abc.SocketStream) -> None:
+        try:
+            await serve(client)
+        except (RelayError, ValueError, anyio.IncompleteRead, anyio.DelimiterNotFound) as exc:
+            logger.warning("hook request failed: %s", exc)
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+            pass  # the command went away (gave up): its mail stays unread
 
     try:
         async with listener, anyio.create_task_group() as tg:
-            tg.start_soon(listener.serve, serve)
+            tg.start_soon(listener.serve, guarded)
             try:
                 yield path
             finally:

@@ -6,9 +6,11 @@ Input and output follow Claude Code's hook JSON
 ``hookSpecificOutput.additionalContext``; a Stop hook blocks with
 ``{"decision": "block", "reason": ...}``.
 
-Messages are handed over at most once: the hook that shows a message marks it
-read in the same call (the inbox read with ``mark_read``), so the next prompt
-does not repeat it, and the MCP ``inbox`` tool does not return it again.
+Messages are handed over once: :func:`handle` returns the output and the ids
+of the messages it shows (:class:`Outcome`), and the caller marks them read
+(:func:`deliver`) once the output is on its way to Claude Code, so the next
+prompt does not repeat them, the MCP ``inbox`` tool does not return them
+again, and a hook that gave up before printing loses nothing.
 
 Under ``relaybus run`` (``RELAYBUS_RUNTIME`` set in the session's environment)
 the runner types the mail into the terminal itself, so the hooks keep to
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...client import AgentHandle
+from ...errors import NotFound
 from ...identity import SessionIdentity
-from ...models import Message, Priority, Via
+from ...models import Message, Priority, TaskStatus, Via
 from .command import usage_text
 
 #: At most this many messages per hook output; the rest wait for the next one.
@@ -39,14 +43,36 @@ CONTINUING = frozenset({"clear", "resume", "compact"})
 RUNTIME_ENV = "RELAYBUS_RUNTIME"
 
 
+@dataclass
+class Outcome:
+    """What a hook hands Claude Code: its output JSON (None: print nothing)
+    and the ids of the messages that output shows, to mark read once it is
+    handed over (:func:`deliver`)."""
+
+    output: dict[str, Any] | None = None
+    shown: list[int] = field(default_factory=list)
+
+
 def usage(me: AgentHandle) -> str:
     """The SessionStart context: who this session is on the relay and how to use it."""
     info = me.info()
     return usage_text(me.id, info.label, info.tags, info.capabilities)
 
 
-def render(messages: Sequence[Message], *, more: int = 0) -> str:
-    """Messages as text for the model's context, oldest first."""
+def task_note(me: AgentHandle, task_id: int) -> str:
+    """How a message's task reads in the context: offered for claiming only
+    while it is open, otherwise its status (nobody should take up done work)."""
+    try:
+        status = me.relay.task(task_id).status
+    except NotFound:
+        return f"task {task_id} (gone)"
+    if status is TaskStatus.OPEN:
+        return f"task {task_id} (open: claim it with the task tool)"
+    return f"task {task_id} ({status.value.replace('_', ' ')}: nothing to claim)"
+
+
+def render(me: AgentHandle, messages: Sequence[Message], *, more: int = 0) -> str:
+    """Messages of ``me``'s inbox as text for the model's context, oldest first."""
     head = f"relaybus: {len(messages)} new message{'s' if len(messages) != 1 else ''}"
     parts = [head + (f" ({more} more unread: call the inbox tool)" if more else "") + "."]
     for msg in messages:
@@ -56,7 +82,7 @@ def render(messages: Sequence[Message], *, more: int = 0) -> str:
         if msg.channel:
             tags.append(f"channel {msg.channel}")
         if msg.task_id:
-            tags.append(f"task {msg.task_id} (claim it with the task tool)")
+            tags.append(task_note(me, msg.task_id))
         if msg.priority is not Priority.NORMAL:
             tags.append(f"priority {msg.priority.value}")
         body = msg.body if len(msg.body) <= MAX_BODY else msg.body[:MAX_BODY] + " […]"
@@ -66,18 +92,28 @@ def render(messages: Sequence[Message], *, more: int = 0) -> str:
     return "\n\n".join(parts)
 
 
-def take_new(me: AgentHandle) -> str | None:
-    """The unread mail as context text, marked read; None when there is none,
-    or when a terminal runtime delivers this session's mail (:data:`RUNTIME_ENV`)."""
+def peek_new(me: AgentHandle) -> tuple[str, list[int]] | None:
+    """The unread mail as context text and the ids it shows, not marked read
+    (see :func:`deliver`); None when there is none, or when a terminal runtime
+    delivers this session's mail (:data:`RUNTIME_ENV`)."""
     if os.environ.get(RUNTIME_ENV):
         return None
     found = me.inbox(unread_only=True, newest_first=False, limit=MAX_MESSAGES + 1)
     if not found:
         return None
     shown = found[:MAX_MESSAGES]
-    me.mark_read([m.id for m in shown], via=Via.HOOK)
-    more = me.unread_count() if len(found) > MAX_MESSAGES else 0
-    return render(shown, more=more)
+    more = me.unread_count() - len(shown) if len(found) > MAX_MESSAGES else 0
+    return render(me, shown, more=more), [m.id for m in shown]
+
+
+def deliver(me: AgentHandle, outcome: Outcome) -> None:
+    """Mark the messages ``outcome`` shows read, by the hook.
+
+    Raises:
+        RelayError: the relay refused.
+    """
+    if outcome.shown:
+        me.mark_read(outcome.shown, via=Via.HOOK)
 
 
 def context(event: str, text: str) -> dict[str, Any]:
@@ -90,9 +126,10 @@ def handle(
     payload: Mapping[str, Any],
     me: AgentHandle,
     identity: SessionIdentity | None = None,
-) -> dict[str, Any] | None:
+) -> Outcome:
     """Run hook ``event`` (a Claude Code event name, e.g. ``"Stop"``) for agent
-    ``me``; returns the hook's output JSON, or None for no output.
+    ``me``: presence at once; the output and the mail it shows, which the
+    caller marks read (:func:`deliver`) once it has handed the output over.
 
     Raises:
         RelayError: the relay refused a call (the command logs it and prints nothing).
@@ -101,25 +138,39 @@ def handle(
     if event == "SessionStart":
         me.heartbeat(status="online")
         text = usage(me)
-        mail = take_new(me)
-        return context(event, text + ("\n\n" + mail if mail else ""))
-    if event == "UserPromptSubmit":
-        me.heartbeat(status="busy")  # presence: the session is working on a prompt
-        mail = take_new(me)
-        return context(event, mail) if mail else None
-    if event == "PostToolUse":
-        mail = take_new(me)
-        return context(event, mail) if mail else None
+        mail = peek_new(me)
+        if mail:
+            return Outcome(context(event, text + "\n\n" + mail[0]), mail[1])
+        return Outcome(context(event, text))
+    if event in ("UserPromptSubmit", "PostToolUse"):
+        if event == "UserPromptSubmit":
+            me.heartbeat(status="busy")  # presence: the session is working on a prompt
+        mail = peek_new(me)
+        return Outcome(context(event, mail[0]), mail[1]) if mail else Outcome()
     if event == "Stop":
         # Claude Code sets stop_hook_active when it is already continuing because
         # of a Stop hook: let it stop then, or two agents could keep each other busy.
-        mail = None if payload.get("stop_hook_active") else take_new(me)
+        mail = None if payload.get("stop_hook_active") else peek_new(me)
         if mail:
-            return {"decision": "block", "reason": mail}
+            return Outcome({"decision": "block", "reason": mail[0]}, mail[1])
         me.heartbeat(status="idle")
-        return None
+        return Outcome()
     if event == "SessionEnd":
         if payload.get("reason") not in CONTINUING:
             me.heartbeat(status="offline")
-        return None
+        return Outcome()
     raise ValueError(f"relaybus does not handle the hook event {event!r}")
+
+
+def presence(event: str, payload: Mapping[str, Any], me: AgentHandle) -> None:
+    """Only the presence part of hook ``event``, never the mail: what a
+    background process does for a hook that answered without the relay.
+
+    Raises:
+        RelayError: the relay refused.
+    """
+    status = {"SessionStart": "online", "UserPromptSubmit": "busy", "Stop": "idle"}.get(event)
+    if event == "SessionEnd" and payload.get("reason") not in CONTINUING:
+        status = "offline"
+    if status:
+        me.heartbeat(status=status)
