@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import click
@@ -87,6 +88,8 @@ def show_task(task: Task, history: list[TaskEvent]) -> None:
     ]
     if task.result is not None:
         pairs.append(("result", task.result))
+    if task.meta:
+        pairs.append(("meta", json.dumps(task.meta, ensure_ascii=False, sort_keys=True)))
     render.fields(pairs)
     if task.body:
         click.echo()
