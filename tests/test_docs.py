@@ -51,7 +51,7 @@ def doc_command_lines() -> Iterator[tuple[str, str]]:
                 yield where, span
 
 
-def options_of(command: click.Command) -> dict[str, click.Parameter]:
+def options_of(command: click.Command) -> dict[str, click.Option]:
     return {
         name: param
         for param in command.params

@@ -52,10 +52,12 @@ def test_thread_without_an_agent_only_looks(cli: Cli, relay: Relay) -> None:
 
 def test_a_task_update_prints_what_it_changed_not_an_old_note(cli: Cli, relay: Relay) -> None:
     task_id = relay.agent("alice").send("bob", "PR 7", claimable=True).task_id
+    assert task_id is not None
     relay.agent("bob").claim(task_id)
     noted = cli(f'--as bob task {task_id} --progress 50 --note "reading the diff"')
     done = cli(f'--as bob task {task_id} --status done --result "LGTM"')
     blocked_task = relay.agent("alice").send("bob", "PR 8", claimable=True).task_id
+    assert blocked_task is not None
     relay.agent("bob").claim(blocked_task)
     blocked = cli(f"--as bob task {blocked_task} --status blocked")
 

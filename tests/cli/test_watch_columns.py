@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from io import StringIO
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -12,7 +13,7 @@ from relaybus.cli.watch import ACTOR_WIDTH, KIND_WIDTH, Lines
 from relaybus.models import Event
 
 LONG_ID = "build-bot-on-a-very-long-hostname-claude-project-0123abcd"
-EVENTS = [
+EVENTS: list[tuple[str, str | None, dict[str, Any]]] = [
     ("message.sent", "al", {"message_id": 1, "recipients": ["bob"], "subject": "hi"}),
     ("message.sent", LONG_ID, {"message_id": 2, "recipients": ["bob"], "subject": "x" * 300}),
     ("agent.unregistered", "bob", {}),
