@@ -97,7 +97,7 @@ class InboxOps(DeliveryOps):
                 ids = [r.id for r in rows if r.delivery_delivered_at is None]
                 record_delivered(conn, workspace, agent_id, ids, path, now)
             recipients = recipients_of(conn, [r.id for r in rows])
-        return self._viewed(rows, recipients, now=now, read=read)
+        return self._viewed(rows, recipients, now=now, read=set(read))
 
     @staticmethod
     def _viewed(
