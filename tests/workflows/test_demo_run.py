@@ -44,3 +44,57 @@ def test_failing_agent_stops_the_others_before_the_timeout(tmp_path: Path) -> No
     assert texts[0] == "✗ alice exited 3: stopping the other agents"
     assert sorted(t.split(" (pid")[0] for t in texts[1:]) == ["✗ bob", "✗ carol"]
     assert all(t.endswith("stopped after alice failed: killed") for t in texts[1:])
+
+
+# bob reports first, then registers; alice waits for that registration and only
+# then reports something that happened an hour earlier: it arrives last but
+# belongs first.
+LATE_REPORTER = """
+import json, sys, time
+from relaybus import Relay
+
+def report(agent, t):
+    line = {"agent": agent, "event": "claim_lost", "task_id": 1, "holder": "carol",
+            "status": "claimed", "t": t}
+    print(json.dumps(line), flush=True)
+
+role, name = sys.argv[1], sys.argv[2]
+with Relay.open() as relay:
+    if role == "reviewer":
+        report(name, time.time())
+        relay.register(name)
+    else:
+        cursor = 0
+        while not any(e.kind == "agent.registered" for e in relay.events(since=0)):
+            found = relay.wait_events(60, since=cursor)
+            cursor = found[-1].id if found else cursor
+        report(name, time.time() - 3600)
+"""
+
+
+def test_lines_come_out_in_time_order_whatever_order_they_arrive_in(tmp_path: Path) -> None:
+    steps: list[Step] = []
+    with Relay.open(dir=tmp_path / ".relay") as relay:
+        run = DemoRun(
+            relay,
+            tmp_path / ".relay",
+            ["bob"],
+            timeout=120.0,
+            on_step=steps.append,
+            program=[sys.executable, "-c", LATE_REPORTER],
+            hold=600.0,  # only the sources' own progress lets a line out
+        )
+        try:
+            run.start()
+            run.follow()
+        finally:
+            run.close()
+
+    assert [s.t_ms for s in steps] == sorted(s.t_ms for s in steps)
+    assert [(s.kind, s.agent) for s in steps] == [
+        ("claim_lost", "alice"),
+        ("started", None),
+        ("claim_lost", "bob"),
+        ("agent.registered", "bob"),
+    ]
+    assert run.steps == steps

@@ -20,7 +20,7 @@ import click
 from .. import __version__
 from ..errors import RelayError
 from . import admin, agents, messages, server, status, tasks, watch
-from .app import App, get_app, json_option, one_line
+from .app import App, HelpGroup, get_app, json_option, one_line
 from .hook import hook
 from .mcp import mcp
 from .run import run
@@ -69,7 +69,7 @@ for bad input or an unknown name, 1 for other failures.
 """
 
 
-class RelayGroup(click.Group):
+class RelayGroup(HelpGroup):
     """Lists commands in the order they were added (a workflow), not alphabetically."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -158,6 +158,17 @@ class App:
         return err.exit_code
 
 
+class HelpGroup(click.Group):
+    """A group that, called without a command, prints its help on stdout and exits 0
+    (click 8.2+ would print it as a usage error, squashed into one line, exit 2)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)
+            ctx.exit(0)
+        return super().parse_args(ctx, args)
+
+
 def skip_httpx_cli() -> None:
     """Keep httpx from importing its own command line (rich, pygments): about half
     the start-up time of a command that talks to a relay server.

@@ -158,21 +158,16 @@ def inbox(
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"--limit must be between 1 and 1000, not {limit}")
     me = app.me()
-    if wait is None:
-        found = me.inbox(
-            unread_only=not all_,
-            newest_first=not oldest_first,
-            since=since,
-            limit=limit,
-            mark_read=not peek,
-        )
-    else:
-        # Look, then mark only what is printed: wait() itself may return more than --limit.
-        found = me.wait(max(wait, 0.0), since=since)[:limit]
-        if not oldest_first:
-            found.reverse()
-        if found and not peek:
-            me.mark_read([m.id for m in found])
+    if wait is not None:
+        # Only wait here; the read below takes (and marks) at most --limit of it.
+        me.wait(max(wait, 0.0), since=since)
+    found = me.inbox(
+        unread_only=not all_,
+        newest_first=not oldest_first,
+        since=since,
+        limit=limit,
+        mark_read=not peek,
+    )
     if app.json:
         render.emit_models(found)
         return
@@ -187,11 +182,19 @@ def inbox(
 
 @click.command()
 @click.argument("message_id", metavar="ID", type=int)
+@click.option("--peek", is_flag=True, help="Only look: do not mark anything read.")
 @json_option
-def thread(message_id: int) -> None:
-    """Show the thread of message ID, oldest first."""
+def thread(message_id: int, peek: bool) -> None:
+    """Show the thread of message ID, oldest first.
+
+    As an agent (--as / RELAYBUS_AGENT), what it shows of that agent's unread
+    mail is marked read, as inbox does; --peek leaves it unread.
+    """
     app = get_app()
     found = app.relay.thread(message_id)
+    if found and not peek and app.agent_id is not None:
+        # Only the agent's own unread deliveries among these change.
+        app.me().mark_read([m.id for m in found])
     if app.json:
         render.emit_models(found)
         return

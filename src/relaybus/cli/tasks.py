@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import click
@@ -87,6 +88,8 @@ def show_task(task: Task, history: list[TaskEvent]) -> None:
     ]
     if task.result is not None:
         pairs.append(("result", task.result))
+    if task.meta:
+        pairs.append(("meta", json.dumps(task.meta, ensure_ascii=False, sort_keys=True)))
     render.fields(pairs)
     if task.body:
         click.echo()
@@ -149,7 +152,22 @@ def task(
     if app.json:
         render.emit_json(render.dump(updated))
         return
-    click.echo(f"task #{updated.id} is {status_text(updated)}")
+    click.echo(update_text(updated, note=note, result=result))
+
+
+def update_text(task: Task, *, note: str | None, result: str | None) -> str:
+    """What an update just made: ``task #3 is done 100%; result: merged``.
+
+    Only this update's note is shown (an earlier note is history, not news).
+    """
+    text = f"task #{task.id} is {task.status.value}"
+    if task.progress or note is not None:
+        text += f" {task.progress}%"
+    if note is not None:
+        text += f" ({note})"
+    if result is not None:
+        text += f"; result: {result}"
+    return text
 
 
 @click.command()

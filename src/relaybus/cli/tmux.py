@@ -11,7 +11,7 @@ from types import FrameType
 import click
 
 from . import render
-from .app import get_app, json_option
+from .app import HelpGroup, get_app, json_option
 from .terminal import terminal_agent_options
 
 
@@ -32,7 +32,9 @@ def _socket_options(func: click.decorators.FC) -> click.decorators.FC:
     )(func)
 
 
-@click.group("tmux", short_help="Bind an agent to a tmux pane; show the pane's screen.")
+@click.group(
+    "tmux", cls=HelpGroup, short_help="Bind an agent to a tmux pane; show the pane's screen."
+)
 @json_option
 def tmux() -> None:
     """Agents that live in tmux panes.

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 FAMILY_STYLES = {"message": "cyan", "task": "yellow", "agent": "green", "relay": "magenta"}
 #: Width of the kind column (``agent.unregistered`` is the longest kind).
 KIND_WIDTH = 18
+#: Width of the actor column; longer agent ids are cut with an ellipsis.
+ACTOR_WIDTH = 20
 #: Longest subject or first body line quoted in a line (characters).
 QUOTE_CHARS = 60
 #: Longest summary of an event kind this command does not know (characters).
@@ -238,33 +240,40 @@ def json_line(event: Event) -> None:
 
 
 class Lines:
-    """Human output, one line per event: ``time  kind  actor  summary``. Colour
-    (rich) on a terminal; plain text, flushed line by line, otherwise."""
+    """Human output, one line per event: ``time  kind  actor  summary``, the first
+    three in fixed-width columns (longer values cut with an ellipsis). Colour
+    (rich) on a terminal, each line cut to its width; plain text, whole and
+    flushed line by line, otherwise. ``console``: where to print (tests)."""
 
-    def __init__(self) -> None:
-        self.console: Console | None = None
-        if sys.stdout.isatty():
-            from rich import console
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console
+        if console is None and sys.stdout.isatty():
+            from rich import console as rich_console
 
-            self.console = console.Console(highlight=False, soft_wrap=True)
+            self.console = rich_console.Console(highlight=False)
 
     def __call__(self, event: Event) -> None:
         time = render.clock(event.created_at)
-        kind = event.kind
-        actor = clean(event.agent_id or "relay")
+        kind = fit(event.kind, KIND_WIDTH)
+        actor = fit(clean(event.agent_id or "relay"), ACTOR_WIDTH)
         text = clean(summary(event))
         if self.console is None:
-            click.echo(f"{time}  {kind.ljust(KIND_WIDTH)}  {actor}  {text}")
+            click.echo(f"{time}  {kind}  {actor}  {text}")
             return
         from rich.text import Text
 
-        style = FAMILY_STYLES.get(kind.partition(".")[0], "white")
+        style = FAMILY_STYLES.get(event.kind.partition(".")[0], "white")
         line = Text()
         line.append(f"{time}  ", style="dim")
-        line.append(kind.ljust(KIND_WIDTH), style=style)
+        line.append(kind, style=style)
         line.append(f"  {actor}", style="bold")
         line.append(f"  {text}")
-        self.console.print(line)
+        self.console.print(line, no_wrap=True, overflow="ellipsis", soft_wrap=False)
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` padded to ``width`` characters, or cut to it with an ellipsis."""
+    return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
 
 
 def summary(event: Event) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import resource
 import signal
 import socket
@@ -13,9 +14,10 @@ from typing import Any
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 
+from ..errors import Conflict, InvalidInput
 from ..service import Service
 from ..settings import Settings
-from ..store import open_store
+from ..store import Store, open_store
 from .app import create_app
 from .config import ServerConfig
 
@@ -68,24 +70,35 @@ def serve(
     """Serve the relay the settings point at until SIGINT or SIGTERM, then shut down
     cleanly (streams closed, the store closed) and return.
 
-    Logs one access line per request at ``info``. ``announce`` receives one
-    line once the server listens (default: printed to stdout): the URL and the
-    auth mode.
+    Logs one access line per request at ``info``. ``announce`` receives two
+    lines once the server listens (default: printed to stdout): the URL with
+    the auth mode, then the store it serves (a password in its URL masked).
+
+    The address is bound before the store is opened, so a busy port is one
+    line and nothing else.
 
     Raises:
-        InvalidInput: :meth:`ServerConfig.check_bind` refuses the address.
+        InvalidInput: :meth:`ServerConfig.check_bind` refuses the address, or
+            it cannot be bound (unknown host, no permission).
+        Conflict: the port is in use.
         StoreError: the store cannot be opened.
-        SystemExit: uvicorn could not bind the address (it logs why).
     """
     config.check_bind()
     raise_open_files_limit()
     say = announce or (lambda line: print(line, flush=True))
-    store = open_store(settings)
+    sockets = bind(config.host, config.port)
+    try:
+        store = open_store(settings)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
     try:
         app = create_app(Service(store), config)
 
-        def listening(sockets: list[socket.socket]) -> None:
-            say(f"relaybus: serving {_url(config, sockets)} ({_auth_line(config)})")
+        def listening(bound: list[socket.socket]) -> None:
+            say(f"relaybus: serving {_url(config, bound)} ({_auth_line(config)})")
+            say(f"relaybus: store {describe_store(store)}")
 
         server = _Server(
             uvicorn.Config(
@@ -110,13 +123,61 @@ def serve(
             # uvicorn re-raises the signal that stopped it once it has shut down;
             # a handler that ignores it makes SIGTERM, like Ctrl-C, a clean exit.
             signal.signal(signal.SIGTERM, _ignore)
-            server.run()
+            server.run(sockets=sockets)
         except KeyboardInterrupt:
             pass  # the re-raised SIGINT, after a clean shutdown
         finally:
             signal.signal(signal.SIGTERM, previous)
     finally:
+        for sock in sockets:
+            sock.close()
         store.close()
+
+
+def bind(host: str, port: int) -> list[socket.socket]:
+    """Sockets bound to ``host:port``, one per address ``host`` resolves to, as
+    asyncio's ``create_server`` would bind them (``SO_REUSEADDR``; IPv6 only on
+    IPv6 sockets). uvicorn listens on them.
+
+    Raises:
+        Conflict: the port is in use (``EADDRINUSE``).
+        InvalidInput: the host does not resolve, or binding fails otherwise
+            (no permission for a low port, an address not on this machine).
+    """
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise InvalidInput(f"cannot listen on {shown}: {exc.strerror}", host=host) from None
+    sockets: list[socket.socket] = []
+    try:
+        for family, kind, proto, _name, address in dict.fromkeys(infos):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        why = (exc.strerror or str(exc)).lower()
+        if exc.errno == errno.EADDRINUSE:
+            raise Conflict(
+                f"port {port} is in use ({shown}: {why}): choose another with --port",
+                host=host,
+                port=port,
+            ) from None
+        raise InvalidInput(f"cannot listen on {shown}: {why}", host=host, port=port) from None
+    return sockets
+
+
+def describe_store(store: Store) -> str:
+    """The store a server serves, for its start line: the SQLite file, or the
+    database URL with its password masked."""
+    if store.path is not None:
+        return f"{store.path} (SQLite)"
+    return store.url.render_as_string(hide_password=True)
 
 
 def raise_open_files_limit() -> None:

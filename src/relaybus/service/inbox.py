@@ -7,7 +7,8 @@ delivered). Receipts themselves are :mod:`relaybus.service.deliveries`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,8 +52,8 @@ class InboxOps(DeliveryOps):
                 Marking read records delivery by ``via`` or, by default, ``inbox``.
 
         Returns:
-            messages with ``delivered_at`` and ``read_at`` as they were before
-            this call.
+            messages with their ``recipients``, and ``delivered_at`` and
+            ``read_at`` as they are after this call (set by it when it marked).
 
         Raises:
             NotFound: unknown agent (when marking). Conflict: stale ``epoch``.
@@ -80,27 +81,89 @@ class InboxOps(DeliveryOps):
         if not mark_read:
             with self.store.read() as conn:
                 rows = conn.execute(query).all()
-            if path is None or all(r.delivery_delivered_at is not None for r in rows):
-                return [self._viewed(r) for r in rows]
+                if path is None or all(r.delivery_delivered_at is not None for r in rows):
+                    return self._viewed(rows, recipients_of(conn, [r.id for r in rows]))
             # Only take the write lock when the look hands over something new.
+        read: list[int] = []
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
             rows = conn.execute(query).all()
             if mark_read:
-                ids = [r.id for r in rows if r.delivery_read_at is None]
-                self._mark(conn, workspace, agent_id, ids, now, path or Via.INBOX)
+                read = [r.id for r in rows if r.delivery_read_at is None]
+                self._mark(conn, workspace, agent_id, read, now, path or Via.INBOX)
             else:
                 assert path is not None
                 ids = [r.id for r in rows if r.delivery_delivered_at is None]
                 record_delivered(conn, workspace, agent_id, ids, path, now)
-        return [self._viewed(r) for r in rows]
+            recipients = recipients_of(conn, [r.id for r in rows])
+        return self._viewed(rows, recipients, now=now, read=set(read))
 
     @staticmethod
-    def _viewed(row: sa.Row[Any]) -> Message:
-        return message_from_row(
-            row._mapping, read_at=row.delivery_read_at, delivered_at=row.delivery_delivered_at
-        )
+    def _viewed(
+        rows: Sequence[sa.Row[Any]],
+        recipients: dict[int, list[str]],
+        *,
+        now: float | None = None,
+        read: Collection[int] = (),
+    ) -> list[Message]:
+        """The rows as messages; with ``now``, as this call left them: the ones in
+        ``read`` read, and every one delivered."""
+        return [
+            message_from_row(
+                r._mapping,
+                recipients=recipients.get(r.id, []),
+                read_at=now if r.id in read else r.delivery_read_at,
+                delivered_at=r.delivery_delivered_at
+                if now is None
+                else r.delivery_delivered_at or now,
+            )
+            for r in rows
+        ]
+
+    def hand_over(
+        self,
+        agent_id: str,
+        found: Sequence[Message],
+        *,
+        workspace: str = "default",
+        mark_read: bool = False,
+        via: Via | str | None = None,
+        epoch: int | None = None,
+    ) -> list[Message]:
+        """After a wait found ``found`` (looked at, not marked): mark them read
+        (``mark_read``, recorded delivered by ``via`` or ``inbox``) or only
+        delivered by ``via``; neither, they stay as they are.
+
+        Returns:
+            ``found`` as this call left it (``read_at``, ``delivered_at`` set).
+
+        Raises:
+            InvalidInput: an unknown ``via``. NotFound: unknown agent.
+            Conflict: stale ``epoch``.
+        """
+        path = None if via is None else parse_via(via)
+        ids = [m.id for m in found]
+        if not ids or (not mark_read and path is None):
+            return list(found)
+        with self.store.write() as conn:
+            now = self.now()
+            touch_agent(conn, workspace, agent_id, epoch, now)
+            if mark_read:
+                self._mark(conn, workspace, agent_id, ids, now, path or Via.INBOX)
+            else:
+                assert path is not None
+                record_delivered(conn, workspace, agent_id, ids, path, now)
+        when = datetime.fromtimestamp(now, UTC)
+        return [
+            m.model_copy(
+                update={
+                    "read_at": m.read_at or (when if mark_read else None),
+                    "delivered_at": m.delivered_at or when,
+                }
+            )
+            for m in found
+        ]
 
     def mark_read(
         self,
@@ -193,14 +256,9 @@ class InboxOps(DeliveryOps):
             )
 
         found: list[Message] = self.store.wait_for(check, timeout)
-        ids = [m.id for m in found]
-        if found and mark_read:
-            self.mark_read(
-                agent_id, workspace=workspace, ids=ids, epoch=epoch, via=path or Via.INBOX
-            )
-        elif found and path is not None:
-            self.mark_delivered(agent_id, ids, via=path, workspace=workspace, epoch=epoch)
-        return found
+        return self.hand_over(
+            agent_id, found, workspace=workspace, mark_read=mark_read, via=path, epoch=epoch
+        )
 
     def _mark(
         self,
@@ -235,3 +293,18 @@ class InboxOps(DeliveryOps):
                 via=via.value,
             )
         return int(changed)
+
+
+def recipients_of(conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[str]]:
+    """The agent ids each message of ``ids`` was delivered to, sorted: ``{id: [agent]}``."""
+    if not ids:
+        return {}
+    found: dict[int, list[str]] = {}
+    rows = conn.execute(
+        sa.select(deliveries.c.message_id, deliveries.c.agent_id)
+        .where(deliveries.c.message_id.in_(list(ids)))
+        .order_by(deliveries.c.message_id, deliveries.c.agent_id)
+    )
+    for message_id, agent in rows:
+        found.setdefault(message_id, []).append(agent)
+    return found

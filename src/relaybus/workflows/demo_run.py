@@ -7,6 +7,12 @@ event log, tailed in a thread, and each agent's JSON reports on its stdout,
 read in a thread per process), kills whatever outlives the timeout, and then
 reads back what the relay recorded (:meth:`DemoRun.observations`).
 
+The streams arrive out of step (a report can overtake the event log's tail,
+and the other way round), so lines are held and let out in time order: a line
+goes once every source that could still say something earlier has moved past
+it (each stream is in order by itself), or once it has waited ``hold``
+seconds. The watermark idea is stream processing's (Flink, Beam).
+
 With ``relaybus demo --server``, :class:`ServerProcess` first starts a real
 ``relaybus serve`` on a free loopback port; the agents then reach the relay
 only through it (``RELAYBUS_URL``), and so does this process's tail.
@@ -15,7 +21,9 @@ only through it (``RELAYBUS_URL``), and so does this process's tail.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
+import math
 import os
 import queue
 import re
@@ -39,6 +47,10 @@ from .demo_render import Step, describe_event, describe_report
 
 #: How often the event-log tail notices that it should stop (seconds).
 TAIL_SLICE = 0.1
+#: The longest a line waits for an earlier one still on its way (seconds).
+HOLD_SECONDS = 0.5
+#: The watermark name of the relay's event log (agents' are their names).
+EVENT_LOG = "event log"
 #: How an agent process starts; its role, name and options follow.
 AGENT_PROGRAM = (sys.executable, "-m", "relaybus.workflows.demo_agent")
 #: Variables that would point the agents at another relay than the demo's (or send
@@ -96,7 +108,8 @@ class DemoRun:
     ``program`` is the command line that starts an agent (tests swap it).
     With ``server_url`` the agents talk to that relay server
     (``RELAYBUS_URL``) instead of opening ``relay_dir`` themselves; ``relay``
-    should then be a client of the same server.
+    should then be a client of the same server. Lines reach ``on_step`` (and
+    :attr:`steps`) in time order, each at most ``hold`` seconds late.
     """
 
     def __init__(
@@ -109,6 +122,7 @@ class DemoRun:
         on_step: Callable[[Step], None],
         program: Sequence[str] = AGENT_PROGRAM,
         server_url: str | None = None,
+        hold: float = HOLD_SECONDS,
     ) -> None:
         self.relay = relay
         self.relay_dir = relay_dir
@@ -126,6 +140,14 @@ class DemoRun:
         self._cursor = 0  # a fresh relay: the whole event log is this run's
         self._tail = threading.Thread(target=self._tail_events, daemon=True)
         self._messages: dict[int, Message | None] = {}
+        self.hold = hold
+        # Lines not yet let out: (t_ms, arrival order, step, arrived at (monotonic s)).
+        self._held: list[tuple[float, int, Step, float]] = []
+        self._arrivals = 0
+        # Per open source, the time (ms) of the latest thing it said.
+        self._marks: dict[str, float] = dict.fromkeys(
+            [EVENT_LOG, AUTHOR, *self.reviewers], -math.inf
+        )
 
     # -- processes -----------------------------------------------------------
 
@@ -172,12 +194,14 @@ class DemoRun:
             if remaining <= 0:
                 break
             with contextlib.suppress(queue.Empty):
-                item = self._items.get(timeout=remaining)
+                item = self._items.get(timeout=min(remaining, self._next_due()))
                 if item[0] == "eof":
                     open_streams.discard(item[1])
+                    self._marks.pop(item[1], None)  # it will say nothing more
                     self._ended(self.children[item[1]])
                 else:
                     self._handle(item)
+            self._release()
         late = f"still running after {self.timeout:g} s"
         for child in self.children.values():
             try:
@@ -193,6 +217,7 @@ class DemoRun:
             for event in found:
                 self._cursor = event.id
                 self._handle(("event", event))
+        self._release(everything=True)
 
     def close(self) -> None:
         """Kill every agent process still running (only the ones this run
@@ -201,6 +226,7 @@ class DemoRun:
             if child.proc.poll() is None:
                 self._kill(child, "still running when the demo stopped")
         self._reap()
+        self._release(everything=True)
 
     def _ended(self, child: Child) -> None:
         """An agent closed its stdout: it is exiting. If it failed, the demo
@@ -269,11 +295,15 @@ class DemoRun:
         step: Step | None = None
         if kind == "event":
             self._cursor = max(self._cursor, payload.id)
+            self._advance(EVENT_LOG, (payload.created_at.timestamp() - self.t0) * 1000)
             step = describe_event(payload, self.t0, self._message)
         elif kind == "report":
-            child = self.children.get(str(payload.get("agent")))
+            agent = str(payload.get("agent"))
+            child = self.children.get(agent)
             if child is not None:
                 child.reports.append(payload)
+            with contextlib.suppress(TypeError, ValueError):
+                self._advance(agent, (float(payload["t"]) - self.t0) * 1000)
             step = describe_report(payload, self.t0)
         elif kind == "tail_error":
             step = Step(
@@ -286,8 +316,34 @@ class DemoRun:
         return (time.time() - self.t0) * 1000
 
     def _emit(self, step: Step) -> None:
-        self.steps.append(step)
-        self.on_step(step)
+        """Hold ``step`` until it can go out in time order (see :meth:`_release`)."""
+        self._arrivals += 1
+        heapq.heappush(self._held, (step.t_ms, self._arrivals, step, time.monotonic()))
+        self._release()
+
+    def _advance(self, source: str, t_ms: float) -> None:
+        """``source`` said something at ``t_ms``: it will say nothing earlier."""
+        if source in self._marks:
+            self._marks[source] = max(self._marks[source], t_ms)
+
+    def _release(self, *, everything: bool = False) -> None:
+        """Let out, earliest first, the held lines that no open source can still
+        precede, and the ones held for :attr:`hold` seconds (all with ``everything``)."""
+        low = min(self._marks.values(), default=math.inf)
+        now = time.monotonic()
+        while self._held:
+            t_ms, _, step, arrived = self._held[0]
+            if not (everything or t_ms <= low or now - arrived >= self.hold):
+                break
+            heapq.heappop(self._held)
+            self.steps.append(step)
+            self.on_step(step)
+
+    def _next_due(self) -> float:
+        """Seconds until the earliest held line has waited :attr:`hold` (``inf``: none)."""
+        if not self._held:
+            return math.inf
+        return max(self._held[0][3] + self.hold - time.monotonic(), 0.0)
 
     def _message(self, message_id: int) -> Message | None:
         if message_id not in self._messages:

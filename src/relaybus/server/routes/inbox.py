@@ -95,7 +95,8 @@ async def inbox(
         ),
     ] = 0,
 ) -> Response:
-    """Messages delivered to the agent, with ``read_at`` as it was before this call."""
+    """Messages delivered to the agent with their recipients, and ``read_at`` and
+    ``delivered_at`` as this call left them."""
     caller = await call.resolve()
     me = caller.act_as(agent_id)
     service, workspace = call.service, caller.workspace
@@ -129,15 +130,11 @@ async def inbox(
     found = await request.app.state.hub.wait_for(check, timeout)  # counts as a longpoll
     # Marked after the wait, not inside the check: a write there would wake
     # every waiter, this one included, on each re-check.
-    ids = [m.id for m in found]
-    if found and mark_read:
-        path = via or Via.INBOX
-        await run_in_threadpool(
-            lambda: service.mark_read(me, workspace=workspace, ids=ids, epoch=epoch, via=path)
-        )
-    elif found and via is not None:
-        await run_in_threadpool(
-            lambda: service.mark_delivered(me, ids, via=via, workspace=workspace, epoch=epoch)
+    if found and (mark_read or via is not None):
+        found = await run_in_threadpool(
+            lambda: service.hand_over(
+                me, found, workspace=workspace, mark_read=mark_read, via=via, epoch=epoch
+            )
         )
     return render_list(MESSAGES, found)
 
