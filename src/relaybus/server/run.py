@@ -149,7 +149,8 @@ def _auth_line(config: ServerConfig) -> str:
         return line + ("; /metrics needs the metrics token" if config.metrics_token else "")
     limit = f"; rate limit {config.rate_limit:g}/s per token" if config.rate_limit else ""
     metrics = "the metrics or the admin token" if config.metrics_token else "the admin token"
-    return f"auth: token: requests need the admin token or an agent token{limit}; /metrics needs {metrics}"
+    tokens = "requests need the admin token or an agent token"
+    return f"auth: token: {tokens}{limit}; /metrics needs {metrics}"
 
 
 def _log_config() -> dict[str, Any]:
