@@ -33,8 +33,8 @@ def init() -> None:
     The default is .relay/relay.db in the repository root (the folder with
     .git; outside a repository, the current folder), private to you (folder
     0700, files 0600), with a .gitignore that keeps it out of git. Besides
-    init, only register, run, mcp, tmux attach and serve create it; every
-    other command says "no relay here" instead. Idempotent. With
+    init, only migrate, register, run, mcp, tmux attach and serve create it;
+    every other command says "no relay here" instead. Idempotent. With
     RELAYBUS_URL it checks that the relay server answers and prints its
     address instead: the server owns the database.
     """
@@ -67,6 +67,7 @@ def init() -> None:
     "--database", metavar="URL", help="The database to migrate (RELAYBUS_DATABASE; beats --dir)."
 )
 @json_option
+@creates_relay
 def migrate(database: str | None) -> None:
     """Apply schema migrations; print the revision.
 

@@ -5,13 +5,14 @@ Nothing here opens the store until a command asks for :attr:`App.relay`, so
 ``relaybus --help`` and usage errors never touch the disk; heavy modules
 (pydantic-settings, SQLAlchemy) are imported on that first use too.
 
-Only the commands marked :func:`creates_relay` (``init``, ``register``,
-``run``, ``mcp``, ``tmux attach``; ``serve`` and ``hook`` open the store
-themselves) create the embedded relay when there is none: each can start a
-relay from nothing. Every other command needs an existing relay and says
-"no relay here: run `relaybus init`" (exit 2): the reads, and the writes that
-act on agents, messages or tasks an empty relay cannot have (send, reply,
-inbox, claim, release, task updates, heartbeat, unregister, prune, migrate).
+Only the commands marked :func:`creates_relay` (``init``, ``migrate``,
+``register``, ``run``, ``mcp``, ``tmux attach``; ``serve`` and ``hook
+SessionStart`` open the store themselves) create the embedded relay when
+there is none: each sets a relay up or starts one from nothing. Every other
+command needs an existing relay and says "no relay here: run `relaybus init`"
+(exit 2): the reads, and the writes that act on agents, messages or tasks an
+empty relay cannot have (send, reply, inbox, claim, release, task updates,
+heartbeat, unregister, prune).
 """
 
 from __future__ import annotations

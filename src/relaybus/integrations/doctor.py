@@ -161,8 +161,8 @@ def check_embedded(settings: Settings, project: Path) -> Check:
         return Check(
             "relay",
             "ok",
-            f"no relay at {path} yet: `relaybus init` creates it (so do register, run, mcp "
-            "and serve); until then other commands say 'no relay here'",
+            f"no relay at {path} yet: `relaybus init` creates it (as do register, run, mcp "
+            "and serve)",
         )
     aside = (
         f"restore {path} from a backup, or move it aside and start a new, empty relay: "

@@ -98,6 +98,7 @@ def session(payload: dict[str, Any]) -> ident.SessionIdentity:
 def run_inline(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     """Run ``event`` in this process: open the relay, find or register the agent."""
     from ...client import Relay
+    from ...errors import NoRelay
     from ..session import session_agent
     from .logic import handle
 
@@ -105,7 +106,12 @@ def run_inline(event: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(cwd, str) and os.path.isdir(cwd):
         os.chdir(cwd)  # the relay is found from the session's directory, like git
     me_identity = session(payload)
-    with Relay.open() as relay:
+    try:
+        # Only the session's start registers, so only it may create the relay.
+        relay = Relay.open(create=event == "SessionStart")
+    except NoRelay:
+        return None  # no relay here, so no mail and nothing to report
+    with relay:
         me = session_agent(relay, me_identity, register=event == "SessionStart")
         return handle(event, payload, me, me_identity)
 
