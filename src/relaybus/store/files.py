@@ -238,7 +238,7 @@ QUICK_CHECK_ROWS = 10
 def examine(path: Path) -> Examination:
     """Look at the existing SQLite relay ``path`` without changing it: its header,
     SQLite's ``PRAGMA quick_check`` (every page read, O(size)), its schema
-    revision and its modes. Opens the file read-only.
+    revision and its modes. Only reads.
 
     Raises:
         StoreError: not a SQLite file (see :func:`check_database`), or it cannot
@@ -255,7 +255,9 @@ def examine(path: Path) -> Examination:
     damage: list[str] = []
     revision: str | None = None
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+        # Not mode=ro: a read-only connection cannot remove the -wal and -shm files
+        # it makes. Nothing here writes; closing only checkpoints an empty log.
+        conn = sqlite3.connect(path, timeout=5.0)
         try:
             rows = conn.execute(f"PRAGMA quick_check({QUICK_CHECK_ROWS})").fetchall()
             damage = [str(row[0]) for row in rows if row[0] != "ok"]
