@@ -161,7 +161,7 @@ def create_database(path: Path) -> bool:
             os.rename(temporary, path)
         return True
     finally:
-        for name in (temporary, *(f"{temporary}{suffix}" for suffix in COMPANIONS)):
+        for name in [str(temporary), *(f"{temporary}{suffix}" for suffix in COMPANIONS)]:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
 
