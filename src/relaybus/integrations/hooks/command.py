@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 from ... import identity as ident
@@ -65,9 +66,15 @@ def ask_host(path: Path, event: str, payload: dict[str, Any]) -> dict[str, Any] 
     """Run ``event`` in the session's process; its output, or None for none.
 
     Raises:
-        OSError: no process listens on ``path`` (or it went away mid-answer).
+        OSError: no process listens on ``path`` (or it went away mid-answer), or its
+            folder is not this user's alone (PermissionError).
         RuntimeError: the process answered with an error.
     """
+    # The hook input carries the user's prompt: never hand it to a socket that
+    # another user could have put there.
+    folder = os.lstat(path.parent)
+    if folder.st_uid != os.geteuid() or folder.st_mode & 0o022 or not S_ISDIR(folder.st_mode):
+        raise PermissionError(f"{path.parent} is not private to this user")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(HOST_TIMEOUT)
         conn.connect(str(path))
