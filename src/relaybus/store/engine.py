@@ -210,15 +210,15 @@ class Store:
         # pool round trip per write cost more than the write); threads queue
         # on the lock, other processes on SQLite's busy timeout.
         with self._write_lock:
-            if self._writer is None or self._writer.closed:
-                self._writer = self._write_engine.connect()
-            conn = self._writer
-            dbapi = conn.connection.dbapi_connection
-            assert isinstance(dbapi, sqlite3.Connection)
-            # Begin and end on the driver: SQLAlchemy's transaction bookkeeping
-            # was a fifth of a send. Core statements run inside still work: their
-            # autobegin sees the open transaction (see _begin_immediate).
             try:
+                if self._writer is None or self._writer.closed:
+                    self._writer = self._write_engine.connect()
+                conn = self._writer
+                dbapi = conn.connection.dbapi_connection
+                assert isinstance(dbapi, sqlite3.Connection)
+                # Begin and end on the driver: SQLAlchemy's transaction bookkeeping
+                # was a fifth of a send. Core statements run inside still work: their
+                # autobegin sees the open transaction (see _begin_immediate).
                 dbapi.execute("BEGIN IMMEDIATE")
                 try:
                     yield conn
@@ -263,7 +263,7 @@ class Store:
         try:
             with self._read_engine.begin() as conn:
                 yield conn
-        except sa.exc.DatabaseError as exc:
+        except (sa.exc.DatabaseError, sqlite3.DatabaseError) as exc:
             if self.dialect == "sqlite" and self.damaged(exc):
                 raise self.damage_error(exc) from exc
             raise
