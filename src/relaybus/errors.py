@@ -86,6 +86,14 @@ class StoreError(RelayError):
     title = "store unavailable"
 
 
+class NoRelay(StoreError):
+    """There is no relay database at the location found, and the call does not create
+    one (a read, or a write that needs existing agents, messages or tasks)."""
+
+    exit_code = 2
+    title = "no relay"
+
+
 class RateLimited(RelayError):
     """Too many requests for this token; ``retry_after`` (seconds) says when to retry."""
 

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token: the admin token of `relaybus serve`, or an agent's own token.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        description="`relaybus serve`: a token that may read /metrics only (the admin token "
+        "may too). With either token set, /metrics needs one of them; without, it is open.",
+    )
     agent: str | None = Field(default=None, description="The agent id to act as (CLI --as).")
     workspace: str = Field(default="default", description="The workspace every row belongs to.")
     stale_ttl: float = Field(

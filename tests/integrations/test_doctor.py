@@ -174,7 +174,8 @@ def test_nothing_installed_is_a_warning_not_a_failure(home: Home) -> None:
 
     assert result.code == 0, result
     assert result.out.splitlines() == [
-        f"✓ relay: embedded relay: {home.project / '.relay' / 'relay.db'} is created on first use",
+        f"✓ relay: no relay at {home.project / '.relay' / 'relay.db'} yet: `relaybus init` "
+        "creates it (as do register, run, mcp and serve)",
         f"! tools: relaybus is not set up in any coding tool for {home.project}",
         "    fix: relaybus install claude (or codex, gemini, cursor)",
         "all good (1 warning(s))",

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from live import live_server
+from relaybus.errors import InvalidInput
+from relaybus.server.config import ServerConfig
+
+from .conftest import ADMIN, HUNG, bearer, problem, register
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -82,3 +90,49 @@ def test_a_413_before_routing_is_counted_too(http: httpx.Client) -> None:
     http.post("/v1/messages", content=b"x" * 10**6, headers={"content-type": "application/json"})
 
     assert requests(scrape(http), "POST", "<unmatched>", 413) == 1
+
+
+def test_metrics_are_open_on_a_server_without_any_token(tmp_path: Path) -> None:
+    with live_server(tmp_path) as server:
+        reply = httpx.get(f"{server.url}/metrics", timeout=HUNG)
+    assert reply.status_code == 200
+    assert "relaybus_messages_sent_total" in reply.text
+
+
+def test_metrics_need_the_admin_token_on_a_server_that_has_one(tmp_path: Path) -> None:
+    with live_server(tmp_path, admin_token=ADMIN) as server:
+        with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+            client.headers.update(bearer(ADMIN))
+            token = register(client, "alice")
+            del client.headers["Authorization"]
+            without = client.get("/metrics")
+            as_agent = client.get("/metrics", headers=bearer(token))
+            malformed = client.get("/metrics", headers={"Authorization": "Basic eA=="})
+            as_admin = client.get("/metrics", headers=bearer(ADMIN))
+
+    for refused in (without, as_agent, malformed):
+        body = problem(refused, 401)
+        assert refused.headers["www-authenticate"].startswith("Bearer")
+        assert "/metrics" in body["detail"] or "Bearer" in body["detail"]
+    assert as_admin.status_code == 200
+    assert "relaybus_http_requests_total" in as_admin.text
+
+
+def test_a_metrics_token_reads_metrics_and_nothing_else(tmp_path: Path) -> None:
+    with live_server(tmp_path, metrics_token="scrape") as server:  # open mode otherwise
+        with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+            without = client.get("/metrics")
+            scraper = client.get("/metrics", headers=bearer("scrape"))
+            api_without_token = client.get("/v1/agents")
+            api_with_scraper = client.get("/v1/agents", headers=bearer("scrape"))
+
+    problem(without, 401)
+    assert "RELAYBUS_METRICS_TOKEN" in without.json()["detail"]
+    assert scraper.status_code == 200
+    assert api_without_token.status_code == 200  # the rest of an open server stays open
+    problem(api_with_scraper, 401)  # the metrics token is no API token
+
+
+def test_an_empty_metrics_token_is_refused_at_start() -> None:
+    with pytest.raises(InvalidInput, match="metrics token is empty"):
+        ServerConfig(metrics_token=" ").check_bind()

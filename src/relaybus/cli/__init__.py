@@ -46,8 +46,10 @@ Who am I: send, reply, inbox, claim, release, heartbeat, unregister (and task
 updates) act as the agent named by --as NAME or RELAYBUS_AGENT=NAME.
 
 \b
-The relay lives in .relay/relay.db at the repository root (found by walking
-up from the current directory, like git), created on first use.
+The relay lives in .relay/relay.db at the repository root (found like git,
+never above the folder holding .git; outside a repository, in the current
+folder), private to you. 'relaybus init' creates it (register, run, mcp and
+serve do too); until then other commands say "no relay here" (exit 2).
 --dir / RELAYBUS_DIR picks another folder; --database / RELAYBUS_DATABASE
 a SQLAlchemy URL (sqlite:///... or postgresql://...).
 

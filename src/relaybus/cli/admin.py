@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import render
-from .app import get_app, json_option
+from .app import creates_relay, get_app, json_option
 
 if TYPE_CHECKING:
     from ..client import Relay
@@ -26,14 +26,21 @@ def location(relay: Relay) -> dict[str, Any]:
 
 @click.command()
 @json_option
+@creates_relay
 def init() -> None:
     """Create the relay and print where it lives.
 
-    The default is .relay/relay.db in the repository root. Every command
-    creates it on first use anyway; init makes it explicit and tells you the
-    path. Idempotent. With RELAYBUS_URL it checks that the relay server
-    answers and prints its address instead: the server owns the database.
+    The default is .relay/relay.db in the repository root (the folder with
+    .git; outside a repository, the current folder), private to you (folder
+    0700, files 0600), with a .gitignore that keeps it out of git. Besides
+    init, only migrate, register, run, mcp, tmux attach and serve create it;
+    every other command says "no relay here" instead. Idempotent. With
+    RELAYBUS_URL it checks that the relay server answers and prints its
+    address instead: the server owns the database.
     """
+    from ..store.files import write_gitignore
+    from ..store.locate import RELAY_DIRNAME
+
     app = get_app()
     relay = app.relay  # opening creates the folder and the database and migrates it
     url = app.server_url
@@ -45,6 +52,8 @@ def init() -> None:
         click.echo(f"using the relay server at {url} (workspace {relay.workspace})")
         return
     where = {**location(relay), "revision": relay.store.migrate()}
+    if relay.store.path is not None and relay.store.path.parent.name == RELAY_DIRNAME:
+        write_gitignore(relay.store.path.parent)  # a relay made by an older relaybus has none
     if app.json:
         render.emit_json(where)
         return
@@ -58,6 +67,7 @@ def init() -> None:
     "--database", metavar="URL", help="The database to migrate (RELAYBUS_DATABASE; beats --dir)."
 )
 @json_option
+@creates_relay
 def migrate(database: str | None) -> None:
     """Apply schema migrations; print the revision.
 

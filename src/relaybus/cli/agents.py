@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from . import render
-from .app import get_app, json_option, parse_meta
+from .app import creates_relay, get_app, json_option, parse_meta
 
 #: ``relaybus.models.AgentStatus`` values (kept literal so ``--help`` needs no pydantic;
 #: a test keeps them equal).
@@ -32,6 +32,7 @@ AGENT_STATUSES = ("online", "busy", "idle", "offline")
 )
 @click.option("--meta", metavar="JSON", help="Free-form JSON object stored with the agent.")
 @json_option
+@creates_relay
 def register(
     name: str | None,
     label: str | None,

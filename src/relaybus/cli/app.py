@@ -4,13 +4,25 @@ how errors leave the process.
 Nothing here opens the store until a command asks for :attr:`App.relay`, so
 ``relaybus --help`` and usage errors never touch the disk; heavy modules
 (pydantic-settings, SQLAlchemy) are imported on that first use too.
+
+Only the commands marked :func:`creates_relay` (``init``, ``migrate``,
+``register``, ``run``, ``mcp``, ``tmux attach``; ``serve`` and ``hook
+SessionStart`` open the store themselves) create the embedded relay when
+there is none: each sets a relay up or starts one from nothing. Every other
+command needs an existing relay and says "no relay here: run `relaybus init`"
+(exit 2): the reads, and the writes that act on agents, messages or tasks an
+empty relay cannot have (send, reply, inbox, claim, release, task updates,
+heartbeat, unregister, prune).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -38,6 +50,8 @@ class App:
         self.overrides: dict[str, Any] = {}
         self.epoch: int | None = None
         self.json = False
+        #: Whether this command may create the embedded relay (see :func:`creates_relay`).
+        self.create = False
         self._settings: Settings | None = None
         self._relay: Relay | None = None
 
@@ -83,9 +97,12 @@ class App:
     @property
     def relay(self) -> Relay:
         """The relay, opened on first use: the relay server of :attr:`server_url`
-        (contacted at the first call), else the embedded store (created and migrated).
+        (contacted at the first call), else the embedded store (migrated; created
+        only by a command marked :func:`creates_relay`). A notice line on stderr
+        says so when an existing store had to be made private.
 
         Raises:
+            NoRelay: no embedded relay here, and this command does not create one.
             StoreError: the database cannot be opened. InvalidInput: bad settings.
         """
         if self._relay is None:
@@ -93,7 +110,8 @@ class App:
                 skip_httpx_cli()
             from ..client import Relay
 
-            self._relay = Relay.open(settings=self.settings)
+            with store_notices(self.json):
+                self._relay = Relay.open(settings=self.settings, create=self.create)
         return self._relay
 
     def database_relay(self, command: str) -> Relay:
@@ -167,6 +185,50 @@ class HelpGroup(click.Group):
             click.echo(ctx.get_help(), color=ctx.color)
             ctx.exit(0)
         return super().parse_args(ctx, args)
+
+
+def creates_relay(func: F) -> F:
+    """Mark a command that creates the embedded relay when there is none (a command
+    that can start a relay from nothing: it registers an agent, or ``init``)."""
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        get_app().create = True
+        return func(*args, **kwargs)
+
+    return command  # type: ignore[return-value]
+
+
+class _Notices(logging.Handler):
+    """The store's warnings (a store made private on open) as one stderr line each."""
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.as_json = as_json
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = one_line(record.getMessage())
+        if self.as_json:
+            click.echo(json.dumps({"notice": text}), err=True)
+        else:
+            click.echo(f"relaybus: notice: {text}", err=True)
+
+
+@contextlib.contextmanager
+def store_notices(as_json: bool = False) -> Iterator[None]:
+    """While open, warnings of the ``relaybus.store`` loggers are printed as
+    ``relaybus: notice: ...`` lines on stderr (JSON objects with ``--json``)
+    instead of going through logging."""
+    logger = logging.getLogger("relaybus.store")
+    handler = _Notices(as_json)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def skip_httpx_cli() -> None:

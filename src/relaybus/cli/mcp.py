@@ -7,7 +7,7 @@ import os
 import click
 
 from ..errors import InvalidInput
-from .app import get_app
+from .app import creates_relay, get_app
 
 HELP = """Serve MCP over stdin/stdout as this coding-agent session's agent.
 
@@ -36,6 +36,7 @@ resource relaybus://inbox.
     metavar="NAME",
     help="The coding tool this session runs in: claude, codex, gemini, cursor (RELAYBUS_TOOL).",
 )
+@creates_relay
 def mcp(tool: str) -> None:
     from ..identity import ProfileError, session_identity
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from . import render
-from .app import get_app, json_option
+from .app import creates_relay, get_app, json_option
 from .terminal import INJECT_MODES, MESSAGE_FORMATS, terminal_agent_options
 
 __all__ = ["INJECT_MODES", "MESSAGE_FORMATS", "run"]
@@ -42,6 +42,7 @@ __all__ = ["INJECT_MODES", "MESSAGE_FORMATS", "run"]
 )
 @click.argument("command", nargs=-1, required=True, metavar="-- CMD [ARGS]...")
 @json_option
+@creates_relay
 def run(
     name: str | None,
     label: str | None,

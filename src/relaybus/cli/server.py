@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .app import get_app
+from .app import get_app, store_notices
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -33,6 +33,12 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     help="The admin token (RELAYBUS_TOKEN); needed to listen beyond loopback.",
 )
 @click.option(
+    "--metrics-token",
+    metavar="TOKEN",
+    help="A token that may read /metrics only (RELAYBUS_METRICS_TOKEN). With it or an "
+    "admin token set, /metrics needs one of the two.",
+)
+@click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     metavar="N",
@@ -50,6 +56,7 @@ def serve(
     port: int | None,
     database: str | None,
     token: str | None,
+    metrics_token: str | None,
     rate_limit: float | None,
     log_level: str,
 ) -> None:
@@ -59,8 +66,8 @@ def serve(
     at /v1/stream, a WebSocket at /v1/ws, /healthz, /readyz and /metrics,
     over the same store as the other commands. Without a token it is open
     (every request is admin) and listens on loopback only; with --token,
-    requests need that token or an agent token from registration. Ctrl-C
-    stops it.
+    requests need that token or an agent token from registration, and
+    /metrics needs it or the --metrics-token. Ctrl-C stops it.
 
     \b
     Examples:
@@ -72,7 +79,13 @@ def serve(
         app.overrides["database"] = database
     updates: dict[str, Any] = {
         k: v
-        for k, v in {"host": host, "port": port, "token": token, "rate_limit": rate_limit}.items()
+        for k, v in {
+            "host": host,
+            "port": port,
+            "token": token,
+            "metrics_token": metrics_token,
+            "rate_limit": rate_limit,
+        }.items()
         if v is not None
     }
     settings = app.settings.model_copy(update=updates)
@@ -83,6 +96,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         admin_token=settings.token or None,  # RELAYBUS_TOKEN= (empty) means none
+        metrics_token=settings.metrics_token or None,
         rate_limit=settings.rate_limit,
         sweep_interval=settings.sweep_interval,
         prune_interval=settings.prune_interval,
@@ -91,4 +105,5 @@ def serve(
 
     from ..server.run import serve as run
 
-    run(settings, config, log_level=log_level.lower(), announce=click.echo)
+    with store_notices(app.json):  # "made the relay private" as one notice line
+        run(settings, config, log_level=log_level.lower(), announce=click.echo)

@@ -11,7 +11,7 @@ from types import FrameType
 import click
 
 from . import render
-from .app import HelpGroup, get_app, json_option
+from .app import HelpGroup, creates_relay, get_app, json_option
 from .terminal import terminal_agent_options
 
 
@@ -58,6 +58,7 @@ def tmux() -> None:
 @terminal_agent_options
 @_socket_options
 @json_option
+@creates_relay
 def attach(
     pane: str,
     name: str,

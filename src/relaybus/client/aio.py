@@ -68,6 +68,7 @@ class AsyncRelay:
         database: str | None = None,
         workspace: str | None = None,
         settings: Settings | None = None,
+        create: bool = True,
     ) -> AsyncRelay:
         """Open the relay the arguments or the environment point at, as
         :meth:`Relay.open <relaybus.client.Relay.open>` does. A server is only
@@ -75,7 +76,8 @@ class AsyncRelay:
         here, blocking.
 
         Raises:
-            StoreError: the database cannot be opened or migrated.
+            NoRelay: ``create=False`` and there is no embedded relay yet.
+            StoreError: the database cannot be opened or migrated, or is damaged.
             InvalidInput: both ``url`` and ``dir``/``database``, or a bad ``url``.
         """
         from .relay import Relay
@@ -87,7 +89,7 @@ class AsyncRelay:
         settings = settings.model_copy(update=updates)
         if settings.url and dir is None and database is None:
             return cls(RemoteBackend(settings), workspace=workspace)
-        relay = Relay.open(dir=dir, database=database, settings=settings)
+        relay = Relay.open(dir=dir, database=database, settings=settings, create=create)
         return cls(EmbeddedBackend(relay.service), workspace=workspace)
 
     @classmethod

@@ -68,6 +68,7 @@ class Relay:
         database: str | None = None,
         workspace: str | None = None,
         settings: Settings | None = None,
+        create: bool = True,
     ) -> Relay:
         """Open the relay the arguments or the environment point at.
 
@@ -77,11 +78,17 @@ class Relay:
         contacted until the first call. Otherwise the embedded store:
         ``database`` (a SQLAlchemy URL) wins over ``dir`` (a relay folder),
         which wins over ``RELAYBUS_DATABASE`` / ``RELAYBUS_DIR`` and then the
-        ``.relay/`` folder of the repository around the cwd (created on first
-        use, schema migrated).
+        ``.relay/`` folder of the repository around the cwd (schema migrated).
+
+        An embedded relay that does not exist yet is created here (``.relay/``
+        0700 with a ``.gitignore``, ``relay.db`` 0600): a program that opens a
+        relay means to use it. ``create=False`` raises :class:`NoRelay` instead,
+        as the CLI's commands that only read do.
 
         Raises:
-            StoreError: the database cannot be opened or migrated.
+            NoRelay: ``create=False`` and there is no embedded relay yet.
+            StoreError: the database cannot be opened or migrated, is not a
+                SQLite database, or is damaged.
             InvalidInput: both ``url`` and ``dir``/``database``, or a ``url``
                 that is not an http(s) address.
         """
@@ -107,7 +114,7 @@ class Relay:
         from ..service import Service
         from ..store import open_store
 
-        return cls(Service(open_store(settings)), workspace=workspace)
+        return cls(Service(open_store(settings, create=create)), workspace=workspace)
 
     @property
     def store(self) -> Store:

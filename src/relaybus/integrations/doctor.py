@@ -144,10 +144,14 @@ def check_server(url: str, token: str | None) -> Check:
 
 
 def check_embedded(settings: Settings, project: Path) -> Check:
-    """The embedded store opens and its schema is at head (nothing is created or migrated)."""
+    """The embedded store: a SQLite file that passes ``PRAGMA quick_check``, private
+    to its owner, with the schema at head. Nothing is created, migrated or changed
+    (the file is opened read-only). A PostgreSQL ``database`` is opened to read
+    its schema revision."""
     import sqlalchemy as sa
 
     from ..store import Store, find_relay_dir, sqlite_url
+    from ..store.files import examine
     from ..store.migrate import HEAD
 
     if settings.database:
@@ -156,7 +160,7 @@ def check_embedded(settings: Settings, project: Path) -> Check:
     else:
         folder = Path(os.path.abspath(settings.dir or find_relay_dir(project)))
         url, path = sqlite_url(folder), folder / "relay.db"
-    if path is not None and not path.exists():
+    if path is not None and not os.path.lexists(path):
         parent = next(p for p in (path.parent, *path.parent.parents) if p.exists())
         if not os.access(parent, os.W_OK | os.X_OK):
             return Check(
@@ -165,23 +169,65 @@ def check_embedded(settings: Settings, project: Path) -> Check:
                 f"cannot create {path}: {parent} is not writable",
                 "export RELAYBUS_DIR=<a folder you can write>",
             )
-        return Check("relay", "ok", f"embedded relay: {path} is created on first use")
-    try:
-        store = Store(url, settings=settings, migrate_on_open=False)
-    except RelayError as exc:
-        return Check("relay", "fail", exc.message, "relaybus migrate")
-    where = str(path) if path is not None else store.url.render_as_string(hide_password=True)
-    try:
-        with store.read() as conn:
-            revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    except sa.exc.SQLAlchemyError as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
         return Check(
-            "relay", "fail", f"cannot read the relay at {where}: {reason}", "relaybus migrate"
+            "relay",
+            "ok",
+            f"no relay at {path} yet: `relaybus init` creates it (as do register, run, mcp "
+            "and serve)",
         )
-    finally:
-        store.close()
+    aside = (
+        f"restore {path} from a backup, or move it aside and start a new, empty relay: "
+        f"mv {path} {path}.broken && relaybus init"
+    )
+    loose: list[str] = []
+    if path is not None:
+        try:
+            found = examine(path)
+        except RelayError as exc:
+            return Check("relay", "fail", exc.message, aside)
+        if found.damage:
+            more = f" (and {len(found.damage) - 1} more)" if len(found.damage) > 1 else ""
+            return Check(
+                "relay",
+                "fail",
+                f"the relay at {path} is damaged: SQLite's quick_check found "
+                f"{found.damage[0]}{more}",
+                aside,
+            )
+        where, revision, loose = str(path), found.revision, found.loose
+    else:
+        try:
+            store = Store(url, settings=settings, migrate_on_open=False, create=False)
+        except RelayError as exc:
+            return Check("relay", "fail", exc.message, "relaybus migrate")
+        where = store.url.render_as_string(hide_password=True)
+        try:
+            with store.read() as conn:
+                revision = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        except sa.exc.SQLAlchemyError as exc:
+            reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+            return Check(
+                "relay", "fail", f"cannot read the relay at {where}: {reason}", "relaybus migrate"
+            )
+        finally:
+            store.close()
+    if revision is None:
+        return Check(
+            "relay",
+            "fail",
+            f"{where} is a SQLite database without relaybus's schema",
+            f"relaybus migrate (if it is meant to be the relay), or {aside}",
+        )
     if revision == HEAD:
+        if loose:
+            folder = Path(where).parent
+            return Check(
+                "relay",
+                "warn",
+                f"the relay at {where} is readable by other users ({', '.join(loose)})",
+                f"chmod 700 {folder} && chmod 600 {folder}/relay.db* (relaybus does this "
+                "when it next opens the relay)",
+            )
         return Check("relay", "ok", f"embedded relay at {where}: schema {HEAD} (current)")
     from alembic.script import ScriptDirectory
 

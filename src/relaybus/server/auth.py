@@ -166,6 +166,8 @@ class Authenticator:
         self.limiter = limiter
         self.default_workspace = default_workspace
         self._admin = None if config.admin_token is None else config.admin_token.encode("utf-8")
+        metrics = config.metrics_token
+        self._metrics = None if metrics is None else metrics.encode("utf-8")
         self.cache = TokenCache(config.token_cache_seconds)
 
     @property
@@ -207,6 +209,30 @@ class Authenticator:
         if self._admin is not None and secrets.compare_digest(token.encode("utf-8"), self._admin):
             return Caller(workspace or self.default_workspace), None
         return None, digest
+
+    def check_metrics(self, token: str | None) -> None:
+        """Whether ``token`` may read ``/metrics``: any request when the server has
+        neither an admin nor a metrics token, else only those two tokens (an
+        agent token may not: the metrics span every workspace).
+
+        Raises:
+            Unauthorized: no token, or another token.
+        """
+        accepted = [s for s in (self._metrics, self._admin) if s is not None]
+        if not accepted:
+            return
+        if token is None:
+            raise Unauthorized(
+                "/metrics needs a token on this server: the metrics token "
+                "(RELAYBUS_METRICS_TOKEN) or the admin token"
+            )
+        given = token.encode("utf-8")
+        # Compare with both, always: the time taken says nothing about which matched.
+        if sum(secrets.compare_digest(given, secret) for secret in accepted) == 0:
+            raise Unauthorized(
+                "this token may not read /metrics: use the metrics token "
+                "(RELAYBUS_METRICS_TOKEN) or the admin token"
+            )
 
     def lookup(self, token_hash: str, workspace: str | None) -> Caller:
         """The agent an agent token acts as (one store read; blocking).

@@ -23,6 +23,9 @@ class ServerConfig:
         admin_token: the bearer token that acts as anyone in any workspace;
             ``None`` means open mode (every request is admin), allowed on
             loopback only (see :meth:`check_bind`).
+        metrics_token: a bearer token that may read ``/metrics`` and nothing
+            else. ``/metrics`` is open only when neither this nor
+            ``admin_token`` is set; otherwise it needs one of the two.
         max_body_bytes: the largest request body (bytes) before 413; ``None``
             derives it from the relay settings (:meth:`body_limit`).
         rate_limit: requests per second per token (or per client address for
@@ -46,6 +49,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 4850
     admin_token: str | None = None
+    metrics_token: str | None = None
     max_body_bytes: int | None = None
     rate_limit: float | None = None
     rate_burst: int = 50
@@ -84,6 +88,8 @@ class ServerConfig:
             )
         if self.admin_token is not None and not self.admin_token.strip():
             raise InvalidInput("the admin token is empty")
+        if self.metrics_token is not None and not self.metrics_token.strip():
+            raise InvalidInput("the metrics token is empty")
         if self.rate_limit is not None and not self.rate_limit > 0:
             raise InvalidInput("the rate limit is a number of requests per second above 0")
         if not self.mcp_idle_seconds > 0:

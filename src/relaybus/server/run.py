@@ -206,9 +206,12 @@ def _url(config: ServerConfig, sockets: list[socket.socket]) -> str:
 
 def _auth_line(config: ServerConfig) -> str:
     if config.admin_token is None:
-        return "auth: open, loopback only: every request acts as admin"
+        line = "auth: open, loopback only: every request acts as admin"
+        return line + ("; /metrics needs the metrics token" if config.metrics_token else "")
     limit = f"; rate limit {config.rate_limit:g}/s per token" if config.rate_limit else ""
-    return f"auth: token: requests need the admin token or an agent token{limit}"
+    metrics = "the metrics or the admin token" if config.metrics_token else "the admin token"
+    tokens = "requests need the admin token or an agent token"
+    return f"auth: token: {tokens}{limit}; /metrics needs {metrics}"
 
 
 def _log_config() -> dict[str, Any]:

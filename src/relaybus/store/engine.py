@@ -18,6 +18,7 @@ is what lets a reader resume from an id without ever missing a lower one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -32,9 +33,12 @@ from sqlalchemy.engine import Connection
 from ..errors import StoreError
 from ..settings import Settings
 from . import migrate
+from .files import advice, prepare_sqlite
 from .locate import find_relay_dir, sqlite_url
 from .notify import CHANNEL, Listener, PostgresNotifier, SocketNotifier
 from .statements import StatementCache
+
+logger = logging.getLogger(__name__)
 
 Dialect = Literal["sqlite", "postgresql"]
 
@@ -55,6 +59,17 @@ class Store:
     Use :meth:`write` for a transaction that changes state (it wakes waiters
     after commit) and :meth:`read` for queries. ``clock`` returns float Unix
     seconds; tests replace it to move time without sleeping.
+
+    A SQLite file that does not exist is created (folder 0700, files 0600,
+    see :mod:`.files`) unless ``create`` is false; an existing one is refused
+    if it is not a SQLite database, and made private if others could read it
+    (``notice`` then says so, and a warning is logged). A database that turns
+    out damaged, at open or at any later query, raises :class:`StoreError`.
+
+    Raises:
+        NoRelay: the SQLite file does not exist and ``create`` is false.
+        StoreError: the database cannot be opened, is not a database, is
+            damaged, or has a newer schema.
     """
 
     def __init__(
@@ -64,8 +79,11 @@ class Store:
         settings: Settings | None = None,
         clock: Callable[[], float] = time.time,
         migrate_on_open: bool = True,
+        create: bool = True,
     ) -> None:
         self.url = sa.make_url(url)
+        #: One line saying that an existing store was made private on open, or None.
+        self.notice: str | None = None
         self._write_lock = threading.Lock()
         self._writer: Connection | None = None
         self._pg_notifier: PostgresNotifier | None = None
@@ -76,7 +94,7 @@ class Store:
         backend = self.url.get_backend_name()
         if backend == "sqlite":
             self.dialect = "sqlite"
-            self._open_sqlite()
+            self._open_sqlite(create)
         elif backend == "postgresql":
             self.dialect = "postgresql"
             self._open_postgresql()
@@ -85,8 +103,10 @@ class Store:
         if migrate_on_open:
             try:
                 migrate.ensure_current(self._write_engine)
-            except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            except (sa.exc.DatabaseError, sa.exc.InterfaceError) as exc:
                 self.close()
+                if self.damaged(exc):
+                    raise self.damage_error(exc) from exc
                 cause = str(exc.orig or exc).strip().splitlines()
                 where = self.url.render_as_string(hide_password=True)
                 raise StoreError(
@@ -104,15 +124,14 @@ class Store:
         ``connections``); ``None`` on SQLite."""
         return self._pg_notifier
 
-    def _open_sqlite(self) -> None:
+    def _open_sqlite(self, create: bool) -> None:
         database = self.url.database
         if not database or database == ":memory:":
             raise StoreError("the embedded store needs a file: sqlite:///path/to/relay.db")
-        path = Path(database)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from exc
+        path = Path(os.path.abspath(database))
+        self.notice = prepare_sqlite(path, create=create)
+        if self.notice is not None:
+            logger.warning("%s", self.notice)
         self.path: Path | None = path
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
         self._write_engine = sa.create_engine(
@@ -151,6 +170,26 @@ class Store:
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pg_notifier = PostgresNotifier(conninfo)
 
+    def damaged(self, exc: BaseException) -> bool:
+        """Whether ``exc`` says the SQLite file is damaged or not a database
+        (``SQLITE_CORRUPT``, ``SQLITE_NOTADB``), as opposed to busy or gone."""
+        orig = getattr(exc, "orig", exc)
+        name = getattr(orig, "sqlite_errorname", "")
+        return isinstance(orig, sqlite3.DatabaseError) and name.startswith(
+            ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+        )
+
+    def damage_error(self, exc: BaseException) -> StoreError:
+        """The :class:`StoreError` for a damaged database (see :meth:`damaged`)."""
+        orig = getattr(exc, "orig", exc)
+        where = self.path or self.url.render_as_string(hide_password=True)
+        return StoreError(
+            f"the relay database {where} is damaged ({orig}): "
+            + advice(Path(str(where)))
+            + "; `relaybus doctor` checks it",
+            path=str(where),
+        )
+
     # -- use -------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -171,27 +210,32 @@ class Store:
         # pool round trip per write cost more than the write); threads queue
         # on the lock, other processes on SQLite's busy timeout.
         with self._write_lock:
-            if self._writer is None or self._writer.closed:
-                self._writer = self._write_engine.connect()
-            conn = self._writer
-            dbapi = conn.connection.dbapi_connection
-            assert isinstance(dbapi, sqlite3.Connection)
-            # Begin and end on the driver: SQLAlchemy's transaction bookkeeping
-            # was a fifth of a send. Core statements run inside still work: their
-            # autobegin sees the open transaction (see _begin_immediate).
-            dbapi.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
+                if self._writer is None or self._writer.closed:
+                    self._writer = self._write_engine.connect()
+                conn = self._writer
+                dbapi = conn.connection.dbapi_connection
+                assert isinstance(dbapi, sqlite3.Connection)
+                # Begin and end on the driver: SQLAlchemy's transaction bookkeeping
+                # was a fifth of a send. Core statements run inside still work: their
+                # autobegin sees the open transaction (see _begin_immediate).
+                dbapi.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction():
+                        conn.rollback()
+                    if dbapi.in_transaction:
+                        dbapi.rollback()
+                    raise
                 if conn.in_transaction():
-                    conn.rollback()
+                    conn.commit()
                 if dbapi.in_transaction:
-                    dbapi.rollback()
+                    dbapi.commit()
+            except (sa.exc.DatabaseError, sqlite3.DatabaseError) as exc:
+                if self.damaged(exc):
+                    raise self.damage_error(exc) from exc
                 raise
-            if conn.in_transaction():
-                conn.commit()
-            if dbapi.in_transaction:
-                dbapi.commit()
         assert self._notifier is not None
         self._notifier.notify()
 
@@ -216,8 +260,13 @@ class Store:
         """
         if self._closed:
             raise StoreError("the store is closed")
-        with self._read_engine.begin() as conn:
-            yield conn
+        try:
+            with self._read_engine.begin() as conn:
+                yield conn
+        except (sa.exc.DatabaseError, sqlite3.DatabaseError) as exc:
+            if self.dialect == "sqlite" and self.damaged(exc):
+                raise self.damage_error(exc) from exc
+            raise
 
     @contextlib.contextmanager
     def listen(self) -> Iterator[Listener]:
@@ -281,10 +330,13 @@ class Store:
 
 def open_store(settings: Settings | None = None, **kwargs: Any) -> Store:
     """Open the store the settings point at (``database``, else ``dir``, else the
-    ``.relay`` folder found from the cwd), migrating it if needed.
+    ``.relay`` folder found from the cwd, see :func:`find_relay_dir`), migrating
+    it if needed. A missing SQLite file is created unless ``create=False`` is
+    passed (see :class:`Store` for the other keyword arguments).
 
     Raises:
-        StoreError: the database cannot be opened or has a newer schema.
+        NoRelay: ``create=False`` and there is no database file.
+        StoreError: the database cannot be opened, is damaged or has a newer schema.
     """
     settings = settings or Settings()
     if settings.database:

@@ -33,6 +33,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import StoreError
+from .files import mark, private_runtime_folder, sweep_runtime
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "relaybus"
@@ -65,16 +68,35 @@ class Listener(Protocol):
 
 
 class SocketNotifier:
-    """Unix-datagram wake-ups for every process using one SQLite file."""
+    """Unix-datagram wake-ups for every process using one SQLite file.
+
+    The sockets live in ``$TMPDIR/relaybus-<uid>/<hash of the database path>/``;
+    the first folder must be this user's and closed to others
+    (:func:`~relaybus.store.files.private_runtime_folder`). Each per-database
+    folder records its database in a ``.database`` file, so that folders of
+    databases that are gone can be removed (:func:`~relaybus.store.files.sweep_runtime`).
+
+    Raises:
+        StoreError: (on creation and in :meth:`listen`) the runtime folder
+            belongs to another user or others may write in it.
+    """
 
     def __init__(self, database_path: Path) -> None:
-        digest = hashlib.sha256(str(database_path.resolve()).encode("utf-8")).hexdigest()[:16]
+        self.database = database_path.resolve()
+        digest = hashlib.sha256(str(self.database).encode("utf-8")).hexdigest()[:16]
         # Not next to the database: AF_UNIX paths are limited to ~104 bytes.
-        self.folder = Path(tempfile.gettempdir()) / f"relaybus-{os.getuid()}" / digest
+        self.root = Path(tempfile.gettempdir()) / f"relaybus-{os.getuid()}"
+        self.folder = self.root / digest
         self._sender: socket.socket | None = None
+        self._trusted = False
+        if os.path.lexists(self.root):
+            private_runtime_folder(self.root)
+            self._trusted = True
 
     def notify(self) -> None:
         """Wake every waiter on this database (call after commit)."""
+        if not self._trusted and not self._trust():
+            return
         try:
             names = os.listdir(self.folder)
         except FileNotFoundError:
@@ -85,6 +107,8 @@ class SocketNotifier:
             self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sender.setblocking(False)
         for name in names:
+            if name[0] == ".":
+                continue  # the folder's .database record, not a waiter
             path = os.path.join(self.folder, name)
             try:
                 self._sender.sendto(b"!", path)
@@ -95,18 +119,43 @@ class SocketNotifier:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)  # the waiter died without cleaning up
 
+    def _trust(self) -> bool:
+        # The runtime folder appeared after this store opened: check it once
+        # before writing into it. A commit already happened, so a refusal is a
+        # warning here (waiters still re-check on their fallback poll).
+        if not os.path.lexists(self.root):
+            return False
+        try:
+            private_runtime_folder(self.root)
+        except StoreError as exc:
+            logger.warning("not waking waiters: %s", exc.message)
+            return False
+        self._trusted = True
+        return True
+
     @contextlib.contextmanager
     def listen(self) -> Iterator[Listener]:
         """Bind a waiter socket for the duration of the block.
 
         Bind before checking the database: a write that commits after the
         check then still finds the socket and wakes the waiter.
+
+        Raises:
+            StoreError: the runtime folder is not private to this user.
         """
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_runtime_folder(self.root)
+        self._trusted = True
         path = self.folder / f"{os.getpid()}-{secrets.token_hex(4)}"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            sock.bind(str(path))
+            try:
+                self._enter_folder()
+                sock.bind(str(path))
+            except FileNotFoundError:
+                # A sweep in another process removed the folder between our mkdir
+                # and bind (it found it unused): make it again.
+                self._enter_folder()
+                sock.bind(str(path))
             sock.setblocking(False)
             listener = _SocketListener(sock)
             try:
@@ -117,6 +166,15 @@ class SocketNotifier:
             sock.close()
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
+
+    def _enter_folder(self) -> None:
+        try:
+            self.folder.mkdir(mode=0o700)
+        except FileExistsError:
+            mark(self.folder, self.database)
+            return
+        mark(self.folder, self.database)
+        sweep_runtime(self.root, keep=self.folder)  # a new folder: clear out dead ones
 
     def close(self) -> None:
         if self._sender is not None:

@@ -40,6 +40,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from stat import S_ISDIR
 from typing import Any
 
 from ... import identity as ident
@@ -107,14 +108,25 @@ def connect(path: Path, *, wait: float) -> socket.socket:
     :data:`HOST_POLL` seconds for up to ``wait`` seconds while nobody is there.
 
     Raises:
-        OSError: no process listens on ``path``.
+        OSError: no process listens on ``path``, or its folder is not this
+            user's alone (PermissionError).
     """
     until = time.monotonic() + wait
     while True:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            # The hook input carries the user's prompt: never hand it to a socket
+            # that another user could have put there.
+            folder = os.lstat(path.parent)
+            if folder.st_uid != os.geteuid() or folder.st_mode & 0o022:
+                raise PermissionError(f"{path.parent} is not private to this user")
+            if not S_ISDIR(folder.st_mode):
+                raise PermissionError(f"{path.parent} is not private to this user")
             conn.settimeout(remaining())
             conn.connect(str(path))
+        except PermissionError:
+            conn.close()
+            raise
         except OSError:
             conn.close()
             if time.monotonic() + HOST_POLL >= until:
@@ -193,13 +205,18 @@ def run_inline(event: str, payload: dict[str, Any]) -> None:
     """Run ``event`` in this process: open the relay, find or register the
     agent, print the output, then mark the mail it shows read."""
     from ...client import Relay
-    from ...errors import NotFound
+    from ...errors import NoRelay, NotFound
     from ..session import session_agent
     from .logic import deliver, handle
 
     enter(payload)
     me_identity = session(payload)
-    with Relay.open() as relay:
+    try:
+        # Only the session's start registers, so only it may create the relay.
+        relay = Relay.open(create=event == "SessionStart")
+    except NoRelay:
+        return  # no relay here, so no mail and nothing to report
+    with relay:
         if event == "SessionEnd":
             try:
                 me = relay.agent(me_identity.agent_id)
@@ -221,7 +238,7 @@ def run_background(event: str, request: dict[str, Any]) -> None:
         ValueError: the request holds no identity.
     """
     from ...client import Relay
-    from ...errors import NotFound
+    from ...errors import NoRelay, NotFound
     from ..session import register_session
     from .logic import presence
 
@@ -229,7 +246,12 @@ def run_background(event: str, request: dict[str, Any]) -> None:
     payload = request.get("input")
     payload = payload if isinstance(payload, dict) else {}
     enter(payload)
-    with Relay.open() as relay:
+    try:
+        # Only the session's start registers, so only it may create the relay.
+        relay = Relay.open(create=event == "SessionStart")
+    except NoRelay:
+        return  # no relay here: no presence to change
+    with relay:
         if event == "SessionStart":
             register_session(relay, me_identity)
             return

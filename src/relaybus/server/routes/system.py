@@ -7,7 +7,7 @@ import time
 from typing import Annotated, Literal
 
 from fastapi import Body as BodyParam
-from fastapi import Request
+from fastapi import Header, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -16,7 +16,7 @@ from starlette.responses import Response
 from ... import __version__
 from ...errors import RelayError
 from ...models import PruneReport
-from ..auth import ApiCall
+from ..auth import ApiCall, bearer_token
 from ..metrics import CONTENT_TYPE
 from ..problems import problem, responses
 from ..sweeper import REPLICA
@@ -94,11 +94,18 @@ async def readyz(request: Request) -> Response:
     "/metrics",
     tags=["system"],
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: responses(401)[401],
+    },
 )
-def metrics(request: Request) -> Response:
-    """Prometheus metrics (text exposition format)."""
+def metrics(
+    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> Response:
+    """Prometheus metrics (text exposition format). On a server with an admin or a
+    metrics token it needs one of them (``Authorization: Bearer``)."""
     context = request.app.state.context
+    context.auth.check_metrics(bearer_token(authorization))
     context.metrics.refresh(context.service)
     return Response(context.metrics.render(), media_type=CONTENT_TYPE)
 
