@@ -15,6 +15,7 @@ from ..store.statements import run, run_many
 from .common import (
     ServiceBase,
     append_event,
+    check_id,
     check_meta,
     check_name,
     check_text,
@@ -189,6 +190,8 @@ class MessageOps(ServiceBase):
             choices = ", ".join(p.value for p in Priority)
             raise InvalidInput(f"unknown priority {priority!r}: use one of {choices}") from None
         meta_obj = check_meta(meta, limit)
+        if reply_to is not None:
+            check_id("reply_to", reply_to)
         if channel is not None:
             check_name("channel", channel)
         target = parse_target(to) if to is not None else None
@@ -278,7 +281,9 @@ class MessageOps(ServiceBase):
 
         Raises:
             NotFound: no such message.
+            InvalidInput: ``message_id`` is not an id (1 to ``MAX_ID``).
         """
+        check_id("message id", message_id)
         with self.store.read() as conn:
             row = conn.execute(
                 sa.select(messages).where(

@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
-from .common import append_event, check_text, touch_agent
+from .common import append_event, check_id, check_limit, check_text, touch_agent
 from .leases import HELD, history, reopen
 from .presence import effective_status
 from .sweeps import SweepOps
@@ -356,7 +356,13 @@ class TaskOps(SweepOps):
         assignee: str | None = None,
         limit: int = 100,
     ) -> list[Task]:
-        """Tasks, newest first, optionally of one status or assignee."""
+        """Tasks, newest first, optionally of one status or assignee.
+
+        Raises:
+            InvalidInput: ``limit`` outside 1-1000 (the HTTP API's bound too), an
+                unknown ``status``.
+        """
+        check_limit(limit)
         self.sweep(workspace=workspace)
         query = sa.select(tasks).where(tasks.c.workspace == workspace)
         if status is not None:
@@ -393,6 +399,7 @@ class TaskOps(SweepOps):
     def _row(
         self, conn: Connection, workspace: str, task_id: int, lock: bool = False
     ) -> sa.Row[Any]:
+        check_id("task id", task_id)
         query = sa.select(tasks).where(tasks.c.workspace == workspace, tasks.c.id == task_id)
         if lock and self.store.dialect == "postgresql":
             query = query.with_for_update()

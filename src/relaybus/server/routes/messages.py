@@ -13,7 +13,21 @@ from ...errors import Forbidden
 from ...models import Delivery, DeliveryState, Message, Priority
 from ..auth import ApiCall, Caller, Epoch
 from ..problems import responses
-from . import Body, IdPath, MessageId, examples, lean_post, make_router, render, render_list
+from . import (
+    META,
+    Body,
+    IdPath,
+    MessageId,
+    Name,
+    Subject,
+    Target,
+    Text,
+    examples,
+    lean_post,
+    make_router,
+    render,
+    render_list,
+)
 
 router = make_router(tags=["messages"])
 MESSAGES = TypeAdapter(list[Message])
@@ -25,17 +39,17 @@ MAX_BATCH = 500
 class Draft(Body):
     """One message of a batch: the fields of a send without the sender."""
 
-    to: str | None = Field(
+    to: Target | None = Field(
         default=None,
         description="A target: an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast; "
         "may be omitted with reply_to.",
     )
-    body: str
-    subject: str | None = None
-    channel: str | None = None
+    body: Text
+    subject: Subject | None = None
+    channel: Name | None = None
     reply_to: MessageId | None = None
     priority: Priority = Priority.NORMAL
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = Field(default=None, description=META)
     claimable: StrictBool = Field(
         default=False, description="Also create a task that exactly one recipient can claim."
     )
@@ -55,7 +69,7 @@ class SendBody(Draft):
         },
     )
 
-    sender: str | None = Field(
+    sender: Name | None = Field(
         default=None, description="The sending agent; defaults to the agent token's agent."
     )
 
@@ -70,7 +84,7 @@ class BatchBody(Body):
         }
     )
 
-    sender: str | None = Field(
+    sender: Name | None = Field(
         default=None, description="The sending agent; defaults to the agent token's agent."
     )
     messages: list[Draft] = Field(min_length=1, max_length=MAX_BATCH)
@@ -127,7 +141,7 @@ def send_batch(body: BatchBody, call: ApiCall, epoch: Epoch = None) -> Response:
     return render_list(MESSAGES, sent, 201)
 
 
-@router.get("/v1/messages/{message_id}", response_model=Message, responses=responses(404))
+@router.get("/v1/messages/{message_id:id}", response_model=Message, responses=responses(404))
 def get_message(message_id: IdPath, call: ApiCall) -> Response:
     """One message with its recipients (an agent token: one it sent or received)."""
     caller = call.caller()
@@ -137,7 +151,7 @@ def get_message(message_id: IdPath, call: ApiCall) -> Response:
 
 
 @router.get(
-    "/v1/messages/{message_id}/thread", response_model=list[Message], responses=responses(404)
+    "/v1/messages/{message_id:id}/thread", response_model=list[Message], responses=responses(404)
 )
 def thread(message_id: IdPath, call: ApiCall) -> Response:
     """Every message of the thread ``message_id`` belongs to, oldest first (an agent
@@ -150,7 +164,7 @@ def thread(message_id: IdPath, call: ApiCall) -> Response:
 
 
 @router.get(
-    "/v1/messages/{message_id}/deliveries",
+    "/v1/messages/{message_id:id}/deliveries",
     response_model=list[Delivery],
     responses=responses(400, 404),
     summary="Each recipient's receipt, or wait for delivered/read",
