@@ -26,6 +26,7 @@ from ...bounds import (
     MAX_ID,
     MAX_LABEL_CHARS,
     MAX_LEASE_SECONDS,
+    MAX_LIMIT,
     MAX_META_DEPTH,
     MAX_SUBJECT_CHARS,
     NAME_PATTERN,
@@ -55,10 +56,6 @@ def _not_bool(value: object) -> object:
 NoBool = BeforeValidator(_not_bool)
 Int = Annotated[int, NoBool]
 Float = Annotated[float, NoBool]
-#: A message id (``reply_to``, ``ids``).
-MessageId = Annotated[int, Field(ge=1, le=MAX_ID), NoBool]
-#: A cursor: "ids above this one" (0 is before everything).
-CursorId = Annotated[int, Field(ge=0, le=MAX_ID), NoBool]
 #: A process id.
 Pid = Annotated[int, Field(ge=1, le=2**31 - 1), NoBool]
 #: A number of days.
@@ -73,6 +70,15 @@ def _documented(**schema: Any) -> Any:
     return Field(json_schema_extra=schema)
 
 
+#: Bounds of ids, cursors and limits as the document states them (the service
+#: checks them, with the message the embedded SDK gives too).
+ID_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_ID}
+CURSOR_BOUNDS: dict[str, Any] = {"minimum": 0, "maximum": MAX_ID}
+LIMIT_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_LIMIT}
+#: A message id (``reply_to``, ``ids``).
+MessageId = Annotated[int, _documented(**ID_BOUNDS), NoBool]
+#: A cursor: "ids above this one" (0 is before everything).
+CursorId = Annotated[int, _documented(**CURSOR_BOUNDS), NoBool]
 #: An agent id, tag, capability or channel.
 Name = Annotated[str, _documented(pattern=anchored(NAME_PATTERN))]
 #: A target expression.
@@ -234,7 +240,9 @@ class IdConvertor(Convertor[str]):
 register_url_convertor("id", IdConvertor())
 
 #: A message or task id in a path (routes spell it ``{name:id}``: see :class:`IdConvertor`).
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The message or task id.", examples=[1])]
+IdPath = Annotated[
+    int, Path(description="The message or task id.", examples=[1], json_schema_extra=ID_BOUNDS)
+]
 #: An agent id in a path; ids may contain ``/`` (the routes use the path converter).
 AgentPath = Annotated[
     str, Path(pattern=anchored(NAME_PATTERN), description="The agent id.", examples=["bob"])

@@ -11,7 +11,19 @@ from starlette.responses import Response
 from ...models import Task, TaskEvent, TaskStatus
 from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import Body, IdPath, Lease, Name, Percent, Text, examples, make_router, render, render_list
+from . import (
+    LIMIT_BOUNDS,
+    Body,
+    IdPath,
+    Lease,
+    Name,
+    Percent,
+    Text,
+    examples,
+    make_router,
+    render,
+    render_list,
+)
 
 router = make_router(tags=["tasks"])
 TASKS = TypeAdapter(list[Task])
@@ -66,7 +78,7 @@ def list_tasks(
     call: ApiCall,
     status: TaskStatus | None = None,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
 ) -> Response:
     """Tasks of the workspace, newest first."""
     found = call.service.list_tasks(
