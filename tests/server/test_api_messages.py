@@ -188,4 +188,4 @@ def test_get_message_and_thread_for_admin_and_participants_only(
         problem(outsider.get(path), 403)
         problem(outsider.get(f"{path}/thread"), 403)
     problem(http.get("/v1/messages/999999"), 404)
-    problem(http.get("/v1/messages/0"), 422)
+    problem(http.get("/v1/messages/0"), 400)
