@@ -46,6 +46,9 @@ MAX_SUBJECT_CHARS = 1000
 MAX_LEASE_SECONDS = 7 * 86400
 #: Process ids.
 MAX_PID = 2**31 - 1
+#: Characters of a host name, and of an instance id (the columns' widths).
+MAX_HOST_CHARS = 255
+MAX_INSTANCE_ID_CHARS = 128
 
 
 def anchored(pattern: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
+from ..bounds import MAX_ID, MAX_LABEL_CHARS, MAX_LIMIT, MAX_META_DEPTH
 from ..bounds import NAME_RE as NAME_RE  # re-exported: bounds holds the one pattern
 from ..errors import Conflict, InvalidInput, NotFound, TooLarge
 from ..models import Message
@@ -143,8 +143,8 @@ def check_label(label: str) -> str:
         InvalidInput: empty, longer than 200 characters, or not storable text.
     """
     check_text("label", label)
-    if not 0 < len(label) <= 200:
-        raise InvalidInput("a label has 1-200 characters", field="label")
+    if not 0 < len(label) <= MAX_LABEL_CHARS:
+        raise InvalidInput(f"a label has 1-{MAX_LABEL_CHARS} characters", field="label")
     return label
 
 

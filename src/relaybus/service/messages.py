@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .. import bounds
 from ..errors import InvalidInput, NotFound, RelayError, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
@@ -25,7 +26,7 @@ from .common import (
 from .targets import Target, parse_target, resolve
 from .tasks import create_task
 
-MAX_SUBJECT_CHARS = 1000
+MAX_SUBJECT_CHARS = bounds.MAX_SUBJECT_CHARS
 #: Most messages in one :meth:`MessageOps.send_many` batch.
 MAX_BATCH = 500
 _ITEM_KEYS = frozenset(

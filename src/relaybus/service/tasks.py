@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..bounds import MAX_LEASE_SECONDS
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
@@ -392,8 +393,8 @@ class TaskOps(SweepOps):
 
     def _lease(self, lease: float | None) -> float:
         seconds = self.settings.lease_seconds if lease is None else lease
-        if not 0 < seconds <= 7 * 86400:
-            raise InvalidInput("a lease lasts between 0 and 604800 seconds")
+        if not 0 < seconds <= MAX_LEASE_SECONDS:
+            raise InvalidInput(f"a lease lasts between 0 and {MAX_LEASE_SECONDS} seconds")
         return seconds
 
     def _row(

@@ -28,6 +28,7 @@ from ...bounds import (
     MAX_LEASE_SECONDS,
     MAX_LIMIT,
     MAX_META_DEPTH,
+    MAX_PID,
     MAX_SUBJECT_CHARS,
     NAME_PATTERN,
     TARGET_PATTERN,
@@ -57,7 +58,7 @@ NoBool = BeforeValidator(_not_bool)
 Int = Annotated[int, NoBool]
 Float = Annotated[float, NoBool]
 #: A process id.
-Pid = Annotated[int, Field(ge=1, le=2**31 - 1), NoBool]
+Pid = Annotated[int, Field(ge=1, le=MAX_PID), NoBool]
 #: A number of days.
 Days = Annotated[float, Field(ge=0), NoBool]
 
@@ -222,7 +223,7 @@ def render_list(
 
 class IdConvertor(Convertor[str]):
     """``{name:id}`` in a path: a segment of digits, maybe negative, passed on as
-    text for the parameter's own validation (a 422 naming the bounds).
+    text to the parameter (an integer; the service checks its bounds: a 400).
 
     Unlike a plain ``{name}``, a word (``/v1/messages/batch``) does not match, so
     a method the word's own route lacks gets 405 rather than a 422 about the id.

@@ -14,6 +14,7 @@ from fastapi import Query
 from pydantic import BaseModel, Field, TypeAdapter
 from starlette.responses import Response
 
+from ...bounds import MAX_HOST_CHARS, MAX_INSTANCE_ID_CHARS
 from ...errors import Forbidden
 from ...models import Agent, AgentStatus
 from ...service.tokens import hash_token, new_token
@@ -48,13 +49,13 @@ class RegisterBody(Body):
     capabilities: list[Name] = Field(default_factory=list)
     channels: list[Name] = Field(default_factory=list)
     pid: Pid | None = None
-    host: Text | None = Field(default=None, json_schema_extra={"maxLength": 255})
+    host: Text | None = Field(default=None, json_schema_extra={"maxLength": MAX_HOST_CHARS})
     cwd: Text | None = None
     meta: dict[str, Any] | None = Field(default=None, description=META)
     instance_id: Text | None = Field(
         default=None,
         description="Same instance re-registering keeps the epoch; a new one bumps it.",
-        json_schema_extra={"minLength": 1, "maxLength": 128},
+        json_schema_extra={"minLength": 1, "maxLength": MAX_INSTANCE_ID_CHARS},
     )
     tool: Text = Field(default="agent", max_length=200)
 
