@@ -516,3 +516,30 @@ def test_a_known_agent_with_an_empty_inbox_reads_nothing(service: Service) -> No
     assert service.inbox("alice") == []
     assert service.unread_count("alice") == 0
     assert service.wait("alice", 0) == []
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.prune(message_days=math.nan),
+        lambda s: s.prune(agent_days="soon"),
+        lambda s: s.register("dave", pid=2.5),
+        lambda s: s.register("dave", pid=HUGE),
+        lambda s: s.claim(1, "bob", lease=HUGE),
+        lambda s: s.claim(1, "bob", lease=math.nan),
+        lambda s: s.update_task(1, None, progress=HUGE),
+    ],
+    ids=["prune-nan", "prune-text", "pid-float", "pid-huge", "lease-huge", "lease-nan", "progress"],
+)
+def test_other_numbers_out_of_range_are_invalid_input(
+    service: Service, call: Callable[[Service], object]
+) -> None:
+    assert isinstance(error_of(lambda: call(service)), InvalidInput)
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_numbers_past_the_floats_are_no_overflow_error(service: Service) -> None:
+    # 2**2000 seconds or days is "for ever", never an OverflowError.
+    assert isinstance(error_of(lambda: service.wait("bobb", 2**2000)), NotFound)
+    assert service.wait("bob", 2**2000)  # bob has unread mail: no wait at all

@@ -101,7 +101,9 @@ class AgentOps(SweepOps):
         check_name("workspace", workspace)
         if len(workspace) > 64:
             raise InvalidInput("a workspace name has at most 64 characters")
-        if pid is not None and not 0 < pid <= MAX_PID:
+        if pid is not None and (
+            isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= MAX_PID
+        ):
             raise InvalidInput(f"a pid is between 1 and {MAX_PID}, not {pid}")
         if agent_id is None:
             agent_id = derive_agent_id(

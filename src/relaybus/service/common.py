@@ -109,12 +109,28 @@ def check_timeout(seconds: float) -> float:
     Raises:
         InvalidInput: not a number, or NaN.
     """
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or math.isnan(seconds):
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise InvalidInput(f"a wait is a number of seconds, not {seconds!r}", field="timeout")
-    try:
-        return max(float(seconds), 0.0)
-    except OverflowError:  # an int past the floats: as good as infinity
-        return math.inf
+    if isinstance(seconds, int):
+        # An int past the floats (2**2000) is as good as infinity.
+        return max(float(seconds), 0.0) if seconds < 2**1000 else math.inf
+    if math.isnan(seconds):
+        raise InvalidInput("a wait is a number of seconds, not NaN", field="timeout")
+    return max(seconds, 0.0)
+
+
+def check_days(field: str, days: float) -> float:
+    """Validate a number of days (retention): 0 or more, not NaN; infinity is "for ever".
+
+    Raises:
+        InvalidInput: not a number, negative or NaN.
+    """
+    if isinstance(days, bool) or not isinstance(days, int | float):
+        raise InvalidInput(f"{field} is a number of days, not {days!r}", field=field)
+    value = math.inf if isinstance(days, int) and days >= 2**1000 else float(days)
+    if math.isnan(value) or value < 0:
+        raise InvalidInput("retention is a number of days, 0 or more", field=field)
+    return value
 
 
 def check_text(field: str, value: str) -> str:
