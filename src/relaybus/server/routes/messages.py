@@ -141,7 +141,7 @@ def send_batch(body: BatchBody, call: ApiCall, epoch: Epoch = None) -> Response:
     return render_list(MESSAGES, sent, 201)
 
 
-@router.get("/v1/messages/{message_id:id}", response_model=Message, responses=responses(404))
+@router.get("/v1/messages/{message_id:id}", response_model=Message, responses=responses(400, 404))
 def get_message(message_id: IdPath, call: ApiCall) -> Response:
     """One message with its recipients (an agent token: one it sent or received)."""
     caller = call.caller()
@@ -151,7 +151,9 @@ def get_message(message_id: IdPath, call: ApiCall) -> Response:
 
 
 @router.get(
-    "/v1/messages/{message_id:id}/thread", response_model=list[Message], responses=responses(404)
+    "/v1/messages/{message_id:id}/thread",
+    response_model=list[Message],
+    responses=responses(400, 404),
 )
 def thread(message_id: IdPath, call: ApiCall) -> Response:
     """Every message of the thread ``message_id`` belongs to, oldest first (an agent

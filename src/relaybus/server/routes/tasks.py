@@ -87,14 +87,14 @@ def list_tasks(
     return render_list(TASKS, found)
 
 
-@router.get("/v1/tasks/{task_id:id}", response_model=Task, responses=responses(404))
+@router.get("/v1/tasks/{task_id:id}", response_model=Task, responses=responses(400, 404))
 def get_task(task_id: IdPath, call: ApiCall) -> Response:
     """One task."""
     return render(call.service.get_task(task_id, workspace=call.caller().workspace))
 
 
 @router.get(
-    "/v1/tasks/{task_id:id}/history", response_model=list[TaskEvent], responses=responses(404)
+    "/v1/tasks/{task_id:id}/history", response_model=list[TaskEvent], responses=responses(400, 404)
 )
 def task_history(task_id: IdPath, call: ApiCall) -> Response:
     """The task's history, oldest first."""

@@ -47,7 +47,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, WebSocket
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from ...errors import Forbidden, InvalidInput, RelayError
@@ -142,10 +141,6 @@ async def websocket_endpoint(websocket: WebSocket) -> None:
         client = websocket.client.host if websocket.client is not None else None
         caller = await context.auth.authenticate(token, workspace, client)
         actor = viewer_of(caller, query.get("agent") or None)
-        if caller.admin and actor is not None:  # a typo would watch nothing, silently
-            await run_in_threadpool(
-                lambda: context.service.get_agent(actor, workspace=caller.workspace)
-            )
         since = _int_param(query.get("since"), "since")
         epoch = _int_param(headers.get(EPOCH_HEADER) or query.get("epoch"), "epoch")
     except RelayError as exc:
