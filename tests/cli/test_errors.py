@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relaybus import Relay
+from relaybus.bounds import MAX_ID, MAX_META_DEPTH
 
 from .conftest import Cli
 
@@ -18,6 +19,37 @@ class Case:
 
 
 SEND = "--as alice send --to"
+#: Past 2^63-1: no database holds it (it used to be an OverflowError, "internal error").
+HUGE = 2**63
+IDS = f"between 1 and {MAX_ID}, not {HUGE}"
+CURSORS = f"between 0 and {MAX_ID}, not {HUGE}"
+
+
+def deep_meta(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+#: Numbers and meta out of bounds (run one at a time: the machine may be busy).
+OUT_OF_BOUNDS = [
+    Case(f"thread {HUGE}", 2, f"message id must be {IDS}"),
+    Case("thread 0", 2, f"message id must be between 1 and {MAX_ID}, not 0"),
+    Case(f"status {HUGE}", 2, f"message id must be {IDS}"),
+    Case(f"--as alice reply {HUGE} hi", 2, f"reply_to must be {IDS}"),
+    Case(f"{SEND} bob --reply-to {HUGE} hi", 2, f"reply_to must be {IDS}"),
+    Case(f"--as alice claim {HUGE}", 2, f"task id must be {IDS}"),
+    Case(f"task {HUGE} --status done", 2, f"task id must be {IDS}"),
+    Case(f"--as bob inbox --since {HUGE}", 2, f"since must be {CURSORS}"),
+    Case(f"events --since {HUGE}", 2, f"since must be {CURSORS}"),
+    Case(f"--as alice --epoch {HUGE} send --to bob hi", 2, f"epoch must be {CURSORS}"),
+    Case("tasks --limit 100000", 2, "limit must be between 1 and 1000, not 100000"),
+    Case(
+        f"{SEND} bob --meta '{deep_meta(MAX_META_DEPTH + 1)}' hi",
+        2,
+        f"meta is nested more than {MAX_META_DEPTH} levels deep",
+    ),
+    Case(f"{SEND} bob --meta '{deep_meta(5000)}' hi", 2, "--meta is nested too deeply"),
+    Case("--as alicee inbox --wait 60", 2, "no agent 'alicee' (did you mean 'alice'?)"),
+]
 CASES = [
     Case(f"{SEND} bobb hi", 2, "target 'bobb' matches no agent (did you mean 'bob'?)"),
     Case(f"{SEND} foo:bar hi", 2, "unknown target prefix 'foo:' in 'foo:bar'"),
@@ -51,4 +83,20 @@ def test_bad_input_exits_with_one_line_and_changes_nothing(cli: Cli, relay: Rela
         assert len(result.err_lines) == 1, result
         assert result.err.startswith("relaybus: error: "), result
         assert case.says in result.err, result
+    assert cli.snapshot() == before
+
+
+def test_numbers_and_meta_out_of_bounds_exit_2_with_one_line_and_change_nothing(
+    cli: Cli, relay: Relay
+) -> None:
+    relay.agent("bob").send("cap:review", "PR 7", claimable=True)
+    before = cli.snapshot()
+    for case in OUT_OF_BOUNDS:
+        result = cli(case.command, env=case.env)
+        assert result.code == case.code, result
+        assert result.out == "", result
+        assert len(result.err_lines) == 1, result
+        assert result.err.startswith("relaybus: error: "), result
+        assert case.says in result.err, result
+        assert "internal error" not in result.err, result
     assert cli.snapshot() == before

@@ -141,6 +141,11 @@ def test_relay_errors_are_tool_errors_and_the_server_keeps_serving(tmp_path: Pat
             assert "from 1 to 300" in await fail(alice, "wait_for_message", timeout=0)
             assert "from 1 to 300" in await fail(alice, "wait_for_message", timeout=301)
             assert "invalid tag" in await fail(alice, "whoami", tags=["no spaces"])
+            huge = 2**63  # past what any database holds: once an OverflowError
+            bounds = f"between 1 and {2**53 - 1}, not {huge}"
+            assert bounds in await fail(alice, "send", reply_to=huge, body="hi")
+            assert bounds in await fail(alice, "task", action="claim", task_id=huge)
+            assert "between 1 and" in await fail(alice, "task", action="done", task_id=-1)
             assert "You are alice" in await call(alice, "whoami")
 
     run(scenario)

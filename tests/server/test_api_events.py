@@ -105,7 +105,11 @@ def test_waiting_for_events_returns_the_next_one(
     assert kinds(poll.outcome()) == ["agent.updated"]
 
 
-def test_bad_event_queries_are_422(http: httpx.Client) -> None:
-    problem(http.get("/v1/events", params={"limit": 0}), 422)
-    problem(http.get("/v1/events", params={"limit": 1001}), 422)
-    problem(http.get("/v1/events", params={"since": -1}), 422)
+def test_bad_event_queries_are_400_with_the_services_reason(http: httpx.Client) -> None:
+    assert (
+        "limit must be between 1 and 1000"
+        in problem(http.get("/v1/events", params={"limit": 0}), 400)["detail"]
+    )
+    problem(http.get("/v1/events", params={"limit": 1001}), 400)
+    problem(http.get("/v1/events", params={"since": -1}), 400)
+    problem(http.get("/v1/events", params={"since": "soon"}), 422)

@@ -189,4 +189,4 @@ def test_get_message_and_thread_for_admin_and_participants_only_others_get_404(
         assert problem(outsider.get(path), 404)["detail"] == f"no message {sent['id']}"
         assert problem(outsider.get(f"{path}/thread"), 404)["detail"] == f"no message {sent['id']}"
     problem(http.get("/v1/messages/999999"), 404)
-    problem(http.get("/v1/messages/0"), 422)
+    problem(http.get("/v1/messages/0"), 400)

@@ -235,6 +235,7 @@ def test_the_token_may_come_in_the_query(tmp_path: Path, database: str | None) -
         ("rb_test_bob", {"agent": "alice"}, 403),
         ("rb_test_bob", {"workspace": "other"}, 403),
         (ADMIN, {"since": "soon"}, 400),
+        (ADMIN, {"since": str(2**63)}, 400),
     ],
 )
 def test_the_handshake_is_refused_with_the_problem_status(

@@ -6,11 +6,13 @@ compares after; the clock moves first, so even a stray ``last_seen_at`` update w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
 from relaybus.errors import Conflict, Forbidden, InvalidInput, NotFound, RelayError, TooLarge
 from relaybus.service import Service
 
@@ -307,3 +309,237 @@ def test_a_registration_without_an_id_checks_everything_before_deriving_one(
     with pytest.raises(InvalidInput, match=words):
         service.register(**kwargs)
     assert snapshot() == before
+
+
+# -- ids, cursors, limits and waits out of range ----------------------------------------------
+# Past 2^63-1 no database holds the number (the drivers raise OverflowError); the
+# relay's bound is 2^53-1 (bounds.MAX_ID), the same on every path.
+
+HUGE = 2**63
+OUT_OF_RANGE_IDS = [HUGE, MAX_ID + 1, 0, -1]
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("bad", OUT_OF_RANGE_IDS)
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, n: s.get_message(n),
+        lambda s, n: s.thread(n),
+        lambda s, n: s.deliveries(n),
+        lambda s, n: s.wait_deliveries(n, "read", 0),
+        lambda s, n: s.send("alice", None, "hi", reply_to=n),
+        lambda s, n: s.send("alice", "bob", "hi", reply_to=n),
+        lambda s, n: s.send_many("alice", [{"to": "bob", "body": "hi", "reply_to": n}]),
+        lambda s, n: s.get_task(n),
+        lambda s, n: s.task_history(n),
+        lambda s, n: s.claim(n, "alice"),
+        lambda s, n: s.renew(n, "alice"),
+        lambda s, n: s.release(n, "alice"),
+        lambda s, n: s.update_task(n, "alice", progress=1),
+        lambda s, n: s.mark_read("bob", ids=[n]),
+        lambda s, n: s.mark_delivered("bob", [n], via="pty"),
+    ],
+    ids=[
+        "get_message",
+        "thread",
+        "deliveries",
+        "wait_deliveries",
+        "reply",
+        "reply-to-target",
+        "batch-reply",
+        "get_task",
+        "task_history",
+        "claim",
+        "renew",
+        "release",
+        "update_task",
+        "mark_read",
+        "mark_delivered",
+    ],
+)
+def test_an_id_out_of_range_is_invalid_input_naming_the_bounds(
+    service: Service, call: Callable[[Service, int], object], bad: int
+) -> None:
+    error = error_of(lambda: call(service, bad))
+    assert isinstance(error, InvalidInput)
+    assert f"between 1 and {MAX_ID}, not {bad}" in error.message
+    assert error.exit_code == 2
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("bad", [HUGE, MAX_ID + 1, -1])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, n: s.inbox("bob", since=n),
+        lambda s, n: s.wait("bob", 0, since=n),
+        lambda s, n: s.events(since=n),
+        lambda s, n: s.wait_events(0, since=n),
+        lambda s, n: s.log_tail(n),
+        lambda s, n: s.mark_read("bob", up_to=n),
+        lambda s, n: s.send("alice", "bob", "hi", epoch=n),
+        lambda s, n: s.heartbeat("alice", epoch=n),
+    ],
+    ids=["inbox", "wait", "events", "wait_events", "log_tail", "up_to", "epoch", "heartbeat"],
+)
+def test_a_cursor_or_epoch_out_of_range_is_invalid_input(
+    service: Service, call: Callable[[Service, int], object], bad: int
+) -> None:
+    error = error_of(lambda: call(service, bad))
+    assert isinstance(error, InvalidInput)
+    assert f"between 0 and {MAX_ID}, not {bad}" in error.message
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("limit", [0, -1, MAX_LIMIT + 1, 100_000, HUGE])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, n: s.list_tasks(limit=n),
+        lambda s, n: s.inbox("bob", limit=n),
+        lambda s, n: s.events(limit=n),
+    ],
+    ids=["tasks", "inbox", "events"],
+)
+def test_every_listing_has_the_same_limit(
+    service: Service, call: Callable[[Service, int], object], limit: int
+) -> None:
+    error = error_of(lambda: call(service, limit))
+    assert isinstance(error, InvalidInput)
+    assert f"limit must be between 1 and {MAX_LIMIT}" in error.message
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.wait("bob", math.nan),
+        lambda s: s.wait_events(math.nan),
+        lambda s: s.wait_deliveries(1, "read", math.nan),
+        lambda s: s.wait("bob", "soon"),
+    ],
+    ids=["inbox", "events", "deliveries", "text"],
+)
+def test_a_wait_that_is_not_a_number_is_invalid_input(
+    service: Service, call: Callable[[Service], object]
+) -> None:
+    assert isinstance(error_of(lambda: call(service)), InvalidInput)
+
+
+def test_ids_at_the_bounds_are_looked_up(service: Service) -> None:
+    service.register("alice")
+    with pytest.raises(NotFound):
+        service.get_message(MAX_ID)
+    with pytest.raises(NotFound):
+        service.get_task(MAX_ID)
+    assert service.events(since=MAX_ID) == []
+    assert service.list_tasks(limit=MAX_LIMIT) == []
+
+
+# -- meta nested too deep -----------------------------------------------------------------------
+
+
+def nested(depth: int, leaf: Any = 1) -> dict[str, Any]:
+    """``{"a": {"a": ... leaf}}``, ``depth`` objects deep (built without recursion)."""
+    value: Any = leaf
+    for _ in range(depth):
+        value = {"a": value}
+    return value  # type: ignore[no-any-return]
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize("depth", [MAX_META_DEPTH + 1, 5000])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s, m: s.send("alice", "bob", "hi", meta=m),
+        lambda s, m: s.send_many("alice", [{"to": "bob", "body": "hi", "meta": m}]),
+        lambda s, m: s.register("dave", meta=m),
+        lambda s, m: s.update_agent("bob", meta=m),
+    ],
+    ids=["send", "batch", "register", "update"],
+)
+def test_meta_nested_too_deep_is_invalid_input_naming_the_limit(
+    service: Service, call: Callable[[Service, Any], object], depth: int
+) -> None:
+    error = error_of(lambda: call(service, nested(depth)))
+    assert isinstance(error, InvalidInput)
+    assert f"meta is nested more than {MAX_META_DEPTH} levels deep" in error.message
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_meta_list_nested_too_deep_is_invalid_input(service: Service) -> None:
+    value: Any = []
+    for _ in range(5000):
+        value = [value]
+    error = error_of(lambda: service.send("alice", "bob", "hi", meta={"list": value}))
+    assert isinstance(error, InvalidInput)
+
+
+def test_meta_at_the_depth_limit_is_stored(service: Service) -> None:
+    service.register("alice")
+    service.register("bob")
+    meta = nested(MAX_META_DEPTH)
+    assert service.send("alice", "bob", "hi", meta=meta).meta == meta
+
+
+# -- unknown agents -----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.inbox("bobb"),
+        lambda s: s.inbox("bobb", unread_only=False, newest_first=False),
+        lambda s: s.wait("bobb", 30),
+        lambda s: s.unread_count("bobb"),
+        lambda s: s.mark_read("bobb", up_to=1),
+        lambda s: s.mark_delivered("bobb", [1], via="pty"),
+    ],
+    ids=["inbox", "inbox-all", "wait", "count", "mark_read", "mark_delivered"],
+)
+def test_an_unknown_agents_inbox_is_not_found_with_close_ids(
+    service: Service, call: Callable[[Service], object]
+) -> None:
+    # A wait on a typo answers at once instead of waiting 30 s for mail that cannot come.
+    error = error_of(lambda: call(service))
+    assert isinstance(error, NotFound)
+    assert "no agent 'bobb'" in error.message
+    assert "did you mean 'bob'" in error.message
+    assert error.details["agent"] == "bobb"
+
+
+def test_a_known_agent_with_an_empty_inbox_reads_nothing(service: Service) -> None:
+    service.register("alice")
+    assert service.inbox("alice") == []
+    assert service.unread_count("alice") == 0
+    assert service.wait("alice", 0) == []
+
+
+@pytest.mark.usefixtures("unchanged")
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.prune(message_days=math.nan),
+        lambda s: s.prune(agent_days="soon"),
+        lambda s: s.register("dave", pid=2.5),
+        lambda s: s.register("dave", pid=HUGE),
+        lambda s: s.claim(1, "bob", lease=HUGE),
+        lambda s: s.claim(1, "bob", lease=math.nan),
+        lambda s: s.update_task(1, None, progress=HUGE),
+    ],
+    ids=["prune-nan", "prune-text", "pid-float", "pid-huge", "lease-huge", "lease-nan", "progress"],
+)
+def test_other_numbers_out_of_range_are_invalid_input(
+    service: Service, call: Callable[[Service], object]
+) -> None:
+    assert isinstance(error_of(lambda: call(service)), InvalidInput)
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_numbers_past_the_floats_are_no_overflow_error(service: Service) -> None:
+    # 2**2000 seconds or days is "for ever", never an OverflowError.
+    assert isinstance(error_of(lambda: service.wait("bobb", 2**2000)), NotFound)
+    assert service.wait("bob", 2**2000)  # bob has unread mail: no wait at all

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ..bounds import MAX_META_DEPTH
 from ..errors import InvalidInput, RelayError
 
 if TYPE_CHECKING:
@@ -288,7 +289,7 @@ def parse_meta(meta: str | None) -> dict[str, Any] | None:
     """``--meta`` text as a JSON object.
 
     Raises:
-        InvalidInput: not JSON, or JSON that is not an object.
+        InvalidInput: not JSON, JSON too deep to read, or JSON that is not an object.
     """
     if meta is None:
         return None
@@ -296,6 +297,10 @@ def parse_meta(meta: str | None) -> dict[str, Any] | None:
         value = json.loads(meta)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"--meta is not valid JSON: {exc}", option="--meta") from None
+    except RecursionError:
+        raise InvalidInput(
+            f"--meta is nested too deeply: at most {MAX_META_DEPTH} levels", option="--meta"
+        ) from None
     if not isinstance(value, dict):
         kind = JSON_KINDS.get(type(value), type(value).__name__)
         raise InvalidInput(

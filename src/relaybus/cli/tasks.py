@@ -41,7 +41,9 @@ def lease_text(task: Task) -> str:
 @click.command()
 @click.option("--status", type=click.Choice(TASK_STATUSES), help="Only tasks with this status.")
 @click.option("--assignee", metavar="AGENT", help="Only tasks held by AGENT.")
-@click.option("--limit", type=int, default=100, show_default=True, help="At most N, newest first.")
+@click.option(
+    "--limit", type=int, default=100, show_default=True, help="At most N (1-1000), newest first."
+)
 @json_option
 def tasks(status: str | None, assignee: str | None, limit: int) -> None:
     """List tasks, newest first."""

@@ -135,21 +135,36 @@ def encode_json(body: Any) -> bytes:
     """A request body as compact UTF-8 JSON (mappings and sequences of any kind).
 
     Raises:
-        InvalidInput: a value JSON cannot hold (NaN, a set, an object); for a bad
-            ``meta``, the embedded mode's message.
+        InvalidInput: a value JSON cannot hold (NaN, a set, an object) or nested
+            too deep to encode; for a bad ``meta``, the embedded mode's message.
     """
     try:
         return json.dumps(
             body, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_jsonable
         ).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        if isinstance(body, Mapping) and body.get("meta") is not None:
-            # The service's own check, for its exact message (only on this error path,
-            # so a client does not import the service layer otherwise).
-            from ..service.common import check_meta
-
-            check_meta(body["meta"], limit=sys.maxsize)
+    except (TypeError, ValueError, RecursionError) as exc:
+        _check_metas(body)
         raise InvalidInput(f"the request is not JSON: {exc}") from None
+
+
+def _check_metas(body: Any) -> None:
+    """Raise the service's own error for a bad ``meta`` of ``body`` (or of one of a
+    batch's ``messages``), for the embedded mode's exact message. Only on an error
+    path, so that a client does not import the service layer otherwise."""
+    if not isinstance(body, Mapping):
+        return
+    from ..service.common import check_meta
+
+    if body.get("meta") is not None:
+        check_meta(body["meta"], limit=sys.maxsize)
+    items = body.get("messages")
+    if isinstance(items, list):
+        for index, item in enumerate(items):
+            if isinstance(item, Mapping) and item.get("meta") is not None:
+                try:
+                    check_meta(item["meta"], limit=sys.maxsize)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"message {index}: {exc.message}", index=index) from None
 
 
 def _jsonable(value: object) -> object:

@@ -27,6 +27,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from .. import bounds
+from ..bounds import anchored
 from ..errors import Forbidden, InvalidInput, Unauthorized
 from ..models import Credential
 from ..service.tokens import hash_token
@@ -41,11 +43,10 @@ if TYPE_CHECKING:
 WORKSPACE_HEADER = "X-Relaybus-Workspace"
 EPOCH_HEADER = "X-Relaybus-Epoch"
 #: A workspace name: like an agent id, at most 64 characters (the column's width).
-WORKSPACE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@/-]{0,63}$"
+WORKSPACE_PATTERN = anchored(bounds.WORKSPACE_PATTERN)
 _WORKSPACE_RE = re.compile(WORKSPACE_PATTERN)
-#: The largest id or cursor accepted: 2**53 - 1, the largest integer every JSON
-#: parser (JavaScript's included) holds exactly, far above any real id.
-MAX_ID = 2**53 - 1
+#: The largest id or cursor accepted (see :data:`relaybus.bounds.MAX_ID`).
+MAX_ID = bounds.MAX_ID
 
 
 @dataclass(frozen=True, slots=True)

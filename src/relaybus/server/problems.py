@@ -21,11 +21,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from ..bounds import MAX_META_DEPTH
 from ..errors import (
     Conflict,
     Forbidden,
@@ -137,11 +139,38 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     detail = exc.detail if isinstance(exc.detail, str) else title_for(status)
+    if status == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI's JSON parse of a body nested thousands deep.
+        detail = (
+            "the request's JSON is nested too deeply to read "
+            f"(a meta object may be nested at most {MAX_META_DEPTH} levels deep)"
+        )
     if status == 404 and detail == "Not Found":
         detail = f"no such endpoint: {request.url.path} (the API is described at /openapi.json)"
-    elif status == 405 and detail == "Method Not Allowed":
-        detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem(status, detail, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if status == 405:
+        allowed = allowed_methods(request)
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+        if detail == "Method Not Allowed":
+            detail = f"{request.method} is not allowed on {request.url.path}"
+            if allowed:
+                detail += f": use {', '.join(allowed)}"
+    return problem(status, detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app serves on the request's path, sorted
+    (Starlette's own 405 names only the first matching route's methods)."""
+    path = request.scope["path"]
+    found: set[str] = set()
+    # The routes of included routers too (FastAPI keeps them behind one entry each).
+    for route in iter_route_contexts(request.app.routes):
+        methods = route.methods
+        regex = getattr(route, "path_regex", None)
+        if methods and regex is not None and regex.match(path):
+            found.update(methods)
+    return sorted(found)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

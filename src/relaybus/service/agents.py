@@ -9,6 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .. import bounds
+from ..bounds import MAX_HOST_CHARS, MAX_INSTANCE_ID_CHARS
 from ..errors import InvalidInput, NotFound
 from ..identity import derive_agent_id
 from ..models import Agent, AgentStatus
@@ -31,7 +33,7 @@ from .tokens import replace_agent_token, revoke_agent_tokens
 
 RESERVED_IDS = frozenset({"broadcast"})
 #: The largest pid the ``pid`` column holds (PostgreSQL INTEGER); Linux pids stay below 2^22.
-MAX_PID = 2**31 - 1
+MAX_PID = bounds.MAX_PID
 
 
 def parse_status(status: AgentStatus | str) -> AgentStatus:
@@ -99,7 +101,9 @@ class AgentOps(SweepOps):
         check_name("workspace", workspace)
         if len(workspace) > 64:
             raise InvalidInput("a workspace name has at most 64 characters")
-        if pid is not None and not 0 < pid <= MAX_PID:
+        if pid is not None and (
+            isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid <= MAX_PID
+        ):
             raise InvalidInput(f"a pid is between 1 and {MAX_PID}, not {pid}")
         if agent_id is None:
             agent_id = derive_agent_id(
@@ -123,10 +127,10 @@ class AgentOps(SweepOps):
         if label is not None:
             check_label(label)
         # The columns' limits, checked here so both dialects refuse alike.
-        if len(host) > 255:
-            raise InvalidInput("a host name has at most 255 characters")
-        if instance_id is not None and not 0 < len(instance_id) <= 128:
-            raise InvalidInput("an instance id has 1-128 characters")
+        if len(host) > MAX_HOST_CHARS:
+            raise InvalidInput(f"a host name has at most {MAX_HOST_CHARS} characters")
+        if instance_id is not None and not 0 < len(instance_id) <= MAX_INSTANCE_ID_CHARS:
+            raise InvalidInput(f"an instance id has 1-{MAX_INSTANCE_ID_CHARS} characters")
         with self.store.write() as conn:
             now = self.now()
             key = (agents.c.workspace == workspace) & (agents.c.id == agent_id)

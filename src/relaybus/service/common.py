@@ -5,22 +5,19 @@ from __future__ import annotations
 import difflib
 import json
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..bounds import MAX_ID, MAX_LABEL_CHARS, MAX_LIMIT, MAX_META_DEPTH
+from ..bounds import NAME_RE as NAME_RE  # re-exported: bounds holds the one pattern
 from ..errors import Conflict, InvalidInput, NotFound, TooLarge
 from ..models import Message
 from ..store import Store
 from ..store.schema import agents, events
 from ..store.statements import run
-
-#: Agent ids, tags, capabilities and channels: a letter or digit, then up to
-#: 127 of letters, digits and ``. _ - @ /``.
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@/-]{0,127}")
 
 
 class ServiceBase:
@@ -57,6 +54,85 @@ def check_names(kind: str, values: list[str] | tuple[str, ...] | None) -> list[s
     return list(dict.fromkeys(check_name(kind, v) for v in values or ()))
 
 
+def check_id(field: str, value: int, *, minimum: int = 1) -> int:
+    """Validate a message, task or event id, a cursor or an epoch: an integer
+    between ``minimum`` (1 for ids, 0 for cursors and epochs) and
+    :data:`~relaybus.bounds.MAX_ID`, so that no database is asked about a number
+    it cannot hold.
+
+    Raises:
+        InvalidInput: not an integer (booleans are not), or out of range.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{field} must be a whole number, not {value!r}", field=field)
+    if not minimum <= value <= MAX_ID:
+        raise InvalidInput(
+            f"{field} must be between {minimum} and {MAX_ID}, not {value}", field=field
+        )
+    return value
+
+
+def check_ids(field: str, values: Iterable[int]) -> list[int]:
+    """Validate up to :data:`~relaybus.bounds.MAX_LIMIT` message ids (see :func:`check_id`).
+
+    Raises:
+        InvalidInput: more than the limit, or an id out of range.
+    """
+    if isinstance(values, str | bytes | Mapping):
+        raise InvalidInput(f"{field} must be a list of ids", field=field)
+    try:
+        found = list(values)
+    except TypeError:
+        raise InvalidInput(f"{field} must be a list of ids", field=field) from None
+    if len(found) > MAX_LIMIT:
+        raise InvalidInput(f"at most {MAX_LIMIT} {field} at once, not {len(found)}", field=field)
+    return [check_id(field, v) for v in found]
+
+
+def check_limit(limit: int, maximum: int = MAX_LIMIT) -> int:
+    """Validate a listing's ``limit``: a whole number of items, 1 to ``maximum``.
+
+    Raises:
+        InvalidInput: not an integer, or out of range.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= maximum:
+        raise InvalidInput(f"limit must be between 1 and {maximum}, not {limit!r}", field="limit")
+    return limit
+
+
+def check_timeout(seconds: float) -> float:
+    """Validate a wait: a number of seconds (negative waits not at all).
+
+    Returns:
+        ``seconds`` as a float, at least 0 (infinity: no deadline).
+
+    Raises:
+        InvalidInput: not a number, or NaN.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise InvalidInput(f"a wait is a number of seconds, not {seconds!r}", field="timeout")
+    if isinstance(seconds, int):
+        # An int past the floats (2**2000) is as good as infinity.
+        return max(float(seconds), 0.0) if seconds < 2**1000 else math.inf
+    if math.isnan(seconds):
+        raise InvalidInput("a wait is a number of seconds, not NaN", field="timeout")
+    return max(seconds, 0.0)
+
+
+def check_days(field: str, days: float) -> float:
+    """Validate a number of days (retention): 0 or more, not NaN; infinity is "for ever".
+
+    Raises:
+        InvalidInput: not a number, negative or NaN.
+    """
+    if isinstance(days, bool) or not isinstance(days, int | float):
+        raise InvalidInput(f"{field} is a number of days, not {days!r}", field=field)
+    value = math.inf if isinstance(days, int) and days >= 2**1000 else float(days)
+    if math.isnan(value) or value < 0:
+        raise InvalidInput("retention is a number of days, 0 or more", field=field)
+    return value
+
+
 def check_text(field: str, value: str) -> str:
     """Validate free text (a body, subject, label, note, meta string) so that both
     dialects store it: UTF-8 encodable and without NUL, which PostgreSQL refuses.
@@ -83,8 +159,8 @@ def check_label(label: str) -> str:
         InvalidInput: empty, longer than 200 characters, or not storable text.
     """
     check_text("label", label)
-    if not 0 < len(label) <= 200:
-        raise InvalidInput("a label has 1-200 characters", field="label")
+    if not 0 < len(label) <= MAX_LABEL_CHARS:
+        raise InvalidInput(f"a label has 1-{MAX_LABEL_CHARS} characters", field="label")
     return label
 
 
@@ -92,24 +168,53 @@ def check_meta(meta: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
     """Validate a ``meta`` value: a JSON object (text keys; null, booleans, finite
     numbers, text, lists and objects as values) of at most ``limit`` bytes as JSON.
 
+    Nested at most :data:`~relaybus.bounds.MAX_META_DEPTH` deep (checked first,
+    without recursion, so that no depth reaches Python's recursion limit).
+
     Returns:
         the object as it will be stored and read back (tuples become lists);
         ``{}`` for ``None``.
 
     Raises:
-        InvalidInput: not a mapping, or a value JSON cannot hold.
+        InvalidInput: not a mapping, nested too deep, or a value JSON cannot hold.
         TooLarge: over ``limit`` bytes as JSON.
     """
     if meta is None:
         return {}
     if not isinstance(meta, Mapping):
         raise InvalidInput("meta must be a JSON object", field="meta")
+    check_depth(meta)
     _check_json("meta", meta)
     encoded = json.dumps(dict(meta), allow_nan=False)
     if len(encoded) > limit:
         raise TooLarge(f"meta is {len(encoded)} bytes as JSON; the limit is {limit}", limit=limit)
     decoded: dict[str, Any] = json.loads(encoded)
     return decoded
+
+
+def check_depth(meta: object, maximum: int = MAX_META_DEPTH) -> None:
+    """Refuse a ``meta`` value nested more than ``maximum`` objects and lists deep
+    (``{"a": 1}`` is 1 deep). Iterative: any depth is measured without recursion.
+
+    Raises:
+        InvalidInput: nested deeper than ``maximum``.
+    """
+    stack: list[tuple[object, int]] = [(meta, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Iterable[object] = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth > maximum:
+            raise InvalidInput(
+                f"meta is nested more than {maximum} levels deep; the limit is {maximum}",
+                field="meta",
+                limit=maximum,
+            )
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _check_json(path: str, value: object) -> None:
@@ -172,14 +277,17 @@ def touch_agent(
     Runs inside the caller's write transaction, so a refused call changes nothing.
 
     Raises:
-        NotFound: no agent ``agent_id`` in ``workspace``.
+        NotFound: no agent ``agent_id`` in ``workspace`` (with close ids).
+        InvalidInput: ``epoch`` is not a whole number from 0 to ``MAX_ID``.
         Conflict: ``epoch`` is given and older (or newer) than the agent's epoch:
             another instance registered under this id since.
     """
+    if epoch is not None:
+        check_id("epoch", epoch, minimum=0)
     rows = run(conn, _TOUCH, {"ws": workspace, "aid": agent_id, "now": now})
     if not rows:
-        raise NotFound(
-            f"no agent {agent_id!r} in workspace {workspace!r}: register it first", agent=agent_id
+        raise unknown_agent(
+            conn, workspace, agent_id, f" in workspace {workspace!r}: register it first"
         )
     current, status = int(rows[0][0]), rows[0][1]
     if epoch is not None and epoch != current:
@@ -199,6 +307,27 @@ def touch_agent(
         )
         append_event(conn, workspace, "agent.online", now, agent_id)
     return current
+
+
+_AGENT_IDS = sa.select(agents.c.id).where(agents.c.workspace == sa.bindparam("ws"))
+_AGENT_EXISTS = _AGENT_IDS.where(agents.c.id == sa.bindparam("aid"))
+
+
+def require_agent(conn: Connection, workspace: str, agent_id: str) -> None:
+    """Check that ``agent_id`` is registered in ``workspace``, in the caller's transaction.
+
+    Raises:
+        NotFound: it is not (the message suggests close ids).
+    """
+    if not run(conn, _AGENT_EXISTS, {"ws": workspace, "aid": agent_id}):
+        raise unknown_agent(conn, workspace, agent_id)
+
+
+def unknown_agent(conn: Connection, workspace: str, agent_id: str, hint: str = "") -> NotFound:
+    """The error for an agent id nobody registered: ``no agent 'x'`` plus ``hint``
+    and the close ids of ``workspace`` (``(did you mean 'y'?)``)."""
+    ids = [row[0] for row in run(conn, _AGENT_IDS, {"ws": workspace})]
+    return NotFound(f"no agent {agent_id!r}{hint}" + did_you_mean(agent_id, ids), agent=agent_id)
 
 
 def message_from_row(

@@ -16,15 +16,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..bounds import MAX_LIMIT
 from ..errors import InvalidInput
 from ..models import AgentStatus, Delivery, DeliveryState, Via
 from ..store.schema import agents, deliveries, messages
-from .common import ServiceBase, append_event, touch_agent
+from .common import ServiceBase, append_event, check_id, check_ids, check_timeout, touch_agent
 from .presence import effective_status
 from .visibility import no_message, restrict
 
 #: The most message ids one receipt call may carry.
-MAX_IDS = 1000
+MAX_IDS = MAX_LIMIT
 
 
 def parse_via(value: Via | str) -> Via:
@@ -147,8 +148,7 @@ class DeliveryOps(ServiceBase):
             NotFound: unknown agent. Conflict: stale ``epoch``.
         """
         path = parse_via(via)
-        if len(ids) > MAX_IDS:
-            raise InvalidInput(f"at most {MAX_IDS} message ids per receipt")
+        ids = check_ids("message ids", ids)
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
@@ -165,7 +165,9 @@ class DeliveryOps(ServiceBase):
 
         Raises:
             NotFound: no such message, or one ``viewer`` may not see (the same answer).
+            InvalidInput: ``message_id`` is not an id (1 to ``MAX_ID``).
         """
+        check_id("message id", message_id)
         with self.store.read() as conn:
             query = sa.select(messages.c.created_at).where(
                 messages.c.workspace == workspace, messages.c.id == message_id
@@ -214,9 +216,12 @@ class DeliveryOps(ServiceBase):
 
         Raises:
             NotFound: no such message, or one ``viewer`` may not see (the same
-                answer). InvalidInput: an unknown ``state``.
+                answer). InvalidInput: an unknown ``state``, a bad id or a
+                ``timeout`` that is not a number.
         """
         goal = parse_state(state)
+        timeout = check_timeout(timeout)
+        check_id("message id", message_id)
 
         def check() -> list[Delivery] | None:
             found = self.deliveries(message_id, workspace=workspace, viewer=viewer)

@@ -8,13 +8,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import InvalidInput
+from ..bounds import MAX_LIMIT
 from ..models import Event
 from ..store.schema import events
 from ..store.statements import run
-from .common import ServiceBase
+from .common import ServiceBase, check_id, check_limit, check_timeout
 
-MAX_EVENTS = 1000
+MAX_EVENTS = MAX_LIMIT
 _COLUMNS = tuple(c.name for c in events.columns)
 
 
@@ -46,10 +46,10 @@ class EventOps(ServiceBase):
                 kind ending in ``.`` matches a family (``task.``).
 
         Raises:
-            InvalidInput: ``limit`` outside 1–1000.
+            InvalidInput: ``limit`` outside 1–1000, ``since`` outside 0-``MAX_ID``.
         """
-        if not 1 <= limit <= MAX_EVENTS:
-            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
+        check_limit(limit, MAX_EVENTS)
+        check_id("since", since, minimum=0)
         query = sa.select(events).where(events.c.workspace == workspace, events.c.id > since)
         if kinds:
             query = query.where(
@@ -71,10 +71,10 @@ class EventOps(ServiceBase):
         server's one reader of the log fans out to its live connections.
 
         Raises:
-            InvalidInput: ``limit`` outside 1–1000.
+            InvalidInput: ``limit`` outside 1–1000, ``since`` outside 0-``MAX_ID``.
         """
-        if not 1 <= limit <= MAX_EVENTS:
-            raise InvalidInput(f"limit must be between 1 and {MAX_EVENTS}")
+        check_limit(limit, MAX_EVENTS)
+        check_id("since", since, minimum=0)
         with self.store.read() as conn:
             rows = run(conn, _tail(limit), {"since": since})
         return [Event.model_validate(dict(zip(_COLUMNS, r, strict=True))) for r in rows]
@@ -102,7 +102,14 @@ class EventOps(ServiceBase):
         limit: int = 100,
         kinds: Sequence[str] | None = None,
     ) -> list[Event]:
-        """Like :meth:`events`, but block up to ``timeout`` seconds until there is one."""
+        """Like :meth:`events`, but block up to ``timeout`` seconds until there is one.
+
+        Raises:
+            InvalidInput: as :meth:`events`, or a ``timeout`` that is not a number.
+        """
+        timeout = check_timeout(timeout)
+        check_limit(limit, MAX_EVENTS)
+        check_id("since", since, minimum=0)
         found: list[Event] = self.store.wait_for(
             lambda: self.events(workspace=workspace, since=since, limit=limit, kinds=kinds),
             timeout,

@@ -16,10 +16,17 @@ import sqlalchemy as sa
 from ..errors import InvalidInput
 from ..models import Message, Via
 from ..store.schema import deliveries, messages
-from .common import append_event, message_from_row, touch_agent
+from .common import (
+    append_event,
+    check_id,
+    check_ids,
+    check_limit,
+    check_timeout,
+    message_from_row,
+    require_agent,
+    touch_agent,
+)
 from .deliveries import DeliveryOps, parse_via, record_delivered
-
-MAX_LIMIT = 1000
 
 
 class InboxOps(DeliveryOps):
@@ -56,11 +63,13 @@ class InboxOps(DeliveryOps):
             ``read_at`` as they are after this call (set by it when it marked).
 
         Raises:
-            NotFound: unknown agent (when marking). Conflict: stale ``epoch``.
-            InvalidInput: ``limit`` out of range, an unknown ``via``.
+            NotFound: unknown agent (with close ids). Conflict: stale ``epoch``.
+            InvalidInput: ``limit`` outside 1-1000, ``since`` outside 0-``MAX_ID``,
+                an unknown ``via``.
         """
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
+        check_limit(limit)
+        if since is not None:
+            check_id("since", since, minimum=0)
         path = None if via is None else parse_via(via)
         query = (
             sa.select(
@@ -81,6 +90,8 @@ class InboxOps(DeliveryOps):
         if not mark_read:
             with self.store.read() as conn:
                 rows = conn.execute(query).all()
+                if not rows:  # deliveries go with their agent: rows prove it exists
+                    require_agent(conn, workspace, agent_id)
                 if path is None or all(r.delivery_delivered_at is not None for r in rows):
                     return self._viewed(rows, recipients_of(conn, [r.id for r in rows]))
             # Only take the write lock when the look hands over something new.
@@ -186,6 +197,10 @@ class InboxOps(DeliveryOps):
         """
         if (ids is None) == (up_to is None):
             raise InvalidInput("mark read either by message ids or up to a cursor")
+        if ids is not None:
+            ids = check_ids("message ids", ids)
+        if up_to is not None:
+            check_id("up_to", up_to, minimum=0)
         path = parse_via(via)
         with self.store.write() as conn:
             now = self.now()
@@ -207,9 +222,13 @@ class InboxOps(DeliveryOps):
             return self._mark(conn, workspace, agent_id, list(ids), now, path)
 
     def unread_count(self, agent_id: str, *, workspace: str = "default") -> int:
-        """How many deliveries of ``agent_id`` are unread."""
+        """How many deliveries of ``agent_id`` are unread.
+
+        Raises:
+            NotFound: unknown agent (with close ids).
+        """
         with self.store.read() as conn:
-            return int(
+            count = int(
                 conn.execute(
                     sa.select(sa.func.count()).where(
                         deliveries.c.workspace == workspace,
@@ -218,6 +237,9 @@ class InboxOps(DeliveryOps):
                     )
                 ).scalar_one()
             )
+            if not count:
+                require_agent(conn, workspace, agent_id)
+        return count
 
     def wait(
         self,
@@ -242,8 +264,13 @@ class InboxOps(DeliveryOps):
 
         Returns:
             the unread messages, oldest first (empty on timeout).
+
+        Raises:
+            NotFound: unknown agent. InvalidInput: as :meth:`inbox`, or a
+                ``timeout`` that is not a number.
         """
         path = None if via is None else parse_via(via)
+        timeout = check_timeout(timeout)
 
         def check() -> list[Message]:
             return self.inbox(

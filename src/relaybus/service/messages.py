@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from .. import bounds
 from ..errors import Conflict, InvalidInput, RelayError, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
@@ -15,6 +16,7 @@ from ..store.statements import run, run_many
 from .common import (
     ServiceBase,
     append_event,
+    check_id,
     check_meta,
     check_name,
     check_text,
@@ -33,7 +35,7 @@ from .targets import Target, parse_target, resolve
 from .tasks import create_task
 from .visibility import no_message, restrict, visible_ids, visible_to
 
-MAX_SUBJECT_CHARS = 1000
+MAX_SUBJECT_CHARS = bounds.MAX_SUBJECT_CHARS
 #: Most messages in one :meth:`MessageOps.send_many` batch.
 MAX_BATCH = 500
 _ITEM_KEYS = frozenset(
@@ -264,6 +266,8 @@ class MessageOps(ServiceBase):
             choices = ", ".join(p.value for p in Priority)
             raise InvalidInput(f"unknown priority {priority!r}: use one of {choices}") from None
         meta_obj = check_meta(meta, limit)
+        if reply_to is not None:
+            check_id("reply_to", reply_to)
         if channel is not None:
             check_name("channel", channel)
         target = parse_target(to) if to is not None else None
@@ -362,7 +366,9 @@ class MessageOps(ServiceBase):
 
         Raises:
             NotFound: no such message, or one ``viewer`` may not see (the same answer).
+            InvalidInput: ``message_id`` is not an id (1 to ``MAX_ID``).
         """
+        check_id("message id", message_id)
         with self.store.read() as conn:
             query = sa.select(messages).where(
                 messages.c.workspace == workspace, messages.c.id == message_id

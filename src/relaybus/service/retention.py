@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..errors import InvalidInput
 from ..models import PruneReport
 from ..store.schema import agents, deliveries, events, messages
-from .common import append_event
+from .common import append_event, check_days
 from .idempotency import prune_keys
 from .sweeps import SweepOps
 from .tokens import revoke_agent_tokens
@@ -31,12 +30,12 @@ class RetentionOps(SweepOps):
         used again. Tasks are kept.
 
         Raises:
-            InvalidInput: a negative number of days.
+            InvalidInput: a negative number of days, NaN or not a number.
         """
         message_days = self.settings.retention_days if message_days is None else message_days
         agent_days = self.settings.agent_retention_days if agent_days is None else agent_days
-        if message_days < 0 or agent_days < 0:
-            raise InvalidInput("retention is a number of days, 0 or more")
+        message_days = check_days("message_days", message_days)
+        agent_days = check_days("agent_days", agent_days)
         self.sweep(workspace=workspace)
         now = self.now()
         cutoff = now - message_days * DAY

@@ -13,6 +13,7 @@ from typing import Literal, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..bounds import MAX_LABEL_CHARS
 from ..errors import InvalidInput, NotFound
 from ..store.schema import agents
 from ..store.statements import run
@@ -66,7 +67,7 @@ def parse_target(expression: str) -> Target:
                 f"unknown target prefix {prefix + ':'!r} in {expression!r}: use {FORMS}",
                 target=expression,
             )
-        if kind == "label" and 0 < len(value) <= 200:
+        if kind == "label" and 0 < len(value) <= MAX_LABEL_CHARS:
             return Target(kind, value)
         if kind != "label" and NAME_RE.fullmatch(value):
             return Target(kind, value)

@@ -14,10 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ..bounds import MAX_LEASE_SECONDS
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
-from .common import append_event, check_text, touch_agent
+from .common import append_event, check_id, check_limit, check_text, touch_agent
 from .leases import HELD, history, reopen
 from .presence import effective_status
 from .sweeps import SweepOps
@@ -356,7 +357,13 @@ class TaskOps(SweepOps):
         assignee: str | None = None,
         limit: int = 100,
     ) -> list[Task]:
-        """Tasks, newest first, optionally of one status or assignee."""
+        """Tasks, newest first, optionally of one status or assignee.
+
+        Raises:
+            InvalidInput: ``limit`` outside 1-1000 (the HTTP API's bound too), an
+                unknown ``status``.
+        """
+        check_limit(limit)
         self.sweep(workspace=workspace)
         query = sa.select(tasks).where(tasks.c.workspace == workspace)
         if status is not None:
@@ -386,13 +393,14 @@ class TaskOps(SweepOps):
 
     def _lease(self, lease: float | None) -> float:
         seconds = self.settings.lease_seconds if lease is None else lease
-        if not 0 < seconds <= 7 * 86400:
-            raise InvalidInput("a lease lasts between 0 and 604800 seconds")
+        if not 0 < seconds <= MAX_LEASE_SECONDS:
+            raise InvalidInput(f"a lease lasts between 0 and {MAX_LEASE_SECONDS} seconds")
         return seconds
 
     def _row(
         self, conn: Connection, workspace: str, task_id: int, lock: bool = False
     ) -> sa.Row[Any]:
+        check_id("task id", task_id)
         query = sa.select(tasks).where(tasks.c.workspace == workspace, tasks.c.id == task_id)
         if lock and self.store.dialect == "postgresql":
             query = query.with_for_update()

@@ -19,12 +19,25 @@ from fastapi import APIRouter, Header, Path, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from ...bounds import (
+    MAX_ID,
+    MAX_LABEL_CHARS,
+    MAX_LEASE_SECONDS,
+    MAX_LIMIT,
+    MAX_META_DEPTH,
+    MAX_PID,
+    MAX_SUBJECT_CHARS,
+    NAME_PATTERN,
+    TARGET_PATTERN,
+    TEXT_PATTERN,
+    anchored,
+)
 from ...errors import InvalidInput
-from ...service.common import NAME_RE
 from ...service.idempotency import KEY_PATTERN, MAX_KEY_CHARS, valid_key
-from ..auth import MAX_ID, quick_call
+from ..auth import quick_call
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,14 +58,50 @@ def _not_bool(value: object) -> object:
 NoBool = BeforeValidator(_not_bool)
 Int = Annotated[int, NoBool]
 Float = Annotated[float, NoBool]
-#: A message id (``reply_to``, ``ids``).
-MessageId = Annotated[int, Field(ge=1, le=MAX_ID), NoBool]
-#: A cursor: "ids above this one" (0 is before everything).
-CursorId = Annotated[int, Field(ge=0, le=MAX_ID), NoBool]
 #: A process id.
-Pid = Annotated[int, Field(ge=1, le=2**31 - 1), NoBool]
+Pid = Annotated[int, Field(ge=1, le=MAX_PID), NoBool]
 #: A number of days.
 Days = Annotated[float, Field(ge=0), NoBool]
+
+# Body fields the service checks (with its own messages, 400), stated in the
+# OpenAPI document from the same constants (relaybus.bounds) and not checked
+# again here: a body valid by the document is one the service accepts.
+
+
+def _documented(**schema: Any) -> Any:
+    return Field(json_schema_extra=schema)
+
+
+#: Bounds of ids, cursors and limits as the document states them (the service
+#: checks them, with the message the embedded SDK gives too).
+ID_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_ID}
+CURSOR_BOUNDS: dict[str, Any] = {"minimum": 0, "maximum": MAX_ID}
+LIMIT_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_LIMIT}
+#: A message id (``reply_to``, ``ids``).
+MessageId = Annotated[int, _documented(**ID_BOUNDS), NoBool]
+#: A cursor: "ids above this one" (0 is before everything).
+CursorId = Annotated[int, _documented(**CURSOR_BOUNDS), NoBool]
+#: An agent id, tag, capability or channel.
+Name = Annotated[str, _documented(pattern=anchored(NAME_PATTERN))]
+#: A target expression.
+Target = Annotated[str, _documented(pattern=anchored(TARGET_PATTERN))]
+#: Free text (a body, note, result, cwd…): no NUL character.
+Text = Annotated[str, _documented(pattern=anchored(TEXT_PATTERN))]
+#: A message subject.
+Subject = Annotated[str, _documented(pattern=anchored(TEXT_PATTERN), maxLength=MAX_SUBJECT_CHARS)]
+#: An agent label.
+Label = Annotated[
+    str, _documented(pattern=anchored(TEXT_PATTERN), minLength=1, maxLength=MAX_LABEL_CHARS)
+]
+#: Lease seconds: above 0, at most a week.
+Lease = Annotated[float, _documented(exclusiveMinimum=0, maximum=MAX_LEASE_SECONDS), NoBool]
+#: A percentage.
+Percent = Annotated[int, _documented(minimum=0, maximum=100), NoBool]
+#: The ``meta`` description every body shares.
+META = (
+    f"A JSON object of at most the server's body limit in bytes, nested at most "
+    f"{MAX_META_DEPTH} levels deep, with no NUL character in its text."
+)
 
 
 class Body(BaseModel):
@@ -213,9 +262,30 @@ def key_from_header(header: str | None) -> str | None:
     return header
 
 
-#: A message or task id in a path.
-IdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="The message or task id.", examples=[1])]
+class IdConvertor(Convertor[str]):
+    """``{name:id}`` in a path: a segment of digits, maybe negative, passed on as
+    text to the parameter (an integer; the service checks its bounds: a 400).
+
+    Unlike a plain ``{name}``, a word (``/v1/messages/batch``) does not match, so
+    a method the word's own route lacks gets 405 rather than a 422 about the id.
+    """
+
+    regex = "-?[0-9]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
+
+#: A message or task id in a path (routes spell it ``{name:id}``: see :class:`IdConvertor`).
+IdPath = Annotated[
+    int, Path(description="The message or task id.", examples=[1], json_schema_extra=ID_BOUNDS)
+]
 #: An agent id in a path; ids may contain ``/`` (the routes use the path converter).
 AgentPath = Annotated[
-    str, Path(pattern=f"^{NAME_RE.pattern}$", description="The agent id.", examples=["bob"])
+    str, Path(pattern=anchored(NAME_PATTERN), description="The agent id.", examples=["bob"])
 ]

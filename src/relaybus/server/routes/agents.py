@@ -14,12 +14,25 @@ from fastapi import Query
 from pydantic import BaseModel, Field, TypeAdapter
 from starlette.responses import Response
 
+from ...bounds import MAX_HOST_CHARS, MAX_INSTANCE_ID_CHARS
 from ...errors import Forbidden
 from ...models import Agent, AgentStatus
 from ...service.tokens import hash_token, new_token
 from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import AgentPath, Body, Pid, examples, make_router, render, render_list
+from . import (
+    META,
+    AgentPath,
+    Body,
+    Label,
+    Name,
+    Pid,
+    Text,
+    examples,
+    make_router,
+    render,
+    render_list,
+)
 
 router = make_router(tags=["agents"])
 AGENTS = TypeAdapter(list[Agent])
@@ -30,20 +43,21 @@ class RegisterBody(Body):
 
     model_config = examples({"id": "alice", "tags": ["backend"], "capabilities": ["review"]})
 
-    id: str | None = Field(default=None, description="The agent id; derived when omitted.")
-    label: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    capabilities: list[str] = Field(default_factory=list)
-    channels: list[str] = Field(default_factory=list)
+    id: Name | None = Field(default=None, description="The agent id; derived when omitted.")
+    label: Label | None = None
+    tags: list[Name] = Field(default_factory=list)
+    capabilities: list[Name] = Field(default_factory=list)
+    channels: list[Name] = Field(default_factory=list)
     pid: Pid | None = None
-    host: str | None = None
-    cwd: str | None = None
-    meta: dict[str, Any] | None = None
-    instance_id: str | None = Field(
+    host: Text | None = Field(default=None, json_schema_extra={"maxLength": MAX_HOST_CHARS})
+    cwd: Text | None = None
+    meta: dict[str, Any] | None = Field(default=None, description=META)
+    instance_id: Text | None = Field(
         default=None,
         description="Same instance re-registering keeps the epoch; a new one bumps it.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_INSTANCE_ID_CHARS},
     )
-    tool: str = Field(default="agent", max_length=200)
+    tool: Text = Field(default="agent", max_length=200)
 
 
 class Registration(BaseModel):
@@ -58,12 +72,12 @@ class AgentUpdate(Body):
 
     model_config = examples({"status": "busy", "tags": ["backend", "python"]})
 
-    label: str | None = None
-    tags: list[str] | None = None
-    capabilities: list[str] | None = None
-    channels: list[str] | None = None
+    label: Label | None = None
+    tags: list[Name] | None = None
+    capabilities: list[Name] | None = None
+    channels: list[Name] | None = None
     status: AgentStatus | None = None
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = Field(default=None, description=META)
 
 
 class HeartbeatBody(Body):

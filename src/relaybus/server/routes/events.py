@@ -11,9 +11,9 @@ from starlette.responses import Response
 
 from ...models import Event
 from ...service.events import MAX_EVENTS
-from ..auth import MAX_ID, ApiCall
+from ..auth import ApiCall
 from ..problems import responses
-from . import make_router, render, render_list
+from . import CURSOR_BOUNDS, LIMIT_BOUNDS, make_router, render, render_list
 
 router = make_router(tags=["events"])
 EVENTS = TypeAdapter(list[Event])
@@ -34,8 +34,10 @@ class Cursor(BaseModel):
 async def events(
     call: ApiCall,
     request: Request,
-    since: Annotated[int, Query(ge=0, le=MAX_ID, description="Only events above this id.")] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS)] = 100,
+    since: Annotated[
+        int, Query(description="Only events above this id.", json_schema_extra=CURSOR_BOUNDS)
+    ] = 0,
+    limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
     kind: Annotated[
         list[Annotated[str, Field(max_length=200)]] | None,
         Query(

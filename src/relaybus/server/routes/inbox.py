@@ -15,14 +15,26 @@ from pydantic import BaseModel, Field, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...bounds import MAX_LIMIT
 from ...models import Message, Via
-from ..auth import MAX_ID, ApiCall, Epoch
+from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import AgentPath, Body, CursorId, MessageId, examples, make_router, render, render_list
+from . import (
+    CURSOR_BOUNDS,
+    LIMIT_BOUNDS,
+    AgentPath,
+    Body,
+    CursorId,
+    MessageId,
+    examples,
+    make_router,
+    render,
+    render_list,
+)
 
 router = make_router(tags=["inbox"])
 MESSAGES = TypeAdapter(list[Message])
-MAX_IDS = 1000
+MAX_IDS = MAX_LIMIT
 
 
 class MarkRead(Body):
@@ -30,7 +42,7 @@ class MarkRead(Body):
 
     model_config = examples({"up_to": 1}, {"ids": [1]})
 
-    ids: list[MessageId] | None = Field(default=None, max_length=MAX_IDS)
+    ids: list[MessageId] | None = Field(default=None, json_schema_extra={"maxItems": MAX_IDS})
     up_to: CursorId | None = None
     via: Via = Field(
         default=Via.INBOX, description="How the messages reached the agent, if still queued."
@@ -42,7 +54,7 @@ class MarkDelivered(Body):
 
     model_config = examples({"ids": [1, 2], "via": "pty"})
 
-    ids: list[MessageId] = Field(min_length=1, max_length=MAX_IDS)
+    ids: list[MessageId] = Field(min_length=1, json_schema_extra={"maxItems": MAX_IDS})
     via: Via
 
 
@@ -74,9 +86,10 @@ async def inbox(
     unread_only: bool = True,
     newest_first: bool = True,
     since: Annotated[
-        int | None, Query(ge=0, le=MAX_ID, description="Only messages with an id above this.")
+        int | None,
+        Query(description="Only messages with an id above this.", json_schema_extra=CURSOR_BOUNDS),
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 50,
     mark_read: Annotated[bool, Query(description="Mark the returned messages read.")] = False,
     via: Annotated[
         Via | None,

@@ -15,10 +15,15 @@ from ...models import Delivery, DeliveryState, Message, Priority
 from ..auth import ApiCall, Epoch
 from ..problems import responses
 from . import (
+    META,
     Body,
     IdempotencyKey,
     IdPath,
     MessageId,
+    Name,
+    Subject,
+    Target,
+    Text,
     examples,
     key_from_header,
     lean_post,
@@ -41,17 +46,17 @@ KILL_AFTER_COMMIT = os.environ.get("RELAYBUS_TEST_KILL_AFTER_COMMIT")
 class Draft(Body):
     """One message of a batch: the fields of a send without the sender."""
 
-    to: str | None = Field(
+    to: Target | None = Field(
         default=None,
         description="A target: an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast; "
         "may be omitted with reply_to.",
     )
-    body: str
-    subject: str | None = None
-    channel: str | None = None
+    body: Text
+    subject: Subject | None = None
+    channel: Name | None = None
     reply_to: MessageId | None = None
     priority: Priority = Priority.NORMAL
-    meta: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = Field(default=None, description=META)
     claimable: StrictBool = Field(
         default=False, description="Also create a task that exactly one recipient can claim."
     )
@@ -71,7 +76,7 @@ class SendBody(Draft):
         },
     )
 
-    sender: str | None = Field(
+    sender: Name | None = Field(
         default=None, description="The sending agent; defaults to the agent token's agent."
     )
 
@@ -86,7 +91,7 @@ class BatchBody(Body):
         }
     )
 
-    sender: str | None = Field(
+    sender: Name | None = Field(
         default=None, description="The sending agent; defaults to the agent token's agent."
     )
     messages: list[Draft] = Field(min_length=1, max_length=MAX_BATCH)
@@ -161,7 +166,7 @@ def send_batch(
     return render_list(MESSAGES, sent, 201)
 
 
-@router.get("/v1/messages/{message_id}", response_model=Message, responses=responses(404))
+@router.get("/v1/messages/{message_id:id}", response_model=Message, responses=responses(400, 404))
 def get_message(message_id: IdPath, call: ApiCall) -> Response:
     """One message with its recipients (an agent token: one it sent or received;
     any other is 404, like a missing id)."""
@@ -173,7 +178,9 @@ def get_message(message_id: IdPath, call: ApiCall) -> Response:
 
 
 @router.get(
-    "/v1/messages/{message_id}/thread", response_model=list[Message], responses=responses(404)
+    "/v1/messages/{message_id:id}/thread",
+    response_model=list[Message],
+    responses=responses(400, 404),
 )
 def thread(message_id: IdPath, call: ApiCall) -> Response:
     """Every message of the thread ``message_id`` belongs to, oldest first (an agent
@@ -185,7 +192,7 @@ def thread(message_id: IdPath, call: ApiCall) -> Response:
 
 
 @router.get(
-    "/v1/messages/{message_id}/deliveries",
+    "/v1/messages/{message_id:id}/deliveries",
     response_model=list[Delivery],
     responses=responses(400, 404),
     summary="Each recipient's receipt, or wait for delivered/read",

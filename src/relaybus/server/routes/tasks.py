@@ -11,7 +11,19 @@ from starlette.responses import Response
 from ...models import Task, TaskEvent, TaskStatus
 from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import Body, Float, IdPath, Int, examples, make_router, render, render_list
+from . import (
+    LIMIT_BOUNDS,
+    Body,
+    IdPath,
+    Lease,
+    Name,
+    Percent,
+    Text,
+    examples,
+    make_router,
+    render,
+    render_list,
+)
 
 router = make_router(tags=["tasks"])
 TASKS = TypeAdapter(list[Task])
@@ -24,8 +36,8 @@ class LeaseBody(Body):
 
     model_config = examples({"agent_id": "bob", "lease": 600})
 
-    agent_id: str | None = Field(default=None, description=_AGENT)
-    lease: Float | None = Field(
+    agent_id: Name | None = Field(default=None, description=_AGENT)
+    lease: Lease | None = Field(
         default=None, description="Lease seconds (default: the relay's lease_seconds)."
     )
 
@@ -35,7 +47,7 @@ class ReleaseBody(Body):
 
     model_config = examples({"agent_id": "bob"})
 
-    agent_id: str | None = Field(default=None, description=_AGENT)
+    agent_id: Name | None = Field(default=None, description=_AGENT)
 
 
 class TaskUpdate(Body):
@@ -46,15 +58,19 @@ class TaskUpdate(Body):
         {"agent_id": "bob", "status": "done", "result": "merged"},
     )
 
-    agent_id: str | None = Field(
+    agent_id: Name | None = Field(
         default=None,
         description="The agent reporting; with the admin token, omitted means the operator "
         "acting for the workspace.",
     )
-    status: TaskStatus | None = None
-    progress: Int | None = Field(default=None, description="Percent done, 0-100.")
-    note: str | None = None
-    result: str | None = None
+    status: TaskStatus | None = Field(
+        default=None,
+        description="The new status (open and claimed are set by release and claim).",
+        json_schema_extra={"not": {"enum": ["open", "claimed"]}},
+    )
+    progress: Percent | None = Field(default=None, description="Percent done, 0-100.")
+    note: Text | None = None
+    result: Text | None = None
 
 
 @router.get("/v1/tasks", response_model=list[Task], responses=responses(400))
@@ -62,7 +78,7 @@ def list_tasks(
     call: ApiCall,
     status: TaskStatus | None = None,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
 ) -> Response:
     """Tasks of the workspace, newest first."""
     found = call.service.list_tasks(
@@ -71,13 +87,15 @@ def list_tasks(
     return render_list(TASKS, found)
 
 
-@router.get("/v1/tasks/{task_id}", response_model=Task, responses=responses(404))
+@router.get("/v1/tasks/{task_id:id}", response_model=Task, responses=responses(400, 404))
 def get_task(task_id: IdPath, call: ApiCall) -> Response:
     """One task."""
     return render(call.service.get_task(task_id, workspace=call.caller().workspace))
 
 
-@router.get("/v1/tasks/{task_id}/history", response_model=list[TaskEvent], responses=responses(404))
+@router.get(
+    "/v1/tasks/{task_id:id}/history", response_model=list[TaskEvent], responses=responses(400, 404)
+)
 def task_history(task_id: IdPath, call: ApiCall) -> Response:
     """The task's history, oldest first."""
     return render_list(
@@ -86,7 +104,7 @@ def task_history(task_id: IdPath, call: ApiCall) -> Response:
 
 
 @router.post(
-    "/v1/tasks/{task_id}/claim", response_model=Task, responses=responses(400, 404, 409, 413)
+    "/v1/tasks/{task_id:id}/claim", response_model=Task, responses=responses(400, 404, 409, 413)
 )
 def claim(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
     """Claim the task (atomic: of racing claimers exactly one wins); claiming a task
@@ -103,7 +121,7 @@ def claim(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) 
 
 
 @router.post(
-    "/v1/tasks/{task_id}/renew", response_model=Task, responses=responses(400, 404, 409, 413)
+    "/v1/tasks/{task_id:id}/renew", response_model=Task, responses=responses(400, 404, 409, 413)
 )
 def renew(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
     """Extend the lease of a task the agent holds."""
@@ -119,7 +137,7 @@ def renew(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) 
 
 
 @router.post(
-    "/v1/tasks/{task_id}/release", response_model=Task, responses=responses(400, 404, 409, 413)
+    "/v1/tasks/{task_id:id}/release", response_model=Task, responses=responses(400, 404, 409, 413)
 )
 def release(task_id: IdPath, body: ReleaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
     """Give a held task back: it is open again."""
@@ -130,7 +148,9 @@ def release(task_id: IdPath, body: ReleaseBody, call: ApiCall, epoch: Epoch = No
     return render(task)
 
 
-@router.patch("/v1/tasks/{task_id}", response_model=Task, responses=responses(400, 404, 409, 413))
+@router.patch(
+    "/v1/tasks/{task_id:id}", response_model=Task, responses=responses(400, 404, 409, 413)
+)
 def update_task(task_id: IdPath, body: TaskUpdate, call: ApiCall, epoch: Epoch = None) -> Response:
     """Report a status, progress, a note or a result (the holder; the creator may close it)."""
     caller = call.caller()
