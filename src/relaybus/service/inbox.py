@@ -88,13 +88,13 @@ class InboxOps(DeliveryOps):
         if since is not None:
             query = query.where(deliveries.c.message_id > since)
         if not mark_read:
+            # Only take the write lock when the look hands over something new.
             with self.store.read() as conn:
                 rows = conn.execute(query).all()
                 if not rows:  # deliveries go with their agent: rows prove it exists
                     require_agent(conn, workspace, agent_id)
                 if path is None or all(r.delivery_delivered_at is not None for r in rows):
                     return self._viewed(rows, recipients_of(conn, [r.id for r in rows]))
-            # Only take the write lock when the look hands over something new.
         read: list[int] = []
         with self.store.write() as conn:
             now = self.now()
