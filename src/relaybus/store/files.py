@@ -202,8 +202,12 @@ def prepare_sqlite(path: Path, *, create: bool) -> str | None:
 
     Raises:
         NoRelay: ``path`` does not exist and ``create`` is false.
-        StoreError: ``path`` is not a database, or cannot be created.
+        StoreError: ``path`` is not a database, or cannot be created; its folder
+            is a file.
     """
+    folder = path.parent
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise StoreError(f"{folder} is not a folder, so it cannot hold a relay", path=str(folder))
     if not os.path.lexists(path):
         if not create:
             raise no_relay(path)
