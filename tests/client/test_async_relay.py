@@ -156,7 +156,8 @@ def test_the_async_sdk_raises_the_relay_errors(where: dict[str, Any]) -> None:
                 await alice.send("what:ever", "hi")
             with pytest.raises(TooLarge):
                 await alice.send("bob", "x" * (relay.backend.settings.max_body_bytes + 1))
-            task_id = (await alice.send("bob", "job", claimable=True)).task_id
+            # Offered to bob and carol: only recipients claim.
+            task_id = (await alice.send("broadcast", "job", claimable=True)).task_id
             assert task_id is not None
             await bob.claim(task_id)
             with pytest.raises(Conflict) as caught:
