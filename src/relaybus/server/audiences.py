@@ -11,7 +11,7 @@ from ..models import Event
 if TYPE_CHECKING:
     from ..service import Service
 
-#: Tasks whose audience (creator, offered agents, holders) is remembered.
+#: Tasks whose audience (creator, recipients of its message, holder) is remembered.
 TASK_CACHE_SIZE = 10_000
 
 
