@@ -172,6 +172,32 @@ def test_the_async_sdk_raises_the_relay_errors(where: dict[str, Any]) -> None:
     run(scenario())
 
 
+def test_an_async_agent_handle_sees_and_claims_only_the_tasks_of_its_messages(
+    where: dict[str, Any],
+) -> None:
+    async def scenario() -> None:
+        async with AsyncRelay.open(**where) as relay:
+            alice = await relay.register("alice")
+            bob = await relay.register("bob")
+            carol = await relay.register("carol")
+            hidden = (await bob.send("carol", "secret", claimable=True)).task_id
+            mine = (await bob.send("alice", "yours", claimable=True)).task_id
+            assert hidden is not None and mine is not None
+            assert [t.id for t in await alice.tasks()] == [mine]
+            assert [t.id for t in await carol.tasks()] == [hidden]
+            assert [t.id for t in await bob.tasks()] == [mine, hidden]
+            assert [t.id for t in await relay.tasks()] == [mine, hidden]  # the operator
+            for call in (alice.task, alice.task_history, alice.claim):
+                with pytest.raises(NotFound, match=f"^no task {hidden}$"):
+                    await call(hidden)
+            with pytest.raises(Forbidden):
+                await bob.claim(hidden)  # its creator: only recipients claim
+            assert (await carol.claim(hidden)).assignee == "carol"
+            assert [e.kind for e in await carol.task_history(hidden)] == ["created", "claimed"]
+
+    run(scenario())
+
+
 def test_an_async_agent_receives_a_message_sent_by_another_agent(srv: LiveServer) -> None:
     connected = asyncio.Event()
 
