@@ -40,7 +40,9 @@ def secret_task(service: Service, to: str = "carol", **fields: Any) -> int:
     return sent.task_id
 
 
-def refusal(call: Callable[[], object], error: type[Exception] = NotFound) -> tuple[str, dict]:
+def refusal(
+    call: Callable[[], object], error: type[Exception] = NotFound
+) -> tuple[str, dict[str, Any]]:
     """The message and details (task id taken out) of the error ``call`` raises."""
     with pytest.raises(error) as caught:
         call()
