@@ -80,3 +80,35 @@ def test_release_reopens_and_the_operator_cancels_without_as(
     assert canceled.code == 0, canceled
     assert [(t["id"], t["assignee"]) for t in listed.json()] == [(task_id, None)]
     assert relay.task_history(task_id)[-1].agent_id is None  # the operator, not an agent
+
+
+def test_an_agent_lists_reads_and_claims_only_tasks_of_messages_it_may_see(
+    cli: Cli, relay: Relay
+) -> None:
+    relay.register("dave")
+    private = relay.agent("bob").send("carol", "launch code 42", subject="secret", claimable=True)
+    assert private.task_id is not None
+    hidden, missing = private.task_id, private.task_id + 1000
+    before = cli.snapshot()
+    listed, shown, absent, claimed, as_operator = cli.run_all(
+        [
+            "--as dave tasks --json",
+            f"--as dave task {hidden}",
+            f"--as dave task {missing}",
+            f"--as dave claim {hidden}",
+            "tasks --json",
+        ]
+    )
+
+    assert listed.code == 0, listed
+    assert listed.json() == []
+    assert (shown.code, shown.err_lines) == (absent.code, [f"relaybus: error: no task {hidden}"])
+    assert absent.err_lines == [f"relaybus: error: no task {missing}"]
+    assert claimed.err_lines == [f"relaybus: error: no task {hidden}"]
+    assert claimed.code == shown.code != 0
+    assert "secret" not in listed.out + shown.out + shown.err + claimed.err
+    assert cli.snapshot() == before
+    assert [t["id"] for t in as_operator.json()] == [hidden]  # no --as: the workspace
+    mine = cli(f"--as carol task {hidden} --json")
+    assert mine.code == 0, mine
+    assert mine.json()["title"] == "secret"

@@ -156,7 +156,8 @@ def test_the_async_sdk_raises_the_relay_errors(where: dict[str, Any]) -> None:
                 await alice.send("what:ever", "hi")
             with pytest.raises(TooLarge):
                 await alice.send("bob", "x" * (relay.backend.settings.max_body_bytes + 1))
-            task_id = (await alice.send("bob", "job", claimable=True)).task_id
+            # Offered to bob and carol: only recipients claim.
+            task_id = (await alice.send("broadcast", "job", claimable=True)).task_id
             assert task_id is not None
             await bob.claim(task_id)
             with pytest.raises(Conflict) as caught:
@@ -167,6 +168,32 @@ def test_the_async_sdk_raises_the_relay_errors(where: dict[str, Any]) -> None:
             await relay.register("alice")  # a new instance fences the old handle off
             with pytest.raises(Conflict, match="stale epoch"):
                 await alice.send("bob", "from the past")
+
+    run(scenario())
+
+
+def test_an_async_agent_handle_sees_and_claims_only_the_tasks_of_its_messages(
+    where: dict[str, Any],
+) -> None:
+    async def scenario() -> None:
+        async with AsyncRelay.open(**where) as relay:
+            alice = await relay.register("alice")
+            bob = await relay.register("bob")
+            carol = await relay.register("carol")
+            hidden = (await bob.send("carol", "secret", claimable=True)).task_id
+            mine = (await bob.send("alice", "yours", claimable=True)).task_id
+            assert hidden is not None and mine is not None
+            assert [t.id for t in await alice.tasks()] == [mine]
+            assert [t.id for t in await carol.tasks()] == [hidden]
+            assert [t.id for t in await bob.tasks()] == [mine, hidden]
+            assert [t.id for t in await relay.tasks()] == [mine, hidden]  # the operator
+            for call in (alice.task, alice.task_history, alice.claim):
+                with pytest.raises(NotFound, match=f"^no task {hidden}$"):
+                    await call(hidden)
+            with pytest.raises(Forbidden):
+                await bob.claim(hidden)  # its creator: only recipients claim
+            assert (await carol.claim(hidden)).assignee == "carol"
+            assert [e.kind for e in await carol.task_history(hidden)] == ["created", "claimed"]
 
     run(scenario())
 

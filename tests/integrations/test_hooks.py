@@ -330,8 +330,9 @@ def test_background_registration_leaves_mail_waiting_at_the_start_unread(
 
 def test_a_task_that_is_done_is_not_offered_for_claiming(hosted: Session) -> None:
     bob = hosted.bob()
-    done = bob.send(hosted.me.id, "rotate the keys", claimable=True)
     other = hosted.relay.register("carol", pid=None)
+    # Offered to the session's agent and carol (only a recipient claims); carol takes it.
+    done = bob.send("broadcast", "rotate the keys", claimable=True)
     assert done.task_id is not None
     other.claim(done.task_id)
     other.update_task(done.task_id, status="done", result="rotated")

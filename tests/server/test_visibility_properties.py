@@ -3,13 +3,18 @@
 Hypothesis draws a team (tags, capabilities, channels) and a run of sends:
 direct, ``tag:``, ``cap:``, ``broadcast``, narrowed to a channel or not, and
 replies (with or without ``to``) to earlier messages, to messages the sender
-cannot see, or to ids that do not exist. The test keeps its own model of who
-sent what to whom, worked out from the targets and channels alone (never by
-asking the relay's rule), and then checks, for every agent, through every
-path an agent token has: a message by id, its thread, its receipts, the
-inbox (peek, unread, long-poll), the event log, the SSE stream, the
-WebSocket, and MCP over HTTP (the inbox resource, ``wait_for_message``,
-``inbox``, a refused ``send``), plus the embedded SDK acting as the agent.
+cannot see, or to ids that do not exist; any send may be claimable (it opens
+a task) and its task may be claimed by one of its recipients. The test keeps
+its own model of who sent what to whom, worked out from the targets and
+channels alone (never by asking the relay's rule), and then checks, for every
+agent, through every path an agent token has: a message by id, its thread,
+its receipts, the inbox (peek, unread, long-poll), the task list, a task by
+id, its history, claims it must refuse (404 for a task it may not see, like a
+missing one; 403 for its own; 409 for one another recipient holds), the event
+log (``message.*`` and ``task.*``), the SSE stream, the WebSocket, and MCP
+over HTTP (the inbox resource, ``wait_for_message``, ``inbox``, the ``task``
+list, a refused ``send`` and ``claim``), plus the embedded SDK acting as the
+agent.
 
 One server per dialect serves every example; each example has its own
 workspace, so examples cannot see each other (which is checked too).
@@ -73,6 +78,8 @@ class Send:
     to: str | None
     channel: str | None
     reply: int | str | None
+    claimable: bool = False
+    claim: bool = False  # a recipient claims its task at once
 
 
 @dataclass
@@ -84,6 +91,8 @@ class Stored:
     target: str
     recipients: frozenset[str]
     thread: int
+    task: int | None = None
+    assignee: str | None = None
 
 
 @dataclass
@@ -120,6 +129,16 @@ class Model:
     def thread(self, agent: str, message: Stored) -> list[int]:
         return [m.id for m in self.visible(agent) if m.thread == message.thread]
 
+    def tasks(self) -> list[Stored]:
+        """The messages that opened a task."""
+        return [m for m in self.messages if m.task is not None]
+
+    def visible_tasks(self, agent: str) -> list[int]:
+        """A task is seen by whoever may see its message (and its holder, always a
+        recipient here); newest first, as listed."""
+        seen = [m.task for m in self.visible(agent) if m.task is not None]
+        return sorted(seen, reverse=True)
+
 
 @st.composite
 def members(draw: st.DrawFn) -> list[Member]:
@@ -148,6 +167,8 @@ sends = st.builds(
     to=targets,
     channel=st.none() | st.sampled_from(CHANNELS),
     reply=st.none() | st.integers(0, 20) | st.just("missing"),
+    claimable=st.booleans(),
+    claim=st.booleans(),
 )
 replies_without_to = st.builds(
     Send,
@@ -155,6 +176,8 @@ replies_without_to = st.builds(
     to=st.none(),
     channel=st.none(),
     reply=st.integers(0, 20) | st.just("missing"),
+    claimable=st.booleans(),
+    claim=st.booleans(),
 )
 
 
@@ -208,6 +231,8 @@ class World:
             reply_to = parent.id
         body: dict[str, Any] = {"to": send.to, "body": f"body {len(model.messages)}"}
         body.update(subject="s", channel=send.channel, reply_to=reply_to)
+        if send.claimable:
+            body["claimable"] = True
         reply = self.clients[sender].post(
             "/v1/messages", json={k: v for k, v in body.items() if v is not None}
         )
@@ -230,15 +255,24 @@ class World:
         assert frozenset(stored["recipients"]) == recipients
         thread = parent.thread if parent is not None else stored["id"]
         assert stored["thread_id"] == thread
-        model.messages.append(Stored(stored["id"], sender, target, recipients, thread))
+        task = stored["task_id"]
+        assert (task is not None) == send.claimable
+        kept = Stored(stored["id"], sender, target, recipients, thread, task)
+        model.messages.append(kept)
+        if task is not None and send.claim:
+            claimer = sorted(recipients)[0]
+            claimed = self.clients[claimer].post(f"/v1/tasks/{task}/claim", json={})
+            assert claimed.status_code == 200, claimed.text
+            assert claimed.json()["assignee"] == claimer
+            kept.assignee = claimer
 
 
 def ids_of(found: list[dict[str, Any]]) -> list[int]:
     return [m["id"] for m in found]
 
 
-def check_http(world: World, agent: str, foreign: int | None) -> None:
-    """Message, thread and receipts of every id; inbox; the event log."""
+def check_http(world: World, agent: str, foreign: int | None, foreign_task: int | None) -> None:
+    """Message, thread and receipts of every id; inbox; tasks; the event log."""
     model, client = world.model, world.clients[agent]
     visible = {m.id: m for m in model.visible(agent)}
     probes = [*(m.id for m in model.messages), MISSING]
@@ -269,22 +303,59 @@ def check_http(world: World, agent: str, foreign: int | None) -> None:
     wait = HUNG if received else 0.01
     polled = client.get(inbox, params={"wait": wait, "since": 0, "limit": 1000})
     assert ids_of(polled.json()) == received
+    check_tasks(world, agent, foreign_task)
     events = client.get("/v1/events", params={"since": 0, "limit": 1000}).json()
     check_events(world, agent, events)
     only_sent = client.get("/v1/events", params={"kind": "message.sent", "limit": 1000}).json()
     assert [e["data"]["message_id"] for e in only_sent] == sorted(visible)
 
 
+def check_tasks(world: World, agent: str, foreign: int | None) -> None:
+    """The task list, each task by id and its history, and the claims the relay must
+    refuse: a task the agent may not see is 404 exactly like a missing id, its
+    own task is 403 (only recipients claim), one another recipient holds is 409
+    naming the holder. (A refused claim that took the task anyway would show in
+    the holder every later check expects.)"""
+    model, client = world.model, world.clients[agent]
+    visible = model.visible_tasks(agent)
+    listed = client.get("/v1/tasks", params={"limit": 1000})
+    assert ids_of(listed.json()) == visible
+    probes: list[tuple[int, Stored | None]] = [(m.task, m) for m in model.tasks() if m.task]
+    probes.append((MISSING, None))
+    if foreign is not None:
+        probes.append((foreign, None))  # a task of another example's workspace
+    for task_id, message in probes:
+        for path in ("", "/history"):
+            reply = client.get(f"/v1/tasks/{task_id}{path}")
+            if task_id not in visible:
+                assert problem(reply, 404)["detail"] == f"no task {task_id}", path
+                continue
+            assert reply.status_code == 200, reply.text
+            if path == "":
+                assert reply.json()["message_id"] == (message.id if message else None)
+                assert reply.json()["assignee"] == (message.assignee if message else None)
+        claim = f"/v1/tasks/{task_id}/claim"
+        if task_id not in visible:
+            assert problem(client.post(claim, json={}), 404)["detail"] == f"no task {task_id}"
+        elif message is not None and message.sender == agent:
+            problem(client.post(claim, json={}), 403)
+        elif message is not None and message.assignee not in (None, agent):
+            refused = problem(client.post(claim, json={}), 409)
+            assert refused["holder"] == message.assignee
+
+
 def check_events(world: World, agent: str, events: list[dict[str, Any]]) -> None:
-    """The message events among ``events`` are exactly those of ``agent``'s view."""
+    """The message and task events among ``events`` are exactly those of ``agent``'s view."""
     visible = sorted(m.id for m in world.model.visible(agent))
     sent = [e for e in events if e["kind"] == "message.sent"]
     assert [e["data"]["message_id"] for e in sent] == visible
+    tasks = {e["data"]["task_id"] for e in events if e["kind"].startswith("task.")}
+    assert tasks == set(world.model.visible_tasks(agent))
     for event in events:
         assert event["workspace"] == world.workspace
         if event["kind"] in ("message.read", "message.delivered"):
             assert event["agent_id"] == agent
-        assert event["kind"].startswith(("message.", "agent.")), event
+        assert event["kind"].startswith(("message.", "agent.", "task.")), event
 
 
 def check_stream(world: World, agent: str) -> None:
@@ -348,13 +419,24 @@ def hidden_ids(world: World, agent: str) -> list[int]:
 
 
 HEADER = re.compile(r"^#(\d+) from ", re.MULTILINE)
+TASK_LINE = re.compile(r"^task #(\d+) \[", re.MULTILINE)
 
 
 def check_mcp(world: World, agent: str) -> None:
     """MCP over HTTP with the agent's token: the inbox resource (a peek), then
     ``wait_for_message`` and ``inbox`` (which mark read), and a refused reply."""
-    received = world.model.received(agent)
+    model = world.model
+    received = model.received(agent)
     hidden = hidden_ids(world, agent)[:2]
+    visible_tasks = set(model.visible_tasks(agent))
+    hidden_tasks = [m.task for m in model.tasks() if m.task not in visible_tasks][:2]
+    # The tool lists the open tasks offered to the agent, then those it holds.
+    offered = sorted(
+        m.task
+        for m in model.tasks()
+        if m.task is not None
+        and ((agent in m.recipients and m.assignee is None) or m.assignee == agent)
+    )
 
     async def scenario() -> None:
         headers = bearer(world.tokens[agent])
@@ -372,6 +454,13 @@ def check_mcp(world: World, agent: str) -> None:
             for message_id in hidden:
                 refused = await fail(client, "send", reply_to=message_id, body="?")
                 assert refused == missing.replace(str(MISSING), str(message_id))
+            listed = await call(client, "task", action="list")
+            assert sorted(int(i) for i in TASK_LINE.findall(listed)) == offered
+            absent = await fail(client, "task", action="claim", task_id=MISSING)
+            assert absent.endswith(f"no task {MISSING}")
+            for task_id in hidden_tasks:
+                refused = await fail(client, "task", action="claim", task_id=task_id)
+                assert refused == absent.replace(str(MISSING), str(task_id))
 
     run(scenario)
 
@@ -392,6 +481,17 @@ def check_embedded(world: World, agent: str) -> None:
     assert sorted(m.id for m in handle.inbox(unread_only=False, limit=1000)) == (
         world.model.received(agent)
     )
+    visible_tasks = world.model.visible_tasks(agent)
+    assert [t.id for t in handle.tasks(limit=1000)] == visible_tasks
+    for message in world.model.tasks():
+        assert message.task is not None
+        if message.task in visible_tasks:
+            assert handle.task(message.task).message_id == message.id
+            continue
+        with pytest.raises(NotFound, match=f"^no task {message.task}$"):
+            handle.task(message.task)
+        with pytest.raises(NotFound, match=f"^no task {message.task}$"):
+            handle.claim(message.task)
 
 
 @pytest.fixture
@@ -404,6 +504,7 @@ def test_every_read_path_of_an_agent_token_shows_exactly_what_the_rule_allows(
     shared: LiveServer,
 ) -> None:
     previous: list[int] = []  # a message of an earlier example's workspace
+    previous_tasks: list[int] = []  # a task of an earlier example's workspace
 
     @settings(
         max_examples=10,
@@ -425,14 +526,20 @@ def test_every_read_path_of_an_agent_token_shows_exactly_what_the_rule_allows(
                 world.send(send)
             world.admin.post("/v1/agents", json={"id": SENTINEL}).raise_for_status()
             foreign = previous[-1] if previous else None
+            foreign_task = previous_tasks[-1] if previous_tasks else None
             for member in team:
-                check_http(world, member.name, foreign)
+                check_http(world, member.name, foreign, foreign_task)
                 check_stream(world, member.name)
                 check_ws(world, member.name)
                 check_embedded(world, member.name)
                 check_mcp(world, member.name)
+                # The MCP session's end took the agent offline: it gave its tasks back.
+                for message in world.model.tasks():
+                    if message.assignee == member.name:
+                        message.assignee = None
             if world.model.messages:
                 previous.append(world.model.messages[-1].id)
+            previous_tasks.extend(m.task for m in world.model.tasks() if m.task is not None)
         finally:
             world.close()
 

@@ -270,10 +270,17 @@ def test_an_unknown_task_is_not_found(service: Service) -> None:
 
 
 @pytest.mark.usefixtures("unchanged")
-def test_a_stranger_updating_a_task_is_forbidden(service: Service) -> None:
-    error = error_of(lambda: service.update_task(1, "bob", status="done"))
+def test_a_recipient_updating_a_task_it_does_not_hold_is_forbidden(service: Service) -> None:
+    error = error_of(lambda: service.update_task(1, "alice", status="done"))
     assert isinstance(error, Forbidden)
     assert error.exit_code == 1
+
+
+@pytest.mark.usefixtures("unchanged")
+def test_a_stranger_updating_a_task_it_may_not_see_is_not_found(service: Service) -> None:
+    error = error_of(lambda: service.update_task(1, "bob", status="done"))
+    assert isinstance(error, NotFound)
+    assert error.message == "no task 1"
 
 
 @pytest.mark.parametrize(

@@ -46,9 +46,14 @@ def lease_text(task: Task) -> str:
 )
 @json_option
 def tasks(status: str | None, assignee: str | None, limit: int) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first.
+
+    With --as / RELAYBUS_AGENT, only the tasks that agent may see (it created,
+    holds, or received the message of); without, every task of the workspace.
+    """
     app = get_app()
-    found = app.relay.tasks(status=status, assignee=assignee, limit=limit)
+    reader = app.relay if app.agent_id is None else app.me()
+    found = reader.tasks(status=status, assignee=assignee, limit=limit)
     if app.json:
         render.emit_models(found)
         return
@@ -129,8 +134,9 @@ def task(
 ) -> None:
     """Show task ID and its history, or update it.
 
-    With --as / RELAYBUS_AGENT, updates act as that agent (the holder moves the
-    task on; its creator may close it); without, as the workspace operator.
+    With --as / RELAYBUS_AGENT, it reads and updates as that agent (a task it
+    may not see is "no task ID"; the holder moves the task on; its creator may
+    close it); without, as the workspace operator.
     Progress on a claimed task moves it to in_progress and renews the lease.
 
     \b
@@ -141,8 +147,9 @@ def task(
     """
     app = get_app()
     if status is None and progress is None and note is None and result is None:
-        found = app.relay.task(task_id)
-        history = app.relay.task_history(task_id)
+        reader = app.relay if app.agent_id is None else app.me()
+        found = reader.task(task_id)
+        history = reader.task_history(task_id)
         if app.json:
             render.emit_json({**render.dump(found), "history": [render.dump(e) for e in history]})
             return

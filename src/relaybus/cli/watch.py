@@ -180,10 +180,12 @@ class AgentView:
     The rule of the relay server's stream
     (:meth:`relaybus.server.hub.Hub.visible_to`): ``message.sent`` it sent or
     receives, ``message.delivered`` and ``message.read`` by itself, every
-    ``agent.*`` event, ``task.*`` events of tasks it created, holds or held, or
-    was offered; no ``relay.*``.
+    ``agent.*`` event, ``task.*`` events of tasks it may see (it created the
+    task, holds it, or received its message: the service's visibility rule);
+    no ``relay.*``.
     A task's audience is read from the relay the first time the task shows up,
-    then grows with the agents that act on it.
+    then grows with the agents that act on it (only agents that may see a task
+    can act on it).
     """
 
     def __init__(self, relay: Relay, agent_id: str, size: int = TASK_CACHE_SIZE) -> None:

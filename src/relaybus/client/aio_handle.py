@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, NotFound
-from ..models import Agent, AgentStatus, Message, Priority, Task, Via
+from ..models import Agent, AgentStatus, Message, Priority, Task, TaskEvent, Via
 from . import calls
 from .backends import RemoteBackend
 from .transport import BACKOFF_CAP, Call, delivered_to
@@ -298,8 +298,34 @@ class AsyncAgentHandle:
         except (Conflict, NotFound):
             pass
 
+    async def tasks(
+        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """The tasks this agent may see (it created, holds, or received the message
+        of), newest first."""
+        return await self._run(
+            calls.list_tasks(
+                workspace=self._workspace,
+                status=status,
+                assignee=assignee,
+                limit=limit,
+                viewer=self.id,
+            )
+        )
+
+    async def task(self, task_id: int) -> Task:
+        """One task this agent may see. Raises NotFound (also for one it may not see)."""
+        return await self._run(calls.get_task(task_id, workspace=self._workspace, viewer=self.id))
+
+    async def task_history(self, task_id: int) -> list[TaskEvent]:
+        """The history of a task this agent may see, oldest first. Raises NotFound."""
+        return await self._run(
+            calls.task_history(task_id, workspace=self._workspace, viewer=self.id)
+        )
+
     async def claim(self, task_id: int, *, lease: float | None = None) -> Task:
-        """Claim a task. Raises Conflict (with ``details["holder"]``) if taken."""
+        """Claim a task offered to this agent. Raises Conflict (with
+        ``details["holder"]``) if taken, NotFound for a task it may not see."""
         return await self._run(
             calls.claim(task_id, self.id, workspace=self._workspace, epoch=self.epoch, lease=lease)
         )

@@ -234,7 +234,14 @@ class ServiceAPI(Protocol):
         result: str | None = None,
     ) -> Task: ...
 
-    def get_task(self, task_id: int, *, workspace: str = "default", sweep: bool = True) -> Task: ...
+    def get_task(
+        self,
+        task_id: int,
+        *,
+        workspace: str = "default",
+        sweep: bool = True,
+        viewer: str | None = None,
+    ) -> Task: ...
 
     def list_tasks(
         self,
@@ -243,9 +250,12 @@ class ServiceAPI(Protocol):
         status: str | None = None,
         assignee: str | None = None,
         limit: int = 100,
+        viewer: str | None = None,
     ) -> list[Task]: ...
 
-    def task_history(self, task_id: int, *, workspace: str = "default") -> list[TaskEvent]: ...
+    def task_history(
+        self, task_id: int, *, workspace: str = "default", viewer: str | None = None
+    ) -> list[TaskEvent]: ...
 
     def events(
         self,

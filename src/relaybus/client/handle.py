@@ -7,7 +7,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound
-from ..models import Agent, AgentStatus, Event, Message, Priority, Task, Via
+from ..models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, Via
 from .transport import BACKOFF_CAP, delivered_to
 
 if TYPE_CHECKING:
@@ -168,8 +168,32 @@ class AgentHandle:
         self._advance(found)
         return found
 
+    def tasks(
+        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """The tasks this agent may see (it created, holds, or received the message
+        of), newest first."""
+        return self.relay.service.list_tasks(
+            workspace=self.relay.workspace,
+            status=status,
+            assignee=assignee,
+            limit=limit,
+            viewer=self.id,
+        )
+
+    def task(self, task_id: int) -> Task:
+        """One task this agent may see. Raises NotFound (also for one it may not see)."""
+        return self.relay.service.get_task(task_id, workspace=self.relay.workspace, viewer=self.id)
+
+    def task_history(self, task_id: int) -> list[TaskEvent]:
+        """The history of a task this agent may see, oldest first. Raises NotFound."""
+        return self.relay.service.task_history(
+            task_id, workspace=self.relay.workspace, viewer=self.id
+        )
+
     def claim(self, task_id: int, *, lease: float | None = None) -> Task:
-        """Claim a task. Raises Conflict (with ``details["holder"]``) if taken."""
+        """Claim a task offered to this agent. Raises Conflict (with
+        ``details["holder"]``) if taken, NotFound for a task it may not see."""
         return self.relay.service.claim(task_id, self.id, lease=lease, **self._kw)
 
     def renew(self, task_id: int, *, lease: float | None = None) -> Task:

@@ -497,9 +497,17 @@ class RemoteService:
             )
         )
 
-    def get_task(self, task_id: int, *, workspace: str = "default", sweep: bool = True) -> Task:
-        """``GET /v1/tasks/{id}`` (the server sweeps lapsed leases; ``sweep`` is ignored)."""
-        return self.run(calls.get_task(task_id, workspace=workspace, sweep=sweep))
+    def get_task(
+        self,
+        task_id: int,
+        *,
+        workspace: str = "default",
+        sweep: bool = True,
+        viewer: str | None = None,
+    ) -> Task:
+        """``GET /v1/tasks/{id}`` (the server sweeps lapsed leases; ``sweep`` is ignored;
+        ``viewer``: read as that agent, see ``Service.get_task``)."""
+        return self.run(calls.get_task(task_id, workspace=workspace, sweep=sweep, viewer=viewer))
 
     def list_tasks(
         self,
@@ -508,15 +516,20 @@ class RemoteService:
         status: str | None = None,
         assignee: str | None = None,
         limit: int = 100,
+        viewer: str | None = None,
     ) -> list[Task]:
-        """``GET /v1/tasks``, newest first."""
+        """``GET /v1/tasks``, newest first (``viewer``: only that agent's view)."""
         return self.run(
-            calls.list_tasks(workspace=workspace, status=status, assignee=assignee, limit=limit)
+            calls.list_tasks(
+                workspace=workspace, status=status, assignee=assignee, limit=limit, viewer=viewer
+            )
         )
 
-    def task_history(self, task_id: int, *, workspace: str = "default") -> list[TaskEvent]:
+    def task_history(
+        self, task_id: int, *, workspace: str = "default", viewer: str | None = None
+    ) -> list[TaskEvent]:
         """``GET /v1/tasks/{id}/history``, oldest first. Raises NotFound."""
-        return self.run(calls.task_history(task_id, workspace=workspace))
+        return self.run(calls.task_history(task_id, workspace=workspace, viewer=viewer))
 
     # -- events and retention ----------------------------------------------------------
 

@@ -101,7 +101,7 @@ def task(t: Task) -> str:
 
 
 def tasks(open_: Sequence[Task], held: Sequence[Task]) -> str:
-    """Open tasks anyone may claim, then the ones this agent holds."""
+    """Open tasks offered to this agent (it may claim them), then the ones it holds."""
     lines = ["Open tasks:" if open_ else "No open tasks."]
     lines += [task(t) for t in open_]
     if held:

@@ -151,9 +151,12 @@ async def task(
     me = await _me(ctx)
     handle = me.handle
     if action == "list":
-        open_ = await _run(lambda: handle.relay.tasks(status="open", limit=20))
-        held = await _run(lambda: handle.relay.tasks(assignee=handle.id, limit=20))
-        return render.tasks(open_, [t for t in held if not t.status.terminal])
+        # Only the tasks this agent may see; of the open ones, those offered to it
+        # (its own are for its recipients to claim).
+        open_ = await _run(lambda: handle.tasks(status="open", limit=20))
+        held = await _run(lambda: handle.tasks(assignee=handle.id, limit=20))
+        offered = [t for t in open_ if t.creator != handle.id]
+        return render.tasks(offered, [t for t in held if not t.status.terminal])
     if task_id is None:
         raise ToolError(f"`task_id` is required to {action}: {ACCEPTS['task_id']}")
     number = task_id

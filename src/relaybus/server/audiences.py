@@ -6,21 +6,22 @@ import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from ..errors import NotFound
 from ..models import Event
 
 if TYPE_CHECKING:
     from ..service import Service
 
-#: Tasks whose audience (creator, offered agents, holders) is remembered.
+#: Tasks whose audience (creator, recipients of its message, holder) is remembered.
 TASK_CACHE_SIZE = 10_000
 
 
 class TaskAudiences:
-    """Which agents may see a task's events: its creator, the agents it was offered
-    to (the recipients of its message) and every agent that held it. Loaded from
-    the database the first time a task shows up, then kept up to date from the
-    events themselves; least recently used tasks are forgotten first."""
+    """Which agents may see a task's events: the agents that may see the task
+    (:func:`relaybus.service.visibility.task_audience`: its creator, the
+    recipients of its message, its holder), loaded from the database the first
+    time a task shows up, then kept up to date from the events themselves (an
+    agent acting on a task may see it: the service refuses any other); least
+    recently used tasks are forgotten first."""
 
     def __init__(self, service: Service, size: int = TASK_CACHE_SIZE) -> None:
         self.service = service
@@ -50,13 +51,5 @@ class TaskAudiences:
             return frozenset(agents)
 
     def _load(self, workspace: str, task_id: int) -> set[str]:
-        try:
-            task = self.service.get_task(task_id, workspace=workspace, sweep=False)
-        except NotFound:
-            return set()  # pruned: only the actors of its events see them
-        agents = {a for a in (task.creator, task.assignee) if a}
-        if task.message_id is not None:
-            message = self.service.messages_by_id([task.message_id]).get(task.message_id)
-            if message is not None:
-                agents.update(message.recipients)
-        return agents
+        # The service's visibility rule; empty for a task that does not exist.
+        return self.service.task_audience(task_id, workspace=workspace)

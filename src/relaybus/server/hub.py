@@ -413,9 +413,10 @@ class Hub:
         visibility rule: it sent it or has a delivery of it, checked again in the
         database, so a delivery removed since the send hides it),
         ``message.delivered`` and ``message.read`` of its own deliveries, every
-        ``agent.*`` event, and ``task.*`` events of tasks it created, holds or
-        held, or was offered; never ``relay.*``. Reads the database: call it off
-        the loop.
+        ``agent.*`` event, and ``task.*`` events of tasks it may see (the same
+        rule for tasks: it created the task, holds it, or received its message;
+        checked in the database too); never ``relay.*``. Reads the database:
+        call it off the loop.
         """
         return self._visible(agent_id, [e for e in events if e.workspace == workspace])
 
@@ -424,14 +425,20 @@ class Hub:
         if agent_id is None:
             return events
         seen = [e for e in events if self._sees(agent_id, e)]
+        if not seen:
+            return seen
+        workspace = seen[0].workspace
         sent = [_message_id(e) for e in seen if e.kind == "message.sent"]
         ids = [i for i in sent if i is not None]
-        if not ids:
-            return seen
-        allowed = self.service.visible_message_ids(
-            ids, workspace=seen[0].workspace, viewer=agent_id
-        )
-        return [e for e in seen if e.kind != "message.sent" or _message_id(e) in allowed]
+        if ids:
+            allowed = self.service.visible_message_ids(ids, workspace=workspace, viewer=agent_id)
+            seen = [e for e in seen if e.kind != "message.sent" or _message_id(e) in allowed]
+        about = [_task_id(e) for e in seen if e.kind.startswith("task.")]
+        task_ids = [i for i in about if i is not None]
+        if task_ids:
+            shown = self.service.visible_task_ids(task_ids, workspace=workspace, viewer=agent_id)
+            seen = [e for e in seen if not e.kind.startswith("task.") or _task_id(e) in shown]
+        return seen
 
     def _sees(self, agent_id: str | None, event: Event) -> bool:
         if agent_id is None:
@@ -579,6 +586,11 @@ class Hub:
 
 def _message_id(event: Event) -> int | None:
     found = event.data.get("message_id")
+    return found if isinstance(found, int) else None
+
+
+def _task_id(event: Event) -> int | None:
+    found = event.data.get("task_id")
     return found if isinstance(found, int) else None
 
 

@@ -4,24 +4,30 @@ A claim is a lease (Gray & Cheriton, "Leases", SOSP 1989): the holder renews
 it or loses it when it lapses or when the holder goes offline. Every claim
 records the holder's epoch, so a fenced-off instance cannot renew or update
 (Kleppmann's fencing tokens).
+
+Who sees and claims a task is the visibility rule of
+:mod:`relaybus.service.visibility`: an agent acts only on a task it may see
+(any other is ``NotFound``, like a missing id), and claims only a task whose
+message it received.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..bounds import MAX_LEASE_SECONDS
-from ..errors import Conflict, Forbidden, InvalidInput, NotFound
+from ..errors import Conflict, Forbidden, InvalidInput
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
 from .common import append_event, check_id, check_limit, check_text, touch_agent
 from .leases import HELD, history, reopen
 from .presence import effective_status
 from .sweeps import SweepOps
+from .visibility import no_task, restrict_tasks, task_audience, task_offered_to, visible_task_ids
 
 #: Status changes an ``update`` may make (claim and release have their own calls).
 TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
@@ -119,18 +125,28 @@ class TaskOps(SweepOps):
         """Claim an open task for ``agent_id`` for ``lease`` seconds (default
         ``settings.lease_seconds``). Atomic: of any number of racing claimers
         exactly one wins. Claiming a task one already holds renews it. A task
-        whose lease lapsed or whose holder is offline is taken over.
+        whose lease lapsed or whose holder is offline is taken over. Only a
+        recipient of the task's message may claim it.
 
         Raises:
             Conflict: another agent holds it (``holder`` in the details), it is
                 finished, or ``epoch`` is stale.
-            NotFound: no such task or agent.
+            Forbidden: ``agent_id`` may see the task but was not offered it (its
+                creator, which may close it but not claim it).
+            NotFound: no such agent; no such task, or one ``agent_id`` may not
+                see (the same answer).
         """
         seconds = self._lease(lease)
         with self.store.write() as conn:
             now = self.now()
             current = touch_agent(conn, workspace, agent_id, epoch, now)
-            row = self._row(conn, workspace, task_id, lock=True)
+            row = self._row(conn, workspace, task_id, lock=True, viewer=agent_id)
+            if not self._offered(conn, task_id, agent_id):
+                raise Forbidden(
+                    f"{agent_id} cannot claim task {task_id}: only a recipient of its "
+                    "message can (its creator may close it)",
+                    task=task_id,
+                )
             status = TaskStatus(row.status)
             if status.terminal:
                 raise Conflict(
@@ -189,6 +205,8 @@ class TaskOps(SweepOps):
 
         Raises:
             Conflict: ``agent_id`` does not hold it (any more), or stale ``epoch``.
+            NotFound: no such agent; no such task, or one ``agent_id`` may not
+                see (the same answer).
         """
         seconds = self._lease(lease)
         with self.store.write() as conn:
@@ -217,6 +235,8 @@ class TaskOps(SweepOps):
 
         Raises:
             Conflict: ``agent_id`` does not hold it, or stale ``epoch``.
+            NotFound: no such agent; no such task, or one ``agent_id`` may not
+                see (the same answer).
         """
         with self.store.write() as conn:
             now = self.now()
@@ -250,7 +270,8 @@ class TaskOps(SweepOps):
             Conflict: an invalid transition, a finished task, a lapsed lease,
                 or a stale ``epoch``.
             Forbidden: the agent neither holds nor created the task.
-            NotFound: no such task or agent.
+            NotFound: no such agent; no such task, or one ``agent_id`` may not
+                see (the same answer).
         """
         if status is None and progress is None and note is None and result is None:
             raise InvalidInput("nothing to update: give a status, progress, note or result")
@@ -267,7 +288,7 @@ class TaskOps(SweepOps):
             now = self.now()
             if agent_id is not None:
                 touch_agent(conn, workspace, agent_id, epoch, now)
-            row = self._row(conn, workspace, task_id, lock=True)
+            row = self._row(conn, workspace, task_id, lock=True, viewer=agent_id)
             current = TaskStatus(row.status)
             holder = agent_id is not None and row.assignee == agent_id and current in HELD
             if holder:
@@ -338,16 +359,27 @@ class TaskOps(SweepOps):
             )
         return self.get_task(task_id, workspace=workspace, sweep=False)
 
-    def get_task(self, task_id: int, *, workspace: str = "default", sweep: bool = True) -> Task:
+    def get_task(
+        self,
+        task_id: int,
+        *,
+        workspace: str = "default",
+        sweep: bool = True,
+        viewer: str | None = None,
+    ) -> Task:
         """One task (lapsed leases are released first).
 
+        Args:
+            viewer: read as this agent: only a task it may see (see
+                :mod:`relaybus.service.visibility`); ``None`` reads as admin.
+
         Raises:
-            NotFound: no such task.
+            NotFound: no such task, or one ``viewer`` may not see (the same answer).
         """
         if sweep:
             self.sweep(workspace=workspace)
         with self.store.read() as conn:
-            return _task(self._row(conn, workspace, task_id)._mapping)
+            return _task(self._row(conn, workspace, task_id, viewer=viewer)._mapping)
 
     def list_tasks(
         self,
@@ -356,8 +388,14 @@ class TaskOps(SweepOps):
         status: TaskStatus | str | None = None,
         assignee: str | None = None,
         limit: int = 100,
+        viewer: str | None = None,
     ) -> list[Task]:
         """Tasks, newest first, optionally of one status or assignee.
+
+        Args:
+            viewer: list as this agent: only the tasks it may see (filtered in
+                the query; see :mod:`relaybus.service.visibility`); ``None``
+                lists as admin.
 
         Raises:
             InvalidInput: ``limit`` outside 1-1000 (the HTTP API's bound too), an
@@ -365,7 +403,7 @@ class TaskOps(SweepOps):
         """
         check_limit(limit)
         self.sweep(workspace=workspace)
-        query = sa.select(tasks).where(tasks.c.workspace == workspace)
+        query = restrict_tasks(sa.select(tasks).where(tasks.c.workspace == workspace), viewer)
         if status is not None:
             query = query.where(tasks.c.status == _parse_status(status).value)
         if assignee is not None:
@@ -374,20 +412,39 @@ class TaskOps(SweepOps):
             rows = conn.execute(query.order_by(tasks.c.id.desc()).limit(limit)).all()
         return [_task(r._mapping) for r in rows]
 
-    def task_history(self, task_id: int, *, workspace: str = "default") -> list[TaskEvent]:
+    def task_history(
+        self, task_id: int, *, workspace: str = "default", viewer: str | None = None
+    ) -> list[TaskEvent]:
         """A task's history, oldest first.
 
+        Args:
+            viewer: as for :meth:`get_task`.
+
         Raises:
-            NotFound: no such task.
+            NotFound: no such task, or one ``viewer`` may not see (the same answer).
         """
         with self.store.read() as conn:
-            self._row(conn, workspace, task_id)
+            self._row(conn, workspace, task_id, viewer=viewer)
             rows = conn.execute(
                 sa.select(task_events)
                 .where(task_events.c.task_id == task_id)
                 .order_by(task_events.c.id)
             ).all()
         return [TaskEvent.model_validate(dict(r._mapping)) for r in rows]
+
+    def visible_task_ids(
+        self, ids: Iterable[int], *, workspace: str = "default", viewer: str
+    ) -> set[int]:
+        """The ids among ``ids`` of tasks of ``workspace`` that ``viewer`` may see
+        (see :mod:`relaybus.service.visibility`)."""
+        with self.store.read() as conn:
+            return visible_task_ids(conn, workspace, viewer, ids)
+
+    def task_audience(self, task_id: int, *, workspace: str = "default") -> set[str]:
+        """The agents that may see task ``task_id`` now (its creator, its holder, the
+        recipients of its message); empty for a task that does not exist."""
+        with self.store.read() as conn:
+            return task_audience(conn, workspace, task_id)
 
     # -- helpers -------------------------------------------------------------
 
@@ -398,16 +455,28 @@ class TaskOps(SweepOps):
         return seconds
 
     def _row(
-        self, conn: Connection, workspace: str, task_id: int, lock: bool = False
+        self,
+        conn: Connection,
+        workspace: str,
+        task_id: int,
+        lock: bool = False,
+        viewer: str | None = None,
     ) -> sa.Row[Any]:
         check_id("task id", task_id)
+        # The task as ``viewer`` may see it (None: admin); a hidden one is missing.
         query = sa.select(tasks).where(tasks.c.workspace == workspace, tasks.c.id == task_id)
+        query = restrict_tasks(query, viewer)
         if lock and self.store.dialect == "postgresql":
-            query = query.with_for_update()
+            query = query.with_for_update(of=tasks)
         row = conn.execute(query).first()
         if row is None:
-            raise NotFound(f"no task {task_id}", task=task_id)
+            raise no_task(task_id)
         return row
+
+    @staticmethod
+    def _offered(conn: Connection, task_id: int, agent_id: str) -> bool:
+        query = sa.select(tasks.c.id).where(tasks.c.id == task_id, task_offered_to(agent_id))
+        return conn.execute(query).first() is not None
 
     def _lapsed(self, conn: Connection, workspace: str, row: sa.Row[Any], now: float) -> str | None:
         """Why the holder lost ``row``'s claim, or None if it still holds it."""
@@ -445,7 +514,7 @@ class TaskOps(SweepOps):
         now: float,
     ) -> sa.Row[Any]:
         touch_agent(conn, workspace, agent_id, epoch, now)
-        row = self._row(conn, workspace, task_id, lock=True)
+        row = self._row(conn, workspace, task_id, lock=True, viewer=agent_id)
         if row.assignee != agent_id or TaskStatus(row.status) not in HELD:
             who = f"held by {row.assignee}" if row.assignee else row.status
             raise Conflict(

@@ -16,6 +16,20 @@ The rule has three forms, all here:
 
 A message the viewer may not see is answered exactly like one that does not
 exist (:func:`no_message`), so that no read confirms that a hidden id exists.
+
+Tasks follow their message. A claimable message opens a task whose title and
+body are the message's; the agents that may see the task are those that may
+see its message: its creator (the message's sender) and the recipients (a
+delivery row of the task's message), plus the agent holding it. Only a
+recipient claims it (:func:`task_offered_to`), so the holder adds nobody while
+the message is kept; it matters once retention has deleted the message and
+its deliveries: the creator and the holder still see the task (to finish or
+cancel it), the other recipients no longer do. A task without a message (the
+schema allows one; no operation creates one today) is seen by its creator and
+its holder, and no agent can claim it. An admin sees every task. The forms:
+:func:`task_visible_to` (SQL), :func:`visible_task_ids`, :func:`task_audience`
+(for the live fan-out of ``task.*`` events) and :func:`no_task`, the one answer
+for a hidden and a missing task.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import NotFound
 from ..models import Event
-from ..store.schema import deliveries, messages
+from ..store.schema import deliveries, messages, tasks
 
 
 def visible_to(viewer: str) -> sa.ColumnElement[bool]:
@@ -95,3 +109,76 @@ def no_message(message_id: int, what: str = "") -> NotFound:
     """
     text = f"no message {message_id} {what}" if what else f"no message {message_id}"
     return NotFound(text, message_id=message_id)
+
+
+def _received(viewer: str) -> sa.ColumnElement[bool]:
+    # "viewer has a delivery of the task's message": a primary-key probe.
+    return sa.exists().where(
+        deliveries.c.workspace == tasks.c.workspace,
+        deliveries.c.agent_id == viewer,
+        deliveries.c.message_id == tasks.c.message_id,
+    )
+
+
+def task_visible_to(viewer: str) -> sa.ColumnElement[bool]:
+    """The SQL condition "``viewer`` may see this row of ``tasks``": it created the
+    task, holds it, or has a delivery of the task's message.
+
+    Usable in any query that selects from ``tasks``.
+    """
+    return sa.or_(tasks.c.creator == viewer, tasks.c.assignee == viewer, _received(viewer))
+
+
+def task_offered_to(viewer: str) -> sa.ColumnElement[bool]:
+    """The SQL condition "``viewer`` may claim this row of ``tasks``": it is a
+    recipient of the task's message (has a delivery of it), or holds the task
+    already (claiming again renews)."""
+    return sa.or_(tasks.c.assignee == viewer, _received(viewer))
+
+
+def restrict_tasks(query: sa.Select[Any], viewer: str | None) -> sa.Select[Any]:
+    """``query`` (a select from ``tasks``) narrowed to what ``viewer`` may see;
+    unchanged for an admin (``viewer=None``)."""
+    return query if viewer is None else query.where(task_visible_to(viewer))
+
+
+def visible_task_ids(conn: Connection, workspace: str, viewer: str, ids: Iterable[int]) -> set[int]:
+    """The ids among ``ids`` of tasks of ``workspace`` that ``viewer`` may see."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return set()
+    rows = conn.execute(
+        sa.select(tasks.c.id).where(
+            tasks.c.workspace == workspace, tasks.c.id.in_(wanted), task_visible_to(viewer)
+        )
+    )
+    return {int(i) for i in rows.scalars()}
+
+
+def task_audience(conn: Connection, workspace: str, task_id: int) -> set[str]:
+    """Every agent that may see task ``task_id`` now: its creator, its holder and
+    the recipients of its message (empty for a task that does not exist)."""
+    row = conn.execute(
+        sa.select(tasks.c.creator, tasks.c.assignee, tasks.c.message_id).where(
+            tasks.c.workspace == workspace, tasks.c.id == task_id
+        )
+    ).first()
+    if row is None:
+        return set()
+    agents = {a for a in (row.creator, row.assignee) if a}
+    if row.message_id is not None:
+        agents.update(
+            conn.execute(
+                sa.select(deliveries.c.agent_id).where(
+                    deliveries.c.workspace == workspace,
+                    deliveries.c.message_id == row.message_id,
+                )
+            ).scalars()
+        )
+    return agents
+
+
+def no_task(task_id: int) -> NotFound:
+    """The error for a task that does not exist *or* that the caller may not see:
+    one answer for both, so that a hidden id is not confirmed."""
+    return NotFound(f"no task {task_id}", task=task_id)

@@ -102,14 +102,19 @@ def update_task(
     )
 
 
-def get_task(task_id: int, *, workspace: str, sweep: bool = True) -> Call[Task]:
-    """``GET /v1/tasks/{id}`` (the server sweeps lapsed leases first)."""
+def get_task(
+    task_id: int, *, workspace: str, sweep: bool = True, viewer: str | None = None
+) -> Call[Task]:
+    """``GET /v1/tasks/{id}`` (the server sweeps lapsed leases first); ``viewer``:
+    read as that agent (``?agent=``, with its token when the session has it)."""
     return Call(
         method="GET",
         path=f"/v1/tasks/{_segment(task_id)}",
         parse=Task.model_validate_json,
-        local=lambda s: s.get_task(task_id, workspace=workspace, sweep=sweep),
+        local=lambda s: s.get_task(task_id, workspace=workspace, sweep=sweep, viewer=viewer),
         workspace=workspace,
+        agent=viewer,
+        params={"agent": viewer},
     )
 
 
@@ -119,26 +124,32 @@ def list_tasks(
     status: str | None = None,
     assignee: str | None = None,
     limit: int = 100,
+    viewer: str | None = None,
 ) -> Call[list[Task]]:
-    """``GET /v1/tasks``."""
+    """``GET /v1/tasks``; ``viewer``: only the tasks that agent may see."""
     return Call(
         method="GET",
         path="/v1/tasks",
         parse=_TASKS.validate_json,
         local=lambda s: s.list_tasks(
-            workspace=workspace, status=status, assignee=assignee, limit=limit
+            workspace=workspace, status=status, assignee=assignee, limit=limit, viewer=viewer
         ),
         workspace=workspace,
-        params={"status": status, "assignee": assignee, "limit": limit},
+        agent=viewer,
+        params={"status": status, "assignee": assignee, "limit": limit, "agent": viewer},
     )
 
 
-def task_history(task_id: int, *, workspace: str) -> Call[list[TaskEvent]]:
-    """``GET /v1/tasks/{id}/history``."""
+def task_history(
+    task_id: int, *, workspace: str, viewer: str | None = None
+) -> Call[list[TaskEvent]]:
+    """``GET /v1/tasks/{id}/history``; ``viewer`` as for :func:`get_task`."""
     return Call(
         method="GET",
         path=f"/v1/tasks/{_segment(task_id)}/history",
         parse=_TASK_EVENTS.validate_json,
-        local=lambda s: s.task_history(task_id, workspace=workspace),
+        local=lambda s: s.task_history(task_id, workspace=workspace, viewer=viewer),
         workspace=workspace,
+        agent=viewer,
+        params={"agent": viewer},
     )

@@ -1,4 +1,9 @@
-"""Tasks: list, get, history, and the claim lifecycle (claim, renew, release, update)."""
+"""Tasks: list, get, history, and the claim lifecycle (claim, renew, release, update).
+
+An agent token sees and acts on only the tasks its agent may see (the service's
+visibility rule: it created the task, holds it, or received its message); any
+other task is 404 exactly like a missing id.
+"""
 
 from __future__ import annotations
 
@@ -24,11 +29,21 @@ from . import (
     render,
     render_list,
 )
+from .stream import viewer_of
 
 router = make_router(tags=["tasks"])
 TASKS = TypeAdapter(list[Task])
 HISTORY = TypeAdapter(list[TaskEvent])
 _AGENT = "The agent acting; defaults to the agent token's agent."
+#: ``?agent=``: whose view of the tasks a read shows.
+Viewer = Annotated[
+    str | None,
+    Query(
+        max_length=200,
+        description="Read as this agent: only the tasks it may see (admin; an agent "
+        "token always reads as its own agent and may name only itself).",
+    ),
+]
 
 
 class LeaseBody(Body):
@@ -79,28 +94,41 @@ def list_tasks(
     status: TaskStatus | None = None,
     assignee: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
+    agent: Viewer = None,
 ) -> Response:
-    """Tasks of the workspace, newest first."""
+    """Tasks of the workspace, newest first (an agent token: only those it may see)."""
+    caller = call.caller()
     found = call.service.list_tasks(
-        workspace=call.caller().workspace, status=status, assignee=assignee, limit=limit
+        workspace=caller.workspace,
+        status=status,
+        assignee=assignee,
+        limit=limit,
+        viewer=viewer_of(caller, agent),
     )
     return render_list(TASKS, found)
 
 
 @router.get("/v1/tasks/{task_id:id}", response_model=Task, responses=responses(400, 404))
-def get_task(task_id: IdPath, call: ApiCall) -> Response:
-    """One task."""
-    return render(call.service.get_task(task_id, workspace=call.caller().workspace))
+def get_task(task_id: IdPath, call: ApiCall, agent: Viewer = None) -> Response:
+    """One task (an agent token: one it may see; any other is 404, like a missing id)."""
+    caller = call.caller()
+    return render(
+        call.service.get_task(task_id, workspace=caller.workspace, viewer=viewer_of(caller, agent))
+    )
 
 
 @router.get(
-    "/v1/tasks/{task_id:id}/history", response_model=list[TaskEvent], responses=responses(400, 404)
+    "/v1/tasks/{task_id:id}/history",
+    response_model=list[TaskEvent],
+    responses=responses(400, 404),
 )
-def task_history(task_id: IdPath, call: ApiCall) -> Response:
-    """The task's history, oldest first."""
-    return render_list(
-        HISTORY, call.service.task_history(task_id, workspace=call.caller().workspace)
+def task_history(task_id: IdPath, call: ApiCall, agent: Viewer = None) -> Response:
+    """The task's history, oldest first (an agent token: of a task it may see)."""
+    caller = call.caller()
+    found = call.service.task_history(
+        task_id, workspace=caller.workspace, viewer=viewer_of(caller, agent)
     )
+    return render_list(HISTORY, found)
 
 
 @router.post(
@@ -108,7 +136,8 @@ def task_history(task_id: IdPath, call: ApiCall) -> Response:
 )
 def claim(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
     """Claim the task (atomic: of racing claimers exactly one wins); claiming a task
-    one holds renews it."""
+    one holds renews it. Only a recipient of the task's message may claim it; a task
+    the agent may not see is 404, like a missing id."""
     caller = call.caller()
     task = call.service.claim(
         task_id,
