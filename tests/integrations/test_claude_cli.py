@@ -187,8 +187,12 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
         assert requests, "Claude Code never asked the model"
         final = requests[-1]
         [sending] = [n for n, r in enumerate(requests) if SENT_BODY in flatten(r["messages"])][:1]
-        # mail waiting at the start reached the model, once
+        # mail waiting at the start reached the model in its first request
+        # (SessionStart's or the first prompt's output, before any tool call),
+        # and once: no later hook handed it over again
+        assert flatten(requests[0]["messages"]).count(START_MAIL) == 1
         assert flatten(final["messages"]).count(START_MAIL) == 1
+        assert all(flatten(r["messages"]).count(START_MAIL) == 1 for r in requests)
         # mail that arrived mid-session (while the model chose to send) reached
         # the next request, once
         assert MID_MAIL not in flatten(requests[sending - 1]["messages"])
