@@ -200,6 +200,22 @@ def test_no_store_reads_nothing_and_creates_nothing(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_records_of_printed_mail_count_only_in_a_private_folder(tmp_path: Path) -> None:
+    folder = direct.private_folder(tmp_path / "run")
+    name = direct.record_printed(folder, "sess", [3, 1])
+
+    assert (folder / name).stat().st_mode & 0o777 == 0o600
+    assert direct.printed(folder, "sess") == ({1, 3}, [name])
+    assert direct.printed(folder, "other") == (set(), [])
+    folder.chmod(0o755)  # others could have written it: it hides no mail
+    assert direct.printed(folder, "sess") == (set(), [])
+    with pytest.raises(PermissionError):
+        direct.private_folder(folder)
+    folder.chmod(0o700)
+    direct.forget_printed(folder, "sess", [name, "../escape.json"])
+    assert direct.printed(folder, "sess") == (set(), [])
+
+
 LAYOUTS = {
     "plain folder": [],
     "plain folder with .relay": [".relay/"],

@@ -163,11 +163,18 @@ def database_file(env: Mapping[str, str], cwd: Path) -> Path | None:
 
 
 def sqlite_mail(
-    db: Path, workspace: str, agent_id: str, *, skip: Iterable[int] = (), limit: int = MAX_MESSAGES
+    db: Path,
+    workspace: str,
+    agent_id: str,
+    *,
+    skip: Iterable[int] = (),
+    limit: int = MAX_MESSAGES,
+    timeout: float = 0.5,
 ) -> Unread:
     """The first ``limit`` unread messages of ``agent_id`` in the SQLite
     store ``db``, oldest first, leaving out the ids in ``skip``. Reads only:
-    no file exists → nothing (and nothing is created).
+    no file exists → nothing (and nothing is created). ``timeout``: seconds
+    to wait for a lock (a read waits only while a checkpoint resets the log).
 
     Raises:
         sqlite3.Error: not a relay database, or it could not be read.
@@ -175,7 +182,7 @@ def sqlite_mail(
     if not db.is_file():
         return Unread([])
     uri = "file:" + _quote_path(db.absolute()) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=0.2, isolation_level=None)
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     try:
         rows = conn.execute(
             UNREAD_SQL, (workspace, agent_id, json.dumps(sorted(set(skip))), limit)
@@ -306,16 +313,28 @@ def unread_mail(
         return Unread([])
     workspace = env.get("RELAYBUS_WORKSPACE", "").strip() or "default"
     url = env.get("RELAYBUS_URL", "").strip()
-    if url and not env.get("RELAYBUS_DIR") and not env.get("RELAYBUS_DATABASE"):
+    if url:  # as ``Relay.open()``: a server, when one is set, wins over a store
         token = env.get("RELAYBUS_TOKEN", "").strip() or None
         return http_mail(url, token, workspace, agent_id, skip=skip, timeout=timeout)
     db = database_file(env, cwd)
     if db is None:
         return Unread([])
-    return sqlite_mail(db, workspace, agent_id, skip=skip)
+    return sqlite_mail(db, workspace, agent_id, skip=skip, timeout=timeout)
 
 
 # -- what was printed ---------------------------------------------------------------
+
+
+def is_private(folder: Path) -> bool:
+    """Whether ``folder`` is this user's and closed to others.
+
+    Raises:
+        OSError: it cannot be looked at (e.g. it does not exist).
+    """
+    info = folder.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return False
+    return not stat.S_IMODE(info.st_mode) & 0o077
 
 
 def private_folder(folder: Path) -> Path:
@@ -325,11 +344,8 @@ def private_folder(folder: Path) -> Path:
         PermissionError: someone else's folder, or one others can enter.
     """
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = folder.stat()
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise PermissionError(f"{folder} belongs to another user")
-    if stat.S_IMODE(info.st_mode) & 0o077:
-        raise PermissionError(f"{folder} is open to other users (chmod 700 it)")
+    if not is_private(folder):
+        raise PermissionError(f"{folder} belongs to another user or is open to others")
     return folder
 
 
@@ -339,6 +355,8 @@ def printed(folder: Path, key: str) -> tuple[set[int], list[str]]:
     ids: set[int] = set()
     names: list[str] = []
     try:
+        if not is_private(folder):
+            return ids, names  # records anyone else could have written: none
         listing = os.listdir(folder)
     except OSError:
         return ids, names
