@@ -15,8 +15,9 @@ Prints, per hook event: p50 and p99 wall time in ms
 - with the session's ``relaybus mcp`` serving the hooks (target: p50 <= 100 ms);
 - with no ``relaybus mcp`` answering, as at the start of a session while it
   is still starting (target: p99 < 1,000 ms, as for every hook). The hook then
-  answers without the relay and hands presence to a background process; the
-  bench waits for that process's event before the next call, so that the
+  reads the unread mail itself (a quarter of the calls find a message), prints
+  it, and hands presence and the printed ids to a background process; the
+  bench waits for that process's events before the next call, so that the
   calls do not pile up;
 - for reference, ``--inline`` (the command opens the relay itself).
 
@@ -95,23 +96,38 @@ def run_hooks(
 
 
 def run_bare(exe: str, env: dict[str, str], project: Path, runs: int, relay: Relay) -> Any:
-    """Wall times per hook command (ms) with no ``relaybus mcp`` answering."""
+    """Wall times per hook command (ms) with no ``relaybus mcp`` answering; a
+    quarter of the calls of each hook that shows mail find a message, which the
+    hook reads and prints itself."""
     agent = env["BENCH_AGENT"]
+    bob = relay.register("bench-bob", pid=None)
     times: dict[str, list[float]] = {}
     for event in EVENTS:
         doc = load(event, project)
         samples = []
-        for _ in range(runs):
+        for n in range(runs):
+            mail = event != "session-end" and n % 4 == 0
+            if mail:
+                bob.send(agent, f"note {n}")
             since = relay.service.last_event_id(workspace=relay.workspace)
-            samples.append(timed([exe, "hook", event], doc, env)[0] * 1000)
-            if event != "post-tool-use":  # its only work is in the background
-                for _ in range(20):  # bounded: each wait returns on an event or after 30 s
-                    found = relay.wait_events(30.0, since=since)
-                    if not found:
-                        raise SystemExit(f"no background work seen after {event}")
-                    since = found[-1].id
-                    if any(e.agent_id == agent for e in found):
-                        break
+            seconds, out = timed([exe, "hook", event], doc, env)
+            samples.append(seconds * 1000)
+            if mail and f"note {n}" not in out:
+                raise SystemExit(f"{event} did not print the waiting message")
+            # the background process: presence (not after post-tool-use), and
+            # marking the printed mail read; awaited, so calls do not pile up
+            expect = {"message.read"} if mail else set()
+            presence = event != "post-tool-use" and not (event == "stop" and mail)
+            for _ in range(20):  # bounded: each wait returns on an event or after 30 s
+                if not expect and not presence:
+                    break
+                found = relay.wait_events(30.0, since=since)
+                if not found:
+                    raise SystemExit(f"no background work seen after {event}")
+                since = found[-1].id
+                mine = [e for e in found if e.agent_id == agent]
+                expect -= {e.kind for e in mine}
+                presence = presence and not any(e.kind != "message.read" for e in mine)
         times[event] = samples
     return times
 

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,16 +137,18 @@ def tool_names(request: dict[str, Any]) -> set[str]:
     return {t.get("name") for t in request.get("tools") or []}
 
 
-def conversation_script(relay_dir: Path) -> Any:
+def conversation_script(relay_dir: Path, held: WritesHeld) -> Any:
     """The model. Claude Code does not wait for MCP servers before its first
     request; it offers ``WaitForMcpServers`` instead, which the model calls
     while relaybus's tools are missing. Then it calls relaybus's ``send``
-    (and meanwhile bob mails the session), then it answers in text."""
+    (and meanwhile bob mails the session), then it answers in text. The
+    first request of the conversation lets go of ``held``."""
     mailed: list[bool] = []
 
     def script(request: dict[str, Any]) -> list[dict[str, Any]]:
         if not request.get("tools"):
             return [text("ok")]  # Claude Code's side calls (titles and such)
+        held.release()
         if SENT_BODY in flatten(request["messages"]):
             return [text("Done.")]
         if "mcp__relaybus__send" not in tool_names(request):
@@ -162,6 +166,30 @@ def conversation_script(relay_dir: Path) -> Any:
     return script
 
 
+class WritesHeld:
+    """The relay's write lock, held from the start of the session until the
+    model's first request (Claude Code sends it after SessionStart and the
+    first UserPromptSubmit). Meanwhile ``relaybus mcp`` cannot register the
+    session nor answer a hook: as on a machine where it starts slowly, which
+    Claude Code does not wait for. Readers go on (WAL)."""
+
+    def __init__(self, relay_dir: Path) -> None:
+        self.conn = sqlite3.connect(
+            relay_dir / "relay.db", isolation_level=None, check_same_thread=False
+        )
+        self.lock = threading.Lock()
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        with self.lock:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.release()
+        self.conn.close()
+
+
 def online_but_bob(relay: Relay) -> list[str]:
     return [a.id for a in relay.agents() if a.id != "bob" and a.status is not AgentStatus.OFFLINE]
 
@@ -174,21 +202,29 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
         bob = relay.register("bob", pid=None)
         relay.register(ME, pid=None).update(status="offline")
         bob.send(ME, START_MAIL)  # waiting before the session starts
-        api = FakeAnthropic(conversation_script(home.relay_dir))
+        held = WritesHeld(home.relay_dir)  # relaybus mcp answers no hook before the model
+        api = FakeAnthropic(conversation_script(home.relay_dir, held))
 
-        with api.running():
-            home.run(
-                [claude, "-p", "check your mail", "--allowedTools", "mcp__relaybus__send"],
-                ANTHROPIC_BASE_URL=api.url,
-                RELAYBUS_AGENT=ME,
-            )
+        try:
+            with api.running():
+                home.run(
+                    [claude, "-p", "check your mail", "--allowedTools", "mcp__relaybus__send"],
+                    ANTHROPIC_BASE_URL=api.url,
+                    RELAYBUS_AGENT=ME,
+                )
+        finally:
+            held.close()
 
         requests = api.recorded.conversation()
         assert requests, "Claude Code never asked the model"
         final = requests[-1]
         [sending] = [n for n, r in enumerate(requests) if SENT_BODY in flatten(r["messages"])][:1]
-        # mail waiting at the start reached the model, once
+        # mail waiting at the start reached the model in its first request
+        # (SessionStart's or the first prompt's output, before any tool call),
+        # and once: no later hook handed it over again
+        assert flatten(requests[0]["messages"]).count(START_MAIL) == 1
         assert flatten(final["messages"]).count(START_MAIL) == 1
+        assert all(flatten(r["messages"]).count(START_MAIL) == 1 for r in requests)
         # mail that arrived mid-session (while the model chose to send) reached
         # the next request, once
         assert MID_MAIL not in flatten(requests[sending - 1]["messages"])

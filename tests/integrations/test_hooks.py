@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import sqlite3
+import stat
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,10 +27,11 @@ from hookutil import hook_env, log_lines, payload, run_hook
 
 from relaybus import AgentHandle, Relay
 from relaybus.identity import HOSTNAME, session_identity, session_socket
+from relaybus.integrations.hooks import direct
 from relaybus.integrations.hooks.host import session_host
 from relaybus.integrations.hooks.logic import MAX_MESSAGES
 from relaybus.integrations.session import session_agent
-from relaybus.models import AgentStatus
+from relaybus.models import AgentStatus, Via
 
 #: Seconds to wait for a background registration: far above a real one.
 HUNG = 30.0
@@ -202,22 +206,108 @@ def test_inline_hook_delivers_mail_without_the_session_process(bare: Session) ->
     assert bare.me.unread_count() == 0
 
 
-def test_hook_without_the_session_process_keeps_the_mail_for_a_later_hook(
-    bare: Session,
-) -> None:
+def test_hook_without_the_session_process_prints_the_mail_itself_once(bare: Session) -> None:
     sent = bare.bob().send(bare.me.id, "merge freeze at 17:00")
     since = bare.relay.service.last_event_id(workspace=bare.relay.workspace)
 
     run = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
 
-    assert (run.code, run.out) == (0, "")  # answered at once, without the relay
-    # the presence change is made in the background, and nothing else
+    assert "merge freeze at 17:00" in run.context()  # read by the hook itself
+    # the background process marks exactly what was printed read, by the hook
+    assert wait_for(bare.relay, since, "message.read", bare.me.id)
+    assert bare.me.unread_count() == 0
+    [receipt] = bare.relay.deliveries(sent.id)
+    assert (receipt.state.value, receipt.via) == ("read", Via.HOOK)
     assert wait_for(bare.relay, since, "agent.updated", bare.me.id)
     assert bare.me.info().status is AgentStatus.BUSY
-    assert bare.me.unread_count() == 1
-    assert bare.relay.deliveries(sent.id)[0].state.value == "queued"
-    later = run_hook("post-tool-use", bare.input("post-tool-use"), bare.env, inline=True)
-    assert "merge freeze at 17:00" in later.context()
+    again = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
+    assert (again.code, again.out) == (0, "")
+
+
+def test_mail_waiting_at_the_start_is_printed_by_session_start_once_without_relaybus_mcp(
+    bare: Session,
+) -> None:
+    first = bare.bob().send(bare.me.id, "waiting for you at the start", subject="hello")
+    second = bare.bob().send(bare.me.id, "and a task", claimable=True)
+    since = bare.relay.service.last_event_id(workspace=bare.relay.workspace)
+
+    with held_write_lock(bare.relay):  # the background cannot mark anything read yet
+        start = run_hook("session-start", bare.input("session-start"), bare.env)
+        prompt = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
+        tool = run_hook("post-tool-use", bare.input("post-tool-use"), bare.env)
+        [record] = printed_files(bare)
+        assert stat.S_IMODE(record.stat().st_mode) == 0o600
+        assert bare.me.unread_count() == 2
+
+    text = start.context()
+    assert f"`{bare.me.id}`" in text  # the identity, then the mail
+    assert text.index(f"`{bare.me.id}`") < text.index(f"#{first.id} from bob")
+    assert "Subject: hello" in text and "waiting for you at the start" in text
+    assert f"task {second.task_id} (open: claim it with the task tool)" in text
+    # printed, not yet marked read: no later hook shows it again
+    assert (prompt.code, prompt.out) == (0, "")
+    assert (tool.code, tool.out) == (0, "")
+    assert wait_for(bare.relay, since, "message.read", bare.me.id)
+    assert bare.me.unread_count() == 0
+    for sent in (first, second):
+        [receipt] = bare.relay.deliveries(sent.id)
+        assert (receipt.state.value, receipt.via) == ("read", Via.HOOK)
+    reads = bare.relay.events(since=since)
+    assert len([e for e in reads if e.kind == "message.read"]) == 1  # marked once
+    # the prompt's background (busy) comes after it forgot the printed record
+    assert wait_for(bare.relay, since, "agent.updated", bare.me.id)
+    assert printed_files(bare) == []
+    later = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
+    assert (later.code, later.out) == (0, "")
+
+
+def test_mail_printed_before_relaybus_mcp_answered_is_marked_read_by_it_and_not_shown_again(
+    hosted: Session,
+) -> None:
+    shown = hosted.bob().send(hosted.me.id, "printed by an earlier hook itself")
+    fresh = hosted.bob().send(hosted.me.id, "not printed yet")
+    path = session_socket(hosted.env["RELAYBUS_SESSION"], hosted.env)
+    direct.record_printed(path.parent, path.stem, [shown.id])
+
+    run = run_hook("user-prompt-submit", hosted.input("user-prompt-submit"), hosted.env)
+
+    text = run.context()
+    assert "not printed yet" in text and "printed by an earlier hook itself" not in text
+    assert hosted.me.unread_count() == 0
+    [receipt] = hosted.relay.deliveries(shown.id)
+    assert (receipt.state.value, receipt.via) == ("read", Via.HOOK)
+    assert hosted.relay.deliveries(fresh.id)[0].via == Via.HOOK
+    assert direct.printed(path.parent, path.stem) == (set(), [])
+
+
+def test_hooks_without_a_store_print_no_mail_and_create_none(
+    tmp_path: Path, runtime: Path, project: Path
+) -> None:
+    env = hook_env(tmp_path, runtime, "sess-nostore", CLAUDE_PROJECT_DIR=str(project))
+
+    tool = run_hook("post-tool-use", payload("post-tool-use", cwd=str(project)), env)
+
+    assert (tool.code, tool.out) == (0, "")
+    assert not (tmp_path / "relay").exists()
+
+
+@contextmanager
+def held_write_lock(relay: Relay) -> Iterator[None]:
+    """Hold the store's write lock (as a long write would): readers go on,
+    writers wait (SQLite's busy timeout, far longer than this block)."""
+    conn = sqlite3.connect(relay.store.url.database or "", isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def printed_files(session: Session) -> list[Path]:
+    """The session's records of mail its hooks printed themselves."""
+    path = session_socket(session.env["RELAYBUS_SESSION"], session.env)
+    return sorted(path.parent.glob(f"{path.stem}.printed-*.json"))
 
 
 def test_hooks_leave_the_mail_to_relaybus_run_when_it_runs_the_session(bare: Session) -> None:
@@ -276,11 +366,16 @@ def start_claude(env: dict[str, str], project: Path) -> subprocess.Popen[str]:
     )
 
 
-def printed_agent(claude: subprocess.Popen[str]) -> str:
-    """The agent id the stand-in's SessionStart hook told the model."""
+def printed_context(claude: subprocess.Popen[str]) -> str:
+    """What the stand-in's SessionStart hook told the model."""
     assert claude.stdout is not None
     context: str = json.loads(claude.stdout.readline())["hookSpecificOutput"]["additionalContext"]
-    return context.split("`")[1]
+    return context
+
+
+def printed_agent(claude: subprocess.Popen[str]) -> str:
+    """The agent id the stand-in's SessionStart hook told the model."""
+    return printed_context(claude).split("`")[1]
 
 
 def test_background_registration_registers_the_printed_identity_with_claudes_pid(
@@ -307,24 +402,27 @@ def test_background_registration_registers_the_printed_identity_with_claudes_pid
     assert relay.get_agent(printed).status is AgentStatus.OFFLINE  # ended with its tool
 
 
-def test_background_registration_leaves_mail_waiting_at_the_start_unread(
+def test_background_registration_marks_read_only_the_mail_session_start_printed(
     tmp_path: Path, runtime: Path, project: Path, relay: Relay
 ) -> None:
     env = hook_env(tmp_path, runtime, "unused", RELAYBUS_AGENT="shop-dev")
     del env["RELAYBUS_SESSION"]
     relay.register("shop-dev", pid=None)
-    relay.register("bob", pid=None).send("shop-dev", "waiting for you at the start")
+    sent = relay.register("bob", pid=None).send("shop-dev", "waiting for you at the start")
     since = relay.service.last_event_id(workspace=relay.workspace)
 
     with start_claude(env, project) as claude:
-        assert printed_agent(claude) == "shop-dev"
+        context = printed_context(claude)
         registered = wait_for(relay, since, "agent.registered", "shop-dev")
+        marked = wait_for(relay, since, "message.read", "shop-dev")
         assert claude.stdin is not None
         claude.stdin.close()
         assert claude.wait(HUNG) == 0
 
-    assert registered
-    assert relay.agent("shop-dev").unread_count() == 1  # nobody handed it over unseen
+    assert "as agent `shop-dev`" in context and "waiting for you at the start" in context
+    assert registered and marked
+    [receipt] = relay.deliveries(sent.id)
+    assert (receipt.state.value, receipt.via) == ("read", Via.HOOK)
     assert relay.get_agent("shop-dev").pid == claude.pid
 
 

@@ -34,9 +34,10 @@ def hook(event: str, inline: bool) -> None:
     session-end         mark the agent offline
 
     The command hands the event to the session's own 'relaybus mcp' process
-    and answers within a second: without that process it prints the
-    session's identity (session-start) or nothing, leaves the mail for a
-    later hook and makes the presence change in the background. --inline
+    and answers within a second: without that process it reads the unread
+    mail itself (read-only), prints it after the identity (session-start),
+    and a background process marks exactly that mail read and makes the
+    presence change. --inline
     does all the work in this process instead (slower). It never fails the
     session: problems go to $XDG_STATE_HOME/relaybus/hooks.log and it prints
     nothing.

@@ -7,21 +7,25 @@ passes it to the session's ``relaybus mcp`` process over its Unix socket
 
 Claude Code starts the hooks and ``relaybus mcp`` at the same time, and
 ``relaybus mcp`` takes a second or more to start, so the first hooks often
-find nobody at the socket. The command then never opens the relay itself
-(that alone takes longer than a hook may), and never hands over mail it
-cannot print:
+find nobody at the socket. The command then never opens the relay through
+the relaybus stack (that alone takes longer than a hook may):
 
+- it reads the session agent's unread mail itself, read-only and with the
+  standard library (:mod:`.direct`: one SQLite query, or one HTTP GET), prints
+  it, records the printed ids in the session's private runtime folder and
+  hands them to a detached ``relaybus hook EVENT --background``, which marks
+  exactly those read (``via=hook``). Until that is done every later hook
+  skips them and hands them on again (to ``relaybus mcp`` in its request, or
+  to its own background process), so mail waiting at the start reaches the
+  model in SessionStart's output, once;
 - SessionStart prints the session's identity, computed here once, and hands
-  that identity (as JSON on stdin, :meth:`SessionIdentity.to_json`) to a
-  detached ``relaybus hook session-start --background`` that registers the
-  agent and does nothing else: it marks no mail read, so mail waiting at the
-  start is shown by the first hook that reaches ``relaybus mcp``;
+  that identity (as JSON on stdin, :meth:`SessionIdentity.to_json`) to the
+  background process, which registers the agent (before it marks anything);
 - UserPromptSubmit first waits up to :data:`HOST_WAIT` seconds for
   ``relaybus mcp`` to come up (a headless ``claude -p`` submits its prompt
-  right after SessionStart), so that mail waiting at the start reaches the
-  first prompt;
+  right after SessionStart);
 - UserPromptSubmit, Stop and SessionEnd hand their presence change (busy,
-  idle, offline) to a detached background process; PostToolUse does nothing.
+  idle, offline) to the background process as well.
 
 ``--inline`` does the whole work in this process instead (slow: for
 debugging and for sessions without ``relaybus mcp``).
@@ -38,12 +42,13 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from stat import S_ISDIR
 from typing import Any
 
 from ... import identity as ident
+from . import direct
 
 #: When this module was loaded: the clock of the hook's :data:`BUDGET`.
 STARTED = time.monotonic()
@@ -70,6 +75,8 @@ LOG_LIMIT = 1_000_000
 #: Events whose presence change a background process makes when no
 #: ``relaybus mcp`` answers (PostToolUse changes nothing).
 BACKGROUND = frozenset({"SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"})
+#: Events whose output hands over mail.
+MAIL_EVENTS = frozenset({"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"})
 USAGE = f"usage: relaybus hook {{{','.join(EVENTS)}}} [--inline | --background] < hook-input.json"
 
 
@@ -155,9 +162,18 @@ def read_line(conn: socket.socket) -> Any:
     return json.loads(raw) if raw.strip() else None
 
 
-def ask_host(path: Path, event: str, payload: dict[str, Any], *, wait: float = 0.0) -> None:
+def ask_host(
+    path: Path,
+    event: str,
+    payload: dict[str, Any],
+    *,
+    wait: float = 0.0,
+    printed: Collection[int] = (),
+) -> None:
     """Run ``event`` in the session's process and print its output; the mail
     it shows is marked read only after it is printed (see :mod:`.host`).
+    ``printed``: ids of mail earlier hooks printed themselves (:mod:`.direct`),
+    which the process marks read first.
 
     Raises:
         OSError: no process listens on ``path``, or it did not answer within
@@ -166,7 +182,8 @@ def ask_host(path: Path, event: str, payload: dict[str, Any], *, wait: float = 0
     """
     with connect(path, wait=wait) as conn:
         conn.settimeout(remaining())
-        conn.sendall(json.dumps({"event": event, "input": payload}).encode("utf-8") + b"\n")
+        request = {"event": event, "input": payload, "printed": sorted(printed)}
+        conn.sendall(json.dumps(request).encode("utf-8") + b"\n")
         try:
             reply = read_line(conn)
         except ValueError as exc:
@@ -231,20 +248,26 @@ def run_inline(event: str, payload: dict[str, Any]) -> None:
 
 def run_background(event: str, request: dict[str, Any]) -> None:
     """The detached half of a hook that answered without the relay: register
-    the session (SessionStart) or change its presence, as the identity handed
-    over says. Never reads or marks mail.
+    the session (SessionStart), mark read exactly the mail the hooks printed
+    themselves (``printed``, ``via=hook``) and forget their printed files
+    (``files``), then change the session's presence (unless ``presence`` is
+    false), as the identity handed over says. Reads no mail.
 
     Raises:
         ValueError: the request holds no identity.
+        RelayError: the relay refused.
     """
     from ...client import Relay
     from ...errors import NoRelay, NotFound
+    from ...models import Via
     from ..session import register_session
     from .logic import presence
 
     me_identity = ident.SessionIdentity.from_json(str(request.get("identity")))
     payload = request.get("input")
     payload = payload if isinstance(payload, dict) else {}
+    shown = [i for i in request.get("printed") or () if isinstance(i, int)]
+    files = [f for f in request.get("files") or () if isinstance(f, str)]
     enter(payload)
     try:
         # Only the session's start registers, so only it may create the relay.
@@ -253,18 +276,27 @@ def run_background(event: str, request: dict[str, Any]) -> None:
         return  # no relay here: no presence to change
     with relay:
         if event == "SessionStart":
-            register_session(relay, me_identity)
-            return
-        try:
-            me = relay.agent(me_identity.agent_id)
-        except NotFound:
-            return  # never registered (``claude mcp list`` runs SessionEnd alone)
-        presence(event, payload, me)
+            me = register_session(relay, me_identity)
+        else:
+            try:
+                me = relay.agent(me_identity.agent_id)
+            except NotFound:
+                return  # never registered (``claude mcp list`` runs SessionEnd alone)
+        if shown:
+            me.mark_read(shown, via=Via.HOOK)
+        if files:
+            path = ident.session_socket(me_identity.session)
+            direct.forget_printed(path.parent, path.stem, files)
+        if event != "SessionStart" and request.get("presence", True):
+            presence(event, payload, me)
 
 
-def start_in_background(name: str, me: ident.SessionIdentity, payload: dict[str, Any]) -> None:
+def start_in_background(
+    name: str, me: ident.SessionIdentity, payload: dict[str, Any], **extra: Any
+) -> None:
     """Run ``relaybus hook NAME --background`` detached, handing it the
-    session's identity and the hook input on stdin.
+    session's identity, the hook input and ``extra`` (see :func:`run_background`)
+    as JSON on stdin.
 
     Raises:
         OSError: the process could not be started.
@@ -282,7 +314,7 @@ def start_in_background(name: str, me: ident.SessionIdentity, payload: dict[str,
             start_new_session=True,
         )
     assert proc.stdin is not None
-    request = {"identity": me.to_json(), "input": payload}
+    request = {"identity": me.to_json(), "input": payload, **extra}
     proc.stdin.write(json.dumps(request).encode("utf-8"))
     proc.stdin.close()
 
@@ -315,6 +347,40 @@ def identity_context(me: ident.SessionIdentity) -> dict[str, Any]:
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
 
 
+def own_mail(
+    event: str, me: ident.SessionIdentity, payload: dict[str, Any], folder: Path, skip: set[int]
+) -> direct.Unread:
+    """The unread mail this hook hands over itself, without ``relaybus mcp``
+    (:mod:`.direct`), ``skip`` left out; nothing for an event that shows no
+    mail, or for a Stop that already continues.
+
+    Raises:
+        OSError, ValueError, sqlite3.Error: see :func:`.direct.unread_mail`;
+            PermissionError: the session's runtime folder is not private.
+    """
+    if event not in MAIL_EVENTS or (event == "Stop" and payload.get("stop_hook_active")):
+        return direct.Unread([])
+    direct.private_folder(folder)  # where the printed ids will be recorded
+    cwd = payload.get("cwd")
+    here = Path(cwd) if isinstance(cwd, str) and os.path.isdir(cwd) else Path.cwd()
+    return direct.unread_mail(me.agent_id, os.environ, here, skip=skip, timeout=remaining())
+
+
+def mail_output(event: str, me: ident.SessionIdentity, text: str | None) -> dict[str, Any] | None:
+    """The output of hook ``event`` answered without the relay: the identity
+    (SessionStart) and the mail ``text`` it hands over."""
+    if event == "SessionStart":
+        output = identity_context(me)
+        if text:
+            output["hookSpecificOutput"]["additionalContext"] += "\n\n" + text
+        return output
+    if not text:
+        return None
+    if event == "Stop":
+        return {"decision": "block", "reason": text}
+    return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}
+
+
 def dispatch(name: str, payload: dict[str, Any]) -> None:
     """Run hook ``name`` for ``payload`` and print its output (see the module
     docstring).
@@ -325,17 +391,36 @@ def dispatch(name: str, payload: dict[str, Any]) -> None:
     event = EVENTS[name]
     me = session(payload)
     path = ident.session_socket(me.session)
+    folder, key = path.parent, path.stem
+    earlier, files = direct.printed(folder, key)
     try:
-        ask_host(path, event, payload, wait=HOST_WAIT if event == "UserPromptSubmit" else 0.0)
-        return
+        wait = HOST_WAIT if event == "UserPromptSubmit" else 0.0
+        ask_host(path, event, payload, wait=wait, printed=earlier)
     except (OSError, RuntimeError) as exc:
-        problem = f"no answer from the session's relaybus mcp ({exc})"
-    if event == "SessionStart":
-        emit(identity_context(me))
+        if event != "SessionStart":  # expected there: relaybus mcp is still starting
+            log(event, f"no answer from the session's relaybus mcp ({exc}); reading mail here")
     else:
-        log(event, problem + "; its mail waits for the next hook")
-    if event in BACKGROUND:
-        start_in_background(name, me, payload)
+        direct.forget_printed(folder, key, files)  # the host marked them read
+        return
+    try:
+        unread = own_mail(event, me, payload, folder, earlier)
+    except Exception as exc:  # print the rest: the mail waits for the next hook
+        log(event, f"could not read the mail: {type(exc).__name__}: {exc}")
+        unread = direct.Unread([])
+    shown = [m.id for m in unread.mail]
+    text = direct.render_mail(unread.mail, more=unread.more) if shown else None
+    emit(mail_output(event, me, text))
+    if shown:
+        files.append(direct.record_printed(folder, key, shown))
+    if event in BACKGROUND or earlier or shown:
+        start_in_background(
+            name,
+            me,
+            payload,
+            printed=sorted(earlier | set(shown)),
+            files=files,
+            presence=event in BACKGROUND and not (event == "Stop" and shown),
+        )
 
 
 def main(argv: list[str]) -> int:

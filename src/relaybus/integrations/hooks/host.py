@@ -2,13 +2,16 @@
 process that runs hook events for the session's hook commands.
 
 Protocol, one JSON object per line: the command writes the request
-(``{"event": "Stop", "input": {...hook input...}}``) and reads
+(``{"event": "Stop", "input": {...hook input...}, "printed": [ids]}``) and reads
 ``{"output": {...} | null, "shown": N}`` or ``{"error": "one line"}``. When
 ``shown`` (the number of messages the output hands over) is not 0, the
 command prints the output and then writes ``{"ack": true}``; only then are
 those messages marked read, and the host answers ``{"done": true}``. A
 command that gave up before printing (its time ran out) writes no ack, and
-the mail stays unread for the next hook. The socket lives in a folder only
+the mail stays unread for the next hook. ``printed`` are the ids of mail
+earlier hooks printed themselves while this process was starting
+(:mod:`.direct`): they are marked read (``via=hook``) before the event runs,
+so it does not show them again. The socket lives in a folder only
 this user can enter (:func:`relaybus.identity.session_socket`).
 """
 
@@ -31,6 +34,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from ...client import AgentHandle
 from ...errors import RelayError
 from ...identity import SessionIdentity, session_socket
+from ...models import Via
 from .logic import Outcome, deliver, handle
 
 logger = logging.getLogger(__name__)
@@ -74,8 +78,8 @@ def in_use(path: Path) -> bool:
     return True
 
 
-def parse(request: bytes) -> tuple[str, dict[str, Any]]:
-    """The event name and hook input of a request line.
+def parse(request: bytes) -> tuple[str, dict[str, Any], list[int]]:
+    """The event name, hook input and printed ids of a request line.
 
     Raises:
         ValueError: not a hook request.
@@ -83,11 +87,16 @@ def parse(request: bytes) -> tuple[str, dict[str, Any]]:
     try:
         body = json.loads(request)
         event, payload = body["event"], body.get("input") or {}
+        printed = body.get("printed") or []
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"bad hook request: {exc}") from None
     if not isinstance(event, str) or not isinstance(payload, dict):
         raise ValueError("bad hook request: event must be a string and input an object")
-    return event, payload
+    if not isinstance(printed, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) for i in printed
+    ):
+        raise ValueError("bad hook request: printed must be a list of message ids")
+    return event, payload, printed
 
 
 def answer(
@@ -96,7 +105,9 @@ def answer(
     """Run one request line: the reply object and the outcome whose mail
     waits for the command's ack (never raises for bad requests or relay errors)."""
     try:
-        event, payload = parse(request)
+        event, payload, printed = parse(request)
+        if printed:  # shown by earlier hooks themselves: handed over already
+            me.mark_read(printed, via=Via.HOOK)
         outcome = handle(event, payload, me, identity)
     except (RelayError, ValueError) as exc:
         return {"error": str(exc)}, None

@@ -27,13 +27,12 @@ from typing import Any
 from ...client import AgentHandle
 from ...errors import NotFound
 from ...identity import SessionIdentity
-from ...models import Message, Priority, TaskStatus, Via
+from ...models import Message, Via
 from .command import usage_text
+from .direct import MAX_BODY, MAX_MESSAGES, Mail, render_mail
 
-#: At most this many messages per hook output; the rest wait for the next one.
-MAX_MESSAGES = 10
-#: A body longer than this many characters is cut (the inbox tool has it whole).
-MAX_BODY = 2000
+__all__ = ["MAX_BODY", "MAX_MESSAGES", "Outcome", "deliver", "handle", "presence", "render"]
+
 #: SessionEnd reasons after which the same Claude Code process goes on
 #: (``/clear`` starts a new conversation at once): the agent stays online.
 CONTINUING = frozenset({"clear", "resume", "compact"})
@@ -59,37 +58,32 @@ def usage(me: AgentHandle) -> str:
     return usage_text(me.id, info.label, info.tags, info.capabilities)
 
 
-def task_note(me: AgentHandle, task_id: int) -> str:
-    """How a message's task reads in the context: offered for claiming only
-    while it is open, otherwise its status (nobody should take up done work)."""
+def task_status(me: AgentHandle, task_id: int) -> str | None:
+    """The status value of task ``task_id`` (``"open"``, ``"done"``…), None if it is gone."""
     try:
-        status = me.relay.task(task_id).status
+        return me.relay.task(task_id).status.value
     except NotFound:
-        return f"task {task_id} (gone)"
-    if status is TaskStatus.OPEN:
-        return f"task {task_id} (open: claim it with the task tool)"
-    return f"task {task_id} ({status.value.replace('_', ' ')}: nothing to claim)"
+        return None
 
 
 def render(me: AgentHandle, messages: Sequence[Message], *, more: int = 0) -> str:
-    """Messages of ``me``'s inbox as text for the model's context, oldest first."""
-    head = f"relaybus: {len(messages)} new message{'s' if len(messages) != 1 else ''}"
-    parts = [head + (f" ({more} more unread: call the inbox tool)" if more else "") + "."]
-    for msg in messages:
-        tags = [f"#{msg.id} from {msg.sender}"]
-        if msg.thread_id != msg.id:
-            tags.append(f"in thread #{msg.thread_id}")
-        if msg.channel:
-            tags.append(f"channel {msg.channel}")
-        if msg.task_id:
-            tags.append(task_note(me, msg.task_id))
-        if msg.priority is not Priority.NORMAL:
-            tags.append(f"priority {msg.priority.value}")
-        body = msg.body if len(msg.body) <= MAX_BODY else msg.body[:MAX_BODY] + " […]"
-        subject = f"Subject: {msg.subject}\n" if msg.subject else ""
-        parts.append(f"[{', '.join(tags)}]\n{subject}{body}")
-    parts.append("Answer with send(to=..., reply_to=ID) if a reply is needed.")
-    return "\n\n".join(parts)
+    """Messages of ``me``'s inbox as text for the model's context, oldest first:
+    the same text as the hook command's own read (:func:`.direct.render_mail`)."""
+    mail = [
+        Mail(
+            id=msg.id,
+            sender=msg.sender,
+            thread_id=msg.thread_id,
+            channel=msg.channel,
+            subject=msg.subject,
+            body=msg.body,
+            priority=msg.priority.value,
+            task_id=msg.task_id,
+            task_status=task_status(me, msg.task_id) if msg.task_id else None,
+        )
+        for msg in messages
+    ]
+    return render_mail(mail, more=more)
 
 
 def peek_new(me: AgentHandle) -> tuple[str, list[int]] | None:

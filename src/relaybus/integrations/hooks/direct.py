@@ -1,0 +1,402 @@
+"""The session agent's unread mail, read by the hook command itself when the
+session's ``relaybus mcp`` does not answer yet (it takes seconds to start, and
+Claude Code does not wait for it), so that mail waiting at the start of a
+session reaches the model in SessionStart's output.
+
+Standard library only, like :mod:`.command`: it runs inside a hook's budget.
+
+- Embedded store: one read-only query (``sqlite3``, ``mode=ro``) over
+  ``deliveries`` ⨝ ``messages`` for the agent's unread deliveries, oldest
+  first, as the service's inbox read does (:meth:`relaybus.service.inbox.InboxOps.inbox`).
+  The store is located as the library does (``RELAYBUS_DATABASE``, then
+  ``RELAYBUS_DIR``, then ``.relay/`` found like git, see :func:`find_relay_dir`);
+  where there is none, nothing is read and nothing is created.
+- Server (``RELAYBUS_URL``): ``GET /v1/agents/{id}/inbox?unread_only=true&mark_read=false``
+  with ``RELAYBUS_TOKEN``.
+
+It never marks anything read. The hook prints what it read, records the ids it
+printed in a per-session *printed* file (:func:`record_printed`, mode 0600, in
+the session's private runtime folder) and hands them to its background process,
+which marks exactly those read with ``via=hook`` and removes the file. Until
+then every later hook skips those ids (:func:`printed`), and hands them again
+to whatever marks mail read (the session's ``relaybus mcp``, or its own
+background process), so each message reaches the model once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import stat
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+#: At most this many messages per hook output; the rest wait for the next one.
+MAX_MESSAGES = 10
+#: A body longer than this many characters is cut (the inbox tool has it whole).
+MAX_BODY = 2000
+#: Mirrors :mod:`relaybus.store.locate` (kept apart: importing ``relaybus.store``
+#: loads SQLAlchemy, far too slow for a hook).
+RELAY_DIRNAME = ".relay"
+DB_FILENAME = "relay.db"
+#: The suffix of a session's printed file: ``KEY.printed-PID-NS.json``.
+PRINTED = ".printed-"
+
+#: One unread read: the SQL of :func:`sqlite_mail`. The window count is taken
+#: before the LIMIT: every unread delivery that is not skipped.
+UNREAD_SQL = """
+SELECT m.id, m.sender, m.thread_id, m.channel, m.subject, m.body, m.priority,
+       m.task_id, t.status, COUNT(*) OVER () AS unread
+FROM deliveries AS d
+JOIN messages AS m ON m.id = d.message_id
+LEFT JOIN tasks AS t ON t.id = m.task_id AND t.workspace = m.workspace
+WHERE d.workspace = ? AND d.agent_id = ? AND d.read_at IS NULL
+  AND d.message_id NOT IN (SELECT value FROM json_each(?))
+ORDER BY d.message_id
+LIMIT ?
+"""
+
+
+@dataclass(frozen=True)
+class Mail:
+    """One unread message as the hook shows it.
+
+    ``task_status`` is the status value of the message's task (``"open"``,
+    ``"done"``…), None when it has none or the task is gone.
+    """
+
+    id: int
+    sender: str
+    thread_id: int
+    channel: str | None
+    subject: str | None
+    body: str
+    priority: str
+    task_id: int | None
+    task_status: str | None
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A page of unread mail, oldest first, and how many more are unread after it."""
+
+    mail: list[Mail]
+    more: int = 0
+
+
+def task_text(task_id: int, status: str | None) -> str:
+    """How a message's task reads in the context: offered for claiming only
+    while it is open, otherwise its status (nobody should take up done work)."""
+    if status is None:
+        return f"task {task_id} (gone)"
+    if status == "open":
+        return f"task {task_id} (open: claim it with the task tool)"
+    return f"task {task_id} ({status.replace('_', ' ')}: nothing to claim)"
+
+
+def render_mail(mail: Sequence[Mail], *, more: int = 0) -> str:
+    """Unread messages as text for the model's context, oldest first."""
+    head = f"relaybus: {len(mail)} new message{'s' if len(mail) != 1 else ''}"
+    parts = [head + (f" ({more} more unread: call the inbox tool)" if more else "") + "."]
+    for msg in mail:
+        tags = [f"#{msg.id} from {msg.sender}"]
+        if msg.thread_id != msg.id:
+            tags.append(f"in thread #{msg.thread_id}")
+        if msg.channel:
+            tags.append(f"channel {msg.channel}")
+        if msg.task_id:
+            tags.append(task_text(msg.task_id, msg.task_status))
+        if msg.priority != "normal":
+            tags.append(f"priority {msg.priority}")
+        body = msg.body if len(msg.body) <= MAX_BODY else msg.body[:MAX_BODY] + " […]"
+        subject = f"Subject: {msg.subject}\n" if msg.subject else ""
+        parts.append(f"[{', '.join(tags)}]\n{subject}{body}")
+    parts.append("Answer with send(to=..., reply_to=ID) if a reply is needed.")
+    return "\n\n".join(parts)
+
+
+# -- where the store is -------------------------------------------------------------
+
+
+def find_relay_dir(start: Path) -> Path:
+    """The relay directory for ``start``, found like git and never above the
+    repository: the nearest ``.relay/`` between ``start`` and the repository
+    root (the nearest ``.git``, folder or file), else the root's ``.relay``;
+    outside any repository ``start/.relay`` only. The same rule as
+    :func:`relaybus.store.find_relay_dir` (a test holds them together).
+
+    Returns:
+        the ``.relay`` path (it may not exist).
+    """
+    here = start.resolve()
+    chain = (here, *here.parents)
+    root = next((folder for folder in chain if (folder / ".git").exists()), None)
+    if root is None:
+        return here / RELAY_DIRNAME
+    for folder in chain:
+        if (folder / RELAY_DIRNAME).is_dir():
+            return folder / RELAY_DIRNAME
+        if folder == root:
+            break
+    return root / RELAY_DIRNAME
+
+
+def database_file(env: Mapping[str, str], cwd: Path) -> Path | None:
+    """The SQLite file of the embedded store ``env`` points at from ``cwd``;
+    None for a database this module cannot read (PostgreSQL)."""
+    url = env.get("RELAYBUS_DATABASE", "").strip()
+    if url:
+        scheme, sep, rest = url.partition(":///")
+        if not sep or scheme not in ("sqlite", "sqlite+pysqlite"):
+            return None
+        return cwd / rest.partition("?")[0]
+    folder = env.get("RELAYBUS_DIR", "").strip()
+    relay_dir = cwd / folder if folder else find_relay_dir(cwd)
+    return relay_dir / DB_FILENAME
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+def sqlite_mail(
+    db: Path,
+    workspace: str,
+    agent_id: str,
+    *,
+    skip: Iterable[int] = (),
+    limit: int = MAX_MESSAGES,
+    timeout: float = 0.5,
+) -> Unread:
+    """The first ``limit`` unread messages of ``agent_id`` in the SQLite
+    store ``db``, oldest first, leaving out the ids in ``skip``. Reads only:
+    no file exists → nothing (and nothing is created). ``timeout``: seconds
+    to wait for a lock (a read waits only while a checkpoint resets the log).
+
+    Raises:
+        sqlite3.Error: not a relay database, or it could not be read.
+    """
+    if not db.is_file():
+        return Unread([])
+    uri = "file:" + _quote_path(db.absolute()) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    try:
+        rows = conn.execute(
+            UNREAD_SQL, (workspace, agent_id, json.dumps(sorted(set(skip))), limit)
+        ).fetchall()
+    finally:
+        conn.close()
+    mail = [
+        Mail(
+            id=int(r[0]),
+            sender=r[1],
+            thread_id=int(r[2] if r[2] is not None else r[0]),
+            channel=r[3],
+            subject=r[4],
+            body=r[5],
+            priority=r[6],
+            task_id=r[7],
+            task_status=r[8] if r[7] else None,
+        )
+        for r in rows
+    ]
+    return Unread(mail, int(rows[0][9]) - len(mail) if rows else 0)
+
+
+def _quote_path(path: Path) -> str:
+    from urllib.parse import quote
+
+    return quote(str(path), safe="/")
+
+
+def http_mail(
+    url: str,
+    token: str | None,
+    workspace: str,
+    agent_id: str,
+    *,
+    skip: Iterable[int] = (),
+    limit: int = MAX_MESSAGES,
+    timeout: float = 0.5,
+) -> Unread:
+    """The same as :func:`sqlite_mail` from the relay server at ``url``: one
+    ``GET /v1/agents/{id}/inbox`` (unread, not marked), plus the unread count
+    when there is more than a page and each task's status.
+
+    Raises:
+        OSError: the server did not answer in ``timeout`` seconds or refused
+            (``urllib.error.HTTPError`` is one).
+        ValueError: the answer is not an inbox.
+    """
+    from urllib.parse import quote, urlencode
+
+    skipped = set(skip)
+    base = url.rstrip("/")
+    agent = f"{base}/v1/agents/{quote(agent_id, safe='')}"
+    query = {
+        "unread_only": "true",
+        "mark_read": "false",
+        "newest_first": "false",
+        "limit": str(min(limit + 1 + len(skipped), 1000)),
+    }
+    found = _get(f"{agent}/inbox?{urlencode(query)}", token, workspace, timeout)
+    if not isinstance(found, list):
+        raise ValueError("the server's inbox is not a list")
+    rows = [m for m in found if isinstance(m, dict) and m.get("id") not in skipped]
+    more = 0
+    if len(rows) > limit:
+        count = _get(f"{agent}/inbox/count", token, workspace, timeout)
+        unread = int(count["unread"]) if isinstance(count, dict) else 0
+        more = max(unread - len(skipped) - limit, 0)
+    mail = []
+    for m in rows[:limit]:
+        task_id = m.get("task_id")
+        status = _task_status(base, token, workspace, int(task_id), timeout) if task_id else None
+        mail.append(
+            Mail(
+                id=int(m["id"]),
+                sender=str(m["sender"]),
+                thread_id=int(m.get("thread_id") or m["id"]),
+                channel=m.get("channel"),
+                subject=m.get("subject"),
+                body=str(m["body"]),
+                priority=str(m.get("priority") or "normal"),
+                task_id=task_id,
+                task_status=status,
+            )
+        )
+    return Unread(mail, more)
+
+
+def _get(url: str, token: str | None, workspace: str, timeout: float) -> Any:
+    from urllib.request import Request, urlopen
+
+    headers = {"X-Relaybus-Workspace": workspace, "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    with urlopen(Request(url, headers=headers), timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def _task_status(base: str, token: str | None, workspace: str, task_id: int, t: float) -> Any:
+    from urllib.error import HTTPError
+
+    try:
+        task = _get(f"{base}/v1/tasks/{task_id}", token, workspace, t)
+    except HTTPError as exc:
+        if exc.code == 404:
+            return None  # gone
+        raise
+    return task.get("status") if isinstance(task, dict) else None
+
+
+def unread_mail(
+    agent_id: str,
+    env: Mapping[str, str],
+    cwd: Path,
+    *,
+    skip: Iterable[int] = (),
+    timeout: float = 0.5,
+) -> Unread:
+    """The session agent's first page of unread mail from the relay ``env``
+    points at (see the module docstring), ``skip`` left out; empty when a
+    terminal runtime delivers the session's mail (``RELAYBUS_RUNTIME``) or the
+    store cannot be read without the relay stack (PostgreSQL).
+
+    Raises:
+        OSError, ValueError, sqlite3.Error: the relay could not be read.
+    """
+    if env.get("RELAYBUS_RUNTIME"):
+        return Unread([])
+    workspace = env.get("RELAYBUS_WORKSPACE", "").strip() or "default"
+    url = env.get("RELAYBUS_URL", "").strip()
+    if url:  # as ``Relay.open()``: a server, when one is set, wins over a store
+        token = env.get("RELAYBUS_TOKEN", "").strip() or None
+        return http_mail(url, token, workspace, agent_id, skip=skip, timeout=timeout)
+    db = database_file(env, cwd)
+    if db is None:
+        return Unread([])
+    return sqlite_mail(db, workspace, agent_id, skip=skip, timeout=timeout)
+
+
+# -- what was printed ---------------------------------------------------------------
+
+
+def is_private(folder: Path) -> bool:
+    """Whether ``folder`` is this user's and closed to others.
+
+    Raises:
+        OSError: it cannot be looked at (e.g. it does not exist).
+    """
+    info = folder.stat()
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return False
+    return not stat.S_IMODE(info.st_mode) & 0o077
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, created 0700, checked to be this user's and closed to others.
+
+    Raises:
+        PermissionError: someone else's folder, or one others can enter.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not is_private(folder):
+        raise PermissionError(f"{folder} belongs to another user or is open to others")
+    return folder
+
+
+def printed(folder: Path, key: str) -> tuple[set[int], list[str]]:
+    """The ids of mail printed by the session ``key``'s hooks and not yet
+    confirmed read, and the names of the files that say so (in ``folder``)."""
+    ids: set[int] = set()
+    names: list[str] = []
+    try:
+        if not is_private(folder):
+            return ids, names  # records anyone else could have written: none
+        listing = os.listdir(folder)
+    except OSError:
+        return ids, names
+    for name in listing:
+        if not (name.startswith(key + PRINTED) and name.endswith(".json")):
+            continue
+        try:
+            with open(folder / name, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            continue
+        found = doc.get("ids") if isinstance(doc, dict) else None
+        if isinstance(found, list):
+            ids.update(i for i in found if isinstance(i, int) and not isinstance(i, bool))
+            names.append(name)
+    return ids, names
+
+
+def record_printed(folder: Path, key: str, ids: Sequence[int]) -> str:
+    """Record that ``ids`` were printed to session ``key`` (a new 0600 file
+    in the private ``folder``, written whole before it appears); its name.
+
+    Raises:
+        OSError: it could not be written.
+    """
+    name = f"{key}{PRINTED}{os.getpid()}-{time.monotonic_ns()}.json"
+    temp = folder / f".{name}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"ids": sorted(ids)}, f)
+    os.replace(temp, folder / name)
+    return name
+
+
+def forget_printed(folder: Path, key: str, names: Iterable[str]) -> None:
+    """Remove the printed files ``names`` of session ``key`` (their mail is
+    marked read); names that are not such files are ignored."""
+    for name in names:
+        if name.startswith(key + PRINTED) and "/" not in name and name.endswith(".json"):
+            try:
+                os.unlink(folder / name)
+            except FileNotFoundError:
+                pass
