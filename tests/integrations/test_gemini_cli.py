@@ -10,8 +10,6 @@ skipped when node or npm is missing or the package cannot be installed (offline)
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,53 +17,22 @@ import pytest
 from setuputil import Home
 from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
+from npmtool import npm_tool
 from relaybus.integrations.install.files import JsonStyle
 from relaybus.integrations.install.jsonc import loads, patch
 
 PACKAGE = "@google/gemini-cli"
 VERSION = "0.61.0"
-#: Seconds npm may take to install the package on a cold cache.
-INSTALL_SECONDS = 600
 #: Seconds one ``gemini mcp list`` may take (it starts ``relaybus mcp`` and connects).
 LIST_SECONDS = 120
 #: Milliseconds Gemini CLI waits for relaybus to connect (the entry's "timeout").
 CONNECT_MS = 60_000
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "relaybus-test"
-
-
 @pytest.fixture(scope="module")
 def gemini() -> Path:
     """The ``gemini`` executable, installed into the cache if missing."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        pytest.skip("Gemini CLI needs node and npm, and they are not on PATH")
-    target = cache_dir() / f"gemini-cli-{VERSION}"
-    binary = target / "node_modules" / ".bin" / "gemini"
-    if binary.exists():
-        return binary
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    installed = subprocess.run(
-        [npm, "install", "--prefix", str(partial), "--no-audit", "--no-fund", "--loglevel=error"]
-        + ["--ignore-scripts", f"{PACKAGE}@{VERSION}"],
-        capture_output=True,
-        encoding="utf-8",
-        env={**os.environ, "npm_config_cache": str(cache_dir() / "npm")},
-        timeout=INSTALL_SECONDS,
-        check=False,
-    )
-    if installed.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        reason = installed.stderr.strip().splitlines()[-1:] or ["no output"]
-        pytest.skip(f"could not install {PACKAGE}@{VERSION} with npm: {reason[0]}")
-    if not binary.exists():  # another run installed it meanwhile; keep theirs
-        partial.rename(target)
-    else:
-        shutil.rmtree(partial, ignore_errors=True)
-    return binary
+    return npm_tool(PACKAGE, VERSION, name="gemini-cli", binary="gemini", ignore_scripts=True)
 
 
 def mcp_list(gemini: Path, home: Home) -> str:

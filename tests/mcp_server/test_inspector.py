@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from npmtool import npm_tool
 from relaybus import Relay
 
 from .conftest import HUNG, home_env
@@ -26,43 +26,12 @@ from .conftest import HUNG, home_env
 PACKAGE = "@modelcontextprotocol/inspector"
 VERSION = "2.12.0"
 TOOLS = ["send", "inbox", "wait_for_message", "agents", "task", "whoami"]
-#: Seconds npm may take to install the package (a cold cache downloads ~260 packages).
-INSTALL_SECONDS = 600
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "relaybus-test"
 
 
 @pytest.fixture(scope="module")
 def inspector() -> Path:
     """The inspector's executable, installed into the cache if missing."""
-    npm, node = shutil.which("npm"), shutil.which("node")
-    if npm is None or node is None:
-        pytest.skip("the MCP Inspector needs node and npm, and they are not on PATH")
-    target = cache_dir() / f"inspector-{VERSION}"
-    binary = target / "node_modules" / ".bin" / "mcp-inspector"
-    if binary.exists():
-        return binary
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    installed = subprocess.run(
-        [npm, "install", "--prefix", str(partial), "--no-audit", "--no-fund", "--loglevel=error"]
-        + [f"{PACKAGE}@{VERSION}"],
-        capture_output=True,
-        encoding="utf-8",
-        env={**os.environ, "npm_config_cache": str(cache_dir() / "npm")},
-        timeout=INSTALL_SECONDS,
-    )
-    if installed.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        reason = installed.stderr.strip().splitlines()[-1:] or ["no output"]
-        pytest.skip(f"could not install {PACKAGE}@{VERSION} with npm: {reason[0]}")
-    if not binary.exists():  # another run installed it meanwhile; keep theirs
-        partial.rename(target)
-    else:
-        shutil.rmtree(partial, ignore_errors=True)
-    return binary
+    return npm_tool(PACKAGE, VERSION, name="inspector", binary="mcp-inspector")
 
 
 def relaybus_executable() -> str:
