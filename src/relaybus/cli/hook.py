@@ -22,7 +22,14 @@ from ..integrations.hooks.command import main as hook_main
     is_flag=True,
     help="Do the work in this process instead of the session's 'relaybus mcp'.",
 )
-def hook(event: str, inline: bool) -> None:
+@click.option(
+    "--background",
+    is_flag=True,
+    help="The detached half a hook starts itself: read the session's identity (and "
+    "the ids of the mail the hook printed) as JSON on stdin, register or change "
+    "presence, mark exactly that mail read.",
+)
+def hook(event: str, inline: bool, background: bool) -> None:
     """Run Claude Code hook EVENT: read Claude Code's hook input JSON on stdin,
     print the hook's output JSON.
 
@@ -37,8 +44,8 @@ def hook(event: str, inline: bool) -> None:
     and answers within a second: without that process it reads the unread
     mail itself (read-only), prints it after the identity (session-start),
     and a background process marks exactly that mail read and makes the
-    presence change. --inline
-    does all the work in this process instead (slower). It never fails the
+    presence change. --inline does all the work in this process instead
+    (slower). It never fails the
     session: problems go to $XDG_STATE_HOME/relaybus/hooks.log and it prints
     nothing.
 
@@ -46,4 +53,7 @@ def hook(event: str, inline: bool) -> None:
     Example:
       echo '{"hook_event_name": "Stop", "stop_hook_active": false}' | relaybus hook stop
     """
-    sys.exit(hook_main([event, *(["--inline"] if inline else [])]))
+    if inline and background:
+        raise click.UsageError("--inline and --background exclude each other")
+    flags = ["--inline"] if inline else ["--background"] if background else []
+    sys.exit(hook_main([event, *flags]))
