@@ -322,16 +322,20 @@ class InboxOps(DeliveryOps):
         return int(changed)
 
 
+#: Built once: the recipients of a list of messages (an expanding IN, so the
+#: compiled form is cached whatever the number of ids).
+_RECIPIENTS = (
+    sa.select(deliveries.c.message_id, deliveries.c.agent_id)
+    .where(deliveries.c.message_id.in_(sa.bindparam("ids", expanding=True)))
+    .order_by(deliveries.c.message_id, deliveries.c.agent_id)
+)
+
+
 def recipients_of(conn: sa.Connection, ids: Sequence[int]) -> dict[int, list[str]]:
     """The agent ids each message of ``ids`` was delivered to, sorted: ``{id: [agent]}``."""
     if not ids:
         return {}
     found: dict[int, list[str]] = {}
-    rows = conn.execute(
-        sa.select(deliveries.c.message_id, deliveries.c.agent_id)
-        .where(deliveries.c.message_id.in_(list(ids)))
-        .order_by(deliveries.c.message_id, deliveries.c.agent_id)
-    )
-    for message_id, agent in rows:
+    for message_id, agent in conn.execute(_RECIPIENTS, {"ids": list(ids)}):
         found.setdefault(message_id, []).append(agent)
     return found
