@@ -57,7 +57,7 @@ import psutil
 from ptyprocess import PtyProcess
 
 from relaybus import Relay
-from relaybus.integrations.tmux import ControlClient, TmuxServer
+from relaybus.runtime.tmux import ControlClient, TmuxServer
 
 if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

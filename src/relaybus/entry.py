@@ -1,7 +1,7 @@
 """The ``relaybus`` console script.
 
 ``relaybus hook EVENT`` (run by Claude Code on every prompt and tool call)
-goes straight to :mod:`relaybus.integrations.hooks.command`, which needs only
+goes straight to :mod:`relaybus.tools.hooks.command`, which needs only
 the standard library; everything else goes to the click CLI
 (:func:`relaybus.cli.main`).
 """
@@ -15,7 +15,7 @@ def main() -> None:
     """Run the command line and exit with its status."""
     argv = sys.argv[1:]
     if argv[:1] == ["hook"] and not {"-h", "--help"} & set(argv):
-        from .integrations.hooks.command import main as hook_main
+        from .tools.hooks.command import main as hook_main
 
         sys.exit(hook_main(argv[1:]))
     from .cli import main as cli_main

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from relaybus.integrations.install import Context
+from relaybus.tools.install import Context
 
 #: The installed relaybus command (what install writes into configs).
 RELAYBUS = str(Path(sys.executable).parent / "relaybus")

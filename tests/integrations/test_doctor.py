@@ -12,11 +12,11 @@ from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixt
 
 from live import live_server
 from relaybus import __version__
-from relaybus.integrations.doctor import Check, run_checks
-from relaybus.integrations.install import TOOLS, install
 from relaybus.settings import Settings
 from relaybus.store import Store, sqlite_url
 from relaybus.store.migrate import HEAD
+from relaybus.tools.doctor import Check, run_checks
+from relaybus.tools.install import TOOLS, install
 
 
 def relay_at(home: Home) -> Path:

@@ -18,8 +18,8 @@ from setuputil import Home
 from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 from npmtool import npm_tool
-from relaybus.integrations.install.files import JsonStyle
-from relaybus.integrations.install.jsonc import loads, patch
+from relaybus.tools.install.files import JsonStyle
+from relaybus.tools.install.jsonc import loads, patch
 
 PACKAGE = "@google/gemini-cli"
 VERSION = "0.61.0"

@@ -1,4 +1,4 @@
-"""The hook command's own read of the unread mail (:mod:`relaybus.integrations.hooks.direct`)
+"""The hook command's own read of the unread mail (:mod:`relaybus.tools.hooks.direct`)
 is a shortcut around the service: on random mail (agents with tags and channels,
 direct sends, tags, broadcasts, channels, replies, tasks, read marks) it returns
 exactly what the service's inbox returns for that agent, unread, oldest first,
@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from live import live_server
 from relaybus import Relay
 from relaybus.errors import RelayError
-from relaybus.integrations.hooks import direct
-from relaybus.integrations.hooks.logic import MAX_MESSAGES, render
 from relaybus.models import Message
 from relaybus.store import find_relay_dir
+from relaybus.tools.hooks import direct
+from relaybus.tools.hooks.logic import MAX_MESSAGES, render
 
 ME = "me"
 OTHERS = ["ann", "bob", "cat"]

@@ -27,11 +27,11 @@ from hookutil import hook_env, log_lines, payload, run_hook
 
 from relaybus import AgentHandle, Relay
 from relaybus.identity import HOSTNAME, session_identity, session_socket
-from relaybus.integrations.hooks import direct
-from relaybus.integrations.hooks.host import session_host
-from relaybus.integrations.hooks.logic import MAX_MESSAGES
-from relaybus.integrations.session import session_agent
 from relaybus.models import AgentStatus, Via
+from relaybus.tools.hooks import direct
+from relaybus.tools.hooks.host import session_host
+from relaybus.tools.hooks.logic import MAX_MESSAGES
+from relaybus.tools.session import session_agent
 
 #: Seconds to wait for a background registration: far above a real one.
 HUNG = 30.0

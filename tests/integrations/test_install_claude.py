@@ -13,8 +13,8 @@ from setuputil import RELAYBUS, Home, changed
 from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 from relaybus.errors import InvalidInput
-from relaybus.integrations.install import TOOLS, ConfigError, install, uninstall
-from relaybus.integrations.install.claude import HOOK_EVENTS
+from relaybus.tools.install import TOOLS, ConfigError, install, uninstall
+from relaybus.tools.install.claude import HOOK_EVENTS
 
 CLAUDE = TOOLS["claude"]
 SERVER = {"type": "stdio", "command": RELAYBUS, "args": ["mcp"], "env": {"RELAYBUS_TOOL": "claude"}}

@@ -9,7 +9,7 @@ import pytest
 from setuputil import RELAYBUS, Home, changed
 from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
-from relaybus.integrations.install import TOOLS, ConfigError, install, uninstall
+from relaybus.tools.install import TOOLS, ConfigError, install, uninstall
 
 CODEX = TOOLS["codex"]
 CONFIG = "home/.codex/config.toml"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from relaybus.integrations.install.files import (
+from relaybus.tools.install.files import (
     ConfigError,
     JsonStyle,
     dump_json,

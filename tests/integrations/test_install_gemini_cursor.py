@@ -10,7 +10,7 @@ import pytest
 from setuputil import RELAYBUS, Home, changed
 from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
-from relaybus.integrations.install import TOOLS, install, uninstall
+from relaybus.tools.install import TOOLS, install, uninstall
 
 FILES = {
     ("gemini", "project"): "home/src/app/.gemini/settings.json",

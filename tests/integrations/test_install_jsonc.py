@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaybus.integrations.install.files import ConfigError, JsonStyle, dump_json, parse_json
-from relaybus.integrations.install.jsonc import JsonSyntaxError, loads, patch, same
+from relaybus.tools.install.files import ConfigError, JsonStyle, dump_json, parse_json
+from relaybus.tools.install.jsonc import JsonSyntaxError, loads, patch, same
 
 ENTRY = {"command": "/opt/relaybus", "args": ["mcp"], "env": {"RELAYBUS_TOOL": "gemini"}}
 

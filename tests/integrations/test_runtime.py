@@ -17,7 +17,8 @@ import pytest
 from relaybus import Relay
 from relaybus.client import AgentHandle
 from relaybus.errors import InvalidInput, StoreError
-from relaybus.integrations.runtime import (
+from relaybus.models import AgentStatus, DeliveryState, Message, Via
+from relaybus.runtime import (
     ENTER,
     PASTE_END,
     PASTE_START,
@@ -37,8 +38,7 @@ from relaybus.integrations.runtime import (
     raw_text,
     render,
 )
-from relaybus.integrations.runtime.screen import KEEP_BYTES
-from relaybus.models import AgentStatus, DeliveryState, Message, Via
+from relaybus.runtime.screen import KEEP_BYTES
 
 HUNG = 30.0
 #: The mailboxes' long-poll in these tests, seconds: stop(join=True) waits for one.

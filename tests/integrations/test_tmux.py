@@ -29,7 +29,8 @@ from tmuxutil import relay_fixture as relay_fixture  # noqa: F401
 from tmuxutil import watch_fixture as watch_fixture  # noqa: F401
 
 from relaybus import Relay
-from relaybus.integrations.tmux import (
+from relaybus.models import AgentStatus, DeliveryState, Priority
+from relaybus.runtime.tmux import (
     Binding,
     CommandFailed,
     ControlClient,
@@ -37,9 +38,8 @@ from relaybus.integrations.tmux import (
     Pane,
     TmuxServer,
 )
-from relaybus.integrations.tmux.control import quote, unescape
-from relaybus.integrations.tmux.inject import type_text
-from relaybus.models import AgentStatus, DeliveryState, Priority
+from relaybus.runtime.tmux.control import quote, unescape
+from relaybus.runtime.tmux.inject import type_text
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="needs tmux (apt-get install tmux)")
 

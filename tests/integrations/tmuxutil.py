@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from relaybus import Relay
-from relaybus.integrations.tmux import ControlClient, Pane, TmuxServer
 from relaybus.models import DeliveryState, Message, Priority
+from relaybus.runtime.tmux import ControlClient, Pane, TmuxServer
 
 TMUX = shutil.which("tmux")
 

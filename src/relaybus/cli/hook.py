@@ -1,5 +1,5 @@
 """``relaybus hook EVENT``: the Claude Code hook commands (see
-:mod:`relaybus.integrations.hooks`). The console script runs them without
+:mod:`relaybus.tools.hooks`). The console script runs them without
 loading click (:mod:`relaybus.entry`); this command gives them ``--help``."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import sys
 
 import click
 
-from ..integrations.hooks.command import EVENTS
-from ..integrations.hooks.command import main as hook_main
+from ..tools.hooks.command import EVENTS
+from ..tools.hooks.command import main as hook_main
 
 
 @click.command(

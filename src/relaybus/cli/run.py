@@ -93,7 +93,7 @@ def run(
       relaybus --url http://relay:4850 run --name bob --inject steer -- codex
     """
     from ..errors import InvalidInput
-    from ..integrations.pty import Runner, RunOptions
+    from ..runtime.pty import Runner, RunOptions
 
     app = get_app()
     if max_restarts is not None and restart != "on-failure":

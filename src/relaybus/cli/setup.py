@@ -12,8 +12,8 @@ from . import render
 from .app import get_app, json_option
 
 if TYPE_CHECKING:
-    from ..integrations.doctor import Check
-    from ..integrations.install import Context, Report
+    from ..tools.doctor import Check
+    from ..tools.install import Context, Report
 
 TOOL_NAMES = ("claude", "codex", "gemini", "cursor")
 SCOPES = ("local", "project", "user")
@@ -37,7 +37,7 @@ _dry_run = click.option(
 
 
 def _context(project: Path | None, trust: bool = False) -> Context:
-    from ..integrations.install import Context
+    from ..tools.install import Context
 
     return Context.create(project=project, url=get_app().settings.url, trust=trust)
 
@@ -75,8 +75,8 @@ def install(tool: str, scope: str | None, project: Path | None, dry_run: bool, t
       cursor  project  .cursor/mcp.json;       user ~/.cursor/mcp.json
     """
     from ..errors import InvalidInput
-    from ..integrations.install import TOOLS
-    from ..integrations.install import install as run_install
+    from ..tools.install import TOOLS
+    from ..tools.install import install as run_install
 
     app = get_app()
     if trust and tool != "gemini":
@@ -102,8 +102,8 @@ def uninstall(tool: str, scope: str | None, project: Path | None, dry_run: bool)
     a file's original bytes when nothing else in it changed. Without --scope:
     the scope relaybus was installed in for this project.
     """
-    from ..integrations.install import TOOLS
-    from ..integrations.install import uninstall as run_uninstall
+    from ..tools.install import TOOLS
+    from ..tools.install import uninstall as run_uninstall
 
     app = get_app()
     report = run_uninstall(TOOLS[tool], _context(project), scope=scope, dry_run=dry_run)
@@ -122,7 +122,7 @@ def doctor(project: Path | None) -> None:
     a project's .mcp.json server is approved. Exit status 0 when all is well,
     1 when something needs fixing.
     """
-    from ..integrations.doctor import failed, run_checks
+    from ..tools.doctor import failed, run_checks
 
     app = get_app()
     checks = run_checks(app.settings, _context(project))

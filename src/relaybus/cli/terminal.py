@@ -9,10 +9,10 @@ from typing import TypeVar
 
 import click
 
-#: Values of :class:`relaybus.integrations.runtime.InjectMode` (literal: ``--help``
+#: Values of :class:`relaybus.runtime.InjectMode` (literal: ``--help``
 #: imports nothing heavy; a test keeps them equal).
 INJECT_MODES = ("wait", "steer")
-#: Values of :class:`relaybus.integrations.runtime.MessageFormat` (literal, likewise).
+#: Values of :class:`relaybus.runtime.MessageFormat` (literal, likewise).
 MESSAGE_FORMATS = ("framed", "raw")
 #: The runtime's default quiet window, seconds (``runtime.QUIET_SECONDS``).
 QUIET_DEFAULT = 0.75

@@ -1,5 +1,5 @@
 """``relaybus tmux attach|look``: an agent bound to a tmux pane (see
-:mod:`relaybus.integrations.tmux`)."""
+:mod:`relaybus.runtime.tmux`)."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ def attach(
     (agent, epoch, pane, socket, target) and one when it ends (agent, ended).
     """
     from ..errors import RelayError
-    from ..integrations.runtime import IdleGate, parse_format, parse_mode
-    from ..integrations.tmux import Binding, PaneAgent, TmuxServer, bind
+    from ..runtime import IdleGate, parse_format, parse_mode
+    from ..runtime.tmux import Binding, PaneAgent, TmuxServer, bind
 
     app = get_app()
     gate = IdleGate(quiet, prompt)
@@ -156,8 +156,8 @@ def look(name: str, lines: int | None) -> None:
 
     Text only (no colours); trailing blank lines are left out.
     """
-    from ..integrations.tmux import Binding
-    from ..integrations.tmux import look as look_at
+    from ..runtime.tmux import Binding
+    from ..runtime.tmux import look as look_at
 
     app = get_app()
     agent = app.relay.get_agent(name)

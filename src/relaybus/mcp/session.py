@@ -36,8 +36,8 @@ from mcp.server.session import ServerSession
 from ..client import AgentHandle, Relay
 from ..errors import RelayError
 from ..identity import SessionIdentity
-from ..integrations.hooks.host import session_host
 from ..models import Message
+from ..tools.hooks.host import session_host
 
 if TYPE_CHECKING:
     from .resources import AgentBus

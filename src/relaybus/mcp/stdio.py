@@ -28,7 +28,7 @@ from mcp.server.stdio import stdio_server
 from ..client import Relay
 from ..errors import NotFound
 from ..identity import SessionIdentity
-from ..integrations.session import register_session
+from ..tools.session import register_session
 from .resources import AgentBus
 from .server import build_server, lowlevel
 from .session import Runtime, StdioSession, mark_offline

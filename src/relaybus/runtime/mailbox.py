@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
-from ...client import AgentHandle
-from ...errors import InvalidInput, RelayError
-from ...models import Message, Priority, Via
+from ..client import AgentHandle
+from ..errors import InvalidInput, RelayError
+from ..models import Message, Priority, Via
 from .worker import PERMANENT, Worker
 
 logger = logging.getLogger("relaybus.runtime")

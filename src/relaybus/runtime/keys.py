@@ -25,8 +25,8 @@ import re
 import shlex
 from enum import StrEnum
 
-from ...errors import InvalidInput
-from ...models import Message, Priority
+from ..errors import InvalidInput
+from ..models import Message, Priority
 
 #: The Enter key (a terminal sends CR).
 ENTER = b"\r"

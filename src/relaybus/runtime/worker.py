@@ -13,7 +13,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from ...errors import (
+from ..errors import (
     Conflict,
     Forbidden,
     InvalidInput,

@@ -3,7 +3,7 @@ with the relay's messages typed into it when it is idle.
 
 :func:`run` registers the agent, starts the program in a PTY (ptyprocess) with
 the user's terminal passed through (raw mode, window size, exit code), and
-serves it with the runtime (:mod:`relaybus.integrations.runtime`): messages
+serves it with the runtime (:mod:`relaybus.runtime`): messages
 are typed (``framed``, or the body alone: ``raw``) at idle boundaries
 (``wait``) or at once (``steer``, and any urgent message), each moves queued →
 delivered (typed, ``via=pty``) → read (the program's next idle boundary: quiet
@@ -38,7 +38,7 @@ from ...client import AgentHandle, Relay
 from ...errors import InvalidInput
 from ...identity import state_dir
 from ...models import AgentStatus, Via
-from ..runtime import (
+from .. import (
     IdleGate,
     InjectMode,
     Mailbox,

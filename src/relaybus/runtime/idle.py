@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 import time
 
-from ...errors import InvalidInput
+from ..errors import InvalidInput
 
 #: Default quiet window, seconds.
 QUIET_SECONDS = 0.75

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from ptyprocess import PtyProcess
 
 from ...models import AgentStatus, Message
-from ..runtime import IdleGate, Mailbox, MessageFormat, Presence, Screen, message_keystrokes
+from .. import IdleGate, Mailbox, MessageFormat, Presence, Screen, message_keystrokes
 from .child import exit_code, signal_child
 from .terminal import STOP_SIGNALS, Signals, terminal_size
 

@@ -1,6 +1,10 @@
-"""The shared core of the terminal runtimes (``relaybus run``'s PTY runner and
-the tmux adapter): typing relay messages into an interactive program when it is
-idle, with delivery receipts and presence.
+"""The agent runtime: what runs an agent program and types its mail in.
+
+- :mod:`.pty`: ``relaybus run``'s PTY runner (wraps any CLI in a terminal).
+- :mod:`.tmux`: the tmux adapter (``relaybus tmux``, an agent in a pane).
+
+This package's own modules are their shared core: typing relay messages into an
+interactive program when it is idle, with delivery receipts and presence.
 
 - :mod:`.idle`: :class:`IdleGate`, when a program is idle (quiet window, prompt).
 - :mod:`.screen`: :class:`Screen`, the program's screen (pyte), its last line, its
@@ -13,7 +17,7 @@ idle, with delivery receipts and presence.
 - :mod:`.presence`: :class:`Presence`, heartbeats, busy/idle, offline at the end.
 - :mod:`.worker`: :class:`Worker`, relay calls off the terminal loop's thread.
 
-A terminal loop uses them like this (the PTY runner, :mod:`relaybus.integrations.pty`)::
+A terminal loop uses them like this (the PTY runner, :mod:`relaybus.runtime.pty`)::
 
     gate, screen = IdleGate(quiet, prompt), Screen(cols, rows)
     message_format = parse_format("framed")     # or "raw"

@@ -2,12 +2,12 @@
 
 :class:`PaneAgent` is the loop behind ``relaybus tmux attach``. It follows the
 pane through a control-mode client (:mod:`.control`): every ``%output`` of the
-pane is activity for the :class:`~relaybus.integrations.runtime.IdleGate`, and
+pane is activity for the :class:`~relaybus.runtime.IdleGate`, and
 window, layout and mode notifications make it check that the pane still exists
 and can take keys. It uses the shared runtime core for the rest: the
-:class:`~relaybus.integrations.runtime.Mailbox` (in-order queue, receipts with
-``via="tmux"``), :class:`~relaybus.integrations.runtime.Presence` (heartbeats,
-busy/idle) and :func:`~relaybus.integrations.runtime.typed_text` (the message
+:class:`~relaybus.runtime.Mailbox` (in-order queue, receipts with
+``via="tmux"``), :class:`~relaybus.runtime.Presence` (heartbeats,
+busy/idle) and :func:`~relaybus.runtime.typed_text` (the message
 ``framed``, or its body alone: ``raw``).
 
 Idle is the runtime's rule: no pane output for the quiet window and, with a
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from ...client import AgentHandle
 from ...models import AgentStatus, Message, Via
-from ..runtime import (
+from .. import (
     IdleGate,
     InjectMode,
     Mailbox,

@@ -1,7 +1,7 @@
 """Typing text into a tmux pane, and whether the pane can take it now.
 
 A one-line text is typed with ``send-keys -l`` (literal: no key-name lookup),
-in chunks of at most :data:`~relaybus.integrations.runtime.keys.CHUNK_BYTES`,
+in chunks of at most :data:`~relaybus.runtime.keys.CHUNK_BYTES`,
 then ``send-keys Enter``. A multi-line text is pasted with ``paste-buffer -p``
 from a private buffer, then Enter: tmux then wraps it in bracketed-paste
 markers exactly when the program in the pane asked for them (tmux tracks the
@@ -9,8 +9,8 @@ pane's modes; no format exposes that mode, and output seen since the adapter
 attached may not include the program's ``ESC[?2004h``), so a multi-line message
 is one input to an agent CLI and line by line to a plain line reader.
 
-A ``raw`` message (see :mod:`relaybus.integrations.runtime.keys`) is typed the
-same way, from :func:`~relaybus.integrations.runtime.keys.raw_text`: its
+A ``raw`` message (see :mod:`relaybus.runtime.keys`) is typed the
+same way, from :func:`~relaybus.runtime.keys.raw_text`: its
 closing blank line is kept, so the paste ends with a line break (Python's REPL
 runs a pasted block at the Enter; unbracketed, it is one more empty input).
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..runtime.keys import CHUNK_BYTES, ENTER, clean, keystrokes
-from ..runtime.screen import prompt_line
+from ..keys import CHUNK_BYTES, ENTER, clean, keystrokes
+from ..screen import prompt_line
 from .control import CommandFailed, ControlClient
 
 #: ``list-panes`` format of :class:`PaneState`: modes, then the cursor.
@@ -42,7 +42,7 @@ class PaneState:
         dead: the program exited and the pane remains (``remain-on-exit``).
         last_line: the prompt line of the screen (the last non-blank line, up to
             the cursor when it is there; see
-            :func:`~relaybus.integrations.runtime.screen.prompt_line`; ``""``
+            :func:`~relaybus.runtime.screen.prompt_line`; ``""``
             when not asked for).
     """
 
@@ -95,9 +95,9 @@ def type_commands(
     """The tmux commands that type ``text`` into ``pane_id`` and press Enter.
 
     ``buffer`` names the paste buffer a multi-line text goes through (deleted by
-    the paste). Text goes through :func:`~relaybus.integrations.runtime.keys.clean`;
+    the paste). Text goes through :func:`~relaybus.runtime.keys.clean`;
     line breaks around it are dropped, but with ``raw`` (a
-    :func:`~relaybus.integrations.runtime.keys.raw_text`) the closing ones are kept.
+    :func:`~relaybus.runtime.keys.raw_text`) the closing ones are kept.
     """
     text = clean(text).lstrip("\n") if raw else clean(text).strip("\n")
     if "\n" in text:

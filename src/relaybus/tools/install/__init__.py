@@ -1,7 +1,7 @@
 """``relaybus install`` / ``uninstall``: relaybus's MCP server (and Claude Code's
 hooks) in the config files of Claude Code, Codex, Gemini CLI and Cursor.
 
->>> from relaybus.integrations.install import Context, TOOLS, install
+>>> from relaybus.tools.install import Context, TOOLS, install
 >>> report = install(TOOLS["claude"], Context.create(), scope="local", dry_run=True)
 >>> print(report.files[0].diff)
 

@@ -15,9 +15,9 @@ import logging
 import threading
 import time
 
-from ...client import AgentHandle
-from ...errors import RelayError
-from ...models import AgentStatus
+from ..client import AgentHandle
+from ..errors import RelayError
+from ..models import AgentStatus
 
 logger = logging.getLogger("relaybus.runtime")
 

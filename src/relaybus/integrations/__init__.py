@@ -1,2 +1,0 @@
-"""Agent integrations: tool configuration (``relaybus install``), the Claude Code
-hooks, and the checks of ``relaybus doctor``."""
