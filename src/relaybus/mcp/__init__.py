@@ -2,7 +2,7 @@
 
 - ``relaybus mcp`` (:func:`.stdio.serve_stdio`): one coding-agent session's
   server over stdio, registered as that session's agent;
-- ``/mcp`` on ``relaybus serve`` (:mod:`.http`): streamable HTTP, one agent
+- ``/mcp`` on ``relaybus serve`` (:mod:`relaybus.server.mcp`): streamable HTTP, one agent
   per MCP session.
 
 Both serve :func:`.server.build_server`: the tools of :mod:`.tools`, the

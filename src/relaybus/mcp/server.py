@@ -1,9 +1,9 @@
 """The relaybus MCP server: tools, the inbox resource, subscriptions and instructions.
 
 :func:`build_server` makes the :class:`~mcp.server.mcpserver.MCPServer` that
-both transports serve (stdio in :mod:`.stdio`, streamable HTTP in :mod:`.http`);
-what differs is the lifespan, which yields the :class:`~.session.Runtime`
-that tells each request which agent it acts as.
+both transports serve (stdio in :mod:`.stdio`, streamable HTTP in
+:mod:`relaybus.server.mcp`); what differs is the lifespan, which yields the
+:class:`~.session.Runtime` that tells each request which agent it acts as.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ and heartbeats from then on; :mod:`.stdio` marks the agent offline when
 serving ends (stdin EOF, SIGTERM). A client that only checks the connection
 (``claude mcp list`` starts the server, lists its tools and stops it within
 a second) therefore leaves no agent behind. The relay server's sessions are
-in :mod:`.http`.
+in :mod:`relaybus.server.mcp`.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 from .. import __version__
-from ..mcp import http as mcp_http
 from ..service import Service
+from . import mcp as mcp_http
 from . import problems
 from .auth import Authenticator, ServerContext
 from .config import ServerConfig
@@ -39,7 +39,7 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     reader of the event log, started by the app's lifespan and stopped, closing
     live streams, at its shutdown. The lifespan also runs the background
     :class:`~relaybus.server.sweeper.Sweeper` when ``config`` asks for one.
-    MCP (streamable HTTP) is served at ``/mcp`` (:mod:`relaybus.mcp.http`); its
+    MCP (streamable HTTP) is served at ``/mcp`` (:mod:`relaybus.server.mcp`); its
     sessions live inside the lifespan too.
     """
     metrics = Metrics()

@@ -42,19 +42,19 @@ from starlette.types import Receive, Scope, Send
 from ..client import AgentHandle, Relay
 from ..errors import InvalidInput, RelayError
 from ..identity import split_list
+from ..mcp.resources import AgentBus
+from ..mcp.server import build_server
+from ..mcp.session import OFFLINE_SECONDS, AgentSession, blocking
 from ..models import Message
-from ..server.auth import WORKSPACE_HEADER, Authenticator, Caller, bearer_token
-from ..server.problems import problem, relay_error_response
-from .resources import AgentBus
-from .server import build_server
-from .session import OFFLINE_SECONDS, AgentSession, blocking
+from .auth import WORKSPACE_HEADER, Authenticator, Caller, bearer_token
+from .problems import problem, relay_error_response
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from ..server.config import ServerConfig
-    from ..server.hub import Hub
     from ..service import Service
+    from .config import ServerConfig
+    from .hub import Hub
 
 logger = logging.getLogger("relaybus.mcp")
 
