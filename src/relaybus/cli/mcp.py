@@ -48,6 +48,10 @@ def mcp(tool: str) -> None:
         identity = session_identity(tool, env=env)
     except ProfileError as exc:
         raise InvalidInput(str(exc)) from None
+    # The composition point: the MCP bridge, with the coding-tool side (the
+    # session's registration and its hook host) handed in, never imported by mcp/.
     from ..mcp.stdio import serve_stdio
+    from ..tools.hooks.host import session_host
+    from ..tools.session import register_session
 
-    serve_stdio(app.relay, identity)
+    serve_stdio(app.relay, identity, register=register_session, host=session_host)

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -37,7 +37,6 @@ from ..client import AgentHandle, Relay
 from ..errors import RelayError
 from ..identity import SessionIdentity
 from ..models import Message
-from ..tools.hooks.host import session_host
 
 if TYPE_CHECKING:
     from .resources import AgentBus
@@ -68,6 +67,15 @@ REGISTER_AFTER = 3.0
 #: ``since``, oldest first, waiting up to ``timeout`` seconds; empty on timeout.
 #: Never marks anything read. Cancellable.
 Waiter = Callable[[AgentHandle, int, float], Awaitable[list[Message]]]
+
+#: ``host(agent, identity)``: a service that runs beside a stdio session while
+#: it is served (an async context manager). ``agent()`` returns the session's
+#: agent, registering it on first use. ``relaybus mcp`` passes the Claude Code
+#: hook host (:func:`relaybus.tools.hooks.host.session_host`); composed in
+#: :mod:`relaybus.cli.mcp`, so that this package never imports the tools.
+SessionHost = Callable[
+    [Callable[[], Awaitable[AgentHandle]], SessionIdentity], AbstractAsyncContextManager[object]
+]
 
 
 async def blocking(fn: Callable[[], T]) -> T:
@@ -286,7 +294,8 @@ class StdioSession:
     first; from then on it heartbeats (every ``heartbeat_seconds``). The
     caller marks it offline after serving (:func:`mark_offline` on
     :attr:`handle`, if set), so that a stop signal at any moment still ends
-    with the agent offline.
+    with the agent offline. ``host``, if given, runs for the lifespan's
+    duration (see :data:`SessionHost`).
 
     Attributes:
         handle: the registered agent, None until it is registered.
@@ -303,6 +312,7 @@ class StdioSession:
         bus: AgentBus,
         heartbeat_seconds: float,
         register_after: float = REGISTER_AFTER,
+        host: SessionHost | None = None,
     ) -> None:
         self.relay = relay
         self.identity = identity
@@ -312,6 +322,7 @@ class StdioSession:
         self.handle: AgentHandle | None = None
         self.session: AgentSession | None = None
         self._register = register
+        self._host = host
         self._lock = anyio.Lock()
         self._tasks: TaskGroup | None = None
         self._limiter = anyio.CapacityLimiter(16)  # concurrent waits of this session
@@ -367,9 +378,12 @@ class StdioSession:
         async with anyio.create_task_group() as tg:
             self._tasks = tg
             try:
-                # The session's hook commands (Claude Code) ask this process over
-                # a Unix socket: it has the relay open, so each hook takes ms.
-                async with session_host(self._hook_agent, self.identity):
+                # E.g. the session's hook commands (Claude Code) ask this process
+                # over a Unix socket: it has the relay open, so each hook takes ms.
+                host = self._host
+                async with (
+                    host(self._hook_agent, self.identity) if host is not None else nullcontext()
+                ):
                     yield self
             finally:
                 if self.session is not None:

@@ -25,13 +25,12 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 
-from ..client import Relay
+from ..client import AgentHandle, Relay
 from ..errors import NotFound
 from ..identity import SessionIdentity
-from ..tools.session import register_session
 from .resources import AgentBus
 from .server import build_server, lowlevel
-from .session import Runtime, StdioSession, mark_offline
+from .session import Runtime, SessionHost, StdioSession, mark_offline
 
 #: Bytes read from stdin at a time.
 READ_SIZE = 64 * 1024
@@ -39,10 +38,20 @@ READ_SIZE = 64 * 1024
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
-def serve_stdio(relay: Relay, identity: SessionIdentity) -> None:
+def serve_stdio(
+    relay: Relay,
+    identity: SessionIdentity,
+    *,
+    register: Callable[[Relay, SessionIdentity], AgentHandle],
+    host: SessionHost | None = None,
+) -> None:
     """Serve MCP over stdin/stdout as the session's agent on ``relay`` until
     EOF or a stop signal; returns once the agent (if it was registered) is
     marked offline.
+
+    ``register(relay, identity)`` registers the session's agent on first use;
+    ``host`` runs beside the session (see :data:`~.session.SessionHost`). Both
+    come from the composition point, :mod:`relaybus.cli.mcp`.
 
     Raises:
         RelayError: the identity is invalid or the relay cannot be reached
@@ -56,9 +65,10 @@ def serve_stdio(relay: Relay, identity: SessionIdentity) -> None:
         session = StdioSession(
             relay,
             identity,
-            partial(register_session, relay, identity),
+            partial(register, relay, identity),
             bus=bus,
             heartbeat_seconds=heartbeat,
+            host=host,
         )
         try:
             server = build_server(session.lifespan, bus=bus, agent_id=identity.agent_id)
