@@ -173,3 +173,23 @@ def test_deliveries_queued_past_the_threshold_are_stuck_while_the_agent_is_onlin
     service.heartbeat("carol", status=AgentStatus.OFFLINE)
     assert service.stuck() == {}  # bob has it; carol is away, so it waits, not stuck
     assert service.get_agent("carol").stuck == 0
+
+
+def test_backlog_counts_unread_and_stuck_mail_per_workspace_with_unread_mail(
+    service: Service, sent: int, clock: Clock
+) -> None:
+    service.register("dave", workspace="ops")
+    service.register("erin", workspace="ops")
+    service.register("frank", workspace="quiet")
+    service.send("dave", "erin", "disk full", workspace="ops")
+    assert service.backlog() == {"default": (2, 0), "ops": (1, 0)}
+    clock.advance(service.settings.stuck_after + 1)
+    service.heartbeat("bob")
+    service.heartbeat("carol", status=AgentStatus.OFFLINE)
+    service.heartbeat("erin", workspace="ops")
+    backlog = service.backlog()
+    assert backlog == {"default": (2, 1), "ops": (1, 1)}  # carol is away: hers waits
+    assert (backlog["default"].unread, backlog["default"].stuck) == (2, 1)
+    service.mark_read("bob", ids=[sent])
+    service.mark_read("carol", ids=[sent])
+    assert service.backlog() == {"ops": (1, 1)}  # no unread mail: left out

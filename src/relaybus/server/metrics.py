@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
 
-import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..service import Service
-from ..store import Store
-from ..store.schema import deliveries
 
 #: The ``route`` label of a request that matched no route (a 404 or a 413 before routing).
 UNMATCHED = "<unmatched>"
 TRANSPORTS = ("sse", "ws", "longpoll")
 
-__all__ = ["CONTENT_TYPE", "Metrics", "RequestMetrics", "unread_by_workspace"]
+__all__ = ["CONTENT_TYPE", "Metrics", "RequestMetrics"]
 
 
 class Metrics:
@@ -40,7 +36,7 @@ class Metrics:
         live_connections: open live connections, by ``transport`` (sse, ws, longpoll).
         queue_depth: events buffered for live connections (set by the hub).
         unread_deliveries: unread deliveries by ``workspace``, computed from the
-            store at scrape time (:meth:`refresh`).
+            store at scrape time (:meth:`refresh`, from ``Service.backlog``).
         stuck_deliveries: deliveries queued longer than ``Settings.stuck_after``
             while their agent is not offline, by ``workspace`` (at scrape time).
         sweeps: background jobs this replica claimed and ran, by ``job``
@@ -133,29 +129,16 @@ class Metrics:
         """Recompute the gauges read from the store (blocking: call it in a thread)."""
         listening = service.store.listening
         self.listen_connections.set(0 if listening is None else listening.connections)
-        counts = unread_by_workspace(service.store)
+        backlog = service.backlog()
         self.unread_deliveries.clear()
         self.stuck_deliveries.clear()
-        for workspace, count in counts.items():
-            self.unread_deliveries.labels(workspace).set(count)
-            # A stuck delivery is unread too: only workspaces with unread mail can have one.
-            stuck = service.stuck(workspace=workspace)
-            self.stuck_deliveries.labels(workspace).set(sum(stuck.values()))
+        for workspace, figures in backlog.items():
+            self.unread_deliveries.labels(workspace).set(figures.unread)
+            self.stuck_deliveries.labels(workspace).set(figures.stuck)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""
         return generate_latest(self.registry)
-
-
-def unread_by_workspace(store: Store) -> Mapping[str, int]:
-    """Unread deliveries per workspace: ``{workspace: count}``."""
-    query = (
-        sa.select(deliveries.c.workspace, sa.func.count())
-        .where(deliveries.c.read_at.is_(None))
-        .group_by(deliveries.c.workspace)
-    )
-    with store.read() as conn:
-        return {str(ws): int(n) for ws, n in conn.execute(query).all()}
 
 
 class RequestMetrics:

@@ -11,7 +11,7 @@ paths racing record the first one only. A delivery queued for longer than
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -114,6 +114,16 @@ def stuck_counts(
         query = query.where(deliveries.c.agent_id == agent_id)
     rows = conn.execute(query).all()
     return {agent_id: int(count) for agent_id, count in rows}
+
+
+class Backlog(NamedTuple):
+    """A workspace's mail not read yet, as the server's metrics report it."""
+
+    #: Deliveries not read yet.
+    unread: int
+    #: Of those, the ones queued longer than ``Settings.stuck_after`` seconds
+    #: while their agent is not offline (see :meth:`DeliveryOps.stuck`).
+    stuck: int
 
 
 def _state(row: Any) -> DeliveryState:
@@ -251,4 +261,20 @@ class DeliveryOps(ServiceBase):
             r.id: counts[r.id]
             for r in rows
             if effective_status(r._mapping, now, ttl) is not AgentStatus.OFFLINE
+        }
+
+    def backlog(self) -> dict[str, Backlog]:
+        """Per workspace with unread mail: its :class:`Backlog` (an operator's
+        view across every workspace, for the server's metrics). Workspaces
+        without unread mail are left out: a stuck delivery is unread too."""
+        query = (
+            sa.select(deliveries.c.workspace, sa.func.count())
+            .where(deliveries.c.read_at.is_(None))
+            .group_by(deliveries.c.workspace)
+        )
+        with self.store.read() as conn:
+            unread = {str(ws): int(n) for ws, n in conn.execute(query).all()}
+        return {
+            ws: Backlog(unread=n, stuck=sum(self.stuck(workspace=ws).values()))
+            for ws, n in unread.items()
         }
