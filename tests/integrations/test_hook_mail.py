@@ -111,11 +111,11 @@ def check(relay: Relay, read: object) -> None:
     me = relay.agent(ME)
     unread = me.inbox(unread_only=True, newest_first=False, limit=1000)
     whole = read(set(), 1000)
-    assert whole == direct.Unread([as_mail(relay, m) for m in unread], 0)
+    assert whole == direct.UnreadPage([as_mail(relay, m) for m in unread], 0)
     page = read(set(), MAX_MESSAGES)
     shown = unread[:MAX_MESSAGES]
     more = max(len(unread) - MAX_MESSAGES, 0)
-    assert page == direct.Unread([as_mail(relay, m) for m in shown], more)
+    assert page == direct.UnreadPage([as_mail(relay, m) for m in shown], more)
     assert direct.render_mail(page.mail, more=page.more) == render(me, shown, more=more)
     skip = {m.id for m in unread[::2]}
     assert read(skip, 1000).mail == [as_mail(relay, m) for m in unread if m.id not in skip]
@@ -196,7 +196,7 @@ def test_the_hooks_own_http_read_sends_the_agents_token(tmp_path: Path) -> None:
 def test_no_store_reads_nothing_and_creates_nothing(tmp_path: Path) -> None:
     env = {"RELAYBUS_DIR": str(tmp_path / "relay")}
 
-    assert direct.unread_mail(ME, env, tmp_path) == direct.Unread([])
+    assert direct.unread_mail(ME, env, tmp_path) == direct.UnreadPage([])
     assert list(tmp_path.iterdir()) == []
 
 

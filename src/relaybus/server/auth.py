@@ -8,7 +8,7 @@
 
 The cheap part (headers, the admin token, the rate limit) runs on the event
 loop in :func:`api_call`; looking an agent token up in the store is left to
-:meth:`Call.caller`, which a sync route calls in the threadpool thread it
+:meth:`ApiRequest.caller`, which a sync route calls in the threadpool thread it
 already runs in, so a request costs one thread hop, not two. Lookups are
 reused for :attr:`ServerConfig.token_cache_seconds` (:class:`TokenCache`).
 """
@@ -272,7 +272,7 @@ class Authenticator:
         return await run_in_threadpool(self.lookup, digest, workspace)
 
 
-class Call:
+class ApiRequest:
     """One API request: the server context, and who is calling.
 
     Routes get it from :func:`api_call`; ``caller()`` finishes authentication
@@ -348,7 +348,7 @@ def bearer_token(header: str | None) -> str | None:
     return token
 
 
-def quick_call(request: Request) -> tuple[Call, int | None] | None:
+def quick_call(request: Request) -> tuple[ApiRequest, int | None] | None:
     """:func:`api_call` and the ``Epoch`` header without FastAPI's dependency machinery,
     for hot routes (see ``routes.LeanRoute``).
 
@@ -376,7 +376,7 @@ def quick_call(request: Request) -> tuple[Call, int | None] | None:
     client = request.client.host if request.client is not None else None
     token = bearer_token(headers.get("authorization"))
     caller, digest = context.auth.check(token, workspace, client)
-    return Call(context, caller, digest, workspace), epoch
+    return ApiRequest(context, caller, digest, workspace), epoch
 
 
 class BearerToken(HTTPBearer):
@@ -412,7 +412,7 @@ async def api_call(
             description="The workspace to act in (default: the token's, else the relay's).",
         ),
     ] = None,
-) -> Call:
+) -> ApiRequest:
     """The FastAPI dependency of every ``/v1`` route: checks the token and the
     rate limit without touching the store.
 
@@ -423,11 +423,11 @@ async def api_call(
     client = request.client.host if request.client is not None else None
     token = bearer.credentials if bearer is not None else None
     caller, digest = context.auth.check(token, workspace, client)
-    return Call(context, caller, digest, workspace)
+    return ApiRequest(context, caller, digest, workspace)
 
 
-#: The request's :class:`Call` (the auth dependency).
-ApiCall = Annotated[Call, Depends(api_call)]
+#: The request's :class:`ApiRequest` (the auth dependency).
+ApiCall = Annotated[ApiRequest, Depends(api_call)]
 #: ``X-Relaybus-Epoch``: act only while the agent is at this registration epoch (409 if not).
 Epoch = Annotated[
     int | None,

@@ -66,7 +66,7 @@ class Reporter:
         print(json.dumps(line, ensure_ascii=False), flush=True)
 
 
-class Mailbox:
+class DemoInbox:
     """An agent's received messages, taken out in the order its script wants them.
 
     Every message :meth:`next` receives is reported once (``received``) and
@@ -136,7 +136,7 @@ def run_author(
     posted = me.send(f"cap:{CAPABILITY}", TASK_BODY, subject=SUBJECT, claimable=True)
     assert posted.task_id is not None  # claimable=True always creates a task
     report("posted", message_id=posted.id, task_id=posted.task_id, recipients=posted.recipients)
-    mailbox = Mailbox(me, report, deadline)
+    mailbox = DemoInbox(me, report, deadline)
     reply = mailbox.next(
         lambda m: m.thread_id == posted.id and m.reply_to is not None, "reply to the review task"
     )
@@ -155,7 +155,7 @@ def run_reviewer(relay: Relay, name: str, author: str, deadline: float, report: 
     who holds it; everyone waits for the author's broadcast."""
     me = relay.register(name, label="reviewer", capabilities=[CAPABILITY])
     report("registered", epoch=me.epoch)
-    mailbox = Mailbox(me, report, deadline)
+    mailbox = DemoInbox(me, report, deadline)
     posted = mailbox.next(lambda m: m.sender == author and m.task_id is not None, "review task")
     task_id = posted.task_id
     assert task_id is not None

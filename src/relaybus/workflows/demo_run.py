@@ -89,7 +89,7 @@ def child_env(drop: Sequence[str] = FOREIGN_ENV, **values: str) -> dict[str, str
 
 
 @dataclass
-class Child:
+class AgentProcess:
     """One agent process and what it printed."""
 
     name: str
@@ -132,7 +132,7 @@ class DemoRun:
         self.on_step = on_step
         self.program = list(program)
         self.steps: list[Step] = []
-        self.children: dict[str, Child] = {}
+        self.children: dict[str, AgentProcess] = {}
         self.t0 = time.time()
         self._deadline = time.monotonic() + timeout
         self._items: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -175,7 +175,7 @@ class DemoRun:
                 text=True,
                 encoding="utf-8",
             )
-            child = Child(name, args[0], proc)
+            child = AgentProcess(name, args[0], proc)
             self.children[name] = child
             for target in (self._read_reports, self._read_stderr):
                 reader = threading.Thread(target=target, args=(child,), daemon=True)
@@ -228,7 +228,7 @@ class DemoRun:
         self._reap()
         self._release(everything=True)
 
-    def _ended(self, child: Child) -> None:
+    def _ended(self, child: AgentProcess) -> None:
         """An agent closed its stdout: it is exiting. If it failed, the demo
         cannot pass any more, so stop the others now rather than at the timeout."""
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -253,7 +253,7 @@ class DemoRun:
         if self._tail.is_alive():
             self._tail.join()
 
-    def _kill(self, child: Child, why: str) -> None:
+    def _kill(self, child: AgentProcess, why: str) -> None:
         child.proc.kill()  # by the pid Popen gave us: only a process we started
         child.proc.wait()
         child.killed = True
@@ -274,7 +274,7 @@ class DemoRun:
                 cursor = event.id
                 self._items.put(("event", event))
 
-    def _read_reports(self, child: Child) -> None:
+    def _read_reports(self, child: AgentProcess) -> None:
         assert child.proc.stdout is not None
         for line in child.proc.stdout:
             try:
@@ -285,7 +285,7 @@ class DemoRun:
             self._items.put(("report", report))
         self._items.put(("eof", child.name))
 
-    def _read_stderr(self, child: Child) -> None:
+    def _read_stderr(self, child: AgentProcess) -> None:
         assert child.proc.stderr is not None
         for line in child.proc.stderr:
             child.stderr.append(line.rstrip("\n"))

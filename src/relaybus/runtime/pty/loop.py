@@ -39,7 +39,7 @@ EOF_BYTE = b"\x04"
 
 
 @dataclass(frozen=True)
-class Outcome:
+class ProgramExit:
     """How one run of the program ended.
 
     Attributes:
@@ -103,8 +103,8 @@ class Pump:
         self._mail_error_told = False
         self._ended = False
 
-    def run(self) -> Outcome:
-        """Serve the program until it exits; its :class:`Outcome`."""
+    def run(self) -> ProgramExit:
+        """Serve the program until it exits; its :class:`ProgramExit`."""
         fd = self.child.fd
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
@@ -138,7 +138,7 @@ class Pump:
                     elif key.fd == self.stdin_fd:
                         self._read_user(sel)
         self._reap()
-        return Outcome(exit_code(self.child), self.child.signalstatus, self._stop_signal)
+        return ProgramExit(exit_code(self.child), self.child.signalstatus, self._stop_signal)
 
     def _reap(self) -> None:
         """Wait for the program to exit (it may have closed its terminal and run

@@ -51,7 +51,7 @@ from .. import (
 )
 from .agent import child_env, runner_agent_id
 from .child import resolve, spawn
-from .loop import Outcome, Pump
+from .loop import ProgramExit, Pump
 from .terminal import Signals, raw_mode, terminal_size, wait_for_stop, write_all
 
 logger = logging.getLogger("relaybus.runtime")
@@ -341,7 +341,7 @@ class Runner:
             finally:
                 self._raw = False
 
-    def _restart_after(self, outcome: Outcome, signals: Signals) -> bool:
+    def _restart_after(self, outcome: ProgramExit, signals: Signals) -> bool:
         """Whether to start the program again (after a pause), per the policy."""
         opts = self.options
         failed = outcome.code != 0

@@ -141,7 +141,7 @@ class RelayRoute(APIRoute):
 class LeanRoute(RelayRoute):
     """A hot route (sending) that skips FastAPI's dependency solving when it can.
 
-    For an endpoint ``f(body: Model, call: Call, epoch: int | None) -> Response``
+    For an endpoint ``f(body: Model, call: ApiRequest, epoch: int | None) -> Response``
     (and optionally ``idempotency_key: str | None``, the raw header): a request
     with a JSON content type, well-formed headers and a body that
     ``Model.model_validate_json`` accepts (pydantic's JSON parser also refuses

@@ -349,7 +349,7 @@ def identity_context(me: ident.SessionIdentity) -> dict[str, Any]:
 
 def own_mail(
     event: str, me: ident.SessionIdentity, payload: dict[str, Any], folder: Path, skip: set[int]
-) -> direct.Unread:
+) -> direct.UnreadPage:
     """The unread mail this hook hands over itself, without ``relaybus mcp``
     (:mod:`.direct`), ``skip`` left out; nothing for an event that shows no
     mail, or for a Stop that already continues.
@@ -359,7 +359,7 @@ def own_mail(
             PermissionError: the session's runtime folder is not private.
     """
     if event not in MAIL_EVENTS or (event == "Stop" and payload.get("stop_hook_active")):
-        return direct.Unread([])
+        return direct.UnreadPage([])
     direct.private_folder(folder)  # where the printed ids will be recorded
     cwd = payload.get("cwd")
     here = Path(cwd) if isinstance(cwd, str) and os.path.isdir(cwd) else Path.cwd()
@@ -406,7 +406,7 @@ def dispatch(name: str, payload: dict[str, Any]) -> None:
         unread = own_mail(event, me, payload, folder, earlier)
     except Exception as exc:  # print the rest: the mail waits for the next hook
         log(event, f"could not read the mail: {type(exc).__name__}: {exc}")
-        unread = direct.Unread([])
+        unread = direct.UnreadPage([])
     shown = [m.id for m in unread.mail]
     text = direct.render_mail(unread.mail, more=unread.more) if shown else None
     emit(mail_output(event, me, text))

@@ -81,7 +81,7 @@ class Mail:
 
 
 @dataclass(frozen=True)
-class Unread:
+class UnreadPage:
     """A page of unread mail, oldest first, and how many more are unread after it."""
 
     mail: list[Mail]
@@ -170,7 +170,7 @@ def sqlite_mail(
     skip: Iterable[int] = (),
     limit: int = MAX_MESSAGES,
     timeout: float = 0.5,
-) -> Unread:
+) -> UnreadPage:
     """The first ``limit`` unread messages of ``agent_id`` in the SQLite
     store ``db``, oldest first, leaving out the ids in ``skip``. Reads only:
     no file exists → nothing (and nothing is created). ``timeout``: seconds
@@ -180,7 +180,7 @@ def sqlite_mail(
         sqlite3.Error: not a relay database, or it could not be read.
     """
     if not db.is_file():
-        return Unread([])
+        return UnreadPage([])
     uri = "file:" + _quote_path(db.absolute()) + "?mode=ro"
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     try:
@@ -203,7 +203,7 @@ def sqlite_mail(
         )
         for r in rows
     ]
-    return Unread(mail, int(rows[0][9]) - len(mail) if rows else 0)
+    return UnreadPage(mail, int(rows[0][9]) - len(mail) if rows else 0)
 
 
 def _quote_path(path: Path) -> str:
@@ -221,7 +221,7 @@ def http_mail(
     skip: Iterable[int] = (),
     limit: int = MAX_MESSAGES,
     timeout: float = 0.5,
-) -> Unread:
+) -> UnreadPage:
     """The same as :func:`sqlite_mail` from the relay server at ``url``: one
     ``GET /v1/agents/{id}/inbox`` (unread, not marked), plus the unread count
     when there is more than a page and each task's status.
@@ -268,7 +268,7 @@ def http_mail(
                 task_status=status,
             )
         )
-    return Unread(mail, more)
+    return UnreadPage(mail, more)
 
 
 def _get(url: str, token: str | None, workspace: str, timeout: float) -> Any:
@@ -300,7 +300,7 @@ def unread_mail(
     *,
     skip: Iterable[int] = (),
     timeout: float = 0.5,
-) -> Unread:
+) -> UnreadPage:
     """The session agent's first page of unread mail from the relay ``env``
     points at (see the module docstring), ``skip`` left out; empty when a
     terminal runtime delivers the session's mail (``RELAYBUS_RUNTIME``) or the
@@ -310,7 +310,7 @@ def unread_mail(
         OSError, ValueError, sqlite3.Error: the relay could not be read.
     """
     if env.get("RELAYBUS_RUNTIME"):
-        return Unread([])
+        return UnreadPage([])
     workspace = env.get("RELAYBUS_WORKSPACE", "").strip() or "default"
     url = env.get("RELAYBUS_URL", "").strip()
     if url:  # as ``Relay.open()``: a server, when one is set, wins over a store
@@ -318,7 +318,7 @@ def unread_mail(
         return http_mail(url, token, workspace, agent_id, skip=skip, timeout=timeout)
     db = database_file(env, cwd)
     if db is None:
-        return Unread([])
+        return UnreadPage([])
     return sqlite_mail(db, workspace, agent_id, skip=skip, timeout=timeout)
 
 

@@ -35,7 +35,7 @@ from ...client import AgentHandle
 from ...errors import RelayError
 from ...identity import SessionIdentity, session_socket
 from ...models import Via
-from .logic import Outcome, deliver, handle
+from .logic import HookOutcome, deliver, handle
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def parse(request: bytes) -> tuple[str, dict[str, Any], list[int]]:
 
 def answer(
     request: bytes, me: AgentHandle, identity: SessionIdentity | None
-) -> tuple[dict[str, Any], Outcome | None]:
+) -> tuple[dict[str, Any], HookOutcome | None]:
     """Run one request line: the reply object and the outcome whose mail
     waits for the command's ack (never raises for bad requests or relay errors)."""
     try:

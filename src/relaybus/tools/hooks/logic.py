@@ -7,7 +7,7 @@ Input and output follow Claude Code's hook JSON
 ``{"decision": "block", "reason": ...}``.
 
 Messages are handed over once: :func:`handle` returns the output and the ids
-of the messages it shows (:class:`Outcome`), and the caller marks them read
+of the messages it shows (:class:`HookOutcome`), and the caller marks them read
 (:func:`deliver`) once the output is on its way to Claude Code, so the next
 prompt does not repeat them, the MCP ``inbox`` tool does not return them
 again, and a hook that gave up before printing loses nothing.
@@ -31,7 +31,7 @@ from ...models import Message, Via
 from .command import usage_text
 from .direct import MAX_BODY, MAX_MESSAGES, Mail, render_mail
 
-__all__ = ["MAX_BODY", "MAX_MESSAGES", "Outcome", "deliver", "handle", "presence", "render"]
+__all__ = ["MAX_BODY", "MAX_MESSAGES", "HookOutcome", "deliver", "handle", "presence", "render"]
 
 #: SessionEnd reasons after which the same Claude Code process goes on
 #: (``/clear`` starts a new conversation at once): the agent stays online.
@@ -43,7 +43,7 @@ RUNTIME_ENV = "RELAYBUS_RUNTIME"
 
 
 @dataclass
-class Outcome:
+class HookOutcome:
     """What a hook hands Claude Code: its output JSON (None: print nothing)
     and the ids of the messages that output shows, to mark read once it is
     handed over (:func:`deliver`)."""
@@ -100,7 +100,7 @@ def peek_new(me: AgentHandle) -> tuple[str, list[int]] | None:
     return render(me, shown, more=more), [m.id for m in shown]
 
 
-def deliver(me: AgentHandle, outcome: Outcome) -> None:
+def deliver(me: AgentHandle, outcome: HookOutcome) -> None:
     """Mark the messages ``outcome`` shows read, by the hook.
 
     Raises:
@@ -120,7 +120,7 @@ def handle(
     payload: Mapping[str, Any],
     me: AgentHandle,
     identity: SessionIdentity | None = None,
-) -> Outcome:
+) -> HookOutcome:
     """Run hook ``event`` (a Claude Code event name, e.g. ``"Stop"``) for agent
     ``me``: presence at once; the output and the mail it shows, which the
     caller marks read (:func:`deliver`) once it has handed the output over.
@@ -134,25 +134,25 @@ def handle(
         text = usage(me)
         mail = peek_new(me)
         if mail:
-            return Outcome(context(event, text + "\n\n" + mail[0]), mail[1])
-        return Outcome(context(event, text))
+            return HookOutcome(context(event, text + "\n\n" + mail[0]), mail[1])
+        return HookOutcome(context(event, text))
     if event in ("UserPromptSubmit", "PostToolUse"):
         if event == "UserPromptSubmit":
             me.heartbeat(status="busy")  # presence: the session is working on a prompt
         mail = peek_new(me)
-        return Outcome(context(event, mail[0]), mail[1]) if mail else Outcome()
+        return HookOutcome(context(event, mail[0]), mail[1]) if mail else HookOutcome()
     if event == "Stop":
         # Claude Code sets stop_hook_active when it is already continuing because
         # of a Stop hook: let it stop then, or two agents could keep each other busy.
         mail = None if payload.get("stop_hook_active") else peek_new(me)
         if mail:
-            return Outcome({"decision": "block", "reason": mail[0]}, mail[1])
+            return HookOutcome({"decision": "block", "reason": mail[0]}, mail[1])
         me.heartbeat(status="idle")
-        return Outcome()
+        return HookOutcome()
     if event == "SessionEnd":
         if payload.get("reason") not in CONTINUING:
             me.heartbeat(status="offline")
-        return Outcome()
+        return HookOutcome()
     raise ValueError(f"relaybus does not handle the hook event {event!r}")
 
 

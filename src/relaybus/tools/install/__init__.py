@@ -12,16 +12,18 @@ exactly what install added.
 
 from ...identity import state_dir
 from .base import SERVER_NAME, ConfigFile, Context, Tool
-from .claude import Claude
-from .codex import Codex
-from .cursor import Cursor
+from .claude import ClaudeTool
+from .codex import CodexTool
+from .cursor import CursorTool
 from .files import ConfigError
-from .gemini import Gemini
+from .gemini import GeminiTool
 from .manifest import Manifest
 from .run import FileReport, Report, SetupError, install, uninstall
 
 #: Every tool relaybus can be installed into, by command-line name.
-TOOLS: dict[str, Tool] = {tool.name: tool for tool in (Claude(), Codex(), Gemini(), Cursor())}
+TOOLS: dict[str, Tool] = {
+    tool.name: tool for tool in (ClaudeTool(), CodexTool(), GeminiTool(), CursorTool())
+}
 
 __all__ = [
     "SERVER_NAME",

@@ -98,7 +98,7 @@ class Context:
 
 
 @dataclass
-class Outcome:
+class EditOutcome:
     """What applying (or reverting) a file's edits gives: the new ``text`` (None:
     no file), one line per ``changes`` made, and the containers ``created``."""
 
@@ -114,7 +114,7 @@ class ConfigFile(ABC):
         self.path = path
 
     @abstractmethod
-    def install(self, text: str | None) -> Outcome:
+    def install(self, text: str | None) -> EditOutcome:
         """Add relaybus's part to ``text`` (None: the file does not exist).
 
         Raises:
@@ -122,7 +122,7 @@ class ConfigFile(ABC):
         """
 
     @abstractmethod
-    def uninstall(self, text: str, created: list[KeyPath]) -> Outcome:
+    def uninstall(self, text: str, created: list[KeyPath]) -> EditOutcome:
         """Take relaybus's part out of ``text``, and the ``created`` containers
         that are then empty.
 
@@ -266,22 +266,22 @@ class JsonFile(ConfigFile):
 
         return patch(text, data, style, comments=self.comments)
 
-    def install(self, text: str | None) -> Outcome:
+    def install(self, text: str | None) -> EditOutcome:
         data = self.parse(text or "")
         created: list[KeyPath] = []
         changes = [c for edit in self.edits if (c := edit.apply(data, created, self.path))]
         if not changes:
-            return Outcome(text)
-        return Outcome(self.render(text, data), changes, created)
+            return EditOutcome(text)
+        return EditOutcome(self.render(text, data), changes, created)
 
-    def uninstall(self, text: str, created: list[KeyPath]) -> Outcome:
+    def uninstall(self, text: str, created: list[KeyPath]) -> EditOutcome:
         data = self.parse(text)
         changes = [c for edit in self.edits if (c := edit.revert(data))]
         if prune(data, created) and not changes:
             changes.append("removed the empty containers relaybus had added")
         if not changes:
-            return Outcome(text)
-        return Outcome(self.render(text, data), changes)
+            return EditOutcome(text)
+        return EditOutcome(self.render(text, data), changes)
 
     def server_entry(self, text: str) -> dict[str, Any] | None:
         data = self.parse(text)

@@ -198,7 +198,7 @@ def settings_home(ctx: Context) -> Path:
     return Path(given) if given else ctx.home / ".claude"
 
 
-class Claude(Tool):
+class ClaudeTool(Tool):
     """Claude Code."""
 
     name = "claude"

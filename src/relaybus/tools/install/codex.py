@@ -20,7 +20,7 @@ from typing import Any
 import tomlkit
 from tomlkit.items import InlineTable, Table
 
-from .base import SERVER_NAME, ConfigFile, Context, Outcome, Tool, merge_entry
+from .base import SERVER_NAME, ConfigFile, Context, EditOutcome, Tool, merge_entry
 from .files import ConfigError, load_toml, parse_toml
 from .manifest import KeyPath
 
@@ -70,7 +70,7 @@ class CodexConfig(ConfigFile):
             )
         return servers
 
-    def install(self, text: str | None) -> Outcome:
+    def install(self, text: str | None) -> EditOutcome:
         base = text or ""
         doc = parse_toml(base, self.path)
         servers = self._servers(doc)
@@ -85,10 +85,10 @@ class CodexConfig(ConfigFile):
             plain = current.unwrap()
             merged = merge_entry(plain, self.value)
             if merged == plain:
-                return Outcome(text)
+                return EditOutcome(text)
             for key in self.value:
                 current[key] = _inline(merged[key])
-            return Outcome(tomlkit.dumps(doc), ["updated MCP server relaybus"])
+            return EditOutcome(tomlkit.dumps(doc), ["updated MCP server relaybus"])
         expected = doc.unwrap()
         expected.setdefault("mcp_servers", {})[SERVER_NAME] = self.value
         new = base + _separator(base) + render_table(self.value)
@@ -97,13 +97,13 @@ class CodexConfig(ConfigFile):
                 doc["mcp_servers"] = tomlkit.table(is_super_table=True)
             doc["mcp_servers"][SERVER_NAME] = self.value
             new = tomlkit.dumps(doc)
-        return Outcome(new, ["added MCP server relaybus"])
+        return EditOutcome(new, ["added MCP server relaybus"])
 
-    def uninstall(self, text: str, created: list[KeyPath]) -> Outcome:
+    def uninstall(self, text: str, created: list[KeyPath]) -> EditOutcome:
         doc = parse_toml(text, self.path)
         servers = self._servers(doc)
         if servers is None or SERVER_NAME not in servers:
-            return Outcome(text)
+            return EditOutcome(text)
         expected = doc.unwrap()
         del expected["mcp_servers"][SERVER_NAME]
         new = _cut_table(text)
@@ -114,7 +114,7 @@ class CodexConfig(ConfigFile):
             if not servers and isinstance(servers, Table) and servers.is_super_table():
                 del doc["mcp_servers"]
             new = tomlkit.dumps(doc)
-        return Outcome(new, ["removed MCP server relaybus"])
+        return EditOutcome(new, ["removed MCP server relaybus"])
 
     def is_empty(self, text: str) -> bool:
         return not text.strip()
@@ -173,7 +173,7 @@ def codex_home(ctx: Context) -> Path:
     return Path(given) if given else ctx.home / ".codex"
 
 
-class Codex(Tool):
+class CodexTool(Tool):
     """OpenAI Codex CLI."""
 
     name = "codex"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from .base import Context, McpJsonTool
 
 
-class Cursor(McpJsonTool):
+class CursorTool(McpJsonTool):
     """The Cursor editor's agent."""
 
     name = "cursor"

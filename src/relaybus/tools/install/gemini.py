@@ -123,7 +123,7 @@ class TrustEntry(JsonEdit):
         return f"removed the trust in {self.key}"
 
 
-class Gemini(McpJsonTool):
+class GeminiTool(McpJsonTool):
     """Google Gemini CLI."""
 
     name = "gemini"

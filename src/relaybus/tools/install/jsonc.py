@@ -59,11 +59,11 @@ class Node:
     start: int
     end: int
     value: Any
-    children: list[Child] = field(default_factory=list)
+    children: list[JsonChild] = field(default_factory=list)
 
 
 @dataclass
-class Child:
+class JsonChild:
     """A member (``key`` set, ``start`` at its key) or an item (``key`` None)."""
 
     key: str | None
@@ -144,7 +144,7 @@ class _Parser:
                     raise self.fail("Expecting ':' delimiter", pos)
                 pos = self.skip(pos + 1)
             child = self.value(pos)
-            node.children.append(Child(key, start, child))
+            node.children.append(JsonChild(key, start, child))
             if key is None:
                 node.value.append(child.value)
             else:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ...errors import InvalidInput, RelayError
 from ...identity import state_dir
-from .base import ConfigFile, Context, Outcome, Tool
+from .base import ConfigFile, Context, EditOutcome, Tool
 from .files import ConfigError, delete_file, read_text, unified_diff, write_text
 from .manifest import FileRecord, InstallRecord, Manifest, new_stamp
 
@@ -215,7 +215,7 @@ def uninstall(
 
 
 def _undo_plan(
-    f: ConfigFile, before: str, outcome: Outcome, rec: FileRecord | None, manifest: Manifest
+    f: ConfigFile, before: str, outcome: EditOutcome, rec: FileRecord | None, manifest: Manifest
 ) -> _Plan:
     plan = _Plan(f, before, outcome.text, outcome.changes, [])
     if not outcome.changes or outcome.text is None:
