@@ -19,12 +19,12 @@ from typing import Any, Generic, TypeVar
 import pytest
 import sqlalchemy as sa
 
-from pg import drop_database, fresh_database_url
 from relaybus.client import Relay
 from relaybus.service import Service
 from relaybus.store import Store
 from relaybus.store.notify import Listener
 from relaybus.store.schema import metadata
+from tests.support.pg import drop_database, fresh_database_url
 
 DIALECTS = ["sqlite", "postgresql"]
 #: Where the test clock starts: float Unix seconds (2025-06-15), near enough to real time.

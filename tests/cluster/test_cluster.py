@@ -20,9 +20,8 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from relaybus.store import migrate
-
-from .conftest import Cluster
-from .replicas import HUNG, Replica, api, metric, register, sse, wait_until
+from tests.cluster.conftest import Cluster
+from tests.cluster.replicas import HUNG, Replica, api, metric, register, sse, wait_until
 
 #: Tasks the workers race for, and the workers (two per replica).
 TASKS = 300

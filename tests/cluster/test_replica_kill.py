@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from .conftest import CLUSTER_ENV, Cluster
-from .replicas import (
+from tests.cluster.conftest import CLUSTER_ENV, Cluster
+from tests.cluster.replicas import (
     HUNG,
     EventStream,
     Replica,

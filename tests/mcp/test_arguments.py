@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .conftest import call, fail, run, stdio_session
+from tests.mcp.conftest import call, fail, run, stdio_session
 
 #: (tool, arguments, the whole error text the model reads).
 CASES: list[tuple[str, dict[str, Any], str]] = [

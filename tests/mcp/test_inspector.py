@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from npmtool import npm_tool
 from relaybus import Relay
-
-from .conftest import HUNG, home_env
+from tests.mcp.conftest import HUNG, home_env
+from tests.support.npmtool import npm_tool
 
 PACKAGE = "@modelcontextprotocol/inspector"
 VERSION = "2.12.0"

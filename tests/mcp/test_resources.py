@@ -18,11 +18,10 @@ from mcp.client.session import IncomingMessage
 from mcp.server.subscriptions import ResourceUpdated
 from mcp_types import ResourceUpdatedNotification, TextResourceContents
 
-from live import live_server
 from relaybus.mcp import INBOX_URI, AgentSession
 from relaybus.mcp.resources import CURRENT_AGENT, AgentBus
-
-from .conftest import HUNG, call, http_session, run, stdio_session
+from tests.mcp.conftest import HUNG, call, http_session, run, stdio_session
+from tests.support.live import live_server
 
 
 class Updates:

@@ -20,8 +20,7 @@ from mcp_types import CallToolResult
 
 from relaybus import Relay
 from relaybus.models import AgentStatus
-
-from .conftest import HUNG, RELAYBUS, call, fail, run, session_env, stdio_session, text
+from tests.mcp.conftest import HUNG, RELAYBUS, call, fail, run, session_env, stdio_session, text
 
 INITIALIZE = (
     json.dumps(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from relaybus.mcp.server import instructions
-
-from .conftest import run, stdio_session
+from tests.mcp.conftest import run, stdio_session
 
 TOOLS = ["send", "inbox", "wait_for_message", "agents", "task", "whoami"]
 #: The issue's budget for the whole tools/list result: about 2,500 tokens.

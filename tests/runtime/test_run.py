@@ -27,12 +27,12 @@ from pathlib import Path
 import pytest
 from ptyprocess import PtyProcess
 
-from live import live_server
 from relaybus import Relay
 from relaybus.cli.terminal import INJECT_MODES, MESSAGE_FORMATS, QUIET_DEFAULT
 from relaybus.identity import HOSTNAME, derive_agent_id
 from relaybus.integrations.runtime import QUIET_SECONDS, InjectMode, MessageFormat, render
 from relaybus.models import AgentStatus, DeliveryState, Message, Via
+from tests.support.live import live_server
 
 REPL = str(Path(__file__).with_name("repl.py"))
 #: Seconds a step may take before the test calls it hung (far above a normal run).

@@ -22,11 +22,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tmuxutil import HUNG, TMUX, Box, Watch, bodies, inputs, relaybus, send, shows, state
-from tmuxutil import attach_fixture as attach_fixture  # noqa: F401  (the fixtures)
-from tmuxutil import box_fixture as box_fixture  # noqa: F401
-from tmuxutil import relay_fixture as relay_fixture  # noqa: F401
-from tmuxutil import watch_fixture as watch_fixture  # noqa: F401
 
 from relaybus import Relay
 from relaybus.integrations.tmux import (
@@ -40,6 +35,22 @@ from relaybus.integrations.tmux import (
 from relaybus.integrations.tmux.control import quote, unescape
 from relaybus.integrations.tmux.inject import type_text
 from relaybus.models import AgentStatus, DeliveryState, Priority
+from tests.runtime.tmuxutil import (
+    HUNG,
+    TMUX,
+    Box,
+    Watch,
+    bodies,
+    inputs,
+    relaybus,
+    send,
+    shows,
+    state,
+)
+from tests.runtime.tmuxutil import attach_fixture as attach_fixture  # noqa: F401  (the fixtures)
+from tests.runtime.tmuxutil import box_fixture as box_fixture  # noqa: F401
+from tests.runtime.tmuxutil import relay_fixture as relay_fixture  # noqa: F401
+from tests.runtime.tmuxutil import watch_fixture as watch_fixture  # noqa: F401
 
 pytestmark = pytest.mark.skipif(TMUX is None, reason="needs tmux (apt-get install tmux)")
 

@@ -2,8 +2,8 @@
 socket (killed at teardown), a program for its panes, event-driven waits on pane
 output, and ``relaybus`` subprocesses in that environment.
 
-Test modules take the fixtures with ``from tmuxutil import box_fixture as
-box_fixture`` and so on (this folder is not a package, like ``setuputil``).
+Test modules take the fixtures with ``from tests.runtime.tmuxutil import box_fixture as
+box_fixture`` and so on.
 """
 
 from __future__ import annotations

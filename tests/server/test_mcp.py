@@ -9,11 +9,10 @@ from pathlib import Path
 import anyio
 import httpx
 
-from live import live_server
 from relaybus import Relay
 from relaybus.models import AgentStatus
-
-from .conftest import HUNG, call, fail, http_session, run
+from tests.mcp.conftest import HUNG, call, fail, http_session, run
+from tests.support.live import live_server
 
 ADMIN = "admin-secret"
 #: An MCP initialize request as a client first sends it (handshake era).

@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Clock, Snapshot
 from relaybus.errors import Conflict, InvalidInput, NotFound
 from relaybus.models import AgentStatus, TaskStatus
 from relaybus.service import Service, derive_agent_id
 from relaybus.service.presence import HOSTNAME
+from tests.conftest import Clock, Snapshot
 
 
 def test_register_stores_every_field(service: Service, clock: Clock) -> None:

@@ -10,7 +10,7 @@ from relaybus.service import Service
 from relaybus.store import Store
 
 if TYPE_CHECKING:
-    from conftest import Clock
+    from tests.conftest import Clock
 
 
 def _second(store: Store, clock: Clock) -> Store:

@@ -17,7 +17,7 @@ from relaybus.errors import Conflict, Forbidden, InvalidInput, NotFound, RelayEr
 from relaybus.service import Service
 
 if TYPE_CHECKING:
-    from conftest import Clock, Snapshot
+    from tests.conftest import Clock, Snapshot
 
 LIMIT = 64 * 1024  # Settings.max_body_bytes default
 

@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Snapshot
 from relaybus.errors import InvalidInput, NotFound, TooLarge
 from relaybus.service import Service
+from tests.conftest import Snapshot
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from relaybus.models import AgentStatus, DeliveryState, Via
 from relaybus.service import Service
 
 if TYPE_CHECKING:
-    from conftest import Clock, Snapshot
+    from tests.conftest import Clock, Snapshot
 
 HUNG = 30.0
 

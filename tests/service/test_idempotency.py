@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from conftest import HUNG, Clock
 from relaybus.errors import Conflict, InvalidInput, NotFound
 from relaybus.models import Message
 from relaybus.service import Service, idempotency
 from relaybus.service import messages as message_ops
 from relaybus.store import Store
 from relaybus.store.schema import events, idempotency_keys, messages, tasks
+from tests.conftest import HUNG, Clock
 
 KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"
 

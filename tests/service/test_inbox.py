@@ -11,7 +11,7 @@ from relaybus.models import Message
 from relaybus.service import Service
 
 if TYPE_CHECKING:
-    from conftest import Clock
+    from tests.conftest import Clock
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from relaybus.service import Service
 from relaybus.store.schema import agents
 
 if TYPE_CHECKING:
-    from conftest import Clock
+    from tests.conftest import Clock
 
 STALE_TTL = 90.0  # Settings.stale_ttl default, seconds
 

@@ -26,7 +26,7 @@ from relaybus.store import Store
 from relaybus.store.schema import deliveries, events, messages, task_events, tasks
 
 if TYPE_CHECKING:
-    from conftest import Background, Parking
+    from tests.conftest import Background, Parking
 
 CHILD = Path(__file__).with_name("relay_child.py")
 HUNG = 60.0  # seconds before a silent child counts as hung (imports on a loaded CI box)

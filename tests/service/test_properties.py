@@ -27,7 +27,7 @@ from relaybus.models import TaskStatus
 from relaybus.service import Service, parse_target
 
 if TYPE_CHECKING:
-    from conftest import Clock
+    from tests.conftest import Clock
 
 QUICK = settings(database=None, deadline=None, max_examples=300)
 NAME_CHARS = string.ascii_letters + string.digits + "._@/-"

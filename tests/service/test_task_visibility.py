@@ -16,7 +16,7 @@ from relaybus.service import Service
 from relaybus.store.schema import tasks
 
 if TYPE_CHECKING:
-    from conftest import Clock, Snapshot
+    from tests.conftest import Clock, Snapshot
 
 MISSING = 10**9
 

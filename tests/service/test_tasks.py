@@ -12,7 +12,7 @@ from relaybus.models import TaskStatus
 from relaybus.service import Service
 
 if TYPE_CHECKING:
-    from conftest import Clock, Snapshot
+    from tests.conftest import Clock, Snapshot
 
 LEASE = 600.0  # Settings.lease_seconds default
 STALE_TTL = 90.0  # Settings.stale_ttl default

@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from conftest import Clock, Snapshot
 from relaybus.models import Credential
 from relaybus.service import Service, hash_token, new_token
 from relaybus.store.schema import tokens
+from tests.conftest import Clock, Snapshot
 
 
 def test_new_tokens_are_prefixed_random_and_hash_to_hex() -> None:

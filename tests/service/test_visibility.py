@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import pytest
 
-from conftest import Snapshot
 from relaybus.errors import NotFound
 from relaybus.service import Service
+from tests.conftest import Snapshot
 
 TEAM = ("alice", "bob", "carol", "dave")
 

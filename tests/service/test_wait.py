@@ -15,7 +15,7 @@ from relaybus.models import Event, Message
 from relaybus.service import Service
 
 if TYPE_CHECKING:
-    from conftest import Background, Parking
+    from tests.conftest import Background, Parking
 
     Run = type[Background[Any]]
 

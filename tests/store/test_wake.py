@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from conftest import HUNG
 from relaybus.service.common import append_event
 from relaybus.store import Store
 from relaybus.store.schema import metadata
+from tests.conftest import HUNG
 
 
 def test_wake_wakes_a_listener_without_writing(store: Store) -> None:

@@ -1,4 +1,4 @@
-"""The test suite's embedded PostgreSQL (tests/pg.py) never outlives an interrupted run:
+"""The test suite's embedded PostgreSQL (tests/support/pg.py) never outlives an interrupted run:
 pytest stopped by Ctrl-C, twice, or by SIGTERM leaves no server and no folder behind."""
 
 from __future__ import annotations
@@ -13,14 +13,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-TESTS = Path(__file__).resolve().parent
+#: The repository root: ``tests`` is a package under it.
+ROOT = Path(__file__).resolve().parents[2]
 #: Generous: starting PostgreSQL and pytest on a loaded machine.
 STARTED = 120.0
 
 TINY_TEST = f"""
 import signal, sys
-sys.path.insert(0, {str(TESTS)!r})
-import pg
+sys.path.insert(0, {str(ROOT)!r})
+from tests.support import pg
 
 def test_waits_on_the_database():
     print("URL", pg.server_url(), flush=True)

@@ -9,7 +9,7 @@ Every ``/v1/messages`` request is recorded. What the model answers comes from
 a script: a function that sees the request and returns content blocks (text
 or ``tool_use``); by default it answers "ok".
 
-This folder is not a package: tests import it as ``from fake_anthropic import ...``.
+Tests import it as ``from tests.tools.fake_anthropic import ...``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Helpers for the setup-command tests: a temporary home with a project in it.
 
-Test modules take the :func:`home` fixture with ``from setuputil import home``
-(this folder is not a package, like ``hookutil``).
+Test modules take the :func:`home` fixture with
+``from tests.tools.setuputil import home_fixture as home_fixture``.
 
 Every test runs with ``HOME``, ``XDG_CONFIG_HOME``, ``XDG_STATE_HOME`` and
 ``CODEX_HOME`` pointed into ``tmp_path`` (in this process and in every CLI

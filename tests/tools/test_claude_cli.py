@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_anthropic import FakeAnthropic, flatten, text, tool_use
 
 from relaybus import Relay
 from relaybus.models import AgentStatus
+from tests.tools.fake_anthropic import FakeAnthropic, flatten, text, tool_use
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Where ``.ci/run`` installs the CLI (``npm install --prefix``).

@@ -7,16 +7,15 @@ import json
 import sqlite3
 from pathlib import Path
 
-from setuputil import RELAYBUS, Home
-from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
-
-from live import live_server
 from relaybus import __version__
 from relaybus.integrations.doctor import Check, run_checks
 from relaybus.integrations.install import TOOLS, install
 from relaybus.settings import Settings
 from relaybus.store import Store, sqlite_url
 from relaybus.store.migrate import HEAD
+from tests.support.live import live_server
+from tests.tools.setuputil import RELAYBUS, Home
+from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 
 def relay_at(home: Home) -> Path:

@@ -14,12 +14,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from setuputil import Home
-from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
-from npmtool import npm_tool
 from relaybus.integrations.install.files import JsonStyle
 from relaybus.integrations.install.jsonc import loads, patch
+from tests.support.npmtool import npm_tool
+from tests.tools.setuputil import Home
+from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 PACKAGE = "@google/gemini-cli"
 VERSION = "0.61.0"

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from live import live_server
 from relaybus import Relay
 from relaybus.errors import RelayError
 from relaybus.integrations.hooks import direct
 from relaybus.integrations.hooks.logic import MAX_MESSAGES, render
 from relaybus.models import Message
 from relaybus.store import find_relay_dir
+from tests.support.live import live_server
 
 ME = "me"
 OTHERS = ["ann", "bob", "cat"]

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hookutil import hook_env, payload, run_hook
+
+from tests.tools.hookutil import hook_env, payload, run_hook
 
 OTHER_UID = 4242
 

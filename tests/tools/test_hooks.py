@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 from anyio.from_thread import start_blocking_portal
-from hookutil import hook_env, log_lines, payload, run_hook
 
 from relaybus import AgentHandle, Relay
 from relaybus.identity import HOSTNAME, session_identity, session_socket
@@ -32,6 +31,7 @@ from relaybus.integrations.hooks.host import session_host
 from relaybus.integrations.hooks.logic import MAX_MESSAGES
 from relaybus.integrations.session import session_agent
 from relaybus.models import AgentStatus, Via
+from tests.tools.hookutil import hook_env, log_lines, payload, run_hook
 
 #: Seconds to wait for a background registration: far above a real one.
 HUNG = 30.0

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from setuputil import RELAYBUS, Home, changed
-from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 from relaybus.errors import InvalidInput
 from relaybus.integrations.install import TOOLS, ConfigError, install, uninstall
 from relaybus.integrations.install.claude import HOOK_EVENTS
+from tests.tools.setuputil import RELAYBUS, Home, changed
+from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 CLAUDE = TOOLS["claude"]
 SERVER = {"type": "stdio", "command": RELAYBUS, "args": ["mcp"], "env": {"RELAYBUS_TOOL": "claude"}}

@@ -6,10 +6,10 @@ from __future__ import annotations
 import tomllib
 
 import pytest
-from setuputil import RELAYBUS, Home, changed
-from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 from relaybus.integrations.install import TOOLS, ConfigError, install, uninstall
+from tests.tools.setuputil import RELAYBUS, Home, changed
+from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 CODEX = TOOLS["codex"]
 CONFIG = "home/.codex/config.toml"

@@ -7,10 +7,10 @@ import json
 from dataclasses import replace
 
 import pytest
-from setuputil import RELAYBUS, Home, changed
-from setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 from relaybus.integrations.install import TOOLS, install, uninstall
+from tests.tools.setuputil import RELAYBUS, Home, changed
+from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 FILES = {
     ("gemini", "project"): "home/src/app/.gemini/settings.json",

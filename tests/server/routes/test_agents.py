@@ -6,10 +6,9 @@ from collections.abc import Callable
 
 import httpx
 
-from live import LiveServer
 from relaybus.service import hash_token
-
-from .conftest import as_agent, problem, register, unchanged
+from tests.server.conftest import as_agent, problem, register, unchanged
+from tests.support.live import LiveServer
 
 
 def test_register_returns_the_agent_and_a_token_stored_only_as_its_digest(

@@ -12,13 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from live import LiveServer, live_server
 from relaybus.settings import Settings
-
-from .conftest import HUNG, as_agent, problem, unchanged
-from .test_metrics import scrape
-from .test_ws import register as register_ws
-from .test_ws import socket
+from tests.server.conftest import HUNG, as_agent, problem, unchanged
+from tests.server.routes.test_ws import register as register_ws
+from tests.server.routes.test_ws import socket
+from tests.server.test_metrics import scrape
+from tests.support.live import LiveServer, live_server
 
 
 @pytest.fixture

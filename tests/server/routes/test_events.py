@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from live import LiveServer
-
-from .conftest import as_agent, problem
+from tests.server.conftest import as_agent, problem
+from tests.support.live import LiveServer
 
 
 @pytest.fixture

@@ -12,10 +12,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from live import LiveServer
 from relaybus.store.schema import messages
-
-from .conftest import as_agent, problem, unchanged
+from tests.server.conftest import as_agent, problem, unchanged
+from tests.support.live import LiveServer
 
 KEY = "0f8e6c1e-5d36-4a43-9b7e-2f1c4d2a9e10"
 

@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from live import LiveServer
-
-from .conftest import as_agent, problem
+from tests.server.conftest import as_agent, problem
+from tests.support.live import LiveServer
 
 
 @pytest.fixture
@@ -134,7 +133,7 @@ def test_a_long_poll_that_times_out_returns_an_empty_list(
 def test_a_long_poll_longer_than_the_server_maximum_is_cut_short(
     tmp_path: Any, database: str | None
 ) -> None:
-    from live import live_server
+    from tests.support.live import live_server
 
     with live_server(tmp_path, database=database, longpoll_max_seconds=0.05) as srv:
         srv.service.register("bob")

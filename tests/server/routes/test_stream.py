@@ -17,8 +17,8 @@ import httpx
 import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
-from live import LiveServer, live_server
 from relaybus.service import hash_token
+from tests.support.live import LiveServer, live_server
 
 #: Seconds before a read counts as hung: far above any real push.
 HUNG = 30.0

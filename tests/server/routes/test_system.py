@@ -8,11 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from live import LiveServer, live_server
-from pg import drop_database
 from relaybus import __version__
-
-from .conftest import ADMIN, HUNG, bearer, problem
+from tests.server.conftest import ADMIN, HUNG, bearer, problem
+from tests.support.live import LiveServer, live_server
+from tests.support.pg import drop_database
 
 
 def test_healthz_and_readyz_answer_without_a_token(secured: LiveServer) -> None:

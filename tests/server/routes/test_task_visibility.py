@@ -12,12 +12,11 @@ import pytest
 from httpx_sse import connect_sse
 from websockets.sync.client import connect
 
-from live import LiveServer
 from relaybus.client import Relay, RemoteService
 from relaybus.errors import NotFound
 from relaybus.settings import Settings
-
-from .conftest import HUNG, as_agent, bearer, problem, register, unchanged
+from tests.server.conftest import HUNG, as_agent, bearer, problem, register, unchanged
+from tests.support.live import LiveServer
 
 SENTINEL = "zz-end"
 

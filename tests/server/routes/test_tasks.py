@@ -7,9 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from live import LiveServer
-
-from .conftest import as_agent, problem, unchanged
+from tests.server.conftest import as_agent, problem, unchanged
+from tests.support.live import LiveServer
 
 
 @pytest.fixture

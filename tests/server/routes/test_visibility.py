@@ -9,9 +9,8 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
-from live import LiveServer
-
-from .conftest import as_agent, problem, register, unchanged
+from tests.server.conftest import as_agent, problem, register, unchanged
+from tests.support.live import LiveServer
 
 
 def shape(body: dict[str, Any], message_id: int) -> dict[str, Any]:
