@@ -7,7 +7,6 @@ import os
 import selectors
 import time
 
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -48,9 +47,9 @@ def _append_event(store: Store) -> int:
         return append_event(conn, "default", "relay.test", store.clock(), None)
 
 
-def test_a_wake_up_announces_the_newest_event_id_on_postgresql(store: Store) -> None:
-    if store.dialect != "postgresql":
-        pytest.skip("SQLite wake-ups carry no payload")
+def test_a_wake_up_announces_the_newest_event_id_on_postgresql(postgresql_store: Store) -> None:
+    # Only PostgreSQL's wake-ups carry a payload (NOTIFY); SQLite's datagrams do not.
+    store = postgresql_store
     with store.listen() as listener:
         event_id = _append_event(store)
         assert listener.wait(HUNG)
@@ -60,9 +59,10 @@ def test_a_wake_up_announces_the_newest_event_id_on_postgresql(store: Store) -> 
         assert listener.announced is None
 
 
-def test_a_lost_listen_connection_comes_back_and_wakes_waiters_to_catch_up(store: Store) -> None:
-    if store.dialect != "postgresql":
-        pytest.skip("only PostgreSQL has a LISTEN connection")
+def test_a_lost_listen_connection_comes_back_and_wakes_waiters_to_catch_up(
+    postgresql_store: Store,
+) -> None:
+    store = postgresql_store  # only PostgreSQL has a LISTEN connection
     notifier = store.listening
     assert notifier is not None
     name = f"relaybus-listen-{os.getpid()}"
