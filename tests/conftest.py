@@ -24,6 +24,7 @@ from relaybus.service import Service
 from relaybus.store import Store
 from relaybus.store.notify import Listener
 from relaybus.store.schema import metadata
+from tests.support import pg
 from tests.support.pg import drop_database, fresh_database_url
 
 DIALECTS = ["sqlite", "postgresql"]
@@ -50,6 +51,14 @@ class Clock:
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``."""
         self.now += seconds
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the controller starts the one embedded PostgreSQL its workers share
+    (each worker makes its own databases on it): see :func:`pg.share_with_workers`."""
+    workers = getattr(config.option, "numprocesses", None)
+    if workers and not hasattr(config, "workerinput"):
+        pg.share_with_workers()
 
 
 def _migrated_template(url: str) -> None:

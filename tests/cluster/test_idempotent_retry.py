@@ -21,6 +21,10 @@ from tests.cluster.conftest import CLUSTER_ENV, Cluster
 from tests.cluster.replicas import HUNG, api, register, start_replica
 from tests.support.proxy import Proxy
 
+#: Under pytest-xdist (--dist loadgroup) one worker runs every cluster test: they share
+#: the package's three replicas, which each worker would otherwise start again.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 WORKSPACE = "idem"
 SENDERS = 3
 #: Messages per sender; sender 0's message KILL_AT carries the fatal key.

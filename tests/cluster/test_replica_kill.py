@@ -27,6 +27,10 @@ from tests.cluster.replicas import (
     start_replica,
 )
 
+#: Under pytest-xdist (--dist loadgroup) one worker runs every cluster test: they share
+#: the package's three replicas, which each worker would otherwise start again.
+pytestmark = pytest.mark.xdist_group("cluster")
+
 #: Numbered messages sent through replica a, which waits after PAUSE_AT of them until the
 #: victim is dead (so the kill is always mid-stream).
 SENDS = 200

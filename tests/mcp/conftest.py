@@ -2,21 +2,26 @@
 
 Every stdio session is ``python -m relaybus mcp`` spawned by the ``mcp`` SDK's own
 client, on a relay in ``tmp_path`` (``RELAYBUS_DIR``), with ``HOME`` and
-``XDG_CONFIG_HOME`` in ``tmp_path`` too and its stderr in ``tmp_path/NAME.log``.
-HTTP sessions talk to :func:`tests.live.live_server`. Scenarios are coroutines
+``XDG_CONFIG_HOME`` in ``tmp_path`` too, its stderr in ``tmp_path/NAME.log`` and its hook
+socket in the test's own ``XDG_RUNTIME_DIR``. HTTP sessions talk to
+:func:`tests.support.live.live_server`. Scenarios are coroutines
 run by :func:`run` under one deadline.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.session import MessageHandlerFnT
 from mcp.client.stdio import StdioServerParameters, stdio_client
@@ -39,6 +44,22 @@ def run(scenario: Callable[[], Awaitable[None]]) -> None:
     anyio.run(bounded)
 
 
+@pytest.fixture(autouse=True)
+def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The test's own short ``XDG_RUNTIME_DIR`` (a socket path has at most 107 bytes).
+
+    ``relaybus mcp`` serves its session's hooks on ``$XDG_RUNTIME_DIR/relaybus/KEY.sock``,
+    else in one folder per user under /tmp: two tests with session key ``a`` running at
+    once (pytest-xdist workers) would otherwise meet on one socket.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="rbm-", dir="/tmp"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(folder))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def home_env(tmp_path: Path) -> dict[str, str]:
     """``HOME`` and ``XDG_CONFIG_HOME`` inside ``tmp_path`` (profiles.toml lives there)."""
     home = tmp_path / "home"
@@ -51,6 +72,7 @@ def session_env(tmp_path: Path, session: str, **env: str) -> dict[str, str]:
     return {
         "RELAYBUS_DIR": str(tmp_path / ".relay"),
         "RELAYBUS_SESSION": session,
+        "XDG_RUNTIME_DIR": os.environ["XDG_RUNTIME_DIR"],
         **home_env(tmp_path),
         **env,
     }

@@ -8,6 +8,7 @@ cannot be installed (offline).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -29,8 +30,9 @@ def npm_tool(
     package: str, version: str, *, name: str, binary: str, ignore_scripts: bool = False
 ) -> Path:
     """The executable ``binary`` of ``package@version``, installed into the cache
-    (folder ``NAME-VERSION``) if missing. Concurrent runs install into their own
-    partial folder and keep whichever finished first.
+    (folder ``NAME-VERSION``) if missing. Concurrent runs (pytest-xdist workers, two test
+    runs) take turns on a lock file beside it: one installs, the others wait and use its
+    install. A run that dies mid-install leaves only a partial folder, never a broken one.
 
     Raises:
         pytest.skip.Exception: node or npm is missing, or npm failed.
@@ -42,23 +44,26 @@ def npm_tool(
     executable = target / "node_modules" / ".bin" / binary
     if executable.exists():
         return executable
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    args = [npm, "install", "--prefix", str(partial), "--no-audit", "--no-fund"]
-    args += ["--loglevel=error"] + (["--ignore-scripts"] if ignore_scripts else [])
-    installed = subprocess.run(
-        args + [f"{package}@{version}"],
-        capture_output=True,
-        encoding="utf-8",
-        env={**os.environ, "npm_config_cache": str(cache_dir() / "npm")},
-        timeout=INSTALL_SECONDS,
-        check=False,
-    )
-    if installed.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        reason = installed.stderr.strip().splitlines()[-1:] or ["no output"]
-        pytest.skip(f"could not install {package}@{version} with npm: {reason[0]}")
-    if not executable.exists():  # another run installed it meanwhile; keep theirs
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(f"{target.name}.lock"), "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if executable.exists():  # another run installed it while we waited
+            return executable
+        partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+        args = [npm, "install", "--prefix", str(partial), "--no-audit", "--no-fund"]
+        args += ["--loglevel=error"] + (["--ignore-scripts"] if ignore_scripts else [])
+        installed = subprocess.run(
+            args + [f"{package}@{version}"],
+            capture_output=True,
+            encoding="utf-8",
+            env={**os.environ, "npm_config_cache": str(cache_dir() / "npm")},
+            timeout=INSTALL_SECONDS,
+            check=False,
+        )
+        if installed.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            reason = installed.stderr.strip().splitlines()[-1:] or ["no output"]
+            pytest.skip(f"could not install {package}@{version} with npm: {reason[0]}")
+        shutil.rmtree(target, ignore_errors=True)  # a folder without the executable
         partial.rename(target)
-    else:
-        shutil.rmtree(partial, ignore_errors=True)
     return executable

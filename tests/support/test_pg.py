@@ -13,6 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.support import pg
+
 #: The repository root: ``tests`` is a package under it.
 ROOT = Path(__file__).resolve().parents[2]
 #: Generous: starting PostgreSQL and pytest on a loaded machine.
@@ -46,7 +48,8 @@ def test_an_interrupted_test_run_stops_its_postgres_and_deletes_its_folder(
     tmp_path: Path, signals: list[signal.Signals]
 ) -> None:
     (tmp_path / "test_tiny.py").write_text(TINY_TEST, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k != "RELAYBUS_TEST_DATABASE_URL"}
+    # The tiny run starts a server of its own: not an external one, nor this run's shared one.
+    env = {k: v for k, v in os.environ.items() if k not in (pg.ENV_VAR, pg.SHARED_VAR)}
     run = subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "test_tiny.py"],
         cwd=tmp_path,
