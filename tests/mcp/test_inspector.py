@@ -50,6 +50,7 @@ def inspect(inspector: Path, tmp_path: Path, agent: str, *args: str) -> tuple[in
         "RELAYBUS_DIR": str(tmp_path / ".relay"),
         "RELAYBUS_SESSION": f"inspector-{agent}",
         "RELAYBUS_AGENT": agent,
+        "XDG_RUNTIME_DIR": os.environ["XDG_RUNTIME_DIR"],  # the test's own (conftest.py)
     }
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
