@@ -46,7 +46,7 @@ from mcp.client.stdio import StdioServerParameters
 from relaybus import Relay
 from relaybus.identity import session_socket
 
-PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "integrations" / "payloads"
+PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "tools" / "payloads"
 EVENTS = ["session-start", "user-prompt-submit", "post-tool-use", "stop", "session-end"]
 
 

@@ -1,7 +1,7 @@
 """``relaybus run`` and ``relaybus tmux attach``: how soon a message is typed once
 the program went quiet, and what the runner / adapter costs while nothing happens.
 
-Both run the test REPL (``tests/integrations/repl.py``) on a fresh relay of
+Both run the test REPL (``tests/runtime/repl.py``) on a fresh relay of
 their own, with the same measurement (:func:`measure`):
 
 - ``relaybus run``: the real runner (``python -m relaybus run``) in a
@@ -64,7 +64,7 @@ if __package__ in (None, ""):  # run as a script: import the benchmarks as a pac
 
 from bench.common import percentile  # noqa: E402
 
-REPL = Path(__file__).resolve().parent.parent / "tests" / "integrations" / "repl.py"
+REPL = Path(__file__).resolve().parent.parent / "tests" / "runtime" / "repl.py"
 IN_LINE = re.compile(r"IN\|(\d+)\|(\d)\|([\d.]+)\|")
 PROMPT = re.compile(r"repl> ")
 #: Longest any step may take (or go without progress) before the benchmark gives

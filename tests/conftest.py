@@ -19,12 +19,13 @@ from typing import Any, Generic, TypeVar
 import pytest
 import sqlalchemy as sa
 
-from pg import drop_database, fresh_database_url
 from relaybus.client import Relay
 from relaybus.service import Service
 from relaybus.store import Store
 from relaybus.store.notify import Listener
 from relaybus.store.schema import metadata
+from tests.support import pg
+from tests.support.pg import drop_database, fresh_database_url
 
 DIALECTS = ["sqlite", "postgresql"]
 #: Where the test clock starts: float Unix seconds (2025-06-15), near enough to real time.
@@ -50,6 +51,14 @@ class Clock:
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``."""
         self.now += seconds
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist the controller starts the one embedded PostgreSQL its workers share
+    (each worker makes its own databases on it): see :func:`pg.share_with_workers`."""
+    workers = getattr(config.option, "numprocesses", None)
+    if workers and not hasattr(config, "workerinput"):
+        pg.share_with_workers()
 
 
 def _migrated_template(url: str) -> None:
@@ -84,12 +93,12 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
         drop_database(url)
 
 
-@pytest.fixture(params=DIALECTS)
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    """An open, migrated store on each dialect, with the test's clock."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path}/relay.db"
-        with Store(url, clock=clock) as opened:
+@contextlib.contextmanager
+def open_test_store(dialect: str, tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    """An open, migrated store with ``clock``: a SQLite file in ``tmp_path`` (``"sqlite"``)
+    or a fresh clone of the migrated PostgreSQL template (``"postgresql"``), dropped on exit."""
+    if dialect == "sqlite":
+        with Store(f"sqlite:///{tmp_path}/relay.db", clock=clock) as opened:
             yield opened
         return
     url = fresh_database_url(_migrated_template)
@@ -98,6 +107,13 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Itera
             yield opened
     finally:
         drop_database(url)
+
+
+@pytest.fixture(params=DIALECTS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    """An open, migrated store on each dialect, with the test's clock."""
+    with open_test_store(request.param, tmp_path, clock) as opened:
+        yield opened
 
 
 @contextlib.contextmanager
@@ -129,8 +145,17 @@ def database(request: pytest.FixtureRequest) -> Iterator[str | None]:
 
 @pytest.fixture
 def sqlite_store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    """A SQLite store only, for what only the embedded store has (WAL, file notifier)."""
-    with Store(f"sqlite:///{tmp_path}/relay.db", clock=clock) as opened:
+    """A SQLite store only, for what only the embedded store has (WAL, file notifier): a
+    test that takes it is collected once, never for PostgreSQL."""
+    with open_test_store("sqlite", tmp_path, clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+def postgresql_store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    """A PostgreSQL store only, for what only PostgreSQL has (NOTIFY payloads, the LISTEN
+    connection): a test that takes it is collected once, never for SQLite."""
+    with open_test_store("postgresql", tmp_path, clock) as opened:
         yield opened
 
 

@@ -1,5 +1,5 @@
 """Helpers for the CLI tests against a relay server: the real ``relaybus`` as a
-subprocess pointed at a real server (``tests/live.py``) with ``RELAYBUS_URL``.
+subprocess pointed at a real server (``tests/support/live.py``) with ``RELAYBUS_URL``.
 
 The server's store lives in ``tmp_path/server`` and the CLI runs in
 ``tmp_path/client``, so a CLI that wrongly opened a local relay would find
@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from live import LiveServer, live_server
 from relaybus.service.tokens import hash_token, new_token
-
-from .conftest import CALL_TIMEOUT, Cli, Result
+from tests.cli.conftest import CALL_TIMEOUT, Cli, Result
+from tests.support.live import LiveServer, live_server
 
 #: The admin token of the test servers.
 ADMIN = "test-admin-token"

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from pg import drop_database, fresh_database_url
 from relaybus import Relay, __version__
 from relaybus.cli import agents, cli, messages, tasks
 from relaybus.models import AgentStatus, Priority, TaskStatus
 from relaybus.store.migrate import HEAD
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
+from tests.support.pg import drop_database, fresh_database_url
 
 
 def test_init_creates_the_relay_and_migrate_reports_its_revision(cli: Cli) -> None:

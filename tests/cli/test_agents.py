@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from relaybus import Relay
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def test_register_prints_id_epoch_and_agents_lists_it(cli: Cli) -> None:

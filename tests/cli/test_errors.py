@@ -6,8 +6,7 @@ from dataclasses import dataclass, field
 
 from relaybus import Relay
 from relaybus.bounds import MAX_ID, MAX_META_DEPTH
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 @dataclass(frozen=True)

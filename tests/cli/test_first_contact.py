@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from relaybus import Relay
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 @pytest.mark.parametrize("words", ["", "tmux"], ids=["relaybus", "relaybus tmux"])

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from relaybus import Relay
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def test_a_claimable_send_reaches_every_match_and_reading_marks_it_read(

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from relaybus import Relay
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def test_send_with_the_same_idempotency_key_twice_stores_one_message(

@@ -7,13 +7,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from live import free_port
 from relaybus.models import TaskStatus
 from relaybus.service.tokens import hash_token
-
-from .conftest import Cli
-from .serverutil import cli_on_server, register_with_token
-from .test_errors import CASES
+from tests.cli.conftest import Cli
+from tests.cli.serverutil import cli_on_server, register_with_token
+from tests.cli.test_errors import CASES
+from tests.support.live import free_port
 
 
 def test_register_prints_a_token_that_acts_as_that_agent_only(tmp_path: Path) -> None:

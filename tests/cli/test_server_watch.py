@@ -9,9 +9,8 @@ from typing import Any
 
 from relaybus import Relay
 from relaybus.cli.watch import AgentView, summary, with_message
-
-from .conftest import Cli
-from .serverutil import cli_on_server, register_with_token, tail
+from tests.cli.conftest import Cli
+from tests.cli.serverutil import cli_on_server, register_with_token, tail
 
 NAMES = ("alice", "bob", "carol")
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from relaybus import Relay
 from relaybus.models import Via
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def test_status_shows_where_each_copy_is(cli: Cli, relay: Relay) -> None:

@@ -21,8 +21,7 @@ import httpx
 import pytest
 
 from relaybus import Relay
-
-from .conftest import CALL_TIMEOUT, Result
+from tests.cli.conftest import CALL_TIMEOUT, Result
 
 NO_RELAY = "relaybus: error: no relay here: run `relaybus init`"
 #: Commands that need an existing relay: the reads, and writes that act on agents,

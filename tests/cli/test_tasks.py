@@ -7,8 +7,7 @@ import json
 import pytest
 
 from relaybus import Relay
-
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 @pytest.fixture

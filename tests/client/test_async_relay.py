@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from live import LiveServer, live_server
 from relaybus import (
     AgentStatus,
     AsyncAgentHandle,
@@ -27,6 +26,7 @@ from relaybus import (
 )
 from relaybus.client.backends import EmbeddedBackend, RemoteBackend
 from relaybus.settings import Settings
+from tests.support.live import LiveServer, live_server
 
 T = TypeVar("T")
 HUNG = 30.0

@@ -25,7 +25,7 @@ from relaybus import (
 from relaybus.store import sqlite_url
 
 if TYPE_CHECKING:
-    from conftest import Background, Clock, Parking
+    from tests.conftest import Background, Clock, Parking
 
 HUNG = 30.0
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from live import LiveServer, live_server
 from relaybus import (
     Conflict,
     Forbidden,
@@ -20,6 +19,7 @@ from relaybus import (
 )
 from relaybus.client import RemoteService
 from relaybus.settings import Settings
+from tests.support.live import LiveServer, live_server
 
 ADMIN = "rb_test-admin-token"
 

@@ -1,6 +1,6 @@
 """Safe retries in the SDK: every remote send carries an ``Idempotency-Key`` and a send
 whose answer was lost is sent again with the same key, so it is stored once. A real
-server on each dialect sits behind a loopback proxy (``tests/proxy.py``) that forwards
+server on each dialect sits behind a loopback proxy (``tests/support/proxy.py``) that forwards
 the request and resets the connection instead of passing the answer on."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from live import LiveServer, live_server
-from proxy import Proxy
 from relaybus import AsyncRelay, Conflict, Relay, StoreError
+from tests.support.live import LiveServer, live_server
+from tests.support.proxy import Proxy
 
 T = TypeVar("T")
 HUNG = 30.0

@@ -10,9 +10,15 @@ from typing import Any
 
 import pytest
 
+from relaybus import InvalidInput, Relay, RelayError, StoreError
+from relaybus.client import RemoteService
+from relaybus.server import ServerConfig
+from relaybus.service import Service
+from relaybus.store import Store
+
 # The handle behaviour tests of the embedded SDK, collected again here, where the
 # ``relay`` fixture below talks to a real server (open mode, then token mode).
-from test_client_relay import (
+from tests.client.test_client_relay import (
     test_a_message_stream_records_what_it_hands_over_as_delivered,
     test_a_reply_through_a_handle_may_be_redirected,
     test_agent_gives_an_unfenced_handle_to_an_existing_agent,
@@ -34,13 +40,7 @@ from test_client_relay import (
     test_the_operator_may_update_any_task,
     test_the_same_instance_id_keeps_the_handle_valid,
 )
-
-from live import LiveServer, free_port, live_server
-from relaybus import InvalidInput, Relay, RelayError, StoreError
-from relaybus.client import RemoteService
-from relaybus.server import ServerConfig
-from relaybus.service import Service
-from relaybus.store import Store
+from tests.support.live import LiveServer, free_port, live_server
 
 __all__ = [
     "test_a_reply_through_a_handle_may_be_redirected",

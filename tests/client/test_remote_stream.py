@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from live import LiveServer, free_port, live_server
 from relaybus import InvalidInput, Message, Relay, StoreError
 from relaybus.client import RemoteService, remote
 from relaybus.client.streams import Backoff
 from relaybus.settings import Settings
+from tests.support.live import LiveServer, free_port, live_server
 
 if TYPE_CHECKING:
-    from conftest import Background
+    from tests.conftest import Background
 
 HUNG = 30.0
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from conftest import snapshot_rows
-from live import LiveServer, free_port
 from relaybus import InvalidInput, NotFound, Relay, RelayError
 from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
 from relaybus.server import ServerConfig
 from relaybus.service import Service
 from relaybus.store import Store
+from tests.conftest import snapshot_rows
+from tests.support.live import LiveServer, free_port
 
 HUGE = 2**63
 

@@ -19,9 +19,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from pg import drop_database, fresh_database_url
-
-from .replicas import STARTED, Replica, replicas
+from tests.cluster.replicas import STARTED, Replica, replicas
+from tests.support.pg import drop_database, fresh_database_url
 
 #: The environment of the shared replicas: sweeps every 0.2 s (so lapsed leases are
 #: released promptly), and small pools (three replicas stay far below PostgreSQL's

@@ -20,9 +20,12 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from relaybus.store import migrate
+from tests.cluster.conftest import Cluster
+from tests.cluster.replicas import HUNG, Replica, api, metric, register, sse, wait_until
 
-from .conftest import Cluster
-from .replicas import HUNG, Replica, api, metric, register, sse, wait_until
+#: Under pytest-xdist (--dist loadgroup) one worker runs every cluster test: they share
+#: the package's three replicas, which each worker would otherwise start again.
+pytestmark = pytest.mark.xdist_group("cluster")
 
 #: Tasks the workers race for, and the workers (two per replica).
 TASKS = 300

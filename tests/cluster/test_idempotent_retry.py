@@ -5,7 +5,7 @@ Every acknowledged message is stored exactly once.
 The victim is a replica of the test's own on the shared cluster's database, started with
 the test-only hook ``RELAYBUS_TEST_KILL_AFTER_COMMIT``: the send carrying that key makes
 it SIGKILL itself right after the commit. Senders are threads of this process with SDK
-clients behind a loopback failover proxy (``tests/proxy.py``): victim first, then
+clients behind a loopback failover proxy (``tests/support/proxy.py``): victim first, then
 replica b once the victim refuses connections.
 """
 
@@ -16,11 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from proxy import Proxy
 from relaybus import Relay
+from tests.cluster.conftest import CLUSTER_ENV, Cluster
+from tests.cluster.replicas import HUNG, api, register, start_replica
+from tests.support.proxy import Proxy
 
-from .conftest import CLUSTER_ENV, Cluster
-from .replicas import HUNG, api, register, start_replica
+#: Under pytest-xdist (--dist loadgroup) one worker runs every cluster test: they share
+#: the package's three replicas, which each worker would otherwise start again.
+pytestmark = pytest.mark.xdist_group("cluster")
 
 WORKSPACE = "idem"
 SENDERS = 3

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from .conftest import CLUSTER_ENV, Cluster
-from .replicas import (
+from tests.cluster.conftest import CLUSTER_ENV, Cluster
+from tests.cluster.replicas import (
     HUNG,
     EventStream,
     Replica,
@@ -26,6 +26,10 @@ from .replicas import (
     sse,
     start_replica,
 )
+
+#: Under pytest-xdist (--dist loadgroup) one worker runs every cluster test: they share
+#: the package's three replicas, which each worker would otherwise start again.
+pytestmark = pytest.mark.xdist_group("cluster")
 
 #: Numbered messages sent through replica a, which waits after PAUSE_AT of them until the
 #: victim is dead (so the kill is always mid-stream).

@@ -1,4 +1,4 @@
-"""Fixtures for the REST API tests: a real server (``tests/live.py``) and httpx clients.
+"""Fixtures for the REST API tests: a real server (``tests/support/live.py``) and httpx clients.
 
 ``server`` is open mode (loopback, no admin token); ``secured`` has the admin
 token :data:`ADMIN`. Both run each test twice, ``[sqlite]`` and ``[postgresql]``
@@ -19,8 +19,8 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import snapshot_rows
-from live import LiveServer, live_server
+from tests.conftest import snapshot_rows
+from tests.support.live import LiveServer, live_server
 
 #: The admin token of :func:`secured` servers.
 ADMIN = "test-admin-token"

@@ -7,9 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from live import LiveServer
-
-from .conftest import ADMIN, as_agent, bearer, problem, register, unchanged
+from tests.server.conftest import ADMIN, as_agent, bearer, problem, register, unchanged
+from tests.support.live import LiveServer
 
 
 @pytest.fixture

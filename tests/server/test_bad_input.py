@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from live import LiveServer
 from relaybus.bounds import (
     MAX_ID,
     MAX_LIMIT,
@@ -22,8 +21,8 @@ from relaybus.bounds import (
     TARGET_PATTERN,
     anchored,
 )
-
-from .conftest import problem, register, unchanged
+from tests.server.conftest import problem, register, unchanged
+from tests.support.live import LiveServer
 
 HUGE = 2**63
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import httpx
 
-from conftest import _migrated_template
-from live import live_server
-from pg import drop_database, fresh_database_url
+from tests.conftest import _migrated_template
+from tests.support.live import live_server
+from tests.support.pg import drop_database, fresh_database_url
 
 HUNG = 30.0
 

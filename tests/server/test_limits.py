@@ -8,11 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from live import LiveServer, live_server
 from relaybus.errors import RateLimited
 from relaybus.server.limits import RateLimiter
-
-from .conftest import HUNG, as_agent, bearer, problem, register, unchanged
+from tests.server.conftest import HUNG, as_agent, bearer, problem, register, unchanged
+from tests.support.live import LiveServer, live_server
 
 LIMIT = 2000
 

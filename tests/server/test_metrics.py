@@ -9,11 +9,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from live import live_server
 from relaybus.errors import InvalidInput
 from relaybus.server.config import ServerConfig
-
-from .conftest import ADMIN, HUNG, bearer, problem, register
+from tests.server.conftest import ADMIN, HUNG, bearer, problem, register
+from tests.support.live import live_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

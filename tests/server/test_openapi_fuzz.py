@@ -25,8 +25,8 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
 
-from conftest import DIALECTS, server_database
-from live import LiveServer, live_server
+from tests.conftest import DIALECTS, server_database
+from tests.support.live import LiveServer, live_server
 
 #: Examples per operation and mode: bounds the whole test to about half a minute.
 EXAMPLES = {GenerationMode.POSITIVE: 25, GenerationMode.NEGATIVE: 10}

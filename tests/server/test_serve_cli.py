@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import HUNG, bearer, problem
+from tests.server.conftest import HUNG, bearer, problem
 
 ANNOUNCE = "relaybus: serving "
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from .conftest import HUNG
-from .test_serve_cli import ANNOUNCE, run, serving
+from tests.server.conftest import HUNG
+from tests.server.test_serve_cli import ANNOUNCE, run, serving
 
 PASSWORD = "s3cret-pw"
 

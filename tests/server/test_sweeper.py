@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from live import live_server
+from tests.support.live import live_server
 
 HUNG = 30.0
 

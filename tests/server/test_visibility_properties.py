@@ -38,12 +38,11 @@ from hypothesis import strategies as st
 from mcp_types import TextResourceContents
 from websockets.sync.client import connect
 
-from live import LiveServer, live_server
-from mcp_server.conftest import call, fail, http_session, run
 from relaybus.client import Relay
 from relaybus.errors import NotFound
-
-from .conftest import HUNG, bearer, problem
+from tests.mcp.conftest import call, fail, http_session, run
+from tests.server.conftest import HUNG, bearer, problem
+from tests.support.live import LiveServer, live_server
 
 ADMIN = "visibility-admin"
 NAMES = ("a0", "a1", "a2", "a3")

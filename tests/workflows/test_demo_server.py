@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from live import free_port
 from relaybus.errors import StoreError
 from relaybus.workflows.demo_run import ServerProcess
+from tests.support.live import free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # Generous: a server and a few Python processes on a loaded CI machine; never reached normally.

@@ -305,11 +305,14 @@ class PostgresNotifier:
             try:
                 conn.execute(f"LISTEN {CHANNEL}")
                 self.connections += 1
-                self.connected.set()
                 delay = RECONNECT_FIRST
                 if self.connections > 1:
                     logger.warning("LISTEN connection back; waking waiters to catch up")
-                self._wake(None)  # whatever committed while nobody listened
+                # Whatever committed while nobody listened. Before `connected` is set: a waiter
+                # that registers once listen() returns must not get this id-less wake-up on top
+                # of its first NOTIFY (it would read `announced` as None).
+                self._wake(None)
+                self.connected.set()
                 if self._pump(conn):
                     return
             except psycopg.Error as exc:

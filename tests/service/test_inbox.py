@@ -1,0 +1,127 @@
+"""Inboxes: unread vs all, order, cursors, limits, peek vs read, mark-read, unread counts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from relaybus.errors import InvalidInput, NotFound
+from relaybus.models import Message
+from relaybus.service import Service
+
+if TYPE_CHECKING:
+    from tests.conftest import Clock
+
+
+@pytest.fixture
+def mail(service: Service) -> list[int]:
+    """Five messages from alice to bob, ids oldest first."""
+    service.register("alice")
+    service.register("bob")
+    return [service.send("alice", "bob", f"m{n}").id for n in range(5)]
+
+
+def ids(messages: list[Message]) -> list[int]:
+    return [m.id for m in messages]
+
+
+def test_inbox_is_newest_first_by_default_and_oldest_first_on_request(
+    service: Service, mail: list[int]
+) -> None:
+    assert ids(service.inbox("bob")) == mail[::-1]
+    assert ids(service.inbox("bob", newest_first=False)) == mail
+
+
+def test_peeking_does_not_mark_read(service: Service, mail: list[int]) -> None:
+    peeked = service.inbox("bob")
+    assert all(m.read_at is None for m in peeked)
+    assert ids(service.inbox("bob")) == mail[::-1]
+    assert service.unread_count("bob") == 5
+    assert service.events(kinds=["message.read"]) == []
+
+
+def test_reading_marks_what_it_returns_read(
+    service: Service, mail: list[int], clock: Clock
+) -> None:
+    got = service.inbox("bob", mark_read=True, newest_first=False, limit=2)
+    assert ids(got) == mail[:2]
+    assert [m.read_at.timestamp() if m.read_at else None for m in got] == [clock.now] * 2
+    assert all(m.recipients == ["bob"] for m in got)  # the state this read left
+    assert ids(service.inbox("bob", newest_first=False)) == mail[2:]
+    assert service.unread_count("bob") == 3
+    clock.advance(1)
+    everything = service.inbox("bob", unread_only=False, newest_first=False)
+    assert ids(everything) == mail
+    assert [m.read_at is not None for m in everything] == [True, True, False, False, False]
+    assert everything[0].read_at is not None
+    assert everything[0].read_at.timestamp() == clock.now - 1
+    (event,) = service.events(kinds=["message.read"])
+    assert (event.agent_id, event.data["message_ids"]) == ("bob", mail[:2])
+
+
+def test_reading_again_marks_nothing_new(service: Service, mail: list[int]) -> None:
+    service.inbox("bob", mark_read=True)
+    assert service.inbox("bob", mark_read=True) == []
+    assert len(service.events(kinds=["message.read"])) == 1
+
+
+def test_the_since_cursor_returns_only_newer_messages(service: Service, mail: list[int]) -> None:
+    assert ids(service.inbox("bob", since=mail[2], newest_first=False)) == mail[3:]
+    assert service.inbox("bob", since=mail[-1]) == []
+    assert ids(service.inbox("bob", since=0, newest_first=False)) == mail
+
+
+def test_limit_bounds_the_result(service: Service, mail: list[int]) -> None:
+    assert ids(service.inbox("bob", limit=1)) == [mail[-1]]
+    assert ids(service.inbox("bob", limit=1000)) == mail[::-1]
+    for bad in (0, -1, 1001):
+        with pytest.raises(InvalidInput, match="limit"):
+            service.inbox("bob", limit=bad)
+
+
+def test_mark_read_by_ids(service: Service, mail: list[int]) -> None:
+    assert service.mark_read("bob", ids=[mail[1], mail[3]]) == 2
+    assert service.mark_read("bob", ids=[mail[1]]) == 0  # already read
+    assert ids(service.inbox("bob", newest_first=False)) == [mail[0], mail[2], mail[4]]
+
+
+def test_mark_read_ignores_messages_of_other_inboxes(service: Service, mail: list[int]) -> None:
+    service.register("carol")
+    other = service.send("alice", "carol", "for carol").id
+    assert service.mark_read("bob", ids=[other]) == 0
+    assert service.unread_count("carol") == 1
+
+
+def test_mark_read_up_to_a_cursor_includes_the_cursor(service: Service, mail: list[int]) -> None:
+    assert service.mark_read("bob", up_to=mail[2]) == 3
+    assert ids(service.inbox("bob", newest_first=False)) == mail[3:]
+    assert service.unread_count("bob") == 2
+
+
+def test_mark_read_as_an_unknown_agent_is_not_found(service: Service, mail: list[int]) -> None:
+    with pytest.raises(NotFound):
+        service.mark_read("ghost", up_to=mail[-1])
+
+
+def test_unread_count_of_an_empty_inbox_is_zero(service: Service, mail: list[int]) -> None:
+    assert service.unread_count("alice") == 0
+
+
+def test_one_agent_reading_never_hides_a_message_from_another(service: Service) -> None:
+    service.register("alice", tags=["team"])
+    service.register("bob", tags=["team"])
+    service.register("carol", tags=["team"])
+    sent = service.send("alice", "tag:team", "for both")
+    assert ids(service.inbox("bob", mark_read=True)) == [sent.id]
+    assert ids(service.inbox("carol")) == [sent.id]
+    assert service.unread_count("carol") == 1
+    service.mark_read("carol", ids=[sent.id])
+    assert ids(service.inbox("bob", unread_only=False)) == [sent.id]
+
+
+def test_an_agent_only_sees_its_own_deliveries(service: Service, mail: list[int]) -> None:
+    service.register("carol")
+    service.send("alice", "carol", "private")
+    assert ids(service.inbox("bob", unread_only=False, newest_first=False)) == mail
+    assert service.inbox("alice", unread_only=False) == []
