@@ -35,9 +35,6 @@ from relaybus.runtime.tmux import (
 )
 from relaybus.runtime.tmux.control import quote, unescape
 from relaybus.runtime.tmux.inject import type_text
-from relaybus.runtime.tmux.control import quote, unescape
-from relaybus.runtime.tmux.inject import type_text
-from relaybus.models import AgentStatus, DeliveryState, Priority
 from tests.runtime.tmuxutil import (
     HUNG,
     TMUX,

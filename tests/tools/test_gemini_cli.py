@@ -17,8 +17,6 @@ import pytest
 
 from relaybus.tools.install.files import JsonStyle
 from relaybus.tools.install.jsonc import loads, patch
-from relaybus.tools.install.files import JsonStyle
-from relaybus.tools.install.jsonc import loads, patch
 from tests.support.npmtool import npm_tool
 from tests.tools.setuputil import Home
 from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)

@@ -13,8 +13,6 @@ import pytest
 from relaybus.errors import InvalidInput
 from relaybus.tools.install import TOOLS, ConfigError, install, uninstall
 from relaybus.tools.install.claude import HOOK_EVENTS
-from relaybus.tools.install import TOOLS, ConfigError, install, uninstall
-from relaybus.tools.install.claude import HOOK_EVENTS
 from tests.tools.setuputil import RELAYBUS, Home, changed
 from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 

@@ -8,7 +8,6 @@ import tomllib
 import pytest
 
 from relaybus.tools.install import TOOLS, ConfigError, install, uninstall
-from relaybus.tools.install import TOOLS, ConfigError, install, uninstall
 from tests.tools.setuputil import RELAYBUS, Home, changed
 from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 

@@ -9,7 +9,6 @@ from dataclasses import replace
 import pytest
 
 from relaybus.tools.install import TOOLS, install, uninstall
-from relaybus.tools.install import TOOLS, install, uninstall
 from tests.tools.setuputil import RELAYBUS, Home, changed
 from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
