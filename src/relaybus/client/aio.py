@@ -1,9 +1,9 @@
 """The Python SDK: :class:`AsyncRelay` and the :class:`AsyncAgentHandle` an agent acts through.
 
->>> async with AsyncRelay.open() as relay:               # .relay/ of this repository
+>>> async with AsyncRelay.open() as relay:  # .relay/ of this repository
 ...     me = await relay.register("alice", capabilities=["review"])
 ...     await me.send("bob", "I'm refactoring auth, stay out of src/auth")
-...     async for message in me.messages():              # as they arrive
+...     async for message in me.messages():  # as they arrive
 ...         await me.reply(message, "on it")
 
 With ``RELAYBUS_URL`` set (or ``AsyncRelay.open(url=...)``) the same calls go to a

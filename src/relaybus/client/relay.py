@@ -2,10 +2,10 @@
 # (the async source) and run `python scripts/unasync.py`; CI checks they agree.
 """The Python SDK: :class:`Relay` and the :class:`AgentHandle` an agent acts through.
 
->>> with Relay.open() as relay:               # .relay/ of this repository
+>>> with Relay.open() as relay:  # .relay/ of this repository
 ...     me = relay.register("alice", capabilities=["review"])
 ...     me.send("bob", "I'm refactoring auth, stay out of src/auth")
-...     for message in me.messages():              # as they arrive
+...     for message in me.messages():  # as they arrive
 ...         me.reply(message, "on it")
 
 With ``RELAYBUS_URL`` set (or ``Relay.open(url=...)``) the same calls go to a
