@@ -109,7 +109,7 @@ def run_bare(exe: str, env: dict[str, str], project: Path, runs: int, relay: Rel
             mail = event != "session-end" and n % 4 == 0
             if mail:
                 bob.send(agent, f"note {n}")
-            since = relay.service.last_event_id(workspace=relay.workspace)
+            since = relay.last_event_id()
             seconds, out = timed([exe, "hook", event], doc, env)
             samples.append(seconds * 1000)
             if mail and f"note {n}" not in out:

@@ -167,7 +167,7 @@ def service(store: Store) -> Service:
 @pytest.fixture
 def relay(service: Service) -> Relay:
     # The store fixture closes the store; the Relay adds nothing to close.
-    return Relay(service)
+    return Relay.embedded(service)
 
 
 def snapshot_rows(store: Store) -> Snapshot:

@@ -61,7 +61,7 @@ def test_watch_as_an_agent_with_its_token_sees_only_what_it_may(tmp_path: Path) 
 
 
 def test_watch_on_the_embedded_store_prints_one_line_per_event(cli: Cli, relay: Relay) -> None:
-    since = relay.service.last_event_id()
+    since = relay.last_event_id()
     with (
         tail(cli, f"watch --since {since}") as human,
         tail(cli, f"watch --json --since {since}") as machine,
@@ -85,7 +85,7 @@ def test_an_agent_view_of_the_embedded_log_follows_the_servers_rule(tmp_path: Pa
     with Relay.open(dir=tmp_path / ".relay") as relay:
         alice, bob, carol = (relay.register(a, capabilities=["review"]) for a in NAMES)
         dave = relay.register("dave")
-        before = relay.service.last_event_id()
+        before = relay.last_event_id()
         alice.send("carol", "not for bob")
         offer = alice.send("cap:review", "review", claimable=True)  # offered to bob and carol
         assert offer.task_id is not None

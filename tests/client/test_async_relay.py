@@ -24,7 +24,7 @@ from relaybus import (
     TaskStatus,
     TooLarge,
 )
-from relaybus.client.backends import EmbeddedBackend, RemoteBackend
+from relaybus.client.aio_backends import AsyncEmbeddedBackend, AsyncRemoteBackend
 from relaybus.settings import Settings
 from tests.support.live import LiveServer, live_server
 
@@ -66,10 +66,10 @@ def test_open_picks_the_server_or_the_embedded_store(
 ) -> None:
     monkeypatch.setenv("RELAYBUS_URL", "http://127.0.0.1:4850")
     remote = AsyncRelay.open(token="rb_x")
-    assert isinstance(remote.backend, RemoteBackend)
+    assert isinstance(remote.backend, AsyncRemoteBackend)
     assert remote.backend.settings.token == "rb_x"
     embedded = AsyncRelay.open(dir=tmp_path)
-    assert isinstance(embedded.backend, EmbeddedBackend)
+    assert isinstance(embedded.backend, AsyncEmbeddedBackend)
     with pytest.raises(InvalidInput, match="not both"):
         AsyncRelay.open(url="http://127.0.0.1:4850", dir=tmp_path)
 
@@ -207,7 +207,7 @@ def test_an_async_agent_receives_a_message_sent_by_another_agent(srv: LiveServer
 
     async def scenario() -> None:
         client = httpx.AsyncClient(base_url=srv.url, event_hooks={"response": [saw]})
-        relay = AsyncRelay(RemoteBackend(Settings(url=srv.url), client=client))
+        relay = AsyncRelay(AsyncRemoteBackend(Settings(url=srv.url), client=client))
         async with relay, AsyncRelay.open(url=srv.url) as elsewhere:
             bob = await relay.register("bob")
             alice = await elsewhere.register("alice")
@@ -282,7 +282,7 @@ def test_closing_the_embedded_relay_lets_a_cancelled_wait_finish_before_the_stor
     # A cancelled wait's worker thread reads once more when its step ends: after the store
     # closed, that read would open a connection nothing ever closes.
     relay = AsyncRelay.open(dir=tmp_path, database=database)
-    assert isinstance(relay.backend, EmbeddedBackend)
+    assert isinstance(relay.backend, AsyncEmbeddedBackend)
     relay.backend.wait_step = 0.3  # (the step the cancelled wait runs out in its thread)
     store = relay.backend.service.store
     closed = threading.Event()
@@ -317,7 +317,7 @@ def test_an_async_token_is_the_one_the_server_issued(srv: LiveServer) -> None:
         async with AsyncRelay.open(url=srv.url) as relay:
             me = await relay.register("alice")
             assert me.token is not None and me.token.startswith("rb_")
-            assert isinstance(relay.backend, RemoteBackend)
+            assert isinstance(relay.backend, AsyncRemoteBackend)
             assert relay.backend.session.tokens == {"alice": me.token}
 
     run(scenario())

@@ -1,14 +1,20 @@
-"""The Python SDK: Relay.open, agent handles and their cursor, fencing, typed results."""
+"""The Python SDK: Relay.open, agent handles and their cursor, fencing, typed results.
+
+The handle tests run on every backend (the ``relay`` fixture below): embedded, and
+over a real relay server on the same store, where the results and errors are the same.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.support.live import LiveServer, free_port
 from relaybus import (
     Agent,
     AgentHandle,
@@ -22,12 +28,33 @@ from relaybus import (
     Task,
     TaskStatus,
 )
+from relaybus.server import ServerConfig
+from relaybus.service import Service
 from relaybus.store import sqlite_url
 
 if TYPE_CHECKING:
     from tests.conftest import Background, Clock, Parking
 
 HUNG = 30.0
+ADMIN = "rb_test-admin-token"
+
+
+@pytest.fixture(params=["embedded", "server", "server-with-token"])
+def relay(request: pytest.FixtureRequest, service: Service) -> Iterator[Relay]:
+    """The SDK on the test's store (each dialect, the test's clock): embedded, or over a
+    real server on that store, in open loopback mode (the client acts with the agents'
+    own tokens) or in token mode (with the admin token)."""
+    if request.param == "embedded":
+        yield Relay.embedded(service)  # the store fixture closes the store
+        return
+    admin = ADMIN if request.param == "server-with-token" else None
+    srv = LiveServer(service, ServerConfig(port=free_port(), admin_token=admin))
+    srv.start()
+    try:
+        with Relay.open(url=srv.url, token=admin) as opened:
+            yield opened
+    finally:
+        srv.stop()
 
 
 # -- opening --------------------------------------------------------------------------
@@ -261,6 +288,7 @@ def test_the_handle_cursor_follows_what_it_has_seen(relay: Relay) -> None:
     assert [m.id for m in bob.wait(timeout=HUNG, since=0)] == [first.id, second.id]
 
 
+@pytest.mark.parametrize("relay", ["embedded"], indirect=True)  # parks on the store
 def test_wait_is_woken_by_another_handle(
     relay: Relay, parking: Parking, background: type[Background[Any]]
 ) -> None:

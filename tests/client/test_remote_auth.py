@@ -17,7 +17,7 @@ from relaybus import (
     Relay,
     Unauthorized,
 )
-from relaybus.client import RemoteService
+from relaybus.client.backends import RemoteBackend
 from relaybus.settings import Settings
 from tests.support.live import LiveServer, live_server
 
@@ -39,12 +39,12 @@ def token_server(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
 
 
 class Recorded:
-    """A RemoteService whose requests' Authorization headers are kept, in order."""
+    """A remote relay whose requests' Authorization headers are kept, in order."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.bearers: list[tuple[str, str | None]] = []
         client = httpx.Client(base_url=url, event_hooks={"request": [self._record]})
-        self.relay = Relay(RemoteService(Settings(url=url, token=token), client=client))
+        self.relay = Relay(RemoteBackend(Settings(url=url, token=token), client=client))
 
     def _record(self, request: httpx.Request) -> None:
         self.bearers.append((request.url.path, request.headers.get("Authorization")))
@@ -55,13 +55,13 @@ def test_registration_over_http_hands_out_the_agents_own_token(open_server: Live
         me = relay.register("alice")
         first = me.token
         assert first is not None and first.startswith("rb_")
-        assert isinstance(relay.service, RemoteService)
-        assert relay.service.tokens == {"alice": first}
+        assert isinstance(relay.backend, RemoteBackend)
+        assert relay.backend.tokens == {"alice": first}
         again = relay.register("alice")  # a new instance: a new token replaces the old
         assert again.token is not None and again.token != first
-        assert relay.service.tokens == {"alice": again.token}
+        assert relay.backend.tokens == {"alice": again.token}
         again.unregister()
-        assert relay.service.tokens == {}
+        assert relay.backend.tokens == {}
 
 
 def test_an_embedded_handle_has_no_token(tmp_path: Path) -> None:

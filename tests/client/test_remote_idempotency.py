@@ -15,6 +15,7 @@ import pytest
 from relaybus import AsyncRelay, Conflict, Relay, StoreError
 from tests.support.live import LiveServer, live_server
 from tests.support.proxy import Proxy
+from relaybus.client import calls
 
 T = TypeVar("T")
 HUNG = 30.0
@@ -117,9 +118,8 @@ def test_a_batch_whose_answer_was_lost_is_stored_once(srv: LiveServer, proxy: Pr
         relay.register("alice")
         relay.register("bob")
         proxy.drop_reply_to(BATCH)
-        sent = relay.service.send_many(
-            "alice", [{"to": "bob", "body": "one"}, {"to": "bob", "body": "two"}]
-        )
+        batch = [{"to": "bob", "body": "one"}, {"to": "bob", "body": "two"}]
+        sent = relay.backend.run(calls.send_many("alice", batch, workspace=relay.workspace))
     assert proxy.dropped == 1
     assert [m.body for m in sent] == ["one", "two"]
     assert stored_bodies(srv, "bob") == ["one", "two"]

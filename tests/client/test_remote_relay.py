@@ -1,91 +1,20 @@
-"""The SDK over a relay server: the embedded handle tests again, over HTTP, and the same
-errors with the same messages as the embedded mode."""
+"""The SDK over a relay server: opening one, an unreachable one, and the same errors with
+the same messages as the embedded mode. (The handle tests of ``test_client_relay.py`` run
+over a server too, through their ``relay`` fixture.)"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.support.live import free_port, live_server
 from relaybus import InvalidInput, Relay, RelayError, StoreError
-from relaybus.client import RemoteService
-from relaybus.server import ServerConfig
-from relaybus.service import Service
-from relaybus.store import Store
-
-# The handle behaviour tests of the embedded SDK, collected again here, where the
-# ``relay`` fixture below talks to a real server (open mode, then token mode).
-from tests.client.test_client_relay import (
-    test_a_message_stream_records_what_it_hands_over_as_delivered,
-    test_a_reply_through_a_handle_may_be_redirected,
-    test_agent_gives_an_unfenced_handle_to_an_existing_agent,
-    test_agents_lists_with_filters,
-    test_bad_input_through_the_sdk_raises_the_relay_errors,
-    test_claimable_work_through_handles,
-    test_events_and_wait_events,
-    test_heartbeat_update_and_unregister,
-    test_mark_read_by_ids_and_up_to,
-    test_prune_through_the_relay,
-    test_receipts_through_handles,
-    test_register_returns_a_handle_for_this_process,
-    test_register_without_an_id_derives_one,
-    test_registering_again_fences_off_the_old_handle,
-    test_reply_passes_options_through,
-    test_results_dump_to_json_with_aware_utc_times,
-    test_send_inbox_read_and_reply,
-    test_the_handle_cursor_follows_what_it_has_seen,
-    test_the_operator_may_update_any_task,
-    test_the_same_instance_id_keeps_the_handle_valid,
-)
-from tests.support.live import LiveServer, free_port, live_server
-
-__all__ = [
-    "test_a_reply_through_a_handle_may_be_redirected",
-    "test_agent_gives_an_unfenced_handle_to_an_existing_agent",
-    "test_agents_lists_with_filters",
-    "test_bad_input_through_the_sdk_raises_the_relay_errors",
-    "test_claimable_work_through_handles",
-    "test_events_and_wait_events",
-    "test_heartbeat_update_and_unregister",
-    "test_mark_read_by_ids_and_up_to",
-    "test_a_message_stream_records_what_it_hands_over_as_delivered",
-    "test_prune_through_the_relay",
-    "test_receipts_through_handles",
-    "test_register_returns_a_handle_for_this_process",
-    "test_register_without_an_id_derives_one",
-    "test_registering_again_fences_off_the_old_handle",
-    "test_reply_passes_options_through",
-    "test_results_dump_to_json_with_aware_utc_times",
-    "test_send_inbox_read_and_reply",
-    "test_the_handle_cursor_follows_what_it_has_seen",
-    "test_the_operator_may_update_any_task",
-    "test_the_same_instance_id_keeps_the_handle_valid",
-]
-
-ADMIN = "rb_test-admin-token"
-
-
-@pytest.fixture(params=["open", "token"])
-def server(request: pytest.FixtureRequest, store: Store) -> Iterator[LiveServer]:
-    """A server over the test's store (each dialect, the test's clock): open loopback mode,
-    where the client acts with the agents' own tokens, or token mode with the admin token."""
-    admin = ADMIN if request.param == "token" else None
-    srv = LiveServer(Service(store), ServerConfig(port=free_port(), admin_token=admin))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def relay(server: LiveServer) -> Iterator[Relay]:
-    with Relay.open(url=server.url, token=server.config.admin_token) as opened:
-        yield opened
-
+from relaybus.client import calls
+from relaybus.client.backends import RemoteBackend
 
 # -- opening ------------------------------------------------------------------------------
 # Once each, with no server: which relay Relay.open picks (a local folder is SQLite's)
@@ -99,9 +28,9 @@ def test_relaybus_url_opens_a_remote_relay_without_touching_the_disk(
     monkeypatch.setenv("RELAYBUS_URL", "http://127.0.0.1:4850/")
     monkeypatch.setenv("RELAYBUS_TOKEN", "rb_secret")
     with Relay.open() as relay:
-        assert isinstance(relay.service, RemoteService)
-        assert relay.service.url == "http://127.0.0.1:4850"
-        assert relay.service.settings.token == "rb_secret"
+        assert isinstance(relay.backend, RemoteBackend)
+        assert relay.url == "http://127.0.0.1:4850"
+        assert relay.settings.token == "rb_secret"
     assert not (tmp_path / ".relay").exists()
 
 
@@ -124,10 +53,12 @@ def test_open_refuses_a_url_that_is_not_http(url: str) -> None:
         Relay.open(url=url)
 
 
-def test_a_remote_relay_has_no_store_to_hand_out() -> None:
+def test_a_remote_relay_has_no_store_or_service_to_hand_out() -> None:
     with Relay.open(url="http://127.0.0.1:4850") as relay:
         with pytest.raises(InvalidInput, match="needs the database.*--database"):
             _ = relay.store
+        with pytest.raises(InvalidInput, match="needs the database.*--database"):
+            _ = relay.service
 
 
 def test_a_server_that_is_not_there_is_a_store_error_naming_it() -> None:
@@ -169,7 +100,7 @@ def refusals(relay: Relay) -> dict[str, Outcome]:
     task_id = alice.send("cap:review", "review PR 7", claimable=True).task_id
     assert task_id is not None
     bob.claim(task_id)
-    limit = relay.service.settings.max_body_bytes
+    limit = relay.settings.max_body_bytes
     attempts: dict[str, Callable[[], object]] = {
         "unknown agent": lambda: alice.send("bobby", "hi"),
         "bad target": lambda: alice.send("what:ever", "hi"),
@@ -235,21 +166,20 @@ def test_refusals_over_http_are_the_embedded_errors_with_the_same_messages(
 
 
 def batch_and_sweep(relay: Relay) -> list[object]:
-    """The service calls no handle method makes: a batch send (good and bad), a sweep."""
+    """The calls no handle method makes: a batch send (good and bad), a sweep."""
     relay.register("alice")
     relay.register("bob")
-    service = relay.service
-    sent = service.send_many(
-        "alice",
-        [{"to": "bob", "body": "one"}, {"to": "bob", "body": "two", "priority": "high"}],
-    )
+    run, workspace = relay.backend.run, relay.workspace
+    batch = [{"to": "bob", "body": "one"}, {"to": "bob", "body": "two", "priority": "high"}]
+    sent = run(calls.send_many("alice", batch, workspace=workspace))
     seen: list[object] = [[(m.id, m.body, m.priority, m.recipients) for m in sent]]
+    bad = [{"to": "bob", "body": "fine"}, {"to": "nobody", "body": "x"}]
     with pytest.raises(RelayError) as caught:
-        service.send_many("alice", [{"to": "bob", "body": "fine"}, {"to": "nobody", "body": "x"}])
+        run(calls.send_many("alice", bad, workspace=workspace))
     seen.append((type(caught.value).__name__, caught.value.message, caught.value.details))
-    seen.append(service.unread_count("bob"))  # the failed batch stored nothing
-    seen.append(service.sweep())
-    seen.append(service.last_event_id())
+    seen.append(run(calls.unread_count("bob", workspace=workspace)))  # the batch stored nothing
+    seen.append(run(calls.sweep(workspace=workspace)))
+    seen.append(relay.last_event_id())
     return seen
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from relaybus import InvalidInput, Message, Relay, StoreError
-from relaybus.client import RemoteService, remote
+from relaybus.client.backends import RemoteBackend
 from relaybus.client.streams import Backoff
 from relaybus.settings import Settings
 from tests.support.live import LiveServer, free_port, live_server
@@ -37,7 +37,7 @@ class Watched:
         self.polls: list[tuple[str, float]] = []
         self.polling = threading.Event()
         client = httpx.Client(base_url=url, event_hooks={"request": [self._saw]})
-        self.relay = Relay(RemoteService(Settings(url=url), client=client))
+        self.relay = Relay(RemoteBackend(Settings(url=url), client=client))
 
     def _saw(self, request: httpx.Request) -> None:
         wait = request.url.params.get("wait")
@@ -78,7 +78,7 @@ def test_wait_events_over_http_returns_the_next_event(
 def test_a_long_wait_is_split_into_polls_the_server_allows(
     srv: LiveServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(remote, "LONGPOLL_CHUNK", 0.2)
+    monkeypatch.setattr(RemoteBackend, "wait_step", 0.2)
     watched = Watched(srv.url)
     with watched.relay as relay:
         bob = relay.register("bob")
@@ -155,7 +155,7 @@ def test_messages_resume_after_a_server_restart_with_nothing_lost_or_repeated(
     with Relay.open(url=srv.url) as relay:
         alice = relay.register("alice")
         bob = relay.register("bob")
-        since = relay.service.last_event_id()
+        since = relay.last_event_id()
 
         def listen() -> int:
             for count, message in enumerate(bob.messages(since=since, max_backoff=0.3), 1):
@@ -213,8 +213,8 @@ def test_a_stream_from_something_that_is_not_a_relay_is_refused(tmp_path: Path) 
         return httpx.Response(200, text="<html>hello</html>")
 
     client = httpx.Client(base_url="http://relay.test", transport=httpx.MockTransport(not_a_relay))
-    service = RemoteService(Settings(url="http://relay.test"), client=client)
-    with Relay(service) as relay:
+    backend = RemoteBackend(Settings(url="http://relay.test"), client=client)
+    with Relay(backend) as relay:
         with pytest.raises(InvalidInput, match="not a relay server"):
             next(relay.stream())
 
@@ -231,8 +231,8 @@ def test_reconnect_delays_double_up_to_the_cap_with_jitter() -> None:
 
 def test_a_stream_gives_up_on_an_unreachable_server_when_asked() -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with RemoteService(Settings(url=url)) as service:
-        events = service.iter_events(max_backoff=0.1, give_up_after=0)
+    with Relay.open(url=url) as relay:
+        events = relay.stream(max_backoff=0.1, give_up_after=0)
         with pytest.raises(StoreError, match=f"cannot reach relay server at {url}"):
             next(events)
 
@@ -248,5 +248,4 @@ def test_a_stream_whose_agent_token_was_revoked_goes_on_without_it(srv: LiveServ
         incoming = bob.messages(since=0)
         assert next(incoming).id == sent.id
         incoming.close()
-        assert isinstance(relay.service, RemoteService)
-        assert relay.service.token_for("bob") is None
+        assert bob.token is None

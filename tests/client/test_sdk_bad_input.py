@@ -10,6 +10,7 @@ import pytest
 
 from relaybus import InvalidInput, NotFound, Relay, RelayError
 from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
+from relaybus.client import calls
 from relaybus.server import ServerConfig
 from relaybus.service import Service
 from relaybus.store import Store
@@ -23,7 +24,7 @@ HUGE = 2**63
 def relay(request: pytest.FixtureRequest, store: Store) -> Iterator[Relay]:
     """The SDK on the test's store (each dialect): embedded, or through a real server."""
     if request.param == "embedded":
-        yield Relay(Service(store))
+        yield Relay.embedded(Service(store))
         return
     srv = LiveServer(Service(store), ServerConfig(port=free_port()))
     srv.start()
@@ -98,17 +99,17 @@ ATTEMPTS: dict[str, tuple[type[RelayError], str, Attempt]] = {
     "unknown agent's inbox": (
         NotFound,
         "no agent 'bobb' (did you mean 'bob'?)",
-        lambda r: r.service.inbox("bobb", workspace=r.workspace),
+        lambda r: r.backend.run(calls.inbox("bobb", workspace=r.workspace)),
     ),
     "unknown agent's wait": (
         NotFound,
         "no agent 'bobb' (did you mean 'bob'?)",
-        lambda r: r.service.wait("bobb", 60, workspace=r.workspace),
+        lambda r: r.backend.run(calls.wait("bobb", 60, workspace=r.workspace)),
     ),
     "unknown agent's count": (
         NotFound,
         "no agent 'bobb' (did you mean 'bob'?)",
-        lambda r: r.service.unread_count("bobb", workspace=r.workspace),
+        lambda r: r.backend.run(calls.unread_count("bobb", workspace=r.workspace)),
     ),
 }
 

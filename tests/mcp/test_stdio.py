@@ -194,7 +194,7 @@ def test_session_goes_offline_when_its_client_disconnects(tmp_path: Path) -> Non
 @pytest.mark.slow
 def test_sigterm_marks_the_agent_offline_and_exits_cleanly(tmp_path: Path) -> None:
     with relay_of(tmp_path) as relay:
-        cursor = relay.service.last_event_id(workspace=relay.workspace)
+        cursor = relay.last_event_id()
         env = {**session_env(tmp_path, "a", RELAYBUS_AGENT="alice"), "PATH": "/usr/bin:/bin"}
         with open(tmp_path / "a.log", "w", encoding="utf-8") as errlog:
             proc = subprocess.Popen(

@@ -499,7 +499,7 @@ def test_a_runner_against_a_relay_server_types_messages_sent_there(
             str(log),
             *repl(),
         )
-        relay = Relay(srv.service)
+        relay = Relay.embedded(srv.service)
         registered(relay, "worker")
         message = relay.register("alice", pid=None).send("worker", "EXIT 4")
         assert finish(proc)[0] == 4

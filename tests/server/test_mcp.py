@@ -93,8 +93,8 @@ def test_a_session_without_a_name_gets_one_from_its_client_and_session(tmp_path:
 
 def test_an_idle_session_ends_and_its_agent_goes_offline(tmp_path: Path) -> None:
     with live_server(tmp_path, mcp_idle_seconds=0.5) as srv:
-        relay = Relay(srv.service)
-        cursor = relay.service.last_event_id(workspace=relay.workspace)
+        relay = Relay.embedded(srv.service)
+        cursor = relay.last_event_id()
 
         async def scenario() -> None:
             # A client that vanishes without DELETE: only the idle timeout ends it.

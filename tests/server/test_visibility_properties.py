@@ -467,7 +467,7 @@ def check_mcp(world: World, agent: str) -> None:
 def check_embedded(world: World, agent: str) -> None:
     """The embedded SDK acting as the agent on the server's own store."""
     service = world.srv.service
-    relay = Relay(service, workspace=world.workspace)
+    relay = Relay.embedded(service, workspace=world.workspace)
     handle = relay.agent(agent)
     for message_id in [*hidden_ids(world, agent), MISSING]:
         with pytest.raises(NotFound, match=f"^no message {message_id} to reply to$"):

@@ -174,7 +174,7 @@ def test_a_task_without_a_message_is_seen_by_its_creator_and_claimed_by_nobody(
 
 def test_the_embedded_sdk_acting_as_an_agent_sees_only_its_tasks(team: Service) -> None:
     private = secret_task(team)
-    relay = Relay(team)
+    relay = Relay.embedded(team)
     alice, carol = relay.agent("alice"), relay.agent("carol")
     assert alice.tasks() == []
     with pytest.raises(NotFound, match=f"^no task {private}$"):

@@ -2,7 +2,7 @@
 
 >>> with Proxy([server.url]) as proxy:
 ...     proxy.drop_reply_to(b"POST /v1/messages ")   # the next one: answer lost
-...     RemoteService(Settings(url=proxy.url)).send(...)
+...     Relay.open(url=proxy.url).register("alice").send(...)
 
 Each client connection is forwarded to the first upstream that accepts a connection
 (so with several upstreams, a dead one is skipped: a failover load balancer). The proxy

@@ -208,7 +208,7 @@ def test_inline_hook_delivers_mail_without_the_session_process(bare: Session) ->
 
 def test_hook_without_the_session_process_prints_the_mail_itself_once(bare: Session) -> None:
     sent = bare.bob().send(bare.me.id, "merge freeze at 17:00")
-    since = bare.relay.service.last_event_id(workspace=bare.relay.workspace)
+    since = bare.relay.last_event_id()
 
     run = run_hook("user-prompt-submit", bare.input("user-prompt-submit"), bare.env)
 
@@ -229,7 +229,7 @@ def test_mail_waiting_at_the_start_is_printed_by_session_start_once_without_rela
 ) -> None:
     first = bare.bob().send(bare.me.id, "waiting for you at the start", subject="hello")
     second = bare.bob().send(bare.me.id, "and a task", claimable=True)
-    since = bare.relay.service.last_event_id(workspace=bare.relay.workspace)
+    since = bare.relay.last_event_id()
 
     with held_write_lock(bare.relay):  # the background cannot mark anything read yet
         start = run_hook("session-start", bare.input("session-start"), bare.env)
@@ -341,7 +341,7 @@ def test_session_start_without_the_session_process_registers_in_the_background(
 ) -> None:
     env = hook_env(tmp_path, runtime, "sess-new", CLAUDE_PROJECT_DIR=str(project))
     expected = session_identity("claude", cwd=str(project), env=env).agent_id
-    since = relay.service.last_event_id(workspace=relay.workspace)
+    since = relay.last_event_id()
 
     run = run_hook("session-start", payload("session-start", cwd=str(project)), env)
 
@@ -386,7 +386,7 @@ def test_background_registration_registers_the_printed_identity_with_claudes_pid
     must still register the agent the hook printed, with Claude Code's pid."""
     env = hook_env(tmp_path, runtime, "unused", CLAUDE_PROJECT_DIR=str(project))
     del env["RELAYBUS_SESSION"]
-    since = relay.service.last_event_id(workspace=relay.workspace)
+    since = relay.last_event_id()
 
     with start_claude(env, project) as claude:
         printed = printed_agent(claude)
@@ -409,7 +409,7 @@ def test_background_registration_marks_read_only_the_mail_session_start_printed(
     del env["RELAYBUS_SESSION"]
     relay.register("shop-dev", pid=None)
     sent = relay.register("bob", pid=None).send("shop-dev", "waiting for you at the start")
-    since = relay.service.last_event_id(workspace=relay.workspace)
+    since = relay.last_event_id()
 
     with start_claude(env, project) as claude:
         context = printed_context(claude)

@@ -45,7 +45,7 @@ def init() -> None:
     relay = app.relay  # opening creates the folder and the database and migrates it
     url = app.server_url
     if url is not None:
-        last = relay.service.last_event_id(workspace=relay.workspace)  # reachable, token accepted
+        last = relay.last_event_id()  # reachable, token accepted
         if app.json:
             render.emit_json({"url": url, "workspace": relay.workspace, "last_event_id": last})
             return

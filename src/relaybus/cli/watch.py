@@ -114,7 +114,7 @@ def follow(app: App, agent: str | None, since: int | None, kinds: Sequence[str])
         relay.agent(agent)  # an unknown name fails now, with close matches
     if since is None:
         # Pin "now" with a plain request: an unreachable server fails here, in one line.
-        since = relay.service.last_event_id(workspace=relay.workspace)
+        since = relay.last_event_id()
     if app.json:
         show: Callable[[Event], None] = json_line
     else:

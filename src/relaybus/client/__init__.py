@@ -1,9 +1,14 @@
 """The client side: :class:`Relay` and :class:`AgentHandle` (sync), :class:`AsyncRelay`
-and :class:`AsyncAgentHandle` (asyncio), :class:`RemoteService` (the service API over
-HTTP).
+and :class:`AsyncAgentHandle` (asyncio), over a relay server or the embedded store.
 
-The async and remote names load on first use (PEP 562): an embedded relay does not
-import httpx.
+Every operation is one :class:`~relaybus.client.transport.Call` (see
+:mod:`relaybus.client.calls`) that a backend runs: over HTTP
+(:mod:`~relaybus.client.backends`, httpx) or on the embedded service
+(``call.local(service)``). The async modules are the source; the sync ones are
+generated from them (``scripts/unasync.py``).
+
+The async names load on first use (PEP 562); an embedded relay does not import
+httpx, a remote one does not import the service.
 """
 
 from __future__ import annotations
@@ -15,14 +20,10 @@ from .relay import AgentHandle, Relay
 
 if TYPE_CHECKING:
     from .aio import AsyncAgentHandle, AsyncRelay
-    from .api import ServiceAPI
-    from .remote import RemoteService
 
 _LAZY = {
     "AsyncAgentHandle": ".aio",
     "AsyncRelay": ".aio",
-    "RemoteService": ".remote",
-    "ServiceAPI": ".transport",
 }
 
 
@@ -35,4 +36,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["AgentHandle", "AsyncAgentHandle", "AsyncRelay", "Relay", "RemoteService", "ServiceAPI"]
+__all__ = ["AgentHandle", "AsyncAgentHandle", "AsyncRelay", "Relay"]

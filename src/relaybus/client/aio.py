@@ -1,27 +1,30 @@
-"""The asyncio SDK: :class:`AsyncRelay` and :class:`AsyncAgentHandle`.
+"""The Python SDK: :class:`AsyncRelay` and the :class:`AsyncAgentHandle` an agent acts through.
 
->>> async with AsyncRelay.open(url="http://127.0.0.1:4850") as relay:
-...     me = await relay.register("alice")
-...     async for message in me.messages():          # pushed over SSE
+>>> async with AsyncRelay.open() as relay:  # .relay/ of this repository
+...     me = await relay.register("alice", capabilities=["review"])
+...     await me.send("bob", "I'm refactoring auth, stay out of src/auth")
+...     async for message in me.messages():  # as they arrive
 ...         await me.reply(message, "on it")
 
-The operations, arguments, results and errors are those of the sync
-:class:`~relaybus.client.Relay` and :class:`~relaybus.client.AgentHandle`, as
-coroutines. Over a server the calls go through one ``httpx.AsyncClient`` and
-:meth:`AsyncAgentHandle.messages` follows the live stream, reconnecting with
-backoff; on the embedded store each call runs the sync service in a worker
-thread (waits in steps of :data:`EMBEDDED_WAIT_STEP` seconds, so a cancelled
-wait frees its thread soon).
+With ``RELAYBUS_URL`` set (or ``AsyncRelay.open(url=...)``) the same calls go to a
+relay server over one keep-alive ``httpx.AsyncClient``
+(:class:`~relaybus.client.aio_backends.AsyncRemoteBackend`), with the same results and
+errors; otherwise they run on the embedded store
+(:class:`~relaybus.client.aio_backends.AsyncEmbeddedBackend`). Every operation is one
+:mod:`~relaybus.client.calls` builder run by the backend. Every method raises
+subclasses of :class:`relaybus.errors.RelayError`.
 """
+
+# scripts/unasync.py writes the sync twin of this module: edit here, then run it.
 
 from __future__ import annotations
 
-import asyncio
 import os
+import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import InvalidInput
 from ..models import (
@@ -37,10 +40,14 @@ from ..models import (
 )
 from ..settings import Settings
 from . import calls
+from .aio_backends import AsyncBackend, AsyncEmbeddedBackend, AsyncRemoteBackend
 from .aio_handle import AsyncAgentHandle
-from .api import ServiceAPI
-from .backends import EMBEDDED_WAIT_STEP, Backend, EmbeddedBackend, RemoteBackend
+from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call
+
+if TYPE_CHECKING:
+    from ..service import Service
+    from ..store import Store
 
 T = TypeVar("T")
 
@@ -48,13 +55,18 @@ __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
 class AsyncRelay:
-    """An asyncio connection to a relay: a server, or the embedded store.
+    """A connection to a relay: the embedded store of this repository by default,
+    or a relay server.
 
-    Use as an async context manager or call :meth:`aclose`. Safe to share
-    between tasks of one event loop.
+    Use as a context manager or call :meth:`aclose`. Safe to share (between the
+    threads, or the tasks of one event loop); one per process is enough.
+
+    Attributes:
+        backend: how the calls run (over HTTP, or on the embedded service).
+        workspace: the namespace every call of this relay works in.
     """
 
-    def __init__(self, backend: Backend, *, workspace: str | None = None) -> None:
+    def __init__(self, backend: AsyncBackend, *, workspace: str | None = None) -> None:
         self.backend = backend
         self.workspace = workspace or backend.settings.workspace
 
@@ -70,41 +82,98 @@ class AsyncRelay:
         settings: Settings | None = None,
         create: bool = True,
     ) -> AsyncRelay:
-        """Open the relay the arguments or the environment point at, as
-        :meth:`Relay.open <relaybus.client.Relay.open>` does. A server is only
-        contacted on the first call; the embedded store is opened (and migrated)
-        here, blocking.
+        """Open the relay the arguments or the environment point at.
+
+        A server when ``url`` is given, or when ``RELAYBUS_URL`` is set and
+        neither ``dir`` nor ``database`` is: calls then go over HTTP with
+        ``token`` (default ``RELAYBUS_TOKEN``) as the bearer; nothing is
+        contacted until the first call. Otherwise the embedded store, opened
+        (and its schema migrated) here: ``database`` (a SQLAlchemy URL) wins
+        over ``dir`` (a relay folder), which wins over ``RELAYBUS_DATABASE`` /
+        ``RELAYBUS_DIR`` and then the ``.relay/`` folder of the repository
+        around the cwd.
+
+        An embedded relay that does not exist yet is created here (``.relay/``
+        0700 with a ``.gitignore``, ``relay.db`` 0600): a program that opens a
+        relay means to use it. ``create=False`` raises :class:`NoRelay` instead,
+        as the CLI's commands that only read do.
 
         Raises:
             NoRelay: ``create=False`` and there is no embedded relay yet.
-            StoreError: the database cannot be opened or migrated, or is damaged.
-            InvalidInput: both ``url`` and ``dir``/``database``, or a bad ``url``.
+            StoreError: the database cannot be opened or migrated, is not a
+                SQLite database, or is damaged.
+            InvalidInput: both ``url`` and ``dir``/``database``, or a ``url``
+                that is not an http(s) address.
         """
-        from .relay import Relay
-
-        if url is not None and (dir is not None or database is not None):
-            raise InvalidInput("give a relay server url or a database (dir), not both")
         settings = settings or Settings()
-        updates = {k: v for k, v in {"url": url, "token": token}.items() if v is not None}
+        local = dir is not None or database is not None
+        if url is not None and local:
+            raise InvalidInput("give a relay server url or a database (dir), not both")
+        updates: dict[str, Any] = {}
+        if url is not None:
+            updates["url"] = url
+        if token is not None:
+            updates["token"] = token
+        if dir is not None:
+            updates["dir"] = Path(dir)
+            updates["database"] = None  # an explicit folder beats RELAYBUS_DATABASE
+        if database is not None:
+            updates["database"] = database
         settings = settings.model_copy(update=updates)
-        if settings.url and dir is None and database is None:
-            return cls(RemoteBackend(settings), workspace=workspace)
-        relay = Relay.open(dir=dir, database=database, settings=settings, create=create)
-        return cls(EmbeddedBackend(relay.service), workspace=workspace)
+        if settings.url and not local:
+            return cls(AsyncRemoteBackend(settings), workspace=workspace)
+        from ..service import Service
+        from ..store import open_store
+
+        return cls.embedded(Service(open_store(settings, create=create)), workspace=workspace)
 
     @classmethod
-    def embedded(cls, service: ServiceAPI, *, workspace: str | None = None) -> AsyncRelay:
-        """An async relay over an open sync service (its calls run in threads)."""
-        return cls(EmbeddedBackend(service), workspace=workspace)
+    def embedded(cls, service: Service, *, workspace: str | None = None) -> AsyncRelay:
+        """A relay over an open embedded service (closing the relay closes its store)."""
+        return cls(AsyncEmbeddedBackend(service), workspace=workspace)
 
-    async def _long_poll(self, make: Callable[[float], Call[list[T]]], timeout: float) -> list[T]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(timeout, 0.0)
+    @property
+    def settings(self) -> Settings:
+        """The settings this relay was opened with."""
+        return self.backend.settings
+
+    @property
+    def url(self) -> str | None:
+        """The relay server's base URL, or ``None`` for the embedded store."""
+        return self.backend.url
+
+    @property
+    def service(self) -> Service:
+        """The embedded :class:`~relaybus.service.Service`.
+
+        Raises:
+            InvalidInput: this relay talks to a server (there is no database here).
+        """
+        return self.backend.service
+
+    @property
+    def store(self) -> Store:
+        """The embedded database.
+
+        Raises:
+            InvalidInput: this relay talks to a server (there is no database here).
+        """
+        return self.backend.service.store
+
+    async def _long_poll(
+        self,
+        make: Callable[[float], Call[list[T]]],
+        timeout: float,
+        done: Callable[[list[T]], bool] = bool,
+    ) -> list[T]:
+        """Chain waits of at most ``backend.wait_step`` seconds (``make(step)`` each)
+        until one is ``done`` or ``timeout`` seconds have passed; the last result."""
+        deadline = time.monotonic() + max(timeout, 0.0)
         step = self.backend.wait_step
         while True:
-            remaining = deadline - loop.time()
+            remaining = deadline - time.monotonic()
             found = await self.backend.run(make(min(max(remaining, 0.0), step)))
-            if found or remaining <= step:
+            if remaining <= step or done(found):
                 return found
 
     # -- agents ------------------------------------------------------------------------
@@ -123,7 +192,20 @@ class AsyncRelay:
         tool: str = "python",
         cwd: str | None = None,
     ) -> AsyncAgentHandle:
-        """Register this process as an agent (see :meth:`Relay.register`)."""
+        """Register this process as an agent and return its handle.
+
+        ``pid`` defaults to this process, so the agent reads as offline once
+        the process is gone; ``None`` records no pid (presence then rests on
+        heartbeats alone, e.g. for a short-lived CLI call). ``instance_id``
+        defaults to a fresh id: each registration is a new instance that
+        fences off the previous one. ``cwd`` (default: this process's) is the
+        working directory recorded for the agent and used in a derived id.
+        Over HTTP the token the server issues is kept (see
+        :attr:`AsyncAgentHandle.token`).
+
+        Raises:
+            InvalidInput: a malformed id, tag, capability or channel.
+        """
         registration = await self.backend.run(
             calls.register(
                 agent_id,
@@ -144,7 +226,12 @@ class AsyncRelay:
         return AsyncAgentHandle(self, agent.id, agent.epoch)
 
     async def agent(self, agent_id: str, *, epoch: int | None = None) -> AsyncAgentHandle:
-        """A handle acting as an existing agent. Raises NotFound."""
+        """A handle acting as an existing agent (no registration, no fencing
+        unless ``epoch`` is given).
+
+        Raises:
+            NotFound: no such agent.
+        """
         await self.get_agent(agent_id)
         return AsyncAgentHandle(self, agent_id, epoch)
 
@@ -190,23 +277,30 @@ class AsyncRelay:
         until: DeliveryState | str | None = None,
         timeout: float = 30.0,
     ) -> list[Delivery]:
-        """Each recipient's receipt for a message; with ``until``, first wait up to
-        ``timeout`` seconds for every recipient to reach that state (see
-        :meth:`relaybus.Relay.deliveries`). Raises NotFound, InvalidInput."""
+        """Each recipient's receipt for a message (queued, delivered or read, with
+        times and the path it took), by agent id.
+
+        Args:
+            until: wait up to ``timeout`` seconds for every recipient to reach
+                this state (``delivered`` is also reached by a read); the
+                receipts are returned as they are when the wait ends.
+
+        Raises:
+            NotFound: no such message. InvalidInput: an unknown state.
+        """
         workspace = self.workspace
         if until is None:
             return await self.backend.run(calls.deliveries(message_id, workspace=workspace))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + max(timeout, 0.0)
-        while True:
-            remaining = deadline - loop.time()
-            step = min(max(remaining, 0.0), self.backend.wait_step)
-            found = await self.backend.run(
-                calls.wait_deliveries(message_id, until, step, workspace=workspace)
-            )
-            goal = DeliveryState(until)  # the relay refused an unknown one above
-            if remaining <= step or all(d.state.reached(goal) for d in found):
-                return found
+
+        def reached(found: list[Delivery]) -> bool:
+            goal = DeliveryState(until)  # the relay refused an unknown one first
+            return all(d.state.reached(goal) for d in found)
+
+        return await self._long_poll(
+            lambda step: calls.wait_deliveries(message_id, until, step, workspace=workspace),
+            timeout,
+            reached,
+        )
 
     async def tasks(
         self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
@@ -249,13 +343,13 @@ class AsyncRelay:
         )
 
     async def events(self, *, since: int = 0, limit: int = 100) -> list[Event]:
-        """Event log entries above the cursor ``since``."""
+        """Event log entries above the cursor ``since``, oldest first."""
         return await self.backend.run(
             calls.events(workspace=self.workspace, since=since, limit=limit)
         )
 
     async def last_event_id(self) -> int:
-        """The newest event id: a cursor for "from now on"."""
+        """The newest event id (0 for none): a cursor for "from now on"."""
         return await self.backend.run(calls.last_event_id(workspace=self.workspace))
 
     async def wait_events(
@@ -266,7 +360,8 @@ class AsyncRelay:
         limit: int = 100,
         kinds: Sequence[str] | None = None,
     ) -> list[Event]:
-        """Wait up to ``timeout`` seconds for events above ``since``."""
+        """Wait up to ``timeout`` seconds for events above ``since`` (optionally
+        only of ``kinds``; ``"task."`` matches a family); empty on timeout."""
         return await self._long_poll(
             lambda step: calls.wait_events(
                 step, workspace=self.workspace, since=since, limit=limit, kinds=kinds
@@ -281,15 +376,28 @@ class AsyncRelay:
         agent: str | None = None,
         kinds: Sequence[str] | None = None,
         max_backoff: float = BACKOFF_CAP,
+        give_up_after: float | None = None,
     ) -> AsyncGenerator[Event, None]:
-        """Live events, oldest first, each once, for ever (see :meth:`Relay.stream`).
+        """Live events of this workspace, oldest first, each once, for ever (break
+        to stop, and close it when done: ``contextlib.aclosing``).
 
-        Close it when done (``contextlib.aclosing``, or break out of
-        ``async for`` and let the loop finalize it).
+        Over a server this is the SSE stream ``GET /v1/stream``: after any
+        disconnect it reconnects with exponential backoff (up to ``max_backoff``
+        seconds, with jitter) and resumes with ``Last-Event-ID`` (see
+        :func:`~relaybus.client.streams.follow`); embedded it follows the event log.
+
+        Args:
+            since: start after this event id; ``None`` starts at "now".
+            agent: only what this agent may see (a server only; sends that agent's
+                token when this relay registered it).
+            kinds: only these kinds (``"task."`` matches a family).
+            give_up_after: over a server, raise StoreError once it has been
+                unreachable for this many seconds; ``None`` retries for ever.
 
         Raises:
             InvalidInput: ``agent`` on an embedded relay.
-            RelayError: the server refused the stream.
+            RelayError: the server refused the stream (401, 403, 404…).
+            StoreError: unreachable for longer than ``give_up_after``.
         """
         return self.backend.stream(
             since=since,
@@ -297,6 +405,7 @@ class AsyncRelay:
             kinds=kinds,
             workspace=self.workspace,
             max_backoff=max_backoff,
+            give_up_after=give_up_after,
         )
 
     async def prune(
@@ -308,7 +417,7 @@ class AsyncRelay:
         )
 
     async def aclose(self) -> None:
-        """Close the connections (or the database)."""
+        """Close the server connections, or the database."""
         await self.backend.aclose()
 
     async def __aenter__(self) -> AsyncRelay:

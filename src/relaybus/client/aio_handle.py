@@ -1,5 +1,9 @@
-"""The asyncio handle an agent acts through: :class:`AsyncAgentHandle`, from
-:meth:`relaybus.AsyncRelay.register` or :meth:`relaybus.AsyncRelay.agent`."""
+"""The handle an agent acts through: :class:`AsyncAgentHandle` (send, read, wait,
+claim, receipts), from :meth:`relaybus.AsyncRelay.register` or
+:meth:`relaybus.AsyncRelay.agent`.
+"""
+
+# scripts/unasync.py writes the sync twin of this module: edit here, then run it.
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, NotFound
-from ..models import Agent, AgentStatus, Message, Priority, Task, TaskEvent, Via
+from ..models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, Via
 from . import calls
-from .backends import RemoteBackend
 from .transport import BACKOFF_CAP, Call, delivered_to
 
 if TYPE_CHECKING:
@@ -22,10 +25,11 @@ PAGE = 1000
 
 
 class AsyncAgentHandle:
-    """Acting as one agent, asynchronously (see :class:`~relaybus.client.AgentHandle`).
+    """Acting as one agent: send, read, wait, claim. Carries the agent's epoch,
+    so a handle fenced off by a newer registration gets Conflict.
 
-    ``cursor`` is the highest message id returned by :meth:`inbox` or
-    :meth:`wait`; :meth:`wait` waits for mail above it.
+    ``cursor`` is the highest message id this handle has returned from
+    :meth:`inbox` or :meth:`wait`; :meth:`wait` waits for mail above it.
     """
 
     def __init__(self, relay: AsyncRelay, agent_id: str, epoch: int | None) -> None:
@@ -40,7 +44,9 @@ class AsyncAgentHandle:
 
     @property
     def token(self) -> str | None:
-        """The bearer token the server issued when this relay registered the agent."""
+        """The bearer token the server issued when this relay registered the agent
+        (``None`` embedded, or for an agent registered elsewhere). Whoever holds
+        it can act as this agent: ``RELAYBUS_TOKEN=<token>``."""
         return self.relay.backend.token_for(self.id, workspace=self._workspace)
 
     async def _run(self, call: Call[T]) -> T:
@@ -65,9 +71,13 @@ class AsyncAgentHandle:
     ) -> Message:
         """Send a message (see ``Service.send`` for targets and errors).
 
-        ``idempotency_key``: as for :meth:`relaybus.client.handle.AgentHandle.send`;
-        over HTTP every send carries one (this, or a fresh uuid4), reused when a
-        broken connection makes the client send it again."""
+        ``idempotency_key`` (1-255 printable ASCII, e.g. a uuid4 made once per
+        logical send): sending again with the same key within 24 h returns the
+        original message and stores nothing new, so a send whose answer was lost
+        can be repeated safely; the same key with a different message is
+        Conflict. Over HTTP every send carries a key (this one, or a fresh uuid4)
+        and a send whose connection broke is retried once with it.
+        """
         return await self._run(
             calls.send(
                 self.id,
@@ -98,8 +108,9 @@ class AsyncAgentHandle:
         claimable: bool = False,
         idempotency_key: str | None = None,
     ) -> Message:
-        """Answer ``message`` in its thread, to its sender unless ``to`` says otherwise
-        (``idempotency_key`` as for :meth:`send`)."""
+        """Answer ``message`` in its thread, to its sender (or, for one's own
+        message, to its target) unless ``to`` says otherwise (e.g. the whole
+        channel); the other keywords as for :meth:`send`."""
         return await self._run(
             calls.send(
                 self.id,
@@ -128,7 +139,8 @@ class AsyncAgentHandle:
         via: Via | str | None = None,
     ) -> list[Message]:
         """Messages delivered to this agent; only marks them read if asked, and
-        delivered (by ``via``) only if given one (see ``Service.inbox``)."""
+        records them delivered (by ``via``) only if given one: pass it when this
+        read hands the messages to the agent's session (see ``Service.inbox``)."""
         found = await self._run(
             calls.inbox(
                 self.id,
@@ -152,6 +164,7 @@ class AsyncAgentHandle:
         newest_first: bool = True,
         since: int | None = None,
         limit: int = 50,
+        via: Via | str | None = None,
     ) -> list[Message]:
         """:meth:`inbox` that marks what it returns read."""
         return await self.inbox(
@@ -160,6 +173,7 @@ class AsyncAgentHandle:
             since=since,
             limit=limit,
             mark_read=True,
+            via=via,
         )
 
     async def mark_read(
@@ -178,8 +192,9 @@ class AsyncAgentHandle:
         )
 
     async def mark_delivered(self, ids: Sequence[int], *, via: Via | str) -> int:
-        """Record that messages ``ids`` reached this agent's session by ``via``;
-        returns how many moved from queued to delivered."""
+        """Record that messages ``ids`` reached this agent's session by ``via``
+        (typed into its terminal, shown by a hook…); returns how many moved from
+        queued to delivered. Raises InvalidInput for an unknown ``via``."""
         return await self._run(
             calls.mark_delivered(self.id, ids, via=via, workspace=self._workspace, epoch=self.epoch)
         )
@@ -200,7 +215,7 @@ class AsyncAgentHandle:
         :attr:`cursor`); oldest first, empty on timeout. ``mark_read`` and ``via``
         as for :meth:`inbox`.
 
-        With ``mark_read``, a wait cancelled just as mail arrives may have marked
+        With ``mark_read``, a wait interrupted just as mail arrives may have marked
         it read without returning it (it stays in the inbox, read).
         """
         cursor = self.cursor if since is None else since
@@ -222,22 +237,25 @@ class AsyncAgentHandle:
     def messages(
         self, *, since: int | None = None, unread: bool = False, max_backoff: float = BACKOFF_CAP
     ) -> AsyncGenerator[Message, None]:
-        """Messages delivered to this agent as they arrive, each once, for ever.
-        Records each delivered (``via="stream"``) as it is handed over; does not
-        mark them read.
+        """Messages delivered to this agent as they arrive, each once, for ever
+        (break to stop; close it when done: ``contextlib.aclosing``). Records each
+        delivered (``via="stream"``) as it is handed over; does not mark them read.
 
         Over a server this follows the SSE stream as this agent: it reconnects
         after a disconnect with exponential backoff (up to ``max_backoff``
         seconds, with jitter) and resumes with ``Last-Event-ID``, so nothing
-        sent meanwhile is lost and nothing comes twice. Close it when done
-        (``contextlib.aclosing``).
+        sent meanwhile is lost and nothing comes twice; embedded it follows the
+        event log.
 
         Args:
-            since: an event id to resume after; ``None`` starts at "now".
-            unread: first yield the unread mail already in the inbox.
+            since: an event id (see :meth:`AsyncRelay.events`) to resume after;
+                ``None`` starts at "now".
+            unread: first yield the unread mail already in the inbox (oldest
+                first), then what arrives.
 
         Raises:
-            RelayError: the server refused the stream.
+            RelayError: the server refused the stream (e.g. 403 for an agent
+                whose token this relay does not have).
         """
         return self._messages(since, unread, max_backoff)
 
@@ -267,10 +285,9 @@ class AsyncAgentHandle:
                 if len(page) < PAGE:
                     break
                 cursor = page[-1].id
-        remote = isinstance(relay.backend, RemoteBackend)
         events = relay.backend.stream(
             since=since,
-            agent=self.id if remote else None,
+            agent=None if relay.url is None else self.id,
             kinds=["message.sent"],
             workspace=self._workspace,
             max_backoff=max_backoff,
@@ -279,11 +296,7 @@ class AsyncAgentHandle:
             async for event in events:
                 if not delivered_to(event, self.id):
                     continue
-                carried = event.data.get("message")
-                if isinstance(carried, dict):
-                    message = Message.model_validate(carried)
-                else:
-                    message = await relay.message(int(event.data["message_id"]))
+                message = await message_of(event, relay)
                 if message.id not in seen:
                     await self._acknowledge(message)
                     yield message
@@ -406,3 +419,12 @@ class AsyncAgentHandle:
 
     def __repr__(self) -> str:
         return f"AsyncAgentHandle({self.id!r}, epoch={self.epoch})"
+
+
+async def message_of(event: Event, relay: AsyncRelay) -> Message:
+    """The message of a ``message.sent`` event: the copy the server put in the event,
+    or (from the embedded log) read by id."""
+    carried = event.data.get("message")
+    if isinstance(carried, dict):
+        return Message.model_validate(carried)
+    return await relay.message(int(event.data["message_id"]))

@@ -1,50 +1,59 @@
-"""How an :class:`~relaybus.client.aio.AsyncRelay` runs its calls: over HTTP
-(:class:`RemoteBackend`, one ``httpx.AsyncClient``) or on an embedded sync service
-in worker threads (:class:`EmbeddedBackend`).
+# Generated from aio_backends.py by scripts/unasync.py: do not edit. Edit aio_backends.py
+# (the async source) and run `python scripts/unasync.py`; CI checks they agree.
+"""How a relay runs its calls: over HTTP (:class:`RemoteBackend`, one keep-alive
+``httpx.Client``) or on an embedded :class:`~relaybus.service.Service`
+(:class:`EmbeddedBackend`, each call ``call.local(service)``).
+
+Every operation is a :class:`~relaybus.client.transport.Call`; a backend runs it and
+returns its result or raises the :class:`~relaybus.errors.RelayError` of the refusal,
+the same one in both modes. httpx and the service layer load on first use: a remote
+relay never imports the service, an embedded one never imports httpx.
 """
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Generator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
-
-import httpx
 
 from ..errors import InvalidInput
 from ..models import Event
 from ..settings import Settings
 from . import calls
-from .api import ServiceAPI
-from .streams import afollow, matches
-from .transport import LONGPOLL_CHUNK, Call, HTTPSession, new_client, retries
+from .runners import Runner
+from .transport import LONGPOLL_CHUNK, NEEDS_DATABASE, Call, HTTPSession, matches, retries
 
 if TYPE_CHECKING:
+    import httpx
+
+    from ..service import Service
     from .calls import Registration
 
 T = TypeVar("T")
 
-#: Longest single wait (seconds) of an embedded relay's worker thread: a cancelled
-#: wait frees its thread within this.
-EMBEDDED_WAIT_STEP = 1.0
 #: Most events one read of the embedded log takes.
 PAGE = 1000
-#: Seconds :meth:`EmbeddedBackend.aclose` waits for calls still running in worker threads
-#: (a cancelled wait ends within :data:`EMBEDDED_WAIT_STEP`) before it closes the store.
-EMBEDDED_CLOSE_WAIT = EMBEDDED_WAIT_STEP + 10.0
 
 
 class Backend(Protocol):
-    """How an :class:`AsyncRelay` runs calls: over HTTP or on a local service."""
+    """How a relay runs calls: over HTTP or on an embedded service."""
 
-    #: The longest single wait (seconds); longer waits take several.
+    #: The longest single wait (seconds); a longer wait is chained from several.
     wait_step: float
 
     @property
     def settings(self) -> Settings: ...
 
-    async def run(self, call: Call[T]) -> T:
+    @property
+    def url(self) -> str | None:
+        """The server's base URL; ``None`` embedded."""
+        ...
+
+    @property
+    def service(self) -> Service:
+        """The embedded service. Raises InvalidInput over HTTP (no database here)."""
+        ...
+
+    def run(self, call: Call[T]) -> T:
         """The result of ``call``. Raises the RelayError of the refusal."""
         ...
 
@@ -52,7 +61,9 @@ class Backend(Protocol):
         """Keep the token a registration returned (if any)."""
         ...
 
-    def token_for(self, agent_id: str, *, workspace: str) -> str | None: ...
+    def token_for(self, agent_id: str, *, workspace: str) -> str | None:
+        """The token the server issued to ``agent_id`` through this backend, if any."""
+        ...
 
     def stream(
         self,
@@ -62,44 +73,87 @@ class Backend(Protocol):
         kinds: Sequence[str] | None,
         workspace: str,
         max_backoff: float,
-    ) -> AsyncGenerator[Event, None]:
-        """Live events, each once, for ever (see :meth:`AsyncRelay.stream`)."""
+        give_up_after: float | None = None,
+    ) -> Generator[Event, None, None]:
+        """Live events, each once, for ever (see ``Relay.stream``)."""
         ...
 
-    async def aclose(self) -> None: ...
+    def close(self) -> None:
+        """Close the connections or the database."""
+        ...
 
 
 class RemoteBackend:
-    """Calls to a relay server over one keep-alive ``httpx.AsyncClient``."""
+    """Calls to a relay server at ``settings.url`` over one keep-alive
+    ``httpx.Client``.
+
+    Errors are those of the embedded mode: a problem+json answer becomes the
+    :class:`~relaybus.errors.RelayError` subclass of its status with its ``detail``
+    as the message (see :func:`~relaybus.client.transport.problem_error`); no answer
+    at all is a :class:`~relaybus.errors.StoreError` "cannot reach relay server at
+    URL: ...".
+
+    Auth: ``settings.token`` (``RELAYBUS_TOKEN``) is the bearer when set. Without
+    it, a call acting as an agent this backend registered sends that agent's own
+    token (see :attr:`tokens`); anything else goes without a token (a loopback
+    server in open mode).
+    """
 
     wait_step = LONGPOLL_CHUNK
 
-    def __init__(self, settings: Settings, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, *, client: httpx.Client | None = None) -> None:
         """Raises InvalidInput: ``settings.url`` is missing or not an http(s) URL."""
+        from .transport import new_client
+
         self.session = HTTPSession(settings)
-        self.client: httpx.AsyncClient = client or new_client(self.session.url, asynchronous=True)
+        self.client: httpx.Client = client or new_client(self.session.url)
 
     @property
     def settings(self) -> Settings:
         return self.session.settings
 
-    async def run(self, call: Call[T]) -> T:
-        """Send ``call`` (once more, a GET or a keyed send, if its connection broke).
+    @property
+    def url(self) -> str:
+        """The server's base URL (no trailing slash)."""
+        return self.session.url
+
+    @property
+    def service(self) -> Service:
+        """There is no database here. Raises InvalidInput."""
+        raise InvalidInput(NEEDS_DATABASE)
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """Agent id → the bearer token the server issued when this backend registered
+        it (print it for a client that is to act as that agent)."""
+        return self.session.tokens
+
+    def run(self, call: Call[T]) -> T:
+        """Send one call and return its result.
+
+        A GET, or a call with an idempotency key (every send), whose connection
+        breaks before the answer (a keep-alive connection the server closed, a
+        replica that died) is sent once more, with the same key; other requests
+        are not repeated (they must not happen twice). A 401 for a token this
+        backend holds drops the token and sends the call once more without it.
 
         Raises:
-            RelayError: the refusal. StoreError: no answer from the server.
+            RelayError: the server refused (the subclass of the status).
+            StoreError: no answer from the server.
         """
-        response = await self._send(call)
+        response = self._send(call)
         if self.session.revoked(response, call.workspace, call.agent):
-            response = await self._send(call)
+            response = self._send(call)
         return self.session.result(call, response)
 
-    async def _send(self, call: Call[Any]) -> httpx.Response:
+    def _send(self, call: Call[Any]) -> httpx.Response:
+        import httpx
+
         request = self.session.request(call)
         attempts = retries(call)
         for attempt in range(1, attempts + 1):
             try:
-                return await self.client.request(**request)
+                return self.client.request(**request)
             except httpx.TimeoutException as exc:
                 raise self.session.unreachable(exc, call) from None
             except httpx.TransportError as exc:
@@ -121,10 +175,13 @@ class RemoteBackend:
         kinds: Sequence[str] | None,
         workspace: str,
         max_backoff: float,
-    ) -> AsyncGenerator[Event, None]:
-        """``GET /v1/stream`` as async events, reconnecting with backoff and
-        ``Last-Event-ID`` (see :func:`~relaybus.client.streams.follow`)."""
-        return afollow(
+        give_up_after: float | None = None,
+    ) -> Generator[Event, None, None]:
+        """``GET /v1/stream``, reconnecting with backoff and ``Last-Event-ID`` (see
+        :func:`~relaybus.client.streams.follow`)."""
+        from .streams import follow
+
+        return follow(
             self.client,
             self.session,
             since=since,
@@ -132,38 +189,40 @@ class RemoteBackend:
             kinds=kinds,
             workspace=workspace,
             max_backoff=max_backoff,
+            give_up_after=give_up_after,
         )
 
-    async def aclose(self) -> None:
-        await self.client.aclose()
+    def close(self) -> None:
+        self.client.close()
 
 
 class EmbeddedBackend:
-    """Calls to a sync service (the embedded store) in worker threads."""
+    """Calls to an embedded :class:`~relaybus.service.Service`: ``call.local(service)``,
+    run by an :class:`~relaybus.client.runners.Runner`. Closing the backend
+    closes the service's store."""
 
-    wait_step = EMBEDDED_WAIT_STEP
-
-    def __init__(self, service: ServiceAPI) -> None:
-        self.service = service
-        self._running = 0  # calls in worker threads, cancelled ones included
-        self._idle = threading.Condition()
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self._runner = Runner()
+        self.wait_step = self._runner.wait_step
 
     @property
     def settings(self) -> Settings:
-        return self.service.settings
+        return self._service.settings
 
-    async def run(self, call: Call[T]) -> T:
-        return await asyncio.to_thread(self._call, call)
+    @property
+    def url(self) -> None:
+        """No server: ``None``."""
+        return None
 
-    def _call(self, call: Call[T]) -> T:
-        with self._idle:
-            self._running += 1
-        try:
-            return call.local(self.service)
-        finally:
-            with self._idle:
-                self._running -= 1
-                self._idle.notify_all()
+    @property
+    def service(self) -> Service:
+        """The embedded service."""
+        return self._service
+
+    def run(self, call: Call[T]) -> T:
+        service = self._service
+        return self._runner.run(lambda: call.local(service))
 
     def remember(self, registration: Registration) -> None:
         return None
@@ -171,7 +230,7 @@ class EmbeddedBackend:
     def token_for(self, agent_id: str, *, workspace: str) -> str | None:
         return None
 
-    async def stream(
+    def stream(
         self,
         *,
         since: int | None,
@@ -179,33 +238,34 @@ class EmbeddedBackend:
         kinds: Sequence[str] | None,
         workspace: str,
         max_backoff: float,
-    ) -> AsyncGenerator[Event, None]:
-        """The event log from ``since`` (default: now), followed in steps."""
+        give_up_after: float | None = None,
+    ) -> Generator[Event, None, None]:
+        """The event log from ``since`` (default: now), followed in waits of at most
+        :attr:`wait_step` (and :data:`~relaybus.client.transport.LONGPOLL_CHUNK`) s.
+
+        Raises:
+            InvalidInput: ``agent`` (watching as one agent needs a server).
+        """
         if agent is not None:
             raise InvalidInput(
                 "watching as one agent needs a relay server (RELAYBUS_URL); "
                 "leave out the agent to see every event"
             )
+        return self._follow(since, kinds, workspace)
+
+    def _follow(
+        self, since: int | None, kinds: Sequence[str] | None, workspace: str
+    ) -> Generator[Event, None, None]:
         if since is None:
-            since = await self.run(calls.last_event_id(workspace=workspace))
+            since = self.run(calls.last_event_id(workspace=workspace))
         cursor = since
+        step = min(self.wait_step, LONGPOLL_CHUNK)
         while True:
-            found = await self.run(
-                calls.wait_events(self.wait_step, workspace=workspace, since=cursor, limit=PAGE)
-            )
+            found = self.run(calls.wait_events(step, workspace=workspace, since=cursor, limit=PAGE))
             for event in found:
                 cursor = event.id
                 if not kinds or matches(event.kind, kinds):
                     yield event
 
-    async def aclose(self) -> None:
-        await asyncio.to_thread(self._close)
-
-    def _close(self) -> None:
-        # A cancelled call goes on in its thread (a wait until its step ends, then one
-        # last read): closing the store under it would let that read open a connection
-        # that nothing closes. So let running calls finish first (bounded).
-        with self._idle:
-            self._idle.wait_for(lambda: self._running == 0, EMBEDDED_CLOSE_WAIT)
-        closer: Callable[[], None] | None = getattr(self.service, "close", None)
-        (closer or self.service.store.close)()
+    def close(self) -> None:
+        self._runner.finish(self._service.close)

@@ -1,20 +1,27 @@
+# Generated from aio_handle.py by scripts/unasync.py: do not edit. Edit aio_handle.py
+# (the async source) and run `python scripts/unasync.py`; CI checks they agree.
 """The handle an agent acts through: :class:`AgentHandle` (send, read, wait,
-claim, receipts), from :meth:`relaybus.Relay.register` or :meth:`relaybus.Relay.agent`."""
+claim, receipts), from :meth:`relaybus.Relay.register` or
+:meth:`relaybus.Relay.agent`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, NotFound
 from ..models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, Via
-from .transport import BACKOFF_CAP, delivered_to
+from . import calls
+from .transport import BACKOFF_CAP, Call, delivered_to
 
 if TYPE_CHECKING:
     from .relay import Relay
 
-#: Inbox and event-log page size when catching up.
-EVENT_PAGE = 1000
+T = TypeVar("T")
+
+#: Inbox page size when catching up on unread mail.
+PAGE = 1000
 
 
 class AgentHandle:
@@ -32,24 +39,22 @@ class AgentHandle:
         self.cursor = 0
 
     @property
-    def _kw(self) -> dict[str, Any]:
-        return {"workspace": self.relay.workspace, "epoch": self.epoch}
+    def _workspace(self) -> str:
+        return self.relay.workspace
 
     @property
     def token(self) -> str | None:
         """The bearer token the server issued when this relay registered the agent
         (``None`` embedded, or for an agent registered elsewhere). Whoever holds
         it can act as this agent: ``RELAYBUS_TOKEN=<token>``."""
-        from .remote import RemoteService
+        return self.relay.backend.token_for(self.id, workspace=self._workspace)
 
-        service = self.relay.service
-        if isinstance(service, RemoteService):
-            return service.token_for(self.id, workspace=self.relay.workspace)
-        return None
+    def _run(self, call: Call[T]) -> T:
+        return self.relay.backend.run(call)
 
     def info(self) -> Agent:
         """This agent as the relay sees it."""
-        return self.relay.service.get_agent(self.id, workspace=self.relay.workspace)
+        return self._run(calls.get_agent(self.id, workspace=self._workspace))
 
     def send(
         self,
@@ -64,7 +69,7 @@ class AgentHandle:
         reply_to: int | None = None,
         idempotency_key: str | None = None,
     ) -> Message:
-        """Send a message (see :meth:`Service.send` for targets and errors).
+        """Send a message (see ``Service.send`` for targets and errors).
 
         ``idempotency_key`` (1-255 printable ASCII, e.g. a uuid4 made once per
         logical send): sending again with the same key within 24 h returns the
@@ -73,27 +78,55 @@ class AgentHandle:
         Conflict. Over HTTP every send carries a key (this one, or a fresh uuid4)
         and a send whose connection broke is retried once with it.
         """
-        return self.relay.service.send(
-            self.id,
-            to,
-            body,
-            subject=subject,
-            channel=channel,
-            priority=priority,
-            meta=meta,
-            claimable=claimable,
-            reply_to=reply_to,
-            idempotency_key=idempotency_key,
-            **self._kw,
+        return self._run(
+            calls.send(
+                self.id,
+                to,
+                body,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                subject=subject,
+                channel=channel,
+                priority=priority,
+                meta=meta,
+                claimable=claimable,
+                reply_to=reply_to,
+                idempotency_key=idempotency_key,
+            )
         )
 
-    def reply(self, message: Message | int, body: str, **kwargs: Any) -> Message:
+    def reply(
+        self,
+        message: Message | int,
+        body: str,
+        *,
+        to: str | None = None,
+        subject: str | None = None,
+        channel: str | None = None,
+        priority: Priority | str = Priority.NORMAL,
+        meta: Mapping[str, Any] | None = None,
+        claimable: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Message:
         """Answer ``message`` in its thread, to its sender (or, for one's own
-        message, to its target) unless ``to=`` says otherwise; other keywords
-        (``idempotency_key`` too) as for :meth:`send`."""
-        parent = message.id if isinstance(message, Message) else message
-        to = kwargs.pop("to", None)  # a reply may be redirected, e.g. to the whole channel
-        return self.relay.service.send(self.id, to, body, reply_to=parent, **kwargs, **self._kw)
+        message, to its target) unless ``to`` says otherwise (e.g. the whole
+        channel); the other keywords as for :meth:`send`."""
+        return self._run(
+            calls.send(
+                self.id,
+                to,
+                body,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                reply_to=message.id if isinstance(message, Message) else message,
+                subject=subject,
+                channel=channel,
+                priority=priority,
+                meta=meta,
+                claimable=claimable,
+                idempotency_key=idempotency_key,
+            )
+        )
 
     def inbox(
         self,
@@ -108,22 +141,40 @@ class AgentHandle:
         """Messages delivered to this agent; only marks them read if asked, and
         records them delivered (by ``via``) only if given one: pass it when this
         read hands the messages to the agent's session (see ``Service.inbox``)."""
-        found = self.relay.service.inbox(
-            self.id,
-            unread_only=unread_only,
-            newest_first=newest_first,
-            since=since,
-            limit=limit,
-            mark_read=mark_read,
-            via=via,
-            **self._kw,
+        found = self._run(
+            calls.inbox(
+                self.id,
+                workspace=self._workspace,
+                unread_only=unread_only,
+                newest_first=newest_first,
+                since=since,
+                limit=limit,
+                mark_read=mark_read,
+                epoch=self.epoch,
+                via=via,
+            )
         )
         self._advance(found)
         return found
 
-    def read(self, **kwargs: Any) -> list[Message]:
+    def read(
+        self,
+        *,
+        unread_only: bool = True,
+        newest_first: bool = True,
+        since: int | None = None,
+        limit: int = 50,
+        via: Via | str | None = None,
+    ) -> list[Message]:
         """:meth:`inbox` that marks what it returns read."""
-        return self.inbox(mark_read=True, **kwargs)
+        return self.inbox(
+            unread_only=unread_only,
+            newest_first=newest_first,
+            since=since,
+            limit=limit,
+            mark_read=True,
+            via=via,
+        )
 
     def mark_read(
         self,
@@ -134,17 +185,23 @@ class AgentHandle:
     ) -> int:
         """Mark messages read by id, or all up to a cursor; returns how many changed.
         One still queued is recorded delivered too, by ``via``."""
-        return self.relay.service.mark_read(self.id, ids=ids, up_to=up_to, via=via, **self._kw)
+        return self._run(
+            calls.mark_read(
+                self.id, workspace=self._workspace, ids=ids, up_to=up_to, epoch=self.epoch, via=via
+            )
+        )
 
     def mark_delivered(self, ids: Sequence[int], *, via: Via | str) -> int:
         """Record that messages ``ids`` reached this agent's session by ``via``
         (typed into its terminal, shown by a hook…); returns how many moved from
         queued to delivered. Raises InvalidInput for an unknown ``via``."""
-        return self.relay.service.mark_delivered(self.id, ids, via=via, **self._kw)
+        return self._run(
+            calls.mark_delivered(self.id, ids, via=via, workspace=self._workspace, epoch=self.epoch)
+        )
 
     def unread_count(self) -> int:
         """How many messages of this agent are unread."""
-        return self.relay.service.unread_count(self.id, workspace=self.relay.workspace)
+        return self._run(calls.unread_count(self.id, workspace=self._workspace))
 
     def wait(
         self,
@@ -154,97 +211,41 @@ class AgentHandle:
         mark_read: bool = False,
         via: Via | str | None = None,
     ) -> list[Message]:
-        """Block up to ``timeout`` seconds for unread mail above ``since``
-        (default: this handle's :attr:`cursor`); oldest first, empty on timeout.
-        ``mark_read`` and ``via`` as for :meth:`inbox`."""
-        found = self.relay.service.wait(
-            self.id,
+        """Wait up to ``timeout`` seconds for unread mail above ``since`` (default:
+        :attr:`cursor`); oldest first, empty on timeout. ``mark_read`` and ``via``
+        as for :meth:`inbox`.
+
+        With ``mark_read``, a wait interrupted just as mail arrives may have marked
+        it read without returning it (it stays in the inbox, read).
+        """
+        cursor = self.cursor if since is None else since
+        found = self.relay._long_poll(
+            lambda step: calls.wait(
+                self.id,
+                step,
+                workspace=self._workspace,
+                since=cursor,
+                mark_read=mark_read,
+                epoch=self.epoch,
+                via=via,
+            ),
             timeout,
-            since=self.cursor if since is None else since,
-            mark_read=mark_read,
-            via=via,
-            **self._kw,
         )
         self._advance(found)
         return found
-
-    def tasks(
-        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
-    ) -> list[Task]:
-        """The tasks this agent may see (it created, holds, or received the message
-        of), newest first."""
-        return self.relay.service.list_tasks(
-            workspace=self.relay.workspace,
-            status=status,
-            assignee=assignee,
-            limit=limit,
-            viewer=self.id,
-        )
-
-    def task(self, task_id: int) -> Task:
-        """One task this agent may see. Raises NotFound (also for one it may not see)."""
-        return self.relay.service.get_task(task_id, workspace=self.relay.workspace, viewer=self.id)
-
-    def task_history(self, task_id: int) -> list[TaskEvent]:
-        """The history of a task this agent may see, oldest first. Raises NotFound."""
-        return self.relay.service.task_history(
-            task_id, workspace=self.relay.workspace, viewer=self.id
-        )
-
-    def claim(self, task_id: int, *, lease: float | None = None) -> Task:
-        """Claim a task offered to this agent. Raises Conflict (with
-        ``details["holder"]``) if taken, NotFound for a task it may not see."""
-        return self.relay.service.claim(task_id, self.id, lease=lease, **self._kw)
-
-    def renew(self, task_id: int, *, lease: float | None = None) -> Task:
-        """Extend the lease of a task this agent holds. Raises Conflict if it does not."""
-        return self.relay.service.renew(task_id, self.id, lease=lease, **self._kw)
-
-    def release(self, task_id: int) -> Task:
-        """Give a held task back (open again). Raises Conflict if not held."""
-        return self.relay.service.release(task_id, self.id, **self._kw)
-
-    def update_task(
-        self,
-        task_id: int,
-        *,
-        status: str | None = None,
-        progress: int | None = None,
-        note: str | None = None,
-        result: str | None = None,
-    ) -> Task:
-        """Report status, progress (0–100, with a note) or a result on a task."""
-        return self.relay.service.update_task(
-            task_id,
-            self.id,
-            status=status,
-            progress=progress,
-            note=note,
-            result=result,
-            **self._kw,
-        )
-
-    def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:
-        """Record that the agent is alive, optionally with a new status."""
-        return self.relay.service.heartbeat(self.id, status=status, **self._kw)
-
-    def update(self, **changes: Any) -> Agent:
-        """Change label, tags, capabilities, channels, status or meta."""
-        return self.relay.service.update_agent(self.id, **changes, **self._kw)
-
-    def unregister(self) -> None:
-        """Remove the agent (see ``Service.unregister``); its token stops working."""
-        self.relay.service.unregister(self.id, **self._kw)
 
     def messages(
         self, *, since: int | None = None, unread: bool = False, max_backoff: float = BACKOFF_CAP
     ) -> Generator[Message, None, None]:
         """Messages delivered to this agent as they arrive, each once, for ever
-        (break to stop). Records each delivered (``via="stream"``) as it is
-        handed over; does not mark them read.
+        (break to stop; close it when done: ``contextlib.closing``). Records each
+        delivered (``via="stream"``) as it is handed over; does not mark them read.
 
-        Over a server this follows the SSE stream as this agent (reconnecting,
-        see :meth:`Relay.stream`); embedded it follows the event log.
+        Over a server this follows the SSE stream as this agent: it reconnects
+        after a disconnect with exponential backoff (up to ``max_backoff``
+        seconds, with jitter) and resumes with ``Last-Event-ID``, so nothing
+        sent meanwhile is lost and nothing comes twice; embedded it follows the
+        event log.
 
         Args:
             since: an event id (see :meth:`Relay.events`) to resume after;
@@ -256,34 +257,51 @@ class AgentHandle:
             RelayError: the server refused the stream (e.g. 403 for an agent
                 whose token this relay does not have).
         """
+        return self._messages(since, unread, max_backoff)
+
+    def _messages(
+        self, since: int | None, unread: bool, max_backoff: float
+    ) -> Generator[Message, None, None]:
         relay = self.relay
         if since is None:
-            since = relay.service.last_event_id(workspace=relay.workspace)
+            since = relay.last_event_id()
         seen: set[int] = set()
         if unread:
-            for message in self._unread():
-                seen.add(message.id)
-                self._acknowledge(message)
-                yield message
-        from .remote import RemoteService
-
-        if isinstance(relay.service, RemoteService):
-            events = relay.service.iter_events(
-                since=since,
-                agent=self.id,
-                kinds=["message.sent"],
-                workspace=relay.workspace,
-                max_backoff=max_backoff,
-            )
-        else:
-            events = relay.stream(since=since, kinds=["message.sent"])
-        for event in events:
-            if not delivered_to(event, self.id):
-                continue
-            message = message_of(event, relay)
-            if message.id not in seen:
-                self._acknowledge(message)
-                yield message
+            cursor: int | None = None
+            while True:
+                page = self._run(
+                    calls.inbox(
+                        self.id,
+                        workspace=self._workspace,
+                        newest_first=False,
+                        since=cursor,
+                        limit=PAGE,
+                    )
+                )
+                for message in page:
+                    seen.add(message.id)
+                    self._acknowledge(message)
+                    yield message
+                if len(page) < PAGE:
+                    break
+                cursor = page[-1].id
+        events = relay.backend.stream(
+            since=since,
+            agent=None if relay.url is None else self.id,
+            kinds=["message.sent"],
+            workspace=self._workspace,
+            max_backoff=max_backoff,
+        )
+        try:
+            for event in events:
+                if not delivered_to(event, self.id):
+                    continue
+                message = message_of(event, relay)
+                if message.id not in seen:
+                    self._acknowledge(message)
+                    yield message
+        finally:
+            events.close()
 
     def _acknowledge(self, message: Message) -> None:
         # A fenced-off instance (stale epoch) or a removed agent still sees its
@@ -293,20 +311,105 @@ class AgentHandle:
         except (Conflict, NotFound):
             pass
 
-    def _unread(self) -> Iterator[Message]:
-        cursor: int | None = None
-        while True:
-            page = self.relay.service.inbox(
-                self.id,
-                workspace=self.relay.workspace,
-                newest_first=False,
-                since=cursor,
-                limit=EVENT_PAGE,
+    def tasks(
+        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """The tasks this agent may see (it created, holds, or received the message
+        of), newest first."""
+        return self._run(
+            calls.list_tasks(
+                workspace=self._workspace,
+                status=status,
+                assignee=assignee,
+                limit=limit,
+                viewer=self.id,
             )
-            yield from page
-            if len(page) < EVENT_PAGE:
-                return
-            cursor = page[-1].id
+        )
+
+    def task(self, task_id: int) -> Task:
+        """One task this agent may see. Raises NotFound (also for one it may not see)."""
+        return self._run(calls.get_task(task_id, workspace=self._workspace, viewer=self.id))
+
+    def task_history(self, task_id: int) -> list[TaskEvent]:
+        """The history of a task this agent may see, oldest first. Raises NotFound."""
+        return self._run(calls.task_history(task_id, workspace=self._workspace, viewer=self.id))
+
+    def claim(self, task_id: int, *, lease: float | None = None) -> Task:
+        """Claim a task offered to this agent. Raises Conflict (with
+        ``details["holder"]``) if taken, NotFound for a task it may not see."""
+        return self._run(
+            calls.claim(task_id, self.id, workspace=self._workspace, epoch=self.epoch, lease=lease)
+        )
+
+    def renew(self, task_id: int, *, lease: float | None = None) -> Task:
+        """Extend the lease of a task this agent holds. Raises Conflict if it does not."""
+        return self._run(
+            calls.renew(task_id, self.id, workspace=self._workspace, epoch=self.epoch, lease=lease)
+        )
+
+    def release(self, task_id: int) -> Task:
+        """Give a held task back (open again). Raises Conflict if not held."""
+        return self._run(
+            calls.release(task_id, self.id, workspace=self._workspace, epoch=self.epoch)
+        )
+
+    def update_task(
+        self,
+        task_id: int,
+        *,
+        status: str | None = None,
+        progress: int | None = None,
+        note: str | None = None,
+        result: str | None = None,
+    ) -> Task:
+        """Report status, progress (0–100, with a note) or a result on a task."""
+        return self._run(
+            calls.update_task(
+                task_id,
+                self.id,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                status=status,
+                progress=progress,
+                note=note,
+                result=result,
+            )
+        )
+
+    def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:
+        """Record that the agent is alive, optionally with a new status."""
+        return self._run(
+            calls.heartbeat(self.id, workspace=self._workspace, epoch=self.epoch, status=status)
+        )
+
+    def update(
+        self,
+        *,
+        label: str | None = None,
+        tags: Sequence[str] | None = None,
+        capabilities: Sequence[str] | None = None,
+        channels: Sequence[str] | None = None,
+        status: AgentStatus | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Agent:
+        """Change label, tags, capabilities, channels, status or meta."""
+        return self._run(
+            calls.update_agent(
+                self.id,
+                workspace=self._workspace,
+                epoch=self.epoch,
+                label=label,
+                tags=tags,
+                capabilities=capabilities,
+                channels=channels,
+                status=status,
+                meta=meta,
+            )
+        )
+
+    def unregister(self) -> None:
+        """Remove the agent (see ``Service.unregister``); its token stops working."""
+        self._run(calls.unregister(self.id, workspace=self._workspace, epoch=self.epoch))
 
     def _advance(self, found: list[Message]) -> None:
         if found:
@@ -322,4 +425,4 @@ def message_of(event: Event, relay: Relay) -> Message:
     carried = event.data.get("message")
     if isinstance(carried, dict):
         return Message.model_validate(carried)
-    return relay.service.get_message(int(event.data["message_id"]), workspace=relay.workspace)
+    return relay.message(int(event.data["message_id"]))

@@ -1,24 +1,30 @@
+# Generated from aio.py by scripts/unasync.py: do not edit. Edit aio.py
+# (the async source) and run `python scripts/unasync.py`; CI checks they agree.
 """The Python SDK: :class:`Relay` and the :class:`AgentHandle` an agent acts through.
 
->>> relay = Relay.open()                                  # .relay/ of this repository
->>> me = relay.register("alice", capabilities=["review"])
->>> me.send("bob", "I'm refactoring auth, stay out of src/auth")
->>> for msg in me.wait(timeout=30):
-...     me.reply(msg, "on it")
+>>> with Relay.open() as relay:  # .relay/ of this repository
+...     me = relay.register("alice", capabilities=["review"])
+...     me.send("bob", "I'm refactoring auth, stay out of src/auth")
+...     for message in me.messages():  # as they arrive
+...         me.reply(message, "on it")
 
 With ``RELAYBUS_URL`` set (or ``Relay.open(url=...)``) the same calls go to a
-relay server (:class:`~relaybus.client.remote.RemoteService`), with the same
-results and errors. Every method raises subclasses of
-:class:`relaybus.errors.RelayError`.
+relay server over one keep-alive ``httpx.Client``
+(:class:`~relaybus.client.backends.RemoteBackend`), with the same results and
+errors; otherwise they run on the embedded store
+(:class:`~relaybus.client.backends.EmbeddedBackend`). Every operation is one
+:mod:`~relaybus.client.calls` builder run by the backend. Every method raises
+subclasses of :class:`relaybus.errors.RelayError`.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
-from collections.abc import Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from ..errors import InvalidInput
 from ..models import (
@@ -33,30 +39,36 @@ from ..models import (
     TaskEvent,
 )
 from ..settings import Settings
-from .api import ServiceAPI
-from .handle import EVENT_PAGE, AgentHandle, message_of
-from .transport import BACKOFF_CAP, LONGPOLL_CHUNK, matches
+from . import calls
+from .backends import Backend, EmbeddedBackend, RemoteBackend
+from .handle import AgentHandle
+from .runners import EMBEDDED_WAIT_STEP
+from .transport import BACKOFF_CAP, Call
 
 if TYPE_CHECKING:
+    from ..service import Service
     from ..store import Store
+
+T = TypeVar("T")
+
+__all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
 class Relay:
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 
-    Thread-safe; one per process is enough. Use as a context manager or call
-    :meth:`close`.
+    Use as a context manager or call :meth:`close`. Safe to share (between the
+    threads, or the tasks of one event loop); one per process is enough.
 
     Attributes:
-        service: the operations, embedded (:class:`~relaybus.service.Service`) or
-            over HTTP (:class:`~relaybus.client.remote.RemoteService`).
+        backend: how the calls run (over HTTP, or on the embedded service).
         workspace: the namespace every call of this relay works in.
     """
 
-    def __init__(self, service: ServiceAPI, *, workspace: str | None = None) -> None:
-        self.service = service
-        self.workspace = workspace or service.settings.workspace
+    def __init__(self, backend: Backend, *, workspace: str | None = None) -> None:
+        self.backend = backend
+        self.workspace = workspace or backend.settings.workspace
 
     @classmethod
     def open(
@@ -75,10 +87,11 @@ class Relay:
         A server when ``url`` is given, or when ``RELAYBUS_URL`` is set and
         neither ``dir`` nor ``database`` is: calls then go over HTTP with
         ``token`` (default ``RELAYBUS_TOKEN``) as the bearer; nothing is
-        contacted until the first call. Otherwise the embedded store:
-        ``database`` (a SQLAlchemy URL) wins over ``dir`` (a relay folder),
-        which wins over ``RELAYBUS_DATABASE`` / ``RELAYBUS_DIR`` and then the
-        ``.relay/`` folder of the repository around the cwd (schema migrated).
+        contacted until the first call. Otherwise the embedded store, opened
+        (and its schema migrated) here: ``database`` (a SQLAlchemy URL) wins
+        over ``dir`` (a relay folder), which wins over ``RELAYBUS_DATABASE`` /
+        ``RELAYBUS_DIR`` and then the ``.relay/`` folder of the repository
+        around the cwd.
 
         An embedded relay that does not exist yet is created here (``.relay/``
         0700 with a ``.gitignore``, ``relay.db`` 0600): a program that opens a
@@ -108,13 +121,35 @@ class Relay:
             updates["database"] = database
         settings = settings.model_copy(update=updates)
         if settings.url and not local:
-            from .remote import RemoteService
-
-            return cls(RemoteService(settings), workspace=workspace)
+            return cls(RemoteBackend(settings), workspace=workspace)
         from ..service import Service
         from ..store import open_store
 
-        return cls(Service(open_store(settings, create=create)), workspace=workspace)
+        return cls.embedded(Service(open_store(settings, create=create)), workspace=workspace)
+
+    @classmethod
+    def embedded(cls, service: Service, *, workspace: str | None = None) -> Relay:
+        """A relay over an open embedded service (closing the relay closes its store)."""
+        return cls(EmbeddedBackend(service), workspace=workspace)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this relay was opened with."""
+        return self.backend.settings
+
+    @property
+    def url(self) -> str | None:
+        """The relay server's base URL, or ``None`` for the embedded store."""
+        return self.backend.url
+
+    @property
+    def service(self) -> Service:
+        """The embedded :class:`~relaybus.service.Service`.
+
+        Raises:
+            InvalidInput: this relay talks to a server (there is no database here).
+        """
+        return self.backend.service
 
     @property
     def store(self) -> Store:
@@ -123,9 +158,25 @@ class Relay:
         Raises:
             InvalidInput: this relay talks to a server (there is no database here).
         """
-        return self.service.store
+        return self.backend.service.store
 
-    # -- agents ------------------------------------------------------------
+    def _long_poll(
+        self,
+        make: Callable[[float], Call[list[T]]],
+        timeout: float,
+        done: Callable[[list[T]], bool] = bool,
+    ) -> list[T]:
+        """Chain waits of at most ``backend.wait_step`` seconds (``make(step)`` each)
+        until one is ``done`` or ``timeout`` seconds have passed; the last result."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        step = self.backend.wait_step
+        while True:
+            remaining = deadline - time.monotonic()
+            found = self.backend.run(make(min(max(remaining, 0.0), step)))
+            if remaining <= step or done(found):
+                return found
+
+    # -- agents ------------------------------------------------------------------------
 
     def register(
         self,
@@ -149,23 +200,29 @@ class Relay:
         defaults to a fresh id: each registration is a new instance that
         fences off the previous one. ``cwd`` (default: this process's) is the
         working directory recorded for the agent and used in a derived id.
+        Over HTTP the token the server issues is kept (see
+        :attr:`AgentHandle.token`).
 
         Raises:
             InvalidInput: a malformed id, tag, capability or channel.
         """
-        agent = self.service.register(
-            agent_id,
-            workspace=self.workspace,
-            label=label,
-            tags=tags,
-            capabilities=capabilities,
-            channels=channels,
-            meta=meta,
-            pid=os.getpid() if pid == "current" else pid,
-            instance_id=instance_id or uuid.uuid4().hex,
-            tool=tool,
-            cwd=cwd,
+        registration = self.backend.run(
+            calls.register(
+                agent_id,
+                workspace=self.workspace,
+                label=label,
+                tags=tags,
+                capabilities=capabilities,
+                channels=channels,
+                meta=meta,
+                pid=os.getpid() if pid == "current" else pid,
+                instance_id=instance_id or uuid.uuid4().hex,
+                tool=tool,
+                cwd=cwd,
+            )
         )
+        self.backend.remember(registration)
+        agent = registration.agent
         return AgentHandle(self, agent.id, agent.epoch)
 
     def agent(self, agent_id: str, *, epoch: int | None = None) -> AgentHandle:
@@ -175,7 +232,7 @@ class Relay:
         Raises:
             NotFound: no such agent.
         """
-        self.service.get_agent(agent_id, workspace=self.workspace)
+        self.get_agent(agent_id)
         return AgentHandle(self, agent_id, epoch)
 
     def agents(
@@ -188,28 +245,30 @@ class Relay:
         online_only: bool = False,
     ) -> list[Agent]:
         """Registered agents with their effective status, by id."""
-        return self.service.list_agents(
-            workspace=self.workspace,
-            status=status,
-            tag=tag,
-            capability=capability,
-            channel=channel,
-            online_only=online_only,
+        return self.backend.run(
+            calls.list_agents(
+                workspace=self.workspace,
+                status=status,
+                tag=tag,
+                capability=capability,
+                channel=channel,
+                online_only=online_only,
+            )
         )
 
     def get_agent(self, agent_id: str) -> Agent:
         """One agent. Raises NotFound."""
-        return self.service.get_agent(agent_id, workspace=self.workspace)
+        return self.backend.run(calls.get_agent(agent_id, workspace=self.workspace))
 
-    # -- messages, tasks, events ---------------------------------------------
+    # -- messages, tasks, events -------------------------------------------------------
 
     def message(self, message_id: int) -> Message:
         """One message with its recipients. Raises NotFound."""
-        return self.service.get_message(message_id, workspace=self.workspace)
+        return self.backend.run(calls.get_message(message_id, workspace=self.workspace))
 
     def thread(self, message_id: int) -> list[Message]:
         """The whole thread of any of its messages, oldest first. Raises NotFound."""
-        return self.service.thread(message_id, workspace=self.workspace)
+        return self.backend.run(calls.thread(message_id, workspace=self.workspace))
 
     def deliveries(
         self,
@@ -229,25 +288,37 @@ class Relay:
         Raises:
             NotFound: no such message. InvalidInput: an unknown state.
         """
+        workspace = self.workspace
         if until is None:
-            return self.service.deliveries(message_id, workspace=self.workspace)
-        return self.service.wait_deliveries(message_id, until, timeout, workspace=self.workspace)
+            return self.backend.run(calls.deliveries(message_id, workspace=workspace))
+
+        def reached(found: list[Delivery]) -> bool:
+            goal = DeliveryState(until)  # the relay refused an unknown one first
+            return all(d.state.reached(goal) for d in found)
+
+        return self._long_poll(
+            lambda step: calls.wait_deliveries(message_id, until, step, workspace=workspace),
+            timeout,
+            reached,
+        )
 
     def tasks(
         self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
     ) -> list[Task]:
         """Tasks, newest first."""
-        return self.service.list_tasks(
-            workspace=self.workspace, status=status, assignee=assignee, limit=limit
+        return self.backend.run(
+            calls.list_tasks(
+                workspace=self.workspace, status=status, assignee=assignee, limit=limit
+            )
         )
 
     def task(self, task_id: int) -> Task:
         """One task. Raises NotFound."""
-        return self.service.get_task(task_id, workspace=self.workspace)
+        return self.backend.run(calls.get_task(task_id, workspace=self.workspace))
 
     def task_history(self, task_id: int) -> list[TaskEvent]:
         """A task's history, oldest first. Raises NotFound."""
-        return self.service.task_history(task_id, workspace=self.workspace)
+        return self.backend.run(calls.task_history(task_id, workspace=self.workspace))
 
     def update_task(
         self,
@@ -259,19 +330,25 @@ class Relay:
         result: str | None = None,
     ) -> Task:
         """Change a task as the workspace operator (not as an agent)."""
-        return self.service.update_task(
-            task_id,
-            None,
-            workspace=self.workspace,
-            status=status,
-            progress=progress,
-            note=note,
-            result=result,
+        return self.backend.run(
+            calls.update_task(
+                task_id,
+                None,
+                workspace=self.workspace,
+                status=status,
+                progress=progress,
+                note=note,
+                result=result,
+            )
         )
 
     def events(self, *, since: int = 0, limit: int = 100) -> list[Event]:
-        """Event log entries above the cursor ``since``."""
-        return self.service.events(workspace=self.workspace, since=since, limit=limit)
+        """Event log entries above the cursor ``since``, oldest first."""
+        return self.backend.run(calls.events(workspace=self.workspace, since=since, limit=limit))
+
+    def last_event_id(self) -> int:
+        """The newest event id (0 for none): a cursor for "from now on"."""
+        return self.backend.run(calls.last_event_id(workspace=self.workspace))
 
     def wait_events(
         self,
@@ -281,18 +358,13 @@ class Relay:
         limit: int = 100,
         kinds: Sequence[str] | None = None,
     ) -> list[Event]:
-        """Block up to ``timeout`` seconds for events above ``since`` (optionally
-        only of ``kinds``; ``"task."`` matches a family)."""
-        return self.service.wait_events(
-            timeout, workspace=self.workspace, since=since, limit=limit, kinds=kinds
-        )
-
-    def prune(
-        self, *, message_days: float | None = None, agent_days: float | None = None
-    ) -> PruneReport:
-        """Apply retention (see :meth:`Service.prune`)."""
-        return self.service.prune(
-            workspace=self.workspace, message_days=message_days, agent_days=agent_days
+        """Wait up to ``timeout`` seconds for events above ``since`` (optionally
+        only of ``kinds``; ``"task."`` matches a family); empty on timeout."""
+        return self._long_poll(
+            lambda step: calls.wait_events(
+                step, workspace=self.workspace, since=since, limit=limit, kinds=kinds
+            ),
+            timeout,
         )
 
     def stream(
@@ -302,61 +374,52 @@ class Relay:
         agent: str | None = None,
         kinds: Sequence[str] | None = None,
         max_backoff: float = BACKOFF_CAP,
+        give_up_after: float | None = None,
     ) -> Generator[Event, None, None]:
-        """Live events of this workspace, oldest first, for ever (break to stop).
+        """Live events of this workspace, oldest first, each once, for ever (break
+        to stop, and close it when done: ``contextlib.closing``).
 
-        Over a server this is the SSE stream (reconnecting with backoff, resuming
-        with ``Last-Event-ID``, see :meth:`RemoteService.iter_events`); embedded it
-        follows the event log with :meth:`wait_events`. Each event comes once.
+        Over a server this is the SSE stream ``GET /v1/stream``: after any
+        disconnect it reconnects with exponential backoff (up to ``max_backoff``
+        seconds, with jitter) and resumes with ``Last-Event-ID`` (see
+        :func:`~relaybus.client.streams.follow`); embedded it follows the event log.
 
         Args:
             since: start after this event id; ``None`` starts at "now".
-            agent: only what this agent may see (a server only).
+            agent: only what this agent may see (a server only; sends that agent's
+                token when this relay registered it).
             kinds: only these kinds (``"task."`` matches a family).
+            give_up_after: over a server, raise StoreError once it has been
+                unreachable for this many seconds; ``None`` retries for ever.
 
         Raises:
             InvalidInput: ``agent`` on an embedded relay.
-            RelayError: the server refused the stream.
+            RelayError: the server refused the stream (401, 403, 404…).
+            StoreError: unreachable for longer than ``give_up_after``.
         """
-        from .remote import RemoteService
+        return self.backend.stream(
+            since=since,
+            agent=agent,
+            kinds=kinds,
+            workspace=self.workspace,
+            max_backoff=max_backoff,
+            give_up_after=give_up_after,
+        )
 
-        if isinstance(self.service, RemoteService):
-            return self.service.iter_events(
-                since=since,
-                agent=agent,
-                kinds=kinds,
-                workspace=self.workspace,
-                max_backoff=max_backoff,
-            )
-        if agent is not None:
-            raise InvalidInput(
-                "watching as one agent needs a relay server (RELAYBUS_URL); "
-                "leave out the agent to see every event"
-            )
-        return self._follow(since, kinds)
-
-    def _follow(
-        self, since: int | None, kinds: Sequence[str] | None
-    ) -> Generator[Event, None, None]:
-        cursor = self.service.last_event_id(workspace=self.workspace) if since is None else since
-        while True:
-            found = self.service.wait_events(
-                LONGPOLL_CHUNK, workspace=self.workspace, since=cursor, limit=EVENT_PAGE
-            )
-            for event in found:
-                cursor = event.id
-                if not kinds or matches(event.kind, kinds):
-                    yield event
+    def prune(
+        self, *, message_days: float | None = None, agent_days: float | None = None
+    ) -> PruneReport:
+        """Apply retention (see ``Service.prune``)."""
+        return self.backend.run(
+            calls.prune(workspace=self.workspace, message_days=message_days, agent_days=agent_days)
+        )
 
     def close(self) -> None:
-        """Close the database or the server connections."""
-        self.service.close()
+        """Close the server connections, or the database."""
+        self.backend.close()
 
     def __enter__(self) -> Relay:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-__all__ = ["AgentHandle", "Relay", "message_of"]

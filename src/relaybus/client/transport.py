@@ -32,10 +32,11 @@ from ..models import (
     Event,
 )
 from ..settings import Settings
-from .api import ServiceAPI
 
 if TYPE_CHECKING:
     import httpx
+
+    from ..service import Service
 
 
 T = TypeVar("T")
@@ -67,8 +68,8 @@ class Call(Generic[T]):
     Attributes:
         method, path: the HTTP request (``path`` already percent-encoded).
         parse: the response body (bytes) → the result.
-        local: the same operation on an embedded service (for
-            :class:`~relaybus.client.aio.AsyncRelay` without a server).
+        local: the same operation on an embedded
+            :class:`~relaybus.service.Service` (a relay without a server).
         workspace: sent as ``X-Relaybus-Workspace``.
         agent: the agent the call acts as; picks that agent's token.
         epoch: sent as ``X-Relaybus-Epoch`` (fencing).
@@ -84,7 +85,7 @@ class Call(Generic[T]):
     method: str
     path: str
     parse: Callable[[bytes], T]
-    local: Callable[[ServiceAPI], T]
+    local: Callable[[Service], T]
     workspace: str
     agent: str | None = None
     epoch: int | None = None
@@ -325,6 +326,11 @@ def new_client(url: str, *, asynchronous: bool = False) -> Any:
         "headers": {"User-Agent": f"relaybus/{__version__}"},
     }
     return httpx.AsyncClient(**options) if asynchronous else httpx.Client(**options)
+
+
+def new_async_client(url: str) -> Any:
+    """:func:`new_client` for asyncio: an ``httpx.AsyncClient``."""
+    return new_client(url, asynchronous=True)
 
 
 def _query_value(value: object) -> Any:

@@ -133,7 +133,7 @@ def thread_waiter(limiter: anyio.CapacityLimiter) -> Waiter:
 
 def describe(relay: Relay) -> str:
     """Where ``relay`` is, for people: ``relay server URL`` or the database."""
-    url = getattr(relay.service, "url", None)
+    url = relay.url
     if isinstance(url, str):
         return f"the relay server {url}"
     store = relay.store

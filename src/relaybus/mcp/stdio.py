@@ -61,7 +61,7 @@ def serve_stdio(
     with stop.caught():  # from before registration until the agent is offline
         check(relay, identity)
         bus = AgentBus()
-        heartbeat = max(relay.service.settings.stale_ttl / 3, 1.0)
+        heartbeat = max(relay.settings.stale_ttl / 3, 1.0)
         session = StdioSession(
             relay,
             identity,

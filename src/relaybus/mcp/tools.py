@@ -196,7 +196,7 @@ async def whoami(
     """
     me = await _me(ctx)
     handle = me.handle
-    changes = {
+    changes: dict[str, Any] = {
         key: value
         for key, value in (
             ("label", label),

@@ -46,7 +46,7 @@ class Presence:
         min_interval: float = MIN_INTERVAL,
     ) -> None:
         self.handle = handle
-        stale = handle.relay.service.settings.stale_ttl
+        stale = handle.relay.settings.stale_ttl
         self.heartbeat = heartbeat if heartbeat is not None else stale / 3
         self.min_interval = min_interval
         self._cond = threading.Condition()

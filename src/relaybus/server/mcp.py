@@ -176,7 +176,7 @@ class HttpRuntime:
     async def _register(
         self, caller: Caller, http: Request, client_name: str, session_id: str | None
     ) -> AgentSession:
-        relay = Relay(self.service, workspace=caller.workspace)
+        relay = Relay.embedded(self.service, workspace=caller.workspace)
         if caller.agent_id is not None:
             # An agent token: act as that agent; registering would rotate its token.
             agent_id = caller.agent_id

@@ -12,11 +12,12 @@ import pytest
 from httpx_sse import connect_sse
 from websockets.sync.client import connect
 
-from relaybus.client import Relay, RemoteService
 from relaybus.errors import NotFound
 from relaybus.settings import Settings
 from tests.server.conftest import HUNG, as_agent, bearer, problem, register, unchanged
 from tests.support.live import LiveServer
+from relaybus.client import Relay
+
 
 SENTINEL = "zz-end"
 
@@ -132,7 +133,7 @@ def test_an_agent_token_cannot_list_read_claim_or_hear_a_task_it_may_not_see(
         assert task_ids(sse_events(secured, tokens["bob"])) == {hidden, mine}
 
     # The remote SDK acting as alice with her token.
-    with Relay(RemoteService(Settings(url=secured.url, token=tokens["alice"]))) as relay:
+    with Relay.open(url=secured.url, token=tokens["alice"]) as relay:
         handle = relay.agent("alice")
         assert [t.id for t in handle.tasks()] == [mine]
         assert [t.id for t in relay.tasks()] == [mine]  # the token decides

@@ -1,10 +1,10 @@
 """Every relay operation as a :class:`~relaybus.client.transport.Call`: the HTTP
 request of the API contract and the same operation on an embedded service.
 
-One builder per :class:`~relaybus.client.transport.ServiceAPI` method, with that
-method's arguments (``workspace`` is required here: the callers always know it).
-The sync :class:`~relaybus.client.remote.RemoteService` and the async
-:class:`~relaybus.client.aio.AsyncRelay` both send these.
+One builder per :class:`~relaybus.service.Service` operation a client makes, with
+that method's arguments (``workspace`` is required here: the callers always know
+it). :class:`~relaybus.client.Relay` and :class:`~relaybus.client.AsyncRelay` run
+them through a backend (over HTTP, or ``call.local(service)`` embedded).
 """
 
 from __future__ import annotations

@@ -5,10 +5,9 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...models import Agent, AgentStatus
-from ..api import ServiceAPI
 from ..transport import Call
 from .base import (
     _AGENTS,
@@ -18,6 +17,9 @@ from .base import (
     _compact,
     _nothing,
 )
+
+if TYPE_CHECKING:
+    from ...service import Service
 
 
 def register(
@@ -55,7 +57,7 @@ def register(
         }
     )
 
-    def local(s: ServiceAPI) -> Registration:
+    def local(s: Service) -> Registration:
         agent = s.register(
             agent_id,
             workspace=workspace,

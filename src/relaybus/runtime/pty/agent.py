@@ -50,7 +50,7 @@ def child_env(
     env["RELAYBUS_TAGS"] = ",".join(opts.tags)
     env["RELAYBUS_CAPS"] = ",".join(opts.capabilities)
     env["RELAYBUS_CHANNELS"] = ",".join(opts.channels)
-    url = getattr(relay.service, "url", None)
+    url = relay.url
     if isinstance(url, str):
         env["RELAYBUS_URL"] = url
         env.pop("RELAYBUS_DIR", None)
