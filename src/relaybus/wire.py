@@ -125,7 +125,6 @@ META = (
     f"{MAX_META_DEPTH} levels deep, with no NUL character in its text."
 )
 _AGENT = "The agent acting; defaults to the agent token's agent."
-_SENDER = "The sending agent; defaults to the agent token's agent."
 
 
 class Body(BaseModel):
@@ -242,7 +241,15 @@ class Draft(Body):
     )
 
 
-class SendBody(Draft):
+class Sender(Body):
+    """Who sends: the first field of a send and of a batch."""
+
+    sender: Name | None = Field(
+        default=None, description="The sending agent; defaults to the agent token's agent."
+    )
+
+
+class SendBody(Draft, Sender):
     """A message to send."""
 
     model_config = examples(
@@ -256,10 +263,8 @@ class SendBody(Draft):
         },
     )
 
-    sender: Name | None = Field(default=None, description=_SENDER)
 
-
-class BatchBody(Body):
+class BatchBody(Sender):
     """Messages from one sender, stored in one transaction: all or none."""
 
     model_config = examples(
@@ -269,7 +274,6 @@ class BatchBody(Body):
         }
     )
 
-    sender: Name | None = Field(default=None, description=_SENDER)
     messages: list[Draft] = Field(min_length=1, max_length=MAX_BATCH)
 
 

@@ -8,16 +8,19 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...models import Agent, AgentStatus
+from ...wire import (
+    AGENT_LIST,
+    AgentUpdate,
+    HeartbeatBody,
+    RegisterBody,
+    Registration,
+    SweepReport,
+    request_body,
+    unchecked,
+)
 from ..api import ServiceAPI
 from ..transport import Call
-from .base import (
-    _AGENTS,
-    _COUNTS,
-    Registration,
-    _agent_path,
-    _compact,
-    _nothing,
-)
+from .base import _agent_path, _list, _nothing, _object, _status
 
 
 def register(
@@ -39,20 +42,18 @@ def register(
     server's), so the derived id and the pid check describe this process."""
     host = host or socket.gethostname()
     cwd = cwd or os.getcwd()
-    body = _compact(
-        {
-            "id": agent_id,
-            "label": label,
-            "tags": list(tags),
-            "capabilities": list(capabilities),
-            "channels": list(channels),
-            "pid": pid,
-            "host": host,
-            "cwd": cwd,
-            "meta": meta,
-            "instance_id": instance_id,
-            "tool": tool,
-        }
+    body = unchecked(RegisterBody)(
+        id=agent_id,
+        label=label,
+        tags=list(tags),
+        capabilities=list(capabilities),
+        channels=list(channels),
+        pid=pid,
+        host=host,
+        cwd=cwd,
+        meta=_object(meta),
+        instance_id=instance_id,
+        tool=tool,
     )
 
     def local(s: ServiceAPI) -> Registration:
@@ -79,7 +80,7 @@ def register(
         local=local,
         workspace=workspace,
         agent=agent_id,
-        body=body,
+        body=request_body(body),
     )
 
 
@@ -99,7 +100,9 @@ def heartbeat(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=None if status is None else {"status": status},
+        body=None
+        if status is None
+        else request_body(unchecked(HeartbeatBody)(status=_status(status))),
     )
 
 
@@ -116,14 +119,14 @@ def update_agent(
     meta: Mapping[str, Any] | None = None,
 ) -> Call[Agent]:
     """``PATCH /v1/agents/{id}`` (``None`` leaves a field as it is)."""
-    changes = {
-        "label": label,
-        "tags": tags,
-        "capabilities": capabilities,
-        "channels": channels,
-        "status": status,
-        "meta": meta,
-    }
+    changes = unchecked(AgentUpdate)(
+        label=label,
+        tags=_list(tags),
+        capabilities=_list(capabilities),
+        channels=_list(channels),
+        status=_status(status),
+        meta=_object(meta),
+    )
     return Call(
         method="PATCH",
         path=_agent_path(agent_id),
@@ -142,7 +145,7 @@ def update_agent(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=_compact(changes),
+        body=request_body(changes),
     )
 
 
@@ -184,7 +187,7 @@ def list_agents(
     return Call(
         method="GET",
         path="/v1/agents",
-        parse=_AGENTS.validate_json,
+        parse=AGENT_LIST.validate_json,
         local=lambda s: s.list_agents(
             workspace=workspace,
             status=status,
@@ -209,7 +212,11 @@ def sweep(*, workspace: str) -> Call[dict[str, int]]:
     return Call(
         method="POST",
         path="/v1/sweep",
-        parse=_COUNTS.validate_json,
+        parse=_sweep_report,
         local=lambda s: s.sweep(workspace=workspace),
         workspace=workspace,
     )
+
+
+def _sweep_report(content: bytes) -> dict[str, int]:
+    return SweepReport.model_validate_json(content).model_dump()
