@@ -12,10 +12,11 @@ with :func:`unchecked` (typed like the constructor, not validated: the server
 refuses bad values with its own answer) and sends :func:`request_body` of it.
 
 Only pydantic and the bottom layer (``models``, ``bounds``) are imported: every
-remote CLI command imports this module.
+remote CLI command imports this module. For the same reason the models build their
+validators on first use (``defer_build``; a server calls :func:`build_all`), and
+this module has no ``from __future__ import annotations``: pydantic would evaluate
+every field's annotation from a string at import.
 """
-
-from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, ParamSpec, TypeVar, cast
@@ -128,9 +129,18 @@ _AGENT = "The agent acting; defaults to the agent token's agent."
 
 
 class Body(BaseModel):
-    """Base of request bodies: unknown fields and non-finite numbers are 422."""
+    """Base of request bodies: unknown fields and non-finite numbers are 422.
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    Validators and serializers are built on first use (``defer_build``): every
+    remote CLI command imports this module and uses a model or two."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
+
+
+class Answer(BaseModel):
+    """Base of response bodies (like :class:`Body`, validators built on first use)."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 def examples(*values: dict[str, Any]) -> ConfigDict:
@@ -189,7 +199,7 @@ def _token_required(schema: dict[str, Any]) -> None:
     schema["required"] = ["agent", "token"]
 
 
-class Registration(BaseModel):
+class Registration(Answer):
     """A registered agent and its token (shown once: the relay keeps only its digest)."""
 
     # The server always sends a token (the document says so); an embedded relay
@@ -301,7 +311,7 @@ class MarkDelivered(Body):
     via: Via
 
 
-class Marked(BaseModel):
+class Marked(Answer):
     """The result of a receipt: how many deliveries changed state."""
 
     marked: int = Field(
@@ -309,7 +319,7 @@ class Marked(BaseModel):
     )
 
 
-class UnreadCount(BaseModel):
+class UnreadCount(Answer):
     """An unread count."""
 
     unread: int = Field(description="How many deliveries are unread.")
@@ -363,25 +373,25 @@ class TaskUpdate(Body):
 # -- the event log, the server, upkeep ------------------------------------------------
 
 
-class EventCursor(BaseModel):
+class EventCursor(Answer):
     """A position in the event log."""
 
     id: int = Field(description="The newest event id of the workspace (0 for none).")
 
 
-class Health(BaseModel):
+class Health(Answer):
     """The process is up."""
 
     status: Literal["ok"]
 
 
-class Ready(BaseModel):
+class Ready(Answer):
     """The store can be read."""
 
     status: Literal["ready"]
 
 
-class Info(BaseModel):
+class Info(Answer):
     """What this server is and how it is set up."""
 
     version: str
@@ -398,7 +408,7 @@ class Info(BaseModel):
     agent: str | None = Field(description="The agent the token acts as; null for admin.")
 
 
-class SweepReport(BaseModel):
+class SweepReport(Answer):
     """What a sweep changed (counts)."""
 
     agents_offline: int
@@ -414,9 +424,24 @@ class PruneBody(Body):
 
 # -- lists: JSON arrays of the shared models (rendered and parsed alike) ---------------
 
-AGENT_LIST = TypeAdapter(list[Agent])
-MESSAGE_LIST = TypeAdapter(list[Message])
-DELIVERY_LIST = TypeAdapter(list[Delivery])
-TASK_LIST = TypeAdapter(list[Task])
-TASK_EVENT_LIST = TypeAdapter(list[TaskEvent])
-EVENT_LIST = TypeAdapter(list[Event])
+_LAZY = ConfigDict(defer_build=True)
+AGENT_LIST = TypeAdapter(list[Agent], config=_LAZY)
+MESSAGE_LIST = TypeAdapter(list[Message], config=_LAZY)
+DELIVERY_LIST = TypeAdapter(list[Delivery], config=_LAZY)
+TASK_LIST = TypeAdapter(list[Task], config=_LAZY)
+TASK_EVENT_LIST = TypeAdapter(list[TaskEvent], config=_LAZY)
+EVENT_LIST = TypeAdapter(list[Event], config=_LAZY)
+
+
+def build_all() -> None:
+    """Build every model and list now, and stop deferring: a server, which uses them
+    all, calls this before it declares its routes. (An adapter over a model takes the
+    model's ``defer_build``; FastAPI's adapters of request bodies, built later outside
+    FastAPI's own warning filter, would warn that ``alias`` has no effect.)"""
+    for value in list(globals().values()):
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            if value.__module__ == __name__:
+                value.model_config["defer_build"] = False
+                value.model_rebuild()
+        elif isinstance(value, TypeAdapter):
+            value.rebuild()

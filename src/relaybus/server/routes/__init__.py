@@ -25,11 +25,12 @@ from starlette.responses import Response
 from ...bounds import NAME_PATTERN, anchored
 from ...errors import InvalidInput
 from ...service.idempotency import KEY_PATTERN, MAX_KEY_CHARS, valid_key
-from ...wire import ID_BOUNDS
+from ...wire import ID_BOUNDS, build_all
 from ..auth import quick_call
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+build_all()  # before any route is declared: the wire models build lazily for clients
 
 #: A JSON escape or a UTF-8 encoding of a lone UTF-16 surrogate (U+D800-U+DFFF).
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
