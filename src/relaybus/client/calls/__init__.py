@@ -9,8 +9,8 @@ them through a backend (over HTTP, or ``call.local(service)`` embedded).
 
 from __future__ import annotations
 
+from ...wire import Registration
 from .agents import get_agent, heartbeat, list_agents, register, sweep, unregister, update_agent
-from .base import Registration
 from .log import events, last_event_id, prune, wait_events
 from .messages import (
     deliveries,

@@ -8,15 +8,18 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...models import Agent, AgentStatus
-from ..transport import Call
-from .base import (
-    _AGENTS,
-    _COUNTS,
+from ...wire import (
+    AGENT_LIST,
+    AgentUpdate,
+    HeartbeatBody,
+    RegisterBody,
     Registration,
-    _agent_path,
-    _compact,
-    _nothing,
+    SweepReport,
+    request_body,
+    unchecked,
 )
+from ..transport import Call
+from .base import _agent_path, _list, _nothing, _object, _status
 
 if TYPE_CHECKING:
     from ...service import Service
@@ -41,20 +44,18 @@ def register(
     server's), so the derived id and the pid check describe this process."""
     host = host or socket.gethostname()
     cwd = cwd or os.getcwd()
-    body = _compact(
-        {
-            "id": agent_id,
-            "label": label,
-            "tags": list(tags),
-            "capabilities": list(capabilities),
-            "channels": list(channels),
-            "pid": pid,
-            "host": host,
-            "cwd": cwd,
-            "meta": meta,
-            "instance_id": instance_id,
-            "tool": tool,
-        }
+    body = unchecked(RegisterBody)(
+        id=agent_id,
+        label=label,
+        tags=list(tags),
+        capabilities=list(capabilities),
+        channels=list(channels),
+        pid=pid,
+        host=host,
+        cwd=cwd,
+        meta=_object(meta),
+        instance_id=instance_id,
+        tool=tool,
     )
 
     def local(s: Service) -> Registration:
@@ -81,7 +82,7 @@ def register(
         local=local,
         workspace=workspace,
         agent=agent_id,
-        body=body,
+        body=request_body(body),
     )
 
 
@@ -101,7 +102,9 @@ def heartbeat(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=None if status is None else {"status": status},
+        body=None
+        if status is None
+        else request_body(unchecked(HeartbeatBody)(status=_status(status))),
     )
 
 
@@ -118,14 +121,14 @@ def update_agent(
     meta: Mapping[str, Any] | None = None,
 ) -> Call[Agent]:
     """``PATCH /v1/agents/{id}`` (``None`` leaves a field as it is)."""
-    changes = {
-        "label": label,
-        "tags": tags,
-        "capabilities": capabilities,
-        "channels": channels,
-        "status": status,
-        "meta": meta,
-    }
+    changes = unchecked(AgentUpdate)(
+        label=label,
+        tags=_list(tags),
+        capabilities=_list(capabilities),
+        channels=_list(channels),
+        status=_status(status),
+        meta=_object(meta),
+    )
     return Call(
         method="PATCH",
         path=_agent_path(agent_id),
@@ -144,7 +147,7 @@ def update_agent(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=_compact(changes),
+        body=request_body(changes),
     )
 
 
@@ -186,7 +189,7 @@ def list_agents(
     return Call(
         method="GET",
         path="/v1/agents",
-        parse=_AGENTS.validate_json,
+        parse=AGENT_LIST.validate_json,
         local=lambda s: s.list_agents(
             workspace=workspace,
             status=status,
@@ -211,7 +214,11 @@ def sweep(*, workspace: str) -> Call[dict[str, int]]:
     return Call(
         method="POST",
         path="/v1/sweep",
-        parse=_COUNTS.validate_json,
+        parse=_sweep_report,
         local=lambda s: s.sweep(workspace=workspace),
         workspace=workspace,
     )
+
+
+def _sweep_report(content: bytes) -> dict[str, int]:
+    return SweepReport.model_validate_json(content).model_dump()

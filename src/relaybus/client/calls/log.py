@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...models import Event, PruneReport
+from ...wire import EVENT_LIST, EventCursor, PruneBody, request_body, unchecked
 from ..transport import Call
-from .base import (
-    _EVENTS,
-    _compact,
-    _field,
-)
 
 
 def events(
@@ -24,7 +20,7 @@ def events(
     return Call(
         method="GET",
         path="/v1/events",
-        parse=_EVENTS.validate_json,
+        parse=EVENT_LIST.validate_json,
         local=lambda s: s.events(workspace=workspace, since=since, limit=limit, kinds=kinds),
         workspace=workspace,
         params={"since": since, "limit": limit, "kind": list(kinds) if kinds else None},
@@ -44,7 +40,7 @@ def wait_events(
     return Call(
         method="GET",
         path="/v1/events",
-        parse=_EVENTS.validate_json,
+        parse=EVENT_LIST.validate_json,
         local=lambda s: s.wait_events(
             timeout, workspace=workspace, since=since, limit=limit, kinds=kinds
         ),
@@ -64,7 +60,7 @@ def last_event_id(*, workspace: str) -> Call[int]:
     return Call(
         method="GET",
         path="/v1/events/last",
-        parse=_field("id"),
+        parse=_event_id,
         local=lambda s: s.last_event_id(workspace=workspace),
         workspace=workspace,
     )
@@ -85,5 +81,9 @@ def prune(
             workspace=workspace, message_days=message_days, agent_days=agent_days
         ),
         workspace=workspace,
-        body=_compact({"message_days": message_days, "agent_days": agent_days}),
+        body=request_body(unchecked(PruneBody)(message_days=message_days, agent_days=agent_days)),
     )
+
+
+def _event_id(content: bytes) -> int:
+    return EventCursor.model_validate_json(content).id

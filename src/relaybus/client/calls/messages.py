@@ -5,17 +5,30 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ...models import Delivery, DeliveryState, Message, Priority, Via
+from ...wire import (
+    DELIVERY_LIST,
+    MESSAGE_LIST,
+    BatchBody,
+    Draft,
+    MarkDelivered,
+    MarkRead,
+    SendBody,
+    request_body,
+    unchecked,
+)
 from ..transport import Call
 from .base import (
-    _DELIVERIES,
-    _MESSAGES,
     _agent_path,
-    _compact,
-    _field,
+    _list,
+    _marked,
+    _object,
+    _priority,
     _segment,
+    _unread,
+    _via,
 )
 
 
@@ -37,17 +50,21 @@ def send(
     """``POST /v1/messages``, with an ``Idempotency-Key``: ``idempotency_key``, or a
     fresh uuid4 for this one logical send, which the transport's retries reuse (an
     embedded service gets only the caller's key)."""
-    fields = {
-        "sender": sender,
-        "to": to,
-        "body": body,
-        "subject": subject,
-        "channel": channel,
-        "reply_to": reply_to,
-        "priority": priority,
-        "meta": meta,
-        "claimable": claimable or None,
-    }
+    fields = request_body(
+        unchecked(SendBody)(
+            sender=sender,
+            to=to,
+            body=body,
+            subject=subject,
+            channel=channel,
+            reply_to=reply_to,
+            priority=_priority(priority),
+            meta=_object(meta),
+            claimable=claimable,
+        )
+    )
+    if not claimable:
+        del fields["claimable"]  # the default: clients leave it out
     return Call(
         method="POST",
         path="/v1/messages",
@@ -69,7 +86,7 @@ def send(
         workspace=workspace,
         agent=sender,
         epoch=epoch,
-        body=_compact(fields),
+        body=fields,
         idempotency_key=idempotency_key or str(uuid.uuid4()),
     )
 
@@ -87,14 +104,18 @@ def send_many(
     return Call(
         method="POST",
         path="/v1/messages/batch",
-        parse=_MESSAGES.validate_json,
+        parse=MESSAGE_LIST.validate_json,
         local=lambda s: s.send_many(
             sender, items, workspace=workspace, epoch=epoch, idempotency_key=idempotency_key
         ),
         workspace=workspace,
         agent=sender,
         epoch=epoch,
-        body={"sender": sender, "messages": [dict(item) for item in items]},
+        # The items go as given (they are the caller's mappings, not typed drafts):
+        # unknown keys reach the server, which refuses them.
+        body=request_body(
+            unchecked(BatchBody)(sender=sender, messages=[_draft(item) for item in items])
+        ),
         idempotency_key=idempotency_key or str(uuid.uuid4()),
     )
 
@@ -115,7 +136,7 @@ def thread(message_id: int, *, workspace: str) -> Call[list[Message]]:
     return Call(
         method="GET",
         path=f"/v1/messages/{_segment(message_id)}/thread",
-        parse=_MESSAGES.validate_json,
+        parse=MESSAGE_LIST.validate_json,
         local=lambda s: s.thread(message_id, workspace=workspace),
         workspace=workspace,
     )
@@ -137,7 +158,7 @@ def inbox(
     return Call(
         method="GET",
         path=_agent_path(agent_id, "/inbox"),
-        parse=_MESSAGES.validate_json,
+        parse=MESSAGE_LIST.validate_json,
         local=lambda s: s.inbox(
             agent_id,
             workspace=workspace,
@@ -181,7 +202,7 @@ def wait(
     return Call(
         method="GET",
         path=_agent_path(agent_id, "/inbox"),
-        parse=_MESSAGES.validate_json,
+        parse=MESSAGE_LIST.validate_json,
         local=lambda s: s.wait(
             agent_id,
             timeout,
@@ -221,14 +242,14 @@ def mark_read(
     return Call(
         method="POST",
         path=_agent_path(agent_id, "/inbox/read"),
-        parse=_field("marked"),
+        parse=_marked,
         local=lambda s: s.mark_read(
             agent_id, workspace=workspace, ids=ids, up_to=up_to, epoch=epoch, via=via
         ),
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=_compact({"ids": None if ids is None else list(ids), "up_to": up_to, "via": via}),
+        body=request_body(unchecked(MarkRead)(ids=_list(ids), up_to=up_to, via=_via(via))),
     )
 
 
@@ -244,12 +265,12 @@ def mark_delivered(
     return Call(
         method="POST",
         path=_agent_path(agent_id, "/inbox/delivered"),
-        parse=_field("marked"),
+        parse=_marked,
         local=lambda s: s.mark_delivered(agent_id, ids, via=via, workspace=workspace, epoch=epoch),
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body={"ids": list(ids), "via": via},
+        body=request_body(unchecked(MarkDelivered)(ids=list(ids), via=_via(via))),
     )
 
 
@@ -258,7 +279,7 @@ def deliveries(message_id: int, *, workspace: str) -> Call[list[Delivery]]:
     return Call(
         method="GET",
         path=f"/v1/messages/{_segment(message_id)}/deliveries",
-        parse=_DELIVERIES.validate_json,
+        parse=DELIVERY_LIST.validate_json,
         local=lambda s: s.deliveries(message_id, workspace=workspace),
         workspace=workspace,
     )
@@ -274,7 +295,7 @@ def wait_deliveries(
     return Call(
         method="GET",
         path=f"/v1/messages/{_segment(message_id)}/deliveries",
-        parse=_DELIVERIES.validate_json,
+        parse=DELIVERY_LIST.validate_json,
         local=lambda s: s.wait_deliveries(message_id, state, timeout, workspace=workspace),
         workspace=workspace,
         params={"until": state, "wait": round(timeout, 3)},
@@ -287,8 +308,12 @@ def unread_count(agent_id: str, *, workspace: str) -> Call[int]:
     return Call(
         method="GET",
         path=_agent_path(agent_id, "/inbox/count"),
-        parse=_field("unread"),
+        parse=_unread,
         local=lambda s: s.unread_count(agent_id, workspace=workspace),
         workspace=workspace,
         agent=agent_id,
     )
+
+
+def _draft(item: Mapping[str, Any]) -> Draft:
+    return cast(Draft, dict(item))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from ...models import Task, TaskEvent
-from ..transport import Call
-from .base import (
-    _TASK_EVENTS,
-    _TASKS,
-    _compact,
-    _segment,
+from typing import cast
+
+from ...models import Task, TaskEvent, TaskStatus
+from ...wire import (
+    TASK_EVENT_LIST,
+    TASK_LIST,
+    LeaseBody,
+    ReleaseBody,
+    TaskUpdate,
+    request_body,
+    unchecked,
 )
+from ..transport import Call
+from .base import _segment
 
 
 def claim(
@@ -29,7 +35,7 @@ def claim(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=_compact({"agent_id": agent_id, "lease": lease}),
+        body=request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
     )
 
 
@@ -50,7 +56,7 @@ def renew(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=_compact({"agent_id": agent_id, "lease": lease}),
+        body=request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
     )
 
 
@@ -64,7 +70,7 @@ def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = 
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body={"agent_id": agent_id},
+        body=request_body(unchecked(ReleaseBody)(agent_id=agent_id)),
     )
 
 
@@ -80,7 +86,13 @@ def update_task(
     result: str | None = None,
 ) -> Call[Task]:
     """``PATCH /v1/tasks/{id}`` (``agent_id=None``: the operator, admin only)."""
-    fields = {"status": status, "progress": progress, "note": note, "result": result}
+    report = unchecked(TaskUpdate)(
+        agent_id=agent_id,
+        status=cast(TaskStatus | None, status),  # as given: the server checks it
+        progress=progress,
+        note=note,
+        result=result,
+    )
     return Call(
         method="PATCH",
         path=f"/v1/tasks/{_segment(task_id)}",
@@ -98,7 +110,8 @@ def update_task(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body={"agent_id": agent_id, **_compact(fields)},
+        # agent_id null (the operator) is sent, not left out, as it always was.
+        body={"agent_id": agent_id, **request_body(report)},
     )
 
 
@@ -130,7 +143,7 @@ def list_tasks(
     return Call(
         method="GET",
         path="/v1/tasks",
-        parse=_TASKS.validate_json,
+        parse=TASK_LIST.validate_json,
         local=lambda s: s.list_tasks(
             workspace=workspace, status=status, assignee=assignee, limit=limit, viewer=viewer
         ),
@@ -147,7 +160,7 @@ def task_history(
     return Call(
         method="GET",
         path=f"/v1/tasks/{_segment(task_id)}/history",
-        parse=_TASK_EVENTS.validate_json,
+        parse=TASK_EVENT_LIST.validate_json,
         local=lambda s: s.task_history(task_id, workspace=workspace, viewer=viewer),
         workspace=workspace,
         agent=viewer,

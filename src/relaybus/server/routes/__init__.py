@@ -17,103 +17,23 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from ...bounds import (
-    MAX_ID,
-    MAX_LABEL_CHARS,
-    MAX_LEASE_SECONDS,
-    MAX_LIMIT,
-    MAX_META_DEPTH,
-    MAX_PID,
-    MAX_SUBJECT_CHARS,
-    NAME_PATTERN,
-    TARGET_PATTERN,
-    TEXT_PATTERN,
-    anchored,
-)
+from ...bounds import NAME_PATTERN, anchored
 from ...errors import InvalidInput
 from ...service.idempotency import KEY_PATTERN, MAX_KEY_CHARS, valid_key
+from ...wire import ID_BOUNDS, build_all
 from ..auth import quick_call
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+build_all()  # before any route is declared: the wire models build lazily for clients
 
 #: A JSON escape or a UTF-8 encoding of a lone UTF-16 surrogate (U+D800-U+DFFF).
 _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
-
-
-def _not_bool(value: object) -> object:
-    # Lax pydantic reads true as 1; JSON Schema says a boolean is not a number.
-    if isinstance(value, bool):
-        raise ValueError("a number is required, not a boolean")
-    return value
-
-
-#: Body number types: integral floats (1.0) pass, as JSON Schema allows; booleans do
-#: not. Bounds go before the validator, so that the JSON schema shows them.
-NoBool = BeforeValidator(_not_bool)
-Int = Annotated[int, NoBool]
-Float = Annotated[float, NoBool]
-#: A process id.
-Pid = Annotated[int, Field(ge=1, le=MAX_PID), NoBool]
-#: A number of days.
-Days = Annotated[float, Field(ge=0), NoBool]
-
-# Body fields the service checks (with its own messages, 400), stated in the
-# OpenAPI document from the same constants (relaybus.bounds) and not checked
-# again here: a body valid by the document is one the service accepts.
-
-
-def _documented(**schema: Any) -> Any:
-    return Field(json_schema_extra=schema)
-
-
-#: Bounds of ids, cursors and limits as the document states them (the service
-#: checks them, with the message the embedded SDK gives too).
-ID_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_ID}
-CURSOR_BOUNDS: dict[str, Any] = {"minimum": 0, "maximum": MAX_ID}
-LIMIT_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_LIMIT}
-#: A message id (``reply_to``, ``ids``).
-MessageId = Annotated[int, _documented(**ID_BOUNDS), NoBool]
-#: A cursor: "ids above this one" (0 is before everything).
-CursorId = Annotated[int, _documented(**CURSOR_BOUNDS), NoBool]
-#: An agent id, tag, capability or channel.
-Name = Annotated[str, _documented(pattern=anchored(NAME_PATTERN))]
-#: A target expression.
-Target = Annotated[str, _documented(pattern=anchored(TARGET_PATTERN))]
-#: Free text (a body, note, result, cwd…): no NUL character.
-Text = Annotated[str, _documented(pattern=anchored(TEXT_PATTERN))]
-#: A message subject.
-Subject = Annotated[str, _documented(pattern=anchored(TEXT_PATTERN), maxLength=MAX_SUBJECT_CHARS)]
-#: An agent label.
-Label = Annotated[
-    str, _documented(pattern=anchored(TEXT_PATTERN), minLength=1, maxLength=MAX_LABEL_CHARS)
-]
-#: Lease seconds: above 0, at most a week.
-Lease = Annotated[float, _documented(exclusiveMinimum=0, maximum=MAX_LEASE_SECONDS), NoBool]
-#: A percentage.
-Percent = Annotated[int, _documented(minimum=0, maximum=100), NoBool]
-#: The ``meta`` description every body shares.
-META = (
-    f"A JSON object of at most the server's body limit in bytes, nested at most "
-    f"{MAX_META_DEPTH} levels deep, with no NUL character in its text."
-)
-
-
-class Body(BaseModel):
-    """Base of request bodies: unknown fields and non-finite numbers are 422."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-
-def examples(*values: dict[str, Any]) -> ConfigDict:
-    """A model config adding example bodies to its JSON schema (for /docs, and for
-    the fuzzer's explicit phase)."""
-    return ConfigDict(json_schema_extra={"examples": list(values)})
 
 
 class RelayRoute(APIRoute):

@@ -7,83 +7,21 @@ app includes first) must be registered before the bare ``/v1/agents/{agent_id}``
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Body as BodyParam
 from fastapi import Query
-from pydantic import BaseModel, Field, TypeAdapter
 from starlette.responses import Response
 
-from ...bounds import MAX_HOST_CHARS, MAX_INSTANCE_ID_CHARS
 from ...errors import Forbidden
 from ...models import Agent, AgentStatus
 from ...service.tokens import hash_token, new_token
+from ...wire import AGENT_LIST, AgentUpdate, HeartbeatBody, RegisterBody, Registration
 from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import (
-    META,
-    AgentPath,
-    Body,
-    Label,
-    Name,
-    Pid,
-    Text,
-    examples,
-    make_router,
-    render,
-    render_list,
-)
+from . import AgentPath, make_router, render, render_list
 
 router = make_router(tags=["agents"])
-AGENTS = TypeAdapter(list[Agent])
-
-
-class RegisterBody(Body):
-    """A registration: the agent's address, what it is, and where it runs."""
-
-    model_config = examples({"id": "alice", "tags": ["backend"], "capabilities": ["review"]})
-
-    id: Name | None = Field(default=None, description="The agent id; derived when omitted.")
-    label: Label | None = None
-    tags: list[Name] = Field(default_factory=list)
-    capabilities: list[Name] = Field(default_factory=list)
-    channels: list[Name] = Field(default_factory=list)
-    pid: Pid | None = None
-    host: Text | None = Field(default=None, json_schema_extra={"maxLength": MAX_HOST_CHARS})
-    cwd: Text | None = None
-    meta: dict[str, Any] | None = Field(default=None, description=META)
-    instance_id: Text | None = Field(
-        default=None,
-        description="Same instance re-registering keeps the epoch; a new one bumps it.",
-        json_schema_extra={"minLength": 1, "maxLength": MAX_INSTANCE_ID_CHARS},
-    )
-    tool: Text = Field(default="agent", max_length=200)
-
-
-class Registration(BaseModel):
-    """A registered agent and its token (shown once: the relay keeps only its digest)."""
-
-    agent: Agent
-    token: str
-
-
-class AgentUpdate(Body):
-    """Fields to change; omitted fields stay, an empty list clears."""
-
-    model_config = examples({"status": "busy", "tags": ["backend", "python"]})
-
-    label: Label | None = None
-    tags: list[Name] | None = None
-    capabilities: list[Name] | None = None
-    channels: list[Name] | None = None
-    status: AgentStatus | None = None
-    meta: dict[str, Any] | None = Field(default=None, description=META)
-
-
-class HeartbeatBody(Body):
-    """An optional new status along with the heartbeat."""
-
-    status: AgentStatus | None = None
 
 
 @router.post(
@@ -140,7 +78,7 @@ def list_agents(
         channel=channel,
         online_only=online_only,
     )
-    return render_list(AGENTS, found)
+    return render_list(AGENT_LIST, found)
 
 
 @router.post(

@@ -5,24 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query, Request
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...models import Event
 from ...service.events import MAX_EVENTS
+from ...wire import CURSOR_BOUNDS, EVENT_LIST, LIMIT_BOUNDS, EventCursor
 from ..auth import ApiCall
 from ..problems import responses
-from . import CURSOR_BOUNDS, LIMIT_BOUNDS, make_router, render, render_list
+from . import make_router, render, render_list
 
 router = make_router(tags=["events"])
-EVENTS = TypeAdapter(list[Event])
-
-
-class Cursor(BaseModel):
-    """A position in the event log."""
-
-    id: int = Field(description="The newest event id of the workspace (0 for none).")
 
 
 @router.get(
@@ -84,10 +78,10 @@ async def events(
         found = await run_in_threadpool(check)
     else:
         found = await hub.wait_for(check, min(wait, call.config.longpoll_max_seconds))
-    return render_list(EVENTS, found)
+    return render_list(EVENT_LIST, found)
 
 
-@router.get("/v1/events/last", response_model=Cursor, responses=responses())
+@router.get("/v1/events/last", response_model=EventCursor, responses=responses())
 def last_event(call: ApiCall) -> Response:
     """The newest event id of the workspace: a cursor for "from now on"."""
-    return render(Cursor(id=call.service.last_event_id(workspace=call.caller().workspace)))
+    return render(EventCursor(id=call.service.last_event_id(workspace=call.caller().workspace)))

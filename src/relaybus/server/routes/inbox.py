@@ -11,65 +11,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query, Request
-from pydantic import BaseModel, Field, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...bounds import MAX_LIMIT
 from ...models import Message, Via
-from ..auth import ApiCall, Epoch
-from ..problems import responses
-from . import (
+from ...wire import (
     CURSOR_BOUNDS,
     LIMIT_BOUNDS,
-    AgentPath,
-    Body,
-    CursorId,
-    MessageId,
-    examples,
-    make_router,
-    render,
-    render_list,
+    MESSAGE_LIST,
+    MarkDelivered,
+    Marked,
+    MarkRead,
+    UnreadCount,
 )
+from ..auth import ApiCall, Epoch
+from ..problems import responses
+from . import AgentPath, make_router, render, render_list
 
 router = make_router(tags=["inbox"])
-MESSAGES = TypeAdapter(list[Message])
-MAX_IDS = MAX_LIMIT
-
-
-class MarkRead(Body):
-    """Which deliveries to mark read: message ``ids``, or all up to the cursor ``up_to``."""
-
-    model_config = examples({"up_to": 1}, {"ids": [1]})
-
-    ids: list[MessageId] | None = Field(default=None, json_schema_extra={"maxItems": MAX_IDS})
-    up_to: CursorId | None = None
-    via: Via = Field(
-        default=Via.INBOX, description="How the messages reached the agent, if still queued."
-    )
-
-
-class MarkDelivered(Body):
-    """Messages that reached the agent's session, and by which path."""
-
-    model_config = examples({"ids": [1, 2], "via": "pty"})
-
-    ids: list[MessageId] = Field(min_length=1, json_schema_extra={"maxItems": MAX_IDS})
-    via: Via
-
-
-class Marked(BaseModel):
-    """The result of a receipt: how many deliveries changed state."""
-
-    marked: int = Field(
-        description="How many deliveries changed (to read, or from queued to delivered)."
-    )
-
-
-class Unread(BaseModel):
-    """An unread count."""
-
-    unread: int = Field(description="How many deliveries are unread.")
 
 
 @router.get(
@@ -127,7 +86,7 @@ async def inbox(
                 via=via,
             )
         )
-        return render_list(MESSAGES, found)
+        return render_list(MESSAGE_LIST, found)
 
     def check() -> list[Message]:
         return service.inbox(
@@ -149,7 +108,7 @@ async def inbox(
                 me, found, workspace=workspace, mark_read=mark_read, via=via, epoch=epoch
             )
         )
-    return render_list(MESSAGES, found)
+    return render_list(MESSAGE_LIST, found)
 
 
 @router.post(
@@ -190,10 +149,10 @@ def mark_delivered(
 
 
 @router.get(
-    "/v1/agents/{agent_id:path}/inbox/count", response_model=Unread, responses=responses(404)
+    "/v1/agents/{agent_id:path}/inbox/count", response_model=UnreadCount, responses=responses(404)
 )
 def unread_count(agent_id: AgentPath, call: ApiCall) -> Response:
     """How many of the agent's deliveries are unread."""
     caller = call.caller()
     count = call.service.unread_count(caller.act_as(agent_id), workspace=caller.workspace)
-    return render(Unread(unread=count))
+    return render(UnreadCount(unread=count))

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Query, Request
-from pydantic import Field, StrictBool, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from ...models import Delivery, DeliveryState, Message, Priority
+from ...models import Delivery, DeliveryState, Message
+from ...wire import DELIVERY_LIST, MESSAGE_LIST, BatchBody, SendBody
 from ..auth import ApiCall, Epoch
 from ..problems import responses
 from . import (
-    META,
-    Body,
     IdempotencyKey,
     IdPath,
-    MessageId,
-    Name,
-    Subject,
-    Target,
-    Text,
-    examples,
     key_from_header,
     lean_post,
     make_router,
@@ -33,68 +25,10 @@ from . import (
 )
 
 router = make_router(tags=["messages"])
-MESSAGES = TypeAdapter(list[Message])
-DELIVERIES = TypeAdapter(list[Delivery])
-#: Most messages in one batch (the service's limit too).
-MAX_BATCH = 500
 #: Test-only fault injection, off unless set: a send or batch with this idempotency key
 #: makes the server SIGKILL itself right after the commit, before the reply (the cluster
 #: tests' "replica died between commit and reply").
 KILL_AFTER_COMMIT = os.environ.get("RELAYBUS_TEST_KILL_AFTER_COMMIT")
-
-
-class Draft(Body):
-    """One message of a batch: the fields of a send without the sender."""
-
-    to: Target | None = Field(
-        default=None,
-        description="A target: an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast; "
-        "may be omitted with reply_to.",
-    )
-    body: Text
-    subject: Subject | None = None
-    channel: Name | None = None
-    reply_to: MessageId | None = None
-    priority: Priority = Priority.NORMAL
-    meta: dict[str, Any] | None = Field(default=None, description=META)
-    claimable: StrictBool = Field(
-        default=False, description="Also create a task that exactly one recipient can claim."
-    )
-
-
-class SendBody(Draft):
-    """A message to send."""
-
-    model_config = examples(
-        {"sender": "alice", "to": "bob", "body": "API v2 is merged"},
-        {
-            "sender": "bob",
-            "to": "broadcast",
-            "subject": "Review",
-            "body": "PR 7",
-            "claimable": True,
-        },
-    )
-
-    sender: Name | None = Field(
-        default=None, description="The sending agent; defaults to the agent token's agent."
-    )
-
-
-class BatchBody(Body):
-    """Messages from one sender, stored in one transaction: all or none."""
-
-    model_config = examples(
-        {
-            "sender": "alice",
-            "messages": [{"to": "bob", "body": "one"}, {"to": "bob", "body": "two"}],
-        }
-    )
-
-    sender: Name | None = Field(
-        default=None, description="The sending agent; defaults to the agent token's agent."
-    )
-    messages: list[Draft] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 @lean_post(
@@ -163,7 +97,7 @@ def send_batch(
         os.kill(os.getpid(), signal.SIGKILL)
     call.hub.publish(sent)
     call.metrics.messages_sent.inc(len(sent))
-    return render_list(MESSAGES, sent, 201)
+    return render_list(MESSAGE_LIST, sent, 201)
 
 
 @router.get("/v1/messages/{message_id:id}", response_model=Message, responses=responses(400, 404))
@@ -188,7 +122,7 @@ def thread(message_id: IdPath, call: ApiCall) -> Response:
     those of its messages it sent or received)."""
     caller = call.caller()
     found = call.service.thread(message_id, workspace=caller.workspace, viewer=caller.agent_id)
-    return render_list(MESSAGES, found)
+    return render_list(MESSAGE_LIST, found)
 
 
 @router.get(
@@ -225,7 +159,7 @@ async def deliveries(
         return service.deliveries(message_id, workspace=workspace, viewer=viewer)
 
     if until is None or wait <= 0:
-        return render_list(DELIVERIES, await run_in_threadpool(receipts))
+        return render_list(DELIVERY_LIST, await run_in_threadpool(receipts))
     goal = until
 
     def check() -> list[Delivery] | None:
@@ -236,4 +170,4 @@ async def deliveries(
     done = await request.app.state.hub.wait_for(check, timeout)
     if done is None:
         done = await run_in_threadpool(receipts)
-    return render_list(DELIVERIES, done)
+    return render_list(DELIVERY_LIST, done)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Body as BodyParam
 from fastapi import Header, Request
-from pydantic import BaseModel, Field
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -16,60 +15,18 @@ from starlette.responses import Response
 from ... import __version__
 from ...errors import RelayError
 from ...models import PruneReport
+from ...wire import Health, Info, PruneBody, Ready, SweepReport
 from ..auth import ApiCall, bearer_token
 from ..metrics import CONTENT_TYPE
 from ..problems import problem, responses
 from ..sweeper import REPLICA
-from . import Body, Days, make_router, render
+from . import make_router, render
 
 logger = logging.getLogger("relaybus.server")
 router = make_router()
 
 _OK = b'{"status":"ok"}'
 _READY = b'{"status":"ready"}'
-
-
-class Health(BaseModel):
-    """The process is up."""
-
-    status: Literal["ok"]
-
-
-class Ready(BaseModel):
-    """The store can be read."""
-
-    status: Literal["ready"]
-
-
-class Info(BaseModel):
-    """What this server is and how it is set up."""
-
-    version: str
-    backend: Literal["sqlite", "postgresql"]
-    replica: str = Field(
-        description="This server process (host:pid); in a cluster, which replica answered."
-    )
-    uptime_seconds: float = Field(description="Seconds since the server started.")
-    workspace: str = Field(description="The workspace this request acts in.")
-    auth: Literal["open", "token"] = Field(
-        description="open: no admin token (loopback only, every request is admin); "
-        "token: requests need a token."
-    )
-    agent: str | None = Field(description="The agent the token acts as; null for admin.")
-
-
-class SweepReport(BaseModel):
-    """What a sweep changed (counts)."""
-
-    agents_offline: int
-    tasks_released: int
-
-
-class PruneBody(Body):
-    """Retention for this prune (defaults: the relay's settings)."""
-
-    message_days: Days | None = None
-    agent_days: Days | None = None
 
 
 @router.get("/healthz", response_model=Health, tags=["system"])

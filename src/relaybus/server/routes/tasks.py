@@ -10,31 +10,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import Field, TypeAdapter
 from starlette.responses import Response
 
 from ...models import Task, TaskEvent, TaskStatus
+from ...wire import LIMIT_BOUNDS, TASK_EVENT_LIST, TASK_LIST, LeaseBody, ReleaseBody, TaskUpdate
 from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import (
-    LIMIT_BOUNDS,
-    Body,
-    IdPath,
-    Lease,
-    Name,
-    Percent,
-    Text,
-    examples,
-    make_router,
-    render,
-    render_list,
-)
+from . import IdPath, make_router, render, render_list
 from .stream import viewer_of
 
 router = make_router(tags=["tasks"])
-TASKS = TypeAdapter(list[Task])
-HISTORY = TypeAdapter(list[TaskEvent])
-_AGENT = "The agent acting; defaults to the agent token's agent."
 #: ``?agent=``: whose view of the tasks a read shows.
 Viewer = Annotated[
     str | None,
@@ -44,48 +29,6 @@ Viewer = Annotated[
         "token always reads as its own agent and may name only itself).",
     ),
 ]
-
-
-class LeaseBody(Body):
-    """Who claims (or renews), and for how long."""
-
-    model_config = examples({"agent_id": "bob", "lease": 600})
-
-    agent_id: Name | None = Field(default=None, description=_AGENT)
-    lease: Lease | None = Field(
-        default=None, description="Lease seconds (default: the relay's lease_seconds)."
-    )
-
-
-class ReleaseBody(Body):
-    """Who gives the task back."""
-
-    model_config = examples({"agent_id": "bob"})
-
-    agent_id: Name | None = Field(default=None, description=_AGENT)
-
-
-class TaskUpdate(Body):
-    """A report on a task; give at least one of status, progress, note, result."""
-
-    model_config = examples(
-        {"agent_id": "bob", "progress": 50, "note": "halfway"},
-        {"agent_id": "bob", "status": "done", "result": "merged"},
-    )
-
-    agent_id: Name | None = Field(
-        default=None,
-        description="The agent reporting; with the admin token, omitted means the operator "
-        "acting for the workspace.",
-    )
-    status: TaskStatus | None = Field(
-        default=None,
-        description="The new status (open and claimed are set by release and claim).",
-        json_schema_extra={"not": {"enum": ["open", "claimed"]}},
-    )
-    progress: Percent | None = Field(default=None, description="Percent done, 0-100.")
-    note: Text | None = None
-    result: Text | None = None
 
 
 @router.get("/v1/tasks", response_model=list[Task], responses=responses(400))
@@ -105,7 +48,7 @@ def list_tasks(
         limit=limit,
         viewer=viewer_of(caller, agent),
     )
-    return render_list(TASKS, found)
+    return render_list(TASK_LIST, found)
 
 
 @router.get("/v1/tasks/{task_id:id}", response_model=Task, responses=responses(400, 404))
@@ -128,7 +71,7 @@ def task_history(task_id: IdPath, call: ApiCall, agent: Viewer = None) -> Respon
     found = call.service.task_history(
         task_id, workspace=caller.workspace, viewer=viewer_of(caller, agent)
     )
-    return render_list(HISTORY, found)
+    return render_list(TASK_EVENT_LIST, found)
 
 
 @router.post(

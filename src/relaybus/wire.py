@@ -1,0 +1,447 @@
+"""The HTTP API's wire contract: every request and response body, once.
+
+The server's routes take these models as FastAPI bodies and response models
+(so they are the OpenAPI document's schemas), and the client's call builders
+(:mod:`relaybus.client.calls`) build their request bodies from the same classes
+and parse the answers with them, so mypy sees whether the two sides agree.
+
+Request bodies state the bounds of :mod:`relaybus.bounds` in the document and
+leave most checks to the service (its messages are the embedded mode's too): a
+body valid by the document is one the service accepts. A client builds a body
+with :func:`unchecked` (typed like the constructor, not validated: the server
+refuses bad values with its own answer) and sends :func:`request_body` of it.
+
+Only pydantic and the bottom layer (``models``, ``bounds``) are imported: every
+remote CLI command imports this module. For the same reason the models build their
+validators on first use (``defer_build``; a server calls :func:`build_all`), and
+this module has no ``from __future__ import annotations``: pydantic would evaluate
+every field's annotation from a string at import.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar, cast
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    TypeAdapter,
+    WithJsonSchema,
+)
+
+from .bounds import (
+    MAX_HOST_CHARS,
+    MAX_ID,
+    MAX_INSTANCE_ID_CHARS,
+    MAX_LABEL_CHARS,
+    MAX_LEASE_SECONDS,
+    MAX_LIMIT,
+    MAX_META_DEPTH,
+    MAX_PID,
+    MAX_SUBJECT_CHARS,
+    NAME_PATTERN,
+    TARGET_PATTERN,
+    TEXT_PATTERN,
+    anchored,
+)
+from .models import (
+    Agent,
+    AgentStatus,
+    Delivery,
+    Event,
+    Message,
+    Priority,
+    Task,
+    TaskEvent,
+    TaskStatus,
+    Via,
+)
+
+M = TypeVar("M", bound=BaseModel)
+P = ParamSpec("P")
+
+#: Most messages in one batch (the service's limit too).
+MAX_BATCH = 500
+#: Most message ids in one receipt.
+MAX_IDS = MAX_LIMIT
+
+
+# -- field types ---------------------------------------------------------------
+
+
+def _not_bool(value: object) -> object:
+    # Lax pydantic reads true as 1; JSON Schema says a boolean is not a number.
+    if isinstance(value, bool):
+        raise ValueError("a number is required, not a boolean")
+    return value
+
+
+#: Body number types: integral floats (1.0) pass, as JSON Schema allows; booleans do
+#: not. Bounds go before the validator, so that the JSON schema shows them.
+NoBool = BeforeValidator(_not_bool)
+#: A process id.
+Pid = Annotated[int, Field(ge=1, le=MAX_PID), NoBool]
+#: A number of days.
+Days = Annotated[float, Field(ge=0), NoBool]
+
+# Body fields the service checks (with its own messages, 400), stated in the
+# OpenAPI document from the same constants (relaybus.bounds) and not checked
+# again here: a body valid by the document is one the service accepts.
+
+
+def _documented(**schema: Any) -> Any:
+    return Field(json_schema_extra=schema)
+
+
+#: Bounds of ids, cursors and limits as the document states them (the service
+#: checks them, with the message the embedded SDK gives too).
+ID_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_ID}
+CURSOR_BOUNDS: dict[str, Any] = {"minimum": 0, "maximum": MAX_ID}
+LIMIT_BOUNDS: dict[str, Any] = {"minimum": 1, "maximum": MAX_LIMIT}
+#: A message id (``reply_to``, ``ids``).
+MessageId = Annotated[int, _documented(**ID_BOUNDS), NoBool]
+#: A cursor: "ids above this one" (0 is before everything).
+CursorId = Annotated[int, _documented(**CURSOR_BOUNDS), NoBool]
+#: An agent id, tag, capability or channel.
+Name = Annotated[str, _documented(pattern=anchored(NAME_PATTERN))]
+#: A target expression.
+Target = Annotated[str, _documented(pattern=anchored(TARGET_PATTERN))]
+#: Free text (a body, note, result, cwd…): no NUL character.
+Text = Annotated[str, _documented(pattern=anchored(TEXT_PATTERN))]
+#: A message subject.
+Subject = Annotated[str, _documented(pattern=anchored(TEXT_PATTERN), maxLength=MAX_SUBJECT_CHARS)]
+#: An agent label.
+Label = Annotated[
+    str, _documented(pattern=anchored(TEXT_PATTERN), minLength=1, maxLength=MAX_LABEL_CHARS)
+]
+#: Lease seconds: above 0, at most a week.
+Lease = Annotated[float, _documented(exclusiveMinimum=0, maximum=MAX_LEASE_SECONDS), NoBool]
+#: A percentage.
+Percent = Annotated[int, _documented(minimum=0, maximum=100), NoBool]
+#: The ``meta`` description every body shares.
+META = (
+    f"A JSON object of at most the server's body limit in bytes, nested at most "
+    f"{MAX_META_DEPTH} levels deep, with no NUL character in its text."
+)
+_AGENT = "The agent acting; defaults to the agent token's agent."
+
+
+class Body(BaseModel):
+    """Base of request bodies: unknown fields and non-finite numbers are 422.
+
+    Validators and serializers are built on first use (``defer_build``): every
+    remote CLI command imports this module and uses a model or two."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, defer_build=True)
+
+
+class Answer(BaseModel):
+    """Base of response bodies (like :class:`Body`, validators built on first use)."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+def examples(*values: dict[str, Any]) -> ConfigDict:
+    """A model config adding example bodies to its JSON schema (for /docs, and for
+    the fuzzer's explicit phase)."""
+    return ConfigDict(json_schema_extra={"examples": list(values)})
+
+
+# -- building a request body (client side) --------------------------------------
+
+
+def unchecked(model: Callable[P, M]) -> Callable[P, M]:
+    """``model``'s constructor as mypy sees it (field names and types checked), but
+    without validation (pydantic's ``model_construct``): values are kept as given.
+
+    A client builds request bodies with it, so that a bad value is refused by the
+    server, with the server's answer (400/422 → ``InvalidInput``), exactly as when
+    the client wrote the body by hand.
+    """
+    return cast(Callable[P, M], cast(type[BaseModel], model).model_construct)
+
+
+def request_body(body: BaseModel) -> dict[str, Any]:
+    """The JSON object a client sends for ``body`` (made with :func:`unchecked`): its
+    fields in declaration order with their values as given, ``None`` left out (an
+    absent field is the server's default). The transport encodes it."""
+    return {name: value for name, value in body if value is not None}
+
+
+# -- agents ----------------------------------------------------------------------
+
+
+class RegisterBody(Body):
+    """A registration: the agent's address, what it is, and where it runs."""
+
+    model_config = examples({"id": "alice", "tags": ["backend"], "capabilities": ["review"]})
+
+    id: Name | None = Field(default=None, description="The agent id; derived when omitted.")
+    label: Label | None = None
+    tags: list[Name] = Field(default_factory=list)
+    capabilities: list[Name] = Field(default_factory=list)
+    channels: list[Name] = Field(default_factory=list)
+    pid: Pid | None = None
+    host: Text | None = Field(default=None, json_schema_extra={"maxLength": MAX_HOST_CHARS})
+    cwd: Text | None = None
+    meta: dict[str, Any] | None = Field(default=None, description=META)
+    instance_id: Text | None = Field(
+        default=None,
+        description="Same instance re-registering keeps the epoch; a new one bumps it.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_INSTANCE_ID_CHARS},
+    )
+    tool: Text = Field(default="agent", max_length=200)
+
+
+def _token_required(schema: dict[str, Any]) -> None:
+    schema["required"] = ["agent", "token"]
+
+
+class Registration(Answer):
+    """A registered agent and its token (shown once: the relay keeps only its digest)."""
+
+    # The server always sends a token (the document says so); an embedded relay
+    # issues none, so the client's answer may hold None.
+    model_config = ConfigDict(frozen=True, json_schema_extra=_token_required)
+
+    agent: Agent
+    token: Annotated[str | None, WithJsonSchema({"type": "string", "title": "Token"})] = None
+
+
+class AgentUpdate(Body):
+    """Fields to change; omitted fields stay, an empty list clears."""
+
+    model_config = examples({"status": "busy", "tags": ["backend", "python"]})
+
+    label: Label | None = None
+    tags: list[Name] | None = None
+    capabilities: list[Name] | None = None
+    channels: list[Name] | None = None
+    status: AgentStatus | None = None
+    meta: dict[str, Any] | None = Field(default=None, description=META)
+
+
+class HeartbeatBody(Body):
+    """An optional new status along with the heartbeat."""
+
+    status: AgentStatus | None = None
+
+
+# -- messages ----------------------------------------------------------------------
+
+
+class Draft(Body):
+    """One message of a batch: the fields of a send without the sender."""
+
+    to: Target | None = Field(
+        default=None,
+        description="A target: an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast; "
+        "may be omitted with reply_to.",
+    )
+    body: Text
+    subject: Subject | None = None
+    channel: Name | None = None
+    reply_to: MessageId | None = None
+    priority: Priority = Priority.NORMAL
+    meta: dict[str, Any] | None = Field(default=None, description=META)
+    claimable: StrictBool = Field(
+        default=False, description="Also create a task that exactly one recipient can claim."
+    )
+
+
+class Sender(Body):
+    """Who sends: the first field of a send and of a batch."""
+
+    sender: Name | None = Field(
+        default=None, description="The sending agent; defaults to the agent token's agent."
+    )
+
+
+class SendBody(Draft, Sender):
+    """A message to send."""
+
+    model_config = examples(
+        {"sender": "alice", "to": "bob", "body": "API v2 is merged"},
+        {
+            "sender": "bob",
+            "to": "broadcast",
+            "subject": "Review",
+            "body": "PR 7",
+            "claimable": True,
+        },
+    )
+
+
+class BatchBody(Sender):
+    """Messages from one sender, stored in one transaction: all or none."""
+
+    model_config = examples(
+        {
+            "sender": "alice",
+            "messages": [{"to": "bob", "body": "one"}, {"to": "bob", "body": "two"}],
+        }
+    )
+
+    messages: list[Draft] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+# -- inboxes -----------------------------------------------------------------------
+
+
+class MarkRead(Body):
+    """Which deliveries to mark read: message ``ids``, or all up to the cursor ``up_to``."""
+
+    model_config = examples({"up_to": 1}, {"ids": [1]})
+
+    ids: list[MessageId] | None = Field(default=None, json_schema_extra={"maxItems": MAX_IDS})
+    up_to: CursorId | None = None
+    via: Via = Field(
+        default=Via.INBOX, description="How the messages reached the agent, if still queued."
+    )
+
+
+class MarkDelivered(Body):
+    """Messages that reached the agent's session, and by which path."""
+
+    model_config = examples({"ids": [1, 2], "via": "pty"})
+
+    ids: list[MessageId] = Field(min_length=1, json_schema_extra={"maxItems": MAX_IDS})
+    via: Via
+
+
+class Marked(Answer):
+    """The result of a receipt: how many deliveries changed state."""
+
+    marked: int = Field(
+        description="How many deliveries changed (to read, or from queued to delivered)."
+    )
+
+
+class UnreadCount(Answer):
+    """An unread count."""
+
+    unread: int = Field(description="How many deliveries are unread.")
+
+
+# -- tasks -------------------------------------------------------------------------
+
+
+class LeaseBody(Body):
+    """Who claims (or renews), and for how long."""
+
+    model_config = examples({"agent_id": "bob", "lease": 600})
+
+    agent_id: Name | None = Field(default=None, description=_AGENT)
+    lease: Lease | None = Field(
+        default=None, description="Lease seconds (default: the relay's lease_seconds)."
+    )
+
+
+class ReleaseBody(Body):
+    """Who gives the task back."""
+
+    model_config = examples({"agent_id": "bob"})
+
+    agent_id: Name | None = Field(default=None, description=_AGENT)
+
+
+class TaskUpdate(Body):
+    """A report on a task; give at least one of status, progress, note, result."""
+
+    model_config = examples(
+        {"agent_id": "bob", "progress": 50, "note": "halfway"},
+        {"agent_id": "bob", "status": "done", "result": "merged"},
+    )
+
+    agent_id: Name | None = Field(
+        default=None,
+        description="The agent reporting; with the admin token, omitted means the operator "
+        "acting for the workspace.",
+    )
+    status: TaskStatus | None = Field(
+        default=None,
+        description="The new status (open and claimed are set by release and claim).",
+        json_schema_extra={"not": {"enum": ["open", "claimed"]}},
+    )
+    progress: Percent | None = Field(default=None, description="Percent done, 0-100.")
+    note: Text | None = None
+    result: Text | None = None
+
+
+# -- the event log, the server, upkeep ------------------------------------------------
+
+
+class EventCursor(Answer):
+    """A position in the event log."""
+
+    id: int = Field(description="The newest event id of the workspace (0 for none).")
+
+
+class Health(Answer):
+    """The process is up."""
+
+    status: Literal["ok"]
+
+
+class Ready(Answer):
+    """The store can be read."""
+
+    status: Literal["ready"]
+
+
+class Info(Answer):
+    """What this server is and how it is set up."""
+
+    version: str
+    backend: Literal["sqlite", "postgresql"]
+    replica: str = Field(
+        description="This server process (host:pid); in a cluster, which replica answered."
+    )
+    uptime_seconds: float = Field(description="Seconds since the server started.")
+    workspace: str = Field(description="The workspace this request acts in.")
+    auth: Literal["open", "token"] = Field(
+        description="open: no admin token (loopback only, every request is admin); "
+        "token: requests need a token."
+    )
+    agent: str | None = Field(description="The agent the token acts as; null for admin.")
+
+
+class SweepReport(Answer):
+    """What a sweep changed (counts)."""
+
+    agents_offline: int
+    tasks_released: int
+
+
+class PruneBody(Body):
+    """Retention for this prune (defaults: the relay's settings)."""
+
+    message_days: Days | None = None
+    agent_days: Days | None = None
+
+
+# -- lists: JSON arrays of the shared models (rendered and parsed alike) ---------------
+
+_LAZY = ConfigDict(defer_build=True)
+AGENT_LIST = TypeAdapter(list[Agent], config=_LAZY)
+MESSAGE_LIST = TypeAdapter(list[Message], config=_LAZY)
+DELIVERY_LIST = TypeAdapter(list[Delivery], config=_LAZY)
+TASK_LIST = TypeAdapter(list[Task], config=_LAZY)
+TASK_EVENT_LIST = TypeAdapter(list[TaskEvent], config=_LAZY)
+EVENT_LIST = TypeAdapter(list[Event], config=_LAZY)
+
+
+def build_all() -> None:
+    """Build every model and list now, and stop deferring: a server, which uses them
+    all, calls this before it declares its routes. (An adapter over a model takes the
+    model's ``defer_build``; FastAPI's adapters of request bodies, built later outside
+    FastAPI's own warning filter, would warn that ``alias`` has no effect.)"""
+    for value in list(globals().values()):
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            if value.__module__ == __name__:
+                value.model_config["defer_build"] = False
+                value.model_rebuild()
+        elif isinstance(value, TypeAdapter):
+            value.rebuild()
