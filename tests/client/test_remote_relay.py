@@ -35,10 +35,9 @@ from test_client_relay import (
     test_the_same_instance_id_keeps_the_handle_valid,
 )
 
-from live import LiveServer, free_port, live_server
+from live import LiveServer, free_port, live_server, server_settings
 from relaybus import InvalidInput, Relay, RelayError, StoreError
 from relaybus.client import RemoteService
-from relaybus.server import ServerConfig
 from relaybus.service import Service
 from relaybus.store import Store
 
@@ -73,7 +72,7 @@ def server(request: pytest.FixtureRequest, store: Store) -> Iterator[LiveServer]
     """A server over the test's store (each dialect, the test's clock): open loopback mode,
     where the client acts with the agents' own tokens, or token mode with the admin token."""
     admin = ADMIN if request.param == "token" else None
-    srv = LiveServer(Service(store), ServerConfig(port=free_port(), admin_token=admin))
+    srv = LiveServer(Service(store), server_settings(store.settings, token=admin))
     srv.start()
     try:
         yield srv

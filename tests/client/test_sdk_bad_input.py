@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 
 from conftest import snapshot_rows
-from live import LiveServer, free_port
+from live import LiveServer, server_settings
 from relaybus import InvalidInput, NotFound, Relay, RelayError
 from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
-from relaybus.server import ServerConfig
 from relaybus.service import Service
 from relaybus.store import Store
 
@@ -25,7 +24,7 @@ def relay(request: pytest.FixtureRequest, store: Store) -> Iterator[Relay]:
     if request.param == "embedded":
         yield Relay(Service(store))
         return
-    srv = LiveServer(Service(store), ServerConfig(port=free_port()))
+    srv = LiveServer(Service(store), server_settings(store.settings))
     srv.start()
     try:
         with Relay.open(url=srv.url) as opened:
