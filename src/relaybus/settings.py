@@ -181,7 +181,7 @@ class Settings:
     )
     port: int = field(
         default=4850,
-        metadata=_spec(int, "the TCP port (0 picks a free one)", unit="port", ge=0, le=65535),
+        metadata=_spec(int, "the TCP port (0 picks a free one)", ge=0, le=65535),
     )
     metrics_token: str | None = field(
         default=None,
@@ -500,7 +500,7 @@ def _parse(value: Any, spec: Spec, where: str, file: Path | None) -> Any:
     except (TypeError, ValueError):
         noun = "a whole number" if kind is int else "a number"
         raise _invalid(f"invalid {where}: expected {noun}, got {value!r}", setting=where) from None
-    unit = f" {spec.unit}" if spec.unit and spec.unit != "port" else ""
+    unit = f" {spec.unit}" if spec.unit else ""
     if spec.gt is not None and not parsed > spec.gt:
         raise _invalid(f"invalid {where}: {parsed:g} is not above {spec.gt:g}{unit}", setting=where)
     if spec.ge is not None and not parsed >= spec.ge:
