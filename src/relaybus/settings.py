@@ -323,7 +323,9 @@ class Settings:
         for name, value in (update or {}).items():
             if name not in specs:
                 raise _invalid(f"unknown setting {name!r}", setting=name)
-            object.__setattr__(new, name, _parse(value, specs[name][1], f"setting {name}", None))
+            object.__setattr__(
+                new, name, _parse(value, specs[name][1], f"setting {name}", "argument")
+            )
         return new
 
     # -- what the server derives from them ------------------------------------
@@ -385,35 +387,29 @@ def load(explicit: dict[str, Any] | None = None) -> dict[str, Any]:
         if name not in specs:
             raise _invalid(f"unknown setting {name!r}", setting=name)
     env = os.environ
-    user_file = user_config_path(env)
-    user = _read_file(user_file, specs, allow_dir=True)
-    values: dict[str, Any] = {}
-    if "dir" in explicit:
-        values["dir"] = _parse(explicit["dir"], specs["dir"][1], "setting dir", None)
-    elif ENV_PREFIX + "DIR" in env:
-        values["dir"] = _parse(env[ENV_PREFIX + "DIR"], specs["dir"][1], "RELAYBUS_DIR", None)
-    elif "dir" in user:
-        values["dir"] = user["dir"]
-    try:
-        relay_dir = values.get("dir") or find_relay_dir()
-    except OSError:  # the cwd is gone: no relay folder, so no file of its own
-        local = {}
-    else:
-        local = _read_file(relay_dir / CONFIG_FILENAME, specs, allow_dir=False)
-    for name, (default, spec) in specs.items():
-        if name in values:
-            continue
+    user = _read_file(user_config_path(env), specs, allow_dir=True)
+    local: dict[str, Any] = {}  # the relay folder's file, read once dir is known
+
+    def pick(name: str) -> Any:
+        spec = specs[name][1]
         variable = ENV_PREFIX + name.upper()
         if name in explicit:
-            values[name] = _parse(explicit[name], spec, f"setting {name}", None)
-        elif variable in env:
-            values[name] = _parse(env[variable], spec, variable, None)
-        elif name in local:
-            values[name] = local[name]
-        elif name in user:
-            values[name] = user[name]
-        else:
-            values[name] = default
+            return _parse(explicit[name], spec, f"setting {name}", "argument")
+        if variable in env:
+            return _parse(env[variable], spec, variable, "environment")
+        for found in (local, user):
+            if name in found:
+                return found[name]
+        return specs[name][0]
+
+    values = {"dir": pick("dir")}
+    try:
+        relay_dir = values["dir"] or find_relay_dir()
+    except OSError:  # the cwd is gone: no relay folder, so no file of its own
+        pass
+    else:
+        local.update(_read_file(relay_dir / CONFIG_FILENAME, specs, allow_dir=False))
+    values.update((name, pick(name)) for name in specs if name != "dir")
     return values
 
 
@@ -458,12 +454,13 @@ def _read_file(
                 file=str(path),
                 key=key,
             )
-        values[key] = _parse(value, specs[key][1], f"{key} in {path}", path)
+        values[key] = _parse(value, specs[key][1], f"{key} in {path}", "file")
     return values
 
 
-def _parse(value: Any, spec: Spec, where: str, file: Path | None) -> Any:
-    """``value`` (an environment string, a TOML value or an argument) as ``spec.kind``.
+def _parse(value: Any, spec: Spec, where: str, origin: str) -> Any:
+    """``value`` as ``spec.kind``: from the ``"environment"`` (text), a ``"file"``
+    (a TOML value) or an ``"argument"``.
 
     ``where`` names the source in the error: ``RELAYBUS_PORT``, ``port in
     /x/config.toml``, ``setting port``.
@@ -471,32 +468,31 @@ def _parse(value: Any, spec: Spec, where: str, file: Path | None) -> Any:
     Raises:
         InvalidInput: a value of the wrong type or out of its bounds.
     """
-    text = isinstance(value, str) and file is None and where.startswith(ENV_PREFIX)
+    text = origin == "environment"
     if value is None or (text and value == "" and spec.optional):
         if spec.optional:
             return None
         raise _invalid(f"invalid {where}: a value is required", setting=where)
     kind = spec.kind
-    parsed: Any
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value).expanduser() if origin == "file" else Path(value)
     if kind is str or kind is Path:
-        if not isinstance(value, str | Path) or (kind is str and isinstance(value, Path)):
+        if not isinstance(value, str):
             raise _invalid(f"invalid {where}: expected text, got {value!r}", setting=where)
-        if kind is str:
-            parsed = value
-        else:
-            parsed = Path(value).expanduser() if file is not None else Path(value)
-        return parsed
-    if isinstance(value, bool):
+        return value
+    if isinstance(value, bool) or (isinstance(value, str) and not text):
+        # Only the environment is text; a file or an argument gives a number.
         raise _invalid(f"invalid {where}: expected a number, got {value!r}", setting=where)
+    parsed: int | float
     try:
         if kind is int:
             if isinstance(value, float):
-                raise ValueError
+                raise ValueError(value)
             parsed = int(value.strip()) if isinstance(value, str) else int(value)
         else:
             parsed = float(value.strip()) if isinstance(value, str) else float(value)
             if not math.isfinite(parsed):
-                raise ValueError
+                raise ValueError(value)
     except (TypeError, ValueError):
         noun = "a whole number" if kind is int else "a number"
         raise _invalid(f"invalid {where}: expected {noun}, got {value!r}", setting=where) from None
