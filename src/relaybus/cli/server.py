@@ -42,8 +42,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     metavar="N",
-    help="Allow N requests per second per token, bursts of RELAYBUS_RATE_BURST (default "
-    "50) (RELAYBUS_RATE_LIMIT).",
+    help="Allow N requests per second per token (RELAYBUS_RATE_LIMIT), in bursts of up to "
+    "RELAYBUS_RATE_BURST (50).",
 )
 @click.option(
     "--log-level",
