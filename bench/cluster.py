@@ -552,11 +552,11 @@ def main() -> None:
                 + f"\n   the disk: 8 KiB write + fdatasync p50 {percentile(probe, 0.5):.2f} ms,"
                 f" p99 {percentile(probe, 0.99):.2f} ms ({len(probe)} probes)"
             )
-            defaults = Settings.model_fields
+            defaults = {name: default for name, (default, _) in Settings.specs().items()}
             print(
                 "replicas: `relaybus serve` processes, default settings: pool"
-                f" {defaults['pool_size'].default} + overflow {defaults['pool_overflow'].default}"
-                f" connections, sweeps every {defaults['sweep_interval'].default:g} s"
+                f" {defaults['pool_size']} + overflow {defaults['pool_overflow']}"
+                f" connections, sweeps every {defaults['sweep_interval']:g} s"
             )
             results = uvloop.run(run(root, pg, sizes))
             counts = pg.count_messages(DATABASE)

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from relaybus.client import Relay
 from relaybus.service import Service
+from relaybus.settings import user_config_path
 from relaybus.store import Store
 from relaybus.store.notify import Listener
 from relaybus.store.schema import metadata
@@ -67,12 +68,18 @@ def _migrated_template(url: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _no_relaybus_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_relaybus_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """Tests see default settings whatever RELAYBUS_* the developer has set (the test
-    database URL stays: it only tells :mod:`pg` which server to use)."""
+    database URL stays: it only tells :mod:`pg` which server to use)..."""
     for name in list(os.environ):
         if name.startswith("RELAYBUS_") and name != "RELAYBUS_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
+    # ... nor the developer's ~/.config/relaybus/config.toml. Only when there is one:
+    # tests that move HOME expect the config folder to follow it.
+    if user_config_path().exists():
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
 
 
 @pytest.fixture

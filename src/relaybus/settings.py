@@ -1,94 +1,559 @@
-"""Settings: one typed object, read from ``RELAYBUS_*`` environment variables.
+"""Settings: one typed object for the relay, its clients and ``relaybus serve``.
 
-CLI options bind to the same fields (``relaybus --dir``, ``--as``), so a value
-has one name everywhere: ``RELAYBUS_DIR`` / ``--dir`` / ``Settings.dir``.
+A value has one name everywhere: the field ``Settings.stale_ttl``, the
+environment variable ``RELAYBUS_STALE_TTL``, the key ``stale_ttl`` of a TOML
+config file and, where there is one, the CLI option. Each field is taken from
+the first of these that sets it:
+
+1. an explicit argument (``Settings(stale_ttl=30)``, a CLI option);
+2. the environment (``RELAYBUS_<FIELD>``);
+3. ``config.toml`` in the relay folder in use (``RELAYBUS_DIR``, else the
+   ``.relay/`` found like git, see :func:`find_relay_dir`);
+4. the user's ``$XDG_CONFIG_HOME/relaybus/config.toml`` (default
+   ``~/.config/relaybus/config.toml``);
+5. the default.
+
+Loading is cheap on purpose (a hook or a one-shot CLI command reads it): the
+standard library only, ``tomllib`` only when a config file exists, and no
+pydantic. docs/configuration.md lists every field (a test keeps them in step).
 """
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+# Not ``typing.TYPE_CHECKING``: see relaybus/__init__.py (importing typing costs
+# a hook a few ms); type checkers treat any ``TYPE_CHECKING`` name as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any, Literal
+
+    from .errors import InvalidInput
+
+RELAY_DIRNAME = ".relay"
+#: The file name of both config files (in the relay folder and in the user's config folder).
+CONFIG_FILENAME = "config.toml"
+ENV_PREFIX = "RELAYBUS_"
+
+#: Room for a request's JSON around a message body of ``max_body_bytes``: field
+#: names, a subject, meta and escaping (bytes).
+ENVELOPE_BYTES = 16 * 1024
 
 
-class Settings(BaseSettings):
-    """relaybus configuration.
+@dataclass(frozen=True)
+class Spec:
+    """How one setting is parsed and documented.
 
-    Durations are seconds, sizes are bytes, retention is days.
+    Attributes:
+        kind: the value's type: ``str``, ``Path``, ``int`` or ``float``.
+        optional: whether ``None`` (unset) is a value; an empty environment
+            variable then means ``None``.
+        unit: what the number counts (``seconds``, ``bytes``…), ``""`` for text.
+        doc: one sentence for docs/configuration.md.
+        gt, ge, le: bounds of a number (above, at least, at most).
     """
 
-    model_config = SettingsConfigDict(env_prefix="RELAYBUS_", extra="ignore")
+    kind: type
+    optional: bool
+    unit: str
+    doc: str
+    gt: float | None = None
+    ge: float | None = None
+    le: float | None = None
 
-    dir: Path | None = Field(
+
+def _spec(
+    kind: type,
+    doc: str,
+    *,
+    unit: str = "",
+    optional: bool = False,
+    gt: float | None = None,
+    ge: float | None = None,
+    le: float | None = None,
+) -> dict[str, Spec]:
+    return {"spec": Spec(kind, optional, unit, doc, gt, ge, le)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """relaybus configuration: ``Settings()`` reads it (see the module docstring
+    for where from); ``Settings(field=value)`` overrides a field.
+
+    Durations are seconds, sizes are bytes, retention is days.
+
+    Raises (on construction):
+        InvalidInput: a value of the wrong type or out of range (the message
+            names the variable, or the file and key), an unknown key in a
+            config file, or a config file that is not TOML.
+    """
+
+    # -- where the relay is -------------------------------------------------
+    dir: Path | None = field(
         default=None,
-        description="The relay directory holding relay.db; default: .relay in the repository root.",
+        metadata=_spec(
+            Path,
+            "the relay folder holding relay.db (and config.toml); default: the .relay/ "
+            "found like git",
+            optional=True,
+        ),
     )
-    database: str | None = Field(
+    database: str | None = field(
         default=None,
-        description="A SQLAlchemy URL (sqlite:///… or postgresql+psycopg://…); overrides dir.",
+        metadata=_spec(
+            str,
+            "a SQLAlchemy URL (sqlite:///… or postgresql://…); beats dir",
+            optional=True,
+        ),
     )
-    url: str | None = Field(default=None, description="A relay server to talk to (HTTP).")
-    token: str | None = Field(
+    url: str | None = field(
         default=None,
-        description="Bearer token: the admin token of `relaybus serve`, or an agent's own token.",
+        metadata=_spec(
+            str, "a relay server (relaybus serve) to talk to instead of a database", optional=True
+        ),
     )
-    metrics_token: str | None = Field(
+    token: str | None = field(
         default=None,
-        description="`relaybus serve`: a token that may read /metrics only (the admin token "
-        "may too). With either token set, /metrics needs one of them; without, it is open.",
+        repr=False,  # secrets stay out of logs and tracebacks
+        metadata=_spec(
+            str,
+            "the admin token of relaybus serve; for a client, the token it sends (admin or an "
+            "agent's own)",
+            optional=True,
+        ),
     )
-    agent: str | None = Field(default=None, description="The agent id to act as (CLI --as).")
-    workspace: str = Field(default="default", description="The workspace every row belongs to.")
-    stale_ttl: float = Field(
-        default=90.0, gt=0, description="Seconds without a heartbeat before an agent is offline."
+    workspace: str = field(
+        default="default", metadata=_spec(str, "the workspace every call acts in")
     )
-    stuck_after: float = Field(
+    agent: str | None = field(
+        default=None, metadata=_spec(str, "the agent a command acts as", optional=True)
+    )
+    # -- behaviour of the relay ---------------------------------------------
+    stale_ttl: float = field(
+        default=90.0,
+        metadata=_spec(
+            float,
+            "seconds without a heartbeat before an agent counts as offline",
+            unit="seconds",
+            gt=0,
+        ),
+    )
+    stuck_after: float = field(
         default=60.0,
-        gt=0,
-        description="Seconds a delivery may stay queued while its agent is online before it "
-        "counts as stuck (`relaybus agents`, metrics).",
+        metadata=_spec(
+            float,
+            "seconds a delivery may stay queued while its agent is online before it counts "
+            "as stuck (relaybus agents, /metrics)",
+            unit="seconds",
+            gt=0,
+        ),
     )
-    lease_seconds: float = Field(default=600.0, gt=0, description="Default claim lease, seconds.")
-    max_body_bytes: int = Field(
-        default=64 * 1024, gt=0, description="Largest message body, bytes (UTF-8)."
+    lease_seconds: float = field(
+        default=600.0,
+        metadata=_spec(float, "the default claim lease", unit="seconds", gt=0),
     )
-    retention_days: float = Field(
-        default=30.0, gt=0, description="`prune` deletes messages and events older than this."
+    max_body_bytes: int = field(
+        default=64 * 1024,
+        metadata=_spec(int, "the largest message body (UTF-8)", unit="bytes", gt=0),
     )
-    agent_retention_days: float = Field(
-        default=7.0, gt=0, description="`prune` deletes agents offline for longer than this."
-    )
-    host: str = Field(
-        default="127.0.0.1",
-        description="`relaybus serve`: the address to listen on (beyond loopback needs a token).",
-    )
-    port: int = Field(default=4850, ge=0, le=65535, description="`relaybus serve`: the TCP port.")
-    rate_limit: float | None = Field(
-        default=None,
-        gt=0,
-        description="`relaybus serve`: requests per second per token (or client); none if unset.",
-    )
-    sweep_interval: float = Field(
-        default=5.0,
-        ge=0,
-        description="`relaybus serve`: seconds between background sweeps (lapsed leases, "
-        "offline agents); 0 turns them off. In a cluster one replica runs each sweep.",
-    )
-    prune_interval: float = Field(
-        default=3600.0,
-        ge=0,
-        description="`relaybus serve`: seconds between background retention prunes "
-        "(retention_days, agent_retention_days); 0 turns them off.",
-    )
-    pool_size: int = Field(
-        default=10, ge=1, description="PostgreSQL: connections each process keeps open."
-    )
-    pool_overflow: int = Field(
-        default=20, ge=0, description="PostgreSQL: extra connections a process may open at peaks."
-    )
-    pool_timeout: float = Field(
+    retention_days: float = field(
         default=30.0,
-        gt=0,
-        description="PostgreSQL: seconds a call waits for a free connection before failing.",
+        metadata=_spec(
+            float, "prune deletes messages and events older than this", unit="days", gt=0
+        ),
     )
+    agent_retention_days: float = field(
+        default=7.0,
+        metadata=_spec(
+            float, "prune deletes agents offline for longer than this", unit="days", gt=0
+        ),
+    )
+    # -- the server (relaybus serve) ----------------------------------------
+    host: str = field(
+        default="127.0.0.1",
+        metadata=_spec(
+            str, "the address to listen on; beyond loopback it needs an admin token (token)"
+        ),
+    )
+    port: int = field(
+        default=4850,
+        metadata=_spec(int, "the TCP port (0 picks a free one)", ge=0, le=65535),
+    )
+    metrics_token: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_spec(
+            str,
+            "a token that may read /metrics and nothing else; with it or an admin token set, "
+            "/metrics needs one of the two, without either it is open (loopback only)",
+            optional=True,
+        ),
+    )
+    rate_limit: float | None = field(
+        default=None,
+        metadata=_spec(
+            float,
+            "requests per second per token (or per client address without one); none: no limit",
+            unit="requests/second",
+            optional=True,
+            gt=0,
+        ),
+    )
+    rate_burst: int = field(
+        default=50,
+        metadata=_spec(
+            int,
+            "requests a token may make at once before rate_limit applies",
+            unit="requests",
+            ge=1,
+        ),
+    )
+    request_body_bytes: int | None = field(
+        default=None,
+        metadata=_spec(
+            int,
+            "the largest request body before 413; none: room for a message of max_body_bytes "
+            "(twice it, plus 16 KiB for the rest of the JSON)",
+            unit="bytes",
+            optional=True,
+            gt=0,
+        ),
+    )
+    sse_heartbeat_seconds: float = field(
+        default=15.0,
+        metadata=_spec(float, "how often an idle event stream gets a ping", unit="seconds", gt=0),
+    )
+    longpoll_max_seconds: float = field(
+        default=300.0,
+        metadata=_spec(
+            float,
+            "the longest ?wait= long-poll honoured; longer waits are cut to this",
+            unit="seconds",
+            gt=0,
+        ),
+    )
+    token_cache_seconds: float = field(
+        default=1.0,
+        metadata=_spec(
+            float,
+            "how long an agent token's lookup is reused: a token revoked through another "
+            "replica keeps working this long at most; 0 looks every request's token up",
+            unit="seconds",
+            ge=0,
+        ),
+    )
+    mcp_idle_seconds: float = field(
+        default=30 * 60.0,
+        metadata=_spec(
+            float,
+            "an MCP session at /mcp with no request in flight for this long has ended "
+            "(its agent goes offline)",
+            unit="seconds",
+            gt=0,
+        ),
+    )
+    sweep_interval: float = field(
+        default=5.0,
+        metadata=_spec(
+            float,
+            "seconds between background sweeps (lapsed leases, offline agents); 0 turns them "
+            "off. In a cluster one replica runs each sweep",
+            unit="seconds",
+            ge=0,
+        ),
+    )
+    prune_interval: float = field(
+        default=3600.0,
+        metadata=_spec(
+            float,
+            "seconds between background retention prunes (retention_days, "
+            "agent_retention_days); 0 turns them off",
+            unit="seconds",
+            ge=0,
+        ),
+    )
+    # -- PostgreSQL ---------------------------------------------------------
+    pool_size: int = field(
+        default=10,
+        metadata=_spec(int, "connections each process keeps open", unit="connections", ge=1),
+    )
+    pool_overflow: int = field(
+        default=20,
+        metadata=_spec(
+            int, "extra connections a process may open at peaks", unit="connections", ge=0
+        ),
+    )
+    pool_timeout: float = field(
+        default=30.0,
+        metadata=_spec(
+            float,
+            "seconds a call waits for a free connection before failing",
+            unit="seconds",
+            gt=0,
+        ),
+    )
+
+    if not TYPE_CHECKING:
+        # At run time ``Settings(**explicit)`` loads the other sources too; type
+        # checkers see the dataclass's own keyword-only ``__init__`` (one typed
+        # parameter per field), which is what a call may pass.
+        def __init__(self, **explicit: Any) -> None:
+            for name, value in load(explicit).items():
+                object.__setattr__(self, name, value)
+
+    @classmethod
+    def specs(cls) -> dict[str, tuple[Any, Spec]]:
+        """``{field: (default, spec)}`` in declaration order (for docs and tests)."""
+        return {f.name: (f.default, f.metadata["spec"]) for f in fields(cls)}
+
+    def model_copy(self, *, update: dict[str, Any] | None = None) -> Settings:
+        """A copy with ``update``'s fields replaced (validated as arguments are);
+        nothing is read again. The name is pydantic's, which this class replaced.
+
+        Raises:
+            InvalidInput: an unknown field, or a bad value.
+        """
+        new = object.__new__(Settings)
+        new.__dict__.update(self.__dict__)
+        specs = self.specs()
+        for name, value in (update or {}).items():
+            if name not in specs:
+                raise _invalid(f"unknown setting {name!r}", setting=name)
+            object.__setattr__(
+                new, name, _parse(value, specs[name][1], f"setting {name}", "argument")
+            )
+        return new
+
+    # -- what the server derives from them ------------------------------------
+
+    @property
+    def admin_token(self) -> str | None:
+        """The server's admin token: :attr:`token`, ``None`` when unset or empty."""
+        return self.token or None
+
+    @property
+    def auth_mode(self) -> Literal["open", "token"]:
+        """``"token"`` when the server has an admin token, else ``"open"``."""
+        return "open" if self.admin_token is None else "token"
+
+    def body_limit(self) -> int:
+        """The server's request body limit (bytes): :attr:`request_body_bytes`, or
+        room for a message of :attr:`max_body_bytes` with its meta and JSON escaping."""
+        if self.request_body_bytes is not None:
+            return self.request_body_bytes
+        return self.max_body_bytes * 2 + ENVELOPE_BYTES
+
+    def check_bind(self) -> None:
+        """Refuse to serve a non-loopback address without an admin token.
+
+        Raises:
+            InvalidInput: :attr:`host` is not a loopback address and there is no
+                admin token, or a token is blank.
+        """
+        if self.admin_token is None and not is_loopback(self.host):
+            raise _invalid(
+                f"refusing to listen on {self.host} without an admin token: anyone who can "
+                "reach it could act as any agent. Set RELAYBUS_TOKEN (or --token), or listen "
+                "on 127.0.0.1",
+                host=self.host,
+            )
+        if self.admin_token is not None and not self.admin_token.strip():
+            raise _invalid("the admin token is empty")
+        if self.metrics_token and not self.metrics_token.strip():
+            raise _invalid("the metrics token is empty")
+
+
+def load(explicit: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every field's value: ``explicit`` > environment > the relay folder's
+    ``config.toml`` > the user's ``config.toml`` > default.
+
+    The relay folder is ``dir`` from the arguments, the environment or the
+    user's file, else :func:`find_relay_dir` of the cwd; its own file cannot
+    set ``dir``.
+
+    Returns:
+        ``{field: value}`` for every field, parsed and checked.
+
+    Raises:
+        InvalidInput: see :class:`Settings`.
+    """
+    specs = Settings.specs()
+    explicit = explicit or {}
+    for name in explicit:
+        if name not in specs:
+            raise _invalid(f"unknown setting {name!r}", setting=name)
+    env = os.environ
+    user = _read_file(user_config_path(env), specs, allow_dir=True)
+    local: dict[str, Any] = {}  # the relay folder's file, read once dir is known
+
+    def pick(name: str) -> Any:
+        spec = specs[name][1]
+        variable = ENV_PREFIX + name.upper()
+        if name in explicit:
+            return _parse(explicit[name], spec, f"setting {name}", "argument")
+        if variable in env:
+            return _parse(env[variable], spec, variable, "environment")
+        for found in (local, user):
+            if name in found:
+                return found[name]
+        return specs[name][0]
+
+    values = {"dir": pick("dir")}
+    try:
+        relay_dir = values["dir"] or find_relay_dir()
+    except OSError:  # the cwd is gone: no relay folder, so no file of its own
+        pass
+    else:
+        local.update(_read_file(relay_dir / CONFIG_FILENAME, specs, allow_dir=False))
+    values.update((name, pick(name)) for name in specs if name != "dir")
+    return values
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/relaybus/config.toml``, default ``~/.config/relaybus/``:
+    the folder of ``profiles.toml`` too (:func:`relaybus.identity.config_dir`)."""
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or os.path.join(
+        env.get("HOME") or os.path.expanduser("~"), ".config"
+    )
+    return Path(base) / "relaybus" / CONFIG_FILENAME
+
+
+def _read_file(
+    path: Path, specs: dict[str, tuple[Any, Spec]], *, allow_dir: bool
+) -> dict[str, Any]:
+    """The settings in the TOML file at ``path``, parsed; ``{}`` when there is none.
+
+    Raises:
+        InvalidInput: not TOML, an unknown key, ``dir`` where it is not allowed,
+            or a bad value (naming the file and the key).
+    """
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise _invalid(f"cannot read {path}: {exc.strerror}", file=str(path)) from None
+    import tomllib  # only when a file exists: most runs have none
+
+    try:
+        table = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise _invalid(f"{path} is not valid TOML: {exc}", file=str(path)) from None
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in specs:
+            raise _invalid(f"unknown setting {key!r} in {path}", file=str(path), key=key)
+        if key == "dir" and not allow_dir:
+            raise _invalid(
+                f"{path} cannot set dir: it is read from the relay folder dir points at",
+                file=str(path),
+                key=key,
+            )
+        values[key] = _parse(value, specs[key][1], f"{key} in {path}", "file")
+    return values
+
+
+def _parse(value: Any, spec: Spec, where: str, origin: str) -> Any:
+    """``value`` as ``spec.kind``: from the ``"environment"`` (text), a ``"file"``
+    (a TOML value) or an ``"argument"``.
+
+    ``where`` names the source in the error: ``RELAYBUS_PORT``, ``port in
+    /x/config.toml``, ``setting port``.
+
+    Raises:
+        InvalidInput: a value of the wrong type or out of its bounds.
+    """
+    text = origin == "environment"
+    if value is None or (text and value == "" and spec.optional):
+        if spec.optional:
+            return None
+        raise _invalid(f"invalid {where}: a value is required", setting=where)
+    kind = spec.kind
+    if kind is Path and isinstance(value, str | Path):
+        return Path(value).expanduser() if origin == "file" else Path(value)
+    if kind is str or kind is Path:
+        if not isinstance(value, str):
+            raise _invalid(f"invalid {where}: expected text, got {value!r}", setting=where)
+        return value
+    if isinstance(value, bool) or (isinstance(value, str) and not text):
+        # Only the environment is text; a file or an argument gives a number.
+        raise _invalid(f"invalid {where}: expected a number, got {value!r}", setting=where)
+    parsed: int | float
+    try:
+        if kind is int:
+            if isinstance(value, float):
+                raise ValueError(value)
+            parsed = int(value.strip()) if isinstance(value, str) else int(value)
+        else:
+            parsed = float(value.strip()) if isinstance(value, str) else float(value)
+            if not math.isfinite(parsed):
+                raise ValueError(value)
+    except (TypeError, ValueError):
+        noun = "a whole number" if kind is int else "a number"
+        raise _invalid(f"invalid {where}: expected {noun}, got {value!r}", setting=where) from None
+    unit = f" {spec.unit}" if spec.unit else ""
+    if spec.gt is not None and not parsed > spec.gt:
+        raise _invalid(f"invalid {where}: {parsed:g} is not above {spec.gt:g}{unit}", setting=where)
+    if spec.ge is not None and not parsed >= spec.ge:
+        raise _invalid(f"invalid {where}: {parsed:g} is below {spec.ge:g}{unit}", setting=where)
+    if spec.le is not None and not parsed <= spec.le:
+        raise _invalid(f"invalid {where}: {parsed:g} is above {spec.le:g}{unit}", setting=where)
+    return parsed
+
+
+def _invalid(message: str, **details: Any) -> InvalidInput:
+    from .errors import InvalidInput  # errors imports typing; most loads raise nothing
+
+    return InvalidInput(message, **details)
+
+
+def repository_root(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` holding a ``.git`` (a folder, or the
+    file of a worktree or submodule), or ``None`` outside any repository."""
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def find_relay_dir(start: Path | None = None) -> Path:
+    """The relay directory for ``start`` (default: the cwd), found the way git finds
+    its repository, and never above it.
+
+    Inside a repository: the nearest ``.relay/`` between ``start`` and the
+    repository root (the nearest ``.git``, folder or file), else the root's
+    ``.relay``. Outside any repository: ``start/.relay`` only; a ``.relay/``
+    further up is never used, so a stray one (say ``/.relay``) cannot take over
+    the folders below it. ``RELAYBUS_DIR`` (:attr:`Settings.dir`) overrides this
+    search entirely.
+
+    Returns:
+        the ``.relay`` directory path (it may not exist yet).
+    """
+    here = (start or Path.cwd()).resolve()
+    root = repository_root(here)
+    if root is None:
+        return here / RELAY_DIRNAME
+    for folder in (here, *here.parents):
+        if (folder / RELAY_DIRNAME).is_dir():
+            return folder / RELAY_DIRNAME
+        if folder == root:
+            break
+    return root / RELAY_DIRNAME
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, ``127.x``, ``::1``)."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    import ipaddress  # only the server asks
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything

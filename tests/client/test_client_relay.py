@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.live import LiveServer, free_port
+from tests.support.live import LiveServer, server_settings
 from relaybus import (
     Agent,
     AgentHandle,
@@ -28,7 +28,7 @@ from relaybus import (
     Task,
     TaskStatus,
 )
-from relaybus.server import ServerConfig
+
 from relaybus.service import Service
 from relaybus.store import sqlite_url
 
@@ -48,7 +48,7 @@ def relay(request: pytest.FixtureRequest, service: Service) -> Iterator[Relay]:
         yield Relay.embedded(service)  # the store fixture closes the store
         return
     admin = ADMIN if request.param == "server-with-token" else None
-    srv = LiveServer(service, ServerConfig(port=free_port(), admin_token=admin))
+    srv = LiveServer(service, server_settings(service.settings, token=admin))
     srv.start()
     try:
         with Relay.open(url=srv.url, token=admin) as opened:

@@ -11,7 +11,8 @@ import pytest
 from relaybus import InvalidInput, NotFound, Relay, RelayError
 from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
 from relaybus.client import calls
-from relaybus.server import ServerConfig
+from tests.conftest import snapshot_rows
+from tests.support.live import LiveServer, server_settings
 from relaybus.service import Service
 from relaybus.store import Store
 from tests.conftest import snapshot_rows
@@ -26,7 +27,7 @@ def relay(request: pytest.FixtureRequest, store: Store) -> Iterator[Relay]:
     if request.param == "embedded":
         yield Relay.embedded(Service(store))
         return
-    srv = LiveServer(Service(store), ServerConfig(port=free_port()))
+    srv = LiveServer(Service(store), server_settings(store.settings))
     srv.start()
     try:
         with Relay.open(url=srv.url) as opened:

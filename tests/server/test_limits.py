@@ -19,7 +19,7 @@ LIMIT = 2000
 @pytest.fixture
 def small(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
     """An open server accepting request bodies of at most :data:`LIMIT` bytes."""
-    with live_server(tmp_path, database=database, max_body_bytes=LIMIT) as srv:
+    with live_server(tmp_path, database=database, request_body_bytes=LIMIT) as srv:
         srv.service.register("alice")
         srv.service.register("bob")
         yield srv

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relaybus.errors import InvalidInput
-from relaybus.server.config import ServerConfig
+from relaybus.settings import Settings
 from tests.server.conftest import ADMIN, HUNG, bearer, problem, register
 from tests.support.live import live_server
 
@@ -134,4 +134,4 @@ def test_a_metrics_token_reads_metrics_and_nothing_else(tmp_path: Path) -> None:
 
 def test_an_empty_metrics_token_is_refused_at_start() -> None:
     with pytest.raises(InvalidInput, match="metrics token is empty"):
-        ServerConfig(metrics_token=" ").check_bind()
+        Settings(metrics_token=" ").check_bind()

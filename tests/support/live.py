@@ -22,7 +22,7 @@ from typing import Any
 
 import uvicorn
 
-from relaybus.server import ServerConfig, create_app
+from relaybus.server import create_app
 from relaybus.server.run import end_live_responses
 from relaybus.service import Service
 from relaybus.settings import Settings
@@ -95,7 +95,7 @@ class _Server(uvicorn.Server):
 class LiveServer:
     """A running relay server: ``url``, and the ``service``/``app`` behind it."""
 
-    def __init__(self, service: Service, config: ServerConfig) -> None:
+    def __init__(self, service: Service, config: Settings) -> None:
         self.service = service
         self.config = config
         self.port = config.port
@@ -150,6 +150,13 @@ class LiveServer:
         self._server = self._thread = self._socket = None
 
 
+def server_settings(base: Settings, **fields: Any) -> Settings:
+    """``base`` for a test server: loopback on a free port and, unless ``fields`` ask
+    for them, no background sweeps or prunes (a test moves its clock itself)."""
+    defaults = {"host": "127.0.0.1", "port": free_port(), "sweep_interval": 0.0}
+    return base.model_copy(update={**defaults, "prune_interval": 0.0, **fields})
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -174,17 +181,16 @@ def live_server(
         admin_token: the server's admin token; ``None`` is open loopback mode.
         database: a database URL instead of the SQLite file (e.g. PostgreSQL).
         settings: relay settings (limits, TTLs); ``dir``/``database`` are set here.
-        config: further :class:`~relaybus.server.ServerConfig` fields.
+        config: further :class:`~relaybus.settings.Settings` fields for the server
+            (see :func:`server_settings`).
     """
     base = settings or Settings()
-    base = base.model_copy(update={"dir": tmp_path / ".relay", "database": database})
+    update = {"dir": tmp_path / ".relay", "database": database, "token": admin_token}
+    base = server_settings(base.model_copy(update=update), **config)
     store = open_store(base)
     try:
         service = Service(store)
-        server = LiveServer(
-            service,
-            ServerConfig(host="127.0.0.1", port=free_port(), admin_token=admin_token, **config),
-        )
+        server = LiveServer(service, base)
         server.start()
         try:
             yield server

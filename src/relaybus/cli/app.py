@@ -3,7 +3,7 @@ how errors leave the process.
 
 Nothing here opens the store until a command asks for :attr:`App.relay`, so
 ``relaybus --help`` and usage errors never touch the disk; heavy modules
-(pydantic-settings, SQLAlchemy) are imported on that first use too.
+(SQLAlchemy, pydantic) are imported on that first use too.
 
 Only the commands marked :func:`creates_relay` (``init``, ``migrate``,
 ``register``, ``run``, ``mcp``, ``tmux attach``; ``serve`` and ``hook
@@ -61,19 +61,12 @@ class App:
         """``Settings()`` from the environment with the given options applied.
 
         Raises:
-            InvalidInput: a ``RELAYBUS_*`` variable has a value of the wrong type.
+            InvalidInput: a bad value in a ``RELAYBUS_*`` variable or a config file
+                (the message names it), or an unknown key in a config file.
         """
         if self._settings is None:
-            from pydantic import ValidationError
-
             from ..settings import Settings
 
-            try:
-                base = Settings()
-            except ValidationError as exc:
-                first = exc.errors()[0]
-                name = "RELAYBUS_" + "_".join(str(p) for p in first["loc"]).upper()
-                raise InvalidInput(f"invalid {name}: {first['msg']}", setting=name) from None
             updates = {k: v for k, v in self.overrides.items() if v is not None}
             local = "dir" in updates or "database" in updates
             if local and "url" in updates:
@@ -86,7 +79,9 @@ class App:
             if local:
                 # ... and an explicit database beats RELAYBUS_URL.
                 updates["url"] = None
-            self._settings = base.model_copy(update=updates)
+            # Options are arguments: --dir also picks the relay folder whose
+            # config.toml is read.
+            self._settings = Settings(**updates)
         return self._settings
 
     @property

@@ -42,7 +42,8 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     metavar="N",
-    help="Allow N requests per second per token, bursts of 50 (RELAYBUS_RATE_LIMIT).",
+    help="Allow N requests per second per token (RELAYBUS_RATE_LIMIT), in bursts of up to "
+    "RELAYBUS_RATE_BURST (50).",
 )
 @click.option(
     "--log-level",
@@ -89,21 +90,9 @@ def serve(
         if v is not None
     }
     settings = app.settings.model_copy(update=updates)
-
-    from ..server.config import ServerConfig
-
-    config = ServerConfig(
-        host=settings.host,
-        port=settings.port,
-        admin_token=settings.token or None,  # RELAYBUS_TOKEN= (empty) means none
-        metrics_token=settings.metrics_token or None,
-        rate_limit=settings.rate_limit,
-        sweep_interval=settings.sweep_interval,
-        prune_interval=settings.prune_interval,
-    )
-    config.check_bind()  # before importing the server: a refusal is instant
+    settings.check_bind()  # before importing the server: a refusal is instant
 
     from ..server.run import serve as run
 
     with store_notices(app.json):  # "made the relay private" as one notice line
-        run(settings, config, log_level=log_level.lower(), announce=click.echo)
+        run(settings, log_level=log_level.lower(), announce=click.echo)

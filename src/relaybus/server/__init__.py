@@ -1,8 +1,9 @@
 """The relay server: the HTTP API, live delivery (SSE, WebSocket, long-poll), auth.
 
->>> from relaybus.server import ServerConfig, create_app, serve
+>>> from relaybus.server import create_app, serve
 
-Names load on first use (PEP 562): importing the config does not import FastAPI.
+Names load on first use (PEP 562). The server's settings are
+:class:`relaybus.settings.Settings` (host, port, token, limits…), like everything else.
 """
 
 from __future__ import annotations
@@ -11,14 +12,12 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "ServerConfig": "relaybus.server.config",
     "create_app": "relaybus.server.app",
     "serve": "relaybus.server.run",
 }
 
 if TYPE_CHECKING:
     from .app import create_app
-    from .config import ServerConfig
     from .run import serve
 
 
@@ -31,4 +30,4 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["ServerConfig", "create_app", "serve"]
+__all__ = ["create_app", "serve"]

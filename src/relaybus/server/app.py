@@ -12,10 +12,10 @@ from starlette.middleware import Middleware
 
 from .. import __version__
 from ..service import Service
+from ..settings import Settings
 from . import mcp as mcp_http
 from . import problems
 from .auth import Authenticator, ServerContext
-from .config import ServerConfig
 from .hub import Hub
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, RequestMetrics
@@ -31,17 +31,20 @@ token, or the agent token `POST /v1/agents` returns (it acts as that agent only)
 """
 
 
-def create_app(service: Service, config: ServerConfig) -> FastAPI:
-    """The relay's ASGI app over ``service``.
+def create_app(service: Service, config: Settings | None = None) -> FastAPI:
+    """The relay's ASGI app over ``service``, run as ``config`` says (host, token,
+    limits, sweeps; default: the service's own settings, ``service.settings``).
 
     ``app.state`` holds ``service``, ``config``, ``metrics``, ``context`` (what
     routes need), ``started_at`` (``time.monotonic()``) and ``hub``: the one
     reader of the event log, started by the app's lifespan and stopped, closing
     live streams, at its shutdown. The lifespan also runs the background
-    :class:`~relaybus.server.sweeper.Sweeper` when ``config`` asks for one.
+    :class:`~relaybus.server.sweeper.Sweeper` unless ``config`` turns its jobs off
+    (``sweep_interval`` and ``prune_interval`` 0).
     MCP (streamable HTTP) is served at ``/mcp`` (:mod:`relaybus.server.mcp`); its
     sessions live inside the lifespan too.
     """
+    config = service.settings if config is None else config
     metrics = Metrics()
     limiter = (
         RateLimiter(config.rate_limit, config.rate_burst) if config.rate_limit is not None else None
@@ -78,7 +81,7 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
         middleware=[
             # Outermost first: a 413 from the body limit is counted too.
             Middleware(RequestMetrics, metrics=metrics),
-            Middleware(BodyLimit, limit=config.body_limit(service.settings)),
+            Middleware(BodyLimit, limit=config.body_limit()),
         ],
     )
     app.state.service = service

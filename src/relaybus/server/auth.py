@@ -1,6 +1,6 @@
 """Who is calling: a bearer token (or none) becomes a :class:`Caller`.
 
-- the admin token (``ServerConfig.admin_token``) acts as anyone in any workspace;
+- the admin token (``Settings.token``) acts as anyone in any workspace;
 - an agent token (issued by ``POST /v1/agents``, stored as its SHA-256 only)
   acts only as that agent, in its workspace;
 - no token is admin in open mode (no admin token, loopback only) and 401 otherwise;
@@ -10,7 +10,7 @@ The cheap part (headers, the admin token, the rate limit) runs on the event
 loop in :func:`api_call`; looking an agent token up in the store is left to
 :meth:`ApiRequest.caller`, which a sync route calls in the threadpool thread it
 already runs in, so a request costs one thread hop, not two. Lookups are
-reused for :attr:`ServerConfig.token_cache_seconds` (:class:`TokenCache`).
+reused for :attr:`Settings.token_cache_seconds` (:class:`TokenCache`).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ..service.tokens import hash_token
 
 if TYPE_CHECKING:
     from ..service import Service
-    from .config import ServerConfig
+    from ..settings import Settings
     from .hub import Hub
     from .limits import RateLimiter
     from .metrics import Metrics
@@ -141,7 +141,7 @@ class ServerContext:
     """What every route needs, built once per app by ``create_app``."""
 
     service: Service
-    config: ServerConfig
+    config: Settings
     metrics: Metrics
     auth: Authenticator
     hub: Hub
@@ -158,7 +158,7 @@ class Authenticator:
     def __init__(
         self,
         service: Service,
-        config: ServerConfig,
+        config: Settings,
         *,
         limiter: RateLimiter | None = None,
         default_workspace: str = "default",
@@ -167,7 +167,7 @@ class Authenticator:
         self.limiter = limiter
         self.default_workspace = default_workspace
         self._admin = None if config.admin_token is None else config.admin_token.encode("utf-8")
-        metrics = config.metrics_token
+        metrics = config.metrics_token or None  # empty: none, as RELAYBUS_METRICS_TOKEN=
         self._metrics = None if metrics is None else metrics.encode("utf-8")
         self.cache = TokenCache(config.token_cache_seconds)
 
@@ -305,8 +305,8 @@ class ApiRequest:
         return self.context.metrics
 
     @property
-    def config(self) -> ServerConfig:
-        """The server's configuration."""
+    def config(self) -> Settings:
+        """The server's settings."""
         return self.context.config
 
     @property

@@ -15,7 +15,7 @@ problem+json 401/403. Who a session acts as:
 
 A session's agent heartbeats while the session lives and goes offline when it
 ends: the client's DELETE, the idle timeout (no request in flight for
-``ServerConfig.mcp_idle_seconds``), or server shutdown. 2026-07-28 clients
+``Settings.mcp_idle_seconds``), or server shutdown. 2026-07-28 clients
 have no sessions: each request names its agent by token or ``X-Relaybus-Agent``,
 and presence follows its requests.
 """
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from ..service import Service
-    from .config import ServerConfig
+    from ..settings import Settings
     from .hub import Hub
 
 logger = logging.getLogger("relaybus.mcp")
@@ -428,7 +428,7 @@ async def _no_receive() -> AsgiMessage:
 
 
 def mount(
-    app: FastAPI, service: Service, config: ServerConfig, *, auth: Authenticator, hub: Hub
+    app: FastAPI, service: Service, config: Settings, *, auth: Authenticator, hub: Hub
 ) -> StreamableHTTPSessionManager:
     """Serve MCP at ``/mcp`` on ``app``; returns the session manager, whose
     ``run()`` the app's lifespan must enter (it starts the runtime too).
@@ -447,7 +447,7 @@ def mount(
     # Only for its side effect: it creates the session manager (server.session_manager).
     server.streamable_http_app(
         session_idle_timeout=config.mcp_idle_seconds,
-        max_request_body_size=config.body_limit(service.settings),
+        max_request_body_size=config.body_limit(),
         host=config.host,
     )
     manager = server.session_manager

@@ -19,7 +19,6 @@ from ..service import Service
 from ..settings import Settings
 from ..store import Store, open_store
 from .app import create_app
-from .config import ServerConfig
 
 #: Seconds in-flight requests and open streams get to finish after Ctrl-C (uvicorn's
 #: ``timeout_graceful_shutdown``); then they are cancelled and the hub stops.
@@ -62,7 +61,6 @@ async def end_live_responses(app: object) -> None:
 
 def serve(
     settings: Settings,
-    config: ServerConfig,
     *,
     log_level: str = "info",
     announce: Callable[[str], None] | None = None,
@@ -78,15 +76,15 @@ def serve(
     line and nothing else.
 
     Raises:
-        InvalidInput: :meth:`ServerConfig.check_bind` refuses the address, or
+        InvalidInput: :meth:`Settings.check_bind` refuses the address, or
             it cannot be bound (unknown host, no permission).
         Conflict: the port is in use.
         StoreError: the store cannot be opened.
     """
-    config.check_bind()
+    settings.check_bind()
     raise_open_files_limit()
     say = announce or (lambda line: print(line, flush=True))
-    sockets = bind(config.host, config.port)
+    sockets = bind(settings.host, settings.port)
     try:
         store = open_store(settings)
     except BaseException:
@@ -94,17 +92,17 @@ def serve(
             sock.close()
         raise
     try:
-        app = create_app(Service(store), config)
+        app = create_app(Service(store), settings)
 
         def listening(bound: list[socket.socket]) -> None:
-            say(f"relaybus: serving {_url(config, bound)} ({_auth_line(config)})")
+            say(f"relaybus: serving {_url(settings, bound)} ({_auth_line(settings)})")
             say(f"relaybus: store {describe_store(store)}")
 
         server = _Server(
             uvicorn.Config(
                 app,
-                host=config.host,
-                port=config.port,
+                host=settings.host,
+                port=settings.port,
                 log_level=log_level,
                 log_config=_log_config(),
                 access_log=True,
@@ -194,7 +192,7 @@ def _ignore(_signum: int, _frame: Any) -> None:
     pass
 
 
-def _url(config: ServerConfig, sockets: list[socket.socket]) -> str:
+def _url(config: Settings, sockets: list[socket.socket]) -> str:
     host, port = config.host, config.port
     for sock in sockets:
         if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -204,7 +202,7 @@ def _url(config: ServerConfig, sockets: list[socket.socket]) -> str:
     return f"http://{shown}:{port}"
 
 
-def _auth_line(config: ServerConfig) -> str:
+def _auth_line(config: Settings) -> str:
     if config.admin_token is None:
         line = "auth: open, loopback only: every request acts as admin"
         return line + ("; /metrics needs the metrics token" if config.metrics_token else "")

@@ -4,7 +4,7 @@ The first frame is ``event: ready`` with ``data: {"last_event_id": N}``;
 then one frame per event the caller may see (``id:`` the event id,
 ``event:`` its kind, ``data:`` the event as JSON, with the full message on
 ``message.sent``), and a ``: ping`` comment every
-``ServerConfig.sse_heartbeat_seconds`` of silence so proxies keep it open.
+``Settings.sse_heartbeat_seconds`` of silence so proxies keep it open.
 
 Resuming: the ``Last-Event-ID`` header (sent by ``EventSource`` on
 reconnect) or ``?since=`` replays what was missed from the log, then goes
@@ -30,7 +30,7 @@ from ..problems import responses
 
 router = APIRouter()
 
-#: Heartbeat interval (seconds) when the app has no ``ServerConfig``.
+#: Heartbeat interval (seconds) when the app has no settings.
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 PING = b": ping\n\n"
 
