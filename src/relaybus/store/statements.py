@@ -109,9 +109,10 @@ def run_many(conn: Connection, stmt: Statement, rows: Sequence[Mapping[str, Any]
         cache.run(conn, stmt, row)
 
 
-def fast(conn: Connection) -> bool:
-    """Whether :func:`run` takes the raw-cursor path on ``conn`` (a SQLite store's)."""
-    return _KEY in conn.info
+def cache_of(conn: Connection) -> StatementCache | None:
+    """The cache :func:`run` uses on ``conn`` (a SQLite store's), or None: the ordinary path."""
+    cache: StatementCache | None = conn.info.get(_KEY)
+    return cache
 
 
 class StatementCache:
