@@ -67,5 +67,5 @@ def test_the_cli_and_the_demo_agent_share_the_one_helper() -> None:
     from relaybus.cli import app
     from relaybus.workflows import demo_agent
 
-    assert app.skip_httpx_cli is skip_httpx_cli
-    assert demo_agent.skip_httpx_cli is skip_httpx_cli
+    assert vars(app)["skip_httpx_cli"] is skip_httpx_cli
+    assert vars(demo_agent)["skip_httpx_cli"] is skip_httpx_cli
