@@ -40,7 +40,9 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     live streams, at its shutdown. The lifespan also runs the background
     :class:`~relaybus.server.sweeper.Sweeper` when ``config`` asks for one.
     MCP (streamable HTTP) is served at ``/mcp`` (:mod:`relaybus.mcp.http`); its
-    sessions live inside the lifespan too.
+    sessions live inside the lifespan too. ``app.state.lean_routes`` (True) lets
+    the hot routes skip FastAPI's dependency solving (``routes.LeanRoute``); the
+    test that compares both paths turns it off on one of two servers.
     """
     metrics = Metrics()
     limiter = (
@@ -85,6 +87,7 @@ def create_app(service: Service, config: ServerConfig) -> FastAPI:
     app.state.config = config
     app.state.metrics = metrics
     app.state.hub = hub
+    app.state.lean_routes = True
     app.state.context = ServerContext(service, config, metrics, auth, hub)
     app.state.started_at = time.monotonic()
     problems.install(app)
