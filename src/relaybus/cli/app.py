@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from .._httpx import skip_httpx_cli
 from ..bounds import MAX_META_DEPTH
 from ..errors import InvalidInput, RelayError
 
@@ -225,18 +226,6 @@ def store_notices(as_json: bool = False) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
-
-
-def skip_httpx_cli() -> None:
-    """Keep httpx from importing its own command line (rich, pygments): about half
-    the start-up time of a command that talks to a relay server.
-
-    httpx imports ``httpx._main`` at import time but falls back to a stub when
-    that raises ImportError, which a ``None`` entry in ``sys.modules`` makes it
-    do. This process never runs the ``httpx`` command, so nothing is lost.
-    """
-    if "httpx" not in sys.modules:
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def one_line(text: str) -> str:

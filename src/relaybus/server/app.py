@@ -42,7 +42,9 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     :class:`~relaybus.server.sweeper.Sweeper` unless ``config`` turns its jobs off
     (``sweep_interval`` and ``prune_interval`` 0).
     MCP (streamable HTTP) is served at ``/mcp`` (:mod:`relaybus.server.mcp`); its
-    sessions live inside the lifespan too.
+    sessions live inside the lifespan too. ``app.state.lean_routes`` (True) lets
+    the hot routes skip FastAPI's dependency solving (``routes.LeanRoute``); the
+    test that compares both paths turns it off on one of two servers.
     """
     config = service.settings if config is None else config
     metrics = Metrics()
@@ -88,6 +90,7 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     app.state.config = config
     app.state.metrics = metrics
     app.state.hub = hub
+    app.state.lean_routes = True
     app.state.context = ServerContext(service, config, metrics, auth, hub)
     app.state.started_at = time.monotonic()
     problems.install(app)

@@ -17,7 +17,7 @@ from ..errors import Conflict, InvalidInput, NotFound, TooLarge
 from ..models import Message
 from ..store import Store
 from ..store.schema import agents, events
-from ..store.statements import run
+from ..store.statements import register, run
 
 
 class ServiceBase:
@@ -260,12 +260,13 @@ def append_event(
     return int(run(conn, _INSERT_EVENT, params)[0][0])
 
 
-_INSERT_EVENT = events.insert().returning(events.c.id)
-_TOUCH = (
+_INSERT_EVENT = register("events.append", events.insert().returning(events.c.id))
+_TOUCH = register(
+    "agents.touch",
     agents.update()
     .where(agents.c.workspace == sa.bindparam("ws"), agents.c.id == sa.bindparam("aid"))
     .values(last_seen_at=sa.bindparam("now"))
-    .returning(agents.c.epoch, agents.c.status)
+    .returning(agents.c.epoch, agents.c.status),
 )
 
 
@@ -309,8 +310,9 @@ def touch_agent(
     return current
 
 
-_AGENT_IDS = sa.select(agents.c.id).where(agents.c.workspace == sa.bindparam("ws"))
-_AGENT_EXISTS = _AGENT_IDS.where(agents.c.id == sa.bindparam("aid"))
+_AGENT_IDS_SQL = sa.select(agents.c.id).where(agents.c.workspace == sa.bindparam("ws"))
+_AGENT_IDS = register("agents.ids", _AGENT_IDS_SQL)
+_AGENT_EXISTS = register("agents.exists", _AGENT_IDS_SQL.where(agents.c.id == sa.bindparam("aid")))
 
 
 def require_agent(conn: Connection, workspace: str, agent_id: str) -> None:

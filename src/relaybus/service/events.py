@@ -2,32 +2,29 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
 from ..bounds import MAX_LIMIT
 from ..models import Event
 from ..store.schema import events
-from ..store.statements import run
+from ..store.statements import register, run
 from .common import ServiceBase, check_id, check_limit, check_timeout
 
 MAX_EVENTS = MAX_LIMIT
 _COLUMNS = tuple(c.name for c in events.columns)
 
 
-@functools.cache
-def _tail(limit: int) -> sa.Select[Any]:
-    # Built once per limit: the hub reads the tail after every commit, and a
-    # statement built per call costs more than the query (store/statements.py).
-    return (
-        sa.select(events)
-        .where(events.c.id > sa.bindparam("since"))
-        .order_by(events.c.id)
-        .limit(limit)
-    )
+# Built once (the limit a parameter): the hub reads the tail after every commit,
+# and a statement built per call costs more than the query (store/statements.py).
+_TAIL = register(
+    "events.tail",
+    sa.select(events)
+    .where(events.c.id > sa.bindparam("since"))
+    .order_by(events.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer)),
+)
 
 
 class EventOps(ServiceBase):
@@ -76,7 +73,7 @@ class EventOps(ServiceBase):
         check_limit(limit, MAX_EVENTS)
         check_id("since", since, minimum=0)
         with self.store.read() as conn:
-            rows = run(conn, _tail(limit), {"since": since})
+            rows = run(conn, _TAIL, {"since": since, "limit": limit})
         return [Event.model_validate(dict(zip(_COLUMNS, r, strict=True))) for r in rows]
 
     def log_head(self) -> int:

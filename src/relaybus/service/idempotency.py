@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import Conflict, InvalidInput
 from ..store.schema import idempotency_keys
-from ..store.statements import run
+from ..store.statements import register, run
 
 #: Seconds a key stays bound to its request (24 h); older keys are ignored, pruned
 #: by the retention sweep, and may be used again.
@@ -44,14 +44,19 @@ MAX_KEY_CHARS = 255
 KEY_PATTERN = r"^[\x21-\x7e]([\x20-\x7e]{0,253}[\x21-\x7e])?$"
 _KEY_RE = re.compile(KEY_PATTERN)
 
-_FIND = sa.select(
-    idempotency_keys.c.request_hash, idempotency_keys.c.message_ids, idempotency_keys.c.created_at
-).where(
-    idempotency_keys.c.workspace == sa.bindparam("ws"),
-    idempotency_keys.c.sender == sa.bindparam("sender"),
-    idempotency_keys.c.key == sa.bindparam("key"),
+_FIND = register(
+    "idempotency_keys.find",
+    sa.select(
+        idempotency_keys.c.request_hash,
+        idempotency_keys.c.message_ids,
+        idempotency_keys.c.created_at,
+    ).where(
+        idempotency_keys.c.workspace == sa.bindparam("ws"),
+        idempotency_keys.c.sender == sa.bindparam("sender"),
+        idempotency_keys.c.key == sa.bindparam("key"),
+    ),
 )
-_INSERT = idempotency_keys.insert()
+_INSERT = register("idempotency_keys.insert", idempotency_keys.insert())
 #: What binding a key another transaction bound first raises: SQLAlchemy's error, or on
 #: SQLite's fast path (:mod:`relaybus.store.statements`) the driver's own.
 KEY_TAKEN = (sa.exc.IntegrityError, sqlite3.IntegrityError)

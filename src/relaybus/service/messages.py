@@ -12,7 +12,7 @@ from .. import bounds
 from ..errors import Conflict, InvalidInput, RelayError, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
-from ..store.statements import run, run_many
+from ..store.statements import register, run, run_many
 from .common import (
     ServiceBase,
     append_event,
@@ -56,14 +56,17 @@ class _Draft(NamedTuple):
     claimable: bool
 
 
-_INSERT_MESSAGE = messages.insert().returning(messages.c.id)
-_INSERT_DELIVERY = deliveries.insert()
+_INSERT_MESSAGE = register("messages.insert", messages.insert().returning(messages.c.id))
+_INSERT_DELIVERY = register("deliveries.insert", deliveries.insert())
 _MESSAGE_COLUMNS = tuple(c.name for c in messages.columns)
-_MESSAGE_BY_ID = sa.select(messages).where(messages.c.id == sa.bindparam("id"))
-_RECIPIENTS_OF = (
+_MESSAGE_BY_ID = register(
+    "messages.by_id", sa.select(messages).where(messages.c.id == sa.bindparam("id"))
+)
+_RECIPIENTS_OF = register(
+    "deliveries.recipients",
     sa.select(deliveries.c.agent_id)
     .where(deliveries.c.message_id == sa.bindparam("id"))
-    .order_by(deliveries.c.agent_id)
+    .order_by(deliveries.c.agent_id),
 )
 
 

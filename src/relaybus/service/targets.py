@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from ..bounds import MAX_LABEL_CHARS
 from ..errors import InvalidInput, NotFound
 from ..store.schema import agents
-from ..store.statements import run
+from ..store.statements import register, run
 from .common import NAME_RE, did_you_mean
 
 Kind = Literal["agent", "tag", "cap", "label", "broadcast"]
@@ -25,8 +25,9 @@ FORMS = "an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast"
 
 
 _COLUMNS = (agents.c.id, agents.c.label, agents.c.tags, agents.c.capabilities, agents.c.channels)
-_ALL = sa.select(*_COLUMNS).where(agents.c.workspace == sa.bindparam("ws"))
-_ONE = _ALL.where(agents.c.id == sa.bindparam("aid"))
+_ALL_SQL = sa.select(*_COLUMNS).where(agents.c.workspace == sa.bindparam("ws"))
+_ALL = register("agents.targets", _ALL_SQL)
+_ONE = register("agents.target", _ALL_SQL.where(agents.c.id == sa.bindparam("aid")))
 
 
 class _Candidate(NamedTuple):

@@ -214,24 +214,10 @@ class Store:
                 if self._writer is None or self._writer.closed:
                     self._writer = self._write_engine.connect()
                 conn = self._writer
-                dbapi = conn.connection.dbapi_connection
-                assert isinstance(dbapi, sqlite3.Connection)
-                # Begin and end on the driver: SQLAlchemy's transaction bookkeeping
-                # was a fifth of a send. Core statements run inside still work: their
-                # autobegin sees the open transaction (see _begin_immediate).
-                dbapi.execute("BEGIN IMMEDIATE")
-                try:
+                # Begun and ended on the driver: see DriverTransaction (why, and what
+                # of SQLAlchemy's behaviour that relies on).
+                with DriverTransaction(conn, "BEGIN IMMEDIATE"):
                     yield conn
-                except BaseException:
-                    if conn.in_transaction():
-                        conn.rollback()
-                    if dbapi.in_transaction:
-                        dbapi.rollback()
-                    raise
-                if conn.in_transaction():
-                    conn.commit()
-                if dbapi.in_transaction:
-                    dbapi.commit()
             except (sa.exc.DatabaseError, sqlite3.DatabaseError) as exc:
                 if self.damaged(exc):
                     raise self.damage_error(exc) from exc
@@ -360,18 +346,77 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+# -- raw transactions on SQLite -------------------------------------------
+#
+# SQLite transactions begin and end on the driver, beside SQLAlchemy: its
+# transaction bookkeeping (Connection.begin/commit, the pool's reset) was a
+# fifth of a send, and pysqlite's own BEGIN cannot say IMMEDIATE. What this
+# relies on, checked against SQLAlchemy 2.1.9 (uv.lock) and 2.0.58 (the newest
+# 2.0; pyproject allows >=2.0.30) and asserted by
+# tests/store/test_store_transactions.py, which fails if a release changes it:
+# - the driver is in autocommit mode (isolation_level=None, _sqlite_on_connect)
+#   and SQLAlchemy's pysqlite dialect issues no BEGIN of its own: the "begin"
+#   event (_begin_immediate, _begin_deferred) is where a transaction starts;
+# - that event also fires when a Core statement autobegins inside a transaction
+#   DriverTransaction opened; it then finds the driver in a transaction and
+#   issues nothing, so the statement runs in the driver's transaction;
+# - Connection.commit()/rollback() end that autobegun transaction with the
+#   driver's commit()/rollback(), and leave the Connection ready for the next
+#   (in_transaction() false), as does ending it on the driver when no Core
+#   statement ran.
+
+
+class DriverTransaction:
+    """One transaction begun and ended on the SQLite driver under a SQLAlchemy
+    ``conn``: ``begin`` (``"BEGIN IMMEDIATE"``) on entry; on exit a commit, or a
+    rollback if the block raised, of both SQLAlchemy's transaction (if a Core
+    statement autobegan one) and the driver's. Statements inside may use Core or
+    the raw cursor (:mod:`.statements`): they share the one transaction.
+
+    A class rather than a generator: it runs once per write.
+    """
+
+    __slots__ = ("conn", "dbapi", "begin")
+
+    def __init__(self, conn: Connection, begin: str) -> None:
+        self.conn = conn
+        self.dbapi = driver(conn)
+        self.begin = begin
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.dbapi.execute(self.begin)
+        return self.dbapi
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        conn, dbapi = self.conn, self.dbapi
+        if kind is not None:
+            if conn.in_transaction():
+                conn.rollback()
+            if dbapi.in_transaction:
+                dbapi.rollback()
+            return
+        if conn.in_transaction():
+            conn.commit()
+        if dbapi.in_transaction:
+            dbapi.commit()
+
+
+def driver(conn: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLAlchemy connection of a SQLite store."""
+    dbapi = conn.connection.dbapi_connection
+    assert isinstance(dbapi, sqlite3.Connection)
+    return dbapi
+
+
 def _begin_immediate(conn: Connection) -> None:
     # Take the write lock up front: no deadlock-prone lock upgrade mid-transaction.
     # Straight on the driver: this runs once per write.
-    dbapi = conn.connection.dbapi_connection
-    assert isinstance(dbapi, sqlite3.Connection)
-    if not dbapi.in_transaction:  # Store.write() may have begun it already
+    dbapi = driver(conn)
+    if not dbapi.in_transaction:  # DriverTransaction (Store.write) may have begun it already
         dbapi.execute("BEGIN IMMEDIATE")
 
 
 def _begin_deferred(conn: Connection) -> None:
     # On the driver: every read pays this, and SQLAlchemy's execute path costs
     # more than SQLite's BEGIN itself.
-    dbapi = conn.connection.dbapi_connection
-    assert isinstance(dbapi, sqlite3.Connection)
-    dbapi.execute("BEGIN")
+    driver(conn).execute("BEGIN")

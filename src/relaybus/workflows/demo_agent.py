@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .._httpx import skip_httpx_cli
 from ..client import AgentHandle, Relay
 from ..errors import Conflict, RelayError
 from ..models import Message
@@ -192,10 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = Reporter(args.name)
     deadline = time.monotonic() + args.timeout
-    if "httpx" not in sys.modules:
-        # Over a server: spare httpx importing its own command line (rich, pygments),
-        # half this process's start-up (see relaybus.cli.app.skip_httpx_cli).
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    # Over a server: spare httpx importing its own command line, half this process's
+    # start-up (see relaybus._httpx).
+    skip_httpx_cli()
     try:
         with Relay.open() as relay:  # RELAYBUS_DIR or RELAYBUS_URL names the demo's relay
             if args.role == "author":
