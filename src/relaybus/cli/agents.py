@@ -150,10 +150,9 @@ def heartbeat(status: str | None) -> None:
     """
     app = get_app()
     agent = app.me().heartbeat(status)
-    if app.json:
-        render.emit_json(render.dump(agent))
-        return
-    click.echo(f"{agent.id} is {agent.status.value} (epoch {agent.epoch})")
+    render.result(
+        agent, f"{agent.id} is {agent.status.value} (epoch {agent.epoch})", as_json=app.json
+    )
 
 
 @click.command()
