@@ -9,6 +9,8 @@ from typing import TypeVar
 
 import click
 
+from .app import profile_options
+
 #: Values of :class:`relaybus.integrations.runtime.InjectMode` (literal: ``--help``
 #: imports nothing heavy; a test keeps them equal).
 INJECT_MODES = ("wait", "steer")
@@ -21,24 +23,11 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def terminal_agent_options(func: F) -> F:
-    """Add ``--label``, ``--tag``, ``--cap``, ``--channel`` (the agent's profile),
-    ``--quiet``, ``--prompt``, ``--inject`` (when a message is typed in) and
-    ``--format`` (how: passed to the command as ``message_format``)."""
+    """Add the agent's profile (:func:`~relaybus.cli.app.profile_options`: ``--label``,
+    ``--tag``, ``--cap``, ``--channel``), ``--quiet``, ``--prompt``, ``--inject``
+    (when a message is typed in) and ``--format`` (how: passed to the command as
+    ``message_format``)."""
     options = [
-        click.option("--label", help="A human name others can target as label:TEXT."),
-        click.option(
-            "--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat)."
-        ),
-        click.option(
-            "--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat)."
-        ),
-        click.option(
-            "--channel",
-            "channels",
-            multiple=True,
-            metavar="NAME",
-            help="Subscribe to a channel (repeat); none = hear every channel.",
-        ),
         click.option(
             "--quiet",
             type=float,
@@ -73,4 +62,4 @@ def terminal_agent_options(func: F) -> F:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return profile_options(func)
