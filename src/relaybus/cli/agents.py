@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from . import render
-from .app import creates_relay, get_app, json_option, parse_meta, profile_options
+from .app import creates_relay, get_app, json_option, parse_meta
+from .terminal import profile_options
 
 #: ``relaybus.models.AgentStatus`` values (kept literal so ``--help`` needs no pydantic;
 #: a test keeps them equal).

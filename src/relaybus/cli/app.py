@@ -248,30 +248,6 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         app.json = True
 
 
-def profile_options(func: F) -> F:
-    """``--label``, ``--tag``, ``--cap``, ``--channel``: the profile of an agent the
-    command registers (passed as ``label``, ``tags``, ``caps``, ``channels``)."""
-    options = [
-        click.option("--label", help="A human name others can target as label:TEXT."),
-        click.option(
-            "--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat)."
-        ),
-        click.option(
-            "--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat)."
-        ),
-        click.option(
-            "--channel",
-            "channels",
-            multiple=True,
-            metavar="NAME",
-            help="Subscribe to a channel (repeat); none = hear every channel.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
 def json_option(func: F) -> F:
     """``--json``: print the objects as JSON (an array for lists) instead of text."""
     return click.option(

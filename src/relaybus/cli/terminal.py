@@ -1,6 +1,6 @@
-"""Options shared by the commands that make a terminal program an agent
-(``relaybus run``, ``relaybus tmux attach``): its profile, when messages are
-typed in and how."""
+"""Options shared by the commands that register an agent (``relaybus register``,
+``relaybus run``, ``relaybus tmux attach``): its profile; and for those that make
+a terminal program an agent (run, tmux attach), when messages are typed in and how."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import click
-
-from .app import profile_options
 
 #: Values of :class:`relaybus.integrations.runtime.InjectMode` (literal: ``--help``
 #: imports nothing heavy; a test keeps them equal).
@@ -22,9 +20,33 @@ QUIET_DEFAULT = 0.75
 F = TypeVar("F", bound=Callable[..., object])
 
 
+def profile_options(func: F) -> F:
+    """``--label``, ``--tag``, ``--cap``, ``--channel``: the profile of an agent the
+    command registers (passed as ``label``, ``tags``, ``caps``, ``channels``)."""
+    options = [
+        click.option("--label", help="A human name others can target as label:TEXT."),
+        click.option(
+            "--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat)."
+        ),
+        click.option(
+            "--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat)."
+        ),
+        click.option(
+            "--channel",
+            "channels",
+            multiple=True,
+            metavar="NAME",
+            help="Subscribe to a channel (repeat); none = hear every channel.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def terminal_agent_options(func: F) -> F:
-    """Add the agent's profile (:func:`~relaybus.cli.app.profile_options`: ``--label``,
-    ``--tag``, ``--cap``, ``--channel``), ``--quiet``, ``--prompt``, ``--inject``
+    """Add the agent's profile (:func:`profile_options`: ``--label``, ``--tag``,
+    ``--cap``, ``--channel``), ``--quiet``, ``--prompt``, ``--inject``
     (when a message is typed in) and ``--format`` (how: passed to the command as
     ``message_format``)."""
     options = [
