@@ -6,6 +6,7 @@ import click
 
 from . import render
 from .app import creates_relay, get_app, json_option, parse_meta
+from .terminal import profile_options
 
 #: ``relaybus.models.AgentStatus`` values (kept literal so ``--help`` needs no pydantic;
 #: a test keeps them equal).
@@ -14,16 +15,7 @@ AGENT_STATUSES = ("online", "busy", "idle", "offline")
 
 @click.command()
 @click.argument("name", required=False)
-@click.option("--label", help="A human name others can target as label:TEXT.")
-@click.option("--tag", "tags", multiple=True, metavar="TAG", help="Reachable as tag:TAG (repeat).")
-@click.option("--cap", "caps", multiple=True, metavar="CAP", help="A capability, cap:CAP (repeat).")
-@click.option(
-    "--channel",
-    "channels",
-    multiple=True,
-    metavar="NAME",
-    help="Subscribe to a channel (repeat); none = hear every channel.",
-)
+@profile_options
 @click.option(
     "--pid",
     type=int,
@@ -150,10 +142,9 @@ def heartbeat(status: str | None) -> None:
     """
     app = get_app()
     agent = app.me().heartbeat(status)
-    if app.json:
-        render.emit_json(render.dump(agent))
-        return
-    click.echo(f"{agent.id} is {agent.status.value} (epoch {agent.epoch})")
+    render.result(
+        agent, f"{agent.id} is {agent.status.value} (epoch {agent.epoch})", as_json=app.json
+    )
 
 
 @click.command()

@@ -30,6 +30,7 @@ import click
 from .._httpx import skip_httpx_cli
 from ..bounds import MAX_META_DEPTH
 from ..errors import InvalidInput, RelayError
+from ..logs import notices
 
 if TYPE_CHECKING:
     from ..client import AgentHandle, Relay
@@ -196,36 +197,19 @@ def creates_relay(func: F) -> F:
     return command  # type: ignore[return-value]
 
 
-class _Notices(logging.Handler):
-    """The store's warnings (a store made private on open) as one stderr line each."""
-
-    def __init__(self, as_json: bool) -> None:
-        super().__init__(logging.WARNING)
-        self.as_json = as_json
-
-    def emit(self, record: logging.LogRecord) -> None:
-        text = one_line(record.getMessage())
-        if self.as_json:
-            click.echo(json.dumps({"notice": text}), err=True)
-        else:
-            click.echo(f"relaybus: notice: {text}", err=True)
-
-
 @contextlib.contextmanager
 def store_notices(as_json: bool = False) -> Iterator[None]:
     """While open, warnings of the ``relaybus.store`` loggers are printed as
     ``relaybus: notice: ...`` lines on stderr (JSON objects with ``--json``)
     instead of going through logging."""
-    logger = logging.getLogger("relaybus.store")
-    handler = _Notices(as_json)
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
+
+    def notice(text: str) -> None:
+        click.echo(
+            json.dumps({"notice": text}) if as_json else f"relaybus: notice: {text}", err=True
+        )
+
+    with notices(logging.getLogger("relaybus.store"), notice):
         yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
 
 
 def one_line(text: str) -> str:

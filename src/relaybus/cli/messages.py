@@ -88,10 +88,7 @@ def send(
         reply_to=reply_to,
         idempotency_key=idempotency_key,
     )
-    if app.json:
-        render.emit_json(render.dump(msg))
-        return
-    click.echo(confirm("sent", msg))
+    render.result(msg, confirm("sent", msg), as_json=app.json)
 
 
 @click.command()
@@ -112,10 +109,7 @@ def reply(message_id: int, body: str, subject: str | None, priority: str) -> Non
     app = get_app()
     me = app.me()
     msg = me.reply(message_id, read_body(body), subject=subject, priority=priority)
-    if app.json:
-        render.emit_json(render.dump(msg))
-        return
-    click.echo(confirm("replied", msg))
+    render.result(msg, confirm("replied", msg), as_json=app.json)
 
 
 @click.command()

@@ -43,6 +43,15 @@ def emit_models(models: Iterable[BaseModel]) -> None:
     emit_json([dump(m) for m in models])
 
 
+def result(model: BaseModel, line: str, *, as_json: bool) -> None:
+    """The outcome of one change: ``model`` as JSON with ``--json``, else the
+    confirmation ``line`` (e.g. ``released task #3; it is open again``)."""
+    if as_json:
+        emit_json(dump(model))
+    else:
+        click.echo(line)
+
+
 def note(text: str) -> None:
     """A remark for the person at the terminal, on stderr (keeps stdout data-only)."""
     click.echo(text, err=True)

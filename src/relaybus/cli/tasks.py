@@ -158,10 +158,7 @@ def task(
     # Without --as, the workspace operator acts (Relay.update_task), not an agent.
     actor = app.relay if app.agent_id is None else app.me()
     updated = actor.update_task(task_id, status=status, progress=progress, note=note, result=result)
-    if app.json:
-        render.emit_json(render.dump(updated))
-        return
-    click.echo(update_text(updated, note=note, result=result))
+    render.result(updated, update_text(updated, note=note, result=result), as_json=app.json)
 
 
 def update_text(task: Task, *, note: str | None, result: str | None) -> str:
@@ -204,10 +201,9 @@ def claim(task_id: int, lease: float | None) -> None:
     held = me.claim(task_id, lease=lease)
     if held.assignee != me.id:  # the service refuses instead; this guards the exit code
         raise Conflict(f"task {task_id} is held by {held.assignee}", holder=held.assignee)
-    if app.json:
-        render.emit_json(render.dump(held))
-        return
-    click.echo(f'claimed task #{held.id} "{held.title}"; lease {lease_text(held)}')
+    render.result(
+        held, f'claimed task #{held.id} "{held.title}"; lease {lease_text(held)}', as_json=app.json
+    )
 
 
 @click.command()
@@ -217,7 +213,8 @@ def release(task_id: int) -> None:
     """Give back task ID; it is open again for anyone."""
     app = get_app()
     released = app.me().release(task_id)
-    if app.json:
-        render.emit_json(render.dump(released))
-        return
-    click.echo(f"released task #{released.id}; it is {released.status.value} again")
+    render.result(
+        released,
+        f"released task #{released.id}; it is {released.status.value} again",
+        as_json=app.json,
+    )

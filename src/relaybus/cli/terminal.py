@@ -1,6 +1,6 @@
-"""Options shared by the commands that make a terminal program an agent
-(``relaybus run``, ``relaybus tmux attach``): its profile, when messages are
-typed in and how."""
+"""Options shared by the commands that register an agent (``relaybus register``,
+``relaybus run``, ``relaybus tmux attach``): its profile; and for those that make
+a terminal program an agent (run, tmux attach), when messages are typed in and how."""
 
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ QUIET_DEFAULT = 0.75
 F = TypeVar("F", bound=Callable[..., object])
 
 
-def terminal_agent_options(func: F) -> F:
-    """Add ``--label``, ``--tag``, ``--cap``, ``--channel`` (the agent's profile),
-    ``--quiet``, ``--prompt``, ``--inject`` (when a message is typed in) and
-    ``--format`` (how: passed to the command as ``message_format``)."""
+def profile_options(func: F) -> F:
+    """``--label``, ``--tag``, ``--cap``, ``--channel``: the profile of an agent the
+    command registers (passed as ``label``, ``tags``, ``caps``, ``channels``)."""
     options = [
         click.option("--label", help="A human name others can target as label:TEXT."),
         click.option(
@@ -39,6 +38,18 @@ def terminal_agent_options(func: F) -> F:
             metavar="NAME",
             help="Subscribe to a channel (repeat); none = hear every channel.",
         ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def terminal_agent_options(func: F) -> F:
+    """Add the agent's profile (:func:`profile_options`: ``--label``, ``--tag``,
+    ``--cap``, ``--channel``), ``--quiet``, ``--prompt``, ``--inject``
+    (when a message is typed in) and ``--format`` (how: passed to the command as
+    ``message_format``)."""
+    options = [
         click.option(
             "--quiet",
             type=float,
@@ -73,4 +84,4 @@ def terminal_agent_options(func: F) -> F:
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return profile_options(func)

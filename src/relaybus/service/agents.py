@@ -17,6 +17,7 @@ from ..models import Agent, AgentStatus
 from ..store.schema import agents, deliveries
 from .common import (
     append_event,
+    check_choice,
     check_label,
     check_meta,
     check_name,
@@ -42,11 +43,7 @@ def parse_status(status: AgentStatus | str) -> AgentStatus:
     Raises:
         InvalidInput: not one of online, busy, idle, offline.
     """
-    try:
-        return AgentStatus(status)
-    except ValueError:
-        choices = ", ".join(s.value for s in AgentStatus)
-        raise InvalidInput(f"unknown status {status!r}: use one of {choices}") from None
+    return check_choice(AgentStatus, "status", status)
 
 
 class AgentOps(SweepOps):

@@ -6,7 +6,8 @@ import difflib
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -87,6 +88,23 @@ def check_ids(field: str, values: Iterable[int]) -> list[int]:
     if len(found) > MAX_LIMIT:
         raise InvalidInput(f"at most {MAX_LIMIT} {field} at once, not {len(found)}", field=field)
     return [check_id(field, v) for v in found]
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def check_choice(kind: type[E], what: str, value: E | str) -> E:
+    """``value`` as a member of the string enum ``kind`` (``what`` names it in
+    the error, e.g. ``"priority"``).
+
+    Raises:
+        InvalidInput: not one of its values (the message lists them).
+    """
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise InvalidInput(f"unknown {what} {value!r}: use one of {choices}") from None
 
 
 def check_limit(limit: int, maximum: int = MAX_LIMIT) -> int:

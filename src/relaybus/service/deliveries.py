@@ -17,10 +17,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..bounds import MAX_LIMIT
-from ..errors import InvalidInput
 from ..models import AgentStatus, Delivery, DeliveryState, Via
 from ..store.schema import agents, deliveries, messages
-from .common import ServiceBase, append_event, check_id, check_ids, check_timeout, touch_agent
+from .common import (
+    ServiceBase,
+    append_event,
+    check_choice,
+    check_id,
+    check_ids,
+    check_timeout,
+    touch_agent,
+)
 from .presence import effective_status
 from .visibility import no_message, restrict
 
@@ -34,11 +41,7 @@ def parse_via(value: Via | str) -> Via:
     Raises:
         InvalidInput: not one of inbox, stream, mcp, hook, pty, tmux.
     """
-    try:
-        return Via(value)
-    except ValueError:
-        choices = ", ".join(v.value for v in Via)
-        raise InvalidInput(f"unknown delivery path {value!r}: use one of {choices}") from None
+    return check_choice(Via, "delivery path", value)
 
 
 def parse_state(value: DeliveryState | str) -> DeliveryState:
@@ -47,11 +50,7 @@ def parse_state(value: DeliveryState | str) -> DeliveryState:
     Raises:
         InvalidInput: not one of queued, delivered, read.
     """
-    try:
-        return DeliveryState(value)
-    except ValueError:
-        choices = ", ".join(s.value for s in DeliveryState)
-        raise InvalidInput(f"unknown delivery state {value!r}: use one of {choices}") from None
+    return check_choice(DeliveryState, "delivery state", value)
 
 
 def record_delivered(

@@ -16,6 +16,7 @@ from ..store.statements import register, run, run_many
 from .common import (
     ServiceBase,
     append_event,
+    check_choice,
     check_id,
     check_meta,
     check_name,
@@ -263,11 +264,7 @@ class MessageOps(ServiceBase):
             raise TooLarge(f"message body is {size} bytes; the limit is {limit}", limit=limit)
         if subject is not None and len(check_text("the subject", subject)) > MAX_SUBJECT_CHARS:
             raise InvalidInput(f"a subject has at most {MAX_SUBJECT_CHARS} characters")
-        try:
-            prio = Priority(priority).value
-        except ValueError:
-            choices = ", ".join(p.value for p in Priority)
-            raise InvalidInput(f"unknown priority {priority!r}: use one of {choices}") from None
+        prio = check_choice(Priority, "priority", priority).value
         meta_obj = check_meta(meta, limit)
         if reply_to is not None:
             check_id("reply_to", reply_to)

@@ -23,7 +23,7 @@ from ..bounds import MAX_LEASE_SECONDS
 from ..errors import Conflict, Forbidden, InvalidInput
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
-from .common import append_event, check_id, check_limit, check_text, touch_agent
+from .common import append_event, check_choice, check_id, check_limit, check_text, touch_agent
 from .leases import HELD, history, reopen
 from .presence import effective_status
 from .sweeps import SweepOps
@@ -275,7 +275,7 @@ class TaskOps(SweepOps):
         """
         if status is None and progress is None and note is None and result is None:
             raise InvalidInput("nothing to update: give a status, progress, note or result")
-        new_status = _parse_status(status) if status is not None else None
+        new_status = check_choice(TaskStatus, "task status", status) if status is not None else None
         if new_status in (TaskStatus.OPEN, TaskStatus.CLAIMED):
             raise InvalidInput(f"status {new_status.value!r} is set by release/claim, not update")
         if progress is not None and not 0 <= progress <= 100:
@@ -405,7 +405,8 @@ class TaskOps(SweepOps):
         self.sweep(workspace=workspace)
         query = restrict_tasks(sa.select(tasks).where(tasks.c.workspace == workspace), viewer)
         if status is not None:
-            query = query.where(tasks.c.status == _parse_status(status).value)
+            wanted = check_choice(TaskStatus, "task status", status)
+            query = query.where(tasks.c.status == wanted.value)
         if assignee is not None:
             query = query.where(tasks.c.assignee == assignee)
         with self.store.read() as conn:
@@ -524,14 +525,6 @@ class TaskOps(SweepOps):
             )
         self._check_fence(row, agent_id, epoch, now)
         return row
-
-
-def _parse_status(status: TaskStatus | str) -> TaskStatus:
-    try:
-        return TaskStatus(status)
-    except ValueError:
-        choices = ", ".join(s.value for s in TaskStatus)
-        raise InvalidInput(f"unknown task status {status!r}: use one of {choices}") from None
 
 
 def _task(row: Mapping[Any, Any]) -> Task:

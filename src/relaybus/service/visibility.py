@@ -79,13 +79,23 @@ def may_see(conn: Connection, workspace: str, viewer: str | None, message_id: in
 
 def visible_ids(conn: Connection, workspace: str, viewer: str, ids: Iterable[int]) -> set[int]:
     """The ids among ``ids`` of messages of ``workspace`` that ``viewer`` may see."""
+    return _visible_among(conn, messages, visible_to(viewer), workspace, ids)
+
+
+def _visible_among(
+    conn: Connection,
+    table: sa.Table,
+    rule: sa.ColumnElement[bool],
+    workspace: str,
+    ids: Iterable[int],
+) -> set[int]:
+    # The ids among ``ids`` of rows of ``table`` (messages or tasks) in
+    # ``workspace`` that meet ``rule`` (the viewer's visibility condition).
     wanted = sorted(set(ids))
     if not wanted:
         return set()
     rows = conn.execute(
-        sa.select(messages.c.id).where(
-            messages.c.workspace == workspace, messages.c.id.in_(wanted), visible_to(viewer)
-        )
+        sa.select(table.c.id).where(table.c.workspace == workspace, table.c.id.in_(wanted), rule)
     )
     return {int(i) for i in rows.scalars()}
 
@@ -144,15 +154,7 @@ def restrict_tasks(query: sa.Select[Any], viewer: str | None) -> sa.Select[Any]:
 
 def visible_task_ids(conn: Connection, workspace: str, viewer: str, ids: Iterable[int]) -> set[int]:
     """The ids among ``ids`` of tasks of ``workspace`` that ``viewer`` may see."""
-    wanted = sorted(set(ids))
-    if not wanted:
-        return set()
-    rows = conn.execute(
-        sa.select(tasks.c.id).where(
-            tasks.c.workspace == workspace, tasks.c.id.in_(wanted), task_visible_to(viewer)
-        )
-    )
-    return {int(i) for i in rows.scalars()}
+    return _visible_among(conn, tasks, task_visible_to(viewer), workspace, ids)
 
 
 def task_audience(conn: Connection, workspace: str, task_id: int) -> set[str]:

@@ -29,7 +29,7 @@ import os
 import secrets
 import shlex
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Literal
@@ -37,6 +37,7 @@ from typing import IO, Literal
 from ...client import AgentHandle, Relay
 from ...errors import InvalidInput
 from ...identity import state_dir
+from ...logs import notices
 from ...models import AgentStatus, Via
 from .. import (
     IdleGate,
@@ -185,25 +186,13 @@ class Runner:
         given = self._relay
         relay = Relay.open() if given is None else given if isinstance(given, Relay) else given()
         try:
-            with self._log_to_notices():
+            # The runtime's warnings (a relay that went away, a refused receipt)
+            # reach the user as notices, one line each (right in a raw terminal too).
+            with notices(logger, self.notice):
                 return self._serve(relay, argv, base_env, cwd)
         finally:
             if given is None:
                 relay.close()
-
-    @contextlib.contextmanager
-    def _log_to_notices(self) -> Iterator[None]:
-        """The runtime's warnings (a relay that went away, a refused receipt) reach
-        the user as notices, one line each (right in a raw terminal too)."""
-        handler = _NoticeHandler(self.notice)
-        saved = logger.propagate
-        logger.addHandler(handler)
-        logger.propagate = False
-        try:
-            yield
-        finally:
-            logger.removeHandler(handler)
-            logger.propagate = saved
 
     # -- the parts -------------------------------------------------------------
 
@@ -362,17 +351,6 @@ class Runner:
             f"({self.restarts} of {opts.max_restarts})"
         )
         return not wait_for_stop(signals, pause)
-
-
-class _NoticeHandler(logging.Handler):
-    """Log records of level WARNING and up as :meth:`Runner.notice` lines."""
-
-    def __init__(self, notice: Callable[[str], None]) -> None:
-        super().__init__(logging.WARNING)
-        self._notice = notice
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._notice(" ".join(record.getMessage().split()))
 
 
 def run(options: RunOptions, *, relay: Relay | Callable[[], Relay] | None = None) -> int:
