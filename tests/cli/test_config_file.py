@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Cli
+from tests.cli.conftest import Cli
 
 
 def write(path: Path, text: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from live import live_server
+from tests.support.live import live_server
 from relaybus.client import calls
 from relaybus.client.transport import Call
 

@@ -23,7 +23,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 import relaybus.service  # noqa: F401  (imports every module that registers a statement)
-from conftest import Clock
+from tests.conftest import Clock
 from relaybus.service import Service
 from relaybus.store import Store
 from relaybus.store.statements import (
