@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.support.live import LiveServer, server_settings
 from relaybus import (
     Agent,
     AgentHandle,
@@ -28,9 +27,9 @@ from relaybus import (
     Task,
     TaskStatus,
 )
-
 from relaybus.service import Service
 from relaybus.store import sqlite_url
+from tests.support.live import LiveServer, server_settings
 
 if TYPE_CHECKING:
     from tests.conftest import Background, Clock, Parking

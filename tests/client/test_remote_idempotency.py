@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 import pytest
 
 from relaybus import AsyncRelay, Conflict, Relay, StoreError
+from relaybus.client import calls
 from tests.support.live import LiveServer, live_server
 from tests.support.proxy import Proxy
-from relaybus.client import calls
 
 T = TypeVar("T")
 HUNG = 30.0

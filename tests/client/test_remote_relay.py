@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.live import free_port, live_server
 from relaybus import InvalidInput, Relay, RelayError, StoreError
 from relaybus.client import calls
 from relaybus.client.backends import RemoteBackend
+from tests.support.live import free_port, live_server
 
 # -- opening ------------------------------------------------------------------------------
 # Once each, with no server: which relay Relay.open picks (a local folder is SQLite's)

@@ -11,12 +11,10 @@ import pytest
 from relaybus import InvalidInput, NotFound, Relay, RelayError
 from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
 from relaybus.client import calls
-from tests.conftest import snapshot_rows
-from tests.support.live import LiveServer, server_settings
 from relaybus.service import Service
 from relaybus.store import Store
 from tests.conftest import snapshot_rows
-from tests.support.live import LiveServer, free_port
+from tests.support.live import LiveServer, server_settings
 
 HUGE = 2**63
 

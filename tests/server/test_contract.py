@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.live import live_server
 from relaybus.client import calls
 from relaybus.client.transport import Call
+from tests.support.live import live_server
 
 #: Operations that have no Call builder, and why. (The WebSocket route, ``/v1/ws``,
 #: is not an HTTP operation: the OpenAPI document does not list it.)

@@ -22,15 +22,14 @@ import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from tests.conftest import Clock, server_database
-from tests.support.live import LiveServer, live_server
 from relaybus.bounds import MAX_ID
 from relaybus.server import routes
 from relaybus.server.auth import quick_call
 from relaybus.server.routes import LeanRoute
 from relaybus.settings import Settings
-
+from tests.conftest import Clock, server_database
 from tests.server.conftest import ADMIN, HUNG, bearer
+from tests.support.live import LiveServer, live_server
 
 #: The response headers the two paths must agree on (the rest: date, server, length).
 HEADERS = ("content-type", "retry-after", "www-authenticate", "allow")

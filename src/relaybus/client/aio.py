@@ -105,7 +105,6 @@ class AsyncRelay:
             InvalidInput: both ``url`` and ``dir``/``database``, or a ``url``
                 that is not an http(s) address.
         """
-        settings = settings or Settings()
         local = dir is not None or database is not None
         if url is not None and local:
             raise InvalidInput("give a relay server url or a database (dir), not both")
@@ -119,7 +118,8 @@ class AsyncRelay:
             updates["database"] = None  # an explicit folder beats RELAYBUS_DATABASE
         if database is not None:
             updates["database"] = database
-        settings = settings.model_copy(update=updates)
+        # Arguments read as Settings(dir=...) would: dir also picks the config.toml read.
+        settings = Settings(**updates) if settings is None else settings.model_copy(update=updates)
         if settings.url and not local:
             return cls(AsyncRemoteBackend(settings), workspace=workspace)
         from ..service import Service

@@ -12,12 +12,10 @@ import pytest
 from httpx_sse import connect_sse
 from websockets.sync.client import connect
 
+from relaybus.client import Relay
 from relaybus.errors import NotFound
-from relaybus.settings import Settings
 from tests.server.conftest import HUNG, as_agent, bearer, problem, register, unchanged
 from tests.support.live import LiveServer
-from relaybus.client import Relay
-
 
 SENTINEL = "zz-end"
 

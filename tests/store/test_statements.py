@@ -23,7 +23,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert, UpdateBase
 
 import relaybus.service  # noqa: F401  (imports every module that registers a statement)
-from tests.conftest import Clock
 from relaybus.service import Service
 from relaybus.store import Store
 from relaybus.store.statements import (
@@ -35,6 +34,7 @@ from relaybus.store.statements import (
     register,
     run,
 )
+from tests.conftest import Clock
 
 #: Stands for the id a row got from its table's sequence: PostgreSQL's sequences do not
 #: roll back, so the two paths' inserts get different ids there.
