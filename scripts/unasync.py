@@ -33,7 +33,7 @@ FILES = {
 #: (pattern, replacement), applied in order to every line of a source.
 SUBS: list[tuple[str, str]] = [
     (r"\bAsyncGenerator\[(.+?), None\]", r"Generator[\1, None, None]"),
-    (r"\bAsync([A-Z]\w*)", r"\1"),  # AsyncRelay, AsyncRunner, httpx.AsyncClient, AsyncIterator…
+    (r"\bAsync([A-Z]\w*)", r"\1"),  # AsyncRelay, AsyncCallRunner, httpx.AsyncClient, AsyncIterator…
     (r"\basync (def|with|for)\b", r"\1"),
     (r"\bawait ", ""),
     (r"\b__aenter__\b", "__enter__"),

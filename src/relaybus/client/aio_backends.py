@@ -19,7 +19,7 @@ from ..errors import InvalidInput
 from ..models import Event
 from ..settings import Settings
 from . import calls
-from .runners import AsyncRunner
+from .runners import AsyncCallRunner
 from .transport import LONGPOLL_CHUNK, NEEDS_DATABASE, Call, HTTPSession, matches, retries
 
 if TYPE_CHECKING:
@@ -198,12 +198,12 @@ class AsyncRemoteBackend:
 
 class AsyncEmbeddedBackend:
     """Calls to an embedded :class:`~relaybus.service.Service`: ``call.local(service)``,
-    run by an :class:`~relaybus.client.runners.AsyncRunner`. Closing the backend
+    run by an :class:`~relaybus.client.runners.AsyncCallRunner`. Closing the backend
     closes the service's store."""
 
     def __init__(self, service: Service) -> None:
         self._service = service
-        self._runner = AsyncRunner()
+        self._runner = AsyncCallRunner()
         self.wait_step = self._runner.wait_step
 
     @property

@@ -1,9 +1,9 @@
-"""How an embedded backend runs a blocking service call: :class:`AsyncRunner` in a
-worker thread (asyncio), :class:`Runner` in the caller's own thread (sync).
+"""How an embedded backend runs a blocking service call: :class:`AsyncCallRunner` in a
+worker thread (asyncio), :class:`CallRunner` in the caller's own thread (sync).
 
 The one hand-written pair of the client: everything else of the sync side is
 generated from the async side by ``scripts/unasync.py``, which renames
-``AsyncRunner`` to ``Runner`` (httpcore keeps its sync/async primitives the same
+``AsyncCallRunner`` to ``CallRunner`` (httpcore keeps its sync/async primitives the same
 way, in ``_synchronization.py``).
 """
 
@@ -19,12 +19,12 @@ T = TypeVar("T")
 #: Longest single wait (seconds) of an asyncio embedded relay's worker thread: a
 #: cancelled wait frees its thread within this.
 EMBEDDED_WAIT_STEP = 1.0
-#: Seconds :meth:`AsyncRunner.finish` waits for calls still running in worker threads
+#: Seconds :meth:`AsyncCallRunner.finish` waits for calls still running in worker threads
 #: (a cancelled wait ends within :data:`EMBEDDED_WAIT_STEP`) before it closes the store.
 EMBEDDED_CLOSE_WAIT = EMBEDDED_WAIT_STEP + 10.0
 
 
-class AsyncRunner:
+class AsyncCallRunner:
     """Blocking calls in worker threads (``asyncio.to_thread``).
 
     A cancelled call goes on in its thread until it returns, so waits are taken
@@ -71,7 +71,7 @@ class AsyncRunner:
         close()
 
 
-class Runner:
+class CallRunner:
     """Blocking calls in the caller's thread: a wait is one call, however long."""
 
     wait_step = math.inf
