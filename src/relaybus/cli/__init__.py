@@ -19,7 +19,7 @@ import click
 
 from .. import __version__
 from ..errors import RelayError
-from . import admin, agents, messages, server, status, tasks, watch
+from . import admin, agents, messages, server, service, status, tasks, watch
 from .app import App, HelpGroup, get_app, json_option, one_line
 from .hook import hook
 from .mcp import mcp
@@ -144,6 +144,7 @@ for command in (
     watch.watch,
     admin.demo,
     server.serve,
+    service.service,
 ):
     cli.add_command(command)
 cli.add_command(hook)

@@ -86,6 +86,9 @@ def run_checks(settings: Settings, ctx: Context) -> list[Check]:
         server = check_server(url, settings.token)
         server.name = f"relay for {user}"
         checks.insert(1, server)
+    service = check_service(ctx.env)
+    if service is not None:
+        checks.insert(1, service)
     if not found_any:
         checks.append(
             Check(
@@ -96,6 +99,29 @@ def run_checks(settings: Settings, ctx: Context) -> list[Check]:
             )
         )
     return checks
+
+
+def check_service(env: Mapping[str, str]) -> Check | None:
+    """The user service of ``relaybus service install``, if one is installed: it
+    answers ``/healthz`` (ok) or not (warn); ``None`` when none is installed."""
+    from . import service
+
+    try:
+        manager = service.this_manager()
+    except RelayError:
+        return None
+    found = service.status(manager, env)
+    if not found["installed"]:
+        return None
+    name = f"relay service ({manager})"
+    if found["healthy"]:
+        return Check(name, "ok", f"{found['state']}, answering at {found['url']}")
+    return Check(
+        name,
+        "warn",
+        f"{found['state']}: nothing answers at {found['url']} ({found['unit']})",
+        "relaybus service start (and relaybus service logs to see why it stopped)",
+    )
 
 
 def check_server(url: str, token: str | None) -> Check:

@@ -232,11 +232,13 @@ def read_text(path: Path) -> str | None:
         ) from None
 
 
-def write_text(path: Path, text: str) -> list[Path]:
+def write_text(path: Path, text: str, *, mode: int | None = None) -> list[Path]:
     """Write ``text`` to ``path`` atomically, creating missing folders.
 
-    The file keeps its permission bits; a symlink is followed and its target
-    replaced. Returns the folders that had to be created, outermost first.
+    The file keeps its permission bits (a new one gets the umask's), or gets
+    ``mode``; the temporary file is 0600 until then, so a private file is never
+    readable by others. A symlink is followed and its target replaced. Returns
+    the folders that had to be created, outermost first.
 
     Raises:
         OSError: the folder or the file cannot be written.
@@ -244,20 +246,18 @@ def write_text(path: Path, text: str) -> list[Path]:
     real = Path(os.path.realpath(path))
     created = missing_dirs(real.parent)
     real.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode: int | None = real.stat().st_mode & 0o7777
-    except FileNotFoundError:
-        mode = None
+    if mode is None:
+        try:
+            mode = real.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=real.parent, prefix=f".{real.name}.", suffix=".relaybus-tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        if mode is not None:
-            os.chmod(tmp, mode)
-        else:
-            os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, mode)
         os.replace(tmp, real)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
