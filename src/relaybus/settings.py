@@ -256,6 +256,16 @@ class Settings:
             gt=0,
         ),
     )
+    daemon_idle_seconds: float = field(
+        default=600.0,
+        metadata=_spec(
+            float,
+            "the warm local relay (one per relay folder, shared by commands, hooks and MCP "
+            "sessions) exits after this long with no request in flight",
+            unit="seconds",
+            gt=0,
+        ),
+    )
     sweep_interval: float = field(
         default=5.0,
         metadata=_spec(

@@ -19,7 +19,7 @@ import click
 
 from .. import __version__
 from ..errors import RelayError
-from . import admin, agents, messages, server, service, status, tasks, watch
+from . import admin, agents, daemon, messages, server, service, status, tasks, watch
 from .app import App, HelpGroup, get_app, json_option, one_line
 from .hook import hook
 from .mcp import mcp
@@ -145,6 +145,7 @@ for command in (
     admin.demo,
     server.serve,
     service.service,
+    daemon.daemon,
 ):
     cli.add_command(command)
 cli.add_command(hook)

@@ -37,7 +37,8 @@ def service() -> None:
     `install` writes the unit (or plist) and an environment file (0600) with a
     generated admin token, loopback by default, and starts it at login;
     `uninstall` removes exactly what install wrote. Clients reach it with
-    RELAYBUS_URL and RELAYBUS_TOKEN (install prints both).
+    RELAYBUS_URL and RELAYBUS_TOKEN (install prints both). install, uninstall
+    and status take --json.
 
     \b
     Examples:

@@ -25,7 +25,7 @@ from .app import create_app
 GRACE_SECONDS = 1
 
 
-class _Server(uvicorn.Server):
+class AnnouncingServer(uvicorn.Server):
     """uvicorn's server, announcing where it listens once the sockets are bound."""
 
     def __init__(self, config: uvicorn.Config, announce: Callable[[list[socket.socket]], None]):
@@ -98,7 +98,7 @@ def serve(
             say(f"relaybus: serving {_url(settings, bound)} ({_auth_line(settings)})")
             say(f"relaybus: store {describe_store(store)}")
 
-        server = _Server(
+        server = AnnouncingServer(
             uvicorn.Config(
                 app,
                 host=settings.host,

@@ -1,0 +1,291 @@
+"""The warm local relay: one ``relaybus serve`` per store, on a Unix socket, that
+short-lived commands share instead of each opening the store.
+
+The relay folder holds its socket (``relay.sock``, 0600, in the 0700 folder), a
+spawn lock (``relay.lock``) and its log (``relay.log``, rotated). The first
+command that needs the relay takes the spawn lock, looks again, and starts the
+relay detached (``python -m relaybus.server.warm``) when none answers, so
+commands that start at once start one relay; a socket file nobody listens on is
+removed first. A relay of another relaybus version is stopped (SIGTERM) and
+replaced, so a client always talks to its own version. The relay exits by
+itself after its idle time with no request.
+
+Standard library only (``http.client`` over ``AF_UNIX``, ``json``, ``fcntl``):
+a command that talks to the warm relay imports no HTTP client, no SQLAlchemy and
+no asyncio. Linux and macOS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import StoreError
+
+SOCKET_NAME = "relay.sock"
+LOCK_NAME = "relay.lock"
+LOG_NAME = "relay.log"
+#: The longest socket path ``bind``/``connect`` take (``sun_path`` is 104 bytes
+#: on macOS, 108 on Linux, with the terminating NUL).
+MAX_SOCKET_PATH = 103
+#: Seconds a start waits for the new relay to answer.
+START_TIMEOUT = 20.0
+#: Seconds a stop waits for the old relay to go.
+STOP_TIMEOUT = 10.0
+#: Seconds one request over the socket may take (a long-poll adds its wait).
+REQUEST_TIMEOUT = 30.0
+#: Variables the relay must not inherit from the command that starts it: they
+#: describe that one caller (who it is, which server or token it uses), not the store.
+CALLER_VARIABLES = (
+    "RELAYBUS_AGENT",
+    "RELAYBUS_URL",
+    "RELAYBUS_TOKEN",
+    "RELAYBUS_METRICS_TOKEN",
+    "RELAYBUS_HOST",
+    "RELAYBUS_PORT",
+    "RELAYBUS_WORKSPACE",
+)
+
+
+@dataclass(frozen=True)
+class WarmInfo:
+    """A running warm relay: its version, process id and socket."""
+
+    version: str
+    pid: int | None
+    socket: Path
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "pid": self.pid, "socket": str(self.socket)}
+
+
+def socket_path(relay_dir: Path) -> Path:
+    """Where the relay of ``relay_dir`` listens: ``relay_dir/relay.sock``, or, when
+    that path is too long for a Unix socket, ``$TMPDIR/relaybus-<uid>/<hash>.sock``
+    (the folder 0700), the same for every process of this user."""
+    relay_dir = Path(os.path.abspath(relay_dir))
+    inside = relay_dir / SOCKET_NAME
+    if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
+        return inside
+    digest = hashlib.sha256(os.fsencode(relay_dir)).hexdigest()[:24]
+    base = Path(os.environ.get("TMPDIR") or "/tmp") / f"relaybus-{os.getuid()}"
+    return base / f"{digest}.sock"
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """``http.client`` over a Unix socket (the host name is only the Host header)."""
+
+    def __init__(self, path: Path, timeout: float = REQUEST_TIMEOUT) -> None:
+        super().__init__("relay", timeout=timeout)
+        self.path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(os.fspath(self.path))
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def request(
+    path: Path,
+    method: str,
+    target: str,
+    *,
+    body: bytes | None = None,
+    headers: Mapping[str, str] | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> tuple[int, bytes]:
+    """One request to the relay at socket ``path``: ``(status, body)``.
+
+    Raises:
+        OSError: the socket refuses the connection or breaks (no relay there).
+    """
+    connection = UnixHTTPConnection(path, timeout)
+    try:
+        connection.request(method, target, body=body, headers=dict(headers or {}))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def probe(relay_dir: Path) -> WarmInfo | None:
+    """The relay answering on ``relay_dir``'s socket, or ``None`` when nobody
+    listens there (no file, or a stale file: refused)."""
+    path = socket_path(relay_dir)
+    try:
+        status, body = request(path, "GET", "/v1/info", timeout=5.0)
+    except OSError:
+        return None
+    if status != 200:
+        return None
+    info = json.loads(body)
+    replica = str(info.get("replica", ""))
+    pid_text = replica.rpartition(":")[2]
+    return WarmInfo(str(info["version"]), int(pid_text) if pid_text.isdigit() else None, path)
+
+
+def ensure(relay_dir: Path, *, env: Mapping[str, str] | None = None) -> WarmInfo:
+    """The warm relay of ``relay_dir`` at this relaybus version, started if needed.
+
+    Concurrent callers start one relay (the spawn lock); a stale socket file is
+    removed; a relay of another version is stopped and replaced.
+
+    Raises:
+        StoreError: the relay did not start (the message ends with its log's
+            last line) or the old one would not stop.
+    """
+    info = probe(relay_dir)
+    if info is not None and info.version == __version__:
+        return info
+    with _spawn_lock(relay_dir):
+        info = probe(relay_dir)
+        if info is not None and info.version != __version__:
+            stop(relay_dir, info)
+            info = None
+        if info is None:
+            info = _start(relay_dir, env)
+    if info.version != __version__:
+        raise StoreError(
+            f"the warm relay started by {sys.executable} is relaybus {info.version}, but this "
+            f"is relaybus {__version__}: two installations share {relay_dir}; set "
+            "RELAYBUS_DAEMON=0 in one of them",
+            pid=info.pid,
+        )
+    return info
+
+
+def stop(relay_dir: Path, info: WarmInfo | None = None) -> bool:
+    """Stop the warm relay of ``relay_dir`` (SIGTERM, then wait for its socket to
+    close). Returns whether one was running.
+
+    Raises:
+        StoreError: it is still answering after :data:`STOP_TIMEOUT` seconds.
+    """
+    info = info or probe(relay_dir)
+    if info is None:
+        return False
+    if info.pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while probe(relay_dir) is not None:
+        if time.monotonic() > deadline:
+            raise StoreError(
+                f"the warm relay (pid {info.pid}, relaybus {info.version}) did not stop: "
+                f"stop it with `kill {info.pid}`",
+                pid=info.pid,
+            )
+        time.sleep(0.02)
+    return True
+
+
+def log_path(relay_dir: Path) -> Path:
+    """The warm relay's log file."""
+    return Path(relay_dir) / LOG_NAME
+
+
+def disabled(env: Mapping[str, str] | None = None) -> bool:
+    """Whether ``RELAYBUS_DAEMON`` turns the warm relay off (``0``, ``false``,
+    ``no``, ``off``): every command then opens the store itself."""
+    value = (os.environ if env is None else env).get("RELAYBUS_DAEMON", "")
+    return value.strip().lower() in ("0", "false", "no", "off")
+
+
+@contextlib.contextmanager
+def _spawn_lock(relay_dir: Path) -> Iterator[None]:
+    Path(relay_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(Path(relay_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _start(relay_dir: Path, env: Mapping[str, str] | None) -> WarmInfo:
+    path = socket_path(relay_dir)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # stale: nobody answered on it (we hold the spawn lock)
+    if path.parent != Path(relay_dir):
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    child_env = {
+        k: v for k, v in (os.environ if env is None else env).items() if k not in CALLER_VARIABLES
+    }
+    child_env["RELAYBUS_DIR"] = os.path.abspath(relay_dir)
+    child_env.pop("RELAYBUS_DATABASE", None)
+    log = log_path(relay_dir)
+    with open(log, "ab"):
+        os.chmod(log, 0o600)
+    # The relay is started by a shell that exits at once (a double fork): it is
+    # nobody's child here, so this process never has to reap it, and a long-lived
+    # SDK process is not left with a zombie when the relay exits.
+    launcher = subprocess.run(
+        ["/bin/sh", "-c", 'exec "$@" </dev/null >>"$0" 2>&1 & echo $!', str(log)]
+        + [sys.executable, "-m", "relaybus.server.warm"],
+        cwd=relay_dir,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the relay outlives the command, away from its terminal
+        check=True,
+    )
+    pid = int(launcher.stdout.strip())
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        info = probe(relay_dir)
+        if info is not None:
+            return info
+        gone = not _alive(pid)
+        if gone or time.monotonic() > deadline:
+            if not gone:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+            raise StoreError(
+                f"the warm relay did not start ({_last_line(log)}): see {log}, or set "
+                "RELAYBUS_DAEMON=0 to open the store in each command",
+                log=str(log),
+            )
+        time.sleep(0.01)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _last_line(log: Path) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return "no log"
+        raise
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,177 @@
+"""The warm local relay: started once for concurrent first callers, replaced when
+killed or of another version, gone after its idle time, on a socket only its owner
+can open. Real processes throughout: the relay is ``python -m relaybus.server.warm``
+started by :func:`relaybus.client.warm.ensure`, and every test stops the relays it
+started (by their pid, through :func:`relaybus.client.warm.stop`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relaybus.client import warm
+from relaybus.errors import StoreError
+
+#: Generous: a relay starting on a loaded 2-core machine.
+HUNG = 60.0
+
+
+@pytest.fixture
+def relay_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    folder = tmp_path / ".relay"
+    folder.mkdir(mode=0o700)
+    for name in list(os.environ):
+        if name.startswith("RELAYBUS_"):
+            monkeypatch.delenv(name)
+    yield folder
+    info = warm.probe(folder)
+    if info is not None and info.pid is not None:
+        os.kill(info.pid, signal.SIGTERM)
+        wait_gone(info.pid)
+
+
+def wait_gone(pid: int) -> None:
+    deadline = time.monotonic() + HUNG
+    while alive(pid):
+        assert time.monotonic() < deadline, f"pid {pid} did not exit"
+        time.sleep(0.02)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped by its parent: it was started detached by a
+    # process that may be gone) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def call(info: warm.WarmInfo, method: str, target: str, body: object = None) -> object:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    status, answer = warm.request(info.socket, method, target, body=data, headers=headers)
+    assert status < 300, (status, answer)
+    return json.loads(answer)
+
+
+def test_first_callers_at_once_start_one_relay_on_a_private_socket(relay_dir: Path) -> None:
+    program = (
+        "import json, sys; from pathlib import Path; from relaybus.client import warm; "
+        "print(json.dumps(warm.ensure(Path(sys.argv[1])).to_json()))"
+    )
+    callers = [
+        subprocess.Popen(
+            [sys.executable, "-c", program, str(relay_dir)], stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    found = [json.loads(p.communicate(timeout=HUNG)[0]) for p in callers]
+    assert {f["pid"] for f in found} == {found[0]["pid"]}
+    assert all(p.returncode == 0 for p in callers)
+    socket_file = Path(found[0]["socket"])
+    assert socket_file == relay_dir / "relay.sock"
+    assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
+    assert stat.S_ISSOCK(socket_file.stat().st_mode)
+    log = (relay_dir / "relay.log").read_text(encoding="utf-8")
+    assert log.count("relaybus: warm relay (pid") == 1
+
+
+def test_a_killed_relay_is_replaced_by_the_next_caller_and_nothing_acknowledged_is_lost(
+    relay_dir: Path,
+) -> None:
+    first = warm.ensure(relay_dir)
+    call(first, "POST", "/v1/agents", {"id": "alice"})
+    call(first, "POST", "/v1/agents", {"id": "bob"})
+    sent = [
+        call(first, "POST", "/v1/messages", {"sender": "alice", "to": "bob", "body": f"m{n}"})
+        for n in range(5)
+    ]
+    assert first.pid is not None
+    os.kill(first.pid, signal.SIGKILL)
+    wait_gone(first.pid)
+    assert first.socket.exists()  # a killed relay leaves its socket file: stale
+    assert warm.probe(relay_dir) is None
+    second = warm.ensure(relay_dir)
+    assert second.pid != first.pid
+    inbox = call(second, "GET", "/v1/agents/bob/inbox?unread_only=false&newest_first=false")
+    assert isinstance(inbox, list)
+    assert [m["id"] for m in inbox] == [m["id"] for m in sent]  # type: ignore[index]
+
+
+def test_a_stale_socket_file_is_removed_and_a_relay_started(relay_dir: Path) -> None:
+    import socket
+
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(relay_dir / "relay.sock"))
+    stale.close()  # bound, never listening: connecting is refused
+    assert warm.probe(relay_dir) is None
+    info = warm.ensure(relay_dir)
+    assert call(info, "GET", "/v1/agents") == []
+
+
+def test_a_relay_of_another_version_is_stopped_and_replaced(
+    relay_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = warm.ensure(relay_dir)
+    monkeypatch.setattr(warm, "__version__", "9.9.9")
+    with pytest.raises(StoreError, match=r"is relaybus .*, but this is relaybus 9\.9\.9"):
+        warm.ensure(relay_dir)
+    assert old.pid is not None
+    wait_gone(old.pid)
+    new = warm.probe(relay_dir)
+    assert new is not None and new.pid != old.pid
+
+
+def test_the_relay_exits_after_its_idle_time_and_removes_its_socket(
+    relay_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RELAYBUS_DAEMON_IDLE_SECONDS", "1")
+    info = warm.ensure(relay_dir)
+    assert info.pid is not None
+    wait_gone(info.pid)
+    assert not info.socket.exists()
+    assert "idle for 1s: exiting" in (relay_dir / "relay.log").read_text(encoding="utf-8")
+
+
+def test_a_second_relay_for_the_same_folder_exits_at_once(relay_dir: Path) -> None:
+    info = warm.ensure(relay_dir)
+    second = subprocess.run(
+        [sys.executable, "-m", "relaybus.server.warm"],
+        env={**os.environ, "RELAYBUS_DIR": str(relay_dir)},
+        capture_output=True,
+        text=True,
+        timeout=HUNG,
+        check=False,
+    )
+    assert second.returncode == 3
+    assert "another warm relay serves this folder" in second.stdout
+    assert warm.probe(relay_dir) == info
+
+
+def test_a_folder_too_deep_for_a_unix_socket_gets_one_under_tmp(tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*["d" * 20] * 6, ".relay")
+    path = warm.socket_path(deep)
+    assert len(os.fsencode(path)) <= warm.MAX_SOCKET_PATH
+    assert path.parent.name == f"relaybus-{os.getuid()}"
+    assert warm.socket_path(deep) == path  # the same for every caller
+
+
+@pytest.mark.parametrize(
+    ("value", "off"), [("0", True), ("false", True), ("off", True), ("1", False), ("", False)]
+)
+def test_relaybus_daemon_turns_the_warm_relay_off(value: str, off: bool) -> None:
+    assert warm.disabled({"RELAYBUS_DAEMON": value}) is off
