@@ -96,6 +96,30 @@ class Call(Generic[T]):
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamQuery:
+    """What a live stream follows (:meth:`AsyncRelay.stream`, an agent's ``messages``):
+    one value from the relay through its backend to :func:`~relaybus.client.streams.follow`.
+
+    Attributes:
+        workspace: the workspace whose events these are.
+        since: start after this event id; ``None`` starts at "now".
+        agent: watch as this agent (a server only): what it may see, with its token
+            when the session has it.
+        kinds: only these kinds (``"task."`` matches a family); ``None``: every kind.
+        max_backoff: the longest pause between reconnects (seconds).
+        give_up_after: raise once the server has been unreachable this many
+            seconds; ``None`` retries for ever.
+    """
+
+    workspace: str
+    since: int | None = None
+    agent: str | None = None
+    kinds: Sequence[str] | None = None
+    max_backoff: float = BACKOFF_CAP
+    give_up_after: float | None = None
+
+
 class TokenHolder(Protocol):
     """What :class:`HTTPSession` learns from a registration."""
 
