@@ -16,17 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from ..errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    RelayError,
-    StoreError,
-    TooLarge,
-    Unauthorized,
-)
+from ..errors import REFUSALS, InvalidInput, RateLimited, RelayError, StoreError
 from ..models import (
     Agent,
     Event,
@@ -127,16 +117,10 @@ class TokenHolder(Protocol):
     token: str | None
 
 
-#: HTTP status → the error the embedded mode raises for the same refusal.
-STATUS_ERRORS: dict[int, type[RelayError]] = {
-    400: InvalidInput,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: TooLarge,
-    422: InvalidInput,
-}
+#: HTTP status → the error the embedded mode raises for the same refusal (429 aside:
+#: :func:`problem_error` adds its ``retry_after``).
+STATUS_ERRORS: dict[int, type[RelayError]] = {cls.status: cls for cls in REFUSALS}
+STATUS_ERRORS[422] = InvalidInput
 #: Problem fields that are not error details.
 _PROBLEM_KEYS = frozenset({"type", "title", "status", "detail", "instance", "error", "message"})
 
