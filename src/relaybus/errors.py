@@ -103,3 +103,16 @@ class RateLimited(RelayError):
     def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
         super().__init__(message, retry_after=retry_after, **details)
         self.retry_after = retry_after
+
+
+#: The errors that have an HTTP status of their own (4xx), one a status: the server
+#: titles its problems after them, a client rebuilds the error of a refusal's status.
+REFUSALS: tuple[type[RelayError], ...] = (
+    InvalidInput,
+    TooLarge,
+    NotFound,
+    Conflict,
+    Unauthorized,
+    Forbidden,
+    RateLimited,
+)

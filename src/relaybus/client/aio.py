@@ -43,7 +43,7 @@ from . import calls
 from .aio_backends import AsyncBackend, AsyncEmbeddedBackend, AsyncRemoteBackend
 from .aio_handle import AsyncAgentHandle
 from .runners import EMBEDDED_WAIT_STEP
-from .transport import BACKOFF_CAP, Call
+from .transport import BACKOFF_CAP, Call, StreamQuery
 
 if TYPE_CHECKING:
     from ..service import Service
@@ -399,14 +399,15 @@ class AsyncRelay:
             RelayError: the server refused the stream (401, 403, 404…).
             StoreError: unreachable for longer than ``give_up_after``.
         """
-        return self.backend.stream(
+        query = StreamQuery(
+            workspace=self.workspace,
             since=since,
             agent=agent,
             kinds=kinds,
-            workspace=self.workspace,
             max_backoff=max_backoff,
             give_up_after=give_up_after,
         )
+        return self.backend.stream(query)
 
     async def prune(
         self, *, message_days: float | None = None, agent_days: float | None = None

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import Conflict, NotFound
 from ..models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, Via
 from . import calls
-from .transport import BACKOFF_CAP, Call, delivered_to
+from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
 
 if TYPE_CHECKING:
     from .aio import AsyncRelay
@@ -286,11 +286,13 @@ class AsyncAgentHandle:
                     break
                 cursor = page[-1].id
         events = relay.backend.stream(
-            since=since,
-            agent=None if relay.url is None else self.id,
-            kinds=["message.sent"],
-            workspace=self._workspace,
-            max_backoff=max_backoff,
+            StreamQuery(
+                workspace=self._workspace,
+                since=since,
+                agent=None if relay.url is None else self.id,
+                kinds=["message.sent"],
+                max_backoff=max_backoff,
+            )
         )
         try:
             async for event in events:

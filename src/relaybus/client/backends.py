@@ -12,7 +12,7 @@ relay never imports the service, an embedded one never imports httpx.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..errors import InvalidInput
@@ -20,7 +20,15 @@ from ..models import Event
 from ..settings import Settings
 from . import calls
 from .runners import CallRunner
-from .transport import LONGPOLL_CHUNK, NEEDS_DATABASE, Call, HTTPSession, matches, retries
+from .transport import (
+    LONGPOLL_CHUNK,
+    NEEDS_DATABASE,
+    Call,
+    HTTPSession,
+    StreamQuery,
+    matches,
+    retries,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -65,16 +73,7 @@ class Backend(Protocol):
         """The token the server issued to ``agent_id`` through this backend, if any."""
         ...
 
-    def stream(
-        self,
-        *,
-        since: int | None,
-        agent: str | None,
-        kinds: Sequence[str] | None,
-        workspace: str,
-        max_backoff: float,
-        give_up_after: float | None = None,
-    ) -> Generator[Event, None, None]:
+    def stream(self, query: StreamQuery) -> Generator[Event, None, None]:
         """Live events, each once, for ever (see ``Relay.stream``)."""
         ...
 
@@ -167,30 +166,12 @@ class RemoteBackend:
     def token_for(self, agent_id: str, *, workspace: str) -> str | None:
         return self.session.token_for(agent_id, workspace=workspace)
 
-    def stream(
-        self,
-        *,
-        since: int | None,
-        agent: str | None,
-        kinds: Sequence[str] | None,
-        workspace: str,
-        max_backoff: float,
-        give_up_after: float | None = None,
-    ) -> Generator[Event, None, None]:
+    def stream(self, query: StreamQuery) -> Generator[Event, None, None]:
         """``GET /v1/stream``, reconnecting with backoff and ``Last-Event-ID`` (see
         :func:`~relaybus.client.streams.follow`)."""
         from .streams import follow
 
-        return follow(
-            self.client,
-            self.session,
-            since=since,
-            agent=agent,
-            kinds=kinds,
-            workspace=workspace,
-            max_backoff=max_backoff,
-            give_up_after=give_up_after,
-        )
+        return follow(self.client, self.session, query)
 
     def close(self) -> None:
         self.client.close()
@@ -230,35 +211,25 @@ class EmbeddedBackend:
     def token_for(self, agent_id: str, *, workspace: str) -> str | None:
         return None
 
-    def stream(
-        self,
-        *,
-        since: int | None,
-        agent: str | None,
-        kinds: Sequence[str] | None,
-        workspace: str,
-        max_backoff: float,
-        give_up_after: float | None = None,
-    ) -> Generator[Event, None, None]:
+    def stream(self, query: StreamQuery) -> Generator[Event, None, None]:
         """The event log from ``since`` (default: now), followed in waits of at most
         :attr:`wait_step` (and :data:`~relaybus.client.transport.LONGPOLL_CHUNK`) s.
 
         Raises:
             InvalidInput: ``agent`` (watching as one agent needs a server).
         """
-        if agent is not None:
+        if query.agent is not None:
             raise InvalidInput(
                 "watching as one agent needs a relay server (RELAYBUS_URL); "
                 "leave out the agent to see every event"
             )
-        return self._follow(since, kinds, workspace)
+        return self._follow(query)
 
-    def _follow(
-        self, since: int | None, kinds: Sequence[str] | None, workspace: str
-    ) -> Generator[Event, None, None]:
-        if since is None:
-            since = self.run(calls.last_event_id(workspace=workspace))
-        cursor = since
+    def _follow(self, query: StreamQuery) -> Generator[Event, None, None]:
+        workspace, kinds = query.workspace, query.kinds
+        cursor = query.since
+        if cursor is None:
+            cursor = self.run(calls.last_event_id(workspace=workspace))
         step = min(self.wait_step, LONGPOLL_CHUNK)
         while True:
             found = self.run(calls.wait_events(step, workspace=workspace, since=cursor, limit=PAGE))

@@ -43,7 +43,7 @@ from . import calls
 from .backends import Backend, EmbeddedBackend, RemoteBackend
 from .handle import AgentHandle
 from .runners import EMBEDDED_WAIT_STEP
-from .transport import BACKOFF_CAP, Call
+from .transport import BACKOFF_CAP, Call, StreamQuery
 
 if TYPE_CHECKING:
     from ..service import Service
@@ -397,14 +397,15 @@ class Relay:
             RelayError: the server refused the stream (401, 403, 404…).
             StoreError: unreachable for longer than ``give_up_after``.
         """
-        return self.backend.stream(
+        query = StreamQuery(
+            workspace=self.workspace,
             since=since,
             agent=agent,
             kinds=kinds,
-            workspace=self.workspace,
             max_backoff=max_backoff,
             give_up_after=give_up_after,
         )
+        return self.backend.stream(query)
 
     def prune(
         self, *, message_days: float | None = None, agent_days: float | None = None

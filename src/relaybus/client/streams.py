@@ -33,7 +33,7 @@ from .transport import (
 )
 
 if TYPE_CHECKING:
-    from .transport import HTTPSession
+    from .transport import HTTPSession, StreamQuery
 
 __all__ = [
     "BACKOFF_CAP",
@@ -116,23 +116,13 @@ class StreamCursor:
 class _Follower:
     """What both loops share: the request, the cursor, and what to do after a failure."""
 
-    def __init__(
-        self,
-        session: HTTPSession,
-        *,
-        since: int | None,
-        agent: str | None,
-        kinds: Sequence[str] | None,
-        workspace: str,
-        max_backoff: float,
-        give_up_after: float | None,
-    ) -> None:
+    def __init__(self, session: HTTPSession, query: StreamQuery) -> None:
         self.session = session
-        self.agent = agent
-        self.workspace = workspace
-        self.position = StreamCursor(since, kinds)
-        self.backoff = Backoff(cap=max_backoff)
-        self.give_up_after = give_up_after
+        self.agent = query.agent
+        self.workspace = query.workspace
+        self.position = StreamCursor(query.since, query.kinds)
+        self.backoff = Backoff(cap=query.max_backoff)
+        self.give_up_after = query.give_up_after
         self.down_since: float | None = None
         # The current connection: when its ready frame came, and the cursor then.
         self.connected_at: float | None = None
@@ -214,40 +204,17 @@ class _Follower:
 
 
 def follow(
-    client: httpx.Client,
-    session: HTTPSession,
-    *,
-    since: int | None,
-    agent: str | None,
-    kinds: Sequence[str] | None,
-    workspace: str,
-    max_backoff: float = BACKOFF_CAP,
-    give_up_after: float | None = None,
+    client: httpx.Client, session: HTTPSession, query: StreamQuery
 ) -> Generator[Event, None, None]:
-    """The live events the caller may see, for ever (see the module docstring).
-
-    Args:
-        since: resume after this event id; ``None`` starts at "now".
-        agent: watch as this agent (its deliveries, its tasks, presence).
-        kinds: only these kinds (``"task."`` matches a family).
-        max_backoff: the longest pause between reconnects (seconds).
-        give_up_after: raise once the server has been unreachable this many
-            seconds; ``None`` retries for ever.
+    """The live events the caller may see, for ever (see the module docstring):
+    those of ``query`` (its workspace, as its agent, after its ``since``, of its kinds).
 
     Raises:
         RelayError: the server refused the stream (401, 403, 404…).
-        StoreError: unreachable for longer than ``give_up_after``.
+        StoreError: unreachable for longer than ``query.give_up_after``.
         InvalidInput: the URL does not answer with an event stream.
     """
-    state = _Follower(
-        session,
-        since=since,
-        agent=agent,
-        kinds=kinds,
-        workspace=workspace,
-        max_backoff=max_backoff,
-        give_up_after=give_up_after,
-    )
+    state = _Follower(session, query)
     while True:
         failure: RelayError
         try:
@@ -269,26 +236,10 @@ def follow(
 
 
 async def afollow(
-    client: httpx.AsyncClient,
-    session: HTTPSession,
-    *,
-    since: int | None,
-    agent: str | None,
-    kinds: Sequence[str] | None,
-    workspace: str,
-    max_backoff: float = BACKOFF_CAP,
-    give_up_after: float | None = None,
+    client: httpx.AsyncClient, session: HTTPSession, query: StreamQuery
 ) -> AsyncGenerator[Event, None]:
     """:func:`follow` for asyncio (same arguments and errors)."""
-    state = _Follower(
-        session,
-        since=since,
-        agent=agent,
-        kinds=kinds,
-        workspace=workspace,
-        max_backoff=max_backoff,
-        give_up_after=give_up_after,
-    )
+    state = _Follower(session, query)
     while True:
         failure: RelayError
         try:

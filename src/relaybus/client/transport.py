@@ -16,17 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from ..errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    RelayError,
-    StoreError,
-    TooLarge,
-    Unauthorized,
-)
+from ..errors import REFUSALS, InvalidInput, RateLimited, RelayError, StoreError
 from ..models import (
     Agent,
     Event,
@@ -96,6 +86,30 @@ class Call(Generic[T]):
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamQuery:
+    """What a live stream follows (:meth:`AsyncRelay.stream`, an agent's ``messages``):
+    one value from the relay through its backend to :func:`~relaybus.client.streams.follow`.
+
+    Attributes:
+        workspace: the workspace whose events these are.
+        since: start after this event id; ``None`` starts at "now".
+        agent: watch as this agent (a server only): what it may see, with its token
+            when the session has it.
+        kinds: only these kinds (``"task."`` matches a family); ``None``: every kind.
+        max_backoff: the longest pause between reconnects (seconds).
+        give_up_after: raise once the server has been unreachable this many
+            seconds; ``None`` retries for ever.
+    """
+
+    workspace: str
+    since: int | None = None
+    agent: str | None = None
+    kinds: Sequence[str] | None = None
+    max_backoff: float = BACKOFF_CAP
+    give_up_after: float | None = None
+
+
 class TokenHolder(Protocol):
     """What :class:`HTTPSession` learns from a registration."""
 
@@ -103,16 +117,10 @@ class TokenHolder(Protocol):
     token: str | None
 
 
-#: HTTP status → the error the embedded mode raises for the same refusal.
-STATUS_ERRORS: dict[int, type[RelayError]] = {
-    400: InvalidInput,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: TooLarge,
-    422: InvalidInput,
-}
+#: HTTP status → the error the embedded mode raises for the same refusal (429 aside:
+#: :func:`problem_error` adds its ``retry_after``).
+STATUS_ERRORS: dict[int, type[RelayError]] = {cls.status: cls for cls in REFUSALS}
+STATUS_ERRORS[422] = InvalidInput
 #: Problem fields that are not error details.
 _PROBLEM_KEYS = frozenset({"type", "title", "status", "detail", "instance", "error", "message"})
 
