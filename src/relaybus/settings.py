@@ -49,9 +49,10 @@ class Spec:
     """How one setting is parsed and documented.
 
     Attributes:
-        kind: the value's type: ``str``, ``Path``, ``int`` or ``float``.
-        optional: whether ``None`` (unset) is a value; an empty environment
-            variable then means ``None``.
+        kind: the value's type: ``str``, ``Path``, ``int`` or ``float`` (from the
+            field's annotation).
+        optional: whether ``None`` (unset) is a value (the annotation ends in
+            ``| None``); an empty environment variable then means ``None``.
         unit: what the number counts (``seconds``, ``bytes``…), ``""`` for text.
         doc: one sentence for docs/configuration.md.
         gt, ge, le: bounds of a number (above, at least, at most).
@@ -66,17 +67,25 @@ class Spec:
     le: float | None = None
 
 
-def _spec(
-    kind: type,
+#: The types a setting may have, by their name in an annotation.
+_KINDS: dict[str, type] = {"str": str, "Path": Path, "int": int, "float": float}
+
+
+def setting(
+    default: Any,
     doc: str,
     *,
     unit: str = "",
-    optional: bool = False,
     gt: float | None = None,
     ge: float | None = None,
     le: float | None = None,
-) -> dict[str, Spec]:
-    return {"spec": Spec(kind, optional, unit, doc, gt, ge, le)}
+    secret: bool = False,
+) -> Any:
+    """A field of :class:`Settings`: its default, its documentation and bounds
+    (see :class:`Spec`); ``secret`` keeps the value out of ``repr`` (logs,
+    tracebacks). The type, and whether ``None`` is a value, are the annotation's."""
+    metadata = {"unit": unit, "doc": doc, "gt": gt, "ge": ge, "le": le}
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,218 +102,121 @@ class Settings:
     """
 
     # -- where the relay is -------------------------------------------------
-    dir: Path | None = field(
-        default=None,
-        metadata=_spec(
-            Path,
-            "the relay folder holding relay.db (and config.toml); default: the .relay/ "
-            "found like git",
-            optional=True,
-        ),
+    dir: Path | None = setting(
+        None,
+        "the relay folder holding relay.db (and config.toml); default: the .relay/ found like git",
     )
-    database: str | None = field(
-        default=None,
-        metadata=_spec(
-            str,
-            "a SQLAlchemy URL (sqlite:///… or postgresql://…); beats dir",
-            optional=True,
-        ),
+    database: str | None = setting(
+        None, "a SQLAlchemy URL (sqlite:///… or postgresql://…); beats dir"
     )
-    url: str | None = field(
-        default=None,
-        metadata=_spec(
-            str, "a relay server (relaybus serve) to talk to instead of a database", optional=True
-        ),
+    url: str | None = setting(
+        None, "a relay server (relaybus serve) to talk to instead of a database"
     )
-    token: str | None = field(
-        default=None,
-        repr=False,  # secrets stay out of logs and tracebacks
-        metadata=_spec(
-            str,
-            "the admin token of relaybus serve; for a client, the token it sends (admin or an "
-            "agent's own)",
-            optional=True,
-        ),
+    token: str | None = setting(
+        None,
+        "the admin token of relaybus serve; for a client, the token it sends (admin or an agent's "
+        "own)",
+        secret=True,
     )
-    workspace: str = field(
-        default="default", metadata=_spec(str, "the workspace every call acts in")
-    )
-    agent: str | None = field(
-        default=None, metadata=_spec(str, "the agent a command acts as", optional=True)
-    )
+    workspace: str = setting("default", "the workspace every call acts in")
+    agent: str | None = setting(None, "the agent a command acts as")
     # -- behaviour of the relay ---------------------------------------------
-    stale_ttl: float = field(
-        default=90.0,
-        metadata=_spec(
-            float,
-            "seconds without a heartbeat before an agent counts as offline",
-            unit="seconds",
-            gt=0,
-        ),
+    stale_ttl: float = setting(
+        90.0, "seconds without a heartbeat before an agent counts as offline", unit="seconds", gt=0
     )
-    stuck_after: float = field(
-        default=60.0,
-        metadata=_spec(
-            float,
-            "seconds a delivery may stay queued while its agent is online before it counts "
-            "as stuck (relaybus agents, /metrics)",
-            unit="seconds",
-            gt=0,
-        ),
+    stuck_after: float = setting(
+        60.0,
+        "seconds a delivery may stay queued while its agent is online before it counts as stuck "
+        "(relaybus agents, /metrics)",
+        unit="seconds",
+        gt=0,
     )
-    lease_seconds: float = field(
-        default=600.0,
-        metadata=_spec(float, "the default claim lease", unit="seconds", gt=0),
+    lease_seconds: float = setting(600.0, "the default claim lease", unit="seconds", gt=0)
+    max_body_bytes: int = setting(64 * 1024, "the largest message body (UTF-8)", unit="bytes", gt=0)
+    retention_days: float = setting(
+        30.0, "prune deletes messages and events older than this", unit="days", gt=0
     )
-    max_body_bytes: int = field(
-        default=64 * 1024,
-        metadata=_spec(int, "the largest message body (UTF-8)", unit="bytes", gt=0),
-    )
-    retention_days: float = field(
-        default=30.0,
-        metadata=_spec(
-            float, "prune deletes messages and events older than this", unit="days", gt=0
-        ),
-    )
-    agent_retention_days: float = field(
-        default=7.0,
-        metadata=_spec(
-            float, "prune deletes agents offline for longer than this", unit="days", gt=0
-        ),
+    agent_retention_days: float = setting(
+        7.0, "prune deletes agents offline for longer than this", unit="days", gt=0
     )
     # -- the server (relaybus serve) ----------------------------------------
-    host: str = field(
-        default="127.0.0.1",
-        metadata=_spec(
-            str, "the address to listen on; beyond loopback it needs an admin token (token)"
-        ),
+    host: str = setting(
+        "127.0.0.1", "the address to listen on; beyond loopback it needs an admin token (token)"
     )
-    port: int = field(
-        default=4850,
-        metadata=_spec(int, "the TCP port (0 picks a free one)", ge=0, le=65535),
+    port: int = setting(4850, "the TCP port (0 picks a free one)", ge=0, le=65535)
+    metrics_token: str | None = setting(
+        None,
+        "a token that may read /metrics and nothing else; with it or an admin token set, /metrics "
+        "needs one of the two, without either it is open (loopback only)",
+        secret=True,
     )
-    metrics_token: str | None = field(
-        default=None,
-        repr=False,
-        metadata=_spec(
-            str,
-            "a token that may read /metrics and nothing else; with it or an admin token set, "
-            "/metrics needs one of the two, without either it is open (loopback only)",
-            optional=True,
-        ),
+    rate_limit: float | None = setting(
+        None,
+        "requests per second per token (or per client address without one); none: no limit",
+        unit="requests/second",
+        gt=0,
     )
-    rate_limit: float | None = field(
-        default=None,
-        metadata=_spec(
-            float,
-            "requests per second per token (or per client address without one); none: no limit",
-            unit="requests/second",
-            optional=True,
-            gt=0,
-        ),
+    rate_burst: int = setting(
+        50, "requests a token may make at once before rate_limit applies", unit="requests", ge=1
     )
-    rate_burst: int = field(
-        default=50,
-        metadata=_spec(
-            int,
-            "requests a token may make at once before rate_limit applies",
-            unit="requests",
-            ge=1,
-        ),
+    request_body_bytes: int | None = setting(
+        None,
+        "the largest request body before 413; none: room for a message of max_body_bytes (twice "
+        "it, plus 16 KiB for the rest of the JSON)",
+        unit="bytes",
+        gt=0,
     )
-    request_body_bytes: int | None = field(
-        default=None,
-        metadata=_spec(
-            int,
-            "the largest request body before 413; none: room for a message of max_body_bytes "
-            "(twice it, plus 16 KiB for the rest of the JSON)",
-            unit="bytes",
-            optional=True,
-            gt=0,
-        ),
+    sse_heartbeat_seconds: float = setting(
+        15.0, "how often an idle event stream gets a ping", unit="seconds", gt=0
     )
-    sse_heartbeat_seconds: float = field(
-        default=15.0,
-        metadata=_spec(float, "how often an idle event stream gets a ping", unit="seconds", gt=0),
+    longpoll_max_seconds: float = setting(
+        300.0,
+        "the longest ?wait= long-poll honoured; longer waits are cut to this",
+        unit="seconds",
+        gt=0,
     )
-    longpoll_max_seconds: float = field(
-        default=300.0,
-        metadata=_spec(
-            float,
-            "the longest ?wait= long-poll honoured; longer waits are cut to this",
-            unit="seconds",
-            gt=0,
-        ),
+    token_cache_seconds: float = setting(
+        1.0,
+        "how long an agent token's lookup is reused: a token revoked through another replica "
+        "keeps working this long at most; 0 looks every request's token up",
+        unit="seconds",
+        ge=0,
     )
-    token_cache_seconds: float = field(
-        default=1.0,
-        metadata=_spec(
-            float,
-            "how long an agent token's lookup is reused: a token revoked through another "
-            "replica keeps working this long at most; 0 looks every request's token up",
-            unit="seconds",
-            ge=0,
-        ),
+    mcp_idle_seconds: float = setting(
+        30 * 60.0,
+        "an MCP session at /mcp with no request in flight for this long has ended (its agent goes "
+        "offline)",
+        unit="seconds",
+        gt=0,
     )
-    mcp_idle_seconds: float = field(
-        default=30 * 60.0,
-        metadata=_spec(
-            float,
-            "an MCP session at /mcp with no request in flight for this long has ended "
-            "(its agent goes offline)",
-            unit="seconds",
-            gt=0,
-        ),
+    sweep_interval: float = setting(
+        5.0,
+        "seconds between background sweeps (lapsed leases, offline agents); 0 turns them off. In "
+        "a cluster one replica runs each sweep",
+        unit="seconds",
+        ge=0,
     )
-    daemon_idle_seconds: float = field(
-        default=600.0,
-        metadata=_spec(
-            float,
-            "the warm local relay (one per relay folder, shared by commands, hooks and MCP "
-            "sessions) exits after this long with no request in flight",
-            unit="seconds",
-            gt=0,
-        ),
+    daemon_idle_seconds: float = setting(
+        600.0,
+        "the warm local relay (one per relay folder, shared by commands, hooks and MCP "
+        "sessions) exits after this long with no request in flight",
+        unit="seconds",
+        gt=0,
     )
-    sweep_interval: float = field(
-        default=5.0,
-        metadata=_spec(
-            float,
-            "seconds between background sweeps (lapsed leases, offline agents); 0 turns them "
-            "off. In a cluster one replica runs each sweep",
-            unit="seconds",
-            ge=0,
-        ),
-    )
-    prune_interval: float = field(
-        default=3600.0,
-        metadata=_spec(
-            float,
-            "seconds between background retention prunes (retention_days, "
-            "agent_retention_days); 0 turns them off",
-            unit="seconds",
-            ge=0,
-        ),
+    prune_interval: float = setting(
+        3600.0,
+        "seconds between background retention prunes (retention_days, agent_retention_days); 0 "
+        "turns them off",
+        unit="seconds",
+        ge=0,
     )
     # -- PostgreSQL ---------------------------------------------------------
-    pool_size: int = field(
-        default=10,
-        metadata=_spec(int, "connections each process keeps open", unit="connections", ge=1),
+    pool_size: int = setting(10, "connections each process keeps open", unit="connections", ge=1)
+    pool_overflow: int = setting(
+        20, "extra connections a process may open at peaks", unit="connections", ge=0
     )
-    pool_overflow: int = field(
-        default=20,
-        metadata=_spec(
-            int, "extra connections a process may open at peaks", unit="connections", ge=0
-        ),
-    )
-    pool_timeout: float = field(
-        default=30.0,
-        metadata=_spec(
-            float,
-            "seconds a call waits for a free connection before failing",
-            unit="seconds",
-            gt=0,
-        ),
+    pool_timeout: float = setting(
+        30.0, "seconds a call waits for a free connection before failing", unit="seconds", gt=0
     )
 
     if not TYPE_CHECKING:
@@ -318,7 +230,7 @@ class Settings:
     @classmethod
     def specs(cls) -> dict[str, tuple[Any, Spec]]:
         """``{field: (default, spec)}`` in declaration order (for docs and tests)."""
-        return {f.name: (f.default, f.metadata["spec"]) for f in fields(cls)}
+        return {f.name: (f.default, _spec_of(str(f.type), f.metadata)) for f in fields(cls)}
 
     def model_copy(self, *, update: dict[str, Any] | None = None) -> Settings:
         """A copy with ``update``'s fields replaced (validated as arguments are);
@@ -466,6 +378,13 @@ def _read_file(
             )
         values[key] = _parse(value, specs[key][1], f"{key} in {path}", "file")
     return values
+
+
+def _spec_of(annotation: str, metadata: Mapping[str, Any]) -> Spec:
+    """The :class:`Spec` of a field annotated ``annotation`` (``"float"``, ``"Path | None"``:
+    text, as ``from __future__ import annotations`` leaves it) made by :func:`setting`."""
+    kind, _, rest = annotation.partition(" | ")
+    return Spec(_KINDS[kind], rest == "None", **metadata)
 
 
 def _parse(value: Any, spec: Spec, where: str, origin: str) -> Any:

@@ -29,7 +29,7 @@ from .common import (
     touch_agent,
 )
 from .presence import effective_status
-from .visibility import no_message, restrict
+from .visibility import visible_message
 
 #: The most message ids one receipt call may carry.
 MAX_IDS = MAX_LIMIT
@@ -178,12 +178,8 @@ class DeliveryOps(ServiceBase):
         """
         check_id("message id", message_id)
         with self.store.read() as conn:
-            query = sa.select(messages.c.created_at).where(
-                messages.c.workspace == workspace, messages.c.id == message_id
-            )
-            sent = conn.execute(restrict(query, viewer)).scalar()
-            if sent is None:
-                raise no_message(message_id)
+            message = visible_message(conn, workspace, message_id, viewer, messages.c.created_at)
+            sent = message.created_at
             rows = conn.execute(
                 sa.select(deliveries)
                 .where(deliveries.c.workspace == workspace, deliveries.c.message_id == message_id)

@@ -34,7 +34,7 @@ from .idempotency import (
 )
 from .targets import Target, parse_target, resolve
 from .tasks import create_task
-from .visibility import no_message, restrict, visible_ids, visible_to
+from .visibility import no_message, restrict, visible_ids, visible_message, visible_to
 
 MAX_SUBJECT_CHARS = bounds.MAX_SUBJECT_CHARS
 #: Most messages in one :meth:`MessageOps.send_many` batch.
@@ -370,12 +370,7 @@ class MessageOps(ServiceBase):
         """
         check_id("message id", message_id)
         with self.store.read() as conn:
-            query = sa.select(messages).where(
-                messages.c.workspace == workspace, messages.c.id == message_id
-            )
-            row = conn.execute(restrict(query, viewer)).first()
-            if row is None:
-                raise no_message(message_id)
+            row = visible_message(conn, workspace, message_id, viewer)
             recipients = (
                 conn.execute(
                     sa.select(deliveries.c.agent_id)

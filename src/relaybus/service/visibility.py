@@ -10,7 +10,8 @@ The rule has three forms, all here:
 
 - :func:`visible_to`, a SQL condition over ``messages`` for queries, so that
   listings filter in the database;
-- :func:`may_see` and :func:`visible_ids`, checks of given message ids;
+- :func:`may_see` and :func:`visible_ids`, checks of given message ids, and
+  :func:`visible_message`, one message or :func:`no_message`;
 - :func:`sent_audience`, the rule applied to a ``message.sent`` event: its
   sender and recipients, written in the same transaction as the delivery rows.
 
@@ -66,6 +67,28 @@ def restrict(query: sa.Select[Any], viewer: str | None) -> sa.Select[Any]:
     """``query`` (a select from ``messages``) narrowed to what ``viewer`` may see;
     unchanged for an admin (``viewer=None``)."""
     return query if viewer is None else query.where(visible_to(viewer))
+
+
+def visible_message(
+    conn: Connection,
+    workspace: str,
+    message_id: int,
+    viewer: str | None,
+    *columns: sa.Column[Any],
+) -> sa.Row[Any]:
+    """Message ``message_id`` of ``workspace`` (its ``columns``, default every one)
+    if ``viewer`` may see it (``None``: an admin, who sees every message).
+
+    Raises:
+        NotFound: no such message, or one ``viewer`` may not see (the same answer,
+            :func:`no_message`).
+    """
+    query: sa.Select[Any] = sa.select(*columns) if columns else sa.select(messages)
+    query = query.where(messages.c.workspace == workspace, messages.c.id == message_id)
+    row = conn.execute(restrict(query, viewer)).first()
+    if row is None:
+        raise no_message(message_id)
+    return row
 
 
 def may_see(conn: Connection, workspace: str, viewer: str | None, message_id: int) -> bool:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, Path, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +26,7 @@ from ...bounds import NAME_PATTERN, anchored
 from ...errors import InvalidInput
 from ...service.idempotency import KEY_PATTERN, MAX_KEY_CHARS, valid_key
 from ...wire import ID_BOUNDS, build_all
-from ..auth import quick_call
+from ..auth import ApiRequest, quick_call
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,6 +151,25 @@ def render_list(
     return Response(
         adapter.dump_json(list(items)), status_code=status_code, media_type="application/json"
     )
+
+
+def wait_query(description: str) -> Any:
+    """The ``?wait=SECONDS`` query parameter of a long-poll read (``Annotated[float,
+    wait_query(...)]``): a finite number of seconds, at least 0, that
+    :func:`long_poll` cuts to ``longpoll_max_seconds``. ``description`` says what
+    the read waits for."""
+    return Query(ge=0, allow_inf_nan=False, description=description)
+
+
+async def long_poll(call: ApiRequest, check: Callable[[], T], wait: float) -> T:
+    """Run ``check`` until it returns something truthy, for up to ``wait`` seconds
+    cut to the server's ``longpoll_max_seconds`` (see :meth:`Hub.wait_for`, which
+    counts the wait as a long-poll).
+
+    Returns:
+        the truthy result, or the last (falsy) one on timeout.
+    """
+    return await call.hub.wait_for(check, min(wait, call.config.longpoll_max_seconds))
 
 
 #: The request header of an idempotency key (draft-ietf-httpapi-idempotency-key-header).

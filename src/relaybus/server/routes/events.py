@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Query
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
@@ -14,7 +14,7 @@ from ...service.events import MAX_EVENTS
 from ...wire import CURSOR_BOUNDS, EVENT_LIST, LIMIT_BOUNDS, EventCursor
 from ..auth import ApiCall
 from ..problems import responses
-from . import make_router, render, render_list
+from . import long_poll, make_router, render, render_list, wait_query
 
 router = make_router(tags=["events"])
 
@@ -27,7 +27,6 @@ router = make_router(tags=["events"])
 )
 async def events(
     call: ApiCall,
-    request: Request,
     since: Annotated[
         int, Query(description="Only events above this id.", json_schema_extra=CURSOR_BOUNDS)
     ] = 0,
@@ -41,11 +40,9 @@ async def events(
     ] = None,
     wait: Annotated[
         float,
-        Query(
-            ge=0,
-            allow_inf_nan=False,
-            description="With nothing to return, wait up to this many seconds (capped by "
-            "the server) for an event.",
+        wait_query(
+            "With nothing to return, wait up to this many seconds (capped by the server) for an "
+            "event."
         ),
     ] = 0,
 ) -> Response:
@@ -53,7 +50,7 @@ async def events(
     an agent token only those the agent may see (as on the stream)."""
     caller = await call.resolve()
     service, workspace, kinds = call.service, caller.workspace, kind or None
-    hub = request.app.state.hub
+    hub = call.hub
     agent_id = caller.agent_id
     cursor = since
 
@@ -77,7 +74,7 @@ async def events(
     if wait <= 0:
         found = await run_in_threadpool(check)
     else:
-        found = await hub.wait_for(check, min(wait, call.config.longpoll_max_seconds))
+        found = await long_poll(call, check, wait)
     return render_list(EVENT_LIST, found)
 
 

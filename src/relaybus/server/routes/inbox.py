@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -26,7 +26,7 @@ from ...wire import (
 )
 from ..auth import ApiCall, Epoch
 from ..problems import responses
-from . import AgentPath, make_router, render, render_list
+from . import AgentPath, long_poll, make_router, render, render_list, wait_query
 
 router = make_router(tags=["inbox"])
 
@@ -40,7 +40,6 @@ router = make_router(tags=["inbox"])
 async def inbox(
     agent_id: AgentPath,
     call: ApiCall,
-    request: Request,
     epoch: Epoch = None,
     unread_only: bool = True,
     newest_first: bool = True,
@@ -59,11 +58,9 @@ async def inbox(
     ] = None,
     wait: Annotated[
         float,
-        Query(
-            ge=0,
-            allow_inf_nan=False,
-            description="Long-poll: with nothing matching, wait up to this many seconds "
-            "(capped by the server) for a message; the answer is then oldest first.",
+        wait_query(
+            "Long-poll: with nothing matching, wait up to this many seconds (capped by the "
+            "server) for a message; the answer is then oldest first."
         ),
     ] = 0,
 ) -> Response:
@@ -98,8 +95,7 @@ async def inbox(
             limit=limit,
         )
 
-    timeout = min(wait, call.config.longpoll_max_seconds)
-    found = await request.app.state.hub.wait_for(check, timeout)  # counts as a longpoll
+    found = await long_poll(call, check, wait)
     # Marked after the wait, not inside the check: a write there would wake
     # every waiter, this one included, on each re-check.
     if found and (mark_read or via is not None):

@@ -6,7 +6,7 @@ import os
 import signal
 from typing import Annotated
 
-from fastapi import Query, Request
+from fastapi import Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -19,9 +19,11 @@ from . import (
     IdPath,
     key_from_header,
     lean_post,
+    long_poll,
     make_router,
     render,
     render_list,
+    wait_query,
 )
 
 router = make_router(tags=["messages"])
@@ -134,18 +136,15 @@ def thread(message_id: IdPath, call: ApiCall) -> Response:
 async def deliveries(
     message_id: IdPath,
     call: ApiCall,
-    request: Request,
     until: Annotated[
         DeliveryState | None,
         Query(description="With wait: the state every recipient must reach."),
     ] = None,
     wait: Annotated[
         float,
-        Query(
-            ge=0,
-            allow_inf_nan=False,
-            description="Long-poll: wait up to this many seconds (capped by the server) for "
-            "every recipient to reach `until`; the receipts are returned as they are then.",
+        wait_query(
+            "Long-poll: wait up to this many seconds (capped by the server) for every recipient "
+            "to reach `until`; the receipts are returned as they are then."
         ),
     ] = 0,
 ) -> Response:
@@ -166,8 +165,7 @@ async def deliveries(
         found = receipts()
         return found if all(d.state.reached(goal) for d in found) else None
 
-    timeout = min(wait, call.config.longpoll_max_seconds)
-    done = await request.app.state.hub.wait_for(check, timeout)
+    done = await long_poll(call, check, wait)
     if done is None:
         done = await run_in_threadpool(receipts)
     return render_list(DELIVERY_LIST, done)

@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from ...models import Task, TaskEvent, TaskStatus
 from ...wire import LIMIT_BOUNDS, TASK_EVENT_LIST, TASK_LIST, LeaseBody, ReleaseBody, TaskUpdate
-from ..auth import ApiCall, Epoch
+from ..auth import ApiCall, ApiRequest, Epoch
 from ..problems import responses
 from . import IdPath, make_router, render, render_list
 from .stream import viewer_of
@@ -81,15 +81,7 @@ def claim(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) 
     """Claim the task (atomic: of racing claimers exactly one wins); claiming a task
     one holds renews it. Only a recipient of the task's message may claim it; a task
     the agent may not see is 404, like a missing id."""
-    caller = call.caller()
-    task = call.service.claim(
-        task_id,
-        caller.act_as(body.agent_id),
-        workspace=caller.workspace,
-        epoch=epoch,
-        lease=body.lease,
-    )
-    return render(task)
+    return _hold(task_id, body, call, epoch, renew=False)
 
 
 @router.post(
@@ -97,8 +89,16 @@ def claim(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) 
 )
 def renew(task_id: IdPath, body: LeaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
     """Extend the lease of a task the agent holds."""
+    return _hold(task_id, body, call, epoch, renew=True)
+
+
+def _hold(
+    task_id: int, body: LeaseBody, call: ApiRequest, epoch: int | None, *, renew: bool
+) -> Response:
+    # Claim or renew: the same request (the lease in the body), two service operations.
     caller = call.caller()
-    task = call.service.renew(
+    hold = call.service.renew if renew else call.service.claim
+    task = hold(
         task_id,
         caller.act_as(body.agent_id),
         workspace=caller.workspace,

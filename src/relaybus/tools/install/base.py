@@ -88,6 +88,12 @@ class Context:
             trust=trust,
         )
 
+    def env_path(self, variable: str, default: Path) -> Path:
+        """The path the environment variable ``variable`` names (a tool's
+        ``CODEX_HOME``, ``CLAUDE_CONFIG_DIR``…), else ``default`` (unset or empty)."""
+        given = self.env.get(variable)
+        return Path(given) if given else default
+
     def server_env(self, tool: str) -> dict[str, str]:
         """The environment of the MCP server entry: ``RELAYBUS_TOOL`` and, when
         installing against a relay server, ``RELAYBUS_URL`` (never a token)."""

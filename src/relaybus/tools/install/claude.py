@@ -188,14 +188,12 @@ class SettingsFile(JsonFile):
 
 def config_home(ctx: Context) -> Path:
     """Where ``.claude.json`` lives: ``CLAUDE_CONFIG_DIR``, else the home folder."""
-    given = ctx.env.get("CLAUDE_CONFIG_DIR")
-    return Path(given) if given else ctx.home
+    return ctx.env_path("CLAUDE_CONFIG_DIR", ctx.home)
 
 
 def settings_home(ctx: Context) -> Path:
     """Where the user's ``settings.json`` lives: ``CLAUDE_CONFIG_DIR``, else ``~/.claude``."""
-    given = ctx.env.get("CLAUDE_CONFIG_DIR")
-    return Path(given) if given else ctx.home / ".claude"
+    return ctx.env_path("CLAUDE_CONFIG_DIR", ctx.home / ".claude")
 
 
 class ClaudeTool(Tool):

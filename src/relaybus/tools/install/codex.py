@@ -169,8 +169,7 @@ def _without_empty_servers(data: dict[str, Any] | None) -> dict[str, Any] | None
 
 def codex_home(ctx: Context) -> Path:
     """``CODEX_HOME``, default ``~/.codex``."""
-    given = ctx.env.get("CODEX_HOME")
-    return Path(given) if given else ctx.home / ".codex"
+    return ctx.env_path("CODEX_HOME", ctx.home / ".codex")
 
 
 class CodexTool(Tool):

@@ -34,14 +34,13 @@ TRUST_FOLDER = "TRUST_FOLDER"
 
 def gemini_home(ctx: Context) -> Path:
     """Gemini CLI's home folder (``GEMINI_CLI_HOME``, else the home folder)."""
-    given = ctx.env.get("GEMINI_CLI_HOME")
-    return Path(given) if given else ctx.home
+    return ctx.env_path("GEMINI_CLI_HOME", ctx.home)
 
 
 def trusted_folders_path(ctx: Context) -> Path:
     """Where Gemini CLI keeps the trust rules."""
-    given = ctx.env.get("GEMINI_CLI_TRUSTED_FOLDERS_PATH")
-    return Path(given) if given else gemini_home(ctx) / ".gemini" / "trustedFolders.json"
+    default = gemini_home(ctx) / ".gemini" / "trustedFolders.json"
+    return ctx.env_path("GEMINI_CLI_TRUSTED_FOLDERS_PATH", default)
 
 
 def _read(path: Path) -> dict[str, Any]:
