@@ -64,7 +64,9 @@ class Call(Generic[T]):
         agent: the agent the call acts as; picks that agent's token.
         epoch: sent as ``X-Relaybus-Epoch`` (fencing).
         params: the query (``None`` values are left out).
-        body: the JSON body, or ``None`` for none.
+        body: the JSON body, or a function of no arguments that builds it (called
+            only when the call goes over HTTP: an embedded call never builds it),
+            or ``None`` for none; :meth:`json_body` gives it.
         wait: seconds the server may hold the request (long-poll).
         forget_token: the call ends the agent (unregister): drop its token.
         idempotency_key: sent as ``Idempotency-Key``: the server performs the
@@ -84,6 +86,10 @@ class Call(Generic[T]):
     wait: float = 0.0
     forget_token: bool = False
     idempotency_key: str | None = None
+
+    def json_body(self) -> Any:
+        """The JSON body (built now if :attr:`body` is a function), or ``None``."""
+        return self.body() if callable(self.body) else self.body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -244,8 +250,9 @@ class HTTPSession:
         if call.idempotency_key is not None:
             headers[IDEMPOTENCY_HEADER] = sf_string(call.idempotency_key)
         content = None
-        if call.body is not None:
-            content = encode_json(call.body)
+        body = call.json_body()
+        if body is not None:
+            content = encode_json(body)
             headers["Content-Type"] = "application/json"
         params = None
         if call.params is not None:

@@ -81,7 +81,9 @@ def prune(
             workspace=workspace, message_days=message_days, agent_days=agent_days
         ),
         workspace=workspace,
-        body=request_body(unchecked(PruneBody)(message_days=message_days, agent_days=agent_days)),
+        body=lambda: request_body(
+            unchecked(PruneBody)(message_days=message_days, agent_days=agent_days)
+        ),
     )
 
 

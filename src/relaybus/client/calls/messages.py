@@ -50,21 +50,6 @@ def send(
     """``POST /v1/messages``, with an ``Idempotency-Key``: ``idempotency_key``, or a
     fresh uuid4 for this one logical send, which the transport's retries reuse (an
     embedded service gets only the caller's key)."""
-    fields = request_body(
-        unchecked(SendBody)(
-            sender=sender,
-            to=to,
-            body=body,
-            subject=subject,
-            channel=channel,
-            reply_to=reply_to,
-            priority=_priority(priority),
-            meta=_object(meta),
-            claimable=claimable,
-        )
-    )
-    if not claimable:
-        del fields["claimable"]  # the default: clients leave it out
     return Call(
         method="POST",
         path="/v1/messages",
@@ -86,9 +71,41 @@ def send(
         workspace=workspace,
         agent=sender,
         epoch=epoch,
-        body=fields,
+        body=lambda: _send_body(
+            sender, to, body, subject, channel, reply_to, priority, meta, claimable
+        ),
         idempotency_key=idempotency_key or str(uuid.uuid4()),
     )
+
+
+def _send_body(
+    sender: str,
+    to: str | None,
+    body: str,
+    subject: str | None,
+    channel: str | None,
+    reply_to: int | None,
+    priority: Priority | str,
+    meta: Mapping[str, Any] | None,
+    claimable: bool,
+) -> dict[str, Any]:
+    """The JSON body of a send (``claimable`` left out when false, the default)."""
+    fields = request_body(
+        unchecked(SendBody)(
+            sender=sender,
+            to=to,
+            body=body,
+            subject=subject,
+            channel=channel,
+            reply_to=reply_to,
+            priority=_priority(priority),
+            meta=_object(meta),
+            claimable=claimable,
+        )
+    )
+    if not claimable:
+        del fields["claimable"]  # the default: clients leave it out
+    return fields
 
 
 def send_many(
@@ -113,7 +130,7 @@ def send_many(
         epoch=epoch,
         # The items go as given (they are the caller's mappings, not typed drafts):
         # unknown keys reach the server, which refuses them.
-        body=request_body(
+        body=lambda: request_body(
             unchecked(BatchBody)(sender=sender, messages=[_draft(item) for item in items])
         ),
         idempotency_key=idempotency_key or str(uuid.uuid4()),
@@ -249,7 +266,7 @@ def mark_read(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=request_body(unchecked(MarkRead)(ids=_list(ids), up_to=up_to, via=_via(via))),
+        body=lambda: request_body(unchecked(MarkRead)(ids=_list(ids), up_to=up_to, via=_via(via))),
     )
 
 
@@ -270,7 +287,7 @@ def mark_delivered(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=request_body(unchecked(MarkDelivered)(ids=list(ids), via=_via(via))),
+        body=lambda: request_body(unchecked(MarkDelivered)(ids=list(ids), via=_via(via))),
     )
 
 

@@ -35,7 +35,7 @@ def claim(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
+        body=lambda: request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
     )
 
 
@@ -56,7 +56,7 @@ def renew(
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
+        body=lambda: request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
     )
 
 
@@ -70,7 +70,7 @@ def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = 
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
-        body=request_body(unchecked(ReleaseBody)(agent_id=agent_id)),
+        body=lambda: request_body(unchecked(ReleaseBody)(agent_id=agent_id)),
     )
 
 
