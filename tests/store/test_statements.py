@@ -25,6 +25,7 @@ from sqlalchemy.sql.dml import Insert, UpdateBase
 import relaybus.service  # noqa: F401  (imports every module that registers a statement)
 from relaybus.service import Service
 from relaybus.store import Store
+from relaybus.store.schema import deliveries, messages
 from relaybus.store.statements import (
     REGISTRY,
     SHAPES_PER_STATEMENT,
@@ -33,6 +34,7 @@ from relaybus.store.statements import (
     cache_of,
     register,
     run,
+    run_many,
 )
 from tests.conftest import Clock
 
@@ -209,3 +211,47 @@ def test_the_compiled_forms_stay_bounded_by_the_registry(sqlite_store: Store) ->
         for params in shapes:
             assert run(conn, stmt, params) == [("bob",)]
             assert cache.size <= bound
+
+
+def test_run_many_writes_the_same_rows_on_the_fast_path_and_through_sqlalchemy(
+    store: Store, samples: dict[str, Any]
+) -> None:
+    stmt = REGISTRY["deliveries.insert"]
+    with store.read() as conn:
+        message_id = conn.execute(sa.select(sa.func.max(deliveries.c.message_id))).scalar_one()
+    rows = [
+        {"workspace": "default", "agent_id": agent, "message_id": message_id + 1, "read_at": None}
+        for agent in ("alice", "bob", "carol")
+    ]
+    written = []
+    for fast in (True, False):
+        with rolled_back(store) as conn:
+            conn.execute(
+                messages.insert().values(
+                    id=message_id + 1,
+                    workspace="default",
+                    sender="alice",
+                    target="broadcast",
+                    body="all",
+                    priority="normal",
+                    meta={},
+                    created_at=1.0,
+                )
+            )
+            before = table_rows(conn, deliveries)
+            if fast:
+                run_many(conn, stmt, rows)
+            else:
+                conn.execute(stmt.sql, rows)
+            after = table_rows(conn, deliveries)
+        written.append(typed(sorted(v for k, v in after.items() if k not in before)))
+    assert written[0] == written[1]
+    assert len(written[0]) == 3
+
+
+def test_run_many_refuses_a_statement_that_returns_rows(sqlite_store: Store) -> None:
+    with sqlite_store.read() as conn:
+        cache = cache_of(conn)
+        assert isinstance(cache, StatementCache)
+        with pytest.raises(ValueError, match="returns rows"):
+            cache.run_many(conn, REGISTRY["agents.exists"], [{"ws": "default", "aid": "bob"}])

@@ -8,7 +8,7 @@ subscribed to it (an agent with no channels hears every channel).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from ..bounds import MAX_LABEL_CHARS
 from ..errors import InvalidInput, NotFound
 from ..store.schema import agents
-from ..store.statements import register, run
+from ..store.statements import Statement, register, run
 from .common import NAME_RE, did_you_mean
 
 Kind = Literal["agent", "tag", "cap", "label", "broadcast"]
@@ -24,18 +24,33 @@ PREFIXES: dict[str, Kind] = {"tag": "tag", "cap": "cap", "label": "label"}
 FORMS = "an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast"
 
 
-_COLUMNS = (agents.c.id, agents.c.label, agents.c.tags, agents.c.capabilities, agents.c.channels)
-_ALL_SQL = sa.select(*_COLUMNS).where(agents.c.workspace == sa.bindparam("ws"))
-_ALL = register("agents.targets", _ALL_SQL)
-_ONE = register("agents.target", _ALL_SQL.where(agents.c.id == sa.bindparam("aid")))
+#: The column a target kind matches on (None: every agent, or the id itself).
+_MATCHED: dict[Kind, sa.ColumnElement[Any] | None] = {
+    "agent": None,
+    "broadcast": None,
+    "tag": agents.c.tags,
+    "cap": agents.c.capabilities,
+    "label": agents.c.label,
+}
 
 
-class _Candidate(NamedTuple):
-    id: str
-    label: str | None
-    tags: list[str]
-    capabilities: list[str]
-    channels: list[str]
+def _statement(kind: Kind, channel: bool) -> Statement:
+    """The SELECT of a target kind: the id, the column it matches on and, with a
+    channel, the agent's channels. Only those columns: a broadcast to 1,000 agents
+    decodes no JSON at all, where reading every list column decoded 3,000 arrays."""
+    matched = _MATCHED[kind]
+    columns = [agents.c.id, *([matched] if matched is not None else [])]
+    if channel:
+        columns.append(agents.c.channels)
+    sql = sa.select(*columns).where(agents.c.workspace == sa.bindparam("ws"))
+    if kind == "agent":
+        sql = sql.where(agents.c.id == sa.bindparam("aid"))
+    return register(f"agents.target.{kind}{'+channels' if channel else ''}", sql)
+
+
+_SELECTS = {
+    (kind, channel): _statement(kind, channel) for kind in _MATCHED for channel in (False, True)
+}
 
 
 @dataclass(frozen=True)
@@ -88,26 +103,25 @@ def resolve(
             suggests close matches).
     """
     params = {"ws": workspace, "aid": target.value}
-    query = _ONE if target.kind == "agent" else _ALL
-    rows = [_Candidate(*r) for r in run(conn, query, params)]
+    rows = run(conn, _SELECTS[(target.kind, channel is not None)], params)
+    # Each row: (id, [the matched column], [channels]).
+    value = target.value
 
-    def matches(row: _Candidate) -> bool:
-        if target.kind == "tag":
-            return target.value in row.tags
-        if target.kind == "cap":
-            return target.value in row.capabilities
+    def matches(row: tuple[Any, ...]) -> bool:
+        if target.kind in ("tag", "cap"):
+            return value in row[1]
         if target.kind == "label":
-            return row.label == target.value
+            return bool(row[1] == value)
         return True
 
-    def hears(row: _Candidate) -> bool:
-        return channel is None or not row.channels or channel in row.channels
+    def hears(row: tuple[Any, ...]) -> bool:
+        return channel is None or not row[-1] or channel in row[-1]
 
     found = [r for r in rows if matches(r)]
-    reached = [r.id for r in found if hears(r) and r.id != sender]
+    reached = [r[0] for r in found if hears(r) and r[0] != sender]
     if reached:
         return reached
-    if found and all(r.id == sender for r in found):
+    if found and all(r[0] == sender for r in found):
         raise NotFound(f"target {str(target)!r} matches only the sender", target=str(target))
     if found:
         raise NotFound(

@@ -105,8 +105,7 @@ def run_many(conn: Connection, stmt: Statement, rows: Sequence[Mapping[str, Any]
     if cache is None:
         conn.execute(stmt.sql, [dict(r) for r in rows])
         return
-    for row in rows:
-        cache.run(conn, stmt, row)
+    cache.run_many(conn, stmt, rows)
 
 
 def cache_of(conn: Connection) -> StatementCache | None:
@@ -170,6 +169,44 @@ class StatementCache:
             tuple(p(v) if p is not None else v for p, v in zip(compiled.results, r, strict=True))
             for r in rows
         ]
+
+    def run_many(
+        self, conn: Connection, stmt: Statement, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        """Execute DML ``stmt`` once per parameter set in ``conn``'s transaction, in
+        one ``executemany`` on the raw cursor when every set names the same keys
+        (the usual case: one delivery row per recipient), else one by one.
+
+        Raises:
+            ValueError: ``stmt`` returns rows (``executemany`` returns none), or is
+                not the registered statement of its name.
+        """
+        if not rows:
+            return
+        names = tuple(rows[0])
+        if any(tuple(row) != names for row in rows):
+            for row in rows:
+                self.run(conn, stmt, row)
+            return
+        key = (stmt, names)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compile(stmt, names)
+        if compiled.results:
+            raise ValueError(f"{stmt.name} returns rows: run it with run(), not run_many()")
+        defaults = compiled.defaults
+        pairs = list(zip(compiled.names, compiled.binds, strict=True))
+        args = []
+        for row in rows:
+            values = {**defaults, **row} if defaults else row
+            args.append([p(values[n]) if p is not None else values[n] for n, p in pairs])
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            cursor.executemany(compiled.sql, args)
+        finally:
+            cursor.close()
 
     def _compile(self, stmt: Statement, keys: tuple[str, ...]) -> _Compiled:
         if REGISTRY.get(stmt.name) is not stmt:
