@@ -50,6 +50,26 @@ def send(
     """``POST /v1/messages``, with an ``Idempotency-Key``: ``idempotency_key``, or a
     fresh uuid4 for this one logical send, which the transport's retries reuse (an
     embedded service gets only the caller's key)."""
+
+    def fields() -> dict[str, Any]:
+        """The JSON body, built only for HTTP (``claimable`` left out when false)."""
+        found = request_body(
+            unchecked(SendBody)(
+                sender=sender,
+                to=to,
+                body=body,
+                subject=subject,
+                channel=channel,
+                reply_to=reply_to,
+                priority=_priority(priority),
+                meta=_object(meta),
+                claimable=claimable,
+            )
+        )
+        if not claimable:
+            del found["claimable"]  # the default: clients leave it out
+        return found
+
     return Call(
         method="POST",
         path="/v1/messages",
@@ -71,41 +91,9 @@ def send(
         workspace=workspace,
         agent=sender,
         epoch=epoch,
-        body=lambda: _send_body(
-            sender, to, body, subject, channel, reply_to, priority, meta, claimable
-        ),
+        body=fields,
         idempotency_key=idempotency_key or str(uuid.uuid4()),
     )
-
-
-def _send_body(
-    sender: str,
-    to: str | None,
-    body: str,
-    subject: str | None,
-    channel: str | None,
-    reply_to: int | None,
-    priority: Priority | str,
-    meta: Mapping[str, Any] | None,
-    claimable: bool,
-) -> dict[str, Any]:
-    """The JSON body of a send (``claimable`` left out when false, the default)."""
-    fields = request_body(
-        unchecked(SendBody)(
-            sender=sender,
-            to=to,
-            body=body,
-            subject=subject,
-            channel=channel,
-            reply_to=reply_to,
-            priority=_priority(priority),
-            meta=_object(meta),
-            claimable=claimable,
-        )
-    )
-    if not claimable:
-        del fields["claimable"]  # the default: clients leave it out
-    return fields
 
 
 def send_many(
