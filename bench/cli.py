@@ -16,9 +16,13 @@ way a person or a coding tool starts it (the venv's ``relaybus`` console script)
 - ``relaybus hook post-tool-use --inline`` (the hook opens the relay in-process).
 
 Rounds are interleaved (each round runs every command once, in order), so a noisy
-machine slows all of them alike. Prints per command the medians of wall time and of
-CPU time (user + system of the child, from ``os.wait4``), both in ms, and the ratio
-of each median to ``python -c pass``'s.
+machine slows all of them alike. ``--compare SRC`` also runs every ``relaybus`` command
+with ``PYTHONPATH=SRC`` (the ``src`` folder of another checkout, e.g. the code before a
+change), in the same rounds. The children write and use bytecode (``PYTHONDONTWRITEBYTECODE``
+is dropped), as an installed package does; the first round, a warm-up, is not counted.
+
+Prints per command the medians of wall time and of CPU time (user + system of the
+child, from ``os.wait4``), both in ms, and the ratio of each median to ``python -c pass``'s.
 """
 
 from __future__ import annotations
@@ -91,13 +95,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="runs of each command (15)")
     parser.add_argument("--quick", action="store_true", help="3 rounds, for a smoke run")
+    parser.add_argument(
+        "--compare", metavar="SRC", type=Path, help="also time the relaybus package in SRC"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds = 3
     exe = str(Path(sys.executable).parent / "relaybus")
     work = Path(tempfile.mkdtemp(prefix="rb-cli-bench-", dir="/tmp"))
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYBUS_", "CLAUDE"))}
+        skip = ("RELAYBUS_", "CLAUDE", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
         env.update(
             RELAYBUS_SESSION="bench-session",
             RELAYBUS_TOOL="claude",
@@ -108,8 +116,7 @@ def main() -> None:
         hook_input = json.loads((PAYLOADS / "post-tool-use.json").read_text(encoding="utf-8"))
         hook_input["cwd"] = str(project)
         hook = json.dumps(hook_input)
-        commands: dict[str, tuple[list[str], str]] = {
-            "python -c pass": ([sys.executable, "-c", "pass"], ""),
+        base: dict[str, tuple[list[str], str]] = {
             "relaybus --help": ([exe, "--help"], ""),
             "relaybus agents": ([exe, "agents"], ""),
             "relaybus send": ([exe, "--as", "alice", "send", "--to", "bob", "hello"], ""),
@@ -117,12 +124,18 @@ def main() -> None:
             "hook post-tool-use": ([exe, "hook", "post-tool-use"], hook),
             "hook post-tool-use --inline": ([exe, "hook", "post-tool-use", "--inline"], hook),
         }
-        for argv, stdin in commands.values():  # warm the page cache and the bytecode
-            run(argv, env, project, stdin)
+        commands = {"python -c pass": ([sys.executable, "-c", "pass"], "", env)}
+        for name, (argv, stdin) in base.items():
+            commands[name] = (argv, stdin, env)
+            if args.compare is not None:
+                other = {**env, "PYTHONPATH": str(args.compare.resolve())}
+                commands[f"{name} (compare)"] = (argv, stdin, other)
+        for argv, stdin, child_env in commands.values():  # warm the page cache and bytecode
+            run(argv, child_env, project, stdin)
         samples = {name: Samples() for name in commands}
         for _ in range(args.rounds):
-            for name, (argv, stdin) in commands.items():
-                wall, cpu = run(argv, env, project, stdin)
+            for name, (argv, stdin, child_env) in commands.items():
+                wall, cpu = run(argv, child_env, project, stdin)
                 samples[name].wall.append(wall)
                 samples[name].cpu.append(cpu)
         floor = samples["python -c pass"]
@@ -132,12 +145,14 @@ def main() -> None:
             f"relaybus CLI start-up — python {sys.version.split()[0]}, {os.cpu_count()} cores, "
             f"{args.rounds} interleaved rounds, medians"
         )
-        print(f"\n{'command':30} {'wall ms':>8} {'x pass':>7} {'CPU ms':>8} {'x pass':>7}")
+        if args.compare is not None:
+            print(f"(compare): PYTHONPATH={args.compare}")
+        print(f"\n{'command':40} {'wall ms':>8} {'x pass':>7} {'CPU ms':>8} {'x pass':>7}")
         for name, s in samples.items():
             wall = statistics.median(s.wall)
             cpu = statistics.median(s.cpu)
             print(
-                f"{name:30} {wall * 1000:8.1f} {wall / floor_wall:7.1f}"
+                f"{name:40} {wall * 1000:8.1f} {wall / floor_wall:7.1f}"
                 f" {cpu * 1000:8.1f} {cpu / max(floor_cpu, 1e-3):7.1f}"
             )
     finally:
