@@ -199,7 +199,8 @@ def test_an_embedded_command_imports_no_server_network_or_postgresql_stack(
 
     assert imports.code == 0 and shows in imports.out, imports.err
     assert imports.has("sqlalchemy")  # it did open the relay
-    assert forbidden(imports, stack=True) == []
+    problems = forbidden(imports, stack=True)
+    assert not problems, f"relaybus {name} imported:\n" + "\n".join(problems)
     assert log_lines(tmp_path) == []
 
 
@@ -217,7 +218,8 @@ def test_help_and_the_hook_import_neither_sqlalchemy_nor_pydantic_nor_asyncio(
 
     assert imports.code == 0, imports.err
     assert hook or "Usage:" in imports.out
-    assert forbidden(imports, stack=False, listing=args == ["--help"]) == []
+    problems = forbidden(imports, stack=False, listing=args == ["--help"])
+    assert not problems, f"relaybus {' '.join(args)} imported:\n" + "\n".join(problems)
     # the hook took its path without relaybus mcp, and nothing else went wrong
     expected = ["no answer from the session's relaybus mcp"] if hook else []
     assert [e for e in expected if any(e in line for line in log_lines(tmp_path))] == expected
