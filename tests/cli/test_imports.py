@@ -238,7 +238,11 @@ def test_the_hook_without_relaybus_mcp_imports_only_the_standard_library(
 
     assert imports.code == 0, imports.err
     problems = forbidden(imports, stack=False)
-    problems += [imports.why(name) for name in ("click", "typing") if imports.has(name)]
+    problems += [
+        imports.why(name)
+        for name in ("click", "typing", "dataclasses", "inspect")
+        if imports.has(name)
+    ]
     problems += [
         imports.why(name)
         for name in sorted(imports.modules)
