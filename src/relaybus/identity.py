@@ -20,7 +20,6 @@ import re
 import socket
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Process names skipped when looking for the session's tool process: the
@@ -163,18 +162,78 @@ class ProfileError(ValueError):
     """A profile that cannot be used: missing, or a malformed profiles.toml."""
 
 
-@dataclass
-class Profile:
+class Record:
+    """A record class without :mod:`dataclasses`: equality and ``repr`` over the fields
+    named in ``__slots__``, as a dataclass has them. The hook commands load their
+    records on every call, and importing ``dataclasses`` costs each of them about
+    14 ms of CPU (it imports ``inspect``, which imports ``ast``, ``dis``, ``tokenize``).
+    Mutable records are unhashable, as a dataclass with ``eq`` is (a class that
+    defines ``__eq__`` and no ``__hash__`` gets ``__hash__ = None``).
+    """
+
+    __slots__: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__ or not isinstance(other, Record):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def to_dict(self) -> dict[str, object]:
+        """The fields as a dict, records in them as dicts too (``dataclasses.asdict``)."""
+        return {
+            name: value.to_dict() if isinstance(value, Record) else value
+            for name, value in zip(self.__slots__, self._values(), strict=True)
+        }
+
+
+class FrozenRecord(Record):
+    """A :class:`Record` whose fields cannot be assigned after ``__init__`` (which sets
+    them with :meth:`_set`), hashable by its fields: a frozen dataclass."""
+
+    __slots__ = ()
+
+    def _set(self, **values: object) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a {type(self).__name__}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of a {type(self).__name__}")
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+
+class Profile(Record):
     """How a session presents itself: the fields of a registration.
 
     ``agent`` None means "derive the id from host, tool, project and session".
     """
 
-    agent: str | None = None
-    label: str | None = None
-    tags: list[str] = field(default_factory=list)
-    capabilities: list[str] = field(default_factory=list)
-    channels: list[str] = field(default_factory=list)
+    __slots__ = ("agent", "label", "tags", "capabilities", "channels")
+
+    def __init__(
+        self,
+        agent: str | None = None,
+        label: str | None = None,
+        tags: list[str] | None = None,
+        capabilities: list[str] | None = None,
+        channels: list[str] | None = None,
+    ) -> None:
+        self.agent = agent
+        self.label = label
+        self.tags: list[str] = [] if tags is None else tags
+        self.capabilities: list[str] = [] if capabilities is None else capabilities
+        self.channels: list[str] = [] if channels is None else channels
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Profile:
@@ -248,8 +307,7 @@ def load_profile(name: str, path: Path) -> Profile:
     return profile
 
 
-@dataclass
-class SessionIdentity:
+class SessionIdentity(Record):
     """Everything a session registers with: see :func:`session_identity`.
 
     A process that registers on a session's behalf (the SessionStart hook's
@@ -258,20 +316,31 @@ class SessionIdentity:
     own parent is not the session's tool.
     """
 
-    agent_id: str
-    tool: str
-    instance_id: str
-    session: str
-    pid: int | None
-    cwd: str
-    profile: Profile
+    __slots__ = ("agent_id", "tool", "instance_id", "session", "pid", "cwd", "profile")
+
+    def __init__(
+        self,
+        agent_id: str,
+        tool: str,
+        instance_id: str,
+        session: str,
+        pid: int | None,
+        cwd: str,
+        profile: Profile,
+    ) -> None:
+        self.agent_id = agent_id
+        self.tool = tool
+        self.instance_id = instance_id
+        self.session = session
+        self.pid = pid
+        self.cwd = cwd
+        self.profile = profile
 
     def to_json(self) -> str:
         """The identity as one JSON object (see :meth:`from_json`)."""
         import json
-        from dataclasses import asdict
 
-        return json.dumps(asdict(self))
+        return json.dumps(self.to_dict())
 
     @classmethod
     def from_json(cls, text: str) -> SessionIdentity:

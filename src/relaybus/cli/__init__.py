@@ -4,6 +4,10 @@ Each command parses its options, calls one SDK method and renders the result
 (:mod:`.render`). :func:`main` is the console script: it turns every
 :class:`~relaybus.errors.RelayError` and click usage error into one line on
 stderr and an exit code (2 for bad input or not found, 1 otherwise).
+
+Each command is imported only when it runs (or when help lists it,
+:class:`LazyCommands`): every call is a whole process, so ``relaybus agents`` must
+not pay for ``watch``, ``serve``, ``run`` or the hooks.
 """
 
 from __future__ import annotations
@@ -12,20 +16,48 @@ import errno
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 
 import click
 
 from .. import __version__
 from ..errors import RelayError
-from . import admin, agents, daemon, messages, server, service, status, tasks, watch
 from .app import App, HelpGroup, get_app, json_option, one_line
-from .hook import hook
-from .mcp import mcp
-from .run import run
-from .setup import doctor, install, uninstall
-from .tmux import tmux
+
+#: Every command, in the order help lists them (a workflow), with where it lives:
+#: ``module:attribute`` under this package.
+COMMANDS = {
+    "init": "admin:init",
+    "migrate": "admin:migrate",
+    "register": "agents:register",
+    "agents": "agents:agents",
+    "send": "messages:send",
+    "reply": "messages:reply",
+    "inbox": "messages:inbox",
+    "thread": "messages:thread",
+    "status": "status:status",
+    "tasks": "tasks:tasks",
+    "task": "tasks:task",
+    "claim": "tasks:claim",
+    "release": "tasks:release",
+    "heartbeat": "agents:heartbeat",
+    "unregister": "agents:unregister",
+    "prune": "admin:prune",
+    "events": "admin:events",
+    "watch": "watch:watch",
+    "demo": "admin:demo",
+    "serve": "server:serve",
+    "service": "service:service",
+    "daemon": "daemon:daemon",
+    "hook": "hook:hook",
+    "mcp": "mcp:mcp",
+    "install": "setup:install",
+    "uninstall": "setup:uninstall",
+    "doctor": "setup:doctor",
+    "run": "run:run",
+    "tmux": "tmux:tmux",
+}
 
 HELP = """Messaging between AI coding agents: inboxes, threads, claimable tasks.
 
@@ -71,6 +103,51 @@ for bad input or an unknown name, 1 for other failures.
 """
 
 
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's commands by name, each imported from ``module:attribute`` (under this
+    package) when it is first looked up; iterating gives the names in the order given.
+
+    Click's lazy subcommands
+    (https://click.palletsprojects.com/en/stable/complex/#lazily-loading-subcommands)
+    override ``get_command`` and ``list_commands``; this does the same one level down,
+    as the ``commands`` mapping click's ``Group`` accepts, so that every reader of
+    ``Group.commands`` (click's "Did you mean ...?" for a mistyped command, the docs
+    tests) sees every name without importing any command.
+    """
+
+    def __init__(self, paths: dict[str, str]) -> None:
+        self._paths = dict(paths)
+        self._loaded: dict[str, click.Command] = {}
+
+    def __getitem__(self, name: str) -> click.Command:
+        command = self._loaded.get(name)
+        if command is None:
+            module, attribute = self._paths[name].split(":")
+            # __import__, not importlib.import_module: ``python -X importtime`` only
+            # shows imports made through __import__, and tests/cli/test_imports.py
+            # reads the chain of a forbidden import from it.
+            loaded = __import__(f"{__name__}.{module}", fromlist=[attribute])
+            command = getattr(loaded, attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{self._paths[name]} is not a click command")
+            self._loaded[name] = command
+        return command
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._loaded[name] = command
+        self._paths.setdefault(name, "")
+
+    def __delitem__(self, name: str) -> None:
+        del self._paths[name]
+        self._loaded.pop(name, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
 class RelayGroup(HelpGroup):
     """Lists commands in the order they were added (a workflow), not alphabetically."""
 
@@ -78,7 +155,12 @@ class RelayGroup(HelpGroup):
         return list(self.commands)
 
 
-@click.group(cls=RelayGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=RelayGroup,
+    commands=LazyCommands(COMMANDS),
+    help=HELP,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--dir",
     "relay_dir",
@@ -123,40 +205,6 @@ def cli(
     click.get_current_context().call_on_close(app.close)
 
 
-for command in (
-    admin.init,
-    admin.migrate,
-    agents.register,
-    agents.agents,
-    messages.send,
-    messages.reply,
-    messages.inbox,
-    messages.thread,
-    status.status,
-    tasks.tasks,
-    tasks.task,
-    tasks.claim,
-    tasks.release,
-    agents.heartbeat,
-    agents.unregister,
-    admin.prune,
-    admin.events,
-    watch.watch,
-    admin.demo,
-    server.serve,
-    service.service,
-    daemon.daemon,
-):
-    cli.add_command(command)
-cli.add_command(hook)
-cli.add_command(mcp)
-cli.add_command(install)
-cli.add_command(uninstall)
-cli.add_command(doctor)
-cli.add_command(run)
-cli.add_command(tmux)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI and exit: 0 on success, the error's exit code otherwise.
 
@@ -195,4 +243,4 @@ def _crash(app: App, exc: Exception) -> None:
     sys.exit(1)
 
 
-__all__ = ["cli", "main"]
+__all__ = ["COMMANDS", "cli", "main"]

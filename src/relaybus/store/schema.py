@@ -8,12 +8,40 @@ The schema is created only by Alembic migrations (``store/migrations``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeEngine
 
 metadata = sa.MetaData()
 
-Json = sa.JSON().with_variant(JSONB(), "postgresql")
+
+class _Json(sa.TypeDecorator[Any]):
+    """JSON: ``JSONB`` on PostgreSQL, SQLAlchemy's ``JSON`` elsewhere.
+
+    The same as ``sa.JSON().with_variant(JSONB(), "postgresql")``, except that the
+    PostgreSQL dialect is imported only when a PostgreSQL database uses the type:
+    importing it costs every command on a SQLite store tens of milliseconds.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+Json = _Json()
+
+# Partial indexes are written with ``sqlite_where`` only: naming a ``postgresql_*``
+# option makes SQLAlchemy import its PostgreSQL dialect to check it, which every
+# command on a SQLite store would pay for. :func:`postgresql_options` gives them the
+# same WHERE clause on PostgreSQL before any DDL is made from this metadata.
 Time = sa.Double[float]()
 # BIGINT on PostgreSQL; SQLite needs exactly INTEGER PRIMARY KEY for AUTOINCREMENT.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -78,7 +106,6 @@ deliveries = sa.Table(
         "agent_id",
         "message_id",
         sqlite_where=sa.text("read_at IS NULL"),
-        postgresql_where=sa.text("read_at IS NULL"),
     ),
     sa.Index("ix_deliveries_message", "message_id"),
     sa.Index(
@@ -87,7 +114,6 @@ deliveries = sa.Table(
         "agent_id",
         "message_id",
         sqlite_where=sa.text("delivered_at IS NULL"),
-        postgresql_where=sa.text("delivered_at IS NULL"),
     ),
 )
 
@@ -121,7 +147,6 @@ tasks = sa.Table(
         "dedupe_key",
         unique=True,
         sqlite_where=sa.text("dedupe_key IS NOT NULL"),
-        postgresql_where=sa.text("dedupe_key IS NOT NULL"),
     ),
     sqlite_autoincrement=True,
 )
@@ -207,3 +232,22 @@ relay_meta = sa.Table(
     sa.Column("key", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+
+def postgresql_options() -> None:
+    """Give every partial index (one with ``sqlite_where``) the same ``postgresql_where``.
+
+    Idempotent. Runs before ``metadata.create_all`` (an event on :data:`metadata`) and
+    in the migrations' environment (autogenerate), so DDL and migrations made from this
+    metadata build the same partial indexes on both dialects.
+    """
+    for table in metadata.tables.values():
+        for index in table.indexes:
+            where = index.dialect_options["sqlite"]["where"]
+            if where is not None and index.dialect_options["postgresql"]["where"] is None:
+                index.dialect_options["postgresql"]["where"] = where
+
+
+@sa.event.listens_for(metadata, "before_create")
+def _before_create(target: sa.MetaData, connection: Any, **kw: Any) -> None:
+    postgresql_options()

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from relaybus.store.migrate import LOCK_TIMEOUT
-from relaybus.store.schema import metadata
+from relaybus.store.schema import metadata, postgresql_options
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):
@@ -20,6 +20,7 @@ if connection.dialect.name == "postgresql":
     # that table would queue behind the migration. Give up and roll back instead.
     connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
 
+postgresql_options()  # the partial indexes' WHERE on PostgreSQL too (autogenerate)
 context.configure(
     connection=connection,
     target_metadata=metadata,

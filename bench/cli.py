@@ -1,0 +1,163 @@
+"""CLI start-up: wall and CPU time of whole ``relaybus`` processes on the embedded store.
+
+Run: ``.venv/bin/python bench/cli.py`` (``--quick`` for a smoke run).
+
+Sets up a fresh git repository in a temporary folder, runs ``relaybus init`` and
+registers two agents there, then times each command below as a new process, the
+way a person or a coding tool starts it (the venv's ``relaybus`` console script):
+
+- ``python -c pass`` with the same interpreter: the floor any Python command pays;
+- ``relaybus --help``;
+- ``relaybus agents``;
+- ``relaybus --as alice send --to bob BODY``;
+- ``relaybus --as bob inbox --peek``;
+- ``relaybus hook post-tool-use`` with no ``relaybus mcp`` answering (the hook reads
+  the session agent's unread mail itself, with the standard library);
+- ``relaybus hook post-tool-use --inline`` (the hook opens the relay in-process).
+
+Rounds are interleaved (each round runs every command once, in order), so a noisy
+machine slows all of them alike. ``--compare SRC`` also runs every ``relaybus`` command
+with ``PYTHONPATH=SRC`` (the ``src`` folder of another checkout, e.g. the code before a
+change), in the same rounds. The children write and use bytecode (``PYTHONDONTWRITEBYTECODE``
+is dropped), as an installed package does; the first round, a warm-up, is not counted.
+
+Prints per command the medians of wall time and of CPU time (user + system of the
+child, from ``os.wait4``), both in ms, and the ratio of each median to ``python -c pass``'s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "tools" / "payloads"
+
+
+@dataclass
+class Samples:
+    """Wall and CPU seconds of each run of one command."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+
+def run(argv: list[str], env: dict[str, str], cwd: Path, stdin: str = "") -> tuple[float, float]:
+    """Run ``argv`` to completion in ``cwd``; ``(wall seconds, CPU seconds)`` of the child.
+
+    Raises:
+        SystemExit: the command failed (its stderr in the message).
+    """
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    # communicate() would reap the child and lose its rusage: write, read, then wait4.
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(stdin.encode("utf-8"))
+    proc.stdin.close()
+    proc.stdout.read()
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped: tell Popen
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv} failed ({proc.returncode}): {err.decode('utf-8').strip()}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def setup(work: Path, exe: str, env: dict[str, str]) -> Path:
+    """A git repository under ``work`` with an initialized relay and agents alice, bob."""
+    project = work / "shop"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    for argv in (["init"], ["register", "alice"], ["register", "bob"]):
+        subprocess.run(
+            [exe, *argv], cwd=project, env=env, check=True, capture_output=True, encoding="utf-8"
+        )
+    return project
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="runs of each command (15)")
+    parser.add_argument("--quick", action="store_true", help="3 rounds, for a smoke run")
+    parser.add_argument(
+        "--compare", metavar="SRC", type=Path, help="also time the relaybus package in SRC"
+    )
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds = 3
+    exe = str(Path(sys.executable).parent / "relaybus")
+    work = Path(tempfile.mkdtemp(prefix="rb-cli-bench-", dir="/tmp"))
+    try:
+        skip = ("RELAYBUS_", "CLAUDE", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
+        env.update(
+            RELAYBUS_SESSION="bench-session",
+            RELAYBUS_TOOL="claude",
+            XDG_RUNTIME_DIR=str(work),
+            XDG_STATE_HOME=str(work / "state"),
+        )
+        project = setup(work, exe, env)
+        hook_input = json.loads((PAYLOADS / "post-tool-use.json").read_text(encoding="utf-8"))
+        hook_input["cwd"] = str(project)
+        hook = json.dumps(hook_input)
+        base: dict[str, tuple[list[str], str]] = {
+            "relaybus --help": ([exe, "--help"], ""),
+            "relaybus agents": ([exe, "agents"], ""),
+            "relaybus send": ([exe, "--as", "alice", "send", "--to", "bob", "hello"], ""),
+            "relaybus inbox --peek": ([exe, "--as", "bob", "inbox", "--peek"], ""),
+            "hook post-tool-use": ([exe, "hook", "post-tool-use"], hook),
+            "hook post-tool-use --inline": ([exe, "hook", "post-tool-use", "--inline"], hook),
+        }
+        commands = {"python -c pass": ([sys.executable, "-c", "pass"], "", env)}
+        for name, (argv, stdin) in base.items():
+            commands[name] = (argv, stdin, env)
+            if args.compare is not None:
+                other = {**env, "PYTHONPATH": str(args.compare.resolve())}
+                commands[f"{name} (compare)"] = (argv, stdin, other)
+        for argv, stdin, child_env in commands.values():  # warm the page cache and bytecode
+            run(argv, child_env, project, stdin)
+        samples = {name: Samples() for name in commands}
+        for _ in range(args.rounds):
+            for name, (argv, stdin, child_env) in commands.items():
+                wall, cpu = run(argv, child_env, project, stdin)
+                samples[name].wall.append(wall)
+                samples[name].cpu.append(cpu)
+        floor = samples["python -c pass"]
+        floor_wall = statistics.median(floor.wall)
+        floor_cpu = statistics.median(floor.cpu)
+        print(
+            f"relaybus CLI start-up — python {sys.version.split()[0]}, {os.cpu_count()} cores, "
+            f"{args.rounds} interleaved rounds, medians"
+        )
+        if args.compare is not None:
+            print(f"(compare): PYTHONPATH={args.compare}")
+        print(f"\n{'command':40} {'wall ms':>8} {'x pass':>7} {'CPU ms':>8} {'x pass':>7}")
+        for name, s in samples.items():
+            wall = statistics.median(s.wall)
+            cpu = statistics.median(s.cpu)
+            print(
+                f"{name:40} {wall * 1000:8.1f} {wall / floor_wall:7.1f}"
+                f" {cpu * 1000:8.1f} {cpu / max(floor_cpu, 1e-3):7.1f}"
+            )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

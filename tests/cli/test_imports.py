@@ -1,0 +1,272 @@
+"""The modules the hot commands import: each command is a whole process, and every
+module it imports is paid for on every call (``bench/cli.py`` prints what that costs).
+
+Each case runs the real console entry point in a fresh interpreter under
+``python -X importtime``, on a SQLite relay, and reads ``sys.modules`` after the
+command. A forbidden module fails the case with the chain of imports that pulled it
+in (from ``-X importtime``), so the message says which import to make lazy.
+
+Python imports a module once, so only the first importer of a module shows: the
+chain names the import to move. ``asyncio`` and ``ssl`` (``asyncio`` imports
+``ssl``) are allowed only when SQLAlchemy imported them, which it does on ``import
+sqlalchemy``; ``email`` only through ``importlib.metadata`` from pydantic (its plugin
+lookup, on the first model it builds). Commands that talk to the warm local relay
+(issue 15) will drop those too.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relaybus import Relay
+from tests.tools.hookutil import hook_env, log_lines, payload
+
+#: Generous: one CLI call on a loaded CI machine.
+CALL_TIMEOUT = 60.0
+
+#: Runs the console script's ``main()`` in-process with the arguments given as JSON in
+#: ``argv[1]``, then writes the exit code and ``sorted(sys.modules)`` to the file named
+#: by ``argv[2]`` (stdout is the command's own).
+PROBE = """
+import json, sys
+args, out = json.loads(sys.argv[1]), sys.argv[2]
+sys.argv = ["relaybus", *args]
+from relaybus.entry import main
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+with open(out, "w", encoding="utf-8") as f:
+    json.dump({"code": code, "modules": sorted(sys.modules)}, f)
+"""
+
+#: Never imported by a hot command: the server, network and MCP stacks, migrations.
+NEVER = (
+    "httpx",
+    "httpcore",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "mcp",
+    "anyio",
+    "alembic",
+    "rich",
+    "sqlalchemy.dialects.postgresql",  # the relay here is SQLite
+    "relaybus.server",
+    "relaybus.mcp",
+    "relaybus.runtime",
+    "relaybus.workflows",
+    "relaybus.tools.install",
+    "relaybus.client.aio",
+)
+#: Other commands' modules, which a command does not import (help lists them all).
+OTHER_COMMANDS = (
+    "relaybus.cli.watch",
+    "relaybus.cli.server",
+    "relaybus.cli.run",
+    "relaybus.cli.tmux",
+)
+#: Imported only by the third-party package named (see the module docstring).
+ONLY_VIA = {"asyncio": "sqlalchemy", "ssl": "sqlalchemy", "email": "pydantic"}
+#: Not imported at all by a command that does not open the relay through the stack.
+STACK = ("sqlalchemy", "pydantic", *ONLY_VIA)
+
+
+@dataclass(frozen=True)
+class Imports:
+    """What one probed command did: its exit code, output, modules and import log."""
+
+    code: int
+    out: str
+    err: str
+    modules: frozenset[str]
+    importtime: str
+
+    def has(self, name: str) -> bool:
+        """Whether module ``name`` (or a submodule of it) was imported."""
+        return any(m == name or m.startswith(name + ".") for m in self.modules)
+
+    def chain(self, name: str) -> list[str]:
+        """The first import of ``name`` (or of a submodule), then its importers,
+        innermost first, from the ``-X importtime`` log."""
+        rows: list[tuple[int, str]] = []
+        for line in self.importtime.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            field = line.split("|")[2][1:]
+            rows.append(((len(field) - len(field.lstrip(" "))) // 2, field.strip()))
+        # The package's own line if it has one (it follows its submodules' lines).
+        exact = [i for i, (_, module) in enumerate(rows) if module == name]
+        inner = [i for i, (_, module) in enumerate(rows) if module.startswith(name + ".")]
+        for i in exact[:1] or inner[:1]:
+            depth, module = rows[i]
+            found = [module]
+            # importtime prints a module after what it imported, one level deeper:
+            # the importer is the next line below at a lower level.
+            for above, importer in rows[i + 1 :]:
+                if above < depth:
+                    found.append(importer)
+                    depth = above
+            return found
+        return [name]
+
+    def why(self, name: str) -> str:
+        return " <- ".join(self.chain(name))
+
+
+def probe(
+    args: list[str], env: dict[str, str], cwd: Path, tmp_path: Path, stdin: str = ""
+) -> Imports:
+    """Run ``relaybus ARGS`` under :data:`PROBE` and ``-X importtime``."""
+    out = tmp_path / f"modules-{len(list(tmp_path.glob('modules-*')))}.json"
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", PROBE, json.dumps(args), str(out)],
+        input=stdin,
+        capture_output=True,
+        encoding="utf-8",
+        cwd=cwd,
+        env=env,
+        timeout=CALL_TIMEOUT,
+        check=False,
+    )
+    assert proc.returncode == 0 and out.exists(), proc.stderr[-2000:]
+    result = json.loads(out.read_text(encoding="utf-8"))
+    log = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    err = "\n".join(
+        line for line in proc.stderr.splitlines() if not line.startswith("import time:")
+    )
+    return Imports(result["code"], proc.stdout, err, frozenset(result["modules"]), "\n".join(log))
+
+
+def forbidden(imports: Imports, *, stack: bool, listing: bool = False) -> list[str]:
+    """The forbidden modules ``imports`` holds, each with its import chain.
+    ``stack``: the command opens the relay through SQLAlchemy and pydantic;
+    ``listing``: it lists every command (help)."""
+    never = NEVER if listing else (*NEVER, *OTHER_COMMANDS)
+    problems = [imports.why(name) for name in never if imports.has(name)]
+    for name, via in ONLY_VIA.items():
+        if not imports.has(name):
+            continue
+        chain = imports.chain(name)
+        excused = {n.split(".")[0] for n in (*ONLY_VIA, "importlib")}
+        importer = next((m for m in chain if m.split(".")[0] not in excused), "")
+        if not stack or importer.split(".")[0] != via:
+            problems.append(" <- ".join(chain))
+    if not stack:
+        problems += [
+            imports.why(name) for name in STACK if imports.has(name) and name not in ONLY_VIA
+        ]
+    return problems
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A relay in ``tmp_path/relay`` with alice and bob (bob has one message from alice);
+    the environment of a Claude Code session whose ``relaybus mcp`` is not running."""
+    with Relay.open(dir=tmp_path / "relay") as relay:
+        alice = relay.register("alice", pid=None)
+        relay.register("bob", pid=None)
+        alice.send("bob", "the schema is merged")
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    environ = hook_env(tmp_path, runtime, "imports-session")
+    environ.pop("PYTHONPATH", None)
+    return environ
+
+
+EMBEDDED = {
+    "agents": (["agents"], "bob"),
+    "send": (["--as", "alice", "send", "--to", "bob", "hello"], "sent #2 to bob"),
+    "inbox --peek": (["--as", "bob", "inbox", "--peek"], "the schema is merged"),
+    "hook --inline": (["hook", "post-tool-use", "--inline"], ""),
+}
+
+
+@pytest.mark.parametrize("name", list(EMBEDDED))
+def test_an_embedded_command_imports_no_server_network_or_postgresql_stack(
+    name: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    args, shows = EMBEDDED[name]
+    stdin = json.dumps(payload("post-tool-use", cwd=str(tmp_path))) if args[0] == "hook" else ""
+    imports = probe(args, env, tmp_path, tmp_path, stdin)
+
+    assert imports.code == 0 and shows in imports.out, imports.err
+    assert imports.has("sqlalchemy")  # it did open the relay
+    problems = forbidden(imports, stack=True)
+    assert not problems, f"relaybus {name} imported:\n" + "\n".join(problems)
+    assert log_lines(tmp_path) == []
+
+
+@pytest.mark.parametrize("args", [["--help"], ["agents", "--help"]], ids=" ".join)
+def test_help_imports_neither_sqlalchemy_nor_pydantic_nor_asyncio(
+    args: list[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    imports = probe(args, env, tmp_path, tmp_path)
+
+    assert imports.code == 0 and "Usage:" in imports.out, imports.err
+    problems = forbidden(imports, stack=False, listing=args == ["--help"])
+    assert not problems, f"relaybus {' '.join(args)} imported:\n" + "\n".join(problems)
+    assert log_lines(tmp_path) == []
+
+
+#: All of relaybus the hook imports without ``relaybus mcp`` (the rest is the standard
+#: library, see :mod:`relaybus.tools.hooks.command`).
+HOOK_MODULES = {
+    "relaybus",
+    "relaybus.entry",
+    "relaybus.identity",
+    "relaybus.tools",
+    "relaybus.tools.hooks",
+    "relaybus.tools.hooks.command",
+    "relaybus.tools.hooks.direct",
+}
+
+
+def test_the_hook_without_relaybus_mcp_imports_only_the_standard_library(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # PostToolUse: the one event that starts no background process when no mail waits
+    stdin = json.dumps(payload("post-tool-use", cwd=str(tmp_path)))
+    imports = probe(["hook", "post-tool-use"], env, tmp_path, tmp_path, stdin)
+
+    assert imports.code == 0, imports.err
+    problems = forbidden(imports, stack=False)
+    problems += [
+        imports.why(name)
+        for name in ("click", "typing", "dataclasses", "inspect")
+        if imports.has(name)
+    ]
+    problems += [
+        imports.why(name)
+        for name in sorted(imports.modules)
+        if name.startswith("relaybus") and name not in HOOK_MODULES
+    ]
+    assert not problems, "relaybus hook post-tool-use imported:\n" + "\n".join(problems)
+    # it took its path without relaybus mcp (reading the mail itself), and nothing failed
+    [line] = log_lines(tmp_path)
+    assert "no answer from the session's relaybus mcp" in line and "reading mail here" in line
+
+
+def test_the_import_check_names_the_chain_of_an_eager_import(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # An eager import that runs before the command, as one at the top of a command's
+    # module would: a sitecustomize module on PYTHONPATH (the relaybus package itself
+    # stays the real one). asyncio imported by it, not by SQLAlchemy, is caught too.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "eager.py").write_text("import asyncio\nimport httpx\n", encoding="utf-8")
+    (shim / "sitecustomize.py").write_text("import eager\n", encoding="utf-8")
+    imports = probe(["agents"], {**env, "PYTHONPATH": str(shim)}, tmp_path, tmp_path)
+
+    assert imports.code == 0, imports.err
+    problems = forbidden(imports, stack=True)
+    assert "asyncio <- eager <- sitecustomize <- site" in problems, problems
+    assert "httpx <- eager <- sitecustomize <- site" in problems, problems
