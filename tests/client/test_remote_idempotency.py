@@ -82,7 +82,7 @@ def test_a_caller_key_is_sent_and_a_later_send_with_it_returns_the_original(
     assert stored_bodies(srv, "bob") == ["hi"]
 
 
-def test_when_every_answer_is_lost_the_error_names_the_key_to_send_again_with(
+def test_a_send_whose_retry_was_dropped_too_is_sent_a_third_time_and_stored_once(
     srv: LiveServer, proxy: Proxy
 ) -> None:
     with Relay.open(url=proxy.url) as relay:
@@ -90,11 +90,27 @@ def test_when_every_answer_is_lost_the_error_names_the_key_to_send_again_with(
         relay.register("bob")
         proxy.drop_reply_to(SEND)
         proxy.drop_reply_to(SEND)
+        sent = alice.send("bob", "exactly once")
+    assert proxy.dropped == 2
+    keys = proxy.header_values("Idempotency-Key", SEND)
+    assert len(keys) == 3 and keys[0] == keys[1] == keys[2]
+    assert srv.service.get_message(sent.id) == sent
+    assert stored_bodies(srv, "bob") == ["exactly once"]
+
+
+def test_when_every_answer_is_lost_the_error_names_the_key_to_send_again_with(
+    srv: LiveServer, proxy: Proxy
+) -> None:
+    with Relay.open(url=proxy.url) as relay:
+        alice = relay.register("alice")
+        relay.register("bob")
+        for _ in range(3):  # every attempt
+            proxy.drop_reply_to(SEND)
         with pytest.raises(StoreError, match="retry with idempotency_key=") as lost:
             alice.send("bob", "maybe sent")
         key = lost.value.details["idempotency_key"]
         sent = alice.send("bob", "maybe sent", idempotency_key=key)
-    assert proxy.dropped == 2
+    assert proxy.dropped == 3
     assert stored_bodies(srv, "bob") == ["maybe sent"]
     assert srv.service.get_message(sent.id) == sent
 

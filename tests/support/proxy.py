@@ -5,12 +5,15 @@
 ...     Relay.open(url=proxy.url).register("alice").send(...)
 
 Each client connection is forwarded to the first upstream that accepts a connection
-(so with several upstreams, a dead one is skipped: a failover load balancer). The proxy
-records what clients sent (:attr:`Proxy.sent`), closes a client's connection when its
-upstream closes (a replica killed mid-request is a dropped connection to the client), and
-can lose the answer to a request: it forwards the request, waits for the first bytes of
-the answer (so the server has done the work) and resets the client's connection instead
-of passing them on.
+(so with several upstreams, a dead one is skipped: a failover load balancer). Like a
+real one, it can still pick a replica that is dying: a SIGKILLed process's port accepts
+connections until the kernel has closed its last socket, and the request is then
+dropped. The proxy records what clients sent (:attr:`Proxy.sent`) and where it went
+(:meth:`Proxy.upstreams_of`), closes a client's connection when its upstream closes (a
+replica killed mid-request is a dropped connection to the client), and can lose the
+answer to a request: it forwards the request, waits for the first bytes of the answer
+(so the server has done the work) and resets the client's connection instead of
+passing them on.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class Proxy:
     def __init__(self, upstreams: Sequence[str]) -> None:
         self.upstreams = [_address(url) for url in upstreams]
         self.sent: list[bytes] = []
+        #: For each chunk of :attr:`sent`, the index in :attr:`upstreams` it went to.
+        self.sent_to: list[int] = []
         self.dropped = 0
         self._drops: list[bytes] = []
         self._lock = threading.Lock()
@@ -56,6 +61,14 @@ class Proxy:
         with self._lock:
             chunks = [chunk for chunk in self.sent if marker in chunk]
         return [m.decode("latin-1") for chunk in chunks for m in pattern.findall(chunk)]
+
+    def upstreams_of(self, marker: bytes) -> list[int]:
+        """Where every request containing ``marker`` went, in order: its upstream's
+        index in the list the proxy was given."""
+        with self._lock:
+            return [
+                to for chunk, to in zip(self.sent, self.sent_to, strict=True) if marker in chunk
+            ]
 
     def close(self) -> None:
         """Stop accepting and end every connection."""
@@ -87,31 +100,33 @@ class Proxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return  # closed
-            upstream = self._connect()
-            if upstream is None:
+            found = self._connect()
+            if found is None:
                 _reset(client)
                 continue
+            index, upstream = found
             with self._lock:
                 self._sockets.update((client, upstream))
             doomed = threading.Event()
-            self._spawn(self._requests, client, upstream, doomed)
+            self._spawn(self._requests, client, upstream, index, doomed)
             self._spawn(self._answers, upstream, client, doomed)
 
-    def _connect(self) -> socket.socket | None:
-        for address in self.upstreams:
+    def _connect(self) -> tuple[int, socket.socket] | None:
+        for index, address in enumerate(self.upstreams):
             try:
-                return socket.create_connection(address, timeout=HUNG)
+                return index, socket.create_connection(address, timeout=HUNG)
             except OSError:
                 continue  # refused: that upstream is down, try the next
         return None
 
     def _requests(
-        self, client: socket.socket, upstream: socket.socket, doomed: threading.Event
+        self, client: socket.socket, upstream: socket.socket, index: int, doomed: threading.Event
     ) -> None:
         with contextlib.suppress(OSError):
             while chunk := client.recv(_CHUNK):
                 with self._lock:
                     self.sent.append(chunk)
+                    self.sent_to.append(index)
                     marker = next((m for m in self._drops if m in chunk), None)
                     if marker is not None:
                         self._drops.remove(marker)

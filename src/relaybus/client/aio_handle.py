@@ -76,7 +76,7 @@ class AsyncAgentHandle:
         original message and stores nothing new, so a send whose answer was lost
         can be repeated safely; the same key with a different message is
         Conflict. Over HTTP every send carries a key (this one, or a fresh uuid4)
-        and a send whose connection broke is retried once with it.
+        and a send whose connection broke is retried with it (up to three times in all).
         """
         return await self._run(
             calls.send(

@@ -25,6 +25,7 @@ from .transport import (
     NEEDS_DATABASE,
     Call,
     HTTPSession,
+    RetryPause,
     StreamQuery,
     matches,
     retries,
@@ -132,8 +133,9 @@ class RemoteBackend:
 
         A GET, or a call with an idempotency key (every send), whose connection
         breaks before the answer (a keep-alive connection the server closed, a
-        replica that died) is sent once more, with the same key; other requests
-        are not repeated (they must not happen twice). A 401 for a token this
+        replica that died) is sent again with the same key, up to three times in
+        all, a moment apart (see :func:`~relaybus.client.transport.retries`); other
+        requests are not repeated (they must not happen twice). A 401 for a token this
         backend holds drops the token and sends the call once more without it.
 
         Raises:
@@ -151,6 +153,8 @@ class RemoteBackend:
         request = self.session.request(call)
         attempts = retries(call)
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                RetryPause.before(attempt)
             try:
                 return self.client.request(**request)
             except httpx.TimeoutException as exc:

@@ -41,6 +41,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: Seconds to connect, and to wait for any other response.
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0
+#: Pauses (seconds) before the second and the third attempt of a call that may be
+#: sent again after a broken connection (see :func:`retries`), before jitter.
+RETRY_PAUSES = (0.1, 0.4)
 #: Reconnect backoff of live streams: the first delay and the cap (seconds).
 BACKOFF_FIRST = 0.1
 BACKOFF_CAP = 5.0
@@ -316,10 +319,51 @@ class HTTPSession:
 
 def retries(call: Call[Any]) -> int:
     """How many times a call is sent when the connection breaks before its answer
-    (a keep-alive connection the server closed, a replica that died): twice for a
-    GET and for a call with an idempotency key, which the server performs at most
-    once, else once (a plain POST must not happen twice). A timeout is never retried."""
-    return 2 if call.method == "GET" or call.idempotency_key is not None else 1
+    (a keep-alive connection the server closed, a replica that died, a connection
+    refused): up to three times for a GET and for a call with an idempotency key,
+    which the server performs at most once, else once (a plain POST must not happen
+    twice). A timeout is never retried.
+
+    The attempts are a moment apart (:func:`retry_pause`: about 0.1 s, then about
+    0.4 s), not back to back: a replica that is dying still accepts connections for a
+    moment, and a load balancer keeps routing to it until it notices, so a request
+    sent again at once can reach it and be dropped again. The pause also spreads out
+    the clients that one dead replica cut off together."""
+    may_repeat = call.method == "GET" or call.idempotency_key is not None
+    return len(RETRY_PAUSES) + 1 if may_repeat else 1
+
+
+def retry_pause(attempt: int) -> float:
+    """The pause (seconds) before attempt number ``attempt`` (2 or 3) of a call that
+    :func:`retries` sends again: :data:`RETRY_PAUSES`, each drawn uniformly from
+    [p/2, p] (jitter, as :class:`~relaybus.client.streams.Backoff`)."""
+    import random
+
+    ceiling = RETRY_PAUSES[attempt - 2]
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class AsyncRetryPause:
+    """The pause between two attempts of a call, for the asyncio client
+    (``scripts/unasync.py`` makes :class:`RetryPause` of the sync client from the name)."""
+
+    @staticmethod
+    async def before(attempt: int) -> None:
+        """Sleep :func:`retry_pause` ``(attempt)`` seconds."""
+        import asyncio
+
+        await asyncio.sleep(retry_pause(attempt))
+
+
+class RetryPause:
+    """:class:`AsyncRetryPause` for the sync client: blocks the calling thread."""
+
+    @staticmethod
+    def before(attempt: int) -> None:
+        """Sleep :func:`retry_pause` ``(attempt)`` seconds."""
+        import time
+
+        time.sleep(retry_pause(attempt))
 
 
 def sf_string(value: str) -> str:
