@@ -63,6 +63,15 @@ def pytest_configure(config: pytest.Config) -> None:
         pg.share_with_workers()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first, in their collected order: under pytest-xdist the
+    workers then end on short tests together instead of one of them finishing a long one
+    alone (the run's tail). A stable sort after pytest's own ordering, so tests sharing a
+    module-scoped fixture stay together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def _migrated_template(url: str) -> None:
     # Migrate the template database once; every PostgreSQL test database is a clone of it.
     Store(url).close()
