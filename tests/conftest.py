@@ -27,6 +27,7 @@ from relaybus.store.notify import Listener
 from relaybus.store.schema import metadata
 from tests.support import pg
 from tests.support.pg import drop_database, fresh_database_url
+from tests.support.template import seed_sqlite
 
 DIALECTS = ["sqlite", "postgresql"]
 #: Where the test clock starts: float Unix seconds (2025-06-15), near enough to real time.
@@ -60,6 +61,15 @@ def pytest_configure(config: pytest.Config) -> None:
     workers = getattr(config.option, "numprocesses", None)
     if workers and not hasattr(config, "workerinput"):
         pg.share_with_workers()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` run first, in their collected order: under pytest-xdist the
+    workers then end on short tests together instead of one of them finishing a long one
+    alone (the run's tail). A stable sort after pytest's own ordering, so tests sharing a
+    module-scoped fixture stay together."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def _migrated_template(url: str) -> None:
@@ -102,9 +112,11 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterat
 
 @contextlib.contextmanager
 def open_test_store(dialect: str, tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    """An open, migrated store with ``clock``: a SQLite file in ``tmp_path`` (``"sqlite"``)
-    or a fresh clone of the migrated PostgreSQL template (``"postgresql"``), dropped on exit."""
+    """An open, migrated store with ``clock``: a SQLite file in ``tmp_path`` seeded from the
+    migrated SQLite template (``"sqlite"``, see :mod:`tests.support.template`) or a fresh
+    clone of the migrated PostgreSQL template (``"postgresql"``), dropped on exit."""
     if dialect == "sqlite":
+        seed_sqlite(tmp_path / "relay.db")
         with Store(f"sqlite:///{tmp_path}/relay.db", clock=clock) as opened:
             yield opened
         return

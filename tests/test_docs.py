@@ -186,6 +186,7 @@ def relaybus(words: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Com
     )
 
 
+@pytest.mark.slow
 def test_readme_cli_walkthrough_runs_as_written_in_a_fresh_repository(
     fresh_repository: Path,
 ) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from relaybus import Relay
+from tests.support.template import seed_sqlite
 
 #: Generous: a CLI call on a loaded CI machine; a hung call fails the test, never the suite.
 CALL_TIMEOUT = 60.0
@@ -118,6 +119,7 @@ def relay(cli: Cli) -> Iterator[Relay]:
     alice is tagged backend; bob and carol have the capability review; carol is
     labelled "test writer".
     """
+    seed_sqlite(cli.relay_dir / "relay.db")  # a migrated relay, as the first call would leave
     with Relay.open(dir=cli.relay_dir) as opened:
         opened.register("alice", tags=["backend"])
         opened.register("bob", capabilities=["review"])

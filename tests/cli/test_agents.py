@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relaybus import Relay
 from tests.cli.conftest import Cli
 
 
+@pytest.mark.slow
 def test_register_prints_id_epoch_and_agents_lists_it(cli: Cli) -> None:
     human = cli("register alice --cap review")
     registered = cli(

@@ -34,6 +34,7 @@ def agent_ids(cli: Cli, command: str) -> list[str]:
     return [agent["id"] for agent in result.json()]
 
 
+@pytest.mark.slow
 def test_a_command_acts_in_the_workspace_the_relay_folder_file_names(found_cli: Cli) -> None:
     write(found_cli.relay_dir / "config.toml", 'workspace = "team"\n')
 

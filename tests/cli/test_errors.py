@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from relaybus import Relay
 from relaybus.bounds import MAX_ID, MAX_META_DEPTH
 from tests.cli.conftest import Cli
@@ -85,6 +87,7 @@ def test_bad_input_exits_with_one_line_and_changes_nothing(cli: Cli, relay: Rela
     assert cli.snapshot() == before
 
 
+@pytest.mark.slow
 def test_numbers_and_meta_out_of_bounds_exit_2_with_one_line_and_change_nothing(
     cli: Cli, relay: Relay
 ) -> None:

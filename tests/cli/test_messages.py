@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relaybus import Relay
 from tests.cli.conftest import Cli
 
 
+@pytest.mark.slow
 def test_a_claimable_send_reaches_every_match_and_reading_marks_it_read(
     cli: Cli, relay: Relay
 ) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from relaybus import Relay
 from tests.cli.conftest import Cli
 
 
+@pytest.mark.slow
 def test_send_with_the_same_idempotency_key_twice_stores_one_message(
     cli: Cli, relay: Relay
 ) -> None:

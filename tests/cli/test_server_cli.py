@@ -7,6 +7,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from relaybus.models import TaskStatus
 from relaybus.service.tokens import hash_token
 from tests.cli.conftest import Cli
@@ -44,6 +46,7 @@ def test_register_prints_a_token_that_acts_as_that_agent_only(tmp_path: Path) ->
     assert after == before
 
 
+@pytest.mark.slow
 def test_every_command_family_works_against_a_server(tmp_path: Path) -> None:
     with cli_on_server(tmp_path) as cli:
         registered = cli.run_all(
@@ -133,6 +136,7 @@ def test_errors_over_a_server_are_the_embedded_ones_and_change_nothing(tmp_path:
     assert after == before
 
 
+@pytest.mark.slow
 def test_admin_commands_over_a_server(tmp_path: Path) -> None:
     local_db = tmp_path / "local.db"
     with cli_on_server(tmp_path) as cli:

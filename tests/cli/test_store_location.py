@@ -121,6 +121,7 @@ def assert_no_relay(results: list[Result]) -> None:
 # -- which commands create -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_commands_that_need_a_relay_never_create_one_and_say_so(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
@@ -136,6 +137,7 @@ def test_commands_that_need_a_relay_never_create_one_and_say_so(tmp_path: Path) 
     assert relay_folders(tmp_path) == set()
 
 
+@pytest.mark.slow
 def test_init_creates_a_private_relay_at_the_repository_root_with_a_gitignore(
     tmp_path: Path,
 ) -> None:
@@ -167,6 +169,7 @@ def test_init_creates_a_private_relay_at_the_repository_root_with_a_gitignore(
         assert ".relay" not in git_ignored.stdout.replace("!! .relay/", "")
 
 
+@pytest.mark.slow
 def test_register_creates_the_relay_and_init_adds_a_missing_gitignore(tmp_path: Path) -> None:
     register = relaybus(tmp_path, "register alice")
     assert register.code == 0, register
@@ -234,6 +237,7 @@ def relaybus_dir(root: Path) -> tuple[Path, Path, dict[str, str]]:
     ],
     ids=lambda f: f.__name__,
 )
+@pytest.mark.slow
 def test_the_relay_is_found_like_git_and_only_init_creates_it(
     tmp_path: Path, layout: Callable[[Path], tuple[Path, Path, dict[str, str]]]
 ) -> None:
@@ -294,6 +298,7 @@ def empty(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [garbage_pages, not_sqlite, empty], ids=lambda f: f.__name__)
+@pytest.mark.slow
 def test_a_damaged_relay_is_one_line_and_doctor_advises_what_works(
     tmp_path: Path, damage: Callable[[Path], None]
 ) -> None:

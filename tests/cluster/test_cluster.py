@@ -25,7 +25,7 @@ from tests.cluster.replicas import HUNG, Replica, api, metric, register, sse, wa
 
 #: Under pytest-xdist (--dist loadgroup) one worker runs every cluster test: they share
 #: the package's three replicas, which each worker would otherwise start again.
-pytestmark = pytest.mark.xdist_group("cluster")
+pytestmark = [pytest.mark.xdist_group("cluster"), pytest.mark.slow]
 
 #: Tasks the workers race for, and the workers (two per replica).
 TASKS = 300

@@ -74,6 +74,7 @@ def fuzzed(
 
 
 @pytest.mark.parametrize("mode", list(EXAMPLES), ids=lambda mode: mode.value)
+@pytest.mark.slow
 def test_the_api_conforms_to_its_openapi_document_and_never_fails_with_5xx(
     fuzzed: LiveServer, mode: GenerationMode
 ) -> None:

@@ -499,6 +499,7 @@ def shared(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
         yield srv
 
 
+@pytest.mark.slow
 def test_every_read_path_of_an_agent_token_shows_exactly_what_the_rule_allows(
     shared: LiveServer,
 ) -> None:

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -287,6 +288,7 @@ class TaskMachine(RuleBasedStateMachine):
         assert history[-1].status is self.model.status
 
 
+@pytest.mark.slow
 def test_the_task_lifecycle_follows_its_rules(service: Service, clock: Clock) -> None:
     class OnTheTestStore(TaskMachine):
         pass

@@ -27,6 +27,7 @@ from relaybus.server.run import end_live_responses
 from relaybus.service import Service
 from relaybus.settings import Settings
 from relaybus.store import open_store
+from tests.support.template import seed_sqlite
 
 #: Seconds to wait for the server to start or stop before calling it hung.
 HUNG = 30.0
@@ -187,6 +188,8 @@ def live_server(
     base = settings or Settings()
     update = {"dir": tmp_path / ".relay", "database": database, "token": admin_token}
     base = server_settings(base.model_copy(update=update), **config)
+    if database is None:
+        seed_sqlite(tmp_path / ".relay" / "relay.db")  # as migrated by an earlier run
     store = open_store(base)
     try:
         service = Service(store)

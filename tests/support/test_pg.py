@@ -44,6 +44,7 @@ def postgres_processes(data: str) -> list[psutil.Process]:
     [[signal.SIGINT], [signal.SIGINT, signal.SIGINT], [signal.SIGTERM]],
     ids=["ctrl-c", "ctrl-c twice", "sigterm"],
 )
+@pytest.mark.slow
 def test_an_interrupted_test_run_stops_its_postgres_and_deletes_its_folder(
     tmp_path: Path, signals: list[signal.Signals]
 ) -> None:

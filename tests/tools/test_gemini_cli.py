@@ -55,6 +55,7 @@ def mcp_list(gemini: Path, home: Home) -> str:
     return done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_gemini_cli_lists_relaybus_disabled_until_trusted_then_connected(
     gemini: Path, home: Home
 ) -> None:
