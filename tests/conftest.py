@@ -9,6 +9,7 @@ a relay server under test: ``live_server(tmp_path, database=database)``.
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import os
 import threading
@@ -57,9 +58,16 @@ class Clock:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist the controller starts the one embedded PostgreSQL its workers share
-    (each worker makes its own databases on it): see :func:`pg.share_with_workers`."""
-    workers = getattr(config.option, "numprocesses", None)
-    if workers and not hasattr(config, "workerinput"):
+    (each worker makes its own databases on it): see :func:`pg.share_with_workers`.
+
+    The controller also byte-compiles ``src/`` once: the hundreds of ``relaybus``
+    processes the tests start would otherwise each compile relaybus from source where
+    ``PYTHONDONTWRITEBYTECODE`` is set (as on CI machines), which a user's install never
+    does (``[tool.uv] compile-bytecode``)."""
+    if hasattr(config, "workerinput"):
+        return
+    compileall.compile_dir(Path(__file__).resolve().parent.parent / "src", quiet=1)
+    if getattr(config.option, "numprocesses", None):
         pg.share_with_workers()
 
 

@@ -102,3 +102,11 @@ def test_numbers_and_meta_out_of_bounds_exit_2_with_one_line_and_change_nothing(
         assert case.says in result.err, result
         assert "internal error" not in result.err, result
     assert cli.snapshot() == before
+
+
+def test_a_mistyped_command_is_one_line_naming_the_close_commands(cli: Cli) -> None:
+    result = cli("agentz")
+    assert result.code == 2
+    assert result.err_lines == [
+        "relaybus: error: No such command 'agentz'. Did you mean 'agents'? (see 'relaybus --help')"
+    ]
