@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from relaybus import Relay
@@ -85,8 +86,10 @@ def raw_sends(folder: Path, count: int) -> float:
     return rate
 
 
-def inbox_latency(folder: Path, stored: int, reads: int) -> tuple[float, float, float, float]:
-    """p50/p99 (ms) of a 50-message unread inbox peek and of a full read, at ``stored`` rows."""
+def inbox_latency(folder: Path, stored: int, reads: int) -> dict[str, tuple[float, float]]:
+    """p50/p99 (ms) at ``stored`` rows, by read: ``peek`` (50 unread, newest first),
+    ``full`` (50 from a cursor, read or not), ``page`` (1,000 unread) and ``count``
+    (the unread count)."""
     with Relay.open(dir=folder) as relay:
         relay.register("alice")
         bob = relay.register("bob")
@@ -113,23 +116,22 @@ def inbox_latency(folder: Path, stored: int, reads: int) -> tuple[float, float, 
     conn.execute("COMMIT")
     conn.execute("ANALYZE")
     conn.close()
-    peeks: list[float] = []
-    fulls: list[float] = []
+    timings: dict[str, list[float]] = {"peek": [], "full": [], "page": [], "count": []}
+
+    def timed(name: str, read: Callable[[], object]) -> None:
+        t0 = time.perf_counter()
+        read()
+        timings[name].append((time.perf_counter() - t0) * 1000)
+
     with Relay.open(dir=folder) as relay:
         bob = relay.agent("bob")
+        half = stored // 2
         for _ in range(reads):
-            t0 = time.perf_counter()
-            bob.inbox(limit=50)
-            peeks.append((time.perf_counter() - t0) * 1000)
-            t0 = time.perf_counter()
-            bob.inbox(unread_only=False, newest_first=False, since=stored // 2, limit=50)
-            fulls.append((time.perf_counter() - t0) * 1000)
-    return (
-        statistics.median(peeks),
-        percentile(peeks, 0.99),
-        statistics.median(fulls),
-        percentile(fulls, 0.99),
-    )
+            timed("peek", lambda: bob.inbox(limit=50))
+            timed("full", lambda: bob.inbox(unread_only=False, newest_first=False, since=half))
+            timed("page", lambda: bob.inbox(limit=1000))
+            timed("count", bob.unread_count)
+    return {name: (statistics.median(t), percentile(t, 0.99)) for name, t in timings.items()}
 
 
 WAITER = r"""
@@ -209,10 +211,16 @@ def main() -> None:
         print(f"   SDK      {statistics.median(sdk):8.0f} msg/s")
         print(f"   raw      {statistics.median(raw):8.0f} msg/s")
         print(f"   ratio    {statistics.median(ratios):8.2f}  (target >= 0.50)")
-        p50, p99, f50, f99 = inbox_latency(root / "inbox", args.stored, args.reads)
+        reads = inbox_latency(root / "inbox", args.stored, args.reads)
         print(f"\n2. inbox read at {args.stored} stored messages, {args.reads} reads")
-        print(f"   unread, newest 50      p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
-        print(f"   all, from a cursor     p50 {f50:6.2f} ms   p99 {f99:6.2f} ms")
+        for name, text in (
+            ("peek", "unread, newest 50      "),
+            ("full", "all, from a cursor     "),
+            ("page", "unread, 1,000          "),
+            ("count", "unread count           "),
+        ):
+            p50, p99 = reads[name]
+            print(f"   {text}p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
         w50, w99, cpu = wakeup_latency(root / "wait", args.wakeups, args.idle)
         print(f"\n3. cross-process wait wake-up, {args.wakeups} wake-ups")
         print(f"   p50 {w50:6.2f} ms   p99 {w99:6.2f} ms   (target p50 <= 5, p99 <= 25)")

@@ -36,6 +36,10 @@ MAX_ID = 2**53 - 1
 #: Most items one listing returns (inbox, events, tasks), and most message ids in
 #: one receipt: the same for the embedded and the remote client.
 MAX_LIMIT = 1000
+#: Where an unread count stops: a count reads at most this many index entries,
+#: whatever the backlog, and a count of exactly this many means "this many or
+#: more" (shown as ``1000+``).
+UNREAD_COUNT_LIMIT = 1000
 #: Deepest nesting of a ``meta`` object: ``{"a": 1}`` is 1 deep, ``{"a": [1]}`` 2.
 MAX_META_DEPTH = 32
 #: Characters of a label (also of a ``label:`` target).
@@ -54,3 +58,8 @@ MAX_INSTANCE_ID_CHARS = 128
 def anchored(pattern: str) -> str:
     """``pattern`` as a whole-string JSON Schema pattern (``^...$``)."""
     return f"^(?:{pattern})$"
+
+
+def count_text(count: int, limit: int = UNREAD_COUNT_LIMIT) -> str:
+    """``count`` for people: ``"1000+"`` when it reached ``limit`` (a capped count)."""
+    return f"{count}+" if count >= limit else str(count)

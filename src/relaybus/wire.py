@@ -44,6 +44,7 @@ from .bounds import (
     NAME_PATTERN,
     TARGET_PATTERN,
     TEXT_PATTERN,
+    UNREAD_COUNT_LIMIT,
     anchored,
 )
 from .models import (
@@ -320,9 +321,13 @@ class Marked(Answer):
 
 
 class UnreadCount(Answer):
-    """An unread count."""
+    """An unread count, which stops at ``limit``."""
 
-    unread: int = Field(description="How many deliveries are unread.")
+    unread: int = Field(
+        description="How many deliveries are unread, counted up to `limit`: "
+        "a count equal to `limit` means that many or more."
+    )
+    limit: int = Field(default=UNREAD_COUNT_LIMIT, description="Where the count stops (1000).")
 
 
 # -- tasks -------------------------------------------------------------------------

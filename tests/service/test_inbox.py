@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from relaybus.bounds import UNREAD_COUNT_LIMIT, count_text
 from relaybus.errors import InvalidInput, NotFound
 from relaybus.models import Message
 from relaybus.service import Service
@@ -106,6 +107,21 @@ def test_mark_read_as_an_unknown_agent_is_not_found(service: Service, mail: list
 
 def test_unread_count_of_an_empty_inbox_is_zero(service: Service, mail: list[int]) -> None:
     assert service.unread_count("alice") == 0
+
+
+def test_the_unread_count_is_exact_below_its_limit_and_stops_at_it(service: Service) -> None:
+    service.register("alice")
+    service.register("bob")
+    for _ in range(2):
+        service.send_many("alice", [{"to": "bob", "body": "x"}] * 500)
+    assert service.unread_count("bob") == UNREAD_COUNT_LIMIT
+    service.send("alice", "bob", "one more")
+    assert service.unread_count("bob") == UNREAD_COUNT_LIMIT
+    service.inbox("bob", limit=2, mark_read=True)
+    assert service.unread_count("bob") == UNREAD_COUNT_LIMIT - 1
+    assert count_text(service.unread_count("bob")) == "999"
+    service.send("alice", "bob", "and another")
+    assert count_text(service.unread_count("bob")) == "1000+"
 
 
 def test_one_agent_reading_never_hides_a_message_from_another(service: Service) -> None:

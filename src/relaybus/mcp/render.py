@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..bounds import count_text
 from ..models import Agent, Message, Priority, Task
 
 
@@ -43,7 +44,7 @@ def messages(found: Sequence[Message], *, more: int = 0) -> str:
     noun = "message" if len(found) == 1 else "messages"
     parts = [f"{len(found)} new {noun}:", *(message(m) for m in found)]
     if more:
-        parts.append(f"({more} more unread: call inbox again.)")
+        parts.append(f"({count_text(more)} more unread: call inbox again.)")
     return "\n\n".join(parts)
 
 
@@ -117,6 +118,6 @@ def whoami(a: Agent, *, unread: int, where: str) -> str:
         "tags: " + (", ".join(a.tags) or "none"),
         "capabilities: " + (", ".join(a.capabilities) or "none"),
         "channels: " + (", ".join(a.channels) or "all"),
-        f"{unread} unread message{'' if unread == 1 else 's'}.",
+        f"{count_text(unread)} unread message{'' if unread == 1 else 's'}.",
     ]
     return "\n".join(lines)

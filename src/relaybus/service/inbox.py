@@ -13,9 +13,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..bounds import UNREAD_COUNT_LIMIT
 from ..errors import InvalidInput
 from ..models import Message, Via
 from ..store.schema import deliveries, messages
+from ..store.statements import register, run
 from .common import (
     append_event,
     check_id,
@@ -222,21 +224,16 @@ class InboxOps(DeliveryOps):
             return self._mark(conn, workspace, agent_id, list(ids), now, path)
 
     def unread_count(self, agent_id: str, *, workspace: str = "default") -> int:
-        """How many deliveries of ``agent_id`` are unread.
+        """How many deliveries of ``agent_id`` are unread, counted up to
+        :data:`~relaybus.bounds.UNREAD_COUNT_LIMIT` (1,000): the count walks the
+        partial index of unread deliveries and stops there, so it costs the same
+        at any backlog; a result equal to the limit means that many or more.
 
         Raises:
             NotFound: unknown agent (with close ids).
         """
         with self.store.read() as conn:
-            count = int(
-                conn.execute(
-                    sa.select(sa.func.count()).where(
-                        deliveries.c.workspace == workspace,
-                        deliveries.c.agent_id == agent_id,
-                        deliveries.c.read_at.is_(None),
-                    )
-                ).scalar_one()
-            )
+            count = int(run(conn, _UNREAD_COUNT, {"ws": workspace, "aid": agent_id})[0][0])
             if not count:
                 require_agent(conn, workspace, agent_id)
         return count
@@ -321,6 +318,21 @@ class InboxOps(DeliveryOps):
             )
         return int(changed)
 
+
+#: An unread count that stops at the limit: one walk of the unread partial index.
+_UNREAD_COUNT = register(
+    "deliveries.unread_count",
+    sa.select(sa.func.count()).select_from(
+        sa.select(sa.literal(1))
+        .where(
+            deliveries.c.workspace == sa.bindparam("ws"),
+            deliveries.c.agent_id == sa.bindparam("aid"),
+            deliveries.c.read_at.is_(None),
+        )
+        .limit(UNREAD_COUNT_LIMIT)
+        .subquery()
+    ),
+)
 
 #: Built once: the recipients of a list of messages (an expanding IN, so the
 #: compiled form is cached whatever the number of ids).

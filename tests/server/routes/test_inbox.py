@@ -43,7 +43,7 @@ def test_inbox_lists_unread_newest_first_and_peeking_leaves_them_unread(
         "3",
     ]
     assert bodies(http.get("/v1/agents/bob/inbox", params={"limit": 1})) == ["3"]
-    assert http.get("/v1/agents/bob/inbox/count").json() == {"unread": 3}
+    assert http.get("/v1/agents/bob/inbox/count").json() == {"unread": 3, "limit": 1000}
 
 
 def test_reading_with_mark_read_marks_what_it_returns(
@@ -70,7 +70,7 @@ def test_mark_read_by_ids_or_up_to_a_cursor(http: httpx.Client, tokens: dict[str
 
     assert by_ids.json() == {"marked": 1}
     assert up_to.json() == {"marked": 2}
-    assert http.get("/v1/agents/bob/inbox/count").json() == {"unread": 1}
+    assert http.get("/v1/agents/bob/inbox/count").json() == {"unread": 1, "limit": 1000}
     problem(http.post("/v1/agents/bob/inbox/read", json={}), 400)
     problem(http.post("/v1/agents/bob/inbox/read", json={"ids": [ids[0]], "up_to": 1}), 400)
 
@@ -110,7 +110,7 @@ def test_a_long_poll_returns_the_message_that_arrives_while_it_waits(
     send(http, "wake up")
 
     assert bodies(poll.outcome()) == ["wake up"]
-    assert http.get("/v1/agents/bob/inbox/count").json() == {"unread": 0}
+    assert http.get("/v1/agents/bob/inbox/count").json() == {"unread": 0, "limit": 1000}
 
 
 def test_a_long_poll_with_mail_waiting_answers_at_once_oldest_first(
