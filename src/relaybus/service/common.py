@@ -359,25 +359,37 @@ def message_from_row(
 ) -> Message:
     """A ``messages`` row (plus optional delivery state) as a :class:`Message`."""
     return Message.model_validate(
-        {
-            "id": row["id"],
-            "workspace": row["workspace"],
-            "sender": row["sender"],
-            "to": row["target"],
-            "channel": row["channel"],
-            "subject": row["subject"],
-            "body": row["body"],
-            "reply_to": row["reply_to"],
-            "thread_id": row["thread_id"] if row["thread_id"] is not None else row["id"],
-            "priority": row["priority"],
-            "meta": row["meta"],
-            "task_id": row["task_id"],
-            "created_at": row["created_at"],
-            "recipients": recipients or [],
-            "delivered_at": delivered_at,
-            "read_at": read_at,
-        }
+        message_fields(row, recipients=recipients, read_at=read_at, delivered_at=delivered_at)
     )
+
+
+def message_fields(
+    row: Mapping[Any, Any],
+    *,
+    recipients: list[str] | None = None,
+    read_at: float | None = None,
+    delivered_at: float | None = None,
+) -> dict[str, Any]:
+    """The fields of :func:`message_from_row`'s message, not yet validated: for
+    validating many at once (``TypeAdapter(list[Message])``)."""
+    return {
+        "id": row["id"],
+        "workspace": row["workspace"],
+        "sender": row["sender"],
+        "to": row["target"],
+        "channel": row["channel"],
+        "subject": row["subject"],
+        "body": row["body"],
+        "reply_to": row["reply_to"],
+        "thread_id": row["thread_id"] if row["thread_id"] is not None else row["id"],
+        "priority": row["priority"],
+        "meta": row["meta"],
+        "task_id": row["task_id"],
+        "created_at": row["created_at"],
+        "recipients": recipients or [],
+        "delivered_at": delivered_at,
+        "read_at": read_at,
+    }
 
 
 def did_you_mean(word: str, choices: list[str], prefix: str = "") -> str:

@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 
 from ..bounds import UNREAD_COUNT_LIMIT
 from ..errors import InvalidInput
 from ..models import Message, Via
-from ..store.schema import deliveries, messages
+from ..store.schema import deliveries, joined_ids, messages
 from ..store.statements import register, run
 from .common import (
     append_event,
@@ -24,7 +25,7 @@ from .common import (
     check_ids,
     check_limit,
     check_timeout,
-    message_from_row,
+    message_fields,
     require_agent,
     touch_agent,
 )
@@ -73,66 +74,29 @@ class InboxOps(DeliveryOps):
         if since is not None:
             check_id("since", since, minimum=0)
         path = None if via is None else parse_via(via)
-        query = (
-            sa.select(
-                messages,
-                deliveries.c.read_at.label("delivery_read_at"),
-                deliveries.c.delivered_at.label("delivery_delivered_at"),
-            )
-            .join(deliveries, deliveries.c.message_id == messages.c.id)
-            .where(deliveries.c.workspace == workspace, deliveries.c.agent_id == agent_id)
-            # By the delivery index, so the newest N need no sort of the whole inbox.
-            .order_by(deliveries.c.message_id.desc() if newest_first else deliveries.c.message_id)
-            .limit(limit)
-        )
-        if unread_only:
-            query = query.where(deliveries.c.read_at.is_(None))
-        if since is not None:
-            query = query.where(deliveries.c.message_id > since)
+        query = _INBOX[unread_only, newest_first]
+        params = {"ws": workspace, "aid": agent_id, "since": since or 0, "limit": limit}
         if not mark_read:
             # Only take the write lock when the look hands over something new.
             with self.store.read() as conn:
-                rows = conn.execute(query).all()
+                rows = run(conn, query, params)
                 if not rows:  # deliveries go with their agent: rows prove it exists
                     require_agent(conn, workspace, agent_id)
-                if path is None or all(r.delivery_delivered_at is not None for r in rows):
-                    return self._viewed(rows, recipients_of(conn, [r.id for r in rows]))
+                if path is None or all(r[_DELIVERED_AT] is not None for r in rows):
+                    return _viewed(rows)
         read: list[int] = []
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
-            rows = conn.execute(query).all()
+            rows = run(conn, query, params)
             if mark_read:
-                read = [r.id for r in rows if r.delivery_read_at is None]
+                read = [r[_ID] for r in rows if r[_READ_AT] is None]
                 self._mark(conn, workspace, agent_id, read, now, path or Via.INBOX)
             else:
                 assert path is not None
-                ids = [r.id for r in rows if r.delivery_delivered_at is None]
+                ids = [r[_ID] for r in rows if r[_DELIVERED_AT] is None]
                 record_delivered(conn, workspace, agent_id, ids, path, now)
-            recipients = recipients_of(conn, [r.id for r in rows])
-        return self._viewed(rows, recipients, now=now, read=set(read))
-
-    @staticmethod
-    def _viewed(
-        rows: Sequence[sa.Row[Any]],
-        recipients: dict[int, list[str]],
-        *,
-        now: float | None = None,
-        read: Collection[int] = (),
-    ) -> list[Message]:
-        """The rows as messages; with ``now``, as this call left them: the ones in
-        ``read`` read, and every one delivered."""
-        return [
-            message_from_row(
-                r._mapping,
-                recipients=recipients.get(r.id, []),
-                read_at=now if r.id in read else r.delivery_read_at,
-                delivered_at=r.delivery_delivered_at
-                if now is None
-                else r.delivery_delivered_at or now,
-            )
-            for r in rows
-        ]
+        return _viewed(rows, now=now, read=set(read))
 
     def hand_over(
         self,
@@ -317,6 +281,74 @@ class InboxOps(DeliveryOps):
                 via=via.value,
             )
         return int(changed)
+
+
+def _inbox_query(unread_only: bool, newest_first: bool) -> sa.Select[Any]:
+    """An inbox page: ``messages`` columns, the reader's delivery state and the
+    comma-joined recipients (ids hold no comma), by the ids above ``since``, at
+    most ``limit``, in delivery-index order so the newest N need no sort."""
+    other = deliveries.alias("recipient")
+    recipients = (
+        sa.select(joined_ids(other.c.agent_id))
+        .where(other.c.message_id == messages.c.id)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(
+            messages,
+            deliveries.c.read_at.label("delivery_read_at"),
+            deliveries.c.delivered_at.label("delivery_delivered_at"),
+            recipients.label("recipient_ids"),
+        )
+        .join(deliveries, deliveries.c.message_id == messages.c.id)
+        .where(
+            deliveries.c.workspace == sa.bindparam("ws"),
+            deliveries.c.agent_id == sa.bindparam("aid"),
+            deliveries.c.message_id > sa.bindparam("since"),
+        )
+        .order_by(deliveries.c.message_id.desc() if newest_first else deliveries.c.message_id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+    )
+    return query.where(deliveries.c.read_at.is_(None)) if unread_only else query
+
+
+#: The four inbox pages by (unread only, newest first), run on the fast path.
+_INBOX = {
+    (unread, newest): register(
+        f"inbox.{'unread' if unread else 'all'}.{'newest' if newest else 'oldest'}",
+        _inbox_query(unread, newest),
+    )
+    for unread in (True, False)
+    for newest in (True, False)
+}
+_COLUMNS = [c.name for c in messages.columns]
+#: Positions in an inbox row (the ``messages`` columns, then the added ones).
+_ID = _COLUMNS.index("id")
+_READ_AT, _DELIVERED_AT, _RECIPIENTS_AT = range(len(_COLUMNS), len(_COLUMNS) + 3)
+
+
+def _viewed(
+    rows: Sequence[tuple[Any, ...]], *, now: float | None = None, read: Collection[int] = ()
+) -> list[Message]:
+    """Inbox rows as messages, validated in one call; with ``now``, as this call
+    left them: the ones in ``read`` read, and every one delivered."""
+    fields = []
+    for r in rows:
+        row = dict(zip(_COLUMNS, r, strict=False))
+        delivered_at = r[_DELIVERED_AT]
+        fields.append(
+            message_fields(
+                row,
+                recipients=sorted(r[_RECIPIENTS_AT].split(",")) if r[_RECIPIENTS_AT] else [],
+                read_at=now if row["id"] in read else r[_READ_AT],
+                delivered_at=delivered_at if now is None else delivered_at or now,
+            )
+        )
+    return _MESSAGES.validate_python(fields)
+
+
+#: Validates a page of messages in one call into pydantic-core.
+_MESSAGES = TypeAdapter(list[Message])
 
 
 #: An unread count that stops at the limit: one walk of the unread partial index.

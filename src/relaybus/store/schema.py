@@ -12,6 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.types import TypeEngine
 
 metadata = sa.MetaData()
@@ -251,3 +252,25 @@ def postgresql_options() -> None:
 @sa.event.listens_for(metadata, "before_create")
 def _before_create(target: sa.MetaData, connection: Any, **kw: Any) -> None:
     postgresql_options()
+
+
+class joined_ids(sa.sql.functions.FunctionElement[str]):  # noqa: N801 (a SQL function)
+    """``joined_ids(column)``: the column's values of the group joined with commas,
+    in no particular order (ids hold no comma): ``group_concat(x, ',')`` on SQLite,
+    ``string_agg(x, ',')`` on PostgreSQL. The separator is part of the SQL text, so
+    a statement using it compiles once (SQLAlchemy's ``aggregate_strings`` renders
+    its separator at each execution, which the fast path cannot cache)."""
+
+    type = sa.String()
+    inherit_cache = True
+    name = "joined_ids"
+
+
+@compiles(joined_ids)
+def _joined_ids(element: joined_ids, compiler: Any, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, ',')"
+
+
+@compiles(joined_ids, "postgresql")
+def _joined_ids_postgresql(element: joined_ids, compiler: Any, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, ',')"

@@ -78,6 +78,9 @@ class _Compiled:
     defaults: dict[str, Any]
     binds: tuple[Processor, ...]
     results: tuple[Processor, ...]
+    #: The result columns that have a processor, by position: a row's other
+    #: values are passed through untouched.
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 _KEY = "relaybus.statements"
@@ -163,12 +166,16 @@ class StatementCache:
             rows: Sequence[Any] = cursor.fetchall() if compiled.results else ()
         finally:
             cursor.close()
-        if not any(compiled.results):
+        processed = compiled.processed
+        if not processed:
             return [tuple(r) for r in rows]
-        return [
-            tuple(p(v) if p is not None else v for p, v in zip(compiled.results, r, strict=True))
-            for r in rows
-        ]
+        found = []
+        for r in rows:
+            row = list(r)
+            for i, p in processed:
+                row[i] = p(row[i])
+            found.append(tuple(row))
+        return found
 
     def run_many(
         self, conn: Connection, stmt: Statement, rows: Sequence[Mapping[str, Any]]
@@ -238,7 +245,8 @@ class StatementCache:
             for n in names
             if n not in keys and compiled.binds[n].effective_value is not None
         }
-        found = _Compiled(str(compiled), names, defaults, binds, results)
+        processed = tuple((i, p) for i, p in enumerate(results) if p is not None)
+        found = _Compiled(str(compiled), names, defaults, binds, results, processed)
         if len(self._compiled) >= SHAPES_PER_STATEMENT * len(REGISTRY):
             del self._compiled[next(iter(self._compiled))]  # the oldest
         self._compiled[(stmt, keys)] = found
