@@ -162,7 +162,8 @@ def stream(
 
 
 def with_message(relay: Relay, event: Event) -> Event:
-    """``event``, with the message in ``data["message"]`` if it is a ``message.sent``
+    """``event``, with the message in ``data["message"]`` (its recipients are
+    ``data["recipients"]``, as on the server's stream) if it is a ``message.sent``
     that lacks it (the embedded log stores only the id)."""
     if event.kind != "message.sent" or "message" in event.data:
         return event
@@ -170,7 +171,7 @@ def with_message(relay: Relay, event: Event) -> Event:
         message = relay.message(int(event.data["message_id"]))
     except (NotFound, KeyError, TypeError, ValueError):
         return event  # pruned since, or not an event this version wrote
-    data = {**event.data, "message": message.model_dump(mode="json")}
+    data = {**event.data, "message": message.model_dump(mode="json", exclude={"recipients"})}
     return event.model_copy(update={"data": data})
 
 

@@ -428,5 +428,6 @@ async def message_of(event: Event, relay: AsyncRelay) -> Message:
     or (from the embedded log) read by id."""
     carried = event.data.get("message")
     if isinstance(carried, dict):
-        return Message.model_validate(carried)
+        # The stream carries the recipients once, as the event's ``data.recipients``.
+        return Message.model_validate({"recipients": event.data.get("recipients", []), **carried})
     return await relay.message(int(event.data["message_id"]))

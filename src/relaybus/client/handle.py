@@ -426,5 +426,6 @@ def message_of(event: Event, relay: Relay) -> Message:
     or (from the embedded log) read by id."""
     carried = event.data.get("message")
     if isinstance(carried, dict):
-        return Message.model_validate(carried)
+        # The stream carries the recipients once, as the event's ``data.recipients``.
+        return Message.model_validate({"recipients": event.data.get("recipients", []), **carried})
     return relay.message(int(event.data["message_id"]))

@@ -67,6 +67,9 @@ Audience = frozenset[str] | Literal["everyone"]
 _NOBODY: Audience = frozenset()
 
 
+_RECIPIENTS = {"recipients"}
+
+
 class Item:
     """One event ready to send, serialised once and shared by every subscriber.
 
@@ -528,7 +531,8 @@ class Hub:
             if event.kind == "message.sent" and isinstance(message_id, int):
                 message = found.get(message_id)
                 if message is not None:
-                    doc["data"]["message"] = message.model_dump(mode="json")
+                    # Its recipients are the event's own ``data.recipients``: once per frame.
+                    doc["data"]["message"] = message.model_dump(mode="json", exclude=_RECIPIENTS)
             text = json.dumps(doc, separators=(",", ":"))
             items.append(Item(event.id, event.workspace, event.kind, text, self._audience(event)))
         return items
