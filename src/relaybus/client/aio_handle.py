@@ -233,12 +233,12 @@ class AsyncAgentHandle(AsyncTasksView):
             calls.inbox(
                 self.id,
                 workspace=self._workspace,
+                epoch=self.epoch,
                 unread_only=unread_only,
                 newest_first=newest_first,
                 since=since,
                 limit=limit,
                 mark_read=mark_read,
-                epoch=self.epoch,
                 via=via,
             )
         )
