@@ -41,8 +41,8 @@ def wait_events(
     return _waiting(
         events(workspace=workspace, since=since, limit=limit, kinds=kinds),
         timeout,
-        lambda s, timeout: s.wait_events(
-            timeout, workspace=workspace, since=since, limit=limit, kinds=kinds
+        lambda s, seconds: s.wait_events(
+            seconds, workspace=workspace, since=since, limit=limit, kinds=kinds
         ),
     )
 

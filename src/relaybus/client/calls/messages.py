@@ -217,9 +217,9 @@ def wait(
     return _waiting(
         unread,
         timeout,
-        lambda s, timeout: s.wait(
+        lambda s, seconds: s.wait(
             agent_id,
-            timeout,
+            seconds,
             workspace=workspace,
             since=since,
             limit=limit,
@@ -295,7 +295,7 @@ def wait_deliveries(
     return _waiting(
         deliveries(message_id, workspace=workspace),
         timeout,
-        lambda s, timeout: s.wait_deliveries(message_id, state, timeout, workspace=workspace),
+        lambda s, seconds: s.wait_deliveries(message_id, state, seconds, workspace=workspace),
         until=state,
     )
 
