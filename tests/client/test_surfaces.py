@@ -17,7 +17,7 @@ SYNC_NAMES = {"aclose": "close", "__aenter__": "__enter__", "__aexit__": "__exit
 KEPT_DUNDERS = {"__init__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__repr__"}
 
 #: What the sync SDK offered before it was generated: none of it may go.
-SYNC_BEFORE = {
+SYNC_BEFORE: dict[type[Any], set[str]] = {
     Relay: {
         "open", "store", "service", "register", "agent", "agents", "get_agent", "message",
         "thread", "deliveries", "tasks", "task", "task_history", "update_task", "events",
