@@ -130,8 +130,9 @@ class AsyncRelay(AsyncTasksView):
         """A relay over an open embedded service (closing the relay closes its store)."""
         return cls(AsyncEmbeddedBackend(service), workspace=workspace)
 
-    #: The tasks view acts as the workspace operator: no agent, no epoch.
-    _agent = _epoch = None
+    # The tasks view (AsyncTasksView) acts as the workspace operator: no agent, no epoch.
+    _agent = None
+    _epoch = None
 
     async def _run(self, call: Call[T]) -> T:
         return await self.backend.run(call)

@@ -130,8 +130,9 @@ class Relay(TasksView):
         """A relay over an open embedded service (closing the relay closes its store)."""
         return cls(EmbeddedBackend(service), workspace=workspace)
 
-    #: The tasks view acts as the workspace operator: no agent, no epoch.
-    _agent = _epoch = None
+    # The tasks view (TasksView) acts as the workspace operator: no agent, no epoch.
+    _agent = None
+    _epoch = None
 
     def _run(self, call: Call[T]) -> T:
         return self.backend.run(call)
