@@ -17,7 +17,7 @@ SYNC_NAMES = {"aclose": "close", "__aenter__": "__enter__", "__aexit__": "__exit
 KEPT_DUNDERS = {"__init__", "__enter__", "__exit__", "__aenter__", "__aexit__", "__repr__"}
 
 #: What the sync SDK offered before it was generated: none of it may go.
-SYNC_BEFORE = {
+SYNC_BEFORE: dict[type[Any], set[str]] = {
     Relay: {
         "open", "store", "service", "register", "agent", "agents", "get_agent", "message",
         "thread", "deliveries", "tasks", "task", "task_history", "update_task", "events",
@@ -37,10 +37,19 @@ def sync_text(text: str) -> str:
     return re.sub(r"\bAsync([A-Z]\w*)", r"\1", text)
 
 
+def members(cls: type[Any]) -> dict[str, Any]:
+    """What ``cls`` defines or inherits (from a base shared with the other SDK class,
+    like the tasks view), ``object``'s aside."""
+    found: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__[:-1]):
+        found.update(vars(klass))
+    return found
+
+
 def surface(cls: type[Any]) -> dict[str, str]:
     """Public name (sync spelling) → what it is and its signature (sync spelling)."""
     found = {}
-    for name, member in vars(cls).items():
+    for name, member in members(cls).items():
         if name.startswith("_") and name not in KEPT_DUNDERS:
             continue
         if isinstance(member, property):
@@ -64,5 +73,5 @@ def test_the_sync_and_async_sdks_offer_the_same_operations(
 ) -> None:
     assert surface(sync) == surface(asynchronous)
     assert SYNC_BEFORE[sync] <= set(surface(sync))
-    for name, member in vars(sync).items():
+    for name, member in members(sync).items():
         assert not inspect.iscoroutinefunction(member), name

@@ -35,13 +35,11 @@ from ..models import (
     Event,
     Message,
     PruneReport,
-    Task,
-    TaskEvent,
 )
 from ..settings import Settings
 from . import calls
 from .aio_backends import AsyncBackend, AsyncEmbeddedBackend, AsyncRemoteBackend
-from .aio_handle import AsyncAgentHandle
+from .aio_handle import AsyncAgentHandle, AsyncTasksView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -54,7 +52,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
-class AsyncRelay:
+class AsyncRelay(AsyncTasksView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 
@@ -131,6 +129,17 @@ class AsyncRelay:
     def embedded(cls, service: Service, *, workspace: str | None = None) -> AsyncRelay:
         """A relay over an open embedded service (closing the relay closes its store)."""
         return cls(AsyncEmbeddedBackend(service), workspace=workspace)
+
+    # The tasks view (AsyncTasksView) acts as the workspace operator: no agent, no epoch.
+    _agent = None
+    _epoch = None
+
+    async def _run(self, call: Call[T]) -> T:
+        return await self.backend.run(call)
+
+    @property
+    def _workspace(self) -> str:
+        return self.workspace
 
     @property
     def settings(self) -> Settings:
@@ -300,46 +309,6 @@ class AsyncRelay:
             lambda step: calls.wait_deliveries(message_id, until, step, workspace=workspace),
             timeout,
             reached,
-        )
-
-    async def tasks(
-        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
-    ) -> list[Task]:
-        """Tasks, newest first."""
-        return await self.backend.run(
-            calls.list_tasks(
-                workspace=self.workspace, status=status, assignee=assignee, limit=limit
-            )
-        )
-
-    async def task(self, task_id: int) -> Task:
-        """One task. Raises NotFound."""
-        return await self.backend.run(calls.get_task(task_id, workspace=self.workspace))
-
-    async def task_history(self, task_id: int) -> list[TaskEvent]:
-        """A task's history, oldest first. Raises NotFound."""
-        return await self.backend.run(calls.task_history(task_id, workspace=self.workspace))
-
-    async def update_task(
-        self,
-        task_id: int,
-        *,
-        status: str | None = None,
-        progress: int | None = None,
-        note: str | None = None,
-        result: str | None = None,
-    ) -> Task:
-        """Change a task as the workspace operator (not as an agent)."""
-        return await self.backend.run(
-            calls.update_task(
-                task_id,
-                None,
-                workspace=self.workspace,
-                status=status,
-                progress=progress,
-                note=note,
-                result=result,
-            )
         )
 
     async def events(self, *, since: int = 0, limit: int = 100) -> list[Event]:

@@ -7,6 +7,7 @@ claim, receipts), from :meth:`relaybus.AsyncRelay.register` or
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +25,86 @@ T = TypeVar("T")
 PAGE = 1000
 
 
-class AsyncAgentHandle:
+class AsyncTasksView(ABC):
+    """Tasks as one party sees them, and its reports on them: the workspace operator
+    (:class:`~relaybus.client.aio.AsyncRelay`: every task of the workspace, changed as
+    the operator) or one agent (:class:`AsyncAgentHandle`: the tasks it may see,
+    changed as that agent, fenced by its epoch)."""
+
+    @abstractmethod
+    async def _run(self, call: Call[T]) -> T:
+        """``call`` run by the relay's backend."""
+
+    @property
+    @abstractmethod
+    def _workspace(self) -> str:
+        """The workspace the calls work in."""
+
+    @property
+    @abstractmethod
+    def _agent(self) -> str | None:
+        """The agent the calls act as (``None``: the workspace operator)."""
+
+    @property
+    @abstractmethod
+    def _epoch(self) -> int | None:
+        """That agent's epoch (fencing), ``None`` for none."""
+
+    async def tasks(
+        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Tasks, newest first: on a relay every task of its workspace; on an agent's
+        handle those the agent may see (it created, holds, or received the message of)."""
+        return await self._run(
+            calls.list_tasks(
+                workspace=self._workspace,
+                status=status,
+                assignee=assignee,
+                limit=limit,
+                viewer=self._agent,
+            )
+        )
+
+    async def task(self, task_id: int) -> Task:
+        """One task (on an agent's handle: one the agent may see). Raises NotFound (also
+        for a task the agent may not see)."""
+        return await self._run(
+            calls.get_task(task_id, workspace=self._workspace, viewer=self._agent)
+        )
+
+    async def task_history(self, task_id: int) -> list[TaskEvent]:
+        """A task's history, oldest first (on an agent's handle: of a task the agent may
+        see). Raises NotFound."""
+        return await self._run(
+            calls.task_history(task_id, workspace=self._workspace, viewer=self._agent)
+        )
+
+    async def update_task(
+        self,
+        task_id: int,
+        *,
+        status: str | None = None,
+        progress: int | None = None,
+        note: str | None = None,
+        result: str | None = None,
+    ) -> Task:
+        """Report status, progress (0–100, with a note) or a result on a task: on an
+        agent's handle as that agent, on a relay as the workspace operator (admin)."""
+        return await self._run(
+            calls.update_task(
+                task_id,
+                self._agent,
+                workspace=self._workspace,
+                epoch=self._epoch,
+                status=status,
+                progress=progress,
+                note=note,
+                result=result,
+            )
+        )
+
+
+class AsyncAgentHandle(AsyncTasksView):
     """Acting as one agent: send, read, wait, claim. Carries the agent's epoch,
     so a handle fenced off by a newer registration gets Conflict.
 
@@ -51,6 +131,14 @@ class AsyncAgentHandle:
 
     async def _run(self, call: Call[T]) -> T:
         return await self.relay.backend.run(call)
+
+    @property
+    def _agent(self) -> str:
+        return self.id
+
+    @property
+    def _epoch(self) -> int | None:
+        return self.epoch
 
     async def info(self) -> Agent:
         """This agent as the relay sees it."""
@@ -145,12 +233,12 @@ class AsyncAgentHandle:
             calls.inbox(
                 self.id,
                 workspace=self._workspace,
+                epoch=self.epoch,
                 unread_only=unread_only,
                 newest_first=newest_first,
                 since=since,
                 limit=limit,
                 mark_read=mark_read,
-                epoch=self.epoch,
                 via=via,
             )
         )
@@ -313,31 +401,6 @@ class AsyncAgentHandle:
         except (Conflict, NotFound):
             pass
 
-    async def tasks(
-        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
-    ) -> list[Task]:
-        """The tasks this agent may see (it created, holds, or received the message
-        of), newest first."""
-        return await self._run(
-            calls.list_tasks(
-                workspace=self._workspace,
-                status=status,
-                assignee=assignee,
-                limit=limit,
-                viewer=self.id,
-            )
-        )
-
-    async def task(self, task_id: int) -> Task:
-        """One task this agent may see. Raises NotFound (also for one it may not see)."""
-        return await self._run(calls.get_task(task_id, workspace=self._workspace, viewer=self.id))
-
-    async def task_history(self, task_id: int) -> list[TaskEvent]:
-        """The history of a task this agent may see, oldest first. Raises NotFound."""
-        return await self._run(
-            calls.task_history(task_id, workspace=self._workspace, viewer=self.id)
-        )
-
     async def claim(self, task_id: int, *, lease: float | None = None) -> Task:
         """Claim a task offered to this agent. Raises Conflict (with
         ``details["holder"]``) if taken, NotFound for a task it may not see."""
@@ -355,29 +418,6 @@ class AsyncAgentHandle:
         """Give a held task back (open again). Raises Conflict if not held."""
         return await self._run(
             calls.release(task_id, self.id, workspace=self._workspace, epoch=self.epoch)
-        )
-
-    async def update_task(
-        self,
-        task_id: int,
-        *,
-        status: str | None = None,
-        progress: int | None = None,
-        note: str | None = None,
-        result: str | None = None,
-    ) -> Task:
-        """Report status, progress (0–100, with a note) or a result on a task."""
-        return await self._run(
-            calls.update_task(
-                task_id,
-                self.id,
-                workspace=self._workspace,
-                epoch=self.epoch,
-                status=status,
-                progress=progress,
-                note=note,
-                result=result,
-            )
         )
 
     async def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:

@@ -7,6 +7,7 @@ claim, receipts), from :meth:`relaybus.Relay.register` or
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,7 +25,82 @@ T = TypeVar("T")
 PAGE = 1000
 
 
-class AgentHandle:
+class TasksView(ABC):
+    """Tasks as one party sees them, and its reports on them: the workspace operator
+    (:class:`~relaybus.client.relay.Relay`: every task of the workspace, changed as
+    the operator) or one agent (:class:`AgentHandle`: the tasks it may see,
+    changed as that agent, fenced by its epoch)."""
+
+    @abstractmethod
+    def _run(self, call: Call[T]) -> T:
+        """``call`` run by the relay's backend."""
+
+    @property
+    @abstractmethod
+    def _workspace(self) -> str:
+        """The workspace the calls work in."""
+
+    @property
+    @abstractmethod
+    def _agent(self) -> str | None:
+        """The agent the calls act as (``None``: the workspace operator)."""
+
+    @property
+    @abstractmethod
+    def _epoch(self) -> int | None:
+        """That agent's epoch (fencing), ``None`` for none."""
+
+    def tasks(
+        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
+    ) -> list[Task]:
+        """Tasks, newest first: on a relay every task of its workspace; on an agent's
+        handle those the agent may see (it created, holds, or received the message of)."""
+        return self._run(
+            calls.list_tasks(
+                workspace=self._workspace,
+                status=status,
+                assignee=assignee,
+                limit=limit,
+                viewer=self._agent,
+            )
+        )
+
+    def task(self, task_id: int) -> Task:
+        """One task (on an agent's handle: one the agent may see). Raises NotFound (also
+        for a task the agent may not see)."""
+        return self._run(calls.get_task(task_id, workspace=self._workspace, viewer=self._agent))
+
+    def task_history(self, task_id: int) -> list[TaskEvent]:
+        """A task's history, oldest first (on an agent's handle: of a task the agent may
+        see). Raises NotFound."""
+        return self._run(calls.task_history(task_id, workspace=self._workspace, viewer=self._agent))
+
+    def update_task(
+        self,
+        task_id: int,
+        *,
+        status: str | None = None,
+        progress: int | None = None,
+        note: str | None = None,
+        result: str | None = None,
+    ) -> Task:
+        """Report status, progress (0–100, with a note) or a result on a task: on an
+        agent's handle as that agent, on a relay as the workspace operator (admin)."""
+        return self._run(
+            calls.update_task(
+                task_id,
+                self._agent,
+                workspace=self._workspace,
+                epoch=self._epoch,
+                status=status,
+                progress=progress,
+                note=note,
+                result=result,
+            )
+        )
+
+
+class AgentHandle(TasksView):
     """Acting as one agent: send, read, wait, claim. Carries the agent's epoch,
     so a handle fenced off by a newer registration gets Conflict.
 
@@ -51,6 +127,14 @@ class AgentHandle:
 
     def _run(self, call: Call[T]) -> T:
         return self.relay.backend.run(call)
+
+    @property
+    def _agent(self) -> str:
+        return self.id
+
+    @property
+    def _epoch(self) -> int | None:
+        return self.epoch
 
     def info(self) -> Agent:
         """This agent as the relay sees it."""
@@ -145,12 +229,12 @@ class AgentHandle:
             calls.inbox(
                 self.id,
                 workspace=self._workspace,
+                epoch=self.epoch,
                 unread_only=unread_only,
                 newest_first=newest_first,
                 since=since,
                 limit=limit,
                 mark_read=mark_read,
-                epoch=self.epoch,
                 via=via,
             )
         )
@@ -313,29 +397,6 @@ class AgentHandle:
         except (Conflict, NotFound):
             pass
 
-    def tasks(
-        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
-    ) -> list[Task]:
-        """The tasks this agent may see (it created, holds, or received the message
-        of), newest first."""
-        return self._run(
-            calls.list_tasks(
-                workspace=self._workspace,
-                status=status,
-                assignee=assignee,
-                limit=limit,
-                viewer=self.id,
-            )
-        )
-
-    def task(self, task_id: int) -> Task:
-        """One task this agent may see. Raises NotFound (also for one it may not see)."""
-        return self._run(calls.get_task(task_id, workspace=self._workspace, viewer=self.id))
-
-    def task_history(self, task_id: int) -> list[TaskEvent]:
-        """The history of a task this agent may see, oldest first. Raises NotFound."""
-        return self._run(calls.task_history(task_id, workspace=self._workspace, viewer=self.id))
-
     def claim(self, task_id: int, *, lease: float | None = None) -> Task:
         """Claim a task offered to this agent. Raises Conflict (with
         ``details["holder"]``) if taken, NotFound for a task it may not see."""
@@ -353,29 +414,6 @@ class AgentHandle:
         """Give a held task back (open again). Raises Conflict if not held."""
         return self._run(
             calls.release(task_id, self.id, workspace=self._workspace, epoch=self.epoch)
-        )
-
-    def update_task(
-        self,
-        task_id: int,
-        *,
-        status: str | None = None,
-        progress: int | None = None,
-        note: str | None = None,
-        result: str | None = None,
-    ) -> Task:
-        """Report status, progress (0–100, with a note) or a result on a task."""
-        return self._run(
-            calls.update_task(
-                task_id,
-                self.id,
-                workspace=self._workspace,
-                epoch=self.epoch,
-                status=status,
-                progress=progress,
-                note=note,
-                result=result,
-            )
         )
 
     def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:

@@ -35,13 +35,11 @@ from ..models import (
     Event,
     Message,
     PruneReport,
-    Task,
-    TaskEvent,
 )
 from ..settings import Settings
 from . import calls
 from .backends import Backend, EmbeddedBackend, RemoteBackend
-from .handle import AgentHandle
+from .handle import AgentHandle, TasksView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -54,7 +52,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
-class Relay:
+class Relay(TasksView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 
@@ -131,6 +129,17 @@ class Relay:
     def embedded(cls, service: Service, *, workspace: str | None = None) -> Relay:
         """A relay over an open embedded service (closing the relay closes its store)."""
         return cls(EmbeddedBackend(service), workspace=workspace)
+
+    # The tasks view (TasksView) acts as the workspace operator: no agent, no epoch.
+    _agent = None
+    _epoch = None
+
+    def _run(self, call: Call[T]) -> T:
+        return self.backend.run(call)
+
+    @property
+    def _workspace(self) -> str:
+        return self.workspace
 
     @property
     def settings(self) -> Settings:
@@ -300,46 +309,6 @@ class Relay:
             lambda step: calls.wait_deliveries(message_id, until, step, workspace=workspace),
             timeout,
             reached,
-        )
-
-    def tasks(
-        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
-    ) -> list[Task]:
-        """Tasks, newest first."""
-        return self.backend.run(
-            calls.list_tasks(
-                workspace=self.workspace, status=status, assignee=assignee, limit=limit
-            )
-        )
-
-    def task(self, task_id: int) -> Task:
-        """One task. Raises NotFound."""
-        return self.backend.run(calls.get_task(task_id, workspace=self.workspace))
-
-    def task_history(self, task_id: int) -> list[TaskEvent]:
-        """A task's history, oldest first. Raises NotFound."""
-        return self.backend.run(calls.task_history(task_id, workspace=self.workspace))
-
-    def update_task(
-        self,
-        task_id: int,
-        *,
-        status: str | None = None,
-        progress: int | None = None,
-        note: str | None = None,
-        result: str | None = None,
-    ) -> Task:
-        """Change a task as the workspace operator (not as an agent)."""
-        return self.backend.run(
-            calls.update_task(
-                task_id,
-                None,
-                workspace=self.workspace,
-                status=status,
-                progress=progress,
-                note=note,
-                result=result,
-            )
         )
 
     def events(self, *, since: int = 0, limit: int = 100) -> list[Event]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, cast
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import quote
 
 from ...models import AgentStatus, Priority, Via
 from ...wire import Marked, UnreadCount
+from ..transport import Call
+
+if TYPE_CHECKING:
+    from ...service import Service
+
+T = TypeVar("T")
 
 
 def _nothing(_: bytes) -> None:
@@ -29,6 +36,18 @@ def _segment(value: str | int) -> str:
 
 def _agent_path(agent_id: str, rest: str = "") -> str:
     return f"/v1/agents/{_segment(agent_id)}{rest}"
+
+
+def _waiting(
+    call: Call[T], timeout: float, local: Callable[[Service, float], T], **params: Any
+) -> Call[T]:
+    """``call`` (a read) as one long-poll: the server holds the request up to ``timeout``
+    seconds (``?wait=``, after ``call``'s query and ``params``) and answers as soon as
+    there is something; ``local(service, timeout)`` is the embedded service's wait.
+    A negative ``timeout`` is 0 (no wait)."""
+    timeout = max(timeout, 0.0)
+    query = {**(call.params or {}), **params, "wait": round(timeout, 3)}
+    return dataclasses.replace(call, params=query, local=lambda s: local(s, timeout), wait=timeout)
 
 
 # A body holds the values as the caller gave them (a str for an enum, any mapping or

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from ...models import Event, PruneReport
 from ...wire import EVENT_LIST, EventCursor, PruneBody, request_body, unchecked
 from ..transport import Call
+from .base import _waiting
 
 
 def events(
@@ -35,23 +36,14 @@ def wait_events(
     limit: int = 100,
     kinds: Sequence[str] | None = None,
 ) -> Call[list[Event]]:
-    """One long-poll, ``GET /v1/events?wait=timeout``."""
-    timeout = max(timeout, 0.0)
-    return Call(
-        method="GET",
-        path="/v1/events",
-        parse=EVENT_LIST.validate_json,
-        local=lambda s: s.wait_events(
-            timeout, workspace=workspace, since=since, limit=limit, kinds=kinds
+    """One long-poll, ``GET /v1/events?wait=timeout``: :func:`events` as soon as there
+    are some, or ``[]`` after ``timeout`` seconds."""
+    return _waiting(
+        events(workspace=workspace, since=since, limit=limit, kinds=kinds),
+        timeout,
+        lambda s, seconds: s.wait_events(
+            seconds, workspace=workspace, since=since, limit=limit, kinds=kinds
         ),
-        workspace=workspace,
-        params={
-            "since": since,
-            "limit": limit,
-            "kind": list(kinds) if kinds else None,
-            "wait": round(timeout, 3),
-        },
-        wait=timeout,
     )
 
 

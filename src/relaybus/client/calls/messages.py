@@ -29,6 +29,7 @@ from .base import (
     _segment,
     _unread,
     _via,
+    _waiting,
 )
 
 
@@ -200,17 +201,25 @@ def wait(
     epoch: int | None = None,
     via: Via | str | None = None,
 ) -> Call[list[Message]]:
-    """One long-poll, ``GET /v1/agents/{id}/inbox?wait=timeout``: unread mail above
-    ``since``, oldest first, as soon as there is some, or ``[]`` after ``timeout``
-    seconds. Callers split long waits (see ``LONGPOLL_CHUNK``)."""
-    timeout = max(timeout, 0.0)
-    return Call(
-        method="GET",
-        path=_agent_path(agent_id, "/inbox"),
-        parse=MESSAGE_LIST.validate_json,
-        local=lambda s: s.wait(
+    """One long-poll, ``GET /v1/agents/{id}/inbox?wait=timeout``: :func:`inbox`'s unread
+    mail above ``since``, oldest first, as soon as there is some, or ``[]`` after
+    ``timeout`` seconds. Callers split long waits (see ``LONGPOLL_CHUNK``)."""
+    unread = inbox(
+        agent_id,
+        workspace=workspace,
+        newest_first=False,
+        since=since,
+        limit=limit,
+        mark_read=mark_read,
+        epoch=epoch,
+        via=via,
+    )
+    return _waiting(
+        unread,
+        timeout,
+        lambda s, seconds: s.wait(
             agent_id,
-            timeout,
+            seconds,
             workspace=workspace,
             since=since,
             limit=limit,
@@ -218,19 +227,6 @@ def wait(
             epoch=epoch,
             via=via,
         ),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
-        params={
-            "unread_only": True,
-            "newest_first": False,
-            "since": since,
-            "limit": limit,
-            "mark_read": mark_read,
-            "via": via,
-            "wait": round(timeout, 3),
-        },
-        wait=timeout,
     )
 
 
@@ -296,15 +292,11 @@ def wait_deliveries(
     """One long-poll, ``GET /v1/messages/{id}/deliveries?until=STATE&wait=timeout``:
     the receipts once every recipient reached ``state``, or as they are after
     ``timeout`` seconds. Callers split long waits (see ``LONGPOLL_CHUNK``)."""
-    timeout = max(timeout, 0.0)
-    return Call(
-        method="GET",
-        path=f"/v1/messages/{_segment(message_id)}/deliveries",
-        parse=DELIVERY_LIST.validate_json,
-        local=lambda s: s.wait_deliveries(message_id, state, timeout, workspace=workspace),
-        workspace=workspace,
-        params={"until": state, "wait": round(timeout, 3)},
-        wait=timeout,
+    return _waiting(
+        deliveries(message_id, workspace=workspace),
+        timeout,
+        lambda s, seconds: s.wait_deliveries(message_id, state, seconds, workspace=workspace),
+        until=state,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from ...models import Task, TaskEvent, TaskStatus
 from ...wire import (
@@ -17,6 +17,9 @@ from ...wire import (
 from ..transport import Call
 from .base import _segment
 
+if TYPE_CHECKING:
+    from ...service import Service
+
 
 def claim(
     task_id: int,
@@ -27,16 +30,7 @@ def claim(
     lease: float | None = None,
 ) -> Call[Task]:
     """``POST /v1/tasks/{id}/claim``."""
-    return Call(
-        method="POST",
-        path=f"/v1/tasks/{_segment(task_id)}/claim",
-        parse=Task.model_validate_json,
-        local=lambda s: s.claim(task_id, agent_id, workspace=workspace, epoch=epoch, lease=lease),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
-        body=lambda: request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
-    )
+    return _lease("claim", task_id, agent_id, workspace, epoch, lease)
 
 
 def renew(
@@ -48,11 +42,29 @@ def renew(
     lease: float | None = None,
 ) -> Call[Task]:
     """``POST /v1/tasks/{id}/renew``."""
+    return _lease("renew", task_id, agent_id, workspace, epoch, lease)
+
+
+def _lease(
+    action: Literal["claim", "renew"],
+    task_id: int,
+    agent_id: str,
+    workspace: str,
+    epoch: int | None,
+    lease: float | None,
+) -> Call[Task]:
+    """``POST /v1/tasks/{id}/{action}``: a claim and its renewal differ only by the
+    action (``lease``: seconds, ``None`` for the server's default)."""
+
+    def local(s: Service) -> Task:
+        take = s.claim if action == "claim" else s.renew
+        return take(task_id, agent_id, workspace=workspace, epoch=epoch, lease=lease)
+
     return Call(
         method="POST",
-        path=f"/v1/tasks/{_segment(task_id)}/renew",
+        path=f"/v1/tasks/{_segment(task_id)}/{action}",
         parse=Task.model_validate_json,
-        local=lambda s: s.renew(task_id, agent_id, workspace=workspace, epoch=epoch, lease=lease),
+        local=local,
         workspace=workspace,
         agent=agent_id,
         epoch=epoch,
