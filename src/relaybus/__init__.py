@@ -11,7 +11,7 @@ SQLAlchemy and pydantic.
 
 from __future__ import annotations
 
-import importlib
+from ._lazy import lazy_names
 
 # Not ``from typing import TYPE_CHECKING``: importing typing costs the hook
 # commands (``relaybus hook``, run on every prompt) about 7 ms; type checkers
@@ -46,8 +46,6 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from .client import AgentHandle, AsyncAgentHandle, AsyncRelay, Relay
     from .errors import (
         Conflict,
@@ -64,13 +62,7 @@ if TYPE_CHECKING:
     from .models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, TaskStatus
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'relaybus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _EXPORTS, globals())
 
 
 __all__ = [
