@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_names
+from .. import _lazy_names
 
 _EXPORTS = {
     "create_app": "relaybus.server.app",
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .run import serve
 
 
-__getattr__ = lazy_names(__name__, _EXPORTS, globals())
+__getattr__ = _lazy_names(__name__, _EXPORTS, globals())
 
 
 __all__ = ["create_app", "serve"]
