@@ -46,6 +46,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
     from typing import Any
 
     from .client import AgentHandle, AsyncAgentHandle, AsyncRelay, Relay
@@ -64,13 +65,37 @@ if TYPE_CHECKING:
     from .models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, TaskStatus
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'relaybus' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def _lazy_names(
+    package: str, exports: Mapping[str, str], namespace: dict[str, Any]
+) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for ``package`` that imports each name on first use
+    (PEP 562): for this package and its subpackages that load names lazily. Defined
+    here, not in a module of its own, because every relaybus process imports this one.
+
+    Args:
+        package: the package's ``__name__`` (for messages and relative module names).
+        exports: each lazily loaded name -> the module that defines it (absolute, or
+            relative to ``package``).
+        namespace: the package's ``globals()``: a loaded name is stored there, so
+            later uses do not come back to ``__getattr__``.
+
+    Returns:
+        ``__getattr__(name)``, which raises ``AttributeError`` for a name not in
+        ``exports``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module, package), name)
+        namespace[name] = value
+        return value
+
+    return __getattr__
+
+
+__getattr__ = _lazy_names(__name__, _EXPORTS, globals())
 
 
 __all__ = [

@@ -23,7 +23,7 @@ import click
 
 from .. import __version__
 from ..errors import RelayError
-from .app import App, HelpGroup, get_app, json_option, one_line
+from .app import App, HelpGroup, database_option, get_app, json_option, one_line
 
 #: Every command, in the order help lists them (a workflow), with where it lives:
 #: ``module:attribute`` under this package.
@@ -167,9 +167,7 @@ class RelayGroup(HelpGroup):
     type=click.Path(file_okay=False, path_type=Path),
     help="The relay folder holding relay.db (RELAYBUS_DIR).",
 )
-@click.option(
-    "--database", metavar="URL", help="A SQLAlchemy URL; beats --dir (RELAYBUS_DATABASE)."
-)
+@database_option
 @click.option(
     "--url",
     metavar="URL",

@@ -232,6 +232,14 @@ def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         app.json = True
 
 
+def database_option(func: F) -> F:
+    """``--database URL``: the store, a SQLAlchemy URL (``RELAYBUS_DATABASE``), passed as
+    ``database``; on the command group and on ``serve``."""
+    return click.option(
+        "--database", metavar="URL", help="A SQLAlchemy URL; beats --dir (RELAYBUS_DATABASE)."
+    )(func)
+
+
 def json_option(func: F) -> F:
     """``--json``: print the objects as JSON (an array for lists) instead of text."""
     return click.option(

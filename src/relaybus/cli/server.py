@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .app import get_app, store_notices
+from .app import database_option, get_app, store_notices
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -24,9 +24,7 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     type=click.IntRange(0, 65535),
     help="TCP port (RELAYBUS_PORT; default 4850; 0 picks a free one).",
 )
-@click.option(
-    "--database", metavar="URL", help="A SQLAlchemy URL; beats --dir (RELAYBUS_DATABASE)."
-)
+@database_option
 @click.option(
     "--token",
     metavar="TOKEN",

@@ -8,8 +8,9 @@ Names load on first use (PEP 562). The server's settings are
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .. import _lazy_names
 
 _EXPORTS = {
     "create_app": "relaybus.server.app",
@@ -21,13 +22,7 @@ if TYPE_CHECKING:
     from .run import serve
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'relaybus.server' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_names(__name__, _EXPORTS, globals())
 
 
 __all__ = ["create_app", "serve"]

@@ -31,6 +31,7 @@ import logging
 import threading
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ..models import Event, Message
@@ -70,6 +71,7 @@ _NOBODY: Audience = frozenset()
 _RECIPIENTS = {"recipients"}
 
 
+@dataclass(slots=True, eq=False, repr=False)
 class Item:
     """One event ready to send, serialised once and shared by every subscriber.
 
@@ -78,16 +80,13 @@ class Item:
     the wire frames, built on first use and cached.
     """
 
-    __slots__ = ("id", "workspace", "kind", "json", "audience", "_sse", "_ws")
-
-    def __init__(self, id: int, workspace: str, kind: str, json: str, audience: Audience) -> None:
-        self.id = id
-        self.workspace = workspace
-        self.kind = kind
-        self.json = json
-        self.audience = audience
-        self._sse: bytes | None = None
-        self._ws: str | None = None
+    id: int
+    workspace: str
+    kind: str
+    json: str
+    audience: Audience
+    _sse: bytes | None = field(default=None, init=False)
+    _ws: str | None = field(default=None, init=False)
 
     @property
     def sse(self) -> bytes:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from relaybus.store.ddl import id_column, json_column, partial
 
 revision = "0001"
 down_revision = None
@@ -24,30 +25,14 @@ def upgrade() -> None:
         sa.Column("workspace", sa.String(length=64), nullable=False),
         sa.Column("id", sa.String(length=128), nullable=False),
         sa.Column("label", sa.String(length=200), nullable=True),
-        sa.Column(
-            "tags",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column(
-            "capabilities",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
-        sa.Column(
-            "channels",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        json_column("tags"),
+        json_column("capabilities"),
+        json_column("channels"),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=True),
         sa.Column("host", sa.String(length=255), nullable=True),
         sa.Column("cwd", sa.Text(), nullable=True),
-        sa.Column(
-            "meta",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        json_column("meta"),
         sa.Column("instance_id", sa.String(length=128), nullable=True),
         sa.Column("epoch", sa.Integer(), nullable=False),
         sa.Column("registered_at", sa.Double(), nullable=False),
@@ -68,26 +53,16 @@ def upgrade() -> None:
             "ix_deliveries_unread",
             ["workspace", "agent_id", "message_id"],
             unique=False,
-            sqlite_where=sa.text("read_at IS NULL"),
-            postgresql_where=sa.text("read_at IS NULL"),
+            **partial("read_at IS NULL"),
         )
 
     op.create_table(
         "events",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        id_column(),
         sa.Column("workspace", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=48), nullable=False),
         sa.Column("agent_id", sa.String(length=128), nullable=True),
-        sa.Column(
-            "data",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        json_column("data"),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sqlite_autoincrement=True,
@@ -98,12 +73,7 @@ def upgrade() -> None:
 
     op.create_table(
         "messages",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        id_column(),
         sa.Column("workspace", sa.String(length=64), nullable=False),
         sa.Column("sender", sa.String(length=128), nullable=False),
         sa.Column("target", sa.Text(), nullable=False),
@@ -113,11 +83,7 @@ def upgrade() -> None:
         sa.Column("reply_to", sa.BigInteger(), nullable=True),
         sa.Column("thread_id", sa.BigInteger(), nullable=True),
         sa.Column("priority", sa.String(length=16), nullable=False),
-        sa.Column(
-            "meta",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        json_column("meta"),
         sa.Column("task_id", sa.BigInteger(), nullable=True),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -129,12 +95,7 @@ def upgrade() -> None:
 
     op.create_table(
         "task_events",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        id_column(),
         sa.Column("workspace", sa.String(length=64), nullable=False),
         sa.Column("task_id", sa.BigInteger(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
@@ -150,12 +111,7 @@ def upgrade() -> None:
 
     op.create_table(
         "tasks",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=True,
-            nullable=False,
-        ),
+        id_column(),
         sa.Column("workspace", sa.String(length=64), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
         sa.Column("body", sa.Text(), nullable=True),
@@ -172,11 +128,7 @@ def upgrade() -> None:
         sa.Column("result", sa.Text(), nullable=True),
         sa.Column("dedupe_key", sa.String(length=255), nullable=True),
         sa.Column("occurrence_count", sa.Integer(), nullable=False),
-        sa.Column(
-            "meta",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        json_column("meta"),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("updated_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
@@ -188,8 +140,7 @@ def upgrade() -> None:
             "ux_tasks_dedupe",
             ["workspace", "dedupe_key"],
             unique=True,
-            sqlite_where=sa.text("dedupe_key IS NOT NULL"),
-            postgresql_where=sa.text("dedupe_key IS NOT NULL"),
+            **partial("dedupe_key IS NOT NULL"),
         )
 
 
@@ -198,8 +149,7 @@ def downgrade() -> None:
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index(
             "ux_tasks_dedupe",
-            sqlite_where=sa.text("dedupe_key IS NOT NULL"),
-            postgresql_where=sa.text("dedupe_key IS NOT NULL"),
+            **partial("dedupe_key IS NOT NULL"),
         )
         batch_op.drop_index("ix_tasks_status")
 
@@ -221,8 +171,7 @@ def downgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_deliveries_unread",
-            sqlite_where=sa.text("read_at IS NULL"),
-            postgresql_where=sa.text("read_at IS NULL"),
+            **partial("read_at IS NULL"),
         )
         batch_op.drop_index("ix_deliveries_message")
 

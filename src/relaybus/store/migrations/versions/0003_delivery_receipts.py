@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from relaybus.store.ddl import partial
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -33,8 +35,7 @@ def upgrade() -> None:
         "ix_deliveries_queued",
         "deliveries",
         ["workspace", "agent_id", "message_id"],
-        sqlite_where=sa.text("delivered_at IS NULL"),
-        postgresql_where=sa.text("delivered_at IS NULL"),
+        **partial("delivered_at IS NULL"),
     )
 
 

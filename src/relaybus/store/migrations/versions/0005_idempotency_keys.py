@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
+
+from relaybus.store.ddl import json_column
 
 revision = "0005"
 down_revision = "0004"
@@ -30,11 +31,7 @@ def upgrade() -> None:
         sa.Column("sender", sa.String(length=128), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("request_hash", sa.String(length=64), nullable=False),
-        sa.Column(
-            "message_ids",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
-            nullable=False,
-        ),
+        json_column("message_ids"),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.PrimaryKeyConstraint("workspace", "sender", "key"),
     )
