@@ -1,0 +1,308 @@
+"""Calls to the warm local relay (:mod:`relaybus.client.warm`) over its Unix socket,
+with the standard library: ``http.client`` and ``json``.
+
+:class:`WarmBackend` runs each :class:`~relaybus.client.transport.Call` as the
+HTTP request :class:`~relaybus.client.backends.RemoteBackend` would send, on one
+keep-alive connection to the relay's socket, with the same error mapping
+(:func:`~relaybus.client.transport.problem_error`: problem+json becomes the
+:class:`~relaybus.errors.RelayError` subclass of its status), the same long-polls
+and the same retry rules (:func:`~relaybus.client.transport.retries`). It imports
+no httpx, no SQLAlchemy, no asyncio: a CLI command that talks to the warm relay
+pays for the interpreter, click, pydantic and this.
+
+The warm relay serves in open mode: no token is sent, and who the caller is (the
+agent a call acts as, its epoch, the workspace) travels in each request, as for
+any client of a server. The relay's answers are those of ``relaybus serve``; a
+token it issues at registration is not kept (an embedded relay issues none).
+
+:func:`open_warm` is the one entry point: the warm relay of a settings' relay
+folder, started when asked (:func:`~relaybus.client.warm.ensure`) or only found
+(:func:`~relaybus.client.warm.probe`, for hooks, which must stay cheap).
+
+A hand-written module with no async twin: ``scripts/unasync.py`` does not touch it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+from collections.abc import Generator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlencode
+
+from .. import __version__
+from ..errors import InvalidInput, NoRelay, StoreError
+from ..models import Event
+from ..settings import Settings, find_relay_dir
+from . import calls, warm
+from .transport import (
+    IDEMPOTENCY_HEADER,
+    LONGPOLL_CHUNK,
+    LONGPOLL_MARGIN,
+    READ_TIMEOUT,
+    Call,
+    RetryPause,
+    StreamQuery,
+    _query_value,
+    encode_json,
+    matches,
+    problem_error,
+    retries,
+    sf_string,
+)
+
+if TYPE_CHECKING:
+    from ..service import Service
+    from .calls import Registration
+    from .relay import Relay
+
+T = TypeVar("T")
+
+#: The SQLite file of a relay folder (as :data:`relaybus.store.locate.DB_FILENAME`,
+#: kept apart: importing the store loads SQLAlchemy).
+DB_FILENAME = "relay.db"
+#: Most events one long-poll of :meth:`WarmBackend.stream` takes.
+PAGE = 1000
+
+
+def warm_dir(settings: Settings) -> Path | None:
+    """The relay folder whose warm relay serves ``settings``, or ``None`` when the
+    warm relay cannot: a relay server is given (``RELAYBUS_URL``), ``RELAYBUS_DAEMON``
+    turns it off, or the database is not a relay folder's ``relay.db`` (PostgreSQL,
+    another SQLite file name, a query string).
+
+    Absolute; found like git when no folder is given (:func:`~relaybus.settings.find_relay_dir`).
+    """
+    if settings.url or warm.disabled():
+        return None
+    if settings.database:
+        scheme, sep, rest = settings.database.partition(":///")
+        if not sep or scheme not in ("sqlite", "sqlite+pysqlite") or "?" in rest:
+            return None
+        path = Path(rest)
+        return Path(os.path.abspath(path.parent)) if path.name == DB_FILENAME else None
+    return Path(os.path.abspath(settings.dir or find_relay_dir()))
+
+
+def open_warm(
+    settings: Settings, relay_dir: Path, *, start: bool = True, workspace: str | None = None
+) -> Relay | None:
+    """A :class:`~relaybus.client.relay.Relay` over the warm relay of ``relay_dir``
+    (its ``relay.db`` must exist: the relay would create it), or ``None``.
+
+    Args:
+        start: start the relay when none answers (:func:`~relaybus.client.warm.ensure`:
+            a relay of another version is replaced). ``False`` only looks
+            (:func:`~relaybus.client.warm.probe`) and returns ``None`` when no relay of
+            this version answers: the caller opens the store itself.
+
+    Raises:
+        NoRelay: there is no ``relay.db`` in ``relay_dir`` (nothing is started).
+        StoreError: ``start`` and the relay did not start.
+    """
+    from .relay import Relay
+
+    if not (relay_dir / DB_FILENAME).exists():
+        # The message of relaybus.store.files.no_relay (importing it loads SQLAlchemy).
+        raise NoRelay("no relay here: run `relaybus init`", path=str(relay_dir / DB_FILENAME))
+    if start:
+        info = warm.ensure(relay_dir)
+    else:
+        found = warm.probe(relay_dir)
+        if found is None or found.version != __version__:
+            return None
+        info = found
+    return Relay(WarmBackend(settings, relay_dir, info.socket, start=start), workspace=workspace)
+
+
+class _Answer:
+    """A read response, in the shape :func:`~relaybus.client.transport.problem_error` reads."""
+
+    __slots__ = ("status_code", "content", "reason_phrase", "headers")
+
+    def __init__(self, response: http.client.HTTPResponse, content: bytes) -> None:
+        self.status_code = response.status
+        self.content = content
+        self.reason_phrase = response.reason
+        # The one header problem_error reads (http.client's headers are no Mapping).
+        retry_after = response.getheader("Retry-After")
+        self.headers: Mapping[str, str] = (
+            {} if retry_after is None else {"Retry-After": retry_after}
+        )
+
+
+class WarmBackend:
+    """Calls to the warm relay listening on ``socket`` (the relay of ``relay_dir``),
+    over one keep-alive ``http.client`` connection.
+
+    A call whose connection cannot be made (the relay exited: killed, or idle) is
+    sent to a relay started again (when ``start``); a GET or a call with an
+    idempotency key whose connection breaks before the answer is sent again, up to
+    three times in all, a moment apart, as :class:`~relaybus.client.backends.RemoteBackend`
+    does; other requests are not repeated (they must not happen twice).
+    """
+
+    wait_step = LONGPOLL_CHUNK
+
+    def __init__(
+        self, settings: Settings, relay_dir: Path, socket: Path, *, start: bool = True
+    ) -> None:
+        self._settings = settings
+        self.relay_dir = relay_dir
+        self.socket = socket
+        self.start = start
+        self._connection: warm.UnixHTTPConnection | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def url(self) -> None:
+        """No server of the caller's: the warm relay stands in for the embedded store."""
+        return None
+
+    @property
+    def service(self) -> Service:
+        """The database is in the warm relay's process, not here. Raises InvalidInput."""
+        raise InvalidInput(
+            "this needs the database itself, which the warm local relay holds: "
+            "set RELAYBUS_DAEMON=0 to open it in this process"
+        )
+
+    def run(self, call: Call[T]) -> T:
+        """Send one call and return its result.
+
+        Raises:
+            RelayError: the relay refused (the subclass of the status).
+            StoreError: no answer from the relay (it could not be started or reached,
+                or it did not answer in time).
+        """
+        method, target, body, headers = self._request(call)
+        timeout = call.wait + LONGPOLL_MARGIN if call.wait > 0 else READ_TIMEOUT
+        attempts = retries(call)
+        attempt, restarted = 1, False
+        while True:
+            try:
+                connection = self._connect(timeout)
+            except OSError as exc:  # nobody listens: nothing was sent
+                if not self.start or restarted:
+                    raise self._unreachable(exc, call) from None
+                self.socket = warm.ensure(self.relay_dir).socket
+                restarted = True
+                continue
+            try:
+                connection.request(method, target, body=body, headers=headers)
+                response = connection.getresponse()
+                content = response.read()
+            except TimeoutError as exc:
+                self.close()
+                raise self._unreachable(exc, call) from None
+            except (OSError, http.client.HTTPException) as exc:
+                self.close()
+                if attempt >= attempts:
+                    raise self._unreachable(exc, call) from None
+                attempt += 1
+                RetryPause.before(attempt)
+                continue
+            if response.will_close:
+                self.close()
+            if response.status >= 400:
+                raise problem_error(_Answer(response, content), f"the warm relay {self.socket}")
+            return call.parse(content)
+
+    def _connect(self, timeout: float) -> warm.UnixHTTPConnection:
+        connection = self._connection
+        if connection is None:
+            connection = warm.UnixHTTPConnection(self.socket, timeout)
+            connection.connect()
+            self._connection = connection
+        connection.timeout = timeout
+        if connection.sock is not None:
+            connection.sock.settimeout(timeout)
+        return connection
+
+    def _request(self, call: Call[Any]) -> tuple[str, str, bytes | None, dict[str, str]]:
+        """``(method, target, body, headers)`` of ``call``, as :class:`HTTPSession`
+        builds them for httpx, without a token (the relay serves in open mode)."""
+        headers = {
+            "User-Agent": f"relaybus/{__version__}",
+            "X-Relaybus-Workspace": _header(call.workspace, "workspace"),
+        }
+        if call.epoch is not None:
+            headers["X-Relaybus-Epoch"] = str(call.epoch)
+        if call.idempotency_key is not None:
+            headers[IDEMPOTENCY_HEADER] = _header(sf_string(call.idempotency_key), "key")
+        body = call.json_body()
+        content = None
+        if body is not None:
+            content = encode_json(body)
+            headers["Content-Type"] = "application/json"
+        target = call.path
+        if call.params is not None:
+            query = {k: _query_value(v) for k, v in call.params.items() if v is not None}
+            if query:
+                target += "?" + urlencode(query, doseq=True)
+        return call.method, target, content, headers
+
+    def _unreachable(self, exc: BaseException, call: Call[Any]) -> StoreError:
+        reason = str(exc) or type(exc).__name__
+        message = f"cannot reach the warm relay at {self.socket}: {reason}"
+        key = call.idempotency_key
+        if key is None:
+            return StoreError(message, socket=str(self.socket))
+        return StoreError(
+            f"{message} (it may have been sent: retry with idempotency_key={key!r} "
+            "to send it at most once)",
+            socket=str(self.socket),
+            idempotency_key=key,
+        )
+
+    def remember(self, registration: Registration) -> None:
+        """Nothing to keep: the warm relay needs no token (open mode)."""
+        return None
+
+    def token_for(self, agent_id: str, *, workspace: str) -> str | None:
+        return None
+
+    def stream(self, query: StreamQuery) -> Generator[Event, None, None]:
+        """The event log from ``since`` (default: now), followed in long-polls of at
+        most :attr:`wait_step` seconds, as an embedded relay follows it.
+
+        Raises:
+            InvalidInput: ``agent`` (as embedded: watching as one agent needs a server).
+        """
+        if query.agent is not None:
+            raise InvalidInput(
+                "watching as one agent needs a relay server (RELAYBUS_URL); "
+                "leave out the agent to see every event"
+            )
+        return self._follow(query)
+
+    def _follow(self, query: StreamQuery) -> Generator[Event, None, None]:
+        workspace, kinds = query.workspace, query.kinds
+        cursor = query.since
+        if cursor is None:
+            cursor = self.run(calls.last_event_id(workspace=workspace))
+        while True:
+            found = self.run(
+                calls.wait_events(self.wait_step, workspace=workspace, since=cursor, limit=PAGE)
+            )
+            for event in found:
+                cursor = event.id
+                if not kinds or matches(event.kind, kinds):
+                    yield event
+
+    def close(self) -> None:
+        """Close the connection (the relay goes on)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _header(value: str, what: str) -> str:
+    """``value`` as a header value. Raises InvalidInput: it cannot be one."""
+    if not value.isascii() or not value.isprintable():
+        raise InvalidInput(f"the {what} {value!r} holds characters a request cannot carry")
+    return value
