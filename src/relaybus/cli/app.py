@@ -110,9 +110,10 @@ class App:
         """The relay, opened on first use: the relay server of :attr:`server_url`
         (contacted at the first call), else the embedded store (migrated; created
         only by a command marked :func:`creates_relay`), through the warm local
-        relay when it serves this store (see :meth:`warm_relay`), else in this
-        process. A notice line on stderr says so when an existing store had to be
-        made private in this process.
+        relay when it serves this store (see
+        :func:`~relaybus.client.warm_backend.open_relay`; never for a command of
+        :data:`IN_PROCESS`), else in this process. A notice line on stderr says so
+        when an existing store had to be made private in this process.
 
         Raises:
             NoRelay: no embedded relay here, and this command does not create one.
@@ -122,40 +123,13 @@ class App:
         if self._relay is None:
             if self.server_url is not None:
                 skip_httpx_cli()
-            else:
-                self._relay = self.warm_relay()
-            if self._relay is None:
-                from ..client import Relay
-
-                with store_notices(self.json):
-                    self._relay = Relay.open(settings=self.settings, create=self.create)
-        return self._relay
-
-    def warm_relay(self) -> Relay | None:
-        """The embedded relay through the warm local relay, started if none runs;
-        ``None`` when this call opens the store itself: ``RELAYBUS_DAEMON=0``, a
-        database that is not a relay folder's ``relay.db``, or a command of
-        :data:`IN_PROCESS`. A command that creates the relay creates the store here
-        first, as in-process (so the folder, its modes and its ``.gitignore`` are
-        the same); any other starts nothing where there is no relay.
-
-        Raises:
-            NoRelay: no embedded relay here, and this command does not create one.
-            StoreError: the store cannot be created, or the warm relay did not start.
-        """
-        if self.command in IN_PROCESS:
-            return None
-        from ..client.warm_backend import DB_FILENAME, open_warm, warm_dir
-
-        relay_dir = warm_dir(self.settings)
-        if relay_dir is None:
-            return None
-        if self.create and not (relay_dir / DB_FILENAME).exists():
-            from ..client import Relay
+            from ..client.warm_backend import open_relay
 
             with store_notices(self.json):
-                Relay.open(settings=self.settings, create=True).close()
-        return open_warm(self.settings, relay_dir)
+                self._relay = open_relay(
+                    self.settings, create=self.create, warm=self.command not in IN_PROCESS
+                )
+        return self._relay
 
     def database_relay(self, command: str) -> Relay:
         """The relay, for a command that works on the database itself (``migrate``).

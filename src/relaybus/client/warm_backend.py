@@ -15,9 +15,11 @@ agent a call acts as, its epoch, the workspace) travels in each request, as for
 any client of a server. The relay's answers are those of ``relaybus serve``; a
 token it issues at registration is not kept (an embedded relay issues none).
 
-:func:`open_warm` is the one entry point: the warm relay of a settings' relay
-folder, started when asked (:func:`~relaybus.client.warm.ensure`) or only found
-(:func:`~relaybus.client.warm.probe`, for hooks, which must stay cheap).
+:func:`open_relay` is the entry point of the CLI and the hooks: the relay the
+settings point at, through the warm relay when it serves it (:func:`warm_dir`),
+started when asked (:func:`~relaybus.client.warm.ensure`) or only found
+(:func:`~relaybus.client.warm.probe`, for hooks, which must stay cheap), else in
+this process. :func:`open_warm` is the warm part alone.
 
 A hand-written module with no async twin: ``scripts/unasync.py`` does not touch it.
 """
@@ -83,6 +85,38 @@ def warm_dir(settings: Settings) -> Path | None:
         path = Path(rest)
         return Path(os.path.abspath(path.parent)) if path.name == DB_FILENAME else None
     return Path(os.path.abspath(settings.dir or find_relay_dir()))
+
+
+def open_relay(
+    settings: Settings, *, create: bool = True, warm: bool = True, start: bool = True
+) -> Relay:
+    """The relay ``settings`` point at, as :meth:`Relay.open <relaybus.client.relay.Relay.open>`
+    opens it, but with the embedded store served by its warm relay when :func:`warm_dir`
+    allows (and ``warm``): the CLI's commands and the hooks open their relay here.
+
+    Args:
+        create: create the embedded store when there is none (in this process, as
+            :meth:`Relay.open` does, then through the warm relay); otherwise a missing
+            store raises :class:`~relaybus.errors.NoRelay` and nothing is started.
+        warm: ``False`` opens the store in this process whatever the settings say.
+        start: start the warm relay when none runs; ``False`` (hooks) uses it only
+            when one of this version answers, else opens the store in this process.
+
+    Raises:
+        NoRelay: no embedded relay here and not ``create``.
+        StoreError: the database cannot be opened or created, or the warm relay did
+            not start. InvalidInput: bad settings.
+    """
+    from .relay import Relay
+
+    relay_dir = warm_dir(settings) if warm else None
+    if relay_dir is not None:
+        if create and not (relay_dir / DB_FILENAME).exists():
+            Relay.open(settings=settings, create=True).close()
+        relay = open_warm(settings, relay_dir, start=start)
+        if relay is not None:
+            return relay
+    return Relay.open(settings=settings, create=create)
 
 
 def open_warm(

@@ -13,6 +13,11 @@ Standard library only, like :mod:`.command`: it runs inside a hook's budget.
   where there is none, nothing is read and nothing is created.
 - Server (``RELAYBUS_URL``): ``GET /v1/agents/{id}/inbox?unread_only=true&mark_read=false``
   with ``RELAYBUS_TOKEN``.
+- The warm local relay of the embedded store (:mod:`relaybus.client.warm`), when one
+  answers on the relay folder's socket (unless ``RELAYBUS_DAEMON=0``): the same
+  requests over the Unix socket, as raw HTTP/1.1 (``http.client`` costs a hook
+  more than the request). A hook never starts the warm relay; where none answers
+  it reads SQLite itself.
 
 It never marks anything read. The hook prints what it read, records the ids it
 printed in a per-session *printed* file (:func:`record_printed`, mode 0600, in
@@ -27,10 +32,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ...identity import FrozenRecord
@@ -49,6 +55,12 @@ MAX_BODY = 2000
 #: loads SQLAlchemy, far too slow for a hook).
 RELAY_DIRNAME = ".relay"
 DB_FILENAME = "relay.db"
+#: Mirrors :mod:`relaybus.client.warm` (kept apart: it imports ``http.client`` and
+#: ``subprocess``, too slow for a hook): the warm relay's socket in the relay folder,
+#: the longest socket path, and the values of ``RELAYBUS_DAEMON`` that turn it off.
+SOCKET_NAME = "relay.sock"
+MAX_SOCKET_PATH = 103
+DAEMON_OFF = ("0", "false", "no", "off")
 #: The suffix of a session's printed file: ``KEY.printed-PID-NS.json``.
 PRINTED = ".printed-"
 
@@ -274,30 +286,75 @@ def http_mail(
             (``urllib.error.HTTPError`` is one).
         ValueError: the answer is not an inbox.
     """
+    base = url.rstrip("/")
+    return api_mail(
+        lambda target: _get(base + target, token, workspace, timeout),
+        agent_id,
+        skip=skip,
+        limit=limit,
+    )
+
+
+def warm_mail(
+    path: Path,
+    workspace: str,
+    agent_id: str,
+    *,
+    skip: Iterable[int] = (),
+    limit: int = MAX_MESSAGES,
+    timeout: float = 0.5,
+) -> UnreadPage:
+    """The same as :func:`http_mail` from the warm local relay listening on the
+    Unix socket ``path`` (open mode: no token).
+
+    Raises:
+        OSError: nobody listens on ``path`` (:class:`ConnectionRefusedError`,
+            :class:`FileNotFoundError`), or the relay did not answer in ``timeout``
+            seconds, or refused (:class:`HTTPStatusError`).
+        ValueError: the answer is not an inbox.
+    """
+    return api_mail(
+        lambda target: unix_get(path, target, workspace, timeout), agent_id, skip=skip, limit=limit
+    )
+
+
+def api_mail(
+    get: Callable[[str], Any],
+    agent_id: str,
+    *,
+    skip: Iterable[int] = (),
+    limit: int = MAX_MESSAGES,
+) -> UnreadPage:
+    """The first ``limit`` unread messages of ``agent_id`` through the HTTP API,
+    ``get(target)`` being the JSON answer of ``GET target`` (a path with its query).
+
+    Raises:
+        OSError: from ``get`` (one with ``code`` 404 for a gone task is no error).
+        ValueError: the answer is not an inbox.
+    """
     from urllib.parse import quote, urlencode
 
     skipped = set(skip)
-    base = url.rstrip("/")
-    agent = f"{base}/v1/agents/{quote(agent_id, safe='')}"
+    agent = f"/v1/agents/{quote(agent_id, safe='')}"
     query = {
         "unread_only": "true",
         "mark_read": "false",
         "newest_first": "false",
         "limit": str(min(limit + 1 + len(skipped), 1000)),
     }
-    found = _get(f"{agent}/inbox?{urlencode(query)}", token, workspace, timeout)
+    found = get(f"{agent}/inbox?{urlencode(query)}")
     if not isinstance(found, list):
         raise ValueError("the server's inbox is not a list")
     rows = [m for m in found if isinstance(m, dict) and m.get("id") not in skipped]
     more = 0
     if len(rows) > limit:
-        count = _get(f"{agent}/inbox/count", token, workspace, timeout)
+        count = get(f"{agent}/inbox/count")
         unread = int(count["unread"]) if isinstance(count, dict) else 0
         more = max(unread - len(skipped) - limit, 0)
     mail = []
     for m in rows[:limit]:
         task_id = m.get("task_id")
-        status = _task_status(base, token, workspace, int(task_id), timeout) if task_id else None
+        status = _task_status(get, int(task_id)) if task_id else None
         mail.append(
             Mail(
                 id=int(m["id"]),
@@ -324,16 +381,74 @@ def _get(url: str, token: str | None, workspace: str, timeout: float) -> Any:
         return json.loads(response.read())
 
 
-def _task_status(base: str, token: str | None, workspace: str, task_id: int, t: float) -> Any:
-    from urllib.error import HTTPError
+class HTTPStatusError(OSError):
+    """The warm relay answered with an error status (``code``), as
+    ``urllib.error.HTTPError`` says it for a server."""
 
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"HTTP {code}: {message}")
+        self.code = code
+
+
+def unix_get(path: Path, target: str, workspace: str, timeout: float) -> Any:
+    """The JSON answer of ``GET target`` from the HTTP server on the Unix socket
+    ``path``: one HTTP/1.1 request with ``Connection: close``, read to its end.
+
+    Raises:
+        OSError: no server there, a timeout, or an error status (:class:`HTTPStatusError`).
+        ValueError: an answer that is not HTTP with a JSON body, or a ``workspace``
+            a header cannot carry.
+    """
+    if not (workspace.isascii() and workspace.isprintable()):
+        raise ValueError(f"the workspace {workspace!r} cannot go in a header")
+    request = (
+        f"GET {target} HTTP/1.1\r\nHost: relay\r\nAccept: application/json\r\n"
+        f"X-Relaybus-Workspace: {workspace}\r\nConnection: close\r\n\r\n"
+    )
+    chunks = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(timeout)
+        conn.connect(os.fspath(path))
+        conn.sendall(request.encode("ascii"))
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise ValueError(f"not an HTTP answer: {lines[0][:80]!r}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+    if "chunked" in headers.get("transfer-encoding", ""):
+        raise ValueError("a chunked answer (JSON answers carry their length)")
+    if int(parts[1]) >= 400:
+        raise HTTPStatusError(int(parts[1]), body[:200].decode("utf-8", "replace"))
+    return json.loads(body)
+
+
+def _task_status(get: Callable[[str], Any], task_id: int) -> Any:
     try:
-        task = _get(f"{base}/v1/tasks/{task_id}", token, workspace, t)
-    except HTTPError as exc:
-        if exc.code == 404:
+        task = get(f"/v1/tasks/{task_id}")
+    except OSError as exc:
+        if getattr(exc, "code", None) == 404:
             return None  # gone
         raise
     return task.get("status") if isinstance(task, dict) else None
+
+
+def warm_socket(relay_dir: Path, env: Mapping[str, str]) -> Path | None:
+    """Where the warm local relay of ``relay_dir`` listens, as
+    :func:`relaybus.client.warm.socket_path` says (a test holds them together);
+    ``None`` when ``RELAYBUS_DAEMON`` turns it off."""
+    if env.get("RELAYBUS_DAEMON", "").strip().lower() in DAEMON_OFF:
+        return None
+    inside = Path(os.path.abspath(relay_dir)) / SOCKET_NAME
+    if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
+        return inside
+    # A folder too deep for a socket path: the relay's socket is in $TMPDIR, named
+    # by a hash (rare, so the import of the client's module is paid only then).
+    from ...client.warm import socket_path
+
+    return socket_path(relay_dir)
 
 
 def unread_mail(
@@ -345,7 +460,8 @@ def unread_mail(
     timeout: float = 0.5,
 ) -> UnreadPage:
     """The session agent's first page of unread mail from the relay ``env``
-    points at (see the module docstring), ``skip`` left out; empty when a
+    points at (see the module docstring: a server, else the warm local relay when
+    one answers, else the SQLite file), ``skip`` left out; empty when a
     terminal runtime delivers the session's mail (``RELAYBUS_RUNTIME``) or the
     store cannot be read without the relay stack (PostgreSQL).
 
@@ -362,6 +478,14 @@ def unread_mail(
     db = database_file(env, cwd)
     if db is None:
         return UnreadPage([])
+    path = warm_socket(db.parent, env) if db.name == DB_FILENAME else None
+    if path is not None and db.is_file():
+        try:
+            return warm_mail(path, workspace, agent_id, skip=skip, timeout=timeout)
+        except TimeoutError:
+            raise  # the budget is spent: the mail waits for the next hook
+        except (OSError, ValueError):
+            pass  # no warm relay there (or it failed): read the file
     return sqlite_mail(db, workspace, agent_id, skip=skip, timeout=timeout)
 
 
