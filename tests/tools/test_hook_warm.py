@@ -63,14 +63,6 @@ def test_the_hooks_read_through_the_warm_relay_returns_what_the_service_inbox_re
         )
 
 
-def test_the_hooks_socket_path_is_the_warm_relays(tmp_path: Path) -> None:
-    for folder in (tmp_path / ".relay", tmp_path.joinpath(*["d" * 20] * 6, ".relay")):
-        assert direct.warm_socket(folder, {}) == warm.socket_path(folder)
-    for value in ("0", "false", "No", " off ", "1", "", "yes"):
-        env = {"RELAYBUS_DAEMON": value}
-        assert (direct.warm_socket(tmp_path, env) is None) is warm.disabled(env)
-
-
 def test_reading_where_no_warm_relay_listens_fails_as_an_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         direct.warm_mail(tmp_path / "relay.sock", "default", ME)

@@ -1,5 +1,6 @@
 """Calls to the warm local relay (:mod:`relaybus.client.warm`) over its Unix socket,
-with the standard library: ``http.client`` and ``json``.
+with the standard library: :class:`relaybus.client.warm.Connection` (HTTP/1.1 on
+``socket``) and ``json``.
 
 :class:`WarmBackend` runs each :class:`~relaybus.client.transport.Call` as the
 HTTP request :class:`~relaybus.client.backends.RemoteBackend` would send, on one
@@ -7,8 +8,8 @@ keep-alive connection to the relay's socket, with the same error mapping
 (:func:`~relaybus.client.transport.problem_error`: problem+json becomes the
 :class:`~relaybus.errors.RelayError` subclass of its status), the same long-polls
 and the same retry rules (:func:`~relaybus.client.transport.retries`). It imports
-no httpx, no SQLAlchemy, no asyncio: a CLI command that talks to the warm relay
-pays for the interpreter, click, pydantic and this.
+no httpx, no ``http.client``, no SQLAlchemy, no asyncio, no ssl: a CLI command that
+talks to the warm relay pays for the interpreter, click, pydantic and this.
 
 The warm relay serves in open mode: no token is sent, and who the caller is (the
 agent a call acts as, its epoch, the workspace) travels in each request, as for
@@ -26,7 +27,6 @@ A hand-written module with no async twin: ``scripts/unasync.py`` does not touch 
 
 from __future__ import annotations
 
-import http.client
 import os
 from collections.abc import Generator, Mapping
 from pathlib import Path
@@ -151,16 +151,15 @@ def open_warm(
 
 
 class _Answer:
-    """A read response, in the shape :func:`~relaybus.client.transport.problem_error` reads."""
+    """A response, in the shape :func:`~relaybus.client.transport.problem_error` reads."""
 
     __slots__ = ("status_code", "content", "reason_phrase", "headers")
 
-    def __init__(self, response: http.client.HTTPResponse, content: bytes) -> None:
-        self.status_code = response.status
-        self.content = content
-        self.reason_phrase = response.reason
-        # The one header problem_error reads (http.client's headers are no Mapping).
-        retry_after = response.getheader("Retry-After")
+    def __init__(self, answer: warm.Answer) -> None:
+        self.status_code = answer.status
+        self.content = answer.body
+        self.reason_phrase = answer.reason
+        retry_after = answer.headers.get("retry-after")
         self.headers: Mapping[str, str] = (
             {} if retry_after is None else {"Retry-After": retry_after}
         )
@@ -168,7 +167,7 @@ class _Answer:
 
 class WarmBackend:
     """Calls to the warm relay listening on ``socket`` (the relay of ``relay_dir``),
-    over one keep-alive ``http.client`` connection.
+    over one keep-alive :class:`~relaybus.client.warm.Connection`.
 
     A call whose connection cannot be made (the relay exited: killed, or idle) is
     sent to a relay started again (when ``start``); a GET or a call with an
@@ -186,7 +185,7 @@ class WarmBackend:
         self.relay_dir = relay_dir
         self.socket = socket
         self.start = start
-        self._connection: warm.UnixHTTPConnection | None = None
+        self._connection = warm.Connection(socket)
 
     @property
     def settings(self) -> Settings:
@@ -218,56 +217,44 @@ class WarmBackend:
         attempts = retries(call)
         attempt, restarted = 1, False
         while True:
+            connection = self._connection
             try:
-                connection = self._connect(timeout)
+                if not connection.connected:
+                    connection.connect()
             except OSError as exc:  # nobody listens: nothing was sent
                 if not self.start or restarted:
                     raise self._unreachable(exc, call) from None
-                self.socket = warm.ensure(self.relay_dir).socket
+                self.socket = connection.path = warm.ensure(self.relay_dir).socket
                 restarted = True
                 continue
+            connection.settimeout(timeout)
             try:
-                connection.request(method, target, body=body, headers=headers)
-                response = connection.getresponse()
-                content = response.read()
+                answer = connection.request(method, target, body=body, headers=headers)
+            except ValueError as exc:
+                raise InvalidInput(str(exc)) from None
             except TimeoutError as exc:
-                self.close()
                 raise self._unreachable(exc, call) from None
-            except (OSError, http.client.HTTPException) as exc:
-                self.close()
+            except OSError as exc:  # the connection broke: it may have happened
                 if attempt >= attempts:
                     raise self._unreachable(exc, call) from None
                 attempt += 1
                 RetryPause.before(attempt)
                 continue
-            if response.will_close:
-                self.close()
-            if response.status >= 400:
-                raise problem_error(_Answer(response, content), f"the warm relay {self.socket}")
-            return call.parse(content)
-
-    def _connect(self, timeout: float) -> warm.UnixHTTPConnection:
-        connection = self._connection
-        if connection is None:
-            connection = warm.UnixHTTPConnection(self.socket, timeout)
-            connection.connect()
-            self._connection = connection
-        connection.timeout = timeout
-        if connection.sock is not None:
-            connection.sock.settimeout(timeout)
-        return connection
+            if answer.status >= 400:
+                raise problem_error(_Answer(answer), f"the warm relay {self.socket}")
+            return call.parse(answer.body)
 
     def _request(self, call: Call[Any]) -> tuple[str, str, bytes | None, dict[str, str]]:
         """``(method, target, body, headers)`` of ``call``, as :class:`HTTPSession`
         builds them for httpx, without a token (the relay serves in open mode)."""
         headers = {
             "User-Agent": f"relaybus/{__version__}",
-            "X-Relaybus-Workspace": _header(call.workspace, "workspace"),
+            "X-Relaybus-Workspace": call.workspace,
         }
         if call.epoch is not None:
             headers["X-Relaybus-Epoch"] = str(call.epoch)
         if call.idempotency_key is not None:
-            headers[IDEMPOTENCY_HEADER] = _header(sf_string(call.idempotency_key), "key")
+            headers[IDEMPOTENCY_HEADER] = sf_string(call.idempotency_key)
         body = call.json_body()
         content = None
         if body is not None:
@@ -330,13 +317,4 @@ class WarmBackend:
 
     def close(self) -> None:
         """Close the connection (the relay goes on)."""
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
-
-
-def _header(value: str, what: str) -> str:
-    """``value`` as a header value. Raises InvalidInput: it cannot be one."""
-    if not value.isascii() or not value.isprintable():
-        raise InvalidInput(f"the {what} {value!r} holds characters a request cannot carry")
-    return value
+        self._connection.close()

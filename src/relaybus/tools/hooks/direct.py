@@ -13,11 +13,10 @@ Standard library only, like :mod:`.command`: it runs inside a hook's budget.
   where there is none, nothing is read and nothing is created.
 - Server (``RELAYBUS_URL``): ``GET /v1/agents/{id}/inbox?unread_only=true&mark_read=false``
   with ``RELAYBUS_TOKEN``.
-- The warm local relay of the embedded store (:mod:`relaybus.client.warm`), when one
-  answers on the relay folder's socket (unless ``RELAYBUS_DAEMON=0``): the same
-  requests over the Unix socket, as raw HTTP/1.1 (``http.client`` costs a hook
-  more than the request). A hook never starts the warm relay; where none answers
-  it reads SQLite itself.
+- The warm local relay of the embedded store (:mod:`relaybus.client.warm`, as lean
+  as this module), when one answers on the relay folder's socket (unless
+  ``RELAYBUS_DAEMON=0``): the same requests over the Unix socket. A hook never
+  starts the warm relay; where none answers it reads SQLite itself.
 
 It never marks anything read. The hook prints what it read, records the ids it
 printed in a per-session *printed* file (:func:`record_printed`, mode 0600, in
@@ -32,8 +31,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import sqlite3
 import stat
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,12 +52,6 @@ MAX_BODY = 2000
 #: loads SQLAlchemy, far too slow for a hook).
 RELAY_DIRNAME = ".relay"
 DB_FILENAME = "relay.db"
-#: Mirrors :mod:`relaybus.client.warm` (kept apart: it imports ``http.client`` and
-#: ``subprocess``, too slow for a hook): the warm relay's socket in the relay folder,
-#: the longest socket path, and the values of ``RELAYBUS_DAEMON`` that turn it off.
-SOCKET_NAME = "relay.sock"
-MAX_SOCKET_PATH = 103
-DAEMON_OFF = ("0", "false", "no", "off")
 #: The suffix of a session's printed file: ``KEY.printed-PID-NS.json``.
 PRINTED = ".printed-"
 
@@ -237,6 +228,8 @@ def sqlite_mail(
     if not db.is_file():
         return UnreadPage([])
     uri = "file:" + _quote_path(db.absolute()) + "?mode=ro"
+    import sqlite3  # here: a hook that reads through the warm relay never needs it
+
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     try:
         rows = conn.execute(
@@ -305,17 +298,29 @@ def warm_mail(
     timeout: float = 0.5,
 ) -> UnreadPage:
     """The same as :func:`http_mail` from the warm local relay listening on the
-    Unix socket ``path`` (open mode: no token).
+    Unix socket ``path`` (open mode: no token), on one connection.
 
     Raises:
         OSError: nobody listens on ``path`` (:class:`ConnectionRefusedError`,
             :class:`FileNotFoundError`), or the relay did not answer in ``timeout``
             seconds, or refused (:class:`HTTPStatusError`).
-        ValueError: the answer is not an inbox.
+        ValueError: the answer is not an inbox, or ``workspace`` cannot go in a header.
     """
-    return api_mail(
-        lambda target: unix_get(path, target, workspace, timeout), agent_id, skip=skip, limit=limit
-    )
+    from ...client.warm import Connection
+
+    connection = Connection(path, timeout)
+    headers = {"X-Relaybus-Workspace": workspace, "Accept": "application/json"}
+
+    def get(target: str) -> Any:
+        answer = connection.request("GET", target, headers=headers)
+        if answer.status >= 400:
+            raise HTTPStatusError(answer.status, answer.body[:200].decode("utf-8", "replace"))
+        return json.loads(answer.body)
+
+    try:
+        return api_mail(get, agent_id, skip=skip, limit=limit)
+    finally:
+        connection.close()
 
 
 def api_mail(
@@ -383,46 +388,11 @@ def _get(url: str, token: str | None, workspace: str, timeout: float) -> Any:
 
 class HTTPStatusError(OSError):
     """The warm relay answered with an error status (``code``), as
-    ``urllib.error.HTTPError`` says it for a server."""
+    ``urllib.error.HTTPError`` says it for a server (:func:`_task_status` reads it)."""
 
     def __init__(self, code: int, message: str) -> None:
         super().__init__(f"HTTP {code}: {message}")
         self.code = code
-
-
-def unix_get(path: Path, target: str, workspace: str, timeout: float) -> Any:
-    """The JSON answer of ``GET target`` from the HTTP server on the Unix socket
-    ``path``: one HTTP/1.1 request with ``Connection: close``, read to its end.
-
-    Raises:
-        OSError: no server there, a timeout, or an error status (:class:`HTTPStatusError`).
-        ValueError: an answer that is not HTTP with a JSON body, or a ``workspace``
-            a header cannot carry.
-    """
-    if not (workspace.isascii() and workspace.isprintable()):
-        raise ValueError(f"the workspace {workspace!r} cannot go in a header")
-    request = (
-        f"GET {target} HTTP/1.1\r\nHost: relay\r\nAccept: application/json\r\n"
-        f"X-Relaybus-Workspace: {workspace}\r\nConnection: close\r\n\r\n"
-    )
-    chunks = []
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(timeout)
-        conn.connect(os.fspath(path))
-        conn.sendall(request.encode("ascii"))
-        while chunk := conn.recv(65536):
-            chunks.append(chunk)
-    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
-        raise ValueError(f"not an HTTP answer: {lines[0][:80]!r}")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
-    if "chunked" in headers.get("transfer-encoding", ""):
-        raise ValueError("a chunked answer (JSON answers carry their length)")
-    if int(parts[1]) >= 400:
-        raise HTTPStatusError(int(parts[1]), body[:200].decode("utf-8", "replace"))
-    return json.loads(body)
 
 
 def _task_status(get: Callable[[str], Any], task_id: int) -> Any:
@@ -433,22 +403,6 @@ def _task_status(get: Callable[[str], Any], task_id: int) -> Any:
             return None  # gone
         raise
     return task.get("status") if isinstance(task, dict) else None
-
-
-def warm_socket(relay_dir: Path, env: Mapping[str, str]) -> Path | None:
-    """Where the warm local relay of ``relay_dir`` listens, as
-    :func:`relaybus.client.warm.socket_path` says (a test holds them together);
-    ``None`` when ``RELAYBUS_DAEMON`` turns it off."""
-    if env.get("RELAYBUS_DAEMON", "").strip().lower() in DAEMON_OFF:
-        return None
-    inside = Path(os.path.abspath(relay_dir)) / SOCKET_NAME
-    if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
-        return inside
-    # A folder too deep for a socket path: the relay's socket is in $TMPDIR, named
-    # by a hash (rare, so the import of the client's module is paid only then).
-    from ...client.warm import socket_path
-
-    return socket_path(relay_dir)
 
 
 def unread_mail(
@@ -478,15 +432,30 @@ def unread_mail(
     db = database_file(env, cwd)
     if db is None:
         return UnreadPage([])
-    path = warm_socket(db.parent, env) if db.name == DB_FILENAME else None
-    if path is not None and db.is_file():
+    path = warm_socket(db, env)
+    if path is not None:
         try:
             return warm_mail(path, workspace, agent_id, skip=skip, timeout=timeout)
+        except HTTPStatusError as exc:
+            if exc.code == 404:
+                return UnreadPage([])  # no such agent (yet): no mail, as in the file
+            raise
         except TimeoutError:
             raise  # the budget is spent: the mail waits for the next hook
         except (OSError, ValueError):
             pass  # no warm relay there (or it failed): read the file
     return sqlite_mail(db, workspace, agent_id, skip=skip, timeout=timeout)
+
+
+def warm_socket(db: Path, env: Mapping[str, str]) -> Path | None:
+    """Where the warm local relay of the relay folder holding ``db`` would listen;
+    ``None`` when ``db`` is no relay folder's existing ``relay.db`` or
+    ``RELAYBUS_DAEMON`` turns the warm relay off."""
+    if db.name != DB_FILENAME or not db.is_file():
+        return None
+    from ...client import warm  # as lean as this module: only when there is a store
+
+    return None if warm.disabled(env) else warm.socket_path(db.parent)
 
 
 # -- what was printed ---------------------------------------------------------------
