@@ -80,6 +80,27 @@ def test_first_commands_at_once_start_one_warm_relay(on: Cli) -> None:
     assert "POST /v1/messages" in log  # the send went through it
 
 
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc")
+def test_who_the_first_caller_is_stays_out_of_the_relays_environment(on: Cli) -> None:
+    caller = {name: "x" for name in warm.CALLER_VARIABLES if name != "RELAYBUS_URL"}
+    caller.update(
+        RELAYBUS_AGENT="alice",
+        RELAYBUS_EPOCH="1",
+        RELAYBUS_WORKSPACE="default",
+        RELAYBUS_HOST="127.0.0.1",
+        RELAYBUS_PORT="4850",
+        RELAYBUS_TOOL="claude",
+    )
+    result = on("--as bob inbox --peek", env=caller)
+    assert result.code == 0, result
+    pid = relay_pid(on)
+    assert pid is not None
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        names = {entry.partition(b"=")[0].decode() for entry in f.read().split(b"\0")}
+    assert names & set(warm.CALLER_VARIABLES) == set()
+    assert "RELAYBUS_DIR" in names
+
+
 def test_a_killed_warm_relay_is_replaced_by_the_next_command_and_nothing_acknowledged_is_lost(
     on: Cli,
 ) -> None:

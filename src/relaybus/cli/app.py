@@ -127,7 +127,7 @@ class App:
 
             with store_notices(self.json):
                 self._relay = open_relay(
-                    self.settings, create=self.create, warm=self.command not in IN_PROCESS
+                    self.settings, create=self.create, in_process=self.command in IN_PROCESS
                 )
         return self._relay
 

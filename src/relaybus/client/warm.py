@@ -55,15 +55,25 @@ STOP_TIMEOUT = 10.0
 #: Seconds one request over the socket may take (a long-poll adds its wait).
 REQUEST_TIMEOUT = 30.0
 #: Variables the relay must not inherit from the command that starts it: they
-#: describe that one caller (who it is, which server or token it uses), not the store.
+#: describe that one caller (who it is, its session, which server or token it
+#: uses), not the store; a client sends who it is with each request.
 CALLER_VARIABLES = (
     "RELAYBUS_AGENT",
+    "RELAYBUS_EPOCH",
     "RELAYBUS_URL",
     "RELAYBUS_TOKEN",
     "RELAYBUS_METRICS_TOKEN",
     "RELAYBUS_HOST",
     "RELAYBUS_PORT",
     "RELAYBUS_WORKSPACE",
+    "RELAYBUS_SESSION",
+    "RELAYBUS_TOOL",
+    "RELAYBUS_LABEL",
+    "RELAYBUS_TAGS",
+    "RELAYBUS_CAPS",
+    "RELAYBUS_CHANNELS",
+    "RELAYBUS_PROFILE",
+    "RELAYBUS_RUNTIME",
 )
 
 

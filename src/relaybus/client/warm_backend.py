@@ -88,17 +88,17 @@ def warm_dir(settings: Settings) -> Path | None:
 
 
 def open_relay(
-    settings: Settings, *, create: bool = True, warm: bool = True, start: bool = True
+    settings: Settings, *, create: bool = True, in_process: bool = False, start: bool = True
 ) -> Relay:
     """The relay ``settings`` point at, as :meth:`Relay.open <relaybus.client.relay.Relay.open>`
     opens it, but with the embedded store served by its warm relay when :func:`warm_dir`
-    allows (and ``warm``): the CLI's commands and the hooks open their relay here.
+    allows: the CLI's commands and the hooks open their relay here.
 
     Args:
         create: create the embedded store when there is none (in this process, as
             :meth:`Relay.open` does, then through the warm relay); otherwise a missing
             store raises :class:`~relaybus.errors.NoRelay` and nothing is started.
-        warm: ``False`` opens the store in this process whatever the settings say.
+        in_process: open the store in this process whatever the settings say.
         start: start the warm relay when none runs; ``False`` (hooks) uses it only
             when one of this version answers, else opens the store in this process.
 
@@ -109,7 +109,7 @@ def open_relay(
     """
     from .relay import Relay
 
-    relay_dir = warm_dir(settings) if warm else None
+    relay_dir = None if in_process else warm_dir(settings)
     if relay_dir is not None:
         if create and not (relay_dir / DB_FILENAME).exists():
             Relay.open(settings=settings, create=True).close()
