@@ -184,12 +184,13 @@ class Connection:
         """
         lines = [f"{method} {target} HTTP/1.1", "Host: relay"]
         for name, value in (headers or {}).items():
-            if not (value.isascii() and value.isprintable()):
+            # As http.client: Latin-1, no line breaks (a header must not end early).
+            if "\r" in value or "\n" in value or not _latin1(value):
                 raise ValueError(f"the {name} header cannot carry {value!r}")
             lines.append(f"{name}: {value}")
         if body is not None:
             lines.append(f"Content-Length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("ascii")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         if self._sock is None:
             self.connect()
         assert self._sock is not None
@@ -266,6 +267,14 @@ class Connection:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _length(value: str) -> int:
