@@ -107,6 +107,22 @@ def socket_path(relay_dir: Path) -> Path:
     return base / f"{digest}.sock"
 
 
+def unix_socket(path: Path, timeout: float | None) -> socket.socket:
+    """A stream socket connected to ``path``, with ``timeout`` (seconds).
+
+    Raises:
+        OSError: nobody listens (``ConnectionRefusedError``, ``FileNotFoundError``).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(os.fspath(path))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class Answer:
     """One HTTP response: ``status``, ``reason``, ``headers`` (names in lower case)
     and the whole ``body``."""
@@ -150,13 +166,7 @@ class Connection:
         Raises:
             OSError: nobody listens (``ConnectionRefusedError``, ``FileNotFoundError``).
         """
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(self.timeout)
-            sock.connect(os.fspath(self.path))
-        except BaseException:
-            sock.close()
-            raise
+        sock = unix_socket(self.path, self.timeout)
         self._sock = sock
         self._file = sock.makefile("rb")
 
@@ -331,14 +341,7 @@ def __getattr__(name: str) -> Any:
             self.path = path
 
         def connect(self) -> None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self.timeout)
-                sock.connect(os.fspath(self.path))
-            except BaseException:
-                sock.close()
-                raise
-            self.sock = sock
+            self.sock = unix_socket(self.path, self.timeout)
 
     globals()[name] = UnixHTTPConnection
     return UnixHTTPConnection

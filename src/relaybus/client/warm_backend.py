@@ -37,7 +37,7 @@ from .. import __version__
 from ..errors import InvalidInput, NoRelay, StoreError
 from ..models import Event
 from ..settings import Settings, find_relay_dir
-from . import calls, warm
+from . import warm
 from .transport import (
     IDEMPOTENCY_HEADER,
     LONGPOLL_CHUNK,
@@ -48,7 +48,6 @@ from .transport import (
     StreamQuery,
     _query_value,
     encode_json,
-    matches,
     problem_error,
     retries,
     sf_string,
@@ -64,8 +63,6 @@ T = TypeVar("T")
 #: The SQLite file of a relay folder (as :data:`relaybus.store.locate.DB_FILENAME`,
 #: kept apart: importing the store loads SQLAlchemy).
 DB_FILENAME = "relay.db"
-#: Most events one long-poll of :meth:`WarmBackend.stream` takes.
-PAGE = 1000
 
 
 def warm_dir(settings: Settings) -> Path | None:
@@ -288,32 +285,16 @@ class WarmBackend:
         return None
 
     def stream(self, query: StreamQuery) -> Generator[Event, None, None]:
-        """The event log from ``since`` (default: now), followed in long-polls of at
-        most :attr:`wait_step` seconds, as an embedded relay follows it.
+        """Not through the warm relay: the commands that follow the log (``watch``,
+        ``mcp``, ``run``, ``tmux``) open the store themselves.
 
         Raises:
-            InvalidInput: ``agent`` (as embedded: watching as one agent needs a server).
+            InvalidInput: always.
         """
-        if query.agent is not None:
-            raise InvalidInput(
-                "watching as one agent needs a relay server (RELAYBUS_URL); "
-                "leave out the agent to see every event"
-            )
-        return self._follow(query)
-
-    def _follow(self, query: StreamQuery) -> Generator[Event, None, None]:
-        workspace, kinds = query.workspace, query.kinds
-        cursor = query.since
-        if cursor is None:
-            cursor = self.run(calls.last_event_id(workspace=workspace))
-        while True:
-            found = self.run(
-                calls.wait_events(self.wait_step, workspace=workspace, since=cursor, limit=PAGE)
-            )
-            for event in found:
-                cursor = event.id
-                if not kinds or matches(event.kind, kinds):
-                    yield event
+        raise InvalidInput(
+            "live events are not followed through the warm local relay: open the store "
+            "in this process (RELAYBUS_DAEMON=0) or use a relay server (RELAYBUS_URL)"
+        )
 
     def close(self) -> None:
         """Close the connection (the relay goes on)."""

@@ -289,16 +289,11 @@ def http_mail(
 
 
 def warm_mail(
-    path: Path,
-    workspace: str,
-    agent_id: str,
-    *,
-    skip: Iterable[int] = (),
-    limit: int = MAX_MESSAGES,
-    timeout: float = 0.5,
+    path: Path, workspace: str, agent_id: str, *, timeout: float = 0.5, **page: Any
 ) -> UnreadPage:
     """The same as :func:`http_mail` from the warm local relay listening on the
-    Unix socket ``path`` (open mode: no token), on one connection.
+    Unix socket ``path`` (open mode: no token), on one connection; ``page`` holds
+    ``skip`` and ``limit`` (see :func:`api_mail`).
 
     Raises:
         OSError: nobody listens on ``path`` (:class:`ConnectionRefusedError`,
@@ -318,7 +313,7 @@ def warm_mail(
         return json.loads(answer.body)
 
     try:
-        return api_mail(get, agent_id, skip=skip, limit=limit)
+        return api_mail(get, agent_id, **page)
     finally:
         connection.close()
 
