@@ -122,6 +122,16 @@ def test_a_killed_warm_relay_is_replaced_by_the_next_command_and_nothing_acknowl
     assert bodies == ["m0", "m1", "m2", "after"]
 
 
+def test_a_long_poll_through_the_warm_relay_returns_the_mail_sent_meanwhile(on: Cli) -> None:
+    assert on("--as alice send --to bob first").code == 0  # the relay runs from here
+    assert on("--as bob inbox").code == 0  # read: the wait below is for new mail only
+    waiting = on.popen("--as bob inbox --wait 60 --json")
+    sent = on("--as alice send --to bob 'wake up' --json")
+    woken = Cli.finish(waiting, "inbox --wait")
+    assert woken.code == 0, woken
+    assert [m["id"] for m in woken.json()] == [sent.json()["id"]]
+
+
 #: A session of commands: each runs through the warm relay and in-process on a relay
 #: seeded alike, and must print the same (times aside) with the same exit code. Not
 #: ``events``: the warm relay runs the server's sweeps, which log events of their own
