@@ -15,6 +15,11 @@ way a person or a coding tool starts it (the venv's ``relaybus`` console script)
   the session agent's unread mail itself, with the standard library);
 - ``relaybus hook post-tool-use --inline`` (the hook opens the relay in-process).
 
+Every command opens the store in-process (``RELAYBUS_DAEMON=0``). ``--warm`` also runs
+each ``relaybus`` command with the warm local relay running (started once before the
+rounds with ``relaybus daemon start``, stopped after them): the command talks to it over
+its Unix socket, and a hook reads the mail through it.
+
 Rounds are interleaved (each round runs every command once, in order), so a noisy
 machine slows all of them alike. ``--compare SRC`` also runs every ``relaybus`` command
 with ``PYTHONPATH=SRC`` (the ``src`` folder of another checkout, e.g. the code before a
@@ -98,6 +103,9 @@ def main() -> None:
     parser.add_argument(
         "--compare", metavar="SRC", type=Path, help="also time the relaybus package in SRC"
     )
+    parser.add_argument(
+        "--warm", action="store_true", help="also time each command through the warm relay"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds = 3
@@ -107,6 +115,7 @@ def main() -> None:
         skip = ("RELAYBUS_", "CLAUDE", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
         env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
         env.update(
+            RELAYBUS_DAEMON="0",
             RELAYBUS_SESSION="bench-session",
             RELAYBUS_TOOL="claude",
             XDG_RUNTIME_DIR=str(work),
@@ -125,11 +134,16 @@ def main() -> None:
             "hook post-tool-use --inline": ([exe, "hook", "post-tool-use", "--inline"], hook),
         }
         commands = {"python -c pass": ([sys.executable, "-c", "pass"], "", env)}
+        warm = {k: v for k, v in env.items() if k != "RELAYBUS_DAEMON"}
         for name, (argv, stdin) in base.items():
             commands[name] = (argv, stdin, env)
+            if args.warm and name != "relaybus --help":
+                commands[f"{name} (warm)"] = (argv, stdin, warm)
             if args.compare is not None:
                 other = {**env, "PYTHONPATH": str(args.compare.resolve())}
                 commands[f"{name} (compare)"] = (argv, stdin, other)
+        if args.warm:
+            run([exe, "daemon", "start"], warm, project)
         for argv, stdin, child_env in commands.values():  # warm the page cache and bytecode
             run(argv, child_env, project, stdin)
         samples = {name: Samples() for name in commands}
@@ -156,6 +170,8 @@ def main() -> None:
                 f" {cpu * 1000:8.1f} {cpu / max(floor_cpu, 1e-3):7.1f}"
             )
     finally:
+        if args.warm and (work / "shop").is_dir():
+            subprocess.run([exe, "daemon", "stop"], cwd=work / "shop", env=env, check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -5,7 +5,6 @@ run as written in a fresh repository."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -17,6 +16,7 @@ import click
 import pytest
 
 from relaybus.cli import cli
+from tests.support.env import clean_environ
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -169,7 +169,7 @@ def fresh_repository(tmp_path: Path) -> Path:
 
 
 def clean_env(**values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env = clean_environ()
     # Any unread mail is stuck at once: a walkthrough that leaves mail unread fails.
     env.update(RELAYBUS_STUCK_AFTER="0.001", **values)
     return env

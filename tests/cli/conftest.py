@@ -9,7 +9,6 @@ keeps the suite fast: each CLI process pays the interpreter and import start-up.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import sqlite3
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 from relaybus import Relay
+from tests.support.env import clean_environ
 from tests.support.template import seed_sqlite
 
 #: Generous: a CLI call on a loaded CI machine; a hung call fails the test, never the suite.
@@ -60,7 +60,7 @@ class Cli:
     def __init__(self, relay_dir: Path, cwd: Path) -> None:
         self.relay_dir = relay_dir
         self.cwd = cwd
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+        self.env = clean_environ()
         self.env["RELAYBUS_DIR"] = str(relay_dir)
 
     def popen(self, command: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

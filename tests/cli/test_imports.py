@@ -19,12 +19,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from relaybus import Relay
+from relaybus.client import warm
 from tests.tools.hookutil import hook_env, log_lines, payload
 
 #: Generous: one CLI call on a loaded CI machine.
@@ -217,9 +219,12 @@ def test_help_imports_neither_sqlalchemy_nor_pydantic_nor_asyncio(
 
 
 #: All of relaybus the hook imports without ``relaybus mcp`` (the rest is the standard
-#: library, see :mod:`relaybus.tools.hooks.command`).
+#: library, see :mod:`relaybus.tools.hooks.command`); ``relaybus.client.warm`` only
+#: when there is a store, to look for its warm relay.
 HOOK_MODULES = {
     "relaybus",
+    "relaybus.client",
+    "relaybus.client.warm",
     "relaybus.entry",
     "relaybus.identity",
     "relaybus.tools",
@@ -270,3 +275,64 @@ def test_the_import_check_names_the_chain_of_an_eager_import(
     problems = forbidden(imports, stack=True)
     assert "asyncio <- eager <- sitecustomize <- site" in problems, problems
     assert "httpx <- eager <- sitecustomize <- site" in problems, problems
+
+
+@pytest.fixture
+def warm_env(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    """``env`` with the warm relay allowed and running; it is stopped at the end."""
+    folder = tmp_path / "relay"
+    warm.ensure(folder)
+    yield {k: v for k, v in env.items() if k != "RELAYBUS_DAEMON"}
+    warm.stop(folder)
+
+
+#: Never imported by a command that talks to the warm relay: the store and service
+#: layers, SQLAlchemy, and what it or an HTTP client would bring (pydantic stays: the
+#: client parses the answers into its models).
+WARM_NEVER = (
+    *NEVER,
+    *OTHER_COMMANDS,
+    "sqlalchemy",
+    "asyncio",
+    "ssl",
+    "http.client",
+    "relaybus.store",
+    "relaybus.service",
+)
+
+
+@pytest.mark.parametrize("name", list(EMBEDDED))
+def test_a_command_through_the_warm_relay_imports_no_store_nor_network_stack(
+    name: str, warm_env: dict[str, str], tmp_path: Path
+) -> None:
+    args, shows = EMBEDDED[name]
+    stdin = json.dumps(payload("post-tool-use", cwd=str(tmp_path))) if args[0] == "hook" else ""
+    imports = probe(args, warm_env, tmp_path, tmp_path, stdin)
+
+    assert imports.code == 0 and shows in imports.out, imports.err
+    assert imports.has("relaybus.client.warm_backend")  # it did use the warm relay
+    problems = [imports.why(name) for name in WARM_NEVER if imports.has(name)]
+    assert not problems, f"relaybus {name} imported:\n" + "\n".join(problems)
+    assert log_lines(tmp_path) == []
+
+
+def test_the_hook_reading_through_the_warm_relay_imports_only_the_standard_library(
+    warm_env: dict[str, str], tmp_path: Path
+) -> None:
+    stdin = json.dumps(payload("post-tool-use", cwd=str(tmp_path)))
+    imports = probe(["hook", "post-tool-use"], warm_env, tmp_path, tmp_path, stdin)
+
+    # the session's agent is not registered yet: the relay says so, no mail, no file read
+    assert (imports.code, imports.out) == (0, ""), imports.err
+    problems = forbidden(imports, stack=False)
+    problems += [
+        imports.why(name)
+        for name in ("click", "typing", "dataclasses", "inspect", "http.client", "sqlite3")
+        if imports.has(name)
+    ]
+    problems += [
+        imports.why(name)
+        for name in sorted(imports.modules)
+        if name.startswith("relaybus") and name not in HOOK_MODULES
+    ]
+    assert not problems, "relaybus hook post-tool-use imported:\n" + "\n".join(problems)

@@ -22,6 +22,7 @@ import pytest
 
 from relaybus import Relay
 from tests.cli.conftest import CALL_TIMEOUT, Result
+from tests.support.env import clean_environ
 
 NO_RELAY = "relaybus: error: no relay here: run `relaybus init`"
 #: Commands that need an existing relay: the reads, and writes that act on agents,
@@ -53,7 +54,7 @@ READS = ["agents", "tasks", "--as alice inbox --peek"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env = clean_environ()
     return {**env, **extra}
 
 

@@ -32,6 +32,7 @@ from relaybus.cli.terminal import INJECT_MODES, MESSAGE_FORMATS, QUIET_DEFAULT
 from relaybus.identity import HOSTNAME, derive_agent_id
 from relaybus.models import AgentStatus, DeliveryState, Message, Via
 from relaybus.runtime import QUIET_SECONDS, InjectMode, MessageFormat, render
+from tests.support.env import clean_environ
 from tests.support.live import live_server
 
 REPL = str(Path(__file__).with_name("repl.py"))
@@ -135,7 +136,7 @@ class Term:
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     """The runner's environment: the relay and every home folder in tmp_path."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env = clean_environ()
     env.update(
         RELAYBUS_DIR=str(tmp_path / "relay"),
         HOME=str(tmp_path / "home"),

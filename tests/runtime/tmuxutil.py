@@ -9,7 +9,6 @@ box_fixture`` and so on.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ import pytest
 from relaybus import Relay
 from relaybus.models import DeliveryState, Message, Priority
 from relaybus.runtime.tmux import ControlClient, Pane, TmuxServer
+from tests.support.env import clean_environ
 
 TMUX = shutil.which("tmux")
 
@@ -156,7 +156,7 @@ def box_fixture(tmp_path: Path) -> Iterator[Box]:
     workdir = tmp_path / "work"
     workdir.mkdir()
     (workdir / "program.py").write_text(PROGRAM, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYBUS_", "TMUX"))}
+    env = clean_environ("TMUX")
     env.update(
         HOME=str(tmp_path / "home"),
         XDG_CONFIG_HOME=str(tmp_path / "config"),

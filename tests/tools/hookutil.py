@@ -4,12 +4,13 @@ subprocess on a recorded hook input, on a relay in ``tmp_path``."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.support.env import clean_environ
 
 PAYLOADS = Path(__file__).parent / "payloads"
 #: Generous: a hook process on a loaded CI machine; a hung hook fails the test, not the suite.
@@ -47,7 +48,7 @@ class HookRun:
 def hook_env(tmp_path: Path, runtime: Path, session: str, **extra: str) -> dict[str, str]:
     """An environment for hook processes: the relay in ``tmp_path/relay``, the
     session key ``session``, the state folder in ``tmp_path``, sockets in ``runtime``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RELAYBUS_", "CLAUDE"))}
+    env = clean_environ("CLAUDE")
     env.update(
         RELAYBUS_DIR=str(tmp_path / "relay"),
         RELAYBUS_SESSION=session,

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from relaybus.tools.install import Context
+from tests.support.env import clean_environ
 
 #: The installed relaybus command (what install writes into configs).
 RELAYBUS = str(Path(sys.executable).parent / "relaybus")
@@ -60,11 +61,7 @@ class Home:
         self.project = self.home / "src" / "app"
         self.codex_home = self.home / ".codex"
         self.project.mkdir(parents=True)
-        self.env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("RELAYBUS_", "CLAUDE_", "CODEX_", "XDG_"))
-        }
+        self.env = clean_environ("CLAUDE_", "CODEX_", "XDG_")
         self.env.update(
             HOME=str(self.home),
             XDG_CONFIG_HOME=str(self.home / ".config"),

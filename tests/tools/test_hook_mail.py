@@ -6,7 +6,6 @@ and renders it as the hooks do. Against a real SQLite store and a real server.""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from relaybus.models import Message
 from relaybus.store import find_relay_dir
 from relaybus.tools.hooks import direct
 from relaybus.tools.hooks.logic import MAX_MESSAGES, render
+from tests.support.env import clean_environ
 from tests.support.live import live_server
 
 ME = "me"
@@ -248,5 +248,5 @@ def test_the_hooks_store_lookup_agrees_with_the_library(
     here.mkdir(parents=True, exist_ok=True)
 
     assert direct.find_relay_dir(here) == find_relay_dir(here)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env = clean_environ()
     assert direct.database_file(env, here) == find_relay_dir(here) / "relay.db"

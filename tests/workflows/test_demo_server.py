@@ -13,6 +13,7 @@ import pytest
 
 from relaybus.errors import StoreError
 from relaybus.workflows.demo_run import ServerProcess
+from tests.support.env import clean_environ
 from tests.support.live import free_port
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -21,7 +22,7 @@ TIMEOUT = 120.0
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env = clean_environ()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
     return env
 

@@ -14,6 +14,7 @@ import pytest
 
 from relaybus.errors import InvalidInput
 from relaybus.workflows.demo import Observations, check_invariants, exit_code, run_demo
+from tests.support.env import clean_environ
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 # Generous: startup of a few Python processes on a loaded CI machine; never reached normally.
@@ -73,7 +74,7 @@ def test_demo_has_one_winner_among_three_reviewers_and_holds_every_invariant(
 def test_demo_module_with_five_reviewers_prints_the_conversation_as_plain_text(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env = clean_environ()
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
     done = subprocess.run(
         [sys.executable, "-m", "relaybus.workflows.demo", "--reviewers", "5"],

@@ -200,7 +200,9 @@ def cli(
         "workspace": workspace,
     }
     app.epoch = epoch
-    click.get_current_context().call_on_close(app.close)
+    ctx = click.get_current_context()
+    app.command = ctx.invoked_subcommand
+    ctx.call_on_close(app.close)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

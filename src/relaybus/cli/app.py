@@ -13,6 +13,12 @@ command needs an existing relay and says "no relay here: run `relaybus init`"
 (exit 2): the reads, and the writes that act on agents, messages or tasks an
 empty relay cannot have (send, reply, inbox, claim, release, task updates,
 heartbeat, unregister, prune).
+
+The embedded relay is served by the warm local relay (:mod:`relaybus.client.warm`):
+a command talks to it over its Unix socket (:mod:`relaybus.client.warm_backend`),
+starting it when none runs, unless ``RELAYBUS_DAEMON=0``, a relay server is given,
+the database is not a relay folder's, or the command is one of :data:`IN_PROCESS`.
+A command that needs an existing relay and finds none starts nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +45,11 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 WHO_ARE_YOU = "who are you? pass --as NAME or set RELAYBUS_AGENT"
+#: Commands that open the embedded store in their own process, never through the
+#: warm relay: they work on the database itself (``init``, ``migrate``), or they
+#: are long-lived and hand the store's location on or follow its log (``watch``,
+#: ``mcp``, ``run``, ``tmux``).
+IN_PROCESS = frozenset({"init", "migrate", "watch", "mcp", "run", "tmux"})
 
 
 class App:
@@ -55,6 +66,8 @@ class App:
         self.json = False
         #: Whether this command may create the embedded relay (see :func:`creates_relay`).
         self.create = False
+        #: The command run (its name under ``relaybus``), once the group has parsed it.
+        self.command: str | None = None
         self._settings: Settings | None = None
         self._relay: Relay | None = None
 
@@ -96,20 +109,26 @@ class App:
     def relay(self) -> Relay:
         """The relay, opened on first use: the relay server of :attr:`server_url`
         (contacted at the first call), else the embedded store (migrated; created
-        only by a command marked :func:`creates_relay`). A notice line on stderr
-        says so when an existing store had to be made private.
+        only by a command marked :func:`creates_relay`), through the warm local
+        relay when it serves this store (see
+        :func:`~relaybus.client.warm_backend.open_relay`; never for a command of
+        :data:`IN_PROCESS`), else in this process. A notice line on stderr says so
+        when an existing store had to be made private in this process.
 
         Raises:
             NoRelay: no embedded relay here, and this command does not create one.
-            StoreError: the database cannot be opened. InvalidInput: bad settings.
+            StoreError: the database cannot be opened, or the warm relay did not
+                start. InvalidInput: bad settings.
         """
         if self._relay is None:
             if self.server_url is not None:
                 skip_httpx_cli()
-            from ..client import Relay
+            from ..client.warm_backend import open_relay
 
             with store_notices(self.json):
-                self._relay = Relay.open(settings=self.settings, create=self.create)
+                self._relay = open_relay(
+                    self.settings, create=self.create, in_process=self.command in IN_PROCESS
+                )
         return self._relay
 
     def database_relay(self, command: str) -> Relay:

@@ -10,9 +10,11 @@ removed first. A relay of another relaybus version is stopped (SIGTERM) and
 replaced, so a client always talks to its own version. The relay exits by
 itself after its idle time with no request.
 
-Standard library only (``http.client`` over ``AF_UNIX``, ``json``, ``fcntl``):
-a command that talks to the warm relay imports no HTTP client, no SQLAlchemy and
-no asyncio. Linux and macOS.
+Standard library only (HTTP/1.1 over ``AF_UNIX`` with :class:`Connection`, ``json``,
+``fcntl``): a command or a hook that talks to the warm relay imports no HTTP client
+(not even ``http.client``, which imports ``ssl`` and ``email``), no SQLAlchemy and
+no asyncio. :class:`UnixHTTPConnection` (``http.client`` over the socket, for
+streams) loads ``http.client`` when it is first used. Linux and macOS.
 """
 
 from __future__ import annotations
@@ -20,22 +22,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
-import http.client
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .. import __version__
-from ..errors import StoreError
+from ..identity import FrozenRecord
+
+# Not ``typing`` (nor ``dataclasses``, nor ``relaybus.errors``, which imports typing):
+# a hook imports this module, and each costs it milliseconds. The errors are
+# imported where they are raised.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import http.client
+    from typing import Any
 
 SOCKET_NAME = "relay.sock"
 LOCK_NAME = "relay.lock"
@@ -50,25 +55,38 @@ STOP_TIMEOUT = 10.0
 #: Seconds one request over the socket may take (a long-poll adds its wait).
 REQUEST_TIMEOUT = 30.0
 #: Variables the relay must not inherit from the command that starts it: they
-#: describe that one caller (who it is, which server or token it uses), not the store.
+#: describe that one caller (who it is, its session, which server or token it
+#: uses), not the store; a client sends who it is with each request.
 CALLER_VARIABLES = (
     "RELAYBUS_AGENT",
+    "RELAYBUS_EPOCH",
     "RELAYBUS_URL",
     "RELAYBUS_TOKEN",
     "RELAYBUS_METRICS_TOKEN",
     "RELAYBUS_HOST",
     "RELAYBUS_PORT",
     "RELAYBUS_WORKSPACE",
+    "RELAYBUS_SESSION",
+    "RELAYBUS_TOOL",
+    "RELAYBUS_LABEL",
+    "RELAYBUS_TAGS",
+    "RELAYBUS_CAPS",
+    "RELAYBUS_CHANNELS",
+    "RELAYBUS_PROFILE",
+    "RELAYBUS_RUNTIME",
 )
 
 
-@dataclass(frozen=True)
-class WarmInfo:
+class WarmInfo(FrozenRecord):
     """A running warm relay: its version, process id and socket."""
 
+    __slots__ = ("version", "pid", "socket")
     version: str
     pid: int | None
     socket: Path
+
+    def __init__(self, version: str, pid: int | None, socket: Path) -> None:
+        self._set(version=version, pid=pid, socket=socket)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "pid": self.pid, "socket": str(self.socket)}
@@ -82,27 +100,197 @@ def socket_path(relay_dir: Path) -> Path:
     inside = relay_dir / SOCKET_NAME
     if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
         return inside
+    import hashlib  # only for a folder too deep for a socket path
+
     digest = hashlib.sha256(os.fsencode(relay_dir)).hexdigest()[:24]
     base = Path(os.environ.get("TMPDIR") or "/tmp") / f"relaybus-{os.getuid()}"
     return base / f"{digest}.sock"
 
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    """``http.client`` over a Unix socket (the host name is only the Host header)."""
+def unix_socket(path: Path, timeout: float | None) -> socket.socket:
+    """A stream socket connected to ``path``, with ``timeout`` (seconds).
+
+    Raises:
+        OSError: nobody listens (``ConnectionRefusedError``, ``FileNotFoundError``).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(os.fspath(path))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Answer:
+    """One HTTP response: ``status``, ``reason``, ``headers`` (names in lower case)
+    and the whole ``body``."""
+
+    __slots__ = ("status", "reason", "headers", "body")
+
+    def __init__(self, status: int, reason: str, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection to the server on the Unix socket ``path``,
+    with ``socket`` alone: requests with a known body, answers read whole
+    (``Content-Length``, chunked, or to the end). Not for streams (see
+    :class:`UnixHTTPConnection`). Not thread-safe.
+
+    ``timeout`` (seconds) bounds the connect and each read; :meth:`settimeout`
+    changes it for the next request (a long-poll waits longer).
+    """
+
+    #: The longest status or header line read (bytes), as ``http.client``'s.
+    MAX_LINE = 65536
 
     def __init__(self, path: Path, timeout: float = REQUEST_TIMEOUT) -> None:
-        super().__init__("relay", timeout=timeout)
         self.path = path
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._file: Any = None
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is open (a request would reuse it)."""
+        return self._sock is not None
 
     def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        """Connect now (a request connects by itself).
+
+        Raises:
+            OSError: nobody listens (``ConnectionRefusedError``, ``FileNotFoundError``).
+        """
+        sock = unix_socket(self.path, self.timeout)
+        self._sock = sock
+        self._file = sock.makefile("rb")
+
+    def settimeout(self, timeout: float) -> None:
+        self.timeout = timeout
+        if self._sock is not None:
+            self._sock.settimeout(timeout)
+
+    def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """Send one request and read its whole answer. The connection stays open
+        unless the server closes it.
+
+        Raises:
+            OSError: no connection, a timeout (``TimeoutError``), or the connection
+                broke or carried no HTTP answer (``ConnectionError``); the
+                connection is closed then.
+            ValueError: a header a request cannot carry (nothing was sent).
+        """
+        lines = [f"{method} {target} HTTP/1.1", "Host: relay"]
+        for name, value in (headers or {}).items():
+            # As http.client: Latin-1, no line breaks (a header must not end early).
+            if "\r" in value or "\n" in value or not _latin1(value):
+                raise ValueError(f"the {name} header cannot carry {value!r}")
+            lines.append(f"{name}: {value}")
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if self._sock is None:
+            self.connect()
+        assert self._sock is not None
         try:
-            sock.settimeout(self.timeout)
-            sock.connect(os.fspath(self.path))
+            self._sock.sendall(head + body if body is not None else head)
+            return self._answer(method)
         except BaseException:
-            sock.close()
+            self.close()
             raise
-        self.sock = sock
+
+    def _answer(self, method: str) -> Answer:
+        status_line = self._line().split(" ", 2)
+        if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):
+            raise ConnectionError("the relay's answer is not HTTP")
+        version, status = status_line[0], status_line[1]
+        reason = status_line[2] if len(status_line) > 2 else ""
+        if not status.isdigit():
+            raise ConnectionError("the relay's answer is not HTTP")
+        headers: dict[str, str] = {}
+        while line := self._line():
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        if method == "HEAD" or status in ("204", "304"):
+            body = b""
+        elif "chunked" in headers.get("transfer-encoding", ""):
+            body = self._chunked()
+        elif "content-length" in headers:
+            length = _length(headers["content-length"])
+            body = self._file.read(length)
+            if len(body) != length:
+                raise ConnectionError("the relay closed the connection in an answer")
+        else:
+            body = self._file.read()
+            headers["connection"] = "close"
+        if version != "HTTP/1.1" or headers.get("connection", "").lower() == "close":
+            self.close()
+        return Answer(int(status), reason, headers, body)
+
+    def _line(self) -> str:
+        """One line of the answer's head, without its line end ("" for the blank
+        line that ends it).
+
+        Raises:
+            ConnectionError: the connection closed, or the line is not HTTP.
+        """
+        raw = self._file.readline(self.MAX_LINE + 1)
+        if not raw:
+            raise ConnectionError("the relay closed the connection without an answer")
+        if len(raw) > self.MAX_LINE or not raw.endswith(b"\n"):
+            raise ConnectionError("the relay's answer is not HTTP")
+        line: str = raw.decode("latin-1").rstrip("\r\n")
+        return line
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size_line = self._line()
+            try:
+                size = int(size_line.split(";")[0], 16)
+            except ValueError:
+                raise ConnectionError("the relay's answer has a bad chunk") from None
+            if size == 0:
+                while self._line():  # trailers
+                    pass
+                return b"".join(parts)
+            parts.append(self._file.read(size))
+            self._line()  # the chunk's line end
+
+    def close(self) -> None:
+        """Close the connection (the next request opens another)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _length(value: str) -> int:
+    if not value.isdigit():
+        raise ConnectionError(f"the relay's answer has a bad Content-Length: {value!r}")
+    return int(value)
 
 
 def request(
@@ -118,14 +306,45 @@ def request(
 
     Raises:
         OSError: the socket refuses the connection or breaks (no relay there).
+        ValueError: a header a request cannot carry.
     """
-    connection = UnixHTTPConnection(path, timeout)
+    connection = Connection(path, timeout)
     try:
-        connection.request(method, target, body=body, headers=dict(headers or {}))
-        response = connection.getresponse()
-        return response.status, response.read()
+        answer = connection.request(method, target, body=body, headers=headers)
     finally:
         connection.close()
+    return answer.status, answer.body
+
+
+if TYPE_CHECKING:
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        """``http.client`` over a Unix socket (the host name is only the Host header)."""
+
+        path: Path
+
+        def __init__(self, path: Path, timeout: float = REQUEST_TIMEOUT) -> None: ...
+
+
+def __getattr__(name: str) -> Any:
+    # UnixHTTPConnection is made on first use: importing http.client costs every
+    # command ssl and email, and only streams (the relaybus mcp bridge) need it.
+    if name != "UnixHTTPConnection":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import http.client
+
+    class UnixHTTPConnection(http.client.HTTPConnection):
+        """``http.client`` over a Unix socket (the host name is only the Host header)."""
+
+        def __init__(self, path: Path, timeout: float = REQUEST_TIMEOUT) -> None:
+            super().__init__("relay", timeout=timeout)
+            self.path = path
+
+        def connect(self) -> None:
+            self.sock = unix_socket(self.path, self.timeout)
+
+    globals()[name] = UnixHTTPConnection
+    return UnixHTTPConnection
 
 
 def probe(relay_dir: Path) -> WarmInfo | None:
@@ -165,6 +384,8 @@ def ensure(relay_dir: Path, *, env: Mapping[str, str] | None = None) -> WarmInfo
         if info is None:
             info = _start(relay_dir, env)
     if info.version != __version__:
+        from ..errors import StoreError
+
         raise StoreError(
             f"the warm relay started by {sys.executable} is relaybus {info.version}, but this "
             f"is relaybus {__version__}: two installations share {relay_dir}; set "
@@ -190,6 +411,8 @@ def stop(relay_dir: Path, info: WarmInfo | None = None) -> bool:
     deadline = time.monotonic() + STOP_TIMEOUT
     while probe(relay_dir) is not None:
         if time.monotonic() > deadline:
+            from ..errors import StoreError
+
             raise StoreError(
                 f"the warm relay (pid {info.pid}, relaybus {info.version}) did not stop: "
                 f"stop it with `kill {info.pid}`",
@@ -236,6 +459,8 @@ def _start(relay_dir: Path, env: Mapping[str, str] | None) -> WarmInfo:
     log = log_path(relay_dir)
     with open(log, "ab"):
         os.chmod(log, 0o600)
+    import subprocess
+
     # The relay is started by a shell that exits at once (a double fork): it is
     # nobody's child here, so this process never has to reap it, and a long-lived
     # SDK process is not left with a zombie when the relay exits.
@@ -260,6 +485,8 @@ def _start(relay_dir: Path, env: Mapping[str, str] | None) -> WarmInfo:
             if not gone:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
+            from ..errors import StoreError
+
             raise StoreError(
                 f"the warm relay did not start ({_last_line(log)}): see {log}, or set "
                 "RELAYBUS_DAEMON=0 to open the store in each command",

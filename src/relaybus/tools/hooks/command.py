@@ -55,6 +55,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ...client import Relay
+
 #: When this module was loaded: the clock of the hook's :data:`BUDGET`.
 STARTED = time.monotonic()
 
@@ -223,10 +225,23 @@ def enter(payload: dict[str, Any]) -> None:
         os.chdir(cwd)
 
 
+def open_relay(*, create: bool) -> Relay:
+    """The relay, through the warm local relay when one runs for this store (a hook
+    never starts one: see :func:`relaybus.client.warm_backend.open_relay`), else
+    opened in this process.
+
+    Raises:
+        NoRelay: no relay here and not ``create``. RelayError: it cannot be opened.
+    """
+    from ...client.warm_backend import open_relay as open_any
+    from ...settings import Settings
+
+    return open_any(Settings(), create=create, start=False)
+
+
 def run_inline(event: str, payload: dict[str, Any]) -> None:
     """Run ``event`` in this process: open the relay, find or register the
     agent, print the output, then mark the mail it shows read."""
-    from ...client import Relay
     from ...errors import NoRelay, NotFound
     from ..session import session_agent
     from .logic import deliver, handle
@@ -235,7 +250,7 @@ def run_inline(event: str, payload: dict[str, Any]) -> None:
     me_identity = session(payload)
     try:
         # Only the session's start registers, so only it may create the relay.
-        relay = Relay.open(create=event == "SessionStart")
+        relay = open_relay(create=event == "SessionStart")
     except NoRelay:
         return  # no relay here, so no mail and nothing to report
     with relay:
@@ -262,7 +277,6 @@ def run_background(event: str, request: dict[str, Any]) -> None:
         ValueError: the request holds no identity.
         RelayError: the relay refused.
     """
-    from ...client import Relay
     from ...errors import NoRelay, NotFound
     from ...models import Via
     from ..session import register_session
@@ -276,7 +290,7 @@ def run_background(event: str, request: dict[str, Any]) -> None:
     enter(payload)
     try:
         # Only the session's start registers, so only it may create the relay.
-        relay = Relay.open(create=event == "SessionStart")
+        relay = open_relay(create=event == "SessionStart")
     except NoRelay:
         return  # no relay here: no presence to change
     with relay:

@@ -13,6 +13,10 @@ Standard library only, like :mod:`.command`: it runs inside a hook's budget.
   where there is none, nothing is read and nothing is created.
 - Server (``RELAYBUS_URL``): ``GET /v1/agents/{id}/inbox?unread_only=true&mark_read=false``
   with ``RELAYBUS_TOKEN``.
+- The warm local relay of the embedded store (:mod:`relaybus.client.warm`, as lean
+  as this module), when one answers on the relay folder's socket (unless
+  ``RELAYBUS_DAEMON=0``): the same requests over the Unix socket. A hook never
+  starts the warm relay; where none answers it reads SQLite itself.
 
 It never marks anything read. The hook prints what it read, records the ids it
 printed in a per-session *printed* file (:func:`record_printed`, mode 0600, in
@@ -27,10 +31,9 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ...identity import FrozenRecord
@@ -225,6 +228,8 @@ def sqlite_mail(
     if not db.is_file():
         return UnreadPage([])
     uri = "file:" + _quote_path(db.absolute()) + "?mode=ro"
+    import sqlite3  # here: a hook that reads through the warm relay never needs it
+
     conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
     try:
         rows = conn.execute(
@@ -274,30 +279,82 @@ def http_mail(
             (``urllib.error.HTTPError`` is one).
         ValueError: the answer is not an inbox.
     """
+    base = url.rstrip("/")
+    return api_mail(
+        lambda target: _get(base + target, token, workspace, timeout),
+        agent_id,
+        skip=skip,
+        limit=limit,
+    )
+
+
+def warm_mail(
+    path: Path, workspace: str, agent_id: str, *, timeout: float = 0.5, **page: Any
+) -> UnreadPage:
+    """The same as :func:`http_mail` from the warm local relay listening on the
+    Unix socket ``path`` (open mode: no token), on one connection; ``page`` holds
+    ``skip`` and ``limit`` (see :func:`api_mail`).
+
+    Raises:
+        OSError: nobody listens on ``path`` (:class:`ConnectionRefusedError`,
+            :class:`FileNotFoundError`), or the relay did not answer in ``timeout``
+            seconds, or refused (:class:`HTTPStatusError`).
+        ValueError: the answer is not an inbox, or ``workspace`` cannot go in a header.
+    """
+    from ...client.warm import Connection
+
+    connection = Connection(path, timeout)
+    headers = {"X-Relaybus-Workspace": workspace, "Accept": "application/json"}
+
+    def get(target: str) -> Any:
+        answer = connection.request("GET", target, headers=headers)
+        if answer.status >= 400:
+            raise HTTPStatusError(answer.status, answer.body[:200].decode("utf-8", "replace"))
+        return json.loads(answer.body)
+
+    try:
+        return api_mail(get, agent_id, **page)
+    finally:
+        connection.close()
+
+
+def api_mail(
+    get: Callable[[str], Any],
+    agent_id: str,
+    *,
+    skip: Iterable[int] = (),
+    limit: int = MAX_MESSAGES,
+) -> UnreadPage:
+    """The first ``limit`` unread messages of ``agent_id`` through the HTTP API,
+    ``get(target)`` being the JSON answer of ``GET target`` (a path with its query).
+
+    Raises:
+        OSError: from ``get`` (one with ``code`` 404 for a gone task is no error).
+        ValueError: the answer is not an inbox.
+    """
     from urllib.parse import quote, urlencode
 
     skipped = set(skip)
-    base = url.rstrip("/")
-    agent = f"{base}/v1/agents/{quote(agent_id, safe='')}"
+    agent = f"/v1/agents/{quote(agent_id, safe='')}"
     query = {
         "unread_only": "true",
         "mark_read": "false",
         "newest_first": "false",
         "limit": str(min(limit + 1 + len(skipped), 1000)),
     }
-    found = _get(f"{agent}/inbox?{urlencode(query)}", token, workspace, timeout)
+    found = get(f"{agent}/inbox?{urlencode(query)}")
     if not isinstance(found, list):
         raise ValueError("the server's inbox is not a list")
     rows = [m for m in found if isinstance(m, dict) and m.get("id") not in skipped]
     more = 0
     if len(rows) > limit:
-        count = _get(f"{agent}/inbox/count", token, workspace, timeout)
+        count = get(f"{agent}/inbox/count")
         unread = int(count["unread"]) if isinstance(count, dict) else 0
         more = max(unread - len(skipped) - limit, 0)
     mail = []
     for m in rows[:limit]:
         task_id = m.get("task_id")
-        status = _task_status(base, token, workspace, int(task_id), timeout) if task_id else None
+        status = _task_status(get, int(task_id)) if task_id else None
         mail.append(
             Mail(
                 id=int(m["id"]),
@@ -324,13 +381,20 @@ def _get(url: str, token: str | None, workspace: str, timeout: float) -> Any:
         return json.loads(response.read())
 
 
-def _task_status(base: str, token: str | None, workspace: str, task_id: int, t: float) -> Any:
-    from urllib.error import HTTPError
+class HTTPStatusError(OSError):
+    """The warm relay answered with an error status (``code``), as
+    ``urllib.error.HTTPError`` says it for a server (:func:`_task_status` reads it)."""
 
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(f"HTTP {code}: {message}")
+        self.code = code
+
+
+def _task_status(get: Callable[[str], Any], task_id: int) -> Any:
     try:
-        task = _get(f"{base}/v1/tasks/{task_id}", token, workspace, t)
-    except HTTPError as exc:
-        if exc.code == 404:
+        task = get(f"/v1/tasks/{task_id}")
+    except OSError as exc:
+        if getattr(exc, "code", None) == 404:
             return None  # gone
         raise
     return task.get("status") if isinstance(task, dict) else None
@@ -345,7 +409,8 @@ def unread_mail(
     timeout: float = 0.5,
 ) -> UnreadPage:
     """The session agent's first page of unread mail from the relay ``env``
-    points at (see the module docstring), ``skip`` left out; empty when a
+    points at (see the module docstring: a server, else the warm local relay when
+    one answers, else the SQLite file), ``skip`` left out; empty when a
     terminal runtime delivers the session's mail (``RELAYBUS_RUNTIME``) or the
     store cannot be read without the relay stack (PostgreSQL).
 
@@ -362,7 +427,30 @@ def unread_mail(
     db = database_file(env, cwd)
     if db is None:
         return UnreadPage([])
+    path = warm_socket(db, env)
+    if path is not None:
+        try:
+            return warm_mail(path, workspace, agent_id, skip=skip, timeout=timeout)
+        except HTTPStatusError as exc:
+            if exc.code == 404:
+                return UnreadPage([])  # no such agent (yet): no mail, as in the file
+            raise
+        except TimeoutError:
+            raise  # the budget is spent: the mail waits for the next hook
+        except (OSError, ValueError):
+            pass  # no warm relay there (or it failed): read the file
     return sqlite_mail(db, workspace, agent_id, skip=skip, timeout=timeout)
+
+
+def warm_socket(db: Path, env: Mapping[str, str]) -> Path | None:
+    """Where the warm local relay of the relay folder holding ``db`` would listen;
+    ``None`` when ``db`` is no relay folder's existing ``relay.db`` or
+    ``RELAYBUS_DAEMON`` turns the warm relay off."""
+    if db.name != DB_FILENAME or not db.is_file():
+        return None
+    from ...client import warm  # as lean as this module: only when there is a store
+
+    return None if warm.disabled(env) else warm.socket_path(db.parent)
 
 
 # -- what was printed ---------------------------------------------------------------
