@@ -18,7 +18,7 @@ from relaybus.errors import RelayError
 from relaybus.models import Message
 from relaybus.store import find_relay_dir
 from relaybus.tools.hooks import direct
-from relaybus.tools.hooks.logic import MAX_MESSAGES, render
+from relaybus.tools.hooks.logic import MAX_MESSAGES, peek_new, render
 from tests.support.env import clean_environ
 from tests.support.live import live_server
 
@@ -250,3 +250,24 @@ def test_the_hooks_store_lookup_agrees_with_the_library(
     assert direct.find_relay_dir(here) == find_relay_dir(here)
     env = clean_environ()
     assert direct.database_file(env, here) == find_relay_dir(here) / "relay.db"
+
+
+def test_past_the_unread_count_limit_the_hooks_say_that_many_or_more(tmp_path: Path) -> None:
+    with live_server(tmp_path) as srv, Relay.open(url=srv.url) as relay:
+        me = relay.register(ME, pid=None)
+        bob = relay.register("bob", pid=None)
+        srv.service.send_many("bob", [{"to": ME, "body": "x"}] * 500)
+        srv.service.send_many("bob", [{"to": ME, "body": "y"}] * 499)
+        found = direct.http_mail(srv.url, None, "default", ME, timeout=30.0)
+        assert found.more == 999 - MAX_MESSAGES and not found.at_least
+        assert f"({999 - MAX_MESSAGES} more unread" in direct.render_mail(
+            found.mail, more=found.more
+        )
+        bob.send(ME, "the thousandth")
+        found = direct.http_mail(srv.url, None, "default", ME, timeout=30.0)
+        assert found.more == 1000 - MAX_MESSAGES and found.at_least
+        text = direct.render_mail(found.mail, more=found.more, at_least=found.at_least)
+        assert f"({1000 - MAX_MESSAGES}+ more unread" in text
+        # The library's hook path says the same.
+        peeked = peek_new(me)
+        assert peeked is not None and f"({1000 - MAX_MESSAGES}+ more unread" in peeked[0]

@@ -427,7 +427,11 @@ def dispatch(name: str, payload: dict[str, Any]) -> None:
         log(event, f"could not read the mail: {type(exc).__name__}: {exc}")
         unread = direct.UnreadPage([])
     shown = [m.id for m in unread.mail]
-    text = direct.render_mail(unread.mail, more=unread.more) if shown else None
+    text = (
+        direct.render_mail(unread.mail, more=unread.more, at_least=unread.at_least)
+        if shown
+        else None
+    )
     emit(mail_output(event, me, text))
     if shown:
         files.append(direct.record_printed(folder, key, shown))

@@ -124,14 +124,16 @@ class Mail(FrozenRecord):
 
 
 class UnreadPage(FrozenRecord):
-    """A page of unread mail, oldest first, and how many more are unread after it."""
+    """A page of unread mail, oldest first, and how many more are unread after it
+    (``at_least``: that many or more, from a count that stopped at its limit)."""
 
-    __slots__ = ("mail", "more")
+    __slots__ = ("mail", "more", "at_least")
     mail: list[Mail]
     more: int
+    at_least: bool
 
-    def __init__(self, mail: list[Mail], more: int = 0) -> None:
-        self._set(mail=mail, more=more)
+    def __init__(self, mail: list[Mail], more: int = 0, at_least: bool = False) -> None:
+        self._set(mail=mail, more=more, at_least=at_least)
 
 
 def task_text(task_id: int, status: str | None) -> str:
@@ -144,10 +146,12 @@ def task_text(task_id: int, status: str | None) -> str:
     return f"task {task_id} ({status.replace('_', ' ')}: nothing to claim)"
 
 
-def render_mail(mail: Sequence[Mail], *, more: int = 0) -> str:
-    """Unread messages as text for the model's context, oldest first."""
+def render_mail(mail: Sequence[Mail], *, more: int = 0, at_least: bool = False) -> str:
+    """Unread messages as text for the model's context, oldest first; ``more``
+    unread after them (``at_least``: that many or more, said ``N+``)."""
     head = f"relaybus: {len(mail)} new message{'s' if len(mail) != 1 else ''}"
-    parts = [head + (f" ({more} more unread: call the inbox tool)" if more else "") + "."]
+    count = f"{more}+" if at_least else str(more)
+    parts = [head + (f" ({count} more unread: call the inbox tool)" if more else "") + "."]
     for msg in mail:
         tags = [f"#{msg.id} from {msg.sender}"]
         if msg.thread_id != msg.id:
@@ -347,9 +351,12 @@ def api_mail(
         raise ValueError("the server's inbox is not a list")
     rows = [m for m in found if isinstance(m, dict) and m.get("id") not in skipped]
     more = 0
+    at_least = False
     if len(rows) > limit:
         count = get(f"{agent}/inbox/count")
         unread = int(count["unread"]) if isinstance(count, dict) else 0
+        # The count stops at its "limit" (1,000): there may be more.
+        at_least = isinstance(count, dict) and unread >= int(count.get("limit") or unread + 1)
         more = max(unread - len(skipped) - limit, 0)
     mail = []
     for m in rows[:limit]:
@@ -368,7 +375,7 @@ def api_mail(
                 task_status=status,
             )
         )
-    return UnreadPage(mail, more)
+    return UnreadPage(mail, more, at_least)
 
 
 def _get(url: str, token: str | None, workspace: str, timeout: float) -> Any:

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...bounds import UNREAD_COUNT_LIMIT
 from ...client import AgentHandle
 from ...errors import NotFound
 from ...identity import SessionIdentity
@@ -66,7 +67,9 @@ def task_status(me: AgentHandle, task_id: int) -> str | None:
         return None
 
 
-def render(me: AgentHandle, messages: Sequence[Message], *, more: int = 0) -> str:
+def render(
+    me: AgentHandle, messages: Sequence[Message], *, more: int = 0, at_least: bool = False
+) -> str:
     """Messages of ``me``'s inbox as text for the model's context, oldest first:
     the same text as the hook command's own read (:func:`.direct.render_mail`)."""
     mail = [
@@ -83,7 +86,7 @@ def render(me: AgentHandle, messages: Sequence[Message], *, more: int = 0) -> st
         )
         for msg in messages
     ]
-    return render_mail(mail, more=more)
+    return render_mail(mail, more=more, at_least=at_least)
 
 
 def peek_new(me: AgentHandle) -> tuple[str, list[int]] | None:
@@ -96,8 +99,9 @@ def peek_new(me: AgentHandle) -> tuple[str, list[int]] | None:
     if not found:
         return None
     shown = found[:MAX_MESSAGES]
-    more = me.unread_count() - len(shown) if len(found) > MAX_MESSAGES else 0
-    return render(me, shown, more=more), [m.id for m in shown]
+    unread = me.unread_count() if len(found) > MAX_MESSAGES else len(shown)
+    text = render(me, shown, more=unread - len(shown), at_least=unread >= UNREAD_COUNT_LIMIT)
+    return text, [m.id for m in shown]
 
 
 def deliver(me: AgentHandle, outcome: HookOutcome) -> None:
