@@ -7,21 +7,26 @@ Every operation is one :class:`~relaybus.client.transport.Call` (see
 (``call.local(service)``). The async modules are the source; the sync ones are
 generated from them (``scripts/unasync.py``).
 
-The async names load on first use (PEP 562); an embedded relay does not import
+The names load on first use (PEP 562; :mod:`.warm` needs none of them); an embedded relay does not import
 httpx, a remote one does not import the service.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
-from .relay import AgentHandle, Relay
-
+# Not ``from typing import ...``: the standard-library clients of the warm relay
+# (:mod:`.warm`, the ``relaybus mcp`` bridge) import this package and stay lean.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .aio import AsyncAgentHandle, AsyncRelay
+    from .relay import AgentHandle, Relay
 
 _LAZY = {
+    "AgentHandle": ".relay",
+    "Relay": ".relay",
     "AsyncAgentHandle": ".aio",
     "AsyncRelay": ".aio",
 }
