@@ -94,6 +94,9 @@ def _no_relaybus_env(
     for name in list(os.environ):
         if name.startswith("RELAYBUS_") and name != "RELAYBUS_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
+    # Commands open the store in-process and start no warm relay, unless a test says
+    # otherwise (tests/cli/test_warm_cli.py); helpers that clean RELAYBUS_* keep this one.
+    monkeypatch.setenv("RELAYBUS_DAEMON", "0")
     # ... nor the developer's ~/.config/relaybus/config.toml. Only when there is one:
     # tests that move HOME expect the config folder to follow it.
     if user_config_path().exists():

@@ -22,6 +22,9 @@ from relaybus import Relay
 from relaybus.models import AgentStatus
 from tests.mcp.conftest import HUNG, RELAYBUS, call, fail, run, session_env, stdio_session, text
 
+#: Each test twice: through the bridge to the warm relay, and in-process.
+pytestmark = pytest.mark.usefixtures("daemon")
+
 INITIALIZE = (
     json.dumps(
         {

@@ -7,8 +7,8 @@ Every operation is one :class:`~relaybus.client.transport.Call` (see
 (``call.local(service)``). The async modules are the source; the sync ones are
 generated from them (``scripts/unasync.py``).
 
-The names load on first use (PEP 562; :mod:`.warm` needs none of them); an embedded relay does not import
-httpx, a remote one does not import the service.
+The names load on first use (PEP 562; :mod:`.warm` needs none of them); an
+embedded relay does not import httpx, a remote one does not import the service.
 """
 
 from __future__ import annotations

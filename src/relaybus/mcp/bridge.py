@@ -86,21 +86,27 @@ _HEADER_SAFE = re.compile(r"[\x20-\x7E]*")
 _B64_SENTINEL = re.compile(r"=\?base64\?.*\?=")
 
 
-def session_header(identity: ident.SessionIdentity) -> str:
-    """The ``X-Relaybus-Session`` value for ``identity``: its JSON, base64url
+def session_header(identity: ident.SessionIdentity, hook_socket: Path | None = None) -> str:
+    """The ``X-Relaybus-Session`` value: ``identity`` and where the session's hook
+    commands look for their host (:func:`relaybus.identity.session_socket` in the
+    bridge's environment, which the relay's need not share), as JSON, base64url
     (a header value is ASCII; a label or a folder need not be)."""
-    return base64.urlsafe_b64encode(identity.to_json().encode("utf-8")).decode("ascii")
+    doc = {"identity": identity.to_dict(), "hook_socket": hook_socket and str(hook_socket)}
+    return base64.urlsafe_b64encode(json.dumps(doc).encode("utf-8")).decode("ascii")
 
 
-def parse_session_header(value: str) -> ident.SessionIdentity:
-    """The identity :func:`session_header` wrote.
+def parse_session_header(value: str) -> tuple[ident.SessionIdentity, Path | None]:
+    """The identity and hook socket :func:`session_header` wrote.
 
     Raises:
         InvalidInput: ``value`` is not such a header.
     """
     try:
-        return ident.SessionIdentity.from_json(base64.urlsafe_b64decode(value).decode("utf-8"))
-    except (ValueError, binascii.Error) as exc:
+        doc = json.loads(base64.urlsafe_b64decode(value).decode("utf-8"))
+        identity = ident.SessionIdentity.from_json(json.dumps(doc["identity"]))
+        socket = doc.get("hook_socket")
+        return identity, Path(socket) if isinstance(socket, str) and socket else None
+    except (ValueError, binascii.Error, KeyError, TypeError, AttributeError) as exc:
         from ..errors import InvalidInput
 
         raise InvalidInput(
@@ -528,7 +534,9 @@ def serve(relay_dir: Path, identity: ident.SessionIdentity, *, workspace: str | 
         socket = warm.ensure(relay_dir).socket
         headers = {
             AGENT_HEADER: identity.agent_id,
-            SESSION_IDENTITY_HEADER: session_header(identity),
+            SESSION_IDENTITY_HEADER: session_header(
+                identity, ident.session_socket(identity.session)
+            ),
         }
         if workspace:
             headers[WORKSPACE_HEADER] = workspace

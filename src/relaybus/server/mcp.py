@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -57,7 +58,7 @@ from ..identity import SessionIdentity, split_list
 from ..mcp.bridge import SESSION_IDENTITY_HEADER, parse_session_header
 from ..mcp.resources import AgentBus
 from ..mcp.server import build_server
-from ..mcp.session import OFFLINE_SECONDS, REGISTER_AFTER, AgentSession, SessionHost, blocking
+from ..mcp.session import OFFLINE_SECONDS, REGISTER_AFTER, AgentSession, blocking
 from ..models import Message
 from .auth import WORKSPACE_HEADER, Authenticator, Caller, bearer_token
 from .problems import problem, relay_error_response
@@ -83,6 +84,20 @@ CHANNELS_HEADER = "X-Relaybus-Channels"
 WAIT_LIMIT = 50
 
 
+class HookHost(Protocol):
+    """Serves a coding-agent session's hook commands on ``path`` while the context
+    is open (:func:`relaybus.tools.hooks.host.session_host`); ``me()`` returns the
+    session's agent, registering it on first use."""
+
+    def __call__(
+        self,
+        me: Callable[[], Awaitable[AgentHandle]],
+        identity: SessionIdentity,
+        *,
+        path: Path | None = None,
+    ) -> AbstractAsyncContextManager[object]: ...
+
+
 @dataclass
 class Seat:
     """A handshake-era MCP session: who opened it, its agent once resolved,
@@ -94,6 +109,8 @@ class Seat:
     in_flight: int = 0
     #: The coding-agent session of a ``relaybus mcp`` bridge, or None.
     identity: SessionIdentity | None = None
+    #: Where that session's hook commands look for their host.
+    hook_socket: Path | None = None
     #: Set when the session has ended (stops its hook host).
     ended: anyio.Event | None = None
 
@@ -119,7 +136,7 @@ class HttpRuntime:
         self.seats: dict[str, Seat] = {}
         #: Serves the hook commands of bridged coding-agent sessions (the warm relay
         #: sets it: it runs where those sessions run); None serves none.
-        self.session_host: SessionHost | None = None
+        self.session_host: HookHost | None = None
         #: Seconds after ``notifications/initialized`` a bridged session's agent is registered.
         self.register_after = REGISTER_AFTER
         #: Agents of sessionless requests, by (workspace, id), with their last heartbeat.
@@ -168,7 +185,7 @@ class HttpRuntime:
                 return await self._stateless_agent(caller, http, client_name)
             seat = self.seats.get(session_id)
             if seat is None:  # written off already, or its opening has not finished yet
-                seat = self._seat(session_id, caller, _identity(http))
+                seat = self._seat(session_id, caller, _bridged(http))
             if seat.agent is None:
                 seat.agent = await self._register(
                     caller, http, client_name, session_id, seat.identity
@@ -181,7 +198,7 @@ class HttpRuntime:
         something needs it sooner (a ``claude mcp list`` check leaves no agent)."""
         http = request.request
         session_id = http.headers.get(SESSION_HEADER) if isinstance(http, Request) else None
-        if session_id is None or not isinstance(http, Request) or _identity(http) is None:
+        if session_id is None or not isinstance(http, Request) or _bridged(http) is None:
             await self.agent(request)
             return
         self._running_tasks.start_soon(self._register_later, session_id)
@@ -220,7 +237,7 @@ class HttpRuntime:
         async def agent() -> AgentHandle:
             return (await self._seat_agent(session_id, seat)).handle
 
-        async with self.session_host(agent, seat.identity):
+        async with self.session_host(agent, seat.identity, path=seat.hook_socket):
             await seat.ended.wait()
 
     async def _stateless_agent(
@@ -236,7 +253,9 @@ class HttpRuntime:
         now = anyio.current_time()
         known = self._stateless.get(key)
         if known is None:
-            agent = await self._register(caller, http, client_name, None, _identity(http))
+            bridged = _bridged(http)
+            identity = bridged[0] if bridged is not None else None
+            agent = await self._register(caller, http, client_name, None, identity)
         else:
             agent, seen = known
             if now - seen < self.heartbeat_seconds:
@@ -382,14 +401,14 @@ class HttpRuntime:
         caller: Caller,
         status: int,
         opened: str | None,
-        identity: SessionIdentity | None = None,
+        bridged: tuple[SessionIdentity, Path | None] | None = None,
     ) -> None:
         """A request ended with ``status``; ``opened`` is the session id a new
-        session's first response carried, ``identity`` the coding-agent session
-        that request said it serves. A 404 means the SDK no longer knows the
-        session (it timed out): it has ended."""
+        session's first response carried, ``bridged`` the coding-agent session
+        that request said it serves and its hook socket. A 404 means the SDK no
+        longer knows the session (it timed out): it has ended."""
         if opened is not None and status < 400 and opened not in self.seats:
-            self._seat(opened, caller, identity)
+            self._seat(opened, caller, bridged)
         if session_id is None:
             return
         known = self.seats.get(session_id)
@@ -400,12 +419,15 @@ class HttpRuntime:
         if status == 404:
             await self.end(session_id)
 
-    def _seat(self, session_id: str, caller: Caller, identity: SessionIdentity | None) -> Seat:
-        """A new seat for ``session_id``; a bridged one (``identity``, not under an
+    def _seat(
+        self, session_id: str, caller: Caller, bridged: tuple[SessionIdentity, Path | None] | None
+    ) -> Seat:
+        """A new seat for ``session_id``; a bridged one (``bridged``, not under an
         agent token) gets its hook host where the runtime has one."""
         seat = self.seats[session_id] = Seat(caller, anyio.current_time())
-        if identity is not None and caller.agent_id is None:
-            seat.identity, seat.ended = identity, anyio.Event()
+        if bridged is not None and caller.agent_id is None:
+            seat.identity, seat.hook_socket = bridged
+            seat.ended = anyio.Event()
             if self.session_host is not None:
                 self._running_tasks.start_soon(self._host_hooks, session_id, seat)
         return seat
@@ -413,7 +435,9 @@ class HttpRuntime:
     async def end(self, session_id: str) -> None:
         """The session ended: stop its watcher and, unless another live session
         acts as the same agent, mark the agent offline. Idempotent."""
-        seat = self.seats.pop(session_id, None)
+        assert self._lock is not None, "used outside the runtime's lifespan"
+        async with self._lock:  # a registration in flight ends first: its agent goes offline too
+            seat = self.seats.pop(session_id, None)
         if seat is not None and seat.ended is not None:
             seat.ended.set()
         if seat is None or seat.agent is None:
@@ -473,7 +497,7 @@ class McpEndpoint:
             if named is not None:
                 caller.act_as(named, AGENT_HEADER)
             raw_identity = headers.get(SESSION_IDENTITY_HEADER)
-            identity = parse_session_header(raw_identity) if raw_identity is not None else None
+            bridged = parse_session_header(raw_identity) if raw_identity is not None else None
         except RelayError as err:
             await relay_error_response(err)(scope, receive, send)
             return
@@ -499,7 +523,7 @@ class McpEndpoint:
                     caller=caller,
                     status=exchange.status,
                     opened=exchange.opened,
-                    identity=identity,
+                    bridged=bridged,
                 )
 
 
@@ -577,8 +601,9 @@ def mount(
     return manager
 
 
-def _identity(http: Request) -> SessionIdentity | None:
-    """The coding-agent session a request says it serves (``X-Relaybus-Session``).
+def _bridged(http: Request) -> tuple[SessionIdentity, Path | None] | None:
+    """The coding-agent session a request says it serves (``X-Relaybus-Session``),
+    and its hook socket.
 
     Raises:
         InvalidInput: a malformed header.
