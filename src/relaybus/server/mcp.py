@@ -192,6 +192,15 @@ class HttpRuntime:
                 )
             return seat.agent
 
+    def named_agent(self, request: ServerRequestContext[Any, Any]) -> str | None:
+        """The agent a request names before any registration (for the server's
+        instructions): an agent token's, else ``X-Relaybus-Agent``'s; None if neither."""
+        http = request.request
+        if not isinstance(http, Request) or CALLER_KEY not in http.scope:
+            return None
+        caller: Caller = http.scope[CALLER_KEY]
+        return caller.agent_id or http.headers.get(AGENT_HEADER)
+
     async def connected(self, request: ServerRequestContext[Any, Any]) -> None:
         """``notifications/initialized``: register the session's agent now, or, for
         a bridged coding-agent session, :attr:`register_after` seconds later unless
