@@ -208,7 +208,8 @@ class Bridge:
         self._out = out
         self._ensure = ensure
         self._out_lock = threading.Lock()
-        self._lock = threading.Lock()  # session state and reconnection
+        self._lock = threading.Lock()  # session state
+        self._reconnecting = threading.Lock()
         self._initialize: bytes | None = None
         self._initialized = False
         self._generation = 0
@@ -286,6 +287,9 @@ class Bridge:
         method = single.get("method")
         request_id = single.get("id") if method is not None else None
         key = json.dumps(request_id) if "id" in single and method is not None else None
+        if not quiet:
+            with self._reconnecting:  # never while a new session is being opened
+                pass
         headers, modern = self._headers(single)
         generation = self._generation
         connection = stream_connection(self.socket)
@@ -427,28 +431,30 @@ class Bridge:
 
     def _reconnect(self, generation: int) -> bool:
         """Start the warm relay again and open a new session with the client's
-        ``initialize`` (unless another thread did since ``generation``); whether
-        there is a session to go on with."""
-        with self._lock:
-            if self._generation != generation:
-                return True
-            replay, initialized = self._initialize, self._initialized
-        try:
-            socket = self._ensure()
-        except Exception as exc:  # a RelayError, or OSError: say it, then give up
-            sys.stderr.write(f"relaybus: the warm relay is gone: {exc}\n")
-            return False
-        with self._lock:
-            self.socket = socket
-            self._generation += 1
-            self.session_id = self.version = None
-        if replay is None:
-            return True
-        self.post(json.loads(replay), replay, retry=False, quiet=True)
-        if initialized:
-            note = b'{"jsonrpc": "2.0", "method": "notifications/initialized"}'
-            self.post(json.loads(note), note, retry=False, quiet=True)
-        return self.session_id is not None
+        ``initialize`` (unless another thread did since ``generation``, the
+        generation the caller's failed request was sent in); whether there is a
+        session to go on with."""
+        with self._reconnecting:  # one thread reconnects; the others wait and go on
+            with self._lock:
+                if self._generation != generation:
+                    return self.session_id is not None or self._initialize is None
+                replay, initialized = self._initialize, self._initialized
+            try:
+                socket = self._ensure()
+            except Exception as exc:  # a RelayError, or OSError: say it, then give up
+                sys.stderr.write(f"relaybus: the warm relay is gone: {exc}\n")
+                return False
+            with self._lock:
+                self.socket = socket
+                self.session_id = self.version = None
+            if replay is not None:
+                self.post(json.loads(replay), replay, retry=False, quiet=True)
+                if initialized and self.session_id is not None:
+                    note = b'{"jsonrpc": "2.0", "method": "notifications/initialized"}'
+                    self.post(json.loads(note), note, retry=False, quiet=True)
+            with self._lock:
+                self._generation += 1
+                return replay is None or self.session_id is not None
 
     # -- the way out ------------------------------------------------------------
 
