@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from relaybus import Relay
+from relaybus.client import warm
 from relaybus.models import AgentStatus
 from tests.tools.fake_anthropic import FakeAnthropic, flatten, text, tool_use
 
@@ -104,8 +105,10 @@ class Home:
         return proc.pid, out
 
 
-@pytest.fixture
-def home() -> Iterator[Home]:
+@pytest.fixture(params=["bridge", "in-process"])
+def home(request: pytest.FixtureRequest) -> Iterator[Home]:
+    """Claude Code's ``relaybus mcp`` both ways: ``bridge`` (to the warm relay, stopped
+    by pid afterwards) and ``in-process`` (``RELAYBUS_DAEMON=0``)."""
     # Short: the hook sockets live under it (a socket path has at most 107 bytes).
     root = Path(tempfile.mkdtemp(prefix="rbcc-", dir="/tmp"))
     try:
@@ -125,11 +128,13 @@ def home() -> Iterator[Home]:
             XDG_CONFIG_HOME=str(home / ".config"),
             XDG_RUNTIME_DIR=str(root / "run"),
             ANTHROPIC_API_KEY="sk-ant-test-not-a-key",
+            RELAYBUS_DAEMON="1" if request.param == "bridge" else "0",
         )
         setup = Home(home, project, root / "relay", env)
         setup.run([RELAYBUS, "install", "claude"])
         yield setup
     finally:
+        warm.stop(root / "relay")
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -249,10 +254,13 @@ def test_a_claude_code_session_with_a_derived_id_is_one_agent_that_ends_with_it(
     claude: str, home: Home
 ) -> None:
     api = FakeAnthropic()  # answers "ok": no tool call
+    if home.env["RELAYBUS_DAEMON"] == "1":
+        warm.ensure(home.relay_dir, env=home.env)
     with api.running():
         pid, _ = home.run([claude, "-p", "hello"], ANTHROPIC_BASE_URL=api.url)
 
     [request] = api.recorded.conversation()
+    print(f"first request's relaybus tools: {sorted(t for t in tool_names(request) if 'relaybus' in str(t))}")
     told = flatten(request["messages"])
     with Relay.open(dir=home.relay_dir) as relay:
         agents = relay.agents()
