@@ -124,8 +124,8 @@ def test_a_real_mcp_client_initializes_and_lists_tools_through_the_bridge(
             assert client.server_info is not None and client.server_info.name == "relaybus"
             listed = await client.list_tools()
             assert [tool.name for tool in listed.tools] == TOOLS
-            assert warm.probe(relay_dir) is not None  # served by the warm relay
             assert "on the warm relay of" in await call(client, "whoami")
+            assert warm.probe(relay_dir) is not None  # the bridge started it
 
     run(scenario)
     with Relay.open(dir=relay_dir) as relay:
@@ -189,3 +189,18 @@ def test_a_killed_warm_relay_is_replaced_and_the_session_goes_on(
     run(scenario)
     with Relay.open(dir=relay_dir) as relay:
         assert relay.get_agent("alice").status is AgentStatus.OFFLINE
+
+
+@pytest.mark.slow
+def test_the_listing_the_bridge_answers_from_is_what_the_relay_answers() -> None:
+    """``initialize`` and ``tools/list`` are answered by the bridge itself while the
+    relay starts (src/relaybus/mcp/listing.json): the file must be the relay's own."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "mcp_listing.py"
+    done = subprocess.run(
+        [RELAYBUS[0], str(script), "--check"],
+        capture_output=True,
+        encoding="utf-8",
+        timeout=HUNG,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

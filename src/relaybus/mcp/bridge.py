@@ -82,6 +82,12 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PARSE_ERROR = -32700
 INTERNAL_ERROR = -32603
 
+#: What the relay answers to ``initialize`` and ``tools/list`` at this version
+#: (``scripts/mcp_listing.py`` writes it; a test holds it to the relay's answers).
+LISTING = Path(__file__).with_name("listing.json")
+#: The agent id the listing's instructions name, replaced by the session's.
+LISTING_AGENT = "relaybus-listing-agent"
+
 _HEADER_SAFE = re.compile(r"[\x20-\x7E]*")
 _B64_SENTINEL = re.compile(r"=\?base64\?.*\?=")
 
@@ -125,6 +131,23 @@ def header_value(value: str) -> str:
     ):
         return value
     return f"=?base64?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
+
+
+def load_listing(path: Path = LISTING) -> dict[str, Any] | None:
+    """The :data:`LISTING` if it is this relaybus version's, else None."""
+    from .. import __version__
+
+    try:
+        doc = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("relaybus") == __version__ else None
+
+
+def _modern(params: Mapping[str, Any]) -> bool:
+    """Whether request ``params`` are a 2026-07-28 request's (they name the version)."""
+    meta = params.get("_meta")
+    return isinstance(meta, dict) and VERSION_META in meta
 
 
 def relay_dir(settings: Settings, env: Mapping[str, str] | None = None) -> Path | None:
@@ -184,12 +207,19 @@ def events(response: http.client.HTTPResponse) -> Iterator[bytes]:
 class Bridge:
     """One stdio client's MCP session on the warm relay.
 
+    With a :data:`LISTING` of this relaybus version it answers a handshake-era
+    ``initialize`` and then ``tools/list`` itself, at once, while the relay starts
+    (:meth:`start`) and the session is opened on it with the client's own
+    ``initialize``; every other message waits for that.
+
     Args:
-        relay_dir: the relay folder (its warm relay is started again if it goes away).
         socket: the warm relay's socket.
         headers: sent with every request (the session's identity and agent).
         out: where the server's messages are written, one line each.
         ensure: starts or finds the warm relay; returns its socket.
+        listing: what the relay answers to ``initialize`` and ``tools/list``
+            (:func:`load_listing`), or None to relay those too.
+        agent_id: the session's agent, named in the instructions.
     """
 
     def __init__(
@@ -198,9 +228,14 @@ class Bridge:
         headers: Mapping[str, str],
         out: BinaryIO,
         ensure: Callable[[], Path],
+        *,
+        listing: Mapping[str, Any] | None = None,
+        agent_id: str = "",
     ) -> None:
         self.socket = socket
         self.headers = dict(headers)
+        self.listing = listing
+        self.agent_id = agent_id
         self.session_id: str | None = None
         #: The protocol version ``initialize`` negotiated (handshake era).
         self.version: str | None = None
@@ -215,6 +250,33 @@ class Bridge:
         self._generation = 0
         self._in_flight: dict[str, tuple[http.client.HTTPConnection, bool]] = {}
         self._streaming = False
+        #: The relay answers (set by :meth:`start`).
+        self._relay_ready = threading.Event()
+        #: No session is being opened for an ``initialize`` answered here.
+        self._session_ready = threading.Event()
+        self._session_ready.set()
+        self._local = False  # the session's initialize was answered here
+        self._opened = False  # the session's initialize reached the relay
+        self._starter: threading.Thread | None = None
+
+    def start(self, running: bool) -> None:
+        """Let requests go to the relay: at once when it is ``running`` (at this
+        version), else once it has been started, in a thread."""
+        if running:
+            self._relay_ready.set()
+        else:
+            self._starter = self._spawn(self._start_relay)
+
+    def _start_relay(self) -> None:
+        try:
+            socket = self._ensure()
+        except Exception as exc:  # a RelayError or OSError: every request will say why
+            sys.stderr.write(f"relaybus: error: {exc}\n")
+        else:
+            with self._lock:
+                self.socket = socket
+        finally:
+            self._relay_ready.set()
 
     # -- stdin side -------------------------------------------------------------
 
@@ -232,23 +294,82 @@ class Bridge:
             return
         method = message.get("method")
         if method == "initialize":
+            answer = self._local_initialize(message)
             with self._lock:
                 self._initialize, self._initialized = line, False
                 self.session_id = self.version = None
-            self.post(message, line)  # alone: the rest need its session
+                self._local, self._opened = answer is not None, False
+            if answer is None:
+                self.post(message, line)  # alone: the rest need its session
+                with self._lock:
+                    self._opened = True
+                return
+            self._session_ready.clear()
+            self.write(answer)
+            self._spawn(self._open, line)
+        elif method == "tools/list" and self._local_tools(message):
+            pass
         elif method == "notifications/cancelled" and self._cancel(message):
             pass
         elif method is not None and "id" in message:
             self._spawn(self.post, message, line)  # a request's answer may take long
+        elif method == "notifications/initialized":
+            with self._lock:
+                self._initialized = True
+                opened = self._opened
+            if opened:  # else :meth:`_open` sends it once the session is open
+                self._initialized_sent()
         else:
             self.post(message, line)  # notifications and responses, in order
-            if method == "notifications/initialized":
-                with self._lock:
-                    self._initialized = True
-                    start = not self._streaming and self.session_id is not None
-                    self._streaming = self._streaming or start
-                if start:
-                    self._spawn(self.listen)
+
+    def _initialized_sent(self) -> None:
+        """Relay ``notifications/initialized``, then keep the GET stream open."""
+        note = b'{"jsonrpc": "2.0", "method": "notifications/initialized"}'
+        self.post(json.loads(note), note, quiet=True)
+        with self._lock:
+            start = not self._streaming and self.session_id is not None
+            self._streaming = self._streaming or start
+        if start:
+            self._spawn(self.listen)
+
+    def _open(self, initialize: bytes) -> None:
+        """Open the session on the relay for an ``initialize`` answered here."""
+        self._relay_ready.wait()
+        try:
+            if self.stopping.is_set():
+                return  # the client left before the relay was there: nothing to open
+            self.post(json.loads(initialize), initialize, quiet=True)
+        finally:
+            with self._lock:
+                self._opened = True
+                initialized = self._initialized
+            if initialized:
+                self._initialized_sent()
+            self._session_ready.set()
+
+    def _local_initialize(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The answer to a handshake-era ``initialize`` from :attr:`listing` (the
+        version negotiated as the SDK's server does), or None to relay it."""
+        params = message.get("params")
+        if self.listing is None or not isinstance(params, dict) or _modern(params):
+            return None
+        versions = self.listing["handshake_versions"]
+        requested = params.get("protocolVersion")
+        result = dict(self.listing["initialize"])
+        result["protocolVersion"] = requested if requested in versions else versions[-1]
+        result["instructions"] = result["instructions"].replace(LISTING_AGENT, self.agent_id)
+        return {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
+
+    def _local_tools(self, message: dict[str, Any]) -> bool:
+        """Answer ``tools/list`` from :attr:`listing` in a session whose
+        ``initialize`` was answered here (no cursor: the list has one page)."""
+        params = message.get("params") or {}
+        if not self._local or self.listing is None or "id" not in message:
+            return False
+        if not isinstance(params, dict) or set(params) - {"_meta"} or _modern(params):
+            return False
+        self.write({"jsonrpc": "2.0", "id": message["id"], "result": self.listing["tools"]})
+        return True
 
     def _cancel(self, message: dict[str, Any]) -> bool:
         """A 2026-07-28 cancellation closes the request's stream (that revision
@@ -264,7 +385,7 @@ class Bridge:
         close_quietly(found[0])
         return True
 
-    def _spawn(self, target: Callable[..., None], *args: Any) -> None:
+    def _spawn(self, target: Callable[..., None], *args: Any) -> threading.Thread:
         def run() -> None:
             try:
                 target(*args)
@@ -272,7 +393,9 @@ class Bridge:
                 if not self.stopping.is_set():
                     sys.stderr.write(f"relaybus: bridge: {type(exc).__name__}: {exc}\n")
 
-        threading.Thread(target=run, daemon=True).start()
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
 
     # -- the relay side ---------------------------------------------------------
 
@@ -288,6 +411,8 @@ class Bridge:
         request_id = single.get("id") if method is not None else None
         key = json.dumps(request_id) if "id" in single and method is not None else None
         if not quiet:
+            self._relay_ready.wait()
+            self._session_ready.wait()
             with self._reconnecting:  # never while a new session is being opened
                 pass
         headers, modern = self._headers(single)
@@ -475,6 +600,10 @@ class Bridge:
         """End the session: the relay marks its agent offline (DELETE), and every
         open request is dropped."""
         self.stopping.set()
+        if self._starter is not None:  # a relay being started is left running, not half-made
+            self._starter.join(warm.START_TIMEOUT)
+        self._relay_ready.set()  # a session not opened yet never will be
+        self._session_ready.wait(CLOSE_SECONDS)  # one being opened is, then deleted
         with self._lock:
             session_id, connections = self.session_id, list(self._in_flight.values())
             self._in_flight.clear()
@@ -523,9 +652,11 @@ def serve(relay_dir: Path, identity: ident.SessionIdentity, *, workspace: str | 
     """Bridge stdin/stdout to the warm relay of ``relay_dir`` as ``identity``'s
     session until stdin's EOF or a stop signal; returns the exit code (0).
 
+    A relay that does not start is said on stderr, and in the answer to each
+    request that needed it.
+
     Raises:
-        RelayError: a malformed name in ``identity``, or the warm relay did not
-            start (nothing was served).
+        RelayError: a malformed name in ``identity`` (nothing was served).
     """
     check(identity)
     stopped = False
@@ -537,7 +668,9 @@ def serve(relay_dir: Path, identity: ident.SessionIdentity, *, workspace: str | 
     previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     bridge: Bridge | None = None
     try:
-        socket = warm.ensure(relay_dir).socket
+        from .. import __version__
+
+        running = warm.probe(relay_dir)
         headers = {
             AGENT_HEADER: identity.agent_id,
             SESSION_IDENTITY_HEADER: session_header(
@@ -546,7 +679,17 @@ def serve(relay_dir: Path, identity: ident.SessionIdentity, *, workspace: str | 
         }
         if workspace:
             headers[WORKSPACE_HEADER] = workspace
-        bridge = Bridge(socket, headers, sys.stdout.buffer, lambda: warm.ensure(relay_dir).socket)
+        bridge = Bridge(
+            warm.socket_path(relay_dir),
+            headers,
+            sys.stdout.buffer,
+            lambda: warm.ensure(relay_dir).socket,
+            listing=load_listing(),
+            agent_id=identity.agent_id,
+        )
+        # A relay to start does not hold up the client: initialize and tools/list
+        # are answered from the listing meanwhile.
+        bridge.start(running is not None and running.version == __version__)
         for line in lines(0):
             bridge.handle(line)
             if bridge.stopping.is_set():
