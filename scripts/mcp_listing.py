@@ -1,6 +1,6 @@
 """Write ``src/relaybus/mcp/listing.json``: what the warm relay's ``/mcp`` answers to
-``initialize`` and ``tools/list``, which ``relaybus mcp`` (the bridge) answers itself
-while the relay starts.
+``initialize`` and the listings (tools, prompts, resources, resource templates), which
+``relaybus mcp`` (the bridge) answers itself while the relay starts.
 
 Run: ``.venv/bin/python scripts/mcp_listing.py`` after changing a tool, the server's
 instructions or capabilities, or the relaybus version; ``--check`` only compares and
@@ -28,6 +28,7 @@ from relaybus.client import warm
 from relaybus.mcp.bridge import (
     AGENT_HEADER,
     ENDPOINT,
+    LISTED,
     LISTING,
     LISTING_AGENT,
     SESSION_HEADER,
@@ -76,8 +77,11 @@ def listing() -> dict[str, Any]:
         assert initialized is not None and session is not None, initialized
         headers |= {SESSION_HEADER: session, VERSION_HEADER: latest}
         ask(socket, {"method": "notifications/initialized"}, headers)
-        tools, _ = ask(socket, {"id": 2, "method": "tools/list"}, headers)
-        assert tools is not None, "no answer to tools/list"
+        lists: dict[str, Any] = {}
+        for number, method in enumerate(LISTED, start=2):
+            answer, _ = ask(socket, {"id": number, "method": method}, headers)
+            assert answer is not None and "result" in answer, (method, answer)
+            lists[method] = answer["result"]
         warm.request(socket, "DELETE", ENDPOINT, headers=headers)
     finally:
         warm.stop(relay_dir)
@@ -88,7 +92,7 @@ def listing() -> dict[str, Any]:
         "relaybus": __version__,
         "handshake_versions": list(HANDSHAKE_PROTOCOL_VERSIONS),
         "initialize": result,
-        "tools": tools["result"],
+        "lists": lists,
     }
 
 

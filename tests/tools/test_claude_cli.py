@@ -207,6 +207,8 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
         bob = relay.register("bob", pid=None)
         relay.register(ME, pid=None).update(status="offline")
         bob.send(ME, START_MAIL)  # waiting before the session starts
+        if home.env["RELAYBUS_DAEMON"] == "1":  # the warm relay runs already
+            warm.ensure(home.relay_dir, env=home.env)
         held = WritesHeld(home.relay_dir)  # relaybus mcp answers no hook before the model
         api = FakeAnthropic(conversation_script(home.relay_dir, held))
 
@@ -222,6 +224,9 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
 
         requests = api.recorded.conversation()
         assert requests, "Claude Code never asked the model"
+        if home.env["RELAYBUS_DAEMON"] == "1":
+            # the bridge lists the tools at once: the model has them from its first request
+            assert "mcp__relaybus__send" in tool_names(requests[0])
         final = requests[-1]
         [sending] = [n for n, r in enumerate(requests) if SENT_BODY in flatten(r["messages"])][:1]
         # mail waiting at the start reached the model in its first request
@@ -254,13 +259,12 @@ def test_a_claude_code_session_with_a_derived_id_is_one_agent_that_ends_with_it(
     claude: str, home: Home
 ) -> None:
     api = FakeAnthropic()  # answers "ok": no tool call
-    if home.env["RELAYBUS_DAEMON"] == "1":
-        warm.ensure(home.relay_dir, env=home.env)
     with api.running():
         pid, _ = home.run([claude, "-p", "hello"], ANTHROPIC_BASE_URL=api.url)
 
     [request] = api.recorded.conversation()
-    print(f"first request's tools: {sorted(tool_names(request))}")
+    if home.env["RELAYBUS_DAEMON"] == "1":  # the bridge lists the tools at once, relay or not
+        assert "mcp__relaybus__send" in tool_names(request)
     told = flatten(request["messages"])
     with Relay.open(dir=home.relay_dir) as relay:
         agents = relay.agents()

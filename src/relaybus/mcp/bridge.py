@@ -82,11 +82,14 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 PARSE_ERROR = -32700
 INTERNAL_ERROR = -32603
 
-#: What the relay answers to ``initialize`` and ``tools/list`` at this version
+#: What the relay answers to ``initialize`` and the :data:`LISTED` requests at this version
 #: (``scripts/mcp_listing.py`` writes it; a test holds it to the relay's answers).
 LISTING = Path(__file__).with_name("listing.json")
 #: The agent id the listing's instructions name, replaced by the session's.
 LISTING_AGENT = "relaybus-listing-agent"
+#: The listings a client asks for right after ``initialize`` (Claude Code calls a
+#: server ready, and gives the model its tools, once it has all it announced).
+LISTED = ("tools/list", "prompts/list", "resources/list", "resources/templates/list")
 
 _HEADER_SAFE = re.compile(r"[\x20-\x7E]*")
 _B64_SENTINEL = re.compile(r"=\?base64\?.*\?=")
@@ -208,7 +211,7 @@ class Bridge:
     """One stdio client's MCP session on the warm relay.
 
     With a :data:`LISTING` of this relaybus version it answers a handshake-era
-    ``initialize`` and then ``tools/list`` itself, at once, while the relay starts
+    ``initialize`` and then the :data:`LISTED` requests itself, at once, while the relay starts
     (:meth:`start`) and the session is opened on it with the client's own
     ``initialize``; every other message waits for that.
 
@@ -217,7 +220,7 @@ class Bridge:
         headers: sent with every request (the session's identity and agent).
         out: where the server's messages are written, one line each.
         ensure: starts or finds the warm relay; returns its socket.
-        listing: what the relay answers to ``initialize`` and ``tools/list``
+        listing: what the relay answers to ``initialize`` and the :data:`LISTED` requests
             (:func:`load_listing`), or None to relay those too.
         agent_id: the session's agent, named in the instructions.
     """
@@ -307,7 +310,7 @@ class Bridge:
             self._session_ready.clear()
             self.write(answer)
             self._spawn(self._open, line)
-        elif method == "tools/list" and self._local_tools(message):
+        elif method in LISTED and self._local_list(method, message):
             pass
         elif method == "notifications/cancelled" and self._cancel(message):
             pass
@@ -360,15 +363,16 @@ class Bridge:
         result["instructions"] = result["instructions"].replace(LISTING_AGENT, self.agent_id)
         return {"jsonrpc": "2.0", "id": message.get("id"), "result": result}
 
-    def _local_tools(self, message: dict[str, Any]) -> bool:
-        """Answer ``tools/list`` from :attr:`listing` in a session whose
-        ``initialize`` was answered here (no cursor: the list has one page)."""
+    def _local_list(self, method: str, message: dict[str, Any]) -> bool:
+        """Answer a :data:`LISTED` request from :attr:`listing` in a session whose
+        ``initialize`` was answered here (no cursor: each list has one page)."""
         params = message.get("params") or {}
         if not self._local or self.listing is None or "id" not in message:
             return False
         if not isinstance(params, dict) or set(params) - {"_meta"} or _modern(params):
             return False
-        self.write({"jsonrpc": "2.0", "id": message["id"], "result": self.listing["tools"]})
+        result = self.listing["lists"][method]
+        self.write({"jsonrpc": "2.0", "id": message["id"], "result": result})
         return True
 
     def _cancel(self, message: dict[str, Any]) -> bool:
@@ -687,7 +691,7 @@ def serve(relay_dir: Path, identity: ident.SessionIdentity, *, workspace: str | 
             listing=load_listing(),
             agent_id=identity.agent_id,
         )
-        # A relay to start does not hold up the client: initialize and tools/list
+        # A relay to start does not hold up the client: initialize and the listings
         # are answered from the listing meanwhile.
         bridge.start(running is not None and running.version == __version__)
         for line in lines(0):
