@@ -42,6 +42,7 @@ import re
 import signal
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 
 from .. import identity as ident
@@ -261,6 +262,7 @@ class Bridge:
         self._local = False  # the session's initialize was answered here
         self._opened = False  # the session's initialize reached the relay
         self._starter: threading.Thread | None = None
+        self._modern = False  # a 2026-07-28 request was relayed (no session: no DELETE)
 
     def start(self, running: bool) -> None:
         """Let requests go to the relay: at once when it is ``running`` (at this
@@ -420,6 +422,7 @@ class Bridge:
             with self._reconnecting:  # never while a new session is being opened
                 pass
         headers, modern = self._headers(single)
+        self._modern = self._modern or modern
         generation = self._generation
         connection = stream_connection(self.socket)
         if key is not None:
@@ -613,13 +616,23 @@ class Bridge:
             self._in_flight.clear()
         for connection, _ in connections:
             close_quietly(connection)
-        if session_id is None:
-            return
-        headers = {**self.headers, SESSION_HEADER: session_id}
-        if self.version is not None:
-            headers[VERSION_HEADER] = self.version
         try:
-            warm.request(self.socket, "DELETE", ENDPOINT, headers=headers, timeout=CLOSE_SECONDS)
+            if session_id is not None:
+                headers = {**self.headers, SESSION_HEADER: session_id}
+                if self.version is not None:
+                    headers[VERSION_HEADER] = self.version
+                warm.request(
+                    self.socket, "DELETE", ENDPOINT, headers=headers, timeout=CLOSE_SECONDS
+                )
+            elif self._modern and self.agent_id:
+                # 2026-07-28 has no session to end: the agent its requests registered
+                # goes offline as the in-process server's does (a 404: never registered).
+                target = f"/v1/agents/{urllib.parse.quote(self.agent_id, safe='')}"
+                body = json.dumps({"status": "offline"}).encode("utf-8")
+                headers = {**self.headers, "Content-Type": "application/json"}
+                warm.request(
+                    self.socket, "PATCH", target, body=body, headers=headers, timeout=CLOSE_SECONDS
+                )
         except OSError:
             pass  # the relay is gone: its sessions went with it
 
