@@ -2,8 +2,9 @@
 
 ``relaybus hook EVENT`` (run by Claude Code on every prompt and tool call)
 goes straight to :mod:`relaybus.tools.hooks.command`, which needs only
-the standard library; everything else goes to the click CLI
-(:func:`relaybus.cli.main`).
+the standard library, and so does ``relaybus mcp`` when it bridges to the
+warm local relay (:func:`relaybus.mcp.bridge.main`); everything else goes to
+the click CLI (:func:`relaybus.cli.main`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ def main() -> None:
         from .tools.hooks.command import main as hook_main
 
         sys.exit(hook_main(argv[1:]))
+    if argv[:1] == ["mcp"] and not {"-h", "--help"} & set(argv):
+        from .mcp.bridge import main as bridge_main
+
+        code = bridge_main(argv[1:])
+        if code is not None:
+            sys.exit(code)
     from .cli import main as cli_main
 
     cli_main()

@@ -1,7 +1,9 @@
 """Helpers for the MCP tests: real ``relaybus mcp`` processes and real MCP clients.
 
 Every stdio session is ``python -m relaybus mcp`` spawned by the ``mcp`` SDK's own
-client, on a relay in ``tmp_path`` (``RELAYBUS_DIR``), with ``HOME`` and
+client, on a relay in ``tmp_path`` (``RELAYBUS_DIR``): both ways with the :func:`daemon`
+fixture (the bridge to the warm relay, which the fixture stops afterwards, and
+in-process with ``RELAYBUS_DAEMON=0``), else in-process; with ``HOME`` and
 ``XDG_CONFIG_HOME`` in ``tmp_path`` too, its stderr in ``tmp_path/NAME.log`` and its hook
 socket in the test's own ``XDG_RUNTIME_DIR``. HTTP sessions talk to
 :func:`tests.support.live.live_server`. Scenarios are coroutines
@@ -27,6 +29,8 @@ from mcp.client.session import MessageHandlerFnT
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
+
+from relaybus.client import warm
 
 #: Seconds a scenario may take before it is called hung: far above a real run.
 HUNG = 60.0
@@ -60,6 +64,19 @@ def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(params=["bridge", "in-process"])
+def daemon(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[str]:
+    """``relaybus mcp`` both ways: ``bridge`` (to the warm relay of ``tmp_path/.relay``,
+    stopped by pid afterwards) and ``in-process`` (``RELAYBUS_DAEMON=0``)."""
+    monkeypatch.setenv("RELAYBUS_DAEMON", "1" if request.param == "bridge" else "0")
+    try:
+        yield request.param
+    finally:
+        warm.stop(tmp_path / ".relay")
+
+
 def home_env(tmp_path: Path) -> dict[str, str]:
     """``HOME`` and ``XDG_CONFIG_HOME`` inside ``tmp_path`` (profiles.toml lives there)."""
     home = tmp_path / "home"
@@ -72,6 +89,7 @@ def session_env(tmp_path: Path, session: str, **env: str) -> dict[str, str]:
     return {
         "RELAYBUS_DIR": str(tmp_path / ".relay"),
         "RELAYBUS_SESSION": session,
+        "RELAYBUS_DAEMON": os.environ.get("RELAYBUS_DAEMON", "0"),
         "XDG_RUNTIME_DIR": os.environ["XDG_RUNTIME_DIR"],
         **home_env(tmp_path),
         **env,

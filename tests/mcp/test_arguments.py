@@ -6,7 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.mcp.conftest import call, fail, run, stdio_session
+
+#: Each test twice: through the bridge to the warm relay, and in-process.
+pytestmark = pytest.mark.usefixtures("daemon")
 
 #: (tool, arguments, the whole error text the model reads).
 CASES: list[tuple[str, dict[str, Any], str]] = [

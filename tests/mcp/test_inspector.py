@@ -22,6 +22,9 @@ from relaybus import Relay
 from tests.mcp.conftest import HUNG, home_env
 from tests.support.npmtool import npm_tool
 
+#: Each test twice: through the bridge to the warm relay, and in-process.
+pytestmark = pytest.mark.usefixtures("daemon")
+
 PACKAGE = "@modelcontextprotocol/inspector"
 VERSION = "2.12.0"
 TOOLS = ["send", "inbox", "wait_for_message", "agents", "task", "whoami"]
@@ -50,6 +53,7 @@ def inspect(inspector: Path, tmp_path: Path, agent: str, *args: str) -> tuple[in
         "RELAYBUS_DIR": str(tmp_path / ".relay"),
         "RELAYBUS_SESSION": f"inspector-{agent}",
         "RELAYBUS_AGENT": agent,
+        "RELAYBUS_DAEMON": os.environ["RELAYBUS_DAEMON"],  # the daemon fixture's
         "XDG_RUNTIME_DIR": os.environ["XDG_RUNTIME_DIR"],  # the test's own (conftest.py)
     }
     env = {

@@ -49,6 +49,7 @@ async def read_inbox(client: Client) -> str:
     return contents.text
 
 
+@pytest.mark.usefixtures("daemon")
 def test_a_subscribed_stdio_session_hears_of_new_mail(tmp_path: Path) -> None:
     updates = Updates()
 
@@ -72,6 +73,7 @@ def test_a_subscribed_stdio_session_hears_of_new_mail(tmp_path: Path) -> None:
     run(scenario)
 
 
+@pytest.mark.usefixtures("daemon")
 def test_a_listening_2026_session_hears_of_new_mail(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with (

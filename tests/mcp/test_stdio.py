@@ -22,6 +22,9 @@ from relaybus import Relay
 from relaybus.models import AgentStatus
 from tests.mcp.conftest import HUNG, RELAYBUS, call, fail, run, session_env, stdio_session, text
 
+#: Each test twice: through the bridge to the warm relay, and in-process.
+pytestmark = pytest.mark.usefixtures("daemon")
+
 INITIALIZE = (
     json.dumps(
         {
@@ -74,7 +77,9 @@ def test_two_sessions_find_each_other_and_talk_in_a_thread(tmp_path: Path) -> No
     run(scenario)
     with relay_of(tmp_path) as relay:
         thread = relay.thread(2)
+        gone = {a.id for a in relay.agents(status="offline")}
     assert [(m.sender, m.body) for m in thread] == [("alice", "hello bob"), ("bob", "on it")]
+    assert gone == {"alice", "bob"}  # both eras: the agent goes offline with its client
 
 
 def test_a_claimable_message_is_a_task_exactly_one_session_claims(tmp_path: Path) -> None:

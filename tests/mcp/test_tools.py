@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from relaybus.mcp.server import instructions
 from tests.mcp.conftest import run, stdio_session
+
+#: Each test twice: through the bridge to the warm relay, and in-process.
+pytestmark = pytest.mark.usefixtures("daemon")
 
 TOOLS = ["send", "inbox", "wait_for_message", "agents", "task", "whoami"]
 #: The issue's budget for the whole tools/list result: about 2,500 tokens.

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from relaybus import Relay
+from relaybus.client import warm
 from relaybus.models import AgentStatus
 from tests.tools.fake_anthropic import FakeAnthropic, flatten, text, tool_use
 
@@ -104,8 +105,10 @@ class Home:
         return proc.pid, out
 
 
-@pytest.fixture
-def home() -> Iterator[Home]:
+@pytest.fixture(params=["bridge", "in-process"])
+def home(request: pytest.FixtureRequest) -> Iterator[Home]:
+    """Claude Code's ``relaybus mcp`` both ways: ``bridge`` (to the warm relay, stopped
+    by pid afterwards) and ``in-process`` (``RELAYBUS_DAEMON=0``)."""
     # Short: the hook sockets live under it (a socket path has at most 107 bytes).
     root = Path(tempfile.mkdtemp(prefix="rbcc-", dir="/tmp"))
     try:
@@ -125,11 +128,13 @@ def home() -> Iterator[Home]:
             XDG_CONFIG_HOME=str(home / ".config"),
             XDG_RUNTIME_DIR=str(root / "run"),
             ANTHROPIC_API_KEY="sk-ant-test-not-a-key",
+            RELAYBUS_DAEMON="1" if request.param == "bridge" else "0",
         )
         setup = Home(home, project, root / "relay", env)
         setup.run([RELAYBUS, "install", "claude"])
         yield setup
     finally:
+        warm.stop(root / "relay")
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -202,6 +207,8 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
         bob = relay.register("bob", pid=None)
         relay.register(ME, pid=None).update(status="offline")
         bob.send(ME, START_MAIL)  # waiting before the session starts
+        if home.env["RELAYBUS_DAEMON"] == "1":  # the warm relay runs already
+            warm.ensure(home.relay_dir, env=home.env)
         held = WritesHeld(home.relay_dir)  # relaybus mcp answers no hook before the model
         api = FakeAnthropic(conversation_script(home.relay_dir, held))
 
@@ -217,6 +224,9 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
 
         requests = api.recorded.conversation()
         assert requests, "Claude Code never asked the model"
+        if home.env["RELAYBUS_DAEMON"] == "1":
+            # the bridge lists the tools at once: the model has them from its first request
+            assert "mcp__relaybus__send" in tool_names(requests[0])
         final = requests[-1]
         [sending] = [n for n, r in enumerate(requests) if SENT_BODY in flatten(r["messages"])][:1]
         # mail waiting at the start reached the model in its first request
@@ -253,6 +263,8 @@ def test_a_claude_code_session_with_a_derived_id_is_one_agent_that_ends_with_it(
         pid, _ = home.run([claude, "-p", "hello"], ANTHROPIC_BASE_URL=api.url)
 
     [request] = api.recorded.conversation()
+    if home.env["RELAYBUS_DAEMON"] == "1":  # the bridge lists the tools at once, relay or not
+        assert "mcp__relaybus__send" in tool_names(request)
     told = flatten(request["messages"])
     with Relay.open(dir=home.relay_dir) as relay:
         agents = relay.agents()

@@ -21,8 +21,12 @@ RELAYBUS_PROFILE names in ~/.config/relaybus/profiles.toml. It heartbeats
 while the client is connected and goes offline when the client disconnects
 or on SIGTERM.
 
-The relay is the embedded one of this repository, or the server at
-RELAYBUS_URL. Tools: send, inbox, wait_for_message, agents, task, whoami;
+The relay is the embedded one of this repository, served by its warm local
+relay: this process is a small bridge between stdio and the relay's /mcp
+endpoint (it starts the relay when none runs; the relay also answers the
+session's Claude Code hooks). With RELAYBUS_DAEMON=0, or a relay server
+(RELAYBUS_URL) or a database (RELAYBUS_DATABASE), it serves MCP itself, in
+this process. Tools: send, inbox, wait_for_message, agents, task, whoami;
 resource relaybus://inbox.
 """
 
@@ -48,6 +52,12 @@ def mcp(tool: str) -> None:
         identity = session_identity(tool, env=env)
     except ProfileError as exc:
         raise InvalidInput(str(exc)) from None
+    from ..mcp.bridge import relay_dir, serve
+
+    folder = relay_dir(app.settings)
+    if folder is not None:  # the warm relay serves it; this process only relays
+        serve(folder, identity, workspace=app.settings.workspace)
+        return
     # The composition point: the MCP bridge, with the coding-tool side (the
     # session's registration and its hook host) handed in, never imported by mcp/.
     from ..mcp.stdio import serve_stdio

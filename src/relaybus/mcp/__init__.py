@@ -1,19 +1,47 @@
 """relaybus over MCP: the tools coding agents use to message each other.
 
-- ``relaybus mcp`` (:func:`.stdio.serve_stdio`): one coding-agent session's
-  server over stdio, registered as that session's agent;
+- ``relaybus mcp``: one coding-agent session's server over stdio, registered
+  as that session's agent: a standard-library bridge to the warm local relay's
+  ``/mcp`` (:mod:`.bridge`), or in-process (:func:`.stdio.serve_stdio`) with
+  ``RELAYBUS_DAEMON=0``, ``RELAYBUS_URL`` or ``RELAYBUS_DATABASE``;
 - ``/mcp`` on ``relaybus serve`` (:mod:`relaybus.server.mcp`): streamable HTTP, one agent
   per MCP session.
 
 Both serve :func:`.server.build_server`: the tools of :mod:`.tools`, the
 ``relaybus://inbox`` resource with change notifications (:mod:`.resources`)
 and instructions that teach the agent its id and the etiquette. The ``mcp``
-SDK is imported by these modules only, never by the rest of relaybus.
+SDK is imported by these modules only (never by :mod:`.bridge`), never by the
+rest of relaybus.
 """
 
 from __future__ import annotations
 
-from .server import build_server, instructions
-from .session import INBOX_URI, AgentSession, StdioSession
+import importlib
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .server import build_server, instructions
+    from .session import INBOX_URI, AgentSession, StdioSession
+
+#: Loaded on first use (PEP 562): :mod:`.bridge` is standard library only.
+_LAZY = {
+    "build_server": ".server",
+    "instructions": ".server",
+    "INBOX_URI": ".session",
+    "AgentSession": ".session",
+    "StdioSession": ".session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'relaybus.mcp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["INBOX_URI", "AgentSession", "StdioSession", "build_server", "instructions"]

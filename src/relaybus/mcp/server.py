@@ -26,7 +26,7 @@ from mcp_types import (
     SubscribeRequestParams,
     UnsubscribeRequestParams,
 )
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .. import __version__
 from ..errors import RelayError
@@ -89,6 +89,8 @@ async def agent_middleware(
         MCPError: the agent of a :data:`NEEDS_AGENT` request cannot be resolved.
     """
     method = ctx.method
+    if method in ("initialize", "server/discover"):
+        return named_instructions(ctx, await call_next(ctx))
     if method != "notifications/initialized" and method not in NEEDS_AGENT:
         return await call_next(ctx)
     runtime: Runtime = ctx.lifespan_context
@@ -108,6 +110,23 @@ async def agent_middleware(
         return await call_next(ctx)
     finally:
         CURRENT_AGENT.reset(token)
+
+
+def named_instructions(ctx: ServerRequestContext[Any, Any], result: HandlerResult) -> HandlerResult:
+    """``result`` (of ``initialize`` or ``server/discover``) with instructions that
+    name the agent, when the runtime knows it before registering it: a runtime
+    may have ``named_agent(request) -> str | None`` (the HTTP mount: an agent
+    token's agent, or ``X-Relaybus-Agent``, which a ``relaybus mcp`` bridge sends)."""
+    named = getattr(ctx.lifespan_context, "named_agent", None)
+    agent_id = named(ctx) if named is not None else None
+    if not agent_id:
+        return result
+    text = instructions(agent_id)
+    if isinstance(result, BaseModel) and getattr(result, "instructions", None) is not None:
+        return result.model_copy(update={"instructions": text})
+    if isinstance(result, dict) and result.get("instructions") is not None:
+        return {**result, "instructions": text}
+    return result
 
 
 class RelayMCPServer(MCPServer[Runtime]):

@@ -13,6 +13,18 @@ problem+json 401/403. Who a session acts as:
   session id. Each session is a new instance of that id (a newer session
   fences an older one off).
 
+A ``relaybus mcp`` bridge (:mod:`relaybus.mcp.bridge`) also sends
+``X-Relaybus-Session``: the coding-agent session it serves (its
+:class:`~relaybus.identity.SessionIdentity`, see
+:func:`~relaybus.mcp.bridge.session_header`). Such a
+session's agent is registered as that session
+(:func:`relaybus.tools.session.register_session`: its instance id, tool pid, cwd
+and profile, so the session's hooks never fence it off), on first use or
+:data:`~relaybus.mcp.session.REGISTER_AFTER` seconds after the client said it is
+initialized (a connection check leaves no agent), and, where the runtime has a
+:attr:`HttpRuntime.session_host` (the warm local relay), the session's hook
+commands are served while it lives.
+
 A session's agent heartbeats while the session lives and goes offline when it
 ends: the client's DELETE, the idle timeout (no request in flight for
 ``Settings.mcp_idle_seconds``), or server shutdown. 2026-07-28 clients
@@ -24,10 +36,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from anyio.abc import TaskGroup
@@ -41,10 +54,11 @@ from starlette.types import Receive, Scope, Send
 
 from ..client import AgentHandle, Relay
 from ..errors import InvalidInput, RelayError
-from ..identity import split_list
+from ..identity import SessionIdentity, split_list
+from ..mcp.bridge import SESSION_IDENTITY_HEADER, parse_session_header
 from ..mcp.resources import AgentBus
 from ..mcp.server import build_server
-from ..mcp.session import OFFLINE_SECONDS, AgentSession, blocking
+from ..mcp.session import OFFLINE_SECONDS, REGISTER_AFTER, AgentSession, blocking
 from ..models import Message
 from .auth import WORKSPACE_HEADER, Authenticator, Caller, bearer_token
 from .problems import problem, relay_error_response
@@ -70,6 +84,20 @@ CHANNELS_HEADER = "X-Relaybus-Channels"
 WAIT_LIMIT = 50
 
 
+class HookHost(Protocol):
+    """Serves a coding-agent session's hook commands on ``path`` while the context
+    is open (:func:`relaybus.tools.hooks.host.session_host`); ``me()`` returns the
+    session's agent, registering it on first use."""
+
+    def __call__(
+        self,
+        me: Callable[[], Awaitable[AgentHandle]],
+        identity: SessionIdentity,
+        *,
+        path: Path | None = None,
+    ) -> AbstractAsyncContextManager[object]: ...
+
+
 @dataclass
 class Seat:
     """A handshake-era MCP session: who opened it, its agent once resolved,
@@ -79,6 +107,12 @@ class Seat:
     last_active: float
     agent: AgentSession | None = None
     in_flight: int = 0
+    #: The coding-agent session of a ``relaybus mcp`` bridge, or None.
+    identity: SessionIdentity | None = None
+    #: Where that session's hook commands look for their host.
+    hook_socket: Path | None = None
+    #: Set when the session has ended (stops its hook host).
+    ended: anyio.Event | None = None
 
 
 class HttpRuntime:
@@ -100,6 +134,11 @@ class HttpRuntime:
         self.heartbeat_seconds = heartbeat_seconds
         self.bus = AgentBus()
         self.seats: dict[str, Seat] = {}
+        #: Serves the hook commands of bridged coding-agent sessions (the warm relay
+        #: sets it: it runs where those sessions run); None serves none.
+        self.session_host: HookHost | None = None
+        #: Seconds after ``notifications/initialized`` a bridged session's agent is registered.
+        self.register_after = REGISTER_AFTER
         #: Agents of sessionless requests, by (workspace, id), with their last heartbeat.
         self._stateless: dict[tuple[str, str], tuple[AgentSession, float]] = {}
         self._tasks: TaskGroup | None = None
@@ -145,11 +184,70 @@ class HttpRuntime:
             if session_id is None:
                 return await self._stateless_agent(caller, http, client_name)
             seat = self.seats.get(session_id)
-            if seat is None:  # a session this runtime has already written off
-                seat = self.seats[session_id] = Seat(caller, anyio.current_time())
+            if seat is None:  # written off already, or its opening has not finished yet
+                seat = self._seat(session_id, caller, _bridged(http))
             if seat.agent is None:
-                seat.agent = await self._register(caller, http, client_name, session_id)
+                seat.agent = await self._register(
+                    caller, http, client_name, session_id, seat.identity
+                )
             return seat.agent
+
+    def named_agent(self, request: ServerRequestContext[Any, Any]) -> str | None:
+        """The agent a request names before any registration (for the server's
+        instructions): an agent token's, else ``X-Relaybus-Agent``'s; None if neither."""
+        http = request.request
+        if not isinstance(http, Request) or CALLER_KEY not in http.scope:
+            return None
+        caller: Caller = http.scope[CALLER_KEY]
+        return caller.agent_id or http.headers.get(AGENT_HEADER)
+
+    async def connected(self, request: ServerRequestContext[Any, Any]) -> None:
+        """``notifications/initialized``: register the session's agent now, or, for
+        a bridged coding-agent session, :attr:`register_after` seconds later unless
+        something needs it sooner (a ``claude mcp list`` check leaves no agent)."""
+        http = request.request
+        session_id = http.headers.get(SESSION_HEADER) if isinstance(http, Request) else None
+        if session_id is None or not isinstance(http, Request) or _bridged(http) is None:
+            await self.agent(request)
+            return
+        self._running_tasks.start_soon(self._register_later, session_id)
+
+    async def _register_later(self, session_id: str) -> None:
+        await anyio.sleep(self.register_after)
+        seat = self.seats.get(session_id)
+        if seat is None or seat.identity is None:
+            return  # ended meanwhile
+        try:
+            await self._seat_agent(session_id, seat)
+        except RelayError as exc:
+            logger.warning("could not register the agent of MCP session %s: %s", session_id, exc)
+
+    async def _seat_agent(self, session_id: str, seat: Seat) -> AgentSession:
+        """The agent of a bridged session (``seat.identity`` set), registered on first use.
+
+        Raises:
+            RelayError: the registration failed, or the session has ended.
+        """
+        assert self._lock is not None and seat.identity is not None
+        async with self._lock:
+            if self.seats.get(session_id) is not seat:
+                raise InvalidInput(f"MCP session {session_id} has ended")
+            if seat.agent is None:
+                seat.agent = await self._register(
+                    seat.caller, None, "relaybus mcp", session_id, seat.identity
+                )
+            return seat.agent
+
+    async def _host_hooks(self, session_id: str, seat: Seat) -> None:
+        """Serve the hook commands of a bridged session until it ends."""
+        assert self.session_host is not None and seat.identity is not None
+        assert seat.ended is not None
+
+        async def agent() -> AgentHandle:
+            return (await self._seat_agent(session_id, seat)).handle
+
+        async with self.session_host(agent, seat.identity, path=seat.hook_socket):
+            await seat.ended.wait()
 
     async def _stateless_agent(
         self, caller: Caller, http: Request, client_name: str
@@ -164,7 +262,9 @@ class HttpRuntime:
         now = anyio.current_time()
         known = self._stateless.get(key)
         if known is None:
-            agent = await self._register(caller, http, client_name, None)
+            bridged = _bridged(http)
+            identity = bridged[0] if bridged is not None else None
+            agent = await self._register(caller, http, client_name, None, identity)
         else:
             agent, seen = known
             if now - seen < self.heartbeat_seconds:
@@ -174,9 +274,28 @@ class HttpRuntime:
         return agent
 
     async def _register(
-        self, caller: Caller, http: Request, client_name: str, session_id: str | None
+        self,
+        caller: Caller,
+        http: Request | None,
+        client_name: str,
+        session_id: str | None,
+        identity: SessionIdentity | None = None,
     ) -> AgentSession:
         relay = Relay.embedded(self.service, workspace=caller.workspace)
+        if identity is not None and caller.agent_id is None:
+            from ..tools.session import register_session
+
+            handle = await blocking(lambda: register_session(relay, identity))
+            return AgentSession(
+                handle,
+                waiter=self._wait,
+                bus=self.bus,
+                tasks=self._running_tasks,
+                where=self._where(http),
+                identity=identity,
+                published=self._publish,
+            )
+        assert http is not None, "only a bridged session registers without a request"
         if caller.agent_id is not None:
             # An agent token: act as that agent; registering would rotate its token.
             agent_id = caller.agent_id
@@ -191,9 +310,17 @@ class HttpRuntime:
             waiter=self._wait,
             bus=self.bus,
             tasks=self._running_tasks,
-            where=f"the relay server {str(http.base_url).rstrip('/')}",
+            where=self._where(http),
             published=self._publish,
         )
+
+    def _where(self, http: Request | None) -> str:
+        """Where this relay is, for ``whoami``: its URL, or its store when it is
+        the warm local relay (a Unix socket has no URL worth showing)."""
+        if http is None or http.client is None:
+            path = self.service.store.path
+            return f"the warm relay of {path}" if path is not None else "the warm relay"
+        return f"the relay server {str(http.base_url).rstrip('/')}"
 
     def _register_new(
         self, relay: Relay, http: Request, client_name: str, session_id: str | None
@@ -283,25 +410,45 @@ class HttpRuntime:
         caller: Caller,
         status: int,
         opened: str | None,
+        bridged: tuple[SessionIdentity, Path | None] | None = None,
     ) -> None:
         """A request ended with ``status``; ``opened`` is the session id a new
-        session's first response carried. A 404 means the SDK no longer knows
-        the session (it timed out): it has ended."""
-        if opened is not None and status < 400:
-            self.seats.setdefault(opened, Seat(caller, anyio.current_time()))
+        session's first response carried, ``bridged`` the coding-agent session
+        that request said it serves and its hook socket. A 404 means the SDK no
+        longer knows the session (it timed out): it has ended."""
+        if opened is not None and status < 400 and opened not in self.seats:
+            self._seat(opened, caller, bridged)
         if session_id is None:
             return
-        seat = self.seats.get(session_id)
-        if seat is not None:
+        known = self.seats.get(session_id)
+        if known is not None:
+            seat = known
             seat.in_flight = max(seat.in_flight - 1, 0)
             seat.last_active = anyio.current_time()
         if status == 404:
             await self.end(session_id)
 
+    def _seat(
+        self, session_id: str, caller: Caller, bridged: tuple[SessionIdentity, Path | None] | None
+    ) -> Seat:
+        """A new seat for ``session_id``; a bridged one (``bridged``, not under an
+        agent token) gets its hook host where the runtime has one."""
+        seat = self.seats[session_id] = Seat(caller, anyio.current_time())
+        if bridged is not None and caller.agent_id is None:
+            seat.identity, seat.hook_socket = bridged
+            seat.ended = anyio.Event()
+            if self.session_host is not None:
+                self._running_tasks.start_soon(self._host_hooks, session_id, seat)
+        return seat
+
     async def end(self, session_id: str) -> None:
         """The session ended: stop its watcher and, unless another live session
         acts as the same agent, mark the agent offline. Idempotent."""
-        seat = self.seats.pop(session_id, None)
+        assert self._lock is not None, "used outside the runtime's lifespan"
+        async with self._lock:  # a registration in flight ends first: its agent goes offline too
+            seat = self.seats.pop(session_id, None)
+        if seat is not None and seat.ended is not None:
+            seat.ended.set()
         if seat is None or seat.agent is None:
             return
         agent = seat.agent
@@ -358,6 +505,8 @@ class McpEndpoint:
             named = headers.get(AGENT_HEADER)
             if named is not None:
                 caller.act_as(named, AGENT_HEADER)
+            raw_identity = headers.get(SESSION_IDENTITY_HEADER)
+            bridged = parse_session_header(raw_identity) if raw_identity is not None else None
         except RelayError as err:
             await relay_error_response(err)(scope, receive, send)
             return
@@ -379,7 +528,11 @@ class McpEndpoint:
                 if self.runtime.closing:
                     await exchange.complete(scope)
                 await self.runtime.finished(
-                    session_id, caller=caller, status=exchange.status, opened=exchange.opened
+                    session_id,
+                    caller=caller,
+                    status=exchange.status,
+                    opened=exchange.opened,
+                    bridged=bridged,
                 )
 
 
@@ -455,6 +608,17 @@ def mount(
     endpoint = McpEndpoint(runtime, auth, manager)
     app.router.routes.append(Route("/mcp", endpoint=endpoint, include_in_schema=False))
     return manager
+
+
+def _bridged(http: Request) -> tuple[SessionIdentity, Path | None] | None:
+    """The coding-agent session a request says it serves (``X-Relaybus-Session``),
+    and its hook socket.
+
+    Raises:
+        InvalidInput: a malformed header.
+    """
+    raw = http.headers.get(SESSION_IDENTITY_HEADER)
+    return parse_session_header(raw) if raw is not None else None
 
 
 def _same(one: AgentSession, other: AgentSession) -> bool:

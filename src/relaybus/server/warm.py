@@ -31,6 +31,7 @@ from ..client.warm import socket_path
 from ..service import Service
 from ..settings import Settings
 from ..store import open_store
+from ..tools.hooks.host import session_host
 from .app import create_app
 from .run import AnnouncingServer, describe_store
 
@@ -40,13 +41,17 @@ OWNER_LOCK = "relay.lock.d"
 LOG_BYTES = 1 << 20
 LOG_BACKUPS = 3
 
+#: The Host header requests over the socket are given (see :class:`Activity`): a
+#: loopback name with a port, as the rebinding check wants; no port is listened on.
+LOCAL_HOST = b"localhost:0"
+
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 
 class Activity:
     """ASGI middleware that counts requests in flight (a stream counts until it
-    closes) and remembers when the last one ended."""
+    closes) and remembers when the last one ended; requests get a local Host."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,6 +64,12 @@ class Activity:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
+        # Every request comes over the Unix socket, local by construction: no browser
+        # reaches it, so no DNS rebinding. Its Host is the loopback name that the MCP
+        # endpoint's rebinding check (the SDK's, on for loopback) accepts.
+        scope["headers"] = [
+            (name, LOCAL_HOST if name == b"host" else value) for name, value in scope["headers"]
+        ]
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
@@ -120,6 +131,9 @@ def run(settings: Settings) -> int:
     store = open_store(settings)
     try:
         app = create_app(Service(store), settings)
+        # The sessions of ``relaybus mcp`` bridges (they say which coding-agent
+        # session they are) get their Claude Code hook host here, beside the store.
+        app.state.mcp.session_host = session_host
         _log_to_file(relay_dir)  # after the app: a library may set up logging on import
         activity = Activity(app)
 
