@@ -72,7 +72,7 @@ def _json_empty_postgresql(element: json_empty, compiler: Any, **kw: Any) -> str
 
 
 def _matches(kind: Kind) -> sa.ColumnElement[bool]:
-    """The agents ``kind`` matches, given the target's value as ``:value``."""
+    """The agents a set-based ``kind`` matches, given the target's value as ``:value``."""
     value = sa.bindparam("value", type_=sa.String())
     if kind == "tag":
         return json_has(agents.c.tags, value)
@@ -80,9 +80,7 @@ def _matches(kind: Kind) -> sa.ColumnElement[bool]:
         return json_has(agents.c.capabilities, value)
     if kind == "label":
         return agents.c.label == value
-    if kind == "agent":
-        return agents.c.id == value
-    return sa.true()
+    return sa.true()  # broadcast
 
 
 def _reached(kind: Kind, channel: bool) -> list[sa.ColumnElement[bool]]:
