@@ -252,9 +252,9 @@ def line(name: str, samples: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", type=Path, help="another checkout (with .venv) to compare")
-    parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--count", type=int, default=50, help="sends of each kind per round")
-    parser.add_argument("--server-count", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--count", type=int, default=10, help="sends of each kind per round")
+    parser.add_argument("--server-count", type=int, default=40)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)

@@ -14,7 +14,7 @@ RETURNING``: no agent's JSON is decoded in Python and no row is bound one by one
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -31,12 +31,17 @@ PREFIXES: dict[str, Kind] = {"tag": "tag", "cap": "cap", "label": "label"}
 FORMS = "an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast"
 
 
+#: The SQL functions' type: not ``sa.Boolean``, for which SQLite (no boolean type) would
+#: render ``... = 1`` after each of them in a WHERE clause.
+_UNTYPED = cast("sa.types.TypeEngine[bool]", sa.types.NullType())
+
+
 class json_has(sa.sql.functions.FunctionElement[bool]):  # noqa: N801 (a SQL function)
     """``json_has(column, value)``: the JSON array in ``column`` holds the string
     ``value``: ``EXISTS (SELECT 1 FROM json_each(column) WHERE value = ...)`` on
     SQLite, ``column ? value`` on PostgreSQL (JSONB: top-level string elements)."""
 
-    type = sa.Boolean()
+    type = _UNTYPED
     inherit_cache = True
     name = "json_has"
 
@@ -44,7 +49,7 @@ class json_has(sa.sql.functions.FunctionElement[bool]):  # noqa: N801 (a SQL fun
 class json_empty(sa.sql.functions.FunctionElement[bool]):  # noqa: N801 (a SQL function)
     """``json_empty(column)``: the JSON array in ``column`` has no element."""
 
-    type = sa.Boolean()
+    type = _UNTYPED
     inherit_cache = True
     name = "json_empty"
 
