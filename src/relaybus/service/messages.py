@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .. import bounds
-from ..errors import Conflict, InvalidInput, RelayError, TooLarge
+from ..errors import Conflict, InvalidInput, NotFound, RelayError, TooLarge
 from ..models import Message, Priority
 from ..store.schema import deliveries, messages
 from ..store.statements import register, run, run_many
@@ -32,7 +32,7 @@ from .idempotency import (
     remember_key,
     request_hash,
 )
-from .targets import Target, parse_target, resolve
+from .targets import Target, deliver, is_set, parse_target, resolve
 from .tasks import create_task
 from .visibility import no_message, restrict, visible_ids, visible_message, visible_to
 
@@ -295,7 +295,9 @@ class MessageOps(ServiceBase):
             if target is None:
                 target = parse_target(parent.sender if parent.sender != sender else parent.target)
         assert target is not None
-        recipients = sorted(resolve(conn, workspace, target, channel, sender))
+        # A direct message resolves its one row first; a set-based target writes its
+        # deliveries with one INSERT ... SELECT once the message has an id.
+        direct = None if is_set(target) else resolve(conn, workspace, target, channel, sender)
         row = {
             "workspace": workspace,
             "sender": sender,
@@ -312,14 +314,29 @@ class MessageOps(ServiceBase):
         }
         message_id = int(run(conn, _INSERT_MESSAGE, row)[0][0])
         row["id"] = message_id
-        run_many(
-            conn,
-            _INSERT_DELIVERY,
-            [
-                {"workspace": workspace, "agent_id": a, "message_id": message_id, "read_at": None}
-                for a in recipients
-            ],
-        )
+        if direct is None:
+            try:
+                recipients = deliver(conn, workspace, target, channel, sender, message_id)
+            except NotFound:
+                # Nothing else is written yet: leave no message row behind, even for a
+                # caller that goes on with its transaction.
+                conn.execute(messages.delete().where(messages.c.id == message_id))
+                raise
+        else:
+            recipients = direct
+            run_many(
+                conn,
+                _INSERT_DELIVERY,
+                [
+                    {
+                        "workspace": workspace,
+                        "agent_id": a,
+                        "message_id": message_id,
+                        "read_at": None,
+                    }
+                    for a in recipients
+                ],
+            )
         if claimable:
             title = subject or (body.strip().splitlines() or ["(untitled task)"])[0][:200]
             task_id = create_task(

@@ -3,20 +3,27 @@
 ``alice`` (an agent id), ``tag:backend``, ``cap:review``, ``label:test writer``
 or ``broadcast``; an optional channel narrows any of them to agents
 subscribed to it (an agent with no channels hears every channel).
+
+Every target but a single agent id is resolved set-based, in SQL: the rule is a
+WHERE clause over ``agents`` (membership in the JSON arrays of tags, capabilities
+and channels with ``json_each`` on SQLite and the ``?`` operator on PostgreSQL),
+and :func:`deliver` writes a message's deliveries with one ``INSERT ... SELECT ...
+RETURNING``: no agent's JSON is decoded in Python and no row is bound one by one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
 
 from ..bounds import MAX_LABEL_CHARS
 from ..errors import InvalidInput, NotFound
-from ..store.schema import agents
-from ..store.statements import Statement, register, run
+from ..store.schema import agents, deliveries
+from ..store.statements import register, run
 from .common import NAME_RE, did_you_mean
 
 Kind = Literal["agent", "tag", "cap", "label", "broadcast"]
@@ -24,32 +31,112 @@ PREFIXES: dict[str, Kind] = {"tag": "tag", "cap": "cap", "label": "label"}
 FORMS = "an agent id, tag:NAME, cap:NAME, label:TEXT or broadcast"
 
 
-#: The column a target kind matches on (None: every agent, or the id itself).
-_MATCHED: dict[Kind, sa.ColumnElement[Any] | None] = {
-    "agent": None,
-    "broadcast": None,
-    "tag": agents.c.tags,
-    "cap": agents.c.capabilities,
-    "label": agents.c.label,
+#: The SQL functions' type: not ``sa.Boolean``, for which SQLite (no boolean type) would
+#: render ``... = 1`` after each of them in a WHERE clause.
+_UNTYPED = cast("sa.types.TypeEngine[bool]", sa.types.NullType())
+
+
+class json_has(sa.sql.functions.FunctionElement[bool]):  # noqa: N801 (a SQL function)
+    """``json_has(column, value)``: the JSON array in ``column`` holds the string
+    ``value``: ``EXISTS (SELECT 1 FROM json_each(column) WHERE value = ...)`` on
+    SQLite, ``column ? value`` on PostgreSQL (JSONB: top-level string elements)."""
+
+    type = _UNTYPED
+    inherit_cache = True
+    name = "json_has"
+
+
+class json_empty(sa.sql.functions.FunctionElement[bool]):  # noqa: N801 (a SQL function)
+    """``json_empty(column)``: the JSON array in ``column`` has no element."""
+
+    type = _UNTYPED
+    inherit_cache = True
+    name = "json_empty"
+
+
+@compiles(json_has)
+def _json_has(element: json_has, compiler: Any, **kw: Any) -> str:
+    column, value = (compiler.process(c, **kw) for c in element.clauses)
+    return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value})"
+
+
+@compiles(json_has, "postgresql")
+def _json_has_postgresql(element: json_has, compiler: Any, **kw: Any) -> str:
+    column, value = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} ? {value})"
+
+
+@compiles(json_empty)
+def _json_empty(element: json_empty, compiler: Any, **kw: Any) -> str:
+    return f"(json_array_length({compiler.process(element.clauses, **kw)}) = 0)"
+
+
+@compiles(json_empty, "postgresql")
+def _json_empty_postgresql(element: json_empty, compiler: Any, **kw: Any) -> str:
+    return f"(jsonb_array_length({compiler.process(element.clauses, **kw)}) = 0)"
+
+
+def _matches(kind: Kind) -> sa.ColumnElement[bool]:
+    """The agents a set-based ``kind`` matches, given the target's value as ``:value``."""
+    value = sa.bindparam("value", type_=sa.String())
+    if kind == "tag":
+        return json_has(agents.c.tags, value)
+    if kind == "cap":
+        return json_has(agents.c.capabilities, value)
+    if kind == "label":
+        return agents.c.label == value
+    return sa.true()  # broadcast
+
+
+def _reached(kind: Kind, channel: bool) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clause of the agents a target reaches: of workspace ``:ws``,
+    matched, hearing ``:channel`` (with a channel) and not ``:sender``."""
+    rule = [agents.c.workspace == sa.bindparam("ws"), _matches(kind)]
+    if channel:
+        heard = sa.bindparam("channel", type_=sa.String())
+        rule.append(sa.or_(json_empty(agents.c.channels), json_has(agents.c.channels, heard)))
+    rule.append(agents.c.id != sa.bindparam("sender", type_=sa.String()))
+    return rule
+
+
+def _insert(kind: Kind, channel: bool) -> sa.Insert:
+    """One delivery of message ``:mid`` per agent the target reaches, returning their ids."""
+    mid = sa.bindparam("mid", type_=deliveries.c.message_id.type)
+    chosen = sa.select(agents.c.workspace, agents.c.id, sa.cast(mid, mid.type))
+    return (
+        deliveries.insert()
+        .from_select(
+            ["workspace", "agent_id", "message_id"], chosen.where(*_reached(kind, channel))
+        )
+        .returning(deliveries.c.agent_id)
+    )
+
+
+#: Set-based targets' statements by (kind, with a channel). Run with ``conn.execute``:
+#: once per send, whatever the number of recipients, SQLAlchemy's few tens of
+#: microseconds do not count, and an ``INSERT ... SELECT`` has no place in the
+#: fast path's registry (which replays inserts from a table's rows).
+_SET_KINDS: tuple[Kind, ...] = ("tag", "cap", "label", "broadcast")
+_INSERTS = {(k, c): _insert(k, c) for k in _SET_KINDS for c in (False, True)}
+_IDS = {
+    (k, c): sa.select(agents.c.id).where(*_reached(k, c)) for k in _SET_KINDS for c in (False, True)
+}
+#: The agents a target matches, sender and channels aside (at most two: enough to
+#: tell "only the sender" from "none on that channel").
+_MATCHED = {
+    k: sa.select(agents.c.id).where(agents.c.workspace == sa.bindparam("ws"), _matches(k)).limit(2)
+    for k in _SET_KINDS
 }
 
-
-def _statement(kind: Kind, channel: bool) -> Statement:
-    """The SELECT of a target kind: the id, the column it matches on and, with a
-    channel, the agent's channels. Only those columns: a broadcast to 1,000 agents
-    decodes no JSON at all, where reading every list column decoded 3,000 arrays."""
-    matched = _MATCHED[kind]
-    columns = [agents.c.id, *([matched] if matched is not None else [])]
-    if channel:
-        columns.append(agents.c.channels)
-    sql = sa.select(*columns).where(agents.c.workspace == sa.bindparam("ws"))
-    if kind == "agent":
-        sql = sql.where(agents.c.id == sa.bindparam("aid"))
-    return register(f"agents.target.{kind}{'+channels' if channel else ''}", sql)
-
-
-_SELECTS = {
-    (kind, channel): _statement(kind, channel) for kind in _MATCHED for channel in (False, True)
+#: A direct message's one row: a registered statement on the fast path.
+_DIRECT = {
+    channel: register(
+        f"agents.target.agent{'+channels' if channel else ''}",
+        sa.select(agents.c.id, *([agents.c.channels] if channel else [])).where(
+            agents.c.workspace == sa.bindparam("ws"), agents.c.id == sa.bindparam("aid")
+        ),
+    )
+    for channel in (False, True)
 }
 
 
@@ -93,45 +180,111 @@ def parse_target(expression: str) -> Target:
     raise InvalidInput(f"malformed target {expression!r}: use {FORMS}", target=expression)
 
 
+def is_set(target: Target) -> bool:
+    """Whether ``target`` may reach several agents (every kind but an agent id):
+    :func:`deliver` writes its deliveries set-based."""
+    return target.kind != "agent"
+
+
 def resolve(
     conn: Connection, workspace: str, target: Target, channel: str | None, sender: str
 ) -> list[str]:
     """The agent ids ``target`` reaches now, narrowed by ``channel``, without the sender.
 
+    Returns:
+        the ids, in no particular order.
+
     Raises:
         NotFound: the target matches nobody (the message names the target and
             suggests close matches).
     """
-    params = {"ws": workspace, "aid": target.value}
-    rows = run(conn, _SELECTS[(target.kind, channel is not None)], params)
-    # Each row: (id, [the matched column], [channels]).
-    value = target.value
-
-    def matches(row: tuple[Any, ...]) -> bool:
-        if target.kind in ("tag", "cap"):
-            return value in row[1]
-        if target.kind == "label":
-            return bool(row[1] == value)
-        return True
-
-    def hears(row: tuple[Any, ...]) -> bool:
-        return channel is None or not row[-1] or channel in row[-1]
-
-    found = [r for r in rows if matches(r)]
-    reached = [r[0] for r in found if hears(r) and r[0] != sender]
-    if reached:
-        return reached
-    if found and all(r[0] == sender for r in found):
-        raise NotFound(f"target {str(target)!r} matches only the sender", target=str(target))
-    if found:
-        raise NotFound(
-            f"no agent matched by {str(target)!r} listens on channel {channel!r}",
-            target=str(target),
-            channel=channel,
+    if is_set(target):
+        params = _params(workspace, target, channel, sender)
+        reached = list(
+            conn.execute(_IDS[(target.kind, channel is not None)], params).scalars().all()
         )
-    raise NotFound(
+        if not reached:
+            raise _nobody(conn, workspace, target, channel, sender)
+        return reached
+    rows = run(conn, _DIRECT[channel is not None], {"ws": workspace, "aid": target.value})
+    if not rows:
+        raise _nobody(conn, workspace, target, channel, sender)
+    (row,) = rows
+    if row[0] == sender:
+        raise _only_sender(target)
+    if channel is not None and row[1] and channel not in row[1]:
+        raise _not_on(target, channel)
+    return [row[0]]
+
+
+def deliver(
+    conn: Connection,
+    workspace: str,
+    target: Target,
+    channel: str | None,
+    sender: str,
+    message_id: int,
+) -> list[str]:
+    """Write the deliveries of message ``message_id`` to the agents a set-based
+    ``target`` (see :func:`is_set`) reaches now, narrowed by ``channel``, without
+    the sender: one ``INSERT ... SELECT ... RETURNING`` in ``conn``'s transaction.
+
+    Returns:
+        the recipients' agent ids, sorted.
+
+    Raises:
+        NotFound: the target reaches nobody, as :func:`resolve` (nothing was written).
+        ValueError: ``target`` is an agent id (use :func:`resolve`).
+    """
+    if not is_set(target):
+        raise ValueError(f"{target} is not a set-based target")
+    params = {**_params(workspace, target, channel, sender), "mid": message_id}
+    statement = _INSERTS[(target.kind, channel is not None)]
+    # fetchall in one call: iterating the result row by row costs ~1 µs a recipient.
+    reached = sorted(conn.execute(statement, params).scalars().all())
+    if not reached:
+        raise _nobody(conn, workspace, target, channel, sender)
+    return reached
+
+
+def _params(workspace: str, target: Target, channel: str | None, sender: str) -> dict[str, Any]:
+    params: dict[str, Any] = {"ws": workspace, "sender": sender}
+    if target.kind != "broadcast":
+        params["value"] = target.value
+    if channel is not None:
+        params["channel"] = channel
+    return params
+
+
+def _nobody(
+    conn: Connection, workspace: str, target: Target, channel: str | None, sender: str
+) -> NotFound:
+    # Why a target reaches nobody (read only on that path): it matches no agent, only
+    # the sender, or no matched agent listens on the channel.
+    if is_set(target):
+        params = {"ws": workspace} | ({} if target.kind == "broadcast" else {"value": target.value})
+        found = list(conn.execute(_MATCHED[target.kind], params).scalars().all())
+    else:
+        found = [r[0] for r in run(conn, _DIRECT[False], {"ws": workspace, "aid": target.value})]
+    if found and all(agent == sender for agent in found):
+        return _only_sender(target)
+    if found and channel is not None:
+        return _not_on(target, channel)
+    return NotFound(
         f"target {str(target)!r} matches no agent" + _suggest(conn, workspace, target),
         target=str(target),
+    )
+
+
+def _only_sender(target: Target) -> NotFound:
+    return NotFound(f"target {str(target)!r} matches only the sender", target=str(target))
+
+
+def _not_on(target: Target, channel: str) -> NotFound:
+    return NotFound(
+        f"no agent matched by {str(target)!r} listens on channel {channel!r}",
+        target=str(target),
+        channel=channel,
     )
 
 

@@ -1,0 +1,289 @@
+"""Broadcast benchmark: a message to 1,000 registered agents, embedded and through the server.
+
+Run: ``.venv/bin/python bench/broadcast.py [--before /work/main] [--quick]``.
+
+The store holds 1,000 agents (two tags each, a capability, half of them listening on
+channel ``dev`` only, the others on every channel) and a ``caster``. Two sends are timed:
+``broadcast`` and ``tag:all`` on channel ``dev`` (both reach all 1,000, the second
+through the tags and the channels). Printed, p50/p99 in ms:
+
+1. embedded: each round copies the seeded store and runs ``--count`` sends of each kind
+   through the SDK (``Relay.open``) in a fresh process, for this checkout and, with
+   ``--before``, for another checkout with its own ``.venv`` (e.g. the main branch),
+   the two alternating round by round (target: p50 <= 5 ms, p99 <= 20 ms);
+   A third column, ``sqlite3``, is the floor: the same rows (the message, the deliveries
+   by ``INSERT ... SELECT ... RETURNING``, the event) written with the stdlib driver in
+   one ``BEGIN IMMEDIATE`` transaction each, on the same store and the same pragmas;
+2. through the server: one ``relaybus serve`` per checkout on a copy of the seeded store,
+   ``POST /v1/messages`` to ``broadcast`` until the 201, alternating between the servers.
+
+The deliveries pile up as a run goes on (every send adds 1,000), and writing them is
+most of a send: their indexes are ordered by agent, so 1,000 recipients touch about
+1,000 pages of each. Figures from different ``--count`` are not comparable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+AGENTS = 1000
+BODY = "release 4.2 is out: please rebase"
+SENDS = {"broadcast": ("broadcast", None), "tag+channel": ("tag:all", "dev")}
+TIMEOUT = 60.0
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``samples``, nearest rank."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def seed(folder: Path) -> Path:
+    """A relay directory in ``folder`` with the caster and :data:`AGENTS` agents
+    registered (with this checkout's code); returns the database file."""
+    from relaybus import Relay
+
+    relay_dir = folder / ".relay"
+    with Relay.open(dir=relay_dir) as relay:
+        relay.register("caster")
+        for i in range(AGENTS):
+            relay.register(
+                f"agent-{i:04d}",
+                tags=["all", f"t{i % 7}"],
+                capabilities=[f"c{i % 3}"],
+                channels=["dev"] if i % 2 else [],
+            )
+    db = relay_dir / "relay.db"
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return db
+
+
+def fresh_copy(db: Path, folder: Path) -> Path:
+    """A relay directory in ``folder`` holding a copy of the seeded database."""
+    relay_dir = folder / ".relay"
+    relay_dir.mkdir(parents=True)
+    shutil.copyfile(db, relay_dir / "relay.db")
+    os.chmod(relay_dir, 0o700)
+    os.chmod(relay_dir / "relay.db", 0o600)
+    return relay_dir
+
+
+# -- 1: embedded ------------------------------------------------------------------------
+
+
+def worker(relay_dir: Path, count: int) -> None:
+    """In a fresh process (the checkout's own interpreter): time ``count`` sends of each
+    kind in :data:`SENDS`, alternating, and print ``{kind: [ms, ...]}`` as JSON."""
+    from relaybus import Relay
+
+    times: dict[str, list[float]] = {kind: [] for kind in SENDS}
+    with Relay.open(dir=relay_dir) as relay:
+        caster = relay.register("caster")
+        for _ in range(count):
+            for kind, (target, channel) in SENDS.items():
+                start = time.perf_counter()
+                sent = caster.send(target, BODY, channel=channel)
+                times[kind].append((time.perf_counter() - start) * 1000)
+                if len(sent.recipients) != AGENTS:
+                    raise RuntimeError(f"{kind}: {len(sent.recipients)} recipients")
+    print(json.dumps(times))
+
+
+#: The floor's statements: what a send writes, in SQL (``:mid``, ``:now`` bound).
+FLOOR_SQL = {
+    "broadcast": "",
+    "tag+channel": (
+        " AND EXISTS (SELECT 1 FROM json_each(agents.tags) WHERE json_each.value = 'all')"
+        " AND (json_array_length(agents.channels) = 0"
+        " OR EXISTS (SELECT 1 FROM json_each(agents.channels) WHERE json_each.value = 'dev'))"
+    ),
+}
+
+
+def floor_worker(relay_dir: Path, count: int) -> None:
+    """As :func:`worker`, with the stdlib driver and SQL written out (the floor)."""
+    conn = sqlite3.connect(relay_dir / "relay.db", isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    times: dict[str, list[float]] = {kind: [] for kind in SENDS}
+    for _ in range(count):
+        for kind, (target, channel) in SENDS.items():
+            start = time.perf_counter()
+            now = time.time()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "UPDATE agents SET last_seen_at = ? WHERE workspace = 'default' AND id = 'caster'",
+                (now,),
+            )
+            mid = conn.execute(
+                "INSERT INTO messages (workspace, sender, target, channel, body, priority, meta,"
+                " created_at) VALUES ('default', 'caster', ?, ?, ?, 'normal', '{}', ?)"
+                " RETURNING id",
+                (target, channel, BODY, now),
+            ).fetchone()[0]
+            recipients = sorted(
+                r[0]
+                for r in conn.execute(
+                    "INSERT INTO deliveries (workspace, agent_id, message_id)"
+                    " SELECT workspace, id, ? FROM agents WHERE workspace = 'default'"
+                    f" AND id != 'caster'{FLOOR_SQL[kind]} RETURNING agent_id",
+                    (mid,),
+                ).fetchall()
+            )
+            data = {"message_id": mid, "to": target, "recipients": recipients}
+            conn.execute(
+                "INSERT INTO events (workspace, kind, agent_id, data, created_at)"
+                " VALUES ('default', 'message.sent', 'caster', ?, ?)",
+                (json.dumps(data), now),
+            )
+            conn.execute("COMMIT")
+            times[kind].append((time.perf_counter() - start) * 1000)
+            if len(recipients) != AGENTS:
+                raise RuntimeError(f"{kind}: {len(recipients)} recipients")
+    conn.close()
+    print(json.dumps(times))
+
+
+def embedded(
+    checkouts: dict[str, Path], db: Path, root: Path, rounds: int, count: int
+) -> dict[str, dict[str, list[float]]]:
+    """Per checkout and kind, every send's time (ms) over ``rounds`` interleaved rounds."""
+    names = [*checkouts, "sqlite3"]
+    found: dict[str, dict[str, list[float]]] = {n: {k: [] for k in SENDS} for n in names}
+    for r in range(rounds):
+        order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
+        for name in [*order, "sqlite3"]:
+            folder = root / f"embedded-{name}-{r}"
+            relay_dir = fresh_copy(db, folder)
+            if name == "sqlite3":
+                python, mode = Path(sys.executable), "--floor"
+            else:
+                python, mode = checkouts[name] / ".venv" / "bin" / "python", "--worker"
+            out = subprocess.run(
+                [str(python), __file__, mode, str(relay_dir), "--count", str(count)],
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                check=True,
+                env=clean_env(),
+            ).stdout
+            for kind, samples in json.loads(out).items():
+                found[name][kind].extend(samples)
+            shutil.rmtree(folder)
+    return found
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without ``RELAYBUS_*`` (no warm relay, no settings of the user's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+    env["RELAYBUS_DAEMON"] = "0"
+    return env
+
+
+# -- 2: through the server --------------------------------------------------------------
+
+
+def through_servers(
+    checkouts: dict[str, Path], db: Path, root: Path, count: int
+) -> dict[str, list[float]]:
+    """Per checkout, the time (ms) of each broadcast ``POST`` until its 201, the servers
+    taking turns."""
+    import contextlib
+
+    import httpx
+
+    from bench.common import announced_server
+
+    found: dict[str, list[float]] = {name: [] for name in checkouts}
+    with contextlib.ExitStack() as stack:
+        clients: dict[str, tuple[httpx.Client, dict[str, str]]] = {}
+        for name, checkout in checkouts.items():
+            folder = root / f"server-{name}"
+            relay_dir = fresh_copy(db, folder)
+            env = clean_env()
+            env["RELAYBUS_DIR"] = str(relay_dir)
+            python = str(checkout / ".venv" / "bin" / "python")
+            command = [python, "-m", "relaybus", "serve", "--port", "0"]
+            url, _pid = stack.enter_context(announced_server(command, folder, env, TIMEOUT))
+            http = stack.enter_context(httpx.Client(base_url=url, timeout=TIMEOUT))
+            reply = http.post("/v1/agents", json={"id": "caster"})
+            reply.raise_for_status()
+            headers = {
+                "Authorization": f"Bearer {reply.json()['token']}",
+                "Content-Type": "application/json",
+            }
+            clients[name] = (http, headers)
+        content = json.dumps({"sender": "caster", "to": "broadcast", "body": BODY})
+        for i in range(count):
+            order = list(clients) if i % 2 == 0 else list(reversed(clients))
+            for name in order:
+                http, headers = clients[name]
+                start = time.perf_counter()
+                reply = http.post("/v1/messages", content=content, headers=headers)
+                found[name].append((time.perf_counter() - start) * 1000)
+                if reply.status_code != 201 or len(reply.json()["recipients"]) != AGENTS:
+                    raise RuntimeError(f"{name}: {reply.status_code} {reply.text[:200]}")
+    return found
+
+
+def line(name: str, samples: list[float]) -> str:
+    return (
+        f"  {name:<22} p50 {percentile(samples, 0.5):7.2f}  p99 {percentile(samples, 0.99):7.2f}"
+        f"  mean {statistics.fmean(samples):7.2f} ms  ({len(samples)} sends)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--before", type=Path, help="another checkout (with .venv) to compare")
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--count", type=int, default=10, help="sends of each kind per round")
+    parser.add_argument("--server-count", type=int, default=40)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.count)
+        return
+    if args.floor:
+        floor_worker(args.floor, args.count)
+        return
+    if args.quick:
+        args.rounds, args.count, args.server_count = 2, 5, 10
+    here = Path(__file__).resolve().parents[1]
+    checkouts = {"after": here}
+    if args.before:
+        checkouts = {"before": args.before.resolve(), "after": here}
+    with tempfile.TemporaryDirectory(prefix="relaybus-broadcast-") as tmp:
+        root = Path(tmp)
+        db = seed(root / "seed")
+        print(f"broadcast to {AGENTS} registered agents; checkouts: {checkouts}")
+        print(f"\n1. embedded (SDK), {args.rounds} interleaved rounds x {args.count} sends")
+        timings = embedded(checkouts, db, root, args.rounds, args.count)
+        for name, kinds in timings.items():
+            for kind, samples in kinds.items():
+                print(line(f"{name} {kind}", samples))
+        print(f"\n2. through the server: POST /v1/messages to broadcast, {args.server_count} each")
+        for name, samples in through_servers(checkouts, db, root, args.server_count).items():
+            print(line(f"{name} broadcast", samples))
+
+
+if __name__ == "__main__":
+    main()
