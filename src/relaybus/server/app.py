@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
 from fastapi import FastAPI
 from starlette.middleware import Middleware
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from .. import __version__
 from ..service import Service
 from ..settings import Settings
-from . import mcp as mcp_http
 from . import problems
 from .auth import Authenticator, ServerContext
 from .hub import Hub
@@ -21,6 +25,11 @@ from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, RequestMetrics
 from .routes import agents, events, inbox, messages, stream, system, tasks, ws
 from .sweeper import Sweeper
+
+if TYPE_CHECKING:
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+    from .mcp import HookHost, McpEndpoint
 
 DESCRIPTION = """Agent-to-agent messaging: agents, messages, inboxes, threads, tasks and claims,
 the event log, and live delivery (Server-Sent Events at /v1/stream, a WebSocket at /v1/ws,
@@ -69,8 +78,12 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
         )
         sweeper.start()
         try:
-            async with mcp_sessions.run():  # MCP sessions end before the hub stops
-                yield
+            async with anyio.create_task_group() as tasks:
+                mcp.begin(tasks)
+                try:
+                    yield
+                finally:
+                    mcp.end()  # MCP sessions end before the hub stops
         finally:
             await sweeper.stop()
             await hub.stop()
@@ -101,7 +114,9 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(stream.router)
     app.include_router(ws.router)
-    mcp_sessions = mcp_http.mount(app, service, config, auth=auth, hub=hub)
+    mcp = LazyMcp(app, app.state.context)
+    app.state.mcp_endpoint = mcp
+    app.router.routes.append(Route("/mcp", endpoint=mcp, include_in_schema=False))
 
     generate = app.openapi
 
@@ -115,3 +130,83 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+class LazyMcp:
+    """``/mcp``, with the MCP SDK imported (about 25 MiB and a second and a half of
+    CPU) and its session manager started on the first MCP request, so a relay
+    nobody speaks MCP to never pays for it; :attr:`eager` loads it as the app
+    starts instead (the warm local relay, whose ``relaybus mcp`` bridges want it).
+
+    Once loaded, ``app.state.mcp`` is the :class:`~relaybus.server.mcp.HttpRuntime`.
+    """
+
+    def __init__(self, app: FastAPI, context: ServerContext) -> None:
+        self.app = app
+        self.context = context
+        #: Load at start rather than on the first request.
+        self.eager = False
+        #: Serves the hook commands of bridged sessions (see ``HttpRuntime.session_host``).
+        self.session_host: HookHost | None = None
+        self._endpoint: McpEndpoint | None = None
+        self._tasks: TaskGroup | None = None
+        self._lock: anyio.Lock | None = None
+        self._stop: anyio.Event | None = None
+        #: An eager load in progress, given up at shutdown (the import thread is left to end).
+        self._loading: anyio.CancelScope | None = None
+
+    def begin(self, tasks: TaskGroup) -> None:
+        """Called by the lifespan: MCP sessions run in ``tasks`` until :meth:`end`."""
+        self._tasks, self._lock, self._stop = tasks, anyio.Lock(), anyio.Event()
+        self._loading = anyio.CancelScope()
+        if self.eager:
+            tasks.start_soon(self._load_now)
+
+    def end(self) -> None:
+        """Called by the lifespan at shutdown: the session manager stops, and a load
+        still importing is given up (shutdown does not wait for the import)."""
+        if self._loading is not None:
+            self._loading.cancel()
+        if self._stop is not None:
+            self._stop.set()
+
+    async def _load_now(self) -> None:
+        assert self._loading is not None
+        with self._loading:
+            await self.load()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self._endpoint or await self.load()
+        await endpoint(scope, receive, send)
+
+    async def load(self) -> McpEndpoint:
+        """Import the MCP side (in a worker thread: the event loop keeps serving),
+        build it, and start its session manager; once.
+
+        Raises:
+            RuntimeError: the app's lifespan has not started.
+        """
+        if self._tasks is None or self._lock is None:
+            raise RuntimeError("MCP is served only while the app runs (its lifespan)")
+        async with self._lock:
+            if self._endpoint is None:
+                module = await anyio.to_thread.run_sync(
+                    importlib.import_module, "relaybus.server.mcp", abandon_on_cancel=True
+                )
+                c = self.context
+                endpoint, runtime, manager = module.build(
+                    c.service, c.config, auth=c.auth, hub=c.hub
+                )
+                runtime.session_host = self.session_host
+                await self._tasks.start(self._run, manager)
+                self.app.state.mcp = runtime
+                self._endpoint = endpoint
+        return self._endpoint
+
+    async def _run(
+        self, manager: StreamableHTTPSessionManager, *, task_status: TaskStatus[None]
+    ) -> None:
+        assert self._stop is not None
+        async with manager.run():
+            task_status.started()
+            await self._stop.wait()

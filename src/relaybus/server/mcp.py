@@ -48,7 +48,6 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.datastructures import Headers
 from starlette.requests import Request
-from starlette.routing import Route
 from starlette.types import Message as AsgiMessage
 from starlette.types import Receive, Scope, Send
 
@@ -64,8 +63,6 @@ from .auth import WORKSPACE_HEADER, Authenticator, Caller, bearer_token
 from .problems import problem, relay_error_response
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
-
     from ..service import Service
     from ..settings import Settings
     from .hub import Hub
@@ -580,13 +577,13 @@ async def _no_receive() -> AsgiMessage:
     return {"type": "http.disconnect"}
 
 
-def mount(
-    app: FastAPI, service: Service, config: Settings, *, auth: Authenticator, hub: Hub
-) -> StreamableHTTPSessionManager:
-    """Serve MCP at ``/mcp`` on ``app``; returns the session manager, whose
-    ``run()`` the app's lifespan must enter (it starts the runtime too).
-    ``app.state.mcp`` is the :class:`HttpRuntime` (``await app.state.mcp.close()``
-    ends open MCP responses when shutdown begins).
+def build(
+    service: Service, config: Settings, *, auth: Authenticator, hub: Hub
+) -> tuple[McpEndpoint, HttpRuntime, StreamableHTTPSessionManager]:
+    """MCP for the app: the ASGI endpoint to serve at ``/mcp``, its
+    :class:`HttpRuntime` (``await runtime.close()`` ends open MCP responses when
+    shutdown begins), and the session manager, whose ``run()`` must be entered
+    before the endpoint serves (it starts the runtime too).
 
     DNS-rebinding protection (the SDK's) is on when ``config.host`` is loopback.
     """
@@ -604,10 +601,7 @@ def mount(
         host=config.host,
     )
     manager = server.session_manager
-    app.state.mcp = runtime
-    endpoint = McpEndpoint(runtime, auth, manager)
-    app.router.routes.append(Route("/mcp", endpoint=endpoint, include_in_schema=False))
-    return manager
+    return McpEndpoint(runtime, auth, manager), runtime, manager
 
 
 def _bridged(http: Request) -> tuple[SessionIdentity, Path | None] | None:
