@@ -71,6 +71,7 @@ class SendGroups:
         self.metrics = metrics
         self.kill_key = kill_key
         self._lock = threading.Lock()
+        self._grown = threading.Condition(self._lock)
         self._queue: list[_Waiter] = []
         self._leading = False
         #: Called with each group's size before it is stored (tests watch grouping).
@@ -89,6 +90,7 @@ class SendGroups:
             self._queue.append(waiter)
             lead = not self._leading
             self._leading = True
+            self._grown.notify_all()
         if not lead:
             waiter.done.wait()
         if lead or waiter.lead:
@@ -102,6 +104,16 @@ class SendGroups:
             raise outcome
         assert isinstance(outcome, Message)
         return outcome
+
+    def wait_queued(self, count: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until at least ``count`` sends wait for the
+        next group (for tests that build a group while :attr:`on_group` holds one).
+
+        Returns:
+            whether they do.
+        """
+        with self._grown:
+            return self._grown.wait_for(lambda: len(self._queue) >= count, timeout)
 
     def _lead(self) -> None:
         # This thread stores one group, then passes the lead on (or gives it up).
