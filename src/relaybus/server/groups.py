@@ -135,27 +135,30 @@ class SendGroups:
     def _store(self, group: list[_Waiter], *, alone_on_error: bool = False) -> None:
         if self.on_group is not None:
             self.on_group(len(group))
-        try:
-            outcomes = self.service.send_group([w.send for w in group])
-        except Exception:
-            if not alone_on_error:
-                raise
-            logger.exception("storing a group of %d sends failed; storing each alone", len(group))
-            for waiter in group:
-                waiter.outcome = _ALONE
-            return
         stored: list[Message] = []
-        for waiter, outcome in zip(group, outcomes, strict=True):
-            waiter.outcome = outcome
-            if isinstance(outcome, Message):
-                stored.append(outcome)
-        if self.kill_key is not None and any(
-            w.send.idempotency_key == self.kill_key and isinstance(w.outcome, Message)
-            for w in group
-        ):
-            os.kill(os.getpid(), signal.SIGKILL)
+        with self.hub.writing():  # fans the group out at its end
+            try:
+                outcomes = self.service.send_group([w.send for w in group])
+            except Exception:
+                if not alone_on_error:
+                    raise
+                logger.exception(
+                    "storing a group of %d sends failed; storing each alone", len(group)
+                )
+                for waiter in group:
+                    waiter.outcome = _ALONE
+                return
+            for waiter, outcome in zip(group, outcomes, strict=True):
+                waiter.outcome = outcome
+                if isinstance(outcome, Message):
+                    stored.append(outcome)
+            if self.kill_key is not None and any(
+                w.send.idempotency_key == self.kill_key and isinstance(w.outcome, Message)
+                for w in group
+            ):
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.hub.remember(stored)
         if stored:
-            self.hub.publish(stored)
             self.metrics.messages_sent.inc(len(stored))
 
 
