@@ -74,7 +74,8 @@ class SendGroups:
         self._grown = threading.Condition(self._lock)
         self._queue: list[_Waiter] = []
         self._leading = False
-        #: Called with each group's size before it is stored (tests watch grouping).
+        #: Called with each group's size before it is stored, inside the hub's
+        #: :meth:`~Hub.writing` block (tests hold a group there).
         self.on_group: Callable[[int], None] | None = None
 
     def send(self, send: GroupSend) -> Message:
@@ -133,10 +134,10 @@ class SendGroups:
                 waiter.done.set()
 
     def _store(self, group: list[_Waiter], *, alone_on_error: bool = False) -> None:
-        if self.on_group is not None:
-            self.on_group(len(group))
         stored: list[Message] = []
         with self.hub.writing():  # fans the group out at its end
+            if self.on_group is not None:
+                self.on_group(len(group))
             try:
                 outcomes = self.service.send_group([w.send for w in group])
             except Exception:

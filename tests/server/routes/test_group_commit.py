@@ -225,3 +225,28 @@ def test_a_group_publishes_its_messages_to_the_stream_in_id_order(
                         break
     assert seen == sorted(seen)
     assert seen[1:] == sorted(ids)
+
+
+def test_a_write_by_another_writer_while_a_group_is_stored_still_reaches_the_stream(
+    server: LiveServer, tokens: dict[str, str], gate: Gate, pool: ThreadPoolExecutor
+) -> None:
+    # While a group is being stored the hub's reader leaves wake-ups to the group's
+    # thread, whose read of the log at the end must cover the other writer's commit.
+    with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+        headers = {"Authorization": f"Bearer {tokens['bob']}"}
+        with client.stream("GET", "/v1/stream", headers=headers) as stream:
+            lines = stream.iter_lines()
+            assert next(lines) == "event: ready"
+            held = pool.submit(post, server, {"sender": "alice", "to": "bob", "body": "held"})
+            assert gate.held.wait(HUNG)
+            other = server.service.send("carol", "bob", "from another writer")
+            gate.opened.set()
+            assert held.result(HUNG).status_code == 201
+            bodies: list[str] = []
+            for line in lines:
+                if line.startswith("data: ") and '"message.sent"' in line:
+                    bodies.append(json.loads(line[6:])["data"]["message"]["body"])
+                    if len(bodies) == 2:
+                        break
+    assert sorted(bodies) == ["from another writer", "held"]
+    assert other.id
