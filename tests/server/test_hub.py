@@ -74,7 +74,8 @@ def test_a_send_reaches_the_recipient_with_the_full_message(service: Service) ->
     event = json.loads(items[0].json)
     assert event["kind"] == "message.sent"
     assert event["data"]["message"]["body"] == "hello bob"
-    assert event["data"]["message"]["recipients"] == ["bob"]
+    assert "recipients" not in event["data"]["message"]
+    assert event["data"]["recipients"] == ["bob"]
     assert items[0].sse.startswith(f"id: {items[0].id}\nevent: message.sent\ndata: {{".encode())
     assert json.loads(items[0].ws) == {"type": "event", "event": event}
 
