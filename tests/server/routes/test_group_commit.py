@@ -208,7 +208,9 @@ def test_idempotent_retries_inside_one_group_store_the_message_once(
 def test_a_group_publishes_its_messages_to_the_stream_in_id_order(
     server: LiveServer, tokens: dict[str, str], gate: Gate, pool: ThreadPoolExecutor
 ) -> None:
-    sends = [({"sender": "alice", "to": "bob", "body": f"m{n}"}, {}) for n in range(5)]
+    sends: list[tuple[dict[str, Any], dict[str, str]]] = [
+        ({"sender": "alice", "to": "bob", "body": f"m{n}"}, {}) for n in range(5)
+    ]
     with httpx.Client(base_url=server.url, timeout=HUNG) as client:
         with client.stream(
             "GET", "/v1/stream", headers={"Authorization": f"Bearer {tokens['bob']}"}
