@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 from ..models import Event, Message
 from ..service import Service
 from ..service.visibility import sent_audience
+from ..store.notify import Listener
 from .audiences import TaskAudiences
 
 if TYPE_CHECKING:
@@ -251,6 +252,7 @@ class Hub:
         # Local writes between their commit and their publish (see writing()).
         self._writers = 0
         self._writers_lock = threading.Lock()
+        self._listener: Listener | None = None  # the reader thread's, while it listens
 
     # -- life ------------------------------------------------------------
 
@@ -393,6 +395,13 @@ class Hub:
         finally:
             with self._writers_lock:
                 self._writers -= 1
+            listener = self._listener
+            if listener is not None and self.service.store.dialect == "sqlite":
+                # SQLite's wake-ups carry no event id. Those pending now are of commits
+                # made before this point (this block's own, mostly), which the read
+                # below covers: taking them spares the reader thread a read of nothing.
+                with contextlib.suppress(OSError):  # the reader closed it meanwhile
+                    listener.drain()
             self.publish()
 
     # -- long-poll -------------------------------------------------------
@@ -489,6 +498,7 @@ class Hub:
     def _read_log(self) -> None:
         try:
             with self.service.store.listen() as listener:
+                self._listener = listener  # closed after the block: writing() copes
                 read = True
                 announced: int | None = None
                 while not self._stopping.is_set():
