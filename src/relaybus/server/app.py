@@ -20,6 +20,7 @@ from ..service import Service
 from ..settings import Settings
 from . import problems
 from .auth import Authenticator, ServerContext
+from .groups import SendGroups
 from .hub import Hub
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, RequestMetrics
@@ -104,7 +105,8 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.hub = hub
     app.state.lean_routes = True
-    app.state.context = ServerContext(service, config, metrics, auth, hub)
+    sends = SendGroups(service, hub, metrics, kill_key=messages.KILL_AFTER_COMMIT)
+    app.state.context = ServerContext(service, config, metrics, auth, hub, sends)
     app.state.started_at = time.monotonic()
     problems.install(app)
     # Routing tries routes in order: sending first (the hot path), and the inbox

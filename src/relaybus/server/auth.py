@@ -36,6 +36,7 @@ from ..service.tokens import hash_token
 if TYPE_CHECKING:
     from ..service import Service
     from ..settings import Settings
+    from .groups import SendGroups
     from .hub import Hub
     from .limits import RateLimiter
     from .metrics import Metrics
@@ -145,6 +146,8 @@ class ServerContext:
     metrics: Metrics
     auth: Authenticator
     hub: Hub
+    #: The group-commit queue of ``POST /v1/messages``.
+    sends: SendGroups
 
 
 class Authenticator:

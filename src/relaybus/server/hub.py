@@ -30,13 +30,14 @@ import json
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ..models import Event, Message
 from ..service import Service
 from ..service.visibility import sent_audience
+from ..store.notify import Listener
 from .audiences import TaskAudiences
 
 if TYPE_CHECKING:
@@ -248,6 +249,10 @@ class Hub:
         # The log cursor, shared by the reader thread and publish(): one reads at a time.
         self._cursor = 0
         self._read_lock = threading.Lock()
+        # Local writes between their commit and their publish (see writing()).
+        self._writers = 0
+        self._writers_lock = threading.Lock()
+        self._listener: Listener | None = None  # the reader thread's, while it listens
 
     # -- life ------------------------------------------------------------
 
@@ -371,6 +376,34 @@ class Hub:
         except Exception:  # the write succeeded; the reader thread retries the read
             logger.exception("reading the event log after a local write failed")
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Wrap a local write: on exit (however it ends) the log's tail is fanned out
+        from the calling thread, as :meth:`publish` does; hand the messages stored to
+        :meth:`remember` inside the block.
+
+        While a block is open the reader thread leaves the store's wake-ups to it (the
+        read at its exit comes after them and sees everything committed before), so a
+        local commit costs one read of the log, not two (the publisher's and the
+        reader thread's), and its messages are pushed from :meth:`remember`, not read
+        back because the reader thread got to the log first.
+        """
+        with self._writers_lock:
+            self._writers += 1
+        try:
+            yield
+        finally:
+            with self._writers_lock:
+                self._writers -= 1
+            listener = self._listener
+            if listener is not None and self.service.store.dialect == "sqlite":
+                # SQLite's wake-ups carry no event id. Those pending now are of commits
+                # made before this point (this block's own, mostly), which the read
+                # below covers: taking them spares the reader thread a read of nothing.
+                with contextlib.suppress(OSError):  # the reader closed it meanwhile
+                    listener.drain()
+            self.publish()
+
     # -- long-poll -------------------------------------------------------
 
     async def wait_for(
@@ -465,6 +498,7 @@ class Hub:
     def _read_log(self) -> None:
         try:
             with self.service.store.listen() as listener:
+                self._listener = listener  # closed after the block: writing() copes
                 read = True
                 announced: int | None = None
                 while not self._stopping.is_set():
@@ -487,6 +521,8 @@ class Hub:
                     # logged nothing) needs no read. No id known: read.
                     announced = listener.announced if woken else None
                     read = announced is None or announced > self._cursor
+                    if woken and self._writers:
+                        read = False  # a local writer reads the log when its block ends
         except Exception:
             logger.exception("the hub cannot listen for wake-ups; live delivery stopped")
 

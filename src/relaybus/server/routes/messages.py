@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from ...models import Delivery, DeliveryState, Message
+from ...service.messages import GroupSend
 from ...wire import DELIVERY_LIST, MESSAGE_LIST, BatchBody, SendBody
 from ..auth import ApiCall, Epoch
 from ..problems import responses
@@ -49,27 +50,27 @@ def send(
     With an ``Idempotency-Key`` (draft-ietf-httpapi-idempotency-key-header), a retry
     from the same sender within 24 h gets the original answer, 201 and the same
     message, and stores nothing; the same key with another request is 409.
+
+    Concurrent sends are committed together (:mod:`relaybus.server.groups`): each
+    still answers after the commit that stored it, with its own message or error.
     """
     caller = call.caller()
-    key = key_from_header(idempotency_key)
-    message = call.service.send(
-        caller.act_as(body.sender, "sender"),
-        body.to,
-        body.body,
-        workspace=caller.workspace,
-        epoch=epoch,
-        subject=body.subject,
-        channel=body.channel,
-        reply_to=body.reply_to,
-        priority=body.priority,
-        meta=body.meta,
-        claimable=body.claimable,
-        idempotency_key=key,
+    message = call.context.sends.send(
+        GroupSend(
+            caller.act_as(body.sender, "sender"),
+            body.to,
+            body.body,
+            workspace=caller.workspace,
+            epoch=epoch,
+            subject=body.subject,
+            channel=body.channel,
+            reply_to=body.reply_to,
+            priority=body.priority,
+            meta=body.meta,
+            claimable=body.claimable,
+            idempotency_key=key_from_header(idempotency_key),
+        )
     )
-    if key is not None and key == KILL_AFTER_COMMIT:
-        os.kill(os.getpid(), signal.SIGKILL)
-    call.hub.publish((message,))
-    call.metrics.messages_sent.inc()
     return render(message, 201)
 
 

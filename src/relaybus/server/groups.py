@@ -1,0 +1,167 @@
+"""Group commit for ``POST /v1/messages``: concurrent sends share one transaction.
+
+Each send request runs in a worker thread of the server's pool. It queues its
+send and, if no thread is storing a group, leads: it takes everything queued
+(its own send first, then what arrived while the previous group was stored),
+stores it with :meth:`~relaybus.service.Service.send_group` in one
+transaction, fans the messages out (:meth:`Hub.publish`, once for the group,
+in id order), then hands each follower its own outcome, a message or an
+error, and the lead to the oldest request that queued meanwhile. A follower
+just waits for its outcome (or for the lead). Nothing waits for company: a lone
+sender leads a group of one at once, so it pays no added latency, and under
+load a group is whatever queued during one commit (the classic
+leader/follower group commit, e.g. PostgreSQL's WAL insertion and MySQL's
+binlog group commit).
+
+Every send is acknowledged only after the commit that stored it, and a
+refused send is refused alone (see ``send_group``'s savepoints).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from ..errors import RelayError
+from ..models import Message
+from ..service import Service
+from ..service.messages import GroupSend
+from .hub import Hub
+from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+#: Most sends stored in one group (the rest wait for the next one).
+MAX_GROUP = 256
+
+
+class _Waiter:
+    """One queued send: its outcome once stored, or the lead handed to it."""
+
+    __slots__ = ("send", "outcome", "lead", "done")
+
+    def __init__(self, send: GroupSend) -> None:
+        self.send = send
+        self.outcome: Message | RelayError | object | None = None
+        self.lead = False
+        self.done = threading.Event()
+
+
+class SendGroups:
+    """The group-commit queue of one server process (see the module docstring).
+
+    Args:
+        service: stores the groups.
+        hub: fans out each group's messages after its commit.
+        metrics: counts the messages sent.
+        kill_key: test-only fault injection: a group holding a send with this
+            idempotency key makes the process SIGKILL itself right after the
+            commit, before any reply (``RELAYBUS_TEST_KILL_AFTER_COMMIT``).
+    """
+
+    def __init__(
+        self, service: Service, hub: Hub, metrics: Metrics, *, kill_key: str | None = None
+    ) -> None:
+        self.service = service
+        self.hub = hub
+        self.metrics = metrics
+        self.kill_key = kill_key
+        self._lock = threading.Lock()
+        self._grown = threading.Condition(self._lock)
+        self._queue: list[_Waiter] = []
+        self._leading = False
+        #: Called with each group's size before it is stored, inside the hub's
+        #: :meth:`~Hub.writing` block (tests hold a group there).
+        self.on_group: Callable[[int], None] | None = None
+
+    def send(self, send: GroupSend) -> Message:
+        """Store ``send`` (with whatever else is queued) and return its message once
+        committed and fanned out. Blocking: call it from a worker thread.
+
+        Raises:
+            RelayError: what :meth:`Service.send` raises for this send alone.
+            StoreError, sqlalchemy.exc.DBAPIError: the database failed.
+        """
+        waiter = _Waiter(send)
+        with self._lock:
+            self._queue.append(waiter)
+            lead = not self._leading
+            self._leading = True
+            self._grown.notify_all()
+        if not lead:
+            waiter.done.wait()
+        if lead or waiter.lead:
+            self._lead()
+        if waiter.outcome is _ALONE:
+            # The group failed as a whole: each send is stored on its own, so that
+            # each gets its own answer (as the WebSocket route does with a batch).
+            self._store([waiter])
+        outcome = waiter.outcome
+        if isinstance(outcome, RelayError):
+            raise outcome
+        assert isinstance(outcome, Message)
+        return outcome
+
+    def wait_queued(self, count: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until at least ``count`` sends wait for the
+        next group (for tests that build a group while :attr:`on_group` holds one).
+
+        Returns:
+            whether they do.
+        """
+        with self._grown:
+            return self._grown.wait_for(lambda: len(self._queue) >= count, timeout)
+
+    def _lead(self) -> None:
+        # This thread stores one group, then passes the lead on (or gives it up).
+        with self._lock:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+        try:
+            self._store(group, alone_on_error=len(group) > 1)
+        finally:
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                    successor.done.set()
+                else:
+                    self._leading = False
+            for waiter in group:
+                waiter.done.set()
+
+    def _store(self, group: list[_Waiter], *, alone_on_error: bool = False) -> None:
+        stored: list[Message] = []
+        with self.hub.writing():  # fans the group out at its end
+            if self.on_group is not None:
+                self.on_group(len(group))
+            try:
+                outcomes = self.service.send_group([w.send for w in group])
+            except Exception:
+                if not alone_on_error:
+                    raise
+                logger.exception(
+                    "storing a group of %d sends failed; storing each alone", len(group)
+                )
+                for waiter in group:
+                    waiter.outcome = _ALONE
+                return
+            for waiter, outcome in zip(group, outcomes, strict=True):
+                waiter.outcome = outcome
+                if isinstance(outcome, Message):
+                    stored.append(outcome)
+            if self.kill_key is not None and any(
+                w.send.idempotency_key == self.kill_key and isinstance(w.outcome, Message)
+                for w in group
+            ):
+                os.kill(os.getpid(), signal.SIGKILL)
+            self.hub.remember(stored)
+        if stored:
+            self.metrics.messages_sent.inc(len(stored))
+
+
+#: A waiter's outcome when its group failed as a whole: store it alone.
+_ALONE: Final = object()

@@ -1,0 +1,97 @@
+"""``Service.send_group``: independent sends in one transaction store exactly what the same
+sends store one by one (rows, ids, events, errors), on both dialects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relaybus.errors import RelayError
+from relaybus.models import Message
+from relaybus.service import Service
+from relaybus.service.messages import GroupSend
+from relaybus.store import Store
+from tests.conftest import Clock, open_test_store, snapshot_rows
+
+KEY = "5b0f3d4e-group-key"
+
+
+def setup(service: Service) -> None:
+    for agent in ("alice", "bob", "carol"):
+        service.register(agent)
+    service.register("dave", tags=["ops"])
+    service.send("alice", "bob", "private to bob")  # message 1: carol may not see it
+
+
+SENDS = [
+    GroupSend("alice", "bob", "hello"),
+    GroupSend("carol", "nobody", "to a ghost"),  # NotFound
+    GroupSend("bob", "tag:ops", "to ops", subject="deploy", claimable=True),
+    GroupSend("dave", "bob", "stale", epoch=7),  # Conflict
+    GroupSend("carol", None, "re", reply_to=1),  # NotFound: a message carol may not see
+    GroupSend("bob", None, "re", reply_to=1),  # a reply to the parent's sender
+    GroupSend("alice", "bob", "keyed", idempotency_key=KEY),
+    GroupSend("alice", "bob", "keyed", idempotency_key=KEY),  # a retry: the same message
+    GroupSend("alice", "bob", "other", idempotency_key=KEY),  # Conflict: the key reused
+    GroupSend("alice", "bob", "bad key", idempotency_key=" x"),  # InvalidInput
+    GroupSend("carol", "broadcast", "to all", meta={"n": 1}, priority="high"),
+    GroupSend("carol", "bob", "\x00"),  # InvalidInput: NUL
+]
+
+
+def one_by_one(service: Service) -> list[Message | RelayError]:
+    outcomes: list[Message | RelayError] = []
+    for send in SENDS:
+        fields = send._asdict()
+        try:
+            outcomes.append(service.send(fields.pop("sender"), fields.pop("to"), **fields))
+        except RelayError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def shown(outcomes: list[Message | RelayError]) -> list[object]:
+    return [
+        o.model_dump() if isinstance(o, Message) else (type(o).__name__, o.message)
+        for o in outcomes
+    ]
+
+
+def test_a_group_stores_what_the_same_sends_store_one_by_one(
+    store: Store, tmp_path: Path, clock: Clock
+) -> None:
+    grouped = Service(store)
+    setup(grouped)
+    with open_test_store(store.dialect, tmp_path / "alone", clock) as other:
+        alone = Service(other)
+        setup(alone)
+        expected = one_by_one(alone)
+        got = grouped.send_group(SENDS)
+        assert shown(got) == shown(expected)
+        assert snapshot_rows(store) == snapshot_rows(other)
+    kinds = [type(o).__name__ for o in got]
+    assert kinds == [
+        "Message",
+        "NotFound",
+        "Message",
+        "Conflict",
+        "NotFound",
+        "Message",
+        "Message",
+        "Message",
+        "Conflict",
+        "InvalidInput",
+        "Message",
+        "InvalidInput",
+    ]
+    ids = [o.id for o in got if isinstance(o, Message)]
+    assert ids[3] == ids[4]  # the retry got the first message
+    assert ids[:4] + ids[5:] == sorted(set(ids))
+
+
+def test_a_group_of_one_is_a_send(service: Service) -> None:
+    setup(service)
+    [message] = service.send_group([GroupSend("alice", "bob", "alone")])
+    assert isinstance(message, Message)
+    assert service.get_message(message.id).body == "alone"
+    [refused] = service.send_group([GroupSend("alice", "ghost", "alone")])
+    assert isinstance(refused, RelayError) and refused.status == 404
