@@ -409,7 +409,10 @@ def check_pushed_messages(world: World, agent: str, events: list[dict[str, Any]]
     for event in events:
         if event["kind"] == "message.sent":
             message = event["data"]["message"]
-            assert frozenset(message["recipients"]) == visible[message["id"]].recipients
+            # The frame carries the recipients once, as the event's own data.
+            assert "recipients" not in message
+            recipients = frozenset(event["data"]["recipients"])
+            assert recipients == visible[message["id"]].recipients
 
 
 def hidden_ids(world: World, agent: str) -> list[int]:
