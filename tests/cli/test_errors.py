@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pytest
-
 from relaybus import Relay
 from relaybus.bounds import MAX_ID, MAX_META_DEPTH
 from tests.cli.conftest import Cli
