@@ -2,12 +2,19 @@
 
 Every test takes a snapshot of every table (rows, not counts) before the bad call and
 compares after; the clock moves first, so even a stray ``last_seen_at`` update would show.
+
+The tests marked ``unchanged`` share one small world per dialect (:class:`World`), set up
+once: each starts from it only after its snapshot has been found equal to the one taken when
+the world was set up, with the clock at the same time, and a test that changed it fails and
+has the world set up anew for the next. Every other test gets a fresh store of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,26 +22,103 @@ import pytest
 from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
 from relaybus.errors import Conflict, Forbidden, InvalidInput, NotFound, RelayError, TooLarge
 from relaybus.service import Service
+from relaybus.store import Store
+from tests.conftest import DIALECTS, Clock, open_test_store, snapshot_rows
 
 if TYPE_CHECKING:
-    from tests.conftest import Clock, Snapshot
+    from tests.conftest import Snapshot
 
 LIMIT = 64 * 1024  # Settings.max_body_bytes default
 
 
+class World:
+    """alice, bob and carol, a message and its reply, and an open task (id 1) on one
+    dialect's store, with the clock 10 s past the setup; :attr:`pristine` is its snapshot."""
+
+    def __init__(self, dialect: str, folder: Path) -> None:
+        self.clock = Clock()
+        self._closing = contextlib.ExitStack()
+        folder.mkdir()
+        self.store = self._closing.enter_context(open_test_store(dialect, folder, self.clock))
+        service = Service(self.store)
+        service.register("alice", tags=["backend"], capabilities=["review"], channels=["dev"])
+        service.register("bob", tags=["frontend"], label="UI writer")
+        service.register("carol")
+        root = service.send("alice", "bob", "root")
+        service.send("bob", None, "reply", reply_to=root.id)
+        service.send("carol", "cap:review", "review please", claimable=True)
+        self.clock.advance(10)
+        self.now = self.clock.now
+        self.pristine = snapshot_rows(self.store)
+
+    def close(self) -> None:
+        self._closing.close()
+
+
+class Worlds:
+    """The module's worlds, one per dialect, set up when first asked for."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.made: dict[str, World] = {}
+        self.count = 0
+
+    def get(self, dialect: str) -> World:
+        if dialect not in self.made:
+            self.count += 1
+            self.made[dialect] = World(dialect, self.root / f"{dialect}-{self.count}")
+        world = self.made[dialect]
+        world.clock.now = world.now
+        return world
+
+    def discard(self, dialect: str) -> None:
+        """Set the world up anew for the next test (a test changed it)."""
+        self.made.pop(dialect).close()
+
+    def close(self) -> None:
+        for dialect in list(self.made):
+            self.discard(dialect)
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worlds]:
+    made = Worlds(tmp_path_factory.mktemp("worlds"))
+    yield made
+    made.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def store(request: pytest.FixtureRequest, tmp_path: Path, worlds: Worlds) -> Iterator[Store]:
+    """The shared :class:`World`'s store for a test that uses ``unchanged``; a fresh store
+    with a new clock otherwise (as ``tests/conftest.py`` gives)."""
+    if "unchanged" in request.fixturenames:
+        yield worlds.get(request.param).store
+        return
+    with open_test_store(request.param, tmp_path, Clock()) as opened:
+        yield opened
+
+
 @pytest.fixture
-def unchanged(service: Service, clock: Clock, snapshot: Callable[[], Snapshot]) -> Iterator[None]:
-    """Set up a small world, then check the test body left every table as it was."""
-    service.register("alice", tags=["backend"], capabilities=["review"], channels=["dev"])
-    service.register("bob", tags=["frontend"], label="UI writer")
-    service.register("carol")
-    root = service.send("alice", "bob", "root")
-    service.send("bob", None, "reply", reply_to=root.id)
-    service.send("carol", "cap:review", "review please", claimable=True)
-    clock.advance(10)
-    before = snapshot()
+def clock(store: Store) -> Clock:
+    """The clock of the test's store."""
+    assert isinstance(store.clock, Clock)
+    return store.clock
+
+
+@pytest.fixture
+def unchanged(
+    request: pytest.FixtureRequest, worlds: Worlds, snapshot: Callable[[], Snapshot]
+) -> Iterator[None]:
+    """Start from the small world as it was set up, then check the test body left every
+    table as it was."""
+    dialect: str = request.node.callspec.params["store"]
+    world = worlds.get(dialect)
+    assert snapshot() == world.pristine  # a test that changed the world discarded it
     yield
-    assert snapshot() == before
+    after = snapshot()
+    if after != world.pristine:
+        worlds.discard(dialect)
+    assert after == world.pristine
 
 
 def error_of(call: Callable[[], object]) -> RelayError:
