@@ -3,10 +3,10 @@
 Every test takes a snapshot of every table (rows, not counts) before the bad call and
 compares after; the clock moves first, so even a stray ``last_seen_at`` update would show.
 
-The tests marked ``unchanged`` share one small world per dialect (:class:`World`), set up
-once: each starts from it only after its snapshot has been found equal to the one taken when
-the world was set up, with the clock at the same time, and a test that changed it fails and
-has the world set up anew for the next. Every other test gets a fresh store of its own.
+The tests marked ``unchanged`` share one small world per dialect (:func:`world`), set up once
+(:class:`~tests.support.pristine.Pristine`): each test gets it only when every row is as the
+setup left it, and with the clock at the same time; one that changed a row fails, and the
+world is set up anew for the next. Every other test gets a fresh store of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from relaybus.errors import Conflict, Forbidden, InvalidInput, NotFound, RelayEr
 from relaybus.service import Service
 from relaybus.store import Store
 from tests.conftest import DIALECTS, Clock, open_test_store, snapshot_rows
+from tests.support.pristine import Pristine
 
 if TYPE_CHECKING:
     from tests.conftest import Snapshot
@@ -31,68 +33,56 @@ if TYPE_CHECKING:
 LIMIT = 64 * 1024  # Settings.max_body_bytes default
 
 
+@dataclass
 class World:
-    """alice, bob and carol, a message and its reply, and an open task (id 1) on one
-    dialect's store, with the clock 10 s past the setup; :attr:`pristine` is its snapshot."""
+    store: Store
+    clock: Clock
+    now: float
 
-    def __init__(self, dialect: str, folder: Path) -> None:
-        self.clock = Clock()
-        self._closing = contextlib.ExitStack()
-        folder.mkdir()
-        self.store = self._closing.enter_context(open_test_store(dialect, folder, self.clock))
-        service = Service(self.store)
+
+@contextlib.contextmanager
+def world(dialect: str, folder: Path) -> Iterator[World]:
+    """alice, bob and carol, a message and its reply, and an open task (id 1), with the
+    clock 10 s past the setup."""
+    clock = Clock()
+    folder.mkdir()
+    with open_test_store(dialect, folder, clock) as store:
+        service = Service(store)
         service.register("alice", tags=["backend"], capabilities=["review"], channels=["dev"])
         service.register("bob", tags=["frontend"], label="UI writer")
         service.register("carol")
         root = service.send("alice", "bob", "root")
         service.send("bob", None, "reply", reply_to=root.id)
         service.send("carol", "cap:review", "review please", claimable=True)
-        self.clock.advance(10)
-        self.now = self.clock.now
-        self.pristine = snapshot_rows(self.store)
-
-    def close(self) -> None:
-        self._closing.close()
+        yield World(store, clock, clock.now + 10)
 
 
-class Worlds:
-    """The module's worlds, one per dialect, set up when first asked for."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.made: dict[str, World] = {}
-        self.count = 0
-
-    def get(self, dialect: str) -> World:
-        if dialect not in self.made:
-            self.count += 1
-            self.made[dialect] = World(dialect, self.root / f"{dialect}-{self.count}")
-        world = self.made[dialect]
-        world.clock.now = world.now
-        return world
-
-    def discard(self, dialect: str) -> None:
-        """Set the world up anew for the next test (a test changed it)."""
-        self.made.pop(dialect).close()
-
-    def close(self) -> None:
-        for dialect in list(self.made):
-            self.discard(dialect)
+def _back_to_setup_time(shared: World) -> None:
+    shared.clock.now = shared.now
 
 
 @pytest.fixture(scope="module")
-def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worlds]:
-    made = Worlds(tmp_path_factory.mktemp("worlds"))
-    yield made
-    made.close()
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pristine[World]]:
+    folder = tmp_path_factory.mktemp("worlds")
+    made = iter(range(1, 1_000_000))
+    kept = Pristine(
+        lambda dialect: world(dialect, folder / f"{dialect}-{next(made)}"),
+        lambda shared: snapshot_rows(shared.store),
+        _back_to_setup_time,
+    )
+    yield kept
+    kept.close()
 
 
 @pytest.fixture(params=DIALECTS)
-def store(request: pytest.FixtureRequest, tmp_path: Path, worlds: Worlds) -> Iterator[Store]:
-    """The shared :class:`World`'s store for a test that uses ``unchanged``; a fresh store
-    with a new clock otherwise (as ``tests/conftest.py`` gives)."""
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, worlds: Pristine[World]
+) -> Iterator[Store]:
+    """For a test that uses ``unchanged``, the shared :func:`world`'s store, which it must
+    leave as it found it; a fresh store with a new clock otherwise."""
     if "unchanged" in request.fixturenames:
-        yield worlds.get(request.param).store
+        with worlds.kept(request.param) as shared:
+            yield shared.store
         return
     with open_test_store(request.param, tmp_path, Clock()) as opened:
         yield opened
@@ -106,19 +96,9 @@ def clock(store: Store) -> Clock:
 
 
 @pytest.fixture
-def unchanged(
-    request: pytest.FixtureRequest, worlds: Worlds, snapshot: Callable[[], Snapshot]
-) -> Iterator[None]:
-    """Start from the small world as it was set up, then check the test body left every
-    table as it was."""
-    dialect: str = request.node.callspec.params["store"]
-    world = worlds.get(dialect)
-    assert snapshot() == world.pristine  # a test that changed the world discarded it
-    yield
-    after = snapshot()
-    if after != world.pristine:
-        worlds.discard(dialect)
-    assert after == world.pristine
+def unchanged() -> None:
+    """The test runs on the small shared :func:`world` and must leave every row of it as the
+    setup did (checked by :func:`store`)."""
 
 
 def error_of(call: Callable[[], object]) -> RelayError:
