@@ -100,12 +100,14 @@ class Cli:
     """Runs ``python -m relaybus`` against one relay directory.
 
     Commands are written as shell lines (``'--as bob send --to cap:review "hi there"'``)
-    and split with :func:`shlex.split`.
+    and split with :func:`shlex.split`. With ``here``, calls and :meth:`run_all` run in the
+    test's process (:meth:`in_process`); :meth:`popen` always starts a process.
     """
 
-    def __init__(self, relay_dir: Path, cwd: Path) -> None:
+    def __init__(self, relay_dir: Path, cwd: Path, *, here: bool = False) -> None:
         self.relay_dir = relay_dir
         self.cwd = cwd
+        self.here = here
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
         self.env["RELAYBUS_DIR"] = str(relay_dir)
 
@@ -123,6 +125,8 @@ class Cli:
 
     def __call__(self, command: str, input: str = "", env: dict[str, str] | None = None) -> Result:
         """Run ``relaybus COMMAND`` to completion."""
+        if self.here:
+            return self.in_process(command, input, env)
         return self.finish(self.popen(command, env=env), command, input)
 
     def in_process(
@@ -136,7 +140,10 @@ class Cli:
         return Result(command, code, out, err)
 
     def run_all(self, commands: Sequence[str]) -> list[Result]:
-        """Run independent commands at the same time; results in the order given."""
+        """Run independent commands at the same time (one after the other with ``here``);
+        results in the order given."""
+        if self.here:
+            return [self.in_process(command) for command in commands]
         started = [(command, self.popen(command)) for command in commands]
         return [self.finish(proc, command) for command, proc in started]
 
@@ -166,6 +173,14 @@ class Cli:
 def cli(tmp_path: Path) -> Cli:
     """The CLI on an empty relay directory (created by the first call)."""
     return Cli(tmp_path / ".relay", tmp_path)
+
+
+@pytest.fixture
+def cli_here(tmp_path: Path) -> Cli:
+    """:func:`cli` run in the test's process (``Cli(here=True)``): for a module whose tests
+    check what commands print and do, not the process (a module opts in by defining
+    ``cli`` as this)."""
+    return Cli(tmp_path / ".relay", tmp_path, here=True)
 
 
 @pytest.fixture
