@@ -12,7 +12,6 @@ on either dialect.
 from __future__ import annotations
 
 import contextlib
-import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,16 +20,12 @@ import httpx
 import pytest
 
 from tests.conftest import snapshot_rows
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 #: The admin token of :func:`secured` servers.
 ADMIN = "test-admin-token"
 #: Seconds an HTTP call may take before the test calls it hung.
 HUNG = 30.0
-#: The TLS settings of the clients below (``verify=``). The servers under test speak plain
-#: HTTP, so it is never used; given, it spares each client httpx's default, a new context
-#: that loads the CA bundle (~30 ms of CPU, in most of the tests of this folder).
-UNUSED_TLS = ssl.create_default_context()
 
 
 def bearer(token: str) -> dict[str, str]:
