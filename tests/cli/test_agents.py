@@ -15,7 +15,6 @@ def cli(cli_here: Cli) -> Cli:
     return cli_here
 
 
-@pytest.mark.slow
 def test_register_prints_id_epoch_and_agents_lists_it(cli: Cli) -> None:
     human = cli("register alice --cap review")
     registered = cli(

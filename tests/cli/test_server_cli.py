@@ -138,7 +138,6 @@ def test_errors_over_a_server_are_the_embedded_ones_and_change_nothing(tmp_path:
     assert after == before
 
 
-@pytest.mark.slow
 def test_admin_commands_over_a_server(tmp_path: Path) -> None:
     local_db = tmp_path / "local.db"
     with cli_on_server(tmp_path) as cli:

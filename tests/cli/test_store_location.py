@@ -135,7 +135,6 @@ def assert_no_relay(results: list[Result]) -> None:
 # -- which commands create -----------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_commands_that_need_a_relay_never_create_one_and_say_so(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
@@ -251,7 +250,6 @@ def relaybus_dir(root: Path) -> tuple[Path, Path, dict[str, str]]:
     ],
     ids=lambda f: f.__name__,
 )
-@pytest.mark.slow
 def test_the_relay_is_found_like_git_and_only_init_creates_it(
     tmp_path: Path, layout: Callable[[Path], tuple[Path, Path, dict[str, str]]]
 ) -> None:
@@ -311,7 +309,6 @@ def empty(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [garbage_pages, not_sqlite, empty], ids=lambda f: f.__name__)
-@pytest.mark.slow
 def test_a_damaged_relay_is_one_line_and_doctor_advises_what_works(
     tmp_path: Path, damage: Callable[[Path], None]
 ) -> None:
