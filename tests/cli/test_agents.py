@@ -8,7 +8,13 @@ from relaybus import Relay
 from tests.cli.conftest import Cli
 
 
-@pytest.mark.slow
+@pytest.fixture
+def cli(cli_here: Cli) -> Cli:
+    """The CLI in the test's process: these tests check what the commands print and do to
+    the relay (the processes themselves are tested in test_in_process.py and elsewhere)."""
+    return cli_here
+
+
 def test_register_prints_id_epoch_and_agents_lists_it(cli: Cli) -> None:
     human = cli("register alice --cap review")
     registered = cli(

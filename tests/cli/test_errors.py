@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pytest
-
 from relaybus import Relay
 from relaybus.bounds import MAX_ID, MAX_META_DEPTH
 from tests.cli.conftest import Cli
@@ -30,7 +28,9 @@ def deep_meta(depth: int) -> str:
     return '{"a":' * depth + "1" + "}" * depth
 
 
-#: Numbers and meta out of bounds (run one at a time: the machine may be busy).
+#: Numbers and meta out of bounds: checks of the parsing and its message, run in the test's
+#: process (:meth:`Cli.in_process`); how the exit status and the line leave a real process is
+#: :func:`test_bad_input_exits_with_one_line_and_changes_nothing`'s.
 OUT_OF_BOUNDS = [
     Case(f"thread {HUGE}", 2, f"message id must be {IDS}"),
     Case("thread 0", 2, f"message id must be between 1 and {MAX_ID}, not 0"),
@@ -87,14 +87,13 @@ def test_bad_input_exits_with_one_line_and_changes_nothing(cli: Cli, relay: Rela
     assert cli.snapshot() == before
 
 
-@pytest.mark.slow
 def test_numbers_and_meta_out_of_bounds_exit_2_with_one_line_and_change_nothing(
     cli: Cli, relay: Relay
 ) -> None:
     relay.agent("bob").send("cap:review", "PR 7", claimable=True)
     before = cli.snapshot()
     for case in OUT_OF_BOUNDS:
-        result = cli(case.command, env=case.env)
+        result = cli.in_process(case.command, env=case.env)
         assert result.code == case.code, result
         assert result.out == "", result
         assert len(result.err_lines) == 1, result

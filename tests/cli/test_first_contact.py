@@ -9,6 +9,13 @@ from relaybus import Relay
 from tests.cli.conftest import Cli
 
 
+@pytest.fixture
+def cli(cli_here: Cli) -> Cli:
+    """The CLI in the test's process: these tests check what the commands print and do to
+    the relay (the processes themselves are tested in test_in_process.py and elsewhere)."""
+    return cli_here
+
+
 @pytest.mark.parametrize("words", ["", "tmux"], ids=["relaybus", "relaybus tmux"])
 def test_a_group_without_a_command_prints_its_help_and_exits_0(cli: Cli, words: str) -> None:
     done = cli(words)

@@ -3,9 +3,18 @@ column of ``relaybus agents``."""
 
 from __future__ import annotations
 
+import pytest
+
 from relaybus import Relay
 from relaybus.models import Via
 from tests.cli.conftest import Cli
+
+
+@pytest.fixture
+def cli(cli_here: Cli) -> Cli:
+    """The CLI in the test's process: these tests check what the commands print and do to
+    the relay (the processes themselves are tested in test_in_process.py and elsewhere)."""
+    return cli_here
 
 
 def test_status_shows_where_each_copy_is(cli: Cli, relay: Relay) -> None:

@@ -1,6 +1,12 @@
 """Where the CLI finds its relay (like git, never above the repository root), which
 commands may create it, its private modes, damaged files, and ``serve``'s store and
-``/metrics``: the real ``relaybus`` as a subprocess, in folders laid out per test."""
+``/metrics``: the real ``relaybus`` as a subprocess, in folders laid out per test.
+
+The matrices (each command without a relay, each layout's reads, each kind of damage)
+check what a command decides and prints, so they run in the test's process
+(:func:`relaybus_here`, the console script's entry point in the same folder and
+environment); ``init``, ``register`` and ``serve`` creating the relay, and one refusal,
+run as processes."""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ import httpx
 import pytest
 
 from relaybus import Relay
-from tests.cli.conftest import CALL_TIMEOUT, Result
+from tests.cli.conftest import CALL_TIMEOUT, Result, run_in_process
 from tests.support.env import clean_environ
 
 NO_RELAY = "relaybus: error: no relay here: run `relaybus init`"
@@ -88,6 +94,14 @@ def relaybus(cwd: Path, command: str, env: dict[str, str] | None = None) -> Resu
     return relaybus_all(cwd, [command], env)[0]
 
 
+def relaybus_here(
+    cwd: Path, commands: Sequence[str], env: dict[str, str] | None = None
+) -> list[Result]:
+    """:func:`relaybus_all` in the test's process (see :func:`run_in_process`)."""
+    env = clean_env() if env is None else env
+    return [Result(c, *run_in_process(c.split(), cwd, env)) for c in commands]
+
+
 def _finish(command: str, proc: subprocess.Popen[str]) -> Result:
     try:
         out, err = proc.communicate(timeout=CALL_TIMEOUT)
@@ -122,16 +136,15 @@ def assert_no_relay(results: list[Result]) -> None:
 # -- which commands create -----------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_commands_that_need_a_relay_never_create_one_and_say_so(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     (repo / ".git").mkdir(parents=True)
     (repo / "src").mkdir()
 
-    assert_no_relay(relaybus_all(repo / "src", NEEDS_A_RELAY))
+    assert_no_relay(relaybus_here(repo / "src", NEEDS_A_RELAY))
     assert relay_folders(tmp_path) == set()
 
-    # --json: the same refusal as one JSON line, exit 2.
+    # --json: the same refusal as one JSON line, exit 2 (from a real process).
     refused = relaybus(repo / "src", "--json agents")
     assert refused.code == 2 and refused.out == "", refused
     assert len(refused.err_lines) == 1 and '"no relay here' in refused.err, refused
@@ -238,7 +251,6 @@ def relaybus_dir(root: Path) -> tuple[Path, Path, dict[str, str]]:
     ],
     ids=lambda f: f.__name__,
 )
-@pytest.mark.slow
 def test_the_relay_is_found_like_git_and_only_init_creates_it(
     tmp_path: Path, layout: Callable[[Path], tuple[Path, Path, dict[str, str]]]
 ) -> None:
@@ -246,12 +258,12 @@ def test_the_relay_is_found_like_git_and_only_init_creates_it(
     env = clean_env(**extra)
     before = relay_folders(tmp_path)
 
-    assert_no_relay(relaybus_all(cwd, READS, env))
+    assert_no_relay(relaybus_here(cwd, READS, env))
     assert relay_folders(tmp_path) == before  # no read created anything
     assert not expected.exists()
 
     init = relaybus(cwd, "--json init", env)
-    agents = relaybus(cwd, "agents --json", env)
+    [agents] = relaybus_here(cwd, ["agents --json"], env)
 
     assert init.code == 0, init
     assert init.json()["path"] == str(expected / "relay.db")
@@ -270,8 +282,7 @@ def test_an_existing_relay_others_could_read_is_made_private_with_one_notice(
     os.chmod(folder, 0o755)
     os.chmod(folder / "relay.db", 0o644)
 
-    first = relaybus(tmp_path, "agents")
-    second = relaybus(tmp_path, "agents")
+    first, second = relaybus_here(tmp_path, ["agents", "agents"])
 
     assert first.code == 0 and "alice" in first.out, first
     assert len(first.err_lines) == 1, first
@@ -299,7 +310,6 @@ def empty(path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", [garbage_pages, not_sqlite, empty], ids=lambda f: f.__name__)
-@pytest.mark.slow
 def test_a_damaged_relay_is_one_line_and_doctor_advises_what_works(
     tmp_path: Path, damage: Callable[[Path], None]
 ) -> None:
@@ -311,10 +321,9 @@ def test_a_damaged_relay_is_one_line_and_doctor_advises_what_works(
     damage(path)
     before = path.read_bytes()
 
-    agents, register, init, migrate = relaybus_all(
-        tmp_path, ["agents", "register carol", "init", "migrate"]
+    agents, register, init, migrate, doctor = relaybus_here(
+        tmp_path, ["agents", "register carol", "init", "migrate", "doctor"]
     )
-    doctor = relaybus(tmp_path, "doctor")
 
     for result in (agents, register, init, migrate):
         assert result.code == 1 and result.out == "", result

@@ -11,6 +11,13 @@ from tests.cli.conftest import Cli
 
 
 @pytest.fixture
+def cli(cli_here: Cli) -> Cli:
+    """The CLI in the test's process: these tests check what the commands print and do to
+    the relay (the processes themselves are tested in test_in_process.py and elsewhere)."""
+    return cli_here
+
+
+@pytest.fixture
 def task_id(relay: Relay) -> int:
     """An open review task announced to bob and carol."""
     msg = relay.agent("alice").send("cap:review", "PR 7", subject="Review PR 7", claimable=True)

@@ -19,7 +19,7 @@ from relaybus import (
 )
 from relaybus.client.backends import RemoteBackend
 from relaybus.settings import Settings
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 ADMIN = "rb_test-admin-token"
 
@@ -43,7 +43,9 @@ class Recorded:
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.bearers: list[tuple[str, str | None]] = []
-        client = httpx.Client(base_url=url, event_hooks={"request": [self._record]})
+        client = httpx.Client(
+            base_url=url, event_hooks={"request": [self._record]}, verify=UNUSED_TLS
+        )
         self.relay = Relay(RemoteBackend(Settings(url=url, token=token), client=client))
 
     def _record(self, request: httpx.Request) -> None:

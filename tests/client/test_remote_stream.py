@@ -16,7 +16,7 @@ from relaybus import InvalidInput, Message, Relay, StoreError
 from relaybus.client.backends import RemoteBackend
 from relaybus.client.streams import Backoff
 from relaybus.settings import Settings
-from tests.support.live import LiveServer, free_port, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, free_port, live_server
 
 if TYPE_CHECKING:
     from tests.conftest import Background
@@ -36,7 +36,7 @@ class Watched:
     def __init__(self, url: str) -> None:
         self.polls: list[tuple[str, float]] = []
         self.polling = threading.Event()
-        client = httpx.Client(base_url=url, event_hooks={"request": [self._saw]})
+        client = httpx.Client(base_url=url, event_hooks={"request": [self._saw]}, verify=UNUSED_TLS)
         self.relay = Relay(RemoteBackend(Settings(url=url), client=client))
 
     def _saw(self, request: httpx.Request) -> None:

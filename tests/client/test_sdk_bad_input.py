@@ -1,9 +1,17 @@
 """Bad numbers, deep meta and unknown agents through the SDK, embedded and over HTTP:
-the same :class:`RelayError` subclass with the same message, and nothing stored."""
+the same :class:`RelayError` subclass with the same message, and nothing stored.
+
+The refused calls share one relay per dialect (with alice, bob and an open task, and a
+server on it for the remote SDK), set up once (:class:`~tests.support.pristine.Pristine`):
+each test gets it only when every row is as the setup left it, and one that changed a row
+fails and has the relay set up anew for the next.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +21,71 @@ from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
 from relaybus.client import calls
 from relaybus.service import Service
 from relaybus.store import Store
-from tests.conftest import snapshot_rows
+from tests.conftest import DIALECTS, Clock, open_test_store, snapshot_rows
 from tests.support.live import LiveServer, server_settings
+from tests.support.pristine import Pristine
 
 HUGE = 2**63
+#: The server serving each shared store, by the store's id.
+_servers: dict[int, LiveServer] = {}
+
+
+@contextlib.contextmanager
+def serving(store: Store) -> Iterator[LiveServer]:
+    """A relay server on ``store`` for the block."""
+    srv = LiveServer(Service(store), server_settings(store.settings))
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@contextlib.contextmanager
+def shared_relay(dialect: str, folder: Path) -> Iterator[Store]:
+    """A store with alice and bob and a task alice offered bob, and a server on it."""
+    folder.mkdir()
+    with open_test_store(dialect, folder, Clock()) as store, serving(store) as srv:
+        relay = Relay.embedded(Service(store))
+        relay.register("alice")
+        relay.register("bob")
+        relay.agent("alice").send("bob", "PR 7", claimable=True)
+        _servers[id(store)] = srv
+        try:
+            yield store
+        finally:
+            del _servers[id(store)]
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pristine[Store]]:
+    folder = tmp_path_factory.mktemp("worlds")
+    made = iter(range(1, 1_000_000))
+    kept = Pristine(
+        lambda dialect: shared_relay(dialect, folder / f"{dialect}-{next(made)}"),
+        snapshot_rows,
+    )
+    yield kept
+    kept.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, worlds: Pristine[Store]
+) -> Iterator[Store]:
+    """For a test that uses ``unchanged``, the :func:`shared_relay` of its dialect, which it
+    must leave as it found it; a fresh store otherwise."""
+    if "unchanged" in request.fixturenames:
+        with worlds.kept(request.param) as shared:
+            yield shared
+        return
+    with open_test_store(request.param, tmp_path, Clock()) as opened:
+        yield opened
+
+
+@pytest.fixture
+def unchanged() -> None:
+    """The test runs on the :func:`shared_relay` and must leave every row as it was."""
 
 
 @pytest.fixture(params=["embedded", "remote"])
@@ -25,13 +94,9 @@ def relay(request: pytest.FixtureRequest, store: Store) -> Iterator[Relay]:
     if request.param == "embedded":
         yield Relay.embedded(Service(store))
         return
-    srv = LiveServer(Service(store), server_settings(store.settings))
-    srv.start()
-    try:
-        with Relay.open(url=srv.url) as opened:
-            yield opened
-    finally:
-        srv.stop()
+    with contextlib.ExitStack() as stack:
+        srv = _servers.get(id(store)) or stack.enter_context(serving(store))
+        yield stack.enter_context(Relay.open(url=srv.url))
 
 
 def nested(depth: int) -> dict[str, Any]:
@@ -113,13 +178,11 @@ ATTEMPTS: dict[str, tuple[type[RelayError], str, Attempt]] = {
 }
 
 
+@pytest.mark.usefixtures("unchanged")
 @pytest.mark.parametrize("name", list(ATTEMPTS))
 def test_bad_input_is_the_same_relay_error_embedded_and_remote_and_stores_nothing(
     relay: Relay, store: Store, name: str
 ) -> None:
-    relay.register("alice")
-    relay.register("bob")
-    relay.agent("alice").send("bob", "PR 7", claimable=True)
     kind, says, attempt = ATTEMPTS[name]
     before = snapshot_rows(store)
 

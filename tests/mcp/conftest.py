@@ -31,6 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
 from relaybus.client import warm
+from tests.support.live import UNUSED_TLS
 
 #: Seconds a scenario may take before it is called hung: far above a real run.
 HUNG = 60.0
@@ -131,7 +132,7 @@ async def http_session(
 ) -> AsyncIterator[Client]:
     """A connected MCP client of the relay server's ``/mcp``, sending ``headers``."""
     timeout = httpx2.Timeout(HUNG, read=HUNG)
-    async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout, verify=UNUSED_TLS) as http:
         transport = streamable_http_client(
             f"{url}/mcp", http_client=http, terminate_on_close=terminate_on_close
         )

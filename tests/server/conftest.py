@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import snapshot_rows
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 #: The admin token of :func:`secured` servers.
 ADMIN = "test-admin-token"
@@ -51,14 +51,16 @@ def secured(tmp_path: Path, database: str | None) -> Iterator[LiveServer]:
 @pytest.fixture
 def http(server: LiveServer) -> Iterator[httpx.Client]:
     """A client of the open-mode :func:`server` (no token: admin)."""
-    with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+    with httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client:
         yield client
 
 
 @pytest.fixture
 def admin(secured: LiveServer) -> Iterator[httpx.Client]:
     """A client of the :func:`secured` server carrying the admin token."""
-    with httpx.Client(base_url=secured.url, timeout=HUNG, headers=bearer(ADMIN)) as client:
+    with httpx.Client(
+        base_url=secured.url, timeout=HUNG, headers=bearer(ADMIN), verify=UNUSED_TLS
+    ) as client:
         yield client
 
 
@@ -72,7 +74,9 @@ def register(client: httpx.Client, agent_id: str, **fields: Any) -> str:
 
 def as_agent(base: httpx.Client, token: str) -> httpx.Client:
     """A client of the same server acting with an agent ``token``."""
-    return httpx.Client(base_url=base.base_url, timeout=HUNG, headers=bearer(token))
+    return httpx.Client(
+        base_url=base.base_url, timeout=HUNG, headers=bearer(token), verify=UNUSED_TLS
+    )
 
 
 def problem(reply: httpx.Response, status: int) -> dict[str, Any]:

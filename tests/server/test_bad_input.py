@@ -3,11 +3,18 @@
 Also what the document promises about them (the bounds and patterns the server
 enforces are in /openapi.json) and how methods a path lacks are refused (405
 with every method the path has in ``Allow``).
+
+No test here may change a row, so they share one server per dialect with the
+:func:`world` set up once (:class:`~tests.support.pristine.Pristine`): each test gets it
+only when every row is as the setup left it, and one that changed a row fails and has the
+world set up anew for the next.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,23 +28,58 @@ from relaybus.bounds import (
     TARGET_PATTERN,
     anchored,
 )
-from tests.server.conftest import problem, register, unchanged
-from tests.support.live import LiveServer
+from tests.conftest import DIALECTS, server_database, snapshot_rows
+from tests.server.conftest import HUNG, problem, register, unchanged
+from tests.support.live import LiveServer, live_server
+from tests.support.pristine import Pristine
 
 HUGE = 2**63
 
 
-@pytest.fixture
-def world(server: LiveServer, http: httpx.Client) -> Iterator[httpx.Client]:
-    """alice and bob, a message from alice to bob (id 1), and a claimable task (id 1)."""
-    register(http, "alice", capabilities=["review"])
-    register(http, "bob")
-    assert http.post("/v1/messages", json={"sender": "alice", "to": "bob", "body": "hi"}).is_success
-    reply = http.post(
-        "/v1/messages", json={"sender": "bob", "to": "alice", "body": "PR 7", "claimable": True}
+@contextlib.contextmanager
+def shared_server(dialect: str, folder: Path) -> Iterator[LiveServer]:
+    """A server in open mode with alice and bob, a message from alice to bob (id 1), and a
+    claimable task (id 1)."""
+    with (
+        server_database(dialect) as database,
+        live_server(folder, database=database) as srv,
+    ):
+        with httpx.Client(base_url=srv.url, timeout=HUNG) as http:
+            register(http, "alice", capabilities=["review"])
+            register(http, "bob")
+            sent = http.post("/v1/messages", json={"sender": "alice", "to": "bob", "body": "hi"})
+            assert sent.is_success, sent.text
+            reply = http.post(
+                "/v1/messages",
+                json={"sender": "bob", "to": "alice", "body": "PR 7", "claimable": True},
+            )
+            assert reply.json()["task_id"] == 1
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pristine[LiveServer]]:
+    made = iter(range(1, 1_000_000))
+    kept = Pristine(
+        lambda dialect: shared_server(dialect, tmp_path_factory.mktemp(f"{dialect}-{next(made)}")),
+        lambda srv: snapshot_rows(srv.service.store),
     )
-    assert reply.json()["task_id"] == 1
-    yield http
+    yield kept
+    kept.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def server(request: pytest.FixtureRequest, worlds: Pristine[LiveServer]) -> Iterator[LiveServer]:
+    """The shared :func:`shared_server` of the test's dialect, which it must leave as it
+    found it."""
+    with worlds.kept(request.param) as srv:
+        yield srv
+
+
+@pytest.fixture
+def world(http: httpx.Client) -> httpx.Client:
+    """A client of the shared server, whose world :func:`shared_server` set up."""
+    return http
 
 
 def send(**fields: Any) -> dict[str, Any]:

@@ -42,7 +42,7 @@ from relaybus.client import Relay
 from relaybus.errors import NotFound
 from tests.mcp.conftest import call, fail, http_session, run
 from tests.server.conftest import HUNG, bearer, problem
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 ADMIN = "visibility-admin"
 NAMES = ("a0", "a1", "a2", "a3")
@@ -191,6 +191,7 @@ class World:
             base_url=srv.url,
             timeout=HUNG,
             headers={**bearer(ADMIN), "X-Relaybus-Workspace": self.workspace},
+            verify=UNUSED_TLS,
         )
         self.tokens: dict[str, str] = {}
         self.clients: dict[str, httpx.Client] = {}
@@ -207,7 +208,10 @@ class World:
             assert reply.status_code == 201, reply.text
             self.tokens[m.name] = reply.json()["token"]
             self.clients[m.name] = httpx.Client(
-                base_url=srv.url, timeout=HUNG, headers=bearer(self.tokens[m.name])
+                base_url=srv.url,
+                timeout=HUNG,
+                headers=bearer(self.tokens[m.name]),
+                verify=UNUSED_TLS,
             )
 
     def close(self) -> None:

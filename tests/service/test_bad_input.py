@@ -2,12 +2,20 @@
 
 Every test takes a snapshot of every table (rows, not counts) before the bad call and
 compares after; the clock moves first, so even a stray ``last_seen_at`` update would show.
+
+The tests marked ``unchanged`` share one small world per dialect (:func:`world`), set up once
+(:class:`~tests.support.pristine.Pristine`): each test gets it only when every row is as the
+setup left it, and with the clock at the same time; one that changed a row fails, and the
+world is set up anew for the next. Every other test gets a fresh store of its own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -15,26 +23,82 @@ import pytest
 from relaybus.bounds import MAX_ID, MAX_LIMIT, MAX_META_DEPTH
 from relaybus.errors import Conflict, Forbidden, InvalidInput, NotFound, RelayError, TooLarge
 from relaybus.service import Service
+from relaybus.store import Store
+from tests.conftest import DIALECTS, Clock, open_test_store, snapshot_rows
+from tests.support.pristine import Pristine
 
 if TYPE_CHECKING:
-    from tests.conftest import Clock, Snapshot
+    from tests.conftest import Snapshot
 
 LIMIT = 64 * 1024  # Settings.max_body_bytes default
 
 
+@dataclass
+class World:
+    store: Store
+    clock: Clock
+    now: float
+
+
+@contextlib.contextmanager
+def world(dialect: str, folder: Path) -> Iterator[World]:
+    """alice, bob and carol, a message and its reply, and an open task (id 1), with the
+    clock 10 s past the setup."""
+    clock = Clock()
+    folder.mkdir()
+    with open_test_store(dialect, folder, clock) as store:
+        service = Service(store)
+        service.register("alice", tags=["backend"], capabilities=["review"], channels=["dev"])
+        service.register("bob", tags=["frontend"], label="UI writer")
+        service.register("carol")
+        root = service.send("alice", "bob", "root")
+        service.send("bob", None, "reply", reply_to=root.id)
+        service.send("carol", "cap:review", "review please", claimable=True)
+        yield World(store, clock, clock.now + 10)
+
+
+def _back_to_setup_time(shared: World) -> None:
+    shared.clock.now = shared.now
+
+
+@pytest.fixture(scope="module")
+def worlds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pristine[World]]:
+    folder = tmp_path_factory.mktemp("worlds")
+    made = iter(range(1, 1_000_000))
+    kept = Pristine(
+        lambda dialect: world(dialect, folder / f"{dialect}-{next(made)}"),
+        lambda shared: snapshot_rows(shared.store),
+        _back_to_setup_time,
+    )
+    yield kept
+    kept.close()
+
+
+@pytest.fixture(params=DIALECTS)
+def store(
+    request: pytest.FixtureRequest, tmp_path: Path, worlds: Pristine[World]
+) -> Iterator[Store]:
+    """For a test that uses ``unchanged``, the shared :func:`world`'s store, which it must
+    leave as it found it; a fresh store with a new clock otherwise."""
+    if "unchanged" in request.fixturenames:
+        with worlds.kept(request.param) as shared:
+            yield shared.store
+        return
+    with open_test_store(request.param, tmp_path, Clock()) as opened:
+        yield opened
+
+
 @pytest.fixture
-def unchanged(service: Service, clock: Clock, snapshot: Callable[[], Snapshot]) -> Iterator[None]:
-    """Set up a small world, then check the test body left every table as it was."""
-    service.register("alice", tags=["backend"], capabilities=["review"], channels=["dev"])
-    service.register("bob", tags=["frontend"], label="UI writer")
-    service.register("carol")
-    root = service.send("alice", "bob", "root")
-    service.send("bob", None, "reply", reply_to=root.id)
-    service.send("carol", "cap:review", "review please", claimable=True)
-    clock.advance(10)
-    before = snapshot()
-    yield
-    assert snapshot() == before
+def clock(store: Store) -> Clock:
+    """The clock of the test's store."""
+    assert isinstance(store.clock, Clock)
+    return store.clock
+
+
+@pytest.fixture
+def unchanged() -> None:
+    """The test runs on the small shared :func:`world` and must leave every row of it as the
+    setup did (checked by :func:`store`)."""
 
 
 def error_of(call: Callable[[], object]) -> RelayError:
