@@ -13,14 +13,12 @@ embedded relay does not import httpx, a remote one does not import the service.
 
 from __future__ import annotations
 
-import importlib
+from .. import _lazy_names
 
 # Not ``from typing import ...``: the standard-library clients of the warm relay
 # (:mod:`.warm`, the ``relaybus mcp`` bridge) import this package and stay lean.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .aio import AsyncAgentHandle, AsyncRelay
     from .relay import AgentHandle, Relay
 
@@ -32,13 +30,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'relaybus.client' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = ["AgentHandle", "AsyncAgentHandle", "AsyncRelay", "Relay"]

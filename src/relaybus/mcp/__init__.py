@@ -16,12 +16,10 @@ rest of relaybus.
 
 from __future__ import annotations
 
-import importlib
+from .. import _lazy_names
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .server import build_server, instructions
     from .session import INBOX_URI, AgentSession, StdioSession
 
@@ -35,13 +33,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'relaybus.mcp' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = _lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = ["INBOX_URI", "AgentSession", "StdioSession", "build_server", "instructions"]
