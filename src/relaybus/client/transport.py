@@ -119,7 +119,7 @@ class StreamQuery:
     give_up_after: float | None = None
 
 
-class Answer(Protocol):
+class ReadResponse(Protocol):
     """A read HTTP response, as :func:`problem_error` reads it (an ``httpx.Response``,
     or the warm relay's ``http.client`` answer)."""
 
@@ -417,7 +417,7 @@ def _query_value(value: object) -> Any:
     return value
 
 
-def problem_error(response: Answer, url: str) -> RelayError:
+def problem_error(response: ReadResponse, url: str) -> RelayError:
     """The :class:`~relaybus.errors.RelayError` for an error response.
 
     A problem+json ``detail`` becomes the message (the one the embedded mode
@@ -456,7 +456,7 @@ def problem_error(response: Answer, url: str) -> RelayError:
     return InvalidInput(f"relay server at {url} refused the request: {status} {detail}")
 
 
-def _retry_after(response: Answer, problem: Mapping[str, Any]) -> float:
+def _retry_after(response: ReadResponse, problem: Mapping[str, Any]) -> float:
     for value in (response.headers.get("Retry-After"), problem.get("retry_after")):
         if isinstance(value, str | int | float):
             try:

@@ -123,7 +123,7 @@ def unix_socket(path: Path, timeout: float | None) -> socket.socket:
     return sock
 
 
-class Answer:
+class WarmResponse:
     """One HTTP response: ``status``, ``reason``, ``headers`` (names in lower case)
     and the whole ``body``."""
 
@@ -182,7 +182,7 @@ class Connection:
         *,
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Answer:
+    ) -> WarmResponse:
         """Send one request and read its whole answer. The connection stays open
         unless the server closes it.
 
@@ -211,7 +211,7 @@ class Connection:
             self.close()
             raise
 
-    def _answer(self, method: str) -> Answer:
+    def _answer(self, method: str) -> WarmResponse:
         status_line = self._line().split(" ", 2)
         if len(status_line) < 2 or not status_line[0].startswith("HTTP/"):
             raise ConnectionError("the relay's answer is not HTTP")
@@ -237,7 +237,7 @@ class Connection:
             headers["connection"] = "close"
         if version != "HTTP/1.1" or headers.get("connection", "").lower() == "close":
             self.close()
-        return Answer(int(status), reason, headers, body)
+        return WarmResponse(int(status), reason, headers, body)
 
     def _line(self) -> str:
         """One line of the answer's head, without its line end ("" for the blank

@@ -152,7 +152,7 @@ class _Answer:
 
     __slots__ = ("status_code", "content", "reason_phrase", "headers")
 
-    def __init__(self, answer: warm.Answer) -> None:
+    def __init__(self, answer: warm.WarmResponse) -> None:
         self.status_code = answer.status
         self.content = answer.body
         self.reason_phrase = answer.reason
