@@ -119,9 +119,24 @@ class Tail:
         try:
             self.proc.wait(timeout=CALL_TIMEOUT)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
+            # Still running after Ctrl-C: have faulthandler (PYTHONFAULTHANDLER, set
+            # by tail()) print every thread's stack, so the failure says where it hung.
+            self.proc.send_signal(signal.SIGABRT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self._reader.join(timeout=10)
+            assert self.proc.stderr is not None
+            stacks = self.proc.stderr.read()
+            for pipe in (self.proc.stdout, self.proc.stderr, self.proc.stdin):
+                if pipe is not None:
+                    pipe.close()
+            raise AssertionError(
+                f"{self.command} did not end within {CALL_TIMEOUT} s of SIGINT; "
+                f"its threads:\n{stacks}"
+            ) from None
         self._reader.join(timeout=CALL_TIMEOUT)
         assert self.proc.stderr is not None
         err = self.proc.stderr.read()
@@ -138,7 +153,7 @@ class Tail:
 def tail(cli: Cli, command: str, env: dict[str, str] | None = None) -> Iterator[Tail]:
     """Run ``relaybus COMMAND`` (a ``watch``) for the block; it is interrupted at the end
     if the test did not do it."""
-    running = Tail(cli.popen(command, env=env), command)
+    running = Tail(cli.popen(command, env={"PYTHONFAULTHANDLER": "1", **(env or {})}), command)
     try:
         yield running
     finally:
