@@ -16,6 +16,7 @@ import click
 import pytest
 
 from relaybus.cli import cli
+from relaybus.client import warm
 from tests.support.env import clean_environ
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,18 +194,24 @@ def test_readme_cli_walkthrough_runs_as_written_in_a_fresh_repository(
     commands = [shlex.split(line, comments=True) for line in readme_walkthrough()]
     assert commands[0] == ["relaybus", "init"]  # a fresh repository starts with its relay
     env = clean_env()
-    for words in commands:
-        command = shlex.join(words)
-        assert words[0] == "relaybus"
-        done = relaybus(words[1:], fresh_repository, env)
-        said = done.stdout + done.stderr
-        assert done.returncode == 0, f"$ {command}\n{said}"
-        assert "STUCK" not in said and "stuck past" not in said, f"$ {command}\n{said}"
+    env.pop("RELAYBUS_DAEMON")  # as a user runs them: through the warm local relay
+    try:
+        for words in commands:
+            command = shlex.join(words)
+            assert words[0] == "relaybus"
+            done = relaybus(words[1:], fresh_repository, env)
+            said = done.stdout + done.stderr
+            assert done.returncode == 0, f"$ {command}\n{said}"
+            assert "STUCK" not in said and "stuck past" not in said, f"$ {command}\n{said}"
 
-    agents = relaybus(["agents", "--json"], fresh_repository, env)
-    assert {a["id"]: a["stuck"] for a in json.loads(agents.stdout)} == {"alice": 0, "bob": 0}
-    listed = relaybus(["agents"], fresh_repository, env)
-    assert listed.returncode == 0 and listed.stderr == ""  # no "queued past" warning
+        agents = relaybus(["agents", "--json"], fresh_repository, env)
+        stuck = {a["id"]: a["stuck"] for a in json.loads(agents.stdout)}
+        assert stuck == {"alice": 0, "bob": 0}
+        listed = relaybus(["agents"], fresh_repository, env)
+        assert listed.returncode == 0 and listed.stderr == ""  # no "queued past" warning
+        assert warm.probe(fresh_repository / ".relay") is not None
+    finally:
+        warm.stop(fresh_repository / ".relay")
 
 
 def test_readme_sdk_snippet_runs_as_written_in_a_fresh_repository(

@@ -198,7 +198,9 @@ def test_commands_through_the_warm_relay_print_what_they_print_in_process(
     off.env["RELAYBUS_DAEMON"] = "0"
     seed(off)
     for command in SESSION:
-        through, local = on(command), off(command)
+        # The in-process side runs in the test's process: tests/cli/test_in_process.py
+        # holds that path to the real process.
+        through, local = on(command), off.in_process(command)
         seen = [str(through.code), *steady(through.out + through.err, on).splitlines()]
         expected = [str(local.code), *steady(local.out + local.err, off).splitlines()]
         assert seen == expected, "\n".join(

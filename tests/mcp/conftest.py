@@ -1,12 +1,12 @@
 """Helpers for the MCP tests: real ``relaybus mcp`` processes and real MCP clients.
 
 Every stdio session is ``python -m relaybus mcp`` spawned by the ``mcp`` SDK's own
-client, on a relay in ``tmp_path`` (``RELAYBUS_DIR``): both ways with the :func:`daemon`
-fixture (the bridge to the warm relay, which the fixture stops afterwards, and
-in-process with ``RELAYBUS_DAEMON=0``), else in-process; with ``HOME`` and
-``XDG_CONFIG_HOME`` in ``tmp_path`` too, its stderr in ``tmp_path/NAME.log`` and its hook
-socket in the test's own ``XDG_RUNTIME_DIR``. HTTP sessions talk to
-:func:`tests.support.live.live_server`. Scenarios are coroutines
+client, on a relay in ``tmp_path`` (``RELAYBUS_DIR``): with the :func:`daemon` fixture
+through the bridge to the warm relay (which the fixture stops afterwards) and, for tests
+marked ``in_process_too``, in-process with ``RELAYBUS_DAEMON=0`` as well; else
+in-process; with ``HOME`` and ``XDG_CONFIG_HOME`` in ``tmp_path`` too, its stderr in
+``tmp_path/NAME.log`` and its hook socket in the test's own ``XDG_RUNTIME_DIR``. HTTP
+sessions talk to :func:`tests.support.live.live_server`. Scenarios are coroutines
 run by :func:`run` under one deadline.
 """
 
@@ -65,12 +65,25 @@ def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(params=["bridge", "in-process"])
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test using :func:`daemon` runs through the bridge, the path every session takes by
+    default; marked ``in_process_too`` it runs in-process as well. The in-process set is
+    what differs there (the session's own process: registration, signals, disconnects,
+    waits, notifications); the tools and their errors are the same code both ways, and an
+    in-process ``relaybus mcp`` costs seconds of CPU (the MCP SDK's import)."""
+    if "daemon" in metafunc.fixturenames:
+        both = metafunc.definition.get_closest_marker("in_process_too") is not None
+        paths = ["bridge", "in-process"] if both else ["bridge"]
+        metafunc.parametrize("daemon", paths, indirect=True)
+
+
+@pytest.fixture
 def daemon(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[str]:
-    """``relaybus mcp`` both ways: ``bridge`` (to the warm relay of ``tmp_path/.relay``,
-    stopped by pid afterwards) and ``in-process`` (``RELAYBUS_DAEMON=0``)."""
+    """How ``relaybus mcp`` runs: ``bridge`` (to the warm relay of ``tmp_path/.relay``,
+    stopped by pid afterwards) or ``in-process`` (``RELAYBUS_DAEMON=0``): see
+    :func:`pytest_generate_tests`."""
     monkeypatch.setenv("RELAYBUS_DAEMON", "1" if request.param == "bridge" else "0")
     try:
         yield request.param

@@ -10,7 +10,7 @@ import pytest
 
 from tests.mcp.conftest import call, fail, run, stdio_session
 
-#: Each test twice: through the bridge to the warm relay, and in-process.
+#: Through the bridge to the warm relay: the tools' argument checks are the same code in-process.
 pytestmark = pytest.mark.usefixtures("daemon")
 
 #: (tool, arguments, the whole error text the model reads).

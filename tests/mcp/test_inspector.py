@@ -22,7 +22,8 @@ from relaybus import Relay
 from tests.mcp.conftest import HUNG, home_env
 from tests.support.npmtool import npm_tool
 
-#: Each test twice: through the bridge to the warm relay, and in-process.
+#: Through the bridge to the warm relay, the path a session takes by default; in-process,
+#: the MCP SDK's own server speaks the protocol (tests/mcp/test_stdio.py runs it).
 pytestmark = pytest.mark.usefixtures("daemon")
 
 PACKAGE = "@modelcontextprotocol/inspector"

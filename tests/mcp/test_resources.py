@@ -49,6 +49,7 @@ async def read_inbox(client: Client) -> str:
     return contents.text
 
 
+@pytest.mark.in_process_too
 @pytest.mark.usefixtures("daemon")
 def test_a_subscribed_stdio_session_hears_of_new_mail(tmp_path: Path) -> None:
     updates = Updates()

@@ -22,7 +22,8 @@ from relaybus import Relay
 from relaybus.models import AgentStatus
 from tests.mcp.conftest import HUNG, RELAYBUS, call, fail, run, session_env, stdio_session, text
 
-#: Each test twice: through the bridge to the warm relay, and in-process.
+#: Each test through the bridge to the warm relay; those about the session's own process
+#: (registration, signals, disconnects, waits) in-process too.
 pytestmark = pytest.mark.usefixtures("daemon")
 
 INITIALIZE = (
@@ -50,6 +51,7 @@ def relay_of(tmp_path: Path) -> Relay:
     return Relay.open(dir=tmp_path / ".relay")
 
 
+@pytest.mark.in_process_too
 def test_two_sessions_find_each_other_and_talk_in_a_thread(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with (
@@ -155,6 +157,7 @@ def test_relay_errors_are_tool_errors_and_the_server_keeps_serving(tmp_path: Pat
     run(scenario)
 
 
+@pytest.mark.in_process_too
 def test_wait_for_message_leaves_the_server_free_and_stops_when_cancelled(
     tmp_path: Path,
 ) -> None:
@@ -183,6 +186,7 @@ def test_wait_for_message_leaves_the_server_free_and_stops_when_cancelled(
     run(scenario)
 
 
+@pytest.mark.in_process_too
 def test_session_goes_offline_when_its_client_disconnects(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with stdio_session(tmp_path, "a", RELAYBUS_AGENT="alice") as alice:
@@ -196,6 +200,7 @@ def test_session_goes_offline_when_its_client_disconnects(tmp_path: Path) -> Non
         assert [e.kind for e in relay.events(limit=1000)][-1] == "agent.offline"
 
 
+@pytest.mark.in_process_too
 @pytest.mark.slow
 def test_sigterm_marks_the_agent_offline_and_exits_cleanly(tmp_path: Path) -> None:
     with relay_of(tmp_path) as relay:
@@ -233,6 +238,7 @@ def test_sigterm_marks_the_agent_offline_and_exits_cleanly(tmp_path: Path) -> No
         assert relay.get_agent("alice").status is AgentStatus.OFFLINE
 
 
+@pytest.mark.in_process_too
 @pytest.mark.parametrize("stop", [signal.SIGINT, None])
 def test_a_connection_check_leaves_no_agent(tmp_path: Path, stop: signal.Signals | None) -> None:
     """What ``claude mcp list`` / ``claude mcp get`` do: start the server,
@@ -264,6 +270,7 @@ def test_a_connection_check_leaves_no_agent(tmp_path: Path, stop: signal.Signals
         assert relay.events(limit=10) == []
 
 
+@pytest.mark.in_process_too
 def test_profile_from_toml_and_env_is_registered(tmp_path: Path) -> None:
     config = tmp_path / "home" / ".config" / "relaybus"
     config.mkdir(parents=True)
@@ -294,6 +301,7 @@ def test_profile_from_toml_and_env_is_registered(tmp_path: Path) -> None:
     assert agent.cwd == str(tmp_path)
 
 
+@pytest.mark.in_process_too
 @pytest.mark.parametrize(
     ("env", "message"),
     [

@@ -10,7 +10,7 @@ from relaybus.mcp.server import instructions
 from tests.mcp.conftest import run, stdio_session
 
 #: Each test twice: through the bridge to the warm relay, and in-process.
-pytestmark = pytest.mark.usefixtures("daemon")
+pytestmark = [pytest.mark.usefixtures("daemon"), pytest.mark.in_process_too]
 
 TOOLS = ["send", "inbox", "wait_for_message", "agents", "task", "whoami"]
 #: The issue's budget for the whole tools/list result: about 2,500 tokens.

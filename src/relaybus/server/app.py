@@ -137,8 +137,9 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
 class LazyMcp:
     """``/mcp``, with the MCP SDK imported (about 25 MiB and a second and a half of
     CPU) and its session manager started on the first MCP request, so a relay
-    nobody speaks MCP to never pays for it; :attr:`eager` loads it as the app
-    starts instead (the warm local relay, whose ``relaybus mcp`` bridges want it).
+    nobody speaks MCP to never pays for it. (A ``relaybus mcp`` bridge opens its
+    relay session as soon as its client's ``initialize`` arrives, so the import runs
+    while the client is still listing tools.)
 
     Once loaded, ``app.state.mcp`` is the :class:`~relaybus.server.mcp.HttpRuntime`.
     """
@@ -146,36 +147,21 @@ class LazyMcp:
     def __init__(self, app: FastAPI, context: ServerContext) -> None:
         self.app = app
         self.context = context
-        #: Load at start rather than on the first request.
-        self.eager = False
         #: Serves the hook commands of bridged sessions (see ``HttpRuntime.session_host``).
         self.session_host: HookHost | None = None
         self._endpoint: McpEndpoint | None = None
         self._tasks: TaskGroup | None = None
         self._lock: anyio.Lock | None = None
         self._stop: anyio.Event | None = None
-        #: An eager load in progress, given up at shutdown (the import thread is left to end).
-        self._loading: anyio.CancelScope | None = None
 
     def begin(self, tasks: TaskGroup) -> None:
         """Called by the lifespan: MCP sessions run in ``tasks`` until :meth:`end`."""
         self._tasks, self._lock, self._stop = tasks, anyio.Lock(), anyio.Event()
-        self._loading = anyio.CancelScope()
-        if self.eager:
-            tasks.start_soon(self._load_now)
 
     def end(self) -> None:
-        """Called by the lifespan at shutdown: the session manager stops, and a load
-        still importing is given up (shutdown does not wait for the import)."""
-        if self._loading is not None:
-            self._loading.cancel()
+        """Called by the lifespan at shutdown: the session manager stops."""
         if self._stop is not None:
             self._stop.set()
-
-    async def _load_now(self) -> None:
-        assert self._loading is not None
-        with self._loading:
-            await self.load()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         endpoint = self._endpoint or await self.load()

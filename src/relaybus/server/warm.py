@@ -134,7 +134,6 @@ def run(settings: Settings) -> int:
         # The sessions of ``relaybus mcp`` bridges (they say which coding-agent
         # session they are) get their Claude Code hook host here, beside the store.
         app.state.mcp_endpoint.session_host = session_host
-        app.state.mcp_endpoint.eager = True  # bridges want MCP at once
         _log_to_file(relay_dir)  # after the app: a library may set up logging on import
         activity = Activity(app)
 
