@@ -25,7 +25,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.result import Ok
 
-from tests.conftest import DIALECTS, server_database
+from tests.conftest import server_database
 from tests.support.live import LiveServer, live_server
 
 #: Examples per operation and mode: bounds the whole test to about half a minute.
@@ -57,7 +57,7 @@ def refused_only_for_reasons_outside_the_schema(
     return None
 
 
-@pytest.fixture(scope="module", params=DIALECTS)
+@pytest.fixture(scope="module")
 def fuzzed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
@@ -73,7 +73,18 @@ def fuzzed(
         yield srv
 
 
-@pytest.mark.parametrize("mode", list(EXAMPLES), ids=lambda mode: mode.value)
+#: Schema-valid requests on both dialects; schema-invalid ones on one: they are refused
+#: before they reach the store, so the dialect plays no part.
+RUNS = [
+    ("sqlite", GenerationMode.POSITIVE),
+    ("sqlite", GenerationMode.NEGATIVE),
+    ("postgresql", GenerationMode.POSITIVE),
+]
+
+
+@pytest.mark.parametrize(
+    ("fuzzed", "mode"), RUNS, indirect=["fuzzed"], ids=[f"{d}-{m.value}" for d, m in RUNS]
+)
 @pytest.mark.slow
 def test_the_api_conforms_to_its_openapi_document_and_never_fails_with_5xx(
     fuzzed: LiveServer, mode: GenerationMode
