@@ -32,8 +32,8 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from ..client import AgentHandle
-from ..errors import InvalidInput, RelayError
-from ..models import Message, Priority, Via
+from ..errors import RelayError
+from ..models import Message, Priority, Via, parse_choice
 from .worker import PERMANENT, Worker
 
 logger = logging.getLogger("relaybus.runtime")
@@ -62,10 +62,7 @@ def parse_mode(value: InjectMode | str) -> InjectMode:
     Raises:
         InvalidInput: anything else.
     """
-    try:
-        return InjectMode(value)
-    except ValueError:
-        raise InvalidInput(f"the injection mode is wait or steer, not {value!r}") from None
+    return parse_choice(InjectMode, "injection mode", value)
 
 
 class Mailbox:
