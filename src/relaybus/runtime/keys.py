@@ -50,11 +50,7 @@ class MessageFormat(StrEnum):
 
 
 def parse_format(value: MessageFormat | str) -> MessageFormat:
-    """``"framed"`` / ``"raw"`` as a :class:`MessageFormat`.
-
-    Raises:
-        InvalidInput: anything else.
-    """
+    """``"framed"`` / ``"raw"`` as a :class:`MessageFormat`; InvalidInput for anything else."""
     return parse_choice(MessageFormat, "message format", value)
 
 

@@ -57,11 +57,7 @@ class InjectMode(StrEnum):
 
 
 def parse_mode(value: InjectMode | str) -> InjectMode:
-    """``"wait"`` / ``"steer"`` as an :class:`InjectMode`.
-
-    Raises:
-        InvalidInput: anything else.
-    """
+    """``"wait"`` / ``"steer"`` as an :class:`InjectMode`; InvalidInput for anything else."""
     return parse_choice(InjectMode, "injection mode", value)
 
 
