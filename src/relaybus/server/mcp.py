@@ -305,7 +305,7 @@ class HttpRuntime:
             tasks=self._running_tasks,
             where=self._where(http),
             identity=bridged,
-            published=self._publish,
+            on_published=self._publish,
         )
 
     def _where(self, http: Request | None) -> str:
