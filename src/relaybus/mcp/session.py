@@ -276,6 +276,7 @@ class Runtime(Protocol):
         ...
 
 
+@dataclass(eq=False)
 class StdioSession:
     """The agent of ``relaybus mcp``: one per process, for the whole stdio session.
 
@@ -295,30 +296,23 @@ class StdioSession:
             key, the tool's pid, profile).
     """
 
-    def __init__(
-        self,
-        relay: Relay,
-        identity: SessionIdentity,
-        register: Callable[[], AgentHandle],
-        *,
-        bus: AgentBus,
-        heartbeat_seconds: float,
-        register_after: float = REGISTER_AFTER,
-        host: SessionHost | None = None,
-    ) -> None:
-        self.relay = relay
-        self.identity = identity
-        self.bus = bus
-        self.heartbeat_seconds = heartbeat_seconds
-        self.register_after = register_after
-        self.handle: AgentHandle | None = None
-        self.session: AgentSession | None = None
-        self._register = register
-        self._host = host
-        self._lock = anyio.Lock()
-        self._tasks: TaskGroup | None = None
-        self._limiter = anyio.CapacityLimiter(16)  # concurrent waits of this session
-        self._timer = False
+    relay: Relay
+    identity: SessionIdentity
+    register: Callable[[], AgentHandle]
+    _: KW_ONLY
+    bus: AgentBus
+    heartbeat_seconds: float
+    register_after: float = REGISTER_AFTER
+    host: SessionHost | None = None
+    handle: AgentHandle | None = field(default=None, init=False)
+    session: AgentSession | None = field(default=None, init=False)
+    _lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
+    _tasks: TaskGroup | None = field(default=None, init=False)
+    #: Bounds the concurrent waits of this session.
+    _limiter: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(16), init=False
+    )
+    _timer: bool = field(default=False, init=False)
 
     async def agent(self, request: ServerRequestContext[Any, Any] | None = None) -> AgentSession:
         """The session's agent, whatever the request; registered on first use.
@@ -344,7 +338,7 @@ class StdioSession:
     def _registered(self) -> AgentHandle:
         # In the worker thread: the handle is kept even if the waiting task is
         # cancelled meanwhile, so that the way out still marks it offline.
-        self.handle = self._register()
+        self.handle = self.register()
         return self.handle
 
     async def connected(self, request: ServerRequestContext[Any, Any]) -> None:
@@ -372,7 +366,7 @@ class StdioSession:
             try:
                 # E.g. the session's hook commands (Claude Code) ask this process
                 # over a Unix socket: it has the relay open, so each hook takes ms.
-                host = self._host
+                host = self.host
                 async with (
                     host(self._hook_agent, self.identity) if host is not None else nullcontext()
                 ):
