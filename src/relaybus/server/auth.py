@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, ClassVar, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, ClassVar, Generic, TypeVar, cast, overload
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -286,7 +286,15 @@ class _FromContext(Generic[T]):
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __get__(self, request: ApiRequest, owner: type | None = None) -> T:
+    @overload
+    def __get__(self, request: None, owner: type) -> _FromContext[T]: ...
+
+    @overload
+    def __get__(self, request: ApiRequest, owner: type | None = None) -> T: ...
+
+    def __get__(self, request: ApiRequest | None, owner: type | None = None) -> T | _FromContext[T]:
+        if request is None:  # on the class: the descriptor itself
+            return self
         return cast(T, getattr(request.context, self.name))
 
 
