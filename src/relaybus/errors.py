@@ -24,6 +24,24 @@ class RelayError(Exception):
     exit_code: ClassVar[int] = 1
     title: ClassVar[str] = "relay error"
 
+    def __init_subclass__(
+        cls,
+        *,
+        status: int | None = None,
+        exit_code: int | None = None,
+        title: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """A subclass states what differs from its base as class keywords:
+        ``class NotFound(RelayError, status=404, exit_code=2, title="not found")``."""
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if exit_code is not None:
+            cls.exit_code = exit_code
+        if title is not None:
+            cls.title = title
+
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
@@ -34,71 +52,42 @@ class RelayError(Exception):
         return {"error": self.title, "message": self.message, **self.details}
 
 
-class InvalidInput(RelayError):
+class InvalidInput(RelayError, status=400, exit_code=2, title="invalid input"):
     """The request itself is wrong (bad target expression, oversized body, bad status)."""
 
-    status = 400
-    exit_code = 2
-    title = "invalid input"
 
-
-class TooLarge(InvalidInput):
+class TooLarge(InvalidInput, status=413, title="too large"):
     """A body or payload is over its configured limit (bytes)."""
 
-    status = 413
-    title = "too large"
 
-
-class NotFound(RelayError):
+class NotFound(RelayError, status=404, exit_code=2, title="not found"):
     """An agent, message or task that does not exist, or a target that matches nobody."""
 
-    status = 404
-    exit_code = 2
-    title = "not found"
 
-
-class Conflict(RelayError):
+class Conflict(RelayError, status=409, title="conflict"):
     """The request is valid but the state forbids it: a stale epoch, a task held by
     another agent, an invalid status transition."""
 
-    status = 409
-    title = "conflict"
 
-
-class Unauthorized(RelayError):
+class Unauthorized(RelayError, status=401, title="unauthorized"):
     """No credentials, or credentials the relay does not know (HTTP 401)."""
 
-    status = 401
-    title = "unauthorized"
 
-
-class Forbidden(RelayError):
+class Forbidden(RelayError, status=403, title="forbidden"):
     """The caller may not act as that agent or on that object."""
 
-    status = 403
-    title = "forbidden"
 
-
-class StoreError(RelayError):
+class StoreError(RelayError, status=503, title="store unavailable"):
     """The store cannot be opened or migrated (wrong path, newer schema, locked)."""
 
-    status = 503
-    title = "store unavailable"
 
-
-class NoRelay(StoreError):
+class NoRelay(StoreError, exit_code=2, title="no relay"):
     """There is no relay database at the location found, and the call does not create
     one (a read, or a write that needs existing agents, messages or tasks)."""
 
-    exit_code = 2
-    title = "no relay"
 
-
-class RateLimited(RelayError):
+class RateLimited(RelayError, status=429, title="too many requests"):
     """Too many requests for this token; ``retry_after`` (seconds) says when to retry."""
-
-    status = 429
-    title = "too many requests"
 
     def __init__(self, message: str, *, retry_after: float, **details: Any) -> None:
         super().__init__(message, retry_after=retry_after, **details)

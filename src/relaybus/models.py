@@ -9,14 +9,32 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import InvalidInput
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def to_datetime(seconds: float | None) -> datetime | None:
     """Float Unix seconds → aware UTC datetime (``None`` stays ``None``)."""
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def parse_choice(kind: type[E], what: str, value: E | str) -> E:
+    """``value`` as a member of the string enum ``kind``; ``what`` names the choice
+    in the error (``"message format"``: "the message format is framed or raw, not …").
+
+    Raises:
+        InvalidInput: not one of its values.
+    """
+    try:
+        return kind(value)
+    except ValueError:
+        choices = " or ".join(member.value for member in kind)
+        raise InvalidInput(f"the {what} is {choices}, not {value!r}") from None
 
 
 class AgentStatus(StrEnum):

@@ -120,12 +120,14 @@ async def read_inbox() -> str:
     return render.messages(found)
 
 
-def _check_uri(uri: str) -> None:
-    if uri != INBOX_URI:
+async def _inbox_agent(ctx: ServerRequestContext[Runtime, Any], uri: object) -> AgentSession:
+    """The session's agent, for a (un)subscription to ``uri``.
+
+    Raises:
+        MCPError: a URI other than ``relaybus://inbox``, or no agent.
+    """
+    if str(uri) != INBOX_URI:
         raise MCPError(INVALID_PARAMS, f"no resource {uri}: subscribe to {INBOX_URI}")
-
-
-async def _agent(ctx: ServerRequestContext[Runtime, Any]) -> AgentSession:
     try:
         return await ctx.lifespan_context.agent(ctx)
     except RelayError as exc:
@@ -135,24 +137,16 @@ async def _agent(ctx: ServerRequestContext[Runtime, Any]) -> AgentSession:
 async def subscribe(
     ctx: ServerRequestContext[Runtime, Any], params: SubscribeRequestParams
 ) -> EmptyResult:
-    """``resources/subscribe``: notify this session when new mail arrives.
-
-    Raises:
-        MCPError: a URI other than ``relaybus://inbox``, or no agent.
-    """
-    _check_uri(str(params.uri))
-    (await _agent(ctx)).subscribe(ctx.session)
+    """``resources/subscribe``: notify this session when new mail arrives (MCPError as
+    for :func:`_inbox_agent`)."""
+    (await _inbox_agent(ctx, params.uri)).subscribe(ctx.session)
     return EmptyResult()
 
 
 async def unsubscribe(
     ctx: ServerRequestContext[Runtime, Any], params: UnsubscribeRequestParams
 ) -> EmptyResult:
-    """``resources/unsubscribe``: stop the notifications.
-
-    Raises:
-        MCPError: a URI other than ``relaybus://inbox``, or no agent.
-    """
-    _check_uri(str(params.uri))
-    (await _agent(ctx)).unsubscribe()
+    """``resources/unsubscribe``: stop the notifications (MCPError as for
+    :func:`_inbox_agent`)."""
+    (await _inbox_agent(ctx, params.uri)).unsubscribe()
     return EmptyResult()

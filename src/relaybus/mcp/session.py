@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import KW_ONLY, dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -142,6 +143,7 @@ def describe(relay: Relay) -> str:
     return f"the relay database {store.url.render_as_string(hide_password=True)}"
 
 
+@dataclass(eq=False)
 class AgentSession:
     """One agent served over MCP.
 
@@ -152,31 +154,21 @@ class AgentSession:
         tasks: where the inbox watcher runs (the runtime's task group).
         where: the relay, for ``whoami``.
         identity: the coding-agent session's identity (``relaybus mcp`` only).
-        published: called in the worker thread with the messages a send
+        on_published: called in the worker thread with the messages a send
             stored (the server fans them out at once); default: nothing.
     """
 
-    def __init__(
-        self,
-        handle: AgentHandle,
-        *,
-        waiter: Waiter,
-        bus: AgentBus,
-        tasks: TaskGroup,
-        where: str,
-        identity: SessionIdentity | None = None,
-        published: Callable[[Sequence[Message]], None] | None = None,
-    ) -> None:
-        self.handle = handle
-        self.identity = identity
-        self.where = where
-        self.bus = bus
-        self._waiter = waiter
-        self._tasks = tasks
-        self._published = published
-        self._legacy: ServerSession | None = None
-        self._listeners = 0
-        self._watch_scope: anyio.CancelScope | None = None
+    handle: AgentHandle
+    _: KW_ONLY
+    waiter: Waiter
+    bus: AgentBus
+    tasks: TaskGroup
+    where: str
+    identity: SessionIdentity | None = None
+    on_published: Callable[[Sequence[Message]], None] | None = None
+    _legacy: ServerSession | None = field(default=None, init=False)
+    _listeners: int = field(default=0, init=False)
+    _watch_scope: anyio.CancelScope | None = field(default=None, init=False)
 
     @property
     def id(self) -> str:
@@ -185,8 +177,8 @@ class AgentSession:
 
     def published(self, sent: Sequence[Message]) -> None:
         """Hand the messages a send stored to the server (call in the worker thread)."""
-        if self._published is not None:
-            self._published(sent)
+        if self.on_published is not None:
+            self.on_published(sent)
 
     async def wait_unread(self, timeout: float, *, since: int = 0) -> list[Message]:
         """Unread mail above ``since``, oldest first, waiting up to ``timeout``
@@ -195,7 +187,7 @@ class AgentSession:
         Raises:
             RelayError: the relay refused (e.g. the agent was unregistered).
         """
-        return await self._waiter(self.handle, since, timeout)
+        return await self.waiter(self.handle, since, timeout)
 
     # -- inbox subscriptions ---------------------------------------------------
 
@@ -224,7 +216,7 @@ class AgentSession:
         wanted = self._legacy is not None or self._listeners > 0
         if wanted and self._watch_scope is None:
             self._watch_scope = anyio.CancelScope()
-            self._tasks.start_soon(self._watch, self._watch_scope, time.time())
+            self.tasks.start_soon(self._watch, self._watch_scope, time.time())
         elif not wanted and self._watch_scope is not None:
             self._watch_scope.cancel()
             self._watch_scope = None
@@ -284,6 +276,7 @@ class Runtime(Protocol):
         ...
 
 
+@dataclass(eq=False)
 class StdioSession:
     """The agent of ``relaybus mcp``: one per process, for the whole stdio session.
 
@@ -303,30 +296,23 @@ class StdioSession:
             key, the tool's pid, profile).
     """
 
-    def __init__(
-        self,
-        relay: Relay,
-        identity: SessionIdentity,
-        register: Callable[[], AgentHandle],
-        *,
-        bus: AgentBus,
-        heartbeat_seconds: float,
-        register_after: float = REGISTER_AFTER,
-        host: SessionHost | None = None,
-    ) -> None:
-        self.relay = relay
-        self.identity = identity
-        self.bus = bus
-        self.heartbeat_seconds = heartbeat_seconds
-        self.register_after = register_after
-        self.handle: AgentHandle | None = None
-        self.session: AgentSession | None = None
-        self._register = register
-        self._host = host
-        self._lock = anyio.Lock()
-        self._tasks: TaskGroup | None = None
-        self._limiter = anyio.CapacityLimiter(16)  # concurrent waits of this session
-        self._timer = False
+    relay: Relay
+    identity: SessionIdentity
+    register: Callable[[], AgentHandle]
+    _: KW_ONLY
+    bus: AgentBus
+    heartbeat_seconds: float
+    register_after: float = REGISTER_AFTER
+    host: SessionHost | None = None
+    handle: AgentHandle | None = field(default=None, init=False)
+    session: AgentSession | None = field(default=None, init=False)
+    _lock: anyio.Lock = field(default_factory=anyio.Lock, init=False)
+    _tasks: TaskGroup | None = field(default=None, init=False)
+    #: Bounds the concurrent waits of this session.
+    _limiter: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(16), init=False
+    )
+    _timer: bool = field(default=False, init=False)
 
     async def agent(self, request: ServerRequestContext[Any, Any] | None = None) -> AgentSession:
         """The session's agent, whatever the request; registered on first use.
@@ -352,7 +338,7 @@ class StdioSession:
     def _registered(self) -> AgentHandle:
         # In the worker thread: the handle is kept even if the waiting task is
         # cancelled meanwhile, so that the way out still marks it offline.
-        self.handle = self._register()
+        self.handle = self.register()
         return self.handle
 
     async def connected(self, request: ServerRequestContext[Any, Any]) -> None:
@@ -380,7 +366,7 @@ class StdioSession:
             try:
                 # E.g. the session's hook commands (Claude Code) ask this process
                 # over a Unix socket: it has the relay open, so each hook takes ms.
-                host = self._host
+                host = self.host
                 async with (
                     host(self._hook_agent, self.identity) if host is not None else nullcontext()
                 ):

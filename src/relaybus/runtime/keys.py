@@ -25,8 +25,7 @@ import re
 import shlex
 from enum import StrEnum
 
-from ..errors import InvalidInput
-from ..models import Message, Priority
+from ..models import Message, Priority, parse_choice
 
 #: The Enter key (a terminal sends CR).
 ENTER = b"\r"
@@ -51,15 +50,8 @@ class MessageFormat(StrEnum):
 
 
 def parse_format(value: MessageFormat | str) -> MessageFormat:
-    """``"framed"`` / ``"raw"`` as a :class:`MessageFormat`.
-
-    Raises:
-        InvalidInput: anything else.
-    """
-    try:
-        return MessageFormat(value)
-    except ValueError:
-        raise InvalidInput(f"the message format is framed or raw, not {value!r}") from None
+    """``"framed"`` / ``"raw"`` as a :class:`MessageFormat`; InvalidInput for anything else."""
+    return parse_choice(MessageFormat, "message format", value)
 
 
 def clean(text: str) -> str:

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from ..client import AgentHandle
-from ..errors import InvalidInput, RelayError
-from ..models import Message, Priority, Via
+from ..errors import RelayError
+from ..models import Message, Priority, Via, parse_choice
 from .worker import PERMANENT, Worker
 
 logger = logging.getLogger("relaybus.runtime")
@@ -57,15 +57,8 @@ class InjectMode(StrEnum):
 
 
 def parse_mode(value: InjectMode | str) -> InjectMode:
-    """``"wait"`` / ``"steer"`` as an :class:`InjectMode`.
-
-    Raises:
-        InvalidInput: anything else.
-    """
-    try:
-        return InjectMode(value)
-    except ValueError:
-        raise InvalidInput(f"the injection mode is wait or steer, not {value!r}") from None
+    """``"wait"`` / ``"steer"`` as an :class:`InjectMode`; InvalidInput for anything else."""
+    return parse_choice(InjectMode, "injection mode", value)
 
 
 class Mailbox:

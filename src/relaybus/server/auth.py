@@ -20,7 +20,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar, Generic, TypeVar, cast, overload
 
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from .hub import Hub
     from .limits import RateLimiter
     from .metrics import Metrics
+
+T = TypeVar("T")
 
 WORKSPACE_HEADER = "X-Relaybus-Workspace"
 EPOCH_HEADER = "X-Relaybus-Epoch"
@@ -275,6 +277,28 @@ class Authenticator:
         return await run_in_threadpool(self.lookup, digest, workspace)
 
 
+class _FromContext(Generic[T]):
+    """An attribute of an :class:`ApiRequest` that is the one of the same name of
+    its :class:`ServerContext` (``call.service`` is ``call.context.service``)."""
+
+    __slots__ = ("name",)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, request: None, owner: type) -> _FromContext[T]: ...
+
+    @overload
+    def __get__(self, request: ApiRequest, owner: type | None = None) -> T: ...
+
+    def __get__(self, request: ApiRequest | None, owner: type | None = None) -> T | _FromContext[T]:
+        if request is None:  # on the class: the descriptor itself
+            return self
+        return cast(T, getattr(request.context, self.name))
+
+
+@dataclass(slots=True, eq=False, repr=False)
 class ApiRequest:
     """One API request: the server context, and who is calling.
 
@@ -283,39 +307,19 @@ class ApiRequest:
     :meth:`resolve`).
     """
 
-    __slots__ = ("context", "_caller", "_digest", "_workspace")
+    context: ServerContext
+    _caller: Caller | None
+    _digest: str | None
+    _workspace: str | None
 
-    def __init__(
-        self,
-        context: ServerContext,
-        caller: Caller | None,
-        digest: str | None,
-        workspace: str | None,
-    ) -> None:
-        self.context = context
-        self._caller = caller
-        self._digest = digest
-        self._workspace = workspace
-
-    @property
-    def service(self) -> Service:
-        """The relay's service layer."""
-        return self.context.service
-
-    @property
-    def metrics(self) -> Metrics:
-        """The server's metrics."""
-        return self.context.metrics
-
-    @property
-    def config(self) -> Settings:
-        """The server's settings."""
-        return self.context.config
-
-    @property
-    def hub(self) -> Hub:
-        """The server's live delivery (see :meth:`Hub.publish` after a write)."""
-        return self.context.hub
+    #: The relay's service layer.
+    service: ClassVar[_FromContext[Service]] = _FromContext()
+    #: The server's metrics.
+    metrics: ClassVar[_FromContext[Metrics]] = _FromContext()
+    #: The server's settings.
+    config: ClassVar[_FromContext[Settings]] = _FromContext()
+    #: The server's live delivery (see :meth:`Hub.publish` after a write).
+    hub: ClassVar[_FromContext[Hub]] = _FromContext()
 
     def caller(self) -> Caller:
         """Who is calling (queries the store once for an agent token).

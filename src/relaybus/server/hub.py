@@ -107,6 +107,7 @@ class Item:
         return f"Item({self.id}, {self.kind!r})"
 
 
+@dataclass(eq=False, repr=False)
 class Subscription:
     """A live connection's queue of events; get one from :meth:`Hub.subscribe`.
 
@@ -119,17 +120,14 @@ class Subscription:
         reason: why the hub ended it (``None`` while open).
     """
 
-    def __init__(
-        self, hub: Hub, workspace: str, agent_id: str | None, transport: str, start: int
-    ) -> None:
-        self.hub = hub
-        self.workspace = workspace
-        self.agent_id = agent_id
-        self.transport = transport
-        self.start = start
-        self.reason: str | None = None
-        self._items: deque[Item] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+    hub: Hub
+    workspace: str
+    agent_id: str | None
+    transport: str
+    start: int
+    reason: str | None = field(default=None, init=False)
+    _items: deque[Item] = field(default_factory=deque, init=False)
+    _waiter: asyncio.Future[None] | None = field(default=None, init=False)
 
     @property
     def closed(self) -> bool:

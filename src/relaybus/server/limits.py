@@ -12,7 +12,25 @@ from ..errors import RateLimited
 from .problems import problem
 
 
-class BodyLimit:
+class HttpMiddleware:
+    """ASGI middleware for HTTP requests: any other scope (lifespan, WebSocket) goes
+    straight to ``app``; an HTTP request goes to :meth:`http`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one HTTP request (``scope["type"] == "http"``)."""
+        raise NotImplementedError
+
+
+class BodyLimit(HttpMiddleware):
     """ASGI middleware refusing request bodies over ``limit`` bytes with 413.
 
     A declared ``Content-Length`` over the limit is refused before the app
@@ -24,13 +42,10 @@ class BodyLimit:
     """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared, chunked = _body_headers(scope)
         if declared is not None:
             if declared < 0:

@@ -279,36 +279,33 @@ class HttpRuntime:
         identity: SessionIdentity | None = None,
     ) -> AgentSession:
         relay = Relay.embedded(self.service, workspace=caller.workspace)
-        if identity is not None and caller.agent_id is None:
+        # A bridged session registers as its coding-agent session; an agent token
+        # acts as its agent (registering would rotate its token).
+        bridged = identity if caller.agent_id is None else None
+        if bridged is not None:
             from ..tools.session import register_session
 
-            handle = await blocking(lambda: register_session(relay, identity))
-            return AgentSession(
-                handle,
-                waiter=self._wait,
-                bus=self.bus,
-                tasks=self._running_tasks,
-                where=self._where(http),
-                identity=identity,
-                published=self._publish,
-            )
-        assert http is not None, "only a bridged session registers without a request"
-        if caller.agent_id is not None:
-            # An agent token: act as that agent; registering would rotate its token.
-            agent_id = caller.agent_id
-            await blocking(lambda: relay.service.heartbeat(agent_id, workspace=caller.workspace))
-            handle = AgentHandle(relay, agent_id, None)
+            handle = await blocking(lambda: register_session(relay, bridged))
         else:
-            handle = await blocking(
-                lambda: self._register_new(relay, http, client_name, session_id)
-            )
+            assert http is not None, "only a bridged session registers without a request"
+            if caller.agent_id is not None:
+                agent_id = caller.agent_id
+                await blocking(
+                    lambda: relay.service.heartbeat(agent_id, workspace=caller.workspace)
+                )
+                handle = AgentHandle(relay, agent_id, None)
+            else:
+                handle = await blocking(
+                    lambda: self._register_new(relay, http, client_name, session_id)
+                )
         return AgentSession(
             handle,
             waiter=self._wait,
             bus=self.bus,
             tasks=self._running_tasks,
             where=self._where(http),
-            published=self._publish,
+            identity=bridged,
+            on_published=self._publish,
         )
 
     def _where(self, http: Request | None) -> str:

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..service import Service
+from .limits import HttpMiddleware
 
 #: The ``route`` label of a request that matched no route (a 404 or a 413 before routing).
 UNMATCHED = "<unmatched>"
@@ -141,7 +142,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-class RequestMetrics:
+class RequestMetrics(HttpMiddleware):
     """ASGI middleware counting every HTTP request in :class:`Metrics`.
 
     The route label is the matched route's template, read from the scope the
@@ -149,13 +150,10 @@ class RequestMetrics:
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
+        super().__init__(app)
         self.metrics = metrics
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         status = 500
 

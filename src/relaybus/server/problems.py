@@ -28,27 +28,14 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from ..bounds import MAX_META_DEPTH
-from ..errors import (
-    Conflict,
-    Forbidden,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    RelayError,
-    StoreError,
-    TooLarge,
-    Unauthorized,
-)
+from ..errors import REFUSALS, RateLimited, RelayError, StoreError, Unauthorized
 
 logger = logging.getLogger("relaybus.server")
 
 MEDIA_TYPE = "application/problem+json"
 #: Titles of the statuses a RelayError also has, so a 413 from the body limit and
 #: a TooLarge from the service read alike.
-TITLES = {
-    cls.status: cls.title
-    for cls in (InvalidInput, Unauthorized, Forbidden, NotFound, Conflict, TooLarge, RateLimited)
-}
+TITLES = {cls.status: cls.title for cls in REFUSALS}
 TITLES[422] = "unprocessable content"
 TITLES[500] = "internal error"
 TITLES[503] = StoreError.title

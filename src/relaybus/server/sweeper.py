@@ -18,6 +18,7 @@ import os
 import socket
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 from ..service import Service
@@ -35,6 +36,7 @@ MIN_TICK = 0.05
 STOP_SECONDS = 5.0
 
 
+@dataclass(eq=False)
 class Sweeper:
     """Runs the background jobs of one server until stopped.
 
@@ -47,27 +49,24 @@ class Sweeper:
         after_prune: called with each pruned workspace (e.g. to forget cached tokens).
     """
 
-    def __init__(
-        self,
-        service: Service,
-        *,
-        sweep_interval: float,
-        prune_interval: float,
-        runner: str = REPLICA,
-        metrics: Metrics | None = None,
-        after_prune: Callable[[str], None] | None = None,
-    ) -> None:
-        self.service = service
-        self.runner = runner
-        self.metrics = metrics
-        self.after_prune = after_prune
+    service: Service
+    _: KW_ONLY
+    sweep_interval: float
+    prune_interval: float
+    runner: str = REPLICA
+    metrics: Metrics | None = None
+    after_prune: Callable[[str], None] | None = None
+    #: ``(job, interval)`` of each job that runs (an interval above 0).
+    jobs: list[tuple[str, float]] = field(init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
         self.jobs = [
             (job, interval)
-            for job, interval in (("sweep", sweep_interval), ("prune", prune_interval))
+            for job, interval in (("sweep", self.sweep_interval), ("prune", self.prune_interval))
             if interval > 0
         ]
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Start ticking on the running event loop (nothing to do without jobs)."""

@@ -19,7 +19,7 @@ from ...wire import (
     unchecked,
 )
 from ..transport import Call
-from .base import _agent_path, _list, _nothing, _object, _status
+from .base import _agent_path, _get, _list, _nothing, _object, _status
 
 if TYPE_CHECKING:
     from ...service import Service
@@ -167,11 +167,10 @@ def unregister(agent_id: str, *, workspace: str, epoch: int | None = None) -> Ca
 
 def get_agent(agent_id: str, *, workspace: str) -> Call[Agent]:
     """``GET /v1/agents/{id}``."""
-    return Call(
-        method="GET",
-        path=_agent_path(agent_id),
-        parse=Agent.model_validate_json,
-        local=lambda s: s.get_agent(agent_id, workspace=workspace),
+    return _get(
+        _agent_path(agent_id),
+        Agent.model_validate_json,
+        lambda s: s.get_agent(agent_id, workspace=workspace),
         workspace=workspace,
     )
 
@@ -186,11 +185,10 @@ def list_agents(
     online_only: bool = False,
 ) -> Call[list[Agent]]:
     """``GET /v1/agents``."""
-    return Call(
-        method="GET",
-        path="/v1/agents",
-        parse=AGENT_LIST.validate_json,
-        local=lambda s: s.list_agents(
+    return _get(
+        "/v1/agents",
+        AGENT_LIST.validate_json,
+        lambda s: s.list_agents(
             workspace=workspace,
             status=status,
             tag=tag,

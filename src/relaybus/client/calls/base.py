@@ -38,6 +38,30 @@ def _agent_path(agent_id: str, rest: str = "") -> str:
     return f"/v1/agents/{_segment(agent_id)}{rest}"
 
 
+def _get(
+    path: str,
+    parse: Callable[[bytes], T],
+    local: Callable[[Service], T],
+    *,
+    workspace: str,
+    agent: str | None = None,
+    epoch: int | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> Call[T]:
+    """A read: ``GET path`` (already percent-encoded) answered by ``parse`` over HTTP,
+    ``local(service)`` embedded; the other fields as for :class:`Call`."""
+    return Call(
+        method="GET",
+        path=path,
+        parse=parse,
+        local=local,
+        workspace=workspace,
+        agent=agent,
+        epoch=epoch,
+        params=params,
+    )
+
+
 def _waiting(
     call: Call[T], timeout: float, local: Callable[[Service, float], T], **params: Any
 ) -> Call[T]:

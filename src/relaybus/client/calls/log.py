@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from ...models import Event, PruneReport
 from ...wire import EVENT_LIST, EventCursor, PruneBody, request_body, unchecked
 from ..transport import Call
-from .base import _waiting
+from .base import _get, _waiting
 
 
 def events(
@@ -18,11 +18,10 @@ def events(
     kinds: Sequence[str] | None = None,
 ) -> Call[list[Event]]:
     """``GET /v1/events``."""
-    return Call(
-        method="GET",
-        path="/v1/events",
-        parse=EVENT_LIST.validate_json,
-        local=lambda s: s.events(workspace=workspace, since=since, limit=limit, kinds=kinds),
+    return _get(
+        "/v1/events",
+        EVENT_LIST.validate_json,
+        lambda s: s.events(workspace=workspace, since=since, limit=limit, kinds=kinds),
         workspace=workspace,
         params={"since": since, "limit": limit, "kind": list(kinds) if kinds else None},
     )
@@ -49,11 +48,10 @@ def wait_events(
 
 def last_event_id(*, workspace: str) -> Call[int]:
     """``GET /v1/events/last``."""
-    return Call(
-        method="GET",
-        path="/v1/events/last",
-        parse=_event_id,
-        local=lambda s: s.last_event_id(workspace=workspace),
+    return _get(
+        "/v1/events/last",
+        _event_id,
+        lambda s: s.last_event_id(workspace=workspace),
         workspace=workspace,
     )
 

@@ -22,6 +22,7 @@ from ...wire import (
 from ..transport import Call
 from .base import (
     _agent_path,
+    _get,
     _list,
     _marked,
     _object,
@@ -128,22 +129,20 @@ def send_many(
 
 def get_message(message_id: int, *, workspace: str) -> Call[Message]:
     """``GET /v1/messages/{id}``."""
-    return Call(
-        method="GET",
-        path=f"/v1/messages/{_segment(message_id)}",
-        parse=Message.model_validate_json,
-        local=lambda s: s.get_message(message_id, workspace=workspace),
+    return _get(
+        f"/v1/messages/{_segment(message_id)}",
+        Message.model_validate_json,
+        lambda s: s.get_message(message_id, workspace=workspace),
         workspace=workspace,
     )
 
 
 def thread(message_id: int, *, workspace: str) -> Call[list[Message]]:
     """``GET /v1/messages/{id}/thread``."""
-    return Call(
-        method="GET",
-        path=f"/v1/messages/{_segment(message_id)}/thread",
-        parse=MESSAGE_LIST.validate_json,
-        local=lambda s: s.thread(message_id, workspace=workspace),
+    return _get(
+        f"/v1/messages/{_segment(message_id)}/thread",
+        MESSAGE_LIST.validate_json,
+        lambda s: s.thread(message_id, workspace=workspace),
         workspace=workspace,
     )
 
@@ -161,11 +160,10 @@ def inbox(
     via: Via | str | None = None,
 ) -> Call[list[Message]]:
     """``GET /v1/agents/{id}/inbox``."""
-    return Call(
-        method="GET",
-        path=_agent_path(agent_id, "/inbox"),
-        parse=MESSAGE_LIST.validate_json,
-        local=lambda s: s.inbox(
+    return _get(
+        _agent_path(agent_id, "/inbox"),
+        MESSAGE_LIST.validate_json,
+        lambda s: s.inbox(
             agent_id,
             workspace=workspace,
             unread_only=unread_only,
@@ -277,11 +275,10 @@ def mark_delivered(
 
 def deliveries(message_id: int, *, workspace: str) -> Call[list[Delivery]]:
     """``GET /v1/messages/{id}/deliveries``."""
-    return Call(
-        method="GET",
-        path=f"/v1/messages/{_segment(message_id)}/deliveries",
-        parse=DELIVERY_LIST.validate_json,
-        local=lambda s: s.deliveries(message_id, workspace=workspace),
+    return _get(
+        f"/v1/messages/{_segment(message_id)}/deliveries",
+        DELIVERY_LIST.validate_json,
+        lambda s: s.deliveries(message_id, workspace=workspace),
         workspace=workspace,
     )
 
@@ -302,11 +299,10 @@ def wait_deliveries(
 
 def unread_count(agent_id: str, *, workspace: str) -> Call[int]:
     """``GET /v1/agents/{id}/inbox/count``."""
-    return Call(
-        method="GET",
-        path=_agent_path(agent_id, "/inbox/count"),
-        parse=_unread,
-        local=lambda s: s.unread_count(agent_id, workspace=workspace),
+    return _get(
+        _agent_path(agent_id, "/inbox/count"),
+        _unread,
+        lambda s: s.unread_count(agent_id, workspace=workspace),
         workspace=workspace,
         agent=agent_id,
     )

@@ -15,7 +15,7 @@ from ...wire import (
     unchecked,
 )
 from ..transport import Call
-from .base import _segment
+from .base import _get, _segment
 
 if TYPE_CHECKING:
     from ...service import Service
@@ -132,11 +132,10 @@ def get_task(
 ) -> Call[Task]:
     """``GET /v1/tasks/{id}`` (the server sweeps lapsed leases first); ``viewer``:
     read as that agent (``?agent=``, with its token when the session has it)."""
-    return Call(
-        method="GET",
-        path=f"/v1/tasks/{_segment(task_id)}",
-        parse=Task.model_validate_json,
-        local=lambda s: s.get_task(task_id, workspace=workspace, sweep=sweep, viewer=viewer),
+    return _get(
+        f"/v1/tasks/{_segment(task_id)}",
+        Task.model_validate_json,
+        lambda s: s.get_task(task_id, workspace=workspace, sweep=sweep, viewer=viewer),
         workspace=workspace,
         agent=viewer,
         params={"agent": viewer},
@@ -152,11 +151,10 @@ def list_tasks(
     viewer: str | None = None,
 ) -> Call[list[Task]]:
     """``GET /v1/tasks``; ``viewer``: only the tasks that agent may see."""
-    return Call(
-        method="GET",
-        path="/v1/tasks",
-        parse=TASK_LIST.validate_json,
-        local=lambda s: s.list_tasks(
+    return _get(
+        "/v1/tasks",
+        TASK_LIST.validate_json,
+        lambda s: s.list_tasks(
             workspace=workspace, status=status, assignee=assignee, limit=limit, viewer=viewer
         ),
         workspace=workspace,
@@ -169,11 +167,10 @@ def task_history(
     task_id: int, *, workspace: str, viewer: str | None = None
 ) -> Call[list[TaskEvent]]:
     """``GET /v1/tasks/{id}/history``; ``viewer`` as for :func:`get_task`."""
-    return Call(
-        method="GET",
-        path=f"/v1/tasks/{_segment(task_id)}/history",
-        parse=TASK_EVENT_LIST.validate_json,
-        local=lambda s: s.task_history(task_id, workspace=workspace, viewer=viewer),
+    return _get(
+        f"/v1/tasks/{_segment(task_id)}/history",
+        TASK_EVENT_LIST.validate_json,
+        lambda s: s.task_history(task_id, workspace=workspace, viewer=viewer),
         workspace=workspace,
         agent=viewer,
         params={"agent": viewer},

@@ -22,7 +22,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from ptyprocess import PtyProcess
 
@@ -54,6 +54,7 @@ class ProgramExit:
     stop_signal: int | None
 
 
+@dataclass(eq=False)
 class Pump:
     """The loop of one program run; :meth:`run` returns when the program ended.
 
@@ -68,32 +69,20 @@ class Pump:
         message_format: how a message is typed (``framed`` or ``raw``).
     """
 
-    def __init__(
-        self,
-        child: PtyProcess,
-        *,
-        gate: IdleGate,
-        screen: Screen,
-        mailbox: Mailbox,
-        presence: Presence,
-        signals: Signals,
-        output: Callable[[bytes], None],
-        stdin_fd: int | None,
-        size_fds: tuple[int, ...] = (),
-        on_notice: Callable[[str], None] = lambda _text: None,
-        message_format: MessageFormat = MessageFormat.FRAMED,
-    ) -> None:
-        self.child = child
-        self.gate = gate
-        self.screen = screen
-        self.mailbox = mailbox
-        self.presence = presence
-        self.signals = signals
-        self.output = output
-        self.stdin_fd = stdin_fd
-        self.size_fds = size_fds
-        self.on_notice = on_notice
-        self.message_format = message_format
+    child: PtyProcess
+    _: KW_ONLY
+    gate: IdleGate
+    screen: Screen
+    mailbox: Mailbox
+    presence: Presence
+    signals: Signals
+    output: Callable[[bytes], None]
+    stdin_fd: int | None
+    size_fds: tuple[int, ...] = ()
+    on_notice: Callable[[str], None] = lambda _text: None
+    message_format: MessageFormat = MessageFormat.FRAMED
+
+    def __post_init__(self) -> None:
         self._out = bytearray()  # keystrokes not yet taken by the program's terminal
         self._queued = 0  # bytes ever put in _out
         self._written = 0  # bytes ever written

@@ -30,7 +30,7 @@ import secrets
 import shlex
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import IO, Literal
 
@@ -125,6 +125,7 @@ class RunOptions:
             raise InvalidInput(f"--max-restarts must be 0 or more, not {self.max_restarts}")
 
 
+@dataclass(eq=False)
 class Runner:
     """One ``relaybus run``: :meth:`run` it once.
 
@@ -139,30 +140,23 @@ class Runner:
     ``log_path``, ``restarts``, ``unread`` (messages left unread at the end).
     """
 
-    def __init__(
-        self,
-        options: RunOptions,
-        *,
-        relay: Relay | Callable[[], Relay] | None = None,
-        stdin_fd: int = 0,
-        stdout_fd: int = 1,
-        notice: Callable[[str], None] | None = None,
-    ) -> None:
-        self.options = options
-        self._relay = relay
-        self.stdin_fd = stdin_fd
-        self.stdout_fd = stdout_fd
-        self._notice = notice
-        self._raw = False
-        self.agent_id: str | None = None
-        self.log_path: Path | None = None
-        self.restarts = 0
-        self.unread = 0
+    options: RunOptions
+    _: KW_ONLY
+    relay: Relay | Callable[[], Relay] | None = None
+    stdin_fd: int = 0
+    stdout_fd: int = 1
+    notice: Callable[[str], None] | None = None
+    agent_id: str | None = field(default=None, init=False)
+    log_path: Path | None = field(default=None, init=False)
+    restarts: int = field(default=0, init=False)
+    unread: int = field(default=0, init=False)
+    _raw: bool = field(default=False, init=False)
 
-    def notice(self, text: str) -> None:
-        """One line for the user (``\\r\\n`` while their terminal is raw)."""
-        if self._notice is not None:
-            self._notice(text)
+    def tell(self, text: str) -> None:
+        """One line for the user through :attr:`notice`, or by default on stderr
+        (``\\r\\n`` while their terminal is raw)."""
+        if self.notice is not None:
+            self.notice(text)
             return
         end = "\r\n" if self._raw else "\n"
         with contextlib.suppress(OSError):
@@ -183,12 +177,12 @@ class Runner:
         cwd = str(opts.cwd or os.getcwd())
         base_env = dict(os.environ if opts.env is None else opts.env)
         argv = [resolve(opts.command[0], base_env, cwd), *opts.command[1:]]
-        given = self._relay
+        given = self.relay
         relay = Relay.open() if given is None else given if isinstance(given, Relay) else given()
         try:
             # The runtime's warnings (a relay that went away, a refused receipt)
             # reach the user as notices, one line each (right in a raw terminal too).
-            with notices(logger, self.notice):
+            with notices(logger, self.tell):
                 return self._serve(relay, argv, base_env, cwd)
         finally:
             if given is None:
@@ -276,7 +270,7 @@ class Runner:
         stdin_fd = self.stdin_fd if interactive else None
         size_fds = (self.stdout_fd, self.stdin_fd) if interactive else ()
         where = f", output in {self.log_path}" if opts.headless else ""
-        self.notice(f"{shlex.join(opts.command)} runs as agent {self.agent_id}{where}")
+        self.tell(f"{shlex.join(opts.command)} runs as agent {self.agent_id}{where}")
         gate = IdleGate(opts.quiet, compile_prompt(opts.prompt))
 
         shown = [self.stdout_fd] if interactive else []  # emptied if the terminal goes
@@ -301,7 +295,7 @@ class Runner:
                     try:
                         child = spawn(argv, env=env, cwd=cwd, size=size)
                     except OSError as exc:
-                        self.notice(f"cannot start {argv[0]}: {exc}")
+                        self.tell(f"cannot start {argv[0]}: {exc}")
                         return 126
                     try:
                         outcome = Pump(
@@ -314,7 +308,7 @@ class Runner:
                             output=output,
                             stdin_fd=stdin_fd,
                             size_fds=size_fds,
-                            on_notice=self.notice,
+                            on_notice=self.tell,
                             message_format=parse_format(opts.format),
                         ).run()
                     finally:
@@ -342,11 +336,11 @@ class Runner:
             else f"exited with {outcome.code}"
         )
         if self.restarts >= opts.max_restarts:
-            self.notice(f"{opts.command[0]} {how}; not restarting ({opts.max_restarts} restarts)")
+            self.tell(f"{opts.command[0]} {how}; not restarting ({opts.max_restarts} restarts)")
             return False
         self.restarts += 1
         pause = min(RESTART_BASE * 2 ** (self.restarts - 1), RESTART_CAP)
-        self.notice(
+        self.tell(
             f"{opts.command[0]} {how}; restarting in {pause:g} s "
             f"({self.restarts} of {opts.max_restarts})"
         )

@@ -8,6 +8,7 @@ router before the agents router: ``/v1/agents/{agent_id}`` takes ids with
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import Query
@@ -69,31 +70,19 @@ async def inbox(
     caller = await call.resolve()
     me = caller.act_as(agent_id)
     service, workspace = call.service, caller.workspace
+    # The same query, read at once (as asked) or, for a long-poll, its unread part
+    # oldest first, re-checked until something matches.
+    query = partial(
+        service.inbox, me, workspace=workspace, unread_only=unread_only, since=since, limit=limit
+    )
     if wait <= 0:
         found = await run_in_threadpool(
-            lambda: service.inbox(
-                me,
-                workspace=workspace,
-                unread_only=unread_only,
-                newest_first=newest_first,
-                since=since,
-                limit=limit,
-                mark_read=mark_read,
-                epoch=epoch,
-                via=via,
-            )
+            query, newest_first=newest_first, mark_read=mark_read, epoch=epoch, via=via
         )
         return render_list(MESSAGE_LIST, found)
 
     def check() -> list[Message]:
-        return service.inbox(
-            me,
-            workspace=workspace,
-            unread_only=unread_only,
-            newest_first=False,
-            since=since,
-            limit=limit,
-        )
+        return query(newest_first=False)
 
     found = await long_poll(call, check, wait)
     # Marked after the wait, not inside the check: a write there would wake
