@@ -8,8 +8,9 @@ keep-alive connection to the relay's socket, with the same error mapping
 (:func:`~relaybus.client.transport.problem_error`: problem+json becomes the
 :class:`~relaybus.errors.RelayError` subclass of its status), the same long-polls
 and the same retry rules (:func:`~relaybus.client.transport.retries`). It imports
-no httpx, no ``http.client``, no SQLAlchemy, no asyncio, no ssl: a CLI command that
-talks to the warm relay pays for the interpreter, click, pydantic and this.
+no httpx, no ``http.client``, no SQLAlchemy, no asyncio, no ssl, no pydantic: a CLI
+command that talks to the warm relay through :mod:`.warm_json` pays for the
+interpreter, click and this.
 
 The warm relay serves in open mode: no token is sent, and who the caller is (the
 agent a call acts as, its epoch, the workspace) travels in each request, as for
@@ -20,7 +21,8 @@ token it issues at registration is not kept (an embedded relay issues none).
 settings point at, through the warm relay when it serves it (:func:`warm_dir`),
 started when asked (:func:`~relaybus.client.warm.ensure`) or only found
 (:func:`~relaybus.client.warm.probe`, for hooks, which must stay cheap), else in
-this process. :func:`open_warm` is the warm part alone.
+this process. :func:`warm_backend` and :func:`connect_warm` give the warm part alone
+(:mod:`.warm_json` runs the CLI's hot commands on it without the SDK's models).
 
 A hand-written module with no async twin: ``scripts/unasync.py`` does not touch it.
 """
@@ -35,7 +37,6 @@ from urllib.parse import urlencode
 
 from .. import __version__
 from ..errors import InvalidInput, NoRelay, StoreError
-from ..models import Event
 from ..settings import Settings, find_relay_dir
 from . import warm
 from .transport import (
@@ -54,6 +55,7 @@ from .transport import (
 )
 
 if TYPE_CHECKING:
+    from ..models import Event
     from ..service import Service
     from .calls import Registration
     from .relay import Relay
@@ -91,6 +93,23 @@ def open_relay(
     opens it, but with the embedded store served by its warm relay when :func:`warm_dir`
     allows: the CLI's commands and the hooks open their relay here.
 
+    Args, Raises: as :func:`warm_backend`.
+    """
+    from .relay import Relay
+
+    backend = warm_backend(settings, create=create, in_process=in_process, start=start)
+    if backend is not None:
+        return Relay(backend)
+    return Relay.open(settings=settings, create=create)
+
+
+def warm_backend(
+    settings: Settings, *, create: bool = True, in_process: bool = False, start: bool = True
+) -> WarmBackend | None:
+    """The warm relay serving the embedded store ``settings`` point at, or ``None`` when
+    the store is to be opened in this process (a relay server is given, the warm relay
+    is off or cannot serve that database, or ``start`` is false and none runs).
+
     Args:
         create: create the embedded store when there is none (in this process, as
             :meth:`Relay.open` does, then through the warm relay); otherwise a missing
@@ -101,26 +120,22 @@ def open_relay(
 
     Raises:
         NoRelay: no embedded relay here and not ``create``.
-        StoreError: the database cannot be opened or created, or the warm relay did
-            not start. InvalidInput: bad settings.
+        StoreError: the database cannot be created, or the warm relay did not start.
+            InvalidInput: bad settings.
     """
-    from .relay import Relay
-
     relay_dir = None if in_process else warm_dir(settings)
-    if relay_dir is not None:
-        if create and not (relay_dir / DB_FILENAME).exists():
-            Relay.open(settings=settings, create=True).close()
-        relay = open_warm(settings, relay_dir, start=start)
-        if relay is not None:
-            return relay
-    return Relay.open(settings=settings, create=create)
+    if relay_dir is None:
+        return None
+    if create and not (relay_dir / DB_FILENAME).exists():
+        from .relay import Relay
+
+        Relay.open(settings=settings, create=True).close()
+    return connect_warm(settings, relay_dir, start=start)
 
 
-def open_warm(
-    settings: Settings, relay_dir: Path, *, start: bool = True, workspace: str | None = None
-) -> Relay | None:
-    """A :class:`~relaybus.client.relay.Relay` over the warm relay of ``relay_dir``
-    (its ``relay.db`` must exist: the relay would create it), or ``None``.
+def connect_warm(settings: Settings, relay_dir: Path, *, start: bool = True) -> WarmBackend | None:
+    """A :class:`WarmBackend` on the warm relay of ``relay_dir`` (its ``relay.db`` must
+    exist: the relay would create it), or ``None``.
 
     Args:
         start: start the relay when none answers (:func:`~relaybus.client.warm.ensure`:
@@ -132,8 +147,6 @@ def open_warm(
         NoRelay: there is no ``relay.db`` in ``relay_dir`` (nothing is started).
         StoreError: ``start`` and the relay did not start.
     """
-    from .relay import Relay
-
     if not (relay_dir / DB_FILENAME).exists():
         # The message of relaybus.store.files.no_relay (importing it loads SQLAlchemy).
         raise NoRelay("no relay here: run `relaybus init`", path=str(relay_dir / DB_FILENAME))
@@ -144,7 +157,7 @@ def open_warm(
         if found is None or found.version != __version__:
             return None
         info = found
-    return Relay(WarmBackend(settings, relay_dir, info.socket, start=start), workspace=workspace)
+    return WarmBackend(settings, relay_dir, info.socket, start=start)
 
 
 class _Answer:
