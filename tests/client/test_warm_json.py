@@ -1,0 +1,172 @@
+"""The JSON calls of the CLI's hot commands (:mod:`relaybus.client.warm_json`) are the
+requests the SDK's calls (:mod:`relaybus.client.calls`) make for the same arguments:
+method, path, query, body, who acts, epoch, idempotency key and long-poll wait. Their
+answers are compared end to end, command by command, in tests/cli/test_warm_cli.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from relaybus.client import calls, warm_json
+from relaybus.client.transport import Call
+from relaybus.errors import InvalidInput
+
+WS = {"workspace": "team"}
+
+#: (JSON call, SDK call) pairs built from the same arguments, as the CLI passes them.
+PAIRS: dict[str, tuple[Callable[[], Call[Any]], Callable[[], Call[Any]]]] = {
+    "get_agent": (
+        lambda: warm_json.get_agent("a/b@c", **WS),
+        lambda: calls.get_agent("a/b@c", **WS),
+    ),
+    "list_agents": (
+        lambda: warm_json.list_agents(**WS),
+        lambda: calls.list_agents(**WS),
+    ),
+    "list_agents filtered": (
+        lambda: warm_json.list_agents(
+            status="busy", tag="web", capability="review", channel="ops", online_only=True, **WS
+        ),
+        lambda: calls.list_agents(
+            status="busy", tag="web", capability="review", channel="ops", online_only=True, **WS
+        ),
+    ),
+    "heartbeat": (
+        lambda: warm_json.heartbeat("bob", epoch=3, **WS),
+        lambda: calls.heartbeat("bob", epoch=3, **WS),
+    ),
+    "heartbeat with status": (
+        lambda: warm_json.heartbeat("bob", status="idle", **WS),
+        lambda: calls.heartbeat("bob", status="idle", **WS),
+    ),
+    "send": (
+        lambda: warm_json.send("alice", "bob", "hi", idempotency_key="k1", **WS),
+        lambda: calls.send("alice", "bob", "hi", idempotency_key="k1", **WS),
+    ),
+    "send with everything": (
+        lambda: warm_json.send(
+            "alice",
+            "cap:review",
+            "review PR 7",
+            epoch=2,
+            subject="PR 7",
+            channel="ops",
+            reply_to=4,
+            priority="high",
+            meta={"pr": 7},
+            claimable=True,
+            idempotency_key="k2",
+            **WS,
+        ),
+        lambda: calls.send(
+            "alice",
+            "cap:review",
+            "review PR 7",
+            epoch=2,
+            subject="PR 7",
+            channel="ops",
+            reply_to=4,
+            priority="high",
+            meta={"pr": 7},
+            claimable=True,
+            idempotency_key="k2",
+            **WS,
+        ),
+    ),
+    "reply": (
+        lambda: warm_json.send("bob", None, "ok", reply_to=1, idempotency_key="k3", **WS),
+        lambda: calls.send("bob", None, "ok", reply_to=1, idempotency_key="k3", **WS),
+    ),
+    "inbox": (
+        lambda: warm_json.inbox("bob", **WS),
+        lambda: calls.inbox("bob", **WS),
+    ),
+    "inbox --all --peek": (
+        lambda: warm_json.inbox(
+            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, **WS
+        ),
+        lambda: calls.inbox(
+            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, **WS
+        ),
+    ),
+    "inbox marking read": (
+        lambda: warm_json.inbox("bob", mark_read=True, **WS),
+        lambda: calls.inbox("bob", mark_read=True, **WS),
+    ),
+    "wait": (
+        lambda: warm_json.wait("bob", 12.3456, since=0, epoch=2, **WS),
+        lambda: calls.wait("bob", 12.3456, since=0, epoch=2, **WS),
+    ),
+    "deliveries": (
+        lambda: warm_json.deliveries(5, **WS),
+        lambda: calls.deliveries(5, **WS),
+    ),
+    "wait_deliveries": (
+        lambda: warm_json.wait_deliveries(5, "read", 3.0, **WS),
+        lambda: calls.wait_deliveries(5, "read", 3.0, **WS),
+    ),
+    "claim": (
+        lambda: warm_json.claim(3, "carol", **WS),
+        lambda: calls.claim(3, "carol", **WS),
+    ),
+    "claim with a lease": (
+        lambda: warm_json.claim(3, "carol", epoch=4, lease=60.0, **WS),
+        lambda: calls.claim(3, "carol", epoch=4, lease=60.0, **WS),
+    ),
+    "release": (
+        lambda: warm_json.release(3, "carol", epoch=4, **WS),
+        lambda: calls.release(3, "carol", epoch=4, **WS),
+    ),
+    "list_tasks": (
+        lambda: warm_json.list_tasks(**WS),
+        lambda: calls.list_tasks(**WS),
+    ),
+    "list_tasks as an agent": (
+        lambda: warm_json.list_tasks(status="open", assignee="bob", limit=7, viewer="bob", **WS),
+        lambda: calls.list_tasks(status="open", assignee="bob", limit=7, viewer="bob", **WS),
+    ),
+}
+
+
+def request(call: Call[Any]) -> dict[str, Any]:
+    """What goes over the wire for ``call`` (a ``None`` query value is left out)."""
+    params = {k: v for k, v in (call.params or {}).items() if v is not None}
+    return {
+        "method": call.method,
+        "path": call.path,
+        "params": params,
+        "body": call.json_body(),
+        "workspace": call.workspace,
+        "agent": call.agent,
+        "epoch": call.epoch,
+        "idempotency_key": call.idempotency_key,
+        "wait": call.wait,
+    }
+
+
+@pytest.mark.parametrize("name", list(PAIRS))
+def test_a_json_call_is_the_request_of_the_sdk_call(name: str) -> None:
+    lean, sdk = PAIRS[name]
+
+    assert request(lean()) == request(sdk())
+
+
+def test_a_send_without_a_key_carries_a_fresh_one_as_the_sdk_does() -> None:
+    first, second = (warm_json.send("alice", "bob", "hi", workspace="w") for _ in range(2))
+
+    assert first.idempotency_key and second.idempotency_key
+    assert first.idempotency_key != second.idempotency_key
+    assert len(first.idempotency_key) == len(
+        calls.send("a", "b", "c", workspace="w").idempotency_key or ""
+    )
+
+
+def test_a_json_call_answers_json_and_has_no_embedded_form() -> None:
+    call = warm_json.list_agents(workspace="w")
+
+    assert call.parse(b'[{"id": "bob"}]') == [{"id": "bob"}]
+    with pytest.raises(InvalidInput, match="over HTTP only"):
+        call.local(None)  # type: ignore[arg-type]
