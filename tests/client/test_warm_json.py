@@ -14,37 +14,47 @@ from relaybus.client import calls, warm_json
 from relaybus.client.transport import Call
 from relaybus.errors import InvalidInput
 
-WS = {"workspace": "team"}
+W = "team"
 
 #: (JSON call, SDK call) pairs built from the same arguments, as the CLI passes them.
 PAIRS: dict[str, tuple[Callable[[], Call[Any]], Callable[[], Call[Any]]]] = {
     "get_agent": (
-        lambda: warm_json.get_agent("a/b@c", **WS),
-        lambda: calls.get_agent("a/b@c", **WS),
+        lambda: warm_json.get_agent("a/b@c", workspace=W),
+        lambda: calls.get_agent("a/b@c", workspace=W),
     ),
     "list_agents": (
-        lambda: warm_json.list_agents(**WS),
-        lambda: calls.list_agents(**WS),
+        lambda: warm_json.list_agents(workspace=W),
+        lambda: calls.list_agents(workspace=W),
     ),
     "list_agents filtered": (
         lambda: warm_json.list_agents(
-            status="busy", tag="web", capability="review", channel="ops", online_only=True, **WS
+            status="busy",
+            tag="web",
+            capability="review",
+            channel="ops",
+            online_only=True,
+            workspace=W,
         ),
         lambda: calls.list_agents(
-            status="busy", tag="web", capability="review", channel="ops", online_only=True, **WS
+            status="busy",
+            tag="web",
+            capability="review",
+            channel="ops",
+            online_only=True,
+            workspace=W,
         ),
     ),
     "heartbeat": (
-        lambda: warm_json.heartbeat("bob", epoch=3, **WS),
-        lambda: calls.heartbeat("bob", epoch=3, **WS),
+        lambda: warm_json.heartbeat("bob", epoch=3, workspace=W),
+        lambda: calls.heartbeat("bob", epoch=3, workspace=W),
     ),
     "heartbeat with status": (
-        lambda: warm_json.heartbeat("bob", status="idle", **WS),
-        lambda: calls.heartbeat("bob", status="idle", **WS),
+        lambda: warm_json.heartbeat("bob", status="idle", workspace=W),
+        lambda: calls.heartbeat("bob", status="idle", workspace=W),
     ),
     "send": (
-        lambda: warm_json.send("alice", "bob", "hi", idempotency_key="k1", **WS),
-        lambda: calls.send("alice", "bob", "hi", idempotency_key="k1", **WS),
+        lambda: warm_json.send("alice", "bob", "hi", idempotency_key="k1", workspace=W),
+        lambda: calls.send("alice", "bob", "hi", idempotency_key="k1", workspace=W),
     ),
     "send with everything": (
         lambda: warm_json.send(
@@ -59,7 +69,7 @@ PAIRS: dict[str, tuple[Callable[[], Call[Any]], Callable[[], Call[Any]]]] = {
             meta={"pr": 7},
             claimable=True,
             idempotency_key="k2",
-            **WS,
+            workspace=W,
         ),
         lambda: calls.send(
             "alice",
@@ -73,60 +83,62 @@ PAIRS: dict[str, tuple[Callable[[], Call[Any]], Callable[[], Call[Any]]]] = {
             meta={"pr": 7},
             claimable=True,
             idempotency_key="k2",
-            **WS,
+            workspace=W,
         ),
     ),
     "reply": (
-        lambda: warm_json.send("bob", None, "ok", reply_to=1, idempotency_key="k3", **WS),
-        lambda: calls.send("bob", None, "ok", reply_to=1, idempotency_key="k3", **WS),
+        lambda: warm_json.send("bob", None, "ok", reply_to=1, idempotency_key="k3", workspace=W),
+        lambda: calls.send("bob", None, "ok", reply_to=1, idempotency_key="k3", workspace=W),
     ),
     "inbox": (
-        lambda: warm_json.inbox("bob", **WS),
-        lambda: calls.inbox("bob", **WS),
+        lambda: warm_json.inbox("bob", workspace=W),
+        lambda: calls.inbox("bob", workspace=W),
     ),
     "inbox --all --peek": (
         lambda: warm_json.inbox(
-            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, **WS
+            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, workspace=W
         ),
         lambda: calls.inbox(
-            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, **WS
+            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, workspace=W
         ),
     ),
     "inbox marking read": (
-        lambda: warm_json.inbox("bob", mark_read=True, **WS),
-        lambda: calls.inbox("bob", mark_read=True, **WS),
+        lambda: warm_json.inbox("bob", mark_read=True, workspace=W),
+        lambda: calls.inbox("bob", mark_read=True, workspace=W),
     ),
     "wait": (
-        lambda: warm_json.wait("bob", 12.3456, since=0, epoch=2, **WS),
-        lambda: calls.wait("bob", 12.3456, since=0, epoch=2, **WS),
+        lambda: warm_json.wait("bob", 12.3456, since=0, epoch=2, workspace=W),
+        lambda: calls.wait("bob", 12.3456, since=0, epoch=2, workspace=W),
     ),
     "deliveries": (
-        lambda: warm_json.deliveries(5, **WS),
-        lambda: calls.deliveries(5, **WS),
+        lambda: warm_json.deliveries(5, workspace=W),
+        lambda: calls.deliveries(5, workspace=W),
     ),
     "wait_deliveries": (
-        lambda: warm_json.wait_deliveries(5, "read", 3.0, **WS),
-        lambda: calls.wait_deliveries(5, "read", 3.0, **WS),
+        lambda: warm_json.wait_deliveries(5, "read", 3.0, workspace=W),
+        lambda: calls.wait_deliveries(5, "read", 3.0, workspace=W),
     ),
     "claim": (
-        lambda: warm_json.claim(3, "carol", **WS),
-        lambda: calls.claim(3, "carol", **WS),
+        lambda: warm_json.claim(3, "carol", workspace=W),
+        lambda: calls.claim(3, "carol", workspace=W),
     ),
     "claim with a lease": (
-        lambda: warm_json.claim(3, "carol", epoch=4, lease=60.0, **WS),
-        lambda: calls.claim(3, "carol", epoch=4, lease=60.0, **WS),
+        lambda: warm_json.claim(3, "carol", epoch=4, lease=60.0, workspace=W),
+        lambda: calls.claim(3, "carol", epoch=4, lease=60.0, workspace=W),
     ),
     "release": (
-        lambda: warm_json.release(3, "carol", epoch=4, **WS),
-        lambda: calls.release(3, "carol", epoch=4, **WS),
+        lambda: warm_json.release(3, "carol", epoch=4, workspace=W),
+        lambda: calls.release(3, "carol", epoch=4, workspace=W),
     ),
     "list_tasks": (
-        lambda: warm_json.list_tasks(**WS),
-        lambda: calls.list_tasks(**WS),
+        lambda: warm_json.list_tasks(workspace=W),
+        lambda: calls.list_tasks(workspace=W),
     ),
     "list_tasks as an agent": (
-        lambda: warm_json.list_tasks(status="open", assignee="bob", limit=7, viewer="bob", **WS),
-        lambda: calls.list_tasks(status="open", assignee="bob", limit=7, viewer="bob", **WS),
+        lambda: warm_json.list_tasks(
+            status="open", assignee="bob", limit=7, viewer="bob", workspace=W
+        ),
+        lambda: calls.list_tasks(status="open", assignee="bob", limit=7, viewer="bob", workspace=W),
     ),
 }
 
