@@ -5,19 +5,20 @@ answers are compared end to end, command by command, in tests/cli/test_warm_cli.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from relaybus.client import calls, warm_json
+from relaybus.client import calls, transport, warm, warm_backend, warm_json
 from relaybus.client.transport import Call
 from relaybus.errors import InvalidInput
 
 W = "team"
 
 #: (JSON call, SDK call) pairs built from the same arguments, as the CLI passes them.
-PAIRS: dict[str, tuple[Callable[[], Call[Any]], Callable[[], Call[Any]]]] = {
+PAIRS: dict[str, tuple[Callable[[], warm_json.JsonCall], Callable[[], Call[Any]]]] = {
     "get_agent": (
         lambda: warm_json.get_agent("a/b@c", workspace=W),
         lambda: calls.get_agent("a/b@c", workspace=W),
@@ -143,7 +144,7 @@ PAIRS: dict[str, tuple[Callable[[], Call[Any]], Callable[[], Call[Any]]]] = {
 }
 
 
-def request(call: Call[Any]) -> dict[str, Any]:
+def request(call: Call[Any] | warm_json.JsonCall) -> dict[str, Any]:
     """What goes over the wire for ``call`` (a ``None`` query value is left out)."""
     params = {k: v for k, v in (call.params or {}).items() if v is not None}
     return {
@@ -176,9 +177,31 @@ def test_a_send_without_a_key_carries_a_fresh_one_as_the_sdk_does() -> None:
     )
 
 
-def test_a_json_call_answers_json_and_has_no_embedded_form() -> None:
-    call = warm_json.list_agents(workspace="w")
+def test_the_warm_backend_sends_as_the_transport_does() -> None:
+    # The parts of relaybus.client.transport the warm backend keeps (see warm_backend).
+    assert warm_backend.LONGPOLL_CHUNK == transport.LONGPOLL_CHUNK
+    assert warm_backend.LONGPOLL_MARGIN == transport.LONGPOLL_MARGIN
+    assert warm_backend.READ_TIMEOUT == transport.READ_TIMEOUT
+    assert warm_backend.IDEMPOTENCY_HEADER == transport.IDEMPOTENCY_HEADER
+    for key in ("k1", 'say "hi"', "back\\slash"):
+        assert warm_backend.sf_string(key) == transport.sf_string(key)
+    for value in (True, False, 3, "x", ["a", True], ("b", False)):
+        assert warm_backend.query_value(value) == transport._query_value(value)
+    for body in ({"to": "bob", "body": "héllo ✓", "meta": {"n": [1, 2.5, None]}}, [1, "a"]):
+        assert warm_backend.encode_json(body) == transport.encode_json(body)
+    for name, (lean, sdk) in PAIRS.items():
+        assert warm_backend.attempts(lean()) == transport.retries(sdk()), name
 
-    assert call.parse(b'[{"id": "bob"}]') == [{"id": "bob"}]
-    with pytest.raises(InvalidInput, match="over HTTP only"):
-        call.local(None)  # type: ignore[arg-type]
+
+@pytest.mark.parametrize("body", [{"meta": {"x": float("nan")}}, {"tags": {"a"}}])
+def test_a_body_json_cannot_hold_is_refused_as_the_transport_refuses_it(body: Any) -> None:
+    with pytest.raises(InvalidInput) as lean:
+        warm_backend.encode_json(body)
+    with pytest.raises(InvalidInput) as sdk:
+        transport.encode_json(body)
+
+    assert lean.value.message == sdk.value.message
+
+
+def test_the_warm_relay_is_stopped_with_sigterm() -> None:
+    assert warm.SIGTERM == signal.SIGTERM

@@ -9,18 +9,18 @@ JSON into models that the CLI prints back as the same JSON. :class:`JsonRelay` a
 arguments, but each returns the relay's answer as it came (``json.loads``): the
 wire shape, ``model_dump(mode="json")`` of the model the SDK would return.
 
-Each builder below makes the :class:`~relaybus.client.transport.Call` its namesake in
-:mod:`relaybus.client.calls` makes (method, path, query, body, idempotency key: a
-test keeps them equal), minus the models; :class:`~relaybus.client.warm_backend.WarmBackend`
-sends it, with the same headers, retries and error mapping. Over HTTP only: these
-calls have no embedded form (``local`` refuses).
+Each builder below makes a :class:`JsonCall`: the request its namesake in
+:mod:`relaybus.client.calls` makes (method, path, query, body, idempotency key: a test
+keeps them equal), minus the models, and minus the :class:`~relaybus.client.transport.Call`
+dataclass (importing that module costs a hot command milliseconds).
+:meth:`WarmBackend.request <relaybus.client.warm_backend.WarmBackend.request>` sends it,
+with the same headers, retries and error mapping as a ``Call``. Over HTTP only.
 
-Imports the standard library and :mod:`.transport` only (no pydantic, no SQLAlchemy).
+Imports the standard library only (no pydantic, no SQLAlchemy, no dataclasses).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 import uuid
@@ -28,11 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..errors import InvalidInput
-from .transport import Call
-
 if TYPE_CHECKING:
-    from ..service import Service
     from .warm_backend import WarmBackend
 
 #: One object of the API's answers (an agent, a message, a task, a receipt), as JSON.
@@ -42,8 +38,52 @@ JSON = dict[str, Any]
 DELIVERY_STATES = ("queued", "delivered", "read")
 
 
-def _remote_only(_: Service) -> Any:
-    raise InvalidInput("a JSON call runs over HTTP only (relaybus.client.warm_json)")
+class JsonCall:
+    """One request to the relay whose answer stays JSON: the fields of a
+    :class:`~relaybus.client.transport.Call` that make its request (``params`` values
+    ``None`` are left out when sent; ``wait``: seconds of a long-poll)."""
+
+    __slots__ = (
+        "method",
+        "path",
+        "workspace",
+        "agent",
+        "epoch",
+        "params",
+        "body",
+        "idempotency_key",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        *,
+        workspace: str,
+        agent: str | None = None,
+        epoch: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        idempotency_key: str | None = None,
+        wait: float = 0.0,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.workspace = workspace
+        self.agent = agent
+        self.epoch = epoch
+        self.params = params
+        self.body = body
+        self.idempotency_key = idempotency_key
+        self.wait = wait
+
+    def json_body(self) -> Any:
+        """The JSON body, or ``None``."""
+        return self.body
+
+    def __repr__(self) -> str:
+        return f"JsonCall({self.method} {self.path})"
 
 
 def _segment(value: str | int) -> str:
@@ -51,36 +91,21 @@ def _segment(value: str | int) -> str:
     return quote(str(value), safe="")
 
 
-def _call(
-    method: str,
-    path: str,
-    *,
-    workspace: str,
-    agent: str | None = None,
-    epoch: int | None = None,
-    params: Mapping[str, Any] | None = None,
-    body: Any = None,
-    idempotency_key: str | None = None,
-) -> Call[Any]:
-    return Call(
-        method=method,
-        path=path,
-        parse=json.loads,
-        local=_remote_only,
-        workspace=workspace,
-        agent=agent,
-        epoch=epoch,
-        params=params,
-        body=body,
-        idempotency_key=idempotency_key,
-    )
-
-
-def _waiting(call: Call[Any], timeout: float, **params: Any) -> Call[Any]:
+def _waiting(call: JsonCall, timeout: float, **params: Any) -> JsonCall:
     """``call`` as one long-poll of ``timeout`` seconds (as ``calls.base._waiting``)."""
     timeout = max(timeout, 0.0)
     query = {**(call.params or {}), **params, "wait": round(timeout, 3)}
-    return dataclasses.replace(call, params=query, wait=timeout)
+    return JsonCall(
+        call.method,
+        call.path,
+        workspace=call.workspace,
+        agent=call.agent,
+        epoch=call.epoch,
+        params=query,
+        body=call.body,
+        idempotency_key=call.idempotency_key,
+        wait=timeout,
+    )
 
 
 def _body(**fields: Any) -> JSON:
@@ -91,9 +116,9 @@ def _body(**fields: Any) -> JSON:
 # -- the calls (each as its namesake in relaybus.client.calls) ----------------------------
 
 
-def get_agent(agent_id: str, *, workspace: str) -> Call[Any]:
+def get_agent(agent_id: str, *, workspace: str) -> JsonCall:
     """``GET /v1/agents/{id}``."""
-    return _call("GET", f"/v1/agents/{_segment(agent_id)}", workspace=workspace)
+    return JsonCall("GET", f"/v1/agents/{_segment(agent_id)}", workspace=workspace)
 
 
 def list_agents(
@@ -104,7 +129,7 @@ def list_agents(
     capability: str | None = None,
     channel: str | None = None,
     online_only: bool = False,
-) -> Call[Any]:
+) -> JsonCall:
     """``GET /v1/agents``."""
     params = {
         "status": status,
@@ -113,14 +138,14 @@ def list_agents(
         "channel": channel,
         "online_only": online_only or None,
     }
-    return _call("GET", "/v1/agents", workspace=workspace, params=params)
+    return JsonCall("GET", "/v1/agents", workspace=workspace, params=params)
 
 
 def heartbeat(
     agent_id: str, *, workspace: str, epoch: int | None = None, status: str | None = None
-) -> Call[Any]:
+) -> JsonCall:
     """``POST /v1/agents/{id}/heartbeat``."""
-    return _call(
+    return JsonCall(
         "POST",
         f"/v1/agents/{_segment(agent_id)}/heartbeat",
         workspace=workspace,
@@ -144,7 +169,7 @@ def send(
     meta: Mapping[str, Any] | None = None,
     claimable: bool = False,
     idempotency_key: str | None = None,
-) -> Call[Any]:
+) -> JsonCall:
     """``POST /v1/messages``, with ``idempotency_key`` or a fresh uuid4."""
     fields = _body(
         sender=sender,
@@ -157,7 +182,7 @@ def send(
         meta=meta,
         claimable=claimable or None,  # the default: clients leave it out
     )
-    return _call(
+    return JsonCall(
         "POST",
         "/v1/messages",
         workspace=workspace,
@@ -178,7 +203,7 @@ def inbox(
     limit: int = 50,
     mark_read: bool = False,
     epoch: int | None = None,
-) -> Call[Any]:
+) -> JsonCall:
     """``GET /v1/agents/{id}/inbox``."""
     params = {
         "unread_only": unread_only,
@@ -188,7 +213,7 @@ def inbox(
         "mark_read": mark_read,
         "via": None,
     }
-    return _call(
+    return JsonCall(
         "GET",
         f"/v1/agents/{_segment(agent_id)}/inbox",
         workspace=workspace,
@@ -207,7 +232,7 @@ def wait(
     limit: int = 50,
     mark_read: bool = False,
     epoch: int | None = None,
-) -> Call[Any]:
+) -> JsonCall:
     """One long-poll, ``GET /v1/agents/{id}/inbox?wait=timeout``, oldest first."""
     unread = inbox(
         agent_id,
@@ -221,12 +246,12 @@ def wait(
     return _waiting(unread, timeout)
 
 
-def deliveries(message_id: int, *, workspace: str) -> Call[Any]:
+def deliveries(message_id: int, *, workspace: str) -> JsonCall:
     """``GET /v1/messages/{id}/deliveries``."""
-    return _call("GET", f"/v1/messages/{_segment(message_id)}/deliveries", workspace=workspace)
+    return JsonCall("GET", f"/v1/messages/{_segment(message_id)}/deliveries", workspace=workspace)
 
 
-def wait_deliveries(message_id: int, state: str, timeout: float, *, workspace: str) -> Call[Any]:
+def wait_deliveries(message_id: int, state: str, timeout: float, *, workspace: str) -> JsonCall:
     """One long-poll, ``GET /v1/messages/{id}/deliveries?until=STATE&wait=timeout``."""
     return _waiting(deliveries(message_id, workspace=workspace), timeout, until=state)
 
@@ -238,9 +263,9 @@ def claim(
     workspace: str,
     epoch: int | None = None,
     lease: float | None = None,
-) -> Call[Any]:
+) -> JsonCall:
     """``POST /v1/tasks/{id}/claim``."""
-    return _call(
+    return JsonCall(
         "POST",
         f"/v1/tasks/{_segment(task_id)}/claim",
         workspace=workspace,
@@ -250,9 +275,9 @@ def claim(
     )
 
 
-def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = None) -> Call[Any]:
+def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = None) -> JsonCall:
     """``POST /v1/tasks/{id}/release``."""
-    return _call(
+    return JsonCall(
         "POST",
         f"/v1/tasks/{_segment(task_id)}/release",
         workspace=workspace,
@@ -269,10 +294,10 @@ def list_tasks(
     assignee: str | None = None,
     limit: int = 100,
     viewer: str | None = None,
-) -> Call[Any]:
+) -> JsonCall:
     """``GET /v1/tasks``; ``viewer``: only the tasks that agent may see."""
     params = {"status": status, "assignee": assignee, "limit": limit, "agent": viewer}
-    return _call("GET", "/v1/tasks", workspace=workspace, agent=viewer, params=params)
+    return JsonCall("GET", "/v1/tasks", workspace=workspace, agent=viewer, params=params)
 
 
 # -- the relay and an agent, as the SDK's, answering JSON -----------------------------------
@@ -290,7 +315,7 @@ class JsonRelay:
         self.workspace = workspace or backend.settings.workspace
 
     def _long_poll(
-        self, make: Callable[[float], Call[Any]], timeout: float, done: Callable[[Any], bool]
+        self, make: Callable[[float], JsonCall], timeout: float, done: Callable[[Any], bool]
     ) -> Any:
         """As ``Relay._long_poll``: waits of at most ``backend.wait_step`` seconds until
         one is ``done`` or ``timeout`` seconds have passed; the last answer."""
@@ -298,13 +323,17 @@ class JsonRelay:
         step = self.backend.wait_step
         while True:
             remaining = deadline - time.monotonic()
-            found = self.backend.run(make(min(max(remaining, 0.0), step)))
+            found = self._run(make(min(max(remaining, 0.0), step)))
             if remaining <= step or done(found):
                 return found
 
+    def _run(self, call: JsonCall) -> Any:
+        """``call``'s answer, as JSON."""
+        return json.loads(self.backend.request(call))
+
     def agent(self, agent_id: str, *, epoch: int | None = None) -> JsonAgent:
         """Acting as an existing agent. Raises NotFound: no such agent."""
-        self.backend.run(get_agent(agent_id, workspace=self.workspace))
+        self._run(get_agent(agent_id, workspace=self.workspace))
         return JsonAgent(self, agent_id, epoch)
 
     def agents(
@@ -317,7 +346,7 @@ class JsonRelay:
         online_only: bool = False,
     ) -> list[JSON]:
         """Registered agents with their effective status, by id."""
-        found: list[JSON] = self.backend.run(
+        found: list[JSON] = self._run(
             list_agents(
                 workspace=self.workspace,
                 status=status,
@@ -333,7 +362,7 @@ class JsonRelay:
         self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
     ) -> list[JSON]:
         """Every task of the workspace, newest first."""
-        found: list[JSON] = self.backend.run(
+        found: list[JSON] = self._run(
             list_tasks(workspace=self.workspace, status=status, assignee=assignee, limit=limit)
         )
         return found
@@ -345,7 +374,7 @@ class JsonRelay:
         state or after ``timeout`` seconds (as ``Relay.deliveries``)."""
         workspace = self.workspace
         if until is None:
-            found: list[JSON] = self.backend.run(deliveries(message_id, workspace=workspace))
+            found: list[JSON] = self._run(deliveries(message_id, workspace=workspace))
             return found
 
         def reached(found: list[JSON]) -> bool:
@@ -372,8 +401,8 @@ class JsonAgent:
         self.id = agent_id
         self.epoch = epoch
 
-    def _run(self, call: Call[Any]) -> Any:
-        return self.relay.backend.run(call)
+    def _run(self, call: JsonCall) -> Any:
+        return self.relay._run(call)
 
     def send(
         self,
