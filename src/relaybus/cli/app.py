@@ -19,6 +19,13 @@ a command talks to it over its Unix socket (:mod:`relaybus.client.warm_backend`)
 starting it when none runs, unless ``RELAYBUS_DAEMON=0``, a relay server is given,
 the database is not a relay folder's, or the command is one of :data:`IN_PROCESS`.
 A command that needs an existing relay and finds none starts nothing.
+
+The hot commands (``agents``, ``send``, ``reply``, ``inbox``, ``tasks``, ``claim``,
+``release``, ``heartbeat``, ``status``) go through :attr:`App.hot` instead: the same
+operations answering the API's JSON, which they print (:mod:`.render` reads wire
+shapes). Through the warm relay that is :mod:`relaybus.client.warm_json`, so such a
+command imports no pydantic, no SDK models and no SQLAlchemy; otherwise it is the SDK
+with its models dumped (:class:`Dumped`), so both print the same.
 """
 
 from __future__ import annotations
