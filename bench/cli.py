@@ -23,11 +23,16 @@ its Unix socket, and a hook reads the mail through it.
 Rounds are interleaved (each round runs every command once, in order), so a noisy
 machine slows all of them alike. ``--compare SRC`` also runs every ``relaybus`` command
 with ``PYTHONPATH=SRC`` (the ``src`` folder of another checkout, e.g. the code before a
-change), in the same rounds. The children write and use bytecode (``PYTHONDONTWRITEBYTECODE``
-is dropped), as an installed package does; the first round, a warm-up, is not counted.
+change), in the same rounds. ``--before VENV`` does the same with another installation's
+own virtual environment (e.g. ``/work/main/.venv``: its ``relaybus`` console script and
+its ``python -c pass``), on a relay of its own (set up, and with ``--warm`` its warm relay
+started and stopped, by that installation). The children write and use bytecode
+(``PYTHONDONTWRITEBYTECODE`` is dropped), as an installed package does; the first round,
+a warm-up, is not counted.
 
 Prints per command the medians of wall time and of CPU time (user + system of the
-child, from ``os.wait4``), both in ms, and the ratio of each median to ``python -c pass``'s.
+child, from ``os.wait4``), both in ms, and the ratio of each median to ``python -c pass``'s
+(``(before)`` commands: to that of the other virtual environment's python).
 """
 
 from __future__ import annotations
@@ -104,6 +109,12 @@ def main() -> None:
         "--compare", metavar="SRC", type=Path, help="also time the relaybus package in SRC"
     )
     parser.add_argument(
+        "--before",
+        metavar="VENV",
+        type=Path,
+        help="also time the relaybus installed in the virtual environment VENV",
+    )
+    parser.add_argument(
         "--warm", action="store_true", help="also time each command through the warm relay"
     )
     args = parser.parse_args()
@@ -122,57 +133,89 @@ def main() -> None:
             XDG_STATE_HOME=str(work / "state"),
         )
         project = setup(work, exe, env)
-        hook_input = json.loads((PAYLOADS / "post-tool-use.json").read_text(encoding="utf-8"))
-        hook_input["cwd"] = str(project)
-        hook = json.dumps(hook_input)
-        base: dict[str, tuple[list[str], str]] = {
-            "relaybus --help": ([exe, "--help"], ""),
-            "relaybus agents": ([exe, "agents"], ""),
-            "relaybus send": ([exe, "--as", "alice", "send", "--to", "bob", "hello"], ""),
-            "relaybus inbox --peek": ([exe, "--as", "bob", "inbox", "--peek"], ""),
-            "hook post-tool-use": ([exe, "hook", "post-tool-use"], hook),
-            "hook post-tool-use --inline": ([exe, "hook", "post-tool-use", "--inline"], hook),
-        }
-        commands = {"python -c pass": ([sys.executable, "-c", "pass"], "", env)}
+        before_exe = before_project = None
+        if args.before is not None:
+            before_exe = str(args.before.resolve() / "bin" / "relaybus")
+            before_work = work / "before"
+            before_work.mkdir()
+            before_project = setup(before_work, before_exe, env)
         warm = {k: v for k, v in env.items() if k != "RELAYBUS_DAEMON"}
-        for name, (argv, stdin) in base.items():
-            commands[name] = (argv, stdin, env)
+        commands = {"python -c pass": ([sys.executable, "-c", "pass"], "", env, project)}
+        if before_exe is not None and before_project is not None:
+            python = str(Path(before_exe).parent / "python")
+            commands["python -c pass (before)"] = ([python, "-c", "pass"], "", env, project)
+        for name, argv, stdin in cases(exe, project):
+            commands[name] = (argv, stdin, env, project)
             if args.warm and name != "relaybus --help":
-                commands[f"{name} (warm)"] = (argv, stdin, warm)
+                commands[f"{name} (warm)"] = (argv, stdin, warm, project)
             if args.compare is not None:
                 other = {**env, "PYTHONPATH": str(args.compare.resolve())}
-                commands[f"{name} (compare)"] = (argv, stdin, other)
+                commands[f"{name} (compare)"] = (argv, stdin, other, project)
+        if before_exe is not None and before_project is not None:
+            for name, argv, stdin in cases(before_exe, before_project):
+                commands[f"{name} (before)"] = (argv, stdin, env, before_project)
+                if args.warm and name != "relaybus --help":
+                    commands[f"{name} (before, warm)"] = (argv, stdin, warm, before_project)
         if args.warm:
             run([exe, "daemon", "start"], warm, project)
-        for argv, stdin, child_env in commands.values():  # warm the page cache and bytecode
-            run(argv, child_env, project, stdin)
+            if before_exe is not None and before_project is not None:
+                run([before_exe, "daemon", "start"], warm, before_project)
+        for argv, stdin, child_env, cwd in commands.values():  # warm the page cache, bytecode
+            run(argv, child_env, cwd, stdin)
         samples = {name: Samples() for name in commands}
         for _ in range(args.rounds):
-            for name, (argv, stdin, child_env) in commands.items():
-                wall, cpu = run(argv, child_env, project, stdin)
+            for name, (argv, stdin, child_env, cwd) in commands.items():
+                wall, cpu = run(argv, child_env, cwd, stdin)
                 samples[name].wall.append(wall)
                 samples[name].cpu.append(cpu)
-        floor = samples["python -c pass"]
-        floor_wall = statistics.median(floor.wall)
-        floor_cpu = statistics.median(floor.cpu)
+        floors = {
+            "": samples["python -c pass"],
+            "(before": samples.get("python -c pass (before)", samples["python -c pass"]),
+        }
         print(
             f"relaybus CLI start-up — python {sys.version.split()[0]}, {os.cpu_count()} cores, "
             f"{args.rounds} interleaved rounds, medians"
         )
         if args.compare is not None:
             print(f"(compare): PYTHONPATH={args.compare}")
-        print(f"\n{'command':40} {'wall ms':>8} {'x pass':>7} {'CPU ms':>8} {'x pass':>7}")
+        if args.before is not None:
+            print(f"(before): {args.before}/bin/relaybus")
+        print(f"\n{'command':44} {'wall ms':>8} {'x pass':>7} {'CPU ms':>8} {'x pass':>7}")
         for name, s in samples.items():
+            floor = floors["(before" if "(before" in name else ""]
             wall = statistics.median(s.wall)
             cpu = statistics.median(s.cpu)
+            floor_wall = statistics.median(floor.wall)
+            floor_cpu = max(statistics.median(floor.cpu), 1e-3)
             print(
-                f"{name:40} {wall * 1000:8.1f} {wall / floor_wall:7.1f}"
-                f" {cpu * 1000:8.1f} {cpu / max(floor_cpu, 1e-3):7.1f}"
+                f"{name:44} {wall * 1000:8.1f} {wall / floor_wall:7.1f}"
+                f" {cpu * 1000:8.1f} {cpu / floor_cpu:7.1f}"
             )
     finally:
-        if args.warm and (work / "shop").is_dir():
-            subprocess.run([exe, "daemon", "stop"], cwd=work / "shop", env=env, check=False)
+        if args.warm:
+            stop = [(exe, work / "shop")]
+            if args.before is not None:
+                stop.append((str(args.before.resolve() / "bin" / "relaybus"), work / "before/shop"))
+            for command, folder in stop:
+                if folder.is_dir():
+                    subprocess.run([command, "daemon", "stop"], cwd=folder, env=env, check=False)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def cases(exe: str, project: Path) -> list[tuple[str, list[str], str]]:
+    """``(name, argv, stdin)`` of each ``relaybus`` command timed, run by ``exe`` in
+    ``project``."""
+    hook_input = json.loads((PAYLOADS / "post-tool-use.json").read_text(encoding="utf-8"))
+    hook_input["cwd"] = str(project)
+    hook = json.dumps(hook_input)
+    return [
+        ("relaybus --help", [exe, "--help"], ""),
+        ("relaybus agents", [exe, "agents"], ""),
+        ("relaybus send", [exe, "--as", "alice", "send", "--to", "bob", "hello"], ""),
+        ("relaybus inbox --peek", [exe, "--as", "bob", "inbox", "--peek"], ""),
+        ("hook post-tool-use", [exe, "hook", "post-tool-use"], hook),
+        ("hook post-tool-use --inline", [exe, "hook", "post-tool-use", "--inline"], hook),
+    ]
 
 
 if __name__ == "__main__":

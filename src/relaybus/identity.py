@@ -14,7 +14,6 @@ every call and must start in well under 100 ms.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import socket
@@ -38,6 +37,8 @@ def derive_agent_id(
     sessions of one tool in one repository get different ids while a
     re-registering instance keeps its own.
     """
+    import hashlib  # here: importing it (OpenSSL) costs every command that loads this module
+
     seed = "\0".join([host, cwd, tool, instance_id or ""]).encode("utf-8")
     digest = hashlib.sha256(seed).hexdigest()[:6]
 
@@ -112,6 +113,8 @@ def session_key(env: Mapping[str, str] | None = None) -> str:
         return given
     anchor = session_anchor() or (os.getpid(), 0)
     seed = f"{HOSTNAME}\0{anchor[0]}\0{anchor[1]}".encode()
+    import hashlib
+
     return hashlib.sha256(seed).hexdigest()[:12]
 
 

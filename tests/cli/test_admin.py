@@ -6,8 +6,9 @@ import pytest
 from click.testing import CliRunner
 
 from relaybus import Relay, __version__
-from relaybus.cli import agents, cli, messages, tasks
-from relaybus.models import AgentStatus, Priority, TaskStatus
+from relaybus.cli import agents, cli, messages, status, tasks
+from relaybus.client import warm_json
+from relaybus.models import AgentStatus, DeliveryState, Priority, TaskStatus
 from relaybus.store.migrate import HEAD
 from tests.cli.conftest import Cli
 from tests.support.pg import drop_database, fresh_database_url
@@ -61,6 +62,7 @@ def test_literal_choices_match_the_model_enums() -> None:
     assert messages.PRIORITIES == tuple(p.value for p in Priority)
     assert tasks.TASK_STATUSES == tuple(s.value for s in TaskStatus)
     assert set(tasks.UPDATE_STATUSES) < set(tasks.TASK_STATUSES)
+    assert status.STATES == warm_json.DELIVERY_STATES == tuple(s.value for s in DeliveryState)
 
 
 def test_events_and_prune_report_as_json(cli: Cli, relay: Relay) -> None:

@@ -287,8 +287,8 @@ def warm_env(env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
 
 
 #: Never imported by a command that talks to the warm relay: the store and service
-#: layers, SQLAlchemy, and what it or an HTTP client would bring (pydantic stays: the
-#: client parses the answers into its models).
+#: layers, SQLAlchemy, and what it or an HTTP client would bring (pydantic stays for the
+#: commands that go through the SDK, which parses the answers into its models).
 WARM_NEVER = (
     *NEVER,
     *OTHER_COMMANDS,
@@ -336,3 +336,58 @@ def test_the_hook_reading_through_the_warm_relay_imports_only_the_standard_libra
         if name.startswith("relaybus") and name not in HOOK_MODULES
     ]
     assert not problems, "relaybus hook post-tool-use imported:\n" + "\n".join(problems)
+
+
+#: The hot commands through the warm relay (``relaybus.client.warm_json``): args, exit
+#: code, and what stdout shows. The refusals too (an unknown task, an unknown agent):
+#: the relay's problem documents become errors without the SDK.
+WARM_HOT = {
+    "agents": (["agents"], 0, "bob"),
+    "agents --json": (["agents", "--json"], 0, '"id": "bob"'),
+    "send": (["--as", "alice", "send", "--to", "bob", "hello"], 0, "sent #2 to bob"),
+    "inbox --peek": (["--as", "bob", "inbox", "--peek"], 0, "the schema is merged"),
+    "inbox --json": (["--as", "bob", "inbox", "--json"], 0, '"body": "the schema is merged"'),
+    "reply": (["--as", "bob", "reply", "1", "merged here too"], 0, "replied #2 to alice"),
+    "tasks": (["--as", "bob", "tasks", "--json"], 0, "[]"),
+    "status": (["status", "1"], 0, "bob"),
+    "heartbeat": (["--as", "bob", "heartbeat", "--status", "busy"], 0, "bob is busy"),
+    "claim (unknown task)": (["--as", "bob", "claim", "7"], 2, ""),
+    "send (unknown agent)": (["--as", "nobody", "send", "--to", "bob", "hi"], 2, ""),
+}
+
+#: Never imported by a hot command through the warm relay: besides :data:`WARM_NEVER`,
+#: pydantic and what is built on it (the SDK's models, wire bodies, calls and clients),
+#: and what the warm client does without (bench/cli.py: each costs milliseconds).
+WARM_HOT_NEVER = (
+    *WARM_NEVER,
+    "pydantic",
+    "pydantic_core",
+    "relaybus.models",
+    "relaybus.wire",
+    "relaybus.client.calls",
+    "relaybus.client.relay",
+    "relaybus.client.handle",
+    "relaybus.client.transport",
+    "relaybus.identity",
+    "relaybus.logs",
+    "logging",
+    "socket",
+    "signal",
+    "hashlib",
+)
+
+
+@pytest.mark.parametrize("name", list(WARM_HOT))
+def test_a_hot_command_through_the_warm_relay_imports_neither_pydantic_nor_the_models(
+    name: str, warm_env: dict[str, str], tmp_path: Path
+) -> None:
+    args, code, shows = WARM_HOT[name]
+    imports = probe(args, warm_env, tmp_path, tmp_path)
+
+    assert imports.code == code and shows in imports.out, imports.err
+    assert imports.has("relaybus.client.warm_json")  # it did use the warm relay
+    # A refusal is mapped to its error by transport.problem_error, as for the SDK.
+    never = [n for n in WARM_HOT_NEVER if code == 0 or n != "relaybus.client.transport"]
+    problems = [imports.why(name) for name in never if imports.has(name)]
+    assert not problems, f"relaybus {name} imported:\n" + "\n".join(problems)
+    assert log_lines(tmp_path) == []

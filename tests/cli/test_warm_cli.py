@@ -170,6 +170,17 @@ SESSION = [
     "thread 999 --json",
     "inbox",
     "--as alice send --to bob --meta '[1]' hi",
+    "agents --online",
+    "agents --status busy --json",
+    "--as bob inbox --all --oldest-first --limit 2",
+    "--as bob inbox --wait 0 --json",
+    "--as carol tasks --json",
+    "--as carol tasks --status open",
+    "status 1 --wait read --timeout 0",
+    "status 999",
+    "--as bob claim 999 --json",
+    "--as bob release 1",
+    "--as alice --epoch 7 inbox --peek --json",
     "prune --json",
 ]
 

@@ -90,11 +90,11 @@ def agents(
     RELAYBUS_STUCK_AFTER seconds (60) while the agent is online.
     """
     app = get_app()
-    found = app.relay.agents(
+    found = app.hot.agents(
         status=status, tag=tag, capability=cap, channel=channel, online_only=online
     )
     if app.json:
-        render.emit_models(found)
+        render.emit_json(found)
         return
     if not found:
         render.note(
@@ -107,20 +107,20 @@ def agents(
         ["id", "status", "label", "tags", "caps", "channels", "epoch", "last seen", "stuck"],
         [
             [
-                a.id,
-                a.status.value,
-                a.label or "-",
-                ",".join(a.tags) or "-",
-                ",".join(a.capabilities) or "-",
-                ",".join(a.channels) or "*",
-                str(a.epoch),
-                render.ago(a.last_seen_at),
-                str(a.stuck) if a.stuck else "-",
+                a["id"],
+                a["status"],
+                a.get("label") or "-",
+                ",".join(a["tags"]) or "-",
+                ",".join(a["capabilities"]) or "-",
+                ",".join(a["channels"]) or "*",
+                str(a["epoch"]),
+                render.ago(a["last_seen_at"]),
+                str(a["stuck"]) if a.get("stuck") else "-",
             ]
             for a in found
         ],
     )
-    stuck = sum(a.stuck for a in found)
+    stuck = sum(a.get("stuck", 0) for a in found)
     if stuck:
         render.note(
             f"{stuck} message(s) queued past RELAYBUS_STUCK_AFTER while their agent is online: "
@@ -141,9 +141,9 @@ def heartbeat(status: str | None) -> None:
       relaybus --as alice heartbeat --status busy
     """
     app = get_app()
-    agent = app.me().heartbeat(status)
+    agent = app.hot_me().heartbeat(status)
     render.result(
-        agent, f"{agent.id} is {agent.status.value} (epoch {agent.epoch})", as_json=app.json
+        agent, f"{agent['id']} is {agent['status']} (epoch {agent['epoch']})", as_json=app.json
     )
 
 

@@ -19,6 +19,13 @@ a command talks to it over its Unix socket (:mod:`relaybus.client.warm_backend`)
 starting it when none runs, unless ``RELAYBUS_DAEMON=0``, a relay server is given,
 the database is not a relay folder's, or the command is one of :data:`IN_PROCESS`.
 A command that needs an existing relay and finds none starts nothing.
+
+The hot commands (``agents``, ``send``, ``reply``, ``inbox``, ``tasks``, ``claim``,
+``release``, ``heartbeat``, ``status``) go through :attr:`App.hot` instead: the same
+operations answering the API's JSON, which they print (:mod:`.render` reads wire
+shapes). Through the warm relay that is :mod:`relaybus.client.warm_json`, so such a
+command imports no pydantic, no SDK models and no SQLAlchemy; otherwise it is the SDK
+with its models dumped (:class:`Dumped`), so both print the same.
 """
 
 from __future__ import annotations
@@ -26,20 +33,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import sys
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from .._httpx import skip_httpx_cli
 from ..bounds import MAX_META_DEPTH
 from ..errors import InvalidInput, RelayError
-from ..logs import notices
 
 if TYPE_CHECKING:
     from ..client import AgentHandle, Relay
+    from ..client.warm_backend import WarmBackend
+    from ..client.warm_json import JsonAgent, JsonRelay
     from ..settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,6 +77,8 @@ class App:
         self.command: str | None = None
         self._settings: Settings | None = None
         self._relay: Relay | None = None
+        self._hot: JsonRelay | None = None
+        self._warm: WarmBackend | None = None
 
     @property
     def settings(self) -> Settings:
@@ -121,6 +130,11 @@ class App:
                 start. InvalidInput: bad settings.
         """
         if self._relay is None:
+            if self._warm is not None:
+                from ..client.relay import Relay
+
+                self._relay = Relay(self._warm)
+                return self._relay
             if self.server_url is not None:
                 skip_httpx_cli()
             from ..client.warm_backend import open_relay
@@ -130,6 +144,31 @@ class App:
                     self.settings, create=self.create, in_process=self.command in IN_PROCESS
                 )
         return self._relay
+
+    @property
+    def hot(self) -> JsonRelay:
+        """The relay for the hot commands (agents, send, inbox, ...), answering JSON:
+        each agent, message, task or receipt as its wire shape
+        (``model_dump(mode="json")``), which is what they print. Through the warm relay
+        it is a :class:`~relaybus.client.warm_json.JsonRelay`, which imports neither
+        pydantic nor the SDK's models; otherwise :attr:`relay` with its answers dumped.
+
+        Raises: as :attr:`relay`.
+        """
+        if self._hot is None:
+            if self._relay is None and not self.create and self.server_url is None:
+                from ..client.warm_backend import warm_backend
+
+                self._warm = warm_backend(
+                    self.settings, create=False, in_process=self.command in IN_PROCESS
+                )
+            if self._warm is not None:
+                from ..client.warm_json import JsonRelay
+
+                self._hot = JsonRelay(self._warm)
+            else:
+                self._hot = cast("JsonRelay", Dumped(self.relay))
+        return self._hot
 
     def database_relay(self, command: str) -> Relay:
         """The relay, for a command that works on the database itself (``migrate``).
@@ -162,11 +201,25 @@ class App:
             raise InvalidInput(WHO_ARE_YOU)
         return self.relay.agent(name, epoch=self.epoch)
 
+    def hot_me(self) -> JsonAgent:
+        """:meth:`me` on :attr:`hot`: acting as ``--as``, answering JSON.
+
+        Raises:
+            InvalidInput: no agent given. NotFound: no such agent (with close ids).
+        """
+        name = self.agent_id
+        if name is None:
+            raise InvalidInput(WHO_ARE_YOU)
+        return self.hot.agent(name, epoch=self.epoch)
+
     def close(self) -> None:
         """Close the relay if a command opened it."""
         if self._relay is not None:
             self._relay.close()
             self._relay = None
+        elif self._warm is not None:
+            self._warm.close()
+        self._warm = self._hot = None
 
     # -- leaving -----------------------------------------------------------
 
@@ -191,6 +244,41 @@ class App:
         else:
             click.echo(f"relaybus: error: {message}", err=True)
         return err.exit_code
+
+
+class Dumped:
+    """An SDK object (a :class:`~relaybus.client.Relay`, an
+    :class:`~relaybus.client.AgentHandle`) whose methods answer JSON, as
+    :class:`~relaybus.client.warm_json.JsonRelay` does: a model as
+    ``model_dump(mode="json")``, a list item by item, another object wrapped again."""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: object) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def method(*args: Any, **kwargs: Any) -> Any:
+            return _dumped(value(*args, **kwargs))
+
+        return method
+
+
+def _dumped(value: Any) -> Any:
+    from pydantic import BaseModel
+
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, list):
+        return [_dumped(item) for item in value]
+    if value is None or isinstance(value, str | int | float | dict):
+        return value
+    return Dumped(value)
 
 
 class HelpGroup(click.Group):
@@ -221,6 +309,9 @@ def store_notices(as_json: bool = False) -> Iterator[None]:
     """While open, warnings of the ``relaybus.store`` loggers are printed as
     ``relaybus: notice: ...`` lines on stderr (JSON objects with ``--json``)
     instead of going through logging."""
+    import logging
+
+    from ..logs import notices
 
     def notice(text: str) -> None:
         click.echo(

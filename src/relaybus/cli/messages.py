@@ -11,23 +11,23 @@ from . import render
 from .app import get_app, json_option, parse_meta, read_body
 
 if TYPE_CHECKING:
-    from ..models import Message
+    from .render import JSON
 
 #: ``relaybus.models.Priority`` values (literal so ``--help`` needs no pydantic; a test
 #: keeps them equal).
 PRIORITIES = ("low", "normal", "high", "urgent")
 
 
-def confirm(verb: str, msg: Message) -> str:
-    """``sent #12 to cap:review → bob, carol (task #3)``."""
-    reached = render.names(msg.recipients)
-    line = f"{verb} #{msg.id} to {msg.to}"
-    if msg.recipients != [msg.to]:
-        line += f" → {reached}"
-    if msg.thread_id != msg.id:
-        line += f" in thread #{msg.thread_id}"
-    if msg.task_id is not None:
-        line += f" (task #{msg.task_id})"
+def confirm(verb: str, msg: JSON) -> str:
+    """``sent #12 to cap:review → bob, carol (task #3)``, of a message's wire shape."""
+    recipients = msg.get("recipients", [])
+    line = f"{verb} #{msg['id']} to {msg['to']}"
+    if recipients != [msg["to"]]:
+        line += f" → {render.names(recipients)}"
+    if msg["thread_id"] != msg["id"]:
+        line += f" in thread #{msg['thread_id']}"
+    if msg.get("task_id") is not None:
+        line += f" (task #{msg['task_id']})"
     return line
 
 
@@ -76,7 +76,7 @@ def send(
     """
     app = get_app()
     meta_obj = parse_meta(meta)
-    me = app.me()
+    me = app.hot_me()
     msg = me.send(
         to,
         read_body(body),
@@ -107,7 +107,7 @@ def reply(message_id: int, body: str, subject: str | None, priority: str) -> Non
       relaybus --as bob reply 12 "LGTM, two nits inline"
     """
     app = get_app()
-    me = app.me()
+    me = app.hot_me()
     msg = me.reply(message_id, read_body(body), subject=subject, priority=priority)
     render.result(msg, confirm("replied", msg), as_json=app.json)
 
@@ -151,7 +151,7 @@ def inbox(
         raise InvalidInput("--wait waits for unread mail; it does not combine with --all")
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"--limit must be between 1 and 1000, not {limit}")
-    me = app.me()
+    me = app.hot_me()
     if wait is not None:
         # Only wait here; the read below takes (and marks) at most --limit of it.
         me.wait(max(wait, 0.0), since=since)
@@ -163,7 +163,7 @@ def inbox(
         mark_read=not peek,
     )
     if app.json:
-        render.emit_models(found)
+        render.emit_json(found)
         return
     if not found:
         if wait is not None:
@@ -189,7 +189,8 @@ def thread(message_id: int, peek: bool) -> None:
     if found and not peek and app.agent_id is not None:
         # Only the agent's own unread deliveries among these change.
         app.me().mark_read([m.id for m in found])
+    shapes = [render.dump(m) for m in found]
     if app.json:
-        render.emit_models(found)
+        render.emit_json(shapes)
         return
-    render.messages(found)
+    render.messages(shapes)

@@ -1,6 +1,9 @@
 """Human and JSON output of the CLI.
 
-``--json`` prints ``model_dump(mode="json")`` of the objects (lists as arrays).
+``--json`` prints ``model_dump(mode="json")`` of the objects (lists as arrays): the
+wire shape, which the hot commands get as it is from the warm relay
+(:mod:`relaybus.client.warm_json`) and otherwise from the SDK's models, so both print
+the same from the same JSON objects (:data:`JSON`; times are ISO 8601 strings).
 Human output is tables for lists and one-line confirmations; on a terminal the
 tables are drawn by rich, otherwise (pipes, agent hooks) they are plain
 columns separated by two spaces, so ``grep``/``awk`` and language models read
@@ -20,7 +23,8 @@ import click
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from ..models import Message
+#: One object of the API (an agent, a message, a task...) in its wire shape.
+JSON = dict[str, Any]
 
 #: Recipients listed by name in a send confirmation before "+N more".
 MAX_NAMES = 5
@@ -43,11 +47,12 @@ def emit_models(models: Iterable[BaseModel]) -> None:
     emit_json([dump(m) for m in models])
 
 
-def result(model: BaseModel, line: str, *, as_json: bool) -> None:
-    """The outcome of one change: ``model`` as JSON with ``--json``, else the
-    confirmation ``line`` (e.g. ``released task #3; it is open again``)."""
+def result(data: JSON, line: str, *, as_json: bool) -> None:
+    """The outcome of one change: ``data`` (an object's wire shape) as JSON with
+    ``--json``, else the confirmation ``line`` (e.g. ``released task #3; it is open
+    again``)."""
     if as_json:
-        emit_json(dump(model))
+        emit_json(data)
     else:
         click.echo(line)
 
@@ -79,11 +84,21 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         click.echo("  ".join([*padded, row[-1]]).rstrip())
 
 
-def ago(when: datetime | None, now: datetime | None = None) -> str:
-    """``when`` relative to now: ``12s ago``, ``in 9m``, ``3d ago``; ``-`` for None."""
-    if when is None:
+def when(value: datetime | str | None) -> datetime | None:
+    """A time of the API: an ISO 8601 string of the wire shape (or a datetime) as an
+    aware datetime; ``None`` stays ``None``."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
+
+
+def ago(value: datetime | str | None, now: datetime | None = None) -> str:
+    """``value`` (see :func:`when`) relative to now: ``12s ago``, ``in 9m``,
+    ``3d ago``; ``-`` for None."""
+    moment = when(value)
+    if moment is None:
         return "-"
-    seconds = ((now or datetime.now(UTC)) - when).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
     future = seconds < 0
     seconds = abs(seconds)
     if seconds < 1:
@@ -93,11 +108,13 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
     return f"in {amount}" if future else f"{amount} ago"
 
 
-def clock(when: datetime | None) -> str:
-    """``when`` in local time: ``14:02:11`` today, ``2025-06-14 14:02`` before."""
-    if when is None:
+def clock(value: datetime | str | None) -> str:
+    """``value`` (see :func:`when`) in local time: ``14:02:11`` today,
+    ``2025-06-14 14:02`` before."""
+    moment = when(value)
+    if moment is None:
         return "-"
-    local = when.astimezone()
+    local = moment.astimezone()
     if local.date() == datetime.now().astimezone().date():
         return local.strftime("%H:%M:%S")
     return local.strftime("%Y-%m-%d %H:%M")
@@ -111,32 +128,33 @@ def names(items: Sequence[str]) -> str:
     return shown if len(items) <= MAX_NAMES else f"{shown} +{len(items) - MAX_NAMES} more"
 
 
-def message_block(msg: Message, *, show_read: bool = False) -> str:
-    """A message as a header line, an optional subject line and its body, indented.
+def message_block(msg: JSON, *, show_read: bool = False) -> str:
+    """A message (its wire shape) as a header line, an optional subject line and its
+    body, indented.
 
     ``#12 alice → cap:review · high · task #3 · re #10 · 14:02:11 (2m ago)``
     """
-    parts = [f"#{msg.id} {msg.sender} → {msg.to}"]
-    if msg.channel:
-        parts.append(f"channel {msg.channel}")
-    if msg.priority != "normal":
-        parts.append(str(msg.priority))
-    if msg.task_id is not None:
-        parts.append(f"task #{msg.task_id}")
-    if msg.reply_to is not None:
-        parts.append(f"re #{msg.reply_to}")
-    parts.append(f"{clock(msg.created_at)} ({ago(msg.created_at)})")
-    if show_read and msg.read_at is None:
+    parts = [f"#{msg['id']} {msg['sender']} → {msg['to']}"]
+    if msg.get("channel"):
+        parts.append(f"channel {msg['channel']}")
+    if msg["priority"] != "normal":
+        parts.append(msg["priority"])
+    if msg.get("task_id") is not None:
+        parts.append(f"task #{msg['task_id']}")
+    if msg.get("reply_to") is not None:
+        parts.append(f"re #{msg['reply_to']}")
+    parts.append(f"{clock(msg['created_at'])} ({ago(msg['created_at'])})")
+    if show_read and msg.get("read_at") is None:
         parts.append("unread")
     lines = [click.style(" · ".join(parts), bold=True)]
-    if msg.subject:
-        lines.append(f"  Subject: {msg.subject}")
-    lines.extend(f"  {line}" for line in (msg.body.splitlines() or [""]))
+    if msg.get("subject"):
+        lines.append(f"  Subject: {msg['subject']}")
+    lines.extend(f"  {line}" for line in (msg["body"].splitlines() or [""]))
     return "\n".join(lines)
 
 
-def messages(found: Sequence[Message], *, show_read: bool = False) -> None:
-    """Print message blocks separated by blank lines."""
+def messages(found: Sequence[JSON], *, show_read: bool = False) -> None:
+    """Print message blocks (wire shapes) separated by blank lines."""
     click.echo("\n\n".join(message_block(m, show_read=show_read) for m in found))
 
 

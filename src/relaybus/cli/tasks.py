@@ -12,7 +12,7 @@ from . import render
 from .app import get_app, json_option
 
 if TYPE_CHECKING:
-    from ..models import Task, TaskEvent
+    from .render import JSON
 
 #: ``relaybus.models.TaskStatus`` values (literal so ``--help`` needs no pydantic; a test
 #: keeps them equal).
@@ -21,21 +21,23 @@ TASK_STATUSES = ("open", "claimed", "in_progress", "blocked", "done", "failed", 
 UPDATE_STATUSES = ("in_progress", "blocked", "done", "failed", "canceled")
 
 
-def status_text(task: Task) -> str:
-    """``in_progress 50% (halfway)``."""
-    text = task.status.value
-    if task.progress or task.progress_note:
-        text += f" {task.progress}%"
-    if task.progress_note:
-        text += f" ({task.progress_note})"
+def status_text(task: JSON) -> str:
+    """``in_progress 50% (halfway)``, of a task's wire shape."""
+    text: str = task["status"]
+    note = task.get("progress_note")
+    if task["progress"] or note:
+        text += f" {task['progress']}%"
+    if note:
+        text += f" ({note})"
     return text
 
 
-def lease_text(task: Task) -> str:
+def lease_text(task: JSON) -> str:
     """``until 14:12:01 (in 9m)``, or ``-`` without a lease."""
-    if task.lease_expires_at is None:
+    expires = task.get("lease_expires_at")
+    if expires is None:
         return "-"
-    return f"until {render.clock(task.lease_expires_at)} ({render.ago(task.lease_expires_at)})"
+    return f"until {render.clock(expires)} ({render.ago(expires)})"
 
 
 @click.command()
@@ -52,10 +54,10 @@ def tasks(status: str | None, assignee: str | None, limit: int) -> None:
     holds, or received the message of); without, every task of the workspace.
     """
     app = get_app()
-    reader = app.relay if app.agent_id is None else app.me()
+    reader = app.hot if app.agent_id is None else app.hot_me()
     found = reader.tasks(status=status, assignee=assignee, limit=limit)
     if app.json:
-        render.emit_models(found)
+        render.emit_json(found)
         return
     if not found:
         render.note("no tasks")
@@ -64,54 +66,55 @@ def tasks(status: str | None, assignee: str | None, limit: int) -> None:
         ["id", "status", "title", "assignee", "lease", "target", "updated"],
         [
             [
-                str(t.id),
+                str(t["id"]),
                 status_text(t),
-                t.title,
-                t.assignee or "-",
-                render.ago(t.lease_expires_at) if t.lease_expires_at else "-",
-                t.target,
-                render.ago(t.updated_at),
+                t["title"],
+                t.get("assignee") or "-",
+                render.ago(t.get("lease_expires_at")),
+                t["target"],
+                render.ago(t["updated_at"]),
             ]
             for t in found
         ],
     )
 
 
-def show_task(task: Task, history: list[TaskEvent]) -> None:
-    """Print one task's fields, body and history."""
-    click.echo(click.style(f"task #{task.id}  {task.title}", bold=True))
+def show_task(task: JSON, history: list[JSON]) -> None:
+    """Print one task's fields, body and history (wire shapes)."""
+    click.echo(click.style(f"task #{task['id']}  {task['title']}", bold=True))
+    channel, message_id = task.get("channel"), task.get("message_id")
     pairs = [
         ("status", status_text(task)),
-        ("assignee", task.assignee or "-"),
+        ("assignee", task.get("assignee") or "-"),
         ("lease", lease_text(task)),
-        ("target", task.target + (f" on channel {task.channel}" if task.channel else "")),
+        ("target", task["target"] + (f" on channel {channel}" if channel else "")),
         (
             "creator",
-            (task.creator or "-")
-            + (f" (message #{task.message_id})" if task.message_id is not None else ""),
+            (task.get("creator") or "-")
+            + (f" (message #{message_id})" if message_id is not None else ""),
         ),
-        ("created", f"{render.clock(task.created_at)} ({render.ago(task.created_at)})"),
-        ("updated", f"{render.clock(task.updated_at)} ({render.ago(task.updated_at)})"),
+        ("created", f"{render.clock(task['created_at'])} ({render.ago(task['created_at'])})"),
+        ("updated", f"{render.clock(task['updated_at'])} ({render.ago(task['updated_at'])})"),
     ]
-    if task.result is not None:
-        pairs.append(("result", task.result))
-    if task.meta:
-        pairs.append(("meta", json.dumps(task.meta, ensure_ascii=False, sort_keys=True)))
+    if task.get("result") is not None:
+        pairs.append(("result", task["result"]))
+    if task.get("meta"):
+        pairs.append(("meta", json.dumps(task["meta"], ensure_ascii=False, sort_keys=True)))
     render.fields(pairs)
-    if task.body:
+    if task.get("body"):
         click.echo()
-        click.echo("\n".join(f"  {line}" for line in task.body.splitlines()))
+        click.echo("\n".join(f"  {line}" for line in task["body"].splitlines()))
     click.echo()
     render.table(
         ["time", "event", "status", "agent", "progress", "note"],
         [
             [
-                render.clock(e.created_at),
-                e.kind,
-                e.status.value,
-                e.agent_id or "-",
-                "-" if e.progress is None else f"{e.progress}%",
-                e.note or "",
+                render.clock(e["created_at"]),
+                e["kind"],
+                e["status"],
+                e.get("agent_id") or "-",
+                "-" if e.get("progress") is None else f"{e['progress']}%",
+                e.get("note") or "",
             ]
             for e in history
         ],
@@ -148,27 +151,29 @@ def task(
     app = get_app()
     if status is None and progress is None and note is None and result is None:
         reader = app.relay if app.agent_id is None else app.me()
-        found = reader.task(task_id)
-        history = reader.task_history(task_id)
+        found = render.dump(reader.task(task_id))
+        history = [render.dump(e) for e in reader.task_history(task_id)]
         if app.json:
-            render.emit_json({**render.dump(found), "history": [render.dump(e) for e in history]})
+            render.emit_json({**found, "history": history})
             return
         show_task(found, history)
         return
     # Without --as, the workspace operator acts (Relay.update_task), not an agent.
     actor = app.relay if app.agent_id is None else app.me()
-    updated = actor.update_task(task_id, status=status, progress=progress, note=note, result=result)
+    updated = render.dump(
+        actor.update_task(task_id, status=status, progress=progress, note=note, result=result)
+    )
     render.result(updated, update_text(updated, note=note, result=result), as_json=app.json)
 
 
-def update_text(task: Task, *, note: str | None, result: str | None) -> str:
+def update_text(task: JSON, *, note: str | None, result: str | None) -> str:
     """What an update just made: ``task #3 is done 100%; result: merged``.
 
     Only this update's note is shown (an earlier note is history, not news).
     """
-    text = f"task #{task.id} is {task.status.value}"
-    if task.progress or note is not None:
-        text += f" {task.progress}%"
+    text = f"task #{task['id']} is {task['status']}"
+    if task["progress"] or note is not None:
+        text += f" {task['progress']}%"
     if note is not None:
         text += f" ({note})"
     if result is not None:
@@ -197,12 +202,15 @@ def claim(task_id: int, lease: float | None) -> None:
       relaybus --as bob claim 3 && relaybus --as bob task 3 --progress 10
     """
     app = get_app()
-    me = app.me()
+    me = app.hot_me()
     held = me.claim(task_id, lease=lease)
-    if held.assignee != me.id:  # the service refuses instead; this guards the exit code
-        raise Conflict(f"task {task_id} is held by {held.assignee}", holder=held.assignee)
+    holder = held.get("assignee")
+    if holder != me.id:  # the service refuses instead; this guards the exit code
+        raise Conflict(f"task {task_id} is held by {holder}", holder=holder)
     render.result(
-        held, f'claimed task #{held.id} "{held.title}"; lease {lease_text(held)}', as_json=app.json
+        held,
+        f'claimed task #{held["id"]} "{held["title"]}"; lease {lease_text(held)}',
+        as_json=app.json,
     )
 
 
@@ -212,9 +220,9 @@ def claim(task_id: int, lease: float | None) -> None:
 def release(task_id: int) -> None:
     """Give back task ID; it is open again for anyone."""
     app = get_app()
-    released = app.me().release(task_id)
+    released = app.hot_me().release(task_id)
     render.result(
         released,
-        f"released task #{released.id}; it is {released.status.value} again",
+        f"released task #{released['id']}; it is {released['status']} again",
         as_json=app.json,
     )

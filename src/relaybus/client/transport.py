@@ -17,15 +17,12 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import REFUSALS, InvalidInput, RateLimited, RelayError, StoreError
-from ..models import (
-    Agent,
-    Event,
-)
 from ..settings import Settings
 
 if TYPE_CHECKING:
     import httpx
 
+    from ..models import Agent, Event  # for types only: the warm CLI path imports no pydantic
     from ..service import Service
 
 

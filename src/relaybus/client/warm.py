@@ -13,26 +13,26 @@ itself after its idle time with no request.
 Standard library only (HTTP/1.1 over ``AF_UNIX`` with :class:`Connection`, ``json``,
 ``fcntl``): a command or a hook that talks to the warm relay imports no HTTP client
 (not even ``http.client``, which imports ``ssl`` and ``email``), no SQLAlchemy and
-no asyncio. :class:`UnixHTTPConnection` (``http.client`` over the socket, for
-streams) loads ``http.client`` when it is first used. Linux and macOS.
+no asyncio; :class:`Connection` uses the ``_socket`` extension itself (``socket``
+builds enums of every constant on import, milliseconds of a hot command).
+:class:`UnixHTTPConnection` (``http.client`` over the socket, for streams) loads
+``http.client`` (and ``socket``) when it is first used. Linux and macOS.
 """
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
-import fcntl
 import json
 import os
-import signal
-import socket
 import sys
 import time
+from collections import namedtuple
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from .. import __version__
-from ..identity import FrozenRecord
 
 # Not ``typing`` (nor ``dataclasses``, nor ``relaybus.errors``, which imports typing):
 # a hook imports this module, and each costs it milliseconds. The errors are
@@ -40,8 +40,20 @@ from ..identity import FrozenRecord
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import http.client
-    from typing import Any
+    import socket
+    from typing import Any, NamedTuple
 
+    class _WarmFields(NamedTuple):
+        version: str
+        pid: int | None
+        socket: Path
+else:
+    # Not typing.NamedTuple, nor identity.FrozenRecord (its module imports ``socket``).
+    _WarmFields = namedtuple("_WarmFields", ("version", "pid", "socket"))
+
+#: ``signal.SIGTERM`` (15 on Linux and macOS): importing ``signal`` costs every command
+#: that talks to the relay a millisecond, for a stop that seldom happens.
+SIGTERM = 15
 SOCKET_NAME = "relay.sock"
 LOCK_NAME = "relay.lock"
 LOG_NAME = "relay.log"
@@ -77,16 +89,11 @@ CALLER_VARIABLES = (
 )
 
 
-class WarmInfo(FrozenRecord):
-    """A running warm relay: its version, process id and socket."""
+class WarmInfo(_WarmFields):
+    """A running warm relay: its ``version``, process id (``pid``) and ``socket``
+    (immutable; equal by its fields)."""
 
-    __slots__ = ("version", "pid", "socket")
-    version: str
-    pid: int | None
-    socket: Path
-
-    def __init__(self, version: str, pid: int | None, socket: Path) -> None:
-        self._set(version=version, pid=pid, socket=socket)
+    __slots__ = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "pid": self.pid, "socket": str(self.socket)}
@@ -113,6 +120,8 @@ def unix_socket(path: Path, timeout: float | None) -> socket.socket:
     Raises:
         OSError: nobody listens (``ConnectionRefusedError``, ``FileNotFoundError``).
     """
+    import socket  # here: only streams (http.client) need a socket.socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
@@ -136,6 +145,53 @@ class WarmResponse:
         self.body = body
 
 
+class _Reader:
+    """Buffered reads of an ``_socket.socket``: what ``socket.makefile("rb")`` gives
+    :class:`Connection` (``readline(limit)``, ``read(size)``, ``read()`` to the end)."""
+
+    __slots__ = ("_sock", "_buffer")
+
+    #: The most bytes one ``recv`` asks for.
+    CHUNK = 65536
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self._sock = sock
+        self._buffer = bytearray()
+
+    def _take(self, size: int) -> bytes:
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def readline(self, limit: int) -> bytes:
+        """A line with its ``\\n``, at most ``limit`` bytes (cut there), or what is left
+        before the end (``b""`` at the end)."""
+        searched = 0
+        while True:
+            end = self._buffer.find(b"\n", searched, limit)
+            if end >= 0:
+                return self._take(end + 1)
+            if len(self._buffer) >= limit:
+                return self._take(limit)
+            searched = len(self._buffer)
+            chunk = self._sock.recv(self.CHUNK)
+            if not chunk:
+                return self._take(len(self._buffer))
+            self._buffer += chunk
+
+    def read(self, size: int = -1) -> bytes:
+        """``size`` bytes (fewer at the end), or everything to the end when negative."""
+        while size < 0 or len(self._buffer) < size:
+            chunk = self._sock.recv(self.CHUNK if size < 0 else max(size - len(self._buffer), 1))
+            if not chunk:
+                break
+            self._buffer += chunk
+        return self._take(len(self._buffer) if size < 0 else size)
+
+    def close(self) -> None:
+        self._buffer.clear()
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection to the server on the Unix socket ``path``,
     with ``socket`` alone: requests with a known body, answers read whole
@@ -152,7 +208,7 @@ class Connection:
     def __init__(self, path: Path, timeout: float = REQUEST_TIMEOUT) -> None:
         self.path = path
         self.timeout = timeout
-        self._sock: socket.socket | None = None
+        self._sock: _socket.socket | None = None
         self._file: Any = None
 
     @property
@@ -166,9 +222,15 @@ class Connection:
         Raises:
             OSError: nobody listens (``ConnectionRefusedError``, ``FileNotFoundError``).
         """
-        sock = unix_socket(self.path, self.timeout)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            sock.connect(os.fspath(self.path))
+        except BaseException:
+            sock.close()
+            raise
         self._sock = sock
-        self._file = sock.makefile("rb")
+        self._file = _Reader(sock)
 
     def settimeout(self, timeout: float) -> None:
         self.timeout = timeout
@@ -407,7 +469,7 @@ def stop(relay_dir: Path, info: WarmInfo | None = None) -> bool:
         return False
     if info.pid is not None:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(info.pid, signal.SIGTERM)
+            os.kill(info.pid, SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while probe(relay_dir) is not None:
         if time.monotonic() > deadline:
@@ -439,6 +501,8 @@ def _spawn_lock(relay_dir: Path) -> Iterator[None]:
     Path(relay_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(Path(relay_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        import fcntl  # here: only a start takes the lock
+
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
@@ -484,7 +548,7 @@ def _start(relay_dir: Path, env: Mapping[str, str] | None) -> WarmInfo:
         if gone or time.monotonic() > deadline:
             if not gone:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
+                    os.kill(pid, SIGTERM)
             from ..errors import StoreError
 
             raise StoreError(

@@ -8,8 +8,9 @@ keep-alive connection to the relay's socket, with the same error mapping
 (:func:`~relaybus.client.transport.problem_error`: problem+json becomes the
 :class:`~relaybus.errors.RelayError` subclass of its status), the same long-polls
 and the same retry rules (:func:`~relaybus.client.transport.retries`). It imports
-no httpx, no ``http.client``, no SQLAlchemy, no asyncio, no ssl: a CLI command that
-talks to the warm relay pays for the interpreter, click, pydantic and this.
+no httpx, no ``http.client``, no SQLAlchemy, no asyncio, no ssl, no pydantic: a CLI
+command that talks to the warm relay through :mod:`.warm_json` pays for the
+interpreter, click and this.
 
 The warm relay serves in open mode: no token is sent, and who the caller is (the
 agent a call acts as, its epoch, the workspace) travels in each request, as for
@@ -20,13 +21,15 @@ token it issues at registration is not kept (an embedded relay issues none).
 settings point at, through the warm relay when it serves it (:func:`warm_dir`),
 started when asked (:func:`~relaybus.client.warm.ensure`) or only found
 (:func:`~relaybus.client.warm.probe`, for hooks, which must stay cheap), else in
-this process. :func:`open_warm` is the warm part alone.
+this process. :func:`warm_backend` and :func:`connect_warm` give the warm part alone
+(:mod:`.warm_json` runs the CLI's hot commands on it without the SDK's models).
 
 A hand-written module with no async twin: ``scripts/unasync.py`` does not touch it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Generator, Mapping
 from pathlib import Path
@@ -35,30 +38,91 @@ from urllib.parse import urlencode
 
 from .. import __version__
 from ..errors import InvalidInput, NoRelay, StoreError
-from ..models import Event
 from ..settings import Settings, find_relay_dir
 from . import warm
-from .transport import (
-    IDEMPOTENCY_HEADER,
-    LONGPOLL_CHUNK,
-    LONGPOLL_MARGIN,
-    READ_TIMEOUT,
-    Call,
-    RetryPause,
-    StreamQuery,
-    _query_value,
-    encode_json,
-    problem_error,
-    retries,
-    sf_string,
-)
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
+    from ..models import Event
     from ..service import Service
     from .calls import Registration
     from .relay import Relay
+    from .transport import Call, StreamQuery
+
+    class Request(Protocol):
+        """What :meth:`WarmBackend.request` sends: a :class:`~relaybus.client.transport.Call`,
+        or a :class:`~relaybus.client.warm_json.JsonCall` (only a type: not made at run time)."""
+
+        @property
+        def method(self) -> str: ...
+        @property
+        def path(self) -> str: ...
+        @property
+        def workspace(self) -> str: ...
+        @property
+        def epoch(self) -> int | None: ...
+        @property
+        def params(self) -> Mapping[str, Any] | None: ...
+        @property
+        def idempotency_key(self) -> str | None: ...
+        @property
+        def wait(self) -> float: ...
+        def json_body(self) -> Any: ...
+
 
 T = TypeVar("T")
+
+# What a request to the warm relay needs of relaybus.client.transport, kept here: importing
+# transport (its dataclasses) costs a hot command about 5 ms of CPU, and the commands of
+# relaybus.client.warm_json never need the rest of it. tests/client/test_warm_json.py
+# keeps each equal to transport's.
+#: transport.LONGPOLL_CHUNK, LONGPOLL_MARGIN, READ_TIMEOUT (seconds).
+LONGPOLL_CHUNK = 50.0
+LONGPOLL_MARGIN = 15.0
+READ_TIMEOUT = 30.0
+#: transport.IDEMPOTENCY_HEADER.
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+#: How often a call that may be repeated is sent at most (transport.retries).
+MAX_ATTEMPTS = 3
+
+
+def sf_string(value: str) -> str:
+    """transport.sf_string: ``value`` as a Structured Field string (RFC 8941)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def query_value(value: object) -> Any:
+    """transport._query_value: a query value as text (``true``/``false`` for booleans)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return [query_value(v) for v in value]
+    return value
+
+
+def encode_json(body: Any) -> bytes:
+    """transport.encode_json: compact UTF-8 JSON; a body JSON cannot hold raises the
+    error transport.encode_json raises for it (which it is then asked for).
+
+    Raises:
+        InvalidInput: a value JSON cannot hold, or nested too deep to encode.
+    """
+    try:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
+            "utf-8"
+        )
+    except (TypeError, ValueError, RecursionError):
+        from .transport import encode_json as encode  # its error, or its mappings and sequences
+
+        return encode(body)
+
+
+def attempts(request: Request) -> int:
+    """transport.retries: a GET or a call with an idempotency key is sent up to
+    :data:`MAX_ATTEMPTS` times when the connection breaks before the answer, else once."""
+    return MAX_ATTEMPTS if request.method == "GET" or request.idempotency_key is not None else 1
+
 
 #: The SQLite file of a relay folder (as :data:`relaybus.store.locate.DB_FILENAME`,
 #: kept apart: importing the store loads SQLAlchemy).
@@ -91,6 +155,23 @@ def open_relay(
     opens it, but with the embedded store served by its warm relay when :func:`warm_dir`
     allows: the CLI's commands and the hooks open their relay here.
 
+    Args, Raises: as :func:`warm_backend`.
+    """
+    from .relay import Relay
+
+    backend = warm_backend(settings, create=create, in_process=in_process, start=start)
+    if backend is not None:
+        return Relay(backend)
+    return Relay.open(settings=settings, create=create)
+
+
+def warm_backend(
+    settings: Settings, *, create: bool = True, in_process: bool = False, start: bool = True
+) -> WarmBackend | None:
+    """The warm relay serving the embedded store ``settings`` point at, or ``None`` when
+    the store is to be opened in this process (a relay server is given, the warm relay
+    is off or cannot serve that database, or ``start`` is false and none runs).
+
     Args:
         create: create the embedded store when there is none (in this process, as
             :meth:`Relay.open` does, then through the warm relay); otherwise a missing
@@ -101,26 +182,22 @@ def open_relay(
 
     Raises:
         NoRelay: no embedded relay here and not ``create``.
-        StoreError: the database cannot be opened or created, or the warm relay did
-            not start. InvalidInput: bad settings.
+        StoreError: the database cannot be created, or the warm relay did not start.
+            InvalidInput: bad settings.
     """
-    from .relay import Relay
-
     relay_dir = None if in_process else warm_dir(settings)
-    if relay_dir is not None:
-        if create and not (relay_dir / DB_FILENAME).exists():
-            Relay.open(settings=settings, create=True).close()
-        relay = open_warm(settings, relay_dir, start=start)
-        if relay is not None:
-            return relay
-    return Relay.open(settings=settings, create=create)
+    if relay_dir is None:
+        return None
+    if create and not (relay_dir / DB_FILENAME).exists():
+        from .relay import Relay
+
+        Relay.open(settings=settings, create=True).close()
+    return connect_warm(settings, relay_dir, start=start)
 
 
-def open_warm(
-    settings: Settings, relay_dir: Path, *, start: bool = True, workspace: str | None = None
-) -> Relay | None:
-    """A :class:`~relaybus.client.relay.Relay` over the warm relay of ``relay_dir``
-    (its ``relay.db`` must exist: the relay would create it), or ``None``.
+def connect_warm(settings: Settings, relay_dir: Path, *, start: bool = True) -> WarmBackend | None:
+    """A :class:`WarmBackend` on the warm relay of ``relay_dir`` (its ``relay.db`` must
+    exist: the relay would create it), or ``None``.
 
     Args:
         start: start the relay when none answers (:func:`~relaybus.client.warm.ensure`:
@@ -132,8 +209,6 @@ def open_warm(
         NoRelay: there is no ``relay.db`` in ``relay_dir`` (nothing is started).
         StoreError: ``start`` and the relay did not start.
     """
-    from .relay import Relay
-
     if not (relay_dir / DB_FILENAME).exists():
         # The message of relaybus.store.files.no_relay (importing it loads SQLAlchemy).
         raise NoRelay("no relay here: run `relaybus init`", path=str(relay_dir / DB_FILENAME))
@@ -144,7 +219,7 @@ def open_warm(
         if found is None or found.version != __version__:
             return None
         info = found
-    return Relay(WarmBackend(settings, relay_dir, info.socket, start=start), workspace=workspace)
+    return WarmBackend(settings, relay_dir, info.socket, start=start)
 
 
 class _Answer:
@@ -204,6 +279,13 @@ class WarmBackend:
     def run(self, call: Call[T]) -> T:
         """Send one call and return its result.
 
+        Raises: as :meth:`request`.
+        """
+        return call.parse(self.request(call))
+
+    def request(self, call: Request) -> bytes:
+        """Send one call and return the body of the relay's answer.
+
         Raises:
             RelayError: the relay refused (the subclass of the status).
             StoreError: no answer from the relay (it could not be started or reached,
@@ -211,7 +293,7 @@ class WarmBackend:
         """
         method, target, body, headers = self._request(call)
         timeout = call.wait + LONGPOLL_MARGIN if call.wait > 0 else READ_TIMEOUT
-        attempts = retries(call)
+        limit = attempts(call)
         attempt, restarted = 1, False
         while True:
             connection = self._connection
@@ -232,16 +314,20 @@ class WarmBackend:
             except TimeoutError as exc:
                 raise self._unreachable(exc, call) from None
             except OSError as exc:  # the connection broke: it may have happened
-                if attempt >= attempts:
+                if attempt >= limit:
                     raise self._unreachable(exc, call) from None
                 attempt += 1
+                from .transport import RetryPause
+
                 RetryPause.before(attempt)
                 continue
             if answer.status >= 400:
-                raise problem_error(_Answer(answer), f"the warm relay {self.socket}")
-            return call.parse(answer.body)
+                from .transport import problem_error
 
-    def _request(self, call: Call[Any]) -> tuple[str, str, bytes | None, dict[str, str]]:
+                raise problem_error(_Answer(answer), f"the warm relay {self.socket}")
+            return answer.body
+
+    def _request(self, call: Request) -> tuple[str, str, bytes | None, dict[str, str]]:
         """``(method, target, body, headers)`` of ``call``, as :class:`HTTPSession`
         builds them for httpx, without a token (the relay serves in open mode)."""
         headers = {
@@ -259,12 +345,12 @@ class WarmBackend:
             headers["Content-Type"] = "application/json"
         target = call.path
         if call.params is not None:
-            query = {k: _query_value(v) for k, v in call.params.items() if v is not None}
+            query = {k: query_value(v) for k, v in call.params.items() if v is not None}
             if query:
                 target += "?" + urlencode(query, doseq=True)
         return call.method, target, content, headers
 
-    def _unreachable(self, exc: BaseException, call: Call[Any]) -> StoreError:
+    def _unreachable(self, exc: BaseException, call: Request) -> StoreError:
         reason = str(exc) or type(exc).__name__
         message = f"cannot reach the warm relay at {self.socket}: {reason}"
         key = call.idempotency_key
