@@ -286,30 +286,69 @@ class InboxOps(DeliveryOps):
 def _inbox_query(unread_only: bool, newest_first: bool) -> sa.Select[Any]:
     """An inbox page: ``messages`` columns, the reader's delivery state and the
     comma-joined recipients (ids hold no comma), by the ids above ``since``, at
-    most ``limit``, in delivery-index order so the newest N need no sort."""
+    most ``limit``, in delivery-index order so the newest N need no sort.
+
+    A delivery is in one of two agent-ordered indexes (see ``store/schema.py``): an
+    unread page walks ``ix_deliveries_unread``; a page of read and unread merges the
+    first ``limit`` of each index and keeps the first ``limit`` of the two."""
     other = deliveries.alias("recipient")
     recipients = (
         sa.select(joined_ids(other.c.agent_id))
         .where(other.c.message_id == messages.c.id)
         .scalar_subquery()
     )
-    query = (
+    limit = sa.bindparam("limit", type_=sa.Integer)
+
+    def page(*state: sa.ColumnElement[bool]) -> sa.Select[Any]:
+        # One index's first ``limit`` deliveries of the reader above the cursor.
+        return (
+            sa.select(deliveries.c.message_id, deliveries.c.read_at, deliveries.c.delivered_at)
+            .where(
+                deliveries.c.workspace == sa.bindparam("ws"),
+                deliveries.c.agent_id == sa.bindparam("aid"),
+                deliveries.c.message_id > sa.bindparam("since"),
+                *state,
+            )
+            .order_by(deliveries.c.message_id.desc() if newest_first else deliveries.c.message_id)
+            .limit(limit)
+        )
+
+    unread = deliveries.c.read_at.is_(None)
+    if unread_only:
+        # One index, joined straight to messages: no subquery to materialise.
+        return (
+            sa.select(
+                messages,
+                deliveries.c.read_at.label("delivery_read_at"),
+                deliveries.c.delivered_at.label("delivery_delivered_at"),
+                recipients.label("recipient_ids"),
+            )
+            .join(deliveries, deliveries.c.message_id == messages.c.id)
+            .where(
+                deliveries.c.workspace == sa.bindparam("ws"),
+                deliveries.c.agent_id == sa.bindparam("aid"),
+                deliveries.c.message_id > sa.bindparam("since"),
+                unread,
+            )
+            .order_by(deliveries.c.message_id.desc() if newest_first else deliveries.c.message_id)
+            .limit(limit)
+        )
+    both = [
+        page(unread).subquery("unread"),
+        page(deliveries.c.read_at.is_not(None)).subquery("read"),
+    ]
+    chosen = sa.union_all(*(sa.select(p) for p in both)).subquery("chosen")
+    return (
         sa.select(
             messages,
-            deliveries.c.read_at.label("delivery_read_at"),
-            deliveries.c.delivered_at.label("delivery_delivered_at"),
+            chosen.c.read_at.label("delivery_read_at"),
+            chosen.c.delivered_at.label("delivery_delivered_at"),
             recipients.label("recipient_ids"),
         )
-        .join(deliveries, deliveries.c.message_id == messages.c.id)
-        .where(
-            deliveries.c.workspace == sa.bindparam("ws"),
-            deliveries.c.agent_id == sa.bindparam("aid"),
-            deliveries.c.message_id > sa.bindparam("since"),
-        )
-        .order_by(deliveries.c.message_id.desc() if newest_first else deliveries.c.message_id)
-        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .join(chosen, chosen.c.message_id == messages.c.id)
+        .order_by(chosen.c.message_id.desc() if newest_first else chosen.c.message_id)
+        .limit(limit)
     )
-    return query.where(deliveries.c.read_at.is_(None)) if unread_only else query
 
 
 #: The four inbox pages by (unread only, newest first), run on the fast path.

@@ -91,16 +91,26 @@ messages = sa.Table(
 # One row per recipient: fan-out on write. A reader's read_at never hides the
 # message from anyone else. A delivery is queued until it reaches the agent's
 # session (delivered_at, and via which path: models.Via), then read (read_at);
-# read implies delivered.
+# read implies delivered, so a queued delivery is always unread.
+#
+# Laid out for fan-out (migration 0006): the rows are kept in message order (the
+# primary key leads with message_id; on SQLite a WITHOUT ROWID table, so the key is
+# the table), where a send's deliveries are appended together, and each delivery is
+# in exactly one agent-ordered index: ix_deliveries_unread until it is read, then
+# ix_deliveries_read. A broadcast to N agents thus touches N places of one
+# agent-ordered b-tree instead of three (the key, the unread and the queued index).
+# An inbox reads the unread index, or both (merged by message id) for read and unread;
+# a message's recipients are a range of the key.
 deliveries = sa.Table(
     "deliveries",
     metadata,
-    sa.Column("workspace", sa.String(64), primary_key=True),
-    sa.Column("agent_id", sa.String(128), primary_key=True),
-    sa.Column("message_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("agent_id", sa.String(128), nullable=False),
+    sa.Column("message_id", sa.BigInteger, nullable=False, autoincrement=False),
     sa.Column("read_at", Time),
     sa.Column("delivered_at", Time),
     sa.Column("via", sa.String(16)),
+    sa.PrimaryKeyConstraint("message_id", "workspace", "agent_id"),
     sa.Index(
         "ix_deliveries_unread",
         "workspace",
@@ -108,14 +118,14 @@ deliveries = sa.Table(
         "message_id",
         sqlite_where=sa.text("read_at IS NULL"),
     ),
-    sa.Index("ix_deliveries_message", "message_id"),
     sa.Index(
-        "ix_deliveries_queued",
+        "ix_deliveries_read",
         "workspace",
         "agent_id",
         "message_id",
-        sqlite_where=sa.text("delivered_at IS NULL"),
+        sqlite_where=sa.text("read_at IS NOT NULL"),
     ),
+    sqlite_with_rowid=False,
 )
 
 tasks = sa.Table(
