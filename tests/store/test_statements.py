@@ -255,3 +255,33 @@ def test_run_many_refuses_a_statement_that_returns_rows(sqlite_store: Store) -> 
         assert isinstance(cache, StatementCache)
         with pytest.raises(ValueError, match="returns rows"):
             cache.run_many(conn, REGISTRY["agents.exists"], [{"ws": "default", "aid": "bob"}])
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        None,
+        "{}",
+        "[]",
+        '{"a": {"b": [1, 2.5, null, "\\u00fc"]}}',
+        '"text"',
+        "3",
+        b'{"x": 1}',
+        7,
+        2.5,
+    ],
+)
+def test_json_columns_on_sqlite_decode_as_sqlalchemys_own_processor(stored: Any) -> None:
+    # The JSON type's SQLite processor is relaybus's own (load_json, the cheaper one).
+    from sqlalchemy.dialects import sqlite
+
+    from relaybus.store.schema import Json, load_json
+
+    dialect = sqlite.dialect()
+    assert Json.dialect_impl(dialect).result_processor(dialect, None) is load_json
+    theirs = sa.JSON().dialect_impl(dialect).result_processor(dialect, None)
+    assert theirs is not None
+    decoded = load_json(stored)
+    assert decoded == theirs(stored) and type(decoded) is type(theirs(stored))
+    if stored == "{}":
+        assert decoded is not load_json(stored)  # a fresh dict each time: callers may keep it

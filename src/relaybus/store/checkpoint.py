@@ -84,6 +84,11 @@ class Checkpointer:
             self._thread.start()
         self._due.set()
 
+    @property
+    def running(self) -> bool:
+        """Whether the thread is running (it starts at the first checkpoint due)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def wait(self, runs: int, timeout: float) -> bool:
         """Block until at least ``runs`` checkpoints have run, or ``timeout`` seconds
         pass; returns whether they have."""
