@@ -10,16 +10,20 @@ through the tags and the channels). Printed, p50/p99 in ms:
 1. embedded: each round copies the seeded store and runs ``--count`` sends of each kind
    through the SDK (``Relay.open``) in a fresh process, for this checkout and, with
    ``--before``, for another checkout with its own ``.venv`` (e.g. the main branch),
-   the two alternating round by round (target: p50 <= 5 ms, p99 <= 20 ms);
+   the two alternating round by round (target: p50 <= 5 ms, p99 <= 20 ms). Each
+   checkout's store is seeded by its own code, so each runs on its own schema (a newer
+   schema that older code may serve would otherwise be measured for both).
    A third column, ``sqlite3``, is the floor: the same rows (the message, the deliveries
    by ``INSERT ... SELECT ... RETURNING``, the event) written with the stdlib driver in
-   one ``BEGIN IMMEDIATE`` transaction each, on the same store and the same pragmas;
-2. through the server: one ``relaybus serve`` per checkout on a copy of the seeded store,
+   one ``BEGIN IMMEDIATE`` transaction each, on this checkout's store and the same pragmas
+   (and SQLite's own checkpoints inside the commits);
+2. through the server: one ``relaybus serve`` per checkout on a copy of its seeded store,
    ``POST /v1/messages`` to ``broadcast`` until the 201, alternating between the servers.
 
 The deliveries pile up as a run goes on (every send adds 1,000), and writing them is
-most of a send: their indexes are ordered by agent, so 1,000 recipients touch about
-1,000 pages of each. Figures from different ``--count`` are not comparable.
+most of a send: each delivery goes into an index ordered by agent (the unread one since
+migration 0006; three such b-trees before it), so 1,000 recipients touch up to 1,000
+pages of it. Figures from different ``--count`` are not comparable.
 """
 
 from __future__ import annotations

@@ -14,11 +14,15 @@ plus ``ix_deliveries_message`` and, on SQLite, the rowid table. Now:
   send's deliveries are appended side by side, and a message's recipients are a range
   of it (``ix_deliveries_message`` goes). On SQLite the table is ``WITHOUT ROWID``,
   so the key is the table (rebuilt here, rows copied);
-- ``ix_deliveries_read`` (workspace, agent_id, message_id) WHERE read_at IS NOT NULL
-  joins ``ix_deliveries_unread``: a delivery is in exactly one of the two, so a new one
-  is written into one agent-ordered index, and a whole inbox is the two merged;
+- ``ix_deliveries_read`` (workspace, agent_id, message_id, read_at, delivered_at)
+  WHERE read_at IS NOT NULL joins ``ix_deliveries_unread``: a delivery is in exactly
+  one of the two, so a new one is written into one agent-ordered index, and a whole
+  inbox is the two merged;
 - ``ix_deliveries_queued`` goes: a queued delivery is unread (read implies delivered),
-  so the unread index finds the queued ones.
+  so the unread index finds the queued ones;
+- ``ix_deliveries_unread`` also holds ``read_at`` and ``delivered_at``, as the read one
+  does: the unread count and an inbox page read the indexes alone (without them SQLite
+  looked each entry up in the table, by the new key now, no longer by rowid).
 
 Older code reads and writes the same columns and keys: ``compatible_from`` stays.
 """
@@ -37,6 +41,8 @@ depends_on = None
 
 _COLUMNS = "workspace, agent_id, message_id, read_at, delivered_at, via"
 _BY_AGENT = ["workspace", "agent_id", "message_id"]
+#: The columns of ``ix_deliveries_unread`` and ``ix_deliveries_read`` from this revision on.
+_UNREAD = _READ = [*_BY_AGENT, "read_at", "delivered_at"]
 
 
 def _columns() -> list[sa.Column[object]]:
@@ -66,29 +72,27 @@ def _rebuild_sqlite(key: list[str], with_rowid: bool) -> None:
 def upgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_sqlite(["message_id", "workspace", "agent_id"], with_rowid=False)
-        op.create_index(
-            "ix_deliveries_unread", "deliveries", _BY_AGENT, **partial("read_at IS NULL")
-        )
     else:
         op.drop_index("ix_deliveries_queued", table_name="deliveries")
         op.drop_index("ix_deliveries_message", table_name="deliveries")
+        op.drop_index("ix_deliveries_unread", table_name="deliveries")
         op.drop_constraint("deliveries_pkey", "deliveries", type_="primary")
         op.create_primary_key(
             "deliveries_pkey", "deliveries", ["message_id", "workspace", "agent_id"]
         )
-    op.create_index("ix_deliveries_read", "deliveries", _BY_AGENT, **partial("read_at IS NOT NULL"))
+    op.create_index("ix_deliveries_unread", "deliveries", _UNREAD, **partial("read_at IS NULL"))
+    op.create_index("ix_deliveries_read", "deliveries", _READ, **partial("read_at IS NOT NULL"))
 
 
 def downgrade() -> None:
     op.drop_index("ix_deliveries_read", table_name="deliveries")
     if op.get_bind().dialect.name == "sqlite":
         _rebuild_sqlite(_BY_AGENT, with_rowid=True)
-        op.create_index(
-            "ix_deliveries_unread", "deliveries", _BY_AGENT, **partial("read_at IS NULL")
-        )
     else:
+        op.drop_index("ix_deliveries_unread", table_name="deliveries")
         op.drop_constraint("deliveries_pkey", "deliveries", type_="primary")
         op.create_primary_key("deliveries_pkey", "deliveries", _BY_AGENT)
+    op.create_index("ix_deliveries_unread", "deliveries", _BY_AGENT, **partial("read_at IS NULL"))
     op.create_index("ix_deliveries_message", "deliveries", ["message_id"])
     op.create_index(
         "ix_deliveries_queued", "deliveries", _BY_AGENT, **partial("delivered_at IS NULL")
