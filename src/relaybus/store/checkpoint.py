@@ -58,6 +58,7 @@ class Checkpointer:
         self._due = threading.Event()
         self._done = threading.Condition()
         self._stopping = False
+        self._starting = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def attach(self, dbapi: sqlite3.Connection) -> None:
@@ -78,10 +79,13 @@ class Checkpointer:
         # The WAL file keeps its size after a restart; a checkpoint with nothing to
         # copy returns at once, so a wake-up too many costs little.
         if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._run, name="relaybus-checkpoint", daemon=True
-            )
-            self._thread.start()
+            with self._starting:  # writers of several threads may get here at once
+                if self._thread is None and not self._stopping:
+                    thread = threading.Thread(
+                        target=self._run, name="relaybus-checkpoint", daemon=True
+                    )
+                    thread.start()
+                    self._thread = thread
         self._due.set()
 
     @property
@@ -97,11 +101,12 @@ class Checkpointer:
 
     def close(self) -> None:
         """Stop the thread (after the checkpoint it is running, if any)."""
-        self._stopping = True
+        with self._starting:
+            self._stopping = True
+            thread, self._thread = self._thread, None
         self._due.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        if thread is not None:
+            thread.join()
 
     def _run(self) -> None:
         try:
