@@ -53,7 +53,7 @@ def percentile(samples: list[float], q: float) -> float:
 def writer(relay_dir: Path, name: str, sends: int) -> None:
     """One writer process: open, register ``name``, print ``ready``, wait for a line
     on stdin, send ``sends`` messages to ``sink``; print ``{"ms": [...], "ids": [...],
-    "wall": s}`` as JSON."""
+    "wall": s, "cpu": s}`` as JSON (``cpu``: the process's CPU time over the sends)."""
     from relaybus.client.warm_backend import open_relay
     from relaybus.settings import Settings
 
@@ -64,13 +64,15 @@ def writer(relay_dir: Path, name: str, sends: int) -> None:
         times: list[float] = []
         ids: list[int] = []
         start = time.perf_counter()
+        cpu = time.process_time()
         for n in range(sends):
             t0 = time.perf_counter()
             sent = me.send("sink", f"{name}:{n}")
             times.append((time.perf_counter() - t0) * 1000)
             ids.append(sent.id)
         wall = time.perf_counter() - start
-    print(json.dumps({"ms": times, "ids": ids, "wall": wall}), flush=True)
+        cpu = time.process_time() - cpu
+    print(json.dumps({"ms": times, "ids": ids, "wall": wall, "cpu": cpu}), flush=True)
 
 
 def env_for(mode: str) -> dict[str, str]:
@@ -106,6 +108,15 @@ def one_round(folder: Path, mode: str, writers: int, sends: int, python: str) ->
     relay_dir = folder / ".relay"
     helper = [python, __file__]
     subprocess.run([*helper, "--setup", str(relay_dir), mode], check=True, env=env_for(mode))
+    relay_cpu = None
+    if mode == "warm":
+        import psutil
+
+        from relaybus.client import warm
+
+        info = warm.probe(relay_dir)
+        assert info is not None and info.pid is not None
+        relay_process = psutil.Process(info.pid)
     procs = []
     try:
         for i in range(writers):
@@ -124,6 +135,8 @@ def one_round(folder: Path, mode: str, writers: int, sends: int, python: str) ->
             line = p.stdout.readline()
             if line.strip() != "ready":
                 raise RuntimeError(f"a writer did not start: {line!r}")
+        if mode == "warm":
+            before = relay_process.cpu_times()
         for p in procs:  # all at once
             assert p.stdin is not None
             p.stdin.write("go\n")
@@ -134,6 +147,9 @@ def one_round(folder: Path, mode: str, writers: int, sends: int, python: str) ->
             if p.returncode != 0:
                 raise RuntimeError(f"writer {i} failed ({p.returncode})")
             results.append(json.loads(out))
+        if mode == "warm":
+            after = relay_process.cpu_times()
+            relay_cpu = after.user + after.system - before.user - before.system
     finally:
         for p in procs:
             if p.poll() is None:
@@ -141,7 +157,11 @@ def one_round(folder: Path, mode: str, writers: int, sends: int, python: str) ->
                 p.wait()
         if mode == "warm":
             subprocess.run([*helper, "--teardown", str(relay_dir)], check=True)
-    return {"results": results, "checks": check(relay_dir / "relay.db", results, sends)}
+    return {
+        "results": results,
+        "checks": check(relay_dir / "relay.db", results, sends),
+        "relay_cpu": relay_cpu,
+    }
 
 
 def check(db: Path, results: list[dict[str, object]], sends: int) -> dict[str, int]:
@@ -219,6 +239,10 @@ def main() -> None:
     samples: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     rates: dict[tuple[str, str], list[float]] = {run: [] for run in runs}
     checks: dict[tuple[str, str], dict[str, int]] = {run: {} for run in runs}
+    #: CPU ms per send: the writers' (client side), the warm relay's.
+    cpu: dict[tuple[str, str], dict[str, list[float]]] = {
+        run: {"writers": [], "relay": []} for run in runs
+    }
     root = Path(tempfile.mkdtemp(prefix="relaybus-writers-"))
     try:
         for r in range(args.rounds):
@@ -231,6 +255,10 @@ def main() -> None:
                 for result in results:
                     samples[run].extend(result["ms"])
                 slowest = max(result["wall"] for result in results)
+                count = args.writers * args.sends
+                cpu[run]["writers"].append(sum(x["cpu"] for x in results) * 1000 / count)
+                if isinstance(found["relay_cpu"], float):
+                    cpu[run]["relay"].append(found["relay_cpu"] * 1000 / count)
                 rates[run].append(args.writers * args.sends / slowest)
                 found_checks = found["checks"]
                 assert isinstance(found_checks, dict)
@@ -252,6 +280,11 @@ def main() -> None:
             f"  {'':<18} acknowledged {c['acked']}/{c['expected']}, stored {c['stored']},"
             f" lost {c['lost']}, ids acknowledged twice {c['duplicate_ids']},"
             f" stored twice {c['duplicates']}"
+        )
+        used = cpu[run]
+        print(
+            f"  {'':<18} CPU per send: writers {statistics.median(used['writers']):.2f} ms"
+            + (f", relay {statistics.median(used['relay']):.2f} ms" if used["relay"] else "")
         )
 
 
