@@ -10,16 +10,20 @@ through the tags and the channels). Printed, p50/p99 in ms:
 1. embedded: each round copies the seeded store and runs ``--count`` sends of each kind
    through the SDK (``Relay.open``) in a fresh process, for this checkout and, with
    ``--before``, for another checkout with its own ``.venv`` (e.g. the main branch),
-   the two alternating round by round (target: p50 <= 5 ms, p99 <= 20 ms);
+   the two alternating round by round (target: p50 <= 5 ms, p99 <= 20 ms). Each
+   checkout's store is seeded by its own code, so each runs on its own schema (a newer
+   schema that older code may serve would otherwise be measured for both).
    A third column, ``sqlite3``, is the floor: the same rows (the message, the deliveries
    by ``INSERT ... SELECT ... RETURNING``, the event) written with the stdlib driver in
-   one ``BEGIN IMMEDIATE`` transaction each, on the same store and the same pragmas;
-2. through the server: one ``relaybus serve`` per checkout on a copy of the seeded store,
+   one ``BEGIN IMMEDIATE`` transaction each, on this checkout's store and the same pragmas
+   (and SQLite's own checkpoints inside the commits);
+2. through the server: one ``relaybus serve`` per checkout on a copy of its seeded store,
    ``POST /v1/messages`` to ``broadcast`` until the 201, alternating between the servers.
 
 The deliveries pile up as a run goes on (every send adds 1,000), and writing them is
-most of a send: their indexes are ordered by agent, so 1,000 recipients touch about
-1,000 pages of each. Figures from different ``--count`` are not comparable.
+most of a send: each delivery goes into an index ordered by agent (the unread one since
+migration 0006; three such b-trees before it), so 1,000 recipients touch up to 1,000
+pages of it. Figures from different ``--count`` are not comparable.
 """
 
 from __future__ import annotations
@@ -51,9 +55,15 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def seed(folder: Path) -> Path:
+def seed(folder: Path, checkout: Path | None = None) -> Path:
     """A relay directory in ``folder`` with the caster and :data:`AGENTS` agents
-    registered (with this checkout's code); returns the database file."""
+    registered; returns the database file. With ``checkout``, by that checkout's own
+    interpreter (``.venv``) in a subprocess, so the store has that checkout's schema:
+    a newer schema that older code may serve would otherwise be measured for both."""
+    if checkout is not None:
+        python = checkout / ".venv" / "bin" / "python"
+        subprocess.run([str(python), __file__, "--seed", str(folder)], check=True, env=clean_env())
+        return folder / ".relay" / "relay.db"
     from relaybus import Relay
 
     relay_dir = folder / ".relay"
@@ -161,16 +171,17 @@ def floor_worker(relay_dir: Path, count: int) -> None:
 
 
 def embedded(
-    checkouts: dict[str, Path], db: Path, root: Path, rounds: int, count: int
+    checkouts: dict[str, Path], dbs: dict[str, Path], root: Path, rounds: int, count: int
 ) -> dict[str, dict[str, list[float]]]:
-    """Per checkout and kind, every send's time (ms) over ``rounds`` interleaved rounds."""
+    """Per checkout and kind, every send's time (ms) over ``rounds`` interleaved rounds,
+    each checkout on a copy of its own seeded store (``dbs``; the floor on ``after``'s)."""
     names = [*checkouts, "sqlite3"]
     found: dict[str, dict[str, list[float]]] = {n: {k: [] for k in SENDS} for n in names}
     for r in range(rounds):
         order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
         for name in [*order, "sqlite3"]:
             folder = root / f"embedded-{name}-{r}"
-            relay_dir = fresh_copy(db, folder)
+            relay_dir = fresh_copy(dbs.get(name, dbs["after"]), folder)
             if name == "sqlite3":
                 python, mode = Path(sys.executable), "--floor"
             else:
@@ -200,7 +211,7 @@ def clean_env() -> dict[str, str]:
 
 
 def through_servers(
-    checkouts: dict[str, Path], db: Path, root: Path, count: int
+    checkouts: dict[str, Path], dbs: dict[str, Path], root: Path, count: int
 ) -> dict[str, list[float]]:
     """Per checkout, the time (ms) of each broadcast ``POST`` until its 201, the servers
     taking turns."""
@@ -215,7 +226,7 @@ def through_servers(
         clients: dict[str, tuple[httpx.Client, dict[str, str]]] = {}
         for name, checkout in checkouts.items():
             folder = root / f"server-{name}"
-            relay_dir = fresh_copy(db, folder)
+            relay_dir = fresh_copy(dbs[name], folder)
             env = clean_env()
             env["RELAYBUS_DIR"] = str(relay_dir)
             python = str(checkout / ".venv" / "bin" / "python")
@@ -258,7 +269,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.seed:
+        seed(args.seed)
+        return
     if args.worker:
         worker(args.worker, args.count)
         return
@@ -273,15 +288,15 @@ def main() -> None:
         checkouts = {"before": args.before.resolve(), "after": here}
     with tempfile.TemporaryDirectory(prefix="relaybus-broadcast-") as tmp:
         root = Path(tmp)
-        db = seed(root / "seed")
+        dbs = {name: seed(root / f"seed-{name}", path) for name, path in checkouts.items()}
         print(f"broadcast to {AGENTS} registered agents; checkouts: {checkouts}")
         print(f"\n1. embedded (SDK), {args.rounds} interleaved rounds x {args.count} sends")
-        timings = embedded(checkouts, db, root, args.rounds, args.count)
+        timings = embedded(checkouts, dbs, root, args.rounds, args.count)
         for name, kinds in timings.items():
             for kind, samples in kinds.items():
                 print(line(f"{name} {kind}", samples))
         print(f"\n2. through the server: POST /v1/messages to broadcast, {args.server_count} each")
-        for name, samples in through_servers(checkouts, db, root, args.server_count).items():
+        for name, samples in through_servers(checkouts, dbs, root, args.server_count).items():
             print(line(f"{name} broadcast", samples))
 
 

@@ -1,6 +1,10 @@
 """Embedded-store benchmark: send throughput vs raw sqlite3, inbox latency, wake-up latency.
 
 Run: ``.venv/bin/python bench/embedded.py`` (``--quick`` for a smoke run).
+``--before CHECKOUT`` (a checkout with its own ``.venv``, e.g. the main branch) runs the
+reads of part 2 also with that checkout's interpreter and code, each read round in a
+fresh process on a store seeded by that process (its own schema), the two checkouts
+taking turns for ``--read-rounds`` rounds; medians of the rounds' p50 and p99.
 
 Prints, from one run on one machine:
 1. sequential send throughput through the SDK next to raw ``sqlite3`` writing
@@ -182,6 +186,48 @@ def wakeup_latency(folder: Path, wakeups: int, idle: float) -> tuple[float, floa
     return statistics.median(samples), percentile(samples, 0.99), idle_cpu
 
 
+READS = (
+    ("peek", "unread, newest 50      "),
+    ("full", "all, from a cursor     "),
+    ("page", "unread, 1,000          "),
+    ("count", "unread count           "),
+)
+
+
+def compare_reads(
+    before: Path, root: Path, stored: int, reads: int, rounds: int
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Part 2 for ``before`` and this checkout, alternating, each round a fresh process
+    (that checkout's ``.venv`` interpreter) on a fresh store; per checkout and read,
+    the median over rounds of its p50 and p99 (ms)."""
+    pythons = {"before": str(before / ".venv" / "bin" / "python"), "after": sys.executable}
+    found: dict[str, dict[str, list[tuple[float, float]]]] = {n: {} for n in pythons}
+    for r in range(rounds):
+        for name in pythons if r % 2 == 0 else reversed(pythons):
+            folder = root / f"reads-{name}-{r}"
+            out = subprocess.run(
+                [pythons[name], __file__, "--reads-worker", str(folder)]
+                + ["--stored", str(stored), "--reads", str(reads)],
+                capture_output=True,
+                text=True,
+                encoding="utf-8",
+                check=True,
+                env={k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")},
+            ).stdout
+            for read, (p50, p99) in json.loads(out).items():
+                found[name].setdefault(read, []).append((p50, p99))
+    return {
+        name: {
+            read: (
+                statistics.median(p[0] for p in pairs),
+                statistics.median(p[1] for p in pairs),
+            )
+            for read, pairs in reads_found.items()
+        }
+        for name, reads_found in found.items()
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000, help="sends per round")
@@ -191,7 +237,31 @@ def main() -> None:
     parser.add_argument("--wakeups", type=int, default=300)
     parser.add_argument("--idle", type=float, default=5.0, help="idle-waiter seconds")
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
+    parser.add_argument("--before", type=Path, help="another checkout (with .venv): part 2 only")
+    parser.add_argument("--read-rounds", type=int, default=3)
+    parser.add_argument("--reads-worker", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reads_worker:
+        print(json.dumps(inbox_latency(args.reads_worker, args.stored, args.reads)))
+        return
+    if args.before:
+        with tempfile.TemporaryDirectory() as tmp:
+            both = compare_reads(
+                args.before.resolve(), Path(tmp), args.stored, args.reads, args.read_rounds
+            )
+        print(
+            f"2. inbox read at {args.stored} stored messages, {args.reads} reads x "
+            f"{args.read_rounds} rounds (medians of the rounds' p50 / p99)"
+        )
+        for read, text in READS:
+            print(
+                f"   {text}"
+                + "   ".join(
+                    f"{name} p50 {both[name][read][0]:6.2f} p99 {both[name][read][1]:6.2f} ms"
+                    for name in both
+                )
+            )
+        return
     if args.quick:
         args.messages, args.rounds, args.stored = 200, 1, 5_000
         args.reads, args.wakeups, args.idle = 50, 30, 1.0
@@ -213,12 +283,7 @@ def main() -> None:
         print(f"   ratio    {statistics.median(ratios):8.2f}  (target >= 0.50)")
         reads = inbox_latency(root / "inbox", args.stored, args.reads)
         print(f"\n2. inbox read at {args.stored} stored messages, {args.reads} reads")
-        for name, text in (
-            ("peek", "unread, newest 50      "),
-            ("full", "all, from a cursor     "),
-            ("page", "unread, 1,000          "),
-            ("count", "unread count           "),
-        ):
+        for name, text in READS:
             p50, p99 = reads[name]
             print(f"   {text}p50 {p50:6.2f} ms   p99 {p99:6.2f} ms")
         w50, w99, cpu = wakeup_latency(root / "wait", args.wakeups, args.idle)

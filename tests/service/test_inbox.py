@@ -10,6 +10,9 @@ from relaybus.bounds import UNREAD_COUNT_LIMIT, count_text
 from relaybus.errors import InvalidInput, NotFound
 from relaybus.models import Message
 from relaybus.service import Service
+from relaybus.service.inbox import _INBOX, _validated, _viewed
+from relaybus.store import Store
+from relaybus.store.statements import run
 
 if TYPE_CHECKING:
     from tests.conftest import Clock
@@ -141,3 +144,64 @@ def test_an_agent_only_sees_its_own_deliveries(service: Service, mail: list[int]
     service.send("alice", "carol", "private")
     assert ids(service.inbox("bob", unread_only=False, newest_first=False)) == mail
     assert service.inbox("alice", unread_only=False) == []
+
+
+def test_a_whole_inbox_merges_read_and_unread_by_id_across_cursors_and_limits(
+    service: Service, mail: list[int]
+) -> None:
+    # Read and unread deliveries live in two indexes; every page of the whole inbox
+    # is the first (or last) messages of both, by id.
+    service.mark_read("bob", ids=[mail[0], mail[2], mail[3]])
+    for limit in range(1, 7):
+        newest = service.inbox("bob", unread_only=False, limit=limit)
+        assert ids(newest) == mail[::-1][:limit]
+        for since in [0, *mail]:
+            oldest = service.inbox(
+                "bob", unread_only=False, newest_first=False, since=since, limit=limit
+            )
+            assert ids(oldest) == [m for m in mail if m > since][:limit]
+    states = service.inbox("bob", unread_only=False, newest_first=False)
+    assert [m.read_at is not None for m in states] == [True, False, True, True, False]
+
+
+def test_an_inbox_page_built_without_validation_equals_the_validated_one(
+    service: Service, store: Store, clock: Clock
+) -> None:
+    # The inbox builds its messages from the store's rows without validating them
+    # (a measured hot path); validating the same rows must give the same messages.
+    service.register("alice")
+    service.register("bob", channels=["dev", "ops"])
+    service.register("carol", channels=["dev"])
+    service.send("alice", "bob", "plain")
+    root = service.send(
+        "alice",
+        "broadcast",
+        "to all",
+        subject="release",
+        channel="dev",
+        priority="urgent",
+        meta={"ticket": {"id": 7, "tags": ["a", "ü"]}, "n": 1.5, "none": None},
+    )
+    service.send("carol", "bob", "a reply", reply_to=root.id, priority="low")
+    service.send("alice", "bob", "claim me", claimable=True, priority="high")
+    clock.advance(0.123457)
+    service.inbox("bob", limit=1, mark_read=True, newest_first=False)
+    service.mark_delivered("bob", [root.id], via="hook")
+    for unread_only in (True, False):
+        for newest_first in (True, False):
+            query = _INBOX[unread_only, newest_first]
+            params = {"ws": "default", "aid": "bob", "since": 0, "limit": 50}
+            with store.read() as conn:
+                rows = run(conn, query, params)
+            assert len(rows) == (3 if unread_only else 4)
+            for kwargs in ({}, {"now": clock.now + 0.5, "read": {rows[0][0]}}):
+                built = _viewed(rows, **kwargs)  # type: ignore[arg-type]
+                validated = _validated(rows, **kwargs)  # type: ignore[arg-type]
+                assert built == validated
+                assert [m.model_fields_set for m in built] == [
+                    m.model_fields_set for m in validated
+                ]
+                assert [m.model_dump_json() for m in built] == [
+                    m.model_dump_json() for m in validated
+                ]
+                assert [repr(m) for m in built] == [repr(m) for m in validated]

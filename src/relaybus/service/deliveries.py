@@ -98,12 +98,13 @@ def stuck_counts(
 ) -> dict[str, int]:
     """Per agent id (or only ``agent_id``): deliveries still queued for messages
     sent before ``before`` (float Unix seconds). Reads the partial index of
-    queued deliveries."""
+    unread deliveries: a queued one is unread (read implies delivered)."""
     query = (
         sa.select(deliveries.c.agent_id, sa.func.count())
         .join(messages, messages.c.id == deliveries.c.message_id)
         .where(
             deliveries.c.workspace == workspace,
+            deliveries.c.read_at.is_(None),
             deliveries.c.delivered_at.is_(None),
             messages.c.created_at < before,
         )

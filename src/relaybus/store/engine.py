@@ -33,6 +33,7 @@ from sqlalchemy.engine import Connection
 from ..errors import StoreError
 from ..settings import Settings
 from . import migrate
+from .checkpoint import Checkpointer
 from .files import advice, prepare_sqlite
 from .locate import find_relay_dir, sqlite_url
 from .notify import CHANNEL, Listener, PostgresNotifier, SocketNotifier
@@ -145,6 +146,11 @@ class Store:
         sa.event.listen(self._write_engine, "begin", _begin_immediate)
         sa.event.listen(self._read_engine, "begin", _begin_deferred)
         self._notifier: SocketNotifier | None = SocketNotifier(path)
+        #: Checkpoints the WAL in a thread of its own, off the writes (see :mod:`.checkpoint`).
+        self.checkpointer: Checkpointer | None = Checkpointer(path)
+        sa.event.listen(
+            self._write_engine, "connect", lambda dbapi, _record: self._attach_writer(dbapi)
+        )
         statements = StatementCache(self._write_engine.dialect)
         for engine in (self._write_engine, self._read_engine):
             sa.event.listen(engine, "engine_connect", statements.attach)
@@ -167,8 +173,13 @@ class Store:
             raise StoreError("PostgreSQL needs psycopg: pip install 'relaybus[postgres]'") from exc
         self._read_engine = self._write_engine
         self._notifier = None
+        self.checkpointer = None
         conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._pg_notifier = PostgresNotifier(conninfo)
+
+    def _attach_writer(self, dbapi: sqlite3.Connection) -> None:
+        assert self.checkpointer is not None
+        self.checkpointer.attach(dbapi)
 
     def damaged(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the SQLite file is damaged or not a database
@@ -222,8 +233,9 @@ class Store:
                 if self.damaged(exc):
                     raise self.damage_error(exc) from exc
                 raise
-        assert self._notifier is not None
+        assert self._notifier is not None and self.checkpointer is not None
         self._notifier.notify()
+        self.checkpointer.committed()
 
     def wake(self) -> None:
         """Wake every waiter on this database, in every process, without writing
@@ -292,6 +304,8 @@ class Store:
 
     def close(self) -> None:
         self._closed = True
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         with self._write_lock:
             if self._writer is not None:
                 self._writer.close()
