@@ -226,6 +226,8 @@ def test_unregister_removes_the_agent_its_deliveries_and_reopens_its_tasks(
     both = service.send("carol", "cap:review", "review me", claimable=True)
     assert both.task_id is not None
     service.claim(both.task_id, "alice")
+    earlier = service.send("carol", "alice", "read before")
+    service.mark_read("alice", ids=[earlier.id])  # one read delivery, two unread
 
     service.unregister("alice")
 
@@ -238,6 +240,7 @@ def test_unregister_removes_the_agent_its_deliveries_and_reopens_its_tasks(
     assert service.task_history(both.task_id)[-1].note == "unregistered"
     # Messages stay, and so does every other recipient's delivery.
     assert service.get_message(to_alice.id).recipients == []
+    assert service.get_message(earlier.id).recipients == []
     assert [m.id for m in service.inbox("bob")] == [both.id]
     assert [e.agent_id for e in service.events(kinds=["agent.unregistered"])] == ["alice"]
 

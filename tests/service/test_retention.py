@@ -65,6 +65,8 @@ def test_prune_deletes_agents_offline_for_longer_than_m_days(
     service.register("alive")
     service.register("sender")
     service.send("sender", "gone", "unread forever")
+    read = service.send("sender", "gone", "read once")
+    service.mark_read("gone", ids=[read.id])
     clock.advance(8 * DAY)  # past the 7-day agent retention; everyone is stale now
     service.heartbeat("alive")
     service.heartbeat("sender")
@@ -73,7 +75,7 @@ def test_prune_deletes_agents_offline_for_longer_than_m_days(
     report = service.prune()
 
     assert report.agents == 1
-    assert report.deliveries == 1  # the delivery to the deleted agent
+    assert report.deliveries == 2  # the deliveries to the deleted agent, unread and read
     assert report.messages == 0  # the message itself is recent
     assert [a.id for a in service.list_agents()] == ["alive", "recently-gone", "sender"]
 

@@ -14,7 +14,7 @@ from ..bounds import MAX_HOST_CHARS, MAX_INSTANCE_ID_CHARS
 from ..errors import InvalidInput, NotFound
 from ..identity import derive_agent_id
 from ..models import Agent, AgentStatus
-from ..store.schema import agents, deliveries
+from ..store.schema import agents
 from .common import (
     append_event,
     check_choice,
@@ -26,7 +26,7 @@ from .common import (
     did_you_mean,
     touch_agent,
 )
-from .deliveries import stuck_counts
+from .deliveries import delete_agents_deliveries, stuck_counts
 from .leases import release_held
 from .presence import HOSTNAME, effective_status
 from .sweeps import SweepOps
@@ -242,7 +242,7 @@ class AgentOps(SweepOps):
     def unregister(
         self, agent_id: str, *, workspace: str = "default", epoch: int | None = None
     ) -> None:
-        """Remove an agent: its unread deliveries go, its claimed tasks reopen and
+        """Remove an agent: its deliveries go, its claimed tasks reopen and
         its tokens are revoked.
 
         Messages it sent stay (threads keep their history).
@@ -254,11 +254,7 @@ class AgentOps(SweepOps):
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
             release_held(conn, workspace, agent_id, now, reason="unregistered")
-            conn.execute(
-                deliveries.delete().where(
-                    deliveries.c.workspace == workspace, deliveries.c.agent_id == agent_id
-                )
-            )
+            delete_agents_deliveries(conn, workspace, [agent_id])
             conn.execute(
                 agents.delete().where(agents.c.workspace == workspace, agents.c.id == agent_id)
             )

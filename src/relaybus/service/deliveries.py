@@ -93,6 +93,20 @@ def record_delivered(
     return changed
 
 
+def delete_agents_deliveries(conn: Connection, workspace: str, agent_ids: Sequence[str]) -> int:
+    """Delete every delivery of ``agent_ids`` in ``workspace``; returns how many went.
+
+    Two statements, one per agent-ordered index (``ix_deliveries_unread`` and
+    ``ix_deliveries_read``, see :mod:`relaybus.store.schema`): a delivery is in exactly
+    one of them, and the table itself is ordered by message, so one statement over
+    both would scan it."""
+    mine = (deliveries.c.workspace == workspace) & deliveries.c.agent_id.in_(agent_ids)
+    return sum(
+        conn.execute(deliveries.delete().where(mine, read)).rowcount
+        for read in (deliveries.c.read_at.is_(None), deliveries.c.read_at.is_not(None))
+    )
+
+
 def stuck_counts(
     conn: Connection, workspace: str, before: float, agent_id: str | None = None
 ) -> dict[str, int]:

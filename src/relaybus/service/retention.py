@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from ..models import PruneReport
 from ..store.schema import agents, deliveries, events, messages
 from .common import append_event, check_days
+from .deliveries import delete_agents_deliveries
 from .idempotency import prune_keys
 from .sweeps import SweepOps
 from .tokens import revoke_agent_tokens
@@ -66,11 +67,7 @@ class RetentionOps(SweepOps):
             )
             ids = conn.execute(sa.select(agents.c.id).where(gone)).scalars().all()
             if ids:
-                n_deliveries += conn.execute(
-                    deliveries.delete().where(
-                        deliveries.c.workspace == workspace, deliveries.c.agent_id.in_(ids)
-                    )
-                ).rowcount
+                n_deliveries += delete_agents_deliveries(conn, workspace, ids)
                 conn.execute(agents.delete().where(gone))
                 revoke_agent_tokens(conn, workspace, ids)
             report = PruneReport(
