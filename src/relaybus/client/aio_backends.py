@@ -19,9 +19,9 @@ from ..errors import InvalidInput
 from ..models import Event
 from ..settings import Settings
 from . import calls
+from .operations import LONGPOLL_CHUNK
 from .runners import AsyncCallRunner
 from .transport import (
-    LONGPOLL_CHUNK,
     NEEDS_DATABASE,
     AsyncRetryPause,
     Call,

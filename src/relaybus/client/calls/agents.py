@@ -4,22 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...models import Agent, AgentStatus
-from ...wire import (
-    AGENT_LIST,
-    AgentUpdate,
-    HeartbeatBody,
-    RegisterBody,
-    Registration,
-    SweepReport,
-    request_body,
-    unchecked,
-)
+from ...wire import AGENT_LIST, Registration, SweepReport
+from .. import operations
 from ..transport import Call
-from .base import _agent_path, _get, _list, _nothing, _object, _status
+from .base import _call, _nothing
 
 if TYPE_CHECKING:
     from ...service import Service
@@ -42,47 +34,26 @@ def register(
 ) -> Call[Registration]:
     """``POST /v1/agents``. ``host`` and ``cwd`` default to this client's (not the
     server's), so the derived id and the pid check describe this process."""
-    host = host or socket.gethostname()
-    cwd = cwd or os.getcwd()
-    body = unchecked(RegisterBody)(
-        id=agent_id,
+
+    def local(s: Service) -> Callable[..., Registration]:
+        return lambda *args, **kwargs: Registration(agent=s.register(*args, **kwargs))
+
+    return _call(
+        operations.register,
+        Registration.model_validate_json,
+        local,
+        agent_id,
+        workspace=workspace,
         label=label,
-        tags=list(tags),
-        capabilities=list(capabilities),
-        channels=list(channels),
+        tags=tags,
+        capabilities=capabilities,
+        channels=channels,
         pid=pid,
-        host=host,
-        cwd=cwd,
-        meta=_object(meta),
+        host=host or socket.gethostname(),
+        cwd=cwd or os.getcwd(),
+        meta=meta,
         instance_id=instance_id,
         tool=tool,
-    )
-
-    def local(s: Service) -> Registration:
-        agent = s.register(
-            agent_id,
-            workspace=workspace,
-            label=label,
-            tags=tags,
-            capabilities=capabilities,
-            channels=channels,
-            pid=pid,
-            host=host,
-            cwd=cwd,
-            meta=meta,
-            instance_id=instance_id,
-            tool=tool,
-        )
-        return Registration(agent=agent)
-
-    return Call(
-        method="POST",
-        path="/v1/agents",
-        parse=Registration.model_validate_json,
-        local=local,
-        workspace=workspace,
-        agent=agent_id,
-        body=request_body(body),
     )
 
 
@@ -94,17 +65,14 @@ def heartbeat(
     status: AgentStatus | str | None = None,
 ) -> Call[Agent]:
     """``POST /v1/agents/{id}/heartbeat``."""
-    return Call(
-        method="POST",
-        path=_agent_path(agent_id, "/heartbeat"),
-        parse=Agent.model_validate_json,
-        local=lambda s: s.heartbeat(agent_id, workspace=workspace, epoch=epoch, status=status),
+    return _call(
+        operations.heartbeat,
+        Agent.model_validate_json,
+        lambda s: s.heartbeat,
+        agent_id,
         workspace=workspace,
-        agent=agent_id,
         epoch=epoch,
-        body=None
-        if status is None
-        else request_body(unchecked(HeartbeatBody)(status=_status(status))),
+        status=status,
     )
 
 
@@ -121,56 +89,39 @@ def update_agent(
     meta: Mapping[str, Any] | None = None,
 ) -> Call[Agent]:
     """``PATCH /v1/agents/{id}`` (``None`` leaves a field as it is)."""
-    changes = unchecked(AgentUpdate)(
-        label=label,
-        tags=_list(tags),
-        capabilities=_list(capabilities),
-        channels=_list(channels),
-        status=_status(status),
-        meta=_object(meta),
-    )
-    return Call(
-        method="PATCH",
-        path=_agent_path(agent_id),
-        parse=Agent.model_validate_json,
-        local=lambda s: s.update_agent(
-            agent_id,
-            workspace=workspace,
-            epoch=epoch,
-            label=label,
-            tags=tags,
-            capabilities=capabilities,
-            channels=channels,
-            status=status,
-            meta=meta,
-        ),
+    return _call(
+        operations.update_agent,
+        Agent.model_validate_json,
+        lambda s: s.update_agent,
+        agent_id,
         workspace=workspace,
-        agent=agent_id,
         epoch=epoch,
-        body=request_body(changes),
+        label=label,
+        tags=tags,
+        capabilities=capabilities,
+        channels=channels,
+        status=status,
+        meta=meta,
     )
 
 
 def unregister(agent_id: str, *, workspace: str, epoch: int | None = None) -> Call[None]:
     """``DELETE /v1/agents/{id}``; the session forgets the agent's token."""
     return Call(
-        method="DELETE",
-        path=_agent_path(agent_id),
-        parse=_nothing,
-        local=lambda s: s.unregister(agent_id, workspace=workspace, epoch=epoch),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
+        operations.unregister(agent_id, workspace=workspace, epoch=epoch),
+        _nothing,
+        lambda s: s.unregister(agent_id, workspace=workspace, epoch=epoch),
         forget_token=True,
     )
 
 
 def get_agent(agent_id: str, *, workspace: str) -> Call[Agent]:
     """``GET /v1/agents/{id}``."""
-    return _get(
-        _agent_path(agent_id),
+    return _call(
+        operations.get_agent,
         Agent.model_validate_json,
-        lambda s: s.get_agent(agent_id, workspace=workspace),
+        lambda s: s.get_agent,
+        agent_id,
         workspace=workspace,
     )
 
@@ -185,37 +136,22 @@ def list_agents(
     online_only: bool = False,
 ) -> Call[list[Agent]]:
     """``GET /v1/agents``."""
-    return _get(
-        "/v1/agents",
+    return _call(
+        operations.list_agents,
         AGENT_LIST.validate_json,
-        lambda s: s.list_agents(
-            workspace=workspace,
-            status=status,
-            tag=tag,
-            capability=capability,
-            channel=channel,
-            online_only=online_only,
-        ),
+        lambda s: s.list_agents,
         workspace=workspace,
-        params={
-            "status": status,
-            "tag": tag,
-            "capability": capability,
-            "channel": channel,
-            "online_only": online_only or None,
-        },
+        status=status,
+        tag=tag,
+        capability=capability,
+        channel=channel,
+        online_only=online_only,
     )
 
 
 def sweep(*, workspace: str) -> Call[dict[str, int]]:
     """``POST /v1/sweep`` (admin)."""
-    return Call(
-        method="POST",
-        path="/v1/sweep",
-        parse=_sweep_report,
-        local=lambda s: s.sweep(workspace=workspace),
-        workspace=workspace,
-    )
+    return _call(operations.sweep, _sweep_report, lambda s: s.sweep, workspace=workspace)
 
 
 def _sweep_report(content: bytes) -> dict[str, int]:

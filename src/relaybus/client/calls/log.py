@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ...models import Event, PruneReport
-from ...wire import EVENT_LIST, EventCursor, PruneBody, request_body, unchecked
+from ...wire import EVENT_LIST, EventCursor
+from .. import operations
 from ..transport import Call
-from .base import _get, _waiting
+from .base import _call
 
 
 def events(
@@ -18,12 +19,14 @@ def events(
     kinds: Sequence[str] | None = None,
 ) -> Call[list[Event]]:
     """``GET /v1/events``."""
-    return _get(
-        "/v1/events",
+    return _call(
+        operations.events,
         EVENT_LIST.validate_json,
-        lambda s: s.events(workspace=workspace, since=since, limit=limit, kinds=kinds),
+        lambda s: s.events,
         workspace=workspace,
-        params={"since": since, "limit": limit, "kind": list(kinds) if kinds else None},
+        since=since,
+        limit=limit,
+        kinds=kinds,
     )
 
 
@@ -37,22 +40,22 @@ def wait_events(
 ) -> Call[list[Event]]:
     """One long-poll, ``GET /v1/events?wait=timeout``: :func:`events` as soon as there
     are some, or ``[]`` after ``timeout`` seconds."""
-    return _waiting(
-        events(workspace=workspace, since=since, limit=limit, kinds=kinds),
+    return _call(
+        operations.wait_events,
+        EVENT_LIST.validate_json,
+        lambda s: s.wait_events,
         timeout,
-        lambda s, seconds: s.wait_events(
-            seconds, workspace=workspace, since=since, limit=limit, kinds=kinds
-        ),
+        workspace=workspace,
+        since=since,
+        limit=limit,
+        kinds=kinds,
     )
 
 
 def last_event_id(*, workspace: str) -> Call[int]:
     """``GET /v1/events/last``."""
-    return _get(
-        "/v1/events/last",
-        _event_id,
-        lambda s: s.last_event_id(workspace=workspace),
-        workspace=workspace,
+    return _call(
+        operations.last_event_id, _event_id, lambda s: s.last_event_id, workspace=workspace
     )
 
 
@@ -63,17 +66,13 @@ def prune(
     agent_days: float | None = None,
 ) -> Call[PruneReport]:
     """``POST /v1/prune`` (admin)."""
-    return Call(
-        method="POST",
-        path="/v1/prune",
-        parse=PruneReport.model_validate_json,
-        local=lambda s: s.prune(
-            workspace=workspace, message_days=message_days, agent_days=agent_days
-        ),
+    return _call(
+        operations.prune,
+        PruneReport.model_validate_json,
+        lambda s: s.prune,
         workspace=workspace,
-        body=lambda: request_body(
-            unchecked(PruneBody)(message_days=message_days, agent_days=agent_days)
-        ),
+        message_days=message_days,
+        agent_days=agent_days,
     )
 
 

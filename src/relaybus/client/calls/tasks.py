@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, cast
-
-from ...models import Task, TaskEvent, TaskStatus
-from ...wire import (
-    TASK_EVENT_LIST,
-    TASK_LIST,
-    LeaseBody,
-    ReleaseBody,
-    TaskUpdate,
-    request_body,
-    unchecked,
-)
+from ...models import Task, TaskEvent
+from ...wire import TASK_EVENT_LIST, TASK_LIST
+from .. import operations
 from ..transport import Call
-from .base import _get, _segment
+from .base import _call
 
-if TYPE_CHECKING:
-    from ...service import Service
+_task = Task.model_validate_json
 
 
 def claim(
@@ -29,8 +19,17 @@ def claim(
     epoch: int | None = None,
     lease: float | None = None,
 ) -> Call[Task]:
-    """``POST /v1/tasks/{id}/claim``."""
-    return _lease("claim", task_id, agent_id, workspace, epoch, lease)
+    """``POST /v1/tasks/{id}/claim`` (``lease``: seconds, ``None`` for the default)."""
+    return _call(
+        operations.claim,
+        _task,
+        lambda s: s.claim,
+        task_id,
+        agent_id,
+        workspace=workspace,
+        epoch=epoch,
+        lease=lease,
+    )
 
 
 def renew(
@@ -42,47 +41,28 @@ def renew(
     lease: float | None = None,
 ) -> Call[Task]:
     """``POST /v1/tasks/{id}/renew``."""
-    return _lease("renew", task_id, agent_id, workspace, epoch, lease)
-
-
-def _lease(
-    action: Literal["claim", "renew"],
-    task_id: int,
-    agent_id: str,
-    workspace: str,
-    epoch: int | None,
-    lease: float | None,
-) -> Call[Task]:
-    """``POST /v1/tasks/{id}/{action}``: a claim and its renewal differ only by the
-    action (``lease``: seconds, ``None`` for the server's default)."""
-
-    def local(s: Service) -> Task:
-        take = s.claim if action == "claim" else s.renew
-        return take(task_id, agent_id, workspace=workspace, epoch=epoch, lease=lease)
-
-    return Call(
-        method="POST",
-        path=f"/v1/tasks/{_segment(task_id)}/{action}",
-        parse=Task.model_validate_json,
-        local=local,
+    return _call(
+        operations.renew,
+        _task,
+        lambda s: s.renew,
+        task_id,
+        agent_id,
         workspace=workspace,
-        agent=agent_id,
         epoch=epoch,
-        body=lambda: request_body(unchecked(LeaseBody)(agent_id=agent_id, lease=lease)),
+        lease=lease,
     )
 
 
 def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = None) -> Call[Task]:
     """``POST /v1/tasks/{id}/release``."""
-    return Call(
-        method="POST",
-        path=f"/v1/tasks/{_segment(task_id)}/release",
-        parse=Task.model_validate_json,
-        local=lambda s: s.release(task_id, agent_id, workspace=workspace, epoch=epoch),
+    return _call(
+        operations.release,
+        _task,
+        lambda s: s.release,
+        task_id,
+        agent_id,
         workspace=workspace,
-        agent=agent_id,
         epoch=epoch,
-        body=lambda: request_body(unchecked(ReleaseBody)(agent_id=agent_id)),
     )
 
 
@@ -98,32 +78,18 @@ def update_task(
     result: str | None = None,
 ) -> Call[Task]:
     """``PATCH /v1/tasks/{id}`` (``agent_id=None``: the operator, admin only)."""
-    report = unchecked(TaskUpdate)(
-        agent_id=agent_id,
-        status=cast(TaskStatus | None, status),  # as given: the server checks it
+    return _call(
+        operations.update_task,
+        _task,
+        lambda s: s.update_task,
+        task_id,
+        agent_id,
+        workspace=workspace,
+        epoch=epoch,
+        status=status,
         progress=progress,
         note=note,
         result=result,
-    )
-    return Call(
-        method="PATCH",
-        path=f"/v1/tasks/{_segment(task_id)}",
-        parse=Task.model_validate_json,
-        local=lambda s: s.update_task(
-            task_id,
-            agent_id,
-            workspace=workspace,
-            epoch=epoch,
-            status=status,
-            progress=progress,
-            note=note,
-            result=result,
-        ),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
-        # agent_id null (the operator) is sent, not left out, as it always was.
-        body={"agent_id": agent_id, **request_body(report)},
     )
 
 
@@ -132,13 +98,10 @@ def get_task(
 ) -> Call[Task]:
     """``GET /v1/tasks/{id}`` (the server sweeps lapsed leases first); ``viewer``:
     read as that agent (``?agent=``, with its token when the session has it)."""
-    return _get(
-        f"/v1/tasks/{_segment(task_id)}",
-        Task.model_validate_json,
+    return Call(
+        operations.get_task(task_id, workspace=workspace, viewer=viewer),
+        _task,
         lambda s: s.get_task(task_id, workspace=workspace, sweep=sweep, viewer=viewer),
-        workspace=workspace,
-        agent=viewer,
-        params={"agent": viewer},
     )
 
 
@@ -151,15 +114,15 @@ def list_tasks(
     viewer: str | None = None,
 ) -> Call[list[Task]]:
     """``GET /v1/tasks``; ``viewer``: only the tasks that agent may see."""
-    return _get(
-        "/v1/tasks",
+    return _call(
+        operations.list_tasks,
         TASK_LIST.validate_json,
-        lambda s: s.list_tasks(
-            workspace=workspace, status=status, assignee=assignee, limit=limit, viewer=viewer
-        ),
+        lambda s: s.list_tasks,
         workspace=workspace,
-        agent=viewer,
-        params={"status": status, "assignee": assignee, "limit": limit, "agent": viewer},
+        status=status,
+        assignee=assignee,
+        limit=limit,
+        viewer=viewer,
     )
 
 
@@ -167,11 +130,11 @@ def task_history(
     task_id: int, *, workspace: str, viewer: str | None = None
 ) -> Call[list[TaskEvent]]:
     """``GET /v1/tasks/{id}/history``; ``viewer`` as for :func:`get_task`."""
-    return _get(
-        f"/v1/tasks/{_segment(task_id)}/history",
+    return _call(
+        operations.task_history,
         TASK_EVENT_LIST.validate_json,
-        lambda s: s.task_history(task_id, workspace=workspace, viewer=viewer),
+        lambda s: s.task_history,
+        task_id,
         workspace=workspace,
-        agent=viewer,
-        params={"agent": viewer},
+        viewer=viewer,
     )
