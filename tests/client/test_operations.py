@@ -70,6 +70,4 @@ def test_every_sdk_call_carries_the_request_of_its_operation(name: str) -> None:
 
 def fields(request: Request) -> dict[str, Any]:
     """The request's fields, its body built."""
-    found = {slot: getattr(request, slot) for slot in Request.__slots__}
-    found["body"] = request.json_body()
-    return found
+    return {**request._asdict(), "body": request.json_body()}

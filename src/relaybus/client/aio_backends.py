@@ -143,7 +143,7 @@ class AsyncRemoteBackend:
             StoreError: no answer from the server.
         """
         response = await self._send(call)
-        if self.session.revoked(response, call.workspace, call.agent):
+        if self.session.revoked(response, call.request.workspace, call.request.agent):
             response = await self._send(call)
         return self.session.result(call, response)
 

@@ -22,10 +22,11 @@ is a whole process, and this module is on its path.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from ..errors import InvalidInput
@@ -48,7 +49,7 @@ RETRY_PAUSES = (0.1, 0.4)
 JSON = dict[str, Any]
 
 
-class Request:
+class Request(NamedTuple):
     """One HTTP request of the relay's API.
 
     Attributes:
@@ -64,40 +65,15 @@ class Request:
         wait: seconds the server may hold the request (long-poll).
     """
 
-    __slots__ = (
-        "method",
-        "path",
-        "workspace",
-        "agent",
-        "epoch",
-        "params",
-        "body",
-        "idempotency_key",
-        "wait",
-    )
-
-    def __init__(
-        self,
-        method: str,
-        path: str,
-        *,
-        workspace: str,
-        agent: str | None = None,
-        epoch: int | None = None,
-        params: Mapping[str, Any] | None = None,
-        body: Any = None,
-        idempotency_key: str | None = None,
-        wait: float = 0.0,
-    ) -> None:
-        self.method = method
-        self.path = path
-        self.workspace = workspace
-        self.agent = agent
-        self.epoch = epoch
-        self.params = params
-        self.body = body
-        self.idempotency_key = idempotency_key
-        self.wait = wait
+    method: str
+    path: str
+    workspace: str
+    agent: str | None = None
+    epoch: int | None = None
+    params: Mapping[str, Any] | None = None
+    body: Any = None
+    idempotency_key: str | None = None
+    wait: float = 0.0
 
     def json_body(self) -> Any:
         """The JSON body (built now if :attr:`body` is a function), or ``None``."""
@@ -109,17 +85,7 @@ class Request:
         there is something. A negative ``timeout`` is 0 (no wait)."""
         timeout = max(timeout, 0.0)
         query = {**(self.params or {}), **params, "wait": round(timeout, 3)}
-        return Request(
-            self.method,
-            self.path,
-            workspace=self.workspace,
-            agent=self.agent,
-            epoch=self.epoch,
-            params=query,
-            body=self.body,
-            idempotency_key=self.idempotency_key,
-            wait=timeout,
-        )
+        return self._replace(params=query, wait=timeout)
 
     def attempts(self) -> int:
         """How many times the request is sent when the connection breaks before its
@@ -156,9 +122,6 @@ class Request:
         if self.params is None:
             return None
         return {k: query_value(v) for k, v in self.params.items() if v is not None}
-
-    def __repr__(self) -> str:
-        return f"Request({self.method} {self.path})"
 
 
 def sf_string(value: str) -> str:
@@ -256,7 +219,12 @@ def register(
     instance_id: str | None = None,
     tool: str = "agent",
 ) -> Request:
-    """``POST /v1/agents``."""
+    """``POST /v1/agents``. ``host`` and ``cwd`` default to this client's (not the
+    server's), so the derived id and the pid check describe this process."""
+    if host is None:
+        import socket  # here: a hot command never registers
+
+        host = socket.gethostname()
     body = _fields(
         id=agent_id,
         label=label,
@@ -265,7 +233,7 @@ def register(
         channels=list(channels),
         pid=pid,
         host=host,
-        cwd=cwd,
+        cwd=cwd or os.getcwd(),
         meta=meta,
         instance_id=instance_id,
         tool=tool,

@@ -45,7 +45,7 @@ class Call(Generic[T]):
 
     Attributes:
         request: the HTTP request (method, path, query, body, who acts, idempotency
-            key, long-poll wait); its fields read through the call too.
+            key, long-poll wait).
         parse: the response body (bytes) → the result.
         local: the same operation on an embedded
             :class:`~relaybus.service.Service` (a relay without a server).
@@ -56,42 +56,6 @@ class Call(Generic[T]):
     parse: Callable[[bytes], T]
     local: Callable[[Service], T]
     forget_token: bool = False
-
-    @property
-    def method(self) -> str:
-        return self.request.method
-
-    @property
-    def path(self) -> str:
-        return self.request.path
-
-    @property
-    def workspace(self) -> str:
-        return self.request.workspace
-
-    @property
-    def agent(self) -> str | None:
-        return self.request.agent
-
-    @property
-    def epoch(self) -> int | None:
-        return self.request.epoch
-
-    @property
-    def params(self) -> Mapping[str, Any] | None:
-        return self.request.params
-
-    @property
-    def wait(self) -> float:
-        return self.request.wait
-
-    @property
-    def idempotency_key(self) -> str | None:
-        return self.request.idempotency_key
-
-    def json_body(self) -> Any:
-        """The JSON body of :attr:`request` (built now), or ``None``."""
-        return self.request.json_body()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,8 +209,9 @@ class HTTPSession:
         if response.status_code >= 400:
             raise problem_error(response, self.url)
         value = call.parse(response.content)
-        if call.forget_token and call.agent is not None:
-            self._tokens.pop((call.workspace, call.agent), None)
+        request = call.request
+        if call.forget_token and request.agent is not None:
+            self._tokens.pop((request.workspace, request.agent), None)
         return value
 
     def revoked(self, response: httpx.Response, workspace: str, agent: str | None) -> bool:
@@ -268,7 +233,7 @@ class HTTPSession:
         """
         reason = str(exc) or type(exc).__name__
         message = f"cannot reach relay server at {self.url}: {reason}"
-        key = call.idempotency_key if call is not None else None
+        key = call.request.idempotency_key if call is not None else None
         if key is None:
             return StoreError(message, url=self.url)
         return StoreError(

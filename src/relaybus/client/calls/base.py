@@ -3,6 +3,7 @@ builder and the same operation on an embedded service, and parsers of the API's 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -17,18 +18,27 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _call(
+def _builder(
     request: Callable[P, Request],
     parse: Callable[[bytes], T],
     local: Callable[[Service], Callable[P, T]],
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> Call[T]:
-    """The :class:`Call` of one operation, its arguments given once: ``request(*args,
-    **kwargs)`` (a builder of :mod:`relaybus.client.operations`) over HTTP, its answer
-    read by ``parse``; embedded, ``local(service)`` (the service's method of the same
-    name and arguments) called with them."""
-    return Call(request(*args, **kwargs), parse, lambda s: local(s)(*args, **kwargs))
+    *,
+    forget_token: bool = False,
+) -> Callable[P, Call[T]]:
+    """The call builder of one operation, with the arguments (and the name and
+    docstring) of ``request``, its builder in :mod:`relaybus.client.operations`: its
+    :class:`Call` sends ``request(*args, **kwargs)`` over HTTP and reads the answer with
+    ``parse``; embedded, it calls ``local(service)`` (the service's method of the same
+    name, which takes the same arguments) with them. ``forget_token``: as for
+    :class:`Call`."""
+
+    def build(*args: P.args, **kwargs: P.kwargs) -> Call[T]:
+        sent = request(*args, **kwargs)
+        return Call(sent, parse, lambda s: local(s)(*args, **kwargs), forget_token)
+
+    functools.update_wrapper(build, request)
+    build.__module__ = local.__module__  # the calls module that defines it
+    return build
 
 
 def _nothing(_: bytes) -> None:
