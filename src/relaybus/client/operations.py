@@ -192,6 +192,20 @@ def _agent(agent_id: str, rest: str = "") -> str:
     return f"/v1/agents/{segment(agent_id)}{rest}"
 
 
+def _acting(
+    method: str,
+    agent_id: str,
+    rest: str,
+    workspace: str,
+    epoch: int | None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    body: Any = None,
+) -> Request:
+    """``METHOD /v1/agents/{agent_id}{rest}``, acting as that agent."""
+    return Request(method, _agent(agent_id, rest), workspace, agent_id, epoch, params, body)
+
+
 def _fields(**fields: Any) -> JSON:
     """A body: the fields given, in order, ``None`` left out."""
     return {name: value for name, value in fields.items() if value is not None}
@@ -245,14 +259,8 @@ def heartbeat(
     agent_id: str, *, workspace: str, epoch: int | None = None, status: str | None = None
 ) -> Request:
     """``POST /v1/agents/{id}/heartbeat``."""
-    return Request(
-        "POST",
-        _agent(agent_id, "/heartbeat"),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
-        body=None if status is None else {"status": status},
-    )
+    body = None if status is None else {"status": status}
+    return _acting("POST", agent_id, "/heartbeat", workspace, epoch, body=body)
 
 
 def update_agent(
@@ -276,14 +284,12 @@ def update_agent(
         status=status,
         meta=meta,
     )
-    return Request(
-        "PATCH", _agent(agent_id), workspace=workspace, agent=agent_id, epoch=epoch, body=changes
-    )
+    return _acting("PATCH", agent_id, "", workspace, epoch, body=changes)
 
 
 def unregister(agent_id: str, *, workspace: str, epoch: int | None = None) -> Request:
     """``DELETE /v1/agents/{id}``."""
-    return Request("DELETE", _agent(agent_id), workspace=workspace, agent=agent_id, epoch=epoch)
+    return _acting("DELETE", agent_id, "", workspace, epoch)
 
 
 def get_agent(agent_id: str, *, workspace: str) -> Request:
@@ -415,14 +421,7 @@ def inbox(
         "mark_read": mark_read,
         "via": via,
     }
-    return Request(
-        "GET",
-        _agent(agent_id, "/inbox"),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
-        params=params,
-    )
+    return _acting("GET", agent_id, "/inbox", workspace, epoch, params=params)
 
 
 def wait(
@@ -462,33 +461,21 @@ def mark_read(
     via: str = "inbox",
 ) -> Request:
     """``POST /v1/agents/{id}/inbox/read``."""
-    return Request(
-        "POST",
-        _agent(agent_id, "/inbox/read"),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
-        body=_fields(ids=_list(ids), up_to=up_to, via=via),
-    )
+    body = _fields(ids=_list(ids), up_to=up_to, via=via)
+    return _acting("POST", agent_id, "/inbox/read", workspace, epoch, body=body)
 
 
 def mark_delivered(
     agent_id: str, ids: Sequence[int], *, via: str, workspace: str, epoch: int | None = None
 ) -> Request:
     """``POST /v1/agents/{id}/inbox/delivered``."""
-    return Request(
-        "POST",
-        _agent(agent_id, "/inbox/delivered"),
-        workspace=workspace,
-        agent=agent_id,
-        epoch=epoch,
-        body={"ids": list(ids), "via": via},
-    )
+    body = {"ids": list(ids), "via": via}
+    return _acting("POST", agent_id, "/inbox/delivered", workspace, epoch, body=body)
 
 
 def unread_count(agent_id: str, *, workspace: str) -> Request:
     """``GET /v1/agents/{id}/inbox/count``."""
-    return Request("GET", _agent(agent_id, "/inbox/count"), workspace=workspace, agent=agent_id)
+    return _acting("GET", agent_id, "/inbox/count", workspace, None)
 
 
 def deliveries(message_id: int, *, workspace: str) -> Request:
