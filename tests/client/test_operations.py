@@ -70,4 +70,4 @@ def test_every_sdk_call_carries_the_request_of_its_operation(name: str) -> None:
 
 def fields(request: Request) -> dict[str, Any]:
     """The request's fields, its body built."""
-    return {**request._asdict(), "body": request.json_body()}
+    return {**request.fields(), "body": request.json_body()}
