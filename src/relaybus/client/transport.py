@@ -1,10 +1,12 @@
 """How one call travels over HTTP.
 
-:class:`Call` describes one operation once (HTTP method, path, query, body, how to
-parse the answer, and the same operation on an embedded service);
-:class:`HTTPSession` turns calls into requests and responses into results or the
-:class:`~relaybus.errors.RelayError` subclasses the embedded mode raises. The sync
-and async clients share both and differ only in the httpx client that sends.
+:class:`Call` is one operation for both transports: its HTTP request (a
+:class:`~relaybus.client.operations.Request`, written once in
+:mod:`relaybus.client.operations`), how to parse the answer, and the same operation on
+an embedded service; :class:`HTTPSession` turns calls into httpx requests and responses
+into results or the :class:`~relaybus.errors.RelayError` subclasses the embedded mode
+raises. The sync and async clients share both and differ only in the httpx client that
+sends.
 """
 
 from __future__ import annotations
