@@ -199,9 +199,12 @@ def test_every_call_builder_sends_an_operation_of_the_document(
         schema = resolve(content, document)
         if "anyOf" in schema:  # an optional body: the object or null
             schema = resolve(next(s for s in schema["anyOf"] if s.get("type") != "null"), document)
-        fields = set(request.json_body())
+        body = list(request.json_body())
+        fields = set(body)
         assert fields <= set(schema["properties"]), f"calls.{name}: body {fields}, {schema}"
         assert set(schema.get("required", ())) <= fields, f"calls.{name}: body {fields}"
+        # in the order of the body model's fields, as the wire models gave them
+        assert body == [p for p in schema["properties"] if p in fields], f"calls.{name}"
 
 
 def test_a_long_poll_builder_waits_on_the_operation_of_its_builder(
