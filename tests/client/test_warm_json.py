@@ -1,206 +1,148 @@
-"""The JSON calls of the CLI's hot commands (:mod:`relaybus.client.warm_json`) are the
-requests the SDK's calls (:mod:`relaybus.client.calls`) make for the same arguments:
-method, path, query, body, who acts, epoch, idempotency key and long-poll wait. Their
-answers are compared end to end, command by command, in tests/cli/test_warm_cli.py."""
+"""The CLI's hot commands through the warm relay (:mod:`relaybus.client.warm_json`)
+send the requests the SDK sends: the same :mod:`relaybus.client.operations` requests
+(method, path, query, body, who acts, epoch, idempotency key, long-poll wait), with the
+same bytes and headers as the SDK's HTTP session. Their answers are compared end to
+end, command by command, in tests/cli/test_warm_cli.py."""
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
-from relaybus.client import calls, transport, warm, warm_backend, warm_json
-from relaybus.client.transport import Call
-from relaybus.errors import InvalidInput
+from relaybus import __version__
+from relaybus.client import calls, warm
+from relaybus.client.operations import Request
+from relaybus.client.transport import Call, HTTPSession
+from relaybus.client.warm_backend import WarmBackend
+from relaybus.client.warm_json import JsonAgent, JsonRelay
+from relaybus.settings import Settings
+from tests.client.test_operations import fields
+from tests.server.test_contract import build, builders
 
 W = "team"
 
-#: (JSON call, SDK call) pairs built from the same arguments, as the CLI passes them.
-PAIRS: dict[str, tuple[Callable[[], warm_json.JsonCall], Callable[[], Call[Any]]]] = {
-    "get_agent": (
-        lambda: warm_json.get_agent("a/b@c", workspace=W),
-        lambda: calls.get_agent("a/b@c", workspace=W),
-    ),
-    "list_agents": (
-        lambda: warm_json.list_agents(workspace=W),
-        lambda: calls.list_agents(workspace=W),
-    ),
-    "list_agents filtered": (
-        lambda: warm_json.list_agents(
-            status="busy",
-            tag="web",
-            capability="review",
-            channel="ops",
-            online_only=True,
-            workspace=W,
-        ),
-        lambda: calls.list_agents(
-            status="busy",
-            tag="web",
-            capability="review",
-            channel="ops",
-            online_only=True,
-            workspace=W,
-        ),
-    ),
-    "heartbeat": (
-        lambda: warm_json.heartbeat("bob", epoch=3, workspace=W),
-        lambda: calls.heartbeat("bob", epoch=3, workspace=W),
-    ),
-    "heartbeat with status": (
-        lambda: warm_json.heartbeat("bob", status="idle", workspace=W),
-        lambda: calls.heartbeat("bob", status="idle", workspace=W),
+
+class Recorder(WarmBackend):
+    """A warm backend that records the requests it is given and answers ``[]``
+    (nothing is sent: the requests are what is compared)."""
+
+    def __init__(self) -> None:
+        super().__init__(Settings(workspace=W), Path("/nowhere"), Path("/nowhere/relay.sock"))
+        self.sent: list[Request] = []
+
+    def request(self, call: Request) -> bytes:
+        self.sent.append(call)
+        return b"[]"
+
+
+def agent(recorder: Recorder) -> JsonAgent:
+    return JsonAgent(JsonRelay(recorder), "a/b@c", 3)
+
+
+#: A hot command's method (on a JsonAgent acting as "a/b@c", epoch 3, or on its relay)
+#: → the SDK call the AgentHandle or Relay method of the same arguments builds.
+CASES: dict[str, tuple[Callable[[JsonAgent], object], Callable[[], Call[Any]]]] = {
+    "agents": (
+        lambda me: me.relay.agents(tag="web", online_only=True),
+        lambda: calls.list_agents(tag="web", online_only=True, workspace=W),
     ),
     "send": (
-        lambda: warm_json.send("alice", "bob", "hi", idempotency_key="k1", workspace=W),
-        lambda: calls.send("alice", "bob", "hi", idempotency_key="k1", workspace=W),
-    ),
-    "send with everything": (
-        lambda: warm_json.send(
-            "alice",
-            "cap:review",
-            "review PR 7",
-            epoch=2,
-            subject="PR 7",
-            channel="ops",
-            reply_to=4,
-            priority="high",
-            meta={"pr": 7},
-            claimable=True,
-            idempotency_key="k2",
-            workspace=W,
-        ),
+        lambda me: me.send("bob", "hi", subject="s", meta={"pr": 7}, idempotency_key="k"),
         lambda: calls.send(
-            "alice",
-            "cap:review",
-            "review PR 7",
-            epoch=2,
-            subject="PR 7",
-            channel="ops",
-            reply_to=4,
-            priority="high",
+            "a/b@c",
+            "bob",
+            "hi",
+            subject="s",
             meta={"pr": 7},
-            claimable=True,
-            idempotency_key="k2",
+            idempotency_key="k",
+            epoch=3,
             workspace=W,
         ),
     ),
     "reply": (
-        lambda: warm_json.send("bob", None, "ok", reply_to=1, idempotency_key="k3", workspace=W),
-        lambda: calls.send("bob", None, "ok", reply_to=1, idempotency_key="k3", workspace=W),
+        lambda me: me.reply(4, "ok", priority="high", idempotency_key="k"),
+        lambda: calls.send(
+            "a/b@c",
+            None,
+            "ok",
+            reply_to=4,
+            priority="high",
+            idempotency_key="k",
+            epoch=3,
+            workspace=W,
+        ),
     ),
     "inbox": (
-        lambda: warm_json.inbox("bob", workspace=W),
-        lambda: calls.inbox("bob", workspace=W),
-    ),
-    "inbox --all --peek": (
-        lambda: warm_json.inbox(
-            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, workspace=W
-        ),
+        lambda me: me.inbox(unread_only=False, since=9, limit=5, mark_read=True),
         lambda: calls.inbox(
-            "bob", unread_only=False, newest_first=False, since=9, limit=5, epoch=1, workspace=W
+            "a/b@c", unread_only=False, since=9, limit=5, mark_read=True, epoch=3, workspace=W
         ),
-    ),
-    "inbox marking read": (
-        lambda: warm_json.inbox("bob", mark_read=True, workspace=W),
-        lambda: calls.inbox("bob", mark_read=True, workspace=W),
     ),
     "wait": (
-        lambda: warm_json.wait("bob", 12.3456, since=0, epoch=2, workspace=W),
-        lambda: calls.wait("bob", 12.3456, since=0, epoch=2, workspace=W),
+        lambda me: me.wait(0.0, since=2),  # 0: no time passes before the request
+        lambda: calls.wait("a/b@c", 0.0, since=2, epoch=3, workspace=W),
     ),
-    "deliveries": (
-        lambda: warm_json.deliveries(5, workspace=W),
-        lambda: calls.deliveries(5, workspace=W),
-    ),
-    "wait_deliveries": (
-        lambda: warm_json.wait_deliveries(5, "read", 3.0, workspace=W),
-        lambda: calls.wait_deliveries(5, "read", 3.0, workspace=W),
+    "tasks": (
+        lambda me: me.tasks(status="open", limit=7),
+        lambda: calls.list_tasks(status="open", limit=7, viewer="a/b@c", workspace=W),
     ),
     "claim": (
-        lambda: warm_json.claim(3, "carol", workspace=W),
-        lambda: calls.claim(3, "carol", workspace=W),
-    ),
-    "claim with a lease": (
-        lambda: warm_json.claim(3, "carol", epoch=4, lease=60.0, workspace=W),
-        lambda: calls.claim(3, "carol", epoch=4, lease=60.0, workspace=W),
+        lambda me: me.claim(3, lease=60.0),
+        lambda: calls.claim(3, "a/b@c", lease=60.0, epoch=3, workspace=W),
     ),
     "release": (
-        lambda: warm_json.release(3, "carol", epoch=4, workspace=W),
-        lambda: calls.release(3, "carol", epoch=4, workspace=W),
+        lambda me: me.release(3),
+        lambda: calls.release(3, "a/b@c", epoch=3, workspace=W),
     ),
-    "list_tasks": (
-        lambda: warm_json.list_tasks(workspace=W),
-        lambda: calls.list_tasks(workspace=W),
+    "heartbeat": (
+        lambda me: me.heartbeat("idle"),
+        lambda: calls.heartbeat("a/b@c", status="idle", epoch=3, workspace=W),
     ),
-    "list_tasks as an agent": (
-        lambda: warm_json.list_tasks(
-            status="open", assignee="bob", limit=7, viewer="bob", workspace=W
-        ),
-        lambda: calls.list_tasks(status="open", assignee="bob", limit=7, viewer="bob", workspace=W),
+    "deliveries": (
+        lambda me: me.relay.deliveries(5),
+        lambda: calls.deliveries(5, workspace=W),
     ),
 }
 
 
-def request(call: Call[Any] | warm_json.JsonCall) -> dict[str, Any]:
-    """What goes over the wire for ``call`` (a ``None`` query value is left out)."""
-    params = {k: v for k, v in (call.params or {}).items() if v is not None}
-    return {
-        "method": call.method,
-        "path": call.path,
-        "params": params,
-        "body": call.json_body(),
-        "workspace": call.workspace,
-        "agent": call.agent,
-        "epoch": call.epoch,
-        "idempotency_key": call.idempotency_key,
-        "wait": call.wait,
-    }
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_hot_command_sends_the_request_of_the_sdk_call(name: str) -> None:
+    recorder = Recorder()
+    command, sdk = CASES[name]
+    command(agent(recorder))
+
+    assert [fields(r) for r in recorder.sent] == [fields(sdk().request)]
 
 
-@pytest.mark.parametrize("name", list(PAIRS))
-def test_a_json_call_is_the_request_of_the_sdk_call(name: str) -> None:
-    lean, sdk = PAIRS[name]
+def test_a_send_without_a_key_carries_a_fresh_one() -> None:
+    recorder = Recorder()
+    for _ in range(2):
+        agent(recorder).send("bob", "hi")
+    first, second = (r.idempotency_key for r in recorder.sent)
 
-    assert request(lean()) == request(sdk())
-
-
-def test_a_send_without_a_key_carries_a_fresh_one_as_the_sdk_does() -> None:
-    first, second = (warm_json.send("alice", "bob", "hi", workspace="w") for _ in range(2))
-
-    assert first.idempotency_key and second.idempotency_key
-    assert first.idempotency_key != second.idempotency_key
-    assert len(first.idempotency_key) == len(
-        calls.send("a", "b", "c", workspace="w").idempotency_key or ""
-    )
+    assert first and second and first != second
 
 
-def test_the_warm_backend_sends_as_the_transport_does() -> None:
-    # The parts of relaybus.client.transport the warm backend keeps (see warm_backend).
-    assert warm_backend.LONGPOLL_CHUNK == transport.LONGPOLL_CHUNK
-    assert warm_backend.LONGPOLL_MARGIN == transport.LONGPOLL_MARGIN
-    assert warm_backend.READ_TIMEOUT == transport.READ_TIMEOUT
-    assert warm_backend.IDEMPOTENCY_HEADER == transport.IDEMPOTENCY_HEADER
-    for key in ("k1", 'say "hi"', "back\\slash"):
-        assert warm_backend.sf_string(key) == transport.sf_string(key)
-    for value in (True, False, 3, "x", ["a", True], ("b", False)):
-        assert warm_backend.query_value(value) == transport._query_value(value)
-    for body in ({"to": "bob", "body": "héllo ✓", "meta": {"n": [1, 2.5, None]}}, [1, "a"]):
-        assert warm_backend.encode_json(body) == transport.encode_json(body)
-    for name, (lean, sdk) in PAIRS.items():
-        assert warm_backend.attempts(lean()) == transport.retries(sdk()), name
+@pytest.mark.parametrize("every", [False, True], ids=["required", "every-argument"])
+def test_the_warm_backend_sends_the_bytes_the_http_session_sends(every: bool) -> None:
+    session = HTTPSession(Settings(url="http://127.0.0.1:9"))
+    backend = Recorder()
+    for name, builder in builders().items():
+        call = build(name, builder, every=every)
+        method, target, content, headers = backend._request(call.request)
+        over_httpx = session.request(call)
+        query = over_httpx["params"]
 
-
-@pytest.mark.parametrize("body", [{"meta": {"x": float("nan")}}, {"tags": {"a"}}])
-def test_a_body_json_cannot_hold_is_refused_as_the_transport_refuses_it(body: Any) -> None:
-    with pytest.raises(InvalidInput) as lean:
-        warm_backend.encode_json(body)
-    with pytest.raises(InvalidInput) as sdk:
-        transport.encode_json(body)
-
-    assert lean.value.message == sdk.value.message
+        assert method == over_httpx["method"], name
+        assert target == over_httpx["url"] + (f"?{urlencode(query, doseq=True)}" if query else "")
+        assert content == over_httpx["content"], name
+        assert headers == {"User-Agent": f"relaybus/{__version__}", **over_httpx["headers"]}
+        assert call.request.attempts() in (1, 3)
 
 
 def test_the_warm_relay_is_stopped_with_sigterm() -> None:

@@ -148,7 +148,7 @@ def operation_of(call: Call[Any], document: dict[str, Any]) -> list[Operation]:
     return [
         (method, template)
         for (method, template), pattern in templates(document).items()
-        if method == call.method and pattern.fullmatch(call.path)
+        if method == call.request.method and pattern.fullmatch(call.request.path)
     ]
 
 
@@ -185,22 +185,26 @@ def test_every_call_builder_sends_an_operation_of_the_document(
     for name, builder in builders().items():
         call = build(name, builder, every=every)
         matched = operation_of(call, document)
-        assert len(matched) == 1, f"calls.{name}: {call.method} {call.path} matches {matched}"
+        request = call.request
+        assert len(matched) == 1, f"calls.{name}: {request.method} {request.path}: {matched}"
         method, template = matched[0]
         operation = document["paths"][template][method.lower()]
         query = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
-        sent = set(call.params or ())
+        sent = set(request.params or ())
         assert sent <= query, f"calls.{name}: query {sent - query} not in {method} {template}"
-        if call.json_body() is None:
+        if request.json_body() is None:
             continue
         assert "requestBody" in operation, f"calls.{name}: a body to {method} {template}"
         content = operation["requestBody"]["content"]["application/json"]["schema"]
         schema = resolve(content, document)
         if "anyOf" in schema:  # an optional body: the object or null
             schema = resolve(next(s for s in schema["anyOf"] if s.get("type") != "null"), document)
-        fields = set(call.json_body())
+        body = list(request.json_body())
+        fields = set(body)
         assert fields <= set(schema["properties"]), f"calls.{name}: body {fields}, {schema}"
         assert set(schema.get("required", ())) <= fields, f"calls.{name}: body {fields}"
+        # in the order of the body model's fields, as the wire models gave them
+        assert body == [p for p in schema["properties"] if p in fields], f"calls.{name}"
 
 
 def test_a_long_poll_builder_waits_on_the_operation_of_its_builder(
@@ -210,8 +214,9 @@ def test_a_long_poll_builder_waits_on_the_operation_of_its_builder(
     for name, target in LONG_POLLS.items():
         polled, plain = (build(n, every[n], every=False) for n in (name, target))
         assert operation_of(polled, document) == operation_of(plain, document)
-        assert polled.params is not None and polled.params["wait"] == SAMPLES["timeout"]
-        assert polled.wait == SAMPLES["timeout"]
+        params = polled.request.params
+        assert params is not None and params["wait"] == SAMPLES["timeout"]
+        assert polled.request.wait == SAMPLES["timeout"]
 
 
 def test_the_samples_name_no_parameter_that_no_builder_has() -> None:

@@ -190,16 +190,20 @@ class App:
         """Who this call acts as (``--as`` / ``RELAYBUS_AGENT``), if anyone."""
         return self.settings.agent or None
 
+    def _acting_as(self) -> str:
+        """:attr:`agent_id`. Raises InvalidInput: no agent given."""
+        name = self.agent_id
+        if name is None:
+            raise InvalidInput(WHO_ARE_YOU)
+        return name
+
     def me(self) -> AgentHandle:
         """A handle acting as ``--as`` (fenced by ``--epoch`` when given).
 
         Raises:
             InvalidInput: no agent given. NotFound: no such agent (with close ids).
         """
-        name = self.agent_id
-        if name is None:
-            raise InvalidInput(WHO_ARE_YOU)
-        return self.relay.agent(name, epoch=self.epoch)
+        return self.relay.agent(self._acting_as(), epoch=self.epoch)
 
     def hot_me(self) -> JsonAgent:
         """:meth:`me` on :attr:`hot`: acting as ``--as``, answering JSON.
@@ -207,10 +211,7 @@ class App:
         Raises:
             InvalidInput: no agent given. NotFound: no such agent (with close ids).
         """
-        name = self.agent_id
-        if name is None:
-            raise InvalidInput(WHO_ARE_YOU)
-        return self.hot.agent(name, epoch=self.epoch)
+        return self.hot.agent(self._acting_as(), epoch=self.epoch)
 
     def close(self) -> None:
         """Close the relay if a command opened it."""

@@ -19,9 +19,9 @@ from ..errors import InvalidInput
 from ..models import Event
 from ..settings import Settings
 from . import calls
+from .operations import LONGPOLL_CHUNK
 from .runners import CallRunner
 from .transport import (
-    LONGPOLL_CHUNK,
     NEEDS_DATABASE,
     Call,
     HTTPSession,
@@ -143,7 +143,7 @@ class RemoteBackend:
             StoreError: no answer from the server.
         """
         response = self._send(call)
-        if self.session.revoked(response, call.workspace, call.agent):
+        if self.session.revoked(response, call.request.workspace, call.request.agent):
             response = self._send(call)
         return self.session.result(call, response)
 

@@ -23,14 +23,8 @@ from httpx_sse import EventSource, SSEError
 
 from ..errors import InvalidInput, RateLimited, RelayError
 from ..models import Event
-from .transport import (
-    BACKOFF_CAP,
-    BACKOFF_FIRST,
-    CONNECT_TIMEOUT,
-    delivered_to,
-    matches,
-    problem_error,
-)
+from .operations import CONNECT_TIMEOUT
+from .transport import BACKOFF_CAP, BACKOFF_FIRST, delivered_to, matches, problem_error
 
 if TYPE_CHECKING:
     from .transport import HTTPSession, StreamQuery

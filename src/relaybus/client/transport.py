@@ -1,16 +1,17 @@
 """How one call travels over HTTP.
 
-:class:`Call` describes one operation once (HTTP method, path, query, body, how to
-parse the answer, and the same operation on an embedded service);
-:class:`HTTPSession` turns calls into requests and responses into results or the
-:class:`~relaybus.errors.RelayError` subclasses the embedded mode raises. The sync
-and async clients share both and differ only in the httpx client that sends.
+:class:`Call` is one operation for both transports: its HTTP request (a
+:class:`~relaybus.client.operations.Request`, written once in
+:mod:`relaybus.client.operations`), how to parse the answer, and the same operation on
+an embedded service; :class:`HTTPSession` turns calls into httpx requests and responses
+into results or the :class:`~relaybus.errors.RelayError` subclasses the embedded mode
+raises. The sync and async clients share both and differ only in the httpx client that
+sends.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 from ..errors import REFUSALS, InvalidInput, RateLimited, RelayError, StoreError
 from ..settings import Settings
+from .operations import CONNECT_TIMEOUT, LONGPOLL_MARGIN, READ_TIMEOUT, RETRY_PAUSES, Request
 
 if TYPE_CHECKING:
     import httpx
@@ -28,19 +30,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-#: Longest single long-poll (seconds): a longer wait is split into requests of at
-#: most this, below the server's ``longpoll_max_seconds`` and common proxy idle limits.
-LONGPOLL_CHUNK = 50.0
-#: Seconds a long-poll response may take beyond its ``wait`` before it counts as lost.
-LONGPOLL_MARGIN = 15.0
-#: The request header of an idempotency key (draft-ietf-httpapi-idempotency-key-header).
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-#: Seconds to connect, and to wait for any other response.
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0
-#: Pauses (seconds) before the second and the third attempt of a call that may be
-#: sent again after a broken connection (see :func:`retries`), before jitter.
-RETRY_PAUSES = (0.1, 0.4)
 #: Reconnect backoff of live streams: the first delay and the cap (seconds).
 BACKOFF_FIRST = 0.1
 BACKOFF_CAP = 5.0
@@ -51,45 +40,24 @@ NEEDS_DATABASE = (
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True)
 class Call(Generic[T]):
-    """One relay operation, described for both transports.
+    """One relay operation, described for both transports: its HTTP request (written
+    once, in :mod:`relaybus.client.operations`) and what the SDK adds on top.
 
     Attributes:
-        method, path: the HTTP request (``path`` already percent-encoded).
+        request: the HTTP request (method, path, query, body, who acts, idempotency
+            key, long-poll wait).
         parse: the response body (bytes) → the result.
         local: the same operation on an embedded
             :class:`~relaybus.service.Service` (a relay without a server).
-        workspace: sent as ``X-Relaybus-Workspace``.
-        agent: the agent the call acts as; picks that agent's token.
-        epoch: sent as ``X-Relaybus-Epoch`` (fencing).
-        params: the query (``None`` values are left out).
-        body: the JSON body, or a function of no arguments that builds it (called
-            only when the call goes over HTTP: an embedded call never builds it),
-            or ``None`` for none; :meth:`json_body` gives it.
-        wait: seconds the server may hold the request (long-poll).
         forget_token: the call ends the agent (unregister): drop its token.
-        idempotency_key: sent as ``Idempotency-Key``: the server performs the
-            call at most once per key, so a POST that carries one may be sent
-            again after a lost answer (see :func:`retries`).
     """
 
-    method: str
-    path: str
+    request: Request
     parse: Callable[[bytes], T]
     local: Callable[[Service], T]
-    workspace: str
-    agent: str | None = None
-    epoch: int | None = None
-    params: Mapping[str, Any] | None = None
-    body: Any = None
-    wait: float = 0.0
     forget_token: bool = False
-    idempotency_key: str | None = None
-
-    def json_body(self) -> Any:
-        """The JSON body (built now if :attr:`body` is a function), or ``None``."""
-        return self.body() if callable(self.body) else self.body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -163,50 +131,6 @@ def check_url(url: str) -> str:
     return url.strip().rstrip("/")
 
 
-def encode_json(body: Any) -> bytes:
-    """A request body as compact UTF-8 JSON (mappings and sequences of any kind).
-
-    Raises:
-        InvalidInput: a value JSON cannot hold (NaN, a set, an object) or nested
-            too deep to encode; for a bad ``meta``, the embedded mode's message.
-    """
-    try:
-        return json.dumps(
-            body, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_jsonable
-        ).encode("utf-8")
-    except (TypeError, ValueError, RecursionError) as exc:
-        _check_metas(body)
-        raise InvalidInput(f"the request is not JSON: {exc}") from None
-
-
-def _check_metas(body: Any) -> None:
-    """Raise the service's own error for a bad ``meta`` of ``body`` (or of one of a
-    batch's ``messages``), for the embedded mode's exact message. Only on an error
-    path, so that a client does not import the service layer otherwise."""
-    if not isinstance(body, Mapping):
-        return
-    from ..service.common import check_meta
-
-    if body.get("meta") is not None:
-        check_meta(body["meta"], limit=sys.maxsize)
-    items = body.get("messages")
-    if isinstance(items, list):
-        for index, item in enumerate(items):
-            if isinstance(item, Mapping) and item.get("meta") is not None:
-                try:
-                    check_meta(item["meta"], limit=sys.maxsize)
-                except InvalidInput as exc:
-                    raise InvalidInput(f"message {index}: {exc.message}", index=index) from None
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, Mapping):
-        return dict(value)
-    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-        return list(value)
-    raise TypeError(f"a {type(value).__name__} is not a JSON value")
-
-
 class HTTPSession:
     """Requests and responses of one relay server, shared by the sync and async clients.
 
@@ -263,29 +187,19 @@ class HTTPSession:
         """The keyword arguments of ``httpx.Client.request`` for ``call``."""
         import httpx
 
-        headers = self.headers(call.workspace, call.agent, call.epoch)
-        if call.idempotency_key is not None:
-            headers[IDEMPOTENCY_HEADER] = sf_string(call.idempotency_key)
-        content = None
-        body = call.json_body()
-        if body is not None:
-            content = encode_json(body)
-            headers["Content-Type"] = "application/json"
-        params = None
-        if call.params is not None:
-            params = {k: _query_value(v) for k, v in call.params.items() if v is not None}
-        timeout: httpx.Timeout | None = None
-        if call.wait > 0:
-            timeout = httpx.Timeout(call.wait + LONGPOLL_MARGIN, connect=CONNECT_TIMEOUT)
+        request = call.request
+        headers, content = request.encode(self.bearer(request.workspace, request.agent))
         found: dict[str, Any] = {
-            "method": call.method,
-            "url": call.path,
-            "params": params,
+            "method": request.method,
+            "url": request.path,
+            "params": request.query(),
             "content": content,
             "headers": headers,
         }
-        if timeout is not None:
-            found["timeout"] = timeout
+        if request.wait > 0:
+            found["timeout"] = httpx.Timeout(
+                request.wait + LONGPOLL_MARGIN, connect=CONNECT_TIMEOUT
+            )
         return found
 
     def result(self, call: Call[T], response: httpx.Response) -> T:
@@ -297,8 +211,9 @@ class HTTPSession:
         if response.status_code >= 400:
             raise problem_error(response, self.url)
         value = call.parse(response.content)
-        if call.forget_token and call.agent is not None:
-            self._tokens.pop((call.workspace, call.agent), None)
+        request = call.request
+        if call.forget_token and request.agent is not None:
+            self._tokens.pop((request.workspace, request.agent), None)
         return value
 
     def revoked(self, response: httpx.Response, workspace: str, agent: str | None) -> bool:
@@ -320,7 +235,7 @@ class HTTPSession:
         """
         reason = str(exc) or type(exc).__name__
         message = f"cannot reach relay server at {self.url}: {reason}"
-        key = call.idempotency_key if call is not None else None
+        key = call.request.idempotency_key if call is not None else None
         if key is None:
             return StoreError(message, url=self.url)
         return StoreError(
@@ -343,8 +258,7 @@ def retries(call: Call[Any]) -> int:
     moment, and a load balancer keeps routing to it until it notices, so a request
     sent again at once can reach it and be dropped again. The pause also spreads out
     the clients that one dead replica cut off together."""
-    may_repeat = call.method == "GET" or call.idempotency_key is not None
-    return len(RETRY_PAUSES) + 1 if may_repeat else 1
+    return call.request.attempts()
 
 
 def retry_pause(attempt: int) -> float:
@@ -380,12 +294,6 @@ class RetryPause:
         time.sleep(retry_pause(attempt))
 
 
-def sf_string(value: str) -> str:
-    """``value`` as a Structured Field string (RFC 8941), the form the IETF draft
-    gives ``Idempotency-Key``: in double quotes, ``\\`` and ``"`` escaped."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def new_client(url: str, *, asynchronous: bool = False) -> Any:
     """An ``httpx.Client`` (or ``AsyncClient``) for the server at ``url``: keep-alive
     connections, the relay's timeouts, a relaybus User-Agent."""
@@ -404,14 +312,6 @@ def new_client(url: str, *, asynchronous: bool = False) -> Any:
 def new_async_client(url: str) -> Any:
     """:func:`new_client` for asyncio: an ``httpx.AsyncClient``."""
     return new_client(url, asynchronous=True)
-
-
-def _query_value(value: object) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return [_query_value(v) for v in value]
-    return value
 
 
 def problem_error(response: ReadResponse, url: str) -> RelayError:

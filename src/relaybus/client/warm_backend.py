@@ -29,100 +29,28 @@ A hand-written module with no async twin: ``scripts/unasync.py`` does not touch 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Generator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlencode
 
 from .. import __version__
 from ..errors import InvalidInput, NoRelay, StoreError
 from ..settings import Settings, find_relay_dir
 from . import warm
+from .operations import LONGPOLL_CHUNK, LONGPOLL_MARGIN, READ_TIMEOUT
 
 if TYPE_CHECKING:
-    from typing import Protocol
-
     from ..models import Event
     from ..service import Service
     from .calls import Registration
+    from .operations import Request
     from .relay import Relay
     from .transport import Call, StreamQuery
 
-    class Request(Protocol):
-        """What :meth:`WarmBackend.request` sends: a :class:`~relaybus.client.transport.Call`,
-        or a :class:`~relaybus.client.warm_json.JsonCall` (only a type: not made at run time)."""
-
-        @property
-        def method(self) -> str: ...
-        @property
-        def path(self) -> str: ...
-        @property
-        def workspace(self) -> str: ...
-        @property
-        def epoch(self) -> int | None: ...
-        @property
-        def params(self) -> Mapping[str, Any] | None: ...
-        @property
-        def idempotency_key(self) -> str | None: ...
-        @property
-        def wait(self) -> float: ...
-        def json_body(self) -> Any: ...
-
 
 T = TypeVar("T")
-
-# What a request to the warm relay needs of relaybus.client.transport, kept here: importing
-# transport (its dataclasses) costs a hot command about 5 ms of CPU, and the commands of
-# relaybus.client.warm_json never need the rest of it. tests/client/test_warm_json.py
-# keeps each equal to transport's.
-#: transport.LONGPOLL_CHUNK, LONGPOLL_MARGIN, READ_TIMEOUT (seconds).
-LONGPOLL_CHUNK = 50.0
-LONGPOLL_MARGIN = 15.0
-READ_TIMEOUT = 30.0
-#: transport.IDEMPOTENCY_HEADER.
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-#: How often a call that may be repeated is sent at most (transport.retries).
-MAX_ATTEMPTS = 3
-
-
-def sf_string(value: str) -> str:
-    """transport.sf_string: ``value`` as a Structured Field string (RFC 8941)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def query_value(value: object) -> Any:
-    """transport._query_value: a query value as text (``true``/``false`` for booleans)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | tuple):
-        return [query_value(v) for v in value]
-    return value
-
-
-def encode_json(body: Any) -> bytes:
-    """transport.encode_json: compact UTF-8 JSON; a body JSON cannot hold raises the
-    error transport.encode_json raises for it (which it is then asked for).
-
-    Raises:
-        InvalidInput: a value JSON cannot hold, or nested too deep to encode.
-    """
-    try:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode(
-            "utf-8"
-        )
-    except (TypeError, ValueError, RecursionError):
-        from .transport import encode_json as encode  # its error, or its mappings and sequences
-
-        return encode(body)
-
-
-def attempts(request: Request) -> int:
-    """transport.retries: a GET or a call with an idempotency key is sent up to
-    :data:`MAX_ATTEMPTS` times when the connection breaks before the answer, else once."""
-    return MAX_ATTEMPTS if request.method == "GET" or request.idempotency_key is not None else 1
-
 
 #: The SQLite file of a relay folder (as :data:`relaybus.store.locate.DB_FILENAME`,
 #: kept apart: importing the store loads SQLAlchemy).
@@ -281,10 +209,10 @@ class WarmBackend:
 
         Raises: as :meth:`request`.
         """
-        return call.parse(self.request(call))
+        return call.parse(self.request(call.request))
 
     def request(self, call: Request) -> bytes:
-        """Send one call and return the body of the relay's answer.
+        """Send one request and return the body of the relay's answer.
 
         Raises:
             RelayError: the relay refused (the subclass of the status).
@@ -293,7 +221,7 @@ class WarmBackend:
         """
         method, target, body, headers = self._request(call)
         timeout = call.wait + LONGPOLL_MARGIN if call.wait > 0 else READ_TIMEOUT
-        limit = attempts(call)
+        limit = call.attempts()
         attempt, restarted = 1, False
         while True:
             connection = self._connection
@@ -329,26 +257,13 @@ class WarmBackend:
 
     def _request(self, call: Request) -> tuple[str, str, bytes | None, dict[str, str]]:
         """``(method, target, body, headers)`` of ``call``, as :class:`HTTPSession`
-        builds them for httpx, without a token (the relay serves in open mode)."""
-        headers = {
-            "User-Agent": f"relaybus/{__version__}",
-            "X-Relaybus-Workspace": call.workspace,
-        }
-        if call.epoch is not None:
-            headers["X-Relaybus-Epoch"] = str(call.epoch)
-        if call.idempotency_key is not None:
-            headers[IDEMPOTENCY_HEADER] = sf_string(call.idempotency_key)
-        body = call.json_body()
-        content = None
-        if body is not None:
-            content = encode_json(body)
-            headers["Content-Type"] = "application/json"
+        sends them through httpx, without a token (the relay serves in open mode)."""
+        headers, content = call.encode()
         target = call.path
-        if call.params is not None:
-            query = {k: query_value(v) for k, v in call.params.items() if v is not None}
-            if query:
-                target += "?" + urlencode(query, doseq=True)
-        return call.method, target, content, headers
+        query = call.query()
+        if query:
+            target += "?" + urlencode(query, doseq=True)
+        return call.method, target, content, {"User-Agent": f"relaybus/{__version__}", **headers}
 
     def _unreachable(self, exc: BaseException, call: Request) -> StoreError:
         reason = str(exc) or type(exc).__name__
