@@ -7,7 +7,9 @@ two-agent workload (see :mod:`bench.common`) through the package's own client
 library (``dist/wrapper/client.js``, driven by ``agent_relay_driver.mjs``).
 
 Run alone: ``.venv/bin/python bench/peers/agent_relay.py [--quick]``;
-``bench/server.py`` runs the same rounds next to relaybus's.
+``bench/server.py`` runs the same rounds next to relaybus's. ``bench/cli.py --peer``
+times the peer's own CLI (``agent-relay agents``, ``history``; :func:`cli`) while
+:func:`session` keeps two agents connected that have exchanged a few messages.
 
 How it is run, and why:
 - installed with ``npm install --prefix ~/.cache/relaybus-bench/agent-relay
