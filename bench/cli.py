@@ -20,6 +20,15 @@ each ``relaybus`` command with the warm local relay running (started once before
 rounds with ``relaybus daemon start``, stopped after them): the command talks to it over
 its Unix socket, and a hook reads the mail through it.
 
+``--peer`` also times the peer, agent-relay 1.6.0 (``bench/peers/``: installed from npm into
+a cache on first use, skipped with a message without ``node``/``npm`` or if the install
+fails): its daemon is started on fresh data, two agents alice and bob connect through the
+package's own client library, alice sends bob 10 messages, and the agents stay connected
+through the rounds; then ``agent-relay agents`` and ``agent-relay history`` are timed as
+whole ``node <package>/dist/cli/index.js ...`` processes (what its ``agent-relay`` shim
+runs), from the daemon's project folder with its environment, with ``node -e 0`` as Node's
+floor, in the same rounds. The daemon is stopped by its pid after them.
+
 Rounds are interleaved (each round runs every command once, in order), so a noisy
 machine slows all of them alike. ``--compare SRC`` also runs every ``relaybus`` command
 with ``PYTHONPATH=SRC`` (the ``src`` folder of another checkout, e.g. the code before a
@@ -32,12 +41,17 @@ a warm-up, is not counted.
 
 Prints per command the medians of wall time and of CPU time (user + system of the
 child, from ``os.wait4``), both in ms, and the ratio of each median to ``python -c pass``'s
-(``(before)`` commands: to that of the other virtual environment's python).
+(``(before)`` commands: to that of the other virtual environment's python). With
+``--peer`` it then prints, for ``relaybus agents``, ``send`` and ``inbox --peek`` (and
+their ``(warm)`` runs), the ratio of their wall and CPU medians to those of the peer's
+``agents`` and ``history``. The header gives the 1-minute load average before and after
+the rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -48,6 +62,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.peers import agent_relay  # noqa: E402
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "tools" / "payloads"
 
@@ -117,11 +136,15 @@ def main() -> None:
     parser.add_argument(
         "--warm", action="store_true", help="also time each command through the warm relay"
     )
+    parser.add_argument(
+        "--peer", action="store_true", help="also time agent-relay 1.6.0's agents and history"
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds = 3
     exe = str(Path(sys.executable).parent / "relaybus")
     work = Path(tempfile.mkdtemp(prefix="rb-cli-bench-", dir="/tmp"))
+    peer = contextlib.ExitStack()
     try:
         skip = ("RELAYBUS_", "CLAUDE", "PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
         env = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
@@ -156,6 +179,15 @@ def main() -> None:
                 commands[f"{name} (before)"] = (argv, stdin, env, before_project)
                 if args.warm and name != "relaybus --help":
                     commands[f"{name} (before, warm)"] = (argv, stdin, warm, before_project)
+        peer_note = ""
+        if args.peer:
+            try:
+                peer_commands = start_peer(peer)
+            except agent_relay.PeerUnavailable as err:
+                peer_note = f"agent-relay {agent_relay.VERSION}: skipped: {err}"
+                print(peer_note, flush=True)
+            else:
+                commands.update(peer_commands)
         if args.warm:
             run([exe, "daemon", "start"], warm, project)
             if before_exe is not None and before_project is not None:
@@ -163,18 +195,21 @@ def main() -> None:
         for argv, stdin, child_env, cwd in commands.values():  # warm the page cache, bytecode
             run(argv, child_env, cwd, stdin)
         samples = {name: Samples() for name in commands}
+        load_before = os.getloadavg()[0]
         for _ in range(args.rounds):
             for name, (argv, stdin, child_env, cwd) in commands.items():
                 wall, cpu = run(argv, child_env, cwd, stdin)
                 samples[name].wall.append(wall)
                 samples[name].cpu.append(cpu)
+        load_after = os.getloadavg()[0]
         floors = {
             "": samples["python -c pass"],
             "(before": samples.get("python -c pass (before)", samples["python -c pass"]),
         }
         print(
             f"relaybus CLI start-up — python {sys.version.split()[0]}, {os.cpu_count()} cores, "
-            f"{args.rounds} interleaved rounds, medians"
+            f"{args.rounds} interleaved rounds, medians; load average (1 min) "
+            f"{load_before:.2f} before, {load_after:.2f} after"
         )
         if args.compare is not None:
             print(f"(compare): PYTHONPATH={args.compare}")
@@ -191,7 +226,12 @@ def main() -> None:
                 f"{name:44} {wall * 1000:8.1f} {wall / floor_wall:7.1f}"
                 f" {cpu * 1000:8.1f} {cpu / floor_cpu:7.1f}"
             )
+        if PEER_AGENTS in samples:
+            print_peer_ratios(samples)
+        elif peer_note:
+            print(f"\n{peer_note}")
     finally:
+        peer.close()  # the peer's session, then its daemon (by pid)
         if args.warm:
             stop = [(exe, work / "shop")]
             if args.before is not None:
@@ -200,6 +240,57 @@ def main() -> None:
                 if folder.is_dir():
                     subprocess.run([command, "daemon", "stop"], cwd=folder, env=env, check=False)
         shutil.rmtree(work, ignore_errors=True)
+
+
+#: Names of the peer's timed commands (see :func:`start_peer`).
+PEER_AGENTS = "agent-relay agents (peer)"
+PEER_HISTORY = "agent-relay history (peer)"
+
+
+def start_peer(
+    stack: contextlib.ExitStack,
+) -> dict[str, tuple[list[str], str, dict[str, str], Path]]:
+    """Install the peer, start its daemon and a session of two agents on ``stack``.
+
+    Returns the peer's commands to time, ``{name: (argv, stdin, env, cwd)}``: ``node -e 0``,
+    ``agent-relay agents`` and ``agent-relay history``.
+
+    Raises:
+        agent_relay.PeerUnavailable: no ``node``/``npm``, or the install, daemon or session
+            failed.
+    """
+    package = agent_relay.install()
+    daemon = stack.enter_context(agent_relay.daemon(package))
+    stack.enter_context(agent_relay.session(package, daemon))
+    cli = agent_relay.cli(package)
+    return {
+        "node -e 0 (peer)": ([cli[0], "-e", "0"], "", daemon.env, daemon.project),
+        PEER_AGENTS: ([*cli, "agents"], "", daemon.env, daemon.project),
+        PEER_HISTORY: ([*cli, "history"], "", daemon.env, daemon.project),
+    }
+
+
+def print_peer_ratios(samples: dict[str, Samples]) -> None:
+    """Print each relaybus command's wall and CPU median over the peer's ``agents`` and
+    ``history`` medians (``0.5`` means it takes half as long)."""
+    peer = {
+        "agents": samples[PEER_AGENTS],
+        "history": samples[PEER_HISTORY],
+    }
+    print(f"\nrelaybus over agent-relay {agent_relay.VERSION} (ratio of medians)")
+    header = "".join(f" {f'/ {p} {kind}':>14}" for p in peer for kind in ("wall", "CPU"))
+    print(f"{'command':44}{header}")
+    for name, s in samples.items():
+        if not name.startswith(("relaybus agents", "relaybus send", "relaybus inbox --peek")):
+            continue
+        if "(compare" in name or "(before" in name:
+            continue
+        wall, cpu = statistics.median(s.wall), statistics.median(s.cpu)
+        cells = []
+        for p in peer.values():
+            cells.append(wall / statistics.median(p.wall))
+            cells.append(cpu / max(statistics.median(p.cpu), 1e-3))
+        print(f"{name:44}" + "".join(f" {cell:14.2f}" for cell in cells))
 
 
 def cases(exe: str, project: Path) -> list[tuple[str, list[str], str]]:

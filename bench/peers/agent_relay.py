@@ -7,7 +7,9 @@ two-agent workload (see :mod:`bench.common`) through the package's own client
 library (``dist/wrapper/client.js``, driven by ``agent_relay_driver.mjs``).
 
 Run alone: ``.venv/bin/python bench/peers/agent_relay.py [--quick]``;
-``bench/server.py`` runs the same rounds next to relaybus's.
+``bench/server.py`` runs the same rounds next to relaybus's. ``bench/cli.py --peer``
+times the peer's own CLI (``agent-relay agents``, ``history``; :func:`cli`) while
+:func:`session` keeps two agents connected that have exchanged a few messages.
 
 How it is run, and why:
 - installed with ``npm install --prefix ~/.cache/relaybus-bench/agent-relay
@@ -63,6 +65,7 @@ CACHE = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "relaybus-bench" / PACKAGE
 )
 DRIVER = Path(__file__).with_name("agent_relay_driver.mjs")
+SESSION = Path(__file__).with_name("agent_relay_session.mjs")
 #: Seconds allowed for ``npm install`` (it compiles better-sqlite3 if no prebuilt fits).
 INSTALL_TIMEOUT = 900.0
 #: Seconds for the daemon to start listening, or to stop after SIGTERM.
@@ -121,11 +124,18 @@ def _installed(package: Path) -> bool:
 
 @dataclass
 class Daemon:
-    """A running agent-relay daemon: its ``pid``, ``socket`` path and run directory."""
+    """A running agent-relay daemon: its ``pid``, ``socket`` path and run directory.
+
+    ``project`` (the folder it was started from) and ``env`` (its environment) are where
+    and how to run the peer's own CLI against it (``agents``, ``history``): the CLI finds
+    the daemon's data from the working directory, ``AGENT_RELAY_DATA_DIR`` and ``HOME``.
+    """
 
     pid: int
     socket: Path
     run_dir: Path
+    project: Path
+    env: dict[str, str]
 
 
 @contextlib.contextmanager
@@ -171,7 +181,7 @@ def daemon(package: Path, cache: Path = CACHE, *, in_memory: bool = False) -> It
         )
     try:
         socket = _wait_for_socket(proc, data)
-        yield Daemon(pid=proc.pid, socket=socket, run_dir=run_dir)
+        yield Daemon(pid=proc.pid, socket=socket, run_dir=run_dir, project=project, env=env)
     finally:
         _stop(proc)
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -198,6 +208,60 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(DAEMON_TIMEOUT)
+
+
+def cli(package: Path) -> list[str]:
+    """The argv prefix of the peer's CLI, as its ``agent-relay`` shim runs it.
+
+    npm links ``node_modules/.bin/agent-relay`` to ``dist/cli/index.js`` (``#!/usr/bin/env
+    node``): a user's ``agent-relay agents`` is ``node <package>/dist/cli/index.js agents``.
+    """
+    return [shutil.which("node") or "node", str(package / "dist" / "cli" / "index.js")]
+
+
+@contextlib.contextmanager
+def session(
+    package: Path,
+    peer: Daemon,
+    *,
+    agents: tuple[str, str] = ("alice", "bob"),
+    messages: int = 10,
+    timeout: float = 30.0,
+) -> Iterator[None]:
+    """Connect ``agents`` to ``peer``, send ``messages`` from the first to the second; keep
+    them connected (listed online by ``agent-relay agents``) until the block ends.
+
+    Runs ``agent_relay_session.mjs`` (the package's own client library) as one Node process;
+    on exit closes its stdin and waits for it (killed by pid after ``timeout`` seconds).
+
+    Raises:
+        PeerUnavailable: the session process failed before it was ready (its stderr says why).
+    """
+    config = {"agents": list(agents), "messages": messages, "timeout_s": timeout}
+    node = shutil.which("node") or "node"
+    proc = subprocess.Popen(
+        [node, str(SESSION), str(package), str(peer.socket), json.dumps(config)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        if proc.stdout.readline().strip() != "ready":  # the driver times out its own waits
+            proc.wait(timeout)
+            raise PeerUnavailable(f"the agent-relay session failed: {proc.stderr.read()[-500:]}")
+        yield
+    finally:
+        proc.stdin.close()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+        proc.stdout.close()
+        proc.stderr.close()
 
 
 def run_rounds(
