@@ -12,6 +12,7 @@ from __future__ import annotations
 import compileall
 import contextlib
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,7 +64,15 @@ def pytest_configure(config: pytest.Config) -> None:
     The controller also byte-compiles ``src/`` once: the hundreds of ``relaybus``
     processes the tests start would otherwise each compile relaybus from source where
     ``PYTHONDONTWRITEBYTECODE`` is set (as on CI machines), which a user's install never
-    does (``[tool.uv] compile-bytecode``)."""
+    does (``[tool.uv] compile-bytecode``).
+
+    Ctrl-C reaches the processes the tests start, as in a terminal: a shell starts a
+    background job (``cmd &`` in a script, as some CI runners do) with SIGINT ignored,
+    and an ignored signal stays ignored across ``exec``, so a ``relaybus watch`` or a
+    pytest the tests interrupt would never see it. A Python-level handler is reset to
+    the default at ``exec``, so each child installs its own KeyboardInterrupt again."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if hasattr(config, "workerinput"):
         return
     compileall.compile_dir(Path(__file__).resolve().parent.parent / "src", quiet=1)
