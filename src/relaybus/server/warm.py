@@ -169,7 +169,7 @@ def run(settings: Settings) -> int:
 def _log_to_file(relay_dir: Path) -> None:
     """uvicorn's and relaybus's loggers write to ``relay.log`` (rotated), not to the
     inherited stdout (the same file, unrotated: only a crash before this lands there)."""
-    handler = logging.handlers.RotatingFileHandler(
+    handler = RelayLog(
         relay_dir / "relay.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -179,6 +179,32 @@ def _log_to_file(relay_dir: Path) -> None:
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+
+
+class RelayLog(logging.handlers.RotatingFileHandler):
+    """``relay.log``: rotated where :class:`~logging.handlers.RotatingFileHandler`
+    rotates it (when a record would take the file to ``maxBytes``), but each record
+    is formatted once. The stdlib's ``shouldRollover`` formats the record a second
+    time and stats the file twice; with the access log that is on every request.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record) + self.terminator
+            if self.stream is None:
+                self.stream = self._open()
+            # To the end first: the relay's inherited stdout appends to the same file.
+            self.stream.seek(0, 2)
+            if self.maxBytes > 0 and self.stream.tell() + len(text) >= self.maxBytes:
+                self.doRollover()
+                if self.stream is None:
+                    self.stream = self._open()
+            self.stream.write(text)
+            self.flush()
+        except RecursionError:  # as logging.StreamHandler does
+            raise
+        except Exception:  # logging's own boundary: report it and go on
+            self.handleError(record)
 
 
 def main() -> None:

@@ -221,13 +221,16 @@ class MessageOps(ServiceBase):
         kind: str,
         drafts: list[_Draft],
         key: str,
+        digest: str | None = None,
     ) -> list[Message]:
         # The key is looked up and bound in the transaction that stores the messages,
         # under the store's write lock, so of two racing retries the second sees the
         # first's row. The primary key backs that up: a binding that loses anyway
-        # rolls everything back and answers with the winner's messages.
-        check_key(key)
-        digest = request_hash(kind, drafts)
+        # rolls everything back and answers with the winner's messages. ``digest``:
+        # the key already checked and the request hashed (send_group did both).
+        if digest is None:
+            check_key(key)
+            digest = request_hash(kind, drafts)
         try:
             with self.store.write() as conn:
                 return self._once(conn, workspace, sender, epoch, drafts, key, digest)
@@ -325,7 +328,7 @@ class MessageOps(ServiceBase):
         if len(ready) == 1:
             index, one, draft, digest = ready[0]
             try:
-                outcomes[index] = self._send_drafted(one, draft)
+                outcomes[index] = self._send_drafted(one, draft, digest)
             except RelayError as exc:
                 outcomes[index] = exc
         elif ready:
@@ -347,11 +350,13 @@ class MessageOps(ServiceBase):
                             outcomes[index] = exc
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def _send_drafted(self, one: GroupSend, draft: _Draft) -> Message:
-        # A group of one: what send() does after drafting.
+    def _send_drafted(self, one: GroupSend, draft: _Draft, digest: str | None = None) -> Message:
+        # A group of one: what send() does after drafting (``digest``: see _send_once).
         if one.idempotency_key is not None:
             key = one.idempotency_key
-            return self._send_once(one.workspace, one.sender, one.epoch, "send", [draft], key)[0]
+            return self._send_once(
+                one.workspace, one.sender, one.epoch, "send", [draft], key, digest
+            )[0]
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, one.workspace, one.sender, one.epoch, now)
