@@ -188,7 +188,8 @@ SESSION = [
 VARYING = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?"), "TIME"),
     (re.compile(r"\b\d\d:\d\d(:\d\d)?\b"), "HH:MM"),
-    (re.compile(r"\b(now|\d+[smhd] ago)\b"), "AGO"),
+    # with the padding after it: "now" and "1s ago" size a table's column differently
+    (re.compile(r"\b(now|\d+[smhd] ago)\b *"), "AGO "),
     (re.compile(r"\b[0-9a-f]{32}\b"), "UUID"),  # instance ids
 ]
 
