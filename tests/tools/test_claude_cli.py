@@ -247,9 +247,12 @@ def test_a_claude_code_session_gets_its_mail_once_and_sends_and_leaves_no_agent(
         assert {a.id for a in relay.agents()} == {"bob", ME}
         assert online_but_bob(relay) == []
 
-        for check in (["mcp", "list"], ["mcp", "get", "relaybus"]):
-            out = home.run([claude, *check])[1]
-            assert "relaybus" in out and "Connected" in out, out
+        # Each check starts relaybus mcp and asks it. Claude Code first looks for its API:
+        # pointed at the stand-in, it does not spend ~20 s resolving api.anthropic.com.
+        with FakeAnthropic().running() as checked:
+            for check in (["mcp", "list"], ["mcp", "get", "relaybus"]):
+                out = home.run([claude, *check], ANTHROPIC_BASE_URL=checked.url)[1]
+                assert "relaybus" in out and "Connected" in out, out
         assert {a.id for a in relay.agents()} == {"bob", ME}
         assert online_but_bob(relay) == []
 
