@@ -22,6 +22,8 @@ from ..settings import Settings
 from .operations import CONNECT_TIMEOUT, LONGPOLL_MARGIN, READ_TIMEOUT, RETRY_PAUSES, Request
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
 
     from ..models import Agent, Event  # for types only: the warm CLI path imports no pydantic
@@ -306,7 +308,30 @@ def new_client(url: str, *, asynchronous: bool = False) -> Any:
         "timeout": httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
         "headers": {"User-Agent": f"relaybus/{__version__}"},
     }
+    tls = unused_tls(url)
+    if tls is not None:
+        options["verify"] = tls
     return httpx.AsyncClient(**options) if asynchronous else httpx.Client(**options)
+
+
+_no_ca_context: ssl.SSLContext | None = None
+
+
+def unused_tls(url: str) -> ssl.SSLContext | None:
+    """The TLS settings (httpx's ``verify=``) of a client for ``url``: ``None`` (httpx's
+    default, the CA bundle) for ``https``; for plain ``http``, a shared context that
+    trusts no certificate, so TLS never succeeds through it. httpx builds its TLS
+    context when the client is made, whatever the scheme, and loading the CA bundle
+    costs about 30 ms of CPU, which a command talking plain HTTP to a relay on
+    loopback would pay for nothing."""
+    global _no_ca_context
+    if urlsplit(url).scheme != "http":
+        return None
+    if _no_ca_context is None:
+        import ssl
+
+        _no_ca_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, trusts nobody
+    return _no_ca_context
 
 
 def new_async_client(url: str) -> Any:
