@@ -100,7 +100,9 @@ class TaskStatus(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Validators and serializers are built on first use (``defer_build``): a CLI
+    # command is a whole process that imports every model and uses one or two.
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Agent(_Model):

@@ -208,9 +208,11 @@ def cli(
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the CLI and exit: 0 on success, the error's exit code otherwise.
 
-    Never shows a traceback unless ``RELAYBUS_DEBUG`` is set.
+    Never shows a traceback unless ``RELAYBUS_DEBUG`` is set. Without ``argv`` (the
+    console script) the command is taken to be the whole process (see
+    :attr:`App.own_process`).
     """
-    app = App()
+    app = App(own_process=argv is None)
     try:
         code = cli.main(args=argv, prog_name="relaybus", obj=app, standalone_mode=False)
     except RelayError as err:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, TypeAdapter
 
 from ..bounds import UNREAD_COUNT_LIMIT
 from ..errors import InvalidInput
@@ -444,10 +444,13 @@ def _validated(
     return _MESSAGES.validate_python(fields)
 
 
+#: Built on first use (``defer_build``): a CLI command that imports the service but
+#: reads no inbox does not pay for their validators.
+_LAZY = ConfigDict(defer_build=True)
 #: Validates a page of messages in one call into pydantic-core.
-_MESSAGES = TypeAdapter(list[Message])
+_MESSAGES = TypeAdapter(list[Message], config=_LAZY)
 #: Converts a page's times (float Unix seconds, or None) as validating them would.
-_STAMPS = TypeAdapter(list[datetime | None])
+_STAMPS = TypeAdapter(list[datetime | None], config=_LAZY)
 _PRIORITIES = {p.value: p for p in Priority}
 #: Every field is given, as :func:`message_fields` gives them to validation.
 _FIELDS = frozenset(Message.model_fields)

@@ -9,7 +9,8 @@ them through a backend (over HTTP, or ``call.local(service)`` embedded).
 
 from __future__ import annotations
 
-from ...wire import Registration
+from typing import TYPE_CHECKING, Any
+
 from .agents import get_agent, heartbeat, list_agents, register, sweep, unregister, update_agent
 from .log import events, last_event_id, prune, wait_events
 from .messages import (
@@ -26,6 +27,20 @@ from .messages import (
     wait_deliveries,
 )
 from .tasks import claim, get_task, list_tasks, release, renew, task_history, update_task
+
+if TYPE_CHECKING:
+    from ...wire import Registration
+
+
+def __getattr__(name: str) -> Any:
+    # ``calls.Registration``, imported when asked for: :mod:`relaybus.wire` (the API's
+    # bodies) is not needed by an embedded relay, which parses no answer.
+    if name == "Registration":
+        from ...wire import Registration
+
+        return Registration
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Registration",

@@ -1,5 +1,8 @@
 """What every call builder shares: one :class:`Call` from an operation's request
-builder and the same operation on an embedded service, and parsers of the API's answers."""
+builder and the same operation on an embedded service, and parsers of the API's answers.
+
+The parsers import :mod:`relaybus.wire` when they first run: an embedded relay (the
+CLI with ``RELAYBUS_DAEMON=0``) parses no answer, so it never imports it."""
 
 from __future__ import annotations
 
@@ -7,11 +10,11 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from ...wire import Marked, UnreadCount
 from ..operations import Request
 from ..transport import Call
 
 if TYPE_CHECKING:
+    from ...models import Agent, Delivery, Event, Message, Task, TaskEvent
     from ...service import Service
 
 P = ParamSpec("P")
@@ -46,8 +49,48 @@ def _nothing(_: bytes) -> None:
 
 
 def _marked(content: bytes) -> int:
+    from ...wire import Marked
+
     return Marked.model_validate_json(content).marked
 
 
 def _unread(content: bytes) -> int:
+    from ...wire import UnreadCount
+
     return UnreadCount.model_validate_json(content).unread
+
+
+def _agents(content: bytes) -> list[Agent]:
+    from ...wire import AGENT_LIST
+
+    return AGENT_LIST.validate_json(content)
+
+
+def _messages(content: bytes) -> list[Message]:
+    from ...wire import MESSAGE_LIST
+
+    return MESSAGE_LIST.validate_json(content)
+
+
+def _deliveries(content: bytes) -> list[Delivery]:
+    from ...wire import DELIVERY_LIST
+
+    return DELIVERY_LIST.validate_json(content)
+
+
+def _tasks(content: bytes) -> list[Task]:
+    from ...wire import TASK_LIST
+
+    return TASK_LIST.validate_json(content)
+
+
+def _task_events(content: bytes) -> list[TaskEvent]:
+    from ...wire import TASK_EVENT_LIST
+
+    return TASK_EVENT_LIST.validate_json(content)
+
+
+def _events(content: bytes) -> list[Event]:
+    from ...wire import EVENT_LIST
+
+    return EVENT_LIST.validate_json(content)

@@ -4,13 +4,10 @@ unread_count, and delivery receipts: mark_delivered, deliveries, wait_deliveries
 from __future__ import annotations
 
 from ...models import Message
-from ...wire import DELIVERY_LIST, MESSAGE_LIST
 from .. import operations
-from .base import _builder, _marked, _unread
+from .base import _builder, _deliveries, _marked, _messages, _unread
 
 _message = Message.model_validate_json
-_messages = MESSAGE_LIST.validate_json
-_deliveries = DELIVERY_LIST.validate_json
 
 send = _builder(operations.send, _message, lambda s: s.send)
 send_many = _builder(operations.send_many, _messages, lambda s: s.send_many)

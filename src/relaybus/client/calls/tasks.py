@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from ...models import Task
-from ...wire import TASK_EVENT_LIST, TASK_LIST
 from .. import operations
 from ..transport import Call
-from .base import _builder
+from .base import _builder, _task_events, _tasks
 
 _task = Task.model_validate_json
 
@@ -14,10 +13,8 @@ claim = _builder(operations.claim, _task, lambda s: s.claim)
 renew = _builder(operations.renew, _task, lambda s: s.renew)
 release = _builder(operations.release, _task, lambda s: s.release)
 update_task = _builder(operations.update_task, _task, lambda s: s.update_task)
-list_tasks = _builder(operations.list_tasks, TASK_LIST.validate_json, lambda s: s.list_tasks)
-task_history = _builder(
-    operations.task_history, TASK_EVENT_LIST.validate_json, lambda s: s.task_history
-)
+list_tasks = _builder(operations.list_tasks, _tasks, lambda s: s.list_tasks)
+task_history = _builder(operations.task_history, _task_events, lambda s: s.task_history)
 
 
 def get_task(
