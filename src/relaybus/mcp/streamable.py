@@ -39,8 +39,10 @@ VERSION_META = "io.modelcontextprotocol/protocolVersion"
 #: Methods whose named parameter a 2026-07-28 request repeats in ``Mcp-Name``.
 NAME_BEARING = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 
-_HEADER_SAFE = re.compile(r"[\x20-\x7E]*")
-_B64_SENTINEL = re.compile(r"=\?base64\?.*\?=")
+# Patterns, not compiled ones: ``re`` compiles them on the first header that needs
+# them (a 2026-07-28 request's), not at every bridge start (~0.15 ms).
+_HEADER_SAFE = r"[\x20-\x7E]*"
+_B64_SENTINEL = r"=\?base64\?.*\?="
 
 
 def session_header(identity: ident.SessionIdentity, hook_socket: Path | None = None) -> str:
@@ -76,9 +78,9 @@ def header_value(value: str) -> str:
     ASCII, else ``=?base64?…?=`` (the 2026-07-28 revision's rule, as the SDK's
     ``encode_header_value``)."""
     if (
-        _HEADER_SAFE.fullmatch(value)
+        re.fullmatch(_HEADER_SAFE, value)
         and value == value.strip()
-        and not _B64_SENTINEL.fullmatch(value)
+        and not re.fullmatch(_B64_SENTINEL, value)
     ):
         return value
     return f"=?base64?{base64.b64encode(value.encode('utf-8')).decode('ascii')}?="
