@@ -53,6 +53,9 @@ LEAN = {
     "relaybus.client.warm",
     "relaybus.mcp",
     "relaybus.mcp.bridge",
+    "relaybus.mcp.bridge_session",
+    "relaybus.mcp.listing",
+    "relaybus.mcp.streamable",
 }
 
 

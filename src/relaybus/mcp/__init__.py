@@ -10,8 +10,9 @@
 Both serve :func:`.server.build_server`: the tools of :mod:`.tools`, the
 ``relaybus://inbox`` resource with change notifications (:mod:`.resources`)
 and instructions that teach the agent its id and the etiquette. The ``mcp``
-SDK is imported by these modules only (never by :mod:`.bridge`), never by the
-rest of relaybus.
+SDK is imported by these modules only (never by :mod:`.bridge` and its modules
+:mod:`.bridge_session`, :mod:`.listing` and :mod:`.streamable`, which are standard
+library only), never by the rest of relaybus.
 """
 
 from __future__ import annotations

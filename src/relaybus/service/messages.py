@@ -1,31 +1,24 @@
-"""Messages: send (fan-out into deliveries, optionally creating a task), get, thread."""
+"""Messages: send (one, a batch, a group of independent sends; at most once with an
+idempotency key), get, thread.
+
+The sends are here (:class:`MessageOps`); what one message checks and writes is
+:mod:`.drafts`, the lookups :mod:`.lookups` (:class:`~.lookups.MessageLookupOps`,
+a base of :class:`MessageOps`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .. import bounds
-from ..errors import Conflict, InvalidInput, NotFound, RelayError, TooLarge
+from ..errors import Conflict, InvalidInput, RelayError
 from ..models import Message, Priority
 from ..store.engine import driver
-from ..store.schema import deliveries, messages
-from ..store.statements import register, run, run_many
-from .common import (
-    ServiceBase,
-    append_event,
-    check_choice,
-    check_id,
-    check_meta,
-    check_name,
-    check_text,
-    message_from_row,
-    touch_agent,
-)
+from .common import touch_agent
+from .drafts import MAX_SUBJECT_CHARS, Draft, make_draft, store_message
 from .idempotency import (
     KEY_TAKEN,
     check_key,
@@ -34,29 +27,13 @@ from .idempotency import (
     remember_key,
     request_hash,
 )
-from .targets import Target, deliver, is_set, parse_target, resolve
-from .tasks import create_task
-from .visibility import no_message, restrict, visible_ids, visible_message, visible_to
+from .lookups import MessageLookupOps, stored_message
 
-MAX_SUBJECT_CHARS = bounds.MAX_SUBJECT_CHARS
 #: Most messages in one :meth:`MessageOps.send_many` batch.
 MAX_BATCH = 500
 _ITEM_KEYS = frozenset(
     {"to", "body", "subject", "channel", "reply_to", "priority", "meta", "claimable"}
 )
-
-
-class _Draft(NamedTuple):
-    """A checked message not yet stored."""
-
-    target: Target | None
-    body: str
-    subject: str | None
-    channel: str | None
-    reply_to: int | None
-    priority: str
-    meta: dict[str, Any]
-    claimable: bool
 
 
 class GroupSend(NamedTuple):
@@ -76,22 +53,8 @@ class GroupSend(NamedTuple):
     idempotency_key: str | None = None
 
 
-_INSERT_MESSAGE = register("messages.insert", messages.insert().returning(messages.c.id))
-_INSERT_DELIVERY = register("deliveries.insert", deliveries.insert())
-_MESSAGE_COLUMNS = tuple(c.name for c in messages.columns)
-_MESSAGE_BY_ID = register(
-    "messages.by_id", sa.select(messages).where(messages.c.id == sa.bindparam("id"))
-)
-_RECIPIENTS_OF = register(
-    "deliveries.recipients",
-    sa.select(deliveries.c.agent_id)
-    .where(deliveries.c.message_id == sa.bindparam("id"))
-    .order_by(deliveries.c.agent_id),
-)
-
-
-class MessageOps(ServiceBase):
-    """Sending and looking up messages."""
+class MessageOps(MessageLookupOps):
+    """Sending messages, and looking them up (:class:`~.lookups.MessageLookupOps`)."""
 
     def send(
         self,
@@ -219,7 +182,7 @@ class MessageOps(ServiceBase):
         sender: str,
         epoch: int | None,
         kind: str,
-        drafts: list[_Draft],
+        drafts: list[Draft],
         key: str,
         digest: str | None = None,
     ) -> list[Message]:
@@ -248,7 +211,7 @@ class MessageOps(ServiceBase):
         workspace: str,
         sender: str,
         epoch: int | None,
-        drafts: list[_Draft],
+        drafts: list[Draft],
         key: str,
         digest: str,
     ) -> list[Message]:
@@ -304,7 +267,7 @@ class MessageOps(ServiceBase):
                 of the group is stored.
         """
         outcomes: list[Message | RelayError | None] = [None] * len(sends)
-        ready: list[tuple[int, GroupSend, _Draft, str | None]] = []
+        ready: list[tuple[int, GroupSend, Draft, str | None]] = []
         for index, one in enumerate(sends):
             try:
                 draft = self._draft(
@@ -350,7 +313,7 @@ class MessageOps(ServiceBase):
                             outcomes[index] = exc
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def _send_drafted(self, one: GroupSend, draft: _Draft, digest: str | None = None) -> Message:
+    def _send_drafted(self, one: GroupSend, draft: Draft, digest: str | None = None) -> Message:
         # A group of one: what send() does after drafting (``digest``: see _send_once).
         if one.idempotency_key is not None:
             key = one.idempotency_key
@@ -363,7 +326,7 @@ class MessageOps(ServiceBase):
             return self._store(conn, one.workspace, one.sender, draft, now)
 
     def _send_in(
-        self, conn: Connection, one: GroupSend, draft: _Draft, digest: str | None
+        self, conn: Connection, one: GroupSend, draft: Draft, digest: str | None
     ) -> Message:
         # One send of a group, inside the group's transaction (and its savepoint).
         if one.idempotency_key is None:
@@ -379,17 +342,15 @@ class MessageOps(ServiceBase):
         # The messages a key stored, as the first answer gave them (no delivery state).
         found = []
         for message_id in ids:
-            rows = run(conn, _MESSAGE_BY_ID, {"id": message_id})
-            if not rows:
+            message = stored_message(conn, message_id)
+            if message is None:
                 raise Conflict(
                     f"idempotency key {key!r} was used for message {message_id}, which "
                     "retention has deleted since; a new request needs a new key",
                     idempotency_key=key,
                     message_id=message_id,
                 )
-            row = dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True))
-            recipients = [r[0] for r in run(conn, _RECIPIENTS_OF, {"id": message_id})]
-            found.append(message_from_row(row, recipients=recipients))
+            found.append(message)
         return found
 
     def _draft(
@@ -402,202 +363,15 @@ class MessageOps(ServiceBase):
         priority: Priority | str,
         meta: Mapping[str, Any] | None,
         claimable: bool,
-    ) -> _Draft:
-        # Everything that needs no database: checked before the write lock is taken.
-        check_text("the message body", body)
+    ) -> Draft:
+        # Checked before the write lock is taken (see make_draft), against this store's limit.
         limit = self.settings.max_body_bytes
-        size = len(body.encode("utf-8"))
-        if size > limit:
-            raise TooLarge(f"message body is {size} bytes; the limit is {limit}", limit=limit)
-        if subject is not None and len(check_text("the subject", subject)) > MAX_SUBJECT_CHARS:
-            raise InvalidInput(f"a subject has at most {MAX_SUBJECT_CHARS} characters")
-        prio = check_choice(Priority, "priority", priority).value
-        meta_obj = check_meta(meta, limit)
-        if reply_to is not None:
-            check_id("reply_to", reply_to)
-        if channel is not None:
-            check_name("channel", channel)
-        target = parse_target(to) if to is not None else None
-        if target is None and reply_to is None:
-            raise InvalidInput("a message needs a target (--to) or a message to reply to")
-        return _Draft(target, body, subject, channel, reply_to, prio, meta_obj, claimable)
-
-    def _store(
-        self, conn: Connection, workspace: str, sender: str, draft: _Draft, now: float
-    ) -> Message:
-        target, body, subject, channel, reply_to, prio, meta_obj, claimable = draft
-        thread_id: int | None = None
-        if reply_to is not None:
-            # Only to a message the sender may see; a hidden one is answered as missing.
-            parent = conn.execute(
-                sa.select(messages.c.sender, messages.c.target, messages.c.thread_id).where(
-                    messages.c.workspace == workspace,
-                    messages.c.id == reply_to,
-                    visible_to(sender),
-                )
-            ).first()
-            if parent is None:
-                raise no_message(reply_to, "to reply to")
-            thread_id = parent.thread_id if parent.thread_id is not None else reply_to
-            if target is None:
-                target = parse_target(parent.sender if parent.sender != sender else parent.target)
-        assert target is not None
-        # A direct message resolves its one row first; a set-based target writes its
-        # deliveries with one INSERT ... SELECT once the message has an id.
-        direct = None if is_set(target) else resolve(conn, workspace, target, channel, sender)
-        row = {
-            "workspace": workspace,
-            "sender": sender,
-            "target": str(target),
-            "channel": channel,
-            "subject": subject,
-            "body": body,
-            "reply_to": reply_to,
-            "thread_id": thread_id,
-            "priority": prio,
-            "meta": meta_obj,
-            "task_id": None,
-            "created_at": now,
-        }
-        message_id = int(run(conn, _INSERT_MESSAGE, row)[0][0])
-        row["id"] = message_id
-        if direct is None:
-            try:
-                recipients = deliver(conn, workspace, target, channel, sender, message_id)
-            except NotFound:
-                # Nothing else is written yet: leave no message row behind, even for a
-                # caller that goes on with its transaction.
-                conn.execute(messages.delete().where(messages.c.id == message_id))
-                raise
-        else:
-            recipients = direct
-            run_many(
-                conn,
-                _INSERT_DELIVERY,
-                [
-                    {
-                        "workspace": workspace,
-                        "agent_id": a,
-                        "message_id": message_id,
-                        "read_at": None,
-                    }
-                    for a in recipients
-                ],
-            )
-        if claimable:
-            title = subject or (body.strip().splitlines() or ["(untitled task)"])[0][:200]
-            task_id = create_task(
-                conn,
-                workspace,
-                now,
-                title=title,
-                body=body,
-                target=str(target),
-                channel=channel,
-                message_id=message_id,
-                creator=sender,
-                meta=meta_obj,
-            )
-            conn.execute(
-                messages.update().where(messages.c.id == message_id).values(task_id=task_id)
-            )
-            row["task_id"] = task_id
-        append_event(
-            conn,
-            workspace,
-            "message.sent",
-            now,
-            sender,
-            message_id=message_id,
-            to=str(target),
-            recipients=recipients,
-            thread_id=thread_id or message_id,
-            channel=channel,
-            subject=subject,
-            priority=prio,
-            task_id=row["task_id"],
+        return make_draft(
+            to, body, subject, channel, reply_to, priority, meta, claimable, limit=limit
         )
-        return message_from_row(row, recipients=recipients)
 
-    def get_message(
-        self, message_id: int, *, workspace: str = "default", viewer: str | None = None
-    ) -> Message:
-        """One message by id, with its recipients.
-
-        Args:
-            viewer: read as this agent: only a message it may see (see
-                :mod:`relaybus.service.visibility`); ``None`` reads as admin.
-
-        Raises:
-            NotFound: no such message, or one ``viewer`` may not see (the same answer).
-            InvalidInput: ``message_id`` is not an id (1 to ``MAX_ID``).
-        """
-        check_id("message id", message_id)
-        with self.store.read() as conn:
-            row = visible_message(conn, workspace, message_id, viewer)
-            recipients = (
-                conn.execute(
-                    sa.select(deliveries.c.agent_id)
-                    .where(deliveries.c.message_id == message_id)
-                    .order_by(deliveries.c.agent_id)
-                )
-                .scalars()
-                .all()
-            )
-        return message_from_row(row._mapping, recipients=list(recipients))
-
-    def thread(
-        self, message_id: int, *, workspace: str = "default", viewer: str | None = None
-    ) -> list[Message]:
-        """Every message of the thread ``message_id`` belongs to, oldest first.
-
-        ``message_id`` may be any message of the thread, not only its root.
-
-        Args:
-            viewer: read as this agent: ``message_id`` must be a message it may
-                see, and only the messages of the thread it may see are listed;
-                ``None`` reads as admin.
-
-        Raises:
-            NotFound: no such message, or one ``viewer`` may not see (the same answer).
-        """
-        root = self.get_message(message_id, workspace=workspace, viewer=viewer).thread_id
-        with self.store.read() as conn:
-            query = sa.select(messages).where(
-                messages.c.workspace == workspace,
-                sa.or_(messages.c.id == root, messages.c.thread_id == root),
-            )
-            rows = conn.execute(restrict(query, viewer).order_by(messages.c.id)).all()
-        return [message_from_row(r._mapping) for r in rows]
-
-    def visible_message_ids(
-        self, ids: Iterable[int], *, workspace: str = "default", viewer: str
-    ) -> set[int]:
-        """The ids among ``ids`` of messages of ``workspace`` that ``viewer`` may see
-        (see :mod:`relaybus.service.visibility`); pruned ones are left out."""
-        with self.store.read() as conn:
-            return visible_ids(conn, workspace, viewer, ids)
-
-    def messages_by_id(self, ids: Iterable[int]) -> dict[int, Message]:
-        """Messages by id in any workspace, with their recipients (for live pushes).
-
-        Ids that do not exist (pruned) are missing from the result.
-        """
-        found: dict[int, Message] = {}
-        wanted = sorted(set(ids))
-        if not wanted:
-            return found
-        # Usually one or two ids (the messages of one commit): statements built
-        # once and run per id beat building an IN query per call.
-        with self.store.read() as conn:
-            for message_id in wanted:
-                rows = run(conn, _MESSAGE_BY_ID, {"id": message_id})
-                if not rows:
-                    continue
-                recipients = [r[0] for r in run(conn, _RECIPIENTS_OF, {"id": message_id})]
-                row = dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True))
-                found[message_id] = message_from_row(row, recipients=recipients)
-        return found
+    #: Stores a draft in the caller's transaction (see store_message).
+    _store = staticmethod(store_message)
 
 
 #: The savepoint each send of a group runs in (see :meth:`MessageOps.send_group`).
@@ -623,3 +397,6 @@ def _savepoint(conn: Connection, dialect: str) -> Iterator[None]:
         dbapi.execute(f"RELEASE {_SAVEPOINT}")
         raise
     dbapi.execute(f"RELEASE {_SAVEPOINT}")
+
+
+__all__ = ["MAX_BATCH", "MAX_SUBJECT_CHARS", "GroupSend", "MessageOps"]
