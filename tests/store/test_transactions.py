@@ -100,3 +100,37 @@ def test_a_read_is_one_snapshot_although_a_write_commits_during_it(sqlite_store:
         assert conn.execute(count).scalar() == 0
     assert not conn.in_transaction()
     assert jobs(sqlite_store) == ["core", "raw"]
+
+
+def test_a_kept_read_connection_sees_each_commit_and_holds_no_transaction_between_reads(
+    sqlite_store: Store,
+) -> None:
+    with sqlite_store.read() as first:
+        assert driver(first).in_transaction  # one snapshot for the block's queries
+        assert first.execute(sa.select(sa.func.count()).select_from(sweeps)).scalar() == 0
+    assert not driver(first).in_transaction and not first.in_transaction()
+    with sqlite_store.write() as conn:
+        write_both_ways(conn, "")
+    with sqlite_store.read() as again:
+        assert again is first  # kept between reads, not taken from the pool again
+        assert again.execute(sa.select(sa.func.count()).select_from(sweeps)).scalar() == 2
+
+
+def test_a_read_that_raises_gives_its_connection_back_and_the_next_read_works(
+    sqlite_store: Store,
+) -> None:
+    with pytest.raises(sa.exc.OperationalError), sqlite_store.read() as failed:
+        failed.exec_driver_sql("SELECT * FROM no_such_table")
+    assert failed.closed  # back to the pool, not kept
+    with sqlite_store.read() as conn:
+        assert conn is not failed
+        assert conn.execute(sa.select(sa.func.count()).select_from(sweeps)).scalar() == 0
+
+
+def test_closing_the_store_closes_its_kept_read_connections(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'relay.db'}")
+    with store.read() as conn:
+        pass
+    assert not conn.closed
+    store.close()
+    assert conn.closed

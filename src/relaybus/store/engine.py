@@ -47,6 +47,9 @@ Dialect = Literal["sqlite", "postgresql"]
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Waiters re-check the database at least this often even without a wake-up (s).
 FALLBACK_POLL_SECONDS = 1.0
+#: SQLite read connections kept checked out between reads (see :meth:`Store.read`), at
+#: most; the read pool holds 4 (+4 overflow).
+KEPT_READERS = 4
 #: The transaction-scoped advisory lock every PostgreSQL writer takes first.
 WRITE_LOCK = 4850
 # After commit, announce the newest event id (under the write lock: this
@@ -87,6 +90,9 @@ class Store:
         self.notice: str | None = None
         self._write_lock = threading.Lock()
         self._writer: Connection | None = None
+        #: Idle SQLite read connections, kept checked out of the read pool.
+        self._readers: list[Connection] = []
+        self._readers_lock = threading.Lock()
         self._pg_notifier: PostgresNotifier | None = None
         self._closed = False
         self.settings = settings or Settings()
@@ -252,19 +258,42 @@ class Store:
     def read(self) -> Iterator[Connection]:
         """A read transaction (a consistent snapshot for several queries).
 
+        On SQLite it runs on one of up to :data:`KEPT_READERS` connections kept
+        between reads (no transaction open in between, so each read sees every
+        commit before it).
+
         Raises:
             StoreError: the store was closed (a late call would otherwise open
                 a pool that nothing closes).
         """
         if self._closed:
             raise StoreError("the store is closed")
-        try:
+        if self.dialect == "postgresql":
             with self._read_engine.begin() as conn:
                 yield conn
-        except (sa.exc.DatabaseError, sqlite3.DatabaseError) as exc:
-            if self.dialect == "sqlite" and self.damaged(exc):
+            return
+        # SQLite: a connection kept from an earlier read, its transaction begun and
+        # ended on the driver as writes do (see DriverTransaction): the pool's
+        # checkout, reset and SQLAlchemy's transaction bookkeeping were about half
+        # of a short read. A read that fails gives its connection back to the pool.
+        with self._readers_lock:
+            conn = self._readers.pop() if self._readers else None
+        try:
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._read_engine.connect()
+            with DriverTransaction(conn, "BEGIN"):
+                yield conn
+        except BaseException as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sa.exc.DatabaseError | sqlite3.DatabaseError) and self.damaged(exc):
                 raise self.damage_error(exc) from exc
             raise
+        with self._readers_lock:
+            if not self._closed and len(self._readers) < KEPT_READERS:
+                self._readers.append(conn)
+                return
+        conn.close()
 
     @contextlib.contextmanager
     def listen(self) -> Iterator[Listener]:
@@ -310,6 +339,10 @@ class Store:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for reader in readers:
+            reader.close()
         self._write_engine.dispose()
         if self._read_engine is not self._write_engine:
             self._read_engine.dispose()
@@ -433,4 +466,6 @@ def _begin_immediate(conn: Connection) -> None:
 def _begin_deferred(conn: Connection) -> None:
     # On the driver: every read pays this, and SQLAlchemy's execute path costs
     # more than SQLite's BEGIN itself.
-    driver(conn).execute("BEGIN")
+    dbapi = driver(conn)
+    if not dbapi.in_transaction:  # DriverTransaction (Store.read) may have begun it already
+        dbapi.execute("BEGIN")
