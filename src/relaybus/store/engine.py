@@ -277,23 +277,23 @@ class Store:
         # checkout, reset and SQLAlchemy's transaction bookkeeping were about half
         # of a short read. A read that fails gives its connection back to the pool.
         with self._readers_lock:
-            conn = self._readers.pop() if self._readers else None
+            reader = self._readers.pop() if self._readers else None
         try:
-            if conn is None or conn.closed or conn.invalidated:
-                conn = self._read_engine.connect()
-            with DriverTransaction(conn, "BEGIN"):
-                yield conn
+            if reader is None or reader.closed or reader.invalidated:
+                reader = self._read_engine.connect()
+            with DriverTransaction(reader, "BEGIN"):
+                yield reader
         except BaseException as exc:
-            if conn is not None:
-                conn.close()
+            if reader is not None:
+                reader.close()
             if isinstance(exc, sa.exc.DatabaseError | sqlite3.DatabaseError) and self.damaged(exc):
                 raise self.damage_error(exc) from exc
             raise
         with self._readers_lock:
             if not self._closed and len(self._readers) < KEPT_READERS:
-                self._readers.append(conn)
+                self._readers.append(reader)
                 return
-        conn.close()
+        reader.close()
 
     @contextlib.contextmanager
     def listen(self) -> Iterator[Listener]:
