@@ -405,8 +405,9 @@ def _sqlite_on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
 #   and SQLAlchemy's pysqlite dialect issues no BEGIN of its own: the "begin"
 #   event (_begin_immediate, _begin_deferred) is where a transaction starts;
 # - that event also fires when a Core statement autobegins inside a transaction
-#   DriverTransaction opened; it then finds the driver in a transaction and
-#   issues nothing, so the statement runs in the driver's transaction;
+#   DriverTransaction opened (a write's BEGIN IMMEDIATE, a kept reader's BEGIN);
+#   it then finds the driver in a transaction and issues nothing, so the
+#   statement runs in the driver's transaction;
 # - Connection.commit()/rollback() end that autobegun transaction with the
 #   driver's commit()/rollback(), and leave the Connection ready for the next
 #   (in_transaction() false), as does ending it on the driver when no Core
