@@ -1,5 +1,5 @@
 """One message on its way in: the checks that need no database (:func:`make_draft`,
-a :class:`Draft`) and the rows that storing it writes (:func:`store_message`: the
+a :class:`MessageDraft`) and the rows that storing it writes (:func:`store_message`: the
 message, its deliveries, its task, its event), for every send of
 :class:`~relaybus.service.messages.MessageOps`.
 """
@@ -33,7 +33,7 @@ from .visibility import no_message, visible_to
 MAX_SUBJECT_CHARS = bounds.MAX_SUBJECT_CHARS
 
 
-class Draft(NamedTuple):
+class MessageDraft(NamedTuple):
     """A checked message not yet stored."""
 
     target: Target | None
@@ -61,7 +61,7 @@ def make_draft(
     claimable: bool,
     *,
     limit: int,
-) -> Draft:
+) -> MessageDraft:
     """A message checked for everything that needs no database (so before the write
     lock is taken): :meth:`~relaybus.service.messages.MessageOps.send`'s arguments,
     ``limit`` its ``settings.max_body_bytes``.
@@ -87,11 +87,11 @@ def make_draft(
     target = parse_target(to) if to is not None else None
     if target is None and reply_to is None:
         raise InvalidInput("a message needs a target (--to) or a message to reply to")
-    return Draft(target, body, subject, channel, reply_to, prio, meta_obj, claimable)
+    return MessageDraft(target, body, subject, channel, reply_to, prio, meta_obj, claimable)
 
 
 def store_message(
-    conn: Connection, workspace: str, sender: str, draft: Draft, now: float
+    conn: Connection, workspace: str, sender: str, draft: MessageDraft, now: float
 ) -> Message:
     """Store ``draft`` from ``sender`` at ``now`` in the caller's write transaction:
     the message, a delivery per recipient, its task if claimable, its

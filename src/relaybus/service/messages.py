@@ -18,7 +18,7 @@ from ..errors import Conflict, InvalidInput, RelayError
 from ..models import Message, Priority
 from ..store.engine import driver
 from .common import touch_agent
-from .drafts import MAX_SUBJECT_CHARS, Draft, make_draft, store_message
+from .drafts import MAX_SUBJECT_CHARS, MessageDraft, make_draft, store_message
 from .idempotency import (
     KEY_TAKEN,
     check_key,
@@ -182,7 +182,7 @@ class MessageOps(MessageLookupOps):
         sender: str,
         epoch: int | None,
         kind: str,
-        drafts: list[Draft],
+        drafts: list[MessageDraft],
         key: str,
         digest: str | None = None,
     ) -> list[Message]:
@@ -211,7 +211,7 @@ class MessageOps(MessageLookupOps):
         workspace: str,
         sender: str,
         epoch: int | None,
-        drafts: list[Draft],
+        drafts: list[MessageDraft],
         key: str,
         digest: str,
     ) -> list[Message]:
@@ -267,7 +267,7 @@ class MessageOps(MessageLookupOps):
                 of the group is stored.
         """
         outcomes: list[Message | RelayError | None] = [None] * len(sends)
-        ready: list[tuple[int, GroupSend, Draft, str | None]] = []
+        ready: list[tuple[int, GroupSend, MessageDraft, str | None]] = []
         for index, one in enumerate(sends):
             try:
                 draft = self._draft(
@@ -313,7 +313,9 @@ class MessageOps(MessageLookupOps):
                             outcomes[index] = exc
         return [outcome for outcome in outcomes if outcome is not None]
 
-    def _send_drafted(self, one: GroupSend, draft: Draft, digest: str | None = None) -> Message:
+    def _send_drafted(
+        self, one: GroupSend, draft: MessageDraft, digest: str | None = None
+    ) -> Message:
         # A group of one: what send() does after drafting (``digest``: see _send_once).
         if one.idempotency_key is not None:
             key = one.idempotency_key
@@ -326,7 +328,7 @@ class MessageOps(MessageLookupOps):
             return self._store(conn, one.workspace, one.sender, draft, now)
 
     def _send_in(
-        self, conn: Connection, one: GroupSend, draft: Draft, digest: str | None
+        self, conn: Connection, one: GroupSend, draft: MessageDraft, digest: str | None
     ) -> Message:
         # One send of a group, inside the group's transaction (and its savepoint).
         if one.idempotency_key is None:
@@ -363,7 +365,7 @@ class MessageOps(MessageLookupOps):
         priority: Priority | str,
         meta: Mapping[str, Any] | None,
         claimable: bool,
-    ) -> Draft:
+    ) -> MessageDraft:
         # Checked before the write lock is taken (see make_draft), against this store's limit.
         limit = self.settings.max_body_bytes
         return make_draft(
