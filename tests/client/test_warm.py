@@ -6,6 +6,7 @@ started (by their pid, through :func:`relaybus.client.warm.stop`)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -134,6 +135,20 @@ def test_a_relay_of_another_version_is_stopped_and_replaced(
     wait_gone(old.pid)
     new = warm.probe(relay_dir)
     assert new is not None and new.pid != old.pid
+
+
+def test_a_stopped_relay_has_let_go_of_its_folder_when_stop_returns(relay_dir: Path) -> None:
+    # It stops answering before it has closed its store and exited: a relay started
+    # in that gap would find the folder taken and exit (a version replacement did).
+    first = warm.ensure(relay_dir)
+    assert warm.stop(relay_dir, first)
+    fd = os.open(relay_dir / warm.OWNER_LOCK, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError while held
+    finally:
+        os.close(fd)
+    second = warm.ensure(relay_dir)
+    assert second.pid != first.pid
 
 
 def test_the_relay_exits_after_its_idle_time_and_removes_its_socket(

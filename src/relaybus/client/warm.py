@@ -56,6 +56,8 @@ else:
 SIGTERM = 15
 SOCKET_NAME = "relay.sock"
 LOCK_NAME = "relay.lock"
+#: Held by the warm relay for its whole life (one relay per folder); free once it exited.
+OWNER_LOCK = "relay.lock.d"
 LOG_NAME = "relay.log"
 #: The longest socket path ``bind``/``connect`` take (``sun_path`` is 104 bytes
 #: on macOS, 108 on Linux, with the terminating NUL).
@@ -481,7 +483,28 @@ def stop(relay_dir: Path, info: WarmInfo | None = None) -> bool:
                 pid=info.pid,
             )
         time.sleep(0.02)
+    _wait_released(relay_dir, deadline)
     return True
+
+
+def _wait_released(relay_dir: Path, deadline: float) -> None:
+    """Wait until no relay holds ``relay_dir``'s :data:`OWNER_LOCK`: a relay stops
+    answering before it has closed its store and exited, and a relay started
+    meanwhile would find the folder still taken and exit."""
+    import fcntl
+
+    fd = os.open(Path(relay_dir) / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return  # closing the descriptor releases it again
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return  # stop() said it stopped answering: the caller goes on
+                time.sleep(0.02)
+    finally:
+        os.close(fd)
 
 
 def log_path(relay_dir: Path) -> Path:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import logging
 import resource
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
@@ -19,6 +20,9 @@ from ..service import Service
 from ..settings import Settings
 from ..store import Store, open_store
 from .app import create_app
+
+if TYPE_CHECKING:
+    from .warm import Activity
 
 #: Seconds in-flight requests and open streams get to finish after Ctrl-C (uvicorn's
 #: ``timeout_graceful_shutdown``); then they are cancelled and the hub stops.
@@ -57,6 +61,33 @@ async def end_live_responses(app: object) -> None:
     hub = getattr(state, "hub", None)
     if hub is not None:
         await hub.stop()
+
+
+class WarmServer(AnnouncingServer):
+    """The warm relay's uvicorn server (:mod:`relaybus.server.warm`): it also stops
+    once :class:`~relaybus.server.warm.Activity` has been idle for ``idle_seconds``
+    (checked on uvicorn's tick, every 0.1 s)."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        announce: Callable[[list[socket.socket]], None],
+        activity: Activity,
+        idle_seconds: float,
+    ) -> None:
+        super().__init__(config, announce)
+        self.activity = activity
+        self.idle_seconds = idle_seconds
+
+    async def on_tick(self, counter: int) -> bool:
+        if await super().on_tick(counter):
+            return True
+        if self.activity.idle_for() >= self.idle_seconds:
+            logging.getLogger("relaybus.warm").info(
+                "relaybus: idle for %gs: exiting", self.idle_seconds
+            )
+            return True
+        return False
 
 
 def serve(
