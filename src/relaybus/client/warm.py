@@ -488,21 +488,16 @@ def stop(relay_dir: Path, info: WarmInfo | None = None) -> bool:
 
 
 def _wait_released(relay_dir: Path, deadline: float) -> None:
-    """Wait until no relay holds ``relay_dir``'s :data:`OWNER_LOCK`: a relay stops
-    answering before it has closed its store and exited, and a relay started
-    meanwhile would find the folder still taken and exit."""
+    """Wait until no relay holds ``relay_dir``'s :data:`OWNER_LOCK` (a relay stops
+    answering before it exits; one started meanwhile would find the folder taken)."""
     import fcntl
 
     fd = os.open(Path(relay_dir) / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return  # closing the descriptor releases it again
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    return  # stop() said it stopped answering: the caller goes on
-                time.sleep(0.02)
+    try:  # closing the descriptor releases the lock again
+        while time.monotonic() < deadline:  # past it, the caller goes on
+            with contextlib.suppress(BlockingIOError):
+                return fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            time.sleep(0.02)
     finally:
         os.close(fd)
 
