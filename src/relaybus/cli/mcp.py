@@ -7,7 +7,7 @@ import os
 import click
 
 from ..errors import InvalidInput
-from .app import creates_relay, get_app
+from .app import creates_relay, get_app, loading
 
 HELP = """Serve MCP over stdin/stdout as this coding-agent session's agent.
 
@@ -60,8 +60,12 @@ def mcp(tool: str) -> None:
         return
     # The composition point: the MCP bridge, with the coding-tool side (the
     # session's registration and its hook host) handed in, never imported by mcp/.
-    from ..mcp.stdio import serve_stdio
-    from ..tools.hooks.host import session_host
-    from ..tools.session import register_session
+    # The MCP SDK's import and the relay's opening load most of what the session
+    # keeps, with the collector paused (see loading()).
+    with loading(app.own_process):
+        from ..mcp.stdio import serve_stdio
+        from ..tools.hooks.host import session_host
+        from ..tools.session import register_session
 
-    serve_stdio(app.relay, identity, register=register_session, host=session_host)
+        relay = app.relay
+    serve_stdio(relay, identity, register=register_session, host=session_host)
