@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .app import database_option, get_app, store_notices
+from .app import database_option, get_app, loading, store_notices
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -90,7 +90,8 @@ def serve(
     settings = app.settings.model_copy(update=updates)
     settings.check_bind()  # before importing the server: a refusal is instant
 
-    from ..server.run import serve as run
+    with loading(app.own_process):  # most of a server's start: see loading()
+        from ..server.run import serve as run
 
     with store_notices(app.json):  # "made the relay private" as one notice line
         run(settings, log_level=log_level.lower(), announce=click.echo)
