@@ -20,6 +20,10 @@ Resuming without a gap or a duplicate: a connection subscribes first (its
 :attr:`Subscription.start` is the last event id already fanned out), replays
 the log from its cursor up to ``start`` (:meth:`Hub.replay`), then delivers
 the live events buffered meanwhile, all of which have ids above ``start``.
+
+
+:class:`Item` and :class:`Subscription` live in :mod:`relaybus.server.subscriptions`
+(re-exported here).
 """
 
 from __future__ import annotations
@@ -29,21 +33,23 @@ import contextlib
 import json
 import logging
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..models import Event, Message
 from ..service import Service
 from ..service.visibility import sent_audience
 from ..store.notify import Listener
 from .audiences import TaskAudiences
+from .subscriptions import EVERYONE, Audience, Item, Subscription, settle
 
 if TYPE_CHECKING:
     from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["EVERYONE", "SHUTTING_DOWN", "Audience", "Hub", "Item", "Subscription"]
 
 T = TypeVar("T")
 
@@ -63,140 +69,10 @@ TRANSPORTS: Final = ("sse", "ws", "longpoll")
 #: :attr:`Subscription.reason` once :meth:`Hub.stop` has ended it.
 SHUTTING_DOWN: Final = "the server is shutting down"
 
-EVERYONE: Final = "everyone"
-#: Which agents of a workspace may see an event (admins always may): these, or all.
-Audience = frozenset[str] | Literal["everyone"]
 _NOBODY: Audience = frozenset()
 
 
 _RECIPIENTS = {"recipients"}
-
-
-@dataclass(slots=True, eq=False, repr=False)
-class Item:
-    """One event ready to send, serialised once and shared by every subscriber.
-
-    ``json`` is ``Event.model_dump(mode="json")`` as compact JSON text (with
-    ``data["message"]`` for ``message.sent``); :attr:`sse` and :attr:`ws` are
-    the wire frames, built on first use and cached.
-    """
-
-    id: int
-    workspace: str
-    kind: str
-    json: str
-    audience: Audience
-    _sse: bytes | None = field(default=None, init=False)
-    _ws: str | None = field(default=None, init=False)
-
-    @property
-    def sse(self) -> bytes:
-        """The Server-Sent Events frame: ``id``, ``event`` (the kind) and ``data`` lines."""
-        if self._sse is None:
-            self._sse = f"id: {self.id}\nevent: {self.kind}\ndata: {self.json}\n\n".encode()
-        return self._sse
-
-    @property
-    def ws(self) -> str:
-        """The WebSocket text frame ``{"type":"event","event":{...}}``."""
-        if self._ws is None:
-            self._ws = '{"type":"event","event":' + self.json + "}"
-        return self._ws
-
-    def __repr__(self) -> str:
-        return f"Item({self.id}, {self.kind!r})"
-
-
-@dataclass(eq=False, repr=False)
-class Subscription:
-    """A live connection's queue of events; get one from :meth:`Hub.subscribe`.
-
-    Attributes:
-        workspace: the only workspace whose events it receives.
-        agent_id: the agent it watches as (``None``: an admin seeing everything).
-        transport: ``"sse"`` or ``"ws"``.
-        start: the last event id fanned out when it subscribed; live events
-            queued here all have larger ids (replay the log up to ``start``).
-        reason: why the hub ended it (``None`` while open).
-    """
-
-    hub: Hub
-    workspace: str
-    agent_id: str | None
-    transport: str
-    start: int
-    reason: str | None = field(default=None, init=False)
-    _items: deque[Item] = field(default_factory=deque, init=False)
-    _waiter: asyncio.Future[None] | None = field(default=None, init=False)
-
-    @property
-    def closed(self) -> bool:
-        return self.reason is not None
-
-    async def get(self, timeout: float) -> list[Item] | None:
-        """Wait up to ``timeout`` seconds for live events.
-
-        Returns:
-            every event queued, oldest first; ``[]`` when ``timeout`` passed
-            first; ``None`` once the hub ended the subscription (it stopped, or
-            this subscriber fell too far behind): close the stream.
-        """
-        if not self._items and self.reason is None:
-            loop = asyncio.get_running_loop()
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiter = waiter
-            timer = loop.call_later(timeout, _settle, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                self._waiter = None
-        if self.reason is not None:
-            return None
-        items = list(self._items)
-        self._items.clear()
-        self.hub._queued -= len(items)
-        return items
-
-    def close(self, reason: str) -> None:
-        """End the subscription: :meth:`get` returns ``None`` from now on."""
-        if self.reason is not None:
-            return
-        self.reason = reason
-        self.hub._queued -= len(self._items)
-        self._items.clear()
-        if self._waiter is not None:
-            _settle(self._waiter)
-
-    def _push(self, item: Item) -> bool:
-        # On the loop thread, from Hub._fan_out.
-        if self.reason is not None:
-            return False
-        if len(self._items) >= self.hub.queue_limit:
-            logger.warning(
-                "dropping a slow %s subscriber of %s (%d events behind)",
-                self.transport,
-                self.agent_id or "admin",
-                len(self._items),
-            )
-            self.close(f"fell more than {self.hub.queue_limit} events behind; resume from the id")
-            return False
-        self._items.append(item)
-        self.hub._queued += 1
-        if self._waiter is not None:
-            _settle(self._waiter)
-        return True
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.hub.unsubscribe(self)
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 class _Room:
@@ -610,7 +486,7 @@ class Hub:
     def _signal(self) -> None:
         self._generation += 1
         if self._changed is not None:
-            _settle(self._changed)
+            settle(self._changed)
             self._changed = None
 
     def _count(self, transport: str, step: int) -> None:
