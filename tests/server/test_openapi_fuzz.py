@@ -5,10 +5,11 @@ Open mode, so requests need no token; ``alice`` and ``bob`` exist, so the
 document's examples (``{"sender": "alice", "to": "bob", ...}``) reach the
 service's success paths too. Schema-valid requests (positive mode) may still
 be refused with 404/409 (an unknown agent, a task held by another), and with
-400 only for the few rules that depend on who calls or on how fields combine
-(:data:`NOT_IN_THE_SCHEMA`): never for a pattern or a bound, which the
-document states. ``/v1/stream`` is left out: a successful request never
-ends. Waits are capped at 0.05 s by the server config, so long-polls return.
+400 only for the few rules that depend on who calls or on how fields combine, or
+that the document states in words (``meta``'s depth and text; :data:`NOT_IN_THE_SCHEMA`):
+never for a pattern or a bound, which the document states. ``/v1/stream`` is left
+out: a successful request never ends. Waits are capped at 0.05 s by the server
+config, so long-polls return.
 """
 
 from __future__ import annotations
@@ -35,12 +36,17 @@ CONFIG = """
 expected-statuses = ["2xx", "400", "401", "403", "404", "409", "413", "429"]
 """
 #: The only reasons a schema-valid request may be refused with 400: the caller
-#: (open mode is admin, who must name the agent to act as) or how fields combine.
+#: (open mode is admin, who must name the agent to act as), how fields combine, or
+#: what the document says of ``meta`` in words only.
 NOT_IN_THE_SCHEMA = (
     "name the agent to act as",
     "mark read either by message ids or up to a cursor",
     "nothing to update",
     "a message needs a target",
+    # meta is a free JSON object: its depth and its text (no NUL in a key or a string,
+    # at any depth) are stated in its description, not as schema bounds.
+    "meta",
+    "a key of meta",
 )
 _BATCH_ITEM = re.compile(r"message \d+: ")
 
