@@ -11,6 +11,13 @@ detached warm relays and the PostgreSQL server included; elsewhere the figure is
 CPU of the processes pytest waited for (``getrusage(RUSAGE_CHILDREN)``), which leaves
 those out. Set ``RELAYBUS_TEST_CLAUDE`` to run the Claude Code tests, as ``.ci/run``
 does. Prints pytest's summary line, the wall time of the test command and its CPU.
+
+The run gets a ``TMPDIR`` of its own, as a fresh CI machine has an empty ``/tmp``: at
+the end of a session pytest deletes the numbered ``pytest-of-USER`` folders past the
+newest three, and deleting one left by an earlier full run (about 7,000 files) added
+5-27 s to the measured test phase here. The host's speed is printed before and after
+(CPU seconds of a fixed pure-Python loop; on this machine it ranged 2.0-3.3 s on one
+day), so runs on a slower host can be read as such.
 """
 
 from __future__ import annotations
@@ -43,7 +50,10 @@ def main() -> None:
         group = _cgroup(Path(scratch).name)
         command = [".venv/bin/uv", "run", "--frozen", "pytest", "-n", str(args.workers)]
         command += ["--dist", "loadgroup", "-q"]
-        env = {**os.environ, "CI": "true"}
+        tmp = Path(scratch) / "tmp"
+        tmp.mkdir()
+        env = {**os.environ, "CI": "true", "TMPDIR": str(tmp)}
+        print(f"host speed before: {_probe():.2f} s (a fixed loop's CPU; lower is faster)")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
         done = subprocess.run(
@@ -56,6 +66,7 @@ def main() -> None:
             preexec_fn=(lambda: _join(group)) if group else None,
         )
         wall = time.monotonic() - start
+        print(f"host speed after: {_probe():.2f} s")
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         summary = [line for line in done.stdout.splitlines() if " in " in line and "passed" in line]
         print(summary[-1] if summary else done.stdout[-2000:])
@@ -71,6 +82,15 @@ def main() -> None:
         else:
             cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             print(f"CPU of the processes pytest waited for: {cpu:.0f} s (no cgroup here)")
+
+
+def _probe() -> float:
+    """CPU seconds of a fixed pure-Python loop (30 million additions) on this host now."""
+    start = time.process_time()
+    total = 0
+    for i in range(30_000_000):
+        total += i
+    return time.process_time() - start
 
 
 def _cgroup(name: str) -> Path | None:

@@ -52,6 +52,9 @@ _FAST_SETTINGS = (
     "ALTER SYSTEM SET full_page_writes = off",
 )
 _templates: dict[Callable[[str], None], str] = {}
+#: The kept admin connection of :func:`_admin_execute`, and the lock that serialises its use.
+_admin_connection: psycopg.Connection[tuple[Any, ...]] | None = None
+_admin_lock = threading.Lock()
 #: The embedded server's folder while it may be running (``None``: none, or stopped).
 _root: Path | None = None
 #: Signals that end the process without ``atexit``: the server is stopped first.
@@ -136,6 +139,7 @@ def stop_embedded_server() -> None:
     root = _root
     if root is None:
         return
+    _close_admin()
     blocked = {signal.SIGINT, *_FATAL_SIGNALS}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
     try:
@@ -213,10 +217,7 @@ def drop_database(url: str) -> None:
     name = make_url(url).database
     if not name or name == make_url(server_url()).database:
         raise ValueError(f"refusing to drop database {name!r}")
-    with _connect(server_url()) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    _admin_execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _create_database(template_url: str | None) -> str:
@@ -229,9 +230,37 @@ def _create_database(template_url: str | None) -> str:
         # Fastest on the embedded server (tmpfs, fsync off); its two checkpoints would hurt a
         # shared server, which keeps the default WAL_LOG.
         stmt += sql.SQL(" STRATEGY FILE_COPY")
-    with _connect(server_url()) as conn:
-        conn.execute(stmt)
+    _admin_execute(stmt)
     return make_url(server_url()).set(database=name).render_as_string(hide_password=False)
+
+
+def _admin_execute(statement: sql.Composed) -> None:
+    """Run ``statement`` on this process's kept autocommit connection to the server's admin
+    database, opened on first use and again after it broke (the server restarted, or
+    killed it): a connection is a backend process forked by the server, and a test that
+    creates and drops a database would otherwise start two. Raises ``psycopg.Error``."""
+    global _admin_connection
+    with _admin_lock:
+        for attempt in (1, 2):
+            if _admin_connection is None or _admin_connection.closed:
+                _admin_connection = _connect(server_url())
+            try:
+                _admin_connection.execute(statement)
+                return
+            except psycopg.OperationalError:
+                if not _admin_connection.closed or attempt == 2:
+                    raise  # a refusal by the server, not a broken connection
+                _admin_connection = None
+
+
+@atexit.register  # registered first, so it runs after the templates are dropped
+def _close_admin() -> None:
+    """Close the kept admin connection (if any): before the server stops, and at exit."""
+    global _admin_connection
+    with _admin_lock:
+        if _admin_connection is not None:
+            _admin_connection.close()
+            _admin_connection = None
 
 
 def _scratch_parent() -> str | None:
