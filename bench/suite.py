@@ -15,9 +15,9 @@ does. Prints pytest's summary line, the wall time of the test command and its CP
 The run gets a ``TMPDIR`` of its own, as a fresh CI machine has an empty ``/tmp``: at
 the end of a session pytest deletes the numbered ``pytest-of-USER`` folders past the
 newest three, and deleting one left by an earlier full run (about 7,000 files) took
-27 s of one session's wall time here (cProfile, machine loaded) inside the test phase. The host's speed is printed before and after
-(CPU seconds of a fixed pure-Python loop; on this machine it ranged 2.0-3.3 s on one
-day), so runs on a slower host can be read as such.
+27 s of one session's wall time here (cProfile, machine loaded), inside the test phase.
+The host's speed is printed before and after (CPU seconds of a fixed pure-Python loop;
+on this machine it ranged 2.0-3.3 s on one day), so runs on a slower host read as such.
 """
 
 from __future__ import annotations
