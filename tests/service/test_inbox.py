@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
@@ -15,7 +16,7 @@ from relaybus.models import Message, Priority
 from relaybus.service import Service
 from relaybus.service.inbox import _INBOX, _validated, _viewed
 from relaybus.store import Store
-from relaybus.store.statements import run
+from relaybus.store.statements import cache_of, run
 
 if TYPE_CHECKING:
     from tests.conftest import Clock
@@ -196,10 +197,15 @@ def test_an_inbox_page_built_without_validation_equals_the_validated_one(
             params = {"ws": "default", "aid": "bob", "since": 0, "limit": 50}
             with store.read() as conn:
                 rows = run(conn, query, params)
+                raw = run(conn, query, params, raw=True)  # meta as JSON text on SQLite
+                text = cache_of(conn) is not None
             assert len(rows) == (3 if unread_only else 4)
+            assert text == (store.dialect == "sqlite")
             for kwargs in ({}, {"now": clock.now + 0.5, "read": {rows[0][0]}}):
-                built = _viewed(rows, **kwargs)  # type: ignore[arg-type]
+                built = _viewed(raw, json_text=text, **kwargs)  # type: ignore[arg-type]
                 validated = _validated(rows, **kwargs)  # type: ignore[arg-type]
+                assert _viewed(rows, **kwargs) == built  # type: ignore[arg-type]
+                assert _validated(raw, json_text=text, **kwargs) == validated  # type: ignore[arg-type]
                 assert built == validated
                 assert [m.model_fields_set for m in built] == [
                     m.model_fields_set for m in validated
@@ -291,6 +297,9 @@ def test_messages_built_without_validation_equal_validated_ones_for_any_stored_r
     kwargs = {"now": now, "read": read_ids}
     built = _viewed(rows, **kwargs)  # type: ignore[arg-type]
     validated = _validated(rows, **kwargs)  # type: ignore[arg-type]
+    # SQLite's raw rows: meta as the JSON text the store wrote.
+    texts = [(*r[:10], json.dumps(r[10]), *r[11:]) for r in rows]
+    assert _viewed(texts, json_text=True, **kwargs) == built  # type: ignore[arg-type]
     assert built == validated
     assert [m.__dict__ for m in built] == [m.__dict__ for m in validated]
     assert [m.model_fields_set for m in built] == [m.model_fields_set for m in validated]
@@ -299,15 +308,27 @@ def test_messages_built_without_validation_equal_validated_ones_for_any_stored_r
 
 
 @pytest.mark.parametrize(
-    "column, value", [(9, "whenever"), (10, ["not", "an", "object"]), (10, "{}")]
+    "column, value, json_text",
+    [
+        (9, "whenever", False),
+        (10, ["not", "an", "object"], False),
+        (10, "{}", False),
+        (10, '["not", "an", "object"]', True),
+        (10, '"{}"', True),
+    ],
 )
 def test_a_row_the_fast_build_does_not_expect_is_validated_and_refused(
-    column: int, value: object
+    column: int, value: object, json_text: bool
 ) -> None:
     row = [7, "default", "alice", "bob", None, None, "x", None, None, "normal", {}, None, 1.0]
     row += [None, None, "bob"]
+    good = list(row)
+    if json_text:
+        good[10] = '{"a": [1]}'
     row[column] = value
-    good = tuple(row[:column] + ["normal" if column == 9 else {}] + row[column + 1 :])
-    assert _viewed([good]) == _validated([good])
+    assert _viewed([tuple(good)], json_text=json_text) == _validated(
+        [tuple(good)], json_text=json_text
+    )
+    assert _viewed([tuple(good)], json_text=json_text)[0].meta == ({"a": [1]} if json_text else {})
     with pytest.raises(ValidationError):
-        _viewed([good, tuple(row)])
+        _viewed([tuple(good), tuple(row)], json_text=json_text)
