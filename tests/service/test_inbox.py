@@ -280,7 +280,8 @@ _rows = st.tuples(
     _times,  # created_at
     st.none() | _times,  # the reader's read_at
     st.none() | _times,  # the reader's delivered_at
-    st.lists(_names, min_size=1, max_size=4).map(",".join),  # the recipients, joined
+    # The recipients, joined; NULL for a direct message to the reader (the target).
+    st.none() | st.lists(_names, min_size=1, max_size=4).map(",".join),
 )
 
 

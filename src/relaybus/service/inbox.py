@@ -300,13 +300,15 @@ def _inbox_query(unread_only: bool, newest_first: bool) -> sa.Select[Any]:
     A direct message to the reader (its target is the reader's id) has one delivery,
     the reader's own: a direct target resolves to one agent and a message's deliveries
     are written only when it is sent (``service/drafts.py``), while agent ids hold no
-    ``:`` and none is ``broadcast``. Its recipients are the reader's id, without the
-    correlated lookup of the message's deliveries that every other message takes
-    (that lookup was a quarter of a 1,000-message page's SQL)."""
+    ``:`` and none is ``broadcast``. Its recipients column is NULL (the reader's
+    id, which is its target: see :func:`_recipients`), without the correlated lookup
+    of the message's deliveries that every other message takes (that lookup was a
+    quarter of a 1,000-message page's SQL). Any other message's lookup finds at
+    least the reader's delivery, so it is never NULL."""
     other = deliveries.alias("recipient")
     reader = sa.bindparam("aid", type_=sa.String)
     recipients = sa.case(
-        (sa.and_(messages.c.target == reader, messages.c.target != "broadcast"), reader),
+        (sa.and_(messages.c.target == reader, messages.c.target != "broadcast"), sa.null()),
         else_=(
             sa.select(joined_ids(other.c.agent_id))
             .where(other.c.message_id == messages.c.id)
@@ -489,9 +491,12 @@ def _viewed(
                 "meta": meta,
                 "created_at": created_at,
                 "task_id": task_id,
-                # A direct message's one recipient needs no split and no sort.
                 "recipients": (
-                    sorted(joined.split(",")) if "," in joined else [joined] if joined else []
+                    [target]  # a direct message to the reader (see _inbox_query)
+                    if joined is None
+                    else sorted(joined.split(","))
+                    if "," in joined
+                    else [joined]
                 ),
                 "delivered_at": delivered_at,
                 "read_at": read_at,
@@ -521,12 +526,18 @@ def _validated(
         fields.append(
             message_fields(
                 row,
-                recipients=sorted(r[_RECIPIENTS_AT].split(",")) if r[_RECIPIENTS_AT] else [],
+                recipients=_recipients(row["target"], r[_RECIPIENTS_AT]),
                 read_at=now if row["id"] in read else r[_READ_AT],
                 delivered_at=delivered_at if now is None else delivered_at or now,
             )
         )
     return _MESSAGES.validate_python(fields)
+
+
+def _recipients(target: str, joined: str | None) -> list[str]:
+    """An inbox row's recipients, sorted: from the comma-joined ids, or for NULL (a
+    direct message to the reader, see :func:`_inbox_query`) the target."""
+    return [target] if joined is None else sorted(joined.split(","))
 
 
 @contextmanager
