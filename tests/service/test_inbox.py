@@ -333,3 +333,20 @@ def test_a_row_the_fast_build_does_not_expect_is_validated_and_refused(
     assert _viewed([tuple(good)], json_text=json_text)[0].meta == ({"a": [1]} if json_text else {})
     with pytest.raises(ValidationError):
         _viewed([tuple(good), tuple(row)], json_text=json_text)
+
+
+def test_the_messages_of_a_page_stay_frozen_and_a_copy_leaves_the_others_as_they_were(
+    service: Service, mail: list[int]
+) -> None:
+    # The page's messages share one fields set, which only frozen models allow.
+    page = service.inbox("bob")
+    assert Message.model_config.get("frozen") is True
+    with pytest.raises(ValidationError):
+        page[0].body = "changed"
+    copied = page[0].model_copy(update={"body": "changed"})
+    assert copied.body == "changed"
+    assert [m.body for m in page] == [f"m{n}" for n in reversed(range(5))]
+    assert all(m.model_fields_set == set(Message.model_fields) for m in [*page, copied])
+    marked = service.hand_over("bob", page, mark_read=True)
+    assert all(m.read_at is not None for m in marked)
+    assert all(m.read_at is None for m in page)
