@@ -443,7 +443,7 @@ def _viewed(
     times = _STAMPS.validate_python(stamps)
     priorities = _PRIORITIES
     # Every message is given every field (as message_fields gives them to validation),
-    # and one set serves the page's messages: a set per message was a fifth of this
+    # and one set serves the page's messages: a set per message was a third of this
     # loop. Pydantic never changes a frozen model's set in place (an assignment is
     # refused before it; model_copy copies the set first).
     fields_set = set(_FIELDS)
@@ -550,10 +550,11 @@ def _collector_paused() -> Iterator[None]:
 
     A 1,000-message page makes thousands of container objects (rows, dicts, models,
     lists) that all live until it returns: the collections their allocations set
-    off find nothing to free, and promote them so that a full collection of the
-    whole heap follows every few pages (a fifth of a page's CPU, and most of its
-    p99). Reference counting still frees everything as usual. A collector that is
-    already off (the program's choice) is left off.
+    off find nothing to free, and promote them so that full collections of the whole
+    heap follow (about a millisecond of such a page's 5-6 ms of CPU, measured with
+    ``bench/embedded.py``). Reference counting still frees everything as usual. A
+    collector that is already off (the program's choice) is left off; one another
+    thread turns off meanwhile is turned on again at the end, as it was at the start.
     """
     if not gc.isenabled():
         yield
