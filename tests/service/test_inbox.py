@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from relaybus.bounds import UNREAD_COUNT_LIMIT, count_text
 from relaybus.errors import InvalidInput, NotFound
-from relaybus.models import Message
+from relaybus.models import Message, Priority
 from relaybus.service import Service
 from relaybus.service.inbox import _INBOX, _validated, _viewed
 from relaybus.store import Store
-from relaybus.store.statements import run
+from relaybus.store.statements import cache_of, run
 
 if TYPE_CHECKING:
     from tests.conftest import Clock
@@ -193,10 +197,15 @@ def test_an_inbox_page_built_without_validation_equals_the_validated_one(
             params = {"ws": "default", "aid": "bob", "since": 0, "limit": 50}
             with store.read() as conn:
                 rows = run(conn, query, params)
+                raw = run(conn, query, params, raw=True)  # meta as JSON text on SQLite
+                text = cache_of(conn) is not None
             assert len(rows) == (3 if unread_only else 4)
+            assert text == (store.dialect == "sqlite")
             for kwargs in ({}, {"now": clock.now + 0.5, "read": {rows[0][0]}}):
-                built = _viewed(rows, **kwargs)  # type: ignore[arg-type]
+                built = _viewed(raw, json_text=text, **kwargs)  # type: ignore[arg-type]
                 validated = _validated(rows, **kwargs)  # type: ignore[arg-type]
+                assert _viewed(rows, **kwargs) == built  # type: ignore[arg-type]
+                assert _validated(raw, json_text=text, **kwargs) == validated  # type: ignore[arg-type]
                 assert built == validated
                 assert [m.model_fields_set for m in built] == [
                     m.model_fields_set for m in validated
@@ -205,3 +214,139 @@ def test_an_inbox_page_built_without_validation_equals_the_validated_one(
                     m.model_dump_json() for m in validated
                 ]
                 assert [repr(m) for m in built] == [repr(m) for m in validated]
+
+
+def test_an_inbox_gives_every_message_the_agents_it_was_delivered_to(service: Service) -> None:
+    # A direct message to the reader skips the lookup of its deliveries (it has one,
+    # the reader's); every other kind of target looks them up. Both must give the
+    # agents the send delivered to, on every page shape.
+    service.register("alice", tags=["team"])
+    service.register("bob", label="bob", tags=["team"], channels=["dev"])
+    service.register("carol", tags=["team"], capabilities=["review"])
+    service.register("dave", capabilities=["review"])
+    sent = [
+        service.send("alice", "bob", "direct"),
+        service.send("alice", "tag:team", "tag"),
+        service.send("carol", "broadcast", "all"),
+        service.send("carol", "bob", "on a channel", channel="dev"),
+        service.send("alice", "label:bob", "by label"),
+        service.send("dave", "carol", "not bob's"),
+    ]
+    sent.append(service.send("bob", "alice", "bob writes", reply_to=sent[1].id))
+    sent.append(service.send("alice", "carol", "back", reply_to=sent[-1].id))
+    sent.append(service.send("alice", "bob", "reply to the thread", reply_to=sent[2].id))
+    service.mark_read("bob", ids=[sent[1].id, sent[3].id])
+    expected = {m.id: m.recipients for m in sent}
+    for reader in ("alice", "bob", "carol", "dave"):
+        for unread_only in (True, False):
+            for newest_first in (True, False):
+                page = service.inbox(
+                    reader, unread_only=unread_only, newest_first=newest_first, limit=1000
+                )
+                assert page, reader
+                assert {m.id: m.recipients for m in page} == {m.id: expected[m.id] for m in page}
+                assert all(reader in m.recipients for m in page)
+    assert expected[sent[0].id] == ["bob"]
+    assert expected[sent[2].id] == ["alice", "bob", "dave"]
+
+
+_ids = st.integers(min_value=1, max_value=2**63 - 1)
+_names = st.text("abc.-@/", min_size=1, max_size=6).map("a{}".format)
+_texts = st.text(max_size=20)
+# Float Unix seconds as the store keeps them, with edges: the epoch, exact halves of
+# a microsecond (which datetime.fromtimestamp rounds to even and pydantic up), a
+# second's last microsecond, the far future.
+_times = st.floats(min_value=0, max_value=2e10 - 1, allow_nan=False) | st.sampled_from(
+    [0.0, 5e-7, 2.5e-6, 1772907314.8828125, 1764777600.9999995, 1e10]
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | _texts,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_texts, inner, max_size=3),
+    max_leaves=6,
+)
+_rows = st.tuples(
+    _ids,  # id
+    _names,  # workspace
+    _names,  # sender
+    _names | st.builds("tag:{}".format, _names) | st.just("broadcast"),  # target
+    st.none() | _names,  # channel
+    st.none() | _texts,  # subject
+    _texts,  # body
+    st.none() | _ids,  # reply_to
+    st.none() | _ids,  # thread_id
+    st.sampled_from([p.value for p in Priority]),  # priority
+    st.dictionaries(_texts, _json, max_size=3),  # meta
+    st.none() | _ids,  # task_id
+    _times,  # created_at
+    st.none() | _times,  # the reader's read_at
+    st.none() | _times,  # the reader's delivered_at
+    # The recipients, joined; NULL for a direct message to the reader (the target).
+    st.none() | st.lists(_names, min_size=1, max_size=4).map(",".join),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(_rows, max_size=6),
+    now=st.none() | _times,
+    read=st.sets(st.integers(0, 5), max_size=3),
+)
+def test_messages_built_without_validation_equal_validated_ones_for_any_stored_row(
+    rows: list[tuple[object, ...]], now: float | None, read: set[int]
+) -> None:
+    read_ids = {rows[i][0] for i in read if i < len(rows)} if now is not None else set()
+    kwargs = {"now": now, "read": read_ids}
+    built = _viewed(rows, **kwargs)  # type: ignore[arg-type]
+    validated = _validated(rows, **kwargs)  # type: ignore[arg-type]
+    # SQLite's raw rows: meta as the JSON text the store wrote.
+    texts = [(*r[:10], json.dumps(r[10]), *r[11:]) for r in rows]
+    assert _viewed(texts, json_text=True, **kwargs) == built  # type: ignore[arg-type]
+    assert built == validated
+    assert [m.__dict__ for m in built] == [m.__dict__ for m in validated]
+    assert [m.model_fields_set for m in built] == [m.model_fields_set for m in validated]
+    assert [repr(m) for m in built] == [repr(m) for m in validated]
+    assert [m.model_dump_json() for m in built] == [m.model_dump_json() for m in validated]
+
+
+@pytest.mark.parametrize(
+    "column, value, json_text",
+    [
+        (9, "whenever", False),
+        (10, ["not", "an", "object"], False),
+        (10, "{}", False),
+        (10, '["not", "an", "object"]', True),
+        (10, '"{}"', True),
+    ],
+)
+def test_a_row_the_fast_build_does_not_expect_is_validated_and_refused(
+    column: int, value: object, json_text: bool
+) -> None:
+    row = [7, "default", "alice", "bob", None, None, "x", None, None, "normal", {}, None, 1.0]
+    row += [None, None, "bob"]
+    good = list(row)
+    if json_text:
+        good[10] = '{"a": [1]}'
+    row[column] = value
+    assert _viewed([tuple(good)], json_text=json_text) == _validated(
+        [tuple(good)], json_text=json_text
+    )
+    assert _viewed([tuple(good)], json_text=json_text)[0].meta == ({"a": [1]} if json_text else {})
+    with pytest.raises(ValidationError):
+        _viewed([tuple(good), tuple(row)], json_text=json_text)
+
+
+def test_the_messages_of_a_page_stay_frozen_and_a_copy_leaves_the_others_as_they_were(
+    service: Service, mail: list[int]
+) -> None:
+    # The page's messages share one fields set, which only frozen models allow.
+    page = service.inbox("bob")
+    assert Message.model_config.get("frozen") is True
+    with pytest.raises(ValidationError):
+        page[0].body = "changed"
+    copied = page[0].model_copy(update={"body": "changed"})
+    assert copied.body == "changed"
+    assert [m.body for m in page] == [f"m{n}" for n in reversed(range(5))]
+    assert all(m.model_fields_set == set(Message.model_fields) for m in [*page, copied])
+    marked = service.hand_over("bob", page, mark_read=True)
+    assert all(m.read_at is not None for m in marked)
+    assert all(m.read_at is None for m in page)

@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import Insert, UpdateBase
 import relaybus.service  # noqa: F401  (imports every module that registers a statement)
 from relaybus.service import Service
 from relaybus.store import Store
-from relaybus.store.schema import deliveries, messages
+from relaybus.store.schema import Json, deliveries, load_json, messages
 from relaybus.store.statements import (
     REGISTRY,
     SHAPES_PER_STATEMENT,
@@ -183,6 +183,32 @@ def test_each_registered_statement_answers_alike_on_the_fast_path_and_through_sq
         returned, changed, _ = plain
         # Not vacuous: the samples make every query find rows and every write change one.
         assert changed if isinstance(stmt.sql, UpdateBase) else returned, name
+
+
+def test_a_raw_run_leaves_only_the_json_columns_undecoded_and_only_on_sqlite(
+    store: Store, samples: dict[str, Any]
+) -> None:
+    # The inbox reads its pages raw and decodes meta itself (service/inbox.py).
+    pages = [REGISTRY[name] for name in sorted(REGISTRY) if name.startswith("inbox.")]
+    assert len(pages) == 4
+    for stmt in pages:
+        assert isinstance(stmt.sql, sa.Select)
+        columns = list(stmt.sql.selected_columns)
+        params = {**sample_params(stmt, samples), "limit": 10}
+        with store.read() as conn:
+            rows = run(conn, stmt, params)
+            raw = run(conn, stmt, params, raw=True)
+        assert rows, stmt.name
+        text = store.dialect == "sqlite"
+        decoded = [
+            tuple(
+                load_json(v) if text and c.type is Json else v
+                for c, v in zip(columns, r, strict=True)
+            )
+            for r in raw
+        ]
+        assert typed(decoded) == typed(rows)
+        assert (raw == rows) is not text  # on SQLite, meta ({} or an object) stays text
 
 
 def test_the_service_registers_its_hot_statements() -> None:

@@ -86,11 +86,19 @@ class _Compiled:
 _KEY = "relaybus.statements"
 
 
-def run(conn: Connection, stmt: Statement, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+def run(
+    conn: Connection, stmt: Statement, params: Mapping[str, Any], *, raw: bool = False
+) -> list[tuple[Any, ...]]:
     """Execute a registered statement with named ``params`` in ``conn``'s transaction.
 
     Fast on a SQLite store (see the module docstring); the ordinary
     ``conn.execute`` elsewhere.
+
+    Args:
+        raw: on the fast path (:func:`cache_of` gives a cache), return the values as
+            the driver gives them, without the result processors: a JSON column is
+            its text, for a caller that decodes it itself (with
+            :func:`relaybus.store.schema.load_json`). Elsewhere no effect.
 
     Returns:
         the result rows as tuples (empty for DML without RETURNING).
@@ -99,7 +107,7 @@ def run(conn: Connection, stmt: Statement, params: Mapping[str, Any]) -> list[tu
     if cache is None:
         result = conn.execute(stmt.sql, dict(params))
         return [tuple(r) for r in result] if result.returns_rows else []
-    return cache.run(conn, stmt, params)
+    return cache.run(conn, stmt, params, raw=raw)
 
 
 def run_many(conn: Connection, stmt: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -139,9 +147,10 @@ class StatementCache:
         return len(self._compiled)
 
     def run(
-        self, conn: Connection, stmt: Statement, params: Mapping[str, Any]
+        self, conn: Connection, stmt: Statement, params: Mapping[str, Any], *, raw: bool = False
     ) -> list[tuple[Any, ...]]:
-        """Execute ``stmt`` with named ``params`` in ``conn``'s transaction.
+        """Execute ``stmt`` with named ``params`` in ``conn``'s transaction; with
+        ``raw``, without the result processors (see :func:`run`).
 
         Returns:
             the result rows as tuples (empty for DML without RETURNING).
@@ -167,6 +176,8 @@ class StatementCache:
         finally:
             cursor.close()
         processed = compiled.processed
+        if raw:
+            return list(rows)
         if not processed:
             return [tuple(r) for r in rows]
         found = []
