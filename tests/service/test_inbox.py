@@ -14,7 +14,7 @@ from relaybus.bounds import UNREAD_COUNT_LIMIT, count_text
 from relaybus.errors import InvalidInput, NotFound
 from relaybus.models import Message, Priority
 from relaybus.service import Service
-from relaybus.service.inbox import _INBOX, _validated, _viewed
+from relaybus.service.inbox_page import PAGES, validated, viewed
 from relaybus.store import Store
 from relaybus.store.statements import cache_of, run
 
@@ -193,7 +193,7 @@ def test_an_inbox_page_built_without_validation_equals_the_validated_one(
     service.mark_delivered("bob", [root.id], via="hook")
     for unread_only in (True, False):
         for newest_first in (True, False):
-            query = _INBOX[unread_only, newest_first]
+            query = PAGES[unread_only, newest_first]
             params = {"ws": "default", "aid": "bob", "since": 0, "limit": 50}
             with store.read() as conn:
                 rows = run(conn, query, params)
@@ -202,18 +202,16 @@ def test_an_inbox_page_built_without_validation_equals_the_validated_one(
             assert len(rows) == (3 if unread_only else 4)
             assert text == (store.dialect == "sqlite")
             for kwargs in ({}, {"now": clock.now + 0.5, "read": {rows[0][0]}}):
-                built = _viewed(raw, json_text=text, **kwargs)  # type: ignore[arg-type]
-                validated = _validated(rows, **kwargs)  # type: ignore[arg-type]
-                assert _viewed(rows, **kwargs) == built  # type: ignore[arg-type]
-                assert _validated(raw, json_text=text, **kwargs) == validated  # type: ignore[arg-type]
-                assert built == validated
-                assert [m.model_fields_set for m in built] == [
-                    m.model_fields_set for m in validated
-                ]
+                built = viewed(raw, json_text=text, **kwargs)  # type: ignore[arg-type]
+                expected = validated(rows, **kwargs)  # type: ignore[arg-type]
+                assert viewed(rows, **kwargs) == built  # type: ignore[arg-type]
+                assert validated(raw, json_text=text, **kwargs) == expected  # type: ignore[arg-type]
+                assert built == expected
+                assert [m.model_fields_set for m in built] == [m.model_fields_set for m in expected]
                 assert [m.model_dump_json() for m in built] == [
-                    m.model_dump_json() for m in validated
+                    m.model_dump_json() for m in expected
                 ]
-                assert [repr(m) for m in built] == [repr(m) for m in validated]
+                assert [repr(m) for m in built] == [repr(m) for m in expected]
 
 
 def test_an_inbox_gives_every_message_the_agents_it_was_delivered_to(service: Service) -> None:
@@ -296,16 +294,16 @@ def test_messages_built_without_validation_equal_validated_ones_for_any_stored_r
 ) -> None:
     read_ids = {rows[i][0] for i in read if i < len(rows)} if now is not None else set()
     kwargs = {"now": now, "read": read_ids}
-    built = _viewed(rows, **kwargs)  # type: ignore[arg-type]
-    validated = _validated(rows, **kwargs)  # type: ignore[arg-type]
+    built = viewed(rows, **kwargs)  # type: ignore[arg-type]
+    expected = validated(rows, **kwargs)  # type: ignore[arg-type]
     # SQLite's raw rows: meta as the JSON text the store wrote.
     texts = [(*r[:10], json.dumps(r[10]), *r[11:]) for r in rows]
-    assert _viewed(texts, json_text=True, **kwargs) == built  # type: ignore[arg-type]
-    assert built == validated
-    assert [m.__dict__ for m in built] == [m.__dict__ for m in validated]
-    assert [m.model_fields_set for m in built] == [m.model_fields_set for m in validated]
-    assert [repr(m) for m in built] == [repr(m) for m in validated]
-    assert [m.model_dump_json() for m in built] == [m.model_dump_json() for m in validated]
+    assert viewed(texts, json_text=True, **kwargs) == built  # type: ignore[arg-type]
+    assert built == expected
+    assert [m.__dict__ for m in built] == [m.__dict__ for m in expected]
+    assert [m.model_fields_set for m in built] == [m.model_fields_set for m in expected]
+    assert [repr(m) for m in built] == [repr(m) for m in expected]
+    assert [m.model_dump_json() for m in built] == [m.model_dump_json() for m in expected]
 
 
 @pytest.mark.parametrize(
@@ -327,12 +325,12 @@ def test_a_row_the_fast_build_does_not_expect_is_validated_and_refused(
     if json_text:
         good[10] = '{"a": [1]}'
     row[column] = value
-    assert _viewed([tuple(good)], json_text=json_text) == _validated(
+    assert viewed([tuple(good)], json_text=json_text) == validated(
         [tuple(good)], json_text=json_text
     )
-    assert _viewed([tuple(good)], json_text=json_text)[0].meta == ({"a": [1]} if json_text else {})
+    assert viewed([tuple(good)], json_text=json_text)[0].meta == ({"a": [1]} if json_text else {})
     with pytest.raises(ValidationError):
-        _viewed([tuple(good), tuple(row)], json_text=json_text)
+        viewed([tuple(good), tuple(row)], json_text=json_text)
 
 
 def test_the_messages_of_a_page_stay_frozen_and_a_copy_leaves_the_others_as_they_were(
