@@ -256,26 +256,29 @@ class Hub:
         from the calling thread, as :meth:`publish` does; hand the messages stored to
         :meth:`remember` inside the block.
 
-        While a block is open the reader thread leaves the store's wake-ups to it (the
+        The block's own commits do not wake the reader thread at all (``Store.muted``),
+        and while a block is open the reader thread leaves other wake-ups to it (the
         read at its exit comes after them and sees everything committed before), so a
         local commit costs one read of the log, not two (the publisher's and the
         reader thread's), and its messages are pushed from :meth:`remember`, not read
-        back because the reader thread got to the log first.
+        back because the reader thread got to the log first. Should that read fail,
+        the reader thread's fallback re-check (:data:`FALLBACK_SECONDS`) catches up.
         """
         with self._writers_lock:
             self._writers += 1
+        listener = self._listener
         try:
-            yield
+            if listener is None:
+                yield
+            else:
+                # The block's own commits do not wake the reader thread (the read at
+                # the exit covers them): no thread switch and no datagram to this
+                # process for each local write. Other processes' wake-ups still come.
+                with self.service.store.muted(listener):
+                    yield
         finally:
             with self._writers_lock:
                 self._writers -= 1
-            listener = self._listener
-            if listener is not None and self.service.store.dialect == "sqlite":
-                # SQLite's wake-ups carry no event id. Those pending now are of commits
-                # made before this point (this block's own, mostly), which the read
-                # below covers: taking them spares the reader thread a read of nothing.
-                with contextlib.suppress(OSError):  # the reader closed it meanwhile
-                    listener.drain()
             self.publish()
 
     # -- long-poll -------------------------------------------------------
