@@ -340,3 +340,32 @@ def test_a_local_write_whose_read_back_fails_still_reaches_subscribers(
     got, sent = run(main, service)
     assert failed.is_set()
     assert got == [sent]
+
+
+def test_an_event_read_while_nobody_subscribed_reaches_who_subscribes_before_its_fan_out(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hub serialises an event of a workspace without subscribers only if one comes
+    # before the event's fan-out runs on the loop: here the loop is held while a local
+    # write is read back, and subscribes before it runs that fan-out.
+    monkeypatch.setattr(hub_module, "FALLBACK_SECONDS", 600.0)
+    register(service, "alice", "bob")
+
+    async def main(hub: Hub) -> tuple[list[Item], int]:
+        with hub.subscribe("default", "bob", "sse") as first:
+            await _listening(hub, service, first)
+        sent: list[Message] = []
+        writer = threading.Thread(
+            target=lambda: sent.append(_send_writing(hub, service, "nobody listened"))
+        )
+        writer.start()
+        writer.join(HUNG)  # holds the loop: the write's fan-out waits in its queue
+        assert sent, "the write did not finish"
+        with hub.subscribe("default", "bob", "sse") as sub:
+            return await next_items(sub, 1), sent[0].id
+
+    items, sent = run(main, service)
+    assert sent_ids(items) == [sent]
+    event = json.loads(items[0].json)
+    assert event["data"]["message"]["body"] == "nobody listened"
+    assert event["data"]["recipients"] == ["bob"]
