@@ -169,3 +169,13 @@ def test_a_thread_send_queued_behind_a_loop_send_is_answered(
     first, threaded = asyncio.run(main())
     assert sizes == [1, 1]
     assert threaded.id > first.id
+
+
+def test_a_loop_send_after_close_is_still_answered(groups: SendGroups) -> None:
+    async def main() -> tuple[Message, Message]:
+        before = await groups.asend(GroupSend("alice", "bob", "before"))
+        groups.close()
+        return before, await groups.asend(GroupSend("alice", "bob", "after"))
+
+    before, after = asyncio.run(main())
+    assert after.id > before.id

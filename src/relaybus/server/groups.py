@@ -190,7 +190,10 @@ class SendGroups:
             with self._lock:
                 if self._driver is None:
                     self._driver = ThreadPoolExecutor(1, thread_name_prefix="relaybus-sends")
-        self._driver.submit(self._drive)
+        try:
+            self._driver.submit(self._drive)
+        except RuntimeError:  # closed (a send during shutdown): a thread of its own
+            threading.Thread(target=self._drive, name="relaybus-sends", daemon=True).start()
 
     def _finish(self, group: list[_Waiter]) -> None:
         # Wake the group's thread senders; hand its loop senders their outcomes (a
@@ -206,11 +209,13 @@ class SendGroups:
                 except BaseException as exc:
                     waiter.outcome = exc
             settled.append(waiter)
-        if settled:
-            assert settled[0].future is not None
-            loop = settled[0].future.get_loop()
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Waiter]] = {}
+        for waiter in settled:
+            assert waiter.future is not None
+            by_loop.setdefault(waiter.future.get_loop(), []).append(waiter)
+        for loop, waiters in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle, settled)
+                loop.call_soon_threadsafe(_settle, waiters)
             except RuntimeError:  # asyncio's "Event loop is closed": nobody waits
                 pass
 
