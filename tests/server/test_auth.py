@@ -152,3 +152,19 @@ def test_a_revoked_token_is_401(
         assert admin.delete("/v1/agents/alice").status_code == 204
 
         problem(alice.get("/v1/agents"), 401)
+
+
+def test_a_send_with_an_agent_token_into_another_workspace_is_403_cached_or_not(
+    secured: LiveServer, admin: httpx.Client, tokens: dict[str, str]
+) -> None:
+    # The first request looks the token up in the store, the next ones find it cached
+    # (the send route resolves a cached token on the event loop): the same answers.
+    send = {"sender": "alice", "to": "bob", "body": "across"}
+    other = {"X-Relaybus-Workspace": "other"}
+    with as_agent(admin, tokens["alice"]) as alice, unchanged(secured):
+        refusals = [problem(alice.post("/v1/messages", json=send, headers=other), 403)]
+        refusals.append(problem(alice.post("/v1/messages", json=send, headers=other), 403))
+    assert refusals[0] == refusals[1]
+    with as_agent(admin, tokens["alice"]) as alice:
+        sent = [alice.post("/v1/messages", json=send) for _ in range(2)]
+    assert [reply.status_code for reply in sent] == [201, 201]

@@ -278,3 +278,94 @@ def test_connections_are_counted_by_transport(service: Service) -> None:
     inside, after = run(main, service)
     assert inside == {"sse": 1, "ws": 1, "longpoll": 0}
     assert after == {"sse": 0, "ws": 0, "longpoll": 0}
+
+
+async def _listening(hub: Hub, service: Service, sub: Subscription) -> None:
+    # A send outside hub.writing() reaches ``sub`` only through the reader thread's
+    # wake-up: once it has, that thread listens (and writing() mutes its own commits).
+    await off_loop(lambda: service.send("alice", "bob", "the reader listens"))
+    await next_items(sub, 1)
+
+
+def _send_writing(hub: Hub, service: Service, body: str) -> Message:
+    with hub.writing():
+        message = service.send("alice", "bob", body)
+        hub.remember([message])
+    return message
+
+
+def test_a_local_write_reaches_subscribers_without_waking_the_reader_thread(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The reader thread would not re-check within the test's timeout: the write's own
+    # thread fans it out when its writing() block ends.
+    monkeypatch.setattr(hub_module, "FALLBACK_SECONDS", 600.0)
+    register(service, "alice", "bob")
+
+    async def main(hub: Hub) -> tuple[list[int], int]:
+        with hub.subscribe("default", "bob", "sse") as sub:
+            await _listening(hub, service, sub)
+            sent = [
+                (await off_loop(partial(_send_writing, hub, service, f"m{n}"))).id for n in range(3)
+            ]
+            return sent_ids(await next_items(sub, 3)), sent[-1]
+
+    got, last = run(main, service)
+    assert got == sorted(got) and got[-1] == last and len(got) == 3
+
+
+def test_a_local_write_whose_read_back_fails_still_reaches_subscribers(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No event missed: the write's own commit woke nobody in this process (muted), so
+    # when the read at the block's end fails, the reader thread's re-check catches up.
+    monkeypatch.setattr(hub_module, "FALLBACK_SECONDS", 0.05)
+    register(service, "alice", "bob")
+    tail = service.log_tail
+    failed = threading.Event()
+
+    def log_tail(cursor: int, limit: int) -> list[Event]:
+        if threading.current_thread().name != "relaybus-hub" and not failed.is_set():
+            failed.set()
+            raise RuntimeError("the read after a local write fails")
+        return tail(cursor, limit)
+
+    async def main(hub: Hub) -> tuple[list[int], int]:
+        with hub.subscribe("default", "bob", "sse") as sub:
+            await _listening(hub, service, sub)
+            monkeypatch.setattr(service, "log_tail", log_tail)
+            sent = await off_loop(partial(_send_writing, hub, service, "after a failed read"))
+            return sent_ids(await next_items(sub, 1)), sent.id
+
+    got, sent = run(main, service)
+    assert failed.is_set()
+    assert got == [sent]
+
+
+def test_an_event_read_while_nobody_subscribed_reaches_who_subscribes_before_its_fan_out(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The hub serialises an event of a workspace without subscribers only if one comes
+    # before the event's fan-out runs on the loop: here the loop is held while a local
+    # write is read back, and subscribes before it runs that fan-out.
+    monkeypatch.setattr(hub_module, "FALLBACK_SECONDS", 600.0)
+    register(service, "alice", "bob")
+
+    async def main(hub: Hub) -> tuple[list[Item], int]:
+        with hub.subscribe("default", "bob", "sse") as first:
+            await _listening(hub, service, first)
+        sent: list[Message] = []
+        writer = threading.Thread(
+            target=lambda: sent.append(_send_writing(hub, service, "nobody listened"))
+        )
+        writer.start()
+        writer.join(HUNG)  # holds the loop: the write's fan-out waits in its queue
+        assert sent, "the write did not finish"
+        with hub.subscribe("default", "bob", "sse") as sub:
+            return await next_items(sub, 1), sent[0].id
+
+    items, sent = run(main, service)
+    assert sent_ids(items) == [sent]
+    event = json.loads(items[0].json)
+    assert event["data"]["message"]["body"] == "nobody listened"
+    assert event["data"]["recipients"] == ["bob"]

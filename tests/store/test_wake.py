@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import selectors
+import threading
 import time
 
 import sqlalchemy as sa
@@ -92,3 +93,30 @@ def test_a_lost_listen_connection_comes_back_and_wakes_waiters_to_catch_up(
         event_id = _append_event(store)  # and notifications flow again
         assert listener.wait(HUNG)
         assert listener.announced == event_id
+
+
+def _commit(store: Store) -> None:
+    with store.write() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
+def test_a_muted_listener_sleeps_through_the_muting_threads_commits_only(
+    sqlite_store: Store,
+) -> None:
+    # Only SQLite's datagrams can skip one waiter (PostgreSQL's NOTIFY reaches all).
+    store = sqlite_store
+    with store.listen() as muted, store.listen() as other:
+        with store.muted(muted):
+            _commit(store)  # a datagram is queued when sendto returns: no wait needed
+            assert not muted.drain()
+            assert other.drain()
+            elsewhere = threading.Thread(target=_commit, args=(store,))
+            elsewhere.start()
+            elsewhere.join(HUNG)
+            assert muted.drain()  # another thread's commit wakes it
+            assert other.drain()
+            store.wake()  # a wake-up without a commit is no commit of the block's
+            assert muted.drain()
+        _commit(store)  # after the block: woken again
+        assert muted.drain()
+        assert other.drain()

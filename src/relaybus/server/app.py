@@ -88,6 +88,7 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
         finally:
             await sweeper.stop()
             await hub.stop()
+            sends.close()
 
     app = FastAPI(
         title="relaybus",

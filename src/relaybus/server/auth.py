@@ -254,6 +254,19 @@ class Authenticator:
                 self.cache.put(token_hash, credential)
         if credential is None:
             raise Unauthorized("unknown or revoked token: register again for a new one")
+        return self._acting(credential, workspace)
+
+    def cached(self, token_hash: str, workspace: str | None) -> Caller | None:
+        """:meth:`lookup` when the token is in :attr:`cache` (no store read: event loop
+        safe), else None.
+
+        Raises:
+            Forbidden: ``workspace`` is not the token's workspace.
+        """
+        credential = self.cache.get(token_hash)
+        return None if credential is None else self._acting(credential, workspace)
+
+    def _acting(self, credential: Credential, workspace: str | None) -> Caller:
         if workspace is not None and workspace != credential.workspace:
             raise Forbidden(
                 f"this token belongs to workspace {credential.workspace!r}, not {workspace!r}",
@@ -334,7 +347,10 @@ class ApiRequest:
         return self._caller
 
     async def resolve(self) -> Caller:
-        """:meth:`caller` from async code: the store lookup runs in a worker thread."""
+        """:meth:`caller` from async code: the store lookup runs in a worker thread,
+        unless the token is cached (:meth:`Authenticator.cached`)."""
+        if self._caller is None and self._digest is not None:
+            self._caller = self.context.auth.cached(self._digest, self._workspace)
         if self._caller is None:
             return await run_in_threadpool(self.caller)
         return self._caller

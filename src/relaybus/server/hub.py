@@ -256,26 +256,29 @@ class Hub:
         from the calling thread, as :meth:`publish` does; hand the messages stored to
         :meth:`remember` inside the block.
 
-        While a block is open the reader thread leaves the store's wake-ups to it (the
+        The block's own commits do not wake the reader thread at all (``Store.muted``),
+        and while a block is open the reader thread leaves other wake-ups to it (the
         read at its exit comes after them and sees everything committed before), so a
         local commit costs one read of the log, not two (the publisher's and the
         reader thread's), and its messages are pushed from :meth:`remember`, not read
-        back because the reader thread got to the log first.
+        back because the reader thread got to the log first. Should that read fail,
+        the reader thread's fallback re-check (:data:`FALLBACK_SECONDS`) catches up.
         """
         with self._writers_lock:
             self._writers += 1
+        listener = self._listener
         try:
-            yield
+            if listener is None:
+                yield
+            else:
+                # The block's own commits do not wake the reader thread (the read at
+                # the exit covers them): no thread switch and no datagram to this
+                # process for each local write. Other processes' wake-ups still come.
+                with self.service.store.muted(listener):
+                    yield
         finally:
             with self._writers_lock:
                 self._writers -= 1
-            listener = self._listener
-            if listener is not None and self.service.store.dialect == "sqlite":
-                # SQLite's wake-ups carry no event id. Those pending now are of commits
-                # made before this point (this block's own, mostly), which the read
-                # below covers: taking them spares the reader thread a read of nothing.
-                with contextlib.suppress(OSError):  # the reader closed it meanwhile
-                    listener.drain()
             self.publish()
 
     # -- long-poll -------------------------------------------------------
@@ -406,7 +409,7 @@ class Hub:
             events = self.service.log_tail(cursor, PAGE)
             if not events:
                 break
-            items = self._items(events)
+            items = self._batch(events)
             cursor = events[-1].id
             try:
                 self._loop.call_soon_threadsafe(self._fan_out, items, cursor)
@@ -417,6 +420,25 @@ class Hub:
         return cursor
 
     def _items(self, events: Sequence[Event]) -> list[Item]:
+        found = self._messages(events)
+        return [self._item(event, _message_of(event, found)) for event in events]
+
+    def _batch(self, events: Sequence[Event]) -> list[Item | _Unbuilt]:
+        # The log's tail, for _fan_out: an event of a workspace nobody subscribes to now
+        # is serialised only if someone has by the fan-out (rare; usually never). Its
+        # message is looked up now all the same (it leaves the remembered ones), and
+        # task events are always built: their audiences keep TaskAudiences up to date.
+        found = self._messages(events)
+        rooms = self._rooms  # the loop thread's; a lookup is safe from here
+        return [
+            self._item(event, _message_of(event, found))
+            if event.workspace in rooms or event.kind.startswith("task.")
+            else _Unbuilt(event, _message_of(event, found))
+            for event in events
+        ]
+
+    def _messages(self, events: Sequence[Event]) -> dict[int, Message]:
+        # The full message of each message.sent event: handed over (remember) or read.
         wanted = [
             e.data["message_id"]
             for e in events
@@ -433,18 +455,15 @@ class Hub:
             missing = [i for i in wanted if i not in found]
             if missing:
                 found.update(self.service.messages_by_id(missing))
-        items = []
-        for event in events:
-            doc: dict[str, Any] = event.model_dump(mode="json")
-            message_id = event.data.get("message_id")
-            if event.kind == "message.sent" and isinstance(message_id, int):
-                message = found.get(message_id)
-                if message is not None:
-                    # Its recipients are the event's own ``data.recipients``: once per frame.
-                    doc["data"]["message"] = message.model_dump(mode="json", exclude=_RECIPIENTS)
-            text = json.dumps(doc, separators=(",", ":"))
-            items.append(Item(event.id, event.workspace, event.kind, text, self._audience(event)))
-        return items
+        return found
+
+    def _item(self, event: Event, message: Message | None) -> Item:
+        doc: dict[str, Any] = event.model_dump(mode="json")
+        if message is not None:
+            # Its recipients are the event's own ``data.recipients``: once per frame.
+            doc["data"]["message"] = message.model_dump(mode="json", exclude=_RECIPIENTS)
+        text = json.dumps(doc, separators=(",", ":"))
+        return Item(event.id, event.workspace, event.kind, text, self._audience(event))
 
     def _replay_page(
         self, workspace: str, agent_id: str | None, since: int, until: int
@@ -457,12 +476,16 @@ class Hub:
 
     # -- fan-out (the loop's thread) -----------------------------------------
 
-    def _fan_out(self, items: list[Item], last_id: int) -> None:
+    def _fan_out(self, items: list[Item | _Unbuilt], last_id: int) -> None:
         delivered = 0
-        for item in items:
-            room = self._rooms.get(item.workspace)
+        for entry in items:
+            room = self._rooms.get(entry.workspace)
             if room is None:
                 continue
+            if isinstance(entry, _Unbuilt):  # someone subscribed since it was read
+                item = self._item(entry.event, entry.message)
+            else:
+                item = entry
             pushed = 0
             for sub in room.admins:
                 pushed += sub._push(item)
@@ -495,6 +518,28 @@ class Hub:
             self.metrics.live_connections.labels(transport=transport).set(
                 self.connections[transport]
             )
+
+
+class _Unbuilt:
+    """An event read from the log while nobody subscribed to its workspace, with its
+    message (``message.sent``): :meth:`Hub._fan_out` serialises it only if someone has
+    subscribed by then (its audience is a function of the event alone: never a task
+    event's)."""
+
+    __slots__ = ("event", "message", "workspace")
+
+    def __init__(self, event: Event, message: Message | None) -> None:
+        self.event = event
+        self.message = message
+        self.workspace = event.workspace
+
+
+def _message_of(event: Event, found: dict[int, Message]) -> Message | None:
+    # The full message a message.sent event carries, if found (None for other kinds).
+    message_id = event.data.get("message_id")
+    if event.kind != "message.sent" or not isinstance(message_id, int):
+        return None
+    return found.get(message_id)
 
 
 def _message_id(event: Event) -> int | None:

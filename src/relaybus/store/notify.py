@@ -89,12 +89,16 @@ class SocketNotifier:
         self.folder = self.root / digest
         self._sender: socket.socket | None = None
         self._trusted = False
+        # Per thread: the names of this process's waiter sockets its commits skip (muted()).
+        self._muted = threading.local()
         if os.path.lexists(self.root):
             private_runtime_folder(self.root)
             self._trusted = True
 
-    def notify(self) -> None:
-        """Wake every waiter on this database (call after commit)."""
+    def notify(self, *, commit: bool = True) -> None:
+        """Wake every waiter on this database (call after commit); a ``commit`` skips
+        the waiters this thread has :meth:`muted`, a wake-up without one (``commit=False``)
+        wakes them too."""
         if not self._trusted and not self._trust():
             return
         try:
@@ -106,9 +110,10 @@ class SocketNotifier:
         if self._sender is None:
             self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self._sender.setblocking(False)
+        muted: frozenset[str] = getattr(self._muted, "names", frozenset()) if commit else _NONE
         for name in names:
-            if name[0] == ".":
-                continue  # the folder's .database record, not a waiter
+            if name[0] == "." or name in muted:
+                continue  # the folder's .database record, not a waiter; or muted()
             path = os.path.join(self.folder, name)
             try:
                 self._sender.sendto(b"!", path)
@@ -118,6 +123,23 @@ class SocketNotifier:
                 if exc.errno in (errno.ECONNREFUSED, errno.ENOENT):
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)  # the waiter died without cleaning up
+
+    @contextlib.contextmanager
+    def muted(self, listener: Listener) -> Iterator[None]:
+        """While the block runs, this thread's commits do not wake ``listener`` (one
+        of this notifier's own, from :meth:`listen`); every other waiter, and other
+        threads' commits, wake as before. For a waiter that reads the database itself
+        after the block, so that its own wake-up would be a read of nothing."""
+        name = listener.name if isinstance(listener, _SocketListener) else None
+        before: frozenset[str] = getattr(self._muted, "names", frozenset())
+        if name is None or name in before:
+            yield
+            return
+        self._muted.names = before | {name}
+        try:
+            yield
+        finally:
+            self._muted.names = before
 
     def _trust(self) -> bool:
         # The runtime folder appeared after this store opened: check it once
@@ -157,7 +179,7 @@ class SocketNotifier:
                 self._enter_folder()
                 sock.bind(str(path))
             sock.setblocking(False)
-            listener = _SocketListener(sock)
+            listener = _SocketListener(sock, path.name)
             try:
                 yield listener
             finally:
@@ -182,12 +204,17 @@ class SocketNotifier:
             self._sender = None
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 class _SocketListener:
     #: Datagrams carry no event id.
     announced: int | None = None
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, name: str) -> None:
         self._sock = sock
+        #: The socket's file name in the notifier's folder.
+        self.name = name
         self._selector = selectors.DefaultSelector()
         self._selector.register(sock, selectors.EVENT_READ)
 

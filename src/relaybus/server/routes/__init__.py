@@ -14,7 +14,7 @@ import inspect
 import json
 import re
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from functools import partial
@@ -34,6 +34,7 @@ from ..auth import ApiRequest, quick_call
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+A = TypeVar("A", bound=Callable[..., Awaitable[Response]])
 build_all()  # before any route is declared: the wire models build lazily for clients
 
 #: A JSON escape or a UTF-8 encoding of a lone UTF-16 surrogate (U+D800-U+DFFF).
@@ -73,6 +74,9 @@ class LeanRoute(RelayRoute):
     else takes the ordinary FastAPI path, so errors and the OpenAPI document
     are the same either way.
 
+    An endpoint with an event-loop twin (:func:`loop_twin`) is awaited as that twin
+    instead, without the worker thread.
+
     ``app.state.lean_routes = False`` (set by ``create_app``, default True) sends
     every request the ordinary way: ``tests/server/test_lean_routes.py`` runs the
     same requests through both paths of every LeanRoute and compares the answers.
@@ -103,6 +107,9 @@ class LeanRoute(RelayRoute):
                 return await ordinary(request)
             call, epoch = quick
             extra = {"idempotency_key": request.headers.get(IDEMPOTENCY_HEADER)} if keyed else {}
+            twin = _TWINS.get(endpoint)
+            if twin is not None:
+                return await twin(body, call, epoch, **extra)
             run = partial(copy_context().run, endpoint, body, call, epoch, **extra)
             response: Response = await asyncio.get_running_loop().run_in_executor(_pool(), run)
             return response
@@ -125,6 +132,25 @@ def _pool() -> ThreadPoolExecutor:
             if _lean_pool is None:
                 _lean_pool = ThreadPoolExecutor(LEAN_THREADS, thread_name_prefix="relaybus-lean")
     return _lean_pool
+
+
+#: Lean endpoints' event-loop twins (see :func:`loop_twin`).
+_TWINS: dict[Callable[..., Any], Callable[..., Awaitable[Response]]] = {}
+
+
+def loop_twin(endpoint: Callable[..., Response]) -> Callable[[A], A]:
+    """Declare the decorated coroutine function the event-loop twin of the lean
+    ``endpoint``: same parameters, same answers and errors, but it waits without a
+    worker thread (for an endpoint whose blocking work another thread does, like the
+    group commit's :meth:`~relaybus.server.groups.SendGroups.asend`). The lean path
+    awaits the twin; the ordinary path still runs ``endpoint``, and
+    ``tests/server/test_lean_routes.py`` compares the two."""
+
+    def register(twin: A) -> A:
+        _TWINS[endpoint] = twin
+        return twin
+
+    return register
 
 
 def _refuse_surrogates(body: bytes) -> None:
