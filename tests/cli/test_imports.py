@@ -37,25 +37,43 @@ CALL_TIMEOUT = 60.0
 #: ``argv[1]``, then writes the exit code and ``sorted(sys.modules)`` to the file named
 #: by ``argv[2]`` (stdout is the command's own).
 PROBE = """
-import gc, json, sys
+import gc, json, os, sys
 args, out = json.loads(sys.argv[1]), sys.argv[2]
 sys.argv = ["relaybus", *args]
+
+
+def dump(code, at_once):
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(
+            {
+                "code": code,
+                "modules": sorted(sys.modules),
+                "frozen": gc.get_freeze_count(),
+                "collecting": gc.isenabled(),
+                "at_once": at_once,
+                "plugins": getattr(sys.modules.get("pydantic.plugin._loader"), "_plugins", None)
+                is not None,
+            },
+            f,
+        )
+
+
+exit_now = os._exit
+
+
+def leave(code):  # a hot command ends the process at once (relaybus.cli.leave)
+    dump(code, True)
+    exit_now(0)  # the code is in the file, as below
+
+
+os._exit = leave
 from relaybus.entry import main
 code = 0
 try:
     main()
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-with open(out, "w", encoding="utf-8") as f:
-    json.dump(
-        {
-            "code": code,
-            "modules": sorted(sys.modules),
-            "frozen": gc.get_freeze_count(),
-            "collecting": gc.isenabled(),
-        },
-        f,
-    )
+dump(code, False)
 """
 
 #: Never imported by a hot command: the server, network and MCP stacks, migrations.
@@ -107,6 +125,10 @@ class Imports:
     #: and whether it was running.
     frozen: int = 0
     collecting: bool = True
+    #: Whether the command ended the process at once (``os._exit``, no teardown).
+    at_once: bool = False
+    #: Whether pydantic looked its plugins up (every distribution's entry points).
+    plugins: bool = False
 
     def has(self, name: str) -> bool:
         """Whether module ``name`` (or a submodule of it) was imported."""
@@ -169,6 +191,8 @@ def probe(
         "\n".join(log),
         result["frozen"],
         result["collecting"],
+        result["at_once"],
+        result["plugins"],
     )
 
 
@@ -249,6 +273,10 @@ def test_an_embedded_hot_command_imports_no_api_bodies_and_freezes_what_it_loade
     assert not problems, f"relaybus {name} imported:\n" + "\n".join(problems)
     # The stack it loaded is out of the collector's reach, and the collector runs again.
     assert imports.frozen > 10_000 and imports.collecting
+    # pydantic did not scan the installed distributions for plugins, and the process
+    # ended without tearing the interpreter down.
+    assert not imports.plugins
+    assert imports.at_once
 
 
 def test_the_cli_called_inside_a_program_leaves_its_garbage_collector_alone(

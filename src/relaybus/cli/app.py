@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -79,6 +80,10 @@ class App:
         self.create = False
         #: The command run (its name under ``relaybus``), once the group has parsed it.
         self.command: str | None = None
+        #: Whether :func:`relaybus.cli.main` may end the process at once when the
+        #: command is done (:func:`relaybus.cli.leave`): a hot command (:attr:`hot`)
+        #: that is the whole process.
+        self.leave_at_once = False
         self._settings: Settings | None = None
         self._relay: Relay | None = None
         self._hot: JsonRelay | None = None
@@ -160,6 +165,7 @@ class App:
         Raises: as :attr:`relay`.
         """
         if self._hot is None:
+            self.leave_at_once = self.own_process
             if self._relay is None and not self.create and self.server_url is None:
                 from ..client.warm_backend import warm_backend
 
@@ -172,6 +178,12 @@ class App:
 
                 self._hot = JsonRelay(self._warm)
             else:
+                if self.own_process and self._relay is None:
+                    # pydantic looks its plugins up (every installed distribution's
+                    # entry points) when it builds the first model: about 5 % of this
+                    # command, for plugins that would watch the validation of the
+                    # relay's own rows. An explicit setting is kept.
+                    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
                 self._hot = cast("JsonRelay", Dumped(self.relay))
         return self._hot
 
