@@ -247,14 +247,14 @@ def leave(code: object) -> None:
     """End this process now with ``code`` (``None`` is 0), as ``sys.exit`` would once the
     command has finished: stdout and stderr flushed, logging's handlers flushed and
     closed (what its exit hook does), then ``os._exit``, without the interpreter's
-    teardown (deleting every module and object it loaded: a tenth of an in-process hot
+    teardown (deleting every module and object it loaded: about 5 % of an in-process hot
     command's CPU time). Returns, leaving the exit to ``sys.exit``, when ``code`` is a
     message to print or stdout cannot be flushed.
 
     For a hot command run as the console script (:attr:`App.leave_at_once`): its relay
-    is closed by then (click closes the context first, :meth:`App.close`), it started
-    no thread, and the only exit hooks it registered are logging's (above) and
-    ``weakref.finalize``'s, with no finalizer marked to run at exit.
+    is closed by then (click closes the context first, :meth:`App.close`, which stops
+    the store's threads), and the only exit hooks it registered are logging's (above)
+    and ``weakref.finalize``'s, with no finalizer marked to run at exit.
     """
     if code is None:
         code = 0

@@ -178,13 +178,13 @@ class App:
 
                 self._hot = JsonRelay(self._warm)
             else:
-                if self.own_process and self._relay is None:
-                    # pydantic looks its plugins up (every installed distribution's
-                    # entry points) when it builds the first model: about 5 % of this
-                    # command, for plugins that would watch the validation of the
-                    # relay's own rows. An explicit setting is kept.
-                    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-                self._hot = cast("JsonRelay", Dumped(self.relay))
+                relay = self.relay
+                if self.own_process:
+                    from ..client.backends import EmbeddedBackend
+
+                    if isinstance(relay.backend, EmbeddedBackend):
+                        skip_pydantic_plugins()
+                self._hot = cast("JsonRelay", Dumped(relay))
         return self._hot
 
     def database_relay(self, command: str) -> Relay:
@@ -349,6 +349,19 @@ def loading(own_process: bool) -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def skip_pydantic_plugins() -> None:
+    """Tell pydantic, in this process, not to look its plugins up
+    (``PYDANTIC_DISABLE_PLUGINS=__all__``, unless that variable is set already).
+
+    It looks them up when it builds its first model, reading the entry points of every
+    installed distribution: a few percent of an in-process hot command's CPU time, for
+    plugins that would watch the validation of the relay's own rows. Called once the
+    embedded store is open in a process that is one hot command, which starts no other
+    process afterwards (nothing inherits the variable).
+    """
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 @contextlib.contextmanager
