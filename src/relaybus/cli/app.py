@@ -178,6 +178,10 @@ class App:
 
                 self._hot = JsonRelay(self._warm)
             else:
+                if self.own_process and self._relay is None and self.server_url is None:
+                    from .deferred import defer_asyncio
+
+                    defer_asyncio()  # SQLAlchemy imports it, the store never runs it
                 relay = self.relay
                 if self.own_process:
                     from ..client.backends import EmbeddedBackend
