@@ -1,5 +1,6 @@
-"""asyncio put in ``sys.modules`` before its body runs (:mod:`relaybus.cli.deferred`):
-SQLAlchemy imports without running it, and the first real use runs it and works.
+"""asyncio and importlib.metadata put in ``sys.modules`` before their body runs
+(:mod:`relaybus.cli.deferred`): SQLAlchemy and pydantic import without running them,
+and the first real use runs them, in place, and works.
 
 Each case runs in a fresh interpreter: the deferral changes ``sys.modules``.
 """
@@ -31,9 +32,9 @@ def test_sqlalchemy_imports_without_running_asyncio_and_asyncio_runs_on_first_us
     lines = run(
         """
         import sys
-        from relaybus.cli.deferred import defer_asyncio
+        from relaybus.cli.deferred import defer
 
-        print(defer_asyncio())
+        print(defer("asyncio"))
         import sqlalchemy
         from sqlalchemy.util import concurrency
 
@@ -50,7 +51,7 @@ def test_sqlalchemy_imports_without_running_asyncio_and_asyncio_runs_on_first_us
         real = sys.modules["asyncio"]
         print(real is held is asyncio, type(real).__name__)
         print(concurrency.iscoroutine is real.iscoroutine, real.Future is asyncio.futures.Future)
-        print(defer_asyncio())
+        print(defer("asyncio"))
         """
     )
 
@@ -61,9 +62,9 @@ def test_a_name_read_from_the_pending_package_runs_it_once() -> None:
     lines = run(
         """
         import sys
-        from relaybus.cli.deferred import defer_asyncio
+        from relaybus.cli.deferred import defer
 
-        defer_asyncio()
+        defer("asyncio")
         import asyncio
 
         pending = asyncio
@@ -84,10 +85,44 @@ def test_nothing_is_deferred_once_asyncio_is_imported() -> None:
     lines = run(
         """
         import asyncio, sys
-        from relaybus.cli.deferred import defer_asyncio
+        from relaybus.cli.deferred import defer
 
-        print(defer_asyncio(), sys.modules["asyncio"] is asyncio)
+        print(defer("asyncio"), sys.modules["asyncio"] is asyncio)
         """
     )
 
     assert lines == ["False True"]
+
+
+def test_importlib_metadata_is_imported_without_running_and_works_on_first_call() -> None:
+    lines = run(
+        """
+        import os, sys
+        os.environ["PYDANTIC_DISABLE_PLUGINS"] = "__all__"
+        from relaybus.cli.deferred import defer_packages
+
+        print(defer_packages())
+        import sqlalchemy, pydantic
+        from pydantic.plugin._loader import entry_points, get_plugins
+
+        class Row(pydantic.BaseModel):
+            n: int
+
+        print(Row(n=1).n, list(get_plugins()), "email" in sys.modules, "zipfile" in sys.modules)
+        import importlib.metadata as metadata
+
+        # the first call of the early name runs the package, which then answers itself
+        found = entry_points(group="console_scripts")
+        print(any(point.name == "relaybus" for point in found), "email" in sys.modules)
+        print(metadata is sys.modules["importlib.metadata"], type(metadata).__name__)
+        print(metadata.version("relaybus") == __import__("relaybus").__version__)
+        """
+    )
+
+    assert lines == [
+        "['asyncio', 'importlib.metadata']",
+        "1 [] False False",
+        "True True",
+        "True module",
+        "True",
+    ]

@@ -110,7 +110,10 @@ ONLY_VIA = {
 }
 #: Packages an in-process hot command puts in ``sys.modules`` without running their
 #: body (:mod:`relaybus.cli.deferred`), with what that body would import.
-DEFERRED = {"asyncio": ("asyncio.base_events", "asyncio.events", "ssl", "concurrent.futures")}
+DEFERRED = {
+    "asyncio": ("asyncio.base_events", "asyncio.events", "ssl", "concurrent.futures"),
+    "importlib.metadata": ("importlib.metadata._meta", "email", "zipfile", "csv"),
+}
 #: Not imported at all by a command that does not open the relay through the stack.
 STACK = ("sqlalchemy", "pydantic", *ONLY_VIA)
 

@@ -179,9 +179,9 @@ class App:
                 self._hot = JsonRelay(self._warm)
             else:
                 if self.own_process and self._relay is None and self.server_url is None:
-                    from .deferred import defer_asyncio
+                    from .deferred import defer_packages
 
-                    defer_asyncio()  # SQLAlchemy imports it, the store never runs it
+                    defer_packages()  # asyncio, importlib.metadata: imported, never run
                 relay = self.relay
                 if self.own_process:
                     from ..client.backends import EmbeddedBackend

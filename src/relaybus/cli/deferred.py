@@ -1,19 +1,25 @@
-"""asyncio on credit: for a hot command that opens the store in its own process.
+"""Packages on credit: for a hot command that opens the store in its own process.
 
-``import sqlalchemy`` imports :mod:`asyncio` (``sqlalchemy.util.concurrency`` and
-``compat`` for the asyncio extension), and asyncio's package body imports all of it:
-its event loops, ``ssl``, ``socket``, ``selectors``, ``subprocess`` and
-``concurrent.futures``, about 3 % of an in-process ``relaybus agents`` (measured with
-callgrind: 41 M of 1,410 M instructions), none of which a command on the SQLite store
-runs. SQLAlchemy reads one name at import (``asyncio.iscoroutine``); everything else it
-reads when an async engine runs.
+Two standard-library packages are imported on that path and never used by it:
 
-:func:`defer_asyncio` puts in ``sys.modules`` the ``asyncio`` package with its body not
-yet run (:class:`PendingPackage`): ``import asyncio`` gives it, its submodules import as
-usual (it has the package's ``__path__``), and the first other name read from it runs
-the package body in that same module (:meth:`PendingPackage.load`), then answers
-from it. The stdlib's :class:`importlib.util.LazyLoader` cannot do this alone: the next
-``import asyncio`` reads ``__spec__``, which runs everything at once.
+- :mod:`asyncio`, imported by ``import sqlalchemy`` (``sqlalchemy.util.concurrency``
+  and ``compat``, for the asyncio extension). Its package body imports all of it: its
+  event loops, ``ssl``, ``selectors``, ``subprocess`` and ``concurrent.futures``. About
+  3 % of an in-process ``relaybus agents`` (callgrind: 41 M of 1,410 M instructions).
+  SQLAlchemy reads one name at import (``asyncio.iscoroutine``); everything else it
+  reads when an async engine runs.
+- :mod:`importlib.metadata`, imported by SQLAlchemy (``compat``, ``langhelpers``, for
+  its plugin entry points) and by pydantic's plugin lookup (``from importlib.metadata
+  import entry_points``), which the command turns off
+  (:func:`relaybus.cli.app.skip_pydantic_plugins`). Its body imports ``email``,
+  ``zipfile``, ``csv`` and more: about 4 % (53 M instructions).
+
+:func:`defer_packages` puts each in ``sys.modules`` with its body not yet run
+(:class:`PendingPackage`): ``import asyncio`` gives it, its submodules import as usual
+(it has the package's ``__path__``), and the first other name read from it runs the
+package body in that same module object (:meth:`PendingPackage.load`), which then
+answers as the package. The stdlib's :class:`importlib.util.LazyLoader` cannot do this
+alone: the next ``import asyncio`` reads ``__spec__``, which runs everything at once.
 """
 
 from __future__ import annotations
@@ -22,12 +28,16 @@ import importlib
 import importlib.util
 import sys
 import types
+from collections.abc import Callable
 from typing import Any
 
-#: The package deferred, and the names read from it before its body runs, each taken
-#: from the submodule that defines it (the same objects the package exports).
-PACKAGE = "asyncio"
-EARLY = {"iscoroutine": "coroutines", "iscoroutinefunction": "coroutines"}
+#: Each deferred package, with the names read from it before its body runs: the
+#: submodule defining the name (read from there: the very object the package exports),
+#: or ``""`` for a function that calls the package's own, running the body first.
+DEFERRED: dict[str, dict[str, str]] = {
+    "asyncio": {"iscoroutine": "coroutines", "iscoroutinefunction": "coroutines"},
+    "importlib.metadata": {"entry_points": ""},
+}
 
 
 class PendingPackage(types.ModuleType):
@@ -53,28 +63,51 @@ class PendingPackage(types.ModuleType):
         return self
 
 
-def defer_asyncio() -> bool:
-    """Put :mod:`asyncio` in ``sys.modules`` with its body not run yet (see the module
-    docstring); ``False`` (and nothing changed) when it is imported already or cannot
-    be found."""
-    if PACKAGE in sys.modules:
+def defer_packages() -> list[str]:
+    """Defer each package of :data:`DEFERRED` (see the module docstring) that is not
+    imported yet; returns the names deferred."""
+    return [name for name in DEFERRED if defer(name)]
+
+
+def defer(name: str) -> bool:
+    """Put package ``name`` (one of :data:`DEFERRED`) in ``sys.modules`` with its body
+    not run yet, and as the attribute of its parent package; ``False`` (and nothing
+    changed) when it is imported already or is not a package."""
+    if name in sys.modules:
         return False
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or spec.submodule_search_locations is None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
         return False
-    pending = PendingPackage(PACKAGE)
+    pending = PendingPackage(name)
     pending.__spec__ = spec
     pending.__loader__ = spec.loader
     pending.__file__ = spec.origin
-    pending.__package__ = PACKAGE
+    pending.__package__ = name
     pending.__path__ = list(spec.submodule_search_locations)
-    sys.modules[PACKAGE] = pending
+    sys.modules[name] = pending
     try:
-        for attribute, submodule in EARLY.items():
-            module = importlib.import_module(f"{PACKAGE}.{submodule}")
-            pending.__dict__[attribute] = getattr(module, attribute)
+        for attribute, submodule in DEFERRED[name].items():
+            if submodule:
+                module = importlib.import_module(f"{name}.{submodule}")
+                pending.__dict__[attribute] = getattr(module, attribute)
+            else:
+                pending.__dict__[attribute] = forward(pending, attribute)
     except BaseException:
-        if sys.modules.get(PACKAGE) is pending:
-            del sys.modules[PACKAGE]
+        if sys.modules.get(name) is pending:
+            del sys.modules[name]
         raise
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, pending)
     return True
+
+
+def forward(pending: PendingPackage, name: str) -> Callable[..., Any]:
+    """A function that calls ``pending``'s function ``name`` (running its body first)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(pending.load(), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = f"{pending.__name__}.{name}, once that package has loaded."
+    return call
