@@ -71,10 +71,11 @@ from bench.peers import agent_relay  # noqa: E402
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "tools" / "payloads"
 
-#: The least an in-process command can cost: the interpreter importing the stack it
-#: runs on (click, SQLAlchemy with its SQLite dialect, pydantic building one model),
-#: with the garbage collector paused and no teardown at exit, as ``relaybus agents``
-#: does; none of relaybus.
+#: What an in-process command costs before any of relaybus: the interpreter importing
+#: the stack it runs on (click, SQLAlchemy with its SQLite dialect, pydantic building one
+#: model), with the garbage collector paused and no teardown at exit, as ``relaybus
+#: agents`` does. Plain imports: the hot commands defer two packages this runs
+#: (``asyncio``, ``importlib.metadata``: :mod:`relaybus.cli.deferred`).
 STACK = """
 import gc, os
 gc.disable()
