@@ -7,6 +7,7 @@ registers two agents there, then times each command below as a new process, the
 way a person or a coding tool starts it (the venv's ``relaybus`` console script):
 
 - ``python -c pass`` with the same interpreter: the floor any Python command pays;
+- the stack's imports (:data:`STACK`): the floor an in-process command pays;
 - ``relaybus --help``;
 - ``relaybus agents``;
 - ``relaybus --as alice send --to bob BODY``;
@@ -69,6 +70,22 @@ if __package__ in (None, ""):  # run as a script: import the benchmarks as a pac
 from bench.peers import agent_relay  # noqa: E402
 
 PAYLOADS = Path(__file__).resolve().parent.parent / "tests" / "tools" / "payloads"
+
+#: What an in-process command costs before any of relaybus: the interpreter importing
+#: the stack it runs on (click, SQLAlchemy with its SQLite dialect, pydantic building one
+#: model), with the garbage collector paused and no teardown at exit, as ``relaybus
+#: agents`` does. Plain imports: the hot commands defer two packages this runs
+#: (``asyncio``, ``importlib.metadata``: :mod:`relaybus.cli.deferred`).
+STACK = """
+import gc, os
+gc.disable()
+import click, sqlalchemy, sqlalchemy.dialects.sqlite, pydantic
+class Row(pydantic.BaseModel):
+    tags: list[str] = pydantic.Field(default_factory=list)
+gc.freeze()
+os._exit(0)
+"""
+STACK_NAME = "stack imports (no relaybus)"
 
 
 @dataclass
@@ -163,7 +180,10 @@ def main() -> None:
             before_work.mkdir()
             before_project = setup(before_work, before_exe, env)
         warm = {k: v for k, v in env.items() if k != "RELAYBUS_DAEMON"}
-        commands = {"python -c pass": ([sys.executable, "-c", "pass"], "", env, project)}
+        commands = {
+            "python -c pass": ([sys.executable, "-c", "pass"], "", env, project),
+            STACK_NAME: ([sys.executable, "-c", STACK], "", env, project),
+        }
         if before_exe is not None and before_project is not None:
             python = str(Path(before_exe).parent / "python")
             commands["python -c pass (before)"] = ([python, "-c", "pass"], "", env, project)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -79,6 +80,10 @@ class App:
         self.create = False
         #: The command run (its name under ``relaybus``), once the group has parsed it.
         self.command: str | None = None
+        #: Whether :func:`relaybus.cli.main` may end the process at once when the
+        #: command is done (:func:`relaybus.cli.leave`): a hot command (:attr:`hot`)
+        #: that is the whole process.
+        self.leave_at_once = False
         self._settings: Settings | None = None
         self._relay: Relay | None = None
         self._hot: JsonRelay | None = None
@@ -160,6 +165,7 @@ class App:
         Raises: as :attr:`relay`.
         """
         if self._hot is None:
+            self.leave_at_once = self.own_process
             if self._relay is None and not self.create and self.server_url is None:
                 from ..client.warm_backend import warm_backend
 
@@ -172,7 +178,17 @@ class App:
 
                 self._hot = JsonRelay(self._warm)
             else:
-                self._hot = cast("JsonRelay", Dumped(self.relay))
+                if self.own_process and self._relay is None and self.server_url is None:
+                    from .deferred import defer_packages
+
+                    defer_packages()  # asyncio, importlib.metadata: imported, never run
+                relay = self.relay
+                if self.own_process:
+                    from ..client.backends import EmbeddedBackend
+
+                    if isinstance(relay.backend, EmbeddedBackend):
+                        skip_pydantic_plugins()
+                self._hot = cast("JsonRelay", Dumped(relay))
         return self._hot
 
     def database_relay(self, command: str) -> Relay:
@@ -337,6 +353,19 @@ def loading(own_process: bool) -> Iterator[None]:
     finally:
         gc.freeze()
         gc.enable()
+
+
+def skip_pydantic_plugins() -> None:
+    """Tell pydantic, in this process, not to look its plugins up
+    (``PYDANTIC_DISABLE_PLUGINS=__all__``, unless that variable is set already).
+
+    It looks them up when it builds its first model, reading the entry points of every
+    installed distribution: a few percent of an in-process hot command's CPU time, for
+    plugins that would watch the validation of the relay's own rows. Called once the
+    embedded store is open in a process that is one hot command, which starts no other
+    process afterwards (nothing inherits the variable).
+    """
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 @contextlib.contextmanager
