@@ -12,12 +12,15 @@ CPU of the processes pytest waited for (``getrusage(RUSAGE_CHILDREN)``), which l
 those out. Set ``RELAYBUS_TEST_CLAUDE`` to run the Claude Code tests, as ``.ci/run``
 does. Prints pytest's summary line, the wall time of the test command and its CPU.
 
-The run gets a ``TMPDIR`` of its own, as a fresh CI machine has an empty ``/tmp``: at
-the end of a session pytest deletes the numbered ``pytest-of-USER`` folders past the
-newest three, and deleting one left by an earlier full run (about 7,000 files) took
-27 s of one session's wall time here (cProfile, machine loaded), inside the test phase.
+pytest's temporary folders go to a fresh root of their own (``PYTEST_DEBUG_TEMPROOT``,
+a short folder in ``/tmp``), as on a fresh CI machine: at the end of a session pytest
+deletes the numbered ``pytest-of-USER`` folders past the newest three, and deleting one
+left by an earlier full run (about 7,000 files) took 27 s of one session's wall time
+here (cProfile, machine loaded), inside the test phase. ``TMPDIR`` stays as it is: a
+longer one moves the tests' sockets to their fallback folders (see
+``relaybus.client.warm.socket_path``), which a test's own environment may not share.
 The host's speed is printed before and after (CPU seconds of a fixed pure-Python loop;
-on this machine it ranged 2.0-3.3 s on one day), so runs on a slower host read as such.
+on this machine it ranged 1.1-3.3 s on one day), so runs on a slower host read as such.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,9 +54,8 @@ def main() -> None:
         group = _cgroup(Path(scratch).name)
         command = [".venv/bin/uv", "run", "--frozen", "pytest", "-n", str(args.workers)]
         command += ["--dist", "loadgroup", "-q"]
-        tmp = Path(scratch) / "tmp"
-        tmp.mkdir()
-        env = {**os.environ, "CI": "true", "TMPDIR": str(tmp)}
+        temproot = tempfile.mkdtemp(prefix="rs-", dir="/tmp")  # short: socket paths
+        env = {**os.environ, "CI": "true", "PYTEST_DEBUG_TEMPROOT": temproot}
         print(f"host speed before: {_probe():.2f} s (a fixed loop's CPU; lower is faster)")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
@@ -67,6 +70,7 @@ def main() -> None:
         )
         wall = time.monotonic() - start
         print(f"host speed after: {_probe():.2f} s")
+        shutil.rmtree(temproot, ignore_errors=True)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         summary = [line for line in done.stdout.splitlines() if " in " in line and "passed" in line]
         print(summary[-1] if summary else done.stdout[-2000:])
