@@ -210,6 +210,43 @@ def test_a_sweep_reopens_the_tasks_of_an_agent_gone_offline(
     assert service.task_history(task_id)[-1].note == "holder offline"
 
 
+def test_a_sweep_reopens_exactly_the_tasks_of_each_agent_gone_offline_after_its_offline_event(
+    service: Service, clock: Clock
+) -> None:
+    for name in ("boss", "a", "b", "c"):
+        service.register(name, capabilities=["work"])
+    sent = [service.send("boss", "cap:work", f"job {i}", claimable=True) for i in range(4)]
+    tasks = [m.task_id for m in sent if m.task_id is not None]
+    assert len(tasks) == 4
+    service.claim(tasks[0], "a")
+    service.claim(tasks[1], "b")
+    service.claim(tasks[2], "a")
+    service.claim(tasks[3], "c")
+    clock.advance(STALE_TTL / 2)
+    service.heartbeat("c")  # c stays: its task stays held
+    clock.advance(STALE_TTL / 2 + 1)
+
+    assert service.sweep() == {"agents_offline": 3, "tasks_released": 3}
+
+    held = {t: (service.get_task(t).status, service.get_task(t).assignee) for t in tasks}
+    assert held == {
+        tasks[0]: (TaskStatus.OPEN, None),
+        tasks[1]: (TaskStatus.OPEN, None),
+        tasks[2]: (TaskStatus.OPEN, None),
+        tasks[3]: (TaskStatus.CLAIMED, "c"),
+    }
+    # Each holder's offline event comes before the reopening of its own tasks.
+    log = [
+        (e.kind, e.agent_id, e.data.get("task_id"))
+        for e in service.events(kinds=["agent.offline", "task.released"], limit=1000)
+    ]
+    for agent, own in (("a", [tasks[0], tasks[2]]), ("b", [tasks[1]])):
+        offline = log.index(("agent.offline", agent, None))
+        reopened = [i for i, (_, who, task) in enumerate(log) if task in own]
+        assert len(reopened) == len(own) and min(reopened) > offline, log
+    assert service.sweep() == {"agents_offline": 0, "tasks_released": 0}
+
+
 def test_a_holder_that_declares_itself_offline_loses_the_task_to_another_claimer(
     service: Service, task_id: int
 ) -> None:

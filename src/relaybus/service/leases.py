@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -29,6 +31,30 @@ def release_held(conn: Connection, workspace: str, agent_id: str, now: float, re
     for task_id in ids:
         reopen(conn, workspace, task_id, agent_id, now, reason)
     return len(ids)
+
+
+def held_by(conn: Connection, workspace: str, agent_ids: Sequence[str]) -> dict[str, list[int]]:
+    """The ids of the tasks each of ``agent_ids`` holds, in id order: ``{agent: [task]}``
+    (an agent holding none is absent). Read in chunks of 500 ids (bound parameters)."""
+    found: dict[str, list[int]] = {}
+    for start in range(0, len(agent_ids), 500):
+        rows = conn.execute(
+            _HELD_BY, {"ws": workspace, "aids": list(agent_ids[start : start + 500])}
+        )
+        for task_id, assignee in rows:
+            found.setdefault(assignee, []).append(task_id)
+    return found
+
+
+_HELD_BY = (
+    sa.select(tasks.c.id, tasks.c.assignee)
+    .where(
+        tasks.c.workspace == sa.bindparam("ws"),
+        tasks.c.assignee.in_(sa.bindparam("aids", expanding=True)),
+        tasks.c.status.in_([s.value for s in HELD]),
+    )
+    .order_by(tasks.c.id)
+)
 
 
 def release_expired(conn: Connection, workspace: str, now: float) -> int:

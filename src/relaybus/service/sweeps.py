@@ -21,8 +21,21 @@ import sqlalchemy as sa
 from ..models import AgentStatus
 from ..store.schema import agents, idempotency_keys, messages, sweeps, tasks
 from .common import ServiceBase, append_event
-from .leases import HELD, release_expired, release_held
+from .leases import HELD, held_by, release_expired, reopen
 from .presence import effective_status
+
+#: An agent goes offline only if it was not seen again since the sweep looked (built
+#: once: a sweep may run it for a thousand agents).
+_GONE_OFFLINE = (
+    agents.update()
+    .where(
+        agents.c.workspace == sa.bindparam("ws"),
+        agents.c.id == sa.bindparam("aid"),
+        agents.c.status != "offline",
+        agents.c.last_seen_at == sa.bindparam("seen"),
+    )
+    .values(status="offline")
+)
 
 
 class SweepOps(ServiceBase):
@@ -59,21 +72,19 @@ class SweepOps(ServiceBase):
             return {"agents_offline": 0, "tasks_released": 0}
         offline = released = 0
         with self.store.write() as conn:
+            # The tasks the stale agents hold, in one read (one per agent held the write
+            # lock for seconds when a thousand agents went quiet at once).
+            held = held_by(conn, workspace, [agent_id for agent_id, _ in gone])
             for agent_id, seen in gone:
                 changed = conn.execute(
-                    agents.update()
-                    .where(
-                        agents.c.workspace == workspace,
-                        agents.c.id == agent_id,
-                        agents.c.status != "offline",
-                        agents.c.last_seen_at == seen,  # not seen again since we looked
-                    )
-                    .values(status="offline")
+                    _GONE_OFFLINE, {"ws": workspace, "aid": agent_id, "seen": seen}
                 ).rowcount
                 if changed:
                     offline += 1
                     append_event(conn, workspace, "agent.offline", now, agent_id, reason="stale")
-                    released += release_held(conn, workspace, agent_id, now, "holder offline")
+                    for task_id in held.get(agent_id, ()):
+                        reopen(conn, workspace, task_id, agent_id, now, "holder offline")
+                        released += 1
             released += release_expired(conn, workspace, now)
         return {"agents_offline": offline, "tasks_released": released}
 
