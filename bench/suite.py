@@ -19,8 +19,9 @@ left by an earlier full run (about 7,000 files) took 27 s of one session's wall 
 here (cProfile, machine loaded), inside the test phase. ``TMPDIR`` stays as it is: a
 longer one moves the tests' sockets to their fallback folders (see
 ``relaybus.client.warm.socket_path``), which a test's own environment may not share.
-The host's speed is printed before and after (CPU seconds of a fixed pure-Python loop;
-on this machine it ranged 1.1-3.3 s on one day), so runs on a slower host read as such.
+Runs on this machine varied by about 30 % with the host's load from outside (a fixed
+pure-Python loop timed around each run did not follow it): compare commits with runs
+taken in turn (``--rev``), not with figures from another hour.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ def main() -> None:
         command += ["--dist", "loadgroup", "-q"]
         temproot = tempfile.mkdtemp(prefix="rs-", dir="/tmp")  # short: socket paths
         env = {**os.environ, "CI": "true", "PYTEST_DEBUG_TEMPROOT": temproot}
-        print(f"host speed before: {_probe():.2f} s (a fixed loop's CPU; lower is faster)")
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic()
         done = subprocess.run(
@@ -69,7 +69,6 @@ def main() -> None:
             preexec_fn=(lambda: _join(group)) if group else None,
         )
         wall = time.monotonic() - start
-        print(f"host speed after: {_probe():.2f} s")
         shutil.rmtree(temproot, ignore_errors=True)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         summary = [line for line in done.stdout.splitlines() if " in " in line and "passed" in line]
@@ -86,15 +85,6 @@ def main() -> None:
         else:
             cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             print(f"CPU of the processes pytest waited for: {cpu:.0f} s (no cgroup here)")
-
-
-def _probe() -> float:
-    """CPU seconds of a fixed pure-Python loop (30 million additions) on this host now."""
-    start = time.process_time()
-    total = 0
-    for i in range(30_000_000):
-        total += i
-    return time.process_time() - start
 
 
 def _cgroup(name: str) -> Path | None:
