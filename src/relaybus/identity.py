@@ -118,6 +118,24 @@ def session_key(env: Mapping[str, str] | None = None) -> str:
     return hashlib.sha256(seed).hexdigest()[:12]
 
 
+def runtime_root(env: Mapping[str, str] | None = None) -> Path:
+    """The folder of this user's relay sockets (the stores' wake-up sockets, and a warm
+    relay's socket when its relay folder is too deep for one): ``relaybus-UID`` in
+    ``RELAYBUS_TMPDIR``, default ``/tmp``.
+
+    Not in ``$TMPDIR``: every process of one store must find the same sockets, and
+    ``TMPDIR`` differs between processes of one user (macOS gives each login its own;
+    MCP clients start servers with a filtered environment without it), so a writer
+    would not wake a reader and a command would not find the running relay. tmux keeps
+    its sockets in ``/tmp/tmux-UID`` for the same reason (``TMUX_TMPDIR`` moves them).
+    The folder must be this user's and closed to others
+    (:func:`relaybus.store.files.private_runtime_folder` checks it).
+    """
+    env = os.environ if env is None else env
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    return Path(env.get("RELAYBUS_TMPDIR") or "/tmp") / f"relaybus-{uid}"
+
+
 def session_socket(key: str, env: Mapping[str, str] | None = None) -> Path:
     """Where the session's MCP server listens for its hook commands.
 

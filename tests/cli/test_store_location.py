@@ -352,7 +352,7 @@ def test_a_runtime_folder_of_another_user_is_one_line_error(tmp_path: Path) -> N
         runtime.mkdir(mode=0o700)
         os.chown(runtime, 4242, -1)
 
-        result = relaybus(tmp_path, "agents", clean_env(TMPDIR=str(base)))
+        result = relaybus(tmp_path, "agents", clean_env(RELAYBUS_TMPDIR=str(base)))
     finally:
         shutil.rmtree(base)
 

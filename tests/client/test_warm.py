@@ -9,10 +9,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -183,6 +185,51 @@ def test_a_folder_too_deep_for_a_unix_socket_gets_one_under_tmp(tmp_path: Path) 
     assert len(os.fsencode(path)) <= warm.MAX_SOCKET_PATH
     assert path.parent.name == f"relaybus-{os.getuid()}"
     assert warm.socket_path(deep) == path  # the same for every caller
+
+
+def test_a_relay_too_deep_for_its_socket_is_found_by_callers_of_any_tmpdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The relay's socket then lives in the user's runtime folder; a caller whose TMPDIR
+    # differs from the starter's (macOS gives each login its own, MCP clients drop it)
+    # must still find that relay, not start a second one that cannot own the folder.
+    for name in list(os.environ):
+        if name.startswith("RELAYBUS_"):
+            monkeypatch.delenv(name)
+    runtime = Path(tempfile.mkdtemp(prefix="rbw-", dir="/tmp"))
+    monkeypatch.setenv("RELAYBUS_TMPDIR", str(runtime))  # this test's own, short
+    deep = tmp_path.joinpath(*["d" * 20] * 6, ".relay")
+    deep.mkdir(parents=True, mode=0o700)
+    program = (
+        "import json, sys; from pathlib import Path; from relaybus.client import warm; "
+        "print(json.dumps(warm.ensure(Path(sys.argv[1])).to_json()))"
+    )
+    found = []
+    try:
+        for tmpdir in (str(tmp_path), None):
+            env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}
+            if tmpdir is not None:
+                env["TMPDIR"] = tmpdir
+            done = subprocess.run(
+                [sys.executable, "-c", program, str(deep)],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=HUNG,
+                check=True,
+            )
+            found.append(json.loads(done.stdout))
+        assert found[0]["pid"] == found[1]["pid"]  # one relay, found by both
+        assert found[0]["socket"] == str(
+            runtime / f"relaybus-{os.getuid()}" / Path(found[0]["socket"]).name
+        )
+        assert stat.S_IMODE(os.stat(runtime / f"relaybus-{os.getuid()}").st_mode) == 0o700
+    finally:
+        info = warm.probe(deep)
+        if info is not None and info.pid is not None:
+            os.kill(info.pid, signal.SIGTERM)
+            wait_gone(info.pid)
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

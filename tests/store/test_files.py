@@ -235,10 +235,10 @@ def test_a_new_database_never_replaces_a_file_that_appeared_meanwhile(tmp_path: 
 
 @pytest.fixture
 def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A temporary folder of the test's own as ``$TMPDIR`` (short: socket paths have at
-    most 107 bytes); yields ``relaybus-<uid>`` in it."""
+    """A temporary folder of the test's own as ``$RELAYBUS_TMPDIR`` (short: socket paths
+    have at most 107 bytes); yields ``relaybus-<uid>`` in it."""
     base = Path(tempfile.mkdtemp(prefix="rbt-", dir="/tmp"))
-    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    monkeypatch.setenv("RELAYBUS_TMPDIR", str(base))
     try:
         yield base / f"relaybus-{os.getuid()}"
     finally:

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import selectors
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -120,3 +123,20 @@ def test_a_muted_listener_sleeps_through_the_muting_threads_commits_only(
         _commit(store)  # after the block: woken again
         assert muted.drain()
         assert other.drain()
+
+
+def test_a_commit_wakes_listeners_of_processes_with_another_tmpdir(tmp_path: Path) -> None:
+    # The wake-up sockets are found the same way by every process of the user
+    # (relaybus.identity.runtime_root), not through TMPDIR, which differs between a
+    # user's processes (macOS gives each login its own; MCP clients drop it).
+    url = f"sqlite:///{tmp_path}/relay.db"
+    writer = "import sys; from relaybus.store import Store\n" + (
+        "with Store(sys.argv[1]) as s, s.write() as c: c.exec_driver_sql('SELECT 1')"
+    )
+    with Store(url) as store, store.listen() as listener:
+        for tmpdir in (str(tmp_path), None):
+            env = {k: v for k, v in os.environ.items() if k != "TMPDIR"}
+            if tmpdir is not None:
+                env["TMPDIR"] = tmpdir
+            subprocess.run([sys.executable, "-c", writer, url], env=env, timeout=HUNG, check=True)
+            assert listener.wait(HUNG), f"not woken by a writer with TMPDIR={tmpdir}"

@@ -103,17 +103,19 @@ class WarmInfo(_WarmFields):
 
 def socket_path(relay_dir: Path) -> Path:
     """Where the relay of ``relay_dir`` listens: ``relay_dir/relay.sock``, or, when
-    that path is too long for a Unix socket, ``$TMPDIR/relaybus-<uid>/<hash>.sock``
-    (the folder 0700), the same for every process of this user."""
+    that path is too long for a Unix socket, ``/tmp/relaybus-<uid>/<hash>.sock``
+    (:func:`~relaybus.identity.runtime_root`, 0700), the same for every process of
+    this user whatever its ``TMPDIR``."""
     relay_dir = Path(os.path.abspath(relay_dir))
     inside = relay_dir / SOCKET_NAME
     if len(os.fsencode(inside)) <= MAX_SOCKET_PATH:
         return inside
     import hashlib  # only for a folder too deep for a socket path
 
+    from ..identity import runtime_root  # (it imports socket, which a hook need not)
+
     digest = hashlib.sha256(os.fsencode(relay_dir)).hexdigest()[:24]
-    base = Path(os.environ.get("TMPDIR") or "/tmp") / f"relaybus-{os.getuid()}"
-    return base / f"{digest}.sock"
+    return runtime_root() / f"{digest}.sock"
 
 
 def unix_socket(path: Path, timeout: float | None) -> socket.socket:

@@ -86,6 +86,10 @@ def run(settings: Settings) -> int:
         print("relaybus: another warm relay serves this folder: exiting", flush=True)
         return 3
     path = socket_path(relay_dir)
+    if path.parent != relay_dir:  # too deep for a socket: in the user's runtime folder
+        from ..store.files import private_runtime_folder
+
+        private_runtime_folder(path.parent)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

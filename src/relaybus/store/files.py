@@ -297,7 +297,7 @@ def private_runtime_folder(folder: Path) -> None:
     except OSError as exc:
         raise StoreError(f"cannot create {folder}: {exc.strerror}", path=str(folder)) from exc
     info = os.lstat(folder)
-    fix = "remove it, or point TMPDIR at a folder of yours"
+    fix = "remove it, or point RELAYBUS_TMPDIR at a folder of yours"
     if not stat.S_ISDIR(info.st_mode):
         raise StoreError(f"{folder} is not a folder (a link or a file): {fix}", path=str(folder))
     if info.st_uid != os.geteuid():

@@ -27,13 +27,13 @@ import secrets
 import select
 import selectors
 import socket
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import StoreError
+from ..identity import runtime_root
 from .files import mark, private_runtime_folder, sweep_runtime
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,8 @@ class Listener(Protocol):
 class SocketNotifier:
     """Unix-datagram wake-ups for every process using one SQLite file.
 
-    The sockets live in ``$TMPDIR/relaybus-<uid>/<hash of the database path>/``;
+    The sockets live in ``/tmp/relaybus-<uid>/<hash of the database path>/``
+    (:func:`~relaybus.identity.runtime_root`, the same for every process of the user);
     the first folder must be this user's and closed to others
     (:func:`~relaybus.store.files.private_runtime_folder`). Each per-database
     folder records its database in a ``.database`` file, so that folders of
@@ -85,7 +86,7 @@ class SocketNotifier:
         self.database = database_path.resolve()
         digest = hashlib.sha256(str(self.database).encode("utf-8")).hexdigest()[:16]
         # Not next to the database: AF_UNIX paths are limited to ~104 bytes.
-        self.root = Path(tempfile.gettempdir()) / f"relaybus-{os.getuid()}"
+        self.root = runtime_root()
         self.folder = self.root / digest
         self._sender: socket.socket | None = None
         self._trusted = False
