@@ -179,6 +179,59 @@ def test_a_second_relay_for_the_same_folder_exits_at_once(relay_dir: Path) -> No
     assert warm.probe(relay_dir) == info
 
 
+def held(relay_dir: Path) -> bool:
+    """Whether a relay holds the folder's owner lock."""
+    try:
+        fd = os.open(relay_dir / warm.OWNER_LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def start_and_kill_the_starter(relay_dir: Path) -> None:
+    """Start a relay from a process killed once the relay holds its folder, before it
+    answers (a Ctrl-C on the first command, a `relaybus mcp` closed at once)."""
+    starter = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from relaybus.client import warm; warm.ensure(Path(sys.argv[1]))", str(relay_dir)]
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + HUNG
+        while not held(relay_dir):
+            assert time.monotonic() < deadline, "no relay took the folder"
+            time.sleep(0.002)
+        assert warm.probe(relay_dir) is None  # holding its folder, not answering yet
+    finally:
+        starter.kill()
+        starter.wait()
+
+
+def test_a_relay_still_starting_when_its_starter_dies_is_waited_for_not_replaced(
+    relay_dir: Path,
+) -> None:
+    # The next caller must take the relay's socket for a live one, not a stale one.
+    start_and_kill_the_starter(relay_dir)
+
+    info = warm.ensure(relay_dir)
+
+    assert warm.probe(relay_dir) == info
+    assert "another warm relay serves this folder" not in warm.log_path(relay_dir).read_text()
+
+
+def test_stop_waits_for_a_relay_still_starting_and_stops_it(relay_dir: Path) -> None:
+    start_and_kill_the_starter(relay_dir)
+
+    assert warm.stop(relay_dir)
+
+    assert warm.probe(relay_dir) is None and not held(relay_dir)
+
+
 def test_a_folder_too_deep_for_a_unix_socket_gets_one_under_tmp(tmp_path: Path) -> None:
     deep = tmp_path.joinpath(*["d" * 20] * 6, ".relay")
     path = warm.socket_path(deep)

@@ -463,12 +463,12 @@ def ensure(relay_dir: Path, *, env: Mapping[str, str] | None = None) -> WarmInfo
 
 def stop(relay_dir: Path, info: WarmInfo | None = None) -> bool:
     """Stop the warm relay of ``relay_dir`` (SIGTERM, then wait for its socket to
-    close). Returns whether one was running.
+    close); one still starting is waited for first. Returns whether one was running.
 
     Raises:
         StoreError: it is still answering after :data:`STOP_TIMEOUT` seconds.
     """
-    info = info or probe(relay_dir)
+    info = info or probe(relay_dir) or _starting(relay_dir)
     if info is None:
         return False
     if info.pid is not None:
@@ -531,8 +531,20 @@ def _spawn_lock(relay_dir: Path) -> Iterator[None]:
 
 def _start(relay_dir: Path, env: Mapping[str, str] | None) -> WarmInfo:
     path = socket_path(relay_dir)
+    info = _starting(relay_dir)
+    if info is not None:
+        return info
+    if held(relay_dir):
+        from ..errors import StoreError
+
+        log = log_path(relay_dir)
+        raise StoreError(
+            f"a warm relay holds {relay_dir} but does not answer ({_last_line(log)}): "
+            f"see {log}, or set RELAYBUS_DAEMON=0 to open the store in each command",
+            log=str(log),
+        )
     with contextlib.suppress(FileNotFoundError):
-        path.unlink()  # stale: nobody answered on it (we hold the spawn lock)
+        path.unlink()  # stale: no relay holds the folder (and we hold the spawn lock)
     if path.parent != Path(relay_dir):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     child_env = {
@@ -577,6 +589,42 @@ def _start(relay_dir: Path, env: Mapping[str, str] | None) -> WarmInfo:
                 log=str(log),
             )
         time.sleep(0.01)
+
+
+def _starting(relay_dir: Path) -> WarmInfo | None:
+    """The relay that holds ``relay_dir`` without answering yet, once it answers; ``None``
+    when no relay holds the folder (or once the one that held it has let go: it was on
+    its way out), or after :data:`START_TIMEOUT` seconds.
+
+    A relay takes the folder's :data:`OWNER_LOCK` before it binds its socket, and
+    answers about a second later: a caller that finds the socket silent in between
+    must not take it for a stale one (its starter may have been interrupted, or exited,
+    before the relay answered)."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while held(relay_dir) and time.monotonic() < deadline:
+        info = probe(relay_dir)
+        if info is not None:
+            return info
+        time.sleep(0.01)
+    return None
+
+
+def held(relay_dir: Path) -> bool:
+    """Whether a relay holds ``relay_dir``'s :data:`OWNER_LOCK` (it takes the lock before
+    it binds its socket and keeps it until it exits)."""
+    import fcntl
+
+    try:
+        fd = os.open(Path(relay_dir) / OWNER_LOCK, os.O_RDWR)
+    except FileNotFoundError:
+        return False  # no relay ever started here
+    try:  # closing the descriptor releases the lock again
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _alive(pid: int) -> bool:

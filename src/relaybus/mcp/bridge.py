@@ -164,6 +164,7 @@ def serve(relay_dir: Path, identity: ident.SessionIdentity, *, workspace: str | 
             headers,
             sys.stdout.buffer,
             lambda: warm.ensure(relay_dir).socket,
+            launched=lambda: warm.held(relay_dir),
             listing=load_listing(),
             agent_id=identity.agent_id,
         )

@@ -14,6 +14,7 @@ import http.client
 import json
 import sys
 import threading
+import time
 import urllib.parse
 
 from ..client import warm
@@ -60,6 +61,8 @@ class Bridge:
         headers: sent with every request (the session's identity and agent).
         out: where the server's messages are written, one line each.
         ensure: starts or finds the warm relay; returns its socket.
+        launched: whether a relay has taken the relay folder (:func:`warm.held`): one
+            being started needs this process no longer, the next caller waits for it.
         listing: what the relay answers to ``initialize`` and the :data:`LISTED` requests
             (:func:`~relaybus.mcp.listing.load_listing`), or None to relay those too.
         agent_id: the session's agent, named in the instructions.
@@ -72,6 +75,7 @@ class Bridge:
         out: BinaryIO,
         ensure: Callable[[], Path],
         *,
+        launched: Callable[[], bool] = lambda: True,
         listing: Mapping[str, Any] | None = None,
         agent_id: str = "",
     ) -> None:
@@ -85,6 +89,8 @@ class Bridge:
         self.stopping = threading.Event()
         self._out = out
         self._ensure = ensure
+        self._launched = launched
+        self._starter: threading.Thread | None = None
         self._out_lock = threading.Lock()
         self._lock = threading.Lock()  # session state
         self._reconnecting = threading.Lock()
@@ -100,7 +106,6 @@ class Bridge:
         self._session_ready.set()
         self._local = False  # the session's initialize was answered here
         self._opened = False  # the session's initialize reached the relay
-        self._starter: threading.Thread | None = None
         self._modern = False  # a 2026-07-28 request was relayed (no session: no DELETE)
 
     def start(self, running: bool) -> None:
@@ -439,8 +444,14 @@ class Bridge:
         """End the session: the relay marks its agent offline (DELETE), and every
         open request is dropped."""
         self.stopping.set()
-        if self._starter is not None:  # a relay being started is left running, not half-made
-            self._starter.join(warm.START_TIMEOUT)
+        # A relay being started is waited for until it has taken its folder, not until it
+        # answers (about a second later): it starts detached, and the next caller waits
+        # for it rather than taking its silent socket for a stale one (warm._start).
+        deadline = time.monotonic() + warm.START_TIMEOUT
+        while self._starter is not None and self._starter.is_alive():
+            if self._launched() or time.monotonic() > deadline:
+                break
+            self._starter.join(0.01)
         self._relay_ready.set()  # a session not opened yet never will be
         self._session_ready.wait(CLOSE_SECONDS)  # one being opened is, then deleted
         with self._lock:
