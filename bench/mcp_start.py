@@ -14,12 +14,13 @@ the way a coding tool does (the venv's ``relaybus`` console script), in this ord
 
 Each ``relaybus mcp`` run writes ``initialize``, waits for its answer, writes
 ``notifications/initialized`` and ``tools/list``, and is timed from ``Popen`` to the
-``tools/list`` answer read; then its stdin is closed and it exits (not timed). Its
+``tools/list`` answer read; then its stdin is closed and it exits, timed apart (the
+``exit ms`` column: a client that closes a cold bridge at once waits that long). Its
 CPU (user + system, from ``os.wait4``) covers its whole life, the relay's not.
 Rounds are interleaved, so a noisy machine slows every command alike; the first
 round, a warm-up, is not counted. The children write and use bytecode.
 
-Prints per command the medians of wall and CPU time in ms, and the wall median's
+Prints per command the medians of wall, CPU and exit time in ms, and the wall median's
 ratio to ``python -c pass``'s (the issue's target for the warm bridge: at most 15x).
 """
 
@@ -59,9 +60,10 @@ def line(message: Mapping[str, object]) -> bytes:
     return json.dumps(message).encode("utf-8") + b"\n"
 
 
-def time_mcp(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Start ``argv`` (a ``relaybus mcp``), list its tools, close it:
-    ``(seconds to the tools/list answer, CPU seconds of the child)``.
+def time_mcp(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Start ``argv`` (a ``relaybus mcp``), list its tools, close it: ``(seconds to the
+    tools/list answer, CPU seconds of the child, seconds from closing its stdin to its
+    exit)``.
 
     Raises:
         SystemExit: it did not answer as a server should.
@@ -88,21 +90,23 @@ def time_mcp(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
     if b'"tools"' not in answer:
         proc.kill()
         raise SystemExit(f"{argv}: no answer to tools/list: {answer!r}")
+    closed = time.perf_counter()
     proc.stdin.close()
     _, status, usage = os.wait4(proc.pid, 0)
+    exited = time.perf_counter() - closed
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close()
     proc.stderr.close()
     if proc.returncode != 0:
         raise SystemExit(f"{argv}: exit {proc.returncode}")
-    return elapsed, usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_utime + usage.ru_stime, exited
 
 
-def time_pass(python: str, env: dict[str, str]) -> tuple[float, float]:
+def time_pass(python: str, env: dict[str, str]) -> tuple[float, float, float]:
     start = time.perf_counter()
     proc = subprocess.Popen([python, "-c", "pass"], env=env)
     _, _, usage = os.wait4(proc.pid, 0)
-    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, 0.0
 
 
 def main() -> None:
@@ -129,11 +133,11 @@ def main() -> None:
     )
     (base / "run").mkdir(mode=0o700)
 
-    def cold() -> tuple[float, float]:
+    def cold() -> tuple[float, float, float]:
         warm.stop(relay_dir)
         return time_mcp([script, "mcp"], env, project)
 
-    commands: dict[str, Callable[[], tuple[float, float]]] = {
+    commands: dict[str, Callable[[], tuple[float, float, float]]] = {
         "python -c pass": lambda: time_pass(python, env),
         "relaybus mcp, warm relay": lambda: time_mcp([script, "mcp"], env, project),
         "relaybus mcp, cold (starts the relay)": cold,
@@ -144,26 +148,32 @@ def main() -> None:
 
     walls: dict[str, list[float]] = {name: [] for name in commands}
     cpus: dict[str, list[float]] = {name: [] for name in commands}
+    exits: dict[str, list[float]] = {name: [] for name in commands}
     try:
         for counted in [False] + [True] * rounds:
             for name, command in commands.items():
                 if name.startswith("relaybus mcp, warm"):
                     warm.ensure(relay_dir)
-                wall, cpu = command()
+                wall, cpu, exited = command()
                 if counted:
                     walls[name].append(wall)
                     cpus[name].append(cpu)
+                    exits[name].append(exited)
     finally:
         warm.stop(relay_dir)
         shutil.rmtree(base, ignore_errors=True)
 
     floor = statistics.median(walls["python -c pass"])
     print(f"{rounds} interleaved rounds (medians), {python}")
-    print(f"{'command':42} {'wall ms':>9} {'cpu ms':>9} {'x pass':>8}")
+    print(f"{'command':42} {'wall ms':>9} {'cpu ms':>9} {'x pass':>8} {'exit ms':>9}")
     for name in commands:
         wall = statistics.median(walls[name])
         cpu = statistics.median(cpus[name])
-        print(f"{name:42} {wall * 1000:9.1f} {cpu * 1000:9.1f} {wall / floor:8.1f}")
+        exited = statistics.median(exits[name])
+        print(
+            f"{name:42} {wall * 1000:9.1f} {cpu * 1000:9.1f} {wall / floor:8.1f}"
+            f" {exited * 1000:9.1f}"
+        )
 
 
 if __name__ == "__main__":
