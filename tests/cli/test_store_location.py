@@ -29,6 +29,7 @@ import pytest
 from relaybus import Relay
 from tests.cli.conftest import CALL_TIMEOUT, Result, run_in_process
 from tests.support.env import clean_environ
+from tests.support.live import UNUSED_TLS
 
 NO_RELAY = "relaybus: error: no relay here: run `relaybus init`"
 #: Commands that need an existing relay: the reads, and writes that act on agents,
@@ -418,7 +419,7 @@ def test_serve_creates_a_private_relay_and_its_metrics_need_a_token(tmp_path: Pa
     with serving(project, "--token", "admin-secret", "--metrics-token", "scrape-secret") as srv:
         announcement = srv.expect("relaybus: serving ")
         url = announcement.split()[2]
-        with httpx.Client(base_url=url, timeout=CALL_TIMEOUT) as http:
+        with httpx.Client(base_url=url, timeout=CALL_TIMEOUT, verify=UNUSED_TLS) as http:
             alice = http.post("/v1/agents", json={"id": "alice"}, headers=admin)
             http.post("/v1/agents", json={"id": "bob"}, headers=admin)
             sent = http.post(

@@ -26,7 +26,7 @@ from relaybus import (
 )
 from relaybus.client.aio_backends import AsyncEmbeddedBackend, AsyncRemoteBackend
 from relaybus.settings import Settings
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 T = TypeVar("T")
 HUNG = 30.0
@@ -206,7 +206,9 @@ def test_an_async_agent_receives_a_message_sent_by_another_agent(srv: LiveServer
             connected.set()
 
     async def scenario() -> None:
-        client = httpx.AsyncClient(base_url=srv.url, event_hooks={"response": [saw]})
+        client = httpx.AsyncClient(
+            base_url=srv.url, event_hooks={"response": [saw]}, verify=UNUSED_TLS
+        )
         relay = AsyncRelay(AsyncRemoteBackend(Settings(url=srv.url), client=client))
         async with relay, AsyncRelay.open(url=srv.url) as elsewhere:
             bob = await relay.register("bob")

@@ -33,6 +33,8 @@ import httpx
 from httpx_sse import ServerSentEvent, connect_sse
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.live import UNUSED_TLS
+
 T = TypeVar("T")
 
 #: Seconds any single wait (a start, a read, a request) may take before the test calls it
@@ -223,7 +225,7 @@ def api(replica: Replica, token: str | None = None, workspace: str | None = None
         headers["Authorization"] = f"Bearer {token}"
     if workspace is not None:
         headers[WORKSPACE_HEADER] = workspace
-    return httpx.Client(base_url=replica.url, headers=headers, timeout=HUNG)
+    return httpx.Client(base_url=replica.url, headers=headers, timeout=HUNG, verify=UNUSED_TLS)
 
 
 def register(client: httpx.Client, agent_id: str, **fields: Any) -> str:
@@ -237,7 +239,7 @@ def register(client: httpx.Client, agent_id: str, **fields: Any) -> str:
 def metric(replica: Replica, name: str, **labels: str) -> float:
     """The sum of the samples called ``name`` on the replica's ``/metrics`` whose labels
     include ``labels`` (0.0 if there are none)."""
-    reply = httpx.get(f"{replica.url}/metrics", timeout=HUNG)
+    reply = httpx.get(f"{replica.url}/metrics", timeout=HUNG, verify=UNUSED_TLS)
     reply.raise_for_status()
     total = 0.0
     for family in text_string_to_metric_families(reply.text):
@@ -297,7 +299,7 @@ def sse(replica: Replica, token: str, last_event_id: int | None = None) -> Itera
     if last_event_id is not None:
         headers["Last-Event-ID"] = str(last_event_id)
     with (
-        httpx.Client(timeout=HUNG) as client,
+        httpx.Client(timeout=HUNG, verify=UNUSED_TLS) as client,
         connect_sse(client, "GET", f"{replica.url}/v1/stream", headers=headers) as source,
     ):
         assert source.response.status_code == 200, source.response.read()

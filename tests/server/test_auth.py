@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import ADMIN, as_agent, bearer, problem, register, unchanged
-from tests.support.live import LiveServer
+from tests.support.live import UNUSED_TLS, LiveServer
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_workspaces_are_separate_and_chosen_by_header_for_admin(
 def test_no_token_on_a_secured_server_is_401_with_www_authenticate(
     secured: LiveServer, tokens: dict[str, str]
 ) -> None:
-    reply = httpx.get(f"{secured.url}/v1/agents")
+    reply = httpx.get(f"{secured.url}/v1/agents", verify=UNUSED_TLS)
 
     problem(reply, 401)
     assert reply.headers["www-authenticate"].startswith("Bearer")
@@ -126,7 +126,9 @@ def test_no_token_on_a_secured_server_is_401_with_www_authenticate(
     ids=["unknown", "basic", "empty", "other-scheme"],
 )
 def test_bad_credentials_are_401_on_a_secured_server(secured: LiveServer, header: str) -> None:
-    reply = httpx.get(f"{secured.url}/v1/agents", headers={"Authorization": header})
+    reply = httpx.get(
+        f"{secured.url}/v1/agents", headers={"Authorization": header}, verify=UNUSED_TLS
+    )
 
     problem(reply, 401)
     assert reply.headers["www-authenticate"].startswith("Bearer")

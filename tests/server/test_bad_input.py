@@ -30,7 +30,7 @@ from relaybus.bounds import (
 )
 from tests.conftest import DIALECTS, server_database, snapshot_rows
 from tests.server.conftest import HUNG, problem, register, unchanged
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 from tests.support.pristine import Pristine
 
 HUGE = 2**63
@@ -44,7 +44,7 @@ def shared_server(dialect: str, folder: Path) -> Iterator[LiveServer]:
         server_database(dialect) as database,
         live_server(folder, database=database) as srv,
     ):
-        with httpx.Client(base_url=srv.url, timeout=HUNG) as http:
+        with httpx.Client(base_url=srv.url, timeout=HUNG, verify=UNUSED_TLS) as http:
             register(http, "alice", capabilities=["review"])
             register(http, "bob")
             sent = http.post("/v1/messages", json={"sender": "alice", "to": "bob", "body": "hi"})

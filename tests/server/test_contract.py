@@ -20,7 +20,7 @@ import pytest
 
 from relaybus.client import calls
 from relaybus.client.transport import Call
-from tests.support.live import live_server
+from tests.support.live import UNUSED_TLS, live_server
 
 #: Operations that have no Call builder, and why. (The WebSocket route, ``/v1/ws``,
 #: is not an HTTP operation: the OpenAPI document does not list it.)
@@ -99,7 +99,7 @@ Operation = tuple[str, str]
 def document(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The OpenAPI document a running server serves."""
     with live_server(tmp_path_factory.mktemp("contract")) as srv:
-        reply = httpx.get(f"{srv.url}/openapi.json", timeout=30.0)
+        reply = httpx.get(f"{srv.url}/openapi.json", timeout=30.0, verify=UNUSED_TLS)
         reply.raise_for_status()
         yield reply.json()
 

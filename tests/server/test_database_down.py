@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import _migrated_template
-from tests.support.live import live_server
+from tests.support.live import UNUSED_TLS, live_server
 from tests.support.pg import drop_database, fresh_database_url
 
 HUNG = 30.0
@@ -18,7 +18,7 @@ def test_requests_get_503_with_retry_after_while_the_database_is_gone(tmp_path: 
     try:
         with (
             live_server(tmp_path, database=url) as srv,
-            httpx.Client(base_url=srv.url, timeout=HUNG) as http,
+            httpx.Client(base_url=srv.url, timeout=HUNG, verify=UNUSED_TLS) as http,
         ):
             assert http.post("/v1/agents", json={"id": "alice"}).status_code == 201
             drop_database(url)  # terminates every connection, the pool's included

@@ -29,7 +29,7 @@ from relaybus.server.routes import LeanRoute
 from relaybus.settings import Settings
 from tests.conftest import Clock, server_database
 from tests.server.conftest import ADMIN, HUNG, bearer
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 #: The response headers the two paths must agree on (the rest: date, server, length).
 HEADERS = ("content-type", "retry-after", "www-authenticate", "allow")
@@ -453,7 +453,7 @@ def side(folder: Path, dialect: str, clock: Clock, *, lean: bool) -> Iterator[Si
             rate_limit=0.001,
             rate_burst=BURST,
         ) as server,
-        httpx.Client(base_url=server.url, timeout=HUNG) as client,
+        httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client,
     ):
         server.service.store.clock = clock
         server.app.state.lean_routes = lean

@@ -11,7 +11,7 @@ import pytest
 from relaybus.errors import RateLimited
 from relaybus.server.limits import RateLimiter
 from tests.server.conftest import HUNG, as_agent, bearer, problem, register, unchanged
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 LIMIT = 2000
 
@@ -37,6 +37,7 @@ def post(srv: LiveServer, content: bytes | Iterator[bytes]) -> httpx.Response:
         content=content,
         headers={"content-type": "application/json"},
         timeout=HUNG,
+        verify=UNUSED_TLS,
     )
 
 
@@ -90,7 +91,9 @@ def test_over_the_rate_limit_is_429_with_retry_after_per_token(
     with live_server(
         tmp_path, database=database, admin_token="admin", rate_limit=0.01, rate_burst=3
     ) as srv:
-        with httpx.Client(base_url=srv.url, timeout=HUNG, headers=bearer("admin")) as admin:
+        with httpx.Client(
+            base_url=srv.url, timeout=HUNG, headers=bearer("admin"), verify=UNUSED_TLS
+        ) as admin:
             alice_token = register(admin, "alice")
             bob_token = register(admin, "bob")
             with as_agent(admin, alice_token) as alice, as_agent(admin, bob_token) as bob:

@@ -12,7 +12,7 @@ import httpx
 from relaybus import Relay
 from relaybus.models import AgentStatus
 from tests.mcp.conftest import HUNG, call, fail, http_session, run
-from tests.support.live import live_server
+from tests.support.live import UNUSED_TLS, live_server
 
 ADMIN = "admin-secret"
 #: An MCP initialize request as a client first sends it (handshake era).
@@ -111,7 +111,9 @@ def test_an_idle_session_ends_and_its_agent_goes_offline(tmp_path: Path) -> None
 def test_an_agent_token_acts_as_its_agent_without_registering_again(tmp_path: Path) -> None:
     with live_server(tmp_path, admin_token=ADMIN) as srv:
         admin = {"Authorization": f"Bearer {ADMIN}"}
-        made = httpx.post(f"{srv.url}/v1/agents", json={"id": "carol"}, headers=admin)
+        made = httpx.post(
+            f"{srv.url}/v1/agents", json={"id": "carol"}, headers=admin, verify=UNUSED_TLS
+        )
         token = made.json()["token"]
         epoch = srv.service.get_agent("carol").epoch
 
@@ -123,13 +125,15 @@ def test_an_agent_token_acts_as_its_agent_without_registering_again(tmp_path: Pa
         run(scenario)
         assert srv.service.get_agent("carol").epoch == epoch
         still = httpx.get(
-            f"{srv.url}/v1/agents/carol", headers={"Authorization": f"Bearer {token}"}
+            f"{srv.url}/v1/agents/carol",
+            headers={"Authorization": f"Bearer {token}"},
+            verify=UNUSED_TLS,
         )
         assert still.status_code == 200  # the token was not rotated
 
 
 def test_mcp_refuses_callers_as_the_rest_api_does(tmp_path: Path) -> None:
-    with live_server(tmp_path, admin_token=ADMIN) as srv, httpx.Client() as http:
+    with live_server(tmp_path, admin_token=ADMIN) as srv, httpx.Client(verify=UNUSED_TLS) as http:
         admin = {"Authorization": f"Bearer {ADMIN}"}
         tokens = {
             name: http.post(f"{srv.url}/v1/agents", json={"id": name}, headers=admin).json()[

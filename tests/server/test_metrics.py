@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from relaybus.errors import InvalidInput
 from relaybus.settings import Settings
 from tests.server.conftest import ADMIN, HUNG, bearer, problem, register
-from tests.support.live import live_server
+from tests.support.live import UNUSED_TLS, live_server
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -93,14 +93,14 @@ def test_a_413_before_routing_is_counted_too(http: httpx.Client) -> None:
 
 def test_metrics_are_open_on_a_server_without_any_token(tmp_path: Path) -> None:
     with live_server(tmp_path) as server:
-        reply = httpx.get(f"{server.url}/metrics", timeout=HUNG)
+        reply = httpx.get(f"{server.url}/metrics", timeout=HUNG, verify=UNUSED_TLS)
     assert reply.status_code == 200
     assert "relaybus_messages_sent_total" in reply.text
 
 
 def test_metrics_need_the_admin_token_on_a_server_that_has_one(tmp_path: Path) -> None:
     with live_server(tmp_path, admin_token=ADMIN) as server:
-        with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+        with httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client:
             client.headers.update(bearer(ADMIN))
             token = register(client, "alice")
             del client.headers["Authorization"]
@@ -119,7 +119,7 @@ def test_metrics_need_the_admin_token_on_a_server_that_has_one(tmp_path: Path) -
 
 def test_a_metrics_token_reads_metrics_and_nothing_else(tmp_path: Path) -> None:
     with live_server(tmp_path, metrics_token="scrape") as server:  # open mode otherwise
-        with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+        with httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client:
             without = client.get("/metrics")
             scraper = client.get("/metrics", headers=bearer("scrape"))
             api_without_token = client.get("/v1/agents")

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import HUNG, bearer, problem
+from tests.support.live import UNUSED_TLS
 
 ANNOUNCE = "relaybus: serving "
 
@@ -107,8 +108,10 @@ def test_serve_starts_answers_logs_each_request_and_exits_0_on_ctrl_c(
     with serving(tmp_path, database=database) as server:
         announcement = server.expect(ANNOUNCE)
         url = url_of(announcement)
-        assert httpx.get(f"{url}/healthz", timeout=HUNG).json() == {"status": "ok"}
-        info = httpx.get(f"{url}/v1/info", timeout=HUNG).json()
+        assert httpx.get(f"{url}/healthz", timeout=HUNG, verify=UNUSED_TLS).json() == {
+            "status": "ok"
+        }
+        info = httpx.get(f"{url}/v1/info", timeout=HUNG, verify=UNUSED_TLS).json()
         server.expect("")  # at least one more line: the access log
         code = server.stop(signal.SIGINT)
 
@@ -135,7 +138,9 @@ def test_ctrl_c_closes_open_streams_and_exits_0(tmp_path: Path, database: str | 
 
         def watch() -> None:
             with contextlib.suppress(httpx.HTTPError):
-                with httpx.stream("GET", f"{url}/v1/stream", timeout=HUNG) as stream:
+                with httpx.stream(
+                    "GET", f"{url}/v1/stream", timeout=HUNG, verify=UNUSED_TLS
+                ) as stream:
                     for line in stream.iter_lines():
                         if line.startswith("event: ready"):
                             ready.set()
@@ -173,9 +178,13 @@ def test_serve_with_a_token_requires_it_and_the_option_beats_the_environment(
     with serving(tmp_path, "--token", "from-option", env={"RELAYBUS_TOKEN": "from-env"}) as server:
         announcement = server.expect(ANNOUNCE)
         url = url_of(announcement)
-        without = httpx.get(f"{url}/v1/info", timeout=HUNG)
-        env_token = httpx.get(f"{url}/v1/info", headers=bearer("from-env"), timeout=HUNG)
-        option_token = httpx.get(f"{url}/v1/info", headers=bearer("from-option"), timeout=HUNG)
+        without = httpx.get(f"{url}/v1/info", timeout=HUNG, verify=UNUSED_TLS)
+        env_token = httpx.get(
+            f"{url}/v1/info", headers=bearer("from-env"), timeout=HUNG, verify=UNUSED_TLS
+        )
+        option_token = httpx.get(
+            f"{url}/v1/info", headers=bearer("from-option"), timeout=HUNG, verify=UNUSED_TLS
+        )
         assert server.stop() == 0
 
     assert "auth: token" in announcement

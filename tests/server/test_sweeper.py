@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.live import live_server
+from tests.support.live import UNUSED_TLS, live_server
 
 HUNG = 30.0
 
@@ -29,7 +29,7 @@ def test_the_sweeper_releases_a_lapsed_lease_with_nobody_reading_the_task(
             lambda: [e for e in service.events(limit=1000) if e.kind == "task.released"], HUNG
         )
         assert [e.data for e in released] == [{"task_id": sent.task_id, "reason": "lease expired"}]
-        with httpx.Client(base_url=srv.url, timeout=HUNG) as http:
+        with httpx.Client(base_url=srv.url, timeout=HUNG, verify=UNUSED_TLS) as http:
             metrics = http.get("/metrics").text
             info = http.get("/v1/info").json()
     assert 'relaybus_sweep_changes_total{change="tasks_released",job="sweep"} 1.0' in metrics
@@ -42,7 +42,7 @@ def test_without_an_interval_the_server_runs_no_background_jobs(
 ) -> None:
     with (
         live_server(tmp_path, database=database) as srv,
-        httpx.Client(base_url=srv.url, timeout=HUNG) as http,
+        httpx.Client(base_url=srv.url, timeout=HUNG, verify=UNUSED_TLS) as http,
     ):
         srv.service.register("alice")
         assert "relaybus_sweeps_total{" not in http.get("/metrics").text

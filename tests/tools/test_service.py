@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from tests.server.test_serve_cli import ANNOUNCE, Serve
-from tests.support.live import free_port
+from tests.support.live import UNUSED_TLS, free_port
 from tests.tools.setuputil import Home, changed
 from tests.tools.setuputil import home_fixture as home_fixture
 
@@ -128,9 +128,9 @@ def test_the_installed_unit_verifies_and_runs_a_server_that_needs_the_token(home
     with running(argv, {**home.env, **values}, home.home) as server:
         url = server.expect(ANNOUNCE).removeprefix(ANNOUNCE).split()[0]
         assert url == f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{url}/v1/agents").status_code == 401
+        assert httpx.get(f"{url}/v1/agents", verify=UNUSED_TLS).status_code == 401
         token = {"Authorization": f"Bearer {values['RELAYBUS_TOKEN']}"}
-        assert httpx.get(f"{url}/v1/agents", headers=token).status_code == 200
+        assert httpx.get(f"{url}/v1/agents", headers=token, verify=UNUSED_TLS).status_code == 200
     assert (home.project / ".relay" / "relay.db").exists()
 
 
@@ -216,8 +216,10 @@ def test_the_launchd_plist_parses_and_its_program_runs_a_server_with_the_token(
     with running(plist["ProgramArguments"], dict(home.env), Path(plist["WorkingDirectory"])) as s:
         url = s.expect(ANNOUNCE).removeprefix(ANNOUNCE).split()[0]
         assert url == f"http://127.0.0.1:{port}"
-        assert httpx.get(f"{url}/v1/agents").status_code == 401
-        ok = httpx.get(f"{url}/v1/agents", headers={"Authorization": f"Bearer {token}"})
+        assert httpx.get(f"{url}/v1/agents", verify=UNUSED_TLS).status_code == 401
+        ok = httpx.get(
+            f"{url}/v1/agents", headers={"Authorization": f"Bearer {token}"}, verify=UNUSED_TLS
+        )
         assert ok.status_code == 200
         assert home("service status --manager launchd --json").json()["healthy"] is True
     assert os.path.exists(home.project / ".relay" / "relay.db")

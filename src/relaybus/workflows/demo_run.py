@@ -506,17 +506,21 @@ class ServerProcess:
     def _wait_ready(self, url: str, deadline: float, timeout: float) -> None:
         import httpx
 
-        while True:
-            if self.returncode is not None:
-                raise self._failure(f"exited with {self.returncode}")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass  # not answering yet
-            if time.monotonic() >= deadline:
-                raise self._failure(f"was not ready within {timeout:g} s")
-            time.sleep(READY_POLL_SECONDS)  # bounded by the deadline above
+        from ..client.transport import new_client
+
+        # One client for the whole wait: each new one would load the CA bundle again.
+        with new_client(url) as http:
+            while True:
+                if self.returncode is not None:
+                    raise self._failure(f"exited with {self.returncode}")
+                try:
+                    if http.get("/readyz", timeout=2.0).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass  # not answering yet
+                if time.monotonic() >= deadline:
+                    raise self._failure(f"was not ready within {timeout:g} s")
+                time.sleep(READY_POLL_SECONDS)  # bounded by the deadline above
 
     def _failure(self, what: str) -> StoreError:
         code = self.returncode  # before stop(): whether it ended by itself

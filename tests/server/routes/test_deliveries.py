@@ -17,7 +17,7 @@ from tests.server.conftest import HUNG, as_agent, problem, unchanged
 from tests.server.routes.test_ws import register as register_ws
 from tests.server.routes.test_ws import socket
 from tests.server.test_metrics import scrape
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 
 @pytest.fixture
@@ -79,7 +79,7 @@ def test_waiting_for_read_returns_when_the_last_recipient_reads(
         target=lambda: answer.append(receipts(http, sent, until="read", wait=HUNG))
     )
     waiter.start()
-    with httpx.Client(base_url=http.base_url, timeout=HUNG) as other:
+    with httpx.Client(base_url=http.base_url, timeout=HUNG, verify=UNUSED_TLS) as other:
         other.post("/v1/agents/carol/inbox/read", json={"ids": [sent]})
     waiter.join(HUNG)
     assert not waiter.is_alive()
@@ -141,7 +141,7 @@ def test_stuck_deliveries_show_in_metrics_and_agent_listings(
     # A threshold of a millisecond: every queued delivery of an online agent is stuck.
     with (
         live_server(tmp_path, database=database, settings=Settings(stuck_after=0.001)) as srv,
-        httpx.Client(base_url=srv.url, timeout=HUNG) as http,
+        httpx.Client(base_url=srv.url, timeout=HUNG, verify=UNUSED_TLS) as http,
     ):
         for name in ("alice", "bob", "carol"):
             http.post("/v1/agents", json={"id": name})

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from relaybus.server.groups import SendGroups
 from relaybus.store.schema import messages
 from tests.server.conftest import HUNG, problem
-from tests.support.live import LiveServer
+from tests.support.live import UNUSED_TLS, LiveServer
 
 SENDERS = ("alice", "bob", "carol")
 THREADS = 8
@@ -69,7 +69,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 
 
 def post(server: LiveServer, send: dict[str, Any], **headers: str) -> httpx.Response:
-    with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+    with httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client:
         return client.post("/v1/messages", json=send, headers=headers)
 
 
@@ -108,7 +108,7 @@ def test_concurrent_senders_have_every_acknowledged_message_stored_once_in_id_or
 
     def sender(thread: int) -> list[dict[str, Any]]:
         acked = []
-        with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+        with httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client:
             for n in range(SENDS_PER_THREAD):
                 who = SENDERS[(thread + n) % len(SENDERS)]
                 to = "tag:none" if n == 7 else ("dave" if thread % 2 else "broadcast")
@@ -211,7 +211,7 @@ def test_a_group_publishes_its_messages_to_the_stream_in_id_order(
     sends: list[tuple[dict[str, Any], dict[str, str]]] = [
         ({"sender": "alice", "to": "bob", "body": f"m{n}"}, {}) for n in range(5)
     ]
-    with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+    with httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client:
         with client.stream(
             "GET", "/v1/stream", headers={"Authorization": f"Bearer {tokens['bob']}"}
         ) as stream:
@@ -234,7 +234,7 @@ def test_a_write_by_another_writer_while_a_group_is_stored_still_reaches_the_str
 ) -> None:
     # While a group is being stored the hub's reader leaves wake-ups to the group's
     # thread, whose read of the log at the end must cover the other writer's commit.
-    with httpx.Client(base_url=server.url, timeout=HUNG) as client:
+    with httpx.Client(base_url=server.url, timeout=HUNG, verify=UNUSED_TLS) as client:
         headers = {"Authorization": f"Bearer {tokens['bob']}"}
         with client.stream("GET", "/v1/stream", headers=headers) as stream:
             lines = stream.iter_lines()

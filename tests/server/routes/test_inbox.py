@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.server.conftest import as_agent, problem
-from tests.support.live import LiveServer
+from tests.support.live import UNUSED_TLS, LiveServer
 
 
 @pytest.fixture
@@ -137,7 +137,9 @@ def test_a_long_poll_longer_than_the_server_maximum_is_cut_short(
 
     with live_server(tmp_path, database=database, longpoll_max_seconds=0.05) as srv:
         srv.service.register("bob")
-        reply = httpx.get(f"{srv.url}/v1/agents/bob/inbox", params={"wait": 3600}, timeout=30)
+        reply = httpx.get(
+            f"{srv.url}/v1/agents/bob/inbox", params={"wait": 3600}, timeout=30, verify=UNUSED_TLS
+        )
 
     assert reply.status_code == 200
     assert reply.json() == []

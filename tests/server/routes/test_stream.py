@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from httpx_sse import ServerSentEvent, connect_sse
 
 from relaybus.service import hash_token
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 
 #: Seconds before a read counts as hung: far above any real push.
 HUNG = 30.0
@@ -61,7 +62,7 @@ def stream(
     sent = dict(headers or {})
     if token is not None:
         sent["Authorization"] = f"Bearer {token}"
-    with httpx.Client(timeout=HUNG) as client:
+    with httpx.Client(timeout=HUNG, verify=UNUSED_TLS) as client:
         with connect_sse(client, "GET", f"{srv.url}/v1/stream", params=params, headers=sent) as src:
             assert src.response.status_code == 200, src.response.read()
             assert src.response.headers["content-type"].startswith("text/event-stream")
@@ -161,8 +162,15 @@ def test_without_a_cursor_the_stream_starts_now(tmp_path: Path, database: str | 
     with live_server(tmp_path, database=database) as srv:
         register(srv, "alice", "bob")
         srv.service.send("alice", "bob", "before")
+        # "Now" is what the server has fanned out: a stream opened before its hub has
+        # read a commit (written here, outside the server) gets that commit live.
+        newest = srv.service.last_event_id()
+        deadline = time.monotonic() + HUNG
+        while srv.app.state.hub.last_id < newest:
+            assert time.monotonic() < deadline, "the hub never read the send"
+            time.sleep(0.005)
         with stream(srv, agent="bob") as bob:
-            assert bob.ready["last_event_id"] == srv.service.last_event_id()
+            assert bob.ready["last_event_id"] == newest
             srv.service.send("alice", "bob", "after")
             assert bob.bodies(1) == ["after"]
 
@@ -202,7 +210,7 @@ def test_a_stream_needs_a_known_token_in_token_mode(
 ) -> None:
     with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         register(srv, "bob")
-        with httpx.Client(timeout=HUNG) as client:
+        with httpx.Client(timeout=HUNG, verify=UNUSED_TLS) as client:
             with client.stream("GET", f"{srv.url}/v1/stream", headers=headers) as response:
                 assert response.status_code == status
                 if status != 200:
@@ -220,7 +228,9 @@ def test_an_agent_token_cannot_watch_as_another_agent_or_workspace(
     with live_server(tmp_path, database=database, admin_token=ADMIN) as srv:
         tokens = register(srv, "alice", "bob")
         sent = {"Authorization": f"Bearer {tokens['bob']}", **headers}
-        response = httpx.get(f"{srv.url}/v1/stream", params=params, headers=sent, timeout=HUNG)
+        response = httpx.get(
+            f"{srv.url}/v1/stream", params=params, headers=sent, timeout=HUNG, verify=UNUSED_TLS
+        )
     assert response.status_code == 403
     assert response.json()["status"] == 403
 
@@ -228,14 +238,17 @@ def test_an_agent_token_cannot_watch_as_another_agent_or_workspace(
 def test_a_malformed_last_event_id_is_refused(tmp_path: Path, database: str | None) -> None:
     with live_server(tmp_path, database=database) as srv:
         response = httpx.get(
-            f"{srv.url}/v1/stream", headers={"Last-Event-ID": "yesterday"}, timeout=HUNG
+            f"{srv.url}/v1/stream",
+            headers={"Last-Event-ID": "yesterday"},
+            timeout=HUNG,
+            verify=UNUSED_TLS,
         )
     assert response.status_code == 400
 
 
 def test_an_idle_stream_gets_heartbeats(tmp_path: Path, database: str | None) -> None:
     with live_server(tmp_path, database=database, sse_heartbeat_seconds=0.05) as srv:
-        with httpx.Client(timeout=HUNG) as client:
+        with httpx.Client(timeout=HUNG, verify=UNUSED_TLS) as client:
             with client.stream("GET", f"{srv.url}/v1/stream") as response:
                 lines = response.iter_lines()
                 for _, line in zip(range(10), lines, strict=False):
@@ -283,6 +296,6 @@ def test_pushes_and_live_connections_show_in_the_metrics(
         with stream(srv, agent="bob") as bob, stream(srv) as admin:
             srv.service.send("alice", "bob", "counted")
             assert bob.bodies(1) == ["counted"] and admin.bodies(1) == ["counted"]
-            text = httpx.get(f"{srv.url}/metrics", timeout=HUNG).text
+            text = httpx.get(f"{srv.url}/metrics", timeout=HUNG, verify=UNUSED_TLS).text
     assert 'relaybus_live_connections{transport="sse"} 2.0' in text
     assert "relaybus_messages_delivered_total 2.0" in text

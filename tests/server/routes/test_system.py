@@ -10,13 +10,13 @@ import httpx
 
 from relaybus import __version__
 from tests.server.conftest import ADMIN, HUNG, bearer, problem
-from tests.support.live import LiveServer, live_server
+from tests.support.live import UNUSED_TLS, LiveServer, live_server
 from tests.support.pg import drop_database
 
 
 def test_healthz_and_readyz_answer_without_a_token(secured: LiveServer) -> None:
-    assert httpx.get(f"{secured.url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{secured.url}/readyz").json() == {"status": "ready"}
+    assert httpx.get(f"{secured.url}/healthz", verify=UNUSED_TLS).json() == {"status": "ok"}
+    assert httpx.get(f"{secured.url}/readyz", verify=UNUSED_TLS).json() == {"status": "ready"}
 
 
 def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path, database: str | None) -> None:
@@ -30,8 +30,8 @@ def test_readyz_is_503_when_the_store_cannot_be_read(tmp_path: Path, database: s
             store.path.parent.rename(tmp_path / "moved")  # ...and find no file
             store.close()  # again: one opened meanwhile (the hub reads on its own) is dropped
 
-        reply = httpx.get(f"{srv.url}/readyz", timeout=HUNG)
-        health = httpx.get(f"{srv.url}/healthz", timeout=HUNG)
+        reply = httpx.get(f"{srv.url}/readyz", timeout=HUNG, verify=UNUSED_TLS)
+        health = httpx.get(f"{srv.url}/healthz", timeout=HUNG, verify=UNUSED_TLS)
 
     body = problem(reply, 503)
     assert "cannot be read" in body["detail"]
@@ -45,7 +45,9 @@ def test_info_reports_version_backend_uptime_auth_mode_and_caller(
 
     open_info = http.get("/v1/info").json()
     agent_info = http.get("/v1/info", headers=bearer(token)).json()
-    token_info = httpx.get(f"{secured.url}/v1/info", headers=bearer(ADMIN)).json()
+    token_info = httpx.get(
+        f"{secured.url}/v1/info", headers=bearer(ADMIN), verify=UNUSED_TLS
+    ).json()
 
     assert open_info["version"] == __version__
     assert open_info["backend"] == ("sqlite" if database is None else "postgresql")

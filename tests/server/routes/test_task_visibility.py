@@ -15,7 +15,7 @@ from websockets.sync.client import connect
 from relaybus.client import Relay
 from relaybus.errors import NotFound
 from tests.server.conftest import HUNG, as_agent, bearer, problem, register, unchanged
-from tests.support.live import LiveServer
+from tests.support.live import UNUSED_TLS, LiveServer
 
 SENTINEL = "zz-end"
 
@@ -33,7 +33,7 @@ def sse_events(srv: LiveServer, token: str) -> list[dict[str, Any]]:
     """The SSE stream of ``token`` replayed from the start up to the sentinel."""
     found: list[dict[str, Any]] = []
     with (
-        httpx.Client(timeout=HUNG) as client,
+        httpx.Client(timeout=HUNG, verify=UNUSED_TLS) as client,
         connect_sse(
             client, "GET", f"{srv.url}/v1/stream", params={"since": 0}, headers=bearer(token)
         ) as source,

@@ -10,7 +10,7 @@ import httpx
 from httpx_sse import connect_sse
 
 from tests.server.conftest import as_agent, problem, register, unchanged
-from tests.support.live import LiveServer
+from tests.support.live import UNUSED_TLS, LiveServer
 
 
 def shape(body: dict[str, Any], message_id: int) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def test_an_agent_registered_again_under_an_old_id_does_not_see_its_predecessors
         events = bob.get("/v1/events", params={"kind": "message.sent"}).json()
         assert events == []
         with (
-            httpx.Client(timeout=30) as client,
+            httpx.Client(timeout=30, verify=UNUSED_TLS) as client,
             connect_sse(
                 client,
                 "GET",
