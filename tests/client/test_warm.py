@@ -179,21 +179,6 @@ def test_a_second_relay_for_the_same_folder_exits_at_once(relay_dir: Path) -> No
     assert warm.probe(relay_dir) == info
 
 
-def held(relay_dir: Path) -> bool:
-    """Whether a relay holds the folder's owner lock."""
-    try:
-        fd = os.open(relay_dir / warm.OWNER_LOCK, os.O_RDWR)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def start_and_kill_the_starter(relay_dir: Path) -> None:
     """Start a relay from a process killed once the relay holds its folder, before it
     answers (a Ctrl-C on the first command, a `relaybus mcp` closed at once)."""
@@ -203,7 +188,7 @@ def start_and_kill_the_starter(relay_dir: Path) -> None:
     )  # fmt: skip
     try:
         deadline = time.monotonic() + HUNG
-        while not held(relay_dir):
+        while not warm.held(relay_dir):
             assert time.monotonic() < deadline, "no relay took the folder"
             time.sleep(0.002)
         assert warm.probe(relay_dir) is None  # holding its folder, not answering yet
@@ -229,7 +214,7 @@ def test_stop_waits_for_a_relay_still_starting_and_stops_it(relay_dir: Path) -> 
 
     assert warm.stop(relay_dir)
 
-    assert warm.probe(relay_dir) is None and not held(relay_dir)
+    assert warm.probe(relay_dir) is None and not warm.held(relay_dir)
 
 
 def test_a_folder_too_deep_for_a_unix_socket_gets_one_under_tmp(tmp_path: Path) -> None:
