@@ -45,3 +45,23 @@ def test_a_wal_below_the_threshold_starts_no_thread(sqlite_store: Store) -> None
     service.send("alice", "bob", "hello")
     checkpointer = sqlite_store.checkpointer
     assert checkpointer is not None and checkpointer.runs == 0 and not checkpointer.running
+
+
+def test_a_wal_grown_past_the_threshold_is_cut_back_to_it_once_checkpointed(
+    sqlite_store: Store,
+) -> None:
+    # A burst faster than the checkpoints grows the file; SQLite reuses it from its start
+    # without shrinking it unless journal_size_limit says so, and every later commit
+    # would find it past the threshold and wake the thread for nothing.
+    checkpointer = sqlite_store.checkpointer
+    assert checkpointer is not None
+    with sqlite_store.write() as conn:
+        driver(conn).execute("CREATE TABLE burst (x BLOB)")
+    with sqlite_store.write() as conn:  # one commit of about three thresholds
+        for _ in range(3 * checkpointer.threshold // 100_000):
+            driver(conn).execute("INSERT INTO burst VALUES (randomblob(100000))")
+    assert os.stat(checkpointer.wal).st_size > 2 * checkpointer.threshold
+    assert checkpointer.wait(1, HUNG)
+    with sqlite_store.write() as conn:  # a small write: it restarts the WAL
+        driver(conn).execute("INSERT INTO burst VALUES (1)")
+    assert os.stat(checkpointer.wal).st_size <= checkpointer.threshold
