@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import pytest
 
 from relaybus.errors import NotFound, RelayError, StoreError
-from relaybus.models import Message
+from relaybus.models import Event, Message
 from relaybus.server.groups import SendGroups
 from relaybus.server.hub import Hub
 from relaybus.server.metrics import Metrics
@@ -97,11 +97,13 @@ def test_a_failed_store_reaches_the_loop_sender_and_the_queue_goes_on(
     store_group = service.send_group
     failed = threading.Event()
 
-    def send_group(sends: Sequence[GroupSend]) -> list[Message | RelayError]:
+    def send_group(
+        sends: Sequence[GroupSend], *, log: list[Event] | None = None
+    ) -> list[Message | RelayError]:
         if not failed.is_set():
             failed.set()
             raise StoreError("the database is gone for a moment")
-        return store_group(sends)
+        return store_group(sends, log=log)
 
     monkeypatch.setattr(service, "send_group", send_group)
 
@@ -123,10 +125,12 @@ def test_a_group_that_fails_as_a_whole_stores_each_loop_send_alone(
     held, release, sizes = hold_first_group(groups)
     store_group = service.send_group
 
-    def send_group(sends: Sequence[GroupSend]) -> list[Message | RelayError]:
+    def send_group(
+        sends: Sequence[GroupSend], *, log: list[Event] | None = None
+    ) -> list[Message | RelayError]:
         if len(sends) > 1:
             raise StoreError("this group cannot be stored")
-        return store_group(sends)
+        return store_group(sends, log=log)
 
     monkeypatch.setattr(service, "send_group", send_group)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Callable, Coroutine
+import time
+from collections.abc import Callable, Coroutine, Iterable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -14,8 +15,12 @@ import pytest
 
 from relaybus.models import Event, Message
 from relaybus.server import hub as hub_module
+from relaybus.server.groups import SendGroups, _Waiter
 from relaybus.server.hub import Hub, Item, Subscription
+from relaybus.server.metrics import Metrics
 from relaybus.service import Service
+from relaybus.service.messages import GroupSend
+from relaybus.store import Store
 
 #: Seconds before a wait in these tests counts as hung: far above any real wake-up.
 HUNG = 30.0
@@ -369,3 +374,99 @@ def test_an_event_read_while_nobody_subscribed_reaches_who_subscribes_before_its
     event = json.loads(items[0].json)
     assert event["data"]["message"]["body"] == "nobody listened"
     assert event["data"]["recipients"] == ["bob"]
+
+
+def _watch_reads(service: Service, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    # The names of the threads that read the log's tail from now on.
+    readers: list[str] = []
+    tail = service.log_tail
+
+    def log_tail(cursor: int, limit: int = 1000) -> list[Event]:
+        readers.append(threading.current_thread().name)
+        return tail(cursor, limit)
+
+    monkeypatch.setattr(service, "log_tail", log_tail)
+    return readers
+
+
+def test_a_group_is_fanned_out_as_its_writer_logged_it_without_reading_the_log_back(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The frames are the same either way: those of a read of the log, made afterwards.
+    monkeypatch.setattr(hub_module, "FALLBACK_SECONDS", 600.0)
+    register(service, "alice", "bob")
+
+    async def main(hub: Hub) -> tuple[list[Item], list[Item], list[str]]:
+        groups = SendGroups(service, hub, Metrics())
+        with hub.subscribe("default", None, "sse") as sub:
+            await _listening(hub, service, sub)
+            since = hub.last_id
+            readers = _watch_reads(service, monkeypatch)
+            sends = [GroupSend("alice", "bob", "hello", claimable=True)] + [
+                GroupSend("alice", "bob", f"m{n}", meta={"n": n}) for n in range(3)
+            ]
+            await off_loop(lambda: service.send_group(sends[:0]))  # nothing: no event
+            await off_loop(lambda: groups._store([_Waiter(s) for s in sends]))
+            live = await next_items(sub, 5)  # 4 message.sent, 1 task.created
+            read = await off_loop(lambda: hub._items(service.log_tail(since)))
+            return live, read, readers[:-1]
+
+    live, read, readers = run(main, service)
+    assert [(i.id, i.kind, i.json, i.audience) for i in live] == [
+        (i.id, i.kind, i.json, i.audience) for i in read
+    ]
+    if service.store.dialect == "sqlite":
+        assert readers == []  # no read by the writer, nor by the reader thread
+    else:
+        assert readers  # PostgreSQL reads back (see Hub._follows)
+
+
+def test_a_commit_of_another_writer_during_a_group_reaches_subscribers_in_order(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another writer (another store on the same database: another process) commits
+    # before the group's transaction and while its block is open after the commit:
+    # every event reaches the subscriber in id order, without the reader thread's
+    # fallback re-check (FALLBACK_SECONDS is far above the test's timeout).
+    monkeypatch.setattr(hub_module, "FALLBACK_SECONDS", 600.0)
+    register(service, "alice", "bob")
+    url = service.store.url.render_as_string(hide_password=False)
+    other = Service(Store(url, clock=service.store.clock))
+
+    def outside(body: str) -> None:
+        worker = threading.Thread(target=lambda: other.send("bob", "alice", body))
+        worker.start()
+        worker.join(HUNG)
+
+    async def main(hub: Hub) -> tuple[list[int], list[int]]:
+        groups = SendGroups(service, hub, Metrics())
+        remember = hub.remember
+        written = threading.Event()
+
+        def remember_then_write(messages: Iterable[Message]) -> None:
+            remember(messages)
+            if written.is_set():
+                return  # publish() remembers too, after the block
+            written.set()
+            outside("after the group's commit")
+            # Let the reader thread take that wake-up while the block is still open.
+            deadline = time.monotonic() + HUNG
+            while not hub._deferred and time.monotonic() < deadline:
+                time.sleep(0.001)
+
+        with hub.subscribe("default", None, "sse") as sub:
+            await _listening(hub, service, sub)
+            groups.on_group = lambda size: outside("before the group's transaction")
+            await off_loop(lambda: groups._store([_Waiter(GroupSend("alice", "bob", "a"))]))
+            groups.on_group = None
+            monkeypatch.setattr(hub, "remember", remember_then_write)
+            await off_loop(lambda: groups._store([_Waiter(GroupSend("alice", "bob", "b"))]))
+            items = await next_items(sub, 4)
+            head = await off_loop(service.log_head)
+            return [i.id for i in items], list(range(head - 3, head + 1))
+
+    try:
+        got, expected = run(main, service)
+    finally:
+        other.store.close()
+    assert got == expected

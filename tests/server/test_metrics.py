@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from relaybus.errors import InvalidInput
+from relaybus.server.metrics import AccessLogHandler
 from relaybus.settings import Settings
 from tests.server.conftest import ADMIN, HUNG, bearer, problem, register
 from tests.support.live import UNUSED_TLS, live_server
@@ -135,3 +139,46 @@ def test_a_metrics_token_reads_metrics_and_nothing_else(tmp_path: Path) -> None:
 def test_an_empty_metrics_token_is_refused_at_start() -> None:
     with pytest.raises(InvalidInput, match="metrics token is empty"):
         Settings(metrics_token=" ").check_bind()
+
+
+class _Flushes(io.StringIO):
+    """A stream that counts its flushes (each one a write system call on a file)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes = 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        super().flush()
+
+
+def test_the_access_log_flushes_the_lines_of_one_loop_iteration_once() -> None:
+    stream = _Flushes()
+    handler = AccessLogHandler(stream)
+    logger = logging.getLogger("tests.server.access")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    try:
+
+        async def main() -> tuple[int, int]:
+            for n in range(3):
+                logger.info("line %d", n)
+            before = stream.flushes
+            await asyncio.sleep(0)  # the loop's next iteration
+            return before, stream.flushes
+
+        before, after = asyncio.run(main())
+        assert (before, after) == (0, 1)
+        assert stream.getvalue() == "line 0\nline 1\nline 2\n"
+        logger.info("off the loop")  # at once, as StreamHandler does
+        assert stream.flushes == 2 and stream.getvalue().endswith("off the loop\n")
+
+        async def closed_before_its_flush() -> None:
+            logger.info("last line of a loop")
+
+        asyncio.run(closed_before_its_flush())  # asyncio.run ends with a last iteration
+        assert stream.flushes == 3
+    finally:
+        logger.removeHandler(handler)

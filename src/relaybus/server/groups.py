@@ -221,11 +221,11 @@ class SendGroups:
 
     def _store(self, group: list[_Waiter], *, alone_on_error: bool = False) -> None:
         stored: list[Message] = []
-        with self.hub.writing():  # fans the group out at its end
+        with self.hub.writing() as logged:  # fans the group out at its end
             if self.on_group is not None:
                 self.on_group(len(group))
             try:
-                outcomes = self.service.send_group([w.send for w in group])
+                outcomes = self.service.send_group([w.send for w in group], log=logged)
             except Exception:
                 if not alone_on_error:
                     raise

@@ -123,8 +123,10 @@ class Hub:
         # The log cursor, shared by the reader thread and publish(): one reads at a time.
         self._cursor = 0
         self._read_lock = threading.Lock()
-        # Local writes between their commit and their publish (see writing()).
+        # Local writes between their commit and their publish (see writing()), and
+        # whether the reader thread left a wake-up to them meanwhile.
         self._writers = 0
+        self._deferred = False
         self._writers_lock = threading.Lock()
         self._listener: Listener | None = None  # the reader thread's, while it listens
 
@@ -228,7 +230,7 @@ class Hub:
             while len(self._recent) > RECENT_SIZE:
                 self._recent.popitem(last=False)
 
-    def publish(self, messages: Iterable[Message] = ()) -> None:
+    def publish(self, messages: Iterable[Message] = (), *, logged: Sequence[Event] = ()) -> None:
         """Fan out what this process has just committed, now, from the calling
         worker thread: the thread that committed reads the log's tail itself
         instead of waking the reader thread (a datagram and two thread switches,
@@ -238,23 +240,51 @@ class Hub:
         Call it right after a send (or any write) returns, with the messages
         stored, so they are pushed without being read back. Never raises: a
         failed read is logged and the reader thread catches up.
+
+        Args:
+            logged: every event the write committed, in id order (see
+                :meth:`writing`); when they are provably the log's next events, they
+                are fanned out as they are, without reading the log.
         """
         self.remember(messages)
         if self._loop is None or self._stopping.is_set():
             return
         try:
             with self._read_lock:
-                self._cursor = self._drain(self._cursor)
+                if self._follows(logged):
+                    self._cursor = self._hand_over(logged)
+                else:
+                    self._cursor = self._drain(self._cursor)
         except _LoopClosed:
             return
         except Exception:  # the write succeeded; the reader thread retries the read
             logger.exception("reading the event log after a local write failed")
 
+    def _follows(self, logged: Sequence[Event]) -> bool:
+        # Under the read lock: whether ``logged``, the events of one committed write
+        # transaction, are all the log holds past the cursor that is not newer than
+        # them. Writers are serialised (SQLite's write lock) and ids grow in commit
+        # order, so every event below the first is older: if the first is cursor+1,
+        # all those were fanned out already. Ids without a gap, or the log is read.
+        # SQLite only: PostgreSQL's JSONB hands ``data`` back with its keys reordered,
+        # and the frames must not depend on which way an event came.
+        if not logged or self.service.store.dialect != "sqlite":
+            return False
+        first = logged[0].id
+        return first == self._cursor + 1 and all(
+            event.id == first + n for n, event in enumerate(logged)
+        )
+
     @contextlib.contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self) -> Iterator[list[Event]]:
         """Wrap a local write: on exit (however it ends) the log's tail is fanned out
         from the calling thread, as :meth:`publish` does; hand the messages stored to
         :meth:`remember` inside the block.
+
+        Yields a list: a block that fills it with every event its write committed
+        (in id order: ``send_group(log=...)``) spares that read when nothing else
+        was committed between the last event fanned out and those (see
+        :meth:`publish`'s ``logged``); left empty, the log is read.
 
         The block's own commits do not wake the reader thread at all (``Store.muted``),
         and while a block is open the reader thread leaves other wake-ups to it (the
@@ -264,22 +294,26 @@ class Hub:
         back because the reader thread got to the log first. Should that read fail,
         the reader thread's fallback re-check (:data:`FALLBACK_SECONDS`) catches up.
         """
+        logged: list[Event] = []
         with self._writers_lock:
             self._writers += 1
         listener = self._listener
         try:
             if listener is None:
-                yield
+                yield logged
             else:
                 # The block's own commits do not wake the reader thread (the read at
                 # the exit covers them): no thread switch and no datagram to this
                 # process for each local write. Other processes' wake-ups still come.
                 with self.service.store.muted(listener):
-                    yield
+                    yield logged
         finally:
             with self._writers_lock:
                 self._writers -= 1
-            self.publish()
+                # A wake-up the reader thread left to the open blocks (another
+                # process's or thread's commit): this exit reads the log for it.
+                deferred, self._deferred = self._deferred, False
+            self.publish(logged=() if deferred else logged)
 
     # -- long-poll -------------------------------------------------------
 
@@ -398,25 +432,34 @@ class Hub:
                     # logged nothing) needs no read. No id known: read.
                     announced = listener.announced if woken else None
                     read = announced is None or announced > self._cursor
-                    if woken and self._writers:
-                        read = False  # a local writer reads the log when its block ends
+                    if woken and read:
+                        with self._writers_lock:
+                            if self._writers:
+                                # A local writer reads the log when its block ends.
+                                read = False
+                                self._deferred = True
         except Exception:
             logger.exception("the hub cannot listen for wake-ups; live delivery stopped")
 
     def _drain(self, cursor: int) -> int:
-        assert self._loop is not None
         while not self._stopping.is_set():
             events = self.service.log_tail(cursor, PAGE)
             if not events:
                 break
-            items = self._batch(events)
-            cursor = events[-1].id
-            try:
-                self._loop.call_soon_threadsafe(self._fan_out, items, cursor)
-            except RuntimeError as exc:  # asyncio's "Event loop is closed"
-                raise _LoopClosed from exc
+            cursor = self._hand_over(events)
             if len(events) < PAGE:
                 break
+        return cursor
+
+    def _hand_over(self, events: Sequence[Event]) -> int:
+        # Under the read lock: the log's next events to the loop; returns the new cursor.
+        assert self._loop is not None
+        items = self._batch(events)
+        cursor = events[-1].id
+        try:
+            self._loop.call_soon_threadsafe(self._fan_out, items, cursor)
+        except RuntimeError as exc:  # asyncio's "Event loop is closed"
+            raise _LoopClosed from exc
         return cursor
 
     def _items(self, events: Sequence[Event]) -> list[Item]:

@@ -7,8 +7,11 @@ apps in one process. Request counts are labelled by route template
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import time
+from typing import TextIO
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,7 +24,7 @@ from .limits import HttpMiddleware
 UNMATCHED = "<unmatched>"
 TRANSPORTS = ("sse", "ws", "longpoll")
 
-__all__ = ["CONTENT_TYPE", "Metrics", "RequestMetrics"]
+__all__ = ["CONTENT_TYPE", "AccessLogHandler", "Metrics", "RequestMetrics"]
 
 
 class Metrics:
@@ -181,3 +184,43 @@ def _template(path: str) -> str:
     """``/v1/agents/{agent_id:path}`` -> ``/v1/agents/{agent_id}`` (the OpenAPI path)."""
     template = _TEMPLATES[path] = _CONVERTER.sub(r"{\1}", path)
     return template
+
+
+class AccessLogHandler(logging.StreamHandler[TextIO]):
+    """The access log's handler (``relaybus serve``): a ``logging.StreamHandler`` whose
+    lines written on an event loop are flushed once at the end of the loop's current
+    iteration, not once each.
+
+    A flush is a ``write`` system call that also hands the GIL to the threads that
+    wait for it (the group commit's), once per request; the requests a group
+    commit answers finish in one iteration, so their lines go out in one write.
+    Lines still appear before the loop waits for anything; a line written off a
+    loop (or after its loop closed) is flushed at once, as by ``StreamHandler``.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._scheduled: asyncio.AbstractEventLoop | None = None
+
+    def flush(self) -> None:
+        """Flush now off a loop; on one, once the loop's current callbacks have run."""
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        with self.lock:  # type: ignore[union-attr]  # created in Handler.__init__
+            scheduled = self._scheduled
+            if scheduled is not None and scheduled.is_closed():
+                scheduled = self._scheduled = None  # its flush never ran
+            if scheduled is loop and loop is not None:
+                return  # that flush is to come
+            if loop is None or scheduled is not None:
+                super().flush()
+                return
+            self._scheduled = loop
+        loop.call_soon(self._flush_scheduled)
+
+    def _flush_scheduled(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._scheduled = None
+            super().flush()

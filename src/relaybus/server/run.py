@@ -247,4 +247,6 @@ def _log_config() -> dict[str, Any]:
     """uvicorn's logging, with relaybus's own logger on the same handler."""
     log_config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["relaybus"] = {"handlers": ["default"], "level": "INFO"}
+    # The same lines, flushed once per event-loop iteration (see AccessLogHandler).
+    log_config["handlers"]["access"]["class"] = "relaybus.server.metrics.AccessLogHandler"
     return log_config

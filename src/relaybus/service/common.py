@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection
 from ..bounds import MAX_ID, MAX_LABEL_CHARS, MAX_LIMIT, MAX_META_DEPTH
 from ..bounds import NAME_RE as NAME_RE  # re-exported: bounds holds the one pattern
 from ..errors import Conflict, InvalidInput, NotFound, TooLarge
-from ..models import Message
+from ..models import Event, Message
 from ..store import Store
 from ..store.schema import agents, events
 from ..store.statements import register, run
@@ -275,7 +276,56 @@ def append_event(
         "data": data,
         "created_at": now,
     }
-    return int(run(conn, _INSERT_EVENT, params)[0][0])
+    event_id = int(run(conn, _INSERT_EVENT, params)[0][0])
+    appended: list[dict[str, Any]] | None = conn.info.get(_APPENDED)
+    if appended is not None:
+        params["id"] = event_id
+        appended.append(params)
+    return event_id
+
+
+#: ``conn.info`` key of the events :func:`recording_events` collects.
+_APPENDED = "relaybus.appended"
+
+
+@contextlib.contextmanager
+def recording_events(conn: Connection) -> Iterator[list[dict[str, Any]]]:
+    """Collect the events :func:`append_event` appends in ``conn`` while the block
+    runs: a list of the inserted rows (``id``, ``workspace``, ``kind``,
+    ``agent_id``, ``data``, ``created_at``), in id order. A caller that rolls part
+    of the transaction back (a savepoint) truncates the list to its length before
+    that part (see :func:`appended_count`); :func:`logged_events` makes the
+    collected rows :class:`~relaybus.models.Event` models once committed."""
+    appended: list[dict[str, Any]] = []
+    conn.info[_APPENDED] = appended
+    try:
+        yield appended
+    finally:
+        conn.info.pop(_APPENDED, None)
+
+
+def appended_count(conn: Connection) -> int | None:
+    """How many events :func:`recording_events` holds for ``conn`` (None: none is
+    recording), to :func:`forget_appended` those of a part rolled back."""
+    appended: list[dict[str, Any]] | None = conn.info.get(_APPENDED)
+    return None if appended is None else len(appended)
+
+
+def forget_appended(conn: Connection, count: int | None) -> None:
+    """Drop the events recorded for ``conn`` past the first ``count`` (a savepoint
+    that held them was rolled back)."""
+    appended: list[dict[str, Any]] | None = conn.info.get(_APPENDED)
+    if appended is not None and count is not None:
+        del appended[count:]
+
+
+def logged_events(rows: Iterable[Mapping[str, Any]]) -> list[Event]:
+    """Rows :func:`recording_events` collected, as the log reads them back: each
+    ``data`` through JSON, as the column stores it, then validated as an
+    :class:`~relaybus.models.Event` (what ``EventOps.log_tail`` returns)."""
+    return [
+        Event.model_validate({**row, "data": json.loads(json.dumps(row["data"]))}) for row in rows
+    ]
 
 
 _INSERT_EVENT = register("events.append", events.insert().returning(events.c.id))
@@ -309,14 +359,7 @@ def touch_agent(
             conn, workspace, agent_id, f" in workspace {workspace!r}: register it first"
         )
     current, status = int(rows[0][0]), rows[0][1]
-    if epoch is not None and epoch != current:
-        raise Conflict(
-            f"stale epoch {epoch} for agent {agent_id!r} (current {current}): another instance "
-            "registered under this id; register again to act as it",
-            agent=agent_id,
-            epoch=epoch,
-            current_epoch=current,
-        )
+    fence(agent_id, epoch, current)
     if status == "offline":
         # Acting is proof of life: bring a swept or self-declared offline agent back.
         conn.execute(
@@ -326,6 +369,24 @@ def touch_agent(
         )
         append_event(conn, workspace, "agent.online", now, agent_id)
     return current
+
+
+def fence(agent_id: str, epoch: int | None, current: int) -> None:
+    """Refuse a call that carries an ``epoch`` other than the agent's ``current`` one
+    (``None``: no fencing asked).
+
+    Raises:
+        Conflict: ``epoch`` is given and is not ``current``: another instance
+            registered under this id since.
+    """
+    if epoch is not None and epoch != current:
+        raise Conflict(
+            f"stale epoch {epoch} for agent {agent_id!r} (current {current}): another instance "
+            "registered under this id; register again to act as it",
+            agent=agent_id,
+            epoch=epoch,
+            current_epoch=current,
+        )
 
 
 _AGENT_IDS_SQL = sa.select(agents.c.id).where(agents.c.workspace == sa.bindparam("ws"))

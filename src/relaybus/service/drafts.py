@@ -90,12 +90,27 @@ def make_draft(
     return MessageDraft(target, body, subject, channel, reply_to, prio, meta_obj, claimable)
 
 
+#: Direct targets resolved in one transaction: (workspace, agent id, channel, sender)
+#: -> the recipients (see :func:`store_message`'s ``reached``).
+Reached = dict[tuple[str, str, str | None, str], list[str]]
+
+
 def store_message(
-    conn: Connection, workspace: str, sender: str, draft: MessageDraft, now: float
+    conn: Connection,
+    workspace: str,
+    sender: str,
+    draft: MessageDraft,
+    now: float,
+    reached: Reached | None = None,
 ) -> Message:
     """Store ``draft`` from ``sender`` at ``now`` in the caller's write transaction:
     the message, a delivery per recipient, its task if claimable, its
     ``message.sent`` event.
+
+    Args:
+        reached: the direct targets already resolved in this transaction, used and
+            filled (a group of sends resolves each once: sends change no agent's
+            id, workspace or channels, all a direct target depends on).
 
     Returns:
         the stored message with ``recipients`` (sorted).
@@ -123,7 +138,15 @@ def store_message(
     assert target is not None
     # A direct message resolves its one row first; a set-based target writes its
     # deliveries with one INSERT ... SELECT once the message has an id.
-    direct = None if is_set(target) else resolve(conn, workspace, target, channel, sender)
+    direct = None
+    if not is_set(target):
+        key = (workspace, target.value, channel, sender)
+        found = None if reached is None else reached.get(key)
+        if found is None:
+            found = resolve(conn, workspace, target, channel, sender)
+            if reached is not None:
+                reached[key] = found
+        direct = list(found)
     row = {
         "workspace": workspace,
         "sender": sender,

@@ -15,10 +15,18 @@ from typing import Any, NamedTuple
 from sqlalchemy.engine import Connection
 
 from ..errors import Conflict, InvalidInput, RelayError
-from ..models import Message, Priority
+from ..models import Event, Message, Priority
 from ..store.engine import driver
-from .common import touch_agent
-from .drafts import MAX_SUBJECT_CHARS, MessageDraft, make_draft, store_message
+from .common import (
+    appended_count,
+    check_id,
+    fence,
+    forget_appended,
+    logged_events,
+    recording_events,
+    touch_agent,
+)
+from .drafts import MAX_SUBJECT_CHARS, MessageDraft, Reached, make_draft, store_message
 from .idempotency import (
     KEY_TAKEN,
     check_key,
@@ -31,6 +39,9 @@ from .lookups import MessageLookupOps, stored_message
 
 #: Most messages in one :meth:`MessageOps.send_many` batch.
 MAX_BATCH = 500
+#: The agents a group's transaction has fenced and marked seen: (workspace, agent id)
+#: -> the agent's current epoch.
+_Touched = dict[tuple[str, str], int]
 _ITEM_KEYS = frozenset(
     {"to", "body", "subject", "channel", "reply_to", "priority", "meta", "claimable"}
 )
@@ -185,17 +196,19 @@ class MessageOps(MessageLookupOps):
         drafts: list[MessageDraft],
         key: str,
         digest: str | None = None,
+        log: list[Event] | None = None,
     ) -> list[Message]:
         # The key is looked up and bound in the transaction that stores the messages,
         # under the store's write lock, so of two racing retries the second sees the
         # first's row. The primary key backs that up: a binding that loses anyway
         # rolls everything back and answers with the winner's messages. ``digest``:
-        # the key already checked and the request hashed (send_group did both).
+        # the key already checked and the request hashed (send_group did both); ``log``:
+        # see send_group.
         if digest is None:
             check_key(key)
             digest = request_hash(kind, drafts)
         try:
-            with self.store.write() as conn:
+            with self._write(log) as conn:
                 return self._once(conn, workspace, sender, epoch, drafts, key, digest)
         except KEY_TAKEN:
             with self.store.read() as conn:
@@ -214,6 +227,8 @@ class MessageOps(MessageLookupOps):
         drafts: list[MessageDraft],
         key: str,
         digest: str,
+        touched: _Touched | None = None,
+        reached: Reached | None = None,
     ) -> list[Message]:
         # The keyed send inside the caller's write transaction: replay, or store and bind.
         now = self.now()
@@ -221,8 +236,8 @@ class MessageOps(MessageLookupOps):
         if used is not None:
             check_same_request(used, digest, key)
             return self._replay(conn, key, used.message_ids)
-        touch_agent(conn, workspace, sender, epoch, now)
-        sent = [self._store(conn, workspace, sender, d, now) for d in drafts]
+        _touch(conn, workspace, sender, epoch, now, touched)
+        sent = [self._store(conn, workspace, sender, d, now, reached) for d in drafts]
         remember_key(conn, workspace, sender, key, digest, [m.id for m in sent], now)
         return sent
 
@@ -239,7 +254,9 @@ class MessageOps(MessageLookupOps):
         check_same_request(used, digest, key)
         return self._replay(conn, key, used.message_ids)
 
-    def send_group(self, sends: Sequence[GroupSend]) -> list[Message | RelayError]:
+    def send_group(
+        self, sends: Sequence[GroupSend], *, log: list[Event] | None = None
+    ) -> list[Message | RelayError]:
         """Store independent sends (any senders, any workspaces) in one transaction,
         each with its own outcome: what :meth:`send` would return or raise for it,
         had the sends run one after another in this order.
@@ -254,9 +271,18 @@ class MessageOps(MessageLookupOps):
         ``idempotency_key`` already used in the group (or before) by the same
         sender gets the first one's messages, as a retry does.
 
+        An agent that sends several times in a group is fenced for each send (a
+        stale epoch is refused for that send alone) but fenced and marked seen in
+        the database once, by its first stored send: its ``last_seen_at`` is that
+        send's time (the group's sends are stored within a commit's time).
+
         Args:
             sends: the sends, in the order to store them (a group of one is
                 :meth:`send` itself: its own transaction, no savepoint).
+            log: if given, the events the group's transaction appended are added
+                to it once it has committed, in id order, as
+                :meth:`~relaybus.service.events.EventOps.log_tail` would read them
+                (for a caller that fans them out without reading them back).
 
         Returns:
             one entry per send, in order: the stored (or replayed) message, or
@@ -291,54 +317,112 @@ class MessageOps(MessageLookupOps):
         if len(ready) == 1:
             index, one, draft, digest = ready[0]
             try:
-                outcomes[index] = self._send_drafted(one, draft, digest)
+                outcomes[index] = self._send_drafted(one, draft, digest, log)
             except RelayError as exc:
                 outcomes[index] = exc
         elif ready:
-            with self.store.write() as conn:
-                for index, one, draft, digest in ready:
-                    try:
-                        with _savepoint(conn, self.store.dialect):
-                            outcomes[index] = self._send_in(conn, one, draft, digest)
-                    except RelayError as exc:
-                        outcomes[index] = exc
-                    except KEY_TAKEN:
-                        # Bound by a writer outside the store's lock since find_key.
-                        assert one.idempotency_key is not None and digest is not None
-                        try:
-                            outcomes[index] = self._replayed(
-                                conn, one.workspace, one.sender, one.idempotency_key, digest
-                            )[0]
-                        except RelayError as exc:
-                            outcomes[index] = exc
+            # Optimistic on SQLite only: a rollback there gives the ids back, where
+            # PostgreSQL's sequences would leave the group's ids used (a gap).
+            try:
+                self._store_group(ready, outcomes, log, alone=self.store.dialect != "sqlite")
+            except _Refused:
+                self._store_group(ready, outcomes, log, alone=True)
         return [outcome for outcome in outcomes if outcome is not None]
 
+    def _store_group(
+        self,
+        ready: list[tuple[int, GroupSend, MessageDraft, str | None]],
+        outcomes: list[Message | RelayError | None],
+        log: list[Event] | None,
+        *,
+        alone: bool,
+    ) -> None:
+        # The drafted sends of a group in one transaction, each outcome at its index.
+        # Optimistic first (``alone`` False): no savepoint, and the first refusal rolls
+        # the whole group back (_Refused) for a second pass where each send runs in a
+        # savepoint of its own. Most groups have no refusal: two statements fewer a send.
+        touched: _Touched = {}
+        reached: Reached = {}
+        with self._write(log) as conn:
+            for index, one, draft, digest in ready:
+                if not alone:
+                    try:
+                        outcomes[index] = self._send_in(conn, one, draft, digest, touched, reached)
+                    except RelayError as exc:
+                        raise _Refused from exc
+                    except KEY_TAKEN as exc:
+                        raise _Refused from exc
+                    continue
+                agent = (one.workspace, one.sender)
+                known = agent in touched
+                try:
+                    with _savepoint(conn, self.store.dialect):
+                        outcomes[index] = self._send_in(conn, one, draft, digest, touched, reached)
+                except RelayError as exc:
+                    outcomes[index] = exc
+                    if not known:  # its touch was rolled back with the send
+                        touched.pop(agent, None)
+                except KEY_TAKEN:
+                    # Bound by a writer outside the store's lock since find_key.
+                    if not known:
+                        touched.pop(agent, None)
+                    assert one.idempotency_key is not None and digest is not None
+                    try:
+                        outcomes[index] = self._replayed(
+                            conn, one.workspace, one.sender, one.idempotency_key, digest
+                        )[0]
+                    except RelayError as exc:
+                        outcomes[index] = exc
+
     def _send_drafted(
-        self, one: GroupSend, draft: MessageDraft, digest: str | None = None
+        self,
+        one: GroupSend,
+        draft: MessageDraft,
+        digest: str | None = None,
+        log: list[Event] | None = None,
     ) -> Message:
         # A group of one: what send() does after drafting (``digest``: see _send_once).
         if one.idempotency_key is not None:
             key = one.idempotency_key
             return self._send_once(
-                one.workspace, one.sender, one.epoch, "send", [draft], key, digest
+                one.workspace, one.sender, one.epoch, "send", [draft], key, digest, log
             )[0]
-        with self.store.write() as conn:
+        with self._write(log) as conn:
             now = self.now()
             touch_agent(conn, one.workspace, one.sender, one.epoch, now)
             return self._store(conn, one.workspace, one.sender, draft, now)
 
     def _send_in(
-        self, conn: Connection, one: GroupSend, draft: MessageDraft, digest: str | None
+        self,
+        conn: Connection,
+        one: GroupSend,
+        draft: MessageDraft,
+        digest: str | None,
+        touched: _Touched,
+        reached: Reached,
     ) -> Message:
         # One send of a group, inside the group's transaction (and its savepoint).
         if one.idempotency_key is None:
             now = self.now()
-            touch_agent(conn, one.workspace, one.sender, one.epoch, now)
-            return self._store(conn, one.workspace, one.sender, draft, now)
+            _touch(conn, one.workspace, one.sender, one.epoch, now, touched)
+            return self._store(conn, one.workspace, one.sender, draft, now, reached)
         assert digest is not None
+        key = one.idempotency_key
         return self._once(
-            conn, one.workspace, one.sender, one.epoch, [draft], one.idempotency_key, digest
+            conn, one.workspace, one.sender, one.epoch, [draft], key, digest, touched, reached
         )[0]
+
+    @contextlib.contextmanager
+    def _write(self, log: list[Event] | None) -> Iterator[Connection]:
+        # store.write(); with ``log``, the events appended are added to it after the
+        # commit (not at all if the transaction fails).
+        if log is None:
+            with self.store.write() as conn:
+                yield conn
+            return
+        with self.store.write() as conn, recording_events(conn) as appended:
+            yield conn
+        log.extend(logged_events(appended))
 
     def _replay(self, conn: Connection, key: str, ids: list[int]) -> list[Message]:
         # The messages a key stored, as the first answer gave them (no delivery state).
@@ -376,19 +460,52 @@ class MessageOps(MessageLookupOps):
     _store = staticmethod(store_message)
 
 
+class _Refused(Exception):
+    """A send of a group stored without savepoints was refused: roll the group back."""
+
+
 #: The savepoint each send of a group runs in (see :meth:`MessageOps.send_group`).
 _SAVEPOINT = "relaybus_send"
 
 
+def _touch(
+    conn: Connection,
+    workspace: str,
+    sender: str,
+    epoch: int | None,
+    now: float,
+    touched: _Touched | None,
+) -> None:
+    # touch_agent, once per agent of a group (``touched``, None outside a group): a
+    # later send of the same agent is fenced against the epoch its first one read
+    # (nothing in the transaction changes an epoch) and leaves last_seen_at be.
+    agent = (workspace, sender)
+    current = None if touched is None else touched.get(agent)
+    if current is None:
+        current = touch_agent(conn, workspace, sender, epoch, now)
+        if touched is not None:
+            touched[agent] = current
+        return
+    if epoch is not None:
+        check_id("epoch", epoch, minimum=0)
+    fence(sender, epoch, current)
+
+
 @contextlib.contextmanager
 def _savepoint(conn: Connection, dialect: str) -> Iterator[None]:
-    # A block rolled back alone if it raises, inside the caller's transaction. On
-    # SQLite straight on the driver, where Store.write begins and ends the
-    # transaction too (SQLAlchemy's begin_nested costs more than the send's inserts);
-    # on PostgreSQL SQLAlchemy's own, which also clears an aborted transaction.
+    # A block rolled back alone if it raises, inside the caller's transaction (with
+    # the events recorded for it: see recording_events). On SQLite straight on the
+    # driver, where Store.write begins and ends the transaction too (SQLAlchemy's
+    # begin_nested costs more than the send's inserts); on PostgreSQL SQLAlchemy's
+    # own, which also clears an aborted transaction.
+    recorded = appended_count(conn)
     if dialect != "sqlite":
-        with conn.begin_nested():
-            yield
+        try:
+            with conn.begin_nested():
+                yield
+        except BaseException:
+            forget_appended(conn, recorded)
+            raise
         return
     dbapi = driver(conn)
     dbapi.execute(f"SAVEPOINT {_SAVEPOINT}")
@@ -397,6 +514,7 @@ def _savepoint(conn: Connection, dialect: str) -> Iterator[None]:
     except BaseException:
         dbapi.execute(f"ROLLBACK TO {_SAVEPOINT}")
         dbapi.execute(f"RELEASE {_SAVEPOINT}")
+        forget_appended(conn, recorded)
         raise
     dbapi.execute(f"RELEASE {_SAVEPOINT}")
 
