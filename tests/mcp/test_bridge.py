@@ -52,6 +52,7 @@ LEAN = {
     "relaybus.errors",
     "relaybus.client",
     "relaybus.client.warm",
+    "relaybus.client.warm_start",  # it starts the relay
     "relaybus.mcp",
     "relaybus.mcp.bridge",
     "relaybus.mcp.bridge_session",

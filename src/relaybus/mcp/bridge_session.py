@@ -446,7 +446,7 @@ class Bridge:
         self.stopping.set()
         # A relay being started is waited for until it has taken its folder, not until it
         # answers (about a second later): it starts detached, and the next caller waits
-        # for it rather than taking its silent socket for a stale one (warm._start).
+        # for it rather than taking its silent socket for a stale one (warm_start.start).
         deadline = time.monotonic() + warm.START_TIMEOUT
         while self._starter is not None and self._starter.is_alive():
             if self._launched() or time.monotonic() > deadline:
