@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,18 @@ class Home:
             finally:
                 proc.kill()
         assert proc.returncode == 0, f"{argv} -> {proc.returncode}\n{out}\n{err}"
+        self.settle()
         return proc.pid, out
+
+    def settle(self) -> None:
+        """Wait (bounded) until the background processes of the hooks that ran
+        without ``relaybus mcp`` have done their work: each removes its turn
+        file when done (:mod:`relaybus.tools.hooks.turns`)."""
+        folder = Path(self.env["XDG_RUNTIME_DIR"]) / "relaybus"
+        until = time.monotonic() + HUNG
+        while list(folder.glob("*.turn-*")) and time.monotonic() < until:
+            time.sleep(0.05)
+        assert list(folder.glob("*.turn-*")) == [], "a hook's background process hung"
 
 
 @pytest.fixture(params=["bridge", "in-process"])

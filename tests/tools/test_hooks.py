@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -349,6 +350,32 @@ def test_session_start_without_the_session_process_registers_in_the_background(
     assert wait_for(relay, since, "agent.registered", expected)
     assert relay.get_agent(expected).status is AgentStatus.ONLINE
     assert [a.id for a in relay.agents()] == [expected]  # no second agent
+
+
+def test_a_short_session_without_the_session_process_ends_offline_in_hook_order(
+    tmp_path: Path, runtime: Path, project: Path, relay: Relay
+) -> None:
+    """A ``claude -p`` runs its four hooks within a second or two, before its
+    start's background process has registered the agent (held back here by the
+    write lock): each later background process waits for the earlier ones, so
+    the session ends offline rather than finding no agent to end."""
+    env = hook_env(tmp_path, runtime, "sess-short", CLAUDE_PROJECT_DIR=str(project))
+    me = session_identity("claude", cwd=str(project), env=env)
+
+    with held_write_lock(relay):
+        for event in ("session-start", "user-prompt-submit", "stop", "session-end"):
+            assert run_hook(event, payload(event, cwd=str(project)), env).code == 0
+
+    path = session_socket(me.session, env)
+    turns = f"{path.stem}.turn-*"
+    for _ in range(int(HUNG / 0.05)):  # every background process has taken its turn
+        if not list(path.parent.glob(turns)):
+            break
+        time.sleep(0.05)
+    assert list(path.parent.glob(turns)) == []
+    assert relay.get_agent(me.agent_id).status is AgentStatus.OFFLINE
+    changes = [e.kind for e in relay.events() if e.agent_id == me.agent_id]
+    assert changes[0] == "agent.registered"
 
 
 def start_claude(env: dict[str, str], project: Path) -> subprocess.Popen[str]:

@@ -47,7 +47,7 @@ from pathlib import Path
 from stat import S_ISDIR
 
 from ... import identity as ident
-from . import direct
+from . import direct, turns
 
 # Not ``from typing import ...``: importing typing costs every hook about 5 ms, and
 # the annotations are never evaluated; type checkers treat ``TYPE_CHECKING`` as true.
@@ -273,11 +273,14 @@ def run_background(event: str, request: dict[str, Any]) -> None:
     (``files``), then change the session's presence (unless ``presence`` is
     false), as the identity handed over says. Reads no mail.
 
+    Processes of one session take turns in the order their hooks ran
+    (:mod:`.turns`, the request's ``turn``).
+
     Raises:
         ValueError: the request holds no identity.
         RelayError: the relay refused.
     """
-    from ...errors import NoRelay, NotFound
+    from ...errors import NoRelay, NotFound  # loaded while earlier turns finish
     from ...models import Via
     from ..session import register_session
     from .logic import presence
@@ -287,27 +290,37 @@ def run_background(event: str, request: dict[str, Any]) -> None:
     payload = payload if isinstance(payload, dict) else {}
     shown = [i for i in request.get("printed") or () if isinstance(i, int)]
     files = [f for f in request.get("files") or () if isinstance(f, str)]
-    enter(payload)
+    path = ident.session_socket(me_identity.session)
+    folder, key = path.parent, path.stem
+    turn = request.get("turn")
+    if not (isinstance(turn, str) and turn.startswith(key + turns.TURN) and "/" not in turn):
+        turn = None
     try:
-        # Only the session's start registers, so only it may create the relay.
-        relay = open_relay(create=event == "SessionStart")
-    except NoRelay:
-        return  # no relay here: no presence to change
-    with relay:
-        if event == "SessionStart":
-            me = register_session(relay, me_identity)
-        else:
-            try:
-                me = relay.agent(me_identity.agent_id)
-            except NotFound:
-                return  # never registered (``claude mcp list`` runs SessionEnd alone)
-        if shown:
-            me.mark_read(shown, via=Via.HOOK)
-        if files:
-            path = ident.session_socket(me_identity.session)
-            direct.forget_printed(path.parent, path.stem, files)
-        if event != "SessionStart" and request.get("presence", True):
-            presence(event, payload, me)
+        if turn is not None and not turns.wait_turn(folder, key, turn):
+            log(event, "the session's earlier hooks did not finish in time; going on")
+        enter(payload)
+        try:
+            # Only the session's start registers, so only it may create the relay.
+            relay = open_relay(create=event == "SessionStart")
+        except NoRelay:
+            return  # no relay here: no presence to change
+        with relay:
+            if event == "SessionStart":
+                me = register_session(relay, me_identity)
+            else:
+                try:
+                    me = relay.agent(me_identity.agent_id)
+                except NotFound:
+                    return  # never registered (``claude mcp list`` runs SessionEnd alone)
+            if shown:
+                me.mark_read(shown, via=Via.HOOK)
+            if files:
+                direct.forget_printed(folder, key, files)
+            if event != "SessionStart" and request.get("presence", True):
+                presence(event, payload, me)
+    finally:
+        if turn is not None:
+            turns.end_turn(folder, turn)
 
 
 def start_in_background(
@@ -322,18 +335,34 @@ def start_in_background(
     """
     import subprocess
 
+    path = ident.session_socket(me.session)
+    try:
+        turn: str | None = turns.take_turn(direct.private_folder(path.parent), path.stem)
+    except OSError as exc:  # works, only unordered
+        log(EVENTS[name], f"could not take a turn for the background process: {exc}")
+        turn = None
     exe = ident.executable()
     argv = [exe] if os.access(exe, os.X_OK) else [sys.executable, "-m", "relaybus"]
-    with open(os.devnull, "wb") as null:
-        proc = subprocess.Popen(
-            [*argv, "hook", name, "--background"],
-            stdin=subprocess.PIPE,
-            stdout=null,
-            stderr=null,
-            start_new_session=True,
-        )
+    try:
+        with open(os.devnull, "wb") as null:
+            proc = subprocess.Popen(
+                [*argv, "hook", name, "--background"],
+                stdin=subprocess.PIPE,
+                stdout=null,
+                stderr=null,
+                start_new_session=True,
+            )
+    except OSError:
+        if turn is not None:
+            turns.end_turn(path.parent, turn)
+        raise
+    if turn is not None:
+        try:
+            turns.claim_turn(path.parent, turn, proc.pid)
+        except OSError as exc:
+            log(EVENTS[name], f"could not claim the background process's turn: {exc}")
     assert proc.stdin is not None
-    request = {"identity": me.to_json(), "input": payload, **extra}
+    request = {"identity": me.to_json(), "input": payload, "turn": turn, **extra}
     proc.stdin.write(json.dumps(request).encode("utf-8"))
     proc.stdin.close()
 
