@@ -47,7 +47,7 @@ from pathlib import Path
 from stat import S_ISDIR
 
 from ... import identity as ident
-from . import direct, turns
+from . import direct
 
 # Not ``from typing import ...``: importing typing costs every hook about 5 ms, and
 # the annotations are never evaluated; type checkers treat ``TYPE_CHECKING`` as true.
@@ -283,6 +283,7 @@ def run_background(event: str, request: dict[str, Any]) -> None:
     from ...errors import NoRelay, NotFound  # loaded while earlier turns finish
     from ...models import Via
     from ..session import register_session
+    from . import turns
     from .logic import presence
 
     me_identity = ident.SessionIdentity.from_json(str(request.get("identity")))
@@ -334,6 +335,8 @@ def start_in_background(
         OSError: the process could not be started.
     """
     import subprocess
+
+    from . import turns
 
     path = ident.session_socket(me.session)
     try:
