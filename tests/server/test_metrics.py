@@ -11,9 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.logging import AccessFormatter
 
 from relaybus.errors import InvalidInput
-from relaybus.server.metrics import AccessLogHandler
+from relaybus.server.metrics import AccessLineFormatter, AccessLogHandler
+from relaybus.server.run import _log_config
 from relaybus.settings import Settings
 from tests.server.conftest import ADMIN, HUNG, bearer, problem, register
 from tests.support.live import UNUSED_TLS, live_server
@@ -182,3 +185,34 @@ def test_the_access_log_flushes_the_lines_of_one_loop_iteration_once() -> None:
         assert stream.flushes == 3
     finally:
         logger.removeHandler(handler)
+
+
+@pytest.mark.parametrize("colours", [False, True])
+@pytest.mark.parametrize(
+    ("level", "args"),
+    [
+        (logging.INFO, ("127.0.0.1:50312", "POST", "/v1/messages", "1.1", 201)),
+        (logging.INFO, ("[::1]:4242", "GET", "/v1/agents?tag=a%20b", "1.1", 404)),
+        (logging.INFO, ("127.0.0.1:1", "GET", "/", "2", 599)),  # no phrase
+        (logging.WARNING, ("127.0.0.1:1", "GET", "/healthz", "1.0", 503)),
+    ],
+)
+def test_the_access_lines_are_uvicorns_own(
+    level: int, args: tuple[object, ...], colours: bool
+) -> None:
+    fmt = LOGGING_CONFIG["formatters"]["access"]["fmt"]
+    record = logging.LogRecord(
+        "uvicorn.access", level, __file__, 1, '%s - "%s %s HTTP/%s" %d', args, None
+    )
+    ours = AccessLineFormatter(fmt, use_colors=colours).format(record)
+    assert ours == AccessFormatter(fmt, use_colors=colours).format(record)
+    assert record.__dict__.get("status_code") is None  # the record itself is left alone
+
+
+def test_relaybus_serve_logs_its_access_lines_with_the_lean_formatter() -> None:
+    config = _log_config()
+    assert (
+        config["formatters"]["access"]["()"]
+        == f"{AccessLineFormatter.__module__}.AccessLineFormatter"
+    )
+    assert config["formatters"]["access"]["fmt"] == LOGGING_CONFIG["formatters"]["access"]["fmt"]

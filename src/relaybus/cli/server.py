@@ -91,7 +91,10 @@ def serve(
     settings.check_bind()  # before importing the server: a refusal is instant
 
     with loading(app.own_process):  # most of a server's start: see loading()
+        from ..server.metrics import lean_log_records
         from ..server.run import serve as run
+
+    lean_log_records()  # this process is the relay: its log lines need no caller
 
     with store_notices(app.json):  # "made the relay private" as one notice line
         run(settings, log_level=log_level.lower(), announce=click.echo)

@@ -8,6 +8,8 @@ apps in one process. Request counts are labelled by route template
 from __future__ import annotations
 
 import asyncio
+import collections
+import http
 import logging
 import re
 import time
@@ -16,6 +18,7 @@ from typing import TextIO
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.logging import AccessFormatter
 
 from ..service import Service
 from .limits import HttpMiddleware
@@ -224,3 +227,44 @@ class AccessLogHandler(logging.StreamHandler[TextIO]):
         with self.lock:  # type: ignore[union-attr]
             self._scheduled = None
             super().flush()
+
+
+#: ``201`` -> ``"201 Created"``: the status as uvicorn's access line shows it.
+_STATUS_LINES = {int(s): f"{int(s)} {s.phrase}" for s in http.HTTPStatus}
+
+
+class AccessLineFormatter(AccessFormatter):
+    """uvicorn's access formatter, the same lines without copying each record.
+
+    Without colours (not a terminal: a service's log, a file, a pipe) it fills the
+    format's fields from a view over the record instead of two copies of it and an
+    ``HTTPStatus`` lookup; with colours it is uvicorn's own. The record's arguments
+    are uvicorn's access record: ``(client_addr, method, full_path, http_version,
+    status_code)``.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        if self.use_colors or not isinstance(record.args, tuple) or len(record.args) != 5:
+            return super().formatMessage(record)
+        client_addr, method, full_path, http_version, status_code = record.args
+        code = int(status_code)  # type: ignore[call-overload]
+        fields = {
+            "levelprefix": f"{record.levelname}:".ljust(9),
+            "client_addr": client_addr,
+            "request_line": f"{method} {full_path} HTTP/{http_version}",
+            "status_code": _STATUS_LINES.get(code) or f"{code} ",
+        }
+        return self._style._fmt % collections.ChainMap(fields, record.__dict__)
+
+
+def lean_log_records() -> None:
+    """Log records of this process skip finding their caller's frame, thread,
+    process and process name (the logging HOWTO's "Optimization"): on a relay the
+    access log makes one record a request. Process-wide, so only for a process that
+    is a relay and nothing else (``relaybus serve``, the warm relay), whose log
+    formats use none of those fields.
+    """
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False

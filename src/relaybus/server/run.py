@@ -249,4 +249,5 @@ def _log_config() -> dict[str, Any]:
     log_config["loggers"]["relaybus"] = {"handlers": ["default"], "level": "INFO"}
     # The same lines, flushed once per event-loop iteration (see AccessLogHandler).
     log_config["handlers"]["access"]["class"] = "relaybus.server.metrics.AccessLogHandler"
+    log_config["formatters"]["access"]["()"] = "relaybus.server.metrics.AccessLineFormatter"
     return log_config

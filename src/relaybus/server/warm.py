@@ -154,14 +154,9 @@ def _log_to_file(relay_dir: Path) -> None:
         relay_dir / "relay.log", maxBytes=LOG_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    # The format shows the time and the message only: records skip finding their
-    # caller's frame, thread, process and process name (the logging HOWTO's
-    # "Optimization"); with the access log that is on every request. The relay is a
-    # process of its own, so these process-wide switches are its to set.
-    logging._srcfile = None
-    logging.logThreads = False
-    logging.logProcesses = False
-    logging.logMultiprocessing = False
+    from .metrics import lean_log_records
+
+    lean_log_records()  # the format shows the time and the message only
     logging.root.handlers = [handler]
     logging.root.setLevel(logging.INFO)
     for name in ("relaybus", "uvicorn", "uvicorn.error", "uvicorn.access"):
