@@ -14,7 +14,8 @@ through the tags and the channels). Printed, p50/p99 in ms:
    checkout's store is seeded by its own code, so each runs on its own schema (a newer
    schema that older code may serve would otherwise be measured for both).
    A third column, ``sqlite3``, is the floor: the same rows (the message, the deliveries
-   by ``INSERT ... SELECT ... RETURNING``, the event) written with the stdlib driver in
+   by ``INSERT OR IGNORE ... SELECT ... RETURNING`` as relaybus writes them, without a
+   statement journal, the event) written with the stdlib driver in
    one ``BEGIN IMMEDIATE`` transaction each, on this checkout's store and the same pragmas
    (and SQLite's own checkpoints inside the commits);
 2. through the server: one ``relaybus serve`` per checkout on a copy of its seeded store,
@@ -151,7 +152,7 @@ def floor_worker(relay_dir: Path, count: int) -> None:
             recipients = sorted(
                 r[0]
                 for r in conn.execute(
-                    "INSERT INTO deliveries (workspace, agent_id, message_id)"
+                    "INSERT OR IGNORE INTO deliveries (workspace, agent_id, message_id)"
                     " SELECT workspace, id, ? FROM agents WHERE workspace = 'default'"
                     f" AND id != 'caster'{FLOOR_SQL[kind]} RETURNING agent_id",
                     (mid,),

@@ -9,16 +9,23 @@ workspace of the test's store, so examples never see each other.
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
 
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from relaybus.errors import NotFound
 from relaybus.service import Service
+from relaybus.service.targets import _INSERTS
+from relaybus.store import Store
 from relaybus.store.schema import deliveries, messages
 
 IDS = [f"a{i}" for i in range(6)]
@@ -192,3 +199,47 @@ def test_a_broadcast_to_a_thousand_agents_stores_a_thousand_deliveries_and_one_e
     # only, the even ones hear every channel.
     narrowed = service.send("caster", "tag:t1", "ops only", channel="ops")
     assert narrowed.recipients == [n for i, n in enumerate(names) if i % 3 == 1 and i % 2 == 0]
+
+
+def test_a_fan_out_after_earlier_writes_of_its_transaction_opens_no_statement_journal(
+    sqlite_store: Store,
+) -> None:
+    """A plain ``INSERT ... SELECT`` of many rows after other writes of the same
+    transaction makes SQLite copy each page it changes into a statement journal, a
+    temporary file it opens as ``etilqs_*`` and unlinks at once (sqlite.org, "Temporary
+    Files Used By SQLite", 2.5): a broadcast changes a page of the unread index per
+    recipient. The fan-out statement must not need one: its open file would show in
+    ``/proc/self/fd`` until the transaction ends."""
+    if not Path("/proc/self/fd").is_dir():
+        pytest.skip("reads /proc/self/fd (Linux)")
+    service = Service(sqlite_store)
+    service.register("caster")
+    for i in range(1000):
+        service.register(f"agent-{i:04d}")
+    for _ in range(4):  # the unread index's pages fill: the next one changes more than 64 KiB
+        last = service.send("caster", "broadcast", "fills the unread index's pages")
+    statement = cast(sa.Insert, _INSERTS[("broadcast", False)].sql)
+    compiled = statement.compile(dialect=sqlite_dialect())
+    values = {"mid": last.id + 1, "ws": "default", "sender": "caster"}
+    assert compiled.positiontup is not None
+    conn = sqlite3.connect(sqlite_store.url.database or "", isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE agents SET last_seen_at = 1 WHERE id = 'caster'")  # an earlier write
+        rows = conn.execute(str(compiled), [values[n] for n in compiled.positiontup]).fetchall()
+        assert len(rows) == 1000
+        assert not [f for f in open_files() if "etilqs" in f], open_files()
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def open_files() -> list[str]:
+    """What this process's file descriptors point at (Linux)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except FileNotFoundError:
+            continue  # closed since (listdir's own descriptor)
+    return found

@@ -100,11 +100,22 @@ def _reached(kind: Kind, channel: bool) -> list[sa.ColumnElement[bool]]:
 
 
 def _insert(kind: Kind, channel: bool) -> sa.Insert:
-    """One delivery of message ``:mid`` per agent the target reaches, returning their ids."""
+    """One delivery of message ``:mid`` per agent the target reaches, returning their ids.
+
+    On SQLite it is ``INSERT OR IGNORE``: a plain ``INSERT`` of many rows after
+    other writes of the same transaction could fail half-way on a constraint, so
+    SQLite first copies every page it changes into a *statement journal*, a
+    temporary file (``etilqs_*``), to undo that statement alone (sqlite.org,
+    "Temporary Files Used By SQLite", 2.5). A broadcast changes one leaf page of
+    the unread index per recipient. Nothing can conflict here (the message is new,
+    the agents' keys are not null), so ignoring conflicts changes no row and skips
+    the journal.
+    """
     mid = sa.bindparam("mid", type_=deliveries.c.message_id.type)
     chosen = sa.select(agents.c.workspace, agents.c.id, sa.cast(mid, mid.type))
     return (
         deliveries.insert()
+        .prefix_with("OR IGNORE", dialect="sqlite")
         .from_select(
             ["workspace", "agent_id", "message_id"], chosen.where(*_reached(kind, channel))
         )
