@@ -9,7 +9,7 @@ import pytest
 
 from relaybus.errors import Conflict, Forbidden, NotFound
 from relaybus.models import TaskStatus
-from relaybus.service import Service
+from relaybus.service import Service, sweeps
 
 if TYPE_CHECKING:
     from tests.conftest import Clock, Snapshot
@@ -463,3 +463,35 @@ def test_an_agent_declaring_itself_offline_releases_its_claims(
     assert task.status is TaskStatus.OPEN
     assert task.assignee is None
     assert service.task_history(task_id)[-1].note == "holder offline"
+
+
+def test_a_sweep_in_batches_takes_every_stale_agent_offline_and_reopens_each_claim(
+    service: Service, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More stale agents than one write transaction sweeps (``SWEEP_BATCH``, made 2
+    here): every agent of every batch goes offline once with its event, the claims
+    of agents in the first and the last batch reopen, and a lapsed lease of a live
+    agent is released too."""
+    monkeypatch.setattr(sweeps, "SWEEP_BATCH", 2)
+    service.register("author")
+    workers = [f"w{i}" for i in range(5)]
+    for name in workers:
+        service.register(name, capabilities=["build"])
+    service.register("live", capabilities=["build"])
+    first = service.send("author", "cap:build", "build A", claimable=True).task_id
+    last = service.send("author", "cap:build", "build B", claimable=True).task_id
+    lapsing = service.send("author", "cap:build", "build C", claimable=True).task_id
+    assert first is not None and last is not None and lapsing is not None
+    service.claim(first, workers[0])
+    service.claim(last, workers[-1])
+    service.claim(lapsing, "live", lease=30)
+    clock.advance(STALE_TTL + 1)
+    service.heartbeat("live")
+
+    assert service.sweep() == {"agents_offline": 6, "tasks_released": 3}
+
+    offline = [e.agent_id or "" for e in service.events(kinds=["agent.offline"])]
+    assert sorted(offline) == sorted(["author", *workers])
+    for task_id in (first, last, lapsing):
+        assert service.get_task(task_id).status is TaskStatus.OPEN
+    assert service.sweep() == {"agents_offline": 0, "tasks_released": 0}

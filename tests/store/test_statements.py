@@ -25,7 +25,7 @@ from sqlalchemy.sql.dml import Insert, UpdateBase
 import relaybus.service  # noqa: F401  (imports every module that registers a statement)
 from relaybus.service import Service
 from relaybus.store import Store
-from relaybus.store.schema import Json, deliveries, load_json, messages
+from relaybus.store.schema import Json, agents, deliveries, load_json, messages
 from relaybus.store.statements import (
     REGISTRY,
     SHAPES_PER_STATEMENT,
@@ -71,7 +71,12 @@ def samples(service: Service, clock: Clock) -> dict[str, Any]:
     # alice's tag), "ops" his channel; no message has the id "mid" yet.
     service.register("dave", label="lead", tags=["lead"], capabilities=["lead"], channels=["ops"])
     clock.advance(2.0)
+    with service.store.read() as conn:  # bob as a sweep read him: his last heartbeat
+        seen = conn.execute(
+            sa.select(agents.c.last_seen_at).where(agents.c.id == "bob")
+        ).scalar_one()
     return {
+        "seen": seen,
         "value": "lead",
         "channel": "ops",
         "mid": 10_000,

@@ -20,13 +20,17 @@ import sqlalchemy as sa
 
 from ..models import AgentStatus
 from ..store.schema import agents, idempotency_keys, messages, sweeps, tasks
+from ..store.statements import register, run
 from .common import ServiceBase, append_event
 from .leases import HELD, held_by, release_expired, reopen
 from .presence import effective_status
 
-#: An agent goes offline only if it was not seen again since the sweep looked (built
-#: once: a sweep may run it for a thousand agents).
-_GONE_OFFLINE = (
+#: An agent goes offline only if it was not seen again since the sweep looked; the
+#: row it returns says it did. Registered for the fast path: a sweep may run it for a
+#: thousand agents under the write lock (about 0.1 ms each through SQLAlchemy's
+#: ordinary execution, 106 ms for 1,001 stale agents in all).
+_GONE_OFFLINE = register(
+    "agents.gone_offline",
     agents.update()
     .where(
         agents.c.workspace == sa.bindparam("ws"),
@@ -35,7 +39,12 @@ _GONE_OFFLINE = (
         agents.c.last_seen_at == sa.bindparam("seen"),
     )
     .values(status="offline")
+    .returning(agents.c.id),
 )
+
+
+#: Stale agents swept per write transaction (about 6 ms of the write lock each).
+SWEEP_BATCH = 100
 
 
 class SweepOps(ServiceBase):
@@ -49,10 +58,10 @@ class SweepOps(ServiceBase):
         now = self.now()
         ttl = self.settings.stale_ttl
         with self.store.read() as conn:
-            live = conn.execute(
-                sa.select(agents).where(
-                    agents.c.workspace == workspace, agents.c.status != "offline"
-                )
+            live = conn.execute(  # what effective_status reads, no JSON column to decode
+                sa.select(
+                    agents.c.id, agents.c.status, agents.c.last_seen_at, agents.c.pid, agents.c.host
+                ).where(agents.c.workspace == workspace, agents.c.status != "offline")
             ).all()
             gone = [
                 (r.id, r.last_seen_at)
@@ -71,21 +80,27 @@ class SweepOps(ServiceBase):
         if not gone and lapsed is None:
             return {"agents_offline": 0, "tasks_released": 0}
         offline = released = 0
-        with self.store.write() as conn:
-            # The tasks the stale agents hold, in one read (one per agent held the write
-            # lock for seconds when a thousand agents went quiet at once).
-            held = held_by(conn, workspace, [agent_id for agent_id, _ in gone])
-            for agent_id, seen in gone:
-                changed = conn.execute(
-                    _GONE_OFFLINE, {"ws": workspace, "aid": agent_id, "seen": seen}
-                ).rowcount
-                if changed:
-                    offline += 1
-                    append_event(conn, workspace, "agent.offline", now, agent_id, reason="stale")
-                    for task_id in held.get(agent_id, ()):
-                        reopen(conn, workspace, task_id, agent_id, now, "holder offline")
-                        released += 1
-            released += release_expired(conn, workspace, now)
+        # Each agent is swept whole (offline, its event, its claims reopened) in one
+        # transaction, but not all of them in one: a send waiting for the write lock
+        # waits for one batch, not for a thousand agents that went quiet at once.
+        batches = [gone[i : i + SWEEP_BATCH] for i in range(0, len(gone), SWEEP_BATCH)]
+        for n, batch in enumerate(batches or [[]], start=1):
+            with self.store.write() as conn:
+                # The tasks the batch's agents hold, in one read (one per agent held the
+                # write lock for seconds when a thousand agents went quiet at once).
+                held = held_by(conn, workspace, [agent_id for agent_id, _ in batch])
+                for agent_id, seen in batch:
+                    params = {"ws": workspace, "aid": agent_id, "seen": seen}
+                    if run(conn, _GONE_OFFLINE, params):
+                        offline += 1
+                        append_event(
+                            conn, workspace, "agent.offline", now, agent_id, reason="stale"
+                        )
+                        for task_id in held.get(agent_id, ()):
+                            reopen(conn, workspace, task_id, agent_id, now, "holder offline")
+                            released += 1
+                if n >= len(batches):  # the last one
+                    released += release_expired(conn, workspace, now)
         return {"agents_offline": offline, "tasks_released": released}
 
     def sweep_all(self) -> dict[str, int]:
