@@ -4,6 +4,7 @@ each run is counted in /metrics, and /v1/info names the replica."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import httpx
@@ -29,10 +30,17 @@ def test_the_sweeper_releases_a_lapsed_lease_with_nobody_reading_the_task(
             lambda: [e for e in service.events(limit=1000) if e.kind == "task.released"], HUNG
         )
         assert [e.data for e in released] == [{"task_id": sent.task_id, "reason": "lease expired"}]
+        counted = 'relaybus_sweep_changes_total{change="tasks_released",job="sweep"} 1.0'
         with httpx.Client(base_url=srv.url, timeout=HUNG, verify=UNUSED_TLS) as http:
-            metrics = http.get("/metrics").text
+            # The sweeper counts a run after it returns, the event is visible at its
+            # commit: look again until the count is there (bounded).
+            until = time.monotonic() + HUNG
+            while counted not in (metrics := http.get("/metrics").text):
+                if time.monotonic() > until:
+                    break
+                time.sleep(0.02)
             info = http.get("/v1/info").json()
-    assert 'relaybus_sweep_changes_total{change="tasks_released",job="sweep"} 1.0' in metrics
+    assert counted in metrics
     assert 'relaybus_sweeps_total{job="sweep"}' in metrics
     assert info["replica"].endswith(f":{os.getpid()}")
 
