@@ -28,7 +28,7 @@ from anyio.from_thread import start_blocking_portal
 from relaybus import AgentHandle, Relay
 from relaybus.identity import HOSTNAME, session_identity, session_socket
 from relaybus.models import AgentStatus, Via
-from relaybus.tools.hooks import direct
+from relaybus.tools.hooks import direct, turns
 from relaybus.tools.hooks.host import session_host
 from relaybus.tools.hooks.logic import MAX_MESSAGES
 from relaybus.tools.session import session_agent
@@ -188,6 +188,37 @@ def test_session_end_marks_the_agent_offline(hosted: Session) -> None:
     run = run_hook("session-end", hosted.input("session-end"), hosted.env)
 
     assert run.code == 0 and run.out == ""
+    assert hosted.me.info().status is AgentStatus.OFFLINE
+
+
+def test_a_hook_the_host_answers_lands_its_presence_after_earlier_background_work(
+    hosted: Session,
+) -> None:
+    """Stop's background process (an earlier hook that answered without the host)
+    still runs when SessionEnd reaches the host: the host marks the agent offline
+    at once, and the hook queues the same change behind the pending turn, so the
+    idle that turn lands does not outlive the session."""
+    path = session_socket(hosted.env["RELAYBUS_SESSION"], hosted.env)
+    with subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    ) as earlier:  # the pending process
+        turn = turns.take_turn(path.parent, path.stem)
+        turns.claim_turn(path.parent, turn, earlier.pid)
+
+        run = run_hook("session-end", hosted.input("session-end"), hosted.env)
+        assert run.code == 0
+        assert hosted.me.info().status is AgentStatus.OFFLINE  # the host, at once
+
+        hosted.me.heartbeat(status="idle")  # what the pending Stop lands
+        turns.end_turn(path.parent, turn)
+        assert earlier.stdin is not None
+        earlier.stdin.close()
+    queued = f"{path.stem}.turn-*"
+    for _ in range(int(HUNG / 0.05)):  # the queued SessionEnd has taken its turn
+        if not list(path.parent.glob(queued)):
+            break
+        time.sleep(0.05)
+    assert list(path.parent.glob(queued)) == []
     assert hosted.me.info().status is AgentStatus.OFFLINE
 
 

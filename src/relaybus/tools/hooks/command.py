@@ -452,6 +452,13 @@ def dispatch(name: str, payload: dict[str, Any]) -> None:
             log(event, f"no answer from the session's relaybus mcp ({exc}); reading mail here")
     else:
         direct.forget_printed(folder, key, files)  # the host marked them read
+        if event in BACKGROUND and event != "SessionStart":
+            from . import turns
+
+            if turns.pending(folder, key):
+                # The host changed the presence now, but earlier hooks' background
+                # processes have yet to land theirs: change it again after them.
+                start_in_background(name, me, payload, printed=[], files=[])
         return
     try:
         unread = own_mail(event, me, payload, folder, earlier)

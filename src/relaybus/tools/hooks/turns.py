@@ -42,6 +42,16 @@ UNCLAIMED_SECONDS = 10.0
 POLL = 0.02
 
 
+def pending(folder: Path, key: str) -> bool:
+    """Whether session ``key`` has turns not yet ended (its background processes'
+    work still to land)."""
+    prefix = f"{key}{TURN}"
+    try:
+        return any(name.startswith(prefix) for name in os.listdir(folder))
+    except OSError:
+        return False
+
+
 def take_turn(folder: Path, key: str) -> str:
     """A new turn for session ``key``: an empty 0600 file in its private
     ``folder`` (see :func:`.direct.private_folder`), last in line; its name.
