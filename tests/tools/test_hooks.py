@@ -213,12 +213,7 @@ def test_a_hook_the_host_answers_lands_its_presence_after_earlier_background_wor
         turns.end_turn(path.parent, turn)
         assert earlier.stdin is not None
         earlier.stdin.close()
-    queued = f"{path.stem}.turn-*"
-    for _ in range(int(HUNG / 0.05)):  # the queued SessionEnd has taken its turn
-        if not list(path.parent.glob(queued)):
-            break
-        time.sleep(0.05)
-    assert list(path.parent.glob(queued)) == []
+    assert turns_ended(path)  # the queued SessionEnd has taken its turn
     assert hosted.me.info().status is AgentStatus.OFFLINE
 
 
@@ -336,6 +331,16 @@ def held_write_lock(relay: Relay) -> Iterator[None]:
         conn.close()
 
 
+def turns_ended(socket: Path) -> bool:
+    """Wait (bounded) until the session of ``socket`` has no turn left: its hooks'
+    background processes have done their work (:mod:`relaybus.tools.hooks.turns`)."""
+    for _ in range(int(HUNG / 0.05)):
+        if not turns.pending(socket.parent, socket.stem):
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def printed_files(session: Session) -> list[Path]:
     """The session's records of mail its hooks printed themselves."""
     path = session_socket(session.env["RELAYBUS_SESSION"], session.env)
@@ -397,13 +402,7 @@ def test_a_short_session_without_the_session_process_ends_offline_in_hook_order(
         for event in ("session-start", "user-prompt-submit", "stop", "session-end"):
             assert run_hook(event, payload(event, cwd=str(project)), env).code == 0
 
-    path = session_socket(me.session, env)
-    turns = f"{path.stem}.turn-*"
-    for _ in range(int(HUNG / 0.05)):  # every background process has taken its turn
-        if not list(path.parent.glob(turns)):
-            break
-        time.sleep(0.05)
-    assert list(path.parent.glob(turns)) == []
+    assert turns_ended(session_socket(me.session, env))  # every background process ran
     assert relay.get_agent(me.agent_id).status is AgentStatus.OFFLINE
     changes = [e.kind for e in relay.events() if e.agent_id == me.agent_id]
     assert changes[0] == "agent.registered"
