@@ -49,8 +49,8 @@ AGENTS = 1000
 BODY = "release 4.2 is out: please rebase"
 SENDS = {"broadcast": ("broadcast", None), "tag+channel": ("tag:all", "dev")}
 TIMEOUT = 60.0
-#: Seconds the servers get after their start before the timed sends (their first sweep).
-SETTLE = 1.0
+#: Lines of a server's ``/metrics`` once its first background tick has run both jobs.
+SWEPT = ('relaybus_sweeps_total{job="sweep"}', 'relaybus_sweeps_total{job="prune"}')
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -244,11 +244,14 @@ def through_servers(
                 raise RuntimeError(f"{name}: register: {status} {answer[:200]!r}")
             headers = {"Authorization": f"Bearer {json.loads(answer)['token']}"}
             clients[name] = (conn, headers)
-        # Each server sweeps at start (its first background tick), and on the seeded store
-        # that marks the 1,000 agents offline (their heartbeats are old): a one-off of a
-        # few tens of ms that landed on the second server's first timed sends.
-        time.sleep(SETTLE)
+        # Each server sweeps and prunes at start (its first background tick), and on the
+        # seeded store that marks the 1,000 agents offline (their heartbeats are old): a
+        # one-off of a few tens of ms that landed on the second server's first timed sends;
+        # then one untimed broadcast each (the sweep's checkpoint, the first statements).
         content = json.dumps({"sender": "caster", "to": "broadcast", "body": BODY})
+        for name, (conn, headers) in clients.items():
+            _swept(conn, name)
+            _post(conn, "/v1/messages", content, headers)  # warm-up, untimed
         for i in range(count):
             order = list(clients) if i % 2 == 0 else list(reversed(clients))
             for name in order:
@@ -259,6 +262,24 @@ def through_servers(
                 if status != 201 or len(json.loads(answer)["recipients"]) != AGENTS:
                     raise RuntimeError(f"{name}: {status} {answer[:200]!r}")
     return found
+
+
+def _swept(conn: http.client.HTTPConnection, name: str) -> None:
+    """Wait until the server on ``conn`` has run its first sweep and prune (its
+    ``/metrics`` says so).
+
+    Raises:
+        RuntimeError: not within :data:`TIMEOUT` seconds.
+    """
+    until = time.monotonic() + TIMEOUT
+    while time.monotonic() < until:
+        conn.request("GET", "/metrics")
+        reply = conn.getresponse()
+        text = reply.read().decode()
+        if all(line in text for line in SWEPT):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{name}: no background sweep within {TIMEOUT:g} s")
 
 
 def _post(

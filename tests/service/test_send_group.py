@@ -3,6 +3,7 @@ sends store one by one (rows, ids, events, errors), on both dialects."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from relaybus.errors import RelayError
@@ -38,9 +39,10 @@ SENDS = [
 ]
 
 
-def one_by_one(service: Service) -> list[Message | RelayError]:
+def one_by_one(service: Service, sends: Sequence[GroupSend] = SENDS) -> list[Message | RelayError]:
+    """What :meth:`Service.send` does with ``sends`` one after another."""
     outcomes: list[Message | RelayError] = []
-    for send in SENDS:
+    for send in sends:
         fields = send._asdict()
         try:
             outcomes.append(service.send(fields.pop("sender"), fields.pop("to"), **fields))
@@ -125,13 +127,7 @@ def test_an_agent_sending_several_times_in_a_group_is_fenced_for_each_send(
     with open_test_store(store.dialect, tmp_path / "alone", clock) as other:
         alone = Service(other)
         repeats_setup(alone)
-        expected: list[Message | RelayError] = []
-        for send in REPEATS:
-            fields = send._asdict()
-            try:
-                expected.append(alone.send(fields.pop("sender"), fields.pop("to"), **fields))
-            except RelayError as exc:
-                expected.append(exc)
+        expected = one_by_one(alone, REPEATS)
         got = grouped.send_group(REPEATS)
         assert shown(got) == shown(expected)
         assert snapshot_rows(store) == snapshot_rows(other)
