@@ -18,8 +18,11 @@ through the tags and the channels). Printed, p50/p99 in ms:
    statement journal, the event) written with the stdlib driver in
    one ``BEGIN IMMEDIATE`` transaction each, on this checkout's store and the same pragmas
    (and SQLite's own checkpoints inside the commits);
-2. through the server: one ``relaybus serve`` per checkout on a copy of its seeded store,
-   ``POST /v1/messages`` to ``broadcast`` until the 201, alternating between the servers.
+2. through the server: the same sends on the same state (each round a fresh copy of the
+   seeded store and a fresh ``relaybus serve`` per checkout, in turns), ``POST
+   /v1/messages`` until the 201 (target: as embedded);
+3. sustained (``--sustained N``): N broadcasts in a row on one store, embedded and
+   through the server, to show how a broadcast's cost grows with the unread backlog.
 
 The deliveries pile up as a run goes on (every send adds 1,000), and writing them is
 most of a send: each delivery goes into an index ordered by agent (the unread one since
@@ -30,6 +33,7 @@ pages of it. Figures from different ``--count`` are not comparable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
@@ -100,16 +105,18 @@ def fresh_copy(db: Path, folder: Path) -> Path:
 # -- 1: embedded ------------------------------------------------------------------------
 
 
-def worker(relay_dir: Path, count: int) -> None:
+def worker(relay_dir: Path, count: int, kinds: list[str] | None = None) -> None:
     """In a fresh process (the checkout's own interpreter): time ``count`` sends of each
-    kind in :data:`SENDS`, alternating, and print ``{kind: [ms, ...]}`` as JSON."""
+    of ``kinds`` (default: every kind in :data:`SENDS`), alternating, and print
+    ``{kind: [ms, ...]}`` as JSON."""
     from relaybus import Relay
 
-    times: dict[str, list[float]] = {kind: [] for kind in SENDS}
+    times: dict[str, list[float]] = {kind: [] for kind in kinds or SENDS}
     with Relay.open(dir=relay_dir) as relay:
         caster = relay.register("caster")
         for _ in range(count):
-            for kind, (target, channel) in SENDS.items():
+            for kind in times:
+                target, channel = SENDS[kind]
                 start = time.perf_counter()
                 sent = caster.send(target, BODY, channel=channel)
                 times[kind].append((time.perf_counter() - start) * 1000)
@@ -215,53 +222,109 @@ def clean_env() -> dict[str, str]:
 
 
 def through_servers(
+    checkouts: dict[str, Path], dbs: dict[str, Path], root: Path, rounds: int, count: int
+) -> dict[str, dict[str, list[float]]]:
+    """Per checkout and kind, the time (ms) of each ``POST /v1/messages`` until its 201:
+    the same sends as :func:`embedded` (``count`` of each kind in :data:`SENDS`,
+    alternating) on the same state (a fresh copy of the checkout's seeded store each
+    round), so that the two differ only by the server's path. Each round starts one
+    ``relaybus serve`` per checkout, in turns. The client is the standard library's
+    ``http.client`` on a keep-alive connection: a fraction of a millisecond of this
+    process's CPU a request, where httpx spends about one on this machine, which
+    would count as the server's."""
+    found: dict[str, dict[str, list[float]]] = {n: {k: [] for k in SENDS} for n in checkouts}
+    for r in range(rounds):
+        order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
+        for name in order:
+            folder = root / f"server-{name}-{r}"
+            relay_dir = fresh_copy(dbs[name], folder)
+            with served(checkouts[name], relay_dir, folder) as (conn, headers):
+                for kind, samples in _post_sends(conn, headers, name, count).items():
+                    found[name][kind].extend(samples)
+            shutil.rmtree(folder)
+    return found
+
+
+def sustained(
     checkouts: dict[str, Path], dbs: dict[str, Path], root: Path, count: int
 ) -> dict[str, list[float]]:
-    """Per checkout, the time (ms) of each broadcast ``POST`` until its 201, the servers
-    taking turns. The client is the standard library's ``http.client`` on a keep-alive
-    connection: a fraction of a millisecond of this process's CPU a request, where
-    httpx spends about one on this machine, which would count as the server's."""
-    import contextlib
+    """``count`` broadcasts in a row on one fresh copy of each checkout's seeded store,
+    embedded (``E:`` + name) and through the server (``S:`` + name): every broadcast
+    leaves 1,000 unread deliveries, so later ones touch more pages of the agent-ordered
+    unread index (see the module docstring); this shows how the cost grows with that
+    backlog, where :func:`embedded` and :func:`through_servers` measure a store that
+    starts with none."""
+    found: dict[str, list[float]] = {}
+    for name, checkout in checkouts.items():
+        relay_dir = fresh_copy(dbs[name], root / f"sustained-embedded-{name}")
+        python = checkout / ".venv" / "bin" / "python"
+        out = subprocess.run(
+            [str(python), __file__, "--worker", str(relay_dir), "--count", str(count)]
+            + ["--kinds", "broadcast"],
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            check=True,
+            env=clean_env(),
+        ).stdout
+        found[f"E:{name}"] = json.loads(out)["broadcast"]
+        folder = root / f"sustained-server-{name}"
+        relay_dir = fresh_copy(dbs[name], folder)
+        with served(checkout, relay_dir, folder) as (conn, headers):
+            found[f"S:{name}"] = _post_sends(conn, headers, name, count, ["broadcast"])["broadcast"]
+    return found
+
+
+@contextlib.contextmanager
+def served(
+    checkout: Path, relay_dir: Path, folder: Path
+) -> Iterator[tuple[http.client.HTTPConnection, dict[str, str]]]:
+    """``relaybus serve`` of ``checkout`` on ``relay_dir``, with ``caster`` registered
+    and the server's first background sweep and prune done (they mark the seeded
+    agents, whose process is gone, offline: a one-off that would otherwise land on a
+    timed send). Yields a keep-alive connection and the caster's headers."""
     from urllib.parse import urlsplit
 
     from bench.common import announced_server
 
-    found: dict[str, list[float]] = {name: [] for name in checkouts}
-    with contextlib.ExitStack() as stack:
-        clients: dict[str, tuple[http.client.HTTPConnection, dict[str, str]]] = {}
-        for name, checkout in checkouts.items():
-            folder = root / f"server-{name}"
-            relay_dir = fresh_copy(dbs[name], folder)
-            env = clean_env()
-            env["RELAYBUS_DIR"] = str(relay_dir)
-            python = str(checkout / ".venv" / "bin" / "python")
-            command = [python, "-m", "relaybus", "serve", "--port", "0"]
-            url, _pid = stack.enter_context(announced_server(command, folder, env, TIMEOUT))
-            conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=TIMEOUT)
-            stack.callback(conn.close)
+    env = clean_env()
+    env["RELAYBUS_DIR"] = str(relay_dir)
+    python = str(checkout / ".venv" / "bin" / "python")
+    command = [python, "-m", "relaybus", "serve", "--port", "0"]
+    with announced_server(command, folder, env, TIMEOUT) as (url, _pid):
+        conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=TIMEOUT)
+        try:
             status, answer = _post(conn, "/v1/agents", json.dumps({"id": "caster"}), {})
             if status != 201:
-                raise RuntimeError(f"{name}: register: {status} {answer[:200]!r}")
-            headers = {"Authorization": f"Bearer {json.loads(answer)['token']}"}
-            clients[name] = (conn, headers)
-        # Each server sweeps and prunes at start (its first background tick), and on the
-        # seeded store that marks the 1,000 agents offline (their heartbeats are old): a
-        # one-off of a few tens of ms that landed on the second server's first timed sends;
-        # then one untimed broadcast each (the sweep's checkpoint, the first statements).
-        content = json.dumps({"sender": "caster", "to": "broadcast", "body": BODY})
-        for name, (conn, headers) in clients.items():
-            _swept(conn, name)
-            _post(conn, "/v1/messages", content, headers)  # warm-up, untimed
-        for i in range(count):
-            order = list(clients) if i % 2 == 0 else list(reversed(clients))
-            for name in order:
-                conn, headers = clients[name]
-                start = time.perf_counter()
-                status, answer = _post(conn, "/v1/messages", content, headers)
-                found[name].append((time.perf_counter() - start) * 1000)
-                if status != 201 or len(json.loads(answer)["recipients"]) != AGENTS:
-                    raise RuntimeError(f"{name}: {status} {answer[:200]!r}")
-    return found
+                raise RuntimeError(f"{checkout}: register: {status} {answer[:200]!r}")
+            _swept(conn, str(checkout))
+            yield conn, {"Authorization": f"Bearer {json.loads(answer)['token']}"}
+        finally:
+            conn.close()
+
+
+def _post_sends(
+    conn: http.client.HTTPConnection,
+    headers: dict[str, str],
+    name: str,
+    count: int,
+    kinds: list[str] | None = None,
+) -> dict[str, list[float]]:
+    # ``count`` sends of each of ``kinds`` (default: every kind of SENDS), alternating, as
+    # :func:`worker` sends them; each timed until its 201, checked to reach every agent.
+    times: dict[str, list[float]] = {kind: [] for kind in kinds or SENDS}
+    for _ in range(count):
+        for kind in times:
+            target, channel = SENDS[kind]
+            content = json.dumps(
+                {"sender": "caster", "to": target, "body": BODY, "channel": channel}
+            )
+            start = time.perf_counter()
+            status, answer = _post(conn, "/v1/messages", content, headers)
+            times[kind].append((time.perf_counter() - start) * 1000)
+            if status != 201 or len(json.loads(answer)["recipients"]) != AGENTS:
+                raise RuntimeError(f"{name} {kind}: {status} {answer[:200]!r}")
+    return times
 
 
 def _swept(conn: http.client.HTTPConnection, name: str) -> None:
@@ -303,9 +366,12 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="another checkout (with .venv) to compare")
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--count", type=int, default=10, help="sends of each kind per round")
-    parser.add_argument("--server-count", type=int, default=40)
+    parser.add_argument(
+        "--sustained", type=int, default=40, help="broadcasts in a row on one store (0: none)"
+    )
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--kinds", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -313,13 +379,13 @@ def main() -> None:
         seed(args.seed)
         return
     if args.worker:
-        worker(args.worker, args.count)
+        worker(args.worker, args.count, args.kinds)
         return
     if args.floor:
         floor_worker(args.floor, args.count)
         return
     if args.quick:
-        args.rounds, args.count, args.server_count = 2, 5, 10
+        args.rounds, args.count, args.sustained = 2, 5, 10
     here = Path(__file__).resolve().parents[1]
     checkouts = {"after": here}
     if args.before:
@@ -333,9 +399,21 @@ def main() -> None:
         for name, kinds in timings.items():
             for kind, samples in kinds.items():
                 print(line(f"{name} {kind}", samples))
-        print(f"\n2. through the server: POST /v1/messages to broadcast, {args.server_count} each")
-        for name, samples in through_servers(checkouts, dbs, root, args.server_count).items():
-            print(line(f"{name} broadcast", samples))
+        print(
+            f"\n2. through the server (POST /v1/messages), the same sends: {args.rounds}"
+            f" interleaved rounds x {args.count}"
+        )
+        served_timings = through_servers(checkouts, dbs, root, args.rounds, args.count)
+        for name, kinds in served_timings.items():
+            for kind, samples in kinds.items():
+                print(line(f"{name} {kind}", samples))
+        if args.sustained:
+            print(
+                f"\n3. sustained: {args.sustained} broadcasts in a row on one store"
+                " (E: embedded, S: through the server)"
+            )
+            for name, samples in sustained(checkouts, dbs, root, args.sustained).items():
+                print(line(f"{name} broadcast", samples))
 
 
 if __name__ == "__main__":
