@@ -311,6 +311,7 @@ def test_runtime_folders_of_databases_that_are_gone_are_removed_when_unused(
     dead_socket(removed_dead / "1-aa")
     removed_empty = database_folder(runtime, "empty", gone)
     existing = database_folder(runtime, "existing", kept_db)
+    dead_socket(existing / "4-dd")  # a waiter of a database that is still there died
     in_use = database_folder(runtime, "in-use", gone)
     legacy_old = database_folder(runtime, "legacy-old", None)
     dead_socket(legacy_old / "2-bb")

@@ -47,6 +47,8 @@ GITIGNORE = ".gitignore"
 GITIGNORE_TEXT = "*\n"
 #: In a per-database runtime folder: the database path it belongs to.
 MARKER = ".database"
+#: Most bytes of the marker read back (a path: PATH_MAX is 4,096 on Linux).
+MARKER_BYTES = 1 << 16
 #: A runtime folder without a marker (made by an older relaybus) is removed only
 #: after this many seconds without a change and with no live socket in it.
 IDLE_SECONDS = 60.0
@@ -345,35 +347,48 @@ def sweep_runtime(root: Path, *, keep: Path | None = None, force: bool = False) 
         entries = list(os.scandir(root))
     except OSError:
         return 0
+    skip = None if keep is None else os.fspath(keep)
     for entry in entries:
-        folder = Path(entry.path)
-        if folder == keep or not entry.is_dir(follow_symlinks=False):
+        if entry.path == skip or not entry.is_dir(follow_symlinks=False):
             continue
         try:
-            names = _unused(folder)
+            names = _unused(entry.path)
             if names is not None:
-                removed += _remove(folder, names)
+                removed += _remove(Path(entry.path), names)
         except OSError:
             continue  # changed under us: leave it to a later sweep
     return removed
 
 
-def _unused(folder: Path) -> list[str] | None:
-    """The entries of ``folder`` to delete if nothing uses it, else None."""
-    names = os.listdir(folder)
-    if any(_alive(folder / name) for name in names if name != MARKER):
+def _unused(folder: str) -> list[str] | None:
+    """The entries of ``folder`` to delete if nothing uses it, else None.
+
+    The marker first: a folder whose database is there stays whatever its sockets
+    say, and that is most folders; it costs an ``open`` and an ``lstat``, where
+    probing each socket costs a ``socket``/``connect``/``close`` (a sweep of a test
+    machine's 1,800 folders took 0.19 s of CPU probing first, 0.035 s now)."""
+    database: str | None = None  # no marker: an older relaybus's folder, or one being set up
+    with contextlib.suppress(FileNotFoundError):
+        fd = os.open(os.path.join(folder, MARKER), os.O_RDONLY)
+        try:
+            database = os.read(fd, MARKER_BYTES).decode("utf-8")
+        finally:
+            os.close(fd)
+    if database is not None and os.path.lexists(database):
         return None
-    if MARKER in names:
-        database = (folder / MARKER).read_text(encoding="utf-8")
-        return None if os.path.lexists(database) else names
-    return names if time.time() - folder.stat().st_mtime > IDLE_SECONDS else None
+    names = os.listdir(folder)
+    if any(_alive(os.path.join(folder, name)) for name in names if name != MARKER):
+        return None
+    if database is not None:
+        return names
+    return names if time.time() - os.stat(folder).st_mtime > IDLE_SECONDS else None
 
 
-def _alive(path: Path) -> bool:
+def _alive(path: str) -> bool:
     """Whether a process still receives on the datagram socket ``path``."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
-        probe.connect(str(path))
+        probe.connect(path)
     except OSError:
         return False  # refused (its process is gone), or not a socket at all
     finally:
