@@ -46,6 +46,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -197,18 +198,24 @@ def embedded(
                 python, mode = Path(sys.executable), "--floor"
             else:
                 python, mode = checkouts[name] / ".venv" / "bin" / "python", "--worker"
-            out = subprocess.run(
-                [str(python), __file__, mode, str(relay_dir), "--count", str(count)],
-                capture_output=True,
-                text=True,
-                encoding="utf-8",
-                check=True,
-                env=clean_env(),
-            ).stdout
-            for kind, samples in json.loads(out).items():
+            for kind, samples in run_worker(python, mode, relay_dir, count).items():
                 found[name][kind].extend(samples)
             shutil.rmtree(folder)
     return found
+
+
+def run_worker(python: Path, mode: str, relay_dir: Path, count: int, *more: str) -> Any:
+    """Run this file with ``python`` in ``mode`` (``--worker`` or ``--floor``) on
+    ``relay_dir`` in a fresh process; returns what it printed, ``{kind: [ms, ...]}``."""
+    out = subprocess.run(
+        [str(python), __file__, mode, str(relay_dir), "--count", str(count), *more],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        check=True,
+        env=clean_env(),
+    ).stdout
+    return json.loads(out)
 
 
 def clean_env() -> dict[str, str]:
@@ -258,16 +265,8 @@ def sustained(
     for name, checkout in checkouts.items():
         relay_dir = fresh_copy(dbs[name], root / f"sustained-embedded-{name}")
         python = checkout / ".venv" / "bin" / "python"
-        out = subprocess.run(
-            [str(python), __file__, "--worker", str(relay_dir), "--count", str(count)]
-            + ["--kinds", "broadcast"],
-            capture_output=True,
-            text=True,
-            encoding="utf-8",
-            check=True,
-            env=clean_env(),
-        ).stdout
-        found[f"E:{name}"] = json.loads(out)["broadcast"]
+        times = run_worker(python, "--worker", relay_dir, count, "--kinds", "broadcast")
+        found[f"E:{name}"] = times["broadcast"]
         folder = root / f"sustained-server-{name}"
         relay_dir = fresh_copy(dbs[name], folder)
         with served(checkout, relay_dir, folder) as (conn, headers):
