@@ -4,12 +4,12 @@ each run is counted in /metrics, and /v1/info names the replica."""
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.support.live import UNUSED_TLS, live_server
+from tests.support.poll import until
 
 HUNG = 30.0
 
@@ -34,11 +34,11 @@ def test_the_sweeper_releases_a_lapsed_lease_with_nobody_reading_the_task(
         with httpx.Client(base_url=srv.url, timeout=HUNG, verify=UNUSED_TLS) as http:
             # The sweeper counts a run after it returns, the event is visible at its
             # commit: look again until the count is there (bounded).
-            until = time.monotonic() + HUNG
-            while counted not in (metrics := http.get("/metrics").text):
-                if time.monotonic() > until:
-                    break
-                time.sleep(0.02)
+            def counted_metrics() -> str:
+                text = http.get("/metrics").text
+                return text if counted in text else ""
+
+            metrics = until(counted_metrics, HUNG)
             info = http.get("/v1/info").json()
     assert counted in metrics
     assert 'relaybus_sweeps_total{job="sweep"}' in metrics

@@ -22,7 +22,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ import pytest
 from relaybus import Relay
 from relaybus.client import warm
 from relaybus.models import AgentStatus
+from tests.support.poll import until
 from tests.tools.fake_anthropic import FakeAnthropic, flatten, text, tool_use
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,10 +111,8 @@ class Home:
         without ``relaybus mcp`` have done their work: each removes its turn
         file when done (:mod:`relaybus.tools.hooks.turns`)."""
         folder = Path(self.env["XDG_RUNTIME_DIR"]) / "relaybus"
-        until = time.monotonic() + HUNG
-        while list(folder.glob("*.turn-*")) and time.monotonic() < until:
-            time.sleep(0.05)
-        assert list(folder.glob("*.turn-*")) == [], "a hook's background process hung"
+        settled = until(lambda: not list(folder.glob("*.turn-*")), HUNG)
+        assert settled, "a hook's background process hung"
 
 
 @pytest.fixture(params=["bridge", "in-process"])

@@ -16,7 +16,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from relaybus.tools.hooks import direct, turns
 from relaybus.tools.hooks.host import session_host
 from relaybus.tools.hooks.logic import MAX_MESSAGES
 from relaybus.tools.session import session_agent
+from tests.support.poll import until
 from tests.tools.hookutil import hook_env, log_lines, payload, run_hook
 
 #: Seconds to wait for a background registration: far above a real one.
@@ -334,11 +334,7 @@ def held_write_lock(relay: Relay) -> Iterator[None]:
 def turns_ended(socket: Path) -> bool:
     """Wait (bounded) until the session of ``socket`` has no turn left: its hooks'
     background processes have done their work (:mod:`relaybus.tools.hooks.turns`)."""
-    for _ in range(int(HUNG / 0.05)):
-        if not turns.pending(socket.parent, socket.stem):
-            return True
-        time.sleep(0.05)
-    return False
+    return until(lambda: not turns.pending(socket.parent, socket.stem), HUNG)
 
 
 def printed_files(session: Session) -> list[Path]:
