@@ -83,8 +83,9 @@ class SweepOps(ServiceBase):
         # Each agent is swept whole (offline, its event, its claims reopened) in one
         # transaction, but not all of them in one: a send waiting for the write lock
         # waits for one batch, not for a thousand agents that went quiet at once.
-        batches = [gone[i : i + SWEEP_BATCH] for i in range(0, len(gone), SWEEP_BATCH)]
-        for n, batch in enumerate(batches or [[]], start=1):
+        # No stale agent (only lapsed leases): one empty batch, which releases them.
+        batches = [gone[i : i + SWEEP_BATCH] for i in range(0, len(gone), SWEEP_BATCH)] or [[]]
+        for n, batch in enumerate(batches, start=1):
             with self.store.write() as conn:
                 # The tasks the batch's agents hold, in one read (one per agent held the
                 # write lock for seconds when a thousand agents went quiet at once).
@@ -99,7 +100,7 @@ class SweepOps(ServiceBase):
                         for task_id in held.get(agent_id, ()):
                             reopen(conn, workspace, task_id, agent_id, now, "holder offline")
                             released += 1
-                if n >= len(batches):  # the last one
+                if n == len(batches):  # the last batch also releases lapsed leases
                     released += release_expired(conn, workspace, now)
         return {"agents_offline": offline, "tasks_released": released}
 
