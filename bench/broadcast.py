@@ -14,8 +14,8 @@ through the tags and the channels). Printed, p50/p99 in ms:
    checkout's store is seeded by its own code, so each runs on its own schema (a newer
    schema that older code may serve would otherwise be measured for both).
    A third column, ``sqlite3``, is the floor: the same rows (the message, the deliveries
-   by ``INSERT OR IGNORE ... SELECT ... RETURNING`` as relaybus writes them, without a
-   statement journal, the event) written with the stdlib driver in
+   by ``INSERT OR IGNORE ... SELECT`` as relaybus writes them, without a statement
+   journal, and read back as one JSON array, the event) written with the stdlib driver in
    one ``BEGIN IMMEDIATE`` transaction each, on this checkout's store and the same pragmas
    (and SQLite's own checkpoints inside the commits);
 2. through the server: the same sends on the same state (each round a fresh copy of the
@@ -159,15 +159,18 @@ def floor_worker(relay_dir: Path, count: int) -> None:
                 " RETURNING id",
                 (target, channel, BODY, now),
             ).fetchone()[0]
-            recipients = sorted(
-                r[0]
-                for r in conn.execute(
-                    "INSERT OR IGNORE INTO deliveries (workspace, agent_id, message_id)"
-                    " SELECT workspace, id, ? FROM agents WHERE workspace = 'default'"
-                    f" AND id != 'caster'{FLOOR_SQL[kind]} RETURNING agent_id",
-                    (mid,),
-                ).fetchall()
+            conn.execute(
+                "INSERT OR IGNORE INTO deliveries (workspace, agent_id, message_id)"
+                " SELECT workspace, id, ? FROM agents WHERE workspace = 'default'"
+                f" AND id != 'caster'{FLOOR_SQL[kind]}",
+                (mid,),
             )
+            (found,) = conn.execute(
+                "SELECT json_group_array(agent_id) FROM (SELECT agent_id FROM deliveries"
+                " WHERE message_id = ? ORDER BY workspace, agent_id)",
+                (mid,),
+            ).fetchone()
+            recipients = sorted(json.loads(found))
             data = {"message_id": mid, "to": target, "recipients": recipients}
             conn.execute(
                 "INSERT INTO events (workspace, kind, agent_id, data, created_at)"

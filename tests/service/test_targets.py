@@ -226,8 +226,8 @@ def test_a_fan_out_after_earlier_writes_of_its_transaction_opens_no_statement_jo
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("UPDATE agents SET last_seen_at = 1 WHERE id = 'caster'")  # an earlier write
-        rows = conn.execute(str(compiled), [values[n] for n in compiled.positiontup]).fetchall()
-        assert len(rows) == 1000
+        cursor = conn.execute(str(compiled), [values[n] for n in compiled.positiontup])
+        assert cursor.rowcount == 1000
         assert not [f for f in open_files() if "etilqs" in f], open_files()
     finally:
         conn.execute("ROLLBACK")

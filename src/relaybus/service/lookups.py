@@ -14,17 +14,12 @@ from ..models import Message
 from ..store.schema import deliveries, messages
 from ..store.statements import register, run
 from .common import ServiceBase, check_id, message_from_row
+from .targets import recipients
 from .visibility import restrict, visible_ids, visible_message
 
 _MESSAGE_COLUMNS = tuple(c.name for c in messages.columns)
 _MESSAGE_BY_ID = register(
     "messages.by_id", sa.select(messages).where(messages.c.id == sa.bindparam("id"))
-)
-_RECIPIENTS_OF = register(
-    "deliveries.recipients",
-    sa.select(deliveries.c.agent_id)
-    .where(deliveries.c.message_id == sa.bindparam("id"))
-    .order_by(deliveries.c.agent_id),
 )
 
 
@@ -35,8 +30,7 @@ def stored_message(conn: Connection, message_id: int) -> Message | None:
     if not rows:
         return None
     row = dict(zip(_MESSAGE_COLUMNS, rows[0], strict=True))
-    recipients = [r[0] for r in run(conn, _RECIPIENTS_OF, {"id": message_id})]
-    return message_from_row(row, recipients=recipients)
+    return message_from_row(row, recipients=recipients(conn, message_id))
 
 
 class MessageLookupOps(ServiceBase):
