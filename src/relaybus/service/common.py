@@ -321,11 +321,17 @@ def forget_appended(conn: Connection, count: int | None) -> None:
 
 def logged_events(rows: Iterable[Mapping[str, Any]]) -> list[Event]:
     """Rows :func:`recording_events` collected, as the log reads them back: each
-    ``data`` through JSON, as the column stores it, then validated as an
-    :class:`~relaybus.models.Event` (what ``EventOps.log_tail`` returns)."""
-    return [
-        Event.model_validate({**row, "data": json.loads(json.dumps(row["data"]))}) for row in rows
-    ]
+    validated as an :class:`~relaybus.models.Event` (what ``EventOps.log_tail``
+    returns).
+
+    The rows' ``data`` is used as given, not passed through JSON as the column
+    stores it: the service builds event data of JSON values only (objects with
+    string keys, arrays as lists, strings, numbers, booleans, null; enums as their
+    values), which JSON gives back equal. The round trip was a quarter of a
+    millisecond for a broadcast's 1,000 recipients.
+    ``tests/service/test_send_group.py`` holds the events equal to the log's.
+    """
+    return [Event.model_validate(row) for row in rows]
 
 
 _INSERT_EVENT = register("events.append", events.insert().returning(events.c.id))
