@@ -187,11 +187,12 @@ def floor_worker(relay_dir: Path, count: int) -> None:
 
 def embedded(
     checkouts: dict[str, Path], dbs: dict[str, Path], root: Path, rounds: int, count: int
-) -> dict[str, dict[str, list[float]]]:
-    """Per checkout and kind, every send's time (ms) over ``rounds`` interleaved rounds,
-    each checkout on a copy of its own seeded store (``dbs``; the floor on ``after``'s)."""
+) -> dict[str, dict[str, list[list[float]]]]:
+    """Per checkout and kind, every send's time (ms) over ``rounds`` interleaved rounds
+    (a list per round), each checkout on a copy of its own seeded store (``dbs``; the
+    floor on ``after``'s)."""
     names = [*checkouts, "sqlite3"]
-    found: dict[str, dict[str, list[float]]] = {n: {k: [] for k in SENDS} for n in names}
+    found: dict[str, dict[str, list[list[float]]]] = {n: {k: [] for k in SENDS} for n in names}
     for r in range(rounds):
         order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
         for name in [*order, "sqlite3"]:
@@ -202,7 +203,7 @@ def embedded(
             else:
                 python, mode = checkouts[name] / ".venv" / "bin" / "python", "--worker"
             for kind, samples in run_worker(python, mode, relay_dir, count).items():
-                found[name][kind].extend(samples)
+                found[name][kind].append(samples)
             shutil.rmtree(folder)
     return found
 
@@ -233,8 +234,9 @@ def clean_env() -> dict[str, str]:
 
 def through_servers(
     checkouts: dict[str, Path], dbs: dict[str, Path], root: Path, rounds: int, count: int
-) -> dict[str, dict[str, list[float]]]:
-    """Per checkout and kind, the time (ms) of each ``POST /v1/messages`` until its 201:
+) -> dict[str, dict[str, list[list[float]]]]:
+    """Per checkout and kind, the time (ms) of each ``POST /v1/messages`` until its 201
+    (a list per round):
     the same sends as :func:`embedded` (``count`` of each kind in :data:`SENDS`,
     alternating) on the same state (a fresh copy of the checkout's seeded store each
     round), so that the two differ only by the server's path. Each round starts one
@@ -242,7 +244,7 @@ def through_servers(
     ``http.client`` on a keep-alive connection: a fraction of a millisecond of this
     process's CPU a request, where httpx spends about one on this machine, which
     would count as the server's."""
-    found: dict[str, dict[str, list[float]]] = {n: {k: [] for k in SENDS} for n in checkouts}
+    found: dict[str, dict[str, list[list[float]]]] = {n: {k: [] for k in SENDS} for n in checkouts}
     for r in range(rounds):
         order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
         for name in order:
@@ -250,7 +252,7 @@ def through_servers(
             relay_dir = fresh_copy(dbs[name], folder)
             with served(checkouts[name], relay_dir, folder) as (conn, headers):
                 for kind, samples in _post_sends(conn, headers, name, count).items():
-                    found[name][kind].extend(samples)
+                    found[name][kind].append(samples)
             shutil.rmtree(folder)
     return found
 
@@ -356,6 +358,13 @@ def _post(
     return reply.status, reply.read()
 
 
+def split_lines(name: str, rounds: list[list[float]]) -> list[str]:
+    """:func:`line` of the sends of ``rounds`` (each a fresh process's, in order) but
+    each round's first, and a line of those first sends (marked ``1st``)."""
+    later = [ms for samples in rounds for ms in samples[1:]]
+    return [line(name, later), line(f"{name} 1st", [samples[0] for samples in rounds])]
+
+
 def line(name: str, samples: list[float]) -> str:
     return (
         f"  {name:<22} p50 {percentile(samples, 0.5):7.2f}  p99 {percentile(samples, 0.99):7.2f}"
@@ -399,16 +408,16 @@ def main() -> None:
         print(f"\n1. embedded (SDK), {args.rounds} interleaved rounds x {args.count} sends")
         timings = embedded(checkouts, dbs, root, args.rounds, args.count)
         for name, kinds in timings.items():
-            for kind, samples in kinds.items():
-                print(line(f"{name} {kind}", samples))
+            for kind, rounds in kinds.items():
+                print("\n".join(split_lines(f"{name} {kind}", rounds)))
         print(
             f"\n2. through the server (POST /v1/messages), the same sends: {args.rounds}"
             f" interleaved rounds x {args.count}"
         )
         served_timings = through_servers(checkouts, dbs, root, args.rounds, args.count)
         for name, kinds in served_timings.items():
-            for kind, samples in kinds.items():
-                print(line(f"{name} {kind}", samples))
+            for kind, rounds in kinds.items():
+                print("\n".join(split_lines(f"{name} {kind}", rounds)))
         if args.sustained:
             print(
                 f"\n3. sustained: {args.sustained} broadcasts in a row on one store"
