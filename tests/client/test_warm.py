@@ -15,7 +15,6 @@ import stat
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 
 from relaybus.client import warm
 from relaybus.errors import StoreError
+from tests.support.poll import until
 
 #: Generous: a relay starting on a loaded 2-core machine.
 HUNG = 60.0
@@ -43,10 +43,7 @@ def relay_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
 
 
 def wait_gone(pid: int) -> None:
-    deadline = time.monotonic() + HUNG
-    while alive(pid):
-        assert time.monotonic() < deadline, f"pid {pid} did not exit"
-        time.sleep(0.02)
+    assert until(lambda: not alive(pid), HUNG), f"pid {pid} did not exit"
 
 
 def alive(pid: int) -> bool:
@@ -187,10 +184,7 @@ def start_and_kill_the_starter(relay_dir: Path) -> None:
          "from relaybus.client import warm; warm.ensure(Path(sys.argv[1]))", str(relay_dir)]
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + HUNG
-        while not warm.held(relay_dir):
-            assert time.monotonic() < deadline, "no relay took the folder"
-            time.sleep(0.002)
+        assert until(lambda: warm.held(relay_dir), HUNG, every=0.002), "no relay took the folder"
         assert warm.probe(relay_dir) is None  # holding its folder, not answering yet
     finally:
         starter.kill()

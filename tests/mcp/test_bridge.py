@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from relaybus.client import warm
 from relaybus.identity import session_socket
 from relaybus.models import AgentStatus
 from tests.mcp.conftest import HUNG, RELAYBUS, call, run, session_env, stdio_session
+from tests.support.poll import until
 from tests.tools.hookutil import HookRun, payload, run_hook
 
 TOOLS = ["send", "inbox", "wait_for_message", "agents", "task", "whoami"]
@@ -120,10 +120,9 @@ def test_the_bridge_answers_tools_list_without_importing_the_mcp_stack(
     assert {name for name in imported if name.startswith("relaybus")} <= LEAN
     # The bridge started the warm relay, detached: it may still be on its way up when
     # the bridge exits, and answers soon after.
-    deadline = time.monotonic() + HUNG
-    while warm.probe(relay_dir) is None:
-        assert time.monotonic() < deadline, "the bridge started no warm relay"
-        time.sleep(0.02)
+    assert until(lambda: warm.probe(relay_dir) is not None, HUNG), (
+        "the bridge started no warm relay"
+    )
 
 
 def test_a_real_mcp_client_initializes_and_lists_tools_through_the_bridge(

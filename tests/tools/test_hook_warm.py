@@ -6,7 +6,6 @@ relay on its Unix socket; every test stops the relay it started."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from relaybus.models import Via
 from relaybus.tools.hooks import direct
 from relaybus.tools.session import session_agent
 from tests.client.test_warm import wait_gone
+from tests.support.poll import until
 from tests.tools.hookutil import hook_env, payload, run_hook
 from tests.tools.test_hook_mail import ME, Workspaces, check, plans, play
 
@@ -96,12 +96,7 @@ def access_log(folder: Path) -> str:
 def logged(folder: Path, line: str) -> bool:
     """Whether the warm relay logs ``line`` within :data:`HUNG` seconds (it logs a
     request as it answers, so a moment after the change the client saw)."""
-    deadline = time.monotonic() + HUNG
-    while line not in access_log(folder):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return until(lambda: line in access_log(folder), HUNG)
 
 
 @pytest.mark.parametrize("running", [True, False], ids=["warm relay running", "none running"])
