@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import http.client
 import json
 import os
 import shutil
@@ -46,10 +45,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:  # the workers time sends: they import no more than they use
+    from bench.common import BlockingConnection
 
 AGENTS = 1000
 BODY = "release 4.2 is out: please rebase"
@@ -240,10 +242,9 @@ def through_servers(
     the same sends as :func:`embedded` (``count`` of each kind in :data:`SENDS`,
     alternating) on the same state (a fresh copy of the checkout's seeded store each
     round), so that the two differ only by the server's path. Each round starts one
-    ``relaybus serve`` per checkout, in turns. The client is the standard library's
-    ``http.client`` on a keep-alive connection: a fraction of a millisecond of this
-    process's CPU a request, where httpx spends about one on this machine, which
-    would count as the server's."""
+    ``relaybus serve`` per checkout, in turns. The client is
+    :class:`bench.common.BlockingConnection` on a keep-alive connection: tens of
+    microseconds of this process's CPU a request, which count as the server's."""
     found: dict[str, dict[str, list[list[float]]]] = {n: {k: [] for k in SENDS} for n in checkouts}
     for r in range(rounds):
         order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))
@@ -282,21 +283,19 @@ def sustained(
 @contextlib.contextmanager
 def served(
     checkout: Path, relay_dir: Path, folder: Path
-) -> Iterator[tuple[http.client.HTTPConnection, dict[str, str]]]:
+) -> Iterator[tuple[BlockingConnection, dict[str, str]]]:
     """``relaybus serve`` of ``checkout`` on ``relay_dir``, with ``caster`` registered
     and the server's first background sweep and prune done (they mark the seeded
     agents, whose process is gone, offline: a one-off that would otherwise land on a
     timed send). Yields a keep-alive connection and the caster's headers."""
-    from urllib.parse import urlsplit
-
-    from bench.common import announced_server
+    from bench.common import BlockingConnection, announced_server
 
     env = clean_env()
     env["RELAYBUS_DIR"] = str(relay_dir)
     python = str(checkout / ".venv" / "bin" / "python")
     command = [python, "-m", "relaybus", "serve", "--port", "0"]
     with announced_server(command, folder, env, TIMEOUT) as (url, _pid):
-        conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=TIMEOUT)
+        conn = BlockingConnection(url, TIMEOUT)
         try:
             status, answer = _post(conn, "/v1/agents", json.dumps({"id": "caster"}), {})
             if status != 201:
@@ -308,7 +307,7 @@ def served(
 
 
 def _post_sends(
-    conn: http.client.HTTPConnection,
+    conn: BlockingConnection,
     headers: dict[str, str],
     name: str,
     count: int,
@@ -331,7 +330,7 @@ def _post_sends(
     return times
 
 
-def _swept(conn: http.client.HTTPConnection, name: str) -> None:
+def _swept(conn: BlockingConnection, name: str) -> None:
     """Wait until the server on ``conn`` has run its first sweep and prune (its
     ``/metrics`` says so).
 
@@ -340,9 +339,7 @@ def _swept(conn: http.client.HTTPConnection, name: str) -> None:
     """
     until = time.monotonic() + TIMEOUT
     while time.monotonic() < until:
-        conn.request("GET", "/metrics")
-        reply = conn.getresponse()
-        text = reply.read().decode()
+        text = conn.request("GET", "/metrics")[1].decode()
         if all(line in text for line in SWEPT):
             return
         time.sleep(0.05)
@@ -350,12 +347,10 @@ def _swept(conn: http.client.HTTPConnection, name: str) -> None:
 
 
 def _post(
-    conn: http.client.HTTPConnection, path: str, body: str, headers: dict[str, str]
+    conn: BlockingConnection, path: str, body: str, headers: dict[str, str]
 ) -> tuple[int, bytes]:
-    # One JSON POST on the keep-alive ``http.client.HTTPConnection``: status and body.
-    conn.request("POST", path, body, {**headers, "Content-Type": "application/json"})
-    reply = conn.getresponse()
-    return reply.status, reply.read()
+    # One JSON POST on the keep-alive connection: status and body.
+    return conn.request("POST", path, body.encode(), headers)
 
 
 def split_lines(name: str, rounds: list[list[float]]) -> list[str]:

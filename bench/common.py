@@ -15,17 +15,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 import psycopg
@@ -87,6 +90,61 @@ class TwoAgentSummary:
             p99_ms=percentile(samples, 0.99),
             pipelined_rate=statistics.median(r.pipelined_rate for r in rounds),
         )
+
+
+def answer_head(head: bytes) -> tuple[int, int]:
+    """The status and the ``Content-Length`` of an HTTP/1.1 answer's ``head`` (its status
+    line and headers, each ending in CRLF).
+
+    Raises:
+        RuntimeError: the answer has no ``Content-Length`` (uvicorn sends one for JSON).
+    """
+    found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    if found is None:
+        raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
+    return int(head[9:12]), int(found.group(1))
+
+
+class BlockingConnection:
+    """One keep-alive HTTP/1.1 connection to a server at ``url``, blocking: a request is
+    a few lines of bytes and its answer is read by ``Content-Length``, some tens of
+    microseconds of this process's CPU where ``http.client`` (its headers parsed by
+    the ``email`` package) spends about half a millisecond on a broadcast's answer,
+    and a timed client's CPU is part of every latency it measures. The asyncio twin
+    is ``bench/rest.py``'s ``RawConnection``."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        parts = urlsplit(url)
+        self.host = parts.netloc
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.answers = self.sock.makefile("rb")
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """Send one request (a ``body`` as JSON); return the answer's status and body.
+
+        Raises:
+            RuntimeError: the server closed the connection, or answered without a
+                ``Content-Length``.
+        """
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        if body:
+            lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        head = []
+        while (line := self.answers.readline()) != b"\r\n":
+            if not line:
+                raise RuntimeError(f"{self.host} closed the connection")
+            head.append(line)
+        status, length = answer_head(b"".join(head))
+        return status, self.answers.read(length)
+
+    def close(self) -> None:
+        self.answers.close()
+        self.sock.close()
 
 
 def raise_open_files_limit() -> int:

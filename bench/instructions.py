@@ -29,7 +29,6 @@ the cores); each takes 30-90 s (a process under callgrind runs about 50x slower)
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
@@ -40,7 +39,6 @@ import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import urlsplit
 
 if __package__ in (None, ""):  # run as a script: import the benchmarks as a package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -104,14 +102,14 @@ def embedded_worker(relay_dir: Path, count: int) -> None:
 def server_run(python: Path, relay_dir: Path, count: int, out: Path) -> None:
     """``relaybus serve`` under callgrind: the warm-up sends and ``count`` broadcasts
     over one keep-alive connection, then SIGINT (callgrind writes ``out`` at exit)."""
-    from bench.common import announced_server
+    from bench.common import BlockingConnection, announced_server
 
     env = _env()
     env["RELAYBUS_DIR"] = str(relay_dir)
     env["RELAYBUS_SWEEP_INTERVAL"] = "0"
     command = callgrind([str(python), "-m", "relaybus", "serve", "--port", "0"], out)
     with announced_server(command, relay_dir.parent, env, TIMEOUT) as (url, _pid):
-        conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=TIMEOUT)
+        conn = BlockingConnection(url, TIMEOUT)
         try:
             status, answer = _post(conn, "/v1/agents", json.dumps({"id": "caster"}), {})
             if status != 201:

@@ -55,6 +55,7 @@ from bench.common import (  # noqa: E402
     TwoAgentRound,
     TwoAgentSummary,
     announced_server,
+    answer_head,
     cpu_seconds,
 )
 from bench.peers import agent_relay  # noqa: E402
@@ -104,11 +105,8 @@ class RawConnection:
         """
         self.writer.write(raw)
         head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), TIMEOUT)
-        status = int(head[9:12])
-        found = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-        if found is None:
-            raise RuntimeError(f"an answer without Content-Length: {head[:200]!r}")
-        return status, await self.reader.readexactly(int(found.group(1)))
+        status, length = answer_head(head)
+        return status, await self.reader.readexactly(length)
 
     def close(self) -> None:
         self.writer.close()
