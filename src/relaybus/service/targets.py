@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 
 from ..bounds import MAX_LABEL_CHARS
 from ..errors import InvalidInput, NotFound
-from ..store.schema import Json, agents, deliveries
+from ..store.schema import agents, deliveries, joined_ids
 from ..store.statements import register, run
 from .common import NAME_RE, did_you_mean
 
@@ -53,26 +53,6 @@ class json_empty(sa.sql.functions.FunctionElement[bool]):  # noqa: N801 (a SQL f
     type = _UNTYPED
     inherit_cache = True
     name = "json_empty"
-
-
-class json_list(sa.sql.functions.FunctionElement[Any]):  # noqa: N801 (a SQL function)
-    """``json_list(column)``: the aggregate of ``column``'s values as a JSON array, in
-    the rows' order (``json_group_array`` on SQLite, ``jsonb_agg`` on PostgreSQL;
-    over no rows ``[]`` on SQLite and NULL on PostgreSQL)."""
-
-    type = Json
-    inherit_cache = True
-    name = "json_list"
-
-
-@compiles(json_list)
-def _json_list(element: json_list, compiler: Any, **kw: Any) -> str:
-    return f"json_group_array({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_list, "postgresql")
-def _json_list_postgresql(element: json_list, compiler: Any, **kw: Any) -> str:
-    return f"jsonb_agg({compiler.process(element.clauses, **kw)})"
 
 
 @compiles(json_has)
@@ -160,14 +140,14 @@ _INSERTS = {
 #: A message's recipients, in the deliveries' key order (the key leads with the
 #: message id, so they are one contiguous range; message ids are unique across
 #: workspaces).
-#: As one JSON array (:class:`json_list`): a thousand recipients are one value to
-#: fetch and decode, not a thousand rows (each a tuple the garbage collector tracks).
-#: Ordered as the key (workspace, then agent): by agent alone, SQLite sorted the
-#: range in a temporary b-tree first.
+#: As one value (:func:`~relaybus.store.schema.joined_ids`): a thousand recipients are
+#: one string to fetch and split, not a thousand rows (each a tuple the garbage
+#: collector tracks). Ordered as the key (workspace, then agent): by agent alone,
+#: SQLite sorted the range in a temporary b-tree first.
 _RECIPIENTS = register(
     "deliveries.recipients",
     sa.select(
-        json_list(
+        joined_ids(
             sa.select(deliveries.c.agent_id)
             .where(deliveries.c.message_id == sa.bindparam("id"))
             .order_by(deliveries.c.workspace, deliveries.c.agent_id)
@@ -309,8 +289,8 @@ def recipients(conn: Connection, message_id: int) -> list[str]:
     """The agent ids message ``message_id`` was delivered to, sorted (by code point,
     as Python sorts: PostgreSQL's collation may order text otherwise, so they are
     sorted here again, a linear pass over sorted input)."""
-    ((found,),) = run(conn, _RECIPIENTS, {"id": message_id})
-    return sorted(found or ())
+    ((joined,),) = run(conn, _RECIPIENTS, {"id": message_id})
+    return sorted(joined.split(",")) if joined else []
 
 
 def _params(workspace: str, target: Target, channel: str | None, sender: str) -> dict[str, Any]:
