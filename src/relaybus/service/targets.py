@@ -115,7 +115,7 @@ def _insert(kind: Kind, channel: bool) -> sa.Insert:
     Without ``RETURNING``: SQLite runs a ``RETURNING`` statement to its end first,
     keeping every returned row in a temporary table, and then hands them out; for
     1,000 recipients that was 1.2 of the statement's 3.2 ms, where reading the ids
-    back (:data:`_RECIPIENTS`) takes about 0.4 (``bench/broadcast.py``, docs/benchmarks.md).
+    back (:data:`_RECIPIENTS`) takes about 0.35 (docs/benchmarks.md).
     """
     mid = sa.bindparam("mid", type_=deliveries.c.message_id.type)
     chosen = sa.select(agents.c.workspace, agents.c.id, sa.cast(mid, mid.type))
@@ -137,23 +137,14 @@ _INSERTS = {
     for k in _SET_KINDS
     for c in (False, True)
 }
-#: A message's recipients, in the deliveries' key order (the key leads with the
-#: message id, so they are one contiguous range; message ids are unique across
-#: workspaces).
-#: As one value (:func:`~relaybus.store.schema.joined_ids`): a thousand recipients are
-#: one string to fetch and split, not a thousand rows (each a tuple the garbage
-#: collector tracks). Ordered as the key (workspace, then agent): by agent alone,
-#: SQLite sorted the range in a temporary b-tree first.
+#: A message's recipients as one value (:func:`~relaybus.store.schema.joined_ids`): a
+#: contiguous range of the deliveries' key, which leads with the message id (unique
+#: across workspaces), fetched as one string to split, not a thousand rows (each a
+#: tuple for the garbage collector to track).
 _RECIPIENTS = register(
     "deliveries.recipients",
-    sa.select(
-        joined_ids(
-            sa.select(deliveries.c.agent_id)
-            .where(deliveries.c.message_id == sa.bindparam("id"))
-            .order_by(deliveries.c.workspace, deliveries.c.agent_id)
-            .subquery()
-            .c.agent_id
-        )
+    sa.select(joined_ids(deliveries.c.agent_id)).where(
+        deliveries.c.message_id == sa.bindparam("id")
     ),
 )
 _IDS = {
@@ -286,9 +277,9 @@ def deliver(
 
 
 def recipients(conn: Connection, message_id: int) -> list[str]:
-    """The agent ids message ``message_id`` was delivered to, sorted (by code point,
-    as Python sorts: PostgreSQL's collation may order text otherwise, so they are
-    sorted here again, a linear pass over sorted input)."""
+    """The agent ids message ``message_id`` was delivered to, sorted by code point
+    (SQLite gives them in the key's order, a linear pass for the sort; PostgreSQL's
+    ``string_agg`` in any)."""
     ((joined,),) = run(conn, _RECIPIENTS, {"id": message_id})
     return sorted(joined.split(",")) if joined else []
 
