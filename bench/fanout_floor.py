@@ -5,11 +5,15 @@ Run: ``.venv/bin/python bench/fanout_floor.py [--count 100] [--rounds 2]``.
 Writes ``--count`` broadcasts in a row to the 1,000 agents of ``bench/broadcast.py``'s
 seeded store with the standard library's ``sqlite3`` (WAL, ``synchronous = NORMAL``,
 SQLite's own checkpoints inside the commits), one ``BEGIN IMMEDIATE`` transaction each,
-in three layouts, the layouts taking turns round by round:
+in four layouts, the layouts taking turns round by round:
 
-- ``rows``: today's: one delivery row per recipient (``INSERT OR IGNORE ... SELECT ...
-  RETURNING``, as relaybus writes them); each lands in the agent-ordered unread index,
-  on its own leaf page once the backlog is large;
+- ``rows``: today's: one delivery row per recipient (``INSERT OR IGNORE ... SELECT``,
+  then the recipients read back as one string, as relaybus writes them), in a
+  message-ordered key and in the agent-ordered unread index, where each lands on its
+  own leaf page once the backlog is large;
+- ``agent``: one agent-ordered b-tree of deliveries (no message-ordered key), and the
+  recipient list kept with the message (one string) for what asks who got it: the
+  agents scanned twice, a b-tree insert per recipient instead of two;
 - ``counter``: one row per message holding its recipient list (JSON), and each
   recipient's unread counter raised on ``agents`` (``UPDATE ... RETURNING``): the agents'
   rows fill a few dozen pages, whatever the backlog;
@@ -37,7 +41,7 @@ if __package__ in (None, ""):  # run as a script: import the benchmarks as a pac
 
 from bench.broadcast import AGENTS, BODY, seed
 
-LAYOUTS = ("rows", "counter", "bare")
+LAYOUTS = ("rows", "agent", "counter", "bare")
 SENDER = "agent-0000"
 
 
@@ -54,6 +58,12 @@ def broadcasts(db: Path, layout: str, count: int) -> list[float]:
             conn.execute(
                 "CREATE TABLE set_recipients (message_id INTEGER PRIMARY KEY, recipients TEXT)"
             )
+        if layout == "agent":
+            conn.execute(
+                "CREATE TABLE agent_deliveries (workspace TEXT NOT NULL, agent_id TEXT NOT NULL,"
+                " message_id INTEGER NOT NULL, read_at REAL, delivered_at REAL,"
+                " PRIMARY KEY (workspace, agent_id, message_id)) WITHOUT ROWID"
+            )
         times = []
         for _ in range(count):
             start = time.perf_counter()
@@ -67,13 +77,27 @@ def broadcasts(db: Path, layout: str, count: int) -> list[float]:
             ).fetchone()[0]
             others = "workspace = 'default' AND id != ?"
             if layout == "rows":
-                reached = len(
-                    conn.execute(
-                        "INSERT OR IGNORE INTO deliveries (workspace, agent_id, message_id)"
-                        f" SELECT workspace, id, ? FROM agents WHERE {others} RETURNING agent_id",
-                        (mid, SENDER),
-                    ).fetchall()
+                conn.execute(
+                    "INSERT OR IGNORE INTO deliveries (workspace, agent_id, message_id)"
+                    f" SELECT workspace, id, ? FROM agents WHERE {others}",
+                    (mid, SENDER),
                 )
+                (joined,) = conn.execute(
+                    "SELECT group_concat(agent_id, ',') FROM deliveries WHERE message_id = ?",
+                    (mid,),
+                ).fetchone()
+                reached = len(sorted(joined.split(",")))
+            elif layout == "agent":
+                (joined,) = conn.execute(
+                    f"SELECT group_concat(id, ',') FROM agents WHERE {others}", (SENDER,)
+                ).fetchone()
+                conn.execute("INSERT INTO set_recipients VALUES (?, ?)", (mid, joined))
+                conn.execute(
+                    "INSERT OR IGNORE INTO agent_deliveries (workspace, agent_id, message_id)"
+                    f" SELECT workspace, id, ? FROM agents WHERE {others}",
+                    (mid, SENDER),
+                )
+                reached = len(sorted(joined.split(",")))
             elif layout == "counter":
                 ids = conn.execute(
                     f"UPDATE agents SET unread = unread + 1 WHERE {others} RETURNING id",
