@@ -15,7 +15,7 @@ through the tags and the channels). Printed, p50/p99 in ms:
    schema that older code may serve would otherwise be measured for both).
    A third column, ``sqlite3``, is the floor: the same rows (the message, the deliveries
    by ``INSERT OR IGNORE ... SELECT`` as relaybus writes them, without a statement
-   journal, and read back as one JSON array, the event) written with the stdlib driver in
+   journal, and read back as one string, the event) written with the stdlib driver in
    one ``BEGIN IMMEDIATE`` transaction each, on this checkout's store and the same pragmas
    (and SQLite's own checkpoints inside the commits);
 2. through the server: the same sends on the same state (each round a fresh copy of the
@@ -167,12 +167,11 @@ def floor_worker(relay_dir: Path, count: int) -> None:
                 f" AND id != 'caster'{FLOOR_SQL[kind]}",
                 (mid,),
             )
-            (found,) = conn.execute(
-                "SELECT json_group_array(agent_id) FROM (SELECT agent_id FROM deliveries"
-                " WHERE message_id = ? ORDER BY workspace, agent_id)",
+            (joined,) = conn.execute(
+                "SELECT group_concat(agent_id, ',') FROM deliveries WHERE message_id = ?",
                 (mid,),
             ).fetchone()
-            recipients = sorted(json.loads(found))
+            recipients = sorted(joined.split(","))
             data = {"message_id": mid, "to": target, "recipients": recipients}
             conn.execute(
                 "INSERT INTO events (workspace, kind, agent_id, data, created_at)"
