@@ -86,6 +86,7 @@ def broadcasts(db: Path, layout: str, count: int) -> list[float]:
                     "SELECT group_concat(agent_id, ',') FROM deliveries WHERE message_id = ?",
                     (mid,),
                 ).fetchone()
+                # Sorted as relaybus answers with them (its send's recipients).
                 reached = len(sorted(joined.split(",")))
             elif layout == "agent":
                 (joined,) = conn.execute(
