@@ -46,6 +46,8 @@ MAX_META_DEPTH = 32
 MAX_LABEL_CHARS = 200
 #: Characters of a message subject.
 MAX_SUBJECT_CHARS = 1000
+#: Longest URL (an external link, a callback URL).
+MAX_URL = 2048
 #: Longest lease (seconds): a week.
 MAX_LEASE_SECONDS = 7 * 86400
 #: Process ids.

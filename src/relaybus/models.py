@@ -205,6 +205,14 @@ class Task(_Model):
     meta: dict[str, Any] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
+    #: The integration that raised it (its name), the system it came from, and a link
+    #: to the thing itself (an alert, a CI run, a ticket).
+    integration: str | None = None
+    source: str | None = None
+    external_url: str | None = None
+    priority: str = "normal"
+    #: When a repeat of its dedupe key was last seen (``occurrence_count`` counts them).
+    last_seen_at: datetime | None = None
 
 
 class TaskEvent(_Model):
@@ -232,10 +240,112 @@ class Event(_Model):
 
 
 class Credential(_Model):
-    """Who a bearer token acts as: one agent of one workspace."""
+    """Who a bearer token acts as: one agent of one workspace (``agent_id``), or one
+    integration (``integration``, with its ``scopes``, ``targets`` and ``channels``)."""
 
     workspace: str
-    agent_id: str
+    agent_id: str | None = None
+    integration: str | None = None
+    scopes: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+
+class IntegrationStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class Integration(_Model):
+    """An external system (monitoring, CI, a ticket desk) that posts events as tasks
+    through its own token and hears back through signed callbacks.
+
+    ``scopes``: what its token may do (``tasks:create``, ``tasks:read``,
+    ``messages:send``, ``events:read``); ``targets`` and ``channels``: the target
+    expressions and channels it may address (``*``: any); ``rate_limit``: events per
+    minute; ``callback_url``: where task changes are posted (none: no callbacks).
+    """
+
+    workspace: str
+    name: str
+    scopes: list[str] = Field(default_factory=list)
+    targets: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    callback_url: str | None = None
+    rate_limit: int
+    status: IntegrationStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class IntegrationCreated(_Model):
+    """An integration with its new bearer ``token`` and callback signing ``secret``:
+    shown once (the relay keeps the token's SHA-256 only); ``secret`` is ``None``
+    when it did not change."""
+
+    integration: Integration
+    token: str
+    secret: str | None = None
+
+
+class IngestOutcome(StrEnum):
+    """What an integration event did: opened a task, raised an open one's occurrence
+    count, closed it, or nothing (a resolution with nothing open)."""
+
+    CREATED = "created"
+    REPEATED = "repeated"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+
+
+class Ingested(_Model):
+    """The task an integration event opened, repeated or resolved (``None`` when a
+    resolution found nothing active), and the message this event sent, if any (the
+    claimable one of a new task, or a notice of repeats)."""
+
+    outcome: IngestOutcome
+    task: Task | None = None
+    message_id: int | None = None
+
+
+class CallbackStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class CallbackAttempt(_Model):
+    """One attempt to post a callback: who (``runner``, host:pid), when, and its
+    outcome: the HTTP ``status`` or an ``error``, ``latency`` in seconds (all ``None``
+    for an attempt whose sender stopped before it ended)."""
+
+    attempt: int
+    runner: str
+    started_at: datetime
+    status: int | None = None
+    latency: float | None = None
+    error: str | None = None
+
+
+class CallbackDelivery(_Model):
+    """A callback of the outbox: one task change ``event`` for ``integration``, its
+    JSON ``payload`` (the body posted), and its delivery so far."""
+
+    id: int
+    workspace: str
+    integration: str
+    task_id: int
+    event_id: int
+    event: str
+    status: CallbackStatus
+    attempts: int
+    next_attempt_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    attempt_log: list[CallbackAttempt] = Field(default_factory=list)
 
 
 class PruneReport(_Model):

@@ -210,6 +210,45 @@ class Settings:
         unit="seconds",
         ge=0,
     )
+    # -- integrations (external systems) ------------------------------------
+    integrations: str | None = setting(
+        None,
+        "integrations to declare at server start, as a JSON list of objects like "
+        "agent-relay-server's AGENT_RELAY_INTEGRATIONS (name, token, scopes, targets, channels, "
+        "callbackUrl, secret, rateLimitPerMinute); see docs/integrations.md",
+        secret=True,
+    )
+    integration_rate_limit: int = setting(
+        120,
+        "events per minute an integration may post unless it sets its own; every replica "
+        "takes from the same budget",
+        unit="events/minute",
+        ge=1,
+    )
+    callback_max_attempts: int = setting(
+        8,
+        "attempts to post a callback before it is dead-lettered (relaybus integration replay "
+        "sends it again)",
+        unit="attempts",
+        ge=1,
+    )
+    callback_timeout: float = setting(
+        10.0, "seconds a callback receiver has to answer an attempt", unit="seconds", gt=0
+    )
+    callback_backoff: float = setting(
+        2.0,
+        "seconds before a failed callback's second attempt, doubled for each later one (at "
+        "most an hour, with jitter)",
+        unit="seconds",
+        gt=0,
+    )
+    repeat_notice_seconds: float = setting(
+        300.0,
+        "a repeated integration event tells the task's holder (or its audience) at most once "
+        "per this long",
+        unit="seconds",
+        ge=0,
+    )
     # -- PostgreSQL ---------------------------------------------------------
     pool_size: int = setting(10, "connections each process keeps open", unit="connections", ge=1)
     pool_overflow: int = setting(

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from ..identity import derive_agent_id
 from .agents import AgentOps
+from .callbacks import CallbackOps
 from .events import EventOps
 from .inbox import InboxOps
+from .ingress import IngressOps
+from .integrations import IntegrationOps
 from .messages import MessageOps
 from .retention import RetentionOps
 from .targets import Target, parse_target
@@ -18,7 +21,18 @@ from .tasks import TaskOps
 from .tokens import TokenOps, hash_token, new_token
 
 
-class Service(AgentOps, MessageOps, InboxOps, TaskOps, EventOps, RetentionOps, TokenOps):
+class Service(
+    AgentOps,
+    MessageOps,
+    InboxOps,
+    TaskOps,
+    EventOps,
+    RetentionOps,
+    TokenOps,
+    IntegrationOps,
+    IngressOps,
+    CallbackOps,
+):
     """All relay operations over one :class:`~relaybus.store.Store`.
 
     Every method takes ``workspace`` (default ``"default"``); methods acting

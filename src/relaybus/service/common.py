@@ -20,6 +20,7 @@ from ..models import Event, Message
 from ..store import Store
 from ..store.schema import agents, events
 from ..store.statements import register, run
+from .outbox import CALLBACK_EVENTS, queue_callback
 
 
 class ServiceBase:
@@ -277,6 +278,8 @@ def append_event(
         "created_at": now,
     }
     event_id = int(run(conn, _INSERT_EVENT, params)[0][0])
+    if kind in CALLBACK_EVENTS:
+        queue_callback(conn, workspace, event_id, kind, data, now)
     appended: list[dict[str, Any]] | None = conn.info.get(_APPENDED)
     if appended is not None:
         params["id"] = event_id

@@ -27,7 +27,7 @@ from .common import (
     message_from_row,
 )
 from .targets import Target, deliver, is_set, parse_target, resolve
-from .tasks import create_task
+from .tasks import TaskOrigin, create_task
 from .visibility import no_message, visible_to
 
 MAX_SUBJECT_CHARS = bounds.MAX_SUBJECT_CHARS
@@ -102,6 +102,7 @@ def store_message(
     draft: MessageDraft,
     now: float,
     reached: Reached | None = None,
+    origin: TaskOrigin | None = None,
 ) -> Message:
     """Store ``draft`` from ``sender`` at ``now`` in the caller's write transaction:
     the message, a delivery per recipient, its task if claimable, its
@@ -111,6 +112,8 @@ def store_message(
         reached: the direct targets already resolved in this transaction, used and
             filled (a group of sends resolves each once: sends change no agent's
             id, workspace or channels, all a direct target depends on).
+        origin: for a claimable message, where its task comes from (see
+            :class:`~relaybus.service.tasks.TaskOrigin`).
 
     Returns:
         the stored message with ``recipients`` (sorted).
@@ -199,6 +202,8 @@ def store_message(
             message_id=message_id,
             creator=sender,
             meta=meta_obj,
+            priority=prio,
+            origin=origin,
         )
         conn.execute(messages.update().where(messages.c.id == message_id).values(task_id=task_id))
         row["task_id"] = task_id

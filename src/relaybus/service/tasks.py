@@ -14,7 +14,7 @@ message it received.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -25,6 +25,7 @@ from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
 from .common import append_event, check_choice, check_id, check_limit, check_text, touch_agent
 from .leases import HELD, history, reopen
+from .outbox import task_from_row
 from .presence import effective_status
 from .sweeps import SweepOps
 from .visibility import no_task, restrict_tasks, task_audience, task_offered_to, visible_task_ids
@@ -61,6 +62,17 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 CREATOR_MAY = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED})
 
 
+class TaskOrigin(NamedTuple):
+    """Where a task raised from outside comes from: the ``integration`` (its name) that
+    raised it, the ``source`` system it names, a link to the thing itself
+    (``external_url``), and the ``dedupe_key`` that makes repeats raise the same task."""
+
+    integration: str | None = None
+    source: str | None = None
+    external_url: str | None = None
+    dedupe_key: str | None = None
+
+
 def create_task(
     conn: Connection,
     workspace: str,
@@ -73,8 +85,16 @@ def create_task(
     message_id: int | None = None,
     creator: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    priority: str = "normal",
+    origin: TaskOrigin | None = None,
 ) -> int:
-    """Insert an open task (in the caller's transaction); returns its id."""
+    """Insert an open task (in the caller's transaction); returns its id.
+
+    Args:
+        origin: where a task raised from outside comes from (an integration, a source
+            system, a link, a dedupe key); see :class:`TaskOrigin`.
+    """
+    origin = origin or TaskOrigin()
     task_id = conn.execute(
         tasks.insert()
         .values(
@@ -91,6 +111,12 @@ def create_task(
             meta=dict(meta or {}),
             created_at=now,
             updated_at=now,
+            priority=priority,
+            integration=origin.integration,
+            source=origin.source,
+            external_url=origin.external_url,
+            dedupe_key=origin.dedupe_key,
+            notified_at=now if origin.dedupe_key is not None else None,
         )
         .returning(tasks.c.id)
     ).scalar_one()
@@ -527,5 +553,4 @@ class TaskOps(SweepOps):
         return row
 
 
-def _task(row: Mapping[Any, Any]) -> Task:
-    return Task.model_validate(dict(row))
+_task = task_from_row

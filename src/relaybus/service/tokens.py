@@ -17,11 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..models import Credential
-from ..store.schema import tokens
+from ..store.schema import integrations, tokens
 from .common import ServiceBase
 
 PREFIX = "rb_"
 AGENT = "agent"
+#: The kind of an integration's token (see :mod:`relaybus.service.integrations`).
+INTEGRATION = "integration"
 
 
 def new_token() -> str:
@@ -66,17 +68,43 @@ class TokenOps(ServiceBase):
     """Looking up who a bearer token belongs to."""
 
     def authenticate(self, token_hash: str) -> Credential | None:
-        """The agent a token acts as, by the token's digest (:func:`hash_token`).
+        """The agent or integration a token acts as, by the token's digest
+        (:func:`hash_token`).
 
         Returns:
-            the credential, or ``None`` for an unknown or revoked token.
+            the credential (an integration's with its scopes, targets and channels),
+            or ``None`` for an unknown or revoked token.
         """
         with self.store.read() as conn:
             row = conn.execute(
-                sa.select(tokens.c.workspace, tokens.c.subject).where(
-                    tokens.c.token_hash == token_hash, tokens.c.kind == AGENT
+                sa.select(tokens.c.workspace, tokens.c.kind, tokens.c.subject).where(
+                    tokens.c.token_hash == token_hash
                 )
             ).first()
-        if row is None:
+            if row is None:
+                return None
+            if row.kind == INTEGRATION:
+                return integration_credential(conn, row.workspace, row.subject)
+        if row.kind != AGENT:
             return None
         return Credential(workspace=row.workspace, agent_id=row.subject)
+
+
+def integration_credential(conn: Connection, workspace: str, name: str) -> Credential | None:
+    """The credential of integration ``name``'s token, or ``None`` once it is revoked."""
+    hook = conn.execute(
+        sa.select(integrations).where(
+            integrations.c.workspace == workspace,
+            integrations.c.name == name,
+            integrations.c.status == "active",
+        )
+    ).first()
+    if hook is None:
+        return None
+    return Credential(
+        workspace=workspace,
+        integration=name,
+        scopes=tuple(hook.scopes),
+        targets=tuple(hook.targets),
+        channels=tuple(hook.channels),
+    )

@@ -183,13 +183,26 @@ tasks = sa.Table(
     sa.Column("meta", Json, nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
+    # Raised by an integration (its name), from which system (``source``), with a link.
+    sa.Column("integration", sa.String(128)),
+    sa.Column("source", sa.String(128)),
+    sa.Column("external_url", sa.Text),
+    sa.Column("priority", sa.String(16)),
+    # A repeat of its dedupe key was last seen / last told to anyone.
+    sa.Column("last_seen_at", Time),
+    sa.Column("notified_at", Time),
     sa.Index("ix_tasks_status", "workspace", "status"),
+    # A dedupe key names one active task per integration (NULL: raised by an agent or
+    # the operator, whose keys the write lock keeps unique); a closed task leaves it.
     sa.Index(
-        "ux_tasks_dedupe",
+        "ux_tasks_active_dedupe",
         "workspace",
+        "integration",
         "dedupe_key",
         unique=True,
-        sqlite_where=sa.text("dedupe_key IS NOT NULL"),
+        sqlite_where=sa.text(
+            "dedupe_key IS NOT NULL AND status IN ('open', 'claimed', 'in_progress', 'blocked')"
+        ),
     ),
     sqlite_autoincrement=True,
 )
@@ -226,7 +239,8 @@ events = sa.Table(
 )
 
 # Bearer tokens, stored only as SHA-256 hex digests. ``kind`` is ``agent`` (acts
-# as ``subject`` in ``workspace``); integrations will add their own kind.
+# as the agent ``subject`` in ``workspace``) or ``integration`` (the integration
+# ``subject``).
 tokens = sa.Table(
     "tokens",
     metadata,
@@ -236,6 +250,81 @@ tokens = sa.Table(
     sa.Column("subject", sa.String(128), nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Index("ix_tokens_subject", "workspace", "kind", "subject"),
+)
+
+# External systems (monitoring, CI, ticket desks) that post events as tasks and hear
+# back through signed callbacks. ``secret`` signs the callbacks (HMAC-SHA256; the
+# receiver holds it too, so it is kept as given, unlike a token); ``rate_limit`` is
+# events per minute.
+integrations = sa.Table(
+    "integrations",
+    metadata,
+    sa.Column("workspace", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("scopes", Json, nullable=False),
+    sa.Column("targets", Json, nullable=False),
+    sa.Column("channels", Json, nullable=False),
+    sa.Column("callback_url", sa.Text),
+    sa.Column("secret", sa.String(128)),
+    sa.Column("rate_limit", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+)
+
+# The callback outbox: a row per task change an integration hears about, written in
+# the change's transaction. ``pending`` rows are due at ``next_attempt_at``; a sender
+# moves that forward (by its timeout) before it posts, so a sender that dies leaves
+# the row due again, never lost. ``attempts`` counts the posts begun.
+callbacks = sa.Table(
+    "callbacks",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("integration", sa.String(128), nullable=False),
+    sa.Column("task_id", sa.BigInteger, nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=False),
+    sa.Column("event", sa.String(48), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", Time),
+    sa.Column("last_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("delivered_at", Time),
+    sa.Index("ix_callbacks_due", "next_attempt_at", sqlite_where=sa.text("status = 'pending'")),
+    sa.Index("ix_callbacks_integration", "workspace", "integration", "id"),
+    sqlite_autoincrement=True,
+)
+
+# Every attempt to post a callback: begun (``runner``, ``started_at``), then its
+# outcome (HTTP ``status`` or ``error``, ``latency`` in seconds). An attempt whose
+# sender died has no outcome.
+callback_attempts = sa.Table(
+    "callback_attempts",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("callback_id", sa.BigInteger, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("runner", sa.String(255), nullable=False),
+    sa.Column("started_at", Time, nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("latency", Time),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_callback_attempts_callback", "callback_id"),
+    sqlite_autoincrement=True,
+)
+
+# Fixed-window counters of rate limits that every replica shares: ``count`` requests
+# of ``subject`` (``integration:NAME``) since ``window_start``.
+rate_counts = sa.Table(
+    "rate_counts",
+    metadata,
+    sa.Column("workspace", sa.String(64), primary_key=True),
+    sa.Column("subject", sa.String(128), primary_key=True),
+    sa.Column("window_start", Time, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
 )
 
 # Background jobs (``sweep``, ``prune``), one row each: a replica runs a job
