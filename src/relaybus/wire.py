@@ -41,6 +41,7 @@ from .bounds import (
     MAX_META_DEPTH,
     MAX_PID,
     MAX_SUBJECT_CHARS,
+    MAX_URL,
     NAME_PATTERN,
     TARGET_PATTERN,
     TEXT_PATTERN,
@@ -50,8 +51,10 @@ from .bounds import (
 from .models import (
     Agent,
     AgentStatus,
+    CallbackDelivery,
     Delivery,
     Event,
+    Integration,
     Message,
     Priority,
     Task,
@@ -121,6 +124,30 @@ Label = Annotated[
 Lease = Annotated[float, _documented(exclusiveMinimum=0, maximum=MAX_LEASE_SECONDS), NoBool]
 #: A percentage.
 Percent = Annotated[int, _documented(minimum=0, maximum=100), NoBool]
+#: A task's title.
+Title = Annotated[
+    str,
+    _documented(pattern=r"^[^\x00]*\S[^\x00]*$", minLength=1, maxLength=MAX_SUBJECT_CHARS),
+]
+#: A link to the thing a task is about.
+ExternalUrl = Annotated[str, _documented(pattern=r"^https?://[^\x00]*$", maxLength=MAX_URL)]
+#: Where callbacks go.
+CallbackUrl = Annotated[str, _documented(pattern=r"^https?://[^\x00]+$", maxLength=MAX_URL)]
+#: A dedupe key: 1-255 characters, no control character.
+DedupeKey = Annotated[str, _documented(pattern=r"^[^\x00-\x1f\x7f]{1,255}$")]
+#: The system an event came from.
+SourceName = Annotated[str, _documented(pattern=r"^[^\x00]{1,128}$")]
+#: An integration's name: a name without ``/`` (it is one path segment), not ``events``.
+IntegrationName = Annotated[
+    str,
+    _documented(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", **{"not": {"const": "events"}}),
+]
+#: What an integration's token may do.
+Scope = Literal["tasks:create", "tasks:read", "messages:send", "events:read"]
+#: A target an integration may address, or ``*``.
+AllowedTarget = Annotated[str, _documented(pattern=rf"^(?:\*|{TARGET_PATTERN})$")]
+#: A channel an integration may post to, or ``*``.
+AllowedChannel = Annotated[str, _documented(pattern=rf"^(?:\*|{NAME_PATTERN})$")]
 #: The ``meta`` description every body shares.
 META = (
     f"A JSON object of at most the server's body limit in bytes, nested at most "
@@ -375,6 +402,132 @@ class TaskUpdate(Body):
     result: Text | None = None
 
 
+class TaskCreate(Body):
+    """A task to open, with the claimable message that offers it to ``target``."""
+
+    model_config = examples(
+        {"agent_id": "alice", "title": "Review PR 42", "target": "bob"},
+        {
+            "title": "Rotate the staging keys",
+            "target": "bob",
+            "body": "They expire on Friday.",
+            "external_url": "https://tickets.example/OPS-7",
+            "meta": {"ticket": "OPS-7"},
+        },
+    )
+
+    agent_id: Name | None = Field(
+        default=None,
+        description="The agent opening it; defaults to the agent token's agent. With the "
+        "admin token, omitted means the operator (the message comes from `relaybus`).",
+    )
+    title: Title
+    target: Target = Field(description="Whom the task is offered to (a target expression).")
+    body: Text | None = None
+    channel: Name | None = None
+    meta: dict[str, Any] | None = Field(default=None, description=META)
+    external_url: ExternalUrl | None = None
+    priority: Priority = Priority.NORMAL
+    dedupe_key: DedupeKey | None = Field(
+        default=None,
+        description="At most one active task has this key (409 naming it otherwise).",
+    )
+    source: SourceName | None = None
+
+
+# -- integrations ---------------------------------------------------------------------
+
+
+class IntegrationBody(Body):
+    """An integration to create."""
+
+    model_config = examples(
+        {
+            "name": "alertmanager",
+            "scopes": ["tasks:create", "tasks:read"],
+            "targets": ["cap:ops"],
+            "channels": ["alerts"],
+            "callback_url": "https://ops.example/relaybus/callback",
+        },
+        {"name": "ci"},
+    )
+
+    name: IntegrationName
+    scopes: list[Scope] | None = Field(
+        default=None,
+        description="What its token may do; default tasks:create and tasks:read.",
+        json_schema_extra={"maxItems": 16},
+    )
+    targets: list[AllowedTarget] | None = Field(
+        default=None,
+        description="The target expressions it may address (* for any); an event without a "
+        "target goes to the first.",
+        json_schema_extra={"maxItems": 100},
+    )
+    channels: list[AllowedChannel] | None = Field(
+        default=None,
+        description="The channels it may post to (* for any); an event without one goes to "
+        "the first.",
+        json_schema_extra={"maxItems": 100},
+    )
+    callback_url: CallbackUrl | None = Field(
+        default=None,
+        description="Where each change of its tasks is posted, signed (http or https; "
+        "link-local and cloud metadata hosts are refused).",
+    )
+    rate_limit: Annotated[int, Field(ge=1, le=1_000_000), NoBool] | None = Field(
+        default=None, description="Events per minute; default the server's."
+    )
+
+
+class Rotation(Body):
+    """What to replace: always the token; the signing secret too with ``secret``."""
+
+    secret: StrictBool = False
+
+
+class IntegrationEvent(Body):
+    """An event from an external system: a new task, a repeat, or a resolution."""
+
+    model_config = examples(
+        {
+            "source": "grafana",
+            "title": "prod-api 5xx rate high",
+            "body": "5xx rate is above 8% for 5 minutes",
+            "target": "cap:ops",
+            "channel": "alerts",
+            "external_url": "https://grafana.example/d/prod-api",
+            "metadata": {"service": "prod-api", "value": 0.084},
+            "dedupe_key": "prod-api-5xx",
+        },
+        {"dedupe_key": "prod-api-5xx", "status": "resolved"},
+    )
+
+    integration: IntegrationName | None = Field(
+        default=None,
+        description="The integration posting (admin only: an integration token posts as "
+        "itself); omitted with the admin token, the operator.",
+    )
+    source: SourceName | None = None
+    title: Title | None = Field(default=None, description="Needed when it opens a task.")
+    body: Text | None = None
+    target: Target | None = Field(
+        default=None, description="Whom to offer the task; default the integration's first."
+    )
+    channel: Name | None = None
+    external_url: ExternalUrl | None = None
+    metadata: dict[str, Any] | None = Field(default=None, description=META)
+    priority: Priority = Priority.NORMAL
+    dedupe_key: DedupeKey | None = Field(
+        default=None,
+        description="Names the problem: a repeat while its task is active raises the "
+        "task's occurrence count instead of opening another.",
+    )
+    status: Literal["open", "resolved"] = Field(
+        default="open", description="resolved closes the active task of dedupe_key."
+    )
+
+
 # -- the event log, the server, upkeep ------------------------------------------------
 
 
@@ -436,6 +589,8 @@ DELIVERY_LIST = TypeAdapter(list[Delivery], config=_LAZY)
 TASK_LIST = TypeAdapter(list[Task], config=_LAZY)
 TASK_EVENT_LIST = TypeAdapter(list[TaskEvent], config=_LAZY)
 EVENT_LIST = TypeAdapter(list[Event], config=_LAZY)
+INTEGRATION_LIST = TypeAdapter(list[Integration], config=_LAZY)
+CALLBACK_LIST = TypeAdapter(list[CallbackDelivery], config=_LAZY)
 
 
 def build_all() -> None:

@@ -24,12 +24,13 @@ from .groups import SendGroups
 from .hub import Hub
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, RequestMetrics
-from .routes import agents, events, inbox, messages, stream, system, tasks, ws
-from .sweeper import Sweeper
+from .routes import agents, events, inbox, integrations, messages, stream, system, tasks, ws
+from .sweeper import REPLICA, Sweeper
 
 if TYPE_CHECKING:
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+    from ..integrations.sender import CallbackSender
     from .mcp import HookHost, McpEndpoint
 
 DESCRIPTION = """Agent-to-agent messaging: agents, messages, inboxes, threads, tasks and claims,
@@ -76,6 +77,8 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
             prune_interval=config.prune_interval,
             metrics=metrics,
             after_prune=auth.cache.forget,
+            callbacks=callback_sender(service, config),
+            task_changed=hub.task_changed,
         )
         sweeper.start()
         try:
@@ -116,7 +119,7 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     # The routes themselves, not `include_router`: FastAPI builds an included router's
     # routes again for each app on its first request (dependants, pydantic adapters:
     # about 0.3 s of CPU), while these were built once, when their modules loaded.
-    for module in (messages, inbox, agents, tasks, events, system, stream, ws):
+    for module in (messages, inbox, agents, tasks, integrations, events, system, stream, ws):
         app.router.routes.extend(module.router.routes)
     mcp = LazyMcp(app, app.state.context)
     app.state.mcp_endpoint = mcp
@@ -134,6 +137,14 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def callback_sender(service: Service, config: Settings) -> CallbackSender:
+    """The callback sender of this server (imports httpx when the server starts, not
+    when a command imports the app)."""
+    from ..integrations.sender import CallbackSender
+
+    return CallbackSender(service, runner=REPLICA, timeout=config.callback_timeout)
 
 
 class LazyMcp:

@@ -54,28 +54,46 @@ MAX_ID = bounds.MAX_ID
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated caller: admin (``agent_id`` is None) or one agent.
+    """An authenticated caller: admin, one agent (``agent_id``), or one integration
+    (``integration``, with what its token may do: ``scopes``, and the ``targets`` and
+    ``channels`` it may address).
 
-    ``workspace`` is where this request acts: the agent's own, or for admin
-    the ``X-Relaybus-Workspace`` header (default: the relay's workspace).
+    ``workspace`` is where this request acts: the agent's or integration's own, or
+    for admin the ``X-Relaybus-Workspace`` header (default: the relay's workspace).
+    Only routes that ask for integrations (``call.caller(integrations=True)``) ever
+    see an integration caller; every other route refuses its token with 403.
     """
 
     workspace: str
     agent_id: str | None = None
+    integration: str | None = None
+    scopes: tuple[str, ...] = ()
 
     @property
     def admin(self) -> bool:
         """Whether the caller may act as anyone (the admin token, or open mode)."""
-        return self.agent_id is None
+        return self.agent_id is None and self.integration is None
+
+    def require_scope(self, scope: str) -> None:
+        """Nothing for admin and agents; for an integration, Forbidden unless its
+        token has ``scope`` (the problem names it)."""
+        if self.integration is not None and scope not in self.scopes:
+            raise Forbidden(
+                f"integration {self.integration!r} lacks the scope {scope!r}",
+                integration=self.integration,
+                scope=scope,
+            )
 
     def act_as(self, agent_id: str | None, field: str = "agent_id") -> str:
         """The agent this request acts as: ``agent_id``, or the caller's own agent
         when it is omitted.
 
         Raises:
-            Forbidden: an agent token naming another agent.
+            Forbidden: an agent token naming another agent; an integration token.
             InvalidInput: admin without an agent to act as.
         """
+        if self.integration is not None:
+            raise Forbidden(f"integration {self.integration!r} cannot act as an agent", field=field)
         if agent_id is None:
             if self.agent_id is None:
                 raise InvalidInput(f"name the agent to act as ({field})", field=field)
@@ -89,8 +107,9 @@ class Caller:
 
     def require_admin(self, action: str) -> None:
         """Raises Forbidden unless the caller is admin; ``action`` names what was refused."""
-        if self.agent_id is not None:
-            raise Forbidden(f"{action} needs the admin token; an agent token cannot do it")
+        if not self.admin:
+            kind = "an agent" if self.integration is None else "an integration"
+            raise Forbidden(f"{action} needs the admin token; {kind} token cannot do it")
 
 
 class TokenCache:
@@ -126,14 +145,18 @@ class TokenCache:
                 self._entries.clear()  # rare: more live tokens than entries; start over
             self._entries[token_hash] = (credential, time.monotonic() + self.seconds)
 
-    def forget(self, workspace: str, agent_id: str | None = None) -> None:
-        """Drop the entries of one agent (or, with ``agent_id=None``, of a workspace)."""
+    def forget(
+        self, workspace: str, agent_id: str | None = None, *, integration: str | None = None
+    ) -> None:
+        """Drop the entries of one agent or integration (or, with neither, of a
+        workspace)."""
         with self._lock:
             stale = [
                 digest
                 for digest, (credential, _) in self._entries.items()
                 if credential.workspace == workspace
                 and (agent_id is None or credential.agent_id == agent_id)
+                and (integration is None or credential.integration == integration)
             ]
             for digest in stale:
                 del self._entries[digest]
@@ -240,12 +263,16 @@ class Authenticator:
                 "(RELAYBUS_METRICS_TOKEN) or the admin token"
             )
 
-    def lookup(self, token_hash: str, workspace: str | None) -> Caller:
-        """The agent an agent token acts as (one store read; blocking).
+    def lookup(
+        self, token_hash: str, workspace: str | None, *, integrations: bool = False
+    ) -> Caller:
+        """The agent (or, with ``integrations``, the integration) a token acts as (one
+        store read; blocking).
 
         Raises:
             Unauthorized: an unknown or revoked token.
-            Forbidden: ``workspace`` is not the token's workspace.
+            Forbidden: ``workspace`` is not the token's workspace; an integration's
+                token where ``integrations`` is false.
         """
         credential = self.cache.get(token_hash)
         if credential is None:
@@ -254,9 +281,11 @@ class Authenticator:
                 self.cache.put(token_hash, credential)
         if credential is None:
             raise Unauthorized("unknown or revoked token: register again for a new one")
-        return self._acting(credential, workspace)
+        return self._acting(credential, workspace, integrations)
 
-    def cached(self, token_hash: str, workspace: str | None) -> Caller | None:
+    def cached(
+        self, token_hash: str, workspace: str | None, *, integrations: bool = False
+    ) -> Caller | None:
         """:meth:`lookup` when the token is in :attr:`cache` (no store read: event loop
         safe), else None.
 
@@ -264,13 +293,23 @@ class Authenticator:
             Forbidden: ``workspace`` is not the token's workspace.
         """
         credential = self.cache.get(token_hash)
-        return None if credential is None else self._acting(credential, workspace)
+        return None if credential is None else self._acting(credential, workspace, integrations)
 
-    def _acting(self, credential: Credential, workspace: str | None) -> Caller:
+    def _acting(
+        self, credential: Credential, workspace: str | None, integrations: bool = False
+    ) -> Caller:
         if workspace is not None and workspace != credential.workspace:
             raise Forbidden(
                 f"this token belongs to workspace {credential.workspace!r}, not {workspace!r}",
                 workspace=workspace,
+            )
+        if credential.integration is not None:
+            if not integrations:
+                raise integration_refused(credential.integration)
+            return Caller(
+                credential.workspace,
+                integration=credential.integration,
+                scopes=credential.scopes,
             )
         return Caller(credential.workspace, credential.agent_id)
 
@@ -288,6 +327,17 @@ class Authenticator:
             return caller
         assert digest is not None
         return await run_in_threadpool(self.lookup, digest, workspace)
+
+
+def integration_refused(name: str) -> Forbidden:
+    """The refusal of integration ``name``'s token on a route that serves only agents
+    and admins."""
+    return Forbidden(
+        f"integration {name!r} may call only the integration routes: POST "
+        "/v1/integrations/events, POST /v1/tasks, GET /v1/tasks (with tasks:read) and its "
+        "own /v1/integrations/{name}",
+        integration=name,
+    )
 
 
 class _FromContext(Generic[T]):
@@ -334,26 +384,37 @@ class ApiRequest:
     #: The server's live delivery (see :meth:`Hub.publish` after a write).
     hub: ClassVar[_FromContext[Hub]] = _FromContext()
 
-    def caller(self) -> Caller:
+    def caller(self, *, integrations: bool = False) -> Caller:
         """Who is calling (queries the store once for an agent token).
+
+        Args:
+            integrations: the route serves integrations too (it checks their scopes);
+                elsewhere an integration's token is refused.
 
         Raises:
             Unauthorized: an unknown or revoked token.
-            Forbidden: another workspace than the token's.
+            Forbidden: another workspace than the token's; an integration's token on
+                a route that does not serve integrations.
         """
         if self._caller is None:
             assert self._digest is not None
-            self._caller = self.context.auth.lookup(self._digest, self._workspace)
+            self._caller = self.context.auth.lookup(
+                self._digest, self._workspace, integrations=integrations
+            )
+        elif self._caller.integration is not None and not integrations:
+            raise integration_refused(self._caller.integration)
         return self._caller
 
-    async def resolve(self) -> Caller:
+    async def resolve(self, *, integrations: bool = False) -> Caller:
         """:meth:`caller` from async code: the store lookup runs in a worker thread,
         unless the token is cached (:meth:`Authenticator.cached`)."""
         if self._caller is None and self._digest is not None:
-            self._caller = self.context.auth.cached(self._digest, self._workspace)
+            self._caller = self.context.auth.cached(
+                self._digest, self._workspace, integrations=integrations
+            )
         if self._caller is None:
-            return await run_in_threadpool(self.caller)
-        return self._caller
+            return await run_in_threadpool(lambda: self.caller(integrations=integrations))
+        return self.caller(integrations=integrations)
 
 
 def bearer_token(header: str | None) -> str | None:

@@ -116,6 +116,7 @@ class Hub:
         self._stopped = False
         self._generation = 0  # bumped at every fan-out, for wait_for
         self._changed: asyncio.Future[None] | None = None
+        self._task_change: asyncio.Future[None] | None = None  # see task_changed
         self._tasks = TaskAudiences(service)
         self._recent: OrderedDict[int, Message] = OrderedDict()
         self._recent_lock = threading.Lock()
@@ -347,6 +348,14 @@ class Hub:
         finally:
             self._count(transport, -1)
 
+    async def task_changed(self, timeout: float) -> None:
+        """Return when a batch of events with a task event in it is fanned out (a task
+        of any workspace changed, here or on another replica), or after ``timeout``
+        seconds: the callback sender's wake-up."""
+        if self._task_change is None or self._task_change.done():
+            self._task_change = asyncio.get_running_loop().create_future()
+        await asyncio.wait({self._task_change}, timeout=timeout)
+
     # -- visibility ------------------------------------------------------
 
     def visible_to(
@@ -521,6 +530,11 @@ class Hub:
 
     def _fan_out(self, items: list[Item | _Unbuilt], last_id: int) -> None:
         delivered = 0
+        if self._task_change is not None and any(
+            isinstance(entry, Item) and entry.kind.startswith("task.") for entry in items
+        ):
+            settle(self._task_change)
+            self._task_change = None
         for entry in items:
             room = self._rooms.get(entry.workspace)
             if room is None:

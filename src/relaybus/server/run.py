@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import json
 import logging
 import resource
 import signal
@@ -123,11 +124,15 @@ def serve(
             sock.close()
         raise
     try:
-        app = create_app(Service(store), settings)
+        service = Service(store)
+        declared = declare_integrations(service, settings)
+        app = create_app(service, settings)
 
         def listening(bound: list[socket.socket]) -> None:
             say(f"relaybus: serving {_url(settings, bound)} ({_auth_line(settings)})")
             say(f"relaybus: store {describe_store(store)}")
+            if declared:
+                say(f"relaybus: integrations declared: {', '.join(declared)}")
 
         server = AnnouncingServer(
             uvicorn.Config(
@@ -161,6 +166,27 @@ def serve(
         for sock in sockets:
             sock.close()
         store.close()
+
+
+def declare_integrations(service: Service, settings: Settings) -> list[str]:
+    """Apply ``settings.integrations`` (a JSON list; see
+    :meth:`Service.declare_integrations`) to the settings' workspace.
+
+    Returns:
+        the names declared (none without the setting).
+
+    Raises:
+        InvalidInput: not a JSON list of objects, or an entry the service refuses.
+    """
+    if not settings.integrations:
+        return []
+    try:
+        declared = json.loads(settings.integrations)
+    except ValueError as exc:
+        raise InvalidInput(f"RELAYBUS_INTEGRATIONS is not JSON: {exc}") from None
+    if not isinstance(declared, list):
+        raise InvalidInput("RELAYBUS_INTEGRATIONS is a JSON list of integrations")
+    return service.declare_integrations(declared, workspace=settings.workspace)
 
 
 def bind(host: str, port: int) -> list[socket.socket]:

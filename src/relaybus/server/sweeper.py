@@ -1,5 +1,6 @@
 """The background sweeper of one server process: lapsed leases, offline agents
-and retention, on every replica of a cluster, each run by exactly one of them.
+and retention, on every replica of a cluster, each run by exactly one of them;
+and the callback sender, whose every attempt is claimed by one replica.
 
 Every replica ticks; before running a job it claims the job's current run in
 the database (:meth:`~relaybus.service.Service.claim_job`), so with N replicas
@@ -17,13 +18,14 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 from ..service import Service
 
 if TYPE_CHECKING:
+    from ..integrations.sender import CallbackSender
     from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class Sweeper:
         runner: who this replica is (default :data:`REPLICA`).
         metrics: counts the runs this replica won and what they changed.
         after_prune: called with each pruned workspace (e.g. to forget cached tokens).
+        callbacks: the callback sender to run beside the jobs (every replica runs one).
+        task_changed: its wake-up when a task changes (``Hub.task_changed``).
     """
 
     service: Service
@@ -56,10 +60,15 @@ class Sweeper:
     runner: str = REPLICA
     metrics: Metrics | None = None
     after_prune: Callable[[str], None] | None = None
+    #: Posts the callback outbox (on every replica; each attempt is claimed by one).
+    callbacks: CallbackSender | None = None
+    #: The callback sender's wake-up (the hub's ``task_changed``).
+    task_changed: Callable[[float], Awaitable[None]] | None = None
     #: ``(job, interval)`` of each job that runs (an interval above 0).
     jobs: list[tuple[str, float]] = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+    _sender: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.jobs = [
@@ -72,13 +81,19 @@ class Sweeper:
         """Start ticking on the running event loop (nothing to do without jobs)."""
         if self.jobs and self._task is None:
             self._task = asyncio.create_task(self._run(), name="relaybus-sweeper")
+        if self.callbacks is not None and self._sender is None:
+            self._sender = asyncio.create_task(
+                self.callbacks.run(self._stop, self.task_changed), name="relaybus-callbacks"
+            )
 
     async def stop(self) -> None:
-        """Stop ticking; waits up to :data:`STOP_SECONDS` for a tick in progress."""
+        """Stop ticking; waits up to :data:`STOP_SECONDS` for a tick (or a round of
+        callbacks) in progress."""
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self._task), STOP_SECONDS)
+        for task in (self._task, self._sender):
+            if task is not None:
+                with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(task), STOP_SECONDS)
 
     async def _run(self) -> None:
         tick = max(min(interval for _, interval in self.jobs) / 2, MIN_TICK)

@@ -253,6 +253,17 @@ class CallbackOps(ServiceBase):
             found = conn.execute(sa.select(callbacks).where(callbacks.c.id == delivery_id)).one()
             return self._with_attempts(conn, [found._mapping])[0]
 
+    def next_callback_due(self) -> float | None:
+        """When the next pending callback is due (float Unix seconds, on the store's
+        clock), or None when none is pending: one read, for a sender between rounds."""
+        with self.store.read() as conn:
+            due = conn.execute(
+                sa.select(sa.func.min(callbacks.c.next_attempt_at)).where(
+                    callbacks.c.status == "pending"
+                )
+            ).scalar()
+        return None if due is None else float(due)
+
     def pending_callbacks(self) -> int:
         """How many callbacks wait to be sent, in every workspace (for metrics)."""
         with self.store.read() as conn:

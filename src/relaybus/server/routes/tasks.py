@@ -12,9 +12,19 @@ from typing import Annotated
 from fastapi import Query
 from starlette.responses import Response
 
+from ...errors import Forbidden
 from ...models import Task, TaskEvent, TaskStatus
-from ...wire import LIMIT_BOUNDS, TASK_EVENT_LIST, TASK_LIST, LeaseBody, ReleaseBody, TaskUpdate
-from ..auth import ApiCall, ApiRequest, Epoch
+from ...service.integrations import integration_sender
+from ...wire import (
+    LIMIT_BOUNDS,
+    TASK_EVENT_LIST,
+    TASK_LIST,
+    LeaseBody,
+    ReleaseBody,
+    TaskCreate,
+    TaskUpdate,
+)
+from ..auth import ApiCall, ApiRequest, Caller, Epoch
 from ..problems import responses
 from . import IdPath, make_router, render, render_list
 from .stream import viewer_of
@@ -31,6 +41,58 @@ Viewer = Annotated[
 ]
 
 
+def task_viewer(call: ApiRequest, agent: str | None) -> tuple[Caller, str | None]:
+    """The caller of a task read and whose view it gets: an agent's own, an admin's
+    choice (``?agent=``, else everything), or an integration's (with ``tasks:read``:
+    the tasks it raised, as their creator ``integration:NAME``).
+
+    Raises:
+        Forbidden: an agent token naming another agent; an integration without
+            ``tasks:read`` or naming an agent.
+    """
+    caller = call.caller(integrations=True)
+    if caller.integration is None:
+        return caller, viewer_of(caller, agent)
+    caller.require_scope("tasks:read")
+    if agent is not None:
+        raise Forbidden(f"integration {caller.integration!r} reads its own tasks only")
+    return caller, integration_sender(caller.integration)
+
+
+@router.post(
+    "/v1/tasks", response_model=Task, status_code=201, responses=responses(400, 404, 409, 413)
+)
+def create_task(body: TaskCreate, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Open a task and the claimable message that offers it to ``target``: as an agent
+    (its token, or ``agent_id`` with the admin token), as the operator (the admin token
+    without ``agent_id``), or as an integration (its token, with ``tasks:create``;
+    only to its allowed targets and channels)."""
+    caller = call.caller(integrations=True)
+    creator: str | None = None
+    if caller.integration is not None:
+        caller.require_scope("tasks:create")
+        if body.agent_id is not None:
+            caller.act_as(body.agent_id)  # raises: an integration is no agent
+    elif not caller.admin or body.agent_id is not None:
+        creator = caller.act_as(body.agent_id)
+    task = call.service.open_task(
+        workspace=caller.workspace,
+        title=body.title,
+        target=body.target,
+        creator=creator,
+        integration=caller.integration,
+        epoch=epoch,
+        body=body.body,
+        channel=body.channel,
+        meta=body.meta,
+        external_url=body.external_url,
+        priority=body.priority,
+        dedupe_key=body.dedupe_key,
+        source=body.source,
+    )
+    return render(task, 201)
+
+
 @router.get("/v1/tasks", response_model=list[Task], responses=responses(400))
 def list_tasks(
     call: ApiCall,
@@ -39,14 +101,11 @@ def list_tasks(
     limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
     agent: Viewer = None,
 ) -> Response:
-    """Tasks of the workspace, newest first (an agent token: only those it may see)."""
-    caller = call.caller()
+    """Tasks of the workspace, newest first (an agent token: only those it may see; an
+    integration's, with ``tasks:read``: only those it raised)."""
+    caller, viewer = task_viewer(call, agent)
     found = call.service.list_tasks(
-        workspace=caller.workspace,
-        status=status,
-        assignee=assignee,
-        limit=limit,
-        viewer=viewer_of(caller, agent),
+        workspace=caller.workspace, status=status, assignee=assignee, limit=limit, viewer=viewer
     )
     return render_list(TASK_LIST, found)
 
@@ -54,10 +113,8 @@ def list_tasks(
 @router.get("/v1/tasks/{task_id:id}", response_model=Task, responses=responses(400, 404))
 def get_task(task_id: IdPath, call: ApiCall, agent: Viewer = None) -> Response:
     """One task (an agent token: one it may see; any other is 404, like a missing id)."""
-    caller = call.caller()
-    return render(
-        call.service.get_task(task_id, workspace=caller.workspace, viewer=viewer_of(caller, agent))
-    )
+    caller, viewer = task_viewer(call, agent)
+    return render(call.service.get_task(task_id, workspace=caller.workspace, viewer=viewer))
 
 
 @router.get(
@@ -67,10 +124,8 @@ def get_task(task_id: IdPath, call: ApiCall, agent: Viewer = None) -> Response:
 )
 def task_history(task_id: IdPath, call: ApiCall, agent: Viewer = None) -> Response:
     """The task's history, oldest first (an agent token: of a task it may see)."""
-    caller = call.caller()
-    found = call.service.task_history(
-        task_id, workspace=caller.workspace, viewer=viewer_of(caller, agent)
-    )
+    caller, viewer = task_viewer(call, agent)
+    found = call.service.task_history(task_id, workspace=caller.workspace, viewer=viewer)
     return render_list(TASK_EVENT_LIST, found)
 
 
