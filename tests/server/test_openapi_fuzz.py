@@ -43,6 +43,16 @@ NOT_IN_THE_SCHEMA = (
     "mark read either by message ids or up to a cursor",
     "nothing to update",
     "a message needs a target",
+    # An event opens a task (a title and a target needed) or resolves one (its dedupe
+    # key needed): which fields it needs depends on the others.
+    "an event that opens a task needs a title",
+    "a task needs a target",
+    "a resolution names the dedupe_key",
+    "name a target",
+    # A callback URL's host is checked in words: no link-local or metadata host, a
+    # valid port.
+    "callbacks may not go to",
+    "invalid callback URL",
     # meta is a free JSON object: its depth and its text (no NUL in a key or a string,
     # at any depth) are stated in its description, not as schema bounds.
     "meta",

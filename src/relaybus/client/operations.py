@@ -585,6 +585,40 @@ def update_task(
     )
 
 
+def open_task(
+    *,
+    workspace: str,
+    title: str,
+    target: str,
+    creator: str | None = None,
+    epoch: int | None = None,
+    body: str | None = None,
+    channel: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+    external_url: str | None = None,
+    priority: str = "normal",
+    dedupe_key: str | None = None,
+    source: str | None = None,
+) -> Request:
+    """``POST /v1/tasks``: a task and the claimable message offering it to ``target``,
+    from agent ``creator`` (``None``: the token's agent, or the operator for admin)."""
+    fields = _fields(
+        agent_id=creator,
+        title=title,
+        target=target,
+        body=body,
+        channel=channel,
+        meta=meta,
+        external_url=external_url,
+        priority=priority,
+        dedupe_key=dedupe_key,
+        source=source,
+    )
+    return Request(
+        "POST", "/v1/tasks", workspace=workspace, agent=creator, epoch=epoch, body=fields
+    )
+
+
 def _task(
     task_id: int, action: str, agent_id: str, workspace: str, epoch: int | None, body: JSON
 ) -> Request:

@@ -12,6 +12,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .agents import get_agent, heartbeat, list_agents, register, sweep, unregister, update_agent
+from .integrations import (
+    add_integration,
+    callback_deliveries,
+    get_integration,
+    ingest_event,
+    list_integrations,
+    open_task,
+    replay_callback,
+    revoke_integration,
+    rotate_integration,
+)
 from .log import events, last_event_id, prune, wait_events
 from .messages import (
     deliveries,
@@ -44,23 +55,32 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "Registration",
+    "add_integration",
+    "callback_deliveries",
     "claim",
     "deliveries",
     "events",
     "get_agent",
+    "get_integration",
     "get_message",
     "get_task",
     "heartbeat",
     "inbox",
+    "ingest_event",
     "last_event_id",
     "list_agents",
+    "list_integrations",
     "list_tasks",
     "mark_delivered",
     "mark_read",
+    "open_task",
     "prune",
     "register",
     "release",
     "renew",
+    "replay_callback",
+    "revoke_integration",
+    "rotate_integration",
     "send",
     "send_many",
     "sweep",
