@@ -40,6 +40,7 @@ from ..settings import Settings
 from . import calls
 from .aio_backends import AsyncBackend, AsyncEmbeddedBackend, AsyncRemoteBackend
 from .aio_handle import AsyncAgentHandle, AsyncTasksView
+from .aio_integrations import AsyncIntegrationsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -52,7 +53,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
-class AsyncRelay(AsyncTasksView):
+class AsyncRelay(AsyncTasksView, AsyncIntegrationsView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

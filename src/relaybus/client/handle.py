@@ -75,6 +75,40 @@ class TasksView(ABC):
         see). Raises NotFound."""
         return self._run(calls.task_history(task_id, workspace=self._workspace, viewer=self._agent))
 
+    def create_task(
+        self,
+        title: str,
+        *,
+        to: str,
+        body: str | None = None,
+        channel: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        external_url: str | None = None,
+        priority: str = "normal",
+        dedupe_key: str | None = None,
+        source: str | None = None,
+    ) -> Task:
+        """Open a task and the claimable message offering it to ``to`` (a target
+        expression): on an agent's handle from that agent, on a relay from the operator.
+        ``meta`` and ``external_url`` stay with the task. Raises NotFound (nobody
+        matches ``to``), Conflict (an active task has ``dedupe_key``), InvalidInput."""
+        return self._run(
+            calls.open_task(
+                workspace=self._workspace,
+                title=title,
+                target=to,
+                creator=self._agent,
+                epoch=self._epoch,
+                body=body,
+                channel=channel,
+                meta=meta,
+                external_url=external_url,
+                priority=priority,
+                dedupe_key=dedupe_key,
+                source=source,
+            )
+        )
+
     def update_task(
         self,
         task_id: int,

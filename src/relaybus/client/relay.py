@@ -40,6 +40,7 @@ from ..settings import Settings
 from . import calls
 from .backends import Backend, EmbeddedBackend, RemoteBackend
 from .handle import AgentHandle, TasksView
+from .integrations import IntegrationsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -52,7 +53,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
-class Relay(TasksView):
+class Relay(TasksView, IntegrationsView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 
