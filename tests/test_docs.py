@@ -94,6 +94,9 @@ def unknown_words(line: str) -> list[str]:
             continue
         if isinstance(command, click.Group):
             name = word.split("|")[0]
+            if name.isdigit() and "show" in command.commands:
+                name = "show"  # relaybus task ID runs relaybus task show ID
+                position -= 1
             found = command.commands.get(name)
             if found is None:
                 if name.isupper() or name in {"...", "COMMAND"}:

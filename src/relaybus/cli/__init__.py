@@ -45,6 +45,7 @@ COMMANDS = {
     "unregister": "agents:unregister",
     "prune": "admin:prune",
     "events": "admin:events",
+    "integration": "integrations:integration",
     "watch": "watch:watch",
     "demo": "admin:demo",
     "serve": "server:serve",

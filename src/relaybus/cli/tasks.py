@@ -1,4 +1,4 @@
-"""Task commands: tasks, task, claim, release."""
+"""Task commands: tasks, task (show, update, create), claim, release."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import click
 
 from ..errors import Conflict
 from . import render
-from .app import get_app, json_option
+from .app import HelpGroup, get_app, json_option, parse_meta
 
 if TYPE_CHECKING:
     from .render import JSON
@@ -96,6 +96,21 @@ def show_task(task: JSON, history: list[JSON]) -> None:
         ("created", f"{render.clock(task['created_at'])} ({render.ago(task['created_at'])})"),
         ("updated", f"{render.clock(task['updated_at'])} ({render.ago(task['updated_at'])})"),
     ]
+    if task.get("integration") or task.get("source"):
+        pairs.append(
+            ("from", " via ".join(x for x in (task.get("source"), task.get("integration")) if x))
+        )
+    if task.get("external_url"):
+        pairs.append(("link", task["external_url"]))
+    if task.get("occurrence_count", 1) > 1:
+        seen = task.get("last_seen_at")
+        pairs.append(
+            (
+                "seen",
+                f"{task['occurrence_count']} times"
+                + (f", last {render.ago(seen)}" if seen else ""),
+            )
+        )
     if task.get("result") is not None:
         pairs.append(("result", task["result"]))
     if task.get("meta"):
@@ -121,14 +136,91 @@ def show_task(task: JSON, history: list[JSON]) -> None:
     )
 
 
-@click.command()
+class TaskGroup(HelpGroup):
+    """``relaybus task ID [options]`` (show or update a task) beside ``relaybus task
+    create``: an ID first runs the ``show`` subcommand."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0].isdigit():
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "ID [OPTIONS] | create TITLE --to TARGET ...")
+
+
+@click.group(cls=TaskGroup)
+@json_option
+def task() -> None:
+    """Show or update task ID (relaybus task ID ...), or open one (relaybus task create).
+
+    \b
+    Examples:
+      relaybus task 3
+      relaybus --as bob task 3 --progress 50 --note "tests pass, docs left"
+      relaybus --as bob task 3 --status done --result "merged as a1b2c3"
+      relaybus task create "Rotate the staging keys" --to cap:ops --url https://t.example/OPS-7
+    """
+
+
+@task.command("create")
+@click.argument("title")
+@click.option("--to", "target", required=True, metavar="TARGET", help="Whom to offer it to.")
+@click.option("--body", help="What to do (default: the title).")
+@click.option("--channel", metavar="NAME", help="Narrow the target to agents on this channel.")
+@click.option("--meta", metavar="JSON", help="A JSON object kept with the task.")
+@click.option("--url", "external_url", metavar="URL", help="A link to the ticket, alert or PR.")
+@click.option(
+    "--priority",
+    type=click.Choice(("low", "normal", "high", "urgent")),
+    default="normal",
+    show_default=True,
+)
+@click.option("--dedupe-key", metavar="KEY", help="At most one active task has this key.")
+@json_option
+def create(
+    title: str,
+    target: str,
+    body: str | None,
+    channel: str | None,
+    meta: str | None,
+    external_url: str | None,
+    priority: str,
+    dedupe_key: str | None,
+) -> None:
+    """Open a task titled TITLE and the claimable message that offers it to --to.
+
+    With --as / RELAYBUS_AGENT it comes from that agent; without, from the
+    operator (sender "relaybus"). Exactly one recipient can claim it.
+    """
+    app = get_app()
+    meta_obj = parse_meta(meta)
+    actor = app.relay if app.agent_id is None else app.me()
+    created = render.dump(
+        actor.create_task(
+            title,
+            to=target,
+            body=body,
+            channel=channel,
+            meta=meta_obj,
+            external_url=external_url,
+            priority=priority,
+            dedupe_key=dedupe_key,
+        )
+    )
+    render.result(
+        created, f"opened task #{created['id']} for {created['target']}", as_json=app.json
+    )
+
+
+@task.command("show")
 @click.argument("task_id", metavar="ID", type=int)
 @click.option("--status", type=click.Choice(UPDATE_STATUSES), help="Move the task on.")
 @click.option("--progress", type=int, metavar="N", help="Percent done, 0-100.")
 @click.option("--note", help="What is happening (kept in the history).")
 @click.option("--result", help="The outcome, e.g. a summary or a link.")
 @json_option
-def task(
+def show(
     task_id: int,
     status: str | None,
     progress: int | None,
