@@ -331,6 +331,29 @@ def test_eight_concurrent_posters_of_one_key_raise_one_task_counting_every_post(
     assert len(tasks) == 1 and tasks[0].occurrence_count == posters
 
 
+def test_an_integration_with_messages_send_sends_as_itself_within_its_allow_list(
+    ops: Service,
+) -> None:
+    ops.add_integration("bot", scopes=["messages:send"], targets=["cap:ops", "ops1"])
+
+    first = ops.send_from_integration("bot", None, "deploy starts at 14:00")
+    direct = ops.send_from_integration("bot", "ops1", "you are on call", claimable=True)
+    to_all = ops.send("ops1", None, "on it", reply_to=first.id)
+
+    assert (first.sender, first.to) == ("integration:bot", "cap:ops")
+    assert first.recipients == ["ops1", "ops2"]
+    assert direct.task_id is not None
+    assert ops.get_task(direct.task_id).integration == "bot"
+    # A reply to an integration (no inbox) goes to the audience of its message.
+    assert (to_all.to, to_all.recipients) == ("cap:ops", ["ops2"])
+    with pytest.raises(InvalidInput, match="which has no inbox"):
+        ops.send("ops1", None, "ack", reply_to=direct.id)
+    with pytest.raises(Forbidden, match="may not address 'broadcast'"):
+        ops.send_from_integration("bot", "broadcast", "hi all")
+    with pytest.raises(Forbidden, match="lacks the scope 'messages:send'"):
+        ops.send_from_integration("grafana", None, "hi")
+
+
 # -- tasks without a sending agent ------------------------------------------------------
 
 

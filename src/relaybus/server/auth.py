@@ -334,8 +334,9 @@ def integration_refused(name: str) -> Forbidden:
     and admins."""
     return Forbidden(
         f"integration {name!r} may call only the integration routes: POST "
-        "/v1/integrations/events, POST /v1/tasks, GET /v1/tasks (with tasks:read) and its "
-        "own /v1/integrations/{name}",
+        "/v1/integrations/events and POST /v1/tasks (tasks:create), GET /v1/tasks "
+        "(tasks:read), POST /v1/messages (messages:send) and its own "
+        "/v1/integrations/{name}",
         integration=name,
     )
 

@@ -32,7 +32,9 @@ from .presence import HOSTNAME, effective_status
 from .sweeps import SweepOps
 from .tokens import replace_agent_token, revoke_agent_tokens
 
-RESERVED_IDS = frozenset({"broadcast"})
+#: Ids no agent may take: a target word, and the operator's sender (tasks and messages
+#: an admin opens come from ``relaybus``, which no agent may act as).
+RESERVED_IDS = frozenset({"broadcast", "relaybus"})
 #: The largest pid the ``pid`` column holds (PostgreSQL INTEGER); Linux pids stay below 2^22.
 MAX_PID = bounds.MAX_PID
 
@@ -108,7 +110,7 @@ class AgentOps(SweepOps):
             )
         check_name("agent id", agent_id)
         if agent_id in RESERVED_IDS:
-            raise InvalidInput(f"{agent_id!r} is a reserved target name; pick another agent id")
+            raise InvalidInput(f"{agent_id!r} is a reserved name; pick another agent id")
         values: dict[str, Any] = {
             "label": label,
             "tags": check_names("tag", list(tags)),

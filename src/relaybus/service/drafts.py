@@ -90,6 +90,30 @@ def make_draft(
     return MessageDraft(target, body, subject, channel, reply_to, prio, meta_obj, claimable)
 
 
+def _reply_target(reply_to: int, parent: Any, sender: str) -> str:
+    """Whom a reply without a target goes to: the parent's sender; the parent's target
+    when one replies to one's own message, or to a message from an integration or the
+    operator (``integration:NAME``, ``relaybus``: no inbox), so the reply reaches the
+    audience the parent had.
+
+    Raises:
+        InvalidInput: that audience is the replier alone.
+    """
+    if parent.sender == sender:
+        return str(parent.target)
+    if bounds.NAME_RE.fullmatch(parent.sender) and parent.sender != OPERATOR_SENDER:
+        return str(parent.sender)
+    if parent.target == sender:
+        raise InvalidInput(
+            f"message {reply_to} came from {parent.sender}, which has no inbox: "
+            "name whom the reply is for (to)"
+        )
+    return str(parent.target)
+
+
+#: The sender of what an admin opens without an agent (see relaybus.service.ingress).
+OPERATOR_SENDER = "relaybus"
+
 #: Direct targets resolved in one transaction: (workspace, agent id, channel, sender)
 #: -> the recipients (see :func:`store_message`'s ``reached``).
 Reached = dict[tuple[str, str, str | None, str], list[str]]
@@ -137,7 +161,7 @@ def store_message(
             raise no_message(reply_to, "to reply to")
         thread_id = parent.thread_id if parent.thread_id is not None else reply_to
         if target is None:
-            target = parse_target(parent.sender if parent.sender != sender else parent.target)
+            target = parse_target(_reply_target(reply_to, parent, sender))
     assert target is not None
     # A direct message resolves its one row first; a set-based target writes its
     # deliveries with one INSERT ... SELECT once the message has an id.

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
-from ..models import Ingested, IngestOutcome, IntegrationStatus, Task, TaskStatus
+from ..models import Ingested, IngestOutcome, IntegrationStatus, Message, Task, TaskStatus
 from ..store.schema import rate_counts, tasks
 from .common import ServiceBase, append_event, check_choice, check_text, touch_agent
 from .drafts import make_draft, store_message
@@ -190,6 +190,52 @@ class IngressOps(ServiceBase):
             )
             assert message.task_id is not None
             return self._read_task(conn, message.task_id)
+
+    def send_from_integration(
+        self,
+        integration: str,
+        to: str | None,
+        body: str,
+        *,
+        workspace: str = "default",
+        subject: str | None = None,
+        channel: str | None = None,
+        reply_to: int | None = None,
+        priority: str = "normal",
+        meta: Mapping[str, Any] | None = None,
+        claimable: bool = False,
+    ) -> Message:
+        """Send a message from integration ``integration`` (``integration:NAME``), with
+        the scope ``messages:send``, to a target and channel it may address (default:
+        its first ones), counted against its rate limit. A claimable message's task
+        belongs to the integration (its changes are posted to its callback URL).
+
+        Raises:
+            Forbidden: revoked, no ``messages:send``, a target or channel not allowed.
+            RateLimited: over its rate limit.
+            InvalidInput, TooLarge, NotFound: as :meth:`~relaybus.service.Service.send`.
+        """
+        with self.store.write() as conn:
+            now = self.now()
+            hook = self._acting(conn, workspace, integration, "messages:send", now)
+            assert hook is not None
+            if reply_to is None or to is not None:
+                to, channel = _allowed(hook, to, channel)
+            draft = make_draft(
+                to,
+                body,
+                subject,
+                channel,
+                reply_to,
+                priority,
+                meta,
+                claimable,
+                limit=self.settings.max_body_bytes,
+            )
+            origin = TaskOrigin(integration) if claimable else None
+            return store_message(
+                conn, workspace, integration_sender(integration), draft, now, origin=origin
+            )
 
     # -- helpers --------------------------------------------------------------------
 

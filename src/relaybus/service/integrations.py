@@ -39,6 +39,7 @@ from .common import (
     check_name,
     check_text,
 )
+from .drafts import OPERATOR_SENDER
 from .tokens import INTEGRATION as KIND
 from .tokens import hash_token
 
@@ -50,8 +51,8 @@ DEFAULT_SCOPES = ("tasks:create", "tasks:read")
 ANY = "*"
 TOKEN_PREFIX = "rbi_"
 SECRET_PREFIX = "whsec_"
-#: The sender of what the operator (an admin, no agent) causes.
-OPERATOR = "relaybus"
+#: The sender of what the operator (an admin, no agent) causes (a reserved agent id).
+OPERATOR = OPERATOR_SENDER
 #: Longest dedupe key.
 MAX_DEDUPE_KEY = 255
 #: Host names of cloud metadata services, refused as callback hosts (with every

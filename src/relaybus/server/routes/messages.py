@@ -10,10 +10,11 @@ from fastapi import Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...errors import InvalidInput
 from ...models import Delivery, DeliveryState, Message
 from ...service.messages import GroupSend
 from ...wire import DELIVERY_LIST, MESSAGE_LIST, BatchBody, SendBody
-from ..auth import ApiCall, Caller, Epoch
+from ..auth import ApiCall, ApiRequest, Caller, Epoch
 from ..problems import responses
 from . import (
     IdempotencyKey,
@@ -55,7 +56,9 @@ def send(
     Concurrent sends are committed together (:mod:`relaybus.server.groups`): each
     still answers after the commit that stored it, with its own message or error.
     """
-    caller = call.caller()
+    caller = call.caller(integrations=True)
+    if caller.integration is not None:
+        return _send_as_integration(body, call, caller, idempotency_key)
     message = call.context.sends.send(_group_send(body, caller, epoch, idempotency_key))
     return render(message, 201)
 
@@ -66,8 +69,38 @@ async def send_on_loop(
 ) -> Response:
     """:func:`send` on the event loop (the lean path's): the group commit stores it
     from another thread, so no worker thread waits for each send."""
-    caller = await call.resolve()
+    caller = await call.resolve(integrations=True)
+    if caller.integration is not None:
+        return await run_in_threadpool(_send_as_integration, body, call, caller, idempotency_key)
     message = await call.context.sends.asend(_group_send(body, caller, epoch, idempotency_key))
+    return render(message, 201)
+
+
+def _send_as_integration(
+    body: SendBody, call: ApiRequest, caller: Caller, idempotency_key: str | None
+) -> Response:
+    # An integration's token (scope messages:send) sends as integration:NAME, outside
+    # the group commit (which fences agents): rare next to agents' sends.
+    assert caller.integration is not None
+    caller.require_scope("messages:send")
+    if body.sender is not None:
+        caller.act_as(body.sender, "sender")  # raises: an integration is no agent
+    if idempotency_key is not None:
+        raise InvalidInput("an integration's send takes no Idempotency-Key")
+    message = call.service.send_from_integration(
+        caller.integration,
+        body.to,
+        body.body,
+        workspace=caller.workspace,
+        subject=body.subject,
+        channel=body.channel,
+        reply_to=body.reply_to,
+        priority=body.priority,
+        meta=body.meta,
+        claimable=body.claimable,
+    )
+    call.hub.publish([message])
+    call.metrics.messages_sent.inc()
     return render(message, 201)
 
 
