@@ -511,3 +511,18 @@ def test_backoff_doubles_from_its_base_with_equal_jitter_and_an_hour_cap() -> No
     for attempts in range(1, 20):
         full = min(2.0 * 2 ** (attempts - 1), 3600.0)
         assert full / 2 <= backoff(attempts, 2.0) <= full
+
+
+def test_prune_drops_sent_and_dead_callbacks_past_retention_and_keeps_pending_ones(
+    ops: Service, clock: Clock
+) -> None:
+    ops.ingest_event("grafana", title="old")
+    sent = ops.claim_callbacks(runner="a:1", hold=15)
+    ops.finish_callback(sent[0], status=200, latency=0.01)
+    ops.ingest_event("grafana", title="old, unsent")
+    clock.advance(ops.settings.retention_days * 86400 + 1)
+
+    ops.prune()
+
+    left = ops.callback_deliveries("grafana")
+    assert [(c.status, c.payload["task"]["title"]) for c in left] == [("pending", "old, unsent")]

@@ -75,6 +75,8 @@ class CallbackSender:
         concurrency: callbacks posted at once (and claimed per round).
         poll: the longest sleep between two looks at the outbox (seconds).
         transport: an httpx transport (tests; default: the network).
+        observe: called with each attempt's outcome (``delivered``, ``failed``), e.g.
+            to count it in the server's metrics.
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class CallbackSender:
         concurrency: int = 8,
         poll: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[str], None] | None = None,
     ) -> None:
         self.service = service
         self.runner = runner
@@ -93,8 +96,7 @@ class CallbackSender:
         self.concurrency = concurrency
         self.poll = poll
         self.transport = transport
-        #: Attempts posted by this sender, by outcome (``delivered``, ``failed``).
-        self.counts = {"delivered": 0, "failed": 0}
+        self.observe = observe
 
     async def run(
         self, stop: asyncio.Event, changed: Callable[[float], Awaitable[None]] | None = None
@@ -161,8 +163,8 @@ class CallbackSender:
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         latency = time.monotonic() - started
-        outcome = "failed" if error else "delivered"
-        self.counts[outcome] += 1
+        if self.observe is not None:
+            self.observe("failed" if error else "delivered")
         if error:
             logger.info(
                 "callback %d (%s) attempt %d: %s", claimed.id, claimed.url, claimed.attempt, error

@@ -77,7 +77,7 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
             prune_interval=config.prune_interval,
             metrics=metrics,
             after_prune=auth.cache.forget,
-            callbacks=callback_sender(service, config),
+            callbacks=callback_sender(service, config, metrics),
             task_changed=hub.task_changed,
         )
         sweeper.start()
@@ -139,12 +139,15 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     return app
 
 
-def callback_sender(service: Service, config: Settings) -> CallbackSender:
-    """The callback sender of this server (imports httpx when the server starts, not
-    when a command imports the app)."""
+def callback_sender(service: Service, config: Settings, metrics: Metrics) -> CallbackSender:
+    """The callback sender of this server, counting its attempts in ``metrics``
+    (imports httpx when the server starts, not when a command imports the app)."""
     from ..integrations.sender import CallbackSender
 
-    return CallbackSender(service, runner=REPLICA, timeout=config.callback_timeout)
+    def observe(outcome: str) -> None:
+        metrics.callback_attempts.labels(outcome).inc()
+
+    return CallbackSender(service, runner=REPLICA, timeout=config.callback_timeout, observe=observe)
 
 
 class LazyMcp:

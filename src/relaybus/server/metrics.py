@@ -52,6 +52,9 @@ class Metrics:
             (``agents_offline``, ``tasks_released``, ``messages``, ...).
         listen_connections: PostgreSQL: the LISTEN connections this process
             opened (1 + reconnects); 0 on SQLite (at scrape time).
+        callback_attempts: callback posts this replica made, by ``outcome``
+            (``delivered``: a 2xx; ``failed``: anything else).
+        callbacks_pending: callbacks waiting to be sent, every workspace (at scrape time).
     """
 
     def __init__(self) -> None:
@@ -116,6 +119,17 @@ class Metrics:
             "PostgreSQL LISTEN connections this process opened (1 + reconnects).",
             registry=r,
         )
+        self.callback_attempts = Counter(
+            "relaybus_callback_attempts",
+            "Callback posts this replica made, by outcome (delivered, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.callbacks_pending = Gauge(
+            "relaybus_callbacks_pending",
+            "Callbacks waiting to be sent (from the store, at scrape time).",
+            registry=r,
+        )
         # (method, route, status) -> the labelled children: labels() costs a lock and a tuple.
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
@@ -136,6 +150,7 @@ class Metrics:
         """Recompute the gauges read from the store (blocking: call it in a thread)."""
         listening = service.store.listening
         self.listen_connections.set(0 if listening is None else listening.connections)
+        self.callbacks_pending.set(service.pending_callbacks())
         backlog = service.backlog()
         self.unread_deliveries.clear()
         self.stuck_deliveries.clear()

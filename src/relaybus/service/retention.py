@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ..models import PruneReport
-from ..store.schema import agents, deliveries, events, messages
+from ..store.schema import agents, callback_attempts, callbacks, deliveries, events, messages
 from .common import append_event, check_days
 from .deliveries import delete_agents_deliveries
 from .idempotency import prune_keys
@@ -28,7 +28,8 @@ class RetentionOps(SweepOps):
         offline for longer than ``agent_days`` (default
         ``settings.agent_retention_days``), and idempotency keys older than a
         day (:data:`~relaybus.service.idempotency.KEY_TTL`), which may then be
-        used again. Tasks are kept.
+        used again, and callbacks delivered or dead-lettered before the messages'
+        cutoff (with their attempts). Tasks are kept.
 
         Raises:
             InvalidInput: a negative number of days, NaN or not a number.
@@ -60,6 +61,18 @@ class RetentionOps(SweepOps):
                 events.delete().where(events.c.workspace == workspace, events.c.created_at < cutoff)
             ).rowcount
             prune_keys(conn, workspace, now)
+            # Callbacks sent or dead-lettered before the cutoff, with their attempts.
+            done = sa.and_(
+                callbacks.c.workspace == workspace,
+                callbacks.c.status != "pending",
+                callbacks.c.created_at < cutoff,
+            )
+            conn.execute(
+                callback_attempts.delete().where(
+                    callback_attempts.c.callback_id.in_(sa.select(callbacks.c.id).where(done))
+                )
+            )
+            conn.execute(callbacks.delete().where(done))
             gone = (
                 (agents.c.workspace == workspace)
                 & (agents.c.status == "offline")
