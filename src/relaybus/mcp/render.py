@@ -10,6 +10,7 @@ Agents and tasks are one line each. Nothing here touches the relay.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from ..bounds import count_text
@@ -87,7 +88,8 @@ def agents(found: Sequence[Agent], *, me: str | None = None, offline: bool = Fal
 
 
 def task(t: Task) -> str:
-    """One line: ``task #ID [status, holder, progress: note] TITLE``, then the result."""
+    """One line: ``task #ID [status, holder, progress: note] TITLE``, then its link,
+    meta and result, each on a line of its own when it has one."""
     state = [t.status.value]
     if t.assignee:
         state.append(f"held by {t.assignee}" if not t.status.terminal else f"by {t.assignee}")
@@ -96,6 +98,12 @@ def task(t: Task) -> str:
     line = f"task #{t.id} [{', '.join(state)}] {t.title}"
     if t.message_id is not None:
         line += f" (message #{t.message_id})"
+    if t.occurrence_count > 1:
+        line += f" seen {t.occurrence_count} times"
+    if t.external_url:
+        line += f"\nlink: {t.external_url}"
+    if t.meta:
+        line += f"\nmeta: {json.dumps(t.meta, ensure_ascii=False, sort_keys=True)}"
     if t.result:
         line += f"\nresult: {t.result}"
     return line
