@@ -16,6 +16,7 @@ from .ingress import IngressOps
 from .integrations import IntegrationOps
 from .messages import MessageOps
 from .retention import RetentionOps
+from .stats import StatsOps, WorkspaceStats
 from .targets import Target, parse_target
 from .tasks import TaskOps
 from .tokens import TokenOps, hash_token, new_token
@@ -28,6 +29,7 @@ class Service(
     TaskOps,
     EventOps,
     RetentionOps,
+    StatsOps,
     TokenOps,
     IntegrationOps,
     IngressOps,
@@ -45,4 +47,12 @@ class Service(
         self.store.close()
 
 
-__all__ = ["Service", "Target", "parse_target", "derive_agent_id", "hash_token", "new_token"]
+__all__ = [
+    "Service",
+    "Target",
+    "WorkspaceStats",
+    "parse_target",
+    "derive_agent_id",
+    "hash_token",
+    "new_token",
+]
