@@ -54,4 +54,6 @@ def test_stats_count_agents_messages_tasks_and_unread_mail_of_one_workspace(
         },
         unread=2,  # bob's "hello" and alice's task message
     )
+    assert service.latest_message_id() == last.id
     assert service.stats(workspace="elsewhere").latest_message_id > last.id
+    assert service.latest_message_id(workspace="nowhere") == 0

@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from .. import __version__
 from ..service import Service
 from ..settings import Settings
-from . import problems
+from . import compat, problems
 from .auth import Authenticator, ServerContext
 from .groups import SendGroups
 from .hub import Hub
@@ -121,6 +121,9 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     # about 0.3 s of CPU), while these were built once, when their modules loaded.
     for module in (messages, inbox, agents, tasks, integrations, events, system, stream, ws):
         app.router.routes.extend(module.router.routes)
+    # agent-relay-server's /api/* (docs/compat.md), after /v1 and out of its document.
+    for router in compat.ROUTERS:
+        app.router.routes.extend(router.routes)
     mcp = LazyMcp(app, app.state.context)
     app.state.mcp_endpoint = mcp
     app.router.routes.append(Route("/mcp", endpoint=mcp, include_in_schema=False))

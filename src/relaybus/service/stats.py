@@ -6,6 +6,7 @@ tasks by status, unread deliveries. What a dashboard or ``GET /api/stats`` shows
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -32,8 +33,24 @@ class WorkspaceStats:
     unread: int = 0
 
 
+def _latest(workspace: str) -> sa.Select[Any]:
+    # The primary key read backwards: the first row of the workspace is the newest.
+    return (
+        sa.select(messages.c.id)
+        .where(messages.c.workspace == workspace)
+        .order_by(messages.c.id.desc())
+        .limit(1)
+    )
+
+
 class StatsOps(ServiceBase):
     """Counting a workspace (see the module docstring)."""
+
+    def latest_message_id(self, *, workspace: str = "default") -> int:
+        """The highest message id of ``workspace``, 0 with none: the cursor from which
+        a client polling an inbox (``since=``) sees only what is sent from now on."""
+        with self.store.read() as conn:
+            return int(conn.execute(_latest(workspace)).scalar() or 0)
 
     def stats(self, *, workspace: str = "default") -> WorkspaceStats:
         """The counts of ``workspace`` (one read transaction; agents' statuses are
@@ -53,11 +70,10 @@ class StatsOps(ServiceBase):
             ).all()
             for row in rows:
                 by_agent[effective_status(row._mapping, now, ttl).value] += 1
-            in_workspace = messages.c.workspace == workspace
-            count = conn.execute(sa.select(sa.func.count()).where(in_workspace)).scalar_one()
-            latest = conn.execute(
-                sa.select(messages.c.id).where(in_workspace).order_by(messages.c.id.desc()).limit(1)
-            ).scalar()
+            count = conn.execute(
+                sa.select(sa.func.count()).where(messages.c.workspace == workspace)
+            ).scalar_one()
+            latest = conn.execute(_latest(workspace)).scalar()
             for status, n in conn.execute(
                 sa.select(tasks.c.status, sa.func.count())
                 .where(tasks.c.workspace == workspace)
