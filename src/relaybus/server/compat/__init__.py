@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from . import agents, claims, inbox, messages, system, tasks
+from . import agents, claims, inbox, integrations, messages, system, tasks
 
 #: The ``/api`` routers, in routing order.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -24,6 +24,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     claims.router,
     tasks.router,
     agents.router,
+    integrations.router,
     system.router,
 )
 

@@ -75,7 +75,9 @@ def message_view(message: Message) -> dict[str, Any]:
 
 def task_view(task: Task) -> dict[str, Any]:
     """The seed's task: ``claimedBy`` (also ``assignee``), ``claimExpiresAt`` (the
-    lease), ``occurrenceCount``, ``dedupeKey``, ``messageId``."""
+    lease), ``occurrenceCount`` and ``lastSeenAt`` (repeats of its ``dedupeKey``),
+    ``messageId``, and where it came from (``integration``, ``source``,
+    ``externalUrl``)."""
     return {
         "id": task.id,
         "title": task.title,
@@ -91,8 +93,13 @@ def task_view(task: Task) -> dict[str, Any]:
         "result": task.result,
         "dedupeKey": task.dedupe_key,
         "occurrenceCount": task.occurrence_count,
+        "lastSeenAt": millis(task.last_seen_at),
         "messageId": task.message_id,
         "creator": task.creator,
+        "integration": task.integration,
+        "source": task.source,
+        "externalUrl": task.external_url,
+        "priority": task.priority,
         "meta": task.meta,
         "workspace": task.workspace,
         "createdAt": millis(task.created_at),

@@ -1,5 +1,5 @@
-"""The seed's server routes: stats and health; its integration ingress; and its
-pair routes, which relaybus does not serve yet (501 naming the issue that adds them).
+"""The seed's server routes: stats and health; and its pair routes, which relaybus
+does not serve yet (501 naming the issue that adds them).
 """
 
 from __future__ import annotations
@@ -33,18 +33,6 @@ async def health() -> Response:
     """``{"ok": true, "status": "ok", "version"}``: the process is up (no token needed,
     as ``/healthz``; ``/readyz`` says whether the store answers)."""
     return answer({"ok": True, "status": "ok", "version": __version__})
-
-
-@router.post("/api/integrations/events")
-def integration_event(call: CompatCall) -> Response:
-    """An integration's event: not served by this build (501)."""
-    call.caller()  # a refused token is still 401, not 501
-    return problem(
-        501,
-        "POST /api/integrations/events needs the integrations of issue 16 "
-        "(Service.ingest_event), which this server does not have yet",
-        title="not implemented",
-    )
 
 
 @router.api_route("/api/pairs", methods=METHODS)

@@ -1,5 +1,5 @@
-"""The seed's task routes: list, get, history, status updates (``PATCH
-/api/tasks/{id}/status``) and creation. Claiming is in :mod:`.claims`. Answers
+"""The seed's task routes: create, list, get, history, status updates (``PATCH
+/api/tasks/{id}/status``). Claiming is in :mod:`.claims`. Answers
 are :func:`~.shapes.task_view`\\s.
 
 An agent token sees and acts on only the tasks its agent may see (it created the
@@ -8,7 +8,7 @@ task, holds it, or received its message); any other is 404 like a missing id.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import Field
@@ -16,7 +16,6 @@ from starlette.responses import Response
 
 from ...models import TaskStatus
 from ...wire import LIMIT_BOUNDS
-from ..problems import problem
 from ..routes import IdPath
 from ..routes.stream import viewer_of
 from .common import CompatCall, SeedActor, answer, json_body, make_compat_router
@@ -39,6 +38,22 @@ class SeedTaskReport(SeedActor):
     result: str | None = None
 
 
+class SeedTask(SeedActor):
+    """A task to open (``agentId`` or ``from`` opens it; ``meta`` or the seed's
+    ``metadata`` are its meta)."""
+
+    title: str
+    target: str
+    body: str | None = None
+    channel: str | None = None
+    meta: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    external_url: str | None = None
+    priority: str = "normal"
+    dedupe_key: str | None = None
+    source: str | None = None
+
+
 @router.get("/api/tasks")
 def list_tasks(
     call: CompatCall,
@@ -59,17 +74,36 @@ def list_tasks(
     return answer([task_view(task) for task in found])
 
 
-@router.post("/api/tasks")
-def create_task(call: CompatCall) -> Response:
-    """Create a task without a sending agent: not served by this build (501)."""
-    call.caller()  # a refused token is still 401, not 501
-    return problem(
-        501,
-        "POST /api/tasks needs the task creation of issue 16 (Service.open_task), "
-        "which this server does not have yet; send a claimable message "
-        "(POST /api/messages with claimable: true) instead",
-        title="not implemented",
+@router.post("/api/tasks", status_code=201)
+def create_task(body: Annotated[SeedTask, json_body(SeedTask)], call: CompatCall) -> Response:
+    """Open a task and the claimable message that offers it to ``target``: as an
+    agent (its token, or ``agentId`` with the admin token), as the operator (the admin
+    token without ``agentId``), or as an integration (its token, with
+    ``tasks:create``). 201 with the task; 409 if an active task has ``dedupeKey``."""
+    caller = call.caller(integrations=True)
+    creator: str | None = None
+    if caller.integration is not None:
+        caller.require_scope("tasks:create")
+        if body.agent_id is not None:
+            caller.act_as(body.agent_id, "agentId")  # raises: an integration is no agent
+    elif not caller.admin or body.agent_id is not None:
+        creator = caller.act_as(body.agent_id, "agentId")
+    task = call.service.open_task(
+        workspace=caller.workspace,
+        title=body.title,
+        target=body.target,
+        creator=creator,
+        integration=caller.integration,
+        epoch=body.epoch,
+        body=body.body,
+        channel=body.channel,
+        meta=body.meta if body.meta is not None else body.metadata,
+        external_url=body.external_url,
+        priority=body.priority,
+        dedupe_key=body.dedupe_key,
+        source=body.source,
     )
+    return answer(task_view(task), 201)
 
 
 @router.get("/api/tasks/{task_id:id}")

@@ -1,0 +1,81 @@
+"""The seed's integration ingress: ``POST /api/integrations/events``, an external
+system's event (an alert, a CI failure, a ticket) as a deduplicated task.
+
+The integration's token (declared in ``RELAYBUS_INTEGRATIONS``, which reads the
+seed's ``AGENT_RELAY_INTEGRATIONS`` JSON, or made with ``relaybus integration add``)
+comes as ``X-Agent-Relay-Token`` or ``Authorization: Bearer``; the admin token may
+post too (as the operator, or as ``integration``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from starlette.responses import Response
+
+from ...models import Ingested
+from .common import CompatCall, SeedBody, answer, json_body, make_compat_router
+from .shapes import task_view
+
+router = make_compat_router()
+
+
+class SeedEvent(SeedBody):
+    """An event as the seed's producers send it (``dedupeKey``, ``externalUrl``,
+    ``metadata``; ``status: resolved`` closes the active task of the key)."""
+
+    integration: str | None = None
+    source: str | None = None
+    title: str | None = None
+    body: str | None = None
+    target: str | None = None
+    channel: str | None = None
+    external_url: str | None = None
+    metadata: dict[str, Any] | None = None
+    priority: str = "normal"
+    dedupe_key: str | None = None
+    status: Literal["open", "resolved"] = "open"
+
+
+@router.post("/api/integrations/events")
+def integration_event(
+    body: Annotated[SeedEvent, json_body(SeedEvent)], call: CompatCall
+) -> Response:
+    """Take an event: 201 when it opened a task (with its claimable message to the
+    target), 200 when it raised an active task's ``occurrenceCount`` (same
+    ``dedupeKey``), resolved it, or found nothing to resolve (``outcome: ignored``).
+    403 names a missing scope or a target or channel the integration may not use;
+    429 with ``Retry-After`` over its rate limit."""
+    caller = call.caller(integrations=True)
+    name = body.integration
+    if caller.integration is not None:
+        if name is not None and name != caller.integration:
+            caller.require_admin(f"posting as integration {name!r}")
+        name = caller.integration
+    found = call.service.ingest_event(
+        name,
+        workspace=caller.workspace,
+        title=body.title,
+        body=body.body,
+        source=body.source,
+        target=body.target,
+        channel=body.channel,
+        external_url=body.external_url,
+        metadata=body.metadata,
+        priority=body.priority,
+        dedupe_key=body.dedupe_key,
+        status=body.status,
+    )
+    return answer(ingested_view(found), 201 if found.outcome == "created" else 200)
+
+
+def ingested_view(found: Ingested) -> dict[str, Any]:
+    """``{"ok", "outcome", "task", "messageId"}``: what the event did (``created``,
+    ``repeated``, ``resolved`` or ``ignored``), to which task, and the message it
+    sent, if any."""
+    return {
+        "ok": True,
+        "outcome": found.outcome,
+        "task": None if found.task is None else task_view(found.task),
+        "messageId": found.message_id,
+    }
