@@ -129,6 +129,28 @@ def test_integration_events_dedupe_resolve_and_stay_within_their_scopes(
     assert by_task.status_code == 201 and by_task.json()["integration"] == "ops-alerts"
 
 
+def test_an_integration_with_messages_send_sends_as_itself_to_its_targets_only(
+    secured: LiveServer, seed: httpx.Client
+) -> None:
+    secured.service.add_integration(
+        "notifier", scopes=["messages:send"], targets=["cap:ops"], token="notify-secret"
+    )
+    notify = as_token("notify-secret")
+
+    sent = seed.post("/api/messages", json={"to": "cap:ops", "body": "deploy at 5"}, headers=notify)
+
+    assert sent.status_code == 201, sent.text
+    assert (sent.json()["from"], sorted(sent.json()["recipients"])) == (
+        "integration:notifier",
+        ["ops1", "ops2"],
+    )
+    with unchanged(secured):
+        elsewhere = seed.post("/api/messages", json={"to": "lead", "body": "x"}, headers=notify)
+        problem(elsewhere, 403)
+        posing = {"from": "lead", "to": "cap:ops", "body": "x"}
+        problem(seed.post("/api/messages", json=posing, headers=notify), 403)
+
+
 def test_stats_count_the_workspace(seed: httpx.Client) -> None:
     sent = seed.post("/api/messages", json={"from": "lead", "to": "cap:ops", "body": "hi"}).json()
 

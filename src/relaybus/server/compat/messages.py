@@ -14,8 +14,10 @@ from fastapi import Header
 from pydantic import Field
 from starlette.responses import Response
 
+from ...errors import InvalidInput
 from ...models import Priority
 from ...service.messages import GroupSend
+from ..auth import ApiRequest, Caller
 from ..routes import IDEMPOTENCY_HEADER, IdPath, key_from_header
 from .common import CompatCall, SeedBody, answer, json_body, make_compat_router
 from .shapes import message_view
@@ -70,9 +72,12 @@ def send(
     idempotency_key: Annotated[str | None, Header(alias=IDEMPOTENCY_HEADER)] = None,
 ) -> Response:
     """Send a message from ``from`` (an agent token: its own agent, ``from`` may be
-    left out) to ``to``; 201 with the stored message and its ``recipients``. An
-    unknown target is 404 with a reason, never a silent drop."""
-    caller = call.caller()
+    left out; an integration's token with ``messages:send``: from ``integration:NAME``,
+    to its allowed targets) to ``to``; 201 with the stored message and its
+    ``recipients``. An unknown target is 404 with a reason, never a silent drop."""
+    caller = call.caller(integrations=True)
+    if caller.integration is not None:
+        return _send_as_integration(body, call, caller, idempotency_key)
     message = call.context.sends.send(
         GroupSend(
             caller.act_as(body.sender, "from"),
@@ -89,6 +94,34 @@ def send(
             idempotency_key=body.idempotency_key or key_from_header(idempotency_key),
         )
     )
+    return answer(message_view(message), 201)
+
+
+def _send_as_integration(
+    body: SeedSend, call: ApiRequest, caller: Caller, idempotency_key: str | None
+) -> Response:
+    # An integration's token (scope messages:send) sends as integration:NAME, as on
+    # POST /v1/messages: outside the group commit, which fences agents.
+    assert caller.integration is not None
+    caller.require_scope("messages:send")
+    if body.sender is not None:
+        caller.act_as(body.sender, "from")  # raises: an integration is no agent
+    if body.idempotency_key is not None or idempotency_key is not None:
+        raise InvalidInput("an integration's send takes no idempotency key")
+    message = call.service.send_from_integration(
+        caller.integration,
+        body.to,
+        body.body,
+        workspace=caller.workspace,
+        subject=body.subject,
+        channel=body.channel,
+        reply_to=body.reply_to,
+        priority=body.priority,
+        meta=body.relay_meta(),
+        claimable=body.claimable,
+    )
+    call.hub.publish([message])
+    call.metrics.messages_sent.inc()
     return answer(message_view(message), 201)
 
 
