@@ -242,3 +242,44 @@ def test_pair_routes_answer_501_naming_the_issue_that_adds_them(
 def test_the_openapi_document_describes_v1_only(seed: httpx.Client) -> None:
     paths = seed.get("/openapi.json").json()["paths"]
     assert paths and not [p for p in paths if p.startswith("/api/")]
+
+
+#: What PostgreSQL refuses to store (NUL in text, integers past 64 bits) and what no
+#: JSON parser should hand on (a lone surrogate), in every kind of field.
+ODD: list[tuple[str, str, str | None]] = [
+    ("POST", "/api/agents", '{"id": "a\\u0000"}'),
+    ("POST", "/api/agents", '{"id": "a", "machine": "m\\u0000", "name": "n\\u0000"}'),
+    ("POST", "/api/agents", '{"id": "a", "meta": {"k\\u0000": 1}, "rig": "\\ud800"}'),
+    ("POST", "/api/agents", '{"id": "a", "pid": 99999999999999999999}'),
+    ("GET", "/api/messages?agentId=a%00b", None),
+    ("GET", "/api/messages?agentId=lead&since=99999999999999999999", None),
+    ("GET", "/api/agents/a%00b/inbox", None),
+    ("PATCH", "/api/agents/lead/status", '{"status": "busy", "epoch": 99999999999999999999}'),
+    ("PATCH", "/api/messages/99999999999999999999", '{"readBy": "lead"}'),
+    ("PATCH", "/api/messages/1", '{"readBy": "lead\\u0000"}'),
+    ("POST", "/api/messages", '{"from": "lead", "to": "ops1", "body": "x\\u0000"}'),
+    ("POST", "/api/messages", '{"from": "lead", "to": "ops1\\u0000", "body": "x"}'),
+    ("POST", "/api/messages", '{"from": "lead", "to": "ops1", "body": "x", "type": "\\u0000"}'),
+    ("POST", "/api/messages", '{"from": "lead", "to": "ops1", "body": "x", "replyTo": -1}'),
+    ("POST", "/api/messages/1/claim", '{"agentId": "ops1", "leaseMs": 1e300}'),
+    ("POST", "/api/tasks", '{"title": "t\\u0000", "target": "ops1"}'),
+    ("POST", "/api/tasks", '{"title": "t", "target": "ops1", "externalUrl": "ftp://x"}'),
+    ("POST", "/api/integrations/events", '{"title": "t", "dedupeKey": "k\\u0000"}'),
+    ("POST", "/api/integrations/events", '{"title": "t", "source": "\\u0000", "target": "ops1"}'),
+    ("GET", "/api/tasks?agentId=%00", None),
+    ("GET", "/api/tasks?assignee=%00", None),
+    ("POST", "/api/integrations/events", '{"integration": "x\\u0000", "title": "t"}'),
+    ("POST", "/api/tasks/1/claim", '{"agentId": "ops1\\u0000"}'),
+    ("PATCH", "/api/tasks/1/status", '{"agentId": "\\u0000", "progress": 5}'),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), ODD, ids=[f"{m} {p}" for m, p, _ in ODD])
+def test_values_no_database_stores_are_refused_with_a_problem_never_a_500(
+    secured: LiveServer, seed: httpx.Client, method: str, path: str, body: str | None
+) -> None:
+    seed.post("/api/messages", json={"from": "lead", "to": "ops1", "body": "x", "claimable": True})
+    with unchanged(secured):
+        reply = seed.request(method, path, content=body)
+        assert 400 <= reply.status_code < 500, reply.text
+        problem(reply, reply.status_code)

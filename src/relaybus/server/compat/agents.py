@@ -16,6 +16,7 @@ from starlette.responses import Response
 from ...errors import Forbidden
 from ...models import AgentStatus
 from ...service.tokens import hash_token, new_token
+from ..routes import AgentPath
 from .common import CompatCall, SeedBody, SeedSession, answer, json_body, make_compat_router
 from .shapes import agent_card
 
@@ -133,7 +134,7 @@ def list_agents(
 
 @router.post("/api/agents/{agent_id:path}/heartbeat")
 def heartbeat(
-    agent_id: str,
+    agent_id: AgentPath,
     body: Annotated[SeedSession, json_body(SeedSession)],
     call: CompatCall,
 ) -> Response:
@@ -148,7 +149,7 @@ def heartbeat(
 
 @router.patch("/api/agents/{agent_id:path}/status")
 def set_status(
-    agent_id: str, body: Annotated[SeedStatus, json_body(SeedStatus)], call: CompatCall
+    agent_id: AgentPath, body: Annotated[SeedStatus, json_body(SeedStatus)], call: CompatCall
 ) -> Response:
     """Set the agent's presence (online, busy, idle, offline); offline releases
     what it holds."""
@@ -161,7 +162,7 @@ def set_status(
 
 @router.patch("/api/agents/{agent_id:path}/ready")
 def set_ready(
-    agent_id: str, body: Annotated[SeedReady, json_body(SeedReady)], call: CompatCall
+    agent_id: AgentPath, body: Annotated[SeedReady, json_body(SeedReady)], call: CompatCall
 ) -> Response:
     """The seed's readiness, on relaybus's status: not ready is ``busy``; ready keeps
     the status (its clients set online or idle through ``/status`` alongside) and
@@ -177,14 +178,14 @@ def set_ready(
 
 
 @router.get("/api/agents/{agent_id:path}")
-def get_agent(agent_id: str, call: CompatCall) -> Response:
+def get_agent(agent_id: AgentPath, call: CompatCall) -> Response:
     """One agent's card."""
     return answer(agent_card(call.service.get_agent(agent_id, workspace=call.caller().workspace)))
 
 
 @router.patch("/api/agents/{agent_id:path}")
 def update_agent(
-    agent_id: str,
+    agent_id: AgentPath,
     body: Annotated[SeedAgentUpdate, json_body(SeedAgentUpdate)],
     call: CompatCall,
 ) -> Response:
@@ -205,7 +206,7 @@ def update_agent(
 
 
 @router.delete("/api/agents/{agent_id:path}")
-def unregister(agent_id: str, call: CompatCall) -> Response:
+def unregister(agent_id: AgentPath, call: CompatCall) -> Response:
     """Remove the agent (its unread deliveries go, its tasks reopen, its token is
     revoked): ``{"ok": true, "id": ...}``."""
     caller = call.caller()

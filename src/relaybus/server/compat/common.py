@@ -16,12 +16,13 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from starlette.responses import Response
 
+from ...bounds import NAME_PATTERN, anchored
 from ...errors import Unauthorized
 from ..auth import WORKSPACE_HEADER, ApiRequest, ServerContext, bearer_token
 from ..routes import RelayRoute
@@ -69,6 +70,13 @@ async def compat_call(request: Request) -> ApiRequest:
 CompatCall = Annotated[ApiRequest, Depends(compat_call)]
 
 
+#: An agent id in a body: checked here, since some service operations look ids up
+#: without checking them, and PostgreSQL refuses to compare text holding NUL (a 500).
+AgentName = Annotated[str, Field(pattern=anchored(NAME_PATTERN))]
+#: An agent id in a query (``?agentId=``), checked likewise.
+AgentQuery = Annotated[str | None, Query(alias="agentId", pattern=anchored(NAME_PATTERN))]
+
+
 class SeedBody(BaseModel):
     """Base of the seed's request bodies: camelCase names (``replyTo``, ``agentId``;
     the snake_case names are accepted too), unknown fields ignored (its clients send
@@ -97,7 +105,9 @@ class SeedActor(SeedSession):
     """A body naming the agent that acts (``agentId``; ``from`` is read too), with
     its session fence."""
 
-    agent_id: str | None = Field(default=None, validation_alias=AliasChoices("agentId", "from"))
+    agent_id: AgentName | None = Field(
+        default=None, validation_alias=AliasChoices("agentId", "from")
+    )
 
 
 def json_body(model: type[B]) -> Any:

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from ...models import Message
 from ...wire import CURSOR_BOUNDS, LIMIT_BOUNDS
 from ..auth import ApiRequest
-from ..routes import long_poll, wait_query
-from .common import CompatCall, answer, make_compat_router
+from ..routes import AgentPath, long_poll, wait_query
+from .common import AgentQuery, CompatCall, answer, make_compat_router
 from .shapes import message_view
 
 router = make_compat_router()
@@ -34,7 +34,7 @@ Wait = Annotated[float, wait_query("With nothing to answer, wait up to this many
 @router.get("/api/messages")
 async def poll(
     call: CompatCall,
-    agent_id: Annotated[str | None, Query(alias="agentId")] = None,
+    agent_id: AgentQuery = None,
     since: Since = None,
     limit: Limit = 50,
     unread: bool = False,
@@ -48,7 +48,7 @@ async def poll(
 
 @router.get("/api/agents/{agent_id:path}/inbox")
 async def inbox(
-    agent_id: str,
+    agent_id: AgentPath,
     call: CompatCall,
     since: Since = None,
     limit: Limit = 50,
@@ -61,7 +61,7 @@ async def inbox(
 
 
 @router.get("/api/agents/{agent_id:path}/unread")
-def unread_count(agent_id: str, call: CompatCall) -> Response:
+def unread_count(agent_id: AgentPath, call: CompatCall) -> Response:
     """``{"agentId", "unread"}``: how many of the agent's messages are unread
     (counted up to 1,000)."""
     caller = call.caller()

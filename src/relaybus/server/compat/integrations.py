@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from starlette.responses import Response
 
 from ...models import Ingested
@@ -20,11 +21,15 @@ from .shapes import task_view
 router = make_compat_router()
 
 
+#: An integration's name (as ``/v1``'s paths take it): checked here, before any lookup.
+INTEGRATION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$"
+
+
 class SeedEvent(SeedBody):
     """An event as the seed's producers send it (``dedupeKey``, ``externalUrl``,
     ``metadata``; ``status: resolved`` closes the active task of the key)."""
 
-    integration: str | None = None
+    integration: str | None = Field(default=None, pattern=INTEGRATION_NAME)
     source: str | None = None
     title: str | None = None
     body: str | None = None

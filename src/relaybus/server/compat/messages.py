@@ -19,7 +19,7 @@ from ...models import Priority
 from ...service.messages import GroupSend
 from ..auth import ApiRequest, Caller
 from ..routes import IDEMPOTENCY_HEADER, IdPath, key_from_header
-from .common import CompatCall, SeedBody, answer, json_body, make_compat_router
+from .common import AgentName, CompatCall, SeedBody, answer, json_body, make_compat_router
 from .shapes import message_view
 
 router = make_compat_router()
@@ -30,7 +30,7 @@ class SeedSend(SeedBody):
     ``kind``) and ``payload`` are kept in ``meta`` (``meta.type``, ``meta.payload``);
     ``idempotencyKey`` is the ``Idempotency-Key`` of ``/v1`` (the header works too)."""
 
-    sender: str | None = Field(default=None, alias="from")
+    sender: AgentName | None = Field(default=None, alias="from")
     to: str | None = None
     body: str
     subject: str | None = None
@@ -61,7 +61,7 @@ class SeedSend(SeedBody):
 class SeedRead(SeedBody):
     """``PATCH /api/messages/{id}``: the agent that read the message."""
 
-    read_by: str
+    read_by: AgentName
     epoch: int | None = Field(default=None, ge=0)
 
 

@@ -14,17 +14,18 @@ from fastapi import Query
 from pydantic import Field
 from starlette.responses import Response
 
+from ...bounds import NAME_PATTERN, anchored
 from ...models import TaskStatus
 from ...wire import LIMIT_BOUNDS
 from ..routes import IdPath
 from ..routes.stream import viewer_of
-from .common import CompatCall, SeedActor, answer, json_body, make_compat_router
+from .common import AgentQuery, CompatCall, SeedActor, answer, json_body, make_compat_router
 from .shapes import task_event_view, task_view
 
 router = make_compat_router()
 #: ``?agentId=``: whose view of the tasks a read shows (admin; an agent token reads
 #: as its own agent).
-Viewer = Annotated[str | None, Query(alias="agentId")]
+Viewer = AgentQuery
 
 
 class SeedTaskReport(SeedActor):
@@ -58,7 +59,7 @@ class SeedTask(SeedActor):
 def list_tasks(
     call: CompatCall,
     status: TaskStatus | None = None,
-    assignee: str | None = None,
+    assignee: Annotated[str | None, Query(pattern=anchored(NAME_PATTERN))] = None,
     limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
     agent: Viewer = None,
 ) -> Response:
