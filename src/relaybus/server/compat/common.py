@@ -55,14 +55,17 @@ async def compat_call(request: Request) -> ApiRequest:
     if token is None:
         token = headers.get(TOKEN_HEADER, "").strip() or None
     context: ServerContext = request.app.state.context
-    if token is None and not context.auth.open:
-        raise Unauthorized(
-            f"this relay needs a token: send '{TOKEN_HEADER}: <token>' or "
-            "'Authorization: Bearer <token>' (the server's RELAYBUS_TOKEN, or an agent's)"
-        )
     workspace = headers.get(WORKSPACE_HEADER)
     client = request.client.host if request.client is not None else None
-    caller, digest = context.auth.check(token, workspace, client)
+    try:
+        caller, digest = context.auth.check(token, workspace, client)
+    except Unauthorized:
+        if token is not None:
+            raise
+        raise Unauthorized(  # the seed's header named too
+            f"this relay needs a token: send '{TOKEN_HEADER}: <token>' or "
+            "'Authorization: Bearer <token>' (the server's RELAYBUS_TOKEN, or an agent's)"
+        ) from None
     return ApiRequest(context, caller, digest, workspace)
 
 
