@@ -526,3 +526,15 @@ def test_prune_drops_sent_and_dead_callbacks_past_retention_and_keeps_pending_on
 
     left = ops.callback_deliveries("grafana")
     assert [(c.status, c.payload["task"]["title"]) for c in left] == [("pending", "old, unsent")]
+
+
+def test_names_no_database_stores_are_refused_before_any_lookup(ops: Service) -> None:
+    for call in (
+        lambda: ops.ingest_event("x\x00", title="t"),
+        lambda: ops.get_integration("x\x00"),
+        lambda: ops.list_tasks(assignee="a\x00"),
+        lambda: ops.list_tasks(viewer="a\x00"),
+        lambda: ops.get_task(1, viewer="integration:\x00"),
+    ):
+        with pytest.raises(InvalidInput):
+            call()

@@ -29,7 +29,14 @@ from sqlalchemy.engine import Connection
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound, RateLimited
 from ..models import Ingested, IngestOutcome, IntegrationStatus, Message, Task, TaskStatus
 from ..store.schema import rate_counts, tasks
-from .common import ServiceBase, append_event, check_choice, check_text, touch_agent
+from .common import (
+    ServiceBase,
+    append_event,
+    check_choice,
+    check_name,
+    check_text,
+    touch_agent,
+)
 from .drafts import make_draft, store_message
 from .integrations import ANY, OPERATOR, check_external_url, check_key, existing, integration_sender
 from .leases import HELD, history
@@ -246,6 +253,7 @@ class IngressOps(ServiceBase):
         event counted against its rate limit."""
         if name is None:
             return None
+        check_name("integration name", name)
         hook = existing(conn, workspace, name)
         if hook["status"] != IntegrationStatus.ACTIVE.value:
             raise Forbidden(f"integration {name!r} is revoked", integration=name)

@@ -195,6 +195,7 @@ def existing(conn: Connection, workspace: str, name: str) -> sa.RowMapping:
     Raises:
         NotFound: no integration ``name`` in ``workspace``.
     """
+    check_name("integration name", name)
     row = find_integration(conn, workspace, name)
     if row is None:
         raise NotFound(f"no integration {name!r} in workspace {workspace!r}")

@@ -23,7 +23,15 @@ from ..bounds import MAX_LEASE_SECONDS
 from ..errors import Conflict, Forbidden, InvalidInput
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
-from .common import append_event, check_choice, check_id, check_limit, check_text, touch_agent
+from .common import (
+    append_event,
+    check_choice,
+    check_id,
+    check_limit,
+    check_name,
+    check_text,
+    touch_agent,
+)
 from .leases import HELD, history, reopen
 from .outbox import task_from_row
 from .presence import effective_status
@@ -428,6 +436,8 @@ class TaskOps(SweepOps):
                 unknown ``status``.
         """
         check_limit(limit)
+        if assignee is not None:
+            check_name("assignee", assignee)
         self.sweep(workspace=workspace)
         query = restrict_tasks(sa.select(tasks).where(tasks.c.workspace == workspace), viewer)
         if status is not None:

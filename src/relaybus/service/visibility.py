@@ -44,6 +44,7 @@ from sqlalchemy.engine import Connection
 from ..errors import NotFound
 from ..models import Event
 from ..store.schema import deliveries, messages, tasks
+from .common import check_name
 
 
 def visible_to(viewer: str) -> sa.ColumnElement[bool]:
@@ -171,8 +172,16 @@ def task_offered_to(viewer: str) -> sa.ColumnElement[bool]:
 
 def restrict_tasks(query: sa.Select[Any], viewer: str | None) -> sa.Select[Any]:
     """``query`` (a select from ``tasks``) narrowed to what ``viewer`` may see;
-    unchanged for an admin (``viewer=None``)."""
-    return query if viewer is None else query.where(task_visible_to(viewer))
+    unchanged for an admin (``viewer=None``).
+
+    Raises:
+        InvalidInput: ``viewer`` is neither an agent id nor ``integration:NAME``.
+    """
+    if viewer is None:
+        return query
+    name = viewer.removeprefix("integration:")
+    check_name("agent id" if name == viewer else "integration name", name)
+    return query.where(task_visible_to(viewer))
 
 
 def visible_task_ids(conn: Connection, workspace: str, viewer: str, ids: Iterable[int]) -> set[int]:
