@@ -1,4 +1,5 @@
-"""Every relay operation's HTTP request, described once, with the standard library.
+"""Every relay operation's HTTP request, described once, with the standard library (the
+integration operations' in :mod:`relaybus.client.integration_requests`).
 
 One builder per operation of the HTTP API (``send``, ``inbox``, ``claim``...), with the
 arguments of its :class:`~relaybus.service.Service` method, makes a :class:`Request`:
