@@ -1,6 +1,7 @@
 """The HTTP requests of the integration operations, described once (as
 :mod:`relaybus.client.operations` describes the rest): managing integrations (admin),
-posting their events, and their callbacks. Standard library only."""
+posting their events, their callbacks, and opening a task without a message of one's
+own (``POST /v1/tasks``). Standard library only."""
 
 from __future__ import annotations
 
@@ -101,3 +102,37 @@ def replay_callback(name: str, delivery_id: int, *, workspace: str) -> Request:
     """``POST /v1/integrations/{name}/deliveries/{id}/replay`` (admin)."""
     path = _named(name, f"/deliveries/{segment(delivery_id)}/replay")
     return Request("POST", path, workspace=workspace)
+
+
+def open_task(
+    *,
+    workspace: str,
+    title: str,
+    target: str,
+    creator: str | None = None,
+    epoch: int | None = None,
+    body: str | None = None,
+    channel: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+    external_url: str | None = None,
+    priority: str = "normal",
+    dedupe_key: str | None = None,
+    source: str | None = None,
+) -> Request:
+    """``POST /v1/tasks``: a task and the claimable message offering it to ``target``,
+    from agent ``creator`` (``None``: the token's agent, or the operator for admin)."""
+    fields = _fields(
+        agent_id=creator,
+        title=title,
+        target=target,
+        body=body,
+        channel=channel,
+        meta=meta,
+        external_url=external_url,
+        priority=priority,
+        dedupe_key=dedupe_key,
+        source=source,
+    )
+    return Request(
+        "POST", "/v1/tasks", workspace=workspace, agent=creator, epoch=epoch, body=fields
+    )

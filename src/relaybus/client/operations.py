@@ -1,5 +1,6 @@
-"""Every relay operation's HTTP request, described once, with the standard library (the
-integration operations' in :mod:`relaybus.client.integration_requests`).
+"""Every relay operation's HTTP request, described once, with the standard library (those
+issue 16 added, integrations and ``POST /v1/tasks``, in
+:mod:`relaybus.client.integration_requests`).
 
 One builder per operation of the HTTP API (``send``, ``inbox``, ``claim``...), with the
 arguments of its :class:`~relaybus.service.Service` method, makes a :class:`Request`:
@@ -583,40 +584,6 @@ def update_task(
         agent=agent_id,
         epoch=epoch,
         body={"agent_id": agent_id, **report},
-    )
-
-
-def open_task(
-    *,
-    workspace: str,
-    title: str,
-    target: str,
-    creator: str | None = None,
-    epoch: int | None = None,
-    body: str | None = None,
-    channel: str | None = None,
-    meta: Mapping[str, Any] | None = None,
-    external_url: str | None = None,
-    priority: str = "normal",
-    dedupe_key: str | None = None,
-    source: str | None = None,
-) -> Request:
-    """``POST /v1/tasks``: a task and the claimable message offering it to ``target``,
-    from agent ``creator`` (``None``: the token's agent, or the operator for admin)."""
-    fields = _fields(
-        agent_id=creator,
-        title=title,
-        target=target,
-        body=body,
-        channel=channel,
-        meta=meta,
-        external_url=external_url,
-        priority=priority,
-        dedupe_key=dedupe_key,
-        source=source,
-    )
-    return Request(
-        "POST", "/v1/tasks", workspace=workspace, agent=creator, epoch=epoch, body=fields
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ...models import CallbackDelivery, Ingested, Integration, IntegrationCreated, Task
 from .. import integration_requests as requests
-from .. import operations
 from .base import _builder
 
 
@@ -24,7 +23,7 @@ def _integrations(content: bytes) -> list[Integration]:
 _created = IntegrationCreated.model_validate_json
 _one = Integration.model_validate_json
 
-open_task = _builder(operations.open_task, Task.model_validate_json, lambda s: s.open_task)
+open_task = _builder(requests.open_task, Task.model_validate_json, lambda s: s.open_task)
 add_integration = _builder(requests.add_integration, _created, lambda s: s.add_integration)
 list_integrations = _builder(
     requests.list_integrations, _integrations, lambda s: s.list_integrations

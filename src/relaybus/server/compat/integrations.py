@@ -15,6 +15,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from ...models import Ingested
+from ..routes.integrations import ingest
 from .common import CompatCall, SeedBody, answer, json_body, make_compat_router
 from .shapes import task_view
 
@@ -51,26 +52,7 @@ def integration_event(
     ``dedupeKey``), resolved it, or found nothing to resolve (``outcome: ignored``).
     403 names a missing scope or a target or channel the integration may not use;
     429 with ``Retry-After`` over its rate limit."""
-    caller = call.caller(integrations=True)
-    name = body.integration
-    if caller.integration is not None:
-        if name is not None and name != caller.integration:
-            caller.require_admin(f"posting as integration {name!r}")
-        name = caller.integration
-    found = call.service.ingest_event(
-        name,
-        workspace=caller.workspace,
-        title=body.title,
-        body=body.body,
-        source=body.source,
-        target=body.target,
-        channel=body.channel,
-        external_url=body.external_url,
-        metadata=body.metadata,
-        priority=body.priority,
-        dedupe_key=body.dedupe_key,
-        status=body.status,
-    )
+    found = ingest(call, body)
     return answer(ingested_view(found), 201 if found.outcome == "created" else 200)
 
 

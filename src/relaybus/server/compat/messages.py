@@ -14,11 +14,11 @@ from fastapi import Header
 from pydantic import Field
 from starlette.responses import Response
 
-from ...errors import InvalidInput
 from ...models import Priority
 from ...service.messages import GroupSend
 from ..auth import ApiRequest, Caller
 from ..routes import IDEMPOTENCY_HEADER, IdPath, key_from_header
+from ..routes.messages import send_as_integration
 from .common import AgentName, CompatCall, SeedBody, answer, json_body, make_compat_router
 from .shapes import message_view
 
@@ -100,28 +100,20 @@ def send(
 def _send_as_integration(
     body: SeedSend, call: ApiRequest, caller: Caller, idempotency_key: str | None
 ) -> Response:
-    # An integration's token (scope messages:send) sends as integration:NAME, as on
-    # POST /v1/messages: outside the group commit, which fences agents.
-    assert caller.integration is not None
-    caller.require_scope("messages:send")
-    if body.sender is not None:
-        caller.act_as(body.sender, "from")  # raises: an integration is no agent
-    if body.idempotency_key is not None or idempotency_key is not None:
-        raise InvalidInput("an integration's send takes no idempotency key")
-    message = call.service.send_from_integration(
-        caller.integration,
-        body.to,
-        body.body,
-        workspace=caller.workspace,
+    message = send_as_integration(
+        call,
+        caller,
+        sender=body.sender,
+        to=body.to,
+        body=body.body,
         subject=body.subject,
         channel=body.channel,
         reply_to=body.reply_to,
         priority=body.priority,
         meta=body.relay_meta(),
         claimable=body.claimable,
+        idempotency_key=body.idempotency_key or idempotency_key,
     )
-    call.hub.publish([message])
-    call.metrics.messages_sent.inc()
     return answer(message_view(message), 201)
 
 

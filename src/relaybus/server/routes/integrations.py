@@ -8,7 +8,7 @@ other replicas within ``token_cache_seconds``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Protocol
 
 from fastapi import Path, Query
 from starlette.responses import Response
@@ -31,6 +31,74 @@ router = make_router(tags=["integrations"])
 NamePath = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", description="The integration.")
 ]
+
+
+class EventFields(Protocol):
+    """An event's fields, as :class:`~relaybus.wire.IntegrationEvent` has them (the
+    ``/api`` compatibility routes' body too); read-only."""
+
+    @property
+    def integration(self) -> str | None: ...
+
+    @property
+    def source(self) -> str | None: ...
+
+    @property
+    def title(self) -> str | None: ...
+
+    @property
+    def body(self) -> str | None: ...
+
+    @property
+    def target(self) -> str | None: ...
+
+    @property
+    def channel(self) -> str | None: ...
+
+    @property
+    def external_url(self) -> str | None: ...
+
+    @property
+    def metadata(self) -> dict[str, Any] | None: ...
+
+    @property
+    def priority(self) -> str: ...
+
+    @property
+    def dedupe_key(self) -> str | None: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+def ingest(call: ApiRequest, event: EventFields) -> Ingested:
+    """Take ``event`` as its caller: an integration's token posts as itself (naming
+    another integration needs the admin token), the admin as ``event.integration`` or
+    as the operator.
+
+    Raises:
+        Forbidden, RateLimited, InvalidInput, NotFound: see ``Service.ingest_event``.
+    """
+    caller = call.caller(integrations=True)
+    name = event.integration
+    if caller.integration is not None:
+        if name is not None and name != caller.integration:
+            caller.require_admin(f"posting as integration {name!r}")
+        name = caller.integration
+    return call.service.ingest_event(
+        name,
+        workspace=caller.workspace,
+        title=event.title,
+        body=event.body,
+        source=event.source,
+        target=event.target,
+        channel=event.channel,
+        external_url=event.external_url,
+        metadata=event.metadata,
+        priority=event.priority,
+        dedupe_key=event.dedupe_key,
+        status=event.status,
+    )
 
 
 def _own(call: ApiRequest, name: str, scope: str | None = None) -> Caller:
@@ -59,26 +127,7 @@ def post_event(body: IntegrationEvent, call: ApiCall) -> Response:
     target), 200 when it raised an active task's occurrence count (same
     ``dedupe_key``) or resolved it (``status: resolved``), or found nothing to
     resolve (``outcome: ignored``)."""
-    caller = call.caller(integrations=True)
-    name = body.integration
-    if caller.integration is not None:
-        if name is not None and name != caller.integration:
-            caller.require_admin(f"posting as integration {name!r}")
-        name = caller.integration
-    found = call.service.ingest_event(
-        name,
-        workspace=caller.workspace,
-        title=body.title,
-        body=body.body,
-        source=body.source,
-        target=body.target,
-        channel=body.channel,
-        external_url=body.external_url,
-        metadata=body.metadata,
-        priority=body.priority,
-        dedupe_key=body.dedupe_key,
-        status=body.status,
-    )
+    found = ingest(call, body)
     return render(found, 201 if found.outcome == "created" else 200)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
 from starlette.concurrency import run_in_threadpool
@@ -79,29 +79,67 @@ async def send_on_loop(
 def _send_as_integration(
     body: SendBody, call: ApiRequest, caller: Caller, idempotency_key: str | None
 ) -> Response:
-    # An integration's token (scope messages:send) sends as integration:NAME, outside
-    # the group commit (which fences agents): rare next to agents' sends.
-    assert caller.integration is not None
-    caller.require_scope("messages:send")
-    if body.sender is not None:
-        caller.act_as(body.sender, "sender")  # raises: an integration is no agent
-    if idempotency_key is not None:
-        raise InvalidInput("an integration's send takes no Idempotency-Key")
-    message = call.service.send_from_integration(
-        caller.integration,
-        body.to,
-        body.body,
-        workspace=caller.workspace,
+    message = send_as_integration(
+        call,
+        caller,
+        sender=body.sender,
+        to=body.to,
+        body=body.body,
         subject=body.subject,
         channel=body.channel,
         reply_to=body.reply_to,
         priority=body.priority,
         meta=body.meta,
         claimable=body.claimable,
+        idempotency_key=idempotency_key,
+    )
+    return render(message, 201)
+
+
+def send_as_integration(
+    call: ApiRequest,
+    caller: Caller,
+    *,
+    sender: str | None,
+    to: str | None,
+    body: str,
+    subject: str | None,
+    channel: str | None,
+    reply_to: int | None,
+    priority: str,
+    meta: dict[str, Any] | None,
+    claimable: bool,
+    idempotency_key: str | None,
+) -> Message:
+    """An integration's send (its token, scope ``messages:send``) as
+    ``integration:NAME``, outside the group commit (which fences agents; an
+    integration's sends are rare next to theirs), published to live streams.
+
+    Raises:
+        Forbidden: no ``messages:send``; ``sender`` names an agent.
+        InvalidInput: an idempotency key (agents' sends only).
+    """
+    assert caller.integration is not None
+    caller.require_scope("messages:send")
+    if sender is not None:
+        caller.act_as(sender, "sender")  # raises: an integration is no agent
+    if idempotency_key is not None:
+        raise InvalidInput("an integration's send takes no Idempotency-Key")
+    message = call.service.send_from_integration(
+        caller.integration,
+        to,
+        body,
+        workspace=caller.workspace,
+        subject=subject,
+        channel=channel,
+        reply_to=reply_to,
+        priority=priority,
+        meta=meta,
+        claimable=claimable,
     )
     call.hub.publish([message])
     call.metrics.messages_sent.inc()
-    return render(message, 201)
+    return message
 
 
 def _group_send(
