@@ -333,7 +333,6 @@ NOT_FOR_INTEGRATIONS: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/v1/agents", None),
     ("POST", "/v1/agents", {"id": "intruder"}),
     ("GET", "/v1/agents/ops-1/inbox", None),
-    ("POST", "/v1/messages", {"to": "ops-1", "body": "hello"}),
     ("POST", "/v1/messages", {"sender": "ops-1", "to": "ops-1", "body": "forged"}),
     ("GET", "/v1/stream", None),
     ("GET", "/v1/integrations", None),
@@ -352,8 +351,7 @@ def test_an_integration_token_outside_the_integration_routes_is_403_and_changes_
     tmp_path: Path, database: str | None, method: str, path: str, body: dict[str, Any] | None
 ) -> None:
     with relay(tmp_path, database) as (srv, admin):
-        # Every scope but messages:send (which is for POST /v1/messages).
-        scopes = ["tasks:create", "tasks:read", "events:read"]
+        scopes = ["tasks:create", "tasks:read", "messages:send", "events:read"]
         token = add_integration(admin, "alerts", scopes=scopes, targets=["*"])["token"]
         register(admin, "ops-1")
         with client(srv, token) as hook, unchanged(srv):
@@ -371,6 +369,7 @@ def test_a_missing_scope_is_403_naming_the_scope(tmp_path: Path, database: str |
             event = hook.post("/v1/integrations/events", json={"title": "x"})
             task = hook.post("/v1/tasks", json={"title": "x", "target": "ops-1"})
             own = hook.get("/v1/integrations/reader/deliveries")
+            message = hook.post("/v1/messages", json={"to": "ops-1", "body": "hello"})
         with client(srv, writer["token"]) as hook, unchanged(srv):
             listing = hook.get("/v1/tasks")
         with client(srv, writer["token"]) as hook:
@@ -380,6 +379,7 @@ def test_a_missing_scope_is_403_naming_the_scope(tmp_path: Path, database: str |
         (event, "tasks:create"),
         (task, "tasks:create"),
         (own, "events:read"),
+        (message, "messages:send"),
         (listing, "tasks:read"),
     ]:
         refusal = problem(reply, 403)
@@ -409,6 +409,32 @@ def test_a_target_or_channel_outside_the_allow_lists_is_403_and_changes_nothing(
     assert inside.status_code == 201, inside.text
     assert inside.json()["task"]["target"] == "cap:ops"
     assert inside.json()["task"]["channel"] == "alerts"
+
+
+def test_an_integration_with_messages_send_sends_as_itself_within_its_allow_list(
+    tmp_path: Path, database: str | None
+) -> None:
+    with relay(tmp_path, database) as (srv, admin):
+        token = add_integration(admin, "notifier", scopes=["messages:send"], targets=["ops-1"])[
+            "token"
+        ]
+        ops = register(admin, "ops-1")
+        register(admin, "boss")
+        with client(srv, token) as hook:
+            sent = hook.post("/v1/messages", json={"to": "ops-1", "body": "deploy done"})
+            with unchanged(srv):
+                outside = hook.post("/v1/messages", json={"to": "boss", "body": "hello"})
+                no_event = hook.post("/v1/integrations/events", json={"title": "x"})
+        with client(srv, ops) as agent:
+            inbox = agent.get("/v1/agents/ops-1/inbox").json()
+
+    assert sent.status_code == 201, sent.text
+    assert sent.json()["sender"] == "integration:notifier"
+    assert [(m["id"], m["sender"], m["body"]) for m in inbox] == [
+        (sent.json()["id"], "integration:notifier", "deploy done")
+    ]
+    assert "'boss'" in problem(outside, 403)["detail"]
+    assert "tasks:create" in problem(no_event, 403)["detail"]
 
 
 def test_events_over_the_rate_limit_are_429_with_retry_after(
