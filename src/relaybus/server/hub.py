@@ -356,6 +356,19 @@ class Hub:
             self._task_change = asyncio.get_running_loop().create_future()
         await asyncio.wait({self._task_change}, timeout=timeout)
 
+    def callbacks_due(self) -> None:
+        """Wake :meth:`task_changed`'s waiter now, from any thread: a callback became
+        due without a task change (a replay), so the sender need not wait for its poll."""
+        if self._loop is None or self._stopping.is_set():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+            self._loop.call_soon_threadsafe(self._wake_callbacks)
+
+    def _wake_callbacks(self) -> None:
+        if self._task_change is not None:
+            settle(self._task_change)
+            self._task_change = None
+
     # -- visibility ------------------------------------------------------
 
     def visible_to(
@@ -530,11 +543,8 @@ class Hub:
 
     def _fan_out(self, items: list[Item | _Unbuilt], last_id: int) -> None:
         delivered = 0
-        if self._task_change is not None and any(
-            isinstance(entry, Item) and entry.kind.startswith("task.") for entry in items
-        ):
-            settle(self._task_change)
-            self._task_change = None
+        if any(isinstance(entry, Item) and entry.kind.startswith("task.") for entry in items):
+            self._wake_callbacks()
         for entry in items:
             room = self._rooms.get(entry.workspace)
             if room is None:

@@ -229,4 +229,6 @@ def replay_callback(name: NamePath, delivery_id: IdPath, call: ApiCall) -> Respo
     (admin)."""
     caller = call.caller()
     caller.require_admin("replaying a callback")
-    return render(call.service.replay_callback(name, delivery_id, workspace=caller.workspace))
+    replayed = call.service.replay_callback(name, delivery_id, workspace=caller.workspace)
+    call.hub.callbacks_due()  # no task changed: wake this server's sender, not its poll
+    return render(replayed)
