@@ -153,13 +153,19 @@ class CallbackSender:
         error: str | None = None
         started = time.monotonic()
         try:
-            await check_host(claimed.url)
-            response = await client.post(claimed.url, content=body, headers=headers)
+            # One deadline for the whole attempt (httpx's timeout is per read: a
+            # receiver trickling its answer could outlast the hold, and another
+            # replica would post the same callback meanwhile).
+            async with asyncio.timeout(self.timeout):
+                await check_host(claimed.url)
+                response = await client.post(claimed.url, content=body, headers=headers)
             status = response.status_code
             if not 200 <= status < 300:
                 error = f"HTTP {status}: {response.text[:200]}".strip()
         except RefusedHost as exc:
             error = str(exc)
+        except TimeoutError:
+            error = f"no answer within {self.timeout:g} s"
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         latency = time.monotonic() - started
