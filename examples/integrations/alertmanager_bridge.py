@@ -179,7 +179,7 @@ def main() -> None:
     args = parser.parse_args()
     relay = os.environ.get("RELAYBUS_URL", "http://127.0.0.1:4850")
     server = Bridge((args.host, args.port), relay, args.target, args.channel)
-    host, port = server.server_address[:2]
+    host, port = args.host, server.server_port
     print(f"listening on http://{host}:{port}/ -> {relay}", flush=True)
     try:
         server.serve_forever()

@@ -152,7 +152,7 @@ def main() -> None:
     if not secret:
         parser.error("set RELAYBUS_CALLBACK_SECRET to the integration's secret (whsec_...)")
     server = Receiver((args.host, args.port), secret, args.tolerance)
-    host, port = server.server_address[:2]
+    host, port = args.host, server.server_port
     print(f"listening on http://{host}:{port}/", flush=True)
     try:
         server.serve_forever()
