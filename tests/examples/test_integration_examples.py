@@ -34,6 +34,7 @@ import httpx
 import pytest
 import yaml  # type: ignore[import-untyped]  # PyYAML, here through uvicorn[standard]
 
+from relaybus.service import Service
 from tests.support.env import clean_environ
 from tests.support.live import UNUSED_TLS
 
@@ -371,6 +372,19 @@ def test_the_docs_openssl_snippet_verifies_as_the_scheme_says(tmp_path: Path) ->
     assert run(sign(SECRET, body, int(time.time()) - 301)) == "invalid"
 
 
+def test_the_docs_declared_integrations_are_what_the_server_applies(service: Service) -> None:
+    block = doc_block("bash", "export RELAYBUS_INTEGRATIONS=")
+    declared = json.loads(block.split("'")[1])
+
+    names = service.declare_integrations(declared)
+
+    assert names == ["ops", "support-desk"]
+    ops = service.get_integration("ops")
+    assert (ops.targets, ops.channels, ops.rate_limit) == (["cap:ops"], ["alerts"], 60)
+    assert ops.callback_url == "https://ops.example/relaybus/callback"
+    assert service.get_integration("support-desk").scopes == ["tasks:create"]
+
+
 # -- against a real relaybus serve ------------------------------------------------------
 
 
@@ -565,6 +579,25 @@ def test_examples_raise_repeat_and_resolve_tasks_on_a_real_server(tmp_path: Path
         assert alert_task["external_url"] == "http://prometheus:9090/graph?g0.expr=latency"
         assert alert_task["meta"] == firing["alerts"][0]["labels"]
         assert (alert_task["status"], alert_task["occurrence_count"]) == ("done", 2)
+
+        # The docs' curl examples, as written: an event, and a task opened by the admin.
+        docs_env = script_env(relay, RELAYBUS_TOKEN=ADMIN)
+        for marker, outcome in (("/v1/integrations/events", "created"), ('/v1/tasks"', None)):
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", doc_block("bash", marker)],
+                env=docs_env,
+                capture_output=True,
+                encoding="utf-8",
+                timeout=HUNG,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            answer = json.loads(done.stdout)
+            if outcome is not None:
+                assert answer["outcome"] == outcome
+                assert answer["task"]["meta"] == {"service": "prod-api", "value": 0.084}
+            else:
+                operator = ("relaybus", "https://tickets.example/OPS-7", {"ticket": "OPS-7"})
+                assert (answer["creator"], answer["external_url"], answer["meta"]) == operator
 
         # The server's own record: every callback delivered, none refused by the receiver.
         deliveries = relay.admin("GET", "/v1/integrations/ops/deliveries", params={"limit": 100})
