@@ -565,8 +565,8 @@ def test_examples_raise_repeat_and_resolve_tasks_on_a_real_server(tmp_path: Path
                 f"{bridge_url}/alerts", json=firing, headers={"Authorization": "Bearer nope"}
             )
             none = relay.http.post(f"{bridge_url}/alerts", json=firing)
-            done = alertmanager_payload("resolved", "5f1a2b3c4d5e6f70")
-            cleared = relay.http.post(f"{bridge_url}/alerts", json=done, headers=bearer)
+            over = alertmanager_payload("resolved", "5f1a2b3c4d5e6f70")
+            cleared = relay.http.post(f"{bridge_url}/alerts", json=over, headers=bearer)
 
         assert fired.status_code == 200, fired.text
         (result,) = fired.json()["results"]
