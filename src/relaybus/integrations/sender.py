@@ -3,9 +3,9 @@
 Runs on every replica (from the server's sweeper, :mod:`relaybus.server.sweeper`): each
 round claims up to ``concurrency`` due callbacks (:meth:`Service.claim_callbacks`, one
 sender per attempt across replicas), posts them at once with httpx, and records each
-outcome (:meth:`Service.finish_callback`: delivered, retried later with backoff, or
-dead-lettered). Between rounds it sleeps until the next callback is due, a task changes
-(the hub's wake-up), or ``poll`` seconds pass.
+outcome (:meth:`Service.finish_callbacks`, one transaction a round: delivered, retried
+later with backoff, or dead-lettered). Between rounds it sleeps until the next callback
+is due, a task changes (the hub's wake-up), or ``poll`` seconds pass.
 
 Outbound requests are JSON over http(s) with a timeout, never follow redirects, and go
 only to hosts whose addresses are neither link-local nor a cloud metadata service (the
@@ -21,13 +21,14 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
 from .. import __version__
 from ..service import Service
-from ..service.callbacks import ClaimedCallback
+from ..service.callbacks import ClaimedCallback, Outcome
 from ..service.integrations import refused_address
 from . import signing
 
@@ -37,6 +38,18 @@ logger = logging.getLogger(__name__)
 HOLD_MARGIN = 5.0
 #: Longest error text kept with an attempt (characters).
 MAX_ERROR = 500
+
+
+class Wakeup(Protocol):
+    """What wakes the sender (the server's :class:`~relaybus.server.hub.Hub`):
+    ``task_generation`` grows at each task change (or a replay);
+    ``task_changed(seconds, since)`` returns once it is past ``since``, or after
+    ``seconds``."""
+
+    @property
+    def task_generation(self) -> int: ...
+
+    async def task_changed(self, timeout: float, since: int) -> None: ...
 
 
 class RefusedHost(Exception):
@@ -98,12 +111,9 @@ class CallbackSender:
         self.transport = transport
         self.observe = observe
 
-    async def run(
-        self, stop: asyncio.Event, changed: Callable[[float], Awaitable[None]] | None = None
-    ) -> None:
-        """Send until ``stop`` is set. ``changed(seconds)`` returns when a task changes
-        or ``seconds`` pass (the hub's :meth:`~relaybus.server.hub.Hub.task_changed`);
-        without it the sender looks every ``poll`` seconds."""
+    async def run(self, stop: asyncio.Event, wakeup: Wakeup | None = None) -> None:
+        """Send until ``stop`` is set, woken early by ``wakeup`` (the server's hub)
+        when a task changes; without it the sender looks every ``poll`` seconds."""
         async with httpx.AsyncClient(
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
@@ -111,13 +121,15 @@ class CallbackSender:
             headers={"User-Agent": f"relaybus/{__version__}"},
         ) as client:
             while not stop.is_set():
+                seen = 0 if wakeup is None else wakeup.task_generation
                 try:
                     pause = await self.round(client)
                 except Exception:  # the loop's top level: log, look again later
                     logger.exception("sending callbacks failed; trying again in %g s", self.poll)
                     pause = self.poll
                 if pause > 0:
-                    await _first(stop, changed(pause) if changed else asyncio.sleep(pause), pause)
+                    wake = wakeup.task_changed(pause, seen) if wakeup else asyncio.sleep(pause)
+                    await _first(stop, wake, pause)
 
     async def round(self, client: httpx.AsyncClient) -> float:
         """Post every callback due now (``concurrency`` at a time).
@@ -137,11 +149,13 @@ class CallbackSender:
             hold=self.timeout + HOLD_MARGIN,
             limit=self.concurrency,
         )
-        await asyncio.gather(*(self.post(client, one) for one in claimed))
+        outcomes = await asyncio.gather(*(self.post(client, one) for one in claimed))
+        if outcomes:  # the round's outcomes in one transaction
+            await asyncio.to_thread(self.service.finish_callbacks, outcomes)
         return 0.0 if claimed else self.poll
 
-    async def post(self, client: httpx.AsyncClient, claimed: ClaimedCallback) -> None:
-        """Post one claimed callback and record its outcome."""
+    async def post(self, client: httpx.AsyncClient, claimed: ClaimedCallback) -> Outcome:
+        """Post one claimed callback; returns its outcome (recorded by the caller)."""
         body = json.dumps(claimed.payload, separators=(",", ":")).encode()
         headers = {
             "Content-Type": "application/json",
@@ -175,13 +189,7 @@ class CallbackSender:
             logger.info(
                 "callback %d (%s) attempt %d: %s", claimed.id, claimed.url, claimed.attempt, error
             )
-        await asyncio.to_thread(
-            self.service.finish_callback,
-            claimed,
-            status=status,
-            latency=latency,
-            error=None if error is None else error[:MAX_ERROR],
-        )
+        return Outcome(claimed, status, latency, None if error is None else error[:MAX_ERROR])
 
 
 async def _first(stop: asyncio.Event, wake: Awaitable[object], timeout: float) -> None:

@@ -78,7 +78,7 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
             metrics=metrics,
             after_prune=auth.cache.forget,
             callbacks=callback_sender(service, config, metrics),
-            task_changed=hub.task_changed,
+            wakeup=hub,
         )
         sweeper.start()
         try:

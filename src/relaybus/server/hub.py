@@ -117,6 +117,8 @@ class Hub:
         self._generation = 0  # bumped at every fan-out, for wait_for
         self._changed: asyncio.Future[None] | None = None
         self._task_change: asyncio.Future[None] | None = None  # see task_changed
+        #: Bumped (on the loop) at each fan-out with a task event, and by callbacks_due.
+        self.task_generation = 0
         self._tasks = TaskAudiences(service)
         self._recent: OrderedDict[int, Message] = OrderedDict()
         self._recent_lock = threading.Lock()
@@ -348,10 +350,14 @@ class Hub:
         finally:
             self._count(transport, -1)
 
-    async def task_changed(self, timeout: float) -> None:
-        """Return when a batch of events with a task event in it is fanned out (a task
-        of any workspace changed, here or on another replica), or after ``timeout``
-        seconds: the callback sender's wake-up."""
+    async def task_changed(self, timeout: float, since: int) -> None:
+        """Return once :attr:`task_generation` is past ``since`` (a batch of events with
+        a task event in it was fanned out: a task of any workspace changed, here or on
+        another replica; or :meth:`callbacks_due`), or after ``timeout`` seconds: the
+        callback sender's wake-up. The caller reads the generation before it looks at
+        the outbox, so a change while it looked is never slept through."""
+        if self.task_generation != since:
+            return
         if self._task_change is None or self._task_change.done():
             self._task_change = asyncio.get_running_loop().create_future()
         await asyncio.wait({self._task_change}, timeout=timeout)
@@ -365,6 +371,7 @@ class Hub:
             self._loop.call_soon_threadsafe(self._wake_callbacks)
 
     def _wake_callbacks(self) -> None:
+        self.task_generation += 1
         if self._task_change is not None:
             settle(self._task_change)
             self._task_change = None

@@ -18,14 +18,14 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING
 
 from ..service import Service
 
 if TYPE_CHECKING:
-    from ..integrations.sender import CallbackSender
+    from ..integrations.sender import CallbackSender, Wakeup
     from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Sweeper:
         metrics: counts the runs this replica won and what they changed.
         after_prune: called with each pruned workspace (e.g. to forget cached tokens).
         callbacks: the callback sender to run beside the jobs (every replica runs one).
-        task_changed: its wake-up when a task changes (``Hub.task_changed``).
+        wakeup: what wakes the sender when a task changes (the hub).
     """
 
     service: Service
@@ -62,8 +62,8 @@ class Sweeper:
     after_prune: Callable[[str], None] | None = None
     #: Posts the callback outbox (on every replica; each attempt is claimed by one).
     callbacks: CallbackSender | None = None
-    #: The callback sender's wake-up (the hub's ``task_changed``).
-    task_changed: Callable[[float], Awaitable[None]] | None = None
+    #: What wakes the callback sender when a task changes (the hub).
+    wakeup: Wakeup | None = None
     #: ``(job, interval)`` of each job that runs (an interval above 0).
     jobs: list[tuple[str, float]] = field(init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -83,7 +83,7 @@ class Sweeper:
             self._task = asyncio.create_task(self._run(), name="relaybus-sweeper")
         if self.callbacks is not None and self._sender is None:
             self._sender = asyncio.create_task(
-                self.callbacks.run(self._stop, self.task_changed), name="relaybus-callbacks"
+                self.callbacks.run(self._stop, self.wakeup), name="relaybus-callbacks"
             )
 
     async def stop(self) -> None:

@@ -16,8 +16,9 @@ Jitter"), or dead-letters it after ``settings.callback_max_attempts``.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -43,6 +44,16 @@ class ClaimedCallback:
     url: str
     secret: str
     payload: dict[str, Any]
+
+
+class Outcome(NamedTuple):
+    """How one claimed attempt ended: the receiver's HTTP ``status`` or an ``error``,
+    and the ``latency`` in seconds (see :meth:`CallbackOps.finish_callbacks`)."""
+
+    claimed: ClaimedCallback
+    status: int | None
+    latency: float | None
+    error: str | None
 
 
 def backoff(attempts: int, base: float, rng: random.Random | None = None) -> float:
@@ -161,36 +172,46 @@ class CallbackOps(ServiceBase):
         Returns:
             the callback's status now (unchanged if it was replayed or finished meanwhile).
         """
-        ok = status is not None and 200 <= status < 300
+        return self.finish_callbacks([Outcome(claimed, status, latency, error)])[0]
+
+    def finish_callbacks(self, outcomes: Sequence[Outcome]) -> list[CallbackStatus]:
+        """:meth:`finish_callback` for a round of attempts, in one transaction.
+
+        Returns:
+            each callback's status now, in the order of ``outcomes``.
+        """
+        found: list[CallbackStatus] = []
         with self.store.write() as conn:
             now = self.now()
-            conn.execute(
-                callback_attempts.update()
-                .where(callback_attempts.c.id == claimed.attempt_id)
-                .values(status=status, latency=latency, error=error)
-            )
-            values: dict[str, Any] = {"last_status": status, "last_error": error}
-            if ok:
-                values.update(status="delivered", delivered_at=now, next_attempt_at=None)
-            elif claimed.attempt >= self.settings.callback_max_attempts:
-                values.update(status="dead", next_attempt_at=None)
-            else:
-                pause = backoff(claimed.attempt, self.settings.callback_backoff)
-                values.update(next_attempt_at=now + pause)
-            # Unchanged if it was replayed or finished meanwhile (attempts moved on).
-            conn.execute(
-                callbacks.update()
-                .where(
-                    callbacks.c.id == claimed.id,
-                    callbacks.c.status == "pending",
-                    callbacks.c.attempts == claimed.attempt,
+            for claimed, status, latency, error in outcomes:
+                conn.execute(
+                    callback_attempts.update()
+                    .where(callback_attempts.c.id == claimed.attempt_id)
+                    .values(status=status, latency=latency, error=error)
                 )
-                .values(**values)
-            )
-            current = conn.execute(
-                sa.select(callbacks.c.status).where(callbacks.c.id == claimed.id)
-            ).scalar_one()
-        return CallbackStatus(current)
+                values: dict[str, Any] = {"last_status": status, "last_error": error}
+                if status is not None and 200 <= status < 300:
+                    values.update(status="delivered", delivered_at=now, next_attempt_at=None)
+                elif claimed.attempt >= self.settings.callback_max_attempts:
+                    values.update(status="dead", next_attempt_at=None)
+                else:
+                    pause = backoff(claimed.attempt, self.settings.callback_backoff)
+                    values.update(next_attempt_at=now + pause)
+                # Unchanged if it was replayed or finished meanwhile (attempts moved on).
+                conn.execute(
+                    callbacks.update()
+                    .where(
+                        callbacks.c.id == claimed.id,
+                        callbacks.c.status == "pending",
+                        callbacks.c.attempts == claimed.attempt,
+                    )
+                    .values(**values)
+                )
+                current = conn.execute(
+                    sa.select(callbacks.c.status).where(callbacks.c.id == claimed.id)
+                ).scalar_one()
+                found.append(CallbackStatus(current))
+        return found
 
     def callback_deliveries(
         self,
