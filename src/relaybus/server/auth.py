@@ -280,7 +280,10 @@ class Authenticator:
             if credential is not None:
                 self.cache.put(token_hash, credential)
         if credential is None:
-            raise Unauthorized("unknown or revoked token: register again for a new one")
+            raise Unauthorized(
+                "unknown or revoked token: an agent registers again for a new one, an "
+                "integration gets one from relaybus integration rotate"
+            )
         return self._acting(credential, workspace, integrations)
 
     def cached(
