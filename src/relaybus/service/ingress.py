@@ -49,6 +49,23 @@ ACTIVE = (TaskStatus.OPEN, *HELD)
 WINDOW = 60.0
 
 
+def _active_by_key(unowned: bool, locked: bool) -> sa.Select[Any]:
+    # The active task of a dedupe key (of an integration, or of none): built once.
+    query = sa.select(tasks).where(
+        tasks.c.workspace == sa.bindparam("ws"),
+        tasks.c.dedupe_key == sa.bindparam("key"),
+        tasks.c.status.in_([s.value for s in ACTIVE]),
+        tasks.c.integration.is_(None)
+        if unowned
+        else tasks.c.integration == sa.bindparam("integration"),
+    )
+    return query.with_for_update() if locked else query
+
+
+#: (no integration, PostgreSQL) -> the statement.
+_ACTIVE_BY_KEY = {(u, p): _active_by_key(u, p) for u in (False, True) for p in (False, True)}
+
+
 class IngressOps(ServiceBase):
     """Integration events and tasks raised without a message of one's own."""
 
@@ -273,17 +290,10 @@ class IngressOps(ServiceBase):
             digest = hashlib.sha256(f"{workspace}\x1f{integration}\x1f{key}".encode()).digest()
             lock = int.from_bytes(digest[:8], "big", signed=True)
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
-        query = sa.select(tasks).where(
-            tasks.c.workspace == workspace,
-            tasks.c.dedupe_key == key,
-            tasks.c.status.in_([s.value for s in ACTIVE]),
-            tasks.c.integration.is_(None)
-            if integration is None
-            else tasks.c.integration == integration,
-        )
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return conn.execute(query).first()
+        locked = conn.dialect.name == "postgresql"
+        query = _ACTIVE_BY_KEY[(integration is None, locked)]
+        params = {"ws": workspace, "key": key, "integration": integration}
+        return conn.execute(query, params).first()
 
     def _raise_task(
         self,
@@ -459,6 +469,23 @@ def _allowed(
     return target, channel
 
 
+_TAKE_RATE = (
+    rate_counts.update()
+    .where(
+        rate_counts.c.workspace == sa.bindparam("ws"),
+        rate_counts.c.subject == sa.bindparam("who"),
+    )
+    .values(
+        count=sa.case(
+            (rate_counts.c.window_start == sa.bindparam("window"), rate_counts.c.count + 1),
+            else_=1,
+        ),
+        window_start=sa.bindparam("window"),
+    )
+    .returning(rate_counts.c.count)
+)
+
+
 def take_rate(conn: Connection, workspace: str, subject: str, limit: int, now: float) -> int:
     """Count one request of ``subject`` against ``limit`` per minute (a fixed window,
     in the caller's transaction, so that every replica counts in one place).
@@ -470,15 +497,7 @@ def take_rate(conn: Connection, workspace: str, subject: str, limit: int, now: f
         RateLimited: over ``limit`` (``retry_after``: seconds to the next window).
     """
     window = math.floor(now / WINDOW) * WINDOW
-    found = conn.execute(
-        rate_counts.update()
-        .where(rate_counts.c.workspace == workspace, rate_counts.c.subject == subject)
-        .values(
-            count=sa.case((rate_counts.c.window_start == window, rate_counts.c.count + 1), else_=1),
-            window_start=window,
-        )
-        .returning(rate_counts.c.count)
-    ).first()
+    found = conn.execute(_TAKE_RATE, {"ws": workspace, "who": subject, "window": window}).first()
     if found is None:
         # The integration's counter row is made with it; this is for one made before.
         conn.execute(

@@ -181,12 +181,13 @@ def _integration(row: Mapping[str, Any] | sa.RowMapping) -> Integration:
 
 def find_integration(conn: Connection, workspace: str, name: str) -> sa.RowMapping | None:
     """Integration ``name``'s row, or None."""
-    row = conn.execute(
-        sa.select(integrations).where(
-            integrations.c.workspace == workspace, integrations.c.name == name
-        )
-    ).first()
+    row = conn.execute(_INTEGRATION, {"ws": workspace, "name": name}).first()
     return None if row is None else row._mapping
+
+
+_INTEGRATION = sa.select(integrations).where(
+    integrations.c.workspace == sa.bindparam("ws"), integrations.c.name == sa.bindparam("name")
+)
 
 
 def existing(conn: Connection, workspace: str, name: str) -> sa.RowMapping:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 from ..models import TaskStatus
 from ..store.schema import task_events, tasks
+from ..store.statements import register, run
 from .common import append_event
 
 #: Statuses in which a task has an assignee holding a lease.
@@ -106,15 +107,21 @@ def history(
     progress: int | None = None,
     note: str | None = None,
 ) -> None:
-    conn.execute(
-        task_events.insert().values(
-            workspace=workspace,
-            task_id=task_id,
-            kind=kind,
-            status=status.value,
-            agent_id=agent_id,
-            progress=progress,
-            note=note,
-            created_at=now,
-        )
+    run(
+        conn,
+        _INSERT_HISTORY,
+        {
+            "workspace": workspace,
+            "task_id": task_id,
+            "kind": kind,
+            "status": status.value,
+            "agent_id": agent_id,
+            "progress": progress,
+            "note": note,
+            "created_at": now,
+        },
     )
+
+
+#: One step of a task's history.
+_INSERT_HISTORY = register("task_events.insert", task_events.insert())

@@ -43,6 +43,9 @@ _TASK_AND_HOOK = (
 )
 
 
+_INSERT_CALLBACK = callbacks.insert().returning(callbacks.c.id)
+
+
 def task_from_row(row: Mapping[Any, Any]) -> Task:
     """A :class:`~relaybus.models.Task` from a ``tasks`` row (tasks from before
     migration 0007 have no priority: ``normal``)."""
@@ -85,19 +88,18 @@ def queue_callback(
         "task": task.model_dump(mode="json"),
     }
     callback_id = conn.execute(
-        callbacks.insert()
-        .values(
-            workspace=workspace,
-            integration=row.hook,
-            task_id=task_id,
-            event_id=event_id,
-            event=kind,
-            payload=payload,
-            status="pending",
-            attempts=0,
-            next_attempt_at=now,
-            created_at=now,
-        )
-        .returning(callbacks.c.id)
+        _INSERT_CALLBACK,
+        {
+            "workspace": workspace,
+            "integration": row.hook,
+            "task_id": task_id,
+            "event_id": event_id,
+            "event": kind,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        },
     ).scalar_one()
     return int(callback_id)

@@ -23,6 +23,7 @@ from ..bounds import MAX_LEASE_SECONDS
 from ..errors import Conflict, Forbidden, InvalidInput
 from ..models import AgentStatus, Task, TaskEvent, TaskStatus
 from ..store.schema import agents, task_events, tasks
+from ..store.statements import register, run
 from .common import (
     append_event,
     check_choice,
@@ -70,6 +71,10 @@ TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
 CREATOR_MAY = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELED})
 
 
+#: A new task (every claimable message and integration event writes one).
+_INSERT_TASK = register("tasks.insert", tasks.insert().returning(tasks.c.id))
+
+
 class TaskOrigin(NamedTuple):
     """Where a task raised from outside comes from: the ``integration`` (its name) that
     raised it, the ``source`` system it names, a link to the thing itself
@@ -103,31 +108,28 @@ def create_task(
             system, a link, a dedupe key); see :class:`TaskOrigin`.
     """
     origin = origin or TaskOrigin()
-    task_id = conn.execute(
-        tasks.insert()
-        .values(
-            workspace=workspace,
-            title=title,
-            body=body,
-            target=target,
-            channel=channel,
-            message_id=message_id,
-            creator=creator,
-            status=TaskStatus.OPEN.value,
-            progress=0,
-            occurrence_count=1,
-            meta=dict(meta or {}),
-            created_at=now,
-            updated_at=now,
-            priority=priority,
-            integration=origin.integration,
-            source=origin.source,
-            external_url=origin.external_url,
-            dedupe_key=origin.dedupe_key,
-            notified_at=now if origin.dedupe_key is not None else None,
-        )
-        .returning(tasks.c.id)
-    ).scalar_one()
+    row = {
+        "workspace": workspace,
+        "title": title,
+        "body": body,
+        "target": target,
+        "channel": channel,
+        "message_id": message_id,
+        "creator": creator,
+        "status": TaskStatus.OPEN.value,
+        "progress": 0,
+        "occurrence_count": 1,
+        "meta": dict(meta or {}),
+        "created_at": now,
+        "updated_at": now,
+        "priority": priority,
+        "integration": origin.integration,
+        "source": origin.source,
+        "external_url": origin.external_url,
+        "dedupe_key": origin.dedupe_key,
+        "notified_at": now if origin.dedupe_key is not None else None,
+    }
+    task_id = run(conn, _INSERT_TASK, row)[0][0]
     history(conn, workspace, int(task_id), "created", TaskStatus.OPEN, creator, now)
     append_event(
         conn,
