@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import Query
 from starlette.responses import Response
 
+from ...bounds import NAME_PATTERN, anchored
 from ...errors import Forbidden
 from ...models import Task, TaskEvent, TaskStatus
 from ...service.integrations import integration_sender
@@ -34,7 +35,7 @@ router = make_router(tags=["tasks"])
 Viewer = Annotated[
     str | None,
     Query(
-        max_length=200,
+        pattern=anchored(NAME_PATTERN),
         description="Read as this agent: only the tasks it may see (admin; an agent "
         "token always reads as its own agent and may name only itself).",
     ),
@@ -97,7 +98,7 @@ def create_task(body: TaskCreate, call: ApiCall, epoch: Epoch = None) -> Respons
 def list_tasks(
     call: ApiCall,
     status: TaskStatus | None = None,
-    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    assignee: Annotated[str | None, Query(pattern=anchored(NAME_PATTERN))] = None,
     limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
     agent: Viewer = None,
 ) -> Response:
