@@ -352,8 +352,9 @@ class Hub:
 
     async def task_changed(self, timeout: float, since: int) -> None:
         """Return once :attr:`task_generation` is past ``since`` (a batch of events with
-        a task event in it was fanned out: a task of any workspace changed, here or on
-        another replica; or :meth:`callbacks_due`), or after ``timeout`` seconds: the
+        a task event that queued a callback, ``data.callback_id``, was fanned out: an
+        integration's task changed, here or on another replica; or
+        :meth:`callbacks_due`), or after ``timeout`` seconds: the
         callback sender's wake-up. The caller reads the generation before it looks at
         the outbox, so a change while it looked is never slept through."""
         if self.task_generation != since:
@@ -485,8 +486,9 @@ class Hub:
         assert self._loop is not None
         items = self._batch(events)
         cursor = events[-1].id
+        callbacks = any("callback_id" in event.data for event in events)
         try:
-            self._loop.call_soon_threadsafe(self._fan_out, items, cursor)
+            self._loop.call_soon_threadsafe(self._fan_out, items, cursor, callbacks)
         except RuntimeError as exc:  # asyncio's "Event loop is closed"
             raise _LoopClosed from exc
         return cursor
@@ -548,9 +550,9 @@ class Hub:
 
     # -- fan-out (the loop's thread) -----------------------------------------
 
-    def _fan_out(self, items: list[Item | _Unbuilt], last_id: int) -> None:
+    def _fan_out(self, items: list[Item | _Unbuilt], last_id: int, callbacks: bool = False) -> None:
         delivered = 0
-        if any(isinstance(entry, Item) and entry.kind.startswith("task.") for entry in items):
+        if callbacks:  # an integration's task changed: its callback is queued
             self._wake_callbacks()
         for entry in items:
             room = self._rooms.get(entry.workspace)

@@ -279,7 +279,12 @@ def append_event(
     }
     event_id = int(run(conn, _INSERT_EVENT, params)[0][0])
     if kind in CALLBACK_EVENTS:
-        queue_callback(conn, workspace, event_id, kind, data, now)
+        callback_id = queue_callback(conn, workspace, event_id, kind, data, now)
+        if callback_id is not None:
+            # Marked on the event, so that the servers' hubs wake their callback
+            # senders for it alone (an integration's task), not for every task event.
+            data["callback_id"] = callback_id
+            conn.execute(events.update().where(events.c.id == event_id).values(data=data))
     appended: list[dict[str, Any]] | None = conn.info.get(_APPENDED)
     if appended is not None:
         params["id"] = event_id
