@@ -15,10 +15,9 @@ Jitter"), or dead-letters it after ``settings.callback_max_attempts``.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 
@@ -26,6 +25,9 @@ from ..errors import Conflict, NotFound
 from ..models import CallbackAttempt, CallbackDelivery, CallbackStatus
 from ..store.schema import callback_attempts, callbacks, integrations
 from .common import ServiceBase, check_choice, check_id, check_limit
+
+if TYPE_CHECKING:
+    from random import Random
 
 #: The longest pause between two attempts (seconds).
 MAX_BACKOFF = 3600.0
@@ -56,9 +58,11 @@ class Outcome(NamedTuple):
     error: str | None
 
 
-def backoff(attempts: int, base: float, rng: random.Random | None = None) -> float:
+def backoff(attempts: int, base: float, rng: Random | None = None) -> float:
     """Seconds before the attempt after ``attempts`` failed ones: ``base * 2**(attempts-1)``
     capped at :data:`MAX_BACKOFF`, of which a random half is kept ("equal jitter")."""
+    import random  # here: a command that imports the service never backs off
+
     delay = min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF)
     return float(delay / 2 + (rng or random).uniform(0, delay / 2))
 

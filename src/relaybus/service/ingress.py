@@ -17,6 +17,7 @@ rate limit in the same transaction (:func:`take_rate`), so replicas share one bu
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from collections.abc import Mapping
@@ -49,8 +50,10 @@ ACTIVE = (TaskStatus.OPEN, *HELD)
 WINDOW = 60.0
 
 
+@functools.cache
 def _active_by_key(unowned: bool, locked: bool) -> sa.Select[Any]:
-    # The active task of a dedupe key (of an integration, or of none): built once.
+    # The active task of a dedupe key (of an integration, or of none): built once, when
+    # first needed (a command that imports the service need not build it).
     query = sa.select(tasks).where(
         tasks.c.workspace == sa.bindparam("ws"),
         tasks.c.dedupe_key == sa.bindparam("key"),
@@ -60,10 +63,6 @@ def _active_by_key(unowned: bool, locked: bool) -> sa.Select[Any]:
         else tasks.c.integration == sa.bindparam("integration"),
     )
     return query.with_for_update() if locked else query
-
-
-#: (no integration, PostgreSQL) -> the statement.
-_ACTIVE_BY_KEY = {(u, p): _active_by_key(u, p) for u in (False, True) for p in (False, True)}
 
 
 class IngressOps(ServiceBase):
@@ -291,7 +290,7 @@ class IngressOps(ServiceBase):
             lock = int.from_bytes(digest[:8], "big", signed=True)
             conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
         locked = conn.dialect.name == "postgresql"
-        query = _ACTIVE_BY_KEY[(integration is None, locked)]
+        query = _active_by_key(integration is None, locked)
         params = {"ws": workspace, "key": key, "integration": integration}
         return conn.execute(query, params).first()
 
@@ -469,21 +468,24 @@ def _allowed(
     return target, channel
 
 
-_TAKE_RATE = (
-    rate_counts.update()
-    .where(
-        rate_counts.c.workspace == sa.bindparam("ws"),
-        rate_counts.c.subject == sa.bindparam("who"),
+@functools.cache
+def _take_rate() -> sa.Update:
+    # Built when first needed (see _active_by_key).
+    return (
+        rate_counts.update()
+        .where(
+            rate_counts.c.workspace == sa.bindparam("ws"),
+            rate_counts.c.subject == sa.bindparam("who"),
+        )
+        .values(
+            count=sa.case(
+                (rate_counts.c.window_start == sa.bindparam("window"), rate_counts.c.count + 1),
+                else_=1,
+            ),
+            window_start=sa.bindparam("window"),
+        )
+        .returning(rate_counts.c.count)
     )
-    .values(
-        count=sa.case(
-            (rate_counts.c.window_start == sa.bindparam("window"), rate_counts.c.count + 1),
-            else_=1,
-        ),
-        window_start=sa.bindparam("window"),
-    )
-    .returning(rate_counts.c.count)
-)
 
 
 def take_rate(conn: Connection, workspace: str, subject: str, limit: int, now: float) -> int:
@@ -497,7 +499,7 @@ def take_rate(conn: Connection, workspace: str, subject: str, limit: int, now: f
         RateLimited: over ``limit`` (``retry_after``: seconds to the next window).
     """
     window = math.floor(now / WINDOW) * WINDOW
-    found = conn.execute(_TAKE_RATE, {"ws": workspace, "who": subject, "window": window}).first()
+    found = conn.execute(_take_rate(), {"ws": workspace, "who": subject, "window": window}).first()
     if found is None:
         # The integration's counter row is made with it; this is for one made before.
         conn.execute(

@@ -10,6 +10,7 @@ but never lose one. :func:`queue_callback` runs inside
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,24 +27,31 @@ CALLBACK_EVENTS = frozenset(
     {"task.created", "task.claimed", "task.updated", "task.released", "task.repeated"}
 )
 
-_TASK_AND_HOOK = (
-    sa.select(tasks, integrations.c.name.label("hook"))
-    .join(
-        integrations,
-        sa.and_(
-            integrations.c.workspace == tasks.c.workspace,
-            integrations.c.name == tasks.c.integration,
-        ),
+
+@functools.cache
+def _task_and_hook() -> sa.Select[Any]:
+    # A task with the name of its integration when that has a callback URL; built when
+    # first needed (a command that imports the service need not build it).
+    return (
+        sa.select(tasks, integrations.c.name.label("hook"))
+        .join(
+            integrations,
+            sa.and_(
+                integrations.c.workspace == tasks.c.workspace,
+                integrations.c.name == tasks.c.integration,
+            ),
+        )
+        .where(
+            tasks.c.id == sa.bindparam("tid"),
+            integrations.c.callback_url.is_not(None),
+            integrations.c.status == "active",
+        )
     )
-    .where(
-        tasks.c.id == sa.bindparam("tid"),
-        integrations.c.callback_url.is_not(None),
-        integrations.c.status == "active",
-    )
-)
 
 
-_INSERT_CALLBACK = callbacks.insert().returning(callbacks.c.id)
+@functools.cache
+def _insert_callback() -> sa.Insert:
+    return callbacks.insert().returning(callbacks.c.id)
 
 
 def task_from_row(row: Mapping[Any, Any]) -> Task:
@@ -75,7 +83,7 @@ def queue_callback(
     task_id = data.get("task_id")
     if task_id is None:
         return None
-    row = conn.execute(_TASK_AND_HOOK, {"tid": task_id}).first()
+    row = conn.execute(_task_and_hook(), {"tid": task_id}).first()
     if row is None:
         return None
     task = task_from_row(row._mapping)
@@ -88,7 +96,7 @@ def queue_callback(
         "task": task.model_dump(mode="json"),
     }
     callback_id = conn.execute(
-        _INSERT_CALLBACK,
+        _insert_callback(),
         {
             "workspace": workspace,
             "integration": row.hook,
