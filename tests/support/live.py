@@ -108,9 +108,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
         self.app: Any = None
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._running: ThreadedServer | None = None
 
     def start(self) -> None:
         """Start (or restart) the server on :attr:`port`; returns once it listens.
@@ -119,41 +117,69 @@ class LiveServer:
             RuntimeError: the server did not start within :data:`HUNG` seconds.
         """
         self.app = create_app(self.service, self.config)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(512)
-        config = uvicorn.Config(
+        self._running = ThreadedServer.start(
             self.app,
-            log_level="warning",
+            self.port,
+            "live-server",
+            backlog=512,
             lifespan="on",
-            timeout_graceful_shutdown=2,
             ws_ping_interval=None,
             ws_per_message_deflate=False,
         )
-        server = _Server(config)
+
+    def stop(self) -> None:
+        """Shut the server down (open streams are closed) and wait for it."""
+        if self._running is not None:
+            self._running.stop()
+            self._running = None
+
+
+class ThreadedServer:
+    """A uvicorn :class:`_Server` serving an ASGI app in a thread of the test process,
+    on a loopback socket of its own (the relay of :class:`LiveServer`, the callback
+    receiver of :mod:`tests.support.receiver`)."""
+
+    def __init__(self, server: _Server, thread: threading.Thread, sock: socket.socket) -> None:
+        self.server, self.thread, self.socket = server, thread, sock
+
+    @classmethod
+    def start(
+        cls, app: Any, port: int, name: str, *, backlog: int = 128, **config: Any
+    ) -> ThreadedServer:
+        """Serve ``app`` on 127.0.0.1:``port``; returns once it listens.
+
+        Raises:
+            RuntimeError: it did not start within :data:`HUNG` seconds.
+        """
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(backlog)
+        server = _Server(
+            uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, **config)
+        )
         thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="live-server", daemon=True
+            target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True
         )
         thread.start()
         if not server.ready.wait(HUNG) or not server.started:
             server.exit_soon()
             thread.join(HUNG)
             sock.close()
-            raise RuntimeError("the relay server did not start")
-        self._server, self._thread, self._socket = server, thread, sock
+            raise RuntimeError(f"{name} did not start")
+        return cls(server, thread, sock)
 
     def stop(self) -> None:
-        """Shut the server down (open streams are closed) and wait for it."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.exit_soon()
-        self._thread.join(HUNG)
-        if self._thread.is_alive():
-            raise RuntimeError("the relay server did not stop")
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        """Stop the server and wait for its thread.
+
+        Raises:
+            RuntimeError: it did not stop within :data:`HUNG` seconds.
+        """
+        self.server.exit_soon()
+        self.thread.join(HUNG)
+        if self.thread.is_alive():
+            raise RuntimeError(f"{self.thread.name} did not stop")
+        self.socket.close()
 
 
 def server_settings(base: Settings, **fields: Any) -> Settings:

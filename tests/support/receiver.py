@@ -20,20 +20,18 @@ import contextlib
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.live import _Server, free_port
+from tests.support.live import ThreadedServer, free_port
 
 T = TypeVar("T")
 
@@ -97,9 +95,7 @@ class CallbackReceiver:
         #: Requests being answered now.
         self.in_flight = 0
         self._changed = threading.Condition()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._running: ThreadedServer | None = None
         self.app = Starlette(routes=[Route(PATH, self._hook, methods=["POST"])])
 
     async def _hook(self, request: Request) -> JSONResponse:
@@ -158,37 +154,15 @@ class CallbackReceiver:
 
     def start(self) -> None:
         """Listen on :attr:`port` (again); returns once it does."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(128)
-        server = _Server(
-            uvicorn.Config(
-                self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
-            )
+        self._running = ThreadedServer.start(
+            self.app, self.port, "callback-receiver", lifespan="off"
         )
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="callback-receiver", daemon=True
-        )
-        thread.start()
-        if not server.ready.wait(HUNG) or not server.started:
-            server.exit_soon()
-            thread.join(HUNG)
-            sock.close()
-            raise RuntimeError("the callback receiver did not start")
-        self._server, self._thread, self._socket = server, thread, sock
 
     def stop(self) -> None:
         """Stop listening (connections are refused until :meth:`start`)."""
-        if self._server is None or self._thread is None:
-            return
-        self._server.exit_soon()
-        self._thread.join(HUNG)
-        if self._thread.is_alive():
-            raise RuntimeError("the callback receiver did not stop")
-        if self._socket is not None:
-            self._socket.close()
-        self._server = self._thread = self._socket = None
+        if self._running is not None:
+            self._running.stop()
+            self._running = None
 
 
 @contextlib.contextmanager
