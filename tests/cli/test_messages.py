@@ -84,3 +84,28 @@ def test_inbox_wait_timeout_prints_nothing_and_exits_zero(cli: Cli, relay: Relay
 
     assert (as_json.code, as_json.json()) == (0, [])
     assert (human.code, human.out, human.err_lines) == (0, "", ["no new messages"])
+
+
+def test_history_shows_a_late_agent_the_broadcasts_it_hears(cli: Cli, relay: Relay) -> None:
+    alice = relay.agent("alice")
+    alice.send("broadcast", "hello all")
+    alice.send("broadcast", "deploy at 5", channel="deploys")
+    alice.send("broadcast", "lunch?", channel="social")
+    relay.register("late", channels=["deploys"])
+
+    shown, listed, refused = cli.run_all(
+        [
+            "--as late history",
+            "--as late history --json --limit 1",
+            "--as late history --channel social",
+        ]
+    )
+
+    assert shown.code == 0, shown
+    assert "deploy at 5" in shown.out and "hello all" in shown.out and "lunch?" not in shown.out
+    assert [m["body"] for m in listed.json()] == ["deploy at 5"]
+    assert refused.code != 0 and refused.out == ""
+    assert (
+        refused.err.strip() == "relaybus: error: late does not hear channel 'social': join it first"
+    )
+    assert relay.agent("late").unread_count() == 0

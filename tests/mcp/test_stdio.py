@@ -326,3 +326,24 @@ def test_a_session_that_cannot_register_says_why_in_one_line(
     assert done.stdout == ""
     [line] = done.stderr.splitlines()
     assert line.startswith("relaybus: error: ") and message in line, line
+
+
+def test_a_session_that_joins_late_reads_earlier_broadcasts_through_inbox_history(
+    tmp_path: Path,
+) -> None:
+    with relay_of(tmp_path) as relay:
+        relay.register("alice")
+        relay.register("bob")
+        relay.agent("alice").send("broadcast", "hello all")
+        relay.agent("alice").send("broadcast", "lunch?", channel="social")
+
+    async def scenario() -> None:
+        async with stdio_session(tmp_path, "c", RELAYBUS_AGENT="carol") as carol:
+            earlier = await call(carol, "inbox", history=True)
+            social = await call(carol, "inbox", history=True, channel="social")
+            assert earlier.startswith("Earlier broadcasts, newest first:")
+            assert earlier.index("lunch?") < earlier.index("hello all")
+            assert "hello all" not in social and "lunch?" in social
+            assert await call(carol, "inbox") == "No new messages."  # never in the inbox
+
+    run(scenario)

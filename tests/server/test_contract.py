@@ -44,6 +44,7 @@ SAMPLES: dict[str, Any] = {
     "agent_days": 30.0,
     "agent_id": "team/alice@host",
     "assignee": "bob",
+    "before": 9,
     "body": "hello",
     "callback_url": "https://ops.example/cb",
     "capabilities": ["review"],

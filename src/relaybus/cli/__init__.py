@@ -36,6 +36,7 @@ COMMANDS = {
     "reply": "messages:reply",
     "inbox": "messages:inbox",
     "thread": "messages:thread",
+    "history": "messages:history",
     "status": "status:status",
     "tasks": "tasks:tasks",
     "task": "tasks:task",

@@ -1,4 +1,4 @@
-"""Message commands: send, reply, inbox, thread."""
+"""Message commands: send, reply, inbox, thread, history."""
 
 from __future__ import annotations
 
@@ -194,3 +194,36 @@ def thread(message_id: int, peek: bool) -> None:
         render.emit_json(shapes)
         return
     render.messages(shapes)
+
+
+@click.command()
+@click.option("--channel", metavar="NAME", help="Only the broadcasts on this channel.")
+@click.option("--before", type=int, metavar="ID", help="Only older messages (the next page).")
+@click.option(
+    "--limit", type=int, default=20, show_default=True, help="At most N (1-1000), newest first."
+)
+@json_option
+def history(channel: str | None, before: int | None, limit: int) -> None:
+    """Show broadcasts sent before you joined, newest first.
+
+    A broadcast reaches the agents registered when it is sent; this reads the
+    ones an agent that joined later missed, without putting them in its inbox.
+    As an agent (--as / RELAYBUS_AGENT): the broadcasts without a channel or on
+    a channel it hears; without: every broadcast of the workspace.
+
+    \b
+    Examples:
+      relaybus --as dave history
+      relaybus --as dave history --channel deploys --limit 50
+      relaybus --as dave history --before 120      # the page after the one ending at #120
+    """
+    app = get_app()
+    reader = app.relay if app.agent_id is None else app.me()
+    found = [render.dump(m) for m in reader.history(channel=channel, before=before, limit=limit)]
+    if app.json:
+        render.emit_json(found)
+        return
+    if not found:
+        render.note("no broadcasts" + (f" on channel {channel}" if channel else ""))
+        return
+    render.messages(found)

@@ -79,6 +79,24 @@ class AsyncTasksView(ABC):
             calls.task_history(task_id, workspace=self._workspace, viewer=self._agent)
         )
 
+    async def history(
+        self, *, channel: str | None = None, before: int | None = None, limit: int = 50
+    ) -> list[Message]:
+        """Broadcasts sent whenever, newest first, without them entering an inbox: on an
+        agent's handle those without a channel or on a channel the agent hears (for an
+        agent that joined late); on a relay every broadcast of the workspace.
+
+        Args:
+            channel: only this channel's (an agent must hear it: Forbidden otherwise).
+            before: only older ids (the next page: the last id of this one).
+            limit: at most this many (1-1000).
+        """
+        return await self._run(
+            calls.history(
+                self._agent, workspace=self._workspace, channel=channel, before=before, limit=limit
+            )
+        )
+
     async def create_task(
         self,
         title: str,

@@ -526,6 +526,19 @@ def wait_deliveries(message_id: int, state: str, timeout: float, *, workspace: s
     return deliveries(message_id, workspace=workspace).waiting(timeout, until=state)
 
 
+def history(
+    agent_id: str | None = None,
+    *,
+    workspace: str,
+    channel: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> Request:
+    """``GET /v1/history``: broadcasts, newest first (``agent_id``: as that agent)."""
+    params = {"agent": agent_id, "channel": channel, "before": before, "limit": limit}
+    return Request("GET", "/v1/history", workspace=workspace, agent=agent_id, params=params)
+
+
 # -- tasks ---------------------------------------------------------------------------
 
 

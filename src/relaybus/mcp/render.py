@@ -49,6 +49,14 @@ def messages(found: Sequence[Message], *, more: int = 0) -> str:
     return "\n\n".join(parts)
 
 
+def history(found: Sequence[Message]) -> str:
+    """Broadcasts from before one joined, newest first (none is marked read: they were
+    never in the inbox)."""
+    if not found:
+        return "No earlier broadcasts."
+    return "\n\n".join(["Earlier broadcasts, newest first:", *(message(m) for m in found)])
+
+
 def sent(m: Message) -> str:
     """What a send did: the message id, who got it, the thread and the task."""
     who = ", ".join(m.recipients[:10])

@@ -94,13 +94,23 @@ async def send(
     return await _run(call)
 
 
-async def inbox(ctx: Ctx, limit: Annotated[int, Field(ge=1, le=100)] = 20) -> str:
+async def inbox(
+    ctx: Ctx,
+    limit: Annotated[int, Field(ge=1, le=100)] = 20,
+    history: Annotated[
+        bool, Field(description="Broadcasts sent before you joined instead, newest first.")
+    ] = False,
+    channel: Annotated[str | None, Field(description="With history: only this channel.")] = None,
+) -> str:
     """New (unread) messages, oldest first, marked read as they are returned.
 
     Raises:
         ToolError: the relay refused.
     """
     me = await _me(ctx)
+    if history:
+        earlier = await _run(lambda: me.handle.history(channel=channel, limit=limit))
+        return render.history(earlier)
     found = await _run(lambda: me.handle.read(newest_first=False, limit=limit, via=Via.MCP))
     more = await _run(me.handle.unread_count) if len(found) == limit else 0
     return render.messages(found, more=more)

@@ -24,7 +24,18 @@ from .groups import SendGroups
 from .hub import Hub
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, RequestMetrics
-from .routes import agents, events, inbox, integrations, messages, stream, system, tasks, ws
+from .routes import (
+    agents,
+    events,
+    history,
+    inbox,
+    integrations,
+    messages,
+    stream,
+    system,
+    tasks,
+    ws,
+)
 from .sweeper import REPLICA, Sweeper
 
 if TYPE_CHECKING:
@@ -119,7 +130,18 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     # The routes themselves, not `include_router`: FastAPI builds an included router's
     # routes again for each app on its first request (dependants, pydantic adapters:
     # about 0.3 s of CPU), while these were built once, when their modules loaded.
-    for module in (messages, inbox, agents, tasks, integrations, events, system, stream, ws):
+    for module in (
+        messages,
+        inbox,
+        agents,
+        tasks,
+        integrations,
+        history,
+        events,
+        system,
+        stream,
+        ws,
+    ):
         app.router.routes.extend(module.router.routes)
     # agent-relay-server's /api/* (docs/compat.md), after /v1 and out of its document.
     for router in compat.ROUTERS:

@@ -11,6 +11,7 @@ from ..identity import derive_agent_id
 from .agents import AgentOps
 from .callbacks import CallbackOps
 from .events import EventOps
+from .history import HistoryOps
 from .inbox import InboxOps
 from .ingress import IngressOps
 from .integrations import IntegrationOps
@@ -34,6 +35,7 @@ class Service(
     IntegrationOps,
     IngressOps,
     CallbackOps,
+    HistoryOps,
 ):
     """All relay operations over one :class:`~relaybus.store.Store`.
 

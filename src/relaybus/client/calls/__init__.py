@@ -27,6 +27,7 @@ from .log import events, last_event_id, prune, wait_events
 from .messages import (
     deliveries,
     get_message,
+    history,
     inbox,
     mark_delivered,
     mark_read,
@@ -65,6 +66,7 @@ __all__ = [
     "get_message",
     "get_task",
     "heartbeat",
+    "history",
     "inbox",
     "ingest_event",
     "last_event_id",

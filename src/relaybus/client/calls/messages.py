@@ -1,5 +1,6 @@
 """Message and inbox calls: send, send_many, get, thread, inbox, wait, mark_read,
-unread_count, and delivery receipts: mark_delivered, deliveries, wait_deliveries."""
+unread_count, and delivery receipts: mark_delivered, deliveries, wait_deliveries; and
+history (the broadcasts a late joiner missed)."""
 
 from __future__ import annotations
 
@@ -20,3 +21,4 @@ mark_delivered = _builder(operations.mark_delivered, _marked, lambda s: s.mark_d
 unread_count = _builder(operations.unread_count, _unread, lambda s: s.unread_count)
 deliveries = _builder(operations.deliveries, _deliveries, lambda s: s.deliveries)
 wait_deliveries = _builder(operations.wait_deliveries, _deliveries, lambda s: s.wait_deliveries)
+history = _builder(operations.history, _messages, lambda s: s.history)
