@@ -538,3 +538,31 @@ def test_names_no_database_stores_are_refused_before_any_lookup(ops: Service) ->
     ):
         with pytest.raises(InvalidInput):
             call()
+
+
+def test_replicas_declaring_the_same_integrations_at_once_all_start(service: Service) -> None:
+    declared = [
+        {"name": f"hook{n}", "token": f"token-{n}", "callbackUrl": "https://ops.example/cb"}
+        for n in range(5)
+    ]
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def declare() -> None:
+        try:
+            start.wait(timeout=30)
+            service.declare_integrations(declared)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=declare) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert [i.name for i in service.list_integrations()] == [f"hook{n}" for n in range(5)]
+    for n in range(5):
+        credential = service.authenticate(hash_token(f"token-{n}"))
+        assert credential is not None and credential.integration == f"hook{n}"

@@ -10,15 +10,14 @@ on top of relaybus's tasks. :meth:`IngressOps.open_task` is ``POST /v1/tasks``: 
 from an agent, an integration or the operator, without a message to start from.
 
 A dedupe key names at most one active task per integration: posters of one key queue
-on the write lock (SQLite) or an advisory lock of the key (PostgreSQL), and the unique
-index ``ux_tasks_active_dedupe`` backs it. Each event counts against its integration's
+on the store's write lock (every write transaction takes it, on both dialects), and
+the unique index ``ux_tasks_active_dedupe`` backs it. Each event counts against its integration's
 rate limit in the same transaction (:func:`take_rate`), so replicas share one budget.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections.abc import Mapping
 from enum import StrEnum
@@ -51,7 +50,7 @@ WINDOW = 60.0
 
 
 @functools.cache
-def _active_by_key(unowned: bool, locked: bool) -> sa.Select[Any]:
+def _active_by_key(unowned: bool) -> sa.Select[Any]:
     # The active task of a dedupe key (of an integration, or of none): built once, when
     # first needed (a command that imports the service need not build it).
     query = sa.select(tasks).where(
@@ -62,7 +61,7 @@ def _active_by_key(unowned: bool, locked: bool) -> sa.Select[Any]:
         if unowned
         else tasks.c.integration == sa.bindparam("integration"),
     )
-    return query.with_for_update() if locked else query
+    return query
 
 
 class IngressOps(ServiceBase):
@@ -280,19 +279,13 @@ class IngressOps(ServiceBase):
         take_rate(conn, workspace, integration_sender(name), hook["rate_limit"], now)
         return hook
 
-    def _active_task(
-        self, conn: Connection, workspace: str, integration: str | None, key: str
-    ) -> Any:
-        if conn.dialect.name == "postgresql":
-            # Posters of one key queue here (the write lock does it on SQLite): the
-            # second sees the first's task instead of opening another.
-            digest = hashlib.sha256(f"{workspace}\x1f{integration}\x1f{key}".encode()).digest()
-            lock = int.from_bytes(digest[:8], "big", signed=True)
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(lock)))
-        locked = conn.dialect.name == "postgresql"
-        query = _active_by_key(integration is None, locked)
+    @staticmethod
+    def _active_task(conn: Connection, workspace: str, integration: str | None, key: str) -> Any:
+        # Posters of one key queue on the store's write lock (Store.write: SQLite's one
+        # writer, PostgreSQL's transaction-scoped advisory lock for every writer), so
+        # the second sees the first's task instead of opening another.
         params = {"ws": workspace, "key": key, "integration": integration}
-        return conn.execute(query, params).first()
+        return conn.execute(_active_by_key(integration is None), params).first()
 
     def _raise_task(
         self,
