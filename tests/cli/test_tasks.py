@@ -118,3 +118,25 @@ def test_an_agent_lists_reads_and_claims_only_tasks_of_messages_it_may_see(
     mine = cli(f"--as carol task {hidden} --json")
     assert mine.code == 0, mine
     assert mine.json()["title"] == "secret"
+
+
+def test_task_create_opens_a_task_whose_link_and_meta_show_in_tasks_and_task(
+    cli: Cli, relay: Relay
+) -> None:
+    created = cli(
+        'task create "Rotate the staging keys" --to cap:review --url https://t.example/OPS-7 '
+        '--meta \'{"ticket": "OPS-7"}\' --json'
+    )
+    bad = cli("task create x --to cap:review --meta '[1]'")
+
+    assert created.code == 0, created
+    task = created.json()
+    assert (task["creator"], task["external_url"]) == ("relaybus", "https://t.example/OPS-7")
+    listed, shown = cli.run_all(["tasks", f"task {task['id']}"])
+    assert listed.code == 0, listed
+    assert "LINK" in listed.out.upper() and "https://t.example/OPS-7" in listed.out
+    assert shown.code == 0, shown
+    assert "link      https://t.example/OPS-7" in shown.out
+    assert '{"ticket": "OPS-7"}' in shown.out
+    assert bad.code == 2 and bad.out == "" and len(bad.err.strip().splitlines()) == 1
+    assert len(relay.tasks()) == 1

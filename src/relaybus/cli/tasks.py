@@ -62,8 +62,13 @@ def tasks(status: str | None, assignee: str | None, limit: int) -> None:
     if not found:
         render.note("no tasks")
         return
+    # Tasks raised from outside carry a link (and repeats): shown when any has one.
+    linked = any(t.get("external_url") for t in found)
+    repeated = any(t.get("occurrence_count", 1) > 1 for t in found)
     render.table(
-        ["id", "status", "title", "assignee", "lease", "target", "updated"],
+        ["id", "status", "title", "assignee", "lease", "target", "updated"]
+        + (["seen"] if repeated else [])
+        + (["link"] if linked else []),
         [
             [
                 str(t["id"]),
@@ -74,6 +79,8 @@ def tasks(status: str | None, assignee: str | None, limit: int) -> None:
                 t["target"],
                 render.ago(t["updated_at"]),
             ]
+            + ([f"{t.get('occurrence_count', 1)}×"] if repeated else [])
+            + ([t.get("external_url") or "-"] if linked else [])
             for t in found
         ],
     )
