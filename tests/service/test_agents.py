@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable
@@ -242,7 +243,7 @@ def test_concurrent_list_changes_of_different_names_all_land(
         start.wait(HUNG)
         return service.update_agent("alice", add_tags=[name], add_capabilities=[name])
 
-    calls = [background(lambda n=f"t{i}": add(n)) for i in range(8)]
+    calls = [background(functools.partial(add, f"t{i}")) for i in range(8)]
     for call in calls:
         call.outcome()
 
