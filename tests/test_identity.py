@@ -61,3 +61,7 @@ def test_a_name_slug_is_a_valid_name_or_none() -> None:
     assert name_slug("_hidden project") == "hidden-project"
     assert name_slug("___") is None
     assert len(name_slug("x" * 300) or "") == 128
+
+
+def test_a_session_of_an_unnamed_tool_gets_no_tool_tag(project: Path) -> None:
+    assert auto_names("mcp", str(project), {}) == (["shop-api"], ["chat"])

@@ -186,7 +186,8 @@ def auto_names(
 ) -> tuple[list[str], list[str]]:
     """``(tags, capabilities)`` a session gets on top of its profile's.
 
-    Tags: its tool (``claude``, ``codex``, ``gemini``, ``cursor``) and its project
+    Tags: its tool (``claude``, ``codex``, ``gemini``, ``cursor``; none for ``mcp``, an
+    unnamed tool) and its project
     (:func:`project_name`), as valid names; ``RELAYBUS_AUTO_TAGS`` picks which
     (comma-separated ``tool``, ``project``; default both; ``0`` or empty for
     none). Capabilities: ``RELAYBUS_AUTO_CAPS`` (comma-separated names; default
@@ -210,7 +211,8 @@ def auto_names(
     if "RELAYBUS_AUTO_CAPS" in env:
         raw = env["RELAYBUS_AUTO_CAPS"]
         caps = [] if raw.strip().lower() in OFF else split_list(raw)
-    sources = {"tool": tool, "project": project_name(cwd)}
+    # ``mcp``: ``relaybus mcp`` without ``--tool``, no coding tool anyone could target.
+    sources = {"tool": "" if tool == "mcp" else tool, "project": project_name(cwd)}
     tags = [slug for kind in kinds if (slug := name_slug(sources[kind]))]
     return tags, caps
 
