@@ -3,15 +3,18 @@ real ``relaybus`` processes, while another process holds the agent's registratio
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from relaybus import Relay
 from relaybus.client import AgentHandle
-from relaybus.identity import session_identity
+from relaybus.identity import HOSTNAME, session_identity
 from relaybus.tools.session import session_agent
-from tests.cli.conftest import Cli
+from tests.cli.conftest import CALL_TIMEOUT, Cli
 
 
 @pytest.fixture
@@ -165,3 +168,47 @@ def test_changes_from_concurrent_processes_all_land_on_either_database(
         assert (agent.epoch, agent.label) == (1, "builder")
         assert sorted(agent.tags) == ["t0", "t1", "t2"]
         assert (sorted(agent.capabilities), agent.channels) == (["chat", "review"], ["ops"])
+
+
+#: A stand-in for a coding tool: it registers its session as the hooks do (a child that
+#: derives the identity from its parent, this process), then runs ``relaybus ARGS`` through
+#: a shell, as a tool's shell command runs it, and prints what that printed.
+TOOL = """
+import json, subprocess, sys
+register = (
+    "from relaybus import Relay; from relaybus.identity import session_identity; "
+    "from relaybus.tools.session import session_agent; "
+    "me = session_agent(Relay.open(), session_identity('claude'), register=True); print(me.id)"
+)
+agent = subprocess.run([sys.executable, "-c", register], capture_output=True, text=True, check=True)
+shown = subprocess.run(
+    ["sh", "-c", " ".join([sys.executable, "-m", "relaybus", *sys.argv[1:]])],
+    capture_output=True, text=True,
+)
+print(json.dumps([agent.stdout.strip(), shown.returncode, shown.stdout, shown.stderr]))
+"""
+
+
+def test_whoami_inside_a_coding_session_finds_the_agent_its_hooks_registered(
+    cli: Cli, tmp_path: Path
+) -> None:
+    project = tmp_path / "shop"
+    (project / ".git").mkdir(parents=True)
+    env = {**cli.env, "CLAUDE_PROJECT_DIR": str(project)}
+    tool = subprocess.run(
+        [sys.executable, "-c", TOOL, "whoami", "--json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=CALL_TIMEOUT,
+        check=True,
+    )
+
+    registered, code, out, err = json.loads(tool.stdout)
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["id"] == registered and registered.startswith(
+        f"{HOSTNAME.split('.')[0]}-claude-shop-"
+    )
+    assert (shown["tags"], shown["capabilities"]) == (["claude", "shop"], ["chat"])
