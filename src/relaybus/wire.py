@@ -253,22 +253,22 @@ class AgentUpdate(Body):
     status: AgentStatus | None = None
     meta: dict[str, Any] | None = Field(default=None, description=META)
     add_tags: list[Name] | None = Field(
-        default=None, description="Tags to add (kept once, at the end); not with tags."
+        default=None, description="Tags to add (kept once, at the end), after tags."
     )
     remove_tags: list[Name] | None = Field(
-        default=None, description="Tags to remove, if present; not with tags."
+        default=None, description="Tags to remove, if present, after tags."
     )
     add_capabilities: list[Name] | None = Field(
-        default=None, description="Capabilities to add; not with capabilities."
+        default=None, description="Capabilities to add, after capabilities."
     )
     remove_capabilities: list[Name] | None = Field(
-        default=None, description="Capabilities to remove, if present; not with capabilities."
+        default=None, description="Capabilities to remove, if present, after capabilities."
     )
     join_channels: list[Name] | None = Field(
-        default=None, description="Channels to join; not with channels."
+        default=None, description="Channels to join, after channels."
     )
     leave_channels: list[Name] | None = Field(
-        default=None, description="Channels to leave, if joined; not with channels."
+        default=None, description="Channels to leave, if joined, after channels."
     )
 
 

@@ -46,16 +46,12 @@ def _list_edits(
     (names to add, names to remove), for the columns with any change.
 
     Raises:
-        InvalidInput: a malformed name, or a list that ``values`` replaces too.
+        InvalidInput: a malformed name, or one name given as a list.
     """
     edits: dict[str, tuple[list[str], set[str]]] = {}
     for column, (kind, added, removed) in lists.items():
         if added is None and removed is None:
             continue
-        if column in values:
-            raise InvalidInput(
-                f"give {column} (the whole list) or changes to it, not both", field=column
-            )
         edits[column] = (check_names(kind, _names(added)), set(check_names(kind, _names(removed))))
     return edits
 
@@ -243,15 +239,15 @@ class AgentOps(SweepOps):
         names removed go if present, so the same change made twice changes nothing the
         second time. They are applied to the stored list inside the write transaction
         (the row locked on PostgreSQL), so concurrent changes of different names all
-        land. A list and changes of that same list in one call are refused.
+        land. Given with a whole list, they change that list instead of the stored one.
 
         Fencing is as for any call: without ``epoch`` the change applies to whichever
         instance holds the id, and it never starts a new epoch.
 
         Raises:
             NotFound: unknown agent. Conflict: stale ``epoch``.
-            InvalidInput: a malformed name or label, an unknown status, a ``meta``
-                that is not a JSON object, or a list given with changes to it.
+            InvalidInput: a malformed name or label, an unknown status, or a
+                ``meta`` that is not a JSON object.
             TooLarge: ``meta`` over ``settings.max_body_bytes`` as JSON.
         """
         values: dict[str, Any] = {}
@@ -276,13 +272,15 @@ class AgentOps(SweepOps):
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
-            if edits:
+            stored = [column for column in edits if column not in values]
+            if stored:
                 key = (agents.c.workspace == workspace) & (agents.c.id == agent_id)
-                columns = [agents.c[column] for column in edits]
+                columns = [agents.c[column] for column in stored]
                 row = conn.execute(sa.select(*columns).where(key).with_for_update()).one()
-                for column, (added, removed) in edits.items():
-                    kept = [name for name in row._mapping[column] if name not in removed]
-                    values[column] = kept + [name for name in added if name not in kept]
+                values.update(row._mapping)
+            for column, (added, removed) in edits.items():
+                kept = [name for name in values[column] if name not in removed]
+                values[column] = kept + [name for name in added if name not in kept]
             if values:
                 conn.execute(
                     agents.update()
