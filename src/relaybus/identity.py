@@ -155,6 +155,68 @@ def session_socket(key: str, env: Mapping[str, str] | None = None) -> Path:
     return folder / f"{safe}.sock"
 
 
+#: What ``RELAYBUS_AUTO_TAGS`` may name: the session's tool and its project.
+AUTO_TAG_KINDS = ("tool", "project")
+#: The automatic capabilities of a session unless ``RELAYBUS_AUTO_CAPS`` says otherwise.
+DEFAULT_AUTO_CAPS = ("chat",)
+#: Values of ``RELAYBUS_AUTO_TAGS`` / ``RELAYBUS_AUTO_CAPS`` that turn them off.
+OFF = frozenset({"", "0", "false", "no", "off", "none"})
+
+
+def name_slug(text: str) -> str | None:
+    """``text`` as a valid tag or capability name (letters, digits, ``. _ - @``,
+    starting with a letter or digit, at most 128 characters), other characters
+    folded into ``-``; None when nothing is left."""
+    slug = re.sub(r"[^A-Za-z0-9._@-]+", "-", text)
+    slug = re.sub(r"^[^A-Za-z0-9]+", "", slug)[:128].rstrip("-")
+    return slug or None
+
+
+def project_name(cwd: str) -> str:
+    """The session's project: the name of the repository folder holding ``cwd``
+    (the nearest ``.git`` above it), else of ``cwd`` itself."""
+    from .repository import repository_root
+
+    here = Path(cwd)
+    return (repository_root(here) or here).name
+
+
+def auto_names(
+    tool: str, cwd: str, env: Mapping[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """``(tags, capabilities)`` a session gets on top of its profile's.
+
+    Tags: its tool (``claude``, ``codex``, ``gemini``, ``cursor``; none for ``mcp``, an
+    unnamed tool) and its project
+    (:func:`project_name`), as valid names; ``RELAYBUS_AUTO_TAGS`` picks which
+    (comma-separated ``tool``, ``project``; default both; ``0`` or empty for
+    none). Capabilities: ``RELAYBUS_AUTO_CAPS`` (comma-separated names; default
+    ``chat``; ``0`` or empty for none).
+
+    Raises:
+        ProfileError: ``RELAYBUS_AUTO_TAGS`` names something other than tool or project.
+    """
+    env = os.environ if env is None else env
+    kinds: list[str] = list(AUTO_TAG_KINDS)
+    caps: list[str] = list(DEFAULT_AUTO_CAPS)
+    if "RELAYBUS_AUTO_TAGS" in env:
+        raw = env["RELAYBUS_AUTO_TAGS"]
+        kinds = [] if raw.strip().lower() in OFF else split_list(raw.lower())
+        unknown = sorted(set(kinds) - set(AUTO_TAG_KINDS))
+        if unknown:
+            raise ProfileError(
+                f"RELAYBUS_AUTO_TAGS: unknown {', '.join(unknown)} "
+                f"(use {', '.join(AUTO_TAG_KINDS)}, or 0 for none)"
+            )
+    if "RELAYBUS_AUTO_CAPS" in env:
+        raw = env["RELAYBUS_AUTO_CAPS"]
+        caps = [] if raw.strip().lower() in OFF else split_list(raw)
+    # ``mcp``: ``relaybus mcp`` without ``--tool``, no coding tool anyone could target.
+    sources = {"tool": "" if tool == "mcp" else tool, "project": project_name(cwd)}
+    tags = [slug for kind in kinds if (slug := name_slug(sources[kind]))]
+    return tags, caps
+
+
 def split_list(raw: str | None) -> list[str]:
     """``"a, b,,c"`` → ``["a", "b", "c"]`` (the form of ``RELAYBUS_TAGS`` and friends)."""
     return [part.strip() for part in (raw or "").split(",") if part.strip()]
@@ -396,14 +458,18 @@ def session_identity(
     or the current directory) and the :func:`session_key`; the instance id is
     the session key, so the session's processes re-register without fencing
     each other off. ``pid`` is the tool's process (the session anchor), so
-    presence ends with the tool.
+    presence ends with the tool. The profile's tags and capabilities get the
+    session's automatic ones (:func:`auto_names`) after their own.
 
     Raises:
-        ProfileError: see :meth:`Profile.from_env`.
+        ProfileError: see :meth:`Profile.from_env` and :func:`auto_names`.
     """
     env = os.environ if env is None else env
     profile = Profile.from_env(env)
     cwd = cwd or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
+    tags, caps = auto_names(tool, cwd, env)
+    profile.tags = list(dict.fromkeys([*profile.tags, *tags]))
+    profile.capabilities = list(dict.fromkeys([*profile.capabilities, *caps]))
     key = session_key(env)
     instance = f"session-{key}"
     agent_id = profile.agent or derive_agent_id(

@@ -25,6 +25,8 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .repository import repository_root
+
 # Not ``typing.TYPE_CHECKING``: see relaybus/__init__.py (importing typing costs
 # a hook a few ms); type checkers treat any ``TYPE_CHECKING`` name as true.
 TYPE_CHECKING = False
@@ -478,15 +480,6 @@ def _invalid(message: str, **details: Any) -> InvalidInput:
     from .errors import InvalidInput  # errors imports typing; most loads raise nothing
 
     return InvalidInput(message, **details)
-
-
-def repository_root(start: Path) -> Path | None:
-    """The nearest folder at or above ``start`` holding a ``.git`` (a folder, or the
-    file of a worktree or submodule), or ``None`` outside any repository."""
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder
-    return None
 
 
 def find_relay_dir(start: Path | None = None) -> Path:

@@ -239,9 +239,12 @@ class Registration(Answer):
 
 
 class AgentUpdate(Body):
-    """Fields to change; omitted fields stay, an empty list clears."""
+    """Fields to change; omitted fields stay, an empty list clears. ``add_*``,
+    ``remove_*``, ``join_channels`` and ``leave_channels`` change a list item by item."""
 
-    model_config = examples({"status": "busy", "tags": ["backend", "python"]})
+    model_config = examples(
+        {"status": "busy", "tags": ["backend", "python"]}, {"add_tags": ["python"]}
+    )
 
     label: Label | None = None
     tags: list[Name] | None = None
@@ -249,6 +252,24 @@ class AgentUpdate(Body):
     channels: list[Name] | None = None
     status: AgentStatus | None = None
     meta: dict[str, Any] | None = Field(default=None, description=META)
+    add_tags: list[Name] | None = Field(
+        default=None, description="Tags to add (kept once, at the end), after tags."
+    )
+    remove_tags: list[Name] | None = Field(
+        default=None, description="Tags to remove, if present, after tags."
+    )
+    add_capabilities: list[Name] | None = Field(
+        default=None, description="Capabilities to add, after capabilities."
+    )
+    remove_capabilities: list[Name] | None = Field(
+        default=None, description="Capabilities to remove, if present, after capabilities."
+    )
+    join_channels: list[Name] | None = Field(
+        default=None, description="Channels to join, after channels."
+    )
+    leave_channels: list[Name] | None = Field(
+        default=None, description="Channels to leave, if joined, after channels."
+    )
 
 
 class HeartbeatBody(Body):

@@ -348,6 +348,7 @@ HOOK_MODULES = {
     "relaybus.client.warm",
     "relaybus.entry",
     "relaybus.identity",
+    "relaybus.repository",
     "relaybus.tools",
     "relaybus.tools.hooks",
     "relaybus.tools.hooks.command",

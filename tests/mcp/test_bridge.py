@@ -47,6 +47,7 @@ LEAN = {
     "relaybus.entry",
     "relaybus.__main__",
     "relaybus.identity",
+    "relaybus.repository",
     "relaybus.settings",
     "relaybus.bounds",
     "relaybus.errors",
@@ -193,7 +194,8 @@ def test_a_killed_warm_relay_is_replaced_and_the_session_goes_on(
             assert "You are alice" in await call(alice, "whoami")  # a new relay, a new session
             again = warm.probe(relay_dir)
             assert again is not None and again.pid != first.pid
-            assert "alice (online) [you]" in await call(alice, "agents")
+            seen = await call(alice, "agents")
+            assert f"alice (online) - tags: {tmp_path.name} - caps: chat [you]" in seen
 
     run(scenario)
     with Relay.open(dir=relay_dir) as relay:

@@ -63,7 +63,9 @@ def test_two_sessions_find_each_other_and_talk_in_a_thread(tmp_path: Path) -> No
             assert "You are bob" in await call(bob, "whoami")  # registers bob: first use
             assert "You are alice" in await call(alice, "whoami")
             seen = await call(alice, "agents")
-            assert "alice (online) [you]" in seen and "bob (online)" in seen
+            automatic = f"tags: {tmp_path.name} - caps: chat"  # project and chat, no tool
+            assert f"alice (online) - {automatic} [you]" in seen
+            assert f"bob (online) - {automatic}" in seen
 
             sent = await call(alice, "send", to="bob", subject="Plan", body="hello bob")
             assert sent == "Sent #1 to bob."
@@ -289,7 +291,8 @@ def test_profile_from_toml_and_env_is_registered(tmp_path: Path) -> None:
         ) as client:
             me = await call(client, "whoami")
             assert '"Code reviewer"' in me
-            assert "tags: backend\ncapabilities: review\nchannels: ci, deploys" in me
+            tags = f"backend, claude, {tmp_path.name}"  # the profile's, then the automatic ones
+            assert f"tags: {tags}\ncapabilities: review, chat\nchannels: ci, deploys" in me
 
     run(scenario)
     with relay_of(tmp_path) as relay:

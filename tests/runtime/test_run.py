@@ -621,3 +621,49 @@ def test_an_unreachable_relay_server_is_one_line_on_stderr(
     [line] = proc.stderr.splitlines()
     assert line.startswith("relaybus: error: ")
     assert "127.0.0.1:9" in line
+
+
+def cli_call(env: dict[str, str], cwd: Path, *args: str) -> dict[str, object]:
+    """``relaybus ARGS --json`` as a process (on the runner's relay); its JSON answer."""
+    done = subprocess.run(
+        [sys.executable, "-m", "relaybus", *args, "--json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        encoding="utf-8",
+        timeout=HUNG,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    answer: dict[str, object] = json.loads(done.stdout)
+    return answer
+
+
+@pytest.mark.slow
+def test_a_runner_keeps_its_agent_while_the_cli_changes_its_label_tags_caps_and_channels(
+    term: Callable[[list[str]], Term], relay: Relay, env: dict[str, str], tmp_path: Path
+) -> None:
+    alice = relay.register("alice", pid=None)
+    t = term(["--name", "worker", "--quiet", "0.3", "--prompt", PROMPT, *repl()])
+    t.expect(r"repl> ")
+    registered(relay, "worker")
+    epoch = relay.get_agent("worker").epoch
+
+    cli_call(env, tmp_path, "--as", "worker", "label", "python worker")
+    cli_call(env, tmp_path, "--as", "worker", "tags", "add", "python")
+    cli_call(env, tmp_path, "--as", "worker", "caps", "add", "review")
+    shown = cli_call(env, tmp_path, "--as", "worker", "channels", "join", "ops")
+    sent = alice.send("tag:python", "typed into the runner still holding worker", channel="ops")
+    t.expect_message(sent)  # the runner read it and marked it read with its epoch
+    [receipt] = relay.deliveries(sent.id, until="read", timeout=HUNG)
+
+    assert (shown["label"], shown["epoch"]) == ("python worker", epoch)
+    assert (shown["tags"], shown["capabilities"], shown["channels"]) == (
+        ["python"],
+        ["review"],
+        ["ops"],
+    )
+    assert (receipt.state, receipt.via) == (DeliveryState.READ, Via.PTY)
+    assert relay.get_agent("worker").epoch == epoch
+    t.type("exit 0\r")
+    assert t.wait_exit() == 0

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from collections.abc import Callable
 
 import pytest
 
 from relaybus.errors import Conflict, InvalidInput, NotFound
-from relaybus.models import AgentStatus, TaskStatus
+from relaybus.models import Agent, AgentStatus, TaskStatus
 from relaybus.service import Service, derive_agent_id
 from relaybus.service.presence import HOSTNAME
-from tests.conftest import Clock, Snapshot
+from tests.conftest import HUNG, Background, Clock, Snapshot
 
 
 def test_register_stores_every_field(service: Service, clock: Clock) -> None:
@@ -187,6 +189,68 @@ def test_update_changes_only_the_given_fields(service: Service) -> None:
     assert (agent.capabilities, agent.channels, agent.meta) == (["review"], [], {"k": 1})
     (event,) = service.events(kinds=["agent.updated"], since=0)[:1]
     assert event.data["label"] == "new"
+
+
+def test_list_changes_add_and_remove_names_in_place_and_are_idempotent(
+    service: Service,
+) -> None:
+    service.register("alice", tags=["a", "b"], capabilities=["chat"], channels=["ops"])
+
+    once = service.update_agent(
+        "alice", add_tags=["c", "a"], remove_tags=["b", "zz"], add_capabilities=["review"]
+    )
+    twice = service.update_agent(
+        "alice", add_tags=["c", "a"], remove_tags=["b", "zz"], add_capabilities=["review"]
+    )
+    joined = service.update_agent("alice", join_channels=["ci"], leave_channels=["ops"])
+    left = service.update_agent("alice", leave_channels=["ci"], remove_capabilities=["chat"])
+
+    assert (once.tags, once.capabilities) == (["a", "c"], ["chat", "review"])
+    assert (twice.tags, twice.capabilities) == (once.tags, once.capabilities)
+    assert joined.channels == ["ci"]
+    assert (left.channels, left.capabilities) == ([], ["review"])  # no channels: hears all
+    assert left.epoch == 1  # changed in place: no new registration
+    replaced = service.update_agent("alice", tags=["x", "y"], add_tags=["z"], remove_tags=["x"])
+    assert replaced.tags == ["y", "z"]  # the changes apply to the list given
+    updated = service.events(kinds=["agent.updated"])
+    assert updated[0].data["tags"] == ["a", "c"]
+    assert not service.events(kinds=["agent.registered"], since=updated[0].id)
+
+
+def test_list_changes_with_a_bad_name_change_nothing(
+    service: Service, snapshot: Callable[[], Snapshot]
+) -> None:
+    service.register("alice", tags=["a"])
+    before = snapshot()
+
+    with pytest.raises(InvalidInput, match="invalid tag 'bad name'"):
+        service.update_agent("alice", add_tags=["ok", "bad name"])
+    with pytest.raises(InvalidInput, match="invalid channel"):
+        service.update_agent("alice", label="x", leave_channels=["-x"])
+    with pytest.raises(InvalidInput, match="list of names"):
+        service.update_agent("alice", add_capabilities="review")
+
+    assert snapshot() == before
+
+
+def test_concurrent_list_changes_of_different_names_all_land(
+    service: Service, background: type[Background[Agent]]
+) -> None:
+    service.register("alice", instance_id="runner", tags=["base"])
+    start = threading.Barrier(8)
+
+    def add(name: str) -> Agent:
+        start.wait(HUNG)
+        return service.update_agent("alice", add_tags=[name], add_capabilities=[name])
+
+    calls = [background(functools.partial(add, f"t{i}")) for i in range(8)]
+    for call in calls:
+        call.outcome()
+
+    agent = service.get_agent("alice")
+    assert sorted(agent.tags) == ["base"] + [f"t{i}" for i in range(8)]
+    assert sorted(agent.capabilities) == [f"t{i}" for i in range(8)]
+    assert agent.epoch == 1
 
 
 def test_update_to_offline_appends_agent_offline(service: Service) -> None:

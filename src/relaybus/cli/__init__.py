@@ -32,6 +32,11 @@ COMMANDS = {
     "migrate": "admin:migrate",
     "register": "agents:register",
     "agents": "agents:agents",
+    "whoami": "me:whoami",
+    "label": "me:label",
+    "tags": "me:tags",
+    "caps": "me:caps",
+    "channels": "me:channels",
     "send": "messages:send",
     "reply": "messages:reply",
     "inbox": "messages:inbox",
@@ -77,7 +82,8 @@ Targets (send --to):
 
 \b
 Who am I: send, reply, inbox, claim, release, heartbeat, unregister (and task
-updates) act as the agent named by --as NAME or RELAYBUS_AGENT=NAME.
+updates) act as the agent named by --as NAME or RELAYBUS_AGENT=NAME; whoami,
+label, tags, caps and channels also find a coding session's own agent.
 
 \b
 The relay lives in .relay/relay.db at the repository root (found like git,

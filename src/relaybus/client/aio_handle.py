@@ -487,8 +487,17 @@ class AsyncAgentHandle(AsyncTasksView):
         channels: Sequence[str] | None = None,
         status: AgentStatus | str | None = None,
         meta: Mapping[str, Any] | None = None,
+        add_tags: Sequence[str] | None = None,
+        remove_tags: Sequence[str] | None = None,
+        add_capabilities: Sequence[str] | None = None,
+        remove_capabilities: Sequence[str] | None = None,
+        join_channels: Sequence[str] | None = None,
+        leave_channels: Sequence[str] | None = None,
     ) -> Agent:
-        """Change label, tags, capabilities, channels, status or meta."""
+        """Change label, tags, capabilities, channels, status or meta, without a new
+        epoch. A list given replaces the stored one; ``add_*``, ``remove_*``,
+        ``join_channels`` and ``leave_channels`` change it item by item instead
+        (idempotent, and race-free: see ``Service.update_agent``)."""
         return await self._run(
             calls.update_agent(
                 self.id,
@@ -500,6 +509,12 @@ class AsyncAgentHandle(AsyncTasksView):
                 channels=channels,
                 status=status,
                 meta=meta,
+                add_tags=add_tags,
+                remove_tags=remove_tags,
+                add_capabilities=add_capabilities,
+                remove_capabilities=remove_capabilities,
+                join_channels=join_channels,
+                leave_channels=leave_channels,
             )
         )
 

@@ -312,8 +312,15 @@ def update_agent(
     channels: Sequence[str] | None = None,
     status: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    add_tags: Sequence[str] | None = None,
+    remove_tags: Sequence[str] | None = None,
+    add_capabilities: Sequence[str] | None = None,
+    remove_capabilities: Sequence[str] | None = None,
+    join_channels: Sequence[str] | None = None,
+    leave_channels: Sequence[str] | None = None,
 ) -> Request:
-    """``PATCH /v1/agents/{id}`` (``None`` leaves a field as it is)."""
+    """``PATCH /v1/agents/{id}`` (``None`` leaves a field as it is; ``add_*``,
+    ``remove_*``, ``join_channels``, ``leave_channels`` change a list item by item)."""
     changes = _fields(
         label=label,
         tags=_list(tags),
@@ -321,6 +328,12 @@ def update_agent(
         channels=_list(channels),
         status=status,
         meta=meta,
+        add_tags=_list(add_tags),
+        remove_tags=_list(remove_tags),
+        add_capabilities=_list(add_capabilities),
+        remove_capabilities=_list(remove_capabilities),
+        join_channels=_list(join_channels),
+        leave_channels=_list(leave_channels),
     )
     return _acting("PATCH", agent_id, "", workspace, epoch, body=changes)
 

@@ -39,6 +39,29 @@ RESERVED_IDS = frozenset({"broadcast", "relaybus"})
 MAX_PID = bounds.MAX_PID
 
 
+def _list_edits(
+    values: Mapping[str, Any], **lists: tuple[str, Sequence[str] | None, Sequence[str] | None]
+) -> dict[str, tuple[list[str], set[str]]]:
+    """The checked item-by-item changes of :meth:`AgentOps.update_agent`: column →
+    (names to add, names to remove), for the columns with any change.
+
+    Raises:
+        InvalidInput: a malformed name, or one name given as a list.
+    """
+    edits: dict[str, tuple[list[str], set[str]]] = {}
+    for column, (kind, added, removed) in lists.items():
+        if added is None and removed is None:
+            continue
+        edits[column] = (check_names(kind, _names(added)), set(check_names(kind, _names(removed))))
+    return edits
+
+
+def _names(values: Sequence[str] | None) -> list[str]:
+    if isinstance(values, str):  # one name is not a list of its letters
+        raise InvalidInput(f"expected a list of names, not the text {values!r}")
+    return list(values or ())
+
+
 def parse_status(status: AgentStatus | str) -> AgentStatus:
     """``status`` as an :class:`AgentStatus`.
 
@@ -201,10 +224,25 @@ class AgentOps(SweepOps):
         channels: Sequence[str] | None = None,
         status: AgentStatus | str | None = None,
         meta: Mapping[str, Any] | None = None,
+        add_tags: Sequence[str] | None = None,
+        remove_tags: Sequence[str] | None = None,
+        add_capabilities: Sequence[str] | None = None,
+        remove_capabilities: Sequence[str] | None = None,
+        join_channels: Sequence[str] | None = None,
+        leave_channels: Sequence[str] | None = None,
     ) -> Agent:
         """Change an agent's label, tags, capabilities, channels, status or meta.
 
-        ``None`` leaves a field as it is; an empty list clears it.
+        ``None`` leaves a field as it is; an empty list clears it. The ``add_*``,
+        ``remove_*``, ``join_channels`` and ``leave_channels`` lists change one list
+        item by item instead of replacing it: names added go at the end unless present,
+        names removed go if present, so the same change made twice changes nothing the
+        second time. They are applied to the stored list inside the write transaction
+        (the row locked on PostgreSQL), so concurrent changes of different names all
+        land. Given with a whole list, they change that list instead of the stored one.
+
+        Fencing is as for any call: without ``epoch`` the change applies to whichever
+        instance holds the id, and it never starts a new epoch.
 
         Raises:
             NotFound: unknown agent. Conflict: stale ``epoch``.
@@ -225,9 +263,24 @@ class AgentOps(SweepOps):
             values["meta"] = check_meta(meta, self.settings.max_body_bytes)
         if status is not None:
             values["status"] = parse_status(status).value
+        edits = _list_edits(
+            values,
+            tags=("tag", add_tags, remove_tags),
+            capabilities=("capability", add_capabilities, remove_capabilities),
+            channels=("channel", join_channels, leave_channels),
+        )
         with self.store.write() as conn:
             now = self.now()
             touch_agent(conn, workspace, agent_id, epoch, now)
+            stored = [column for column in edits if column not in values]
+            if stored:
+                key = (agents.c.workspace == workspace) & (agents.c.id == agent_id)
+                columns = [agents.c[column] for column in stored]
+                row = conn.execute(sa.select(*columns).where(key).with_for_update()).one()
+                values.update(row._mapping)
+            for column, (added, removed) in edits.items():
+                kept = [name for name in values[column] if name not in removed]
+                values[column] = kept + [name for name in added if name not in kept]
             if values:
                 conn.execute(
                     agents.update()

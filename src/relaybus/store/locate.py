@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..settings import RELAY_DIRNAME, find_relay_dir, repository_root
+from ..repository import repository_root
+from ..settings import RELAY_DIRNAME, find_relay_dir
 
 DB_FILENAME = "relay.db"
 

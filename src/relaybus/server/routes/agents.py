@@ -117,7 +117,8 @@ def get_agent(agent_id: AgentPath, call: ApiCall) -> Response:
 def update_agent(
     agent_id: AgentPath, body: AgentUpdate, call: ApiCall, epoch: Epoch = None
 ) -> Response:
-    """Change the agent's label, tags, capabilities, channels, status or meta."""
+    """Change the agent's label, tags, capabilities, channels, status or meta (a list
+    whole, or item by item); never a new epoch."""
     caller = call.caller()
     agent = call.service.update_agent(
         caller.act_as(agent_id),
@@ -129,6 +130,12 @@ def update_agent(
         channels=body.channels,
         status=body.status,
         meta=body.meta,
+        add_tags=body.add_tags,
+        remove_tags=body.remove_tags,
+        add_capabilities=body.add_capabilities,
+        remove_capabilities=body.remove_capabilities,
+        join_channels=body.join_channels,
+        leave_channels=body.leave_channels,
     )
     return render(agent)
 
