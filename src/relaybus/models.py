@@ -241,14 +241,13 @@ class Event(_Model):
 
 class Credential(_Model):
     """Who a bearer token acts as: one agent of one workspace (``agent_id``), or one
-    integration (``integration``, with its ``scopes``, ``targets`` and ``channels``)."""
+    integration (``integration``, with its ``scopes``; the service checks its targets
+    and channels against its row)."""
 
     workspace: str
     agent_id: str | None = None
     integration: str | None = None
     scopes: tuple[str, ...] = ()
-    targets: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
 
 
 class IntegrationStatus(StrEnum):

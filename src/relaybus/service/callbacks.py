@@ -25,6 +25,7 @@ from ..errors import Conflict, NotFound
 from ..models import CallbackAttempt, CallbackDelivery, CallbackStatus
 from ..store.schema import callback_attempts, callbacks, integrations
 from .common import ServiceBase, check_choice, check_id, check_limit
+from .integrations import existing
 
 if TYPE_CHECKING:
     from random import Random
@@ -240,7 +241,7 @@ class CallbackOps(ServiceBase):
                 callbacks.c.status == check_choice(CallbackStatus, "callback status", status).value
             )
         with self.store.read() as conn:
-            self._integration_exists(conn, workspace, name)
+            existing(conn, workspace, name)
             rows = conn.execute(query.order_by(callbacks.c.id.desc()).limit(limit)).all()
             return self._with_attempts(conn, [r._mapping for r in rows])
 
@@ -258,7 +259,7 @@ class CallbackOps(ServiceBase):
         check_id("callback id", delivery_id)
         with self.store.write() as conn:
             now = self.now()
-            self._integration_exists(conn, workspace, name)
+            existing(conn, workspace, name)
             row = conn.execute(
                 sa.select(callbacks.c.status).where(
                     callbacks.c.workspace == workspace,
@@ -297,16 +298,6 @@ class CallbackOps(ServiceBase):
                     sa.select(sa.func.count()).where(callbacks.c.status == "pending")
                 ).scalar_one()
             )
-
-    @staticmethod
-    def _integration_exists(conn: Any, workspace: str, name: str) -> None:
-        found = conn.execute(
-            sa.select(integrations.c.name).where(
-                integrations.c.workspace == workspace, integrations.c.name == name
-            )
-        ).first()
-        if found is None:
-            raise NotFound(f"no integration {name!r} in workspace {workspace!r}")
 
     @staticmethod
     def _with_attempts(conn: Any, rows: list[Any]) -> list[CallbackDelivery]:

@@ -149,7 +149,7 @@ def check_key(key: str) -> str:
     return key
 
 
-def _check_allowed(kind: str, values: Iterable[str] | None, check: Any) -> list[str]:
+def _check_allowed(values: Iterable[str] | None, check: Any) -> list[str]:
     found = []
     for value in values or ():
         if value != ANY:
@@ -411,8 +411,8 @@ class IntegrationOps(ServiceBase):
             raise InvalidInput("a rate limit is 1-1000000 events per minute", field="rate_limit")
         return {
             "scopes": _check_scopes(scopes),
-            "targets": _check_allowed("target", targets, _check_target),
-            "channels": _check_allowed("channel", channels, lambda c: check_name("channel", c)),
+            "targets": _check_allowed(targets, _check_target),
+            "channels": _check_allowed(channels, lambda c: check_name("channel", c)),
             "callback_url": None if callback_url is None else check_callback_url(callback_url),
             "rate_limit": limit,
         }

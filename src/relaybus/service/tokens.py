@@ -105,6 +105,4 @@ def integration_credential(conn: Connection, workspace: str, name: str) -> Crede
         workspace=workspace,
         integration=name,
         scopes=tuple(hook.scopes),
-        targets=tuple(hook.targets),
-        channels=tuple(hook.channels),
     )
