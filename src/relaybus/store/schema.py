@@ -91,6 +91,8 @@ agents = sa.Table(
     sa.Column("epoch", sa.Integer, nullable=False),
     sa.Column("registered_at", Time, nullable=False),
     sa.Column("last_seen_at", Time, nullable=False),
+    # open | guarded | read-only (models.Approval); NULL reads as open.
+    sa.Column("approval", sa.String(16)),
 )
 
 messages = sa.Table(
@@ -191,6 +193,8 @@ tasks = sa.Table(
     # A repeat of its dedupe key was last seen / last told to anyone.
     sa.Column("last_seen_at", Time),
     sa.Column("notified_at", Time),
+    # The length of the holder's lease: a renewal that names none keeps it.
+    sa.Column("lease_seconds", Time),
     sa.Index("ix_tasks_status", "workspace", "status"),
     # A dedupe key names one active task per integration (NULL: raised by an agent or
     # the operator, whose keys the write lock keeps unique); a closed task leaves it.
@@ -325,6 +329,32 @@ rate_counts = sa.Table(
     sa.Column("subject", sa.String(128), primary_key=True),
     sa.Column("window_start", Time, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
+)
+
+# Pairs: a focused two-agent session (inviter asks invitee: pending, then active,
+# rejected or expired; active until either hangs up or stays offline: ended). One
+# pending or active pair per agent, checked under the store's write lock. Pair
+# messages are one thread rooted at ``thread_id``.
+pairs = sa.Table(
+    "pairs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("inviter", sa.String(128), nullable=False),
+    sa.Column("invitee", sa.String(128), nullable=False),
+    sa.Column("objective", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("thread_id", sa.BigInteger),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("expires_at", Time),
+    sa.Column("accepted_at", Time),
+    sa.Column("ended_at", Time),
+    sa.Column("ended_by", sa.String(128)),
+    sa.Column("reason", sa.Text),
+    sa.Index("ix_pairs_inviter", "workspace", "inviter", "status"),
+    sa.Index("ix_pairs_invitee", "workspace", "invitee", "status"),
+    sqlite_autoincrement=True,
 )
 
 # Background jobs (``sweep``, ``prune``), one row each: a replica runs a job
