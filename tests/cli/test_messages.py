@@ -93,11 +93,12 @@ def test_history_shows_a_late_agent_the_broadcasts_it_hears(cli: Cli, relay: Rel
     alice.send("broadcast", "lunch?", channel="social")
     relay.register("late", channels=["deploys"])
 
-    shown, listed, refused = cli.run_all(
+    shown, listed, refused, everyone = cli.run_all(
         [
             "--as late history",
             "--as late history --json --limit 1",
             "--as late history --channel social",
+            "--as late history --broadcast --json",
         ]
     )
 
@@ -108,4 +109,5 @@ def test_history_shows_a_late_agent_the_broadcasts_it_hears(cli: Cli, relay: Rel
     assert (
         refused.err.strip() == "relaybus: error: late does not hear channel 'social': join it first"
     )
+    assert [m["body"] for m in everyone.json()] == ["hello all"]
     assert relay.agent("late").unread_count() == 0

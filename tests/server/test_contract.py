@@ -47,6 +47,7 @@ SAMPLES: dict[str, Any] = {
     "agent_id": "team/alice@host",
     "assignee": "bob",
     "before": 9,
+    "broadcast": True,
     "body": "hello",
     "callback_url": "https://ops.example/cb",
     "capabilities": ["review"],

@@ -38,6 +38,13 @@ def bodies(found: list[Message]) -> list[str]:
 def test_a_late_joiner_reads_the_broadcasts_it_hears_newest_first(earlier: Service) -> None:
     assert bodies(earlier.history("late")) == ["deploy at 5", "hello all"]
     assert bodies(earlier.history("late", channel="deploys")) == ["deploy at 5"]
+    assert bodies(earlier.history("late", broadcast=True)) == ["hello all"]
+    assert bodies(earlier.history(None, broadcast=True)) == ["hello all"]
+
+
+def test_history_takes_a_channel_or_broadcast_not_both(earlier: Service) -> None:
+    with pytest.raises(InvalidInput, match="not both"):
+        earlier.history("late", channel="deploys", broadcast=True)
 
 
 def test_history_never_enters_the_inbox_nor_shows_what_was_meant_for_others(

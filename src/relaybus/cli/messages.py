@@ -198,12 +198,17 @@ def thread(message_id: int, peek: bool) -> None:
 
 @click.command()
 @click.option("--channel", metavar="NAME", help="Only the broadcasts on this channel.")
+@click.option(
+    "--broadcast",
+    is_flag=True,
+    help="Only the workspace-wide broadcasts (those without a channel).",
+)
 @click.option("--before", type=int, metavar="ID", help="Only older messages (the next page).")
 @click.option(
     "--limit", type=int, default=20, show_default=True, help="At most N (1-1000), newest first."
 )
 @json_option
-def history(channel: str | None, before: int | None, limit: int) -> None:
+def history(channel: str | None, broadcast: bool, before: int | None, limit: int) -> None:
     """Show broadcasts sent before you joined, newest first.
 
     A broadcast reaches the agents registered when it is sent; this reads the
@@ -215,11 +220,13 @@ def history(channel: str | None, before: int | None, limit: int) -> None:
     Examples:
       relaybus --as dave history
       relaybus --as dave history --channel deploys --limit 50
+      relaybus --as dave history --broadcast          # only those sent to everyone
       relaybus --as dave history --before 120      # the page after the one ending at #120
     """
     app = get_app()
     reader = app.relay if app.agent_id is None else app.me()
-    found = [render.dump(m) for m in reader.history(channel=channel, before=before, limit=limit)]
+    pages = reader.history(channel=channel, broadcast=broadcast, before=before, limit=limit)
+    found = [render.dump(m) for m in pages]
     if app.json:
         render.emit_json(found)
         return

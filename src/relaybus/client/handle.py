@@ -76,7 +76,12 @@ class TasksView(ABC):
         return self._run(calls.task_history(task_id, workspace=self._workspace, viewer=self._agent))
 
     def history(
-        self, *, channel: str | None = None, before: int | None = None, limit: int = 50
+        self,
+        *,
+        channel: str | None = None,
+        broadcast: bool = False,
+        before: int | None = None,
+        limit: int = 50,
     ) -> list[Message]:
         """Broadcasts sent whenever, newest first, without them entering an inbox: on an
         agent's handle those without a channel or on a channel the agent hears (for an
@@ -84,12 +89,18 @@ class TasksView(ABC):
 
         Args:
             channel: only this channel's (an agent must hear it: Forbidden otherwise).
+            broadcast: only the workspace-wide ones (without a channel).
             before: only older ids (the next page: the last id of this one).
             limit: at most this many (1-1000).
         """
         return self._run(
             calls.history(
-                self._agent, workspace=self._workspace, channel=channel, before=before, limit=limit
+                self._agent,
+                workspace=self._workspace,
+                channel=channel,
+                broadcast=broadcast,
+                before=before,
+                limit=limit,
             )
         )
 

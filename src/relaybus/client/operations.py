@@ -544,11 +544,14 @@ def history(
     *,
     workspace: str,
     channel: str | None = None,
+    broadcast: bool = False,
     before: int | None = None,
     limit: int = 50,
 ) -> Request:
     """``GET /v1/history``: broadcasts, newest first (``agent_id``: as that agent)."""
     params = {"agent": agent_id, "channel": channel, "before": before, "limit": limit}
+    if broadcast:
+        params["broadcast"] = "true"
     return Request("GET", "/v1/history", workspace=workspace, agent=agent_id, params=params)
 
 

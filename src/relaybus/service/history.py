@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..errors import Forbidden
+from ..errors import Forbidden, InvalidInput
 from ..models import Message
 from ..store.schema import agents, messages
 from .common import ServiceBase, check_id, check_limit, check_name, message_from_row, unknown_agent
@@ -29,6 +29,7 @@ class HistoryOps(ServiceBase):
         *,
         workspace: str = "default",
         channel: str | None = None,
+        broadcast: bool = False,
         before: int | None = None,
         limit: int = 50,
     ) -> list[Message]:
@@ -39,6 +40,7 @@ class HistoryOps(ServiceBase):
                 channel it hears now (an agent with no channels hears them all);
                 ``None`` reads as admin (every broadcast).
             channel: only the broadcasts on this channel.
+            broadcast: only the workspace-wide broadcasts (those without a channel).
             before: only messages with a smaller id (the next page: the last id seen).
             limit: at most this many (1-1000).
 
@@ -48,9 +50,12 @@ class HistoryOps(ServiceBase):
         Raises:
             NotFound: no agent ``agent_id``.
             Forbidden: ``agent_id`` does not hear ``channel``.
-            InvalidInput: a malformed name, cursor or limit.
+            InvalidInput: a malformed name, cursor or limit, or both ``channel`` and
+                ``broadcast``.
         """
         check_limit(limit)
+        if broadcast and channel is not None:
+            raise InvalidInput("give a channel or broadcast (no channel), not both")
         if channel is not None:
             check_name("channel", channel)
         if before is not None:
@@ -82,5 +87,7 @@ class HistoryOps(ServiceBase):
                     )
             if channel is not None:
                 query = query.where(messages.c.channel == channel)
+            elif broadcast:
+                query = query.where(messages.c.channel.is_(None))
             rows = conn.execute(query.order_by(messages.c.id.desc()).limit(limit)).all()
         return [message_from_row(r._mapping) for r in rows]

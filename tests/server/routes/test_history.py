@@ -28,12 +28,14 @@ def test_a_late_agent_reads_the_broadcasts_it_missed_and_no_other_agents_view(
         older = client.get("/v1/history", params={"before": page.json()[0]["id"]})
         refused = client.get("/v1/history", params={"channel": "social"})
         other = client.get("/v1/history", params={"agent": "alice"})
+        workspace_wide = client.get("/v1/history", params={"broadcast": "true"})
         inbox = client.get("/v1/agents/late/inbox")
 
     assert [m["body"] for m in mine.json()] == ["deploy at 5", "hello all"]
     assert [m["body"] for m in older.json()] == ["hello all"]
     assert "does not hear channel 'social'" in problem(refused, 403)["detail"]
     problem(other, 403)
+    assert [m["body"] for m in workspace_wide.json()] == ["hello all"]
     assert inbox.json() == []  # history never enters the inbox
     everything = http.get("/v1/history").json()
     assert [m["body"] for m in everything] == ["lunch?", "deploy at 5", "hello all"]

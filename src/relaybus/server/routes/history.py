@@ -34,6 +34,10 @@ def history(
         str | None,
         Query(pattern=anchored(NAME_PATTERN), description="Only the broadcasts on this channel."),
     ] = None,
+    broadcast: Annotated[
+        bool,
+        Query(description="Only the workspace-wide broadcasts (those without a channel)."),
+    ] = False,
     before: Annotated[
         int | None, Query(json_schema_extra=ID_BOUNDS, description="Only older ids (a page).")
     ] = None,
@@ -47,6 +51,7 @@ def history(
         viewer_of(caller, agent),
         workspace=caller.workspace,
         channel=channel,
+        broadcast=broadcast,
         before=before,
         limit=limit,
     )
