@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from ..models import AgentStatus, Message, Pair, PairStatus
+from ..models import AgentStatus, Event, Message, Pair, PairStatus
 from ..store.schema import agents, pairs
 from .common import (
     ServiceBase,
@@ -62,6 +62,14 @@ def pair_from_row(row: Any) -> Pair:
 def no_pair(pair_id: int) -> NotFound:
     """The one answer for a pair that does not exist and one the caller is not in."""
     return NotFound(f"no pair {pair_id}", pair=pair_id)
+
+
+def pair_audience(event: Event) -> frozenset[str]:
+    """The agents that see a ``pair.*`` event on a stream: the pair's two agents (the
+    event records them), as only they see the pair."""
+    return frozenset(
+        a for a in (event.data.get("inviter"), event.data.get("invitee")) if isinstance(a, str)
+    )
 
 
 def _other(row: Any, agent_id: str) -> str:

@@ -122,3 +122,23 @@ def test_of_eight_invites_racing_through_a_server_exactly_one_wins(
     won = next(r.json() for r in replies if r is not None and r.status_code == 201)
     lost = [r.json() for r in replies if r is not None and r.status_code == 409]
     assert all(p["pair"] == won["id"] for p in lost)
+
+
+def test_an_agent_sees_the_events_of_its_own_pairs_only(
+    http: httpx.Client, cast: Callable[..., str]
+) -> None:
+    alice, bob, carol = cast("alice"), cast("bob"), cast("carol")
+    cast("dave")
+    with as_agent(http, alice) as a:
+        mine = a.post("/v1/pairs", json={"target": "bob", "objective": "one"}).json()
+    with as_agent(http, carol) as c:
+        c.post("/v1/pairs", json={"target": "dave", "objective": "two"})
+
+    seen = {}
+    for name, token in (("alice", alice), ("bob", bob), ("carol", carol)):
+        with as_agent(http, token) as client:
+            found = client.get("/v1/events", params={"kind": "pair."}).json()
+            seen[name] = [(e["kind"], e["data"]["pair_id"]) for e in found]
+
+    assert seen["alice"] == seen["bob"] == [("pair.invited", mine["id"])]
+    assert seen["carol"] == [("pair.invited", mine["id"] + 1)]
