@@ -18,6 +18,7 @@ def test_a_pair_session_from_the_command_line(cli: Cli, relay: Relay) -> None:
     pair_id = invited.json()["id"]
     accepted = cli(f"--as bob pair accept {pair_id}")
     said = cli(f'--as alice pair send {pair_id} "I take the parser"')
+    inbox = cli("--as bob inbox")
     status = cli("--as bob pair status")
     ended = cli(f"--as bob pair hangup {pair_id}")
 
@@ -25,10 +26,11 @@ def test_a_pair_session_from_the_command_line(cli: Cli, relay: Relay) -> None:
     assert invited.json()["status"] == "pending"
     assert accepted.out == f"pair {pair_id}: active with alice\n", accepted
     assert said.code == 0 and said.out.startswith("sent #") and "to bob on pair" in said.out
+    assert f"alice → bob · pair {pair_id} · re #" in inbox.out
     assert status.code == 0 and "fix the flaky login test" in status.out and "active" in status.out
     assert ended.out == f"pair {pair_id}: ended\n"
     bob = relay.agent("bob")
-    assert [m.body for m in bob.inbox()][0] == "I take the parser"
+    assert [m.body for m in bob.inbox(unread_only=False)][0] == "I take the parser"
     assert relay.pair(pair_id).status is PairStatus.ENDED
 
 

@@ -283,3 +283,13 @@ def test_of_eight_racing_invites_exactly_one_wins(service: Service, racing: str)
     assert len(won) == 1, outcomes
     assert all(isinstance(e, Conflict) and e.details["pair"] == won[0].id for e in lost)
     assert [p.id for p in service.list_pairs()] == [won[0].id]
+
+
+def test_listing_by_status_counts_an_invite_past_its_expiry_as_expired(
+    agents: Service, clock: Clock
+) -> None:
+    pair = agents.pair_invite("alice", "bob", "fix it")
+    clock.advance(INVITE)
+
+    assert [p.id for p in agents.list_pairs(status="expired", viewer="bob")] == [pair.id]
+    assert agents.list_pairs(status="pending") == []

@@ -25,17 +25,15 @@ noticed keeps its pair.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..errors import Conflict, Forbidden, InvalidInput, NotFound
-from ..models import AgentStatus, Event, Message, Pair, PairStatus
-from ..store.schema import agents, pairs
+from ..models import Event, Message, Pair, PairStatus
+from ..store.schema import pairs
 from .common import (
-    ServiceBase,
     append_event,
     check_choice,
     check_id,
@@ -45,13 +43,10 @@ from .common import (
     require_agent,
     touch_agent,
 )
-from .drafts import make_draft, store_message
-from .presence import effective_status
+from .pair_endings import PairEndings, open_pairs, other_side
 
 #: Longest objective of a pair (characters).
 MAX_OBJECTIVE_CHARS = 2000
-#: Statuses that hold an agent (one of these per agent at most).
-OPEN = (PairStatus.PENDING.value, PairStatus.ACTIVE.value)
 
 
 def pair_from_row(row: Any) -> Pair:
@@ -72,11 +67,7 @@ def pair_audience(event: Event) -> frozenset[str]:
     )
 
 
-def _other(row: Any, agent_id: str) -> str:
-    return str(row.invitee if row.inviter == agent_id else row.inviter)
-
-
-class PairOps(ServiceBase):
+class PairOps(PairEndings):
     """Pair sessions (see the module docstring)."""
 
     def pair_invite(
@@ -282,7 +273,7 @@ class PairOps(ServiceBase):
                 workspace,
                 pair_id,
                 agent_id,
-                _other(row, agent_id),
+                other_side(row, agent_id),
                 body,
                 now,
                 None,
@@ -334,63 +325,30 @@ class PairOps(ServiceBase):
             condition = pairs.c.status == check_choice(PairStatus, "pair status", status).value
         if viewer is not None:
             check_name("agent id", viewer)
-        return self._pairs_read(workspace, condition, viewer, limit)
-
-    def sweep_pairs(self, *, workspace: str = "default") -> int:
-        """Write what time decided: expire pending invites past their expiry, end active
-        pairs one of whose agents stayed offline past the grace period. Idempotent;
-        reads first and takes the write lock only when something is due.
-
-        Returns:
-            how many pairs it ended.
-        """
-        now = self.now()
-        with self.store.read() as conn:
-            rows = _open_pairs(conn, workspace, None)
-            due = [r.id for r in rows if self._pairs_outcome(conn, workspace, r, now) is not None]
-        if not due:
-            return 0
-        with self.store.write() as conn:
-            now = self.now()
-            rows = [r for r in _open_pairs(conn, workspace, None) if r.id in due]
-            return self._pairs_settle(conn, workspace, rows, now)
-
-    def sweep_pairs_all(self) -> int:
-        """:meth:`sweep_pairs` every workspace with a pending or active pair.
-
-        Returns:
-            how many pairs it ended in all.
-        """
-        with self.store.read() as conn:
-            found = conn.execute(
-                sa.select(pairs.c.workspace).where(pairs.c.status.in_(OPEN)).distinct()
-            ).scalars()
-            workspaces = sorted(set(found))
-        return sum(self.sweep_pairs(workspace=w) for w in workspaces)
-
-    # -- helpers -------------------------------------------------------------------
+        # By status, the open pairs in view settle first (an expired invite may still
+        # be stored as pending): one read of them, a write only when one is due.
+        return self._pairs_read(workspace, condition, viewer, limit, every=status is not None)
 
     def _pairs_read(
-        self, workspace: str, condition: Any, viewer: str | None, limit: int
+        self, workspace: str, condition: Any, viewer: str | None, limit: int, every: bool = False
     ) -> list[Pair]:
-        # A read that settles first what time decided about the pairs it returns (in a
-        # write transaction, only when something is due).
+        # A read that settles first what time decided about the pairs it returns (with
+        # ``every``, about every open pair of ``viewer``, or of the workspace), in a
+        # write transaction only when something is due.
         query = sa.select(pairs).where(pairs.c.workspace == workspace, condition)
         if viewer is not None:
             query = query.where(sa.or_(pairs.c.inviter == viewer, pairs.c.invitee == viewer))
         query = query.order_by(pairs.c.id.desc()).limit(limit)
+        mine = None if viewer is None else [viewer]
         now = self.now()
         with self.store.read() as conn:
             rows = conn.execute(query).all()
-            due = any(
-                r.status in OPEN and self._pairs_outcome(conn, workspace, r, now) is not None
-                for r in rows
-            )
+            scope = open_pairs(conn, workspace, mine) if every else rows
+            due = [row.id for row, *_ in self._pairs_due(conn, workspace, scope, now)]
         if due:
             with self.store.write() as conn:
                 now = self.now()
-                ids = [r.id for r in rows]
-                self._pairs_settle(conn, workspace, _open_pairs(conn, workspace, None, ids), now)
+                self._pairs_settle(conn, workspace, open_pairs(conn, workspace, None, due), now)
                 rows = conn.execute(query).all()
         return [pair_from_row(r) for r in rows]
 
@@ -402,7 +360,7 @@ class PairOps(ServiceBase):
         check_id("pair id", pair_id)
         check_name("agent id", agent_id)
         now = self.now()
-        self._pairs_settle(conn, workspace, _open_pairs(conn, workspace, None, [pair_id]), now)
+        self._pairs_settle(conn, workspace, open_pairs(conn, workspace, None, [pair_id]), now)
         touch_agent(conn, workspace, agent_id, epoch, now)
         row = conn.execute(
             sa.select(pairs).where(pairs.c.workspace == workspace, pairs.c.id == pair_id)
@@ -437,177 +395,20 @@ class PairOps(ServiceBase):
     def _pair_row(self, conn: Connection, pair_id: int) -> Pair:
         return pair_from_row(conn.execute(sa.select(pairs).where(pairs.c.id == pair_id)).one())
 
-    def _pairs_say(
-        self,
-        conn: Connection,
-        workspace: str,
-        pair_id: int,
-        sender: str,
-        to: str,
-        body: str,
-        now: float,
-        step: str | None,
-        thread_id: int | None,
-        subject: str | None = None,
-    ) -> Message:
-        # A message of the pair's thread (a reply to its root), meta["pair"] its id.
-        # Retention may have deleted the root: then the message starts a thread of its
-        # own. A refused message (NotFound) writes nothing (store_message).
-        meta: dict[str, Any] = {"pair": pair_id}
-        if step is not None:
-            meta["pair_step"] = step
-        limit = self.settings.max_body_bytes
-        for parent in dict.fromkeys((thread_id, None)):
-            draft = make_draft(to, body, subject, None, parent, "normal", meta, False, limit=limit)
-            try:
-                return store_message(conn, workspace, sender, draft, now)
-            except NotFound:
-                if parent is None:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _pairs_end(
-        self,
-        conn: Connection,
-        workspace: str,
-        row: Any,
-        status: PairStatus,
-        reason: str,
-        now: float,
-        by: str | None,
-        offline: str | None = None,
-    ) -> None:
-        # End an open pair: its row, a notice on its thread to the other side, an event.
-        conn.execute(
-            pairs.update()
-            .where(pairs.c.id == row.id)
-            .values(status=status.value, updated_at=now, ended_at=now, ended_by=by, reason=reason)
-        )
-        if reason == "expired":
-            sender, to = row.invitee, row.inviter
-            text = (
-                f"pair {row.id} expired: {row.invitee} did not answer the invite within "
-                f"{self.settings.pair_invite_seconds:g} s."
-            )
-        elif reason == "offline":
-            assert offline is not None
-            sender = offline
-            to = _other(row, offline)
-            text = (
-                f"pair {row.id} ended: {offline} stayed offline for more than "
-                f"{self.settings.pair_offline_grace_seconds:g} s."
-            )
-        else:
-            assert by is not None
-            sender, to = by, _other(row, by)
-            text = (
-                f"{by} rejected pair {row.id}."
-                if reason == "rejected"
-                else f"{by} hung up pair {row.id}: it has ended."
-            )
-        try:
-            message_id: int | None = self._pairs_say(
-                conn, workspace, row.id, sender, to, text, now, reason, row.thread_id
-            ).id
-        except NotFound:  # the other side was unregistered: nobody to tell
-            message_id = None
-        kind = "pair.rejected" if status is PairStatus.REJECTED else "pair.ended"
-        data: dict[str, Any] = {
-            "pair_id": row.id,
-            "inviter": row.inviter,
-            "invitee": row.invitee,
-            "status": status.value,
-            "reason": reason,
-            "message_id": message_id,
-        }
-        if offline is not None:
-            data["offline"] = offline
-        append_event(conn, workspace, kind, now, by, **data)
-
-    def _pairs_outcome(
-        self, conn: Connection, workspace: str, row: Any, now: float
-    ) -> tuple[PairStatus, str, str | None] | None:
-        # What time decided about an open pair at ``now``: (status, reason, the agent
-        # gone offline), or None for nothing.
-        if row.status == PairStatus.PENDING.value:
-            if row.expires_at is not None and now >= row.expires_at:
-                return PairStatus.EXPIRED, "expired", None
-            return None
-        if row.status != PairStatus.ACTIVE.value:
-            return None
-        found = {
-            r.id: r
-            for r in conn.execute(
-                sa.select(
-                    agents.c.id,
-                    agents.c.status,
-                    agents.c.last_seen_at,
-                    agents.c.pid,
-                    agents.c.host,
-                ).where(
-                    agents.c.workspace == workspace, agents.c.id.in_([row.inviter, row.invitee])
-                )
-            )
-        }
-        grace = self.settings.pair_offline_grace_seconds
-        for who in (row.inviter, row.invitee):
-            agent = found.get(who)
-            if agent is None:  # unregistered: gone for good
-                return PairStatus.ENDED, "offline", who
-            gone = effective_status(agent._mapping, now, self.settings.stale_ttl)
-            if gone is AgentStatus.OFFLINE and now - agent.last_seen_at > grace:
-                return PairStatus.ENDED, "offline", who
-        return None
-
-    def _pairs_settle(
-        self, conn: Connection, workspace: str, rows: Iterable[Any], now: float
-    ) -> int:
-        # End the open ``rows`` time has decided about, in the caller's write transaction.
-        ended = 0
-        for row in rows:
-            outcome = self._pairs_outcome(conn, workspace, row, now)
-            if outcome is None:
-                continue
-            status, reason, offline = outcome
-            self._pairs_end(conn, workspace, row, status, reason, now, None, offline)
-            ended += 1
-        return ended
-
-    def _pairs_settle_agents(
-        self, conn: Connection, workspace: str, agent_ids: Sequence[str], now: float
-    ) -> None:
-        # Settle the open pairs of these agents (before an invite checks exclusivity).
-        self._pairs_settle(conn, workspace, _open_pairs(conn, workspace, agent_ids), now)
-
-
-def _open_pairs(
-    conn: Connection,
-    workspace: str,
-    agent_ids: Sequence[str] | None,
-    ids: Sequence[int] | None = None,
-) -> list[Any]:
-    # The pending and active pairs of ``workspace`` (of these agents, with these ids).
-    query = sa.select(pairs).where(pairs.c.workspace == workspace, pairs.c.status.in_(OPEN))
-    if agent_ids is not None:
-        query = query.where(sa.or_(pairs.c.inviter.in_(agent_ids), pairs.c.invitee.in_(agent_ids)))
-    if ids is not None:
-        query = query.where(pairs.c.id.in_(ids))
-    return list(conn.execute(query.order_by(pairs.c.id)).all())
-
 
 def _open_pair_of(
     conn: Connection, workspace: str, agent_id: str, *, besides: int | None = None
 ) -> Any:
     # The pending or active pair ``agent_id`` is in (other than ``besides``), or None.
     found = [
-        r for r in _open_pairs(conn, workspace, [agent_id]) if besides is None or r.id != besides
+        r for r in open_pairs(conn, workspace, [agent_id]) if besides is None or r.id != besides
     ]
     return found[0] if found else None
 
 
 def _busy(agent_id: str, blocking: Any) -> Conflict:
     # The refusal of an invite or accept that a pair of ``agent_id`` blocks.
-    other = _other(blocking, agent_id)
+    other = other_side(blocking, agent_id)
     return Conflict(
         f"{agent_id} is already in pair {blocking.id} ({blocking.status}, with {other}): "
         f"one pending or active pair per agent; hang up pair {blocking.id} first",
