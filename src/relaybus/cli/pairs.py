@@ -40,7 +40,7 @@ def pair() -> None:
       relaybus --as alice pair invite bob "fix the flaky login test"
       relaybus --as bob pair accept 7
       relaybus --as alice pair send 7 "I take the parser, you take the tests"
-      relaybus --as bob pair status
+      relaybus --as bob pair status --json
       relaybus --as alice pair hangup 7
     """
 
