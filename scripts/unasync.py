@@ -1,12 +1,12 @@
 """Write the sync client from the async one: ``python scripts/unasync.py [--check]``.
 
 The async modules of ``relaybus.client`` are the source (``aio.py``,
-``aio_handle.py``, ``aio_backends.py``, ``aio_integrations.py``); their sync twins
-(``relay.py``, ``handle.py``, ``backends.py``, ``integrations.py``) are generated: the
-same code with ``async``/``await`` removed and the async names replaced by the sync
-ones (``AsyncRelay`` → ``Relay``, ``aclose`` → ``close``, ``httpx.AsyncClient`` →
-``httpx.Client``…), then sorted and formatted by ruff. httpcore keeps its sync code
-the same way (its ``unasync.py``).
+``aio_handle.py``, ``aio_backends.py``, ``aio_integrations.py``, ``aio_pairs.py``);
+their sync twins (``relay.py``, ``handle.py``, ``backends.py``, ``integrations.py``,
+``pairs.py``) are generated: the same code with ``async``/``await`` removed and the
+async names replaced by the sync ones (``AsyncRelay`` → ``Relay``, ``aclose`` →
+``close``, ``httpx.AsyncClient`` → ``httpx.Client``…), then sorted and formatted by
+ruff. httpcore keeps its sync code the same way (its ``unasync.py``).
 
 ``--check`` writes nothing and exits 1 when a committed sync module differs from what
 its source generates (a hand edit, or a source edited without running the script).
@@ -30,6 +30,7 @@ FILES = {
     "aio_handle.py": "handle.py",
     "aio_backends.py": "backends.py",
     "aio_integrations.py": "integrations.py",
+    "aio_pairs.py": "pairs.py",
 }
 
 #: (pattern, replacement), applied in order to every line of a source.

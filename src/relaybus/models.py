@@ -228,6 +228,43 @@ class TaskEvent(_Model):
     created_at: datetime
 
 
+class PairStatus(StrEnum):
+    """A pair session's lifecycle: pending → active → ended; pending → rejected or
+    expired (an invite nobody answered in time). Every status but the first two is final."""
+
+    PENDING = "pending"
+    ACTIVE = "active"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    ENDED = "ended"
+
+    @property
+    def final(self) -> bool:
+        return self not in (PairStatus.PENDING, PairStatus.ACTIVE)
+
+
+class Pair(_Model):
+    """A focused two-agent session: ``inviter`` asked ``invitee`` to work on
+    ``objective`` together. ``thread_id`` is the root message of the pair's thread (the
+    invite); ``expires_at`` when a pending invite lapses; ``ended_by`` and ``reason``
+    (``hangup``, ``rejected``, ``expired``, ``offline``) say how it ended."""
+
+    id: int
+    workspace: str
+    inviter: str
+    invitee: str
+    objective: str
+    status: PairStatus
+    thread_id: int | None = None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    accepted_at: datetime | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+    reason: str | None = None
+
+
 class Event(_Model):
     """One entry of the append-only event log; ``id`` is the resume cursor."""
 

@@ -134,6 +134,15 @@ class Settings:
         gt=0,
     )
     lease_seconds: float = setting(600.0, "the default claim lease", unit="seconds", gt=0)
+    pair_invite_seconds: float = setting(
+        600.0, "a pair invite nobody answers expires after this", unit="seconds", gt=0
+    )
+    pair_offline_grace_seconds: float = setting(
+        300.0,
+        "an active pair ends when one of its agents stays offline (unseen) for longer than this",
+        unit="seconds",
+        gt=0,
+    )
     max_body_bytes: int = setting(64 * 1024, "the largest message body (UTF-8)", unit="bytes", gt=0)
     retention_days: float = setting(
         30.0, "prune deletes messages and events older than this", unit="days", gt=0

@@ -1,5 +1,6 @@
 """Each operation's HTTP request is written once, in :mod:`relaybus.client.operations`
-(the integration operations in :mod:`relaybus.client.integration_requests`): every SDK
+(the integration operations in :mod:`relaybus.client.integration_requests`, the pair
+operations in :mod:`relaybus.client.pair_requests`): every SDK
 call (:mod:`relaybus.client.calls`) carries the request of its namesake there,
 and what the SDK sends over HTTP is byte for byte what it sent when the calls built
 their own requests through the :mod:`relaybus.wire` models (``sdk_requests.json``,
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from relaybus.client import integration_requests, operations
+from relaybus.client import integration_requests, operations, pair_requests
 from relaybus.client.operations import Request
 from relaybus.client.transport import Call, HTTPSession
 from relaybus.settings import Settings
@@ -61,7 +62,11 @@ def test_every_sdk_call_was_recorded() -> None:
 @pytest.mark.parametrize("name", sorted(builders()))
 def test_every_sdk_call_carries_the_request_of_its_operation(name: str) -> None:
     call = build(name, builders()[name], every=True)
-    make = getattr(operations, name, None) or getattr(integration_requests, name)
+    make = (
+        getattr(operations, name, None)
+        or getattr(integration_requests, name, None)
+        or getattr(pair_requests, name)
+    )
     takes = inspect.signature(make).parameters
     request = make(**{p: v for p, v in SAMPLES.items() if p in takes})
 

@@ -43,7 +43,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     (
         "task",
         {"action": "steal"},
-        "`action` must be one of list, claim, progress, done, failed or release",
+        "`action` must be one of list, claim, progress, done, failed, release, "
+        "pair_invite, pair_accept, pair_reject, pair_send, pair_hangup or pair_status",
     ),
     (
         "task",

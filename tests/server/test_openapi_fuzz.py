@@ -49,6 +49,8 @@ NOT_IN_THE_SCHEMA = (
     "a task needs a target",
     "a resolution names the dedupe_key",
     "name a target",
+    # A pair invite's target is any agent but the one inviting (agent_id).
+    "an agent cannot pair with itself",
     # A callback URL's host is checked in words: no link-local or metadata host, a
     # valid port.
     "callbacks may not go to",

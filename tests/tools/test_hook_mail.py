@@ -67,6 +67,7 @@ def as_mail(relay: Relay, msg: Message) -> direct.Mail:
         priority=msg.priority.value,
         task_id=msg.task_id,
         task_status=status,
+        pair=msg.meta.get("pair"),
     )
 
 

@@ -47,6 +47,7 @@ COMMANDS = {
     "task": "tasks:task",
     "claim": "tasks:claim",
     "release": "tasks:release",
+    "pair": "pairs:pair",
     "heartbeat": "agents:heartbeat",
     "unregister": "agents:unregister",
     "prune": "admin:prune",

@@ -141,6 +141,9 @@ def message_block(msg: JSON, *, show_read: bool = False) -> str:
         parts.append(msg["priority"])
     if msg.get("task_id") is not None:
         parts.append(f"task #{msg['task_id']}")
+    pair = (msg.get("meta") or {}).get("pair")
+    if isinstance(pair, int) and not isinstance(pair, bool):
+        parts.append(f"pair {pair}")
     if msg.get("reply_to") is not None:
         parts.append(f"re #{msg['reply_to']}")
     parts.append(f"{clock(msg['created_at'])} ({ago(msg['created_at'])})")

@@ -186,7 +186,7 @@ class AgentView:
     no ``relay.*``.
     A task's audience is read from the relay the first time the task shows up,
     then grows with the agents that act on it (only agents that may see a task
-    can act on it).
+    can act on it). ``pair.*`` events of its own pairs.
     """
 
     def __init__(self, relay: Relay, agent_id: str, size: int = TASK_CACHE_SIZE) -> None:
@@ -205,6 +205,8 @@ class AgentView:
             return True
         if kind.startswith("task."):
             return self.agent_id in self._audience(event.data.get("task_id"), actor)
+        if kind.startswith("pair."):  # the pair's two agents, as the server's stream
+            return self.agent_id in (event.data.get("inviter"), event.data.get("invitee"))
         return False
 
     def _audience(self, task_id: object, actor: str | None) -> set[str]:

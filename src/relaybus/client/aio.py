@@ -41,6 +41,7 @@ from . import calls
 from .aio_backends import AsyncBackend, AsyncEmbeddedBackend, AsyncRemoteBackend
 from .aio_handle import AsyncAgentHandle, AsyncTasksView
 from .aio_integrations import AsyncIntegrationsView
+from .aio_pairs import AsyncPairsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -53,7 +54,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
-class AsyncRelay(AsyncTasksView, AsyncIntegrationsView):
+class AsyncRelay(AsyncTasksView, AsyncIntegrationsView, AsyncPairsView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

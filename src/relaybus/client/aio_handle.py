@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from ..errors import Conflict, NotFound
 from ..models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, Via
 from . import calls
+from .aio_pairs import AsyncPairActions
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ class AsyncTasksView(ABC):
         )
 
 
-class AsyncAgentHandle(AsyncTasksView):
+class AsyncAgentHandle(AsyncTasksView, AsyncPairActions):
     """Acting as one agent: send, read, wait, claim. Carries the agent's epoch,
     so a handle fenced off by a newer registration gets Conflict.
 

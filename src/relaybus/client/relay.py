@@ -41,6 +41,7 @@ from . import calls
 from .backends import Backend, EmbeddedBackend, RemoteBackend
 from .handle import AgentHandle, TasksView
 from .integrations import IntegrationsView
+from .pairs import PairsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -53,7 +54,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
-class Relay(TasksView, IntegrationsView):
+class Relay(TasksView, IntegrationsView, PairsView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

@@ -14,12 +14,14 @@ import json
 from collections.abc import Sequence
 
 from ..bounds import count_text
-from ..models import Agent, Message, Priority, Task
+from ..models import Agent, Message, Pair, Priority, Task
 
 
 def message(m: Message) -> str:
     """``#ID from SENDER (thread, reply, channel, priority, task) - SUBJECT`` and the body."""
     notes: list[str] = []
+    if isinstance(m.meta.get("pair"), int):
+        notes.append(f"pair {m.meta['pair']}")
     if m.thread_id != m.id:
         notes.append(f"thread #{m.thread_id}")
     if m.reply_to is not None and m.reply_to != m.thread_id:
@@ -124,6 +126,21 @@ def tasks(open_: Sequence[Task], held: Sequence[Task]) -> str:
     if held:
         lines += ["You hold:", *(task(t) for t in held)]
     return "\n".join(lines)
+
+
+def pair(p: Pair, *, me: str | None = None) -> str:
+    """``pair 7 active: alice with bob - fix CI`` (the other side first for ``me``)."""
+    who = f"{p.inviter} invited {p.invitee}"
+    if me in (p.inviter, p.invitee):
+        other = p.invitee if me == p.inviter else p.inviter
+        who = f"you invited {other}" if me == p.inviter else f"{other} invited you"
+    status = p.status.value + (f" ({p.reason})" if p.reason and p.reason != p.status else "")
+    return f"pair {p.id} {status}: {who} - {p.objective}"
+
+
+def pairs(found: Sequence[Pair], *, me: str | None = None) -> str:
+    """Pairs, newest first, one line each."""
+    return "\n".join(pair(p, me=me) for p in found) if found else "No pairs."
 
 
 def whoami(a: Agent, *, unread: int, where: str) -> str:

@@ -147,19 +147,39 @@ async def agents(ctx: Ctx, include_offline: bool = False) -> str:
 
 async def task(
     ctx: Ctx,
-    action: Literal["list", "claim", "progress", "done", "failed", "release"] = "list",
+    action: Literal[
+        "list",
+        "claim",
+        "progress",
+        "done",
+        "failed",
+        "release",
+        "pair_invite",
+        "pair_accept",
+        "pair_reject",
+        "pair_send",
+        "pair_hangup",
+        "pair_status",
+    ] = "list",
     task_id: int | None = None,
     progress: Annotated[int | None, Field(ge=0, le=100, description="Percent.")] = None,
     note: str | None = None,
     result: Annotated[str | None, Field(description="Outcome, for done/failed.")] = None,
+    target: str | None = None,
+    objective: str | None = None,
+    pair_id: int | None = None,
+    body: str | None = None,
 ) -> str:
-    """List open tasks, or claim, report on, finish or release one.
+    """List open tasks, or claim, report on, finish or release one; or act on a pair
+    (:func:`pair`).
 
     Raises:
         ToolError: no task_id, or the relay refused (taken, not held, finished...).
     """
     me = await _me(ctx)
     handle = me.handle
+    if action.startswith("pair_"):
+        return await pair(me, action, target, objective, pair_id, body)
     if action == "list":
         # Only the tasks this agent may see; of the open ones, those offered to it
         # (its own are for its recipients to claim).
@@ -187,6 +207,45 @@ async def task(
             lambda: handle.update_task(number, status=action, note=note, result=result)
         )
     return render.task(updated)
+
+
+async def pair(
+    me: AgentSession,
+    action: str,
+    target: str | None,
+    objective: str | None,
+    pair_id: int | None,
+    body: str | None,
+) -> str:
+    """The task tool's pair actions: invite (``target``, ``objective``), accept, reject,
+    send (``body``), hang up (``pair_id``), or the agent's pairs (``pair_status``).
+
+    Raises:
+        ToolError: an argument missing, or the relay refused (busy, not pending...).
+    """
+    handle = me.handle
+    if action == "pair_status":
+        return render.pairs(await _run(lambda: handle.pairs(limit=10)), me=handle.id)
+    if action == "pair_invite":
+        if target is None or objective is None:
+            raise ToolError(f"`target` ({ACCEPTS['target']}) and `objective` are required")
+        invited = await _run(lambda: handle.pair_invite(target, objective))
+        return render.pair(invited, me=handle.id) + "\nWait for the answer in your inbox."
+    if pair_id is None:
+        raise ToolError(f"`pair_id` is required to {action}: {ACCEPTS['pair_id']}")
+    number = pair_id
+    if action == "pair_send":
+        if body is None:
+            raise ToolError(f"`body` is required to pair_send: {ACCEPTS['body']}")
+        sent = await _run(lambda: handle.pair_send(number, body))
+        me.published([sent])
+        return render.sent(sent)
+    act = {
+        "pair_accept": handle.pair_accept,
+        "pair_reject": handle.pair_reject,
+        "pair_hangup": handle.pair_hangup,
+    }[action]
+    return render.pair(await _run(lambda: act(number)), me=handle.id)
 
 
 async def whoami(
@@ -239,9 +298,9 @@ TOOLS: list[tuple[Callable[..., Any], str]] = [
     (agents, "Who is online, with labels, tags (tag:X), capabilities (cap:X) and channels."),
     (
         task,
-        "Tasks come from claimable messages; exactly one agent claims each. "
-        "action: list (open tasks and yours), claim, progress (progress 0-100, note), "
-        "done or failed (result), release.",
+        "Tasks from claimable messages (one claimer each): list, claim, progress (0-100, "
+        "note), done/failed (result), release. Pairs: pair_invite (target, objective), "
+        "pair_accept|reject|send|hangup|status",
     ),
     (
         whoami,
@@ -257,6 +316,8 @@ ACCEPTS = {
     "body": "the message text",
     "reply_to": "the id of a message (a whole number)",
     "task_id": "the id of a task (a whole number)",
+    "target": "an agent id",
+    "pair_id": "the id of a pair (a whole number)",
 }
 
 

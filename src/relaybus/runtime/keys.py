@@ -69,16 +69,21 @@ def render(message: Message, *, reply_as: str | None = None) -> str:
 
     The header names the priority when it is high or urgent, the channel when
     there is one, and the subject; a claimable message adds ``relaybus claim
-    TASK``. A one-line body gives one line (the answer hint on the same line),
-    which a line-oriented program takes as one input. ``reply_as`` adds
-    ``--as NAME`` to the commands, for a program whose environment does not name
-    the agent (a tmux pane); under ``relaybus run`` the program has
-    ``RELAYBUS_AGENT`` already.
+    TASK``; a pair's message (``meta["pair"]``) shows ``[pair ID]`` and the
+    ``relaybus pair`` command that answers it. A one-line body gives one line
+    (the answer hint on the same line), which a line-oriented program takes as
+    one input. ``reply_as`` adds ``--as NAME`` to the commands, for a program
+    whose environment does not name the agent (a tmux pane); under ``relaybus
+    run`` the program has ``RELAYBUS_AGENT`` already.
     """
     parts = [f"relaybus #{message.id}"]
     if message.priority in (Priority.HIGH, Priority.URGENT):
         parts.append(message.priority.value)
     parts.append(f"from {message.sender}")
+    pair = message.meta.get("pair")
+    pair = pair if isinstance(pair, int) and not isinstance(pair, bool) else None
+    if pair is not None:
+        parts.append(f"[pair {pair}]")
     head = " ".join(parts)
     if message.channel:
         head += f" on #{message.channel}"
@@ -88,6 +93,10 @@ def render(message: Message, *, reply_as: str | None = None) -> str:
     hint = f'(reply: relaybus {who}reply {message.id} "...")'
     if message.task_id is not None:
         hint = f"(task #{message.task_id}: relaybus {who}claim {message.task_id}; " + hint[1:]
+    if pair is not None:  # a pair's messages are answered on the pair
+        hint = f'(pair: relaybus {who}pair send {pair} "...")'
+        if message.meta.get("pair_step") == "invited":
+            hint = f"(relaybus {who}pair accept {pair}, or: relaybus {who}pair reject {pair})"
     body = clean(message.body).strip("\n")
     if "\n" in body:
         return f"[{head}]\n{body}\n{hint}"

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from ..models import Event, Message
 from ..service import Service
+from ..service.pairs import pair_audience
 from ..service.visibility import sent_audience
 from ..store.notify import Listener
 from .audiences import TaskAudiences
@@ -432,6 +433,8 @@ class Hub:
             return EVERYONE
         if kind.startswith("task."):
             return self._tasks.audience(event)
+        if kind.startswith("pair."):
+            return pair_audience(event)
         return _NOBODY
 
     # -- the reader (its own thread) ---------------------------------------

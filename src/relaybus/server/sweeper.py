@@ -131,7 +131,7 @@ class Sweeper:
         return done
 
     def _sweep(self) -> dict[str, int]:
-        return self.service.sweep_all()
+        return {**self.service.sweep_all(), "pairs_ended": self.service.sweep_pairs_all()}
 
     def _prune(self) -> dict[str, int]:
         total: Counter[str] = Counter()

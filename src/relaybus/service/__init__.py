@@ -16,6 +16,7 @@ from .inbox import InboxOps
 from .ingress import IngressOps
 from .integrations import IntegrationOps
 from .messages import MessageOps
+from .pairs import PairOps
 from .retention import RetentionOps
 from .stats import StatsOps, WorkspaceStats
 from .targets import Target, parse_target
@@ -36,6 +37,7 @@ class Service(
     IngressOps,
     CallbackOps,
     HistoryOps,
+    PairOps,
 ):
     """All relay operations over one :class:`~relaybus.store.Store`.
 

@@ -38,6 +38,15 @@ from .messages import (
     wait,
     wait_deliveries,
 )
+from .pairs import (
+    get_pair,
+    list_pairs,
+    pair_accept,
+    pair_hangup,
+    pair_invite,
+    pair_reject,
+    pair_send,
+)
 from .tasks import claim, get_task, list_tasks, release, renew, task_history, update_task
 
 if TYPE_CHECKING:
@@ -64,6 +73,7 @@ __all__ = [
     "get_agent",
     "get_integration",
     "get_message",
+    "get_pair",
     "get_task",
     "heartbeat",
     "history",
@@ -72,10 +82,16 @@ __all__ = [
     "last_event_id",
     "list_agents",
     "list_integrations",
+    "list_pairs",
     "list_tasks",
     "mark_delivered",
     "mark_read",
     "open_task",
+    "pair_accept",
+    "pair_hangup",
+    "pair_invite",
+    "pair_reject",
+    "pair_send",
     "prune",
     "register",
     "release",

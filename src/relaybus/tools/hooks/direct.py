@@ -59,7 +59,7 @@ PRINTED = ".printed-"
 #: before the LIMIT: every unread delivery that is not skipped.
 UNREAD_SQL = """
 SELECT m.id, m.sender, m.thread_id, m.channel, m.subject, m.body, m.priority,
-       m.task_id, t.status, COUNT(*) OVER () AS unread
+       m.task_id, t.status, COUNT(*) OVER () AS unread, json_extract(m.meta, '$.pair')
 FROM deliveries AS d
 JOIN messages AS m ON m.id = d.message_id
 LEFT JOIN tasks AS t ON t.id = m.task_id AND t.workspace = m.workspace
@@ -87,6 +87,7 @@ class Mail(FrozenRecord):
         "priority",
         "task_id",
         "task_status",
+        "pair",
     )
     id: int
     sender: str
@@ -97,6 +98,7 @@ class Mail(FrozenRecord):
     priority: str
     task_id: int | None
     task_status: str | None
+    pair: int | None
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class Mail(FrozenRecord):
         priority: str,
         task_id: int | None,
         task_status: str | None,
+        pair: object = None,
     ) -> None:
         self._set(
             id=id,
@@ -120,6 +123,7 @@ class Mail(FrozenRecord):
             priority=priority,
             task_id=task_id,
             task_status=task_status,
+            pair=pair if isinstance(pair, int) and not isinstance(pair, bool) else None,
         )
 
 
@@ -154,6 +158,8 @@ def render_mail(mail: Sequence[Mail], *, more: int = 0, at_least: bool = False) 
     parts = [head + (f" ({count} more unread: call the inbox tool)" if more else "") + "."]
     for msg in mail:
         tags = [f"#{msg.id} from {msg.sender}"]
+        if msg.pair is not None:
+            tags.append(f"pair {msg.pair}")
         if msg.thread_id != msg.id:
             tags.append(f"in thread #{msg.thread_id}")
         if msg.channel:
@@ -166,6 +172,12 @@ def render_mail(mail: Sequence[Mail], *, more: int = 0, at_least: bool = False) 
         subject = f"Subject: {msg.subject}\n" if msg.subject else ""
         parts.append(f"[{', '.join(tags)}]\n{subject}{body}")
     parts.append("Answer with send(to=..., reply_to=ID) if a reply is needed.")
+    paired = sorted({msg.pair for msg in mail if msg.pair is not None})
+    if paired:
+        parts[-1] += (
+            f" In pair {', '.join(map(str, paired))}: task(action=pair_send, pair_id=N, "
+            "body=...); answer an invite with pair_accept or pair_reject."
+        )
     return "\n\n".join(parts)
 
 
@@ -252,6 +264,7 @@ def sqlite_mail(
             priority=r[6],
             task_id=r[7],
             task_status=r[8] if r[7] else None,
+            pair=r[10],
         )
         for r in rows
     ]
@@ -373,6 +386,7 @@ def api_mail(
                 priority=str(m.get("priority") or "normal"),
                 task_id=task_id,
                 task_status=status,
+                pair=(m.get("meta") or {}).get("pair"),
             )
         )
     return UnreadPage(mail, more, at_least)

@@ -83,6 +83,7 @@ def render(
             priority=msg.priority.value,
             task_id=msg.task_id,
             task_status=task_status(me, msg.task_id) if msg.task_id else None,
+            pair=msg.meta.get("pair"),
         )
         for msg in messages
     ]
