@@ -513,16 +513,16 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     name = args[0]
+    if name == "pre-tool-use":  # the approval gate: the same however it is run
+        from .gate import main as gate_main
+
+        return gate_main(remaining())
     try:
         raw = sys.stdin.read()
         payload = json.loads(raw) if raw.strip() else {}
         if not isinstance(payload, dict):
             raise ValueError("the hook input is not a JSON object")
-        if name == "pre-tool-use":  # the approval gate: the same in any way it runs
-            from . import gate
-
-            emit(gate.run(payload, remaining()))
-        elif "--inline" in flags:
+        if "--inline" in flags:
             run_inline(EVENTS[name], payload)
         elif "--background" in flags:
             run_background(EVENTS[name], payload)

@@ -2,7 +2,10 @@
 call, enforcing the session agent's approval mode (:class:`relaybus.models.Approval`).
 
 Standard library only, like :mod:`.command`: it runs before *every* tool call, and
-Claude Code waits for it.
+Claude Code waits for it. The console script comes here directly
+(:mod:`relaybus.entry`), and a tool that is never gated (most calls: ``Read``,
+``Grep``…) is answered after ``json`` alone, before the session's identity, the
+relay readers and :mod:`.command` are loaded.
 
 What it decides (Claude Code's hook reference, "PreToolUse decision control": the
 output ``{"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecision":
@@ -33,16 +36,22 @@ else its ``RELAYBUS_PROFILE``'s (:attr:`relaybus.identity.Profile.approval`), el
 
 from __future__ import annotations
 
+import json
 import os
-from pathlib import Path
+import sys
+import time
 
-from ... import identity as ident
-from . import direct
-
+# Not ``from typing import ...`` (5 ms a hook); the annotations are never evaluated.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
     from typing import Any
+
+    from ...identity import SessionIdentity
+
+#: When this module was loaded: the clock of the hook's budget (:data:`.command.BUDGET`).
+STARTED = time.monotonic()
 
 #: Claude Code's tools that change no file and run no command: never gated. (``Task``
 #: and ``Agent`` start a subagent, whose own tool calls pass this hook; ``TodoWrite``
@@ -95,7 +104,9 @@ def sqlite_approval(db: Path, workspace: str, agent_id: str, timeout: float) -> 
         return None
     import sqlite3
 
-    conn = direct.read_only(db, timeout)
+    from .direct import read_only
+
+    conn = read_only(db, timeout)
     try:
         row = conn.execute(APPROVAL_SQL, (workspace, agent_id)).fetchone()
     except sqlite3.OperationalError as exc:
@@ -135,7 +146,9 @@ def stored_approval(agent_id: str, env: Mapping[str, str], cwd: Path, timeout: f
     Raises:
         OSError, ValueError, sqlite3.Error: the relay could not be read.
     """
-    return direct.read_relay(
+    from .direct import read_relay
+
+    return read_relay(
         env,
         cwd,
         api=lambda get: api_approval(get, agent_id),
@@ -145,7 +158,7 @@ def stored_approval(agent_id: str, env: Mapping[str, str], cwd: Path, timeout: f
     )
 
 
-def session_mode(me: ident.SessionIdentity, cwd: Path, timeout: float) -> str:
+def session_mode(me: SessionIdentity, cwd: Path, timeout: float) -> str:
     """The session's approval mode: the stored one, else its registration's (see the
     module docstring); a stored value that is no mode counts as none.
 
@@ -153,8 +166,10 @@ def session_mode(me: ident.SessionIdentity, cwd: Path, timeout: float) -> str:
         OSError, ValueError, sqlite3.Error: the stored mode could not be read (the
             caller falls back on the registration's).
     """
+    from ...identity import APPROVAL_MODES
+
     stored = stored_approval(me.agent_id, os.environ, cwd, timeout)
-    if stored in ident.APPROVAL_MODES:
+    if stored in APPROVAL_MODES:
         return str(stored)
     return me.profile.approval or "open"
 
@@ -202,11 +217,14 @@ def run(payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
     tool = payload.get("tool_name")
     if not isinstance(tool, str) or not gated(tool):
         return None  # the common case: no identity, no relay read
+    from pathlib import Path
+
+    from ...identity import ProfileError
     from .command import enter, log, session
 
     try:
         me = session(payload)
-    except ident.ProfileError as exc:
+    except ProfileError as exc:
         log("PreToolUse", str(exc))
         return output("ask", f"relaybus: no approval mode known ({exc}): {tool} needs a person.")
     enter(payload)
@@ -216,3 +234,29 @@ def run(payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         log("PreToolUse", f"could not read the approval mode: {type(exc).__name__}: {exc}")
         mode = me.profile.approval or "open"
     return decision(tool, mode, me.agent_id)
+
+
+def main(timeout: float | None = None) -> int:
+    """``relaybus hook pre-tool-use``: read Claude Code's hook input on stdin, print the
+    decision (:func:`run`), within ``timeout`` seconds (default: the hook budget,
+    :data:`.command.BUDGET`). Exit status 0 whatever happens: a problem is logged
+    (``hooks.log``) and nothing printed, which leaves the call to Claude Code's own
+    permissions.
+    """
+    try:
+        raw = sys.stdin.read()
+        payload = json.loads(raw) if raw.strip() else {}
+        if not isinstance(payload, dict):
+            raise ValueError("the hook input is not a JSON object")
+        tool = payload.get("tool_name")
+        if not isinstance(tool, str) or not gated(tool):
+            return 0  # printed nothing: the fast path, on json alone
+        from .command import BUDGET, emit
+
+        left = timeout if timeout is not None else STARTED + BUDGET - time.monotonic()
+        emit(run(payload, max(left, 0.05)))
+    except Exception as exc:  # the boundary: a hook must never break the session
+        from .command import log
+
+        log("PreToolUse", f"{type(exc).__name__}: {exc}")
+    return 0
