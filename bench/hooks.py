@@ -28,8 +28,9 @@ And the approval gate, ``relaybus hook pre-tool-use``, which Claude Code runs be
 every tool call (no ``relaybus mcp`` involved), in interleaved rounds: for ``Read``
 (never gated: no identity, no relay read), and for ``Write`` by an agent stored as
 read-only, its mode read from the SQLite file (``RELAYBUS_DAEMON=0``) and through the
-warm local relay (target: p99 well under the 1,000 ms of every hook); ``--gate-only``
-measures only those.
+warm local relay (target: p99 well under the 1,000 ms of every hook); with, for
+comparison, ``python -c pass`` and ``Read`` through :mod:`relaybus.tools.hooks.command`
+(the route the other hooks take). ``--gate-only`` measures only those.
 """
 
 from __future__ import annotations
@@ -153,16 +154,24 @@ def run_gate(
     doc = json.loads(load("pre-tool-use", project))
     read = json.dumps({**doc, "tool_name": "Read", "tool_input": {"file_path": "/x"}})
     write = json.dumps(doc)
+    hook = [exe, "hook", "pre-tool-use"]
+    # The route every other hook takes (hooks.command first), for comparison.
+    command = (
+        "import sys; from relaybus.tools.hooks.command import main; sys.exit(main(sys.argv[1:]))"
+    )
+    through_command = [sys.executable, "-c", command, "pre-tool-use"]
     cases = {
-        "Read (any mode)": (read, env, False),
-        "Write, SQLite": (write, {**env, "RELAYBUS_DAEMON": "0"}, True),
-        "Write, warm relay": (write, env, True),
+        "python -c pass": ([sys.executable, "-c", "pass"], "", env, False),
+        "Read (any mode)": (hook, read, env, False),
+        "Read, via command": (through_command, read, env, False),
+        "Write, SQLite": (hook, write, {**env, "RELAYBUS_DAEMON": "0"}, True),
+        "Write, warm relay": (hook, write, env, True),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     try:
         for _ in range(runs):
-            for name, (stdin, case_env, denied) in cases.items():
-                seconds, out = timed([exe, "hook", "pre-tool-use"], stdin, case_env)
+            for name, (argv, stdin, case_env, denied) in cases.items():
+                seconds, out = timed(argv, stdin, case_env)
                 times[name].append(seconds * 1000)
                 if denied != ('"permissionDecision": "deny"' in out):
                     raise SystemExit(f"pre-tool-use {name}: unexpected output {out!r}")
@@ -172,9 +181,7 @@ def run_gate(
     return times
 
 
-async def gate_only(
-    exe: str, env: dict[str, str], project: Path, args: argparse.Namespace, floor: list[float]
-) -> None:
+async def gate_only(exe: str, env: dict[str, str], project: Path, args: argparse.Namespace) -> None:
     """``--gate-only``: the session's agent registered as its hooks register it (no
     ``relaybus mcp``), then :func:`run_gate` and the floor."""
     from relaybus.identity import session_identity
@@ -186,8 +193,7 @@ async def gate_only(
         gate = await anyio.to_thread.run_sync(
             lambda: run_gate(exe, env, project, args.gate_runs, relay)
         )
-    print(f"python -c pass: p50 {statistics.median(floor):.1f} ms (the floor)")
-    print(f"\n{'pre-tool-use (ms)':20} {'p50':>9} {'p99':>8}")
+    print(f"{'pre-tool-use (ms)':20} {'p50':>9} {'p99':>8}")
     for name, samples in gate.items():
         print(row(name, samples))
     print(f"{args.gate_runs} interleaved rounds")
@@ -217,7 +223,7 @@ async def bench(args: argparse.Namespace) -> None:
         )
         floor = [timed([sys.executable, "-c", "pass"], "", env)[0] * 1000 for _ in range(10)]
         if args.gate_only:
-            await gate_only(exe, env, project, args, floor)
+            await gate_only(exe, env, project, args)
             return
         params = StdioServerParameters(command=exe, args=["mcp"], env=env, cwd=str(project))
         with Relay.open(dir=work / "relay") as relay:

@@ -203,7 +203,8 @@ def test_a_bad_mode_in_the_environment_asks_and_is_logged(
 
     assert verdict(run) == "ask"
     assert "RELAYBUS_APPROVAL" in run.json()["hookSpecificOutput"]["permissionDecisionReason"]
-    assert any("RELAYBUS_APPROVAL is open, guarded or read-only" in line for line in log_lines(tmp_path))
+    logged = log_lines(tmp_path)
+    assert any("RELAYBUS_APPROVAL is open, guarded or read-only" in line for line in logged)
 
 
 def test_a_store_that_cannot_be_read_falls_back_on_the_environment_s_mode(
