@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,22 @@ def test_run_refuses_a_bad_mode_before_it_starts_anything(
         "relaybus: error: --approval is open, guarded or read-only, not 'maybe'"
     ]
     assert not (tmp_path / "argv.json").exists()
+
+
+@pytest.mark.parametrize("mode", ["guarded", "read-only"])
+def test_the_real_codex_cli_accepts_the_preset_flags(mode: str, tmp_path: Path) -> None:
+    """The flags ``relaybus run`` gives, as Codex CLI 0.171.0 (npm ``@openai/codex``)
+    parses them: before the interactive session's options and before ``exec``."""
+    from relaybus.runtime.approval import preset_flags
+    from tests.support.npmtool import npm_tool
+
+    codex = str(npm_tool("@openai/codex", "0.171.0", name="codex", binary="codex"))
+    env = {**os.environ, "CODEX_HOME": str(tmp_path / "codex-home")}
+    (tmp_path / "codex-home").mkdir()
+    for argv in ([codex, "--help"], [codex, "exec", "--help"]):
+        command = preset_flags(argv, mode)
+        assert command[1:5] == ["--sandbox", "read-only", "--ask-for-approval", command[4]]
+        done = subprocess.run(
+            command, capture_output=True, encoding="utf-8", env=env, timeout=60, check=False
+        )
+        assert done.returncode == 0, (command, done.stderr)
