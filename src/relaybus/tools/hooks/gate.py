@@ -12,7 +12,7 @@ output ``{"hookSpecificOutput": {"hookEventName": "PreToolUse", "permissionDecis
 "allow" | "deny" | "ask", "permissionDecisionReason": "..."}}``, exit 0):
 
 - a tool of :data:`READ_TOOLS`, or one of relaybus's own MCP tools
-  (:data:`RELAYBUS_TOOLS`: they send and read messages and tasks on the relay, never
+  (:data:`OWN_MCP_TOOLS`: they send and read messages and tasks on the relay, never
   files or commands), in any mode: nothing;
 - any other tool (``Write``, ``Edit``, ``MultiEdit``, ``NotebookEdit``, ``Bash``,
   other MCP servers' tools, and tools this list does not know yet): nothing in
@@ -81,7 +81,7 @@ READ_TOOLS = frozenset(
     }
 )
 #: The name prefix of relaybus's own MCP tools (the server ``relaybus install`` adds).
-RELAYBUS_TOOLS = "mcp__relaybus__"
+OWN_MCP_TOOLS = "mcp__relaybus__"
 #: The decision per mode for a gated tool (None: no opinion).
 DECISIONS: dict[str, str | None] = {"open": None, "guarded": "ask", "read-only": "deny"}
 #: The SQL of :func:`sqlite_approval`.
@@ -90,7 +90,7 @@ APPROVAL_SQL = "SELECT approval FROM agents WHERE workspace = ? AND id = ?"
 
 def gated(tool: str) -> bool:
     """Whether an approval mode decides about the tool named ``tool``."""
-    return tool not in READ_TOOLS and not tool.startswith(RELAYBUS_TOOLS)
+    return tool not in READ_TOOLS and not tool.startswith(OWN_MCP_TOOLS)
 
 
 def sqlite_approval(db: Path, workspace: str, agent_id: str, timeout: float) -> str | None:
