@@ -217,6 +217,7 @@ def run(payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
     tool = payload.get("tool_name")
     if not isinstance(tool, str) or not gated(tool):
         return None  # the common case: no identity, no relay read
+    import sqlite3
     from pathlib import Path
 
     from ...identity import ProfileError
@@ -228,9 +229,13 @@ def run(payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         log("PreToolUse", str(exc))
         return output("ask", f"relaybus: no approval mode known ({exc}): {tool} needs a person.")
     enter(payload)
+    # What a read may raise; http.client's own errors only where it was loaded (a
+    # server's or the warm relay's answer cut short), so that none is imported for it.
+    http = sys.modules.get("http.client")
+    failures = (OSError, ValueError, sqlite3.Error, *((http.HTTPException,) if http else ()))
     try:
         mode = session_mode(me, Path.cwd(), timeout)
-    except Exception as exc:  # the relay could not be read: the registration's mode
+    except failures as exc:  # the mode the session registers with, then
         log("PreToolUse", f"could not read the approval mode: {type(exc).__name__}: {exc}")
         mode = me.profile.approval or "open"
     return decision(tool, mode, me.agent_id)
