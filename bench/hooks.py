@@ -8,7 +8,7 @@ the call to the session's ``relaybus mcp``, the relay's work, exit.
 
 Usage::
 
-    .venv/bin/python bench/hooks.py [--runs 40] [--bare-runs 20] [--inline-runs 5]
+    .venv/bin/python bench/hooks.py [--runs 40] [--bare-runs 20] [--inline-runs 5] [--gate-runs 40]
 
 Prints, per hook event: p50 and p99 wall time in ms
 
@@ -23,6 +23,14 @@ Prints, per hook event: p50 and p99 wall time in ms
 
 Also ``python -c pass``, the floor any Python command pays, and the
 ``tools/list`` result in characters (target < 10,000).
+
+And the approval gate, ``relaybus hook pre-tool-use``, which Claude Code runs before
+every tool call (no ``relaybus mcp`` involved), in interleaved rounds: for ``Read``
+(never gated: no identity, no relay read), and for ``Write`` by an agent stored as
+read-only, its mode read from the SQLite file (``RELAYBUS_DAEMON=0``) and through the
+warm local relay (target: p99 well under the 1,000 ms of every hook); with, for
+comparison, ``python -c pass`` and ``Read`` through :mod:`relaybus.tools.hooks.command`
+(the route the other hooks take). ``--gate-only`` measures only those.
 """
 
 from __future__ import annotations
@@ -132,6 +140,65 @@ def run_bare(exe: str, env: dict[str, str], project: Path, runs: int, relay: Rel
     return times
 
 
+def run_gate(
+    exe: str, env: dict[str, str], project: Path, runs: int, relay: Relay
+) -> dict[str, list[float]]:
+    """Wall times (ms) of ``relaybus hook pre-tool-use`` per case, in interleaved
+    rounds; checks each answer (nothing for Read, deny for the read-only Write)."""
+    from relaybus.client import warm
+
+    me = relay.agent(env["BENCH_AGENT"])
+    me.update(approval="read-only")
+    folder = Path(env["RELAYBUS_DIR"])
+    warm.ensure(folder, env=env)
+    doc = json.loads(load("pre-tool-use", project))
+    read = json.dumps({**doc, "tool_name": "Read", "tool_input": {"file_path": "/x"}})
+    write = json.dumps(doc)
+    hook = [exe, "hook", "pre-tool-use"]
+    # The route every other hook takes (hooks.command first), for comparison.
+    command = (
+        "import sys; from relaybus.tools.hooks.command import main; sys.exit(main(sys.argv[1:]))"
+    )
+    through_command = [sys.executable, "-c", command, "pre-tool-use"]
+    cases = {
+        "python -c pass": ([sys.executable, "-c", "pass"], "", env, False),
+        "Read (any mode)": (hook, read, env, False),
+        "Read, via command": (through_command, read, env, False),
+        "Write, SQLite": (hook, write, {**env, "RELAYBUS_DAEMON": "0"}, True),
+        "Write, warm relay": (hook, write, env, True),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    try:
+        for _ in range(runs):
+            for name, (argv, stdin, case_env, denied) in cases.items():
+                seconds, out = timed(argv, stdin, case_env)
+                times[name].append(seconds * 1000)
+                if denied != ('"permissionDecision": "deny"' in out):
+                    raise SystemExit(f"pre-tool-use {name}: unexpected output {out!r}")
+    finally:
+        me.update(approval="open")
+        warm.stop(folder)
+    return times
+
+
+async def gate_only(exe: str, env: dict[str, str], project: Path, args: argparse.Namespace) -> None:
+    """``--gate-only``: the session's agent registered as its hooks register it (no
+    ``relaybus mcp``), then :func:`run_gate` and the floor."""
+    from relaybus.identity import session_identity
+    from relaybus.tools.session import session_agent
+
+    with Relay.open(dir=Path(env["RELAYBUS_DIR"])) as relay:
+        identity = session_identity("claude", cwd=str(project), env=env)
+        env["BENCH_AGENT"] = session_agent(relay, identity, register=True).id
+        gate = await anyio.to_thread.run_sync(
+            lambda: run_gate(exe, env, project, args.gate_runs, relay)
+        )
+    print(f"{'pre-tool-use (ms)':20} {'p50':>9} {'p99':>8}")
+    for name, samples in gate.items():
+        print(row(name, samples))
+    print(f"{args.gate_runs} interleaved rounds")
+
+
 def row(name: str, *columns: list[float]) -> str:
     cells = "".join(
         f" {statistics.median(c):9.1f} {percentile(c, 0.99):8.1f}" if c else f" {'-':>9} {'-':>8}"
@@ -155,6 +222,9 @@ async def bench(args: argparse.Namespace) -> None:
             XDG_STATE_HOME=str(work / "state"),
         )
         floor = [timed([sys.executable, "-c", "pass"], "", env)[0] * 1000 for _ in range(10)]
+        if args.gate_only:
+            await gate_only(exe, env, project, args)
+            return
         params = StdioServerParameters(command=exe, args=["mcp"], env=env, cwd=str(project))
         with Relay.open(dir=work / "relay") as relay:
             async with Client(params) as client:
@@ -184,6 +254,11 @@ async def bench(args: argparse.Namespace) -> None:
                 inline = await anyio.to_thread.run_sync(
                     lambda: run_hooks(exe, env, project, args.inline_runs, inline=True, relay=relay)
                 )
+            gate: dict[str, list[float]] = {}
+            if args.gate_runs:
+                gate = await anyio.to_thread.run_sync(
+                    lambda: run_gate(exe, env, project, args.gate_runs, relay)
+                )
         print(f"python -c pass: p50 {statistics.median(floor):.1f} ms (the floor)")
         print(f"tools/list result: {size} characters (target < 10,000)")
         print(
@@ -196,6 +271,11 @@ async def bench(args: argparse.Namespace) -> None:
             f"\n{args.runs} served, {args.bare_runs} no-mcp and {args.inline_runs} inline runs per"
             " hook; targets: served p50 <= 100 ms, every hook p99 < 1,000 ms"
         )
+        if gate:
+            print(f"\n{'pre-tool-use (ms)':20} {'p50':>9} {'p99':>8}")
+            for name, samples in gate.items():
+                print(row(name, samples))
+            print(f"{args.gate_runs} interleaved rounds")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -207,6 +287,12 @@ def main() -> None:
         "--bare-runs", type=int, default=20, help="calls per hook, no relaybus mcp (20)"
     )
     parser.add_argument("--inline-runs", type=int, default=5, help="calls per hook, inline (5)")
+    parser.add_argument(
+        "--gate-runs", type=int, default=40, help="rounds of the pre-tool-use cases (40)"
+    )
+    parser.add_argument(
+        "--gate-only", action="store_true", help="only the pre-tool-use cases (no relaybus mcp)"
+    )
     anyio.run(bench, parser.parse_args())
 
 

@@ -27,6 +27,10 @@ SHELLS = frozenset({"sh", "bash", "dash", "zsh", "fish", "ksh", "mksh", "busybox
 
 HOSTNAME = socket.gethostname()
 
+#: The approval modes (``relaybus.models.Approval``'s values, kept literal here: the hook
+#: commands load this module and never pydantic; a test keeps them equal).
+APPROVAL_MODES = ("open", "guarded", "read-only")
+
 
 def derive_agent_id(
     *, host: str, tool: str, project: str, cwd: str, instance_id: str | None
@@ -299,10 +303,11 @@ class FrozenRecord(Record):
 class Profile(Record):
     """How a session presents itself: the fields of a registration.
 
-    ``agent`` None means "derive the id from host, tool, project and session".
+    ``agent`` None means "derive the id from host, tool, project and session";
+    ``approval`` None means no approval mode given (the relay reads it as ``open``).
     """
 
-    __slots__ = ("agent", "label", "tags", "capabilities", "channels")
+    __slots__ = ("agent", "label", "tags", "capabilities", "channels", "approval")
 
     def __init__(
         self,
@@ -311,12 +316,14 @@ class Profile(Record):
         tags: list[str] | None = None,
         capabilities: list[str] | None = None,
         channels: list[str] | None = None,
+        approval: str | None = None,
     ) -> None:
         self.agent = agent
         self.label = label
         self.tags: list[str] = [] if tags is None else tags
         self.capabilities: list[str] = [] if capabilities is None else capabilities
         self.channels: list[str] = [] if channels is None else channels
+        self.approval = approval
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Profile:
@@ -324,13 +331,15 @@ class Profile(Record):
 
         ``RELAYBUS_PROFILE`` names a table of ``profiles.toml`` (in
         :func:`config_dir`) with keys ``agent``, ``label``, ``tags``,
-        ``capabilities``, ``channels``; ``RELAYBUS_AGENT``, ``RELAYBUS_LABEL``
-        and the comma-separated ``RELAYBUS_TAGS``, ``RELAYBUS_CAPS``,
-        ``RELAYBUS_CHANNELS`` override its fields one by one.
+        ``capabilities``, ``channels``, ``approval``; ``RELAYBUS_AGENT``,
+        ``RELAYBUS_LABEL``, ``RELAYBUS_APPROVAL`` and the comma-separated
+        ``RELAYBUS_TAGS``, ``RELAYBUS_CAPS``, ``RELAYBUS_CHANNELS`` override its
+        fields one by one.
 
         Raises:
             ProfileError: ``RELAYBUS_PROFILE`` names no table of the file, or
-                the file is not valid TOML or has fields of the wrong type.
+                the file is not valid TOML or has fields of the wrong type, or
+                an approval mode is not one of :data:`APPROVAL_MODES`.
         """
         env = os.environ if env is None else env
         profile = cls()
@@ -341,6 +350,8 @@ class Profile(Record):
             profile.agent = env["RELAYBUS_AGENT"].strip()
         if env.get("RELAYBUS_LABEL", "").strip():
             profile.label = env["RELAYBUS_LABEL"].strip()
+        if env.get("RELAYBUS_APPROVAL", "").strip():
+            profile.approval = check_approval("RELAYBUS_APPROVAL", env["RELAYBUS_APPROVAL"])
         for var, attr in (
             ("RELAYBUS_TAGS", "tags"),
             ("RELAYBUS_CAPS", "capabilities"),
@@ -372,11 +383,13 @@ def load_profile(name: str, path: Path) -> Profile:
         known = ", ".join(sorted(k for k, v in tables.items() if isinstance(v, dict))) or "none"
         raise ProfileError(f"no profile {name!r} in {path} (profiles: {known})")
     profile = Profile()
-    for key in ("agent", "label"):
+    for key in ("agent", "label", "approval"):
         value = table.get(key)
         if value is not None and not isinstance(value, str):
             raise ProfileError(f"profile {name!r}: {key} must be a string")
         setattr(profile, key, value)
+    if profile.approval is not None:
+        profile.approval = check_approval(f"profile {name!r}: approval", profile.approval)
     for key in ("tags", "capabilities", "channels"):
         value = table.get(key, [])
         if isinstance(value, str):
@@ -384,10 +397,23 @@ def load_profile(name: str, path: Path) -> Profile:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ProfileError(f"profile {name!r}: {key} must be a list of strings")
         setattr(profile, key, list(value))
-    unknown = set(table) - {"agent", "label", "tags", "capabilities", "channels"}
+    unknown = set(table) - {"agent", "label", "tags", "capabilities", "channels", "approval"}
     if unknown:
         raise ProfileError(f"profile {name!r}: unknown keys {', '.join(sorted(unknown))}")
     return profile
+
+
+def check_approval(what: str, value: str) -> str:
+    """``value`` (spaces around it and case ignored) as one of :data:`APPROVAL_MODES`;
+    ``what`` names where it came from in the error.
+
+    Raises:
+        ProfileError: not an approval mode.
+    """
+    mode = value.strip().lower()
+    if mode not in APPROVAL_MODES:
+        raise ProfileError(f"{what} is open, guarded or read-only, not {value!r}")
+    return mode
 
 
 class SessionIdentity(Record):

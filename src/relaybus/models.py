@@ -46,6 +46,21 @@ class AgentStatus(StrEnum):
     OFFLINE = "offline"
 
 
+class Approval(StrEnum):
+    """What an agent's coding session may do without a person (``agents.approval``).
+
+    ``open``: whatever the tool's own permissions allow; ``guarded``: a person approves
+    each tool call that changes files or runs commands; ``read-only``: such calls are
+    denied. Enforced by the Claude Code ``PreToolUse`` hook and by the Codex flags that
+    ``relaybus run`` presets (docs/claude-code.md, "Approval modes"); a stored NULL
+    reads as ``open``.
+    """
+
+    OPEN = "open"
+    GUARDED = "guarded"
+    READ_ONLY = "read-only"
+
+
 class Priority(StrEnum):
     LOW = "low"
     NORMAL = "normal"
@@ -128,6 +143,10 @@ class Agent(_Model):
     epoch: int = 1
     registered_at: datetime
     last_seen_at: datetime
+    approval: Approval = Field(
+        default=Approval.OPEN,
+        description="The approval mode of its coding session: open, guarded or read-only.",
+    )
     stuck: int = Field(
         default=0,
         description="Deliveries queued longer than the stuck threshold while the agent is "

@@ -51,6 +51,7 @@ from .bounds import (
 from .models import (
     Agent,
     AgentStatus,
+    Approval,
     CallbackDelivery,
     Delivery,
     Event,
@@ -221,6 +222,9 @@ class RegisterBody(Body):
         json_schema_extra={"minLength": 1, "maxLength": MAX_INSTANCE_ID_CHARS},
     )
     tool: Text = Field(default="agent", max_length=200)
+    approval: Approval | None = Field(
+        default=None, description="The session's approval mode; omitted reads as open."
+    )
 
 
 def _token_required(schema: dict[str, Any]) -> None:
@@ -269,6 +273,9 @@ class AgentUpdate(Body):
     )
     leave_channels: list[Name] | None = Field(
         default=None, description="Channels to leave, if joined, after channels."
+    )
+    approval: Approval | None = Field(
+        default=None, description="The approval mode, changed in place (no new epoch)."
     )
 
 

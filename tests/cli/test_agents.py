@@ -45,7 +45,8 @@ def test_agents_without_json_prints_a_table(cli: Cli, relay: Relay) -> None:
 
     assert result.code == 0, result
     header, *rows = result.out.splitlines()
-    assert header.split() == "ID STATUS LABEL TAGS CAPS CHANNELS EPOCH LAST SEEN STUCK".split()
+    expected = "ID STATUS LABEL TAGS CAPS CHANNELS APPROVAL EPOCH LAST SEEN STUCK"
+    assert header.split() == expected.split()
     assert [r.split()[:2] for r in rows] == [
         ["alice", "online"],
         ["bob", "online"],

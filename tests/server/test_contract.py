@@ -45,6 +45,7 @@ SAMPLES: dict[str, Any] = {
     "add_tags": ["python"],
     "agent_days": 30.0,
     "agent_id": "team/alice@host",
+    "approval": "guarded",
     "assignee": "bob",
     "before": 9,
     "broadcast": True,

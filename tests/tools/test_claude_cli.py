@@ -285,3 +285,50 @@ def test_a_claude_code_session_with_a_derived_id_is_one_agent_that_ends_with_it(
     assert f"as agent `{agents[0].id}`" in told  # the id the model was told exists
     assert agents[0].status is AgentStatus.OFFLINE  # and ended with the session
     assert agents[0].pid == pid  # Claude Code's own process
+
+
+def writes_a_file(target: Path) -> Any:
+    """The model: asks Claude Code's ``Write`` tool to create ``target``, then, once it
+    has the tool's result, says it is done."""
+
+    def script(request: dict[str, Any]) -> list[dict[str, Any]]:
+        if not request.get("tools"):
+            return [text("ok")]  # Claude Code's side calls (titles and such)
+        if "toolu_write" in flatten(request["messages"]):
+            return [text("Done.")]
+        arguments = {"file_path": str(target), "content": "release notes draft\n"}
+        return [tool_use("Write", arguments, "toolu_write")]
+
+    return script
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["read-only", "guarded", "open"])
+def test_the_approval_gate_denies_a_write_in_read_only_and_lets_it_through_in_open(
+    claude: str, home: Home, mode: str
+) -> None:
+    """In ``guarded`` the gate asks; a headless ``claude -p`` has nobody to ask, so
+    the write does not happen and the model reads why."""
+    target = home.project / "notes.txt"
+    api = FakeAnthropic(writes_a_file(target))
+    with api.running():
+        # Claude Code's own permissions allow the write: only the gate can stop it.
+        home.run(
+            [claude, "-p", "write the notes", "--allowedTools", "Write"],
+            ANTHROPIC_BASE_URL=api.url,
+            RELAYBUS_AGENT=ME,
+            RELAYBUS_APPROVAL=mode,
+        )
+
+    requests = api.recorded.conversation()
+    assert f"Approval mode: {mode}" in flatten(requests[0]["messages"])  # SessionStart's
+    told = flatten(requests[-1]["messages"])  # the one after the tool call
+    assert "toolu_write" in told
+    if mode != "open":
+        assert not target.exists()
+        assert f"agent {ME} is in approval mode {mode}" in told  # the reason, to the model
+    else:
+        assert target.read_text(encoding="utf-8") == "release notes draft\n"
+        assert "approval mode" not in told.replace(f"Approval mode: {mode}", "")
+    with Relay.open(dir=home.relay_dir) as relay:
+        assert relay.get_agent(ME).approval == mode

@@ -49,7 +49,7 @@ def test_all_good_with_an_embedded_relay_and_claude_code_installed(home: Home) -
         f"✓ relay: embedded relay at {folder / 'relay.db'}: schema {HEAD} (current)",
         f"✓ Claude Code (local): MCP server in {claude_json}: {RELAYBUS} mcp "
         f"(relaybus {__version__})",
-        f"✓ Claude Code (local): hooks for 5 events in {settings / 'settings.local.json'}",
+        f"✓ Claude Code (local): hooks for 6 events in {settings / 'settings.local.json'}",
         "all good",
     ]
 

@@ -277,7 +277,7 @@ def test_an_install_from_another_path_updates_entry_and_hooks_in_place(
 
     assert moved.files[0].changes == [f"updated MCP server relaybus for {existing.project}"]
     assert moved.files[1].changes == [
-        "updated hooks SessionStart, UserPromptSubmit, PostToolUse, Stop, SessionEnd"
+        "updated hooks SessionStart, UserPromptSubmit, PostToolUse, Stop, SessionEnd, PreToolUse"
     ]
     entry = config["projects"][str(existing.project)]["mcpServers"]["relaybus"]
     assert entry["command"] == str(other)

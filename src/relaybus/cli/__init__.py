@@ -37,6 +37,7 @@ COMMANDS = {
     "tags": "me:tags",
     "caps": "me:caps",
     "channels": "me:channels",
+    "approval": "me:approval",
     "send": "messages:send",
     "reply": "messages:reply",
     "inbox": "messages:inbox",
@@ -84,7 +85,7 @@ Targets (send --to):
 \b
 Who am I: send, reply, inbox, claim, release, heartbeat, unregister (and task
 updates) act as the agent named by --as NAME or RELAYBUS_AGENT=NAME; whoami,
-label, tags, caps and channels also find a coding session's own agent.
+label, tags, caps, channels and approval also find a coding session's own agent.
 
 \b
 The relay lives in .relay/relay.db at the repository root (found like git,

@@ -6,7 +6,7 @@ import click
 
 from . import render
 from .app import creates_relay, get_app, json_option, parse_meta
-from .terminal import profile_options
+from .terminal import approval_mode, approval_option, profile_options
 
 #: ``relaybus.models.AgentStatus`` values (kept literal so ``--help`` needs no pydantic;
 #: a test keeps them equal).
@@ -23,6 +23,7 @@ AGENT_STATUSES = ("online", "busy", "idle", "offline")
     "without it presence relies on heartbeats.",
 )
 @click.option("--meta", metavar="JSON", help="Free-form JSON object stored with the agent.")
+@approval_option
 @json_option
 @creates_relay
 def register(
@@ -33,6 +34,7 @@ def register(
     channels: tuple[str, ...],
     pid: int | None,
     meta: str | None,
+    approval: str | None,
 ) -> None:
     """Register an agent; print its id and epoch.
 
@@ -46,9 +48,11 @@ def register(
     Examples:
       relaybus register alice --cap review --tag backend
       relaybus register bob --label "test writer" --pid $$
+      relaybus register reviewer --approval read-only
     """
     app = get_app()
     meta_obj = parse_meta(meta)
+    mode = approval_mode(approval)
     relay = app.relay
     # pid None unless given: this CLI process exits at once and would read as offline.
     handle = relay.register(
@@ -60,6 +64,7 @@ def register(
         pid=pid,
         meta=meta_obj,
         tool="cli",
+        approval=mode,
     )
     agent = handle.info()
     token = handle.token  # issued by a relay server; None embedded
@@ -104,7 +109,18 @@ def agents(
         )
         return
     render.table(
-        ["id", "status", "label", "tags", "caps", "channels", "epoch", "last seen", "stuck"],
+        [
+            "id",
+            "status",
+            "label",
+            "tags",
+            "caps",
+            "channels",
+            "approval",
+            "epoch",
+            "last seen",
+            "stuck",
+        ],
         [
             [
                 a["id"],
@@ -113,6 +129,7 @@ def agents(
                 ",".join(a["tags"]) or "-",
                 ",".join(a["capabilities"]) or "-",
                 ",".join(a["channels"]) or "*",
+                a.get("approval") or "open",
                 str(a["epoch"]),
                 render.ago(a["last_seen_at"]),
                 str(a["stuck"]) if a.get("stuck") else "-",

@@ -39,6 +39,9 @@ def hook(event: str, inline: bool, background: bool) -> None:
     post-tool-use       the same, after each tool call
     stop                unread messages? block the stop and hand them over
     session-end         mark the agent offline
+    pre-tool-use        the approval gate: in approval mode guarded ask, in
+                        read-only deny, a tool call that changes files or runs
+                        commands (nothing for open, nor for read tools)
 
     The command hands the event to the session's own 'relaybus mcp' process
     and answers within a second: without that process it reads the unread

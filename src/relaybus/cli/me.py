@@ -1,4 +1,4 @@
-"""Identity commands: whoami, label, tags, caps, channels.
+"""Identity commands: whoami, label, tags, caps, channels, approval.
 
 They change the agent a call acts as (``--as`` / ``RELAYBUS_AGENT``, or, inside a
 coding session, the session's own agent: :func:`session_agent_id`) in place,
@@ -86,6 +86,7 @@ def _update(what: str, **changes: Any) -> None:
         "tags": ",".join(agent["tags"]) or "-",
         "capabilities": ",".join(agent["capabilities"]) or "-",
         "channels": ",".join(agent["channels"]) or "* (every channel)",
+        "approval": agent["approval"],
     }[what]
     _changed(agent, f"{agent['id']} {what}: {shown}")
 
@@ -93,7 +94,8 @@ def _update(what: str, **changes: Any) -> None:
 @click.command()
 @json_option
 def whoami() -> None:
-    """Show who this call acts as: id, presence, tags, capabilities, channels, unread mail.
+    """Show who this call acts as: id, presence, tags, capabilities, channels, approval
+    mode, unread mail.
 
     The agent is --as / RELAYBUS_AGENT; without either, inside a coding session
     (Claude Code, Codex, Gemini CLI, Cursor), the session's own agent as its hooks
@@ -119,6 +121,7 @@ def whoami() -> None:
             ("tags", render.names(agent["tags"])),
             ("capabilities", render.names(agent["capabilities"])),
             ("channels", render.names(agent["channels"]) if agent["channels"] else "* (all)"),
+            ("approval", agent["approval"]),
             ("unread", str(unread)),
             ("last seen", render.ago(agent["last_seen_at"])),
             ("host", f"{agent['host']} pid {agent['pid'] or '-'} in {agent['cwd']}"),
@@ -230,3 +233,30 @@ def channels_join(names: tuple[str, ...]) -> None:
 def channels_leave(names: tuple[str, ...]) -> None:
     """Leave channels, where joined."""
     _update("channels", leave_channels=names)
+
+
+@click.command()
+@click.argument("mode", metavar="MODE")
+@json_option
+def approval(mode: str) -> None:
+    """Set this agent's approval mode, in place: open, guarded or read-only.
+
+    \b
+    open       the coding tool's own permissions apply
+    guarded    a person approves each tool call that changes files or runs
+               commands (Write, Edit, Bash, MCP tools but relaybus's own)
+    read-only  such calls are denied
+
+    A Claude Code session's PreToolUse hook reads the mode at its next tool
+    call, so the change applies at once; the agent keeps its registration and
+    epoch. The session's next registration (a new session, /clear) sets the
+    mode again from RELAYBUS_APPROVAL or its profile.
+
+    \b
+    Examples:
+      relaybus approval read-only
+      relaybus --as alice approval guarded --json
+    """
+    from .terminal import approval_mode
+
+    _update("approval", approval=approval_mode(mode, "the approval mode"))

@@ -8,7 +8,13 @@ import click
 
 from . import render
 from .app import creates_relay, get_app, json_option
-from .terminal import INJECT_MODES, MESSAGE_FORMATS, terminal_agent_options
+from .terminal import (
+    INJECT_MODES,
+    MESSAGE_FORMATS,
+    approval_mode,
+    approval_option,
+    terminal_agent_options,
+)
 
 __all__ = ["INJECT_MODES", "MESSAGE_FORMATS", "run"]
 
@@ -40,6 +46,7 @@ __all__ = ["INJECT_MODES", "MESSAGE_FORMATS", "run"]
     metavar="N",
     help="With --restart on-failure: at most N restarts [default: 3].",
 )
+@approval_option
 @click.argument("command", nargs=-1, required=True, metavar="-- CMD [ARGS]...")
 @json_option
 @creates_relay
@@ -57,6 +64,7 @@ def run(
     log: Path | None,
     restart: str,
     max_restarts: int | None,
+    approval: str | None,
     command: tuple[str, ...],
 ) -> None:
     """Run CMD as an agent; type incoming messages into it when it is idle.
@@ -86,6 +94,13 @@ def run(
     for the next run (or restart).
 
     \b
+    --approval (or RELAYBUS_APPROVAL) is stored with the agent; a Claude Code
+    session inside enforces it with its PreToolUse hook ('relaybus install
+    claude'), and a codex CMD gets its flags: guarded adds --sandbox read-only
+    --ask-for-approval on-request, read-only --sandbox read-only
+    --ask-for-approval never (a flag given in ARGS stays as given).
+
+    \b
     Examples:
       relaybus run --name reviewer --cap review -- claude
       relaybus run --format raw --prompt '^>>> ' -- python3 -q
@@ -113,6 +128,7 @@ def run(
         log=log,
         restart="on-failure" if restart == "on-failure" else "no",
         max_restarts=3 if max_restarts is None else max_restarts,
+        approval=approval_mode(approval),
     )
     options.check()  # bad options fail before the relay is opened
     runner = Runner(options, relay=lambda: app.relay)  # opened once the command is found

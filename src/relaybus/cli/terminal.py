@@ -19,6 +19,35 @@ QUIET_DEFAULT = 0.75
 
 F = TypeVar("F", bound=Callable[..., object])
 
+#: ``relaybus.models.Approval`` values (``relaybus.identity.APPROVAL_MODES``).
+APPROVAL_HELP = (
+    "The session's approval mode: open, guarded (a person approves each tool call that "
+    "changes files or runs commands) or read-only (such calls are denied) "
+    "[default: RELAYBUS_APPROVAL, else the RELAYBUS_PROFILE's, else open]."
+)
+
+
+def approval_option(func: F) -> F:
+    """``--approval MODE`` (passed as ``approval``; checked by :func:`approval_mode`)."""
+    return click.option("--approval", metavar="MODE", help=APPROVAL_HELP)(func)
+
+
+def approval_mode(given: str | None, what: str = "--approval") -> str | None:
+    """The approval mode a command registers with: ``given`` (``--approval``), else
+    ``RELAYBUS_APPROVAL``, else the ``RELAYBUS_PROFILE``'s; None when none says.
+    ``what`` names ``given`` in the error.
+
+    Raises:
+        InvalidInput: not one of open, guarded, read-only; a bad profile.
+    """
+    from ..errors import InvalidInput
+    from ..identity import Profile, ProfileError, check_approval
+
+    try:
+        return check_approval(what, given) if given else Profile.from_env().approval
+    except ProfileError as exc:
+        raise InvalidInput(str(exc)) from None
+
 
 def profile_options(func: F) -> F:
     """``--label``, ``--tag``, ``--cap``, ``--channel``: the profile of an agent the

@@ -12,7 +12,7 @@ from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, NotFound
-from ..models import Agent, AgentStatus, Event, Message, Priority, Task, TaskEvent, Via
+from ..models import Agent, AgentStatus, Approval, Event, Message, Priority, Task, TaskEvent, Via
 from . import calls
 from .pairs import PairActions
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
@@ -501,11 +501,13 @@ class AgentHandle(TasksView, PairActions):
         remove_capabilities: Sequence[str] | None = None,
         join_channels: Sequence[str] | None = None,
         leave_channels: Sequence[str] | None = None,
+        approval: Approval | str | None = None,
     ) -> Agent:
-        """Change label, tags, capabilities, channels, status or meta, without a new
-        epoch. A list given replaces the stored one; ``add_*``, ``remove_*``,
-        ``join_channels`` and ``leave_channels`` change it item by item instead
-        (idempotent, and race-free: see ``Service.update_agent``)."""
+        """Change label, tags, capabilities, channels, status, meta or the approval
+        mode (open, guarded, read-only), without a new epoch. A list given replaces
+        the stored one; ``add_*``, ``remove_*``, ``join_channels`` and
+        ``leave_channels`` change it item by item instead (idempotent, and
+        race-free: see ``Service.update_agent``)."""
         return self._run(
             calls.update_agent(
                 self.id,
@@ -523,6 +525,7 @@ class AgentHandle(TasksView, PairActions):
                 remove_capabilities=remove_capabilities,
                 join_channels=join_channels,
                 leave_channels=leave_channels,
+                approval=approval,
             )
         )
 

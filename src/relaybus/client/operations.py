@@ -270,6 +270,7 @@ def register(
     meta: Mapping[str, Any] | None = None,
     instance_id: str | None = None,
     tool: str = "agent",
+    approval: str | None = None,
 ) -> Request:
     """``POST /v1/agents``. ``host`` and ``cwd`` default to this client's (not the
     server's), so the derived id and the pid check describe this process."""
@@ -289,6 +290,7 @@ def register(
         meta=meta,
         instance_id=instance_id,
         tool=tool,
+        approval=approval,
     )
     return Request("POST", "/v1/agents", workspace=workspace, agent=agent_id, body=body)
 
@@ -318,6 +320,7 @@ def update_agent(
     remove_capabilities: Sequence[str] | None = None,
     join_channels: Sequence[str] | None = None,
     leave_channels: Sequence[str] | None = None,
+    approval: str | None = None,
 ) -> Request:
     """``PATCH /v1/agents/{id}`` (``None`` leaves a field as it is; ``add_*``,
     ``remove_*``, ``join_channels``, ``leave_channels`` change a list item by item)."""
@@ -334,6 +337,7 @@ def update_agent(
         remove_capabilities=_list(remove_capabilities),
         join_channels=_list(join_channels),
         leave_channels=_list(leave_channels),
+        approval=approval,
     )
     return _acting("PATCH", agent_id, "", workspace, epoch, body=changes)
 

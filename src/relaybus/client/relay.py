@@ -30,6 +30,7 @@ from ..errors import InvalidInput
 from ..models import (
     Agent,
     AgentStatus,
+    Approval,
     Delivery,
     DeliveryState,
     Event,
@@ -202,6 +203,7 @@ class Relay(TasksView, IntegrationsView, PairsView):
         instance_id: str | None = None,
         tool: str = "python",
         cwd: str | None = None,
+        approval: Approval | str | None = None,
     ) -> AgentHandle:
         """Register this process as an agent and return its handle.
 
@@ -211,11 +213,13 @@ class Relay(TasksView, IntegrationsView, PairsView):
         defaults to a fresh id: each registration is a new instance that
         fences off the previous one. ``cwd`` (default: this process's) is the
         working directory recorded for the agent and used in a derived id.
-        Over HTTP the token the server issues is kept (see
+        ``approval`` is its session's approval mode (open, guarded, read-only;
+        none given reads as open). Over HTTP the token the server issues is kept (see
         :attr:`AgentHandle.token`).
 
         Raises:
-            InvalidInput: a malformed id, tag, capability or channel.
+            InvalidInput: a malformed id, tag, capability or channel, or an
+                unknown approval mode.
         """
         registration = self.backend.run(
             calls.register(
@@ -230,6 +234,7 @@ class Relay(TasksView, IntegrationsView, PairsView):
                 instance_id=instance_id or uuid.uuid4().hex,
                 tool=tool,
                 cwd=cwd,
+                approval=approval,
             )
         )
         self.backend.remember(registration)

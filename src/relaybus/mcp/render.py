@@ -14,7 +14,7 @@ import json
 from collections.abc import Sequence
 
 from ..bounds import count_text
-from ..models import Agent, Message, Pair, Priority, Task
+from ..models import Agent, Approval, Message, Pair, Priority, Task
 
 
 def message(m: Message) -> str:
@@ -76,7 +76,8 @@ def sent(m: Message) -> str:
 
 
 def agent(a: Agent, *, me: str | None = None) -> str:
-    """One line: id, status, label, tags, capabilities, channels."""
+    """One line: id, status, label, tags, capabilities, channels, approval mode
+    (when not open)."""
     parts = [f"{a.id} ({a.status.value})"]
     if a.label:
         parts.append(f'"{a.label}"')
@@ -86,6 +87,8 @@ def agent(a: Agent, *, me: str | None = None) -> str:
         parts.append("caps: " + ", ".join(a.capabilities))
     if a.channels:
         parts.append("channels: " + ", ".join(a.channels))
+    if a.approval is not Approval.OPEN:
+        parts.append(f"approval: {a.approval.value}")
     line = " - ".join(parts)
     return line + " [you]" if a.id == me else line
 
@@ -144,13 +147,14 @@ def pairs(found: Sequence[Pair], *, me: str | None = None) -> str:
 
 
 def whoami(a: Agent, *, unread: int, where: str) -> str:
-    """Identity, presence, routing fields and the unread count."""
+    """Identity, presence, routing fields, approval mode and the unread count."""
     label = f' "{a.label}"' if a.label else ""
     lines = [
         f"You are {a.id}{label} ({a.status.value}), workspace {a.workspace}, on {where}.",
         "tags: " + (", ".join(a.tags) or "none"),
         "capabilities: " + (", ".join(a.capabilities) or "none"),
         "channels: " + (", ".join(a.channels) or "all"),
+        f"approval mode: {a.approval.value}",
         f"{count_text(unread)} unread message{'' if unread == 1 else 's'}.",
     ]
     return "\n".join(lines)

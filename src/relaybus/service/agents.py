@@ -13,7 +13,7 @@ from .. import bounds
 from ..bounds import MAX_HOST_CHARS, MAX_INSTANCE_ID_CHARS
 from ..errors import InvalidInput, NotFound
 from ..identity import derive_agent_id
-from ..models import Agent, AgentStatus
+from ..models import Agent, AgentStatus, Approval
 from ..store.schema import agents
 from .common import (
     append_event,
@@ -62,6 +62,15 @@ def _names(values: Sequence[str] | None) -> list[str]:
     return list(values or ())
 
 
+def parse_approval(approval: Approval | str | None) -> str | None:
+    """``approval`` as stored: an :class:`Approval` value, or ``None`` (not given).
+
+    Raises:
+        InvalidInput: not one of open, guarded, read-only.
+    """
+    return None if approval is None else check_choice(Approval, "approval mode", approval).value
+
+
 def parse_status(status: AgentStatus | str) -> AgentStatus:
     """``status`` as an :class:`AgentStatus`.
 
@@ -90,6 +99,7 @@ class AgentOps(SweepOps):
         instance_id: str | None = None,
         tool: str = "agent",
         token_hash: str | None = None,
+        approval: Approval | str | None = None,
     ) -> Agent:
         """Register an agent, or refresh the registration of an existing id.
 
@@ -106,10 +116,13 @@ class AgentOps(SweepOps):
             token_hash: the digest (:func:`~relaybus.service.tokens.hash_token`)
                 of a bearer token issued with this registration; it replaces
                 the agent's earlier token in the same transaction.
+            approval: the session's approval mode (:class:`Approval`); like every
+                field of a registration it replaces the stored one, ``None``
+                leaving none (which reads as ``open``).
 
         Raises:
             InvalidInput: a malformed id, workspace, tag, capability, channel
-                or label, a pid outside 1–2^31-1,
+                or label, an unknown approval mode, a pid outside 1–2^31-1,
                 a reserved id (``broadcast``), a label, host or cwd with a NUL
                 character or an unpaired surrogate, or a ``meta`` that is not a
                 JSON object (see :func:`~relaybus.service.common.check_meta`).
@@ -145,6 +158,7 @@ class AgentOps(SweepOps):
             "cwd": cwd,
             "meta": check_meta(meta, self.settings.max_body_bytes),
             "instance_id": instance_id,
+            "approval": parse_approval(approval),
         }
         if label is not None:
             check_label(label)
@@ -187,6 +201,7 @@ class AgentOps(SweepOps):
                 tags=values["tags"],
                 capabilities=values["capabilities"],
                 channels=values["channels"],
+                approval=values["approval"],
             )
             if token_hash is not None:
                 replace_agent_token(conn, workspace, agent_id, token_hash, now)
@@ -230,8 +245,11 @@ class AgentOps(SweepOps):
         remove_capabilities: Sequence[str] | None = None,
         join_channels: Sequence[str] | None = None,
         leave_channels: Sequence[str] | None = None,
+        approval: Approval | str | None = None,
     ) -> Agent:
-        """Change an agent's label, tags, capabilities, channels, status or meta.
+        """Change an agent's label, tags, capabilities, channels, status, meta or
+        approval mode (:class:`Approval`; the session's gate reads it at its next tool
+        call).
 
         ``None`` leaves a field as it is; an empty list clears it. The ``add_*``,
         ``remove_*``, ``join_channels`` and ``leave_channels`` lists change one list
@@ -246,8 +264,8 @@ class AgentOps(SweepOps):
 
         Raises:
             NotFound: unknown agent. Conflict: stale ``epoch``.
-            InvalidInput: a malformed name or label, an unknown status, or a
-                ``meta`` that is not a JSON object.
+            InvalidInput: a malformed name or label, an unknown status or
+                approval mode, or a ``meta`` that is not a JSON object.
             TooLarge: ``meta`` over ``settings.max_body_bytes`` as JSON.
         """
         values: dict[str, Any] = {}
@@ -263,6 +281,8 @@ class AgentOps(SweepOps):
             values["meta"] = check_meta(meta, self.settings.max_body_bytes)
         if status is not None:
             values["status"] = parse_status(status).value
+        if approval is not None:
+            values["approval"] = parse_approval(approval)
         edits = _list_edits(
             values,
             tags=("tag", add_tags, remove_tags),
@@ -382,6 +402,7 @@ class AgentOps(SweepOps):
     def _agent(self, row: Mapping[Any, Any], stuck: Mapping[str, int] | None = None) -> Agent:
         data = dict(row)
         data["status"] = status = effective_status(row, self.now(), self.settings.stale_ttl)
+        data["approval"] = row.get("approval") or Approval.OPEN
         if stuck and status is not AgentStatus.OFFLINE:
             data["stuck"] = stuck.get(row["id"], 0)
         return Agent.model_validate(data)

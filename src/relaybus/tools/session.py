@@ -11,7 +11,8 @@ from ..identity import SessionIdentity
 def register_session(relay: Relay, identity: SessionIdentity) -> AgentHandle:
     """Register the session's agent: the identity's id, its instance id (shared
     by all the session's processes, so they never fence each other off), the
-    tool's pid (presence ends with the tool), cwd, profile, and the session key
+    tool's pid (presence ends with the tool), cwd, profile (its approval mode too), and
+    the session key
     as ``meta["session"]``.
 
     Raises:
@@ -29,6 +30,7 @@ def register_session(relay: Relay, identity: SessionIdentity) -> AgentHandle:
         instance_id=identity.instance_id,
         tool=identity.tool,
         cwd=identity.cwd,
+        approval=profile.approval,
     )
 
 

@@ -207,3 +207,18 @@ def test_json_bodies_are_read_whatever_their_content_type(seed: httpx.Client) ->
         json={"from": "bob", "body": "re", "reply_to": sent.json()["id"], "machine": "m1"},
     )
     assert answered.json()["to"] == "alice"
+
+
+def test_a_sidecar_s_approval_mode_in_its_meta_is_its_agent_s_approval_mode(
+    seed: httpx.Client, secured: LiveServer
+) -> None:
+    guarded = sidecar_registration("codex-g", "inst-1")
+    guarded["meta"]["approvalMode"] = "guarded"
+    odd = sidecar_registration("codex-x", "inst-1")
+    odd["meta"]["approvalMode"] = "yolo"  # not one of the three: no mode
+
+    for body in (sidecar_registration("codex-a", "inst-1"), guarded, odd):
+        assert seed.post("/api/agents", json=body).status_code == 201
+
+    modes = {a.id: a.approval.value for a in secured.service.list_agents()}
+    assert modes == {"codex-a": "open", "codex-g": "guarded", "codex-x": "open"}

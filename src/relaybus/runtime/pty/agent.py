@@ -50,6 +50,10 @@ def child_env(
     env["RELAYBUS_TAGS"] = ",".join(opts.tags)
     env["RELAYBUS_CAPS"] = ",".join(opts.capabilities)
     env["RELAYBUS_CHANNELS"] = ",".join(opts.channels)
+    # The session inside registers with it, and its hooks fall back on it.
+    env.pop("RELAYBUS_APPROVAL", None)
+    if opts.approval:
+        env["RELAYBUS_APPROVAL"] = opts.approval
     url = relay.url
     if isinstance(url, str):
         env["RELAYBUS_URL"] = url

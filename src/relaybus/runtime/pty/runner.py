@@ -38,7 +38,7 @@ from ...client import AgentHandle, Relay
 from ...errors import InvalidInput
 from ...identity import state_dir
 from ...logs import notices
-from ...models import AgentStatus, Via
+from ...models import AgentStatus, Approval, Via, parse_choice
 from .. import (
     IdleGate,
     InjectMode,
@@ -50,6 +50,7 @@ from .. import (
     parse_format,
     parse_mode,
 )
+from ..approval import preset_flags
 from .agent import child_env, runner_agent_id
 from .child import resolve, spawn
 from .loop import ProgramExit, Pump
@@ -86,6 +87,8 @@ class RunOptions:
         max_restarts: at most this many restarts (``on-failure``).
         cwd: where the program runs (default: the current directory).
         env: the environment the program's starts from (default ``os.environ``).
+        approval: the agent's approval mode (open, guarded, read-only; None: not
+            given); a ``codex`` program gets its flags (:func:`..approval.preset_flags`).
     """
 
     command: Sequence[str]
@@ -104,13 +107,14 @@ class RunOptions:
     max_restarts: int = 3
     cwd: Path | None = None
     env: Mapping[str, str] | None = field(default=None, repr=False)
+    approval: str | None = None
 
     def check(self) -> None:
         """Refuse bad values before anything starts.
 
         Raises:
             InvalidInput: no command, a bad prompt pattern, quiet window,
-                format or restart policy, a negative ``max_restarts``.
+                format, restart policy or approval mode, a negative ``max_restarts``.
         """
         if not self.command or not self.command[0]:
             raise InvalidInput("no command given: relaybus run [OPTIONS] -- CMD [ARGS...]")
@@ -119,6 +123,8 @@ class RunOptions:
         compile_prompt(self.prompt)
         parse_mode(self.inject)
         parse_format(self.format)
+        if self.approval is not None:
+            parse_choice(Approval, "approval mode", self.approval)
         if self.restart not in ("no", "on-failure"):
             raise InvalidInput(f"--restart is no or on-failure, not {self.restart!r}")
         if self.max_restarts < 0:
@@ -176,7 +182,8 @@ class Runner:
         opts.check()
         cwd = str(opts.cwd or os.getcwd())
         base_env = dict(os.environ if opts.env is None else opts.env)
-        argv = [resolve(opts.command[0], base_env, cwd), *opts.command[1:]]
+        command = preset_flags(opts.command, opts.approval)
+        argv = [resolve(command[0], base_env, cwd), *command[1:]]
         given = self.relay
         relay = Relay.open() if given is None else given if isinstance(given, Relay) else given()
         try:
@@ -251,6 +258,7 @@ class Runner:
             instance_id=instance,
             tool=tool,
             cwd=cwd,
+            approval=opts.approval,
         )
         self.agent_id = handle.id
         return handle

@@ -14,6 +14,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from ...errors import Forbidden
+from ...identity import APPROVAL_MODES
 from ...models import AgentStatus
 from ...service.tokens import hash_token, new_token
 from ..routes import AgentPath
@@ -93,6 +94,8 @@ def register(body: Annotated[SeedAgent, json_body(SeedAgent)], call: CompatCall)
         caller.act_as(body.id, "id")
     channels = body.channels if body.channels is not None else body.from_meta("channels")
     cwd = body.cwd if body.cwd is not None else body.from_meta("cwd")
+    # The seed's sidecars say their approval mode (the same three) in meta.approvalMode.
+    approval = body.from_meta("approvalMode")
     token = new_token()
     agent = call.service.register(
         body.id,
@@ -108,6 +111,7 @@ def register(body: Annotated[SeedAgent, json_body(SeedAgent)], call: CompatCall)
         instance_id=body.instance_id,
         tool=body.tool or body.rig or "agent",
         token_hash=hash_token(token),
+        approval=approval if approval in APPROVAL_MODES else None,
     )
     call.context.auth.cache.forget(caller.workspace, agent.id)  # the old token is revoked
     return answer({**agent_card(agent), "token": token}, 201)

@@ -55,6 +55,7 @@ def register(body: RegisterBody, call: ApiCall) -> Response:
         instance_id=body.instance_id,
         tool=body.tool,
         token_hash=hash_token(token),
+        approval=body.approval,
     )
     call.context.auth.cache.forget(caller.workspace, agent.id)  # the old token is revoked
     return render(Registration(agent=agent, token=token), 201)
@@ -117,8 +118,8 @@ def get_agent(agent_id: AgentPath, call: ApiCall) -> Response:
 def update_agent(
     agent_id: AgentPath, body: AgentUpdate, call: ApiCall, epoch: Epoch = None
 ) -> Response:
-    """Change the agent's label, tags, capabilities, channels, status or meta (a list
-    whole, or item by item); never a new epoch."""
+    """Change the agent's label, tags, capabilities, channels, status, meta (a list
+    whole, or item by item) or approval mode; never a new epoch."""
     caller = call.caller()
     agent = call.service.update_agent(
         caller.act_as(agent_id),
@@ -136,6 +137,7 @@ def update_agent(
         remove_capabilities=body.remove_capabilities,
         join_channels=body.join_channels,
         leave_channels=body.leave_channels,
+        approval=body.approval,
     )
     return render(agent)
 

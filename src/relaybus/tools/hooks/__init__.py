@@ -1,7 +1,8 @@
 """Claude Code hooks: deliver relay messages into a running Claude Code session.
 
-``relaybus install claude`` adds five hook commands to Claude Code's settings
-(``relaybus hook session-start|user-prompt-submit|post-tool-use|stop|session-end``).
+``relaybus install claude`` adds six hook commands to Claude Code's settings
+(``relaybus hook session-start|user-prompt-submit|post-tool-use|stop|session-end``,
+and ``pre-tool-use``, the approval gate of :mod:`.gate`).
 Each reads Claude Code's hook input JSON on stdin and prints its output JSON
 (https://code.claude.com/docs/en/hooks).
 

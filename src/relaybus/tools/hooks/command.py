@@ -66,6 +66,7 @@ EVENTS = {
     "post-tool-use": "PostToolUse",
     "stop": "Stop",
     "session-end": "SessionEnd",
+    "pre-tool-use": "PreToolUse",
 }
 #: Seconds from the start of the command by which it has answered, whatever
 #: happens (the target is 1 s at p99, interpreter start included).
@@ -370,16 +371,33 @@ def start_in_background(
     proc.stdin.close()
 
 
+#: What each approval mode means, for the model's context.
+APPROVAL_TEXT = {
+    "open": "Approval mode: open (Claude Code's own permissions apply).",
+    "guarded": "Approval mode: guarded: a person approves each tool call that changes files "
+    "or runs commands (Write, Edit, Bash, other MCP servers' tools).",
+    "read-only": "Approval mode: read-only: tool calls that change files or run commands "
+    "(Write, Edit, Bash, other MCP servers' tools) are denied; read, search and use the "
+    "relaybus tools.",
+}
+
+
 def usage_text(
-    agent_id: str, label: str | None = None, tags: Sequence[str] = (), caps: Sequence[str] = ()
+    agent_id: str,
+    label: str | None = None,
+    tags: Sequence[str] = (),
+    caps: Sequence[str] = (),
+    approval: str | None = None,
 ) -> str:
-    """The session's relay identity and how to use the relay, for the model's context."""
+    """The session's relay identity, its approval mode (None: open) and how to use the
+    relay, for the model's context."""
     lines = [
         "You are connected to relaybus, the message relay between coding agents, as agent "
         f"`{agent_id}`" + (f" ({label})" if label else "") + "."
     ]
     if tags or caps:
         lines.append(f"Tags: {', '.join(tags) or '-'}; capabilities: {', '.join(caps) or '-'}.")
+    lines.append(APPROVAL_TEXT.get(approval or "open", APPROVAL_TEXT["open"]))
     lines += [
         "Use the relaybus MCP tools: `agents` (who is online), `send` (to an agent id, "
         "tag:NAME, cap:NAME, label:TEXT or broadcast; reply_to=ID answers in a thread), "
@@ -394,7 +412,9 @@ def usage_text(
 def identity_context(me: ident.SessionIdentity) -> dict[str, Any]:
     """SessionStart output from the identity alone (no relay call)."""
     profile = me.profile
-    text = usage_text(me.agent_id, profile.label, profile.tags, profile.capabilities)
+    text = usage_text(
+        me.agent_id, profile.label, profile.tags, profile.capabilities, profile.approval
+    )
     return {"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": text}}
 
 
@@ -493,6 +513,10 @@ def main(argv: list[str]) -> int:
         print(USAGE, file=sys.stderr)
         return 2
     name = args[0]
+    if name == "pre-tool-use":  # the approval gate: the same however it is run
+        from .gate import main as gate_main
+
+        return gate_main(remaining())
     try:
         raw = sys.stdin.read()
         payload = json.loads(raw) if raw.strip() else {}

@@ -42,7 +42,12 @@ from ...identity import FrozenRecord
 # the annotations are never evaluated; type checkers treat ``TYPE_CHECKING`` as true.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    import sqlite3
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+    #: ``get(target)``: the JSON answer of ``GET target`` (a path with its query).
+    Getter = Callable[[str], Any]
 
 #: At most this many messages per hook output; the rest wait for the next one.
 MAX_MESSAGES = 10
@@ -243,10 +248,7 @@ def sqlite_mail(
     """
     if not db.is_file():
         return UnreadPage([])
-    uri = "file:" + _quote_path(db.absolute()) + "?mode=ro"
-    import sqlite3  # here: a hook that reads through the warm relay never needs it
-
-    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    conn = read_only(db, timeout)
     try:
         rows = conn.execute(
             UNREAD_SQL, (workspace, agent_id, json.dumps(sorted(set(skip))), limit)
@@ -271,10 +273,18 @@ def sqlite_mail(
     return UnreadPage(mail, int(rows[0][9]) - len(mail) if rows else 0)
 
 
-def _quote_path(path: Path) -> str:
+def read_only(db: Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection (``mode=ro``: it never creates nor writes) to the
+    SQLite file ``db``, waiting up to ``timeout`` seconds for a lock.
+
+    Raises:
+        sqlite3.Error: it cannot be opened.
+    """
+    import sqlite3  # here: a hook that reads through the warm relay never needs it
     from urllib.parse import quote
 
-    return quote(str(path), safe="/")
+    uri = "file:" + quote(str(db.absolute()), safe="/") + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
 
 
 def http_mail(
@@ -318,6 +328,17 @@ def warm_mail(
             seconds, or refused (:class:`HTTPStatusError`).
         ValueError: the answer is not an inbox, or ``workspace`` cannot go in a header.
     """
+    return warm_read(path, workspace, lambda get: api_mail(get, agent_id, **page), timeout)
+
+
+def warm_read(path: Path, workspace: str, api: Callable[[Getter], T], timeout: float) -> T:
+    """``api(get)``, ``get(target)`` being the JSON answer of ``GET target`` from the
+    warm local relay on the Unix socket ``path`` (one connection).
+
+    Raises:
+        OSError: as :func:`warm_mail`; HTTPStatusError for an error status.
+        ValueError: an answer is not JSON, or ``workspace`` cannot go in a header.
+    """
     from ...client.warm import Connection
 
     connection = Connection(path, timeout)
@@ -330,7 +351,7 @@ def warm_mail(
         return json.loads(answer.body)
 
     try:
-        return api_mail(get, agent_id, **page)
+        return api(get)
     finally:
         connection.close()
 
@@ -440,27 +461,59 @@ def unread_mail(
     """
     if env.get("RELAYBUS_RUNTIME"):
         return UnreadPage([])
+    return read_relay(
+        env,
+        cwd,
+        api=lambda get: api_mail(get, agent_id, skip=skip),
+        sqlite=lambda db, workspace: sqlite_mail(
+            db, workspace, agent_id, skip=skip, timeout=timeout
+        ),
+        missing=UnreadPage([]),
+        timeout=timeout,
+    )
+
+
+def read_relay(
+    env: Mapping[str, str],
+    cwd: Path,
+    *,
+    api: Callable[[Getter], T],
+    sqlite: Callable[[Path, str], T],
+    missing: T,
+    timeout: float,
+) -> T:
+    """One read of the relay ``env`` points at from ``cwd``, without the relay stack:
+    ``api(get)`` against the server (``RELAYBUS_URL``, with ``RELAYBUS_TOKEN``), else
+    against the warm local relay when one answers (``missing`` when it answers 404:
+    no such agent yet), else ``sqlite(db, workspace)`` on the store's file; ``missing``
+    when the store cannot be read without the stack (PostgreSQL). ``get(target)`` is
+    the JSON answer of ``GET target`` (a path with its query) within ``timeout`` seconds.
+
+    Raises:
+        OSError, ValueError, sqlite3.Error: the relay could not be read.
+    """
     workspace = env.get("RELAYBUS_WORKSPACE", "").strip() or "default"
     url = env.get("RELAYBUS_URL", "").strip()
     if url:  # as ``Relay.open()``: a server, when one is set, wins over a store
         token = env.get("RELAYBUS_TOKEN", "").strip() or None
-        return http_mail(url, token, workspace, agent_id, skip=skip, timeout=timeout)
+        base = url.rstrip("/")
+        return api(lambda target: _get(base + target, token, workspace, timeout))
     db = database_file(env, cwd)
     if db is None:
-        return UnreadPage([])
+        return missing
     path = warm_socket(db, env)
     if path is not None:
         try:
-            return warm_mail(path, workspace, agent_id, skip=skip, timeout=timeout)
+            return warm_read(path, workspace, api, timeout)
         except HTTPStatusError as exc:
             if exc.code == 404:
-                return UnreadPage([])  # no such agent (yet): no mail, as in the file
+                return missing  # no such agent (yet), as in the file
             raise
         except TimeoutError:
-            raise  # the budget is spent: the mail waits for the next hook
+            raise  # the budget is spent
         except (OSError, ValueError):
             pass  # no warm relay there (or it failed): read the file
-    return sqlite_mail(db, workspace, agent_id, skip=skip, timeout=timeout)
+    return sqlite(db, workspace)
 
 
 def warm_socket(db: Path, env: Mapping[str, str]) -> Path | None:

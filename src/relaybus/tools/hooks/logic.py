@@ -56,7 +56,7 @@ class HookOutcome:
 def usage(me: AgentHandle) -> str:
     """The SessionStart context: who this session is on the relay and how to use it."""
     info = me.info()
-    return usage_text(me.id, info.label, info.tags, info.capabilities)
+    return usage_text(me.id, info.label, info.tags, info.capabilities, info.approval.value)
 
 
 def task_status(me: AgentHandle, task_id: int) -> str | None:

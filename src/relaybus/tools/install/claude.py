@@ -35,6 +35,8 @@ HOOK_EVENTS: tuple[tuple[str, str, str | None], ...] = (
     ("PostToolUse", "post-tool-use", "*"),
     ("Stop", "stop", None),
     ("SessionEnd", "session-end", None),
+    # The approval gate (tools/hooks/gate.py): before every tool call.
+    ("PreToolUse", "pre-tool-use", "*"),
 )
 #: Seconds Claude Code gives a hook command before it cancels it.
 HOOK_TIMEOUT = 10
