@@ -16,6 +16,7 @@ from .inbox import InboxOps
 from .ingress import IngressOps
 from .integrations import IntegrationOps
 from .messages import MessageOps
+from .renewals import RenewalOps
 from .retention import RetentionOps
 from .stats import StatsOps, WorkspaceStats
 from .targets import Target, parse_target
@@ -28,6 +29,7 @@ class Service(
     MessageOps,
     InboxOps,
     TaskOps,
+    RenewalOps,
     EventOps,
     RetentionOps,
     StatsOps,
