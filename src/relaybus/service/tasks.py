@@ -160,9 +160,10 @@ class TaskOps(SweepOps):
     ) -> Task:
         """Claim an open task for ``agent_id`` for ``lease`` seconds (default
         ``settings.lease_seconds``; the length is kept for renewals that name
-        none). Atomic: of any number of racing claimers exactly one wins. Claiming a task one already holds renews it. A task
-        whose lease lapsed or whose holder is offline is taken over. Only a
-        recipient of the task's message may claim it.
+        none). Atomic: of any number of racing claimers exactly one wins.
+        Claiming a task one already holds renews it. A task whose lease lapsed
+        or whose holder is offline is taken over. Only a recipient of the task's
+        message may claim it.
 
         Raises:
             Conflict: another agent holds it (``holder`` in the details), it is

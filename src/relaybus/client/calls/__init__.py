@@ -38,7 +38,16 @@ from .messages import (
     wait,
     wait_deliveries,
 )
-from .tasks import claim, get_task, list_tasks, release, renew, task_history, update_task
+from .tasks import (
+    claim,
+    get_task,
+    list_tasks,
+    release,
+    renew,
+    renew_held,
+    task_history,
+    update_task,
+)
 
 if TYPE_CHECKING:
     from ...wire import Registration
@@ -80,6 +89,7 @@ __all__ = [
     "register",
     "release",
     "renew",
+    "renew_held",
     "replay_callback",
     "revoke_integration",
     "rotate_integration",
