@@ -53,6 +53,8 @@ def run(
     prompt: str | None,
     inject: str,
     message_format: str,
+    claim_first: bool,
+    quiet_claims: bool,
     headless: bool,
     log: Path | None,
     restart: str,
@@ -86,6 +88,14 @@ def run(
     for the next run (or restart).
 
     \b
+    Leases: while CMD runs, the tasks the agent holds (claimed by CMD's
+    'relaybus claim' or by --claim-first) are renewed, each by the lease it
+    was claimed with; they lapse, and return to the others, once the runner
+    is gone. --claim-first claims a claimable message's task as it arrives:
+    only the winner's CMD is typed the task, the others a one-line notice
+    (nothing with --quiet-claims).
+
+    \b
     Examples:
       relaybus run --name reviewer --cap review -- claude
       relaybus run --format raw --prompt '^>>> ' -- python3 -q
@@ -109,6 +119,8 @@ def run(
         prompt=prompt,
         inject=inject,
         format=message_format,
+        claim_first=claim_first,
+        claim_notices=not quiet_claims,
         headless=headless,
         log=log,
         restart="on-failure" if restart == "on-failure" else "no",
