@@ -119,6 +119,9 @@ class HttpRuntime:
         self._receiving: set[anyio.CancelScope] = set()
         #: Renews the leases of the agents of open sessions (a request in flight).
         self.leases = SessionLeases(service, hub, self._open_agents)
+        #: Requests in flight of sessions whose seat is not made yet (a bridge opens its
+        #: GET stream as soon as the first response arrives, before that request ends).
+        self._early: dict[str, int] = {}
 
     @asynccontextmanager
     async def lifespan(self, _server: object) -> AsyncIterator[HttpRuntime]:
@@ -377,6 +380,8 @@ class HttpRuntime:
     def began(self, session_id: str | None) -> None:
         """A request of ``session_id`` started."""
         seat = self.seats.get(session_id) if session_id else None
+        if seat is None and session_id:
+            self._early[session_id] = self._early.get(session_id, 0) + 1
         if seat is not None:
             seat.in_flight += 1
             seat.last_active = anyio.current_time()
@@ -401,6 +406,10 @@ class HttpRuntime:
         if session_id is None:
             return
         known = self.seats.get(session_id)
+        if known is None and session_id in self._early:
+            self._early[session_id] -= 1
+            if self._early[session_id] <= 0:
+                del self._early[session_id]
         if known is not None:
             seat = known
             seat.in_flight = max(seat.in_flight - 1, 0)
@@ -414,6 +423,7 @@ class HttpRuntime:
         """A new seat for ``session_id``; a bridged one (``bridged``, not under an
         agent token) gets its hook host where the runtime has one."""
         seat = self.seats[session_id] = Seat(caller, anyio.current_time())
+        seat.in_flight = self._early.pop(session_id, 0)
         if bridged is not None and caller.agent_id is None:
             seat.identity, seat.hook_socket = bridged
             seat.ended = anyio.Event()
