@@ -12,7 +12,7 @@ Prints, on an embedded SQLite relay in a temporary folder:
   read; otherwise one write transaction);
 - this process's CPU (ms per second of wall time) over ``--seconds`` with the relay
   written to ``--writes`` times a second by another agent (messages that wake every
-  waiter), without a keeper and with an idle keeper (nothing held), in interleaved
+  waiter; 0: a quiet relay), without a keeper and with an idle keeper (nothing held), in interleaved
   rounds; the keeper's renewals in that time (a safety-net renewal only: 0 or 1);
 - the same with a keeper holding one 2 s lease: renewals per second (target: 1.5,
   one per third of the lease) and the CPU they cost.
@@ -39,11 +39,11 @@ def cpu_seconds() -> float:
 
 
 def writer(relay: Relay, per_second: float, stop: threading.Event) -> threading.Thread:
-    """bob sends carol a message ``per_second`` times a second until ``stop``."""
+    """bob sends carol a message ``per_second`` times a second until ``stop`` (0: none)."""
     bob = relay.agent("bob")
 
     def run() -> None:
-        while not stop.wait(1 / per_second):
+        while per_second > 0 and not stop.wait(1 / per_second):
             bob.send("carol", "tick")
 
     thread = threading.Thread(target=run, daemon=True)
