@@ -259,3 +259,45 @@ def test_claim_first_with_quiet_claims_types_nothing_into_the_losers_panes(
             continue
         screen = watch(pane).until(lambda s: "lunch is here" in str(s), "the plain message")
         assert ["lunch is here" in text for _, text in inputs(screen)] == [True]
+
+
+def test_claim_first_under_run_types_the_task_into_one_program_of_three(
+    tmp_path: Path, relay: Relay
+) -> None:
+    repl = str(Path(__file__).with_name("repl.py"))
+    env = clean_environ()
+    env.update(RELAYBUS_DIR=str(tmp_path / ".relay"), HOME=str(tmp_path / "home"))
+    names = ("ann", "ben", "cat")
+    runners = []
+    for name in names:
+        argv = [sys.executable, "-m", "relaybus", "run", "--headless", "--name", name]
+        argv += ["--cap", "work", "--claim-first", "--quiet", "0.3", "--prompt", "^repl>$"]
+        argv += ["--log", str(tmp_path / f"{name}.log"), "--", sys.executable, repl]
+        runners.append(
+            subprocess.Popen(
+                argv, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            )
+        )  # fmt: skip
+    try:
+        for name in names:
+            registered(relay, name)
+        sent = relay.agent("bob").send("cap:work", "fix the flaky test", claimable=True)
+        assert sent.task_id is not None
+        assert settle_read(relay, sent.id) == [DeliveryState.READ] * 3  # read either way
+        winner = relay.task(sent.task_id).assignee
+        assert winner in names
+        for name in names:
+            log = (tmp_path / f"{name}.log").read_text(encoding="utf-8", errors="replace")
+            typed = [line for line in log.splitlines() if "IN|" in line]
+            assert len(typed) == 1, log
+            if name == winner:
+                assert "fix the flaky test" in typed[0]
+            else:
+                assert "fix the flaky test" not in typed[0]
+                assert f"task {sent.task_id} was claimed by {winner}" in typed[0]
+    finally:
+        for proc in runners:
+            proc.terminate()
+            _, err = proc.communicate(timeout=HUNG)
+            print(err.decode("utf-8", "replace"))  # shown on failure
