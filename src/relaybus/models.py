@@ -234,6 +234,16 @@ class Task(_Model):
     last_seen_at: datetime | None = None
 
 
+class LeaseRenewal(_Model):
+    """What renewing every lease an agent holds did (``Service.renew_held``):
+    ``renewed``, the ids of the tasks whose lease was extended, each by its own
+    length; ``next_in``, seconds until the next renewal is due (a third of the
+    shortest of those leases), ``None`` when nothing was held."""
+
+    renewed: list[int] = Field(default_factory=list)
+    next_in: float | None = None
+
+
 class TaskEvent(_Model):
     """One step of a task's history (created, claimed, progress, released, done…)."""
 

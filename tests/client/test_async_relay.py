@@ -323,3 +323,19 @@ def test_an_async_token_is_the_one_the_server_issued(srv: LiveServer) -> None:
             assert relay.backend.session.tokens == {"alice": me.token}
 
     run(scenario())
+
+
+def test_an_async_agent_renews_the_leases_it_holds(where: dict[str, Any]) -> None:
+    async def scenario() -> None:
+        async with AsyncRelay.open(**where) as relay:
+            author = await relay.register("author")
+            worker = await relay.register("worker")
+            task_id = (await author.send("worker", "job", claimable=True)).task_id
+            assert task_id is not None
+            assert (await worker.renew_held()).renewed == []
+            await worker.claim(task_id, lease=30.0)
+            renewal = await worker.renew_held()
+            assert renewal.renewed == [task_id]
+            assert renewal.next_in == pytest.approx(10.0)
+
+    run(scenario())

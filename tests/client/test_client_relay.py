@@ -27,6 +27,7 @@ from relaybus import (
     Task,
     TaskStatus,
 )
+from relaybus.models import LeaseRenewal
 from relaybus.service import Service
 from relaybus.store import sqlite_url
 from tests.support.live import LiveServer, server_settings
@@ -413,3 +414,23 @@ def test_a_reply_through_a_handle_may_be_redirected(relay: Relay) -> None:
     assert answer.recipients == ["carol"]
     assert answer.thread_id == first.id
     assert [m.id for m in carol.inbox()] == [answer.id]
+
+
+def test_an_agent_renews_every_lease_it_holds_by_its_own_length(relay: Relay, clock: Clock) -> None:
+    author = relay.register("author")
+    worker = relay.register("worker")
+    short = author.send("worker", "quick one", claimable=True).task_id
+    long = author.send("worker", "long one", claimable=True).task_id
+    assert short is not None and long is not None
+    assert worker.renew_held() == LeaseRenewal()  # nothing held
+    worker.claim(short, lease=3.0)
+    worker.claim(long, lease=90.0)
+    clock.advance(2.0)
+    renewal = worker.renew_held()
+    assert renewal.renewed == [short, long]
+    assert renewal.next_in == pytest.approx(1.0)
+    expires = worker.task(short).lease_expires_at
+    assert expires is not None and expires.timestamp() == pytest.approx(clock.now + 3.0)
+    stale = relay.agent("worker", epoch=(worker.epoch or 0) + 1)
+    with pytest.raises(Conflict, match="stale epoch"):
+        stale.renew_held()

@@ -253,7 +253,7 @@ class TaskMachine(RuleBasedStateMachine):
         if target.terminal:
             m.lease_until = None
         elif holder:
-            m.lease_until = self.clock.now + 600.0  # update renews by settings.lease_seconds
+            m.lease_until = self.clock.now + LEASE  # update renews by the claimed length
         assert task.status is m.status
 
     def check_refusal(self, agent: str, status: str | None, exc: RelayError) -> None:

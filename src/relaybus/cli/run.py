@@ -60,6 +60,8 @@ def run(
     prompt: str | None,
     inject: str,
     message_format: str,
+    claim_first: bool,
+    quiet_claims: bool,
     headless: bool,
     log: Path | None,
     restart: str,
@@ -100,6 +102,13 @@ def run(
     --ask-for-approval on-request, read-only --sandbox read-only
     --ask-for-approval never (a flag given in ARGS stays as given).
 
+    Leases: while CMD runs, the tasks the agent holds (claimed by CMD's
+    'relaybus claim' or by --claim-first) are renewed, each by the lease it
+    was claimed with; they lapse, and return to the others, once the runner
+    is gone. --claim-first claims a claimable message's task as it arrives:
+    only the winner's CMD is typed the task, the others a one-line notice
+    (nothing with --quiet-claims).
+
     \b
     Examples:
       relaybus run --name reviewer --cap review -- claude
@@ -124,6 +133,8 @@ def run(
         prompt=prompt,
         inject=inject,
         format=message_format,
+        claim_first=claim_first,
+        claim_notices=not quiet_claims,
         headless=headless,
         log=log,
         restart="on-failure" if restart == "on-failure" else "no",

@@ -76,8 +76,9 @@ def profile_options(func: F) -> F:
 def terminal_agent_options(func: F) -> F:
     """Add the agent's profile (:func:`profile_options`: ``--label``, ``--tag``,
     ``--cap``, ``--channel``), ``--quiet``, ``--prompt``, ``--inject``
-    (when a message is typed in) and ``--format`` (how: passed to the command as
-    ``message_format``)."""
+    (when a message is typed in), ``--format`` (how: passed to the command as
+    ``message_format``), ``--claim-first`` and ``--quiet-claims`` (claimable
+    messages: ``claim_first``, ``quiet_claims``)."""
     options = [
         click.option(
             "--quiet",
@@ -109,6 +110,19 @@ def terminal_agent_options(func: F) -> F:
             show_default=True,
             help="framed: '[relaybus #ID from SENDER] body (reply: ...)', for agent CLIs; "
             "raw: the body alone, as typed by a person, for REPLs, shells, programs.",
+        ),
+        click.option(
+            "--claim-first",
+            is_flag=True,
+            help="Claim a claimable message's task before typing it: only the agent that "
+            "wins the claim sees the task; the others are typed a one-line notice "
+            "('task 7 was claimed by bob').",
+        ),
+        click.option(
+            "--quiet-claims",
+            is_flag=True,
+            help="With --claim-first: type nothing for a task another agent won (the "
+            "message is marked read).",
         ),
     ]
     for option in reversed(options):

@@ -70,6 +70,8 @@ def attach(
     prompt: str | None,
     inject: str,
     message_format: str,
+    claim_first: bool,
+    quiet_claims: bool,
     socket_path: str | None,
     socket_name: str | None,
 ) -> None:
@@ -87,6 +89,11 @@ def attach(
     and how to reply. It is delivered once typed and read when the pane goes
     quiet again (with --prompt: back at its prompt). Messages never get
     lost: whatever was not typed stays unread for the next attach.
+
+    While attached, the tasks the agent holds are renewed, each by the lease
+    it was claimed with; --claim-first claims a claimable message's task
+    before typing it (the others get a one-line notice, or nothing with
+    --quiet-claims).
 
     Runs in the foreground until the pane closes or Ctrl-C / SIGTERM, then
     marks the agent offline. With --json it prints one JSON line when bound
@@ -113,7 +120,16 @@ def attach(
         message_format=fmt.value,
     )
     binding = Binding.of_pane(found)
-    agent = PaneAgent(handle, server, found, gate=gate, mode=mode, message_format=fmt)
+    agent = PaneAgent(
+        handle,
+        server,
+        found,
+        gate=gate,
+        mode=mode,
+        message_format=fmt,
+        claim_first=claim_first,
+        claim_notices=not quiet_claims,
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         agent.stop()

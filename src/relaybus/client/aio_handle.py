@@ -12,7 +12,18 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, NotFound
-from ..models import Agent, AgentStatus, Approval, Event, Message, Priority, Task, TaskEvent, Via
+from ..models import (
+    Agent,
+    AgentStatus,
+    Approval,
+    Event,
+    LeaseRenewal,
+    Message,
+    Priority,
+    Task,
+    TaskEvent,
+    Via,
+)
 from . import calls
 from .aio_pairs import AsyncPairActions
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
@@ -476,6 +487,14 @@ class AsyncAgentHandle(AsyncTasksView, AsyncPairActions):
         """Extend the lease of a task this agent holds. Raises Conflict if it does not."""
         return await self._run(
             calls.renew(task_id, self.id, workspace=self._workspace, epoch=self.epoch, lease=lease)
+        )
+
+    async def renew_held(self) -> LeaseRenewal:
+        """Extend every lease this agent holds, each by the length it was claimed
+        with (``Service.renew_held``); ``next_in``: seconds until the next renewal is
+        due, None if nothing is held. Raises Conflict if this instance was fenced off."""
+        return await self._run(
+            calls.renew_held(self.id, workspace=self._workspace, epoch=self.epoch)
         )
 
     async def release(self, task_id: int) -> Task:

@@ -12,7 +12,18 @@ from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import Conflict, NotFound
-from ..models import Agent, AgentStatus, Approval, Event, Message, Priority, Task, TaskEvent, Via
+from ..models import (
+    Agent,
+    AgentStatus,
+    Approval,
+    Event,
+    LeaseRenewal,
+    Message,
+    Priority,
+    Task,
+    TaskEvent,
+    Via,
+)
 from . import calls
 from .pairs import PairActions
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
@@ -473,6 +484,12 @@ class AgentHandle(TasksView, PairActions):
         return self._run(
             calls.renew(task_id, self.id, workspace=self._workspace, epoch=self.epoch, lease=lease)
         )
+
+    def renew_held(self) -> LeaseRenewal:
+        """Extend every lease this agent holds, each by the length it was claimed
+        with (``Service.renew_held``); ``next_in``: seconds until the next renewal is
+        due, None if nothing is held. Raises Conflict if this instance was fenced off."""
+        return self._run(calls.renew_held(self.id, workspace=self._workspace, epoch=self.epoch))
 
     def release(self, task_id: int) -> Task:
         """Give a held task back (open again). Raises Conflict if not held."""

@@ -591,6 +591,12 @@ def renew(
     )
 
 
+def renew_held(agent_id: str, *, workspace: str, epoch: int | None = None) -> Request:
+    """``POST /v1/agents/{id}/leases/renew``: every lease the agent holds, each by its
+    own length."""
+    return _acting("POST", agent_id, "/leases/renew", workspace, epoch)
+
+
 def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = None) -> Request:
     """``POST /v1/tasks/{id}/release``."""
     return _task(task_id, "/release", agent_id, workspace, epoch, {"agent_id": agent_id})

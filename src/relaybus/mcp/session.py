@@ -8,11 +8,13 @@ about new mail (:mod:`.resources`).
 Over stdio one process serves one session: :class:`StdioSession` registers
 its agent on first use (a tool call, a resource read, a hook of the session)
 or once the client has stayed connected for :data:`REGISTER_AFTER` seconds,
-and heartbeats from then on; :mod:`.stdio` marks the agent offline when
-serving ends (stdin EOF, SIGTERM). A client that only checks the connection
-(``claude mcp list`` starts the server, lists its tools and stops it within
-a second) therefore leaves no agent behind. The relay server's sessions are
-in :mod:`relaybus.server.mcp`.
+and heartbeats and renews the leases its agent holds from then on (a
+:class:`~relaybus.client.leases.LeaseKeeper`: they lapse once the process is
+gone); :mod:`.stdio` marks the agent offline when serving ends (stdin EOF,
+SIGTERM). A client that only checks the connection (``claude mcp list``
+starts the server, lists its tools and stops it within a second) therefore
+leaves no agent behind. The relay server's sessions are in
+:mod:`relaybus.server.mcp`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from mcp.server.context import ServerRequestContext
 from mcp.server.session import ServerSession
 
 from ..client import AgentHandle, Relay
+from ..client.leases import LeaseKeeper
 from ..errors import RelayError
 from ..identity import SessionIdentity
 from ..models import Message
@@ -284,7 +287,9 @@ class StdioSession:
     ``register``, in a worker thread) on the first request that acts as it,
     on the first hook of the session, or :data:`REGISTER_AFTER` seconds after
     the client said it is initialized (:meth:`connected`), whichever comes
-    first; from then on it heartbeats (every ``heartbeat_seconds``). The
+    first; from then on it heartbeats (every ``heartbeat_seconds``) and renews
+    the leases its agent holds (:attr:`keeper`), whoever claimed them (a tool
+    call, the session's ``relaybus claim``, its hooks). The
     caller marks it offline after serving (:func:`mark_offline` on
     :attr:`handle`, if set), so that a stop signal at any moment still ends
     with the agent offline. ``host``, if given, runs for the lifespan's
@@ -313,6 +318,8 @@ class StdioSession:
         default_factory=lambda: anyio.CapacityLimiter(16), init=False
     )
     _timer: bool = field(default=False, init=False)
+    #: Renews the agent's leases while the session is served (once registered).
+    keeper: LeaseKeeper | None = field(default=None, init=False)
 
     async def agent(self, request: ServerRequestContext[Any, Any] | None = None) -> AgentSession:
         """The session's agent, whatever the request; registered on first use.
@@ -333,6 +340,8 @@ class StdioSession:
                     identity=self.identity,
                 )
                 self._tasks.start_soon(self._heartbeat, handle)
+                self.keeper = LeaseKeeper(handle)
+                self.keeper.start()
         return self.session
 
     def _registered(self) -> AgentHandle:
@@ -372,6 +381,8 @@ class StdioSession:
                 ):
                     yield self
             finally:
+                if self.keeper is not None:
+                    self.keeper.stop()
                 if self.session is not None:
                     self.session.close()
                 tg.cancel_scope.cancel()

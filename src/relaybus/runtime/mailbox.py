@@ -20,6 +20,12 @@ one program run no message is typed twice.
 Which message goes when (:meth:`Mailbox.next`): in ``wait`` mode (the default)
 the oldest one at an idle boundary; an urgent message at once, even while the
 program is busy, ahead of older ones; in ``steer`` mode every message at once.
+
+With ``claim_first`` a claimable message (one whose delivery carries a task id)
+is claimed on the poll thread as it arrives, before it is queued
+(:mod:`.claims`): only the winner's program is typed the task's text; a loser's
+gets a one-line notice instead (``task 12 was claimed by bob``), or nothing with
+``claim_notices=False``, and the message is read either way.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from enum import StrEnum
 from ..client import AgentHandle
 from ..errors import RelayError
 from ..models import Message, Priority, Via, parse_choice
+from .claims import ClaimFirst
 from .worker import PERMANENT, Worker
 
 logger = logging.getLogger("relaybus.runtime")
@@ -74,6 +81,10 @@ class Mailbox:
             ``pty``, ``tmux``).
         worker: where receipts run; by default a worker of its own, closed by :meth:`stop`.
         poll_seconds: longest single long-poll, seconds.
+        claim_first: claim a claimable message's task before queueing it (see the
+            module docstring).
+        claim_notices: with ``claim_first``, type a one-line notice for a task
+            another agent won (else nothing).
 
     Raises:
         InvalidInput: an unknown ``mode``.
@@ -90,6 +101,8 @@ class Mailbox:
         via: Via | str = Via.PTY,
         worker: Worker | None = None,
         poll_seconds: float = POLL_SECONDS,
+        claim_first: bool = False,
+        claim_notices: bool = True,
     ) -> None:
         self.handle = handle
         self.mode = parse_mode(mode)
@@ -109,6 +122,12 @@ class Mailbox:
         self._cursor = 0  # highest message id seen by the poll
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
+        #: Claims claimable messages before they are queued (None: types them as sent).
+        self.claims = (
+            ClaimFirst(handle, notices=claim_notices, discard=self._discard)
+            if claim_first
+            else None
+        )
 
     # -- life cycle --------------------------------------------------------------
 
@@ -239,8 +258,23 @@ class Mailbox:
             page = self.handle.inbox(unread_only=True, newest_first=False, since=since, limit=PAGE)
             found.extend(page)
             if len(page) < PAGE:
-                return found
+                return self._claimed(found)
             since = page[-1].id
+
+    def _claimed(self, found: list[Message]) -> list[Message]:
+        """``found`` as it is typed: with claim-first, each claimable message claimed
+        (off the lock: a claim is a relay call) and a lost one replaced by its notice
+        or left out."""
+        if self.claims is None:
+            return found
+        return self.claims.decide(found)
+
+    def _discard(self, message: Message) -> None:
+        """A message the program is not told of (a task lost, quietly): read now."""
+        ids, via = [message.id], self.via
+        with self._lock:
+            self._cursor = max(self._cursor, message.id)
+        self.worker.submit(lambda: self.handle.mark_read(ids, via=via), f"mark #{message.id} read")
 
     def _add(self, found: list[Message]) -> bool:
         """Queue the messages not seen in this run (caller holds the lock)."""
@@ -278,6 +312,7 @@ class Mailbox:
                 logger.exception("reading the inbox of %s", self.handle.id)
                 self._stopped.wait(RETRY_SECONDS)
                 continue
+            found = self._claimed(found)
             if found:
                 with self._lock:
                     added = self._add(found)

@@ -1,4 +1,5 @@
-"""An agent's presence while a terminal program runs: heartbeats, busy and idle.
+"""An agent's presence while a terminal program runs: heartbeats, busy and idle, and
+the leases it holds.
 
 A :class:`Presence` thread heartbeats every ``heartbeat`` seconds (a third of
 the relay's ``stale_ttl`` by default, so the agent never reads as stale),
@@ -6,7 +7,10 @@ reports the program's busy/idle status when it changes, and marks the agent
 offline when stopped. Status changes are coalesced: the relay hears the latest
 state at most once per ``min_interval`` seconds, so a program that flickers
 between output and silence (a clock, a spinner) costs at most one write a
-second, and the terminal loop never waits on the relay.
+second, and the terminal loop never waits on the relay. While it runs, a
+:class:`~relaybus.client.leases.LeaseKeeper` renews the leases the agent holds (each
+by its own length, whoever claimed them: the program's ``relaybus claim``, the
+runtime's ``--claim-first``), so they lapse only once the runtime is gone.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import threading
 import time
 
 from ..client import AgentHandle
+from ..client.leases import LeaseKeeper
 from ..errors import RelayError
 from ..models import AgentStatus
 
@@ -33,6 +38,7 @@ class Presence:
         heartbeat: seconds between heartbeats; default a third of the relay's
             ``stale_ttl``.
         min_interval: fewest seconds between two status reports.
+        leases: renew the leases the agent holds while running (:attr:`keeper`).
 
     Thread-safe. Call :meth:`start`, then :meth:`report` as the program works,
     and :meth:`stop` at the end.
@@ -44,6 +50,7 @@ class Presence:
         *,
         heartbeat: float | None = None,
         min_interval: float = MIN_INTERVAL,
+        leases: bool = True,
     ) -> None:
         self.handle = handle
         stale = handle.relay.settings.stale_ttl
@@ -54,6 +61,8 @@ class Presence:
         self._reported: AgentStatus | None = None
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="relaybus-presence", daemon=True)
+        #: Renews the agent's leases while this runs (None: ``leases=False``).
+        self.keeper = LeaseKeeper(handle) if leases else None
 
     @property
     def reported(self) -> AgentStatus | None:
@@ -62,8 +71,10 @@ class Presence:
             return self._reported
 
     def start(self) -> None:
-        """Start heartbeating."""
+        """Start heartbeating (and renewing the leases held)."""
         self._thread.start()
+        if self.keeper is not None:
+            self.keeper.start()
 
     def report(self, status: AgentStatus | str) -> None:
         """The program is now ``status`` (``busy`` or ``idle``); sent if it differs
@@ -74,9 +85,11 @@ class Presence:
             self._cond.notify_all()
 
     def stop(self, *, offline: bool = True, timeout: float = 5.0) -> None:
-        """Stop heartbeating and, if ``offline``, mark the agent offline (which also
-        gives back the tasks it holds). Waits at most ``timeout`` seconds for the
-        thread; a refusal from the relay is logged, not raised."""
+        """Stop heartbeating and renewing and, if ``offline``, mark the agent offline
+        (which also gives back the tasks it holds). Waits at most ``timeout`` seconds
+        for the thread; a refusal from the relay is logged, not raised."""
+        if self.keeper is not None:
+            self.keeper.stop()
         with self._cond:
             self._stopping = True
             self._cond.notify_all()

@@ -1,8 +1,9 @@
 """The agents of the MCP sessions on one relay server (:class:`HttpRuntime`, the
 runtime of the ``/mcp`` mount): which agent a request acts as and its registration
 (an agent token's agent, one registered from the ``X-Relaybus-*`` headers, or a
-bridged coding-agent session's), its heartbeats while the session lives, its going
-offline when the session ends, and the hook host of a bridged session.
+bridged coding-agent session's), its heartbeats while the session lives, the leases it
+holds renewed while the session is open (:mod:`.leases`), its going offline when the
+session ends, and the hook host of a bridged session.
 
 The rules are set out in :mod:`relaybus.server.mcp` (which re-exports these names),
 whose endpoint authenticates each request and tells the runtime when sessions
@@ -34,6 +35,7 @@ from ..mcp.session import OFFLINE_SECONDS, REGISTER_AFTER, AgentSession, blockin
 from ..mcp.streamable import SESSION_IDENTITY_HEADER, parse_session_header
 from ..models import Message
 from .auth import Caller
+from .leases import SessionLeases
 
 if TYPE_CHECKING:
     from ..service import Service
@@ -115,6 +117,11 @@ class HttpRuntime:
         self._presence: anyio.Lock | None = None  # heartbeats vs. offline
         self.closing = False
         self._receiving: set[anyio.CancelScope] = set()
+        #: Renews the leases of the agents of open sessions (a request in flight).
+        self.leases = SessionLeases(service, hub, self._open_agents)
+        #: Requests in flight of sessions whose seat is not made yet (a bridge opens its
+        #: GET stream as soon as the first response arrives, before that request ends).
+        self._early: dict[str, int] = {}
 
     @asynccontextmanager
     async def lifespan(self, _server: object) -> AsyncIterator[HttpRuntime]:
@@ -123,6 +130,7 @@ class HttpRuntime:
         async with anyio.create_task_group() as tg:
             self._tasks, self._lock, self._presence = tg, anyio.Lock(), anyio.Lock()
             tg.start_soon(self._sweep)
+            tg.start_soon(self.leases.run)
             try:
                 yield self
             finally:
@@ -159,6 +167,7 @@ class HttpRuntime:
                 seat.agent = await self._register(
                     caller, http, client_name, session_id, seat.identity
                 )
+                self.leases.wake()
             return seat.agent
 
     def named_agent(self, request: ServerRequestContext[Any, Any]) -> str | None:
@@ -205,6 +214,7 @@ class HttpRuntime:
                 seat.agent = await self._register(
                     seat.caller, None, "relaybus mcp", session_id, seat.identity
                 )
+                self.leases.wake()
             return seat.agent
 
     async def _host_hooks(self, session_id: str, seat: Seat) -> None:
@@ -312,6 +322,11 @@ class HttpRuntime:
         )
         return AgentHandle(relay, agent.id, agent.epoch)
 
+    def _open_agents(self) -> list[AgentSession]:
+        """The agents of the sessions open now: with a request in flight (a bridge's
+        ``GET /mcp`` stream stays open while the bridge lives)."""
+        return [s.agent for s in self.seats.values() if s.agent is not None and s.in_flight > 0]
+
     @property
     def _running_tasks(self) -> TaskGroup:
         assert self._tasks is not None, "used outside the runtime's lifespan"
@@ -365,9 +380,13 @@ class HttpRuntime:
     def began(self, session_id: str | None) -> None:
         """A request of ``session_id`` started."""
         seat = self.seats.get(session_id) if session_id else None
+        if seat is None and session_id:
+            self._early[session_id] = self._early.get(session_id, 0) + 1
         if seat is not None:
             seat.in_flight += 1
             seat.last_active = anyio.current_time()
+            if seat.in_flight == 1 and seat.agent is not None:
+                self.leases.wake()  # open again: its leases are renewed again
 
     async def finished(
         self,
@@ -387,6 +406,10 @@ class HttpRuntime:
         if session_id is None:
             return
         known = self.seats.get(session_id)
+        if known is None and session_id in self._early:
+            self._early[session_id] -= 1
+            if self._early[session_id] <= 0:
+                del self._early[session_id]
         if known is not None:
             seat = known
             seat.in_flight = max(seat.in_flight - 1, 0)
@@ -400,6 +423,7 @@ class HttpRuntime:
         """A new seat for ``session_id``; a bridged one (``bridged``, not under an
         agent token) gets its hook host where the runtime has one."""
         seat = self.seats[session_id] = Seat(caller, anyio.current_time())
+        seat.in_flight = self._early.pop(session_id, 0)
         if bridged is not None and caller.agent_id is None:
             seat.identity, seat.hook_socket = bridged
             seat.ended = anyio.Event()

@@ -17,6 +17,7 @@ from .ingress import IngressOps
 from .integrations import IntegrationOps
 from .messages import MessageOps
 from .pairs import PairOps
+from .renewals import RenewalOps
 from .retention import RetentionOps
 from .stats import StatsOps, WorkspaceStats
 from .targets import Target, parse_target
@@ -29,6 +30,7 @@ class Service(
     MessageOps,
     InboxOps,
     TaskOps,
+    RenewalOps,
     EventOps,
     RetentionOps,
     StatsOps,

@@ -88,6 +88,7 @@ def reopen(
             assignee=None,
             assignee_epoch=None,
             lease_expires_at=None,
+            lease_seconds=None,
             updated_at=now,
         )
     )

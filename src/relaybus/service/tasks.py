@@ -159,10 +159,11 @@ class TaskOps(SweepOps):
         lease: float | None = None,
     ) -> Task:
         """Claim an open task for ``agent_id`` for ``lease`` seconds (default
-        ``settings.lease_seconds``). Atomic: of any number of racing claimers
-        exactly one wins. Claiming a task one already holds renews it. A task
-        whose lease lapsed or whose holder is offline is taken over. Only a
-        recipient of the task's message may claim it.
+        ``settings.lease_seconds``; the length is kept for renewals that name
+        none). Atomic: of any number of racing claimers exactly one wins.
+        Claiming a task one already holds renews it. A task whose lease lapsed
+        or whose holder is offline is taken over. Only a recipient of the task's
+        message may claim it.
 
         Raises:
             Conflict: another agent holds it (``holder`` in the details), it is
@@ -211,6 +212,7 @@ class TaskOps(SweepOps):
                     assignee=agent_id,
                     assignee_epoch=current,
                     lease_expires_at=now + seconds,
+                    lease_seconds=lease,
                     updated_at=now,
                 )
             )
@@ -237,21 +239,26 @@ class TaskOps(SweepOps):
         epoch: int | None = None,
         lease: float | None = None,
     ) -> Task:
-        """Extend the lease of a task ``agent_id`` holds by ``lease`` seconds from now.
+        """Extend the lease of a task ``agent_id`` holds by ``lease`` seconds from now
+        (``None``: the length it was claimed or last renewed with; a length given is
+        kept for later renewals).
 
         Raises:
             Conflict: ``agent_id`` does not hold it (any more), or stale ``epoch``.
             NotFound: no such agent; no such task, or one ``agent_id`` may not
                 see (the same answer).
         """
-        seconds = self._lease(lease)
+        if lease is not None:
+            self._lease(lease)
         with self.store.write() as conn:
             now = self.now()
-            self._held_by(conn, workspace, task_id, agent_id, epoch, now)
+            row = self._held_by(conn, workspace, task_id, agent_id, epoch, now)
+            kept = row.lease_seconds if lease is None else lease
+            seconds = self._lease(kept)
             conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id)
-                .values(lease_expires_at=now + seconds, updated_at=now)
+                .values(lease_expires_at=now + seconds, lease_seconds=kept, updated_at=now)
             )
             append_event(
                 conn,
@@ -295,7 +302,8 @@ class TaskOps(SweepOps):
         """Report on a task: a new status, progress (0–100) with a note, a result.
 
         The holder may move it along ``TRANSITIONS`` (progress alone moves a
-        claimed task to in_progress and renews the lease); its creator may
+        claimed task to in_progress; any report of the holder renews the lease by
+        the length it was claimed with); its creator may
         close it (done, failed, canceled) at any time; ``agent_id=None`` is an
         operator acting for the workspace.
 
@@ -366,7 +374,7 @@ class TaskOps(SweepOps):
             if target.terminal:
                 values["lease_expires_at"] = None
             elif holder:
-                values["lease_expires_at"] = now + self.settings.lease_seconds
+                values["lease_expires_at"] = now + self._lease(row.lease_seconds)
             conn.execute(tasks.update().where(tasks.c.id == task_id).values(**values))
             kind = "progress" if target == current else target.value
             history(

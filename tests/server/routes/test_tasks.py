@@ -118,3 +118,20 @@ def test_bad_task_requests_are_refused(
         problem(http.patch(f"/v1/tasks/{task_id}", json={"progress": 101}), 400)
         problem(http.patch(f"/v1/tasks/{task_id}", json={"progress": True}), 422)
         problem(http.post(f"/v1/tasks/{task_id}/claim", json={}), 400)  # admin names no agent
+
+
+def test_an_agent_renews_every_lease_it_holds_and_only_its_own(
+    server: LiveServer, http: httpx.Client, tokens: dict[str, str], task_id: int
+) -> None:
+    with as_agent(http, tokens["bob"]) as bob:
+        assert bob.post("/v1/agents/bob/leases/renew").json() == {"renewed": [], "next_in": None}
+        bob.post(f"/v1/tasks/{task_id}/claim", json={"lease": 30})
+        renewal = bob.post("/v1/agents/bob/leases/renew")
+        with unchanged(server):
+            problem(bob.post("/v1/agents/carol/leases/renew"), 403)
+            stale = bob.post("/v1/agents/bob/leases/renew", headers={"X-Relaybus-Epoch": "99"})
+            problem(stale, 409)
+
+    assert renewal.status_code == 200, renewal.text
+    assert renewal.json() == {"renewed": [task_id], "next_in": pytest.approx(10.0)}
+    problem(http.post("/v1/agents/nobody/leases/renew"), 404)

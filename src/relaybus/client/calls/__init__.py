@@ -47,7 +47,16 @@ from .pairs import (
     pair_reject,
     pair_send,
 )
-from .tasks import claim, get_task, list_tasks, release, renew, task_history, update_task
+from .tasks import (
+    claim,
+    get_task,
+    list_tasks,
+    release,
+    renew,
+    renew_held,
+    task_history,
+    update_task,
+)
 
 if TYPE_CHECKING:
     from ...wire import Registration
@@ -96,6 +105,7 @@ __all__ = [
     "register",
     "release",
     "renew",
+    "renew_held",
     "replay_callback",
     "revoke_integration",
     "rotate_integration",

@@ -1,8 +1,9 @@
-"""Task calls: claim, renew, release, update, get, list, history."""
+"""Task calls: claim, renew (one, or all an agent holds), release, update, get, list,
+history."""
 
 from __future__ import annotations
 
-from ...models import Task
+from ...models import LeaseRenewal, Task
 from .. import operations
 from ..transport import Call
 from .base import _builder, _task_events, _tasks
@@ -11,6 +12,9 @@ _task = Task.model_validate_json
 
 claim = _builder(operations.claim, _task, lambda s: s.claim)
 renew = _builder(operations.renew, _task, lambda s: s.renew)
+renew_held = _builder(
+    operations.renew_held, LeaseRenewal.model_validate_json, lambda s: s.renew_held
+)
 release = _builder(operations.release, _task, lambda s: s.release)
 update_task = _builder(operations.update_task, _task, lambda s: s.update_task)
 list_tasks = _builder(operations.list_tasks, _tasks, lambda s: s.list_tasks)

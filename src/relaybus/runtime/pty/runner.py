@@ -80,6 +80,9 @@ class RunOptions:
         inject: ``wait`` (type at idle boundaries) or ``steer`` (at once).
         format: ``framed`` (header, body, how to reply: agent CLIs) or ``raw``
             (the body alone, as a person would type it: REPLs, shells).
+        claim_first: claim a claimable message's task before typing it (see
+            :mod:`relaybus.runtime.claims`); ``claim_notices``: type a notice for a
+            task another agent won.
         headless: no terminal: output to :attr:`log` (default
             ``state_dir()/runs/AGENT.log``), stdin not read.
         log: also write the program's output to this file (appended).
@@ -101,6 +104,8 @@ class RunOptions:
     prompt: str | None = None
     inject: InjectMode | str = InjectMode.WAIT
     format: MessageFormat | str = MessageFormat.FRAMED
+    claim_first: bool = False
+    claim_notices: bool = True
     headless: bool = False
     log: Path | None = None
     restart: RestartPolicy = "no"
@@ -206,7 +211,14 @@ class Runner:
             env = child_env(base_env, relay, handle, opts, key)
             signals = Signals()
             with signals.blocked():  # the runtime's threads inherit the mask: see blocked()
-                mailbox = Mailbox(handle, signals.wake, opts.inject, via=Via.PTY)
+                mailbox = Mailbox(
+                    handle,
+                    signals.wake,
+                    opts.inject,
+                    via=Via.PTY,
+                    claim_first=opts.claim_first,
+                    claim_notices=opts.claim_notices,
+                )
                 presence = Presence(handle)
             try:
                 with signals.blocked():

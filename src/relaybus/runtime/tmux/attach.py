@@ -8,7 +8,8 @@ and can take keys. It uses the shared runtime core for the rest: the
 :class:`~relaybus.runtime.Mailbox` (in-order queue, receipts with
 ``via="tmux"``), :class:`~relaybus.runtime.Presence` (heartbeats,
 busy/idle) and :func:`~relaybus.runtime.typed_text` (the message
-``framed``, or its body alone: ``raw``).
+``framed``, or its body alone: ``raw``); :class:`~relaybus.runtime.Presence` also
+renews the leases the agent holds while attached.
 
 Idle is the runtime's rule: no pane output for the quiet window and, with a
 prompt pattern, the pattern matching the prompt line of the pane's screen (the
@@ -88,6 +89,9 @@ class PaneAgent:
         mode: ``wait`` (type at idle boundaries) or ``steer`` (at once).
         message_format: ``framed`` (header, body, how to reply) or ``raw`` (the
             body alone).
+        claim_first, claim_notices: claim a claimable message's task before typing
+            it, and type a notice for one another agent won (see
+            :mod:`relaybus.runtime.claims`).
 
     Raises:
         InvalidInput: an unknown ``mode`` or ``message_format``.
@@ -105,6 +109,8 @@ class PaneAgent:
         gate: IdleGate | None = None,
         mode: InjectMode | str = InjectMode.WAIT,
         message_format: MessageFormat | str = MessageFormat.FRAMED,
+        claim_first: bool = False,
+        claim_notices: bool = True,
     ) -> None:
         self.handle = handle
         self.server = server
@@ -112,6 +118,7 @@ class PaneAgent:
         self.gate = gate or IdleGate()
         self.mode = parse_mode(mode)
         self.message_format = parse_format(message_format)
+        self.claim_first, self.claim_notices = claim_first, claim_notices
         self.buffer = f"relaybus-{os.getpid()}"
         # A re-entrant lock: stop() may run in a signal handler on the thread
         # that holds it.
@@ -161,7 +168,14 @@ class PaneAgent:
 
         The agent is marked offline however it ends.
         """
-        mailbox = Mailbox(self.handle, self._wake, self.mode, via=Via.TMUX)
+        mailbox = Mailbox(
+            self.handle,
+            self._wake,
+            self.mode,
+            via=Via.TMUX,
+            claim_first=self.claim_first,
+            claim_notices=self.claim_notices,
+        )
         presence = Presence(self.handle)
         try:
             self._control = self._connect()

@@ -1,4 +1,5 @@
-"""Agents: register (issuing a token), list, get, update, heartbeat, unregister.
+"""Agents: register (issuing a token), list, get, update, heartbeat, renew the leases
+held, unregister.
 
 Routes with an ``{agent_id}`` use the path converter, so ids with ``/`` work;
 the longer paths (``…/heartbeat`` here, the inbox routes, whose router the
@@ -14,7 +15,7 @@ from fastapi import Query
 from starlette.responses import Response
 
 from ...errors import Forbidden
-from ...models import Agent, AgentStatus
+from ...models import Agent, AgentStatus, LeaseRenewal
 from ...service.tokens import hash_token, new_token
 from ...wire import AGENT_LIST, AgentUpdate, HeartbeatBody, RegisterBody, Registration
 from ..auth import ApiCall, Epoch
@@ -102,6 +103,22 @@ def heartbeat(
         status=body.status if body is not None else None,
     )
     return render(agent)
+
+
+@router.post(
+    "/v1/agents/{agent_id:path}/leases/renew",
+    response_model=LeaseRenewal,
+    responses=responses(400, 404, 409),
+)
+def renew_held(agent_id: AgentPath, call: ApiCall, epoch: Epoch = None) -> Response:
+    """Extend every lease the agent holds, each by the length it was claimed with (what
+    a runtime keeping a session open calls while it lives); ``next_in``: seconds until
+    the next renewal is due, null when nothing is held."""
+    caller = call.caller()
+    renewal = call.service.renew_held(
+        caller.act_as(agent_id), workspace=caller.workspace, epoch=epoch
+    )
+    return render(renewal)
 
 
 @router.get("/v1/agents/{agent_id:path}", response_model=Agent, responses=responses(404))
