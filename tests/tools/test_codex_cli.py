@@ -1,0 +1,206 @@
+"""The real Codex CLI, headless (``codex exec``), against a real relay.
+
+``relaybus install codex`` in a temporary home writes the MCP server and the
+hooks as a user would; the model is a stand-in for OpenAI's Responses API on
+127.0.0.1 (:mod:`fake_openai`), named in ``config.toml`` as a model provider,
+that records each request and answers with text or with a call of the relaybus
+``send`` tool. So this covers what only Codex itself decides: which
+environment it gives ``relaybus mcp`` (a filtered one: the install forwards
+what relaybus reads), when it runs each hook and what of their output reaches
+the model.
+
+Codex runs a hook only once the user has trusted it (``/hooks`` in its TUI,
+which stores a hash of the hook in ``config.toml``); these runs pass
+``--dangerously-bypass-hook-trust`` instead, and approve the relaybus tools
+(``default_tools_approval_mode``), which ``codex exec`` would otherwise refuse.
+
+The CLI comes from npm (``@openai/codex``, pinned): the test skips when npm
+cannot install it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relaybus import Relay
+from relaybus.client import warm
+from relaybus.models import AgentStatus
+from tests.support.npmtool import npm_tool
+from tests.support.poll import until
+from tests.tools.fake_anthropic import flatten
+from tests.tools.fake_openai import FakeOpenAI, function_call, message
+
+#: The Codex CLI version the tests drive (its hooks, its config keys).
+CODEX_VERSION = "0.171.0"
+RELAYBUS = str(Path(sys.executable).parent / "relaybus")
+#: Generous: one whole ``codex exec`` run on a loaded machine.
+HUNG = 240.0
+START_MAIL = "START-MAIL the deploy is frozen until 17:00"
+SENT_BODY = "SENT-BY-CODEX on it"
+
+
+@pytest.fixture(scope="module")
+def codex() -> str:
+    return str(npm_tool("@openai/codex", CODEX_VERSION, name="codex", binary="codex"))
+
+
+@dataclass
+class Home:
+    """A temporary home with relaybus installed into Codex, a project ``shop``
+    (a git repository), and the stand-in model named in Codex's config."""
+
+    home: Path
+    project: Path
+    relay_dir: Path
+    env: dict[str, str]
+
+    def use_model(self, api: FakeOpenAI) -> None:
+        """Point Codex at ``api`` (root keys first: TOML puts them before tables)."""
+        config = self.home / ".codex" / "config.toml"
+        provider = (
+            f'\n[model_providers.stand-in]\nname = "stand-in"\nbase_url = "{api.url}"\n'
+            'wire_api = "responses"\nenv_key = "STAND_IN_KEY"\n'
+        )
+        config.write_text(
+            'model = "stand-in-model"\nmodel_provider = "stand-in"\n'
+            + config.read_text(encoding="utf-8")
+            + provider,
+            encoding="utf-8",
+        )
+
+    def exec(self, codex: str, prompt: str) -> str:
+        """``codex exec PROMPT`` in the project to completion: its stdout."""
+        argv = [
+            codex,
+            "exec",
+            "--dangerously-bypass-hook-trust",
+            "-c",
+            'mcp_servers.relaybus.default_tools_approval_mode="approve"',
+            "-c",
+            "mcp_optional_startup_grace_ms=30000",
+            prompt,
+        ]
+        done = subprocess.run(
+            argv,
+            cwd=self.project,
+            env=self.env,
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            encoding="utf-8",
+            timeout=HUNG,
+            check=False,
+        )
+        assert done.returncode == 0, f"{argv} -> {done.returncode}\n{done.stdout}\n{done.stderr}"
+        folder = Path(self.env["XDG_RUNTIME_DIR"]) / "relaybus"
+        # the hooks' background processes (registration, presence, marking read)
+        assert until(lambda: not list(folder.glob("*.turn-*")), HUNG), "a hook's process hung"
+        return done.stdout
+
+
+@pytest.fixture(params=["bridge", "in-process"])
+def home(request: pytest.FixtureRequest) -> Iterator[Home]:
+    """Codex's ``relaybus mcp`` both ways: ``bridge`` (to the warm relay, stopped
+    afterwards) and ``in-process`` (``RELAYBUS_DAEMON=0``)."""
+    root = Path(tempfile.mkdtemp(prefix="rbcx-", dir="/tmp"))  # short: hook sockets
+    try:
+        home = root / "home"
+        project = home / "shop"
+        project.mkdir(parents=True)
+        (root / "run").mkdir(mode=0o700)
+        subprocess.run(["git", "init", "-q", str(project)], check=True)
+        keep = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+        env = {k: v for k, v in os.environ.items() if k in keep}
+        env.update(
+            HOME=str(home),
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}",
+            RELAYBUS_DIR=str(root / "relay"),
+            XDG_STATE_HOME=str(root / "state"),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            # Codex hands relaybus mcp none of these unless the install forwards them
+            XDG_RUNTIME_DIR=str(root / "run"),
+            RELAYBUS_DAEMON="1" if request.param == "bridge" else "0",
+            STAND_IN_KEY="sk-test-not-a-key",
+        )
+        installed = subprocess.run(
+            [RELAYBUS, "install", "codex"], cwd=project, env=env, capture_output=True, check=False
+        )
+        assert installed.returncode == 0, installed
+        yield Home(home, project, root / "relay", env)
+    finally:
+        warm.stop(root / "relay")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def calls_send(requests: list[dict[str, Any]]) -> Any:
+    """The model: call relaybus's ``send`` (Codex offers MCP tools in a namespace
+    ``mcp__relaybus``) once, then answer in text."""
+
+    def script(request: dict[str, Any]) -> list[dict[str, Any]]:
+        requests.append(request)
+        if SENT_BODY in flatten(request["input"]):
+            return [message("Done.")]
+        call = function_call("send", {"to": "bob", "body": SENT_BODY}, "call_send")
+        return [{**call, "namespace": "mcp__relaybus"}]
+
+    return script
+
+
+@pytest.mark.slow
+def test_a_codex_session_is_one_agent_tagged_with_codex_and_its_project_that_ends_with_it(
+    codex: str, home: Home
+) -> None:
+    api = FakeOpenAI()  # answers "ok"
+    home.use_model(api)
+    with api.running():
+        home.exec(codex, "hello")
+
+    [request] = api.recorded.all()
+    told = flatten(request["input"])
+    with Relay.open(dir=home.relay_dir) as relay:
+        agents = relay.agents()
+    assert len(agents) == 1, [(a.id, a.pid, a.status) for a in agents]
+    [agent] = agents
+    assert agent.id.split("-")[1:3] == ["codex", "shop"]  # {host}-{tool}-{project}-{hash}
+    assert (agent.tags, agent.capabilities) == (["codex", "shop"], ["chat"])
+    assert f"as agent `{agent.id}`" in told  # SessionStart's context names it
+    assert "Tags: codex, shop; capabilities: chat." in told
+    assert agent.status is AgentStatus.OFFLINE  # SessionEnd, or relaybus mcp's end
+
+
+@pytest.mark.slow
+def test_a_codex_session_gets_its_mail_once_and_its_send_reaches_the_sender(
+    codex: str, home: Home
+) -> None:
+    with Relay.open(dir=home.relay_dir) as relay:
+        bob = relay.register("bob", pid=None)
+        requests: list[dict[str, Any]] = []
+        api = FakeOpenAI(calls_send(requests))
+        home.use_model(api)
+        # the session's id is derived from its key: name it to mail it before it starts
+        home.env["RELAYBUS_AGENT"] = "shop-codex"
+        relay.register("shop-codex", pid=None).update(status="offline")
+        bob.send("shop-codex", START_MAIL)
+        with api.running():
+            home.exec(codex, "check your mail")
+
+        assert len(requests) == 2, [flatten(r["input"])[-300:] for r in requests]
+        # the mail waiting at the start reached the model before its first answer, once
+        assert all(flatten(r["input"]).count(START_MAIL) == 1 for r in requests)
+        # the model's send went out as the session's agent
+        assert [(m.sender, m.body) for m in bob.inbox()] == [("shop-codex", SENT_BODY)], [
+            i for i in requests[-1]["input"] if i.get("type") == "function_call_output"
+        ]
+        me = relay.agent("shop-codex")
+        assert me.unread_count() == 0
+        assert {a.id for a in relay.agents()} == {"bob", "shop-codex"}
+        assert me.info().status is AgentStatus.OFFLINE
