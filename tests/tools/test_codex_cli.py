@@ -13,6 +13,9 @@ Codex runs a hook only once the user has trusted it (``/hooks`` in its TUI,
 which stores a hash of the hook in ``config.toml``); these runs pass
 ``--dangerously-bypass-hook-trust`` instead, and approve the relaybus tools
 (``default_tools_approval_mode``), which ``codex exec`` would otherwise refuse.
+Codex sends its first request once its MCP servers are up or a grace period has
+passed (``mcp_optional_startup_grace_ms``): an in-process ``relaybus mcp`` takes
+a second or two to start, so the runs give it time.
 
 The CLI comes from npm (``@openai/codex``, pinned): the test skips when npm
 cannot install it.
@@ -20,6 +23,7 @@ cannot install it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -78,11 +82,12 @@ class Home:
             encoding="utf-8",
         )
 
-    def exec(self, codex: str, prompt: str) -> str:
-        """``codex exec PROMPT`` in the project to completion: its stdout."""
+    def exec(self, codex: str, prompt: str, *options: str) -> str:
+        """``codex exec [OPTIONS] PROMPT`` in the project to completion: its stdout."""
         argv = [
             codex,
             "exec",
+            *options,
             "--dangerously-bypass-hook-trust",
             "-c",
             'mcp_servers.relaybus.default_tools_approval_mode="approve"',
@@ -204,3 +209,33 @@ def test_a_codex_session_gets_its_mail_once_and_its_send_reaches_the_sender(
         assert me.unread_count() == 0
         assert {a.id for a in relay.agents()} == {"bob", "shop-codex"}
         assert me.info().status is AgentStatus.OFFLINE
+
+
+@pytest.mark.slow
+def test_relaybus_whoami_run_by_the_codex_model_names_the_sessions_agent(
+    codex: str, home: Home
+) -> None:
+    def script(request: dict[str, Any]) -> list[dict[str, Any]]:
+        outputs = [i for i in request["input"] if i.get("type") == "function_call_output"]
+        if not outputs:  # the MCP tool first: the session is registered by then
+            return [{**function_call("whoami", {}, "call_1"), "namespace": "mcp__relaybus"}]
+        if len(outputs) == 1:
+            return [function_call("exec_command", {"cmd": f"{RELAYBUS} whoami --json"}, "call_2")]
+        return [message("Done.")]
+
+    api = FakeOpenAI(script)
+    home.use_model(api)
+    with api.running():
+        # outside Codex's sandbox: the relay's files are outside the project here
+        home.exec(codex, "who am I on the relay?", "--sandbox", "danger-full-access")
+
+    output = [
+        i["output"]
+        for i in api.recorded.all()[-1]["input"]
+        if i.get("type") == "function_call_output"
+    ][-1]
+    printed = json.loads(output[output.index("{") : output.rindex("}") + 1])
+    with Relay.open(dir=home.relay_dir) as relay:
+        [agent] = relay.agents()
+    assert printed.get("id") == agent.id, output  # the session's own agent
+    assert printed["tags"] == ["codex", "shop"]
