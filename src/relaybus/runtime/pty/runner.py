@@ -79,6 +79,8 @@ class RunOptions:
         inject: ``wait`` (type at idle boundaries) or ``steer`` (at once).
         format: ``framed`` (header, body, how to reply: agent CLIs) or ``raw``
             (the body alone, as a person would type it: REPLs, shells).
+        batch: at most this many pending messages typed as one input, one turn of
+            the program (:func:`relaybus.runtime.batch_keystrokes`); 1: one each.
         headless: no terminal: output to :attr:`log` (default
             ``state_dir()/runs/AGENT.log``), stdin not read.
         log: also write the program's output to this file (appended).
@@ -98,6 +100,7 @@ class RunOptions:
     prompt: str | None = None
     inject: InjectMode | str = InjectMode.WAIT
     format: MessageFormat | str = MessageFormat.FRAMED
+    batch: int = 1
     headless: bool = False
     log: Path | None = None
     restart: RestartPolicy = "no"
@@ -110,7 +113,8 @@ class RunOptions:
 
         Raises:
             InvalidInput: no command, a bad prompt pattern, quiet window,
-                format or restart policy, a negative ``max_restarts``.
+                format or restart policy, a negative ``max_restarts``, a
+                ``batch`` below 1.
         """
         if not self.command or not self.command[0]:
             raise InvalidInput("no command given: relaybus run [OPTIONS] -- CMD [ARGS...]")
@@ -123,6 +127,8 @@ class RunOptions:
             raise InvalidInput(f"--restart is no or on-failure, not {self.restart!r}")
         if self.max_restarts < 0:
             raise InvalidInput(f"--max-restarts must be 0 or more, not {self.max_restarts}")
+        if self.batch < 1:
+            raise InvalidInput(f"--batch must be 1 or more messages, not {self.batch}")
 
 
 @dataclass(eq=False)
@@ -310,6 +316,7 @@ class Runner:
                             size_fds=size_fds,
                             on_notice=self.tell,
                             message_format=parse_format(opts.format),
+                            batch=opts.batch,
                         ).run()
                     finally:
                         child.close()
