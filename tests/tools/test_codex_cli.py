@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -239,3 +240,90 @@ def test_relaybus_whoami_run_by_the_codex_model_names_the_sessions_agent(
         [agent] = relay.agents()
     assert printed.get("id") == agent.id, output  # the session's own agent
     assert printed["tags"] == ["codex", "shop"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="needs tmux (Codex's TUI wants a terminal)"
+)
+def test_relaybus_run_batch_types_the_waiting_messages_into_codex_as_one_turn(
+    codex: str,
+) -> None:
+    """The real Codex TUI under ``relaybus run --batch``, in a tmux pane of a tmux
+    server of the test's own (tmux answers the terminal queries Codex makes)."""
+    root = Path(tempfile.mkdtemp(prefix="rbcb-", dir="/tmp"))
+    home, project = root / "home", root / "home" / "shop"
+    project.mkdir(parents=True)
+    (home / ".codex").mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    api = FakeOpenAI()  # answers "ok"
+    config = (
+        'model = "stand-in-model"\nmodel_provider = "stand-in"\n'
+        f'[model_providers.stand-in]\nname = "stand-in"\nbase_url = "{api.url}"\n'
+        'wire_api = "responses"\nenv_key = "STAND_IN_KEY"\n'
+        f'[projects."{project}"]\ntrust_level = "trusted"\n'
+    )
+    (home / ".codex" / "config.toml").write_text(config, encoding="utf-8")
+    env = {
+        "HOME": str(home),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "RELAYBUS_DIR": str(root / "relay"),
+        "STAND_IN_KEY": "sk-test-not-a-key",
+        "TERM": "xterm-256color",
+    }
+    socket = str(root / "tmux.sock")
+    try:
+        with Relay.open(dir=root / "relay") as relay, api.running():
+            alice = relay.register("alice", pid=None)
+            relay.register("cx", pid=None).update(status="offline")
+            sent = [alice.send("cx", f"NOTE-{n} look at item {n}") for n in range(3)]
+            runner = [RELAYBUS, "run", "--name", "cx", "--batch", "--", codex, "--no-daemon"]
+            command = " ".join(
+                [
+                    "env",
+                    *(f"{k}={shlex.quote(v)}" for k, v in env.items()),
+                    *map(shlex.quote, runner),
+                ]
+            )
+            subprocess.run(
+                [
+                    "tmux",
+                    "-S",
+                    socket,
+                    "new-session",
+                    "-d",
+                    "-x",
+                    "150",
+                    "-y",
+                    "45",
+                    "-c",
+                    str(project),
+                    command,
+                ],
+                check=True,
+            )
+
+            def asked() -> list[str]:
+                """The user turns of the conversation the model was asked about."""
+                return [
+                    part.get("text", "")
+                    for request in api.recorded.all()
+                    for item in request["input"]
+                    if item.get("role") == "user"
+                    for part in item.get("content") or []
+                    if "NOTE-0" in part.get("text", "")
+                ]
+
+            assert until(asked, HUNG), "Codex never asked the model"
+            [turn] = asked()  # one user turn holds the three messages
+            assert turn.startswith("[relaybus: 3 messages]")
+            assert all(
+                f"[relaybus #{m.id} from alice] NOTE-{n} " in turn for n, m in enumerate(sent)
+            )
+            for message in sent:  # read once Codex answered and went idle
+                [receipt] = relay.deliveries(message.id, until="read", timeout=HUNG)
+                assert receipt.via is not None and receipt.via.value == "pty"
+    finally:
+        subprocess.run(["tmux", "-S", socket, "kill-server"], check=False, capture_output=True)
+        warm.stop(root / "relay")
+        shutil.rmtree(root, ignore_errors=True)
