@@ -353,10 +353,14 @@ def test_a_session_that_joins_late_reads_earlier_broadcasts_through_inbox_histor
 
 
 def test_whoami_adds_and_removes_single_names_without_a_new_epoch(tmp_path: Path) -> None:
-    env = {"RELAYBUS_AGENT": "alice", "RELAYBUS_TAGS": "backend,python", "RELAYBUS_AUTO_TAGS": "0"}
-
     async def scenario() -> None:
-        async with stdio_session(tmp_path, "a", **env) as alice:
+        async with stdio_session(
+            tmp_path,
+            "a",
+            RELAYBUS_AGENT="alice",
+            RELAYBUS_TAGS="backend,python",
+            RELAYBUS_AUTO_TAGS="0",
+        ) as alice:
             await call(alice, "whoami")
             with relay_of(tmp_path) as relay:
                 before = relay.get_agent("alice")
