@@ -21,6 +21,12 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+# Not ``from typing import Any``: importing typing costs every hook command about
+# 5 ms, and the annotations are never evaluated; type checkers treat it as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 #: Process names skipped when looking for the session's tool process: the
 #: shells a tool may run a command through.
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "fish", "ksh", "mksh", "busybox", "env"})
@@ -165,6 +171,9 @@ AUTO_TAG_KINDS = ("tool", "project")
 DEFAULT_AUTO_CAPS = ("chat",)
 #: Values of ``RELAYBUS_AUTO_TAGS`` / ``RELAYBUS_AUTO_CAPS`` that turn them off.
 OFF = frozenset({"", "0", "false", "no", "off", "none"})
+#: The keys of ``profiles.toml`` for the automatic names, as :class:`Profile` fields:
+#: at the top of the file (every session) or in a profile's table (its sessions).
+AUTO_KEYS = ("auto_tags", "auto_capabilities")
 
 
 def name_slug(text: str) -> str | None:
@@ -186,7 +195,7 @@ def project_name(cwd: str) -> str:
 
 
 def auto_names(
-    tool: str, cwd: str, env: Mapping[str, str] | None = None
+    tool: str, cwd: str, env: Mapping[str, str] | None = None, profile: Profile | None = None
 ) -> tuple[list[str], list[str]]:
     """``(tags, capabilities)`` a session gets on top of its profile's.
 
@@ -194,24 +203,32 @@ def auto_names(
     unnamed tool) and its project
     (:func:`project_name`), as valid names; ``RELAYBUS_AUTO_TAGS`` picks which
     (comma-separated ``tool``, ``project``; default both; ``0`` or empty for
-    none). Capabilities: ``RELAYBUS_AUTO_CAPS`` (comma-separated names; default
-    ``chat``; ``0`` or empty for none).
+    none), else the ``profile``'s ``auto_tags``. Capabilities: ``RELAYBUS_AUTO_CAPS``
+    (comma-separated names; default ``chat``; ``0`` or empty for none), else the
+    ``profile``'s ``auto_capabilities``.
 
     Raises:
-        ProfileError: ``RELAYBUS_AUTO_TAGS`` names something other than tool or project.
+        ProfileError: ``RELAYBUS_AUTO_TAGS`` or ``auto_tags`` names something other
+            than tool or project.
     """
     env = os.environ if env is None else env
     kinds: list[str] = list(AUTO_TAG_KINDS)
     caps: list[str] = list(DEFAULT_AUTO_CAPS)
+    where = "RELAYBUS_AUTO_TAGS"
+    if profile is not None and profile.auto_tags is not None:
+        kinds, where = [k.lower() for k in profile.auto_tags], "profiles.toml: auto_tags"
+    if profile is not None and profile.auto_capabilities is not None:
+        caps = list(profile.auto_capabilities)
     if "RELAYBUS_AUTO_TAGS" in env:
         raw = env["RELAYBUS_AUTO_TAGS"]
         kinds = [] if raw.strip().lower() in OFF else split_list(raw.lower())
-        unknown = sorted(set(kinds) - set(AUTO_TAG_KINDS))
-        if unknown:
-            raise ProfileError(
-                f"RELAYBUS_AUTO_TAGS: unknown {', '.join(unknown)} "
-                f"(use {', '.join(AUTO_TAG_KINDS)}, or 0 for none)"
-            )
+        where = "RELAYBUS_AUTO_TAGS"
+    unknown = sorted(set(kinds) - set(AUTO_TAG_KINDS))
+    if unknown:
+        raise ProfileError(
+            f"{where}: unknown {', '.join(unknown)} "
+            f"(use {', '.join(AUTO_TAG_KINDS)}, or 0 for none)"
+        )
     if "RELAYBUS_AUTO_CAPS" in env:
         raw = env["RELAYBUS_AUTO_CAPS"]
         caps = [] if raw.strip().lower() in OFF else split_list(raw)
@@ -301,13 +318,24 @@ class FrozenRecord(Record):
 
 
 class Profile(Record):
-    """How a session presents itself: the fields of a registration.
+    """How a session presents itself: the fields of a registration, and which
+    automatic names it gets (:func:`auto_names`).
 
     ``agent`` None means "derive the id from host, tool, project and session";
     ``approval`` None means no approval mode given (the relay reads it as ``open``).
+    ``auto_tags`` / ``auto_capabilities`` None mean "the default".
     """
 
-    __slots__ = ("agent", "label", "tags", "capabilities", "channels", "approval")
+    __slots__ = (
+        "agent",
+        "label",
+        "tags",
+        "capabilities",
+        "channels",
+        "approval",
+        "auto_tags",
+        "auto_capabilities",
+    )
 
     def __init__(
         self,
@@ -317,6 +345,8 @@ class Profile(Record):
         capabilities: list[str] | None = None,
         channels: list[str] | None = None,
         approval: str | None = None,
+        auto_tags: list[str] | None = None,
+        auto_capabilities: list[str] | None = None,
     ) -> None:
         self.agent = agent
         self.label = label
@@ -324,6 +354,8 @@ class Profile(Record):
         self.capabilities: list[str] = [] if capabilities is None else capabilities
         self.channels: list[str] = [] if channels is None else channels
         self.approval = approval
+        self.auto_tags = auto_tags
+        self.auto_capabilities = auto_capabilities
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Profile:
@@ -331,10 +363,12 @@ class Profile(Record):
 
         ``RELAYBUS_PROFILE`` names a table of ``profiles.toml`` (in
         :func:`config_dir`) with keys ``agent``, ``label``, ``tags``,
-        ``capabilities``, ``channels``, ``approval``; ``RELAYBUS_AGENT``,
-        ``RELAYBUS_LABEL``, ``RELAYBUS_APPROVAL`` and the comma-separated
-        ``RELAYBUS_TAGS``, ``RELAYBUS_CAPS``, ``RELAYBUS_CHANNELS`` override its
-        fields one by one.
+        ``capabilities``, ``channels``, ``approval``, ``auto_tags``,
+        ``auto_capabilities``; ``RELAYBUS_AGENT``, ``RELAYBUS_LABEL``,
+        ``RELAYBUS_APPROVAL`` and the comma-separated ``RELAYBUS_TAGS``,
+        ``RELAYBUS_CAPS``, ``RELAYBUS_CHANNELS`` override its fields one by one.
+        Without ``RELAYBUS_PROFILE``, the file's top-level ``auto_tags`` and
+        ``auto_capabilities`` still apply (a profile's own override them).
 
         Raises:
             ProfileError: ``RELAYBUS_PROFILE`` names no table of the file, or
@@ -342,10 +376,14 @@ class Profile(Record):
                 an approval mode is not one of :data:`APPROVAL_MODES`.
         """
         env = os.environ if env is None else env
-        profile = cls()
         name = env.get("RELAYBUS_PROFILE", "").strip()
+        path = config_dir(env) / "profiles.toml"
         if name:
-            profile = load_profile(name, config_dir(env) / "profiles.toml")
+            profile = load_profile(name, path)
+        else:
+            profile = cls()
+            if path.exists():  # a stat: the hook commands read the file only if it is there
+                with_auto(profile, read_profiles(path), str(path))
         if env.get("RELAYBUS_AGENT", "").strip():
             profile.agent = env["RELAYBUS_AGENT"].strip()
         if env.get("RELAYBUS_LABEL", "").strip():
@@ -362,27 +400,71 @@ class Profile(Record):
         return profile
 
 
+def read_profiles(path: Path) -> dict[str, Any]:
+    """The TOML document ``path`` (``profiles.toml``).
+
+    Raises:
+        FileNotFoundError: no such file. ProfileError: not valid TOML.
+    """
+    import tomllib  # here, not at the top: most hook commands never read profiles
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path} is not valid TOML: {exc}") from None
+
+
+def auto_settings(table: Mapping[str, object], where: str) -> dict[str, list[str]]:
+    """The :data:`AUTO_KEYS` a TOML table sets, as lists: a list of strings, a
+    comma-separated string, or ``false`` / ``"0"`` / ``[]`` for none.
+
+    Raises:
+        ProfileError: a value of another type.
+    """
+    found: dict[str, list[str]] = {}
+    for key in AUTO_KEYS:
+        if key not in table:
+            continue
+        value = table[key]
+        if value is False or (isinstance(value, str) and value.strip().lower() in OFF):
+            value = []
+        elif isinstance(value, str):
+            value = split_list(value)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ProfileError(f"{where}: {key} must be a list of strings, or false")
+        found[key] = list(value)
+    return found
+
+
+def with_auto(profile: Profile, table: Mapping[str, object], where: str) -> Profile:
+    """``profile`` with the :data:`AUTO_KEYS` ``table`` sets (see :func:`auto_settings`).
+
+    Raises:
+        ProfileError: see :func:`auto_settings`.
+    """
+    for key, value in auto_settings(table, where).items():
+        setattr(profile, key, value)
+    return profile
+
+
 def load_profile(name: str, path: Path) -> Profile:
-    """The table ``[NAME]`` (or ``[profiles.NAME]``) of the TOML file ``path``.
+    """The table ``[NAME]`` (or ``[profiles.NAME]``) of the TOML file ``path``, over
+    the file's top-level ``auto_tags`` and ``auto_capabilities``.
 
     Raises:
         ProfileError: no such file or table, invalid TOML, or a field of the wrong type.
     """
-    import tomllib  # here, not at the top: the hook commands never read profiles
-
     try:
-        with open(path, "rb") as f:
-            doc = tomllib.load(f)
+        doc = read_profiles(path)
     except FileNotFoundError:
         raise ProfileError(f"RELAYBUS_PROFILE={name} but there is no {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ProfileError(f"{path} is not valid TOML: {exc}") from None
     tables = doc.get("profiles", doc)
     table = tables.get(name) if isinstance(tables, dict) else None
     if not isinstance(table, dict):
         known = ", ".join(sorted(k for k, v in tables.items() if isinstance(v, dict))) or "none"
         raise ProfileError(f"no profile {name!r} in {path} (profiles: {known})")
-    profile = Profile()
+    profile = with_auto(with_auto(Profile(), doc, str(path)), table, f"profile {name!r}")
     for key in ("agent", "label", "approval"):
         value = table.get(key)
         if value is not None and not isinstance(value, str):
@@ -397,7 +479,15 @@ def load_profile(name: str, path: Path) -> Profile:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ProfileError(f"profile {name!r}: {key} must be a list of strings")
         setattr(profile, key, list(value))
-    unknown = set(table) - {"agent", "label", "tags", "capabilities", "channels", "approval"}
+    unknown = set(table) - {
+        "agent",
+        "label",
+        "tags",
+        "capabilities",
+        "channels",
+        "approval",
+        *AUTO_KEYS,
+    }
     if unknown:
         raise ProfileError(f"profile {name!r}: unknown keys {', '.join(sorted(unknown))}")
     return profile
@@ -485,7 +575,8 @@ def session_identity(
     the session key, so the session's processes re-register without fencing
     each other off. ``pid`` is the tool's process (the session anchor), so
     presence ends with the tool. The profile's tags and capabilities get the
-    session's automatic ones (:func:`auto_names`) after their own.
+    session's automatic ones (:func:`auto_names`, as the environment and the
+    profile say) after their own.
 
     Raises:
         ProfileError: see :meth:`Profile.from_env` and :func:`auto_names`.
@@ -493,7 +584,7 @@ def session_identity(
     env = os.environ if env is None else env
     profile = Profile.from_env(env)
     cwd = cwd or env.get("CLAUDE_PROJECT_DIR") or os.getcwd()
-    tags, caps = auto_names(tool, cwd, env)
+    tags, caps = auto_names(tool, cwd, env, profile)
     profile.tags = list(dict.fromkeys([*profile.tags, *tags]))
     profile.capabilities = list(dict.fromkeys([*profile.capabilities, *caps]))
     key = session_key(env)

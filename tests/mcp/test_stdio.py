@@ -350,3 +350,41 @@ def test_a_session_that_joins_late_reads_earlier_broadcasts_through_inbox_histor
             assert await call(carol, "inbox") == "No new messages."  # never in the inbox
 
     run(scenario)
+
+
+def test_whoami_adds_and_removes_single_names_without_a_new_epoch(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with stdio_session(
+            tmp_path,
+            "a",
+            RELAYBUS_AGENT="alice",
+            RELAYBUS_TAGS="backend,python",
+            RELAYBUS_AUTO_TAGS="0",
+        ) as alice:
+            await call(alice, "whoami")
+            with relay_of(tmp_path) as relay:
+                before = relay.get_agent("alice")
+            changed = await call(
+                alice,
+                "whoami",
+                tags=["+api", "-python", "+backend"],
+                capabilities=["+deploy", "-chat"],
+                channels=["+ops", "+alerts"],
+            )
+            assert "You are alice" in changed
+            await call(alice, "whoami", channels=["-alerts"])
+            with relay_of(tmp_path) as relay:
+                after = relay.get_agent("alice")
+            assert after.tags == ["backend", "api"]
+            assert after.capabilities == ["deploy"]
+            assert after.channels == ["ops"]
+            assert after.epoch == before.epoch  # changed in place
+            # a plain list still replaces the old one; mixing both forms is refused
+            await call(alice, "whoami", tags=["solo"])
+            refused = await fail(alice, "whoami", capabilities=["review", "+deploy"])
+            assert "give names to replace the list, or +NAME / -NAME" in refused
+            with relay_of(tmp_path) as relay:
+                last = relay.get_agent("alice")
+            assert (last.tags, last.capabilities) == (["solo"], ["deploy"])
+
+    run(scenario)

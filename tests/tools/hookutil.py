@@ -61,11 +61,18 @@ def hook_env(tmp_path: Path, runtime: Path, session: str, **extra: str) -> dict[
 
 
 def run_hook(
-    event: str, doc: dict[str, Any] | str, env: dict[str, str], *, inline: bool = False
+    event: str,
+    doc: dict[str, Any] | str,
+    env: dict[str, str],
+    *,
+    inline: bool = False,
+    tool: str | None = None,
 ) -> HookRun:
-    """Run ``relaybus hook EVENT`` with ``doc`` (a hook input, or raw text) on stdin."""
+    """Run ``relaybus hook EVENT [--tool TOOL]`` with ``doc`` (a hook input, or raw
+    text) on stdin."""
     text = doc if isinstance(doc, str) else json.dumps(doc)
     argv = [sys.executable, "-m", "relaybus", "hook", event, *(["--inline"] if inline else [])]
+    argv += ["--tool", tool] if tool else []
     proc = subprocess.run(
         argv,
         input=text,

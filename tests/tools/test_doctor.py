@@ -98,7 +98,7 @@ def test_a_live_server_is_checked_for_version_and_token(home: Home, tmp_path: Pa
         "detail": f"relay server at {srv.url}: relaybus {__version__}, sqlite, auth token",
         "fix": None,
     }
-    assert [c["name"] for c in report["checks"]] == ["relay", "Codex (user)"]
+    assert [c["name"] for c in report["checks"]] == ["relay", "Codex (user)", "Codex (user)"]
     assert bad.code == 1, bad
     relay = bad.json()["checks"][0]
     assert relay["status"] == "fail"

@@ -1,18 +1,29 @@
 """relaybus install/uninstall codex: ``[mcp_servers.relaybus]`` in
-``$CODEX_HOME/config.toml``, with comments and layout of the rest kept."""
+``$CODEX_HOME/config.toml``, with comments and layout of the rest kept, and
+the session hooks in ``$CODEX_HOME/hooks.json``."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 
 import pytest
 
 from relaybus.tools.install import TOOLS, ConfigError, install, uninstall
+from relaybus.tools.install.codex import FORWARDED_ENV
 from tests.tools.setuputil import RELAYBUS, Home, changed
 from tests.tools.setuputil import home_fixture as home_fixture  # noqa: F401  (the home fixture)
 
 CODEX = TOOLS["codex"]
 CONFIG = "home/.codex/config.toml"
+HOOKS = "home/.codex/hooks.json"
+EVENTS = {
+    "SessionStart": "session-start",
+    "UserPromptSubmit": "user-prompt-submit",
+    "PostToolUse": "post-tool-use",
+    "Stop": "stop",
+    "SessionEnd": "session-end",
+}
 
 ORIGINAL = """\
 # Codex settings
@@ -34,6 +45,7 @@ TABLE = f"""\
 command = "{RELAYBUS}"
 args = ["mcp"]
 env = {{RELAYBUS_TOOL = "codex"}}
+env_vars = [{", ".join(f'"{name}"' for name in FORWARDED_ENV)}]
 """
 
 
@@ -51,14 +63,17 @@ def test_install_appends_the_table_reinstall_changes_nothing_and_uninstall_resto
     removed = home("uninstall codex")
 
     assert first.code == 0, first
-    assert changed(before, installed) == {CONFIG}
+    assert changed(before, installed) == {CONFIG, HOOKS}
     assert installed[CONFIG].decode() == ORIGINAL + "\n" + TABLE
     servers = tomllib.loads(installed[CONFIG].decode())["mcp_servers"]
     assert servers["relaybus"] == {
         "command": RELAYBUS,
         "args": ["mcp"],
         "env": {"RELAYBUS_TOOL": "codex"},
+        # Codex starts MCP servers with a filtered environment, its hooks with all of it
+        "env_vars": list(FORWARDED_ENV),
     }
+    assert {"RELAYBUS_DIR", "RELAYBUS_AGENT", "XDG_RUNTIME_DIR"} <= set(FORWARDED_ENV)
     assert set(servers) == {"github", "relaybus"}
     assert "next: start a new Codex session (`codex`): /mcp lists relaybus" in first.out
     assert again.code == 0, again
@@ -67,7 +82,7 @@ def test_install_appends_the_table_reinstall_changes_nothing_and_uninstall_resto
     assert preview.code == 0, preview
     assert previewed == installed
     assert f'-[mcp_servers.relaybus]\n-command = "{RELAYBUS}"\n' in preview.out
-    assert preview.out.endswith("dry run: nothing written; 1 file(s) would change\n")
+    assert preview.out.endswith("dry run: nothing written; 2 file(s) would change\n")
     assert removed.code == 0, removed
     assert home.tree() == before
 
@@ -105,8 +120,34 @@ def test_a_new_config_and_its_folder_are_created_and_removed_again(home: Home) -
 
     assert report.files[0].action == "created"
     assert created[CONFIG].decode() == TABLE
-    assert changed(before, created) == {"home/.codex/", CONFIG}
+    assert changed(before, created) == {"home/.codex/", CONFIG, HOOKS}
     assert home.tree() == before
+
+
+def test_the_hooks_run_relaybus_hook_for_codex_and_other_hooks_stay(home: Home) -> None:
+    theirs = {"type": "command", "command": "/usr/bin/notify-send done"}
+    original = {"hooks": {"Stop": [{"hooks": [theirs]}]}}
+    home.write(HOOKS, json.dumps(original, indent=2) + "\n")
+    report = install(CODEX, home.context())
+    installed = json.loads(home.read(HOOKS))
+    again = install(CODEX, home.context())
+    uninstall(CODEX, home.context())
+
+    assert report.files[1].changes == [f"added hooks {', '.join(EVENTS)}"]
+    for event, argument in EVENTS.items():
+        ours = installed["hooks"][event][-1]
+        assert ours == {
+            "hooks": [
+                {
+                    "type": "command",
+                    "command": f"{RELAYBUS} hook {argument} --tool codex",
+                    "timeout": 10,
+                }
+            ]
+        }, event  # no matcher: Codex's are regular expressions, and none matches all tools
+    assert installed["hooks"]["Stop"][0] == {"hooks": [theirs]}
+    assert not again.changed
+    assert json.loads(home.read(HOOKS)) == original
 
 
 def test_an_inline_servers_table_is_merged_with_tomlkit(home: Home) -> None:
@@ -142,8 +183,11 @@ def test_an_environment_variable_the_user_added_is_kept_by_a_reinstall(home: Hom
 
     assert not again.changed and kept == mine
     assert remote.files[0].changes == ["updated MCP server relaybus"]
-    assert tomllib.loads(home.read(CONFIG))["mcp_servers"]["relaybus"]["env"] == {
+    remote_entry = tomllib.loads(home.read(CONFIG))["mcp_servers"]["relaybus"]
+    assert remote_entry["env"] == {
         "RELAYBUS_TOOL": "codex",
         "RELAYBUS_PROFILE": "dev",
         "RELAYBUS_URL": "http://127.0.0.1:4850",
     }
+    # what env sets is not forwarded too
+    assert remote_entry["env_vars"] == [n for n in FORWARDED_ENV if n != "RELAYBUS_URL"]

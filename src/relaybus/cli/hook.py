@@ -8,15 +8,22 @@ import sys
 
 import click
 
-from ..tools.hooks.command import EVENTS
+from ..tools.hooks.command import EVENTS, TOOLS
 from ..tools.hooks.command import main as hook_main
 
 
 @click.command(
     "hook",
-    short_help="Run a Claude Code hook (installed by 'relaybus install claude').",
+    short_help="Run a Claude Code or Codex hook (installed by 'relaybus install').",
 )
 @click.argument("event", type=click.Choice(list(EVENTS)))
+@click.option(
+    "--tool",
+    type=click.Choice(list(TOOLS)),
+    default=TOOLS[0],
+    show_default=True,
+    help="The coding tool that runs the hook (Codex's hooks take Claude Code's JSON).",
+)
 @click.option(
     "--inline",
     is_flag=True,
@@ -29,9 +36,9 @@ from ..tools.hooks.command import main as hook_main
     "the ids of the mail the hook printed) as JSON on stdin, register or change "
     "presence, mark exactly that mail read.",
 )
-def hook(event: str, inline: bool, background: bool) -> None:
-    """Run Claude Code hook EVENT: read Claude Code's hook input JSON on stdin,
-    print the hook's output JSON.
+def hook(event: str, tool: str, inline: bool, background: bool) -> None:
+    """Run Claude Code hook EVENT (or Codex's, with --tool codex): read the hook
+    input JSON on stdin, print the hook's output JSON.
 
     \b
     session-start       register the session; add its relay identity as context
@@ -59,4 +66,4 @@ def hook(event: str, inline: bool, background: bool) -> None:
     if inline and background:
         raise click.UsageError("--inline and --background exclude each other")
     flags = ["--inline"] if inline else ["--background"] if background else []
-    sys.exit(hook_main([event, *flags]))
+    sys.exit(hook_main([event, "--tool", tool, *flags]))

@@ -18,10 +18,23 @@ from .terminal import (
 
 __all__ = ["INJECT_MODES", "MESSAGE_FORMATS", "run"]
 
+#: ``--batch`` without a number: at most this many messages a turn.
+BATCH_DEFAULT = 10
+
 
 @click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--name", metavar="NAME", help="The agent id (default: derived from host, CMD, cwd).")
 @terminal_agent_options
+@click.option(
+    "--batch",
+    type=int,
+    is_flag=False,
+    flag_value=BATCH_DEFAULT,
+    default=1,
+    metavar="[N]",
+    help="Type up to N pending messages as one input, one turn of CMD "
+    f"(--batch alone: {BATCH_DEFAULT}) [default: 1, one turn per message].",
+)
 @click.option(
     "--headless",
     is_flag=True,
@@ -62,6 +75,7 @@ def run(
     message_format: str,
     claim_first: bool,
     quiet_claims: bool,
+    batch: int,
     headless: bool,
     log: Path | None,
     restart: str,
@@ -84,7 +98,9 @@ def run(
     as one bracketed paste if CMD turned that on (multi-line messages stay
     one input), else line by line; then Enter. --format raw (REPLs, shells,
     plain programs) types the body alone, as a person would; a multi-line
-    body ends with a blank line (closing a Python block).
+    body ends with a blank line (closing a Python block). --batch types the
+    messages waiting at an idle moment as one input (one turn of an agent
+    CLI such as codex): '[relaybus: N messages]', then each framed message.
 
     \b
     When: CMD is idle after --quiet seconds without output or keystrokes
@@ -115,6 +131,7 @@ def run(
       relaybus run --format raw --prompt '^>>> ' -- python3 -q
       relaybus run --headless --restart on-failure --max-restarts 5 --name ci -- ./agent.sh
       relaybus --url http://relay:4850 run --name bob --inject steer -- codex
+      relaybus run --batch 5 -- codex
     """
     from ..errors import InvalidInput
     from ..runtime.pty import Runner, RunOptions
@@ -135,6 +152,7 @@ def run(
         format=message_format,
         claim_first=claim_first,
         claim_notices=not quiet_claims,
+        batch=batch,
         headless=headless,
         log=log,
         restart="on-failure" if restart == "on-failure" else "no",

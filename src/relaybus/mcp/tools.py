@@ -258,29 +258,60 @@ async def whoami(
     ] = None,
     status: Literal["online", "busy", "idle"] | None = None,
 ) -> str:
-    """This agent and its unread count; the given fields are changed first.
+    """This agent and its unread count; the given fields are changed first. A list
+    of names replaces the stored one; a list of ``+NAME`` / ``-NAME`` items adds or
+    removes those names, as ``relaybus tags add|rm`` does.
 
     Raises:
-        ToolError: a malformed label, tag, capability or channel.
+        ToolError: a malformed label, tag, capability or channel, or a list that
+            mixes names with ``+NAME`` / ``-NAME`` items.
     """
     me = await _me(ctx)
     handle = me.handle
     changes: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("label", label),
-            ("tags", tags),
-            ("capabilities", capabilities),
-            ("channels", channels),
-            ("status", status),
-        )
-        if value is not None
+        key: value for key, value in (("label", label), ("status", status)) if value is not None
     }
+    for key, items in (("tags", tags), ("capabilities", capabilities), ("channels", channels)):
+        changes.update(list_changes(key, items))
     if changes:
         await _run(lambda: handle.update(**changes))
     info = await _run(handle.info)
     unread = await _run(handle.unread_count)
     return render.whoami(info, unread=unread, where=me.where)
+
+
+#: The ``update`` arguments that add and remove items of each whoami list.
+ITEM_CHANGES = {
+    "tags": ("add_tags", "remove_tags"),
+    "capabilities": ("add_capabilities", "remove_capabilities"),
+    "channels": ("join_channels", "leave_channels"),
+}
+
+
+def list_changes(key: str, items: list[str] | None) -> dict[str, list[str]]:
+    """The :meth:`AgentHandle.update` arguments for whoami's list ``key``: ``{key:
+    items}`` to replace it, or its add and remove arguments when every item is
+    ``+NAME`` or ``-NAME``; nothing for None.
+
+    Raises:
+        ToolError: names mixed with ``+NAME`` / ``-NAME`` items.
+    """
+    if items is None:
+        return {}
+    signed = [item for item in items if item[:1] in ("+", "-")]
+    if not signed:
+        return {key: items}
+    if len(signed) != len(items):
+        raise ToolError(
+            f"`{key}`: give names to replace the list, or +NAME / -NAME items to change it, "
+            "not both"
+        )
+    add, remove = ITEM_CHANGES[key]
+    changes = {
+        add: [item[1:] for item in items if item[0] == "+"],
+        remove: [item[1:] for item in items if item[0] == "-"],
+    }
+    return {name: names for name, names in changes.items() if names}
 
 
 #: Each tool and the description the model reads.
@@ -304,8 +335,8 @@ TOOLS: list[tuple[Callable[..., Any], str]] = [
     ),
     (
         whoami,
-        "Your agent id, status and unread count. Give any field to change it "
-        "(lists replace the old ones).",
+        "Your agent id, status and unread count. Give any field to change it: a list "
+        "replaces the old one; +NAME / -NAME items add or remove one.",
     ),
 ]
 

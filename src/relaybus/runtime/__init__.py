@@ -11,7 +11,8 @@ interactive program when it is idle, with delivery receipts and presence.
   prompt line and whether it turned on bracketed paste.
 - :mod:`.keys`: the :class:`MessageFormat` (``framed`` or ``raw``), :func:`render`
   (the framed text typed for a message), :func:`raw_text` (the raw one) and
-  :func:`message_keystrokes` (the bytes: bracketed paste or line by line, then Enter).
+  :func:`message_keystrokes` (the bytes: bracketed paste or line by line, then Enter);
+  :func:`batch_keystrokes`, several messages as one input.
 - :mod:`.mailbox`: :class:`Mailbox`, the in-order queue of unread messages that
   follows the inbox and sends the receipts (queued → delivered → read).
 - :mod:`.presence`: :class:`Presence`, heartbeats, busy/idle, offline at the end.
@@ -46,6 +47,7 @@ from .keys import (
     PASTE_END,
     PASTE_START,
     MessageFormat,
+    batch_keystrokes,
     clean,
     keystrokes,
     message_keystrokes,
@@ -72,6 +74,7 @@ __all__ = [
     "Presence",
     "Screen",
     "Worker",
+    "batch_keystrokes",
     "clean",
     "compile_prompt",
     "keystrokes",

@@ -14,6 +14,9 @@ A message is typed in one of two :class:`MessageFormat` s:
   Python block and is an empty input elsewhere) and goes in as one bracketed
   paste when the program turned that on, else line by line, blank lines included.
 
+Several messages can go in as one input (:func:`batch_keystrokes`, ``relaybus
+run --batch``): one turn of an agent CLI instead of one turn per message.
+
 Message text comes from other agents, so :func:`clean` removes every control
 character but the line break first: a body cannot end the paste early, move
 the cursor or send Ctrl-C.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Sequence
 from enum import StrEnum
 
 from ..models import Message, Priority, parse_choice
@@ -32,6 +36,8 @@ ENTER = b"\r"
 #: Bracketed paste markers (xterm): what a terminal wraps pasted text in.
 PASTE_START = b"\x1b[200~"
 PASTE_END = b"\x1b[201~"
+#: Stands for a line break where a batch of messages is typed as one line.
+LINE_BREAK = " \u23ce "
 #: Default largest text chunk, bytes: small enough for one ``tmux send-keys -l``
 #: argument and one non-blocking write to a PTY.
 CHUNK_BYTES = 512
@@ -212,4 +218,55 @@ def message_keystrokes(
     text = typed_text(message, message_format, reply_as=reply_as)
     if parse_format(message_format) is MessageFormat.RAW:
         return raw_keystrokes(text, bracketed=bracketed)
+    return keystrokes(text, bracketed=bracketed)
+
+
+def batch_text(
+    messages: Sequence[Message],
+    message_format: MessageFormat | str,
+    *,
+    one_line: bool = False,
+    reply_as: str | None = None,
+) -> str:
+    """The text typed for several messages as one input, oldest first.
+
+    ``framed``: a header ``[relaybus: N messages]``, then each message's
+    :func:`render`, a blank line between them; ``one_line`` puts it all on one
+    line instead (line breaks shown as :data:`LINE_BREAK`), for a program without
+    bracketed paste, so one Enter ends it. ``raw``: the bodies (:func:`raw_text`),
+    one after the other.
+    """
+    if parse_format(message_format) is MessageFormat.RAW:
+        return "\n".join(raw_text(m) for m in messages)
+    parts = [f"[relaybus: {len(messages)} messages]"]
+    parts += [render(m, reply_as=reply_as) for m in messages]
+    if one_line:
+        return " ".join(clean(p).replace("\n", LINE_BREAK) for p in parts)
+    return "\n\n".join(parts)
+
+
+def batch_keystrokes(
+    messages: Sequence[Message],
+    message_format: MessageFormat | str,
+    *,
+    bracketed: bool,
+    reply_as: str | None = None,
+) -> list[bytes]:
+    """The bytes that type ``messages`` as one input (see :func:`batch_text`): one
+    bracketed paste and Enter when the program turned bracketed paste on, else (framed)
+    one line and Enter. One message is typed as :func:`message_keystrokes` types it.
+    The contract of :func:`keystrokes` holds.
+
+    Raises:
+        ValueError: no messages.
+    """
+    if not messages:
+        raise ValueError("no messages to type")
+    if len(messages) == 1:
+        return message_keystrokes(
+            messages[0], message_format, bracketed=bracketed, reply_as=reply_as
+        )
+    if parse_format(message_format) is MessageFormat.RAW:
+        return raw_keystrokes(batch_text(messages, message_format), bracketed=bracketed)
+    text = batch_text(messages, message_format, one_line=not bracketed, reply_as=reply_as)
     return keystrokes(text, bracketed=bracketed)

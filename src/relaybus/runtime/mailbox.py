@@ -26,6 +26,9 @@ is claimed on the poll thread as it arrives, before it is queued
 (:mod:`.claims`): only the winner's program is typed the task's text; a loser's
 gets a one-line notice instead (``task 12 was claimed by bob``), or nothing with
 ``claim_notices=False``, and the message is read either way.
+
+:meth:`Mailbox.take` hands out up to N of them at once, for a runner that types
+several messages as one turn (``relaybus run --batch``).
 """
 
 from __future__ import annotations
@@ -170,19 +173,28 @@ class Mailbox:
 
         The message is in flight until :meth:`typed`; :meth:`restart` puts it back.
         """
+        taken = self.take(idle)
+        return taken[0] if taken else None
+
+    def take(self, idle: bool, limit: int = 1) -> list[Message]:
+        """Take up to ``limit`` messages to type now, oldest first: the ones
+        :meth:`next` would hand out one after the other (at an idle boundary or in
+        ``steer`` mode the oldest queued; else the urgent ones). Empty if none may go.
+
+        Each is in flight until :meth:`typed`; :meth:`restart` puts them back.
+        """
         with self._lock:
-            if not self._queue:
-                return None
             if idle or self.mode is InjectMode.STEER:
-                index = 0
+                chosen = self._queue[:limit]
             else:
-                urgent = [i for i, m in enumerate(self._queue) if m.priority is Priority.URGENT]
-                if not urgent:
-                    return None
-                index = urgent[0]
-            message = self._queue.pop(index)
-            self._taken[message.id] = message
-            return message
+                chosen = [m for m in self._queue if m.priority is Priority.URGENT][:limit]
+            if not chosen:
+                return []
+            ids = {m.id for m in chosen}
+            self._queue = [m for m in self._queue if m.id not in ids]
+            for message in chosen:
+                self._taken[message.id] = message
+            return chosen
 
     def typed(self, message: Message, via: Via | str | None = None) -> None:
         """``message``'s keystrokes, Enter included, reached the program: it is

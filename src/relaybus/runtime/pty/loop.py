@@ -27,7 +27,7 @@ from dataclasses import KW_ONLY, dataclass
 from ptyprocess import PtyProcess
 
 from ...models import AgentStatus, Message
-from .. import IdleGate, Mailbox, MessageFormat, Presence, Screen, message_keystrokes
+from .. import IdleGate, Mailbox, MessageFormat, Presence, Screen, batch_keystrokes
 from .child import exit_code, signal_child
 from .terminal import STOP_SIGNALS, Signals, terminal_size
 
@@ -67,6 +67,7 @@ class Pump:
         size_fds: descriptors whose terminal size the program follows on SIGWINCH.
         on_notice: tells the user something (one line, no newline).
         message_format: how a message is typed (``framed`` or ``raw``).
+        batch: at most this many pending messages typed as one input (one turn).
     """
 
     child: PtyProcess
@@ -81,6 +82,7 @@ class Pump:
     size_fds: tuple[int, ...] = ()
     on_notice: Callable[[str], None] = lambda _text: None
     message_format: MessageFormat = MessageFormat.FRAMED
+    batch: int = 1
 
     def __post_init__(self) -> None:
         self._out = bytearray()  # keystrokes not yet taken by the program's terminal
@@ -158,8 +160,8 @@ class Pump:
         if self.mailbox.error is not None and not self._mail_error_told:
             self._mail_error_told = True
             self.on_notice(f"messages stopped: {self.mailbox.error}")
-        while (message := self.mailbox.next(idle)) is not None:
-            self._type(message)
+        while messages := self.mailbox.take(idle, self.batch):
+            self._type(messages)
             self.gate.injected(now)
             idle = False
         if self._out:
@@ -169,13 +171,13 @@ class Pump:
             return deadline - now
         return None  # nothing changes until something happens
 
-    def _type(self, message: Message) -> None:
-        pieces = message_keystrokes(
-            message, self.message_format, bracketed=self.screen.bracketed_paste
+    def _type(self, messages: list[Message]) -> None:
+        pieces = batch_keystrokes(
+            messages, self.message_format, bracketed=self.screen.bracketed_paste
         )
-        data = b"".join(pieces)
-        self._queue(data)
-        self._marks.append((self._queued, message))
+        self._queue(b"".join(pieces))
+        # each is typed once the input's last byte (the Enter) is written
+        self._marks.extend((self._queued, message) for message in messages)
 
     def _queue(self, data: bytes) -> None:
         self._out += data

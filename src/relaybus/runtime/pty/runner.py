@@ -83,6 +83,8 @@ class RunOptions:
         claim_first: claim a claimable message's task before typing it (see
             :mod:`relaybus.runtime.claims`); ``claim_notices``: type a notice for a
             task another agent won.
+        batch: at most this many pending messages typed as one input, one turn of
+            the program (:func:`relaybus.runtime.batch_keystrokes`); 1: one each.
         headless: no terminal: output to :attr:`log` (default
             ``state_dir()/runs/AGENT.log``), stdin not read.
         log: also write the program's output to this file (appended).
@@ -106,6 +108,7 @@ class RunOptions:
     format: MessageFormat | str = MessageFormat.FRAMED
     claim_first: bool = False
     claim_notices: bool = True
+    batch: int = 1
     headless: bool = False
     log: Path | None = None
     restart: RestartPolicy = "no"
@@ -119,7 +122,8 @@ class RunOptions:
 
         Raises:
             InvalidInput: no command, a bad prompt pattern, quiet window,
-                format, restart policy or approval mode, a negative ``max_restarts``.
+                format, restart policy or approval mode, a negative ``max_restarts``, a
+                ``batch`` below 1.
         """
         if not self.command or not self.command[0]:
             raise InvalidInput("no command given: relaybus run [OPTIONS] -- CMD [ARGS...]")
@@ -134,6 +138,8 @@ class RunOptions:
             raise InvalidInput(f"--restart is no or on-failure, not {self.restart!r}")
         if self.max_restarts < 0:
             raise InvalidInput(f"--max-restarts must be 0 or more, not {self.max_restarts}")
+        if self.batch < 1:
+            raise InvalidInput(f"--batch must be 1 or more messages, not {self.batch}")
 
 
 @dataclass(eq=False)
@@ -330,6 +336,7 @@ class Runner:
                             size_fds=size_fds,
                             on_notice=self.tell,
                             message_format=parse_format(opts.format),
+                            batch=opts.batch,
                         ).run()
                     finally:
                         child.close()

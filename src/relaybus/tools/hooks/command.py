@@ -1,4 +1,5 @@
-"""``relaybus hook EVENT``: the command Claude Code runs for each hook.
+"""``relaybus hook EVENT [--tool codex]``: the command Claude Code (and Codex,
+whose hooks take the same JSON) runs for each hook.
 
 Standard library only, on purpose: it runs on every prompt and after every
 tool call, and Claude Code waits for it. It reads the hook input from stdin,
@@ -85,7 +86,12 @@ LOG_LIMIT = 1_000_000
 BACKGROUND = frozenset({"SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"})
 #: Events whose output hands over mail.
 MAIL_EVENTS = frozenset({"SessionStart", "UserPromptSubmit", "PostToolUse", "Stop"})
-USAGE = f"usage: relaybus hook {{{','.join(EVENTS)}}} [--inline | --background] < hook-input.json"
+#: The coding tools whose hooks these commands serve (``--tool``; default the first).
+TOOLS = ("claude", "codex")
+USAGE = (
+    f"usage: relaybus hook {{{','.join(EVENTS)}}} [--tool {{{','.join(TOOLS)}}}] "
+    "[--inline | --background] < hook-input.json"
+)
 
 
 def log_path() -> Path:
@@ -213,10 +219,12 @@ def ask_host(
                 log(event, f"the session's relaybus process did not confirm the mail: {exc}")
 
 
-def session(payload: dict[str, Any]) -> ident.SessionIdentity:
-    """The session's identity as ``relaybus mcp`` derives it, for tool ``claude``."""
-    cwd = os.environ.get("CLAUDE_PROJECT_DIR") or payload.get("cwd") or None
-    return ident.session_identity("claude", cwd=cwd if isinstance(cwd, str) else None)
+def session(payload: dict[str, Any], tool: str = "claude") -> ident.SessionIdentity:
+    """The session's identity as its ``relaybus mcp`` (``RELAYBUS_TOOL=TOOL``) derives
+    it: the project is ``CLAUDE_PROJECT_DIR`` (Claude Code), else the input's ``cwd``."""
+    project = os.environ.get("CLAUDE_PROJECT_DIR") if tool == "claude" else None
+    cwd = project or payload.get("cwd") or None
+    return ident.session_identity(tool, cwd=cwd if isinstance(cwd, str) else None)
 
 
 def enter(payload: dict[str, Any]) -> None:
@@ -240,7 +248,7 @@ def open_relay(*, create: bool) -> Relay:
     return open_any(Settings(), create=create, start=False)
 
 
-def run_inline(event: str, payload: dict[str, Any]) -> None:
+def run_inline(event: str, payload: dict[str, Any], tool: str = "claude") -> None:
     """Run ``event`` in this process: open the relay, find or register the
     agent, print the output, then mark the mail it shows read."""
     from ...errors import NoRelay, NotFound
@@ -248,7 +256,7 @@ def run_inline(event: str, payload: dict[str, Any]) -> None:
     from .logic import deliver, handle
 
     enter(payload)
-    me_identity = session(payload)
+    me_identity = session(payload, tool)
     try:
         # Only the session's start registers, so only it may create the relay.
         relay = open_relay(create=event == "SessionStart")
@@ -452,15 +460,15 @@ def mail_output(event: str, me: ident.SessionIdentity, text: str | None) -> dict
     return {"hookSpecificOutput": {"hookEventName": event, "additionalContext": text}}
 
 
-def dispatch(name: str, payload: dict[str, Any]) -> None:
-    """Run hook ``name`` for ``payload`` and print its output (see the module
-    docstring).
+def dispatch(name: str, payload: dict[str, Any], tool: str = "claude") -> None:
+    """Run hook ``name`` of a ``tool`` session for ``payload`` and print its output
+    (see the module docstring).
 
     Raises:
         Exception: whatever went wrong; :func:`main` logs it.
     """
     event = EVENTS[name]
-    me = session(payload)
+    me = session(payload, tool)
     path = ident.session_socket(me.session)
     folder, key = path.parent, path.stem
     earlier, files = direct.printed(folder, key)
@@ -509,7 +517,11 @@ def main(argv: list[str]) -> int:
     """Run one hook; the exit code (0, or 2 for a bad command line)."""
     flags = {"--inline", "--background"} & set(argv)
     args = [a for a in argv if a not in flags]
-    if len(args) != 1 or args[0] not in EVENTS or len(flags) > 1:
+    tool = TOOLS[0]
+    if len(args) == 3 and args[1] == "--tool":
+        tool = args.pop(2)
+        args.pop(1)
+    if len(args) != 1 or args[0] not in EVENTS or len(flags) > 1 or tool not in TOOLS:
         print(USAGE, file=sys.stderr)
         return 2
     name = args[0]
@@ -523,11 +535,11 @@ def main(argv: list[str]) -> int:
         if not isinstance(payload, dict):
             raise ValueError("the hook input is not a JSON object")
         if "--inline" in flags:
-            run_inline(EVENTS[name], payload)
+            run_inline(EVENTS[name], payload, tool)
         elif "--background" in flags:
             run_background(EVENTS[name], payload)
         else:
-            dispatch(name, payload)
+            dispatch(name, payload, tool)
     except Exception as exc:  # the boundary: a hook must never break the session
         log(EVENTS[name], f"{type(exc).__name__}: {exc}")
     return 0

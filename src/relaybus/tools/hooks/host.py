@@ -99,13 +99,34 @@ def parse(request: bytes) -> tuple[str, dict[str, Any], list[int]]:
     return event, payload, printed
 
 
+def other_session(payload: dict[str, Any], identity: SessionIdentity | None) -> str | None:
+    """Why a hook input is not this Codex session's, or None when it may be.
+
+    Codex's TUI runs its sessions in one shared app-server process (0.171), so
+    every session's ``relaybus mcp`` and hooks derive the same session key and
+    find the same hook socket. A hook from another folder belongs to another
+    session (with its own agent): answering it would hand it this agent's mail.
+    """
+    if identity is None or identity.tool != "codex":
+        return None
+    cwd = payload.get("cwd")
+    if not isinstance(cwd, str) or os.path.realpath(cwd) == os.path.realpath(identity.cwd):
+        return None
+    return f"a hook of another Codex session (in {cwd}, not {identity.cwd})"
+
+
 def answer(
     request: bytes, me: AgentHandle, identity: SessionIdentity | None
 ) -> tuple[dict[str, Any], HookOutcome | None]:
     """Run one request line: the reply object and the outcome whose mail
-    waits for the command's ack (never raises for bad requests or relay errors)."""
+    waits for the command's ack (never raises for bad requests or relay errors).
+    A hook of another session (:func:`other_session`) gets an error: it then
+    works on its own, for its own agent."""
     try:
         event, payload, printed = parse(request)
+        refused = other_session(payload, identity)
+        if refused:
+            return {"error": refused}, None
         if printed:  # shown by earlier hooks themselves: handed over already
             me.mark_read(printed, via=Via.HOOK)
         outcome = handle(event, payload, me, identity)

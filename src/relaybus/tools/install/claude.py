@@ -42,17 +42,18 @@ HOOK_EVENTS: tuple[tuple[str, str, str | None], ...] = (
 HOOK_TIMEOUT = 10
 
 
-def is_relaybus_hook(command: object, argument: str) -> bool:
-    """Whether ``command`` is ``<path>/relaybus hook ARGUMENT`` (any install's path)."""
+def is_relaybus_hook(command: object, argument: str, tool: str | None = None) -> bool:
+    """Whether ``command`` is ``<path>/relaybus hook ARGUMENT`` (any install's path),
+    followed by ``--tool TOOL`` when ``tool`` is given."""
     if not isinstance(command, str):
         return False
     try:
         argv = shlex.split(command)
     except ValueError:
         return False
-    if len(argv) != 3 or os.path.basename(argv[0]) != "relaybus":
+    if not argv or os.path.basename(argv[0]) != "relaybus":
         return False
-    return argv[1:] == ["hook", argument]
+    return argv[1:] == ["hook", argument, *(["--tool", tool] if tool else [])]
 
 
 class ClaudeHooks(JsonEdit):
@@ -61,21 +62,34 @@ class ClaudeHooks(JsonEdit):
 
     Hooks are recognised by their command, so an install from another
     relaybus path is updated in place and never doubled; other hooks are
-    never touched.
+    never touched. Codex's ``hooks.json`` has the same layout: ``tool`` adds
+    ``--tool TOOL`` to the commands, ``events`` names the events and matchers.
     """
 
-    def __init__(self, executable: str) -> None:
+    def __init__(
+        self,
+        executable: str,
+        *,
+        tool: str | None = None,
+        events: tuple[tuple[str, str, str | None], ...] = HOOK_EVENTS,
+    ) -> None:
         self.prefix = shlex.quote(executable)
+        self.tool = tool
+        self.events = events
 
     def hook(self, argument: str) -> dict[str, Any]:
-        """The hook entry for ``relaybus hook ARGUMENT``."""
-        command = f"{self.prefix} hook {argument}"
+        """The hook entry for ``relaybus hook ARGUMENT [--tool TOOL]``."""
+        command = f"{self.prefix} hook {argument}" + (f" --tool {self.tool}" if self.tool else "")
         return {"type": "command", "command": command, "timeout": HOOK_TIMEOUT}
+
+    def ours(self, command: object, argument: str) -> bool:
+        """Whether ``command`` is this edit's ``relaybus hook ARGUMENT``."""
+        return is_relaybus_hook(command, argument, self.tool)
 
     def apply(self, data: dict[str, Any], created: list[KeyPath], path: Path) -> str | None:
         hooks = descend(data, ("hooks",), created, path)
         added, updated = [], []
-        for event, argument, matcher in HOOK_EVENTS:
+        for event, argument, matcher in self.events:
             if event not in hooks:
                 hooks[event] = []
                 created.append(("hooks", event))
@@ -90,7 +104,7 @@ class ClaudeHooks(JsonEdit):
             found = False
             for items in _hook_lists(groups):
                 for i, item in enumerate(items):
-                    if isinstance(item, dict) and is_relaybus_hook(item.get("command"), argument):
+                    if isinstance(item, dict) and self.ours(item.get("command"), argument):
                         found = True
                         if item != want:
                             items[i] = want
@@ -112,7 +126,7 @@ class ClaudeHooks(JsonEdit):
         if not isinstance(hooks, dict):
             return None
         removed = []
-        for event, argument, _ in HOOK_EVENTS:
+        for event, argument, _ in self.events:
             groups = hooks.get(event)
             if not isinstance(groups, list):
                 continue
@@ -125,7 +139,7 @@ class ClaudeHooks(JsonEdit):
                 kept = [
                     h
                     for h in items
-                    if not (isinstance(h, dict) and is_relaybus_hook(h.get("command"), argument))
+                    if not (isinstance(h, dict) and self.ours(h.get("command"), argument))
                 ]
                 if len(kept) == len(items):
                     kept_groups.append(group)
@@ -143,13 +157,13 @@ class ClaudeHooks(JsonEdit):
         """Event → the relaybus hook commands it has."""
         hooks = data.get("hooks")
         found: dict[str, list[str]] = {}
-        for event, argument, _ in HOOK_EVENTS:
+        for event, argument, _ in self.events:
             groups = hooks.get(event) if isinstance(hooks, dict) else None
             commands = [
                 item["command"]
                 for items in _hook_lists(groups if isinstance(groups, list) else [])
                 for item in items
-                if isinstance(item, dict) and is_relaybus_hook(item.get("command"), argument)
+                if isinstance(item, dict) and self.ours(item.get("command"), argument)
             ]
             found[event] = commands
         return found
@@ -174,14 +188,14 @@ class SettingsFile(JsonFile):
         hooks = self.parse(text).get("hooks")
         if not isinstance(hooks, dict):
             return []
-        ours = {(event, argument) for event, argument, _ in HOOK_EVENTS}
+        ours = {(event, argument) for event, argument, _ in self.hooks.events}
         found = []
         for event, groups in hooks.items():
             for items in _hook_lists(groups if isinstance(groups, list) else []):
                 for item in items:
                     command = item.get("command") if isinstance(item, dict) else None
                     if not isinstance(command, str) or any(
-                        e == event and is_relaybus_hook(command, a) for e, a in ours
+                        e == event and self.hooks.ours(command, a) for e, a in ours
                     ):
                         continue
                     found.append((event, command))

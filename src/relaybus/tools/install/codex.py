@@ -1,8 +1,13 @@
-"""Codex: the ``[mcp_servers.relaybus]`` table of ``~/.codex/config.toml``.
+"""Codex: the ``[mcp_servers.relaybus]`` table of ``~/.codex/config.toml``, and
+the session hooks in ``~/.codex/hooks.json``.
 
 Codex reads MCP servers from ``$CODEX_HOME/config.toml`` (default
 ``~/.codex``); it has no per-project file for them that works without the
-project being trusted, so only the user scope exists.
+project being trusted, so only the user scope exists. Its hooks
+(https://developers.openai.com/codex/hooks; on by default since 0.133, the
+``hooks`` feature) take Claude Code's hook JSON, events and ``hooks.json``
+layout, so ``relaybus hook EVENT --tool codex`` serves them; Codex runs a new
+or changed hook only once the user has trusted it (``/hooks`` in the TUI).
 
 The table is appended as text at the end of the file and taken out the same
 way, so every other byte of the file (comments, blank lines, key order) stays
@@ -21,6 +26,7 @@ import tomlkit
 from tomlkit.items import InlineTable, Table
 
 from .base import SERVER_NAME, ConfigFile, Context, EditOutcome, Tool, merge_entry
+from .claude import ClaudeHooks, SettingsFile
 from .files import ConfigError, load_toml, parse_toml
 from .manifest import KeyPath
 
@@ -28,6 +34,40 @@ _HEADER = re.compile(
     r"^[ \t]*\[[ \t]*mcp_servers[ \t]*\.[ \t]*\"?relaybus\"?[ \t]*\][ \t]*(#.*)?\r?$", re.MULTILINE
 )
 _ANY_HEADER = re.compile(r"^[ \t]*\[")
+#: The environment variables Codex forwards to ``relaybus mcp`` (``env_vars``). Codex
+#: starts MCP servers with a filtered environment (``HOME``, ``PATH``, ``TMPDIR``…) but
+#: its hooks with all of it: without these the session's MCP server and its hooks
+#: would find different relays, agent ids or hook sockets (``XDG_RUNTIME_DIR``).
+FORWARDED_ENV = (
+    "RELAYBUS_DIR",
+    "RELAYBUS_DATABASE",
+    "RELAYBUS_URL",
+    "RELAYBUS_TOKEN",
+    "RELAYBUS_WORKSPACE",
+    "RELAYBUS_DAEMON",
+    "RELAYBUS_TMPDIR",
+    "RELAYBUS_SESSION",
+    "RELAYBUS_AGENT",
+    "RELAYBUS_PROFILE",
+    "RELAYBUS_LABEL",
+    "RELAYBUS_TAGS",
+    "RELAYBUS_CAPS",
+    "RELAYBUS_CHANNELS",
+    "RELAYBUS_AUTO_TAGS",
+    "RELAYBUS_AUTO_CAPS",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "XDG_STATE_HOME",
+)
+#: The hooks relaybus installs for Codex: Claude Code's, without a matcher (Codex
+#: matchers are regular expressions; none matches every tool).
+HOOK_EVENTS: tuple[tuple[str, str, str | None], ...] = (
+    ("SessionStart", "session-start", None),
+    ("UserPromptSubmit", "user-prompt-submit", None),
+    ("PostToolUse", "post-tool-use", None),
+    ("Stop", "stop", None),
+    ("SessionEnd", "session-end", None),
+)
 
 
 def _inline(value: Any) -> Any:
@@ -180,8 +220,25 @@ class CodexTool(Tool):
     scopes = ("user",)
     default_scope = "user"
 
+    def server(self, ctx: Context) -> dict[str, Any]:
+        """The MCP server entry, with ``env_vars`` (:data:`FORWARDED_ENV` less the
+        variables ``env`` sets)."""
+        entry = super().server(ctx)
+        entry["env_vars"] = [name for name in FORWARDED_ENV if name not in entry["env"]]
+        return entry
+
     def files(self, scope: str, ctx: Context) -> list[ConfigFile]:
-        return [CodexConfig(codex_home(ctx) / "config.toml", self.server(ctx))]
+        home = codex_home(ctx)
+        hooks = ClaudeHooks(ctx.executable, tool=self.name, events=HOOK_EVENTS)
+        return [
+            CodexConfig(home / "config.toml", self.server(ctx)),
+            SettingsFile(home / "hooks.json", hooks),
+        ]
 
     def next_steps(self, scope: str, ctx: Context) -> list[str]:
-        return ["start a new Codex session (`codex`): /mcp lists relaybus"]
+        return [
+            "start a new Codex session (`codex`): /mcp lists relaybus",
+            "Codex runs new hooks only once you trust them: open /hooks in Codex and trust "
+            "relaybus's (they register the session and hand it its messages); until then "
+            "the session registers on its first relaybus tool call",
+        ]
