@@ -5,8 +5,6 @@ SessionStart context."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,23 +25,6 @@ from tests.tools.hookutil import HookRun, hook_env, log_lines, payload, run_hook
 ME = "shop-dev"
 #: What each mode answers for a tool that changes files or runs commands (None: nothing).
 VERDICTS = {"open": None, "guarded": "ask", "read-only": "deny"}
-
-
-@pytest.fixture
-def runtime() -> Iterator[Path]:
-    """A short private folder for sockets (a socket path has at most 107 bytes)."""
-    folder = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "shop"
-    folder.mkdir()
-    return folder
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ its place, and a hook other than SessionStart never creates a relay."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,16 +12,6 @@ import pytest
 from tests.tools.hookutil import hook_env, payload, run_hook
 
 OTHER_UID = 4242
-
-
-@pytest.fixture
-def runtime() -> Iterator[Path]:
-    """A short ``XDG_RUNTIME_DIR`` (socket paths have at most 107 bytes)."""
-    base = Path(tempfile.mkdtemp(prefix="rbh-", dir="/tmp"))
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")

@@ -9,13 +9,11 @@ the fast path; the ``inline`` tests cover the path without it.
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import sqlite3
 import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,23 +34,6 @@ from tests.tools.hookutil import hook_env, log_lines, payload, run_hook
 
 #: Seconds to wait for a background registration: far above a real one.
 HUNG = 30.0
-
-
-@pytest.fixture
-def runtime() -> Iterator[Path]:
-    """A short private folder for sockets (a socket path has at most 107 bytes)."""
-    folder = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "shop"
-    folder.mkdir()
-    return folder
 
 
 @dataclass

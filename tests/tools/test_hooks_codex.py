@@ -4,12 +4,8 @@ real subprocesses on recorded Codex hook inputs (Claude Code's format, plus
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from anyio.from_thread import start_blocking_portal
 
 from relaybus import Relay
@@ -20,16 +16,6 @@ from tests.support.poll import until
 from tests.tools.hookutil import hook_env, log_lines, payload, run_hook
 
 HUNG = 30.0
-
-
-@pytest.fixture
-def runtime() -> Iterator[Path]:
-    """A short private folder for sockets (a socket path has at most 107 bytes)."""
-    folder = Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_codex_hooks_derive_the_codex_agent_and_its_host_answers_them(
