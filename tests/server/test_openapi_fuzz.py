@@ -51,6 +51,8 @@ NOT_IN_THE_SCHEMA = (
     "name a target",
     # A pair invite's target is any agent but the one inviting (agent_id).
     "an agent cannot pair with itself",
+    # History reads one channel or the broadcasts without one, not both.
+    "give a channel or broadcast",
     # A callback URL's host is checked in words: no link-local or metadata host, a
     # valid port.
     "callbacks may not go to",

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .. import __version__
 from ..errors import RelayError
 from .install import TOOLS, ConfigError, Context, Tool
-from .install.claude import HOOK_EVENTS, SettingsFile, project_approval
+from .install.claude import SettingsFile, project_approval
 from .install.files import read_text
 
 if TYPE_CHECKING:
@@ -406,7 +406,7 @@ def _check_entry(
 def _check_hooks(
     name: str, hooks: dict[str, list[str]], path: Path, probe: CommandProbe, fix: str
 ) -> Check:
-    missing = [event for event, _, _ in HOOK_EVENTS if not hooks.get(event)]
+    missing = [event for event, commands in hooks.items() if not commands]  # the file's own events
     if missing:
         return Check(name, "fail", f"hooks missing in {path}: {', '.join(missing)}", fix)
     for commands in hooks.values():
