@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from .. import __version__
 from ..service import Service
 from ..settings import Settings
-from . import compat, problems
+from . import compat, dashboard, problems
 from .auth import Authenticator, ServerContext
 from .groups import SendGroups
 from .hub import Hub
@@ -110,6 +110,8 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: from packaged files (dashboard.install)
+        redoc_url=None,
         middleware=[
             # Outermost first: a 413 from the body limit is counted too.
             Middleware(RequestMetrics, metrics=metrics),
@@ -151,6 +153,7 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
     mcp = LazyMcp(app, app.state.context)
     app.state.mcp_endpoint = mcp
     app.router.routes.append(Route("/mcp", endpoint=mcp, include_in_schema=False))
+    dashboard.install(app)
 
     generate = app.openapi
 
