@@ -1,4 +1,4 @@
-"""A session's automatic tags and capabilities (``relaybus.identity.auto_names``)."""
+"""A session's automatic tags and capabilities (``relaybus.profiles.auto_names``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from relaybus.identity import ProfileError, auto_names, name_slug, session_identity
+from relaybus.identity import session_identity
+from relaybus.profiles import ProfileError, auto_names, name_slug
 
 
 @pytest.fixture

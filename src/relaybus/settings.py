@@ -387,7 +387,7 @@ def load(explicit: dict[str, Any] | None = None) -> dict[str, Any]:
 
 def user_config_path(env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_CONFIG_HOME/relaybus/config.toml``, default ``~/.config/relaybus/``:
-    the folder of ``profiles.toml`` too (:func:`relaybus.identity.config_dir`)."""
+    the folder of ``profiles.toml`` too (:func:`relaybus.profiles.config_dir`)."""
     env = os.environ if env is None else env
     base = env.get("XDG_CONFIG_HOME") or os.path.join(
         env.get("HOME") or os.path.expanduser("~"), ".config"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from relaybus import Relay
-from relaybus.identity import APPROVAL_MODES
 from relaybus.models import Approval
+from relaybus.profiles import APPROVAL_MODES
 from tests.cli.conftest import Cli
 
 

@@ -348,6 +348,8 @@ HOOK_MODULES = {
     "relaybus.client.warm",
     "relaybus.entry",
     "relaybus.identity",
+    "relaybus.profiles",
+    "relaybus.records",
     "relaybus.repository",
     "relaybus.tools",
     "relaybus.tools.hooks",

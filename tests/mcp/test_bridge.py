@@ -47,6 +47,8 @@ LEAN = {
     "relaybus.entry",
     "relaybus.__main__",
     "relaybus.identity",
+    "relaybus.profiles",
+    "relaybus.records",
     "relaybus.repository",
     "relaybus.settings",
     "relaybus.bounds",

@@ -42,7 +42,8 @@ resource relaybus://inbox.
 )
 @creates_relay
 def mcp(tool: str) -> None:
-    from ..identity import ProfileError, session_identity
+    from ..identity import session_identity
+    from ..profiles import ProfileError
 
     app = get_app()
     env = dict(os.environ)

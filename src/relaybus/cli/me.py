@@ -39,7 +39,8 @@ def session_agent_id(relay: Relay, env: dict[str, str] | None = None) -> str | N
     Raises:
         InvalidInput: a bad ``RELAYBUS_PROFILE`` or ``RELAYBUS_AUTO_TAGS``.
     """
-    from ..identity import ProfileError, session_identity
+    from ..identity import session_identity
+    from ..profiles import ProfileError
 
     env = dict(os.environ) if env is None else env
     tool = env.get("RELAYBUS_TOOL", "").strip()

@@ -19,7 +19,7 @@ QUIET_DEFAULT = 0.75
 
 F = TypeVar("F", bound=Callable[..., object])
 
-#: ``relaybus.models.Approval`` values (``relaybus.identity.APPROVAL_MODES``).
+#: ``relaybus.models.Approval`` values (``relaybus.profiles.APPROVAL_MODES``).
 APPROVAL_HELP = (
     "The session's approval mode: open, guarded (a person approves each tool call that "
     "changes files or runs commands) or read-only (such calls are denied) "
@@ -41,7 +41,7 @@ def approval_mode(given: str | None, what: str = "--approval") -> str | None:
         InvalidInput: not one of open, guarded, read-only; a bad profile.
     """
     from ..errors import InvalidInput
-    from ..identity import Profile, ProfileError, check_approval
+    from ..profiles import Profile, ProfileError, check_approval
 
     try:
         return check_approval(what, given) if given else Profile.from_env().approval

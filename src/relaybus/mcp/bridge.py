@@ -46,6 +46,7 @@ from pathlib import Path
 
 from .. import identity as ident
 from ..client import warm
+from ..profiles import ProfileError
 from .bridge_session import (
     CLOSE_SECONDS,
     INTERNAL_ERROR,
@@ -226,7 +227,7 @@ def main(argv: list[str]) -> int | None:
             return None
         identity = ident.session_identity(tool)
         return serve(folder, identity, workspace=settings.workspace)
-    except ident.ProfileError as exc:
+    except ProfileError as exc:
         return fail(str(exc), 2)
     except RelayError as exc:
         return fail(exc.message, exc.exit_code)

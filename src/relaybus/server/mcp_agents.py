@@ -29,11 +29,12 @@ from starlette.types import Receive
 
 from ..client import AgentHandle, Relay
 from ..errors import InvalidInput, RelayError
-from ..identity import SessionIdentity, split_list
+from ..identity import SessionIdentity
 from ..mcp.resources import AgentBus
 from ..mcp.session import OFFLINE_SECONDS, REGISTER_AFTER, AgentSession, blocking
 from ..mcp.streamable import SESSION_IDENTITY_HEADER, parse_session_header
 from ..models import Message
+from ..profiles import split_list
 from .auth import Caller
 from .leases import SessionLeases
 

@@ -14,8 +14,8 @@ from pydantic import Field
 from starlette.responses import Response
 
 from ...errors import Forbidden
-from ...identity import APPROVAL_MODES
 from ...models import AgentStatus
+from ...profiles import APPROVAL_MODES
 from ...service.tokens import hash_token, new_token
 from ..routes import AgentPath
 from .common import CompatCall, SeedBody, SeedSession, answer, json_body, make_compat_router

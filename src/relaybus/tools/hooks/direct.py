@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from ...identity import FrozenRecord
+from ...records import FrozenRecord
 
 # Not ``from typing import ...``: importing typing costs every hook about 5 ms, and
 # the annotations are never evaluated; type checkers treat ``TYPE_CHECKING`` as true.

@@ -30,7 +30,7 @@ relay's, or one read-only SQLite query), so ``relaybus approval MODE`` applies a
 next tool call. Where it is not stored (no relay yet, the agent not registered yet —
 the SessionStart hook registers it in the background —, or registered without one),
 or it cannot be read in time, the mode the session registers with: ``RELAYBUS_APPROVAL``,
-else its ``RELAYBUS_PROFILE``'s (:attr:`relaybus.identity.Profile.approval`), else
+else its ``RELAYBUS_PROFILE``'s (:attr:`relaybus.profiles.Profile.approval`), else
 ``open``.
 """
 
@@ -166,7 +166,7 @@ def session_mode(me: SessionIdentity, cwd: Path, timeout: float) -> str:
         OSError, ValueError, sqlite3.Error: the stored mode could not be read (the
             caller falls back on the registration's).
     """
-    from ...identity import APPROVAL_MODES
+    from ...profiles import APPROVAL_MODES
 
     stored = stored_approval(me.agent_id, os.environ, cwd, timeout)
     if stored in APPROVAL_MODES:
@@ -220,7 +220,7 @@ def run(payload: dict[str, Any], timeout: float) -> dict[str, Any] | None:
     import sqlite3
     from pathlib import Path
 
-    from ...identity import ProfileError
+    from ...profiles import ProfileError
     from .command import enter, log, session
 
     try:
