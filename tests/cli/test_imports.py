@@ -355,6 +355,7 @@ HOOK_MODULES = {
     "relaybus.tools.hooks",
     "relaybus.tools.hooks.command",
     "relaybus.tools.hooks.direct",
+    "relaybus.tools.hooks.ledger",
 }
 
 

@@ -17,7 +17,7 @@ from relaybus import Relay
 from relaybus.errors import RelayError
 from relaybus.models import Message
 from relaybus.store import find_relay_dir
-from relaybus.tools.hooks import direct
+from relaybus.tools.hooks import direct, ledger
 from relaybus.tools.hooks.logic import MAX_MESSAGES, peek_new, render
 from tests.support.env import clean_environ
 from tests.support.live import live_server
@@ -202,19 +202,19 @@ def test_no_store_reads_nothing_and_creates_nothing(tmp_path: Path) -> None:
 
 
 def test_records_of_printed_mail_count_only_in_a_private_folder(tmp_path: Path) -> None:
-    folder = direct.private_folder(tmp_path / "run")
-    name = direct.record_printed(folder, "sess", [3, 1])
+    folder = ledger.private_folder(tmp_path / "run")
+    name = ledger.record_printed(folder, "sess", [3, 1])
 
     assert (folder / name).stat().st_mode & 0o777 == 0o600
-    assert direct.printed(folder, "sess") == ({1, 3}, [name])
-    assert direct.printed(folder, "other") == (set(), [])
+    assert ledger.printed(folder, "sess") == ({1, 3}, [name])
+    assert ledger.printed(folder, "other") == (set(), [])
     folder.chmod(0o755)  # others could have written it: it hides no mail
-    assert direct.printed(folder, "sess") == (set(), [])
+    assert ledger.printed(folder, "sess") == (set(), [])
     with pytest.raises(PermissionError):
-        direct.private_folder(folder)
+        ledger.private_folder(folder)
     folder.chmod(0o700)
-    direct.forget_printed(folder, "sess", [name, "../escape.json"])
-    assert direct.printed(folder, "sess") == (set(), [])
+    ledger.forget_printed(folder, "sess", [name, "../escape.json"])
+    assert ledger.printed(folder, "sess") == (set(), [])
 
 
 LAYOUTS = {

@@ -25,7 +25,7 @@ from anyio.from_thread import start_blocking_portal
 from relaybus import AgentHandle, Relay
 from relaybus.identity import HOSTNAME, session_identity, session_socket
 from relaybus.models import AgentStatus, Via
-from relaybus.tools.hooks import direct, turns
+from relaybus.tools.hooks import ledger, turns
 from relaybus.tools.hooks.host import session_host
 from relaybus.tools.hooks.logic import MAX_MESSAGES
 from relaybus.tools.session import session_agent
@@ -275,7 +275,7 @@ def test_mail_printed_before_relaybus_mcp_answered_is_marked_read_by_it_and_not_
     shown = hosted.bob().send(hosted.me.id, "printed by an earlier hook itself")
     fresh = hosted.bob().send(hosted.me.id, "not printed yet")
     path = session_socket(hosted.env["RELAYBUS_SESSION"], hosted.env)
-    direct.record_printed(path.parent, path.stem, [shown.id])
+    ledger.record_printed(path.parent, path.stem, [shown.id])
 
     run = run_hook("user-prompt-submit", hosted.input("user-prompt-submit"), hosted.env)
 
@@ -285,7 +285,7 @@ def test_mail_printed_before_relaybus_mcp_answered_is_marked_read_by_it_and_not_
     [receipt] = hosted.relay.deliveries(shown.id)
     assert (receipt.state.value, receipt.via) == ("read", Via.HOOK)
     assert hosted.relay.deliveries(fresh.id)[0].via == Via.HOOK
-    assert direct.printed(path.parent, path.stem) == (set(), [])
+    assert ledger.printed(path.parent, path.stem) == (set(), [])
 
 
 def test_hooks_without_a_store_print_no_mail_and_create_none(

@@ -48,7 +48,7 @@ from pathlib import Path
 from stat import S_ISDIR
 
 from ... import identity as ident
-from . import direct
+from . import direct, ledger
 
 # Not ``from typing import ...``: importing typing costs every hook about 5 ms, and
 # the annotations are never evaluated; type checkers treat ``TYPE_CHECKING`` as true.
@@ -325,7 +325,7 @@ def run_background(event: str, request: dict[str, Any]) -> None:
             if shown:
                 me.mark_read(shown, via=Via.HOOK)
             if files:
-                direct.forget_printed(folder, key, files)
+                ledger.forget_printed(folder, key, files)
             if event != "SessionStart" and request.get("presence", True):
                 presence(event, payload, me)
     finally:
@@ -349,7 +349,7 @@ def start_in_background(
 
     path = ident.session_socket(me.session)
     try:
-        turn: str | None = turns.take_turn(direct.private_folder(path.parent), path.stem)
+        turn: str | None = turns.take_turn(ledger.private_folder(path.parent), path.stem)
     except OSError as exc:  # works, only unordered
         log(EVENTS[name], f"could not take a turn for the background process: {exc}")
         turn = None
@@ -439,7 +439,7 @@ def own_mail(
     """
     if event not in MAIL_EVENTS or (event == "Stop" and payload.get("stop_hook_active")):
         return direct.UnreadPage([])
-    direct.private_folder(folder)  # where the printed ids will be recorded
+    ledger.private_folder(folder)  # where the printed ids will be recorded
     cwd = payload.get("cwd")
     here = Path(cwd) if isinstance(cwd, str) and os.path.isdir(cwd) else Path.cwd()
     return direct.unread_mail(me.agent_id, os.environ, here, skip=skip, timeout=remaining())
@@ -471,7 +471,7 @@ def dispatch(name: str, payload: dict[str, Any], tool: str = "claude") -> None:
     me = session(payload, tool)
     path = ident.session_socket(me.session)
     folder, key = path.parent, path.stem
-    earlier, files = direct.printed(folder, key)
+    earlier, files = ledger.printed(folder, key)
     try:
         wait = HOST_WAIT if event == "UserPromptSubmit" else 0.0
         ask_host(path, event, payload, wait=wait, printed=earlier)
@@ -479,7 +479,7 @@ def dispatch(name: str, payload: dict[str, Any], tool: str = "claude") -> None:
         if event != "SessionStart":  # expected there: relaybus mcp is still starting
             log(event, f"no answer from the session's relaybus mcp ({exc}); reading mail here")
     else:
-        direct.forget_printed(folder, key, files)  # the host marked them read
+        ledger.forget_printed(folder, key, files)  # the host marked them read
         if event in BACKGROUND and event != "SessionStart":
             from . import turns
 
@@ -501,7 +501,7 @@ def dispatch(name: str, payload: dict[str, Any], tool: str = "claude") -> None:
     )
     emit(mail_output(event, me, text))
     if shown:
-        files.append(direct.record_printed(folder, key, shown))
+        files.append(ledger.record_printed(folder, key, shown))
     if event in BACKGROUND or earlier or shown:
         start_in_background(
             name,

@@ -19,10 +19,10 @@ Standard library only, like :mod:`.command`: it runs inside a hook's budget.
   starts the warm relay; where none answers it reads SQLite itself.
 
 It never marks anything read. The hook prints what it read, records the ids it
-printed in a per-session *printed* file (:func:`record_printed`, mode 0600, in
-the session's private runtime folder) and hands them to its background process,
+printed in a per-session *printed* file (:func:`.ledger.record_printed`, mode
+0600, in the session's private runtime folder) and hands them to its background process,
 which marks exactly those read with ``via=hook`` and removes the file. Until
-then every later hook skips those ids (:func:`printed`), and hands them again
+then every later hook skips those ids (:func:`.ledger.printed`), and hands them again
 to whatever marks mail read (the session's ``relaybus mcp``, or its own
 background process), so each message reaches the model once.
 """
@@ -30,9 +30,6 @@ background process), so each message reaches the model once.
 from __future__ import annotations
 
 import json
-import os
-import stat
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -57,8 +54,6 @@ MAX_BODY = 2000
 #: loads SQLAlchemy, far too slow for a hook).
 RELAY_DIRNAME = ".relay"
 DB_FILENAME = "relay.db"
-#: The suffix of a session's printed file: ``KEY.printed-PID-NS.json``.
-PRINTED = ".printed-"
 
 #: One unread read: the SQL of :func:`sqlite_mail`. The window count is taken
 #: before the LIMIT: every unread delivery that is not skipped.
@@ -525,83 +520,3 @@ def warm_socket(db: Path, env: Mapping[str, str]) -> Path | None:
     from ...client import warm  # as lean as this module: only when there is a store
 
     return None if warm.disabled(env) else warm.socket_path(db.parent)
-
-
-# -- what was printed ---------------------------------------------------------------
-
-
-def is_private(folder: Path) -> bool:
-    """Whether ``folder`` is this user's and closed to others.
-
-    Raises:
-        OSError: it cannot be looked at (e.g. it does not exist).
-    """
-    info = folder.stat()
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return False
-    return not stat.S_IMODE(info.st_mode) & 0o077
-
-
-def private_folder(folder: Path) -> Path:
-    """``folder``, created 0700, checked to be this user's and closed to others.
-
-    Raises:
-        PermissionError: someone else's folder, or one others can enter.
-    """
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if not is_private(folder):
-        raise PermissionError(f"{folder} belongs to another user or is open to others")
-    return folder
-
-
-def printed(folder: Path, key: str) -> tuple[set[int], list[str]]:
-    """The ids of mail printed by the session ``key``'s hooks and not yet
-    confirmed read, and the names of the files that say so (in ``folder``)."""
-    ids: set[int] = set()
-    names: list[str] = []
-    try:
-        if not is_private(folder):
-            return ids, names  # records anyone else could have written: none
-        listing = os.listdir(folder)
-    except OSError:
-        return ids, names
-    for name in listing:
-        if not (name.startswith(key + PRINTED) and name.endswith(".json")):
-            continue
-        try:
-            with open(folder / name, encoding="utf-8") as f:
-                doc = json.load(f)
-        except (OSError, ValueError):
-            continue
-        found = doc.get("ids") if isinstance(doc, dict) else None
-        if isinstance(found, list):
-            ids.update(i for i in found if isinstance(i, int) and not isinstance(i, bool))
-            names.append(name)
-    return ids, names
-
-
-def record_printed(folder: Path, key: str, ids: Sequence[int]) -> str:
-    """Record that ``ids`` were printed to session ``key`` (a new 0600 file
-    in the private ``folder``, written whole before it appears); its name.
-
-    Raises:
-        OSError: it could not be written.
-    """
-    name = f"{key}{PRINTED}{os.getpid()}-{time.monotonic_ns()}.json"
-    temp = folder / f".{name}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"ids": sorted(ids)}, f)
-    os.replace(temp, folder / name)
-    return name
-
-
-def forget_printed(folder: Path, key: str, names: Iterable[str]) -> None:
-    """Remove the printed files ``names`` of session ``key`` (their mail is
-    marked read); names that are not such files are ignored."""
-    for name in names:
-        if name.startswith(key + PRINTED) and "/" not in name and name.endswith(".json"):
-            try:
-                os.unlink(folder / name)
-            except FileNotFoundError:
-                pass

@@ -54,7 +54,7 @@ def pending(folder: Path, key: str) -> bool:
 
 def take_turn(folder: Path, key: str) -> str:
     """A new turn for session ``key``: an empty 0600 file in its private
-    ``folder`` (see :func:`.direct.private_folder`), last in line; its name.
+    ``folder`` (see :func:`.ledger.private_folder`), last in line; its name.
 
     Raises:
         OSError: it could not be created.
