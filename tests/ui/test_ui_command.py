@@ -225,6 +225,25 @@ def test_an_open_stream_keeps_the_relay_and_it_idles_out_once_closed(project: Pr
     assert "idle for 2s: exiting" in (project.relay_dir / "relay.log").read_text(encoding="utf-8")
 
 
+def test_stopping_the_relay_ends_the_dashboards_stream_and_closes_its_port(
+    project: Project,
+) -> None:
+    answer = project.ui()
+    pid = project.relay_pid()
+    with (
+        client(answer, answer["token"]) as admin,
+        admin.stream("GET", "/v1/stream", headers={"Accept": "text/event-stream"}) as stream,
+    ):
+        lines = stream.iter_lines()
+        assert next(lines).startswith("event: ready")
+        stopped = project.run("daemon", "stop")
+        assert stopped.returncode == 0 and stopped.stdout.strip() == "stopped", stopped.stderr
+        list(lines)  # the relay ends the stream: it does not hang
+    wait_gone(pid)
+    with pytest.raises(httpx.ConnectError), client(answer) as anonymous:
+        anonymous.get("/")
+
+
 def test_without_the_warm_relay_ui_says_to_serve(project: Project) -> None:
     done = project.run("ui", "--no-open", env={"RELAYBUS_DAEMON": "0"})
     assert done.returncode != 0
@@ -244,13 +263,30 @@ def test_with_a_relay_server_ui_opens_that_servers_page(project: Project) -> Non
     assert not project.relay_dir.exists()  # no warm relay, no store
 
 
-def test_the_page_signs_in_from_the_address_and_shows_an_agent_registered_live(
-    project: Project, page: Any
+def test_ui_opens_the_browser_signed_in_and_the_page_shows_an_agent_registered_live(
+    project: Project, page: Any, tmp_path: Path
 ) -> None:
-    answer = project.ui()
-    page.goto(f"{answer['url']}#token={answer['token']}")
+    opened = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f'#!/bin/sh\nprintf %s "$*" > {opened}\n', encoding="utf-8")
+    browser.chmod(0o700)
+
+    done = project.run("ui", env={"BROWSER": f"{browser} %s"})  # webbrowser runs it
+
+    assert done.returncode == 0, done.stderr
+    assert "opened in your browser" in done.stdout
+    token = (project.relay_dir / "ui.token").read_text(encoding="utf-8").strip()
+    given = opened.read_text(encoding="utf-8")
+    # The browser's command line, which every user can read, has no token: a page in
+    # the relay folder, as private as the token, sends it on.
+    assert given == (project.relay_dir / "ui.html").as_uri()
+    assert token not in given and token not in done.stdout
+    assert stat.S_IMODE((project.relay_dir / "ui.html").stat().st_mode) == 0o600
+
+    page.route(given, lambda route: route.continue_())  # the file, before ``offline``
+    page.goto(given)
     page.get_by_test_id("status").filter(has_text="live").wait_for()
-    assert "token" not in page.url
+    assert page.url.startswith("http://127.0.0.1:") and "token" not in page.url
     assert page.get_by_test_id("me").inner_text().startswith("admin")
 
     registered = project.run("register", "reviewer-1", "--tag", "review", "--label", "Reviews PRs")
