@@ -12,7 +12,8 @@ script, the warm relay on) in three states, in interleaved rounds:
   listener yet: the command asks it to open one;
 - ``warm``: the relay runs and listens already: the command gets the same address.
 
-and ``python -c pass`` as the floor. Each round stops the relay (``relaybus daemon
+and, for scale, ``python -c pass`` (the floor) and ``relaybus agents`` through the same
+warm relay (a hot command). Each round stops the relay (``relaybus daemon
 stop``: by its pid) before the cold run; the first round is a warm-up, not counted.
 Prints the medians of wall time and of the command's CPU time (user + system, from
 ``os.wait4``), in ms, with the 1-minute load average before and after.
@@ -29,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CASES = ("python -c pass", "ui (cold)", "ui (warm, first)", "ui (warm)")
+CASES = ("python -c pass", "ui (cold)", "ui (warm, first)", "ui (warm)", "agents (warm)")
 
 
 def timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
@@ -70,6 +71,7 @@ def main() -> None:
                 quiet([relaybus, "daemon", "stop"], env, project)
                 results["ui (cold)"] = timed(ui, env, project)
                 results["ui (warm)"] = timed(ui, env, project)
+                results["agents (warm)"] = timed([relaybus, "agents"], env, project)
                 quiet([relaybus, "daemon", "stop"], env, project)
                 quiet([relaybus, "daemon", "start"], env, project)
                 results["ui (warm, first)"] = timed(ui, env, project)
