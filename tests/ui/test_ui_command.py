@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from relaybus.client import warm
 from tests.client.test_warm import alive, wait_gone
@@ -169,6 +171,24 @@ def test_an_agent_token_acts_as_that_agent_only(project: Project) -> None:
     assert me["agent"] == "alice"
     assert [m["body"] for m in inbox.json()] == ["hi"]
     assert others.status_code == 403
+
+
+def test_a_websocket_over_loopback_needs_the_token_in_its_header(project: Project) -> None:
+    answer = project.ui()
+    url = answer["url"].replace("http://", "ws://") + "v1/ws"
+    with pytest.raises(InvalidStatus) as refused, connect(url, open_timeout=CALL_TIMEOUT):
+        pass
+    assert refused.value.response.status_code == 401
+    # Not from the query: over TCP only the Authorization header says who calls (a
+    # query is written to the relay's access log).
+    query = f"{url}?token={answer['token']}"
+    with pytest.raises(InvalidStatus) as in_query, connect(query, open_timeout=CALL_TIMEOUT):
+        pass
+    assert in_query.value.response.status_code == 401
+    header = {"Authorization": f"Bearer {answer['token']}"}
+    with connect(url, additional_headers=header, open_timeout=CALL_TIMEOUT) as admin:
+        ready = json.loads(admin.recv(timeout=CALL_TIMEOUT))
+    assert ready["type"] == "ready"
 
 
 def test_a_second_ui_reuses_the_listener_and_imports_no_server_stack(project: Project) -> None:

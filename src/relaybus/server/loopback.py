@@ -58,6 +58,9 @@ class Gate:
       agent and refuses any other with 401.
     - No token: 401 (a problem document, so the page asks for a token), except for
       :data:`PUBLIC` paths.
+
+    Only the Authorization header counts: a ``?token=`` (which ``/v1/ws`` would take
+    on a server) is not read, since a query is written to the access log.
     """
 
     def __init__(self, app: ASGIApp, token: str, port: int) -> None:
@@ -104,9 +107,12 @@ def public(path: str) -> bool:
 
 
 async def refuse(scope: Scope, receive: Any, send: Any, status: int, detail: str) -> None:
-    """Answer a problem document (401 with ``WWW-Authenticate``); a WebSocket is closed
-    before it is accepted (the server answers 403)."""
-    if scope["type"] == "websocket":
+    """Answer a problem document (401 with ``WWW-Authenticate``), to a WebSocket's
+    handshake too where the server can (ASGI's ``websocket.http.response``); else the
+    WebSocket is closed before it is accepted (the server answers 403)."""
+    if scope["type"] == "websocket" and "websocket.http.response" not in scope.get(
+        "extensions", {}
+    ):
         await send({"type": "websocket.close", "code": 1008})
         return
     if status == 401:
