@@ -55,6 +55,7 @@ COMMANDS = {
     "events": "admin:events",
     "integration": "integrations:integration",
     "watch": "watch:watch",
+    "ui": "ui:ui",
     "demo": "admin:demo",
     "serve": "server:serve",
     "service": "service:service",
@@ -99,7 +100,8 @@ a SQLAlchemy URL (sqlite:///... or postgresql://...).
 Over the network: with --url / RELAYBUS_URL set to the address of a
 'relaybus serve', every command talks to that server instead, as
 RELAYBUS_TOKEN: the server's admin token, or an agent's own token (register
-prints it). 'relaybus watch' shows what happens, live.
+prints it). 'relaybus watch' shows what happens, live; 'relaybus ui' opens
+the dashboard in the browser.
 
 \b
 Examples:

@@ -58,6 +58,9 @@ LOCK_NAME = "relay.lock"
 #: Held by the warm relay for its whole life (one relay per folder); free once it exited.
 OWNER_LOCK = "relay.lock.d"
 LOG_NAME = "relay.log"
+#: The route, on the socket only, that opens the relay's dashboard on 127.0.0.1
+#: (:mod:`relaybus.server.loopback`): ``POST {"port": N}`` answers ``{"url", "token"}``.
+UI_ROUTE = "/-/ui"
 #: The longest socket path ``bind``/``connect`` take (``sun_path`` is 104 bytes
 #: on macOS, 108 on Linux, with the terminating NUL).
 MAX_SOCKET_PATH = 103

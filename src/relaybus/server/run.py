@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import errno
@@ -79,6 +80,28 @@ class WarmServer(AnnouncingServer):
         super().__init__(config, announce)
         self.activity = activity
         self.idle_seconds = idle_seconds
+
+    async def add_listener(self, sock: socket.socket, app: Any) -> None:
+        """Serve the ASGI ``app`` on ``sock`` (bound, not yet listening) too, from now
+        until this server stops, as :meth:`startup` serves its own sockets: the same
+        protocol settings, lifespan state and connections, so the shutdown closes it
+        and ends its connections with the others. ``app`` is served as it is
+        (uvicorn's proxy-headers middleware is not put around it).
+        """
+        config = copy.copy(self.config)
+        config.loaded_app = app
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(create_protocol, sock=sock, backlog=config.backlog)
+        self.servers.append(server)
 
     async def on_tick(self, counter: int) -> bool:
         if await super().on_tick(counter):

@@ -5,9 +5,11 @@ Started detached by :func:`relaybus.client.warm.ensure` as
 ``python -m relaybus.server.warm`` with ``RELAYBUS_DIR`` set, its output going to
 ``relay.log``. It serves in open mode (no admin token): the socket is 0600 in the
 0700 relay folder, so only its owner can connect, as only its owner can open the
-SQLite file. One process per relay folder: it holds an exclusive lock on
-``relay.lock.d`` (a second one exits at once with a line in the log). It removes its
-socket file when it exits, unless another relay has replaced it.
+SQLite file. ``relaybus ui`` may ask it (``POST /-/ui``, on the socket only) to serve
+the dashboard on 127.0.0.1 as well, behind a token (:mod:`.loopback`). One process per
+relay folder: it holds an exclusive lock on ``relay.lock.d`` (a second one exits at
+once with a line in the log). It removes its socket file when it exits, unless
+another relay has replaced it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..client.warm import OWNER_LOCK, socket_path
+from ..client.warm import OWNER_LOCK, UI_ROUTE, socket_path
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -44,7 +46,13 @@ ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 class Activity:
     """ASGI middleware that counts requests in flight (a stream counts until it
-    closes) and remembers when the last one ended; requests get a local Host."""
+    closes) and remembers when the last one ended.
+
+    Called as an app, it serves the relay's socket: requests get a local Host, and
+    the paths of :attr:`socket_routes` (``/-/ui``) go to their own app, on the socket
+    only. :meth:`serve` counts a request of another listener (the dashboard's
+    loopback one, :mod:`relaybus.server.loopback`) without touching it.
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -52,20 +60,28 @@ class Activity:
         self.state = getattr(app, "state", None)
         self.in_flight = 0
         self.last = time.monotonic()
+        #: Apps by path, served on the socket only, before the relay's app.
+        self.socket_routes: dict[str, ASGIApp] = {}
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        # Every request comes over the Unix socket, local by construction: no browser
-        # reaches it, so no DNS rebinding. Its Host is the loopback name that the MCP
-        # endpoint's rebinding check (the SDK's, on for loopback) accepts.
+        # Every request here comes over the Unix socket, local by construction: no
+        # browser reaches it, so no DNS rebinding. Its Host is the loopback name that
+        # the MCP endpoint's rebinding check (the SDK's, on for loopback) accepts.
         scope["headers"] = [
             (name, LOCAL_HOST if name == b"host" else value) for name, value in scope["headers"]
         ]
+        await self.serve(scope, receive, send, self.socket_routes.get(scope["path"], self.app))
+
+    async def serve(
+        self, scope: Scope, receive: Any, send: Any, app: ASGIApp | None = None
+    ) -> None:
+        """Serve a request with ``app`` (default: the relay's), counted in flight."""
         self.in_flight += 1
         try:
-            await self.app(scope, receive, send)
+            await (app or self.app)(scope, receive, send)
         finally:
             self.in_flight -= 1
             self.last = time.monotonic()
@@ -106,6 +122,7 @@ def run(settings: Settings) -> int:
     from ..store import open_store
     from ..tools.hooks.host import session_host
     from .app import create_app
+    from .loopback import Loopback
     from .run import WarmServer, describe_store
 
     store = open_store(settings)
@@ -133,6 +150,7 @@ def run(settings: Settings) -> int:
             ws_per_message_deflate=False,
         )
         server = WarmServer(config, listening, activity, settings.daemon_idle_seconds)
+        activity.socket_routes[UI_ROUTE] = Loopback(server, activity.serve, relay_dir)
         _collect_from_here()
         signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn handles it; exit 0
         with contextlib.suppress(KeyboardInterrupt):
