@@ -43,13 +43,25 @@ export function messagesView(relay) {
       this.$watch("filter", () => this.reload());
       this.$watch("$store.relay.route", () => this.openRoute());
       await relay.whenReady(async () => {
-        await this.reload();
-        // The first draw, for bench/dashboard.py (a no-op after the first load).
-        this.$nextTick(() => performance.mark("relaybus:messages-rendered"));
+        await this.reload(() => {
+          // The first page drawn (its receipts follow), for bench/dashboard.py.
+          this.$nextTick(() => performance.mark("relaybus:messages-rendered"));
+        });
         this.openRoute();
+      });
+    },
+
+    /** The agent ids the agent fields suggest: fetched when one is first focused (not
+     * on load, where the agents view reads the same list). */
+    async suggestAgents() {
+      if (this.agentIds.length || this._suggesting) return;
+      this._suggesting = true;
+      try {
         const agents = await relay.api("GET", "/v1/agents");
         this.agentIds = agents.map((agent) => agent.id).sort();
-      });
+      } catch (error) {
+        this._suggesting = false;
+      }
     },
 
     get me() {
@@ -69,7 +81,7 @@ export function messagesView(relay) {
     },
 
     /** The filters changed (or the first load): the newest page again. */
-    async reload() {
+    async reload(drawn = null) {
       const generation = ++this.generation;
       this.loading = true;
       try {
@@ -82,6 +94,7 @@ export function messagesView(relay) {
         this.loaded = true;
         if (this.$refs.scroller) this.$refs.scroller.scrollTop = 0;
         this.scrollTop = 0;
+        if (drawn) drawn();
         await this.loadReceipts(page, generation);
       } catch (error) {
         if (generation === this.generation) {
@@ -176,7 +189,8 @@ export function messagesView(relay) {
     summary(m) {
       const total = m.recipients.length;
       if (!total) return "no recipients";
-      const states = Object.values(this.receipts[m.id] || {});
+      if (!this.receipts[m.id]) return ""; // not loaded yet
+      const states = Object.values(this.receipts[m.id]);
       const read = states.filter((s) => s === "read").length;
       return `${read}/${total} read`;
     },
