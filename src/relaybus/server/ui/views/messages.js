@@ -225,6 +225,7 @@ export function messagesView(relay) {
     async openThread(id) {
       this.thread = { id, messages: [], receipts: {}, error: "", loading: true };
       this.reply = { body: "", error: "", sending: false };
+      this.compose.open = false; // the thread has its own reply form
       if (!/^\d+$/.test(id)) {
         this.thread.error = `"${id}" is not a message id.`;
         this.thread.loading = false;
