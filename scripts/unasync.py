@@ -31,6 +31,7 @@ FILES = {
     "aio_backends.py": "backends.py",
     "aio_integrations.py": "integrations.py",
     "aio_pairs.py": "pairs.py",
+    "aio_messages.py": "messages.py",
 }
 
 #: (pattern, replacement), applied in order to every line of a source.

@@ -1,6 +1,7 @@
 """Each operation's HTTP request is written once, in :mod:`relaybus.client.operations`
 (the integration operations in :mod:`relaybus.client.integration_requests`, the pair
-operations in :mod:`relaybus.client.pair_requests`): every SDK
+operations in :mod:`relaybus.client.pair_requests`, listing messages in
+:mod:`relaybus.client.message_requests`): every SDK
 call (:mod:`relaybus.client.calls`) carries the request of its namesake there,
 and what the SDK sends over HTTP is byte for byte what it sent when the calls built
 their own requests through the :mod:`relaybus.wire` models (``sdk_requests.json``,
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from relaybus.client import integration_requests, operations, pair_requests
+from relaybus.client import integration_requests, message_requests, operations, pair_requests
 from relaybus.client.operations import Request
 from relaybus.client.transport import Call, HTTPSession
 from relaybus.settings import Settings
@@ -65,6 +66,7 @@ def test_every_sdk_call_carries_the_request_of_its_operation(name: str) -> None:
     make = (
         getattr(operations, name, None)
         or getattr(integration_requests, name, None)
+        or getattr(message_requests, name, None)
         or getattr(pair_requests, name)
     )
     takes = inspect.signature(make).parameters

@@ -43,6 +43,7 @@ COMMANDS = {
     "inbox": "messages:inbox",
     "thread": "messages:thread",
     "history": "messages:history",
+    "messages": "messages:list_messages",
     "status": "status:status",
     "tasks": "tasks:tasks",
     "task": "tasks:task",

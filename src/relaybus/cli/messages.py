@@ -1,4 +1,4 @@
-"""Message commands: send, reply, inbox, thread, history."""
+"""Message commands: send, reply, inbox, thread, history, messages (the listing)."""
 
 from __future__ import annotations
 
@@ -232,5 +232,66 @@ def history(channel: str | None, broadcast: bool, before: int | None, limit: int
         return
     if not found:
         render.note("no broadcasts" + (f" on channel {channel}" if channel else ""))
+        return
+    render.messages(found)
+
+
+@click.command("messages")
+@click.option("--from", "sender", metavar="AGENT", help="Only those AGENT sent.")
+@click.option("--to", "recipient", metavar="AGENT", help="Only those delivered to AGENT.")
+@click.option("--with", "participant", metavar="AGENT", help="Only those AGENT sent or got.")
+@click.option("--channel", metavar="NAME", help="Only those sent on this channel.")
+@click.option("--tag", metavar="TAG", help="Only those sent to tag:TAG.")
+@click.option("--thread", type=int, metavar="ID", help="Only the thread with root ID.")
+@click.option("--grep", "q", metavar="TEXT", help="Only those with TEXT in subject or body.")
+@click.option("--before", type=int, metavar="ID", help="Only older messages (the next page).")
+@click.option(
+    "--limit", type=int, default=20, show_default=True, help="At most N (1-1000), newest first."
+)
+@json_option
+def list_messages(
+    sender: str | None,
+    recipient: str | None,
+    participant: str | None,
+    channel: str | None,
+    tag: str | None,
+    thread: int | None,
+    q: str | None,
+    before: int | None,
+    limit: int,
+) -> None:
+    """List messages, newest first, without reading them.
+
+    With the admin token (or embedded), every message of the workspace; as an
+    agent (--as / RELAYBUS_AGENT, or an agent's token), the messages it sent
+    or received. Nothing is marked read or delivered.
+
+    \b
+    Examples:
+      relaybus messages --from alice --to bob
+      relaybus messages --channel deploys --grep failed --json
+      relaybus messages --before 120              # the page after the one ending at #120
+    """
+    app = get_app()
+    reader = app.relay if app.agent_id is None else app.me()
+    found = [
+        render.dump(m)
+        for m in reader.list_messages(
+            sender=sender,
+            recipient=recipient,
+            participant=participant,
+            channel=channel,
+            tag=tag,
+            thread=thread,
+            q=q,
+            before=before,
+            limit=limit,
+        )
+    ]
+    if app.json:
+        render.emit_json(found)
+        return
+    if not found:
+        render.note("no messages")
         return
     render.messages(found)

@@ -42,6 +42,7 @@ from . import calls
 from .aio_backends import AsyncBackend, AsyncEmbeddedBackend, AsyncRemoteBackend
 from .aio_handle import AsyncAgentHandle, AsyncTasksView
 from .aio_integrations import AsyncIntegrationsView
+from .aio_messages import AsyncMessagesView
 from .aio_pairs import AsyncPairsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
@@ -55,7 +56,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
-class AsyncRelay(AsyncTasksView, AsyncIntegrationsView, AsyncPairsView):
+class AsyncRelay(AsyncTasksView, AsyncIntegrationsView, AsyncPairsView, AsyncMessagesView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

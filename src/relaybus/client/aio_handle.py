@@ -25,6 +25,7 @@ from ..models import (
     Via,
 )
 from . import calls
+from .aio_messages import AsyncMessagesView
 from .aio_pairs import AsyncPairActions
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
 
@@ -179,7 +180,7 @@ class AsyncTasksView(ABC):
         )
 
 
-class AsyncAgentHandle(AsyncTasksView, AsyncPairActions):
+class AsyncAgentHandle(AsyncTasksView, AsyncPairActions, AsyncMessagesView):
     """Acting as one agent: send, read, wait, claim. Carries the agent's epoch,
     so a handle fenced off by a newer registration gets Conflict.
 

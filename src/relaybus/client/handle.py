@@ -25,6 +25,7 @@ from ..models import (
     Via,
 )
 from . import calls
+from .messages import MessagesView
 from .pairs import PairActions
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
 
@@ -175,7 +176,7 @@ class TasksView(ABC):
         )
 
 
-class AgentHandle(TasksView, PairActions):
+class AgentHandle(TasksView, PairActions, MessagesView):
     """Acting as one agent: send, read, wait, claim. Carries the agent's epoch,
     so a handle fenced off by a newer registration gets Conflict.
 

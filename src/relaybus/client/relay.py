@@ -42,6 +42,7 @@ from . import calls
 from .backends import Backend, EmbeddedBackend, RemoteBackend
 from .handle import AgentHandle, TasksView
 from .integrations import IntegrationsView
+from .messages import MessagesView
 from .pairs import PairsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
@@ -55,7 +56,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
-class Relay(TasksView, IntegrationsView, PairsView):
+class Relay(TasksView, IntegrationsView, PairsView, MessagesView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

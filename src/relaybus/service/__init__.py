@@ -15,6 +15,7 @@ from .history import HistoryOps
 from .inbox import InboxOps
 from .ingress import IngressOps
 from .integrations import IntegrationOps
+from .message_list import MessageListOps
 from .messages import MessageOps
 from .pairs import PairOps
 from .renewals import RenewalOps
@@ -39,6 +40,7 @@ class Service(
     IngressOps,
     CallbackOps,
     HistoryOps,
+    MessageListOps,
     PairOps,
 ):
     """All relay operations over one :class:`~relaybus.store.Store`.

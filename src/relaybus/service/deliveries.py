@@ -148,6 +148,23 @@ def _state(row: Any) -> DeliveryState:
     return DeliveryState.QUEUED
 
 
+def receipt(message_id: int, row: Any, queued_at: Any) -> Delivery:
+    """One recipient's :class:`~relaybus.models.Delivery` of message ``message_id``
+    from its ``deliveries`` row (``agent_id``, ``delivered_at``, ``via``, ``read_at``)
+    and the message's ``created_at`` (``queued_at``)."""
+    return Delivery.model_validate(
+        {
+            "message_id": message_id,
+            "agent_id": row.agent_id,
+            "state": _state(row),
+            "queued_at": queued_at,
+            "delivered_at": row.delivered_at,
+            "via": row.via,
+            "read_at": row.read_at,
+        }
+    )
+
+
 class DeliveryOps(ServiceBase):
     """Recording and reading delivery receipts."""
 
@@ -200,20 +217,7 @@ class DeliveryOps(ServiceBase):
                 .where(deliveries.c.workspace == workspace, deliveries.c.message_id == message_id)
                 .order_by(deliveries.c.agent_id)
             ).all()
-        return [
-            Delivery.model_validate(
-                {
-                    "message_id": message_id,
-                    "agent_id": r.agent_id,
-                    "state": _state(r),
-                    "queued_at": sent,
-                    "delivered_at": r.delivered_at,
-                    "via": r.via,
-                    "read_at": r.read_at,
-                }
-            )
-            for r in rows
-        ]
+        return [receipt(message_id, r, sent) for r in rows]
 
     def wait_deliveries(
         self,

@@ -1,10 +1,11 @@
 """Message and inbox calls: send, send_many, get, thread, inbox, wait, mark_read,
 unread_count, and delivery receipts: mark_delivered, deliveries, wait_deliveries; and
-history (the broadcasts a late joiner missed)."""
+history (the broadcasts a late joiner missed); listing messages and a page's receipts."""
 
 from __future__ import annotations
 
 from ...models import Message
+from .. import message_requests as requests
 from .. import operations
 from .base import _builder, _deliveries, _marked, _messages, _unread
 
@@ -22,3 +23,5 @@ unread_count = _builder(operations.unread_count, _unread, lambda s: s.unread_cou
 deliveries = _builder(operations.deliveries, _deliveries, lambda s: s.deliveries)
 wait_deliveries = _builder(operations.wait_deliveries, _deliveries, lambda s: s.wait_deliveries)
 history = _builder(operations.history, _messages, lambda s: s.history)
+list_messages = _builder(requests.list_messages, _messages, lambda s: s.list_messages)
+receipts = _builder(requests.receipts, _deliveries, lambda s: s.receipts)

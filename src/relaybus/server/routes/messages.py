@@ -1,4 +1,5 @@
-"""Messages: send one, send a batch, get one, get its thread, get its receipts."""
+"""Messages: send one, send a batch, list them, get one, get its thread, get its receipts
+(one message's, or a page's at once)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ from fastapi import Query
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...bounds import NAME_PATTERN, TARGET_PATTERN, TEXT_PATTERN, anchored
 from ...errors import InvalidInput
 from ...models import Delivery, DeliveryState, Message
+from ...service.message_list import MAX_QUERY_CHARS
 from ...service.messages import GroupSend
-from ...wire import DELIVERY_LIST, MESSAGE_LIST, BatchBody, SendBody
+from ...wire import (
+    DELIVERY_LIST,
+    ID_BOUNDS,
+    LIMIT_BOUNDS,
+    MAX_IDS,
+    MESSAGE_LIST,
+    BatchBody,
+    MessageId,
+    SendBody,
+)
 from ..auth import ApiCall, ApiRequest, Caller, Epoch
 from ..problems import responses
 from . import (
@@ -28,6 +40,7 @@ from . import (
     render_list,
     wait_query,
 )
+from .stream import viewer_of
 
 router = make_router(tags=["messages"])
 #: Test-only fault injection, off unless set: a send or batch with this idempotency key
@@ -258,3 +271,96 @@ async def deliveries(
     if done is None:
         done = await run_in_threadpool(receipts)
     return render_list(DELIVERY_LIST, done)
+
+
+def _name(description: str) -> Any:
+    # A query parameter naming an agent, a channel or a tag.
+    return Query(pattern=anchored(NAME_PATTERN), description=description)
+
+
+@router.get("/v1/messages", response_model=list[Message], responses=responses(400, 403))
+def list_messages(
+    call: ApiCall,
+    agent: Annotated[
+        str | None,
+        _name(
+            "Read as this agent: only the messages it sent or received (an agent token "
+            "always reads as its own agent and may name only itself)."
+        ),
+    ] = None,
+    sender: Annotated[str | None, _name("Only those this agent sent.")] = None,
+    recipient: Annotated[str | None, _name("Only those delivered to this agent.")] = None,
+    participant: Annotated[
+        str | None, _name("Only those this agent sent or was delivered.")
+    ] = None,
+    channel: Annotated[str | None, _name("Only those sent on this channel.")] = None,
+    thread: Annotated[
+        int | None,
+        Query(json_schema_extra=ID_BOUNDS, description="Only the thread with this root id."),
+    ] = None,
+    to: Annotated[
+        str | None,
+        Query(
+            pattern=anchored(TARGET_PATTERN),
+            description="Only those sent to exactly this target expression (bob, "
+            "tag:backend, cap:review, label:TEXT, broadcast).",
+        ),
+    ] = None,
+    tag: Annotated[str | None, _name("Only those sent to tag:TAG.")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_QUERY_CHARS,
+            pattern=anchored(TEXT_PATTERN),
+            description="Only those whose subject or body holds this text (case-insensitive).",
+        ),
+    ] = None,
+    before: Annotated[
+        int | None, Query(json_schema_extra=ID_BOUNDS, description="Only older ids (a page).")
+    ] = None,
+    limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 50,
+) -> Response:
+    """The messages the caller may see, newest first, each with its recipients: an
+    admin's are the workspace's, an agent token's those its agent sent or received
+    (the visibility rule). Every filter given must hold; page with ``before`` (the
+    last id of the previous page)."""
+    caller = call.caller()
+    found = call.service.list_messages(
+        workspace=caller.workspace,
+        viewer=viewer_of(caller, agent),
+        sender=sender,
+        recipient=recipient,
+        participant=participant,
+        channel=channel,
+        thread=thread,
+        to=to,
+        tag=tag,
+        q=q,
+        before=before,
+        limit=limit,
+    )
+    return render_list(MESSAGE_LIST, found)
+
+
+@router.get(
+    "/v1/messages/receipts",
+    response_model=list[Delivery],
+    responses=responses(400, 403),
+    summary="The receipts of several messages at once",
+)
+def receipts(
+    call: ApiCall,
+    ids: Annotated[
+        list[MessageId],
+        Query(max_length=MAX_IDS, description="The messages (repeat: ids=1&ids=2)."),
+    ],
+    agent: Annotated[
+        str | None, _name("Read as this agent: only for messages it sent or received.")
+    ] = None,
+) -> Response:
+    """Each recipient's receipt of each message among ``ids`` the caller may see, by
+    message id then agent id (a page's "2/3 read"); a message that does not exist or
+    that an agent token may not see has none, alike."""
+    caller = call.caller()
+    found = call.service.receipts(ids, workspace=caller.workspace, viewer=viewer_of(caller, agent))
+    return render_list(DELIVERY_LIST, found)
