@@ -31,13 +31,14 @@ def test_filters_narrow_the_list(page: Any, dashboard: LiveServer) -> None:
     cli(dashboard, "register", "reviewer-1", "--tag", "review")
     cli(dashboard, "register", "builder-1", "--tag", "build", "--cap", "python")
     sign_in(page, dashboard)
+    view = page.locator("section[aria-labelledby='agents-title']")
     rows = page.locator("[data-agent]")
     page.locator("[data-agent='builder-1']").wait_for()
     assert rows.count() == 2
-    page.get_by_label("Tag").select_option("review")
+    view.get_by_label("Tag").select_option("review")
     page.locator("[data-agent='builder-1']").wait_for(state="detached")
     assert rows.count() == 1
-    page.get_by_label("Tag").select_option("")
+    view.get_by_label("Tag").select_option("")
     page.get_by_label("Search agents").fill("python")
     page.locator("[data-agent='reviewer-1']").wait_for(state="detached")
     assert [rows.nth(0).get_attribute("data-agent")] == ["builder-1"]
