@@ -199,7 +199,7 @@ def test_an_unknown_agent_is_404_naming_it_with_close_matches(
     ("method", "path", "allow"),
     [
         ("GET", "/v1/messages/batch", "POST"),
-        ("DELETE", "/v1/messages", "POST"),
+        ("DELETE", "/v1/messages", "GET, POST"),
         ("PUT", "/v1/agents/alice", "DELETE, GET, PATCH"),
         ("POST", "/v1/tasks/1", "GET, PATCH"),
         ("DELETE", "/v1/agents", "GET, POST"),

@@ -105,7 +105,8 @@ class MessageListOps(ServiceBase):
             thread: only those of the thread with this root id.
             to: only those whose target expression is exactly this one (``bob``,
                 ``tag:backend``, ``broadcast``...; written as the send stored it).
-            tag: only those addressed to ``tag:TAG`` (``to="tag:TAG"``).
+            tag: only those addressed to ``tag:TAG`` (``to="tag:TAG"``; with a ``to``
+                naming another target, none).
             q: only those whose subject or body holds this text, case-insensitive
                 (ASCII letters on SQLite); ``%`` and ``_`` are plain characters.
             before: only messages with a smaller id (the next page: the last id seen).
@@ -113,8 +114,7 @@ class MessageListOps(ServiceBase):
 
         Raises:
             InvalidInput: a malformed name, target, cursor, thread id or limit, a text
-                search of more than :data:`MAX_QUERY_CHARS` characters (or with a NUL),
-                or both ``to`` and ``tag`` naming different targets.
+                search of more than :data:`MAX_QUERY_CHARS` characters (or with a NUL).
         """
         check_limit(limit)
         query: Any = sa.select(messages).where(unindexed(messages.c.workspace) == workspace)
@@ -139,13 +139,10 @@ class MessageListOps(ServiceBase):
                 messages.c.id >= thread,
                 sa.or_(messages.c.id == thread, messages.c.thread_id == thread),
             )
-        targets = {str(parse_target(to))} if to is not None else set()
+        if to is not None:
+            query = query.where(messages.c.target == str(parse_target(to)))
         if tag is not None:
-            targets.add(f"tag:{check_name('tag', tag)}")
-        if len(targets) > 1:
-            raise InvalidInput(f"to={to!r} and tag={tag!r} name different targets: give one")
-        if targets:
-            query = query.where(messages.c.target == targets.pop())
+            query = query.where(messages.c.target == f"tag:{check_name('tag', tag)}")
         if q is not None and q != "":
             check_text("q", q)
             if len(q) > MAX_QUERY_CHARS:
