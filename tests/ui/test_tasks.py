@@ -193,7 +193,10 @@ def test_the_board_screenshot(page: Any, dashboard: LiveServer) -> None:
     jobs = {
         "Upgrade SQLAlchemy to 2.1": ("tag:backend", []),
         "Review PR 212: lease renewals": ("cap:review", ["--priority", "high"]),
-        "Triage the 5xx alert": ("bob", ["--priority", "urgent", "--url", "https://grafana.example/d/5xx"]),
+        "Triage the 5xx alert": (
+            "bob",
+            ["--priority", "urgent", "--url", "https://grafana.example/d/5xx"],
+        ),
         "Write the dashboard docs": ("ann", []),
         "Flaky test in tests/server": ("bob", []),
         "Rotate the staging keys": ("bob", ["--priority", "low"]),
