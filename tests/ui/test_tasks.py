@@ -169,6 +169,47 @@ def test_an_agent_token_sees_only_the_tasks_its_agent_may_see(
     assert not page.get_by_label("From agent").is_visible()  # an agent creates as itself
 
 
+def test_the_board_filters_by_text_agent_channel_and_status(
+    page: Any, dashboard: LiveServer
+) -> None:
+    register(dashboard, "bob")
+    ann = register(dashboard, "ann")
+    login = create(dashboard, "Fix the login bug", "bob", "--channel", "ci")
+    docs = create(dashboard, "Write the docs", "ann")
+    deploy = create(dashboard, "Fix the deploy", "ann", "--body", "staging only")
+    as_agent(dashboard, ann, "ann", "claim", str(docs))
+    open_board(page, dashboard)
+    card(page, "claimed", docs).wait_for()
+
+    def shown() -> list[int]:
+        found: list[int] = page.locator("[data-task]").evaluate_all(
+            "els => els.map(e => +e.dataset.task).sort((a, b) => a - b)"
+        )
+        return found
+
+    page.get_by_label("Search tasks").fill("fix")
+    page.wait_for_function("document.querySelectorAll('[data-task]').length === 2")
+    assert shown() == [login, deploy]
+    page.get_by_label("Search tasks").fill("staging")  # the body too
+    page.wait_for_function("document.querySelectorAll('[data-task]').length === 1")
+    assert shown() == [deploy]
+    page.get_by_label("Search tasks").fill("")
+
+    page.get_by_label("Agent (holder or creator)").select_option("ann")
+    page.wait_for_function("document.querySelectorAll('[data-task]').length === 1")
+    assert shown() == [docs]
+    page.get_by_label("Agent (holder or creator)").select_option("")
+
+    page.get_by_label("Task channel").select_option("ci")
+    page.wait_for_function("document.querySelectorAll('[data-task]').length === 1")
+    assert shown() == [login]
+    page.get_by_label("Task channel").select_option("")
+
+    page.get_by_label("Task status").select_option("claimed")
+    page.wait_for_function("document.querySelectorAll('[data-column]').length === 1")
+    assert shown() == [docs]
+
+
 def test_a_finished_column_pages_older_tasks(page: Any, dashboard: LiveServer) -> None:
     register(dashboard, "bob")
     headers = {"Authorization": f"Bearer {ADMIN}"}
