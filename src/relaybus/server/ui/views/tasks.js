@@ -76,22 +76,32 @@ export function tasksView(relay) {
       });
     },
 
-    /** The first page of every column. */
+    /** The first page of every column, drawn once all have come. */
     async load() {
-      await Promise.all(columns.map(({ status }) => this.page(status)));
+      const pages = await Promise.all(columns.map(({ status }) => this.fetchPage(status)));
+      pages.forEach((page) => this.keep(page));
+      this.rebuild();
       this.loaded = true;
     },
 
     /** One more page of `status`'s column (older than what it has). */
     async page(status) {
+      this.keep(await this.fetchPage(status));
+      this.rebuild();
+    },
+
+    async fetchPage(status) {
       const limit = FINISHED.has(status) ? PAGE.finished : PAGE.active;
       const found = await relay.api("GET", "/v1/tasks", {
         query: { status, limit, before: this.cursor[status] },
       });
+      return { status, limit, found };
+    },
+
+    keep({ status, limit, found }) {
       for (const task of found) if (!byId.has(task.id)) byId.set(task.id, task);
       if (found.length) this.cursor[status] = found[found.length - 1].id;
       this.more[status] = found.length === limit;
-      this.rebuild();
     },
 
     /** One task changed: fetch it again (one fetch per task at a time). */
