@@ -81,7 +81,8 @@ def test_a_task_moves_across_the_board_as_another_process_works_it(
     card(page, "done", task_id).wait_for()
     assert card(page, "in_progress", task_id).count() == 0
 
-    card(page, "done", task_id).get_by_role("link").click()  # its details and history
+    card(page, "done", task_id).get_by_role("link").first.focus()  # its details and history
+    page.keyboard.press("Enter")
     details = page.get_by_test_id("task-details")
     details.get_by_test_id("detail-result").filter(has_text="LGTM").wait_for()
     steps = details.get_by_test_id("history").locator("li strong")
@@ -91,6 +92,11 @@ def test_a_task_moves_across_the_board_as_another_process_works_it(
         "in_progress",
         "done",
     ]
+    page.keyboard.press("Escape")  # focus is in the details: Escape closes them
+    details.wait_for(state="hidden")
+    page.wait_for_function(  # and the card that opened them has the focus again
+        f"document.activeElement.closest('[data-task]')?.dataset.task === '{task_id}'"
+    )
 
 
 def test_a_lapsed_lease_counts_down_and_the_task_reopens(page: Any, dashboard: LiveServer) -> None:
@@ -172,42 +178,43 @@ def test_an_agent_token_sees_only_the_tasks_its_agent_may_see(
 def test_the_board_filters_by_text_agent_channel_and_status(
     page: Any, dashboard: LiveServer
 ) -> None:
-    register(dashboard, "bob")
+    register(dashboard, "bob", "--tag", "backend")
     ann = register(dashboard, "ann")
     login = create(dashboard, "Fix the login bug", "bob", "--channel", "ci")
     docs = create(dashboard, "Write the docs", "ann")
     deploy = create(dashboard, "Fix the deploy", "ann", "--body", "staging only")
+    tagged = create(dashboard, "Bump the pins", "tag:backend")
     as_agent(dashboard, ann, "ann", "claim", str(docs))
     open_board(page, dashboard)
     card(page, "claimed", docs).wait_for()
 
-    def shown() -> list[int]:
-        found: list[int] = page.locator("[data-task]").evaluate_all(
-            "els => els.map(e => +e.dataset.task).sort((a, b) => a - b)"
+    def shows(*ids: int) -> None:
+        """Wait until the board shows exactly the cards of ``ids``."""
+        page.wait_for_function(
+            "ids => [...document.querySelectorAll('[data-task]')].map(e => +e.dataset.task)"
+            ".sort((a, b) => a - b).join() === ids.join()",
+            arg=sorted(ids),
         )
-        return found
 
     page.get_by_label("Search tasks").fill("fix")
-    page.wait_for_function("document.querySelectorAll('[data-task]').length === 2")
-    assert shown() == [login, deploy]
+    shows(login, deploy)
     page.get_by_label("Search tasks").fill("staging")  # the body too
-    page.wait_for_function("document.querySelectorAll('[data-task]').length === 1")
-    assert shown() == [deploy]
+    shows(deploy)
+    page.get_by_label("Search tasks").fill("tag:backend")  # and the target
+    shows(tagged)
     page.get_by_label("Search tasks").fill("")
 
     page.get_by_label("Agent (holder or creator)").select_option("ann")
-    page.wait_for_function("document.querySelectorAll('[data-task]').length === 1")
-    assert shown() == [docs]
+    shows(docs)
     page.get_by_label("Agent (holder or creator)").select_option("")
 
     page.get_by_label("Task channel").select_option("ci")
-    page.wait_for_function("document.querySelectorAll('[data-task]').length === 1")
-    assert shown() == [login]
+    shows(login)
     page.get_by_label("Task channel").select_option("")
 
     page.get_by_label("Task status").select_option("claimed")
     page.wait_for_function("document.querySelectorAll('[data-column]').length === 1")
-    assert shown() == [docs]
+    shows(docs)
 
 
 def test_a_finished_column_pages_older_tasks(page: Any, dashboard: LiveServer) -> None:

@@ -8,7 +8,7 @@
 // - A held task whose lease passed is fetched again: the server's sweep releases it
 //   first (the read sweeps), the `task.released` event follows and it moves to open.
 // - Filters (agent = holder or creator, channel, text in title and body, status) apply
-//   to what is loaded. `#/tasks/ID` opens a task's details and history.
+//   to what is loaded (the text also matches the target, e.g. `tag:backend`). `#/tasks/ID` opens a task's details and history.
 // - Create a task (`POST /v1/tasks`); an admin picks the creating agent or leaves it
 //   empty (the operator), and may release a stuck lease (`POST …/release` without an
 //   agent: "released by operator").
@@ -155,7 +155,7 @@ export function tasksView(relay) {
       const keep = (task) =>
         (!f.agent || task.assignee === f.agent || task.creator === f.agent) &&
         (!f.channel || task.channel === f.channel) &&
-        matches(text, task.title, task.body);
+        matches(text, task.title, task.body, task.target);
       return columns
         .filter((column) => !f.status || column.status === f.status)
         .map((column) => {
@@ -203,7 +203,11 @@ export function tasksView(relay) {
     async follow() {
       const route = relay.route;
       if (route[0] !== "tasks" || !route[1]) {
+        const was = this.selected;
         this.selected = null;
+        // Back to the card that opened the details (keyboard users keep their place).
+        const link = was && this.$root.querySelector(`[data-task="${was.id}"] a.title`);
+        if (link && route[0] === "tasks") link.focus();
         return;
       }
       await this.run(() => this.details(Number(route[1])));
