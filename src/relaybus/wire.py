@@ -404,7 +404,11 @@ class ReleaseBody(Body):
 
     model_config = examples({"agent_id": "bob"})
 
-    agent_id: Name | None = Field(default=None, description=_AGENT)
+    agent_id: Name | None = Field(
+        default=None,
+        description=_AGENT + " With the admin token, omitted means the operator: it takes "
+        "the lease from whoever holds the task.",
+    )
 
 
 class TaskUpdate(Body):

@@ -366,6 +366,23 @@ def test_the_operator_may_update_any_task(relay: Relay) -> None:
     assert relay.task_history(task_id)[-1].agent_id is None
 
 
+def test_the_operator_releases_a_stuck_lease_and_pages_the_tasks(relay: Relay) -> None:
+    author = relay.register("author")
+    worker = relay.register("worker")
+    first = author.send("worker", "job 1", claimable=True).task_id
+    second = author.send("worker", "job 2", claimable=True).task_id
+    assert first is not None and second is not None
+    worker.claim(first)
+
+    released = relay.release(first)
+    assert (released.status, released.assignee) == (TaskStatus.OPEN, None)
+    assert relay.task_history(first)[-1].note == "released by operator"
+    with pytest.raises(Conflict):
+        relay.release(first)  # nobody holds it now
+    assert [t.id for t in relay.tasks(limit=1)] == [second]
+    assert [t.id for t in relay.tasks(before=second)] == [first]
+
+
 # -- events, retention, wire shape -------------------------------------------------------------
 
 

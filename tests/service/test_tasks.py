@@ -150,6 +150,30 @@ def test_release_reopens_the_task_for_anyone(service: Service, task_id: int) -> 
     assert history[2].status is TaskStatus.OPEN
 
 
+def test_the_operator_releases_a_stuck_lease_from_its_holder(
+    service: Service, task_id: int
+) -> None:
+    service.claim(task_id, "rev1")
+    task = service.release(task_id, None)
+    assert (task.status, task.assignee, task.lease_expires_at) == (TaskStatus.OPEN, None, None)
+    last = service.task_history(task_id)[-1]
+    assert (last.kind, last.agent_id, last.note) == ("released", "rev1", "released by operator")
+    (event,) = service.events(kinds=["task.released"])
+    assert event.data["reason"] == "released by operator"
+    with pytest.raises(Conflict, match="nobody holds"):
+        service.release(task_id, None)
+    assert kinds(service, task_id) == ["created", "claimed", "released"]
+
+
+def test_tasks_page_newest_first_before_an_id(service: Service, task_id: int) -> None:
+    later = service.send("author", "rev1", "another", claimable=True).task_id
+    assert later is not None
+    assert [t.id for t in service.list_tasks(limit=1)] == [later]
+    assert [t.id for t in service.list_tasks(before=later)] == [task_id]
+    assert service.list_tasks(before=task_id) == []
+    assert [t.id for t in service.list_tasks(before=later, viewer="rev2")] == [task_id]
+
+
 def test_an_expired_lease_lets_another_agent_claim(
     service: Service, task_id: int, clock: Clock
 ) -> None:

@@ -64,15 +64,23 @@ class AsyncTasksView(ABC):
         """That agent's epoch (fencing), ``None`` for none."""
 
     async def tasks(
-        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
+        self,
+        *,
+        status: str | None = None,
+        assignee: str | None = None,
+        before: int | None = None,
+        limit: int = 100,
     ) -> list[Task]:
         """Tasks, newest first: on a relay every task of its workspace; on an agent's
-        handle those the agent may see (it created, holds, or received the message of)."""
+        handle those the agent may see (it created, holds, or received the message of).
+        ``before``: only older ids (the next page: the last id of this one); ``limit``:
+        at most this many (1-1000)."""
         return await self._run(
             calls.list_tasks(
                 workspace=self._workspace,
                 status=status,
                 assignee=assignee,
+                before=before,
                 limit=limit,
                 viewer=self._agent,
             )
@@ -177,6 +185,14 @@ class AsyncTasksView(ABC):
                 note=note,
                 result=result,
             )
+        )
+
+    async def release(self, task_id: int) -> Task:
+        """Give a held task back (open again): on an agent's handle the holder does; on
+        a relay the operator (admin) takes it from whoever holds it. Raises Conflict if
+        the agent does not hold it (on a relay: if nobody does)."""
+        return await self._run(
+            calls.release(task_id, self._agent, workspace=self._workspace, epoch=self._epoch)
         )
 
 
@@ -496,12 +512,6 @@ class AsyncAgentHandle(AsyncTasksView, AsyncPairActions, AsyncMessagesView):
         due, None if nothing is held. Raises Conflict if this instance was fenced off."""
         return await self._run(
             calls.renew_held(self.id, workspace=self._workspace, epoch=self.epoch)
-        )
-
-    async def release(self, task_id: int) -> Task:
-        """Give a held task back (open again). Raises Conflict if not held."""
-        return await self._run(
-            calls.release(task_id, self.id, workspace=self._workspace, epoch=self.epoch)
         )
 
     async def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:

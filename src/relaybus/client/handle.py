@@ -64,15 +64,23 @@ class TasksView(ABC):
         """That agent's epoch (fencing), ``None`` for none."""
 
     def tasks(
-        self, *, status: str | None = None, assignee: str | None = None, limit: int = 100
+        self,
+        *,
+        status: str | None = None,
+        assignee: str | None = None,
+        before: int | None = None,
+        limit: int = 100,
     ) -> list[Task]:
         """Tasks, newest first: on a relay every task of its workspace; on an agent's
-        handle those the agent may see (it created, holds, or received the message of)."""
+        handle those the agent may see (it created, holds, or received the message of).
+        ``before``: only older ids (the next page: the last id of this one); ``limit``:
+        at most this many (1-1000)."""
         return self._run(
             calls.list_tasks(
                 workspace=self._workspace,
                 status=status,
                 assignee=assignee,
+                before=before,
                 limit=limit,
                 viewer=self._agent,
             )
@@ -173,6 +181,14 @@ class TasksView(ABC):
                 note=note,
                 result=result,
             )
+        )
+
+    def release(self, task_id: int) -> Task:
+        """Give a held task back (open again): on an agent's handle the holder does; on
+        a relay the operator (admin) takes it from whoever holds it. Raises Conflict if
+        the agent does not hold it (on a relay: if nobody does)."""
+        return self._run(
+            calls.release(task_id, self._agent, workspace=self._workspace, epoch=self._epoch)
         )
 
 
@@ -491,12 +507,6 @@ class AgentHandle(TasksView, PairActions, MessagesView):
         with (``Service.renew_held``); ``next_in``: seconds until the next renewal is
         due, None if nothing is held. Raises Conflict if this instance was fenced off."""
         return self._run(calls.renew_held(self.id, workspace=self._workspace, epoch=self.epoch))
-
-    def release(self, task_id: int) -> Task:
-        """Give a held task back (open again). Raises Conflict if not held."""
-        return self._run(
-            calls.release(task_id, self.id, workspace=self._workspace, epoch=self.epoch)
-        )
 
     def heartbeat(self, status: AgentStatus | str | None = None) -> Agent:
         """Record that the agent is alive, optionally with a new status."""

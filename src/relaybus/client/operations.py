@@ -597,8 +597,11 @@ def renew_held(agent_id: str, *, workspace: str, epoch: int | None = None) -> Re
     return _acting("POST", agent_id, "/leases/renew", workspace, epoch)
 
 
-def release(task_id: int, agent_id: str, *, workspace: str, epoch: int | None = None) -> Request:
-    """``POST /v1/tasks/{id}/release``."""
+def release(
+    task_id: int, agent_id: str | None, *, workspace: str, epoch: int | None = None
+) -> Request:
+    """``POST /v1/tasks/{id}/release`` (``agent_id=None``: the operator, admin only;
+    sent as null)."""
     return _task(task_id, "/release", agent_id, workspace, epoch, {"agent_id": agent_id})
 
 
@@ -627,7 +630,7 @@ def update_task(
 
 
 def _task(
-    task_id: int, action: str, agent_id: str, workspace: str, epoch: int | None, body: JSON
+    task_id: int, action: str, agent_id: str | None, workspace: str, epoch: int | None, body: JSON
 ) -> Request:
     """``POST /v1/tasks/{id}{action}`` acting as ``agent_id``."""
     return Request(
@@ -651,11 +654,14 @@ def list_tasks(
     workspace: str,
     status: str | None = None,
     assignee: str | None = None,
+    before: int | None = None,
     limit: int = 100,
     viewer: str | None = None,
 ) -> Request:
-    """``GET /v1/tasks``; ``viewer``: only the tasks that agent may see."""
-    params = {"status": status, "assignee": assignee, "limit": limit, "agent": viewer}
+    """``GET /v1/tasks``; ``before``: only older ids (a page); ``viewer``: only the tasks
+    that agent may see."""
+    params = {"status": status, "assignee": assignee, "before": before, "limit": limit}
+    params["agent"] = viewer
     return Request("GET", "/v1/tasks", workspace=workspace, agent=viewer, params=params)
 
 

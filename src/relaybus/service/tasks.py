@@ -272,19 +272,35 @@ class TaskOps(SweepOps):
         return self.get_task(task_id, workspace=workspace, sweep=False)
 
     def release(
-        self, task_id: int, agent_id: str, *, workspace: str = "default", epoch: int | None = None
+        self,
+        task_id: int,
+        agent_id: str | None,
+        *,
+        workspace: str = "default",
+        epoch: int | None = None,
     ) -> Task:
         """Give a held task back: it is open again for anyone to claim.
 
+        ``agent_id=None`` is the operator taking a stuck lease from its holder,
+        whoever that is (the history says "released by operator"; the holder's own
+        release says "released by holder").
+
         Raises:
-            Conflict: ``agent_id`` does not hold it, or stale ``epoch``.
+            Conflict: ``agent_id`` does not hold it (the operator: nobody holds it),
+                or stale ``epoch``.
             NotFound: no such agent; no such task, or one ``agent_id`` may not
                 see (the same answer).
         """
         with self.store.write() as conn:
             now = self.now()
-            self._held_by(conn, workspace, task_id, agent_id, epoch, now)
-            reopen(conn, workspace, task_id, agent_id, now, "released by holder")
+            if agent_id is None:
+                row = self._row(conn, workspace, task_id, lock=True)
+                if TaskStatus(row.status) not in HELD:
+                    raise Conflict(f"nobody holds task {task_id} ({row.status})", task=task_id)
+                reopen(conn, workspace, task_id, row.assignee, now, "released by operator")
+            else:
+                self._held_by(conn, workspace, task_id, agent_id, epoch, now)
+                reopen(conn, workspace, task_id, agent_id, now, "released by holder")
         return self.get_task(task_id, workspace=workspace, sweep=False)
 
     def update_task(
@@ -431,21 +447,25 @@ class TaskOps(SweepOps):
         workspace: str = "default",
         status: TaskStatus | str | None = None,
         assignee: str | None = None,
+        before: int | None = None,
         limit: int = 100,
         viewer: str | None = None,
     ) -> list[Task]:
         """Tasks, newest first, optionally of one status or assignee.
 
         Args:
+            before: only tasks with a smaller id (the next page: the last id seen).
             viewer: list as this agent: only the tasks it may see (filtered in
                 the query; see :mod:`relaybus.service.visibility`); ``None``
                 lists as admin.
 
         Raises:
             InvalidInput: ``limit`` outside 1-1000 (the HTTP API's bound too), an
-                unknown ``status``.
+                unknown ``status``, ``before`` not a positive id.
         """
         check_limit(limit)
+        if before is not None:
+            check_id("before", before)
         if assignee is not None:
             check_name("assignee", assignee)
         self.sweep(workspace=workspace)
@@ -455,6 +475,8 @@ class TaskOps(SweepOps):
             query = query.where(tasks.c.status == wanted.value)
         if assignee is not None:
             query = query.where(tasks.c.assignee == assignee)
+        if before is not None:
+            query = query.where(tasks.c.id < before)
         with self.store.read() as conn:
             rows = conn.execute(query.order_by(tasks.c.id.desc()).limit(limit)).all()
         return [_task(r._mapping) for r in rows]

@@ -83,6 +83,34 @@ def test_release_reopens_the_task(http: httpx.Client, tokens: dict[str, str], ta
     problem(http.post(f"/v1/tasks/{task_id}/release", json={"agent_id": "bob"}), 409)
 
 
+def test_admin_without_an_agent_releases_a_stuck_lease_as_the_operator(
+    server: LiveServer, http: httpx.Client, tokens: dict[str, str], task_id: int
+) -> None:
+    http.post(f"/v1/tasks/{task_id}/claim", json={"agent_id": "bob"})
+    with as_agent(http, tokens["carol"]) as carol, unchanged(server):
+        problem(carol.post(f"/v1/tasks/{task_id}/release", json={}), 409)  # carol's own
+
+    released = http.post(f"/v1/tasks/{task_id}/release", json={})
+
+    assert released.status_code == 200, released.text
+    assert (released.json()["status"], released.json()["assignee"]) == ("open", None)
+    last = http.get(f"/v1/tasks/{task_id}/history").json()[-1]
+    assert (last["agent_id"], last["note"]) == ("bob", "released by operator")
+    with unchanged(server):
+        problem(http.post(f"/v1/tasks/{task_id}/release", json={}), 409)
+
+
+def test_tasks_page_before_an_id(http: httpx.Client, tokens: dict[str, str], task_id: int) -> None:
+    later = http.post(
+        "/v1/messages", json={"sender": "alice", "to": "bob", "body": "b", "claimable": True}
+    ).json()["task_id"]
+
+    page = http.get("/v1/tasks", params={"before": later, "limit": 10})
+
+    assert [t["id"] for t in page.json()] == [task_id]
+    problem(http.get("/v1/tasks", params={"before": 0}), 400)
+
+
 def test_an_agent_that_neither_holds_nor_created_the_task_cannot_update_it(
     server: LiveServer, http: httpx.Client, tokens: dict[str, str], task_id: int
 ) -> None:

@@ -17,6 +17,7 @@ from ...errors import Forbidden
 from ...models import Task, TaskEvent, TaskStatus
 from ...service.integrations import integration_sender
 from ...wire import (
+    ID_BOUNDS,
     LIMIT_BOUNDS,
     TASK_EVENT_LIST,
     TASK_LIST,
@@ -99,14 +100,22 @@ def list_tasks(
     call: ApiCall,
     status: TaskStatus | None = None,
     assignee: Annotated[str | None, Query(pattern=anchored(NAME_PATTERN))] = None,
+    before: Annotated[
+        int | None, Query(json_schema_extra=ID_BOUNDS, description="Only older ids (a page).")
+    ] = None,
     limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
     agent: Viewer = None,
 ) -> Response:
     """Tasks of the workspace, newest first (an agent token: only those it may see; an
-    integration's, with ``tasks:read``: only those it raised)."""
+    integration's, with ``tasks:read``: only those it raised); ``before``: the next page."""
     caller, viewer = task_viewer(call, agent)
     found = call.service.list_tasks(
-        workspace=caller.workspace, status=status, assignee=assignee, limit=limit, viewer=viewer
+        workspace=caller.workspace,
+        status=status,
+        assignee=assignee,
+        before=before,
+        limit=limit,
+        viewer=viewer,
     )
     return render_list(TASK_LIST, found)
 
@@ -168,11 +177,11 @@ def _hold(
     "/v1/tasks/{task_id:id}/release", response_model=Task, responses=responses(400, 404, 409, 413)
 )
 def release(task_id: IdPath, body: ReleaseBody, call: ApiCall, epoch: Epoch = None) -> Response:
-    """Give a held task back: it is open again."""
+    """Give a held task back: it is open again. The admin token without ``agent_id`` is
+    the operator taking the lease from whoever holds it ("released by operator")."""
     caller = call.caller()
-    task = call.service.release(
-        task_id, caller.act_as(body.agent_id), workspace=caller.workspace, epoch=epoch
-    )
+    agent_id = body.agent_id if caller.admin else caller.act_as(body.agent_id)
+    task = call.service.release(task_id, agent_id, workspace=caller.workspace, epoch=epoch)
     return render(task)
 
 
