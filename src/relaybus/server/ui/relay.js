@@ -37,6 +37,7 @@ export function createRelay() {
     // Not reactive in use: listeners and the stream's controller.
     _listeners: [],
     _abort: null,
+    _resumable: false, // a stream has been ready: reconnect from lastEventId
     _ready: ready,
     _resolveReady: resolveReady,
 
@@ -152,7 +153,9 @@ export function createRelay() {
         this._abort = abort;
         const headers = { Accept: "text/event-stream" };
         if (this.token) headers.Authorization = `Bearer ${this.token}`;
-        if (this.lastEventId) headers["Last-Event-ID"] = String(this.lastEventId);
+        // Once a stream has said where the log stood, resume from there: even from 0 (an
+        // empty log), since a stream opened without the header starts "from now".
+        if (this._resumable) headers["Last-Event-ID"] = String(this.lastEventId);
         try {
           const response = await fetch("/v1/stream", { headers, signal: abort.signal });
           if (response.status === 401) {
@@ -164,7 +167,8 @@ export function createRelay() {
           for await (const frame of frames(response.body)) {
             if (frame.event === "ready") {
               const ready = JSON.parse(frame.data);
-              if (!this.lastEventId) this.lastEventId = ready.last_event_id;
+              if (!this._resumable) this.lastEventId = ready.last_event_id;
+              this._resumable = true;
               this.status = "live";
               delay = 250;
               this._resolveReady();

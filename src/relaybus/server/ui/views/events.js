@@ -1,13 +1,215 @@
-// The live event feed (to be completed: filters by kind, agent and text).
+// The live event feed: the recent log (`GET /v1/events`, a window of ids below the
+// stream's cursor) and every live event (`relay.on("")`), newest first, each id once,
+// at most KEEP kept, in a virtual list; filter by kind family, agent and text; pause
+// following (live events wait, counted, until resumed); open an event's JSON and its
+// links (agent, thread, task). Older windows load as the list is scrolled to its end.
+import { clock, matches } from "../format.js";
+import { virtualList } from "../virtual.js";
+
+/** Events kept in the page (the oldest go first). */
+export const KEEP = 5000;
+/** Ids asked for per request: the API's largest page. */
+const WINDOW = 1000;
+/** The kind filter's choices: the families of the event log. */
+export const FAMILIES = ["agent", "message", "task", "pair", "integration"];
+
 export function eventsView(relay) {
+  // Not reactive: the ids held (shown or pending) and the live events not yet drawn.
+  const seen = new Set();
+  let arrived = [];
+  let flushing = null;
+
   return {
-    events: [],
+    ...virtualList(32),
+    events: [], // newest first
+    pending: [], // live events held while paused, newest first
+    floor: null, // every visible event above this id is loaded (0: the whole log)
+    started: false,
+    loading: false,
+    paused: false,
+    selected: null,
+    filter: { kind: "", agent: "", text: "" },
+    families: FAMILIES,
+    clock,
+    summary,
+    links,
 
     init() {
       relay.on("", (event) => {
-        this.events.unshift(event);
-        if (this.events.length > 1000) this.events.pop();
+        arrived.push(event);
+        flushing ??= setTimeout(() => this.flush(), 0);
       });
+      this.$watch("$store.relay.view", (view) => view === "events" && this.show());
+      if (relay.view === "events") this.show();
+    },
+
+    /** The first show loads the recent log (live events gather from the start). */
+    show() {
+      if (this.started) return;
+      this.started = true;
+      relay.whenReady(() => this.loadOlder());
+    },
+
+    /** Draw the live events gathered since the last flush (one redraw a burst). */
+    flush() {
+      flushing = null;
+      const batch = arrived.filter((event) => !seen.has(event.id));
+      arrived = [];
+      if (!batch.length) return;
+      for (const event of batch) seen.add(event.id);
+      batch.reverse();
+      if (this.paused) this.pending = keep(batch.concat(this.pending));
+      else this.merge(batch);
+    },
+
+    /** Put `newer` (newest first, unseen) into the list, keeping the reader's place. */
+    merge(newer) {
+      // Live events follow all the others (the log was read up to the stream's cursor).
+      this.events = keep(newer.concat(this.events));
+      const scroller = this.$refs.scroller;
+      if (scroller && scroller.scrollTop > 0) {
+        // Reading further down: the rows stay where they are (following shows the newest).
+        this.$nextTick(() => (scroller.scrollTop += newer.length * this.rowHeight));
+      }
+    },
+
+    /** Load the next window of older events (the first call: the most recent ones). */
+    async loadOlder() {
+      if (this.loading || this.floor === 0 || this.events.length >= KEEP) return;
+      this.loading = true;
+      try {
+        const below = this.floor ?? relay.lastEventId + 1;
+        const since = Math.max(0, below - 1 - WINDOW);
+        const page = await relay.api("GET", "/v1/events", { query: { since, limit: WINDOW } });
+        const older = page.filter((event) => event.id < below && !seen.has(event.id));
+        for (const event of older) seen.add(event.id);
+        this.floor = since;
+        if (older.length) this.mergeOlder(older.reverse());
+      } finally {
+        this.loading = false;
+      }
+    },
+
+    mergeOlder(older) {
+      const events = this.events.concat(older).sort((a, b) => b.id - a.id);
+      this.events = keep(events);
+    },
+
+    onScrollFeed() {
+      this.onScroll();
+      if (this.started && this.nearEnd(this.events)) {
+        relay.whenReady(() => this.loadOlder());
+      }
+    },
+
+    togglePause() {
+      this.paused = !this.paused;
+      if (!this.paused && this.pending.length) {
+        const pending = this.pending;
+        this.pending = [];
+        this.merge(pending);
+      }
+    },
+
+    get shown() {
+      const { kind, agent } = this.filter;
+      const text = this.filter.text.trim().toLowerCase();
+      const who = agent.trim();
+      return this.events.filter(
+        (event) =>
+          (!kind || event.kind.startsWith(kind.endsWith(".") ? kind : `${kind}.`)) &&
+          (!who || involved(event).includes(who)) &&
+          matches(text, event.id, event.kind, event.agent_id, summary(event), json(event.data)),
+      );
+    },
+
+    /** The agents named in the kept events, sorted (the agent filter's suggestions). */
+    get agents() {
+      const names = new Set();
+      for (const event of this.events) for (const name of involved(event)) names.add(name);
+      return [...names].sort();
+    },
+
+    open(event) {
+      this.selected = this.selected && this.selected.id === event.id ? null : event;
+    },
+
+    json(event) {
+      return json(event, 2);
     },
   };
+}
+
+/** At most KEEP events: the newest. */
+function keep(events) {
+  return events.length > KEEP ? events.slice(0, KEEP) : events;
+}
+
+function json(value, indent) {
+  return JSON.stringify(value, null, indent);
+}
+
+/** The agents an event is by or about: its agent, recipients, holder, pair. */
+export function involved(event) {
+  const d = event.data || {};
+  const names = [event.agent_id, d.to, d.inviter, d.invitee, d.assignee, d.holder, d.peer];
+  if (Array.isArray(d.recipients)) names.push(...d.recipients);
+  return [...new Set(names.filter((name) => typeof name === "string" && name))];
+}
+
+/** One line saying what happened, from the event's kind and data. */
+export function summary(event) {
+  const d = event.data || {};
+  switch (event.kind) {
+    case "message.sent": {
+      const message = d.message || {};
+      const text = d.subject || String(message.body || "").split("\n")[0];
+      const channel = d.channel ? ` in ${d.channel}` : "";
+      return `#${d.message_id} → ${d.to}${channel}${text ? `: ${text}` : ""}`;
+    }
+    case "message.delivered":
+    case "message.read":
+      return `${(d.message_ids || []).map((id) => `#${id}`).join(", ")} via ${d.via}`;
+    case "task.created":
+      return `task #${d.task_id} “${d.title}” for ${d.target}`;
+    case "task.updated": {
+      const progress = d.progress === null || d.progress === undefined ? "" : ` ${d.progress}%`;
+      return `task #${d.task_id} ${d.previous} → ${d.status}${progress}${d.note ? `: ${d.note}` : ""}`;
+    }
+    default:
+      return scalars(d);
+  }
+}
+
+/** "key: value · …" over the data's plain fields (lists of plain values joined). */
+function scalars(data) {
+  const parts = [];
+  for (const [key, value] of Object.entries(data)) {
+    if (value === null || value === undefined || value === "") continue;
+    if (Array.isArray(value)) {
+      if (value.length && value.every((item) => typeof item !== "object")) {
+        parts.push(`${key}: ${value.join(", ")}`);
+      }
+    } else if (typeof value !== "object") {
+      parts.push(`${key}: ${value}`);
+    }
+  }
+  return parts.join(" · ");
+}
+
+/** Where an event leads: its agent, its message's thread, its task ({href, text}). */
+export function links(event) {
+  const d = event.data || {};
+  const found = [];
+  for (const name of involved(event)) {
+    found.push({ href: `#/agents/${encodeURIComponent(name)}`, text: `agent ${name}` });
+  }
+  const thread = d.thread_id ?? d.message_id;
+  if (thread !== null && thread !== undefined) {
+    found.push({ href: `#/messages/${thread}`, text: `thread #${thread}` });
+  }
+  if (d.task_id !== null && d.task_id !== undefined) {
+    found.push({ href: `#/tasks/${d.task_id}`, text: `task #${d.task_id}` });
+  }
+  return found;
 }
