@@ -37,6 +37,7 @@ export function createRelay() {
     // Not reactive in use: listeners and the stream's controller.
     _listeners: [],
     _abort: null,
+    _token: localStorage.getItem(TOKEN_KEY) || "", // reactive: the header's Sign out shows
     _resumable: false, // a stream has been ready: reconnect from lastEventId
     _ready: ready,
     _resolveReady: resolveReady,
@@ -45,14 +46,20 @@ export function createRelay() {
       return this.me !== null && this.me.agent === null;
     },
     get token() {
-      return localStorage.getItem(TOKEN_KEY) || "";
+      return this._token;
+    },
+
+    /** Keep `token` for this origin (localStorage) and use it from now on. */
+    saveToken(token) {
+      localStorage.setItem(TOKEN_KEY, token);
+      this._token = token;
     },
 
     /** Sign in from the address (`#token=`), then load who we are and go live. */
     async start() {
       const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
       if (match) {
-        localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+        this.saveToken(decodeURIComponent(match[1]));
         history.replaceState(null, "", location.pathname + location.search);
       }
       this.route = parseRoute(location.hash);
@@ -94,7 +101,7 @@ export function createRelay() {
     async submitToken() {
       const token = this.signIn.token.trim();
       if (!token) return;
-      localStorage.setItem(TOKEN_KEY, token);
+      this.saveToken(token);
       this.signIn.token = "";
       this.signIn.error = "";
       await this.connect();
