@@ -23,17 +23,26 @@ WATCH_STATUS = """() => {
     .observe(badge, {childList: true, characterData: true, subtree: true});
 }"""
 #: The ids the feed holds, newest first (its data, not only the rows drawn).
-FEED_IDS = "() => Alpine.$data(document.querySelector('[data-testid=events-view]')).events.map(e => e.id)"
+FEED_IDS = (
+    "() => Alpine.$data(document.querySelector('[data-testid=events-view]')).events.map(e => e.id)"
+)
 
 
 def log_ids(server: LiveServer) -> list[int]:
-    """Every event id of the default workspace, oldest first."""
+    """Every event id of the default workspace, oldest first, read in pages."""
+    ids: list[int] = []
     with httpx.Client(base_url=server.url, verify=UNUSED_TLS) as http:
-        answer = http.get(
-            "/v1/events", params={"limit": 1000}, headers={"Authorization": f"Bearer {ADMIN}"}
-        )
-    answer.raise_for_status()
-    return [event["id"] for event in answer.json()]
+        while True:
+            answer = http.get(
+                "/v1/events",
+                params={"since": ids[-1] if ids else 0, "limit": 1000},
+                headers={"Authorization": f"Bearer {ADMIN}"},
+            )
+            answer.raise_for_status()
+            page = [event["id"] for event in answer.json()]
+            if not page:
+                return ids
+            ids += page
 
 
 def wait_for_feed(page: Any, ids: list[int]) -> None:
@@ -54,7 +63,18 @@ def test_the_feed_shows_the_recent_log_then_live_events_with_filters(
     sent.wait_for()  # from the log, before the page was open
     assert "message.sent" in sent.inner_text() and "#1 → bob: Lunch?" in sent.inner_text()
 
-    cli(dashboard, "--as", "bob", "send", "--to", "alice", "--claimable", "--subject", "Review PR 7", "please")
+    cli(
+        dashboard,
+        "--as",
+        "bob",
+        "send",
+        "--to",
+        "alice",
+        "--claimable",
+        "--subject",
+        "Review PR 7",
+        "please",
+    )
     cli(dashboard, "--as", "alice", "claim", "1")
     cli(dashboard, "--as", "alice", "task", "1", "--status", "in_progress", "--progress", "40")
     updated = page.locator(".row", has_text="task.updated")
@@ -149,7 +169,18 @@ def test_the_feed_comes_back_when_the_hub_drops_a_slow_stream(
     hub = dashboard.app.state.hub
     hub.queue_limit = 1  # a claimable send logs two events at once: one too many
     with caplog.at_level(logging.WARNING, logger="relaybus.server.subscriptions"):
-        cli(dashboard, "--as", "alice", "send", "--to", "bob", "--claimable", "--subject", "review", "please")
+        cli(
+            dashboard,
+            "--as",
+            "alice",
+            "send",
+            "--to",
+            "bob",
+            "--claimable",
+            "--subject",
+            "review",
+            "please",
+        )
         wait_for_feed(page, [1, 2, 3, 4])
     hub.queue_limit = 10_000
     assert any("dropping a slow sse subscriber" in r.getMessage() for r in caplog.records)
@@ -157,3 +188,25 @@ def test_the_feed_comes_back_when_the_hub_drops_a_slow_stream(
     cli(dashboard, "--as", "bob", "claim", "1")
     wait_for_feed(page, log_ids(dashboard))
     assert "reconnecting" in page.evaluate("window.statuses")
+
+
+def test_a_long_log_draws_a_screenful_and_loads_older_windows_on_scroll(
+    page: Any, dashboard: LiveServer
+) -> None:
+    service = dashboard.service
+    service.register("alice")
+    service.register("bob")
+    for number in range(1, 1200):
+        service.send("alice", "bob", f"note {number}")
+    ids = log_ids(dashboard)
+    assert len(ids) == 1201
+    sign_in(page, dashboard)
+    page.get_by_role("link", name="Events").click()
+    wait_for_feed(page, ids[-1000:])  # the most recent window first
+    assert page.locator("[data-testid=events] .row").count() < 100  # a screenful, not 1,000
+
+    page.get_by_test_id("events").evaluate("el => el.scrollTo(0, el.scrollHeight)")
+    wait_for_feed(page, ids)  # the older window, as the end came into view
+    page.get_by_test_id("events").evaluate("el => el.scrollTo(0, el.scrollHeight)")
+    page.locator("[data-event='1']").wait_for()
+    assert page.locator("[data-testid=events] .row").count() < 100

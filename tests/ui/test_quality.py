@@ -231,8 +231,18 @@ def test_a_narrow_window_scrolls_no_view_sideways(page: Any, dashboard: LiveServ
     page.set_viewport_size({"width": 400, "height": 800})
     cli(dashboard, "register", "reviewer-1", "--tag", "review", "--label", "Reviews PRs")
     cli(dashboard, "register", "builder-with-a-long-agent-id-0123456789", "--cap", "build")
-    cli(dashboard, "--as", "builder-with-a-long-agent-id-0123456789", "send", "--to", "reviewer-1",
-        "--claimable", "--subject", "Review the long branch name feature/abcdefghijklmnop", "please")
+    cli(
+        dashboard,
+        "--as",
+        "builder-with-a-long-agent-id-0123456789",
+        "send",
+        "--to",
+        "reviewer-1",
+        "--claimable",
+        "--subject",
+        "Review the long branch name feature/abcdefghijklmnop",
+        "please",
+    )
     sign_in(page, dashboard)
     page.locator("[data-agent='reviewer-1']").wait_for()
     for view in VIEWS:
@@ -247,6 +257,12 @@ def test_a_narrow_window_scrolls_no_view_sideways(page: Any, dashboard: LiveServ
             " document.body.scrollWidth, document.body.clientWidth]"
         )
         assert widths[0] <= widths[1] and widths[2] <= widths[3], (view, widths)
+    # The events view's rows keep id, kind and summary; an event's JSON wraps.
+    page.get_by_role("button", name="Event 4, message.sent").click()
+    page.get_by_test_id("event-json").wait_for()
+    assert page.evaluate(
+        "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+    )
     page.get_by_role("link", name="Agents", exact=True).click()
     page.wait_for_function("relay.view === 'agents'")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -78,7 +78,7 @@ export function eventsView(relay) {
       if (this.loading || this.floor === 0 || this.events.length >= KEEP) return;
       this.loading = true;
       try {
-        const below = this.floor ?? relay.lastEventId + 1;
+        const below = (this.floor ?? relay.lastEventId) + 1; // ids below this are wanted
         const since = Math.max(0, below - 1 - WINDOW);
         const page = await relay.api("GET", "/v1/events", { query: { since, limit: WINDOW } });
         const older = page.filter((event) => event.id < below && !seen.has(event.id));
