@@ -5,6 +5,7 @@ in order, the ones written while the page was away included."""
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -210,3 +211,27 @@ def test_a_long_log_draws_a_screenful_and_loads_older_windows_on_scroll(
     page.get_by_test_id("events").evaluate("el => el.scrollTo(0, el.scrollHeight)")
     page.locator("[data-event='1']").wait_for()
     assert page.locator("[data-testid=events] .row").count() < 100
+
+
+def test_an_agent_token_sees_only_the_events_of_its_own_mail(
+    page: Any, dashboard: LiveServer
+) -> None:
+    token = json.loads(cli(dashboard, "--json", "register", "alice").stdout)["token"]
+    cli(dashboard, "register", "bob")
+    cli(dashboard, "register", "carol")
+    cli(dashboard, "--as", "carol", "send", "--to", "bob", "--subject", "secret one", "for bob")
+    cli(dashboard, "--as", "carol", "send", "--to", "alice", "--subject", "hello alice", "hi")
+    sign_in(page, dashboard, token)
+    page.get_by_role("link", name="Events").click()
+    page.locator(".row", has_text="hello alice").wait_for()
+
+    cli(dashboard, "--as", "carol", "send", "--to", "bob", "--subject", "secret two", "for bob")
+    cli(dashboard, "--as", "bob", "send", "--to", "alice", "--subject", "from bob", "hi")
+    page.locator(".row", has_text="from bob").wait_for()  # live, after the secret one
+    held = page.evaluate(
+        "() => JSON.stringify(Alpine.$data(document.querySelector('[data-testid=events-view]'))"
+        ".events)"
+    )
+    assert "secret" not in held and "hello alice" in held
+    page.get_by_label("Search events").fill("secret")
+    page.get_by_text("No events match.").wait_for()
