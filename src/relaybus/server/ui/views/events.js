@@ -58,18 +58,19 @@ export function eventsView(relay) {
       if (!batch.length) return;
       for (const event of batch) seen.add(event.id);
       batch.reverse();
-      if (this.paused) this.pending = keep(batch.concat(this.pending));
+      if (this.paused) this.pending = keep(batch.concat(this.pending), seen);
       else this.merge(batch);
     },
 
     /** Put `newer` (newest first, unseen) into the list, keeping the reader's place. */
     merge(newer) {
       // Live events follow all the others (the log was read up to the stream's cursor).
-      this.events = keep(newer.concat(this.events));
+      this.events = keep(newer.concat(this.events), seen);
       const scroller = this.$refs.scroller;
-      if (scroller && scroller.scrollTop > 0) {
+      const above = newer.filter(this.predicate()).length;
+      if (scroller && scroller.scrollTop > 0 && above) {
         // Reading further down: the rows stay where they are (following shows the newest).
-        this.$nextTick(() => (scroller.scrollTop += newer.length * this.rowHeight));
+        this.$nextTick(() => (scroller.scrollTop += above * this.rowHeight));
       }
     },
 
@@ -92,7 +93,7 @@ export function eventsView(relay) {
 
     mergeOlder(older) {
       const events = this.events.concat(older).sort((a, b) => b.id - a.id);
-      this.events = keep(events);
+      this.events = keep(events, seen);
     },
 
     onScrollFeed() {
@@ -112,15 +113,19 @@ export function eventsView(relay) {
     },
 
     get shown() {
-      const { kind, agent } = this.filter;
+      return this.events.filter(this.predicate());
+    },
+
+    /** Whether an event passes the filters: its kind's family, an agent it names
+     * (exactly), and text anywhere in its id, kind, agent, summary or data. */
+    predicate() {
+      const family = this.filter.kind ? `${this.filter.kind}.` : "";
+      const who = this.filter.agent.trim();
       const text = this.filter.text.trim().toLowerCase();
-      const who = agent.trim();
-      return this.events.filter(
-        (event) =>
-          (!kind || event.kind.startsWith(kind.endsWith(".") ? kind : `${kind}.`)) &&
-          (!who || involved(event).includes(who)) &&
-          matches(text, event.id, event.kind, event.agent_id, summary(event), json(event.data)),
-      );
+      return (event) =>
+        event.kind.startsWith(family) &&
+        (!who || involved(event).includes(who)) &&
+        matches(text, event.id, event.kind, event.agent_id, summary(event), json(event.data));
     },
 
     /** The agents named in the kept events, sorted (the agent filter's suggestions). */
@@ -140,9 +145,11 @@ export function eventsView(relay) {
   };
 }
 
-/** At most KEEP events: the newest. */
-function keep(events) {
-  return events.length > KEEP ? events.slice(0, KEEP) : events;
+/** At most KEEP events (the newest first); the ids of those let go leave `seen`. */
+function keep(events, seen) {
+  if (events.length <= KEEP) return events;
+  for (const event of events.slice(KEEP)) seen.delete(event.id);
+  return events.slice(0, KEEP);
 }
 
 function json(value, indent) {
