@@ -25,7 +25,7 @@ WATCH_STATUS = """() => {
 }"""
 #: The ids the feed holds, newest first (its data, not only the rows drawn).
 FEED_IDS = (
-    "() => Alpine.$data(document.querySelector('[data-testid=events-view]')).events.map(e => e.id)"
+    "() => Alpine.$data(document.querySelector('[data-testid=events-view]')).kept().map(e => e.id)"
 )
 
 
@@ -230,7 +230,7 @@ def test_an_agent_token_sees_only_the_events_of_its_own_mail(
     page.locator(".row", has_text="from bob").wait_for()  # live, after the secret one
     held = page.evaluate(
         "() => JSON.stringify(Alpine.$data(document.querySelector('[data-testid=events-view]'))"
-        ".events)"
+        ".kept())"
     )
     assert "secret" not in held and "hello alice" in held
     page.get_by_label("Search events").fill("secret")

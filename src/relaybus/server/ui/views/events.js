@@ -3,7 +3,11 @@
 // at most KEEP kept, in a virtual list; filter by kind family, agent and text; pause
 // following (live events wait, counted, until resumed); open an event's JSON and its
 // links (agent, thread, task). Older windows load as the list is scrolled to its end.
-import { clock, matches } from "../format.js";
+//
+// As in the agents view, the events are held outside Alpine's reactivity (`all`) and
+// `shown` is computed once per change: a render reads it several times.
+import Alpine from "../vendor/alpine-3.17.5.esm.min.js";
+import { clock } from "../format.js";
 import { virtualList } from "../virtual.js";
 
 /** Events kept in the page (the oldest go first). */
@@ -14,15 +18,20 @@ const WINDOW = 1000;
 export const FAMILIES = ["agent", "message", "task", "pair", "integration"];
 
 export function eventsView(relay) {
-  // Not reactive: the ids held (shown or pending) and the live events not yet drawn.
+  // Not reactive: the events kept (newest first), those held while paused, the ids of
+  // both, and the live events not drawn yet.
+  let all = [];
+  let pending = [];
   const seen = new Set();
   let arrived = [];
   let flushing = null;
 
   return {
     ...virtualList(32),
-    events: [], // newest first
-    pending: [], // live events held while paused, newest first
+    total: 0, // events kept
+    shown: [], // those that pass the filters
+    held: 0, // live events waiting while paused
+    names: [], // the agent filter's suggestions
     floor: null, // every visible event above this id is loaded (0: the whole log)
     started: false,
     loading: false,
@@ -39,6 +48,7 @@ export function eventsView(relay) {
         arrived.push(event);
         flushing ??= setTimeout(() => this.flush(), 0);
       });
+      this.$watch("filter", () => this.compute());
       this.$watch("$store.relay.view", (view) => view === "events" && this.show());
       if (relay.view === "events") this.show();
     },
@@ -50,6 +60,11 @@ export function eventsView(relay) {
       relay.whenReady(() => this.loadOlder());
     },
 
+    /** The events kept, newest first (for the tests and the console). */
+    kept() {
+      return all;
+    },
+
     /** Draw the live events gathered since the last flush (one redraw a burst). */
     flush() {
       flushing = null;
@@ -58,14 +73,19 @@ export function eventsView(relay) {
       if (!batch.length) return;
       for (const event of batch) seen.add(event.id);
       batch.reverse();
-      if (this.paused) this.pending = keep(batch.concat(this.pending), seen);
-      else this.merge(batch);
+      if (this.paused) {
+        pending = keep(batch.concat(pending), seen);
+        this.held = pending.length;
+      } else {
+        this.merge(batch);
+      }
     },
 
     /** Put `newer` (newest first, unseen) into the list, keeping the reader's place. */
     merge(newer) {
       // Live events follow all the others (the log was read up to the stream's cursor).
-      this.events = keep(newer.concat(this.events), seen);
+      all = keep(newer.concat(all), seen);
+      this.compute();
       const scroller = this.$refs.scroller;
       const above = newer.filter(this.predicate()).length;
       if (scroller && scroller.scrollTop > 0 && above) {
@@ -76,7 +96,7 @@ export function eventsView(relay) {
 
     /** Load the next window of older events (the first call: the most recent ones). */
     async loadOlder() {
-      if (this.loading || this.floor === 0 || this.events.length >= KEEP) return;
+      if (this.loading || this.floor === 0 || all.length >= KEEP) return;
       this.loading = true;
       try {
         const below = (this.floor ?? relay.lastEventId) + 1; // ids below this are wanted
@@ -85,54 +105,57 @@ export function eventsView(relay) {
         const older = page.filter((event) => event.id < below && !seen.has(event.id));
         for (const event of older) seen.add(event.id);
         this.floor = since;
-        if (older.length) this.mergeOlder(older.reverse());
+        if (older.length) {
+          all = keep(all.concat(older.reverse()).sort((a, b) => b.id - a.id), seen);
+          this.compute();
+        }
       } finally {
         this.loading = false;
       }
     },
 
-    mergeOlder(older) {
-      const events = this.events.concat(older).sort((a, b) => b.id - a.id);
-      this.events = keep(events, seen);
-    },
-
     onScrollFeed() {
       this.onScroll();
-      if (this.started && this.nearEnd(this.events)) {
+      if (this.started && this.nearEnd(this.shown)) {
         relay.whenReady(() => this.loadOlder());
       }
     },
 
     togglePause() {
       this.paused = !this.paused;
-      if (!this.paused && this.pending.length) {
-        const pending = this.pending;
-        this.pending = [];
-        this.merge(pending);
+      if (!this.paused && pending.length) {
+        const newer = pending;
+        pending = [];
+        this.held = 0;
+        this.merge(newer);
       }
     },
 
-    get shown() {
-      return this.events.filter(this.predicate());
+    /** `shown` and `total` from the events kept and the filters. */
+    compute() {
+      this.total = all.length;
+      this.shown = all.filter(this.predicate());
     },
 
     /** Whether an event passes the filters: its kind's family, an agent it names
      * (exactly), and text anywhere in its id, kind, agent, summary or data. */
     predicate() {
-      const family = this.filter.kind ? `${this.filter.kind}.` : "";
-      const who = this.filter.agent.trim();
-      const text = this.filter.text.trim().toLowerCase();
+      const f = Alpine.raw(this.filter);
+      const family = f.kind ? `${f.kind}.` : "";
+      const who = f.agent.trim();
+      const text = f.text.trim().toLowerCase();
       return (event) =>
         event.kind.startsWith(family) &&
         (!who || involved(event).includes(who)) &&
-        matches(text, event.id, event.kind, event.agent_id, summary(event), json(event.data));
+        (!text || haystack(event).includes(text));
     },
 
-    /** The agents named in the kept events, sorted (the agent filter's suggestions). */
-    get agents() {
-      const names = new Set();
-      for (const event of this.events) for (const name of involved(event)) names.add(name);
-      return [...names].sort();
+    /** The agents named in the kept events, sorted: the agent field's suggestions,
+     * gathered when it gets the focus. */
+    suggest() {
+      const found = new Set();
+      for (const event of all) for (const name of involved(event)) found.add(name);
+      this.names = [...found].sort();
     },
 
     open(event) {
@@ -143,6 +166,19 @@ export function eventsView(relay) {
       return json(event, 2);
     },
   };
+}
+
+/** The lower-cased text an event is searched in (made once an event). */
+const haystacks = new WeakMap();
+function haystack(event) {
+  let text = haystacks.get(event);
+  if (text === undefined) {
+    text = [event.id, event.kind, event.agent_id, summary(event), json(event.data)]
+      .join("\n")
+      .toLowerCase();
+    haystacks.set(event, text);
+  }
+  return text;
 }
 
 /** At most KEEP events (the newest first); the ids of those let go leave `seen`. */
