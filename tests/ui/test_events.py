@@ -81,6 +81,7 @@ def test_the_feed_shows_the_recent_log_then_live_events_with_filters(
     updated = page.locator(".row", has_text="task.updated")
     updated.wait_for()  # live
     assert "task #1 claimed → in_progress 40%" in updated.inner_text()
+    assert "task #1, lease until" in page.locator(".row", has_text="task.claimed").inner_text()
     wait_for_feed(page, log_ids(dashboard))
     rows = page.locator("[data-testid=events] .row")
     assert rows.first.get_attribute("data-event") == str(log_ids(dashboard)[-1])  # newest first

@@ -215,6 +215,9 @@ export function summary(event) {
       return `${(d.message_ids || []).map((id) => `#${id}`).join(", ")} via ${d.via}`;
     case "task.created":
       return `task #${d.task_id} “${d.title}” for ${d.target}`;
+    case "task.claimed":
+    case "task.renewed":
+      return `task #${d.task_id}, lease until ${seconds(d.lease_expires_at)}`;
     case "task.updated": {
       const progress = d.progress === null || d.progress === undefined ? "" : ` ${d.progress}%`;
       return `task #${d.task_id} ${d.previous} → ${d.status}${progress}${d.note ? `: ${d.note}` : ""}`;
@@ -233,11 +236,18 @@ function scalars(data) {
       if (value.length && value.every((item) => typeof item !== "object")) {
         parts.push(`${key}: ${value.join(", ")}`);
       }
+    } else if (key.endsWith("_at") && typeof value === "number") {
+      parts.push(`${key}: ${seconds(value)}`);
     } else if (typeof value !== "object") {
       parts.push(`${key}: ${value}`);
     }
   }
   return parts.join(" · ");
+}
+
+/** The local time of a Unix time in seconds (leases carry those), to the second. */
+function seconds(unix) {
+  return typeof unix === "number" ? new Date(unix * 1000).toLocaleTimeString() : String(unix);
 }
 
 /** Where an event leads: its agent, its message's thread, its task ({href, text}). */
