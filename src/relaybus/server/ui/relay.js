@@ -33,11 +33,11 @@ export function createRelay() {
     route: [],
     lastEventId: 0,
     notice: "",
+    _token: localStorage.getItem(TOKEN_KEY) || "", // the header's Sign out shows with it
 
     // Not reactive in use: listeners and the stream's controller.
     _listeners: [],
     _abort: null,
-    _token: localStorage.getItem(TOKEN_KEY) || "", // reactive: the header's Sign out shows
     _resumable: false, // a stream has been ready: reconnect from lastEventId
     _ready: ready,
     _resolveReady: resolveReady,
