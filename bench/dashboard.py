@@ -18,7 +18,8 @@ the server to the page showing it.
   ``performance.timeOrigin + performance.now()`` in the page), so it holds the write,
   the commit, the event log's fan-out, the SSE frame and the render. A second series
   does the same with agents' labels (a PATCH; the agents view fetches the agent
-  again on its ``agent.updated`` event). Targets: p50 ≤ 100 ms, p99 ≤ 300 ms.
+  again on its ``agent.updated`` event), and a third with messages on the events
+  view (the feed's row for ``message.sent``). Targets: p50 ≤ 100 ms, p99 ≤ 300 ms.
 
 Debian's ``chromium`` is driven by Playwright (``RELAYBUS_TEST_CHROMIUM`` or
 ``chromium`` on the PATH); the server listens on 127.0.0.1 only.
@@ -54,6 +55,8 @@ CHROMIUM_ARGS = [
 ]
 #: The marks the views set when their first load has drawn (see views/*.js).
 MARKS = ("relaybus:agents-rendered", "relaybus:messages-rendered")
+#: Each event-to-page series: the view it watches (a message is sent, or a label set).
+SERIES = {"message": "messages", "label": "agents", "feed": "events"}
 #: Milliseconds to wait for anything in the page.
 WAIT_MS = 60_000
 
@@ -133,9 +136,10 @@ WATCH = """() => {
 
 def event_to_page(browser: Any, url: str, count: int, kind: str) -> list[float]:
     """Milliseconds from just before each of ``count`` writes to its text in the page:
-    ``kind`` "message" (a send, on the messages view) or "label" (a PATCH, agents view)."""
+    ``kind`` "message" (a send, on the messages view), "feed" (a send, events view) or
+    "label" (a PATCH, agents view)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
-    view = "messages" if kind == "message" else "agents"
+    view = SERIES[kind]
     samples: list[float] = []
     try:
         page = context.new_page()
@@ -149,7 +153,7 @@ def event_to_page(browser: Any, url: str, count: int, kind: str) -> list[float]:
             for i in range(count):
                 marker = f"bench-{os.getpid()}-{i}"
                 sent = time.time() * 1000
-                if kind == "message":
+                if kind != "label":
                     answer = http.post(
                         "/v1/messages",
                         json={"sender": "agent-0001", "to": "agent-0000", "body": marker},
@@ -201,7 +205,7 @@ def main() -> None:
                         f"median {statistics.median(loads):.0f} ms, "
                         f"worst {max(loads):.0f} ms over {len(loads)} loads (target ≤ 1000 ms)"
                     )
-                    for kind in ("message", "label"):
+                    for kind in SERIES:
                         samples = event_to_page(browser, url, args.events, kind)
                         print(
                             f"event to page ({kind}, {len(samples)} writes): "

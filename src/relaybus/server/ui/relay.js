@@ -33,10 +33,12 @@ export function createRelay() {
     route: [],
     lastEventId: 0,
     notice: "",
+    _token: localStorage.getItem(TOKEN_KEY) || "", // the header's Sign out shows with it
 
     // Not reactive in use: listeners and the stream's controller.
     _listeners: [],
     _abort: null,
+    _resumable: false, // a stream has been ready: reconnect from lastEventId
     _ready: ready,
     _resolveReady: resolveReady,
 
@@ -44,14 +46,20 @@ export function createRelay() {
       return this.me !== null && this.me.agent === null;
     },
     get token() {
-      return localStorage.getItem(TOKEN_KEY) || "";
+      return this._token;
+    },
+
+    /** Keep `token` for this origin (localStorage) and use it from now on. */
+    saveToken(token) {
+      localStorage.setItem(TOKEN_KEY, token);
+      this._token = token;
     },
 
     /** Sign in from the address (`#token=`), then load who we are and go live. */
     async start() {
       const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
       if (match) {
-        localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+        this.saveToken(decodeURIComponent(match[1]));
         history.replaceState(null, "", location.pathname + location.search);
       }
       this.route = parseRoute(location.hash);
@@ -93,7 +101,7 @@ export function createRelay() {
     async submitToken() {
       const token = this.signIn.token.trim();
       if (!token) return;
-      localStorage.setItem(TOKEN_KEY, token);
+      this.saveToken(token);
       this.signIn.token = "";
       this.signIn.error = "";
       await this.connect();
@@ -152,7 +160,9 @@ export function createRelay() {
         this._abort = abort;
         const headers = { Accept: "text/event-stream" };
         if (this.token) headers.Authorization = `Bearer ${this.token}`;
-        if (this.lastEventId) headers["Last-Event-ID"] = String(this.lastEventId);
+        // Once a stream has said where the log stood, resume from there: even from 0 (an
+        // empty log), since a stream opened without the header starts "from now".
+        if (this._resumable) headers["Last-Event-ID"] = String(this.lastEventId);
         try {
           const response = await fetch("/v1/stream", { headers, signal: abort.signal });
           if (response.status === 401) {
@@ -164,7 +174,8 @@ export function createRelay() {
           for await (const frame of frames(response.body)) {
             if (frame.event === "ready") {
               const ready = JSON.parse(frame.data);
-              if (!this.lastEventId) this.lastEventId = ready.last_event_id;
+              if (!this._resumable) this.lastEventId = ready.last_event_id;
+              this._resumable = true;
               this.status = "live";
               delay = 250;
               this._resolveReady();
