@@ -78,10 +78,13 @@ def test_the_feed_shows_the_recent_log_then_live_events_with_filters(
     )
     cli(dashboard, "--as", "alice", "claim", "1")
     cli(dashboard, "--as", "alice", "task", "1", "--status", "in_progress", "--progress", "40")
-    updated = page.locator(".row", has_text="task.updated")
+    updated = page.locator("[data-testid=events] .row", has_text="task.updated")
     updated.wait_for()  # live
     assert "task #1 claimed → in_progress 40%" in updated.inner_text()
-    assert "task #1, lease until" in page.locator(".row", has_text="task.claimed").inner_text()
+    assert (
+        "task #1, lease until"
+        in page.locator("[data-testid=events] .row", has_text="task.claimed").inner_text()
+    )
     wait_for_feed(page, log_ids(dashboard))
     rows = page.locator("[data-testid=events] .row")
     assert rows.first.get_attribute("data-event") == str(log_ids(dashboard)[-1])  # newest first
@@ -224,11 +227,13 @@ def test_an_agent_token_sees_only_the_events_of_its_own_mail(
     cli(dashboard, "--as", "carol", "send", "--to", "alice", "--subject", "hello alice", "hi")
     sign_in(page, dashboard, token)
     page.get_by_role("link", name="Events").click()
-    page.locator(".row", has_text="hello alice").wait_for()
+    page.locator("[data-testid=events] .row", has_text="hello alice").wait_for()
 
     cli(dashboard, "--as", "carol", "send", "--to", "bob", "--subject", "secret two", "for bob")
     cli(dashboard, "--as", "bob", "send", "--to", "alice", "--subject", "from bob", "hi")
-    page.locator(".row", has_text="from bob").wait_for()  # live, after the secret one
+    page.locator(
+        "[data-testid=events] .row", has_text="from bob"
+    ).wait_for()  # live, after the secret one
     held = page.evaluate(
         "() => JSON.stringify(Alpine.$data(document.querySelector('[data-testid=events-view]'))"
         ".kept())"
