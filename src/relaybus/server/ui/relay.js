@@ -21,9 +21,14 @@ export class ApiError extends Error {
   }
 }
 
+/** Milliseconds the other views wait for the first view's draw before loading anyway. */
+const FIRST_DRAW_WAIT = 1500;
+
 export function createRelay() {
   let resolveReady;
   const ready = new Promise((resolve) => (resolveReady = resolve));
+  let resolveDrawn;
+  const drawn = new Promise((resolve) => (resolveDrawn = resolve));
   return {
     // Reactive state (Alpine makes the store reactive).
     status: "connecting", // connecting | live | reconnecting | signed-out
@@ -41,6 +46,7 @@ export function createRelay() {
     _resumable: false, // a stream has been ready: reconnect from lastEventId
     _ready: ready,
     _resolveReady: resolveReady,
+    _drawn: drawn,
 
     get admin() {
       return this.me !== null && this.me.agent === null;
@@ -67,6 +73,7 @@ export function createRelay() {
       window.addEventListener("hashchange", () => {
         this.route = parseRoute(location.hash);
         this.view = this.route[0];
+        resolveDrawn(); // a view shown before the first one drew loads at once
       });
       await this.connect();
     },
@@ -76,10 +83,23 @@ export function createRelay() {
       return this._ready;
     },
 
+    /** The view shown first has drawn its first page: the others load now. */
+    drew() {
+      resolveDrawn();
+    },
+
     /** Run `load` once signed in and live; an error other than a 401 (which opens the
-     * sign-in dialog) is shown as a notice. Views start their first load with this. */
-    async whenReady(load) {
+     * sign-in dialog) is shown as a notice. Views start their first load with this.
+     * The load of a `view` that is not the one shown waits until the shown view has
+     * drawn (`drew()`), the user switches views, or FIRST_DRAW_WAIT passes, so that
+     * the first screen does not share the network and the page's thread with views
+     * nobody looks at yet. */
+    async whenReady(load, view) {
       await this._ready;
+      if (view && this.view !== view) {
+        setTimeout(resolveDrawn, FIRST_DRAW_WAIT);
+        await drawn;
+      }
       try {
         await load();
       } catch (error) {

@@ -28,7 +28,7 @@ export function agentsView(relay) {
       relay.on("agent.", (event) => this.refresh(event.agent_id || event.data.agent_id, event));
       this.$watch("filter", () => this.compute());
       setInterval(() => (this.now = Date.now()), 5000);
-      await relay.whenReady(() => this.load());
+      await relay.whenReady(() => this.load(), "agents");
     },
 
     async load() {
@@ -36,7 +36,10 @@ export function agentsView(relay) {
       this.compute(true);
       this.loaded = true;
       // The first draw, for bench/dashboard.py (a no-op after the first load).
-      this.$nextTick(() => performance.mark("relaybus:agents-rendered"));
+      this.$nextTick(() => {
+        performance.mark("relaybus:agents-rendered");
+        relay.drew();
+      });
     },
 
     /** One agent changed: fetch it again (or drop it when it unregistered). */

@@ -57,7 +57,10 @@ export function eventsView(relay) {
     show() {
       if (this.started) return;
       this.started = true;
-      relay.whenReady(() => this.loadOlder());
+      relay.whenReady(async () => {
+        await this.loadOlder();
+        relay.drew();
+      });
     },
 
     /** The events kept, newest first (for the tests and the console). */

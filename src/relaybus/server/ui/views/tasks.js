@@ -72,8 +72,9 @@ export function tasksView(relay) {
       this.$watch("$store.relay.route", () => this.follow());
       await relay.whenReady(async () => {
         await this.load();
+        this.$nextTick(() => relay.drew());
         await this.follow();
-      });
+      }, "tasks");
     },
 
     /** The first page of every column, drawn once all have come. */
