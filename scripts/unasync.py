@@ -32,6 +32,7 @@ FILES = {
     "aio_integrations.py": "integrations.py",
     "aio_pairs.py": "pairs.py",
     "aio_messages.py": "messages.py",
+    "aio_view.py": "view.py",
 }
 
 #: (pattern, replacement), applied in order to every line of a source.

@@ -7,7 +7,7 @@ claim, receipts), from :meth:`relaybus.AsyncRelay.register` or
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,6 +27,7 @@ from ..models import (
 from . import calls
 from .aio_messages import AsyncMessagesView
 from .aio_pairs import AsyncPairActions
+from .aio_view import AsyncView
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
 
 if TYPE_CHECKING:
@@ -38,25 +39,11 @@ T = TypeVar("T")
 PAGE = 1000
 
 
-class AsyncTasksView(ABC):
+class AsyncTasksView(AsyncView):
     """Tasks as one party sees them, and its reports on them: the workspace operator
     (:class:`~relaybus.client.aio.AsyncRelay`: every task of the workspace, changed as
     the operator) or one agent (:class:`AsyncAgentHandle`: the tasks it may see,
     changed as that agent, fenced by its epoch)."""
-
-    @abstractmethod
-    async def _run(self, call: Call[T]) -> T:
-        """``call`` run by the relay's backend."""
-
-    @property
-    @abstractmethod
-    def _workspace(self) -> str:
-        """The workspace the calls work in."""
-
-    @property
-    @abstractmethod
-    def _agent(self) -> str | None:
-        """The agent the calls act as (``None``: the workspace operator)."""
 
     @property
     @abstractmethod

@@ -11,34 +11,19 @@ of its workspace, on an agent's handle those the agent sent or received (its
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import TypeVar
 
 from ..models import Delivery, Message
 from . import calls
-from .transport import Call
+from .aio_view import AsyncView
 
 T = TypeVar("T")
 
 
-class AsyncMessagesView(ABC):
+class AsyncMessagesView(AsyncView):
     """Messages as one party may see them: the workspace operator (every message) or
     one agent (those it sent or has a delivery of: the visibility rule)."""
-
-    @abstractmethod
-    async def _run(self, call: Call[T]) -> T:
-        """``call`` run by the relay's backend."""
-
-    @property
-    @abstractmethod
-    def _workspace(self) -> str:
-        """The workspace the calls work in."""
-
-    @property
-    @abstractmethod
-    def _agent(self) -> str | None:
-        """The agent whose view this is (``None``: the workspace operator, all)."""
 
     async def list_messages(
         self,

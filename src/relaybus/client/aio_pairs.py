@@ -12,33 +12,18 @@ agent's handle inviting, answering, sending pair messages and hanging up).
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
 from typing import TypeVar
 
 from ..models import Message, Pair, PairStatus
 from . import calls
-from .transport import Call
+from .aio_view import AsyncView
 
 T = TypeVar("T")
 
 
-class AsyncPairsView(ABC):
+class AsyncPairsView(AsyncView):
     """Reading pairs: on a relay every pair of its workspace, on an agent's handle the
     agent's own."""
-
-    @abstractmethod
-    async def _run(self, call: Call[T]) -> T:
-        """``call`` run by the relay's backend."""
-
-    @property
-    @abstractmethod
-    def _workspace(self) -> str:
-        """The workspace the calls work in."""
-
-    @property
-    @abstractmethod
-    def _agent(self) -> str | None:
-        """The agent whose pairs these are (``None``: the workspace operator, all)."""
 
     async def pairs(
         self, *, status: PairStatus | str | None = None, limit: int = 100

@@ -7,7 +7,7 @@ claim, receipts), from :meth:`relaybus.Relay.register` or
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +28,7 @@ from . import calls
 from .messages import MessagesView
 from .pairs import PairActions
 from .transport import BACKOFF_CAP, Call, StreamQuery, delivered_to
+from .view import View
 
 if TYPE_CHECKING:
     from .relay import Relay
@@ -38,25 +39,11 @@ T = TypeVar("T")
 PAGE = 1000
 
 
-class TasksView(ABC):
+class TasksView(View):
     """Tasks as one party sees them, and its reports on them: the workspace operator
     (:class:`~relaybus.client.relay.Relay`: every task of the workspace, changed as
     the operator) or one agent (:class:`AgentHandle`: the tasks it may see,
     changed as that agent, fenced by its epoch)."""
-
-    @abstractmethod
-    def _run(self, call: Call[T]) -> T:
-        """``call`` run by the relay's backend."""
-
-    @property
-    @abstractmethod
-    def _workspace(self) -> str:
-        """The workspace the calls work in."""
-
-    @property
-    @abstractmethod
-    def _agent(self) -> str | None:
-        """The agent the calls act as (``None``: the workspace operator)."""
 
     @property
     @abstractmethod

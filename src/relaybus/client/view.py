@@ -1,0 +1,34 @@
+# Generated from aio_view.py by scripts/unasync.py: do not edit. Edit aio_view.py
+# (the async source) and run `python scripts/unasync.py`; CI checks they agree.
+""":class:`View`, what every SDK view needs of the object it is mixed into: a way
+to run a call, the workspace, and whose view it is. The relay (the workspace operator)
+and an agent's handle provide them; the views (tasks, pairs, messages) build on them.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TypeVar
+
+from .transport import Call
+
+T = TypeVar("T")
+
+
+class View(ABC):
+    """The base of the SDK's views: :meth:`_run`, :attr:`_workspace`, :attr:`_agent`."""
+
+    @abstractmethod
+    def _run(self, call: Call[T]) -> T:
+        """``call`` run by the relay's backend."""
+
+    @property
+    @abstractmethod
+    def _workspace(self) -> str:
+        """The workspace the calls work in."""
+
+    @property
+    @abstractmethod
+    def _agent(self) -> str | None:
+        """The agent whose view this is and who acts (``None``: the workspace operator,
+        who sees every row of the workspace)."""
