@@ -420,3 +420,144 @@ class PruneReport(_Model):
     deliveries: int
     events: int
     agents: int
+
+
+# --- Spawned agents (issue 19: the warm local relay's supervisor) -----------------
+
+
+class RestartPolicy(StrEnum):
+    """When the supervisor starts a spawned agent's program again after it exits:
+    ``no``, ``on-failure`` (a non-zero exit or a signal) or ``always`` (any exit but
+    a release)."""
+
+    NO = "no"
+    ON_FAILURE = "on-failure"
+    ALWAYS = "always"
+
+
+class SpawnedState(StrEnum):
+    """A spawned agent's program: ``running`` (its process is up), ``restarting``
+    (it exited and the restart policy starts it again), ``exited`` (it exited for
+    good) or ``released`` (``release`` stopped it)."""
+
+    RUNNING = "running"
+    RESTARTING = "restarting"
+    EXITED = "exited"
+    RELEASED = "released"
+
+
+class SpawnedAgent(_Model):
+    """An agent program the warm local relay started and supervises
+    (``relaybus spawn``; agent-relay's ``spawn_pty``/``spawn_headless``).
+
+    ``command`` is the program's argv as run (a preset's, with its model and approval
+    flags, or the one given). In a PTY (``headless`` false) it runs under
+    ``relaybus run``, which types the agent's mail in; headless it runs once with its
+    task as the prompt and no terminal. ``exit_code`` is the last exit's code
+    (negative: the signal that ended it); ``last_lines`` the last lines of its output
+    once it has exited.
+    """
+
+    name: str
+    workspace: str
+    cli: str | None = None
+    command: list[str]
+    headless: bool = False
+    cwd: str
+    model: str | None = None
+    restart: RestartPolicy = RestartPolicy.NO
+    state: SpawnedState
+    pid: int | None = None
+    restarts: int = 0
+    exit_code: int | None = None
+    idle: bool = False
+    task_id: int | None = None
+    started_at: datetime
+    exited_at: datetime | None = None
+    last_lines: list[str] = Field(default_factory=list)
+
+
+class SpawnedScreen(_Model):
+    """What a spawned agent's terminal shows now (``relaybus screen``): its ``rows``
+    lines of ``columns`` characters, trailing blanks trimmed, and the cursor."""
+
+    name: str
+    columns: int
+    rows: int
+    lines: list[str]
+    cursor_row: int
+    cursor_column: int
+
+
+class SpawnEventKind(StrEnum):
+    """What happened to a spawned agent (the event log's ``agent.<kind>`` events)."""
+
+    SPAWNED = "spawned"
+    IDLE = "idle"
+    EXITED = "exited"
+    RESTARTED = "restarted"
+    RELEASED = "released"
+
+
+class SpawnEvent(_Model):
+    """One event of a spawned agent, read from the event log (``id`` is the log's):
+    ``code`` and ``last_lines`` on exited and restarted, ``reason`` on released."""
+
+    id: int
+    kind: SpawnEventKind
+    name: str
+    pid: int | None = None
+    code: int | None = None
+    restarts: int = 0
+    last_lines: list[str] = Field(default_factory=list)
+    reason: str | None = None
+    at: datetime
+
+
+class Preflight(_Model):
+    """Whether an agent CLI can be spawned: found on PATH (``path``) and answering
+    ``--version`` (``version``); ``error`` says why not when ``ok`` is false."""
+
+    cli: str
+    ok: bool
+    path: str | None = None
+    version: str | None = None
+    error: str | None = None
+
+
+# --- Workflow runs (issue 19: the runner's state, kept in the store) --------------
+
+
+class WorkflowRunStatus(StrEnum):
+    """A workflow run: ``running`` until every step is done (``done``), one failed for
+    good (``failed``) or ``cancel`` stopped it (``cancelled``)."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WorkflowRun(_Model):
+    """One run of a workflow file, as its runner keeps it in the store.
+
+    ``state`` is the runner's own document (each step's status, attempts, task ids and
+    result); ``version`` goes up by one on every update, so two runners cannot both
+    write it (an update names the version it read: Conflict otherwise). ``runner`` is
+    who holds it (``host:pid``) and ``heartbeat_at`` when it last said so.
+    """
+
+    id: int
+    workspace: str
+    name: str
+    file: str | None = None
+    digest: str
+    source: str
+    status: WorkflowRunStatus
+    runner: str | None = None
+    heartbeat_at: datetime | None = None
+    state: dict[str, Any] = Field(default_factory=dict)
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None = None
