@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -193,14 +193,15 @@ def test_a_state_nested_too_deep_or_too_large_is_refused(service: Service) -> No
 
 def test_bad_updates_change_nothing(service: Service) -> None:
     run = new_run(service)
-    for args, reason in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({}, "nothing to update"),
         ({"status": "paused"}, "unknown workflow run status"),
         ({"version": 0}, "version must be between"),
         ({"runner": ""}, "runner has"),
-    ]:
+    ]
+    for args, reason in cases:
         with pytest.raises(InvalidInput, match=reason):
-            service.update_run("default", run.id, **{"version": 1, **args})  # type: ignore[arg-type]
+            service.update_run("default", run.id, **{"version": 1, **args})
     with pytest.raises(InvalidInput, match="limit"):
         service.list_runs("default", limit=0)
     with pytest.raises(InvalidInput, match="unknown workflow run status"):
@@ -230,5 +231,5 @@ def test_racing_updaters_with_the_same_version_exactly_one_wins(service: Service
     won = [a for a in answers if isinstance(a, WorkflowRun)]
     assert len(won) == 1 and sum(isinstance(a, Conflict) for a in answers) == racers - 1
     stored = service.get_run("default", run.id)
-    assert stored.version == 2 and stored.state == {"by": int(won[0].runner.split(":")[1])}
+    assert stored.version == 2 and stored.state == {"by": int(str(won[0].runner)[5:])}
     assert stored == won[0]
