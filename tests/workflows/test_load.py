@@ -72,7 +72,9 @@ def test_the_review_example_is_the_demo_scenario() -> None:
     assert list(workflow.agents) == ["alice", "bob", "carol", "dave"]
     reviewers = [a for a in workflow.agents.values() if "review" in a.capabilities]
     assert [a.name for a in reviewers] == ["bob", "carol", "dave"]
-    assert all(a.command[:3] == ("python3", "-m", "relaybus.workflows.demo_agent") for a in reviewers)
+    assert all(
+        a.command[:3] == ("python3", "-m", "relaybus.workflows.demo_agent") for a in reviewers
+    )
     assert workflow.steps["review"].capability == "review"
     assert workflow.order() == ["write", "review", "merge"]
 
@@ -131,7 +133,12 @@ def test_every_key_of_the_format_is_read() -> None:
     r, p = workflow.agents["r"], workflow.agents["p"]
     assert r.command == ("python3", "my agent.py", "--fast")
     assert (r.capabilities, r.tags, r.channels) == (("review", "code"), ("backend",), ("dev",))
-    assert (r.headless, r.cwd, r.restart, dict(r.env)) == (True, "sub", "on-failure", {"KEY": "value"})
+    assert (r.headless, r.cwd, r.restart, dict(r.env)) == (
+        True,
+        "sub",
+        "on-failure",
+        {"KEY": "value"},
+    )
     assert (p.cli, p.model, p.args, p.approval, p.restart) == (
         "codex", "o3", ("--verbose",), "read-only", "no",
     )  # fmt: skip
@@ -178,8 +185,11 @@ BAD: list[tuple[str, str, tuple[int, str]]] = [
     (
         "bad workflow name",
         GOOD.replace("name: flow", "name: My Flow"),
-        (2, "name is the text 'My Flow', not a workflow name: lower-case letters, digits, "
-            "'.', '_' and '-', starting with a letter or digit, at most 64"),
+        (
+            2,
+            "name is the text 'My Flow', not a workflow name: lower-case letters, digits, "
+            "'.', '_' and '-', starting with a letter or digit, at most 64",
+        ),
     ),
     (
         "unknown top-level key",
@@ -249,8 +259,7 @@ BAD: list[tuple[str, str, tuple[int, str]]] = [
     (
         "unknown dependency",
         GOOD.replace("depends_on: [plan]", "depends_on: [plna]"),
-        (12, "steps.build.depends_on[0] names 'plna', which is not a step "
-             "(did you mean 'plan'?)"),
+        (12, "steps.build.depends_on[0] names 'plna', which is not a step (did you mean 'plan'?)"),
     ),
     (
         "depends on itself",
@@ -290,8 +299,11 @@ BAD: list[tuple[str, str, tuple[int, str]]] = [
     (
         "unknown preset",
         GOOD.replace("cli: claude", "cli: cloude"),
-        (5, "agents.coder.cli is the text 'cloude', not one of claude, codex, gemini, opencode "
-            "(did you mean 'claude', 'codex'?)"),
+        (
+            5,
+            "agents.coder.cli is the text 'cloude', not one of claude, codex, gemini, opencode "
+            "(did you mean 'claude', 'codex'?)",
+        ),
     ),
     (
         "command string that does not split",
@@ -311,8 +323,11 @@ BAD: list[tuple[str, str, tuple[int, str]]] = [
     (
         "bad duration",
         GOOD.replace("depends_on: [plan]", "depends_on: [plan]\n    timeout: 5 min"),
-        (13, "steps.build.timeout is the text '5 min', not a duration: seconds (90), or 90s, "
-             "5m, 1h, 1h30m"),
+        (
+            13,
+            "steps.build.timeout is the text '5 min', not a duration: seconds (90), or 90s, "
+            "5m, 1h, 1h30m",
+        ),
     ),
     (
         "zero duration",
@@ -327,20 +342,29 @@ BAD: list[tuple[str, str, tuple[int, str]]] = [
     (
         "unknown template reference to a step",
         GOOD.replace("Build {{ steps.plan.result }}", "Build {{ steps.plna.result }}"),
-        (13, "steps.build.task quotes {{ steps.plna.result }}, but there is no step 'plna' "
-             "(did you mean 'plan'?)"),
+        (
+            13,
+            "steps.build.task quotes {{ steps.plna.result }}, but there is no step 'plna' "
+            "(did you mean 'plan'?)",
+        ),
     ),
     (
         "unknown kind of template reference",
         GOOD.replace("Build {{ steps.plan.result }}", "Build {{steps.plan.output}}"),
-        (13, "steps.build.task has an unknown reference {{steps.plan.output}} "
-             "(did you mean 'steps.plan.result'?)"),
+        (
+            13,
+            "steps.build.task has an unknown reference {{steps.plan.output}} "
+            "(did you mean 'steps.plan.result'?)",
+        ),
     ),
     (
         "template reference to nothing known",
         GOOD.replace("Build {{ steps.plan.result }}", "Build {{ env.HOME }}"),
-        (13, "steps.build.task has an unknown reference {{ env.HOME }}: use "
-             "{{ steps.NAME.result }}, {{ workflow.name }} or {{ run.id }}"),
+        (
+            13,
+            "steps.build.task has an unknown reference {{ env.HOME }}: use "
+            "{{ steps.NAME.result }}, {{ workflow.name }} or {{ run.id }}",
+        ),
     ),
     (
         "review of an unknown step",
@@ -373,8 +397,11 @@ BAD: list[tuple[str, str, tuple[int, str]]] = [
     (
         "bad step name",
         GOOD.replace("  build:", "  build.it:"),
-        (10, "steps: 'build.it' is not a step name: letters, digits, '_' and '-' (no dots), "
-             "starting with a letter or digit, at most 64"),
+        (
+            10,
+            "steps: 'build.it' is not a step name: letters, digits, '_' and '-' (no dots), "
+            "starting with a letter or digit, at most 64",
+        ),
     ),
 ]
 
@@ -395,7 +422,9 @@ def test_text_that_is_not_yaml_is_refused_at_its_line(text: str, line: int) -> N
     assert reason.startswith("not valid YAML: ")
 
 
-@pytest.mark.parametrize(("text", "expected"), [(t, e) for _, t, e in BAD], ids=[w for w, _, _ in BAD])
+@pytest.mark.parametrize(
+    ("text", "expected"), [(t, e) for _, t, e in BAD], ids=[w for w, _, _ in BAD]
+)
 def test_a_bad_file_is_refused_with_the_line_and_the_reason(
     text: str, expected: tuple[int, str]
 ) -> None:
@@ -482,12 +511,16 @@ def test_an_alias_of_itself_and_an_alias_bomb_are_refused() -> None:
 
 
 def test_non_text_keys_are_their_text() -> None:
-    workflow = loads(GOOD + "  1:\n    agent: coder\n    task: one\n  true:\n    agent: c\n    task: t\n")
+    workflow = loads(
+        GOOD + "  1:\n    agent: coder\n    task: one\n  true:\n    agent: c\n    task: t\n"
+    )
     assert list(workflow.steps) == ["plan", "build", "1", "true"]
 
 
 def test_an_empty_file_says_so() -> None:
-    assert problems_of("") == [(0, "is empty: a workflow is a mapping with version, name and steps")]
+    assert problems_of("") == [
+        (0, "is empty: a workflow is a mapping with version, name and steps")
+    ]
     assert problems_of("# nothing\n") == problems_of("")
 
 

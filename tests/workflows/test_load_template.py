@@ -127,7 +127,9 @@ def test_a_back_edge_makes_a_cycle_that_is_named(
 
 
 @given(st.text(), st.dictionaries(NAMES, st.text() | st.none()))
-def test_text_without_placeholders_renders_as_it_is(text: str, results: dict[str, str | None]) -> None:
+def test_text_without_placeholders_renders_as_it_is(
+    text: str, results: dict[str, str | None]
+) -> None:
     if "{{" in text:
         return
     assert render(text, results, workflow="w", run_id=1) == text
