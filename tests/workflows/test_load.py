@@ -462,6 +462,15 @@ def test_a_template_reference_points_at_its_own_line_in_a_literal_block() -> Non
     assert [line for line, _ in problems_of(text)] == [16]
 
 
+def test_an_unquoted_template_says_to_quote_it() -> None:
+    text = GOOD.replace("task: Build {{ steps.plan.result }}", "task: {{ steps.plan.result }}")
+    assert (
+        13,
+        "steps.build.task starts with {{, which YAML reads as a mapping: put the text in "
+        'quotes ("{{ ... }}")',
+    ) in problems_of(text)
+
+
 def test_yaml_1_2_scalars_no_is_text_dates_and_octals_too() -> None:
     text = GOOD.replace("cli: claude", "cli: claude\n    restart: no\n    env: {ON: off}")
     text = text.replace("name: flow", "name: flow\ndescription: 2024-01-01")

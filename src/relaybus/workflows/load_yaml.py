@@ -196,6 +196,14 @@ class _Walker:
             if key_node.tag == _MERGE:
                 merged.update(self.merge(value_node, path, depth, line))
                 continue
+            if isinstance(key_node, MappingNode) and key_node.flow_style:
+                # `task: {{ steps.a.result }}` unquoted is a mapping in a mapping.
+                reason = (
+                    f"{where(path)} starts with {{{{, which YAML reads as a mapping: "
+                    'put the text in quotes ("{{ ... }}")'
+                )
+                self.found.problems.append(Problem(line, reason))
+                continue
             if not isinstance(key_node, ScalarNode):
                 reason = f"{where(path)} has a key that is a list or a mapping, not a name"
                 self.found.problems.append(Problem(line, reason))
