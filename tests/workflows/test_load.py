@@ -486,6 +486,17 @@ def test_yaml_1_2_scalars_no_is_text_dates_and_octals_too() -> None:
     )
 
 
+def test_a_line_break_after_a_name_or_a_duration_is_refused() -> None:
+    text = GOOD.replace("name: flow", "name: |\n  flow").replace(
+        "depends_on: [plan]", "depends_on: [plan]\n    timeout: |\n      5m"
+    )
+    found = problems_of(text)
+    assert [(line, reason.split(",")[0]) for line, reason in found] == [
+        (2, "name is the text 'flow\\n'"),
+        (14, "steps.build.timeout is the text '5m\\n'"),
+    ]
+
+
 def test_anchors_aliases_and_merge_keys_are_read() -> None:
     text = dedent("""\
         version: 1

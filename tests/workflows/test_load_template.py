@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relaybus.errors import InvalidInput
-from relaybus.workflows.load import WorkflowError, loads
+from relaybus.workflows.load import WorkflowError, loads, parse_duration, schema
 from relaybus.workflows.template import placeholders, references, render
 
 
@@ -133,3 +133,13 @@ def test_text_without_placeholders_renders_as_it_is(
     if "{{" in text:
         return
     assert render(text, results, workflow="w", run_id=1) == text
+
+
+@given(st.from_regex(schema()["$defs"]["duration"]["pattern"]))
+def test_every_duration_the_schema_allows_parses_or_is_out_of_range(text: str) -> None:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        assert "not more than 0 and at most 30 days" in str(exc)
+    else:
+        assert 0 < seconds <= 30 * 86400
