@@ -140,6 +140,7 @@ def test_on_failure_restarts_a_crash_and_delivers_its_unread_mail_once(
 
 
 def test_always_restarts_a_clean_exit_and_no_does_not(relay: Relay) -> None:
+    since = relay.last_event_id()
     relay.spawn("again", command=program("exit", "0"), restart="always", headless=True)
     relay.spawn("once", command=program("exit", "0"), headless=True)
 
@@ -148,6 +149,15 @@ def test_always_restarts_a_clean_exit_and_no_does_not(relay: Relay) -> None:
     once = relay.spawned_agent("once")
     assert once.restarts == 0 and once.exit_code == 0 and once.last_lines == ["bye 0"]
     relay.release("again")
+    events = list(relay.spawn_events(after=since, timeout=0))
+    again = [e.kind for e in events if e.name == "again"]
+    assert again[:3] == [SpawnEventKind.SPAWNED, SpawnEventKind.EXITED, SpawnEventKind.RESTARTED]
+    assert again[-1] is SpawnEventKind.RELEASED
+    assert [e.kind for e in events if e.name == "once"] == [
+        SpawnEventKind.SPAWNED,
+        SpawnEventKind.EXITED,
+    ]
+    assert [e.id for e in events] == sorted(e.id for e in events)
 
 
 def test_headless_agent_with_a_task_finishes_it_from_its_exit(relay: Relay) -> None:
