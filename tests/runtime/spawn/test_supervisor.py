@@ -218,3 +218,21 @@ def test_a_relay_server_answers_501(tmp_path: Path) -> None:
         assert "warm local relay" in answer.json()["detail"]
         with pytest.raises(RelayError, match="warm local relay"):
             relay.spawned()
+
+
+def test_preflight_reports_each_cli(relay: Relay) -> None:
+    found = relay.preflight(["claude"], env={"PATH": "/nonexistent"})
+
+    assert [p.cli for p in found] == ["claude"]
+    assert not found[0].ok and found[0].error
+
+
+def test_a_cli_that_is_not_there_is_refused_before_or_by_the_relay(relay: Relay) -> None:
+    nowhere = {"PATH": "/nonexistent"}
+    with pytest.raises(InvalidInput, match="claude"):
+        relay.spawn("c1", cli="claude", env=nowhere)  # its preflight, here
+    with pytest.raises(InvalidInput):
+        relay.spawn("c2", cli="claude", env=nowhere, preflight=False)  # the relay's check
+    with pytest.raises(InvalidInput):
+        relay.spawn("c3", cli="no-such-cli", preflight=False)
+    assert relay.spawned() == []
