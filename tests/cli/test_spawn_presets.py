@@ -25,7 +25,7 @@ def test_every_preset_cli_has_a_preset() -> None:
     ("cli", "expected"),
     [
         ("claude", ["claude", "--model", "sonnet", "fix the bug"]),
-        ("codex", ["codex", "--model", "o3", "fix the bug"]),
+        ("codex", ["codex", "--no-daemon", "--model", "o3", "fix the bug"]),
         ("gemini", ["gemini", "--model", "gemini-2.5-pro", "--prompt-interactive=fix the bug"]),
         ("opencode", ["opencode", "--model", "anthropic/claude", "--prompt=fix the bug"]),
     ],
@@ -53,8 +53,9 @@ def test_headless_command_runs_the_task_as_the_prompt(cli: str, expected: list[s
 
 @pytest.mark.parametrize("cli", CLIS)
 def test_bare_preset_is_the_program_alone(cli: str) -> None:
-    assert build_command(cli) == [cli]
-    assert build_command(cli, approval="open") == [cli]
+    bare = ["codex", "--no-daemon"] if cli == "codex" else [cli]  # its own process
+    assert build_command(cli) == bare
+    assert build_command(cli, approval="open") == bare
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def test_bare_preset_is_the_program_alone(cli: str) -> None:
             "codex",
             "guarded",
             False,
-            ["codex", "--sandbox", "read-only", "--ask-for-approval", "on-request"],
+            ["codex", "--no-daemon", "--sandbox", "read-only", "--ask-for-approval", "on-request"],
         ),
         (
             "codex",

@@ -9,7 +9,7 @@ Each preset is written from the CLI's own ``--help`` at the version named in
 CLI           model              task, interactive           headless (task as the prompt)
 ============  =================  ==========================  ==================================
 ``claude``    ``--model M``      ``claude TASK``             ``claude -p TASK``
-``codex``     ``--model M``      ``codex TASK``              ``codex exec TASK``
+``codex``     ``--model M``      ``codex --no-daemon TASK``  ``codex exec TASK``
 ``gemini``    ``--model M``      ``gemini                    ``gemini --prompt=TASK``
                                  --prompt-interactive=TASK``
 ``opencode``  ``--model P/M``    ``opencode --prompt=TASK``  ``opencode run TASK``
@@ -36,6 +36,10 @@ CLI           guarded                               read-only
 
 Codex's approval flags are its top-level options, so they come before ``exec``
 (as :mod:`relaybus.runtime.approval` puts them for ``relaybus run -- codex``).
+An interactive Codex gets ``--no-daemon``: its session then runs in its own process,
+with the environment that names the agent (``RELAYBUS_AGENT``), not in a shared
+background server started elsewhere (docs/codex.md); ``codex exec`` runs in its own
+process anyway.
 A task given as a separate argument that starts with ``-`` follows ``--``, so that the
 CLI does not read it as an option.
 """
@@ -73,6 +77,7 @@ class Preset:
         cli: the preset's name (``--cli``) and the program run.
         version: the CLI version whose ``--help`` the flags come from.
         model: the option that picks the model (followed by the model).
+        interactive: the arguments of an interactive session, right after the program.
         interactive_task: the option that gives the first task to an interactive
             session (``None``: the task is the last argument).
         headless: the arguments of non-interactive use, right after the program.
@@ -89,6 +94,7 @@ class Preset:
     cli: str
     version: str
     model: str = "--model"
+    interactive: tuple[str, ...] = ()
     interactive_task: str | None = None
     headless: tuple[str, ...] = ()
     headless_task: str | None = None
@@ -139,6 +145,7 @@ PRESETS: dict[str, Preset] = {
     "codex": Preset(
         cli="codex",
         version="0.171.0",
+        interactive=("--no-daemon",),
         headless=("exec",),
         approval={mode: _codex_flags(*policy) for mode, policy in CODEX_POLICY.items()},
         headless_approval={"guarded": _codex_flags("read-only", "never")},
@@ -231,6 +238,8 @@ def build_command(
         flags = []
     elif headless:
         argv += found.headless
+    else:
+        argv += found.interactive
     if model is not None:
         argv += [found.model, model]
     argv += [*flags, *args]
