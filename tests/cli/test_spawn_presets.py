@@ -203,3 +203,11 @@ def test_preflight_of_the_real_claude_code_cli() -> None:
     assert found.ok, found.error
     assert re.fullmatch(r"\d+\.\d+\.\d+", found.version or ""), found.version
     assert found.path is not None and Path(found.path).name == "claude"
+
+
+def test_the_cli_lists_the_presets_and_restart_policies_it_accepts() -> None:
+    from relaybus.cli import spawn
+    from relaybus.models import RestartPolicy
+
+    assert spawn.CLIS == CLIS
+    assert spawn.RESTART_POLICIES == tuple(p.value for p in RestartPolicy)
