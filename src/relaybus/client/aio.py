@@ -44,6 +44,7 @@ from .aio_handle import AsyncAgentHandle, AsyncTasksView
 from .aio_integrations import AsyncIntegrationsView
 from .aio_messages import AsyncMessagesView
 from .aio_pairs import AsyncPairsView
+from .aio_spawn import AsyncSpawnView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -56,7 +57,9 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
-class AsyncRelay(AsyncTasksView, AsyncIntegrationsView, AsyncPairsView, AsyncMessagesView):
+class AsyncRelay(
+    AsyncSpawnView, AsyncTasksView, AsyncIntegrationsView, AsyncPairsView, AsyncMessagesView
+):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

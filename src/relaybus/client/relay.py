@@ -45,6 +45,7 @@ from .integrations import IntegrationsView
 from .messages import MessagesView
 from .pairs import PairsView
 from .runners import EMBEDDED_WAIT_STEP
+from .spawn import SpawnView
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
-class Relay(TasksView, IntegrationsView, PairsView, MessagesView):
+class Relay(SpawnView, TasksView, IntegrationsView, PairsView, MessagesView):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

@@ -49,6 +49,15 @@ from .pairs import (
     pair_reject,
     pair_send,
 )
+from .spawned import (
+    get_spawned,
+    list_spawned,
+    logs,
+    release_spawned,
+    screen,
+    send_input,
+    spawn,
+)
 from .tasks import (
     claim,
     get_task,
@@ -125,4 +134,11 @@ __all__ = [
     "wait",
     "wait_deliveries",
     "wait_events",
+    "get_spawned",
+    "list_spawned",
+    "logs",
+    "release_spawned",
+    "screen",
+    "send_input",
+    "spawn",
 ]
