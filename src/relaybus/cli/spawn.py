@@ -36,7 +36,7 @@ LOG_LINES = 200
 FOLLOW_EVERY = 0.25
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@click.command()
 @click.argument("name")
 @click.option("--cli", type=click.Choice(CLIS), help="Start this agent CLI (a preset).")
 @click.option("--model", metavar="MODEL", help="The model, as the CLI names it (with --cli).")

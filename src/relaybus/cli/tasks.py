@@ -363,5 +363,5 @@ def _release_spawned(name: str, reason: str | None, timeout: float | None) -> No
     if app.json:
         render.emit_json(render.dump(agent))
         return
-    code = "-" if agent.exit_code is None else str(agent.exit_code)
-    click.echo(f"released {agent.name} (it was pid {agent.pid or '-'}, exit code {code})")
+    code = "" if agent.exit_code is None else f" (exit code {agent.exit_code})"
+    click.echo(f"released {agent.name}{code}; it is offline and not restarted")
