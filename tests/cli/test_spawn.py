@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -299,3 +300,54 @@ def test_input_screen_logs_release_of_an_unknown_name_are_not_found(spawner: Spa
         assert done.code == 2, done
         assert done.err.startswith("relaybus: error: ") and "ghost" in done.err, done
         assert len(done.err.strip().splitlines()) == 1
+
+
+def test_a_crash_with_restart_on_failure_is_marked_in_agents(spawner: Spawner) -> None:
+    agent = spawner.spawn("phoenix", "--restart", "on-failure", *AGENT_CMD)
+    assert agent["restart"] == "on-failure"
+    assert until(lambda: "agent ready" in spawner.ok("screen", "phoenix").out, HUNG)
+    spawner.ok("input", "phoenix", "quit 3", "--enter")  # relaybus run exits 3 too
+
+    def restarted() -> dict[str, Any]:
+        mark: dict[str, Any] = spawner.spawned("phoenix").get("spawned", {})
+        return mark if mark.get("restarts") and mark.get("state") == "running" else {}
+
+    mark = until(restarted, HUNG)
+    assert mark and mark["exit_code"] == 3 and mark["pid"] != agent["pid"], mark
+    spawner.pids.add(mark["pid"])
+    row = [line for line in spawner.ok("agents").out.splitlines() if "phoenix" in line]
+    assert row and f"pid {mark['pid']}, 1 restart, last exit 3" in row[0]
+
+
+def test_logs_follow_prints_new_output_until_the_agent_is_released(spawner: Spawner) -> None:
+    spawner.spawn("talker", *AGENT_CMD)
+    assert until(lambda: "agent ready" in spawner.ok("screen", "talker").out, HUNG)
+    follow = subprocess.Popen(
+        [RELAYBUS, "logs", "talker", "--follow", "--json"],
+        cwd=spawner.root,
+        env=spawner.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+    )
+    printed: list[dict[str, str]] = []
+
+    def read() -> None:
+        for line in follow.stdout or ():
+            printed.append(json.loads(line))
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert until(lambda: any("agent ready" in p["line"] for p in printed), HUNG), printed
+        spawner.ok("input", "talker", "after the start", "--enter")
+        line = {"name": "talker", "line": "got: after the start"}
+        assert until(lambda: line in printed, HUNG), printed
+        spawner.ok("release", "talker")
+        assert follow.wait(timeout=HUNG) == 0, follow.stderr.read() if follow.stderr else ""
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+        follow.communicate()
+        reader.join(timeout=HUNG)

@@ -265,7 +265,8 @@ def logs(name: str, lines: int, follow: bool) -> None:
     The log holds everything the program wrote, across restarts. --follow
     prints new lines as they come until the program has ended for good
     (exited or released; Ctrl-C stops following). --json prints
-    {"name", "lines"}, with --follow one JSON object per line as they come.
+    {"name", "lines"}; with --follow, a JSON object {"name", "line"} for
+    each line, as they come.
 
     \b
     Examples:
@@ -275,31 +276,34 @@ def logs(name: str, lines: int, follow: bool) -> None:
     """
     app = get_app()
     relay = app.relay
+    if follow:
+        _follow(relay, name, lines, as_json=app.json)
+        return
     shown = relay.logs(name, lines=lines)
     if app.json:
         render.emit_json({"name": name, "lines": shown})
-    else:
-        for line in shown:
-            click.echo(line)
-    if follow:
-        _follow(relay, name, shown, as_json=app.json)
+        return
+    for line in shown:
+        click.echo(line)
 
 
-def _follow(relay: Relay, name: str, seen: list[str], *, as_json: bool) -> None:
-    """Print lines of NAME's log after ``seen`` (the last lines shown) until the agent
-    has ended for good: then what its log gained meanwhile, and return."""
+def _follow(relay: Relay, name: str, lines: int, *, as_json: bool) -> None:
+    """Print the last ``lines`` lines of NAME's log, then each new one as it comes
+    (a look every :data:`FOLLOW_EVERY` seconds, as ``tail -f`` does), until the agent
+    has ended for good: then what its log gained meanwhile, and return. With
+    ``as_json`` each line is a JSON object ``{"name", "line"}`` of its own."""
     import json
 
-    window = max(len(seen), LOG_LINES)
+    seen: list[str] = []
+    window = max(lines, LOG_LINES)
+    first = True
     while True:
         ended = _ended(relay.spawned_agent(name))
-        current = relay.logs(name, lines=window)
-        fresh = _after(seen, current)
-        for line in fresh:
+        current = relay.logs(name, lines=lines if first else window)
+        for line in _after(seen, current):
             click.echo(json.dumps({"name": name, "line": line}) if as_json else line)
-        if fresh:
-            sys.stdout.flush()
-        seen = current
+        sys.stdout.flush()
+        seen, first = current, False
         if ended:
             return
         time.sleep(FOLLOW_EVERY)
