@@ -26,8 +26,8 @@ def test_every_preset_cli_has_a_preset() -> None:
     [
         ("claude", ["claude", "--model", "sonnet", "fix the bug"]),
         ("codex", ["codex", "--no-daemon", "--model", "o3", "fix the bug"]),
-        ("gemini", ["gemini", "--model", "gemini-2.5-pro", "--prompt-interactive=fix the bug"]),
-        ("opencode", ["opencode", "--model", "anthropic/claude", "--prompt=fix the bug"]),
+        ("gemini", ["gemini", "--model", "gemini-2.5-pro", "--prompt-interactive", "fix the bug"]),
+        ("opencode", ["opencode", "--model", "anthropic/claude", "--prompt", "fix the bug"]),
     ],
 )
 def test_interactive_command_gives_the_model_and_the_first_task(
@@ -42,7 +42,7 @@ def test_interactive_command_gives_the_model_and_the_first_task(
     [
         ("claude", ["claude", "-p", "--model", "sonnet", "fix the bug"]),
         ("codex", ["codex", "exec", "--model", "o3", "fix the bug"]),
-        ("gemini", ["gemini", "--model", "gemini-2.5-pro", "--prompt=fix the bug"]),
+        ("gemini", ["gemini", "--model", "gemini-2.5-pro", "--prompt", "fix the bug"]),
         ("opencode", ["opencode", "run", "--model", "anthropic/claude", "fix the bug"]),
     ],
 )
@@ -84,7 +84,7 @@ def test_bare_preset_is_the_program_alone(cli: str) -> None:
             ["codex", "--sandbox", "read-only", "--ask-for-approval", "never", "exec", "t"],
         ),
         ("gemini", "guarded", False, ["gemini", "--approval-mode", "default"]),
-        ("gemini", "read-only", True, ["gemini", "--approval-mode", "plan", "--prompt=t"]),
+        ("gemini", "read-only", True, ["gemini", "--approval-mode", "plan", "--prompt", "t"]),
         ("opencode", "read-only", False, ["opencode", "--agent", "plan"]),
         ("opencode", "read-only", True, ["opencode", "run", "--agent", "plan", "t"]),
     ],
@@ -94,6 +94,15 @@ def test_approval_modes_map_to_each_clis_permission_flags(
 ) -> None:
     task = "t" if headless else None
     assert build_command(cli, approval=approval, headless=headless, task=task) == expected
+
+
+@pytest.mark.parametrize("cli", CLIS)
+@pytest.mark.parametrize("headless", [False, True])
+def test_every_preset_takes_the_task_as_an_argument_of_its_own(cli: str, headless: bool) -> None:
+    # the supervisor types the task in only when the command does not hold it
+    assert "fix it\nand test it" in build_command(
+        cli, task="fix it\nand test it", headless=headless
+    )
 
 
 def test_extra_args_go_before_the_task() -> None:

@@ -19,7 +19,7 @@ import click
 
 from . import render
 from .app import creates_relay, get_app, json_option
-from .terminal import APPROVAL_HELP, approval_mode
+from .terminal import approval_mode
 
 if TYPE_CHECKING:
     from ..client import Relay
@@ -43,8 +43,9 @@ FOLLOW_EVERY = 0.25
 @click.option(
     "--task",
     metavar="TEXT",
-    help="The first task: the CLI's prompt (with --cli; headless: the prompt it runs), "
-    "else typed in like a message once the program is idle.",
+    help="The first task. With --cli: the CLI's prompt (headless: the prompt it runs "
+    "once). A command gets it typed in at its first idle moment, or headless in "
+    "$RELAYBUS_TASK.",
 )
 @click.option(
     "--task-id",
@@ -80,7 +81,13 @@ FOLLOW_EVERY = 0.25
     help="No terminal: run once (a preset's non-interactive form, --task as the prompt), "
     "output to the log.",
 )
-@click.option("--approval", metavar="MODE", help=APPROVAL_HELP)
+@click.option(
+    "--approval",
+    metavar="MODE",
+    help="open, guarded or read-only: stored with the agent, and a --cli preset gets its "
+    "CLI's permission flags for it (guarded: asks a person; read-only: reads and plans) "
+    "[default: RELAYBUS_APPROVAL, else the RELAYBUS_PROFILE's, else open].",
+)
 @click.argument("command", nargs=-1, metavar="[-- CMD [ARGS]...]")
 @json_option
 @creates_relay

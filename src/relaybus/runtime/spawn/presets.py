@@ -10,9 +10,9 @@ CLI           model              task, interactive           headless (task as t
 ============  =================  ==========================  ==================================
 ``claude``    ``--model M``      ``claude TASK``             ``claude -p TASK``
 ``codex``     ``--model M``      ``codex --no-daemon TASK``  ``codex exec TASK``
-``gemini``    ``--model M``      ``gemini                    ``gemini --prompt=TASK``
-                                 --prompt-interactive=TASK``
-``opencode``  ``--model P/M``    ``opencode --prompt=TASK``  ``opencode run TASK``
+``gemini``    ``--model M``      ``gemini                    ``gemini --prompt TASK``
+                                 --prompt-interactive TASK``
+``opencode``  ``--model P/M``    ``opencode --prompt TASK``  ``opencode run TASK``
 ============  =================  ==========================  ==================================
 
 Approval modes (:data:`relaybus.profiles.APPROVAL_MODES`) only ever take rights away:
@@ -40,8 +40,8 @@ An interactive Codex gets ``--no-daemon``: its session then runs in its own proc
 with the environment that names the agent (``RELAYBUS_AGENT``), not in a shared
 background server started elsewhere (docs/codex.md); ``codex exec`` runs in its own
 process anyway.
-A task given as a separate argument that starts with ``-`` follows ``--``, so that the
-CLI does not read it as an option.
+A task that starts with ``-`` follows ``--`` (or is given as ``--prompt=TASK``), so
+that the CLI does not read it as an option.
 """
 
 from __future__ import annotations
@@ -193,9 +193,12 @@ def preset(cli: str) -> Preset:
 
 
 def _task_args(task: str, option: str | None) -> list[str]:
-    if option is not None:
-        return [f"{option}={task}"]
-    return ["--", task] if task.startswith("-") else [task]
+    """The task as the CLI's prompt argument: ``[task]`` or ``[option, task]``, each
+    element the task itself (the supervisor sees the CLI took it); one that starts with
+    ``-`` after ``--``, or as ``option=task``, so it is not read as an option."""
+    if option is None:
+        return ["--", task] if task.startswith("-") else [task]
+    return [f"{option}={task}"] if task.startswith("-") else [option, task]
 
 
 def build_command(
