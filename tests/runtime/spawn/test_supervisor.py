@@ -157,15 +157,16 @@ def test_headless_agent_with_a_task_finishes_it_from_its_exit(relay: Relay) -> N
     ok = boss.send("lister", "list files", claimable=True)
     bad = boss.send("breaker", "break it", claimable=True)
     assert ok.task_id is not None and bad.task_id is not None
+    ok_id, bad_id = ok.task_id, bad.task_id
 
     relay.spawn(
         "lister", command=program("print", "three files"), headless=True, task_id=ok.task_id
     )
     relay.spawn("breaker", command=program("fail"), headless=True, task_id=bad.task_id)
 
-    done = until(lambda: (t := relay.task(ok.task_id)).status == TaskStatus.DONE and t, HUNG)
+    done = until(lambda: (t := relay.task(ok_id)).status == TaskStatus.DONE and t, HUNG)
     assert done and done.result == "three files"
-    failed = until(lambda: (t := relay.task(bad.task_id)).status == TaskStatus.FAILED and t, HUNG)
+    failed = until(lambda: (t := relay.task(bad_id)).status == TaskStatus.FAILED and t, HUNG)
     assert failed
     assert until(lambda: relay.get_agent("lister").status == "offline", HUNG)
     assert relay.logs("breaker") == ["step one", "it broke"]
