@@ -253,8 +253,8 @@ def build_command(
 
 def preflight(
     clis: Iterable[str],
-    env: Mapping[str, str] | None = None,
     *,
+    env: Mapping[str, str] | None = None,
     timeout: float = PREFLIGHT_SECONDS,
 ) -> list[Preflight]:
     """Whether each CLI is on ``env``'s PATH (default: this process's environment) and
