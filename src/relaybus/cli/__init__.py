@@ -58,6 +58,7 @@ COMMANDS = {
     "watch": "watch:watch",
     "ui": "ui:ui",
     "demo": "admin:demo",
+    "workflow": "workflow:workflow",
     "serve": "server:serve",
     "service": "service:service",
     "daemon": "daemon:daemon",
