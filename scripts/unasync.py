@@ -33,6 +33,7 @@ FILES = {
     "aio_pairs.py": "pairs.py",
     "aio_messages.py": "messages.py",
     "aio_view.py": "view.py",
+    "aio_workflow_runs.py": "workflow_runs.py",
 }
 
 #: (pattern, replacement), applied in order to every line of a source.

@@ -44,6 +44,7 @@ from .aio_handle import AsyncAgentHandle, AsyncTasksView
 from .aio_integrations import AsyncIntegrationsView
 from .aio_messages import AsyncMessagesView
 from .aio_pairs import AsyncPairsView
+from .aio_workflow_runs import AsyncWorkflowRunsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
 
@@ -56,7 +57,13 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
-class AsyncRelay(AsyncTasksView, AsyncIntegrationsView, AsyncPairsView, AsyncMessagesView):
+class AsyncRelay(
+    AsyncTasksView,
+    AsyncIntegrationsView,
+    AsyncPairsView,
+    AsyncMessagesView,
+    AsyncWorkflowRunsView,
+):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

@@ -46,6 +46,7 @@ from .messages import MessagesView
 from .pairs import PairsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
+from .workflow_runs import WorkflowRunsView
 
 if TYPE_CHECKING:
     from ..service import Service
@@ -56,7 +57,13 @@ T = TypeVar("T")
 __all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
-class Relay(TasksView, IntegrationsView, PairsView, MessagesView):
+class Relay(
+    TasksView,
+    IntegrationsView,
+    PairsView,
+    MessagesView,
+    WorkflowRunsView,
+):
     """A connection to a relay: the embedded store of this repository by default,
     or a relay server.
 

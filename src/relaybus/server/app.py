@@ -35,6 +35,7 @@ from .routes import (
     stream,
     system,
     tasks,
+    workflow_runs,
     ws,
 )
 from .sweeper import REPLICA, Sweeper
@@ -142,6 +143,7 @@ def create_app(service: Service, config: Settings | None = None) -> FastAPI:
         history,
         pairs,
         events,
+        workflow_runs,
         system,
         stream,
         ws,

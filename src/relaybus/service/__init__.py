@@ -24,6 +24,7 @@ from .stats import StatsOps, WorkspaceStats
 from .targets import Target, parse_target
 from .tasks import TaskOps
 from .tokens import TokenOps, hash_token, new_token
+from .workflow_runs import WorkflowRunOps
 
 
 class Service(
@@ -42,6 +43,7 @@ class Service(
     HistoryOps,
     MessageListOps,
     PairOps,
+    WorkflowRunOps,
 ):
     """All relay operations over one :class:`~relaybus.store.Store`.
 

@@ -357,6 +357,33 @@ pairs = sa.Table(
     sqlite_autoincrement=True,
 )
 
+# Workflow runs: one row per run of a workflow file, kept by its runner. ``state`` is
+# the runner's own document (steps, attempts, task ids, results); ``version`` goes up
+# by one on every update, which names the version it read (compare-and-set), so two
+# runners never both write a run. ``runner`` (host:pid) holds it, ``heartbeat_at`` is
+# when it last said so; ``finished_at`` is set when the status leaves ``running``.
+workflow_runs = sa.Table(
+    "workflow_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("workspace", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("file", sa.Text),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("runner", sa.String(255)),
+    sa.Column("heartbeat_at", Time),
+    sa.Column("state", Json, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("finished_at", Time),
+    sa.Index("ix_workflow_runs_name", "workspace", "name", "id"),
+    sa.Index("ix_workflow_runs_status", "workspace", "status"),
+    sqlite_autoincrement=True,
+)
+
 # Background jobs (``sweep``, ``prune``), one row each: a replica runs a job
 # only after moving ``due_at`` forward in its own transaction, so in a cluster
 # each run happens on exactly one replica. ``ran_by`` names it (host:pid).

@@ -59,6 +59,12 @@ from .tasks import (
     task_history,
     update_task,
 )
+from .workflow_runs import (
+    create_workflow_run,
+    get_workflow_run,
+    list_workflow_runs,
+    update_workflow_run,
+)
 
 if TYPE_CHECKING:
     from ...wire import Registration
@@ -125,4 +131,8 @@ __all__ = [
     "wait",
     "wait_deliveries",
     "wait_events",
+    "create_workflow_run",
+    "get_workflow_run",
+    "list_workflow_runs",
+    "update_workflow_run",
 ]
