@@ -4,6 +4,7 @@ fan-out/fan-in, retries, verification, review loops, nudges."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -85,10 +86,14 @@ def make(tmp_path: Path, *steps: StepSpec, **fields: Any) -> Workflow:
 
 def runner_for(relay: Relay, relay_dir: Path, workflow: Workflow) -> tuple[Runner, Recorder]:
     recorder = Recorder()
+
+    def open_tail() -> Relay:
+        return Relay.open(dir=relay_dir)
+
     runner = Runner(
         relay,
         workflow,
-        open_tail=lambda: Relay.open(dir=relay_dir),
+        open_tail=open_tail,
         progress=recorder,
         spawn=False,
     )
@@ -104,7 +109,7 @@ def run(relay: Relay, relay_dir: Path, workflow: Workflow) -> tuple[Runner, Reco
 
 def ready(agents: Agents, *names: str) -> None:
     for name in names:
-        assert until(lambda n=name: agents.events(n, "ready"), WAIT), agents.lines(name)
+        assert until(functools.partial(agents.events, name, "ready"), WAIT), agents.lines(name)
 
 
 def tasks_per_step(relay: Relay, run_id: int) -> Counter[str]:
@@ -178,7 +183,8 @@ def test_independent_steps_fan_out_and_a_joining_step_waits_for_all(
         step("start", "go"),
         step("left", "L", capability="work", depends_on=("start",)),
         step("right", "R", capability="work", depends_on=("start",)),
-        step("join", "{{ steps.left.result }}+{{ steps.right.result }}", depends_on=("left", "right")),
+        step("join", "{{ steps.left.result }}+{{ steps.right.result }}",
+             depends_on=("left", "right")),
     )  # fmt: skip
 
     runner, recorder = run(relay, relay_dir, workflow)
@@ -331,9 +337,7 @@ def test_a_hung_agent_is_nudged_then_its_step_is_offered_to_another(
     agents.start("stuck", "--cap", "work", "--hang")
     agents.start("spare", "--cap", "work", "--named-only", "--result", "picked up")
     ready(agents, "stuck", "spare")
-    workflow = make(
-        tmp_path, step("job", capability="work"), nudge_after=1.0, retry_after=1.0
-    )
+    workflow = make(tmp_path, step("job", capability="work"), nudge_after=1.0, retry_after=1.0)
 
     runner, recorder = run(relay, relay_dir, workflow)
 
@@ -343,7 +347,6 @@ def test_a_hung_agent_is_nudged_then_its_step_is_offered_to_another(
     assert nudge["agent"] == "stuck"
     (moved,) = recorder.of("step.reoffered")
     assert moved["agent"] == "spare"
-    nudges = agents.events("stuck", "message")
     assert until(lambda: agents.events("stuck", "message"), WAIT)
     nudges = agents.events("stuck", "message")
     assert nudges[0]["body"].startswith(f"task #{nudge['task']} is still yours: t/job")

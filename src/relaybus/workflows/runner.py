@@ -76,7 +76,6 @@ def _render(template: str, results: dict[str, str | None], workflow: str, run_id
     return render(template, results, workflow=workflow, run_id=run_id)
 
 
-
 class Runner:
     """Runs one workflow run to its end (:meth:`execute`), after :meth:`start` (a new
     run) or :meth:`attach` (``resume``: take over a run whose runner died).
@@ -292,7 +291,9 @@ class Runner:
 
     def _on_task_event(self, event: Event) -> None:
         task_id = event.data.get("task_id")
-        where = self.tasks.get(task_id) if isinstance(task_id, int) else None
+        if not isinstance(task_id, int):
+            return
+        where = self.tasks.get(task_id)
         if where is None:
             return
         name, n = where
@@ -610,7 +611,7 @@ class Runner:
         self.emit("run.finished", name=self.workflow.name, status=status.value, reason=why)
 
     def _cancel_open(self, note: str) -> None:
-        for name, step in self.state.steps.items():
+        for step in self.state.steps.values():
             attempt = step.live
             if attempt is not None and attempt.task is not None:
                 runner_tasks.cancel(self.relay, attempt.task, note)

@@ -66,9 +66,7 @@ def spawn_all(relay: Relay, workflow: Workflow, folder: Path) -> list[SpawnedAge
         return []
     skip = running(relay, set(workflow.agents))
     return [
-        spawn(relay, spec, folder)
-        for name, spec in workflow.agents.items()
-        if name not in skip
+        spawn(relay, spec, folder) for name, spec in workflow.agents.items() if name not in skip
     ]
 
 
