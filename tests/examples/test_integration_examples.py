@@ -32,7 +32,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML, here through uvicorn[standard]
+import yaml
 
 from relaybus.service import Service
 from tests.support.env import clean_environ

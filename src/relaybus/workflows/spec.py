@@ -30,12 +30,15 @@ class AgentSpec:
     """An agent the runner spawns (``agents.NAME``): a preset CLI (``cli``: claude,
     codex, gemini, opencode) or a ``command`` (argv), with its model, routing labels
     (tags, capabilities, channels), folder (relative to the workflow file's), restart
-    policy and extra environment."""
+    policy and extra environment. A preset also takes ``args`` (added after its own)
+    and an ``approval`` mode (open, guarded, read-only)."""
 
     name: str
     cli: str | None = None
     command: tuple[str, ...] = ()
     model: str | None = None
+    args: tuple[str, ...] = ()
+    approval: str | None = None
     tags: tuple[str, ...] = ()
     capabilities: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
