@@ -34,6 +34,7 @@ FILES = {
     "aio_messages.py": "messages.py",
     "aio_view.py": "view.py",
     "aio_workflow_runs.py": "workflow_runs.py",
+    "aio_spawn.py": "spawn.py",
 }
 
 #: (pattern, replacement), applied in order to every line of a source.

@@ -44,6 +44,7 @@ from .aio_handle import AsyncAgentHandle, AsyncTasksView
 from .aio_integrations import AsyncIntegrationsView
 from .aio_messages import AsyncMessagesView
 from .aio_pairs import AsyncPairsView
+from .aio_spawn import AsyncSpawnView
 from .aio_workflow_runs import AsyncWorkflowRunsView
 from .runners import EMBEDDED_WAIT_STEP
 from .transport import BACKOFF_CAP, Call, StreamQuery
@@ -58,6 +59,7 @@ __all__ = ["EMBEDDED_WAIT_STEP", "AsyncAgentHandle", "AsyncRelay"]
 
 
 class AsyncRelay(
+    AsyncSpawnView,
     AsyncTasksView,
     AsyncIntegrationsView,
     AsyncPairsView,

@@ -45,6 +45,7 @@ from .integrations import IntegrationsView
 from .messages import MessagesView
 from .pairs import PairsView
 from .runners import EMBEDDED_WAIT_STEP
+from .spawn import SpawnView
 from .transport import BACKOFF_CAP, Call, StreamQuery
 from .workflow_runs import WorkflowRunsView
 
@@ -58,6 +59,7 @@ __all__ = ["EMBEDDED_WAIT_STEP", "AgentHandle", "Relay"]
 
 
 class Relay(
+    SpawnView,
     TasksView,
     IntegrationsView,
     PairsView,

@@ -49,6 +49,15 @@ from .pairs import (
     pair_reject,
     pair_send,
 )
+from .spawned import (
+    get_spawned,
+    list_spawned,
+    logs,
+    release_spawned,
+    screen,
+    send_input,
+    spawn,
+)
 from .tasks import (
     claim,
     get_task,
@@ -135,4 +144,11 @@ __all__ = [
     "get_workflow_run",
     "list_workflow_runs",
     "update_workflow_run",
+    "get_spawned",
+    "list_spawned",
+    "logs",
+    "release_spawned",
+    "screen",
+    "send_input",
+    "spawn",
 ]

@@ -1,0 +1,232 @@
+"""Spawned agents from the SDK (issue 19): :class:`AsyncSpawnView`, the relay's
+methods that start agent programs the warm local relay supervises, release them, type
+into them, read their screens and logs, and follow their events.
+
+>>> agent = await relay.spawn("reviewer", cli="claude", model="sonnet", capabilities=["review"])
+>>> await relay.send_input("reviewer", "/status", enter=True)
+>>> print("\\n".join((await relay.screen("reviewer")).lines))
+>>> async for event in relay.spawn_events(timeout=60):
+...     print(event.kind, event.name, event.code)
+>>> await relay.release("reviewer", reason="done")
+
+The programs outlive the process that spawned them: the warm local relay of the relay
+folder runs them (an embedded relay sends these calls to it, starting it when none
+runs; with ``RELAYBUS_DAEMON=0`` they raise :class:`~relaybus.errors.RelayError`). A
+relay server supervises nothing unless it is a warm relay (``relaybus serve`` answers
+501).
+"""
+
+# scripts/unasync.py writes the sync twin of this module: edit here, then run it.
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar, overload
+
+from ..errors import InvalidInput
+from ..models import (
+    Preflight,
+    RestartPolicy,
+    SpawnedAgent,
+    SpawnedScreen,
+    SpawnEvent,
+    SpawnEventKind,
+    Task,
+)
+from . import calls
+from .aio_handle import AsyncTasksView
+from .calls.spawned import AsyncOffload, AsyncWarmRunner
+from .calls.spawned import get_spawned as _get_spawned
+from .calls.spawned import list_spawned as _list_spawned
+from .calls.spawned import logs as _logs
+from .calls.spawned import release_spawned as _release_spawned
+from .calls.spawned import screen as _screen
+from .calls.spawned import send_input as _send_input
+from .calls.spawned import spawn as _spawn
+from .transport import Call
+
+if TYPE_CHECKING:
+    from .aio_backends import AsyncBackend
+
+T = TypeVar("T")
+
+#: The event log's kinds of spawned agents' events (``agent.spawned``…).
+SPAWN_EVENT_KINDS = tuple(f"agent.{kind.value}" for kind in SpawnEventKind)
+
+
+class AsyncSpawnView(AsyncTasksView):
+    """Spawning agent programs (see the module docstring); ``release`` also gives a
+    task back, as on :class:`~relaybus.client.aio_handle.AsyncTasksView`."""
+
+    backend: AsyncBackend
+
+    def _spawner(self) -> AsyncBackend | AsyncWarmRunner:
+        """Where the spawn calls run: the relay's own backend over HTTP (a server, or
+        the warm relay itself), else the warm relay of the embedded store's folder."""
+        runner: AsyncBackend | AsyncWarmRunner | None = self.__dict__.get("_spawn_runner")
+        if runner is None:
+            backend = self.backend
+            if backend.url is not None or getattr(backend, "relay_dir", None) is not None:
+                runner = backend
+            else:
+                runner = AsyncWarmRunner(backend)
+            self.__dict__["_spawn_runner"] = runner
+        return runner
+
+    async def _spawn_call(self, call: Call[T]) -> T:
+        return await self._spawner().run(call)
+
+    async def spawn(
+        self,
+        name: str,
+        *,
+        cli: str | None = None,
+        command: Sequence[str] | None = None,
+        model: str | None = None,
+        task: str | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+        tags: Sequence[str] = (),
+        capabilities: Sequence[str] = (),
+        channels: Sequence[str] = (),
+        restart: RestartPolicy | str = "no",
+        headless: bool = False,
+        approval: str | None = None,
+        env: Mapping[str, str] | None = None,
+        task_id: int | None = None,
+        preflight: bool = True,
+        idle_seconds: float | None = None,
+    ) -> SpawnedAgent:
+        """Start agent ``name`` under the warm local relay and return it (running).
+
+        Exactly one of ``cli`` (a preset: claude, codex, gemini, opencode, started with
+        ``model``, ``approval`` and, headless, ``task`` as its prompt) and ``command``
+        (any argv). In a PTY (the default) it runs under ``relaybus run``: registered
+        as ``name`` with ``tags``/``capabilities``/``channels``, its mail typed in when
+        idle, ``task`` typed in at its first idle moment (unless the preset took it as
+        an argument). ``headless``: no terminal, output to the log; with ``task_id``
+        the task is finished from its exit status and output if it did not finish it.
+        ``restart``: ``no``, ``on-failure`` or ``always``. ``cwd`` defaults to this
+        process's; the program's environment is this process's plus ``env``.
+        ``preflight`` (with ``cli``): check first that the CLI answers ``--version``.
+        ``idle_seconds``: the quiet window of the ``idle`` event (default 0.75 s).
+
+        Raises:
+            InvalidInput: neither or both of ``cli``/``command``, an unknown CLI, a
+                missing ``cwd`` or command, a CLI that fails its preflight.
+            Conflict: an agent of that name runs already.
+            RelayError: no warm relay can spawn (``RELAYBUS_DAEMON=0``, or a
+                ``relaybus serve`` server: 501).
+        """
+        if cli is not None and preflight:
+            checked = await self.preflight([cli], env=env)
+            if checked and not checked[0].ok:
+                raise InvalidInput(f"{cli}: {checked[0].error or 'not usable'}", cli=cli)
+        where = os.path.abspath(os.fspath(cwd) if cwd is not None else os.getcwd())
+        return await self._spawn_call(
+            _spawn(
+                name,
+                workspace=self._workspace,
+                cli=cli,
+                command=command,
+                model=model,
+                task=task,
+                cwd=where,
+                tags=tags,
+                capabilities=capabilities,
+                channels=channels,
+                restart=str(restart),
+                headless=headless,
+                approval=approval,
+                env={**os.environ, **(env or {})},
+                task_id=task_id,
+                idle_seconds=idle_seconds,
+            )
+        )
+
+    @overload
+    async def release(self, target: int) -> Task: ...
+
+    @overload
+    async def release(
+        self, target: str, *, reason: str | None = None, timeout: float = 10.0
+    ) -> SpawnedAgent: ...
+
+    async def release(
+        self, target: int | str, *, reason: str | None = None, timeout: float = 10.0
+    ) -> Task | SpawnedAgent:
+        """Release a task (an int: the operator gives it back, open again; see
+        :meth:`AsyncTasksView.release <relaybus.client.aio_handle.AsyncTasksView.release>`)
+        or a spawned agent (a str, its name): SIGTERM, then SIGKILL after ``timeout``
+        seconds; it is not restarted and goes offline. ``reason`` is in its
+        ``released`` event. Raises NotFound, Conflict (a task nobody holds)."""
+        if isinstance(target, int):
+            return await super().release(target)
+        return await self._spawn_call(
+            _release_spawned(target, workspace=self._workspace, reason=reason, timeout=timeout)
+        )
+
+    async def send_input(self, name: str, text: str, *, enter: bool = False) -> None:
+        """Type ``text`` (raw: ``"\\x03"`` is Ctrl-C) into a spawned agent's terminal,
+        then Enter when ``enter``. Raises NotFound, Conflict (not running, or headless)."""
+        await self._spawn_call(_send_input(name, text, workspace=self._workspace, enter=enter))
+
+    async def screen(self, name: str) -> SpawnedScreen:
+        """What a spawned agent's terminal shows now. Raises NotFound, Conflict
+        (headless: no terminal)."""
+        return await self._spawn_call(_screen(name, workspace=self._workspace))
+
+    async def logs(self, name: str, *, lines: int = 200) -> list[str]:
+        """The last ``lines`` lines of a spawned agent's output (its log). Raises NotFound."""
+        return await self._spawn_call(_logs(name, workspace=self._workspace, lines=lines))
+
+    async def spawned(self) -> list[SpawnedAgent]:
+        """The spawned agents of this workspace (running, restarting, exited, released)."""
+        return await self._spawn_call(_list_spawned(workspace=self._workspace))
+
+    async def spawned_agent(self, name: str) -> SpawnedAgent:
+        """One spawned agent. Raises NotFound."""
+        return await self._spawn_call(_get_spawned(name, workspace=self._workspace))
+
+    async def spawn_events(
+        self, *, after: int | None = None, timeout: float | None = None
+    ) -> AsyncGenerator[SpawnEvent, None]:
+        """Spawned agents' events (spawned, idle, exited, restarted, released) from the
+        event log, oldest first: after the event id ``after`` (default: from now on),
+        for ``timeout`` seconds (default: for ever; break to stop)."""
+        since = (
+            await self._run(calls.last_event_id(workspace=self._workspace))
+            if after is None
+            else after
+        )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        step = self.backend.wait_step
+        while True:
+            left = step if deadline is None else min(step, deadline - time.monotonic())
+            if left <= 0:
+                return
+            found = await self._run(
+                calls.wait_events(
+                    left, workspace=self._workspace, since=since, kinds=SPAWN_EVENT_KINDS
+                )
+            )
+            for event in found:
+                since = event.id
+                data = {k: v for k, v in event.data.items() if k in SpawnEvent.model_fields}
+                data.setdefault("name", event.agent_id or "")
+                kind = SpawnEventKind(event.kind.removeprefix("agent."))
+                yield SpawnEvent(**{**data, "id": event.id, "kind": kind, "at": event.created_at})
+
+    async def preflight(
+        self, clis: Sequence[str], *, env: Mapping[str, str] | None = None
+    ) -> list[Preflight]:
+        """Whether each agent CLI is on the PATH and answers ``--version`` (run here,
+        each at most 10 s; see :func:`relaybus.runtime.spawn.presets.preflight`)."""
+        # The presets live with the runtime, a layer above the client: imported by
+        # name, as the CLI's lazy commands are, so the SDK's layer stays below it.
+        presets = importlib.import_module("relaybus.runtime.spawn.presets")
+        merged = {**os.environ, **(env or {})}
+        found: list[Preflight] = await AsyncOffload()(presets.preflight, list(clis), merged)
+        return found
