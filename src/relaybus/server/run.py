@@ -11,6 +11,7 @@ import logging
 import resource
 import signal
 import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,13 @@ class WarmServer(AnnouncingServer):
         self.activity = activity
         self.idle_seconds = idle_seconds
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Spawned agents (issue 19) are released before the relay goes.
+        supervisor = getattr(self.activity.state, "supervisor", None)
+        if supervisor is not None:
+            await supervisor.shutdown()
+        await super().shutdown(sockets)
+
     async def add_listener(self, sock: socket.socket, app: Any) -> None:
         """Serve the ASGI ``app`` on ``sock`` (bound, not yet listening) too, from now
         until this server stops, as :meth:`startup` serves its own sockets: the same
@@ -106,6 +114,12 @@ class WarmServer(AnnouncingServer):
     async def on_tick(self, counter: int) -> bool:
         if await super().on_tick(counter):
             return True
+        # Spawned agents (issue 19): the relay stays while one runs; its idle time
+        # starts when the last one is gone.
+        supervisor = getattr(self.activity.state, "supervisor", None)
+        if supervisor is not None and supervisor.active:
+            self.activity.last = time.monotonic()
+            return False
         if self.activity.idle_for() >= self.idle_seconds:
             logging.getLogger("relaybus.warm").info(
                 "relaybus: idle for %gs: exiting", self.idle_seconds

@@ -123,6 +123,7 @@ def run(settings: Settings) -> int:
     from ..tools.hooks.host import session_host
     from .app import create_app
     from .loopback import Loopback
+    from .routes.spawned import SupervisorSlot
     from .run import WarmServer, describe_store
 
     store = open_store(settings)
@@ -131,6 +132,8 @@ def run(settings: Settings) -> int:
         # The sessions of ``relaybus mcp`` bridges (they say which coding-agent
         # session they are) get their Claude Code hook host here, beside the store.
         app.state.mcp_endpoint.session_host = session_host
+        # Spawned agents (issue 19): supervised here, the supervisor made on first use.
+        app.state.supervisor = SupervisorSlot(app.state.service, relay_dir)
         _log_to_file(relay_dir)  # after the app: a library may set up logging on import
         activity = Activity(app)
 
