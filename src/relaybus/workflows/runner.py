@@ -43,6 +43,7 @@ from .progress import Progress, Quiet
 from .runner_state import Attempt, AttemptStatus, RunState, StepState, StepStatus
 from .runner_store import HEARTBEAT_SECONDS, RunStore, holder_alive, runner_id
 from .spec import StepSpec, Workflow
+from .template import render
 from .verify import Verdict, needs_process, verify
 
 if TYPE_CHECKING:
@@ -58,22 +59,6 @@ KINDS = ("task.", "agent.", "workflow.")
 ACTIVITY = frozenset({"task.created", "task.claimed", "task.updated"})
 #: Agent events after which a step waiting for an agent is offered again.
 ARRIVALS = frozenset({"agent.registered", "agent.online", "agent.updated", "agent.spawned"})
-
-
-def _render(template: str, results: dict[str, str | None], workflow: str, run_id: int) -> str:
-    try:
-        from .template import render
-    except ImportError:  # TEMPORARY until wt-format lands
-        import re
-
-        def one(found: re.Match[str]) -> str:
-            ref = found.group(1).split(".")
-            if ref[0] == "steps":
-                return results.get(ref[1]) or ""
-            return workflow if ref[0] == "workflow" else str(run_id)
-
-        return re.sub(r"\{\{\s*([a-z0-9_.-]+)\s*\}\}", one, template)
-    return render(template, results, workflow=workflow, run_id=run_id)
 
 
 class Runner:
@@ -465,7 +450,7 @@ class Runner:
             step.ready_at = now
         target = to or self._target(spec)
         n = len(step.attempts) + 1
-        body = _render(spec.task, self.state.results(), self.workflow.name, self.run_id)
+        body = render(spec.task, self.state.results(), workflow=self.workflow, run_id=self.run_id)
         attempt = Attempt(n=n, round=step.round, to=target, started=now, activity=now)
         task = self.found.get((name, n))
         if task is None:
