@@ -5,7 +5,6 @@ already running, and released when the run ends (unless ``--keep-agents``).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,7 +38,7 @@ def running(relay: Relay, names: set[str]) -> set[str]:
 
 def spawn(relay: Relay, spec: AgentSpec, folder: Path) -> SpawnedAgent:
     """Spawn one agent of the file, in its ``cwd`` (relative to ``folder``, the
-    workflow file's), with the caller's environment plus the file's ``env``.
+    workflow file's), with this process's environment plus the file's ``env``.
 
     Raises:
         RelayError: the supervisor refused (a preset CLI missing, a bad command).
@@ -56,7 +55,7 @@ def spawn(relay: Relay, spec: AgentSpec, folder: Path) -> SpawnedAgent:
         channels=spec.channels,
         restart=spec.restart,
         headless=spec.headless,
-        env={**os.environ, **spec.env},
+        env=dict(spec.env) or None,
     )
 
 
