@@ -122,9 +122,9 @@ def problems(text: str) -> tuple[Located, list[Problem]]:
     if len(text) > MAX_CHARS:
         return Located(), [Problem(0, f"is larger than {MAX_CHARS} characters")]
     found = read(text)
-    if found.data is None and not found.problems:
+    if found.data is None:  # nothing read: empty, or YAML that does not read
         reason = "is empty: a workflow is a mapping with version, name and steps"
-        return found, [Problem(0, reason)]
+        return found, sorted(found.problems) or [Problem(0, reason)]
     found_problems = found.problems + schema_problems(found) + meaning_problems(found)
     return found, sorted(set(found_problems))
 
