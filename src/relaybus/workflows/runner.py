@@ -153,6 +153,7 @@ class Runner:
                 step.status = StepStatus.PENDING
                 continue
             self._follow(name, attempt, task)
+            attempt.activity = max(attempt.activity, time.time())  # idle from the takeover
             if step.status == StepStatus.VERIFYING:
                 step.status = StepStatus.RUNNING  # the check died with the old runner
             self._apply(name, attempt, task)
@@ -179,14 +180,14 @@ class Runner:
             if self.spawn:
                 self._spawn_agents()
             while self.run.status == WorkflowRunStatus.RUNNING and not self.lost:
-                self._advance()
+                self._advance()  # offer what the events made ready, then write once
+                self._flush()
                 if self.run.status != WorkflowRunStatus.RUNNING or self.lost:
                     break
                 self._handle(self._next(self._wait_seconds()))
                 with contextlib.suppress(queue.Empty):
                     while True:
                         self._handle(self.queue.get_nowait())
-                self._flush()
         finally:
             self._stop.set()
             for thread in self._threads:
@@ -287,9 +288,10 @@ class Runner:
         if attempt is None or attempt.n != n:
             return  # an earlier attempt's task: it no longer counts
         at = event.created_at.timestamp()
+        # Who claimed it, its activity and progress are not written at once: a resume
+        # reads them from the task again; they go with the next write or heartbeat.
         if event.kind in ACTIVITY:
             attempt.activity = max(attempt.activity, at)
-            self._dirty = True
         if event.kind == "task.claimed":
             attempt.agent = event.agent_id
             attempt.status = AttemptStatus.CLAIMED
@@ -299,14 +301,14 @@ class Runner:
             attempt.status = AttemptStatus.OPEN
             attempt.agent = None
             step.status = StepStatus.OFFERED
-            self._dirty = True
         elif event.kind == "task.updated":
             status = event.data.get("status")
             if status in ("done", "failed", "canceled"):
                 self._apply(name, attempt, self.relay.task(task_id))
-            elif status is not None and event.data.get("previous") != status:
+                return
+            if status is not None and event.data.get("previous") != status:
                 attempt.status = str(status)
-            elif event.data.get("progress") is not None:
+            if event.data.get("progress") is not None:
                 attempt.progress = int(event.data["progress"])
                 self.emit(
                     "step.progress",

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import Conflict, NotFound, RelayError
+from ..errors import Conflict, InvalidInput, NotFound, RelayError
 from ..models import AgentStatus, SpawnedAgent, SpawnedState
 
 if TYPE_CHECKING:
@@ -41,8 +41,15 @@ def spawn(relay: Relay, spec: AgentSpec, folder: Path) -> SpawnedAgent:
     workflow file's), with this process's environment plus the file's ``env``.
 
     Raises:
+        InvalidInput: a preset with ``args`` (the spawn SDK takes none).
         RelayError: the supervisor refused (a preset CLI missing, a bad command).
     """
+    if spec.args:
+        # relay.spawn takes a preset's settings, not extra arguments (issue 19's SDK).
+        raise InvalidInput(
+            f"agent {spec.name}: args for a preset CLI cannot be passed to spawn yet; "
+            "give the whole command instead (command: [...])"
+        )
     cwd = (folder / spec.cwd) if spec.cwd else folder
     return relay.spawn(
         spec.name,
@@ -55,6 +62,7 @@ def spawn(relay: Relay, spec: AgentSpec, folder: Path) -> SpawnedAgent:
         channels=spec.channels,
         restart=spec.restart,
         headless=spec.headless,
+        approval=spec.approval,
         env=dict(spec.env) or None,
     )
 

@@ -27,7 +27,7 @@ attempt's task once (its dedupe key).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 #: The document's format (``format``), for a later runner reading an older one.
@@ -93,6 +93,9 @@ class Attempt:
     def live(self) -> bool:
         return self.status in AttemptStatus.LIVE
 
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Attempt:
         names = cls.__dataclass_fields__
@@ -126,6 +129,13 @@ class StepState:
         """The latest attempt if its task may still change."""
         attempt = self.current
         return attempt if attempt is not None and attempt.live else None
+
+    def to_dict(self) -> dict[str, Any]:
+        # By hand: dataclasses.asdict copies deeply and slowly (written every change).
+        found = dict(vars(self))
+        found["tried"] = list(self.tried)
+        found["attempts"] = [attempt.to_dict() for attempt in self.attempts]
+        return found
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StepState:
@@ -163,7 +173,7 @@ class RunState:
         return {
             "format": FORMAT,
             "spawned": list(self.spawned),
-            "steps": {name: asdict(step) for name, step in self.steps.items()},
+            "steps": {name: step.to_dict() for name, step in self.steps.items()},
         }
 
     def results(self) -> dict[str, str | None]:
