@@ -420,6 +420,8 @@ class PruneReport(_Model):
     deliveries: int
     events: int
     agents: int
+    #: Workflow runs that finished (done, failed, cancelled) before the messages' cutoff.
+    workflow_runs: int = 0
 
 
 # --- Spawned agents (issue 19: the warm local relay's supervisor) -----------------

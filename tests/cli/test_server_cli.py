@@ -157,7 +157,7 @@ def test_admin_commands_over_a_server(tmp_path: Path) -> None:
         f"at {url}: run it where the database is, or pass --database URL (or --dir)"
     ]
     assert pruned.code == 0, pruned
-    assert set(pruned.json()) == {"messages", "deliveries", "events", "agents"}
+    assert set(pruned.json()) == {"messages", "deliveries", "events", "agents", "workflow_runs"}
     assert refused.code == 1 and len(refused.err_lines) == 1 and "admin" in refused.err, refused
     # An explicit database beats RELAYBUS_URL.
     assert local.code == 0, local

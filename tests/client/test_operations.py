@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from relaybus.client import integration_requests, message_requests, operations, pair_requests
+from relaybus.client import (
+    integration_requests,
+    message_requests,
+    operations,
+    pair_requests,
+    workflow_run_requests,
+)
 from relaybus.client.operations import Request
 from relaybus.client.transport import Call, HTTPSession
 from relaybus.settings import Settings
@@ -67,7 +73,8 @@ def test_every_sdk_call_carries_the_request_of_its_operation(name: str) -> None:
         getattr(operations, name, None)
         or getattr(integration_requests, name, None)
         or getattr(message_requests, name, None)
-        or getattr(pair_requests, name)
+        or getattr(pair_requests, name, None)
+        or getattr(workflow_run_requests, name)
     )
     takes = inspect.signature(make).parameters
     request = make(**{p: v for p, v in SAMPLES.items() if p in takes})

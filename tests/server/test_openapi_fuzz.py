@@ -61,6 +61,9 @@ NOT_IN_THE_SCHEMA = (
     # at any depth) are stated in its description, not as schema bounds.
     "meta",
     "a key of meta",
+    # A workflow run's state is a free JSON object too, stated as meta is.
+    "state",
+    "a key of state",
 )
 _BATCH_ITEM = re.compile(r"message \d+: ")
 

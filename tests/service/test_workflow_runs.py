@@ -233,3 +233,19 @@ def test_racing_updaters_with_the_same_version_exactly_one_wins(service: Service
     stored = service.get_run("default", run.id)
     assert stored.version == 2 and stored.state == {"by": int(str(won[0].runner)[5:])}
     assert stored == won[0]
+
+
+def test_prune_deletes_runs_finished_before_the_cutoff_and_keeps_running_ones(
+    service: Service, clock: Clock
+) -> None:
+    old_done = new_run(service)
+    service.update_run("default", old_done.id, version=1, status="done")
+    old_running = new_run(service)
+    clock.advance(10 * 86400)
+    recent = new_run(service)
+    service.update_run("default", recent.id, version=1, status="failed")
+
+    report = service.prune(message_days=5)
+
+    assert report.workflow_runs == 1
+    assert {r.id for r in service.list_runs("default")} == {old_running.id, recent.id}

@@ -29,7 +29,7 @@ def create_workflow_run(
         digest=digest,
         file=file,
         runner=runner,
-        state=None if state is None else dict(state),
+        state=dict(state) if isinstance(state, Mapping) else state,
     )
     return Request("POST", RUNS, workspace=workspace, body=body)
 
@@ -65,7 +65,7 @@ def update_workflow_run(
     body = _fields(
         version=version,
         status=status,
-        state=None if state is None else dict(state),
+        state=dict(state) if isinstance(state, Mapping) else state,
         runner=runner,
         heartbeat=heartbeat or None,
     )

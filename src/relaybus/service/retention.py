@@ -11,6 +11,7 @@ from .deliveries import delete_agents_deliveries
 from .idempotency import prune_keys
 from .sweeps import SweepOps
 from .tokens import revoke_agent_tokens
+from .workflow_runs import prune_runs
 
 DAY = 86400.0
 
@@ -29,7 +30,8 @@ class RetentionOps(SweepOps):
         ``settings.agent_retention_days``), and idempotency keys older than a
         day (:data:`~relaybus.service.idempotency.KEY_TTL`), which may then be
         used again, and callbacks delivered or dead-lettered before the messages'
-        cutoff (with their attempts). Tasks are kept.
+        cutoff (with their attempts), and workflow runs that finished before it
+        (a running one is kept however old). Tasks are kept.
 
         Raises:
             InvalidInput: a negative number of days, NaN or not a number.
@@ -84,7 +86,11 @@ class RetentionOps(SweepOps):
                 conn.execute(agents.delete().where(gone))
                 revoke_agent_tokens(conn, workspace, ids)
             report = PruneReport(
-                messages=n_messages, deliveries=n_deliveries, events=n_events, agents=len(ids)
+                messages=n_messages,
+                deliveries=n_deliveries,
+                events=n_events,
+                agents=len(ids),
+                workflow_runs=prune_runs(conn, workspace, cutoff),
             )
             append_event(conn, workspace, "relay.pruned", now, None, **report.model_dump())
         return report

@@ -346,6 +346,18 @@ class WorkflowRunOps(ServiceBase):
             return _read(conn, workspace, run_id)
 
 
+def prune_runs(conn: Connection, workspace: str, cutoff: float) -> int:
+    """Delete the runs of ``workspace`` that finished (done, failed, cancelled) before
+    ``cutoff`` (Unix seconds), in the caller's transaction (retention); returns how
+    many. A running run is kept, however old: its runner may come back, or ``resume``."""
+    finished = sa.and_(
+        workflow_runs.c.workspace == workspace,
+        workflow_runs.c.status != RUNNING.value,
+        workflow_runs.c.finished_at < cutoff,
+    )
+    return int(conn.execute(workflow_runs.delete().where(finished)).rowcount)
+
+
 def _check_move(run_id: int, current: WorkflowRunStatus, to: WorkflowRunStatus) -> None:
     """Raises Conflict unless a run may go from ``current`` to ``to`` (they differ)."""
     if current is RUNNING:
