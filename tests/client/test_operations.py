@@ -21,6 +21,7 @@ from relaybus.client import (
     message_requests,
     operations,
     pair_requests,
+    spawn_requests,
     workflow_run_requests,
 )
 from relaybus.client.operations import Request
@@ -74,7 +75,8 @@ def test_every_sdk_call_carries_the_request_of_its_operation(name: str) -> None:
         or getattr(integration_requests, name, None)
         or getattr(message_requests, name, None)
         or getattr(pair_requests, name, None)
-        or getattr(workflow_run_requests, name)
+        or getattr(workflow_run_requests, name, None)
+        or getattr(spawn_requests, name)
     )
     takes = inspect.signature(make).parameters
     request = make(**{p: v for p, v in SAMPLES.items() if p in takes})

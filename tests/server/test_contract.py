@@ -126,6 +126,19 @@ SAMPLES: dict[str, Any] = {
     "via": "pty",
     "viewer": "bob",
     "workspace": "default",
+    # spawned agents (issue 19)
+    "cli": "claude",
+    "command": ["python3", "agent.py"],
+    "enter": True,
+    "env": {"PATH": "/usr/bin"},
+    "headless": True,
+    "idle_seconds": 2.0,
+    "lines": 50,
+    "model": "sonnet",
+    "reason": "done",
+    "restart": "on-failure",
+    "task": "review the diff",
+    "text": "/status",
 }
 
 Operation = tuple[str, str]

@@ -8,7 +8,8 @@ be refused with 404/409 (an unknown agent, a task held by another), and with
 400 only for the few rules that depend on who calls or on how fields combine, or
 that the document states in words (``meta``'s depth and text; :data:`NOT_IN_THE_SCHEMA`):
 never for a pattern or a bound, which the document states. ``/v1/stream`` is left
-out: a successful request never ends. Waits are capped at 0.05 s by the server
+out: a successful request never ends; so are ``/v1/spawned*`` (501 on a server that
+supervises no programs: see tests/runtime/spawn). Waits are capped at 0.05 s by the server
 config, so long-polls return.
 """
 
@@ -115,6 +116,9 @@ def test_the_api_conforms_to_its_openapi_document_and_never_fails_with_5xx(
     schema = schemathesis.openapi.from_url(
         f"{fuzzed.url}/openapi.json", config=SchemathesisConfig.from_str(CONFIG)
     ).exclude(path="/v1/stream")
+    # Spawned agents (issue 19) are the warm relay's alone: `relaybus serve` answers 501
+    # by design (tests/runtime/spawn covers the routes with real programs).
+    schema = schema.exclude(path_regex="^/v1/spawned")
     failures: list[str] = []
     tested = 0
     positive = mode is GenerationMode.POSITIVE

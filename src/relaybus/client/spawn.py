@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 #: The event log's kinds of spawned agents' events (``agent.spawned``…).
+#: Events read at a time (the service's default page).
+PAGE = 100
 SPAWN_EVENT_KINDS = tuple(f"agent.{kind.value}" for kind in SpawnEventKind)
 
 
@@ -202,9 +204,7 @@ class SpawnView(TasksView):
         deadline = None if timeout is None else time.monotonic() + timeout
         step = self.backend.wait_step
         while True:
-            left = step if deadline is None else min(step, deadline - time.monotonic())
-            if left <= 0:
-                return
+            left = step if deadline is None else max(min(step, deadline - time.monotonic()), 0)
             found = self._run(
                 calls.wait_events(
                     left, workspace=self._workspace, since=since, kinds=SPAWN_EVENT_KINDS
@@ -216,6 +216,8 @@ class SpawnView(TasksView):
                 data.setdefault("name", event.agent_id or "")
                 kind = SpawnEventKind(event.kind.removeprefix("agent."))
                 yield SpawnEvent(**{**data, "id": event.id, "kind": kind, "at": event.created_at})
+            if deadline is not None and time.monotonic() >= deadline and len(found) < PAGE:
+                return
 
     def preflight(
         self, clis: Sequence[str], *, env: Mapping[str, str] | None = None
