@@ -28,91 +28,37 @@ the next write (Conflict).
 from __future__ import annotations
 
 import contextlib
-import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, RelayError
 from ..models import Event, Task, WorkflowRun, WorkflowRunStatus
-from . import runner_agents, runner_tasks
-from .progress import Progress, Quiet
+from . import runner_tasks
+from .runner_base import TAIL_SLICE, RunnerBase
 from .runner_state import Attempt, AttemptStatus, RunState, StepState, StepStatus
-from .runner_store import HEARTBEAT_SECONDS, RunStore, holder_alive, runner_id
-from .spec import StepSpec, Workflow
+from .runner_store import HEARTBEAT_SECONDS, holder_alive
+from .spec import StepSpec
 from .template import render
 from .verify import Verdict, needs_process, verify
 
 if TYPE_CHECKING:
-    from ..client import AgentHandle, Relay
+    from ..client import AgentHandle
 
-logger = logging.getLogger(__name__)
-
-#: The longest single wait on the event log (seconds): how soon the tail notices a stop.
-TAIL_SLICE = 0.5
-#: Event kinds the runner follows.
-KINDS = ("task.", "agent.", "workflow.")
 #: Task events that count as work on a step (an idle step has none of these).
 ACTIVITY = frozenset({"task.created", "task.claimed", "task.updated"})
 #: Agent events after which a step waiting for an agent is offered again.
 ARRIVALS = frozenset({"agent.registered", "agent.online", "agent.updated", "agent.spawned"})
 
 
-class Runner:
+class Runner(RunnerBase):
     """Runs one workflow run to its end (:meth:`execute`), after :meth:`start` (a new
-    run) or :meth:`attach` (``resume``: take over a run whose runner died).
-
-    Args:
-        relay: the relay the tasks and the run store live on.
-        workflow: the parsed file (for a resume: parsed from the run's stored source).
-        open_tail: opens a second relay of the same settings for the event tail's
-            thread (a relay's connection belongs to one thread).
-        progress: where events are reported (:mod:`.progress`).
-        keep_agents: leave the agents this run spawned running at the end.
-        spawn: spawn the file's ``agents:`` (tests that start agents themselves: False).
+    run) or :meth:`attach` (``resume``: take over a run whose runner died). Takes the
+    arguments of :class:`~relaybus.workflows.runner_base.RunnerBase`.
     """
 
-    def __init__(
-        self,
-        relay: Relay,
-        workflow: Workflow,
-        *,
-        open_tail: Callable[[], Relay],
-        progress: Progress | None = None,
-        keep_agents: bool = False,
-        spawn: bool = True,
-    ) -> None:
-        self.relay = relay
-        self.workflow = workflow
-        self.store = RunStore(relay)
-        self.folder = workflow.path.parent if workflow.path is not None else Path.cwd()
-        self.progress: Progress = progress or Quiet()
-        self.keep_agents = keep_agents
-        self.spawn = spawn
-        self.open_tail = open_tail
-        self.me = runner_id()
-        self.run: WorkflowRun | None = None
-        self.state = RunState.fresh(workflow.steps)
-        self.tasks: dict[int, tuple[str, int]] = {}
-        self.found: dict[tuple[str, int], Task] = {}
-        self.queue: queue.Queue[tuple[str, Any]] = queue.Queue()
-        self.cursor = 0
-        self.lost = False
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._sender: AgentHandle | None = None
-        self._dirty = False
-        self._beat = 0.0
-
     # -- starting ----------------------------------------------------------------------
-
-    @property
-    def run_id(self) -> int:
-        assert self.run is not None, "start() or attach() first"
-        return self.run.id
 
     def start(self) -> WorkflowRun:
         """Create the run in the store, held by this process."""
@@ -224,27 +170,6 @@ class Runner:
     def _nudge_after(self, spec: StepSpec) -> float:
         return spec.nudge_after if spec.nudge_after is not None else self.workflow.nudge_after
 
-    def _tail(self) -> None:
-        """The event tail (its own thread and relay): task, agent and workflow events
-        into the queue."""
-        try:
-            relay = self.open_tail()
-        except RelayError as exc:
-            self.queue.put(("error", exc))
-            return
-        cursor = self.cursor
-        try:
-            while not self._stop.is_set():
-                found = relay.wait_events(TAIL_SLICE, since=cursor, limit=1000, kinds=KINDS)
-                for event in found:
-                    cursor = event.id
-                    self.queue.put(("event", event))
-        except RelayError as exc:
-            self.queue.put(("error", exc))
-        finally:
-            if relay is not self.relay:
-                relay.close()
-
     def _handle(self, item: tuple[str, Any] | None) -> None:
         if item is None:
             return
@@ -256,12 +181,6 @@ class Runner:
             self._verified(name, n, result, verdict)
         elif kind == "error":
             raise payload
-
-    def _flush(self) -> None:
-        """Write the state if it changed, or a heartbeat when one is due."""
-        beat = time.time() - self._beat >= HEARTBEAT_SECONDS
-        if self._dirty or beat:
-            self._save(heartbeat=beat)
 
     # -- events ------------------------------------------------------------------------
 
@@ -589,91 +508,3 @@ class Runner:
         attempt = step.current
         self.emit("step.failed", step=name, attempt=attempt.n if attempt else None,
                   task=attempt.task if attempt else None, agent=agent, reason=why)  # fmt: skip
-
-    def _finish(self, status: WorkflowRunStatus, why: str | None = None) -> None:
-        """End the run: cancel the tasks still open, write the final state."""
-        assert self.run is not None
-        self._cancel_open(f"workflow run {self.run_id} {status.value}")
-        self._save(status=status)
-        self.emit("run.finished", name=self.workflow.name, status=status.value, reason=why)
-
-    def _cancel_open(self, note: str) -> None:
-        for step in self.state.steps.values():
-            attempt = step.live
-            if attempt is not None and attempt.task is not None:
-                runner_tasks.cancel(self.relay, attempt.task, note)
-                attempt.status = AttemptStatus.CANCELED
-                attempt.ended = time.time()
-            if step.status not in StepStatus.FINAL and step.status != StepStatus.PENDING:
-                step.status = StepStatus.CANCELLED
-
-    # -- the store ---------------------------------------------------------------------
-
-    def _save(self, *, status: WorkflowRunStatus | None = None, heartbeat: bool = True) -> None:
-        """Write the state (and ``status``) at the version last read. A Conflict means
-        someone else wrote the run: a cancel (stop), or a resume (this runner lost it)."""
-        assert self.run is not None
-        try:
-            self.run = self.store.update(
-                self.run, status=status, state=self.state.to_dict(), heartbeat=heartbeat
-            )
-        except Conflict:
-            self._reread()
-            if status is not None and not self.lost and self.run.status == status:
-                return
-            if not self.lost and self.run.status == WorkflowRunStatus.RUNNING:
-                self._save(status=status, heartbeat=heartbeat)  # only a heartbeat raced
-            return
-        self._dirty = False
-        if heartbeat:
-            self._beat = time.time()
-
-    def _reread(self) -> None:
-        """Read the run again after someone else wrote it."""
-        assert self.run is not None
-        run = self.store.get(self.run_id)
-        if run.runner != self.me and run.status == WorkflowRunStatus.RUNNING:
-            self.lost = True
-            self.emit("run.lost", name=self.workflow.name, agent=run.runner,
-                      reason=f"run {run.id} was taken over by {run.runner}")  # fmt: skip
-            self.run = run
-            return
-        if run.status == WorkflowRunStatus.CANCELLED and self.run.status != run.status:
-            self.run = run
-            self._cancel_open(f"workflow run {run.id} cancelled")
-            with contextlib.suppress(Conflict):
-                self.run = self.store.update(run, state=self.state.to_dict())
-            self.emit("run.finished", name=self.workflow.name, status=run.status.value,
-                      reason="cancelled")  # fmt: skip
-            return
-        self.run = run
-
-    # -- agents ------------------------------------------------------------------------
-
-    def _spawn_agents(self) -> None:
-        for agent in runner_agents.spawn_all(self.relay, self.workflow, self.folder):
-            if agent.name not in self.state.spawned:
-                self.state.spawned.append(agent.name)
-            self.emit("agent.spawned", agent=agent.name, pid=agent.pid)
-        self._dirty = True
-        self._flush()
-
-    def _release_agents(self) -> None:
-        if self.keep_agents:
-            return
-        for name in self.state.spawned:
-            if runner_agents.release(self.relay, name, f"workflow run {self.run_id} ended"):
-                self.emit("agent.released", agent=name)
-        if self._sender is not None:
-            with contextlib.suppress(RelayError):
-                self._sender.update(status="offline")
-
-    # -- reporting ---------------------------------------------------------------------
-
-    def emit(self, kind: str, **data: Any) -> None:
-        """Report an event to :attr:`progress` (``None`` fields left out)."""
-        event: dict[str, Any] = {"event": kind, "t": round(time.time(), 3)}
-        if self.run is not None:
-            event["run"] = self.run.id
-        event.update((k, v) for k, v in data.items() if v is not None)
-        self.progress(event, self.state)

@@ -67,14 +67,12 @@ def spawn(relay: Relay, spec: AgentSpec, folder: Path) -> SpawnedAgent:
     )
 
 
-def spawn_all(relay: Relay, workflow: Workflow, folder: Path) -> list[SpawnedAgent]:
-    """Spawn every agent of ``workflow`` not running yet; the ones spawned."""
+def to_spawn(relay: Relay, workflow: Workflow) -> list[AgentSpec]:
+    """The agents of ``workflow`` not running yet, in the file's order."""
     if not workflow.agents:
         return []
     skip = running(relay, set(workflow.agents))
-    return [
-        spawn(relay, spec, folder) for name, spec in workflow.agents.items() if name not in skip
-    ]
+    return [spec for name, spec in workflow.agents.items() if name not in skip]
 
 
 def release(relay: Relay, name: str, reason: str) -> bool:
