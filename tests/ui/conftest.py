@@ -30,7 +30,7 @@ from tests.support.live import LiveServer, live_server
 #: The admin token of the dashboard's server.
 ADMIN = "dashboard-admin-token"
 #: Milliseconds a page may take to show what a test waits for.
-WAIT_MS = 15_000
+WAIT_MS = 30_000
 #: Chromium's flags for a closed network: no background requests to Google's hosts.
 CHROMIUM_ARGS = [
     "--no-sandbox",

@@ -97,6 +97,7 @@ def test_json_gives_a_document_per_file(tmp_path: Path) -> None:
             "agents": 0,
             "order": ["a"],
             "errors": [],
+            "warnings": [],
         },
         {
             "file": "bad.yaml",
@@ -108,10 +109,33 @@ def test_json_gives_a_document_per_file(tmp_path: Path) -> None:
                     "message": "bad.yaml:5: steps.a is given twice (first on line 4)",
                 }
             ],
+            "warnings": [],
         },
     ]
     done = validate("good.yaml", "--json", cwd=tmp_path)
     assert done.returncode == 0 and json.loads(done.stdout)[0]["ok"] is True
+
+
+def test_a_likely_typo_of_an_agent_is_a_warning_not_an_error(tmp_path: Path) -> None:
+    text = (
+        "version: 1\nname: flow\nagents:\n  reviewer: {cli: claude}\n"
+        "steps:\n  a: {agent: reviwer, task: t}\n  b: {agent: by-hand, task: t}\n"
+    )
+    (tmp_path / "flow.yaml").write_text(text, encoding="utf-8")
+    done = validate("flow.yaml", cwd=tmp_path)
+    assert done.returncode == 0
+    warning = (
+        "steps.a.agent 'reviwer' is not one of agents: (did you mean 'reviewer'?); "
+        "the runner will wait for an agent of that name to register"
+    )
+    assert done.stdout.splitlines() == [
+        "flow.yaml: ok (2 steps, 1 agent)",
+        f"flow.yaml:6: warning: {warning}",
+    ]
+    [document] = json.loads(validate("flow.yaml", "--json", cwd=tmp_path).stdout)
+    assert document["warnings"] == [
+        {"line": 6, "reason": warning, "message": f"flow.yaml:6: {warning}"}
+    ]
 
 
 def test_no_file_is_a_usage_error_and_help_has_examples() -> None:

@@ -22,9 +22,11 @@ def validate(files: tuple[Path, ...]) -> None:
     of a bad one as 'FILE:LINE: reason' (a key given twice, an unknown key, a
     wrong type, a step depends_on or review.of names that does not exist,
     steps waiting for each other in a cycle, a template reference to no
-    step, a bad duration...). Exits 0 when every file is good, 2 otherwise.
+    step, a bad duration...). A warning ('FILE:LINE: warning: ...') is
+    allowed but likely a mistake: a step's agent that agents: lacks while it
+    has one of a close name. Exits 0 when every file is good, 2 otherwise.
     With --json: an array with a document per file (file, ok, name, steps,
-    agents, order, errors with line and reason).
+    agents, order, errors and warnings with line and reason).
 
     \b
     Examples:
@@ -32,7 +34,7 @@ def validate(files: tuple[Path, ...]) -> None:
       relaybus workflow validate examples/*.yaml
       relaybus workflow validate flow.yaml --json
     """
-    from ..workflows.load import WorkflowError, load
+    from ..workflows.load import WorkflowError, load, warnings
     from .render import emit_json
 
     app = get_app()
@@ -45,12 +47,13 @@ def validate(files: tuple[Path, ...]) -> None:
             errors = [
                 {"line": p.line, "reason": p.reason, "message": p.format(file)} for p in err.errors
             ]
-            documents.append({"file": file, "ok": False, "errors": errors})
+            documents.append({"file": file, "ok": False, "errors": errors, "warnings": []})
             if not app.json:
                 for line in err.lines():
                     click.echo(line)
             continue
         steps, agents = len(workflow.steps), len(workflow.agents)
+        notes = warnings(workflow)
         documents.append(
             {
                 "file": file,
@@ -60,10 +63,15 @@ def validate(files: tuple[Path, ...]) -> None:
                 "agents": agents,
                 "order": workflow.order(),
                 "errors": [],
+                "warnings": [
+                    {"line": p.line, "reason": p.reason, "message": p.format(file)} for p in notes
+                ],
             }
         )
         if not app.json:
             click.echo(f"{file}: ok ({_count(steps, 'step')}, {_count(agents, 'agent')})")
+            for note in notes:
+                click.echo(f"{file}:{note.line}: warning: {note.reason}")
     if app.json:
         emit_json(documents)
     click.get_current_context().exit(0 if all(d["ok"] for d in documents) else 2)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
-from .load_checks import meaning_problems, parse_duration, schema, schema_problems
+from .load_checks import did_you_mean, meaning_problems, parse_duration, schema, schema_problems
 from .load_yaml import Located, Problem, read
 from .spec import (
     APPROVE_TEXT,
@@ -46,7 +46,7 @@ from .spec import (
 
 __all__ = [
     "MAX_CHARS", "Problem", "WorkflowError", "load", "loads", "parse_duration", "problems",
-    "schema",
+    "schema", "warnings",
 ]  # fmt: skip
 
 #: Largest workflow file read (characters): 1 MiB of ASCII.
@@ -127,6 +127,24 @@ def problems(text: str) -> tuple[Located, list[Problem]]:
         return found, sorted(found.problems) or [Problem(0, reason)]
     found_problems = found.problems + schema_problems(found) + meaning_problems(found)
     return found, sorted(set(found_problems))
+
+
+def warnings(workflow: Workflow) -> list[Problem]:
+    """What is allowed but likely a mistake, at the step's line: a step's ``agent``
+    that ``agents:`` does not define while it defines one of a close name (a typo
+    would leave the step waiting for an agent that never registers)."""
+    found = []
+    for step in workflow.steps.values():
+        if step.agent is None or step.agent in workflow.agents:
+            continue
+        hint = did_you_mean(step.agent, list(workflow.agents))
+        if hint:
+            reason = (
+                f"steps.{step.name}.agent {step.agent!r} is not one of agents:{hint}; "
+                "the runner will wait for an agent of that name to register"
+            )
+            found.append(Problem(step.line, reason))
+    return found
 
 
 def _workflow(found: Located, text: str, path: Path | None) -> Workflow:
