@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 import click
 
 from . import render
 from .app import creates_relay, get_app, json_option, parse_meta
 from .terminal import approval_mode, approval_option, profile_options
+
+if TYPE_CHECKING:
+    from .app import App
+    from .render import JSON
 
 #: ``relaybus.models.AgentStatus`` values (kept literal so ``--help`` needs no pydantic;
 #: a test keeps them equal).
@@ -93,11 +100,21 @@ def agents(
     RELAYBUS_STALE_TTL seconds (90), or when its --pid has exited. STUCK counts
     messages still queued (not yet delivered to its session) after
     RELAYBUS_STUCK_AFTER seconds (60) while the agent is online.
+
+    \b
+    Agents that 'relaybus spawn' started (on this machine's warm relay) show
+    SPAWNED: their pid, restarts and last exit code (--json: a "spawned"
+    object with pid, state, restarts, exit_code).
     """
     app = get_app()
     found = app.hot.agents(
         status=status, tag=tag, capability=cap, channel=channel, online_only=online
     )
+    marks = spawned_marks(app)
+    for agent in found:
+        mark = marks.get(agent["id"])
+        if mark is not None:
+            agent["spawned"] = mark
     if app.json:
         render.emit_json(found)
         return
@@ -120,6 +137,7 @@ def agents(
             "epoch",
             "last seen",
             "stuck",
+            *(["spawned"] if marks else []),
         ],
         [
             [
@@ -133,6 +151,7 @@ def agents(
                 str(a["epoch"]),
                 render.ago(a["last_seen_at"]),
                 str(a["stuck"]) if a.get("stuck") else "-",
+                *([spawned_text(a.get("spawned"))] if marks else []),
             ]
             for a in found
         ],
@@ -143,6 +162,45 @@ def agents(
             f"{stuck} message(s) queued past RELAYBUS_STUCK_AFTER while their agent is online: "
             "see relaybus inbox --peek, relaybus status MSG_ID"
         )
+
+
+def spawned_marks(app: App) -> dict[str, JSON]:
+    """The spawned agents of the warm local relay this call talks to, by name: each
+    its ``pid``, ``state``, ``restarts`` and ``exit_code``. One request (``GET
+    /v1/spawned``), made only through the warm relay (:attr:`App.hot` a
+    :class:`~relaybus.client.warm_json.JsonRelay`): a relay server or the store in this
+    process supervises nothing. Empty when the warm relay cannot say (one from before
+    spawning)."""
+    from ..client.warm_json import JsonRelay
+
+    hot = app.hot
+    if not isinstance(hot, JsonRelay):
+        return {}
+    from ..client.operations import Request
+    from ..errors import RelayError
+
+    try:
+        answer = hot.backend.request(Request("GET", "/v1/spawned", workspace=hot.workspace))
+    except RelayError:
+        return {}
+    keep = ("pid", "state", "restarts", "exit_code")
+    return {s["name"]: {k: s.get(k) for k in keep} for s in json.loads(answer)}
+
+
+def spawned_text(mark: JSON | None) -> str:
+    """A spawned agent's mark: ``pid 4242``, ``pid 4242, 2 restarts, last exit 1``,
+    ``exited 0``, ``released``; ``-`` for an agent nobody spawned."""
+    if mark is None:
+        return "-"
+    state, code, restarts = mark.get("state"), mark.get("exit_code"), mark.get("restarts")
+    parts = [f"pid {mark['pid']}" if state == "running" else str(state)]
+    if state == "exited" and code is not None:
+        parts = [f"exited {code}"]
+    if restarts:
+        parts.append(f"{restarts} restart{'s' if restarts > 1 else ''}")
+    if code is not None and state in ("running", "restarting"):
+        parts.append(f"last exit {code}")
+    return ", ".join(parts)
 
 
 @click.command()

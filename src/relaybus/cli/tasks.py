@@ -314,14 +314,54 @@ def claim(task_id: int, lease: float | None) -> None:
 
 
 @click.command()
-@click.argument("task_id", metavar="ID", type=int)
+@click.argument("target", metavar="ID|NAME")
+@click.option(
+    "--reason", metavar="TEXT", help="Why (a spawned agent: kept with its released event)."
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="A spawned agent: seconds to end gracefully (SIGTERM) before it is killed [10].",
+)
 @json_option
-def release(task_id: int) -> None:
-    """Give back task ID; it is open again for anyone."""
+def release(target: str, reason: str | None, timeout: float | None) -> None:
+    """Give back task ID (it is open again for anyone), or stop spawned agent NAME.
+
+    \b
+    A task ID (a number) is released by the agent holding it (--as).
+    A NAME is an agent 'relaybus spawn' started: it gets SIGTERM, then
+    SIGKILL after --timeout seconds; it is not restarted, and goes offline.
+
+    \b
+    Examples:
+      relaybus --as alice release 12
+      relaybus release reviewer --reason "review done"
+      relaybus release worker --timeout 30 --json
+    """
     app = get_app()
-    released = app.hot_me().release(task_id)
+    if not target.isdigit():
+        _release_spawned(target, reason, timeout)
+        return
+    if reason is not None or timeout is not None:
+        from ..errors import InvalidInput
+
+        raise InvalidInput("--reason and --timeout are for a spawned agent's NAME, not a task ID")
+    released = app.hot_me().release(int(target))
     render.result(
         released,
         f"released task #{released['id']}; it is {released['status']} again",
         as_json=app.json,
     )
+
+
+def _release_spawned(name: str, reason: str | None, timeout: float | None) -> None:
+    """``relaybus release NAME``: stop the spawned agent NAME through the SDK."""
+    app = get_app()
+    options = {} if timeout is None else {"timeout": timeout}
+    agent = app.relay.release(name, reason=reason, **options)
+    if app.json:
+        render.emit_json(render.dump(agent))
+        return
+    code = "" if agent.exit_code is None else f" (exit code {agent.exit_code})"
+    click.echo(f"released {agent.name}{code}; it is offline and not restarted")

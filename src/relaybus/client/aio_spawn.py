@@ -20,6 +20,7 @@ relay server supervises nothing unless it is a warm relay (``relaybus serve`` an
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import time
@@ -230,5 +231,6 @@ class AsyncSpawnView(AsyncTasksView):
         # name, as the CLI's lazy commands are, so the SDK's layer stays below it.
         presets = importlib.import_module("relaybus.runtime.spawn.presets")
         merged = {**os.environ, **(env or {})}
-        found: list[Preflight] = await AsyncOffload()(presets.preflight, list(clis), merged)
+        check = functools.partial(presets.preflight, env=merged)
+        found: list[Preflight] = await AsyncOffload()(check, list(clis))
         return found

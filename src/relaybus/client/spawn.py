@@ -20,6 +20,7 @@ relay server supervises nothing unless it is a warm relay (``relaybus serve`` an
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import time
@@ -228,5 +229,6 @@ class SpawnView(TasksView):
         # name, as the CLI's lazy commands are, so the SDK's layer stays below it.
         presets = importlib.import_module("relaybus.runtime.spawn.presets")
         merged = {**os.environ, **(env or {})}
-        found: list[Preflight] = Offload()(presets.preflight, list(clis), merged)
+        check = functools.partial(presets.preflight, env=merged)
+        found: list[Preflight] = Offload()(check, list(clis))
         return found

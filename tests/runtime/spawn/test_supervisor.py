@@ -140,6 +140,7 @@ def test_on_failure_restarts_a_crash_and_delivers_its_unread_mail_once(
 
 
 def test_always_restarts_a_clean_exit_and_no_does_not(relay: Relay) -> None:
+    since = relay.last_event_id()
     relay.spawn("again", command=program("exit", "0"), restart="always", headless=True)
     relay.spawn("once", command=program("exit", "0"), headless=True)
 
@@ -148,6 +149,15 @@ def test_always_restarts_a_clean_exit_and_no_does_not(relay: Relay) -> None:
     once = relay.spawned_agent("once")
     assert once.restarts == 0 and once.exit_code == 0 and once.last_lines == ["bye 0"]
     relay.release("again")
+    events = list(relay.spawn_events(after=since, timeout=0))
+    again = [e.kind for e in events if e.name == "again"]
+    assert again[:3] == [SpawnEventKind.SPAWNED, SpawnEventKind.EXITED, SpawnEventKind.RESTARTED]
+    assert again[-1] is SpawnEventKind.RELEASED
+    assert [e.kind for e in events if e.name == "once"] == [
+        SpawnEventKind.SPAWNED,
+        SpawnEventKind.EXITED,
+    ]
+    assert [e.id for e in events] == sorted(e.id for e in events)
 
 
 def test_headless_agent_with_a_task_finishes_it_from_its_exit(relay: Relay) -> None:
@@ -208,3 +218,21 @@ def test_a_relay_server_answers_501(tmp_path: Path) -> None:
         assert "warm local relay" in answer.json()["detail"]
         with pytest.raises(RelayError, match="warm local relay"):
             relay.spawned()
+
+
+def test_preflight_reports_each_cli(relay: Relay) -> None:
+    found = relay.preflight(["claude"], env={"PATH": "/nonexistent"})
+
+    assert [p.cli for p in found] == ["claude"]
+    assert not found[0].ok and found[0].error
+
+
+def test_a_cli_that_is_not_there_is_refused_before_or_by_the_relay(relay: Relay) -> None:
+    nowhere = {"PATH": "/nonexistent"}
+    with pytest.raises(InvalidInput, match="claude"):
+        relay.spawn("c1", cli="claude", env=nowhere)  # its preflight, here
+    with pytest.raises(InvalidInput):
+        relay.spawn("c2", cli="claude", env=nowhere, preflight=False)  # the relay's check
+    with pytest.raises(InvalidInput):
+        relay.spawn("c3", cli="no-such-cli", preflight=False)
+    assert relay.spawned() == []

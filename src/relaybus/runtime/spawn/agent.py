@@ -89,6 +89,8 @@ class SpawnedAgentProcess:
         self.output = bytearray()  # of the current run, the last KEEP_BYTES
         self.release_reason: str | None = None
         self.done = asyncio.Event()
+        #: Its events go to the log one at a time, in the order they happened.
+        self.events_lock = asyncio.Lock()
         self._released = asyncio.Event()
         self._log: IO[bytes] | None = None
         self._gate: IdleGate | None = None
@@ -222,7 +224,13 @@ class SpawnedAgentProcess:
         asyncio.get_running_loop().create_task(self.hooks.event(self, SpawnEventKind.IDLE))
         if self._task_pending and self.spec.task:
             self._task_pending = False
-            asyncio.get_running_loop().create_task(self.type_in(self.spec.task, enter=True))
+            asyncio.get_running_loop().create_task(self._type_task(self.spec.task))
+
+    async def _type_task(self, task: str) -> None:
+        try:
+            await self.type_in(task, enter=True)
+        except Conflict as exc:  # it exited meanwhile: nobody to type it to
+            logger.warning("relaybus: %s was not typed its task: %s", self.name, exc.message)
 
     async def type_in(self, text: str, *, enter: bool = False) -> None:
         """Write ``text`` (and Enter: a carriage return) to the terminal, as typed.

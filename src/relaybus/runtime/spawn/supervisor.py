@@ -105,6 +105,10 @@ class Supervisor:
             await agent.start()
         except OSError as exc:
             self._agents.pop(key, None)
+            if spec.headless:  # registered before the start that failed
+                await self._store(
+                    f"marking {spec.name} offline", mark_offline, self.service, workspace, spec.name
+                )
             reason = exc.strerror or str(exc)
             raise InvalidInput(f"cannot start {checked.command[0]}: {reason}") from None
         except BaseException:
@@ -203,15 +207,16 @@ class Supervisor:
             "restarts": agent.restarts,
         }
         data.update({k: v for k, v in extra.items() if v is not None})
-        await self._store(
-            f"agent.{kind.value} event of {agent.name}",
-            append_spawn_event,
-            self.service,
-            agent.workspace,
-            kind,
-            agent.name,
-            data,
-        )
+        async with agent.events_lock:
+            await self._store(
+                f"agent.{kind.value} event of {agent.name}",
+                append_spawn_event,
+                self.service,
+                agent.workspace,
+                kind,
+                agent.name,
+                data,
+            )
 
     async def _started(self, agent: SpawnedAgentProcess) -> None:
         """A headless agent is registered by the supervisor, before its program starts
