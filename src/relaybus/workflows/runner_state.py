@@ -6,18 +6,17 @@ runner that was killed can be taken over by ``relaybus workflow resume`` without
 repeating a finished step: the document says which steps are done (with their
 results), and which task each open attempt is.
 
-Shape (JSON)::
+Shape (JSON; fields without a value are left out)::
 
     {"format": 1,
      "spawned": ["reviewer"],                # agents this run spawned (released at the end)
      "steps": {"plan": {"status": "done", "round": 1, "failures": 0,
-                        "result": "...", "reason": null, "tried": [],
+                        "result": "...", "tried": [],
                         "ready_at": 1718000000.0, "finished_at": 1718000004.2,
                         "attempts": [{"n": 1, "round": 1, "to": "planner",
                                       "task": 7, "agent": "planner", "status": "done",
                                       "started": 1718000000.1, "ended": 1718000004.2,
-                                      "activity": 1718000004.2, "nudged": null,
-                                      "reason": null, "progress": 100}]}}}
+                                      "activity": 1718000004.2, "progress": 100}]}}}
 
 Times are Unix seconds. An attempt is one task: ``n`` counts every task the step
 ever had (retries, review rounds, re-offers), so ``workflow:RUN:STEP:N`` names each
@@ -94,7 +93,9 @@ class Attempt:
         return self.status in AttemptStatus.LIVE
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(vars(self))
+        # Unset fields left out: the store checks every value of the document it is
+        # given, on every write (reading back, the defaults fill them in).
+        return {k: v for k, v in vars(self).items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Attempt:
@@ -132,7 +133,7 @@ class StepState:
 
     def to_dict(self) -> dict[str, Any]:
         # By hand: dataclasses.asdict copies deeply and slowly (written every change).
-        found = dict(vars(self))
+        found = {k: v for k, v in vars(self).items() if v is not None}
         found["tried"] = list(self.tried)
         found["attempts"] = [attempt.to_dict() for attempt in self.attempts]
         return found
