@@ -75,7 +75,7 @@ def test_every_sdk_call_carries_the_request_of_its_operation(name: str) -> None:
         or getattr(integration_requests, name, None)
         or getattr(message_requests, name, None)
         or getattr(pair_requests, name, None)
-        or getattr(workflow_run_requests, name)
+        or getattr(workflow_run_requests, name, None)
         or getattr(spawn_requests, name)
     )
     takes = inspect.signature(make).parameters

@@ -62,6 +62,7 @@ COMMANDS = {
     "screen": "spawn:screen",
     "logs": "spawn:logs",
     "demo": "admin:demo",
+    "workflow": "workflow:workflow",
     "serve": "server:serve",
     "service": "service:service",
     "daemon": "daemon:daemon",

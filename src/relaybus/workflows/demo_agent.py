@@ -6,6 +6,7 @@ agent with ``RELAYBUS_DIR`` pointing at the demo's relay (or, with ``--server``,
 
     python -m relaybus.workflows.demo_agent author alice --reviewers bob,carol,dave
     python -m relaybus.workflows.demo_agent reviewer bob --author alice
+    python -m relaybus.workflows.demo_agent worker [NAME]   # examples/review.yaml
 
 Each acts through the public SDK only, and prints one JSON object per line on
 stdout for every thing it observed: ``{"agent": "bob", "event": "claim_lost",
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -26,8 +29,8 @@ from typing import Any
 
 from .._httpx import skip_httpx_cli
 from ..client import AgentHandle, Relay
-from ..errors import Conflict, RelayError
-from ..models import Message
+from ..errors import Conflict, Forbidden, RelayError
+from ..models import Message, Task
 
 AUTHOR = "alice"
 REVIEWER_NAMES = (
@@ -50,6 +53,14 @@ def reviewer_names(count: int) -> list[str]:
     return [
         REVIEWER_NAMES[i] if i < len(REVIEWER_NAMES) else f"reviewer-{i + 1}" for i in range(count)
     ]
+
+
+class Released(Exception):
+    """SIGTERM: the workflow runner released this worker."""
+
+
+def _released(signum: int, frame: object) -> None:
+    raise Released
 
 
 class DemoTimeout(TimeoutError):
@@ -182,27 +193,89 @@ def run_reviewer(relay: Relay, name: str, author: str, deadline: float, report: 
     me.update(status="offline")
 
 
+#: A worker's answers (see :func:`answer`).
+WRITTEN = "PR #42 written: session handling moved to src/auth/sessions.py"
+APPROVED = "APPROVED: the session split is clean and the auth tests pass"
+MERGED = "merged PR #42; thanks all"
+
+
+def answer(task: Task) -> str:
+    """A worker's result: a review (a task offered to ``cap:review``) approves, a task
+    that asks to merge merges, anything else is written."""
+    if task.target == f"cap:{CAPABILITY}":
+        return APPROVED
+    if (task.body or "").lstrip().lower().startswith("merge"):
+        return MERGED
+    return WRITTEN
+
+
+def run_worker(relay: Relay, name: str, deadline: float, report: Reporter) -> None:
+    """Take the tasks offered to this agent (by name or capability) until the deadline
+    (or until released: SIGTERM), each claimed, with progress, and finished with
+    :func:`answer` (the agents of examples/review.yaml, run by the workflow runner)."""
+    me = relay.agent(name) if os.environ.get("RELAYBUS_AGENT") == name else relay.register(name)
+    report("ready", epoch=me.epoch)
+    seen: set[int] = set()
+    cursor = relay.last_event_id()
+    while time.monotonic() < deadline:
+        for task in reversed(me.tasks(status="open")):
+            if task.id in seen:
+                continue
+            seen.add(task.id)
+            try:
+                me.claim(task.id)
+            except (Conflict, Forbidden) as exc:
+                report("claim_lost", task_id=task.id, reason=exc.message)
+                continue
+            report("claim_won", task_id=task.id)
+            for percent, note in PROGRESS:
+                me.update_task(task.id, progress=percent, note=note)
+            result = answer(task)
+            me.update_task(task.id, status="done", result=result)
+            report("done", task_id=task.id, result=result)
+        remaining = deadline - time.monotonic()
+        for event in relay.wait_events(
+            min(remaining, 1.0), since=cursor, kinds=["task.created", "task.released"]
+        ):
+            cursor = event.id
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one demo agent; returns the exit status (0 played its part, 1 failed)."""
     parser = argparse.ArgumentParser(prog="python -m relaybus.workflows.demo_agent")
-    parser.add_argument("role", choices=["author", "reviewer"])
-    parser.add_argument("name", help="the agent id to register")
+    parser.add_argument("role", choices=["author", "reviewer", "worker"])
+    parser.add_argument(
+        "name", nargs="?", default=None, help="the agent id (worker: RELAYBUS_AGENT)"
+    )
     parser.add_argument("--reviewers", default="", help="author: comma-separated reviewer ids")
     parser.add_argument("--author", default=AUTHOR, help="reviewer: the author's agent id")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait in all")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds to wait in all (60; worker: 3600)"
+    )
     args = parser.parse_args(argv)
+    if args.name is None:
+        args.name = os.environ.get("RELAYBUS_AGENT")
+        if args.role != "worker" or not args.name:
+            parser.error("give the agent id (a worker may take it from RELAYBUS_AGENT)")
     report = Reporter(args.name)
+    if args.timeout is None:
+        args.timeout = 3600.0 if args.role == "worker" else 60.0
     deadline = time.monotonic() + args.timeout
     # Over a server: spare httpx importing its own command line, half this process's
     # start-up (see relaybus._httpx).
     skip_httpx_cli()
     try:
         with Relay.open() as relay:  # RELAYBUS_DIR or RELAYBUS_URL names the demo's relay
-            if args.role == "author":
+            if args.role == "worker":
+                signal.signal(signal.SIGTERM, _released)
+                run_worker(relay, args.name, deadline, report)
+            elif args.role == "author":
                 reviewers = [r for r in args.reviewers.split(",") if r]
                 run_author(relay, args.name, reviewers, deadline, report)
             else:
                 run_reviewer(relay, args.name, args.author, deadline, report)
+    except Released:
+        return 0
     except (RelayError, DemoTimeout) as exc:
         report("error", message=str(exc), error=type(exc).__name__)
         return 1

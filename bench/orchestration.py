@@ -1,0 +1,270 @@
+"""Orchestration (issue 19): how long a spawned agent takes to register, and what the
+workflow runner adds to each step on top of its agents' work.
+
+Usage::
+
+    .venv/bin/python bench/orchestration.py [--spawns 20] [--steps 50] [--agents 4]
+
+Prints, each on a relay in its own temporary folder:
+
+- spawn to registered, p50 and p99 (ms), for the scripted test agent
+  (tests/support/scripted_agent.py), spawned ``--spawns`` times through the warm
+  local relay's supervisor, in a PTY under ``relaybus run`` and headless: from calling
+  ``relay.spawn`` to the ``agent.registered`` event, then released;
+- the runner's own overhead per step in a ``--steps``-step fan-out/fan-in workflow
+  (one step, then ``steps - 2`` steps that depend on it, then one that depends on all
+  of them) run by ``--agents`` scripted agents that answer at once, on an embedded
+  SQLite relay: per step, the time from its dependencies' last task finishing to its
+  own task being offered (``offer``), plus from its task finishing to the runner
+  recording the step done (``record``), both from the event log's times and the
+  runner's; p50 and p99 of each and of their sum (ms). The agents' own time (noticing
+  the offer, claiming, answering) is outside it. Target: the sum at most 20 ms p50.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from relaybus import Relay
+from relaybus.client import warm
+from relaybus.workflows.runner import Runner
+from relaybus.workflows.runner_state import RunState
+from relaybus.workflows.spec import StepSpec, Workflow
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENT = ROOT / "tests" / "support" / "scripted_agent.py"
+#: Seconds anything may take before the benchmark gives up.
+WAIT = 120.0
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def figures(label: str, samples: list[float]) -> None:
+    print(
+        f"  {label:<28} p50 {percentile(samples, 0.5):7.1f} ms   "
+        f"p99 {percentile(samples, 0.99):7.1f} ms   (n={len(samples)})"
+    )
+
+
+@contextmanager
+def warm_relay(folder: Path) -> Iterator[None]:
+    """Let this process use the warm relay of ``folder``; stop it (by its pid) after."""
+    before = os.environ.pop("RELAYBUS_DAEMON", None)
+    try:
+        yield
+    finally:
+        info = warm.probe(folder)
+        if info is not None and info.pid is not None:
+            os.kill(info.pid, signal.SIGTERM)
+        if before is not None:
+            os.environ["RELAYBUS_DAEMON"] = before
+
+
+def spawn_to_registered(spawns: int, headless: bool) -> list[float]:
+    """Milliseconds from ``relay.spawn`` to the agent's ``agent.registered`` event (the
+    first spawn, which starts the warm relay, not counted)."""
+    samples: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="relaybus-bench-") as tmp:
+        folder = Path(tmp) / ".relay"
+        folder.mkdir(mode=0o700)
+        with warm_relay(folder), Relay.open(dir=folder) as relay:
+            for i in range(spawns + 1):
+                name = f"agent-{i}"
+                cursor = relay.last_event_id()
+                start = time.perf_counter()
+                relay.spawn(
+                    name,
+                    command=[sys.executable, str(AGENT), name, "--timeout", "60"],
+                    headless=headless,
+                    cwd=tmp,
+                )
+                registered = False
+                deadline = time.monotonic() + WAIT
+                while not registered and time.monotonic() < deadline:
+                    for event in relay.wait_events(
+                        deadline - time.monotonic(), since=cursor, kinds=["agent.registered"]
+                    ):
+                        cursor = event.id
+                        registered = registered or event.agent_id == name
+                if i:
+                    samples.append((time.perf_counter() - start) * 1000)
+                relay.release(name, reason="measured", timeout=5.0)
+    return samples
+
+
+class Times:
+    """When the runner recorded each step done (its progress events)."""
+
+    def __init__(self) -> None:
+        self.done: dict[str, float] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, event: dict[str, Any], state: RunState) -> None:
+        if event["event"] == "step.done":
+            with self.lock:
+                self.done[event["step"]] = time.time()
+
+    def close(self) -> None:
+        return None
+
+
+class Busy:
+    """The runner's own working time: its loop's passes (offering, deadlines), its
+    handling of events and its writes of the state, timed around each call."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.seconds = 0.0
+        for name in ("_advance", "_handle", "_flush"):
+            setattr(runner, name, self.timed(getattr(runner, name)))
+
+    def timed(self, method: Any) -> Any:
+        def call(*args: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(*args)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        return call
+
+
+def chain_workflow(steps: int, folder: Path) -> Workflow:
+    specs = [
+        StepSpec(name=f"s{i:02d}", task="go", capability="work", timeout=WAIT,
+                 depends_on=(f"s{i - 1:02d}",) if i else ())
+        for i in range(steps)
+    ]  # fmt: skip
+    return Workflow(
+        name="chain", steps={s.name: s for s in specs}, path=folder / "chain.yaml", source="x"
+    )
+
+
+def fan_workflow(steps: int, folder: Path) -> Workflow:
+    middle = [f"part-{i:02d}" for i in range(steps - 2)]
+    specs = [StepSpec(name="start", task="start", capability="work", timeout=WAIT)]
+    specs += [
+        StepSpec(name=m, task=m, capability="work", depends_on=("start",), timeout=WAIT)
+        for m in middle
+    ]
+    specs.append(
+        StepSpec(name="join", task="join", capability="work", depends_on=tuple(middle),
+                 timeout=WAIT)
+    )  # fmt: skip
+    return Workflow(
+        name="bench", steps={s.name: s for s in specs}, path=folder / "bench.yaml", source="x"
+    )
+
+
+class Measured:
+    """One measured run: per step ``offer`` and ``record`` (ms), the run's ``wall``
+    time and the runner's ``busy`` time (s)."""
+
+    def __init__(self, offer: list[float], record: list[float], wall: float, busy: float):
+        self.offer, self.record, self.wall, self.busy = offer, record, wall, busy
+
+
+def runner_overhead(steps: int, agents: int, shape: str) -> Measured:
+    """Run a ``shape`` (``fan`` or ``chain``) workflow of ``steps`` steps."""
+    with tempfile.TemporaryDirectory(prefix="relaybus-bench-") as tmp:
+        folder = Path(tmp) / ".relay"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYBUS_")}
+        env.update(RELAYBUS_DIR=str(folder), RELAYBUS_DAEMON="0")
+        os.environ["RELAYBUS_DAEMON"] = "0"
+        with Relay.open(dir=folder) as relay:
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, str(AGENT), f"w{i}", "--cap", "work", "--timeout", "300"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+                for i in range(agents)
+            ]
+            try:
+                cursor = 0
+                ready: set[str] = set()
+                while len(ready) < agents:
+                    for event in relay.wait_events(WAIT, since=cursor, kinds=["agent."]):
+                        cursor = event.id
+                        ready.add(event.agent_id or "")
+                make = fan_workflow if shape == "fan" else chain_workflow
+                workflow = make(steps, Path(tmp))
+                times = Times()
+                runner = Runner(
+                    relay,
+                    workflow,
+                    open_tail=lambda: Relay.open(dir=folder),
+                    progress=times,
+                    spawn=False,
+                )
+                busy = Busy(runner)
+                start = time.time()
+                runner.start()
+                runner.execute()
+                wall = time.time() - start
+                offered: dict[str, float] = {}
+                finished: dict[str, float] = {}
+                by_task = {t: s for t, (s, _) in runner.tasks.items()}
+                after = 0
+                while found := relay.events(since=after, limit=1000):
+                    for event in found:
+                        after = event.id
+                        step = by_task.get(event.data.get("task_id", -1))
+                        if step is None:
+                            continue
+                        if event.kind == "task.created":
+                            offered[step] = event.created_at.timestamp()
+                        elif event.kind == "task.updated" and event.data.get("status") == "done":
+                            finished[step] = event.created_at.timestamp()
+            finally:
+                for proc in procs:
+                    proc.kill()  # by pid: the agents this benchmark started
+                    proc.wait()
+        offer: list[float] = []
+        record: list[float] = []
+        run_start = runner.run.created_at.timestamp() if runner.run else start
+        for name, spec in workflow.steps.items():
+            ready_at = max((finished[d] for d in spec.depends_on), default=run_start)
+            offer.append((offered[name] - ready_at) * 1000)
+            record.append((times.done[name] - finished[name]) * 1000)
+        return Measured(offer, record, wall, busy.seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spawns", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--agents", type=int, default=4)
+    args = parser.parse_args()
+    print(f"spawn to registered ({args.spawns} spawns of a scripted agent):")
+    figures("in a PTY (relaybus run)", spawn_to_registered(args.spawns, headless=False))
+    figures("headless", spawn_to_registered(args.spawns, headless=True))
+    for shape, what in (("fan", "fan-out/fan-in"), ("chain", "chain")):
+        got = runner_overhead(args.steps, args.agents, shape)
+        print(
+            f"runner, {args.steps}-step {what} ({args.agents} agents answering at once; "
+            f"run {got.wall:.2f} s):"
+        )
+        print(f"  runner's own time per step   {got.busy / args.steps * 1000:7.1f} ms")
+        figures("offer (deps done -> task)", got.offer)
+        figures("record (task done -> step)", got.record)
+        both = [a + b for a, b in zip(got.offer, got.record, strict=True)]
+        figures("offer + record", both)
+
+
+if __name__ == "__main__":
+    main()
