@@ -1,12 +1,17 @@
-"""``relaybus demo``: real agent processes review a PR through the embedded relay.
+"""``relaybus demo``: real agent processes review a PR, as a workflow, through the
+embedded relay.
 
-In a temporary directory, one author and N reviewers run as separate OS
-processes (:mod:`relaybus.workflows.demo_agent`) on one relay: the author posts
-a claimable review task to ``cap:review``, the reviewers race to claim it
-(exactly one wins; the others see who holds it), the winner reports progress
-and replies in the thread, the author closes the task and broadcasts thanks.
-This process tails the relay's event log and the agents' own reports, prints
-the conversation as it happens, then checks every invariant
+The scenario is the workflow file ``review.yaml`` shipped in the package (the same
+as ``examples/review.yaml``), run by the workflow runner
+(:mod:`relaybus.workflows.demo_workflow`). In a temporary directory, its author
+and N reviewers run as separate OS processes (:mod:`relaybus.workflows.demo_agent`)
+on one relay: alice writes the PR (step ``write``); the review step's task is
+offered to ``cap:review`` and the reviewers race to claim it (exactly one wins;
+the others see who holds it); the winner reports progress, replies to the author
+in the task's thread and approves; the author, given the ``merge`` step, closes
+it and broadcasts thanks, and everyone exits. This process tails the relay's
+event log, the agents' own reports and the runner's events, prints the
+conversation as it happens, then checks every invariant
 (:func:`~relaybus.workflows.demo_invariants.check_invariants`).
 
 With ``server=True`` (``relaybus demo --server``) the relay is a real
@@ -31,11 +36,12 @@ from pathlib import Path
 
 from ..client import Relay
 from ..errors import InvalidInput, RelayError
+from ..models import WorkflowRunStatus
 from ..settings import Settings
-from .demo_agent import AUTHOR, reviewer_names
 from .demo_invariants import Invariant, Observations, check_invariants, exit_code, winner
 from .demo_render import Printer, Step
 from .demo_run import DemoRun, ServerProcess
+from .demo_workflow import WORKFLOW_FILE, WorkflowThread, cast, demo_workflow, review_step
 
 __all__ = [
     "Invariant", "Observations", "check_invariants", "exit_code", "main", "run_demo",
@@ -53,13 +59,15 @@ def run_demo(
     server: bool = False,
 ) -> int:
     """Run the demo and print it; returns the exit code (0 only if every invariant
-    held and, with ``server``, the server then shut down cleanly).
+    held, the workflow run is done and, with ``server``, the server then shut down
+    cleanly).
 
     Args:
         reviewers: how many reviewer processes race for the task (1–50).
         json_output: print one JSON document (``ok``, ``steps`` with ``t_ms``
             timings, ``invariants`` with ``ok``/``detail``, ``agents``,
-            ``observations``, ``server``) instead of the human log.
+            ``observations``, ``server``, ``workflow``: the file, run id and
+            status) instead of the human log.
         keep: keep the temporary directory (its path is printed) instead of
             deleting it.
         timeout: seconds the agents may take (and, with ``server``, the server
@@ -78,8 +86,10 @@ def run_demo(
         raise InvalidInput(f"the demo runs 1-{MAX_REVIEWERS} reviewers, not {reviewers}")
     if not timeout > 0:
         raise InvalidInput(f"the timeout is a positive number of seconds, not {timeout}")
-    names = reviewer_names(reviewers)
-    printer = None if json_output else Printer([AUTHOR, *names])
+    workflow = demo_workflow()
+    agents = cast(workflow, reviewers)
+    author, names = agents[0].name, [a.name for a in agents[1:]]
+    printer = None if json_output else Printer([author, *names])
     with contextlib.ExitStack() as stack:
         if keep:
             root = Path(tempfile.mkdtemp(prefix="relaybus-demo-"))
@@ -97,9 +107,10 @@ def run_demo(
         relay = stack.enter_context(Relay.open(settings=settings))
         if printer is not None:
             printer.line(
-                [("relaybus demo", "bold"), (f": {AUTHOR} asks for a review; ", "")]
+                [("relaybus demo", "bold"), (f": {author} asks for a review; ", "")]
                 + [(f"{', '.join(names)} race to claim it", "")]
             )
+            printer.line([(f"  workflow: {WORKFLOW_FILE} (the workflow runner)", "dim")])
             kept = "kept" if keep else "deleted at the end"
             if process is not None:
                 printer.line([(f"  relay server: {url} (pid {process.pid})", "dim")])
@@ -107,18 +118,36 @@ def run_demo(
             else:
                 printer.line([(f"  relay: {relay_dir} ({kept})", "dim")])
         on_step = printer.step if printer is not None else _drop
-        run = DemoRun(relay, relay_dir, names, timeout=timeout, on_step=on_step, server_url=url)
+        run = DemoRun(
+            relay, relay_dir, agents, timeout=timeout, on_step=on_step, server_url=url,
+            workflow=True,
+        )  # fmt: skip
         stack.callback(run.close)  # also on Ctrl-C: never leave an agent behind
+
+        def open_relay() -> Relay:
+            return Relay.open(settings=settings)
+
+        def ended() -> None:
+            done = flow.status == WorkflowRunStatus.DONE
+            status = flow.status.value if flow.status is not None else "failed"
+            run.workflow_ended(done, flow.error or status)
+
+        flow = WorkflowThread(workflow, open_relay, on_event=run.workflow_event, on_end=ended)
+        stack.callback(_end_workflow, relay, flow, timeout)  # also on Ctrl-C
         run.start()
-        run.follow()
-        observations = run.observations()
+        flow.start()
+        run.follow(then=lambda: _end_workflow(relay, flow, timeout))
+        observations = run.observations(flow.task_of(review_step(workflow)))
     elapsed = time.time() - run.t0
     invariants = check_invariants(observations)
     code = exit_code(invariants)
     if process is not None and not process.clean_exit:
         code = 1
+    if flow.status != WorkflowRunStatus.DONE:
+        code = 1
     if printer is not None:
         printer.summary(invariants, elapsed)
+        _workflow_summary(printer, flow)
         if process is not None:
             _server_summary(printer, process)
         for child in run.children.values():
@@ -130,7 +159,7 @@ def run_demo(
     document = {
         "ok": code == 0,
         "exit_code": code,
-        "author": AUTHOR,
+        "author": author,
         "reviewers": names,
         "winner": winner(observations),
         "task_id": observations.task_id,
@@ -151,9 +180,37 @@ def run_demo(
         },
         "observations": observations.to_dict(),
         "server": None if process is None else _server_document(process),
+        "workflow": {
+            "file": str(WORKFLOW_FILE),
+            "name": workflow.name,
+            "run_id": flow.run_id,
+            "status": None if flow.status is None else flow.status.value,
+            "error": flow.error,
+        },
     }
     print(json.dumps(document, ensure_ascii=False, indent=2))
     return code
+
+
+def _end_workflow(relay: Relay, flow: WorkflowThread, timeout: float) -> None:
+    """The agents are gone: a run still going cannot finish any more, so cancel it
+    (its runner notices and stops), then wait for the runner's thread. Idempotent."""
+    from .runner_control import cancel_run
+    from .runner_store import RunStore
+
+    if flow.running and flow.run_id is not None:
+        with contextlib.suppress(RelayError):
+            cancel_run(relay, RunStore(relay).get(flow.run_id))
+    flow.join(timeout)
+
+
+def _workflow_summary(printer: Printer, flow: WorkflowThread) -> None:
+    """A run not done fails the demo: say so (a done one said so in the conversation)."""
+    if flow.status == WorkflowRunStatus.DONE:
+        return
+    status = "did not start" if flow.status is None else flow.status.value
+    why = f": {flow.error}" if flow.error else ""
+    printer.line([(f"✗ workflow run #{flow.run_id} {status}{why}", "bold red")])
 
 
 def _server_document(process: ServerProcess) -> dict[str, object]:

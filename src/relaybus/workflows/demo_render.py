@@ -19,7 +19,15 @@ from .demo_invariants import Invariant
 Segment = tuple[str, str]
 
 PALETTE = ("cyan", "green", "yellow", "blue", "red", "bright_cyan", "bright_green")
-SKIPPED_EVENTS = frozenset({"task.created", "agent.online"})  # said by other lines already
+#: Said by other lines already (the runner's own events say the workflow's).
+SKIPPED_EVENTS = frozenset(
+    {"task.created", "agent.online", "workflow.started", "workflow.finished"}
+)
+#: The workflow runner's events that make a line (the event log shows the rest).
+WORKFLOW_EVENTS = frozenset(
+    {"run.started", "step.offered", "step.done", "step.retry", "step.nudged",
+     "step.reoffered", "step.review", "step.failed", "run.finished"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,33 @@ def describe_report(report: Mapping[str, Any], t0: float) -> Step | None:
         return None
     t_ms = (float(report.get("t", t0)) - t0) * 1000
     return Step(t_ms, "agent", event, agent, tuple(parts))
+
+
+def describe_workflow(event: Mapping[str, Any], t0: float) -> Step | None:
+    """The line for one of the workflow runner's events (see
+    :mod:`relaybus.workflows.progress`), or ``None`` for those the event log shows."""
+    kind = str(event.get("event"))
+    if kind not in WORKFLOW_EVENTS:
+        return None
+    step = event.get("step")
+    run = f"workflow {event.get('name', '')} run #{event.get('run')}"
+    style = "bold cyan"
+    if kind == "run.started":
+        text = f"{run} started"
+    elif kind == "run.finished":
+        status = event.get("status")
+        why = f" ({event['reason']})" if event.get("reason") else ""
+        text = f"{run} {status}{why}"
+        style = "bold cyan" if status == "done" else "bold red"
+    elif kind == "step.offered":
+        text, style = f"step {step}: task #{event.get('task')} offered to {event.get('to')}", "cyan"
+    elif kind == "step.done":
+        text, style = f"step {step} done by {event.get('agent')}", "cyan"
+    else:
+        why = f": {event['reason']}" if event.get("reason") else ""
+        text, style = f"step {step} {kind.removeprefix('step.')}{why}", "yellow"
+    t_ms = (float(event.get("t", t0)) - t0) * 1000
+    return Step(t_ms, "workflow", kind, None, ((text, style),))
 
 
 class Printer:

@@ -1,11 +1,14 @@
 """Following one run of ``relaybus demo``: the agent processes, the event-log
 tail, and the observations the invariants are checked over.
 
-:class:`DemoRun` starts the processes of :mod:`relaybus.workflows.demo_agent`
-on the demo's relay, merges two streams into one conversation (the relay's
-event log, tailed in a thread, and each agent's JSON reports on its stdout,
-read in a thread per process), kills whatever outlives the timeout, and then
-reads back what the relay recorded (:meth:`DemoRun.observations`).
+:class:`DemoRun` registers the workflow file's agents on the demo's relay (as the
+spawning relay would) and starts their processes
+(:mod:`relaybus.workflows.demo_agent`), merges three streams into one conversation
+(the relay's event log, tailed in a thread; each agent's JSON reports on its stdout,
+read in a thread per process; the workflow runner's events, from its thread: see
+:mod:`relaybus.workflows.demo_workflow`), kills whatever outlives the timeout (or
+everything, once the workflow run failed), and then reads back what the relay
+recorded (:meth:`DemoRun.observations`).
 
 The streams arrive out of step (a report can overtake the event log's tail,
 and the other way round), so lines are held and let out in time order: a line
@@ -41,9 +44,9 @@ from typing import Any
 from ..client import Relay
 from ..errors import NotFound, RelayError, StoreError
 from ..models import Message
-from .demo_agent import AUTHOR
 from .demo_invariants import Observations
-from .demo_render import Step, describe_event, describe_report
+from .demo_workflow import DemoAgent
+from .demo_render import Step, describe_event, describe_report, describe_workflow
 
 #: How often the event-log tail notices that it should stop (seconds).
 TAIL_SLICE = 0.1
@@ -51,8 +54,8 @@ TAIL_SLICE = 0.1
 HOLD_SECONDS = 0.5
 #: The watermark name of the relay's event log (agents' are their names).
 EVENT_LOG = "event log"
-#: How an agent process starts; its role, name and options follow.
-AGENT_PROGRAM = (sys.executable, "-m", "relaybus.workflows.demo_agent")
+#: The watermark name of the workflow runner's events.
+WORKFLOW = "workflow"
 #: Variables that would point the agents at another relay than the demo's (or send
 #: another relay's token to it).
 FOREIGN_ENV = (
@@ -104,8 +107,11 @@ class AgentProcess:
 class DemoRun:
     """Starts the agent processes and follows them until they end or time runs out.
 
-    ``on_step`` receives each line of the conversation as it happens;
-    ``program`` is the command line that starts an agent (tests swap it).
+    ``agents`` are the processes to start, the author first (each is registered
+    first, with its tags and capabilities, unless ``register`` is false: tests
+    whose stand-in programs register themselves). ``on_step`` receives each line
+    of the conversation as it happens. With ``workflow``, a workflow run's events
+    come too (:meth:`workflow_event`, :meth:`workflow_ended`).
     With ``server_url`` the agents talk to that relay server
     (``RELAYBUS_URL``) instead of opening ``relay_dir`` themselves; ``relay``
     should then be a client of the same server. Lines reach ``on_step`` (and
@@ -116,21 +122,24 @@ class DemoRun:
         self,
         relay: Relay,
         relay_dir: Path,
-        reviewers: Sequence[str],
+        agents: Sequence[DemoAgent],
         *,
         timeout: float,
         on_step: Callable[[Step], None],
-        program: Sequence[str] = AGENT_PROGRAM,
         server_url: str | None = None,
         hold: float = HOLD_SECONDS,
+        register: bool = True,
+        workflow: bool = False,
     ) -> None:
         self.relay = relay
         self.relay_dir = relay_dir
         self.server_url = server_url
-        self.reviewers = list(reviewers)
+        self.agents = list(agents)
+        self.author = self.agents[0].name
+        self.reviewers = [a.name for a in self.agents[1:]]
         self.timeout = timeout
         self.on_step = on_step
-        self.program = list(program)
+        self.register = register
         self.steps: list[Step] = []
         self.children: dict[str, AgentProcess] = {}
         self.t0 = time.time()
@@ -146,37 +155,42 @@ class DemoRun:
         self._arrivals = 0
         # Per open source, the time (ms) of the latest thing it said.
         self._marks: dict[str, float] = dict.fromkeys(
-            [EVENT_LOG, AUTHOR, *self.reviewers], -math.inf
+            [EVENT_LOG, *(a.name for a in self.agents), *([WORKFLOW] if workflow else [])],
+            -math.inf,
         )
 
     # -- processes -----------------------------------------------------------
 
     def start(self) -> None:
-        """Start the event-log tail and one process per agent."""
+        """Start the event-log tail, register the agents, and start one process each
+        (``RELAYBUS_AGENT`` its name)."""
         self._tail.start()
         if self.server_url is None:
             env = child_env(RELAYBUS_DIR=str(self.relay_dir))
         else:  # only the server opens the database
             env = child_env((*FOREIGN_ENV, "RELAYBUS_DIR"), RELAYBUS_URL=self.server_url)
+        if self.register:  # as a spawning relay does before a headless agent starts
+            for agent in self.agents:
+                self.relay.register(
+                    agent.name, label=agent.role, tags=agent.tags,
+                    capabilities=agent.capabilities, pid=None,
+                )  # fmt: skip
         # A little less than ours: an agent left waiting says what it missed
         # and exits before this process has to kill it.
         left = f"{max(self._deadline - time.monotonic(), 0.0) * 0.9:.3f}"
-        commands = {AUTHOR: ["author", AUTHOR, "--reviewers", ",".join(self.reviewers)]}
-        for name in self.reviewers:
-            commands[name] = ["reviewer", name, "--author", AUTHOR]
-        for name, args in commands.items():
+        for agent in self.agents:
             proc = subprocess.Popen(
-                [*self.program, *args, "--timeout", left],
+                [*agent.command, "--timeout", left],
                 cwd=self.relay_dir.parent,
-                env=env,
+                env={**env, "RELAYBUS_AGENT": agent.name},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 text=True,
                 encoding="utf-8",
             )
-            child = AgentProcess(name, args[0], proc)
-            self.children[name] = child
+            child = AgentProcess(agent.name, agent.role, proc)
+            self.children[agent.name] = child
             for target in (self._read_reports, self._read_stderr):
                 reader = threading.Thread(target=target, args=(child,), daemon=True)
                 reader.start()
@@ -185,9 +199,19 @@ class DemoRun:
         started = f"started {len(self.children)} agent processes (pids: {pids})"
         self._emit(Step(self._now_ms(), "demo", "started", None, ((started, "dim"),)))
 
-    def follow(self) -> None:
+    def workflow_event(self, event: dict[str, Any]) -> None:
+        """A workflow runner's event (from any thread): rendered in its place."""
+        self._items.put(("workflow", event))
+
+    def workflow_ended(self, ok: bool, why: str) -> None:
+        """The workflow run ended (from any thread); not ``ok``: the demo cannot pass
+        any more, so the agents still running are stopped."""
+        self._items.put(("workflow_end", (ok, why)))
+
+    def follow(self, then: Callable[[], None] | None = None) -> None:
         """Render events and reports until every agent closed its stdout (or
-        the timeout passed: then kill the survivors), then reap the processes."""
+        the timeout passed: then kill the survivors), then reap the processes,
+        call ``then`` (the demo ends its workflow run there) and render what is left."""
         open_streams = set(self.children)
         while open_streams:
             remaining = self._deadline - time.monotonic()
@@ -209,10 +233,13 @@ class DemoRun:
             except subprocess.TimeoutExpired:
                 self._kill(child, late)
         self._reap()
+        if then is not None:
+            then()
         while not self._items.empty():
             item = self._items.get_nowait()
             if item[0] != "eof":
                 self._handle(item)
+        self._marks.pop(WORKFLOW, None)
         while found := self.relay.events(since=self._cursor, limit=1000):
             for event in found:
                 self._cursor = event.id
@@ -236,11 +263,15 @@ class DemoRun:
         code = child.proc.returncode
         if code in (0, None) or child.killed:
             return
-        text = f"✗ {child.name} exited {code}: stopping the other agents"
-        self._emit(Step(self._now_ms(), "demo", "failed", child.name, ((text, "bold red"),)))
+        self._stop_all(f"✗ {child.name} exited {code}: stopping the other agents", child.name)
+
+    def _stop_all(self, text: str, culprit: str) -> None:
+        """Something failed (``culprit``): say ``text``, kill the agents still running."""
+        agent = culprit if culprit in self.children else None
+        self._emit(Step(self._now_ms(), "demo", "failed", agent, ((text, "bold red"),)))
         for other in self.children.values():
             if other.proc.poll() is None:
-                self._kill(other, f"stopped after {child.name} failed")
+                self._kill(other, f"stopped after {culprit} failed")
 
     def _reap(self) -> None:
         for child in self.children.values():
@@ -305,6 +336,15 @@ class DemoRun:
             with contextlib.suppress(TypeError, ValueError):
                 self._advance(agent, (float(payload["t"]) - self.t0) * 1000)
             step = describe_report(payload, self.t0)
+        elif kind == "workflow":
+            with contextlib.suppress(TypeError, ValueError, KeyError):
+                self._advance(WORKFLOW, (float(payload["t"]) - self.t0) * 1000)
+            step = describe_workflow(payload, self.t0)
+        elif kind == "workflow_end":
+            self._marks.pop(WORKFLOW, None)  # it will say nothing more
+            ok, why = payload
+            if not ok:
+                self._stop_all(f"✗ the workflow run {why}: stopping the agents", "the workflow")
         elif kind == "tail_error":
             step = Step(
                 self._now_ms(), "demo", "error", None, ((f"✗ event log: {payload}", "red"),)
@@ -355,15 +395,17 @@ class DemoRun:
 
     # -- results -------------------------------------------------------------
 
-    def observations(self) -> Observations:
-        """What the agents reported plus what the relay recorded, for the checker."""
-        author = self.children[AUTHOR]
-        posted = [r for r in author.reports if r.get("event") == "posted"]
-        task_id = posted[-1].get("task_id") if posted else None
-        message_id = posted[-1].get("message_id") if posted else None
+    def observations(self, task_id: int | None) -> Observations:
+        """What the agents reported plus what the relay recorded, for the checker;
+        ``task_id`` is the review task (the workflow's review step's: ``None`` if it
+        was never offered)."""
+        message_id = None
         status, history, thread = None, [], []
+        if task_id is not None:
+            task = self.relay.task(task_id)
+            message_id = task.message_id
+            status = task.status.value
         if task_id is not None and message_id is not None:
-            status = self.relay.task(task_id).status.value
             history = [[e.kind, e.agent_id] for e in self.relay.task_history(task_id)]
             thread = [
                 {"id": m.id, "sender": m.sender, "reply_to": m.reply_to, "thread_id": m.thread_id}
@@ -379,7 +421,7 @@ class DemoRun:
             found = handle.inbox(unread_only=False, newest_first=False, limit=1000)
             inboxes[name] = [m.id for m in found]
         return Observations(
-            author=AUTHOR,
+            author=self.author,
             reviewers=list(self.reviewers),
             reports={name: list(c.reports) for name, c in self.children.items()},
             exit_codes={
