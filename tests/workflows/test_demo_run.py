@@ -8,6 +8,17 @@ from pathlib import Path
 from relaybus import Relay
 from relaybus.workflows.demo_render import Step
 from relaybus.workflows.demo_run import DemoRun
+from relaybus.workflows.demo_workflow import DemoAgent
+
+
+def _agents(program: str, reviewers: list[str]) -> list[DemoAgent]:
+    """Stand-in agents: ``program`` run with its role and name."""
+    command = (sys.executable, "-c", program)
+    return [
+        DemoAgent("alice", "author", (*command, "author", "alice")),
+        *(DemoAgent(name, "reviewer", (*command, "reviewer", name)) for name in reviewers),
+    ]
+
 
 # Stands in for the agent program: the author fails at once, reviewers hang
 # until a signal ends them.
@@ -26,15 +37,14 @@ def test_failing_agent_stops_the_others_before_the_timeout(tmp_path: Path) -> No
         run = DemoRun(
             relay,
             tmp_path / ".relay",
-            ["bob", "carol"],
+            _agents(FAKE_AGENT, ["bob", "carol"]),
             timeout=600.0,  # never reached: the author's failure stops the run
             on_step=steps.append,
-            program=[sys.executable, "-c", FAKE_AGENT],
         )
         try:
             run.start()
             run.follow()
-            observations = run.observations()
+            observations = run.observations(None)
         finally:
             run.close()
 
@@ -78,11 +88,11 @@ def test_lines_come_out_in_time_order_whatever_order_they_arrive_in(tmp_path: Pa
         run = DemoRun(
             relay,
             tmp_path / ".relay",
-            ["bob"],
+            _agents(LATE_REPORTER, ["bob"]),
             timeout=120.0,
             on_step=steps.append,
-            program=[sys.executable, "-c", LATE_REPORTER],
             hold=600.0,  # only the sources' own progress lets a line out
+            register=False,  # the stand-ins register (or not) themselves
         )
         try:
             run.start()

@@ -89,16 +89,21 @@ def test_demo_module_with_five_reviewers_prints_the_conversation_as_plain_text(
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "\x1b[" not in out  # stdout is a pipe: no colour codes
-    claimed = re.findall(r"\+ *[\d.]+ ms  (\S+) claimed task #1$", out, re.MULTILINE)
+    # The workflow's review step is the task the reviewers race for.
+    offered = re.search(r"step review: task #(\d+) offered to cap:review$", out, re.MULTILINE)
+    assert offered is not None, out
+    task = offered.group(1)
+    claimed = re.findall(rf"\+ *[\d.]+ ms  (\S+) claimed task #{task}$", out, re.MULTILINE)
     assert len(claimed) == 1
     winner = claimed[0]
-    # A loser slow enough to claim after the author closed the task says so.
-    lost = r"^ *\+ *[\d.]+ ms  (\S+): task #1 already (?:claimed|done, claimed) by (\S+)$"
+    # A loser slow enough to claim after the winner finished the task says so.
+    lost = rf"^ *\+ *[\d.]+ ms  (\S+): task #{task} already (?:claimed|done, claimed) by (\S+)$"
     losers = re.findall(lost, out, re.MULTILINE)
     assert sorted(losers) == sorted(
         (r, winner) for r in ("bob", "carol", "dave", "erin", "frank") if r != winner
     )
-    assert re.search(rf"{winner} → alice  #\d+ \"LGTM", out)
+    assert re.search(rf"{winner} → tag:author  #\d+ \"LGTM", out)
+    assert re.search(r"workflow review run #1 done$", out, re.MULTILINE)
     assert re.search(r'alice → broadcast  #\d+ "thanks all, PR #42 merged"', out)
     assert out.count("  ✓ ") == 8 and "  ✗ " not in out
     assert "✓ demo passed: all 8 invariants held" in out

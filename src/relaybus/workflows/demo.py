@@ -48,6 +48,12 @@ __all__ = [
 ]  # fmt: skip
 
 MAX_REVIEWERS = 50
+#: Seconds the workflow run gets to finish by itself once every agent exited 0.
+FINISH_SECONDS = 10.0
+#: Seconds a cancelled workflow run's runner gets to stop.
+STOP_SECONDS = 30.0
+#: How often the wait for a stopping runner looks again (seconds).
+JOIN_SLICE = 0.05
 
 
 def run_demo(
@@ -102,7 +108,7 @@ def run_demo(
             process = ServerProcess(relay_dir)
             stack.callback(process.stop)  # by its pid, however the demo ends
             url = process.start(timeout)
-        # No token: the server is open (loopback); the agents use their own tokens.
+        # No token: the server is open (loopback); the agents act under their names.
         settings = Settings(dir=relay_dir, database=None, url=url, token=None, workspace="default")
         relay = stack.enter_context(Relay.open(settings=settings))
         if printer is not None:
@@ -110,13 +116,13 @@ def run_demo(
                 [("relaybus demo", "bold"), (f": {author} asks for a review; ", "")]
                 + [(f"{', '.join(names)} race to claim it", "")]
             )
-            printer.line([(f"  workflow: {WORKFLOW_FILE} (the workflow runner)", "dim")])
             kept = "kept" if keep else "deleted at the end"
             if process is not None:
                 printer.line([(f"  relay server: {url} (pid {process.pid})", "dim")])
                 printer.line([(f"  its relay: {relay_dir} ({kept})", "dim")])
             else:
                 printer.line([(f"  relay: {relay_dir} ({kept})", "dim")])
+            printer.line([(f"  workflow: {WORKFLOW_FILE} (run by the workflow runner)", "dim")])
         on_step = printer.step if printer is not None else _drop
         run = DemoRun(
             relay, relay_dir, agents, timeout=timeout, on_step=on_step, server_url=url,
@@ -133,10 +139,10 @@ def run_demo(
             run.workflow_ended(done, flow.error or status)
 
         flow = WorkflowThread(workflow, open_relay, on_event=run.workflow_event, on_end=ended)
-        stack.callback(_end_workflow, relay, flow, timeout)  # also on Ctrl-C
+        stack.callback(_end_workflow, relay, flow, failed=True)  # also on Ctrl-C
         run.start()
         flow.start()
-        run.follow(then=lambda: _end_workflow(relay, flow, timeout))
+        run.follow(then=lambda: _end_workflow(relay, flow, failed=run.failed))
         observations = run.observations(flow.task_of(review_step(workflow)))
     elapsed = time.time() - run.t0
     invariants = check_invariants(observations)
@@ -192,16 +198,24 @@ def run_demo(
     return code
 
 
-def _end_workflow(relay: Relay, flow: WorkflowThread, timeout: float) -> None:
-    """The agents are gone: a run still going cannot finish any more, so cancel it
-    (its runner notices and stops), then wait for the runner's thread. Idempotent."""
+def _end_workflow(relay: Relay, flow: WorkflowThread, *, failed: bool) -> None:
+    """The agents are gone. If they all played their part (not ``failed``), the run
+    finishes by itself: wait :data:`FINISH_SECONDS` for it. A run still going then
+    cannot finish any more: cancel it (its runner notices and stops) and wait
+    :data:`STOP_SECONDS` for the runner's thread. Idempotent."""
     from .runner_control import cancel_run
     from .runner_store import RunStore
 
-    if flow.running and flow.run_id is not None:
-        with contextlib.suppress(RelayError):
-            cancel_run(relay, RunStore(relay).get(flow.run_id))
-    flow.join(timeout)
+    if not failed:
+        flow.join(FINISH_SECONDS)
+    deadline = time.monotonic() + STOP_SECONDS
+    cancelled = False
+    while flow.running and time.monotonic() < deadline:
+        if not cancelled and flow.run_id is not None:  # else: it is still starting
+            cancelled = True
+            with contextlib.suppress(RelayError):  # e.g. Conflict: it just finished
+                cancel_run(relay, RunStore(relay).get(flow.run_id))
+        flow.join(JOIN_SLICE)
 
 
 def _workflow_summary(printer: Printer, flow: WorkflowThread) -> None:

@@ -45,8 +45,8 @@ from ..client import Relay
 from ..errors import NotFound, RelayError, StoreError
 from ..models import Message
 from .demo_invariants import Observations
-from .demo_workflow import DemoAgent
 from .demo_render import Step, describe_event, describe_report, describe_workflow
+from .demo_workflow import DemoAgent
 
 #: How often the event-log tail notices that it should stop (seconds).
 TAIL_SLICE = 0.1
@@ -198,6 +198,13 @@ class DemoRun:
         pids = ", ".join(f"{c.name} {c.proc.pid}" for c in self.children.values())
         started = f"started {len(self.children)} agent processes (pids: {pids})"
         self._emit(Step(self._now_ms(), "demo", "started", None, ((started, "dim"),)))
+
+    @property
+    def failed(self) -> bool:
+        """Some agent process was killed or exited non-zero (or never started)."""
+        return not self.children or any(
+            c.killed or c.proc.poll() != 0 for c in self.children.values()
+        )
 
     def workflow_event(self, event: dict[str, Any]) -> None:
         """A workflow runner's event (from any thread): rendered in its place."""
