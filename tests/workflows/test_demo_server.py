@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from relaybus.errors import StoreError
-from relaybus.workflows.demo_run import ServerProcess
+from relaybus.workflows.demo_server import ServerProcess
 from tests.support.env import clean_environ
 from tests.support.live import free_port
 

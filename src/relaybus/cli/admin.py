@@ -191,12 +191,21 @@ def _short(text: str) -> str:
 def demo(reviewers: int, server: bool) -> None:
     """Run the multi-process demo (the main job).
 
-    Separate processes coordinate through a temporary relay: an author posts
-    a claimable review task to cap:review, the reviewers race
-    for it (exactly one wins), the winner reports progress and replies, the
-    author closes the task, and a broadcast reaches everyone. Exits 0 only if
-    every invariant held. With --server the relay is a 'relaybus serve'
-    process of its own, stopped at the end.
+    The scenario is a workflow, examples/review.yaml (shipped in the package),
+    run by the workflow runner ('relaybus workflow run'): separate processes
+    coordinate through a temporary relay. alice writes the PR; the review
+    step's task is offered to cap:review and the reviewers race for it
+    (exactly one wins, the others see who holds it); the winner reports
+    progress, replies to alice in the task's thread and approves; alice
+    merges and broadcasts thanks to everyone. Exits 0 only if every
+    invariant held and the workflow run is done. With --server the relay is
+    a 'relaybus serve' process of its own, stopped at the end.
+
+    \b
+    Examples:
+      relaybus demo
+      relaybus demo --reviewers 5 --json | jq '.invariants[] | select(.ok | not)'
+      relaybus demo --server
     """
     from ..workflows.demo import run_demo
 

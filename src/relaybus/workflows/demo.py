@@ -40,7 +40,8 @@ from ..models import WorkflowRunStatus
 from ..settings import Settings
 from .demo_invariants import Invariant, Observations, check_invariants, exit_code, winner
 from .demo_render import Printer, Step
-from .demo_run import DemoRun, ServerProcess
+from .demo_run import DemoRun
+from .demo_server import ServerProcess
 from .demo_workflow import WORKFLOW_FILE, WorkflowThread, cast, demo_workflow, review_step
 
 __all__ = [
