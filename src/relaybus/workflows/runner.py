@@ -223,7 +223,7 @@ class Runner(RunnerBase):
         elif event.kind == "task.updated":
             status = event.data.get("status")
             if status in ("done", "failed", "canceled"):
-                self._apply(name, attempt, self.relay.task(task_id))
+                self._ended(name, attempt, event, str(status))
                 return
             if status is not None and event.data.get("previous") != status:
                 attempt.status = str(status)
@@ -238,12 +238,34 @@ class Runner(RunnerBase):
                     note=event.data.get("note"),
                 )
 
+    def _ended(self, name: str, attempt: Attempt, event: Event, status: str) -> None:
+        """A task's last change. Its holder's last update carries what the step needs
+        (the result, or the note of a failure): then the task is not read again."""
+        said = event.data.get("result" if status == "done" else "note")
+        if event.agent_id is None or not isinstance(said, str):
+            self._apply(name, attempt, self.relay.task(event.data["task_id"]))
+            return
+        result, note = (said, None) if status == "done" else (None, said)
+        self._settle(name, attempt, status, event.agent_id, result, note)
+
     def _apply(self, name: str, attempt: Attempt, task: Task) -> None:
         """Act on a task's current status (on its change, and when resuming)."""
+        self._settle(
+            name, attempt, task.status.value, task.assignee, task.result, task.progress_note
+        )
+
+    def _settle(
+        self,
+        name: str,
+        attempt: Attempt,
+        status: str,
+        assignee: str | None,
+        result: str | None,
+        note: str | None,
+    ) -> None:
         step = self.state.steps[name]
-        status = task.status.value
-        if task.assignee:
-            attempt.agent = task.assignee
+        if assignee:
+            attempt.agent = assignee
         if status in (AttemptStatus.CLAIMED, AttemptStatus.IN_PROGRESS, AttemptStatus.BLOCKED):
             attempt.status = status
             step.status = StepStatus.RUNNING
@@ -253,10 +275,10 @@ class Runner(RunnerBase):
         elif status == AttemptStatus.DONE:
             attempt.status = AttemptStatus.DONE
             attempt.ended = time.time()
-            self._check(name, attempt, task.result or "")
+            self._check(name, attempt, result or "")
         else:
             attempt.status = status
-            why = task.progress_note or f"the task was {status}"
+            why = note or f"the task was {status}"
             self._attempt_failed(name, attempt, why)
         self._dirty = True
 
