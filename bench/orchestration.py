@@ -152,6 +152,7 @@ class Busy:
         self.cpu = 0.0
         self.direct: dict[str, float] = {}
         self._charging: str | None = None
+        self._timing = False
         for name in ("_advance", "_handle", "_flush"):
             setattr(runner, name, self.timed(getattr(runner, name)))
         runner._offer = self.charged(runner._offer, lambda name, *_: name)  # type: ignore[method-assign]
@@ -165,10 +166,14 @@ class Busy:
 
     def timed(self, method: Any) -> Any:
         def call(*args: Any) -> Any:
+            if self._timing:  # inside another timed call (events handled mid-pass)
+                return method(*args)
+            self._timing = True
             start, cpu = time.perf_counter(), time.process_time()
             try:
                 return method(*args)
             finally:
+                self._timing = False
                 self.seconds += time.perf_counter() - start
                 self.cpu += time.process_time() - cpu
 

@@ -18,8 +18,10 @@ again ``retries`` times. A reviewing step (``review: {of, approve, max_rounds}``
 whose result lacks ``approve`` sends step ``of`` round again, then itself, up to
 ``max_rounds`` rounds; then it fails.
 
-After every change the run's state (:mod:`.runner_state`) is written to the run
-store (:class:`~relaybus.workflows.runner_store.RunStore`) with a heartbeat, so that
+After every batch of changes (at most ``WRITE_EVERY`` seconds after the first, at
+once for a step taken away from an idle agent) the run's state
+(:mod:`.runner_state`) is written to the run store
+(:class:`~relaybus.workflows.runner_store.RunStore`) with a heartbeat, so that
 ``resume`` can take over a run whose runner died and repeat no finished step; a
 ``cancel`` from elsewhere is noticed on the event log (``workflow.finished``) or on
 the next write (Conflict).
@@ -131,9 +133,7 @@ class Runner(RunnerBase):
                 if self.run.status != WorkflowRunStatus.RUNNING or self.lost:
                     break
                 self._handle(self._next(self._wait_seconds()))
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        self._handle(self.queue.get_nowait())
+                self._drain()
         finally:
             self._stop.set()
             for thread in self._threads:
@@ -141,6 +141,12 @@ class Runner(RunnerBase):
             if not self.lost:
                 self._release_agents()
         return self.run.status
+
+    def _drain(self) -> None:
+        """Handle what the queue holds now, without waiting."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._handle(self.queue.get_nowait())
 
     def _next(self, seconds: float) -> tuple[str, Any] | None:
         try:
@@ -152,6 +158,9 @@ class Runner(RunnerBase):
         """Seconds until the next deadline: a heartbeat, a timeout, a nudge."""
         now = time.time()
         due = self._beat + HEARTBEAT_SECONDS
+        write = self._write_due()
+        if write is not None:
+            due = min(due, write)
         for name, step in self.state.steps.items():
             spec = self.workflow.steps[name]
             attempt = step.live
@@ -368,6 +377,7 @@ class Runner(RunnerBase):
             if step.status == StepStatus.PENDING:
                 if all(states[d].status == StepStatus.DONE for d in self._deps(spec)):
                     self._offer(name)
+                    self._drain()  # a fan-out's steps done meanwhile: recorded now
             elif step.status == StepStatus.WAITING:
                 if step.ready_at is not None and now >= step.ready_at + spec.timeout:
                     target = self._target(spec)
@@ -486,7 +496,8 @@ class Runner(RunnerBase):
         attempt.status = AttemptStatus.CANCELED
         attempt.reason = why
         attempt.ended = time.time()
-        self._dirty = True
+        # At once: a resume would read the cancelled task as a failed attempt.
+        self._dirty = self._urgent = True
         if spec.capability is None:
             self._attempt_failed(name, attempt, why, counted=True)
             return
