@@ -52,6 +52,8 @@ MAX_RUNS = 1000
 _NAME = re.compile(WORKFLOW_NAME_PATTERN)
 _DIGEST = re.compile(DIGEST_PATTERN)
 RUNNING = WorkflowRunStatus.RUNNING
+#: What :func:`_plain_json` looks into.
+_CONTAINERS = (dict, list, tuple)
 #: A finished status from which ``resume`` may run the workflow again.
 RESUMABLE = frozenset({WorkflowRunStatus.FAILED, WorkflowRunStatus.CANCELLED})
 
@@ -83,6 +85,11 @@ def check_state(state: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
     finite numbers, text, lists and objects as values), at most
     :data:`MAX_STATE_DEPTH` levels deep and ``limit`` bytes as JSON.
 
+    A runner writes its whole document on every change, so the usual case is checked
+    in one pass of the C JSON encoder over the document plus a walk of its containers
+    (keys, depth); only a document that fails that is walked value by value
+    (:func:`_refuse_state`), for the refusal that names the bad value.
+
     Returns:
         the object as it will be read back (tuples become lists); ``{}`` for ``None``.
 
@@ -94,6 +101,51 @@ def check_state(state: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
         return {}
     if not isinstance(state, Mapping):
         raise InvalidInput("a run's state is a JSON object", field="state")
+    encoded = _plain_json(state)
+    if encoded is None:
+        _refuse_state(state)  # raises, unless the quick check was only wary
+        encoded = json.dumps(dict(state), allow_nan=False)
+    if len(encoded.encode("utf-8")) > limit:
+        raise TooLarge(f"the run's state is over {limit} bytes as JSON", limit=limit)
+    decoded: dict[str, Any] = json.loads(encoded)
+    return decoded
+
+
+def _plain_json(state: Mapping[str, Any]) -> str | None:
+    """``state`` as JSON (as the store writes it: ASCII) when it is plainly valid: dicts
+    with text keys, lists and tuples at most :data:`MAX_STATE_DEPTH` deep, values the
+    encoder takes (finite numbers), text without NUL or unpaired surrogates. ``None``
+    when any of that fails or is in doubt (a literal ``\\u0000`` in a text)."""
+    level: list[Any] = [state]
+    for _ in range(MAX_STATE_DEPTH):  # level by level, the containers only: keys, depth
+        below: list[Any] = []
+        for value in level:
+            if isinstance(value, dict):
+                if not all(isinstance(key, str) for key in value):
+                    return None  # the encoder would turn the key into text
+                value = value.values()
+            below.extend(item for item in value if isinstance(item, _CONTAINERS))
+        if not below:
+            break
+        level = below
+    else:
+        return None  # deeper than allowed
+    try:
+        text = json.dumps(state, ensure_ascii=False, allow_nan=False)
+        text.encode("utf-8")  # an unpaired surrogate cannot be
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        return None
+    if "\\u0000" in text:  # a NUL (or a text that spells one out): walk it
+        return None
+    return text if text.isascii() else json.dumps(state, allow_nan=False)
+
+
+def _refuse_state(state: Mapping[str, Any]) -> None:
+    """Walk every value of ``state``; raise the refusal for the first bad one.
+
+    Raises:
+        InvalidInput: as :func:`check_state`.
+    """
     stack: list[tuple[str, object, int]] = [("state", state, 1)]
     while stack:  # iterative: any depth is measured without recursion
         path, value, depth = stack.pop()
@@ -120,11 +172,6 @@ def check_state(state: Mapping[str, Any] | None, limit: int) -> dict[str, Any]:
                 stack.append((f"{path}.{key}", item, depth + 1))
         else:
             stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(value))
-    encoded = json.dumps(dict(state), allow_nan=False)
-    if len(encoded.encode("utf-8")) > limit:
-        raise TooLarge(f"the run's state is over {limit} bytes as JSON", limit=limit)
-    decoded: dict[str, Any] = json.loads(encoded)
-    return decoded
 
 
 def _check_optional(field: str, value: str | None, limit: int) -> str | None:

@@ -18,8 +18,10 @@ again ``retries`` times. A reviewing step (``review: {of, approve, max_rounds}``
 whose result lacks ``approve`` sends step ``of`` round again, then itself, up to
 ``max_rounds`` rounds; then it fails.
 
-After every change the run's state (:mod:`.runner_state`) is written to the run
-store (:class:`~relaybus.workflows.runner_store.RunStore`) with a heartbeat, so that
+After every batch of changes (at most ``WRITE_EVERY`` seconds after the first, at
+once for a step taken away from an idle agent) the run's state
+(:mod:`.runner_state`) is written to the run store
+(:class:`~relaybus.workflows.runner_store.RunStore`) with a heartbeat, so that
 ``resume`` can take over a run whose runner died and repeat no finished step; a
 ``cancel`` from elsewhere is noticed on the event log (``workflow.finished``) or on
 the next write (Conflict).
@@ -131,9 +133,7 @@ class Runner(RunnerBase):
                 if self.run.status != WorkflowRunStatus.RUNNING or self.lost:
                     break
                 self._handle(self._next(self._wait_seconds()))
-                with contextlib.suppress(queue.Empty):
-                    while True:
-                        self._handle(self.queue.get_nowait())
+                self._drain()
         finally:
             self._stop.set()
             for thread in self._threads:
@@ -141,6 +141,12 @@ class Runner(RunnerBase):
             if not self.lost:
                 self._release_agents()
         return self.run.status
+
+    def _drain(self) -> None:
+        """Handle what the queue holds now, without waiting."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._handle(self.queue.get_nowait())
 
     def _next(self, seconds: float) -> tuple[str, Any] | None:
         try:
@@ -152,6 +158,9 @@ class Runner(RunnerBase):
         """Seconds until the next deadline: a heartbeat, a timeout, a nudge."""
         now = time.time()
         due = self._beat + HEARTBEAT_SECONDS
+        write = self._write_due()
+        if write is not None:
+            due = min(due, write)
         for name, step in self.state.steps.items():
             spec = self.workflow.steps[name]
             attempt = step.live
@@ -223,7 +232,7 @@ class Runner(RunnerBase):
         elif event.kind == "task.updated":
             status = event.data.get("status")
             if status in ("done", "failed", "canceled"):
-                self._apply(name, attempt, self.relay.task(task_id))
+                self._ended(name, attempt, event, str(status))
                 return
             if status is not None and event.data.get("previous") != status:
                 attempt.status = str(status)
@@ -238,12 +247,34 @@ class Runner(RunnerBase):
                     note=event.data.get("note"),
                 )
 
+    def _ended(self, name: str, attempt: Attempt, event: Event, status: str) -> None:
+        """A task's last change. Its holder's last update carries what the step needs
+        (the result, or the note of a failure): then the task is not read again."""
+        said = event.data.get("result" if status == "done" else "note")
+        if event.agent_id is None or not isinstance(said, str):
+            self._apply(name, attempt, self.relay.task(event.data["task_id"]))
+            return
+        result, note = (said, None) if status == "done" else (None, said)
+        self._settle(name, attempt, status, event.agent_id, result, note)
+
     def _apply(self, name: str, attempt: Attempt, task: Task) -> None:
         """Act on a task's current status (on its change, and when resuming)."""
+        self._settle(
+            name, attempt, task.status.value, task.assignee, task.result, task.progress_note
+        )
+
+    def _settle(
+        self,
+        name: str,
+        attempt: Attempt,
+        status: str,
+        assignee: str | None,
+        result: str | None,
+        note: str | None,
+    ) -> None:
         step = self.state.steps[name]
-        status = task.status.value
-        if task.assignee:
-            attempt.agent = task.assignee
+        if assignee:
+            attempt.agent = assignee
         if status in (AttemptStatus.CLAIMED, AttemptStatus.IN_PROGRESS, AttemptStatus.BLOCKED):
             attempt.status = status
             step.status = StepStatus.RUNNING
@@ -253,10 +284,10 @@ class Runner(RunnerBase):
         elif status == AttemptStatus.DONE:
             attempt.status = AttemptStatus.DONE
             attempt.ended = time.time()
-            self._check(name, attempt, task.result or "")
+            self._check(name, attempt, result or "")
         else:
             attempt.status = status
-            why = task.progress_note or f"the task was {status}"
+            why = note or f"the task was {status}"
             self._attempt_failed(name, attempt, why)
         self._dirty = True
 
@@ -346,6 +377,7 @@ class Runner(RunnerBase):
             if step.status == StepStatus.PENDING:
                 if all(states[d].status == StepStatus.DONE for d in self._deps(spec)):
                     self._offer(name)
+                    self._drain()  # a fan-out's steps done meanwhile: recorded now
             elif step.status == StepStatus.WAITING:
                 if step.ready_at is not None and now >= step.ready_at + spec.timeout:
                     target = self._target(spec)
@@ -464,7 +496,8 @@ class Runner(RunnerBase):
         attempt.status = AttemptStatus.CANCELED
         attempt.reason = why
         attempt.ended = time.time()
-        self._dirty = True
+        # At once: a resume would read the cancelled task as a failed attempt.
+        self._dirty = self._urgent = True
         if spec.capability is None:
             self._attempt_failed(name, attempt, why, counted=True)
             return

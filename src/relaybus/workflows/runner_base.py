@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 TAIL_SLICE = 0.5
 #: Event kinds the runner follows.
 KINDS = ("task.", "agent.", "workflow.")
+#: Seconds a change of the state may wait for the next ones before it is written: one
+#: write for a batch of changes (each write is a transaction on the one SQLite writer
+#: that the agents wait for too). Nothing is lost meanwhile: a resume finds every task
+#: the run made by its meta and dedupe key, and acts on each task's current status.
+WRITE_EVERY = 0.2
 
 
 class RunnerBase:
@@ -74,7 +79,9 @@ class RunnerBase:
         self._threads: list[threading.Thread] = []
         self._sender: AgentHandle | None = None
         self._dirty = False
+        self._urgent = False  # write at the next flush, without waiting for WRITE_EVERY
         self._beat = 0.0
+        self._written = 0.0
 
     @property
     def run_id(self) -> int:
@@ -103,10 +110,17 @@ class RunnerBase:
                 relay.close()
 
     def _flush(self) -> None:
-        """Write the state if it changed, or a heartbeat when one is due."""
-        beat = time.time() - self._beat >= HEARTBEAT_SECONDS
-        if self._dirty or beat:
+        """Write the state if it changed (at most every :data:`WRITE_EVERY` seconds,
+        unless urgent), or a heartbeat when one is due."""
+        now = time.time()
+        beat = now - self._beat >= HEARTBEAT_SECONDS
+        due = self._dirty and (self._urgent or now - self._written >= WRITE_EVERY)
+        if due or beat:
             self._save(heartbeat=beat)
+
+    def _write_due(self) -> float | None:
+        """When :meth:`_flush` will write the changes made so far (``None``: none)."""
+        return self._written + WRITE_EVERY if self._dirty else None
 
     # -- finishing ---------------------------------------------------------------------
 
@@ -144,9 +158,10 @@ class RunnerBase:
             if not self.lost and self.run.status == WorkflowRunStatus.RUNNING:
                 self._save(status=status, heartbeat=heartbeat)  # only a heartbeat raced
             return
-        self._dirty = False
+        self._dirty = self._urgent = False
+        self._written = time.time()
         if heartbeat:
-            self._beat = time.time()
+            self._beat = self._written
 
     def _reread(self) -> None:
         """Read the run again after someone else wrote it."""
@@ -179,7 +194,7 @@ class RunnerBase:
                 agent = runner_agents.spawn(self.relay, spec, self.folder)
                 if agent.name not in self.state.spawned:
                     self.state.spawned.append(agent.name)
-                self._dirty = True
+                self._dirty = self._urgent = True  # released however the run ends
                 self.emit("agent.spawned", agent=agent.name, pid=agent.pid)
         except RelayError as exc:
             self._finish(WorkflowRunStatus.FAILED, f"cannot spawn the agents: {exc.message}")

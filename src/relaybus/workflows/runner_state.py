@@ -1,10 +1,11 @@
 """The runner's own document: what each step of a workflow run has done so far.
 
 It is the ``state`` of a :class:`~relaybus.models.WorkflowRun`, written to the store
-after every change (:class:`~relaybus.workflows.runner_store.RunStore`), so that a
-runner that was killed can be taken over by ``relaybus workflow resume`` without
-repeating a finished step: the document says which steps are done (with their
-results), and which task each open attempt is.
+after every batch of changes (:class:`~relaybus.workflows.runner_store.RunStore`), so
+that a runner that was killed can be taken over by ``relaybus workflow resume``
+without repeating a finished step: the document says which steps are done (with their
+results), and which task each open attempt is; a task made after the last write is
+found again by its meta and dedupe key.
 
 Shape (JSON; fields without a value are left out)::
 
