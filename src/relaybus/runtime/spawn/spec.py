@@ -97,7 +97,7 @@ def plan(spec: SpawnSpec, *, workspace: str, relay_dir: Path) -> Plan:
         raise InvalidInput(f"cwd {cwd} is not a folder", cwd=cwd)
     env = child_env(spec, workspace=workspace, relay_dir=relay_dir)
     if spec.cli is not None:
-        from .presets import build_command
+        from ...presets import build_command
 
         command = build_command(
             spec.cli,
