@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from relaybus.errors import InvalidInput
-from relaybus.runtime.spawn.presets import CLIS, PRESETS, build_command, preflight
+from relaybus.presets import CLIS, PRESETS, build_command, preflight
 from tests.tools.test_claude_cli import find_claude
 
 

@@ -14,7 +14,7 @@ import pytest
 from relaybus.bounds import NAME_PATTERN
 from relaybus.errors import InvalidInput
 from relaybus.models import Approval
-from relaybus.runtime.spawn.presets import CLIS
+from relaybus.presets import CLIS
 from relaybus.workflows.load import (
     MAX_CHARS,
     Problem,

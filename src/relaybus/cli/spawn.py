@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..client import Relay
     from ..models import Preflight, SpawnedAgent
 
-#: ``relaybus.runtime.spawn.presets.CLIS`` (literal: ``--help`` imports nothing heavy; a
+#: ``relaybus.presets.CLIS`` (literal: ``--help`` imports nothing heavy; a
 #: test keeps them equal).
 CLIS = ("claude", "codex", "gemini", "opencode")
 #: ``relaybus.models.RestartPolicy`` values (literal, likewise).
@@ -192,7 +192,7 @@ def _preflight(cli: str) -> Preflight:
         InvalidInput: it is missing or does not answer ``--version``.
     """
     from ..errors import InvalidInput
-    from ..runtime.spawn.presets import preflight
+    from ..presets import preflight
 
     [found] = preflight([cli])
     if not found.ok:

@@ -21,7 +21,6 @@ relay server supervises nothing unless it is a warm relay (``relaybus serve`` an
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -226,10 +225,9 @@ class AsyncSpawnView(AsyncTasksView):
         self, clis: Sequence[str], *, env: Mapping[str, str] | None = None
     ) -> list[Preflight]:
         """Whether each agent CLI is on the PATH and answers ``--version`` (run here,
-        each at most 10 s; see :func:`relaybus.runtime.spawn.presets.preflight`)."""
-        # The presets live with the runtime, a layer above the client: imported by
-        # name, as the CLI's lazy commands are, so the SDK's layer stays below it.
-        presets = importlib.import_module("relaybus.runtime.spawn.presets")
+        each at most 10 s; see :func:`relaybus.presets.preflight`)."""
+        from .. import presets  # the SDK's import does not pay for it
+
         merged = {**os.environ, **(env or {})}
         check = functools.partial(presets.preflight, env=merged)
         found: list[Preflight] = await AsyncOffload()(check, list(clis))

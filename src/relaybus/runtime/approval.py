@@ -30,14 +30,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..presets import CODEX_POLICY
+
 #: The programs whose flags :func:`preset_flags` sets.
 CODEX = "codex"
-#: Per approval mode: (the sandbox, the approval policy); None: no flag.
-CODEX_POLICY: dict[str, tuple[str | None, str | None]] = {
-    "open": (None, None),
-    "guarded": ("read-only", "on-request"),
-    "read-only": ("read-only", "never"),
-}
 #: Options that decide both the sandbox and the approval policy.
 _BOTH = ("--dangerously-bypass-approvals-and-sandbox", "--yolo", "--full-auto", "--approve-for-me")
 

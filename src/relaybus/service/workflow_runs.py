@@ -54,6 +54,7 @@ _DIGEST = re.compile(DIGEST_PATTERN)
 RUNNING = WorkflowRunStatus.RUNNING
 #: What :func:`_plain_json` looks into.
 _CONTAINERS = (dict, list, tuple)
+_TEXT = frozenset({str})
 #: A finished status from which ``resume`` may run the workflow again.
 RESUMABLE = frozenset({WorkflowRunStatus.FAILED, WorkflowRunStatus.CANCELLED})
 
@@ -121,10 +122,10 @@ def _plain_json(state: Mapping[str, Any]) -> str | None:
         below: list[Any] = []
         for value in level:
             if isinstance(value, dict):
-                if not all(isinstance(key, str) for key in value):
+                if not set(map(type, value)) <= _TEXT:
                     return None  # the encoder would turn the key into text
                 value = value.values()
-            below.extend(item for item in value if isinstance(item, _CONTAINERS))
+            below += [item for item in value if isinstance(item, _CONTAINERS)]
         if not below:
             break
         level = below

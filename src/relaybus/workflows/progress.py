@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 #: Events the live table keeps under the steps.
 RECENT = 6
+#: Redraws of the live table a second.
+REFRESH = 4
 #: The colour of each step status in the live table.
 STYLES = {
     StepStatus.PENDING: "dim",
@@ -184,7 +186,7 @@ class LiveTable:
         parts: list[Any] = []
         if self.state is not None:
             parts.append(steps_table(self.state))
-        parts.extend(Text(line, style="dim") for line in self.recent)
+        parts.extend(Text(line, style="dim") for line in tuple(self.recent))  # a snapshot
         return Group(*parts)
 
     def __call__(self, event: dict[str, Any], state: RunState) -> None:
@@ -195,10 +197,12 @@ class LiveTable:
         self.recent.append(f"{clock} {describe(event)}")
         if self.live is None:
             self.live = Live(
-                get_renderable=self._render, console=self.console, refresh_per_second=4
+                get_renderable=self._render, console=self.console, refresh_per_second=REFRESH
             )
             self.live.start()
-        self.live.refresh()
+        # No redraw here: Live's own thread redraws REFRESH times a second (a redraw of
+        # every step per event cost the runner more than the step itself), and
+        # :meth:`close` draws the last state.
 
     def close(self) -> None:
         if self.live is not None:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Conflict, NotFound, RelayError
 from ..models import Event, Task, WorkflowRun, WorkflowRunStatus
 from . import runner_tasks
+from .runner_agents import one_shot
 from .runner_base import TAIL_SLICE, RunnerBase
 from .runner_state import Attempt, AttemptStatus, RunState, StepState, StepStatus
 from .runner_store import HEARTBEAT_SECONDS, holder_alive
@@ -430,6 +431,9 @@ class Runner(RunnerBase):
         self._follow(name, attempt, task)
         self._dirty = True
         self.emit("step.offered", step=name, attempt=n, task=task.id, to=target)
+        agent = self.workflow.agents.get(target)
+        if agent is not None and one_shot(agent) and task.status.value == AttemptStatus.OPEN:
+            self._spawn_for(target, task, body)
         if task.status.value != AttemptStatus.OPEN:  # found again: it moved on meanwhile
             self._apply(name, attempt, task)
 

@@ -1,6 +1,11 @@
 """The agents a workflow file lists under ``agents:``: spawned when a run starts (or
 resumes) through the warm local relay's supervisor (``relay.spawn``), skipping those
 already running, and released when the run ends (unless ``--keep-agents``).
+
+A headless preset (``cli:`` with ``headless: true``, e.g. ``claude -p``) runs once with
+its task as the prompt, so it is not started with the run: it is registered then (its
+steps' tasks are addressed to it), and spawned for each of its tasks, with the task's
+text and id; the supervisor finishes the task from its exit (:func:`one_shot`).
 """
 
 from __future__ import annotations
@@ -36,7 +41,33 @@ def running(relay: Relay, names: set[str]) -> set[str]:
     return found & names
 
 
-def spawn(relay: Relay, spec: AgentSpec, folder: Path) -> SpawnedAgent:
+def one_shot(spec: AgentSpec) -> bool:
+    """Whether ``spec`` runs once per task: a headless preset CLI, whose task is its
+    prompt (a headless ``command`` is a program of its own that may serve many)."""
+    return spec.headless and spec.cli is not None
+
+
+def register(relay: Relay, spec: AgentSpec) -> None:
+    """Register a :func:`one_shot` agent (no process yet) so that its steps' tasks can
+    be addressed to it; each spawn for a task registers it again, running."""
+    relay.register(
+        spec.name,
+        tags=spec.tags,
+        capabilities=spec.capabilities,
+        channels=spec.channels,
+        pid=None,
+        tool="workflow",
+    ).update(status="offline")
+
+
+def spawn(
+    relay: Relay,
+    spec: AgentSpec,
+    folder: Path,
+    *,
+    task: str | None = None,
+    task_id: int | None = None,
+) -> SpawnedAgent:
     """Spawn one agent of the file, in its ``cwd`` (relative to ``folder``, the
     workflow file's), with this process's environment plus the file's ``env``.
 
@@ -64,15 +95,20 @@ def spawn(relay: Relay, spec: AgentSpec, folder: Path) -> SpawnedAgent:
         headless=spec.headless,
         approval=spec.approval,
         env=dict(spec.env) or None,
+        task=task,
+        task_id=task_id,
     )
 
 
 def to_spawn(relay: Relay, workflow: Workflow) -> list[AgentSpec]:
-    """The agents of ``workflow`` not running yet, in the file's order."""
+    """The agents of ``workflow`` to start with the run: those not running yet, in the
+    file's order (:func:`one_shot` ones are spawned per task instead)."""
     if not workflow.agents:
         return []
     skip = running(relay, set(workflow.agents))
-    return [spec for name, spec in workflow.agents.items() if name not in skip]
+    return [
+        spec for name, spec in workflow.agents.items() if name not in skip and not one_shot(spec)
+    ]
 
 
 def release(relay: Relay, name: str, reason: str) -> bool:

@@ -190,6 +190,9 @@ class RunnerBase:
         (to be released however the run ends). One that cannot be spawned fails the
         run, and the error is raised."""
         try:
+            for spec in self.workflow.agents.values():
+                if runner_agents.one_shot(spec):  # spawned for each of its tasks
+                    runner_agents.register(self.relay, spec)
             for spec in runner_agents.to_spawn(self.relay, self.workflow):
                 agent = runner_agents.spawn(self.relay, spec, self.folder)
                 if agent.name not in self.state.spawned:
@@ -200,6 +203,22 @@ class RunnerBase:
             self._finish(WorkflowRunStatus.FAILED, f"cannot spawn the agents: {exc.message}")
             raise
         self._flush()
+
+    def _spawn_for(self, agent: str, task: Task, body: str) -> None:
+        """Spawn the :func:`~.runner_agents.one_shot` agent ``agent`` for ``task`` (its
+        text ``body`` as the prompt); one that cannot be spawned fails the task, so the
+        step's retries apply."""
+        spec = self.workflow.agents[agent]
+        try:
+            spawned = runner_agents.spawn(self.relay, spec, self.folder, task=body, task_id=task.id)
+        except RelayError as exc:
+            with contextlib.suppress(RelayError):
+                self.relay.update_task(task.id, status="failed", note=exc.message)
+            return
+        if spawned.name not in self.state.spawned:
+            self.state.spawned.append(spawned.name)
+        self._dirty = True
+        self.emit("agent.spawned", agent=spawned.name, pid=spawned.pid, task=task.id)
 
     def _release_agents(self) -> None:
         if self.keep_agents:

@@ -1,2 +1,2 @@
 """Spawning agent programs from code (issue 19): the warm local relay supervises
-them (:mod:`.supervisor`); :mod:`.presets` knows each agent CLI's flags."""
+them (:mod:`.supervisor`); :mod:`relaybus.presets` knows each agent CLI's flags."""

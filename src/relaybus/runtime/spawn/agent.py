@@ -297,7 +297,9 @@ class SpawnedAgentProcess:
                 self._log.close()
                 self._log = None
             await self.hooks.finished(self, output.decode("utf-8", errors="replace"))
+            # A release may come while the relay hears of the exit: it counts.
             if self._released.is_set():
+                self.state = SpawnedState.RELEASED
                 await self.hooks.event(self, SpawnEventKind.RELEASED, reason=self.release_reason)
             self.done.set()
 

@@ -97,7 +97,7 @@ def plan(spec: SpawnSpec, *, workspace: str, relay_dir: Path) -> Plan:
         raise InvalidInput(f"cwd {cwd} is not a folder", cwd=cwd)
     env = child_env(spec, workspace=workspace, relay_dir=relay_dir)
     if spec.cli is not None:
-        from .presets import build_command
+        from ...presets import build_command
 
         command = build_command(
             spec.cli,
@@ -111,8 +111,9 @@ def plan(spec: SpawnSpec, *, workspace: str, relay_dir: Path) -> Plan:
     if not command or not command[0]:
         raise InvalidInput("the command is empty")
     program = resolve(command[0], env, cwd)
-    # A preset may take the task as its prompt argument; otherwise it is typed in.
-    type_task = bool(spec.task) and not spec.headless and spec.task not in command
+    # A preset always takes the task as its prompt argument (as its own argument, or as
+    # --prompt=TASK when the task starts with "-"); a plain command has it typed in.
+    type_task = bool(spec.task) and not spec.headless and spec.cli is None
     if spec.headless:
         argv = [program, *command[1:]]
     else:

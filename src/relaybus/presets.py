@@ -55,10 +55,17 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ...errors import InvalidInput
-from ...models import Preflight
-from ...profiles import APPROVAL_MODES
-from ..approval import CODEX_POLICY
+from .errors import InvalidInput
+from .models import Preflight
+from .profiles import APPROVAL_MODES
+
+#: Codex's flags per approval mode: (the sandbox, the approval policy); None: no flag.
+#: ``relaybus run -- codex`` sets them too (:mod:`relaybus.runtime.approval`).
+CODEX_POLICY: dict[str, tuple[str | None, str | None]] = {
+    "open": (None, None),
+    "guarded": ("read-only", "on-request"),
+    "read-only": ("read-only", "never"),
+}
 
 #: The preset CLIs ``--cli`` accepts.
 CLIS = ("claude", "codex", "gemini", "opencode")
