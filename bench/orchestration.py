@@ -54,7 +54,7 @@ from typing import Any
 
 from relaybus import Relay
 from relaybus.client import warm
-from relaybus.workflows.runner import Runner
+from relaybus.workflows.runner import WorkflowRunner
 from relaybus.workflows.runner_state import RunState
 from relaybus.workflows.spec import StepSpec, Workflow
 
@@ -146,7 +146,7 @@ class Busy:
     state writes, the loop's passes); :attr:`cpu` is the process's CPU time meanwhile
     (the runner's threads: the agents are other processes)."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: WorkflowRunner) -> None:
         self.runner = runner
         self.seconds = 0.0
         self.cpu = 0.0
@@ -269,7 +269,7 @@ def runner_overhead(steps: int, agents: int, shape: str) -> Measured:
                 make = fan_workflow if shape == "fan" else chain_workflow
                 workflow = make(steps, Path(tmp))
                 times = Times()
-                runner = Runner(
+                runner = WorkflowRunner(
                     relay,
                     workflow,
                     open_tail=lambda: Relay.open(dir=folder),

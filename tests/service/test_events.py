@@ -75,6 +75,12 @@ def test_kinds_filter_by_exact_kind_and_by_family(busy: Service) -> None:
     assert busy.events(kinds=["task"]) == []  # a family needs its dot
 
 
+@pytest.mark.parametrize("kind", ["task.\x00", "\ud800"])
+def test_a_kind_no_database_could_compare_is_refused_in_words(busy: Service, kind: str) -> None:
+    with pytest.raises(InvalidInput, match="kind"):
+        busy.events(kinds=["message.sent", kind])
+
+
 def test_events_carry_the_acting_agent_and_their_data(busy: Service) -> None:
     claimed = busy.events(kinds=["task.claimed"])[0]
     assert claimed.agent_id == "bob"

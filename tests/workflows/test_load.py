@@ -17,8 +17,8 @@ from relaybus.models import Approval
 from relaybus.presets import CLIS
 from relaybus.workflows.load import (
     MAX_CHARS,
-    Problem,
     WorkflowError,
+    WorkflowProblem,
     load,
     loads,
     parse_duration,
@@ -566,7 +566,7 @@ def test_load_reads_a_file_and_names_it_in_errors(tmp_path: Path) -> None:
     for path, reason in cases.items():
         with pytest.raises(WorkflowError) as caught:
             load(path)
-        assert caught.value.errors == [Problem(0, reason)]
+        assert caught.value.errors == [WorkflowProblem(0, reason)]
         assert caught.value.message == f"{path}: {reason}"
 
 

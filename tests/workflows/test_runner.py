@@ -15,7 +15,7 @@ import pytest
 
 from relaybus import Relay
 from relaybus.models import WorkflowRunStatus
-from relaybus.workflows.runner import Runner
+from relaybus.workflows.runner import WorkflowRunner
 from relaybus.workflows.runner_state import RunState
 from relaybus.workflows.spec import Review, StepSpec, Verify, Workflow
 from tests.support.env import clean_environ
@@ -84,13 +84,15 @@ def make(tmp_path: Path, *steps: StepSpec, **fields: Any) -> Workflow:
     )
 
 
-def runner_for(relay: Relay, relay_dir: Path, workflow: Workflow) -> tuple[Runner, Recorder]:
+def runner_for(
+    relay: Relay, relay_dir: Path, workflow: Workflow
+) -> tuple[WorkflowRunner, Recorder]:
     recorder = Recorder()
 
     def open_tail() -> Relay:
         return Relay.open(dir=relay_dir)
 
-    runner = Runner(
+    runner = WorkflowRunner(
         relay,
         workflow,
         open_tail=open_tail,
@@ -100,7 +102,7 @@ def runner_for(relay: Relay, relay_dir: Path, workflow: Workflow) -> tuple[Runne
     return runner, recorder
 
 
-def run(relay: Relay, relay_dir: Path, workflow: Workflow) -> tuple[Runner, Recorder]:
+def run(relay: Relay, relay_dir: Path, workflow: Workflow) -> tuple[WorkflowRunner, Recorder]:
     runner, recorder = runner_for(relay, relay_dir, workflow)
     runner.start()
     runner.execute()

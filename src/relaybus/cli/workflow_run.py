@@ -46,12 +46,12 @@ def _progress(as_json: bool) -> Progress:
 
 def _runner(app: App, workflow: Workflow, progress: Progress, keep_agents: bool) -> Any:
     from ..client.warm_backend import open_relay
-    from ..workflows.runner import Runner
+    from ..workflows.runner import WorkflowRunner
 
     def open_tail() -> Relay:
         return open_relay(app.settings, create=False)
 
-    return Runner(
+    return WorkflowRunner(
         app.relay, workflow, open_tail=open_tail, progress=progress, keep_agents=keep_agents
     )
 

@@ -10,7 +10,7 @@ from ..bounds import MAX_LIMIT
 from ..models import Event
 from ..store.schema import events
 from ..store.statements import register, run
-from .common import ServiceBase, check_id, check_limit, check_timeout
+from .common import ServiceBase, check_id, check_limit, check_text, check_timeout
 
 MAX_EVENTS = MAX_LIMIT
 _COLUMNS = tuple(c.name for c in events.columns)
@@ -43,10 +43,13 @@ class EventOps(ServiceBase):
                 kind ending in ``.`` matches a family (``task.``).
 
         Raises:
-            InvalidInput: ``limit`` outside 1–1000, ``since`` outside 0-``MAX_ID``.
+            InvalidInput: ``limit`` outside 1–1000, ``since`` outside 0-``MAX_ID``, a
+                kind with a NUL character or an unpaired surrogate.
         """
         check_limit(limit, MAX_EVENTS)
         check_id("since", since, minimum=0)
+        for kind in kinds or ():
+            check_text("kind", kind)
         query = sa.select(events).where(events.c.workspace == workspace, events.c.id > since)
         if kinds:
             query = query.where(

@@ -4,7 +4,7 @@
 :func:`demo_workflow` loads the file; :func:`cast` turns its ``agents:`` into the
 processes the demo starts itself (the author, and ``--reviewers N`` copies of its
 reviewer); :class:`WorkflowThread` runs the file's steps with
-:class:`~relaybus.workflows.runner.Runner` in a thread of its own while the demo
+:class:`~relaybus.workflows.runner.WorkflowRunner` in a thread of its own while the demo
 follows the agents. The demo starts the agents rather than having the runner spawn
 them, so that it holds their pids, exit codes and reports, and so that ``--server``
 works too: ``relaybus serve`` does not spawn (its ``/v1/spawned`` answers 501). The
@@ -141,11 +141,11 @@ class WorkflowThread:
         return attempt.task if attempt is not None else None
 
     def _run(self) -> None:
-        from .runner import Runner
+        from .runner import WorkflowRunner
 
         try:
             with self.open_relay() as relay:
-                runner = Runner(
+                runner = WorkflowRunner(
                     relay, self.workflow, open_tail=self.open_relay, progress=self, spawn=False
                 )
                 runner.start()

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import InvalidInput
 from .load_checks import did_you_mean, meaning_problems, parse_duration, schema, schema_problems
-from .load_yaml import Located, Problem, read
+from .load_yaml import Located, WorkflowProblem, read
 from .spec import (
     APPROVE_TEXT,
     NUDGE_AFTER,
@@ -45,7 +45,7 @@ from .spec import (
 )
 
 __all__ = [
-    "MAX_CHARS", "Problem", "WorkflowError", "load", "loads", "parse_duration", "problems",
+    "MAX_CHARS", "WorkflowProblem", "WorkflowError", "load", "loads", "parse_duration", "problems",
     "schema", "warnings",
 ]  # fmt: skip
 
@@ -58,10 +58,10 @@ NO_FILE = "<workflow>"
 class WorkflowError(InvalidInput):
     """A workflow file that cannot be run. The message is ``FILE:LINE: reason`` of
     the first problem (``(and N more problems)`` after it when there are more);
-    :attr:`errors` lists every problem (:class:`Problem`: ``line``, ``reason``),
+    :attr:`errors` lists every problem (:class:`WorkflowProblem`: ``line``, ``reason``),
     by line, and ``details["errors"]`` the same as JSON objects."""
 
-    def __init__(self, file: str, errors: Sequence[Problem]) -> None:
+    def __init__(self, file: str, errors: Sequence[WorkflowProblem]) -> None:
         self.file = file
         self.errors = sorted(set(errors))
         more = len(self.errors) - 1
@@ -91,14 +91,16 @@ def load(path: str | os.PathLike[str]) -> Workflow:
         with open(file, encoding="utf-8") as stream:
             text = stream.read(MAX_CHARS + 1)
     except FileNotFoundError:
-        raise WorkflowError(file, [Problem(0, "no such file")]) from None
+        raise WorkflowError(file, [WorkflowProblem(0, "no such file")]) from None
     except IsADirectoryError:
-        raise WorkflowError(file, [Problem(0, "is a folder, not a workflow file")]) from None
+        raise WorkflowError(
+            file, [WorkflowProblem(0, "is a folder, not a workflow file")]
+        ) from None
     except UnicodeDecodeError as exc:
         reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
-        raise WorkflowError(file, [Problem(0, reason)]) from None
+        raise WorkflowError(file, [WorkflowProblem(0, reason)]) from None
     except OSError as exc:
-        raise WorkflowError(file, [Problem(0, f"cannot be read: {exc.strerror}")]) from None
+        raise WorkflowError(file, [WorkflowProblem(0, f"cannot be read: {exc.strerror}")]) from None
     return loads(text, path=file)
 
 
@@ -116,20 +118,20 @@ def loads(text: str, path: str | os.PathLike[str] | None = None) -> Workflow:
     return _workflow(found, text, None if path is None else Path(path))
 
 
-def problems(text: str) -> tuple[Located, list[Problem]]:
+def problems(text: str) -> tuple[Located, list[WorkflowProblem]]:
     """``text`` read (:class:`~.load_yaml.Located`: its value and the line of each
     part) and every problem of it (none: it loads), by line."""
     if len(text) > MAX_CHARS:
-        return Located(), [Problem(0, f"is larger than {MAX_CHARS} characters")]
+        return Located(), [WorkflowProblem(0, f"is larger than {MAX_CHARS} characters")]
     found = read(text)
     if found.data is None:  # nothing read: empty, or YAML that does not read
         reason = "is empty: a workflow is a mapping with version, name and steps"
-        return found, sorted(found.problems) or [Problem(0, reason)]
+        return found, sorted(found.problems) or [WorkflowProblem(0, reason)]
     found_problems = found.problems + schema_problems(found) + meaning_problems(found)
     return found, sorted(set(found_problems))
 
 
-def warnings(workflow: Workflow) -> list[Problem]:
+def warnings(workflow: Workflow) -> list[WorkflowProblem]:
     """What is allowed but likely a mistake, at the step's line: a step's ``agent``
     that ``agents:`` does not define while it defines one of a close name (a typo
     would leave the step waiting for an agent that never registers)."""
@@ -143,7 +145,7 @@ def warnings(workflow: Workflow) -> list[Problem]:
                 f"steps.{step.name}.agent {step.agent!r} is not one of agents:{hint}; "
                 "the runner will wait for an agent of that name to register"
             )
-            found.append(Problem(step.line, reason))
+            found.append(WorkflowProblem(step.line, reason))
     return found
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.protocols import Validator
 
-from .load_yaml import Located, Path, Problem, Text, where
+from .load_yaml import Located, Path, Text, WorkflowProblem, where
 from .template import RUN_ID, WORKFLOW_NAME, placeholders
 
 #: The longest duration (seconds): 30 days.
@@ -132,9 +132,9 @@ def did_you_mean(word: str, choices: list[str]) -> str:
 # -- the schema ------------------------------------------------------------------
 
 
-def schema_problems(found: Located) -> list[Problem]:
+def schema_problems(found: Located) -> list[WorkflowProblem]:
     """The schema's complaints about ``found.data``, in plain words, at their lines."""
-    problems: list[Problem] = []
+    problems: list[WorkflowProblem] = []
     for error in _validator().iter_errors(found.data):
         problems.extend(_explain(error, found))
     return problems
@@ -163,7 +163,7 @@ def _either(words: list[str]) -> str:
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
-def _explain(error: ValidationError, found: Located) -> Iterator[Problem]:
+def _explain(error: ValidationError, found: Located) -> Iterator[WorkflowProblem]:
     path: Path = tuple(error.absolute_path)
     at = where(path)
     kind = error.validator
@@ -174,25 +174,27 @@ def _explain(error: ValidationError, found: Located) -> Iterator[Problem]:
         # The error is about a key (error.instance) of the mapping at ``path``.
         key = str(value)
         title = spec.get("title", "a name")
-        yield Problem(found.line((*path, key)), f"{at}: {key!r} is not {title}")
+        yield WorkflowProblem(found.line((*path, key)), f"{at}: {key!r} is not {title}")
         return
     if kind == "additionalProperties":
         known = list(spec.get("properties", {}))
         for key in value if isinstance(value, dict) else ():
             if key not in known:
                 hint = did_you_mean(key, known) or f" (known: {', '.join(known)})"
-                yield Problem(found.line((*path, key)), f"{at} has an unknown key {key!r}{hint}")
+                yield WorkflowProblem(
+                    found.line((*path, key)), f"{at} has an unknown key {key!r}{hint}"
+                )
         return
     if kind == "required":
         required: Any = error.validator_value
         missing = [k for k in required if not isinstance(value, dict) or k not in value]
         for key in missing:
-            yield Problem(line, f"{at} has no {key!r} (it is required)")
+            yield WorkflowProblem(line, f"{at} has no {key!r} (it is required)")
         return
     if kind == "type":
-        yield Problem(line, f"{at} is {describe(value)}, not {_expected(spec, value)}")
+        yield WorkflowProblem(line, f"{at} is {describe(value)}, not {_expected(spec, value)}")
         return
-    yield Problem(line, _reason(error, at, value, spec))
+    yield WorkflowProblem(line, _reason(error, at, value, spec))
 
 
 def _expected(spec: Mapping[str, Any], value: object) -> str:
@@ -245,7 +247,7 @@ def _mapping(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def meaning_problems(found: Located) -> list[Problem]:
+def meaning_problems(found: Located) -> list[WorkflowProblem]:
     """What the schema cannot say: unknown or cyclic steps in ``depends_on`` and
     ``review.of``, template references to unknown steps, durations out of range,
     command strings that do not split. Parts of the wrong shape are skipped (the
@@ -261,7 +263,9 @@ def meaning_problems(found: Located) -> list[Problem]:
                 if not shlex.split(command):
                     raise ValueError("it is empty")
             except ValueError as exc:
-                problems.append(Problem(found.line(path), f"{where(path)} does not split: {exc}"))
+                problems.append(
+                    WorkflowProblem(found.line(path), f"{where(path)} does not split: {exc}")
+                )
     names = list(steps)
     for name, step in steps.items():
         step = _mapping(step)
@@ -277,7 +281,9 @@ def meaning_problems(found: Located) -> list[Problem]:
     return problems
 
 
-def _step_ref(found: Located, path: Path, other: object, names: list[str]) -> Iterator[Problem]:
+def _step_ref(
+    found: Located, path: Path, other: object, names: list[str]
+) -> Iterator[WorkflowProblem]:
     if not isinstance(other, str) or (other in names and other != path[1]):
         return
     if other == path[1]:
@@ -285,10 +291,10 @@ def _step_ref(found: Located, path: Path, other: object, names: list[str]) -> It
         reason = f"{where(path)} names the step itself ({why})"
     else:
         reason = f"{where(path)} names {other!r}, which is not a step{did_you_mean(other, names)}"
-    yield Problem(found.line(path), reason)
+    yield WorkflowProblem(found.line(path), reason)
 
 
-def _template(found: Located, path: Path, task: str, names: list[str]) -> Iterator[Problem]:
+def _template(found: Located, path: Path, task: str, names: list[str]) -> Iterator[WorkflowProblem]:
     spot = found.texts.get(path, Text(found.line(path), False))
     forms = [WORKFLOW_NAME, RUN_ID, *(f"steps.{n}.result" for n in names)]
     for placeholder in placeholders(task):
@@ -297,14 +303,16 @@ def _template(found: Located, path: Path, task: str, names: list[str]) -> Iterat
             hint = did_you_mean(placeholder.expression, forms) or (
                 ": use {{ steps.NAME.result }}, {{ workflow.name }} or {{ run.id }}"
             )
-            yield Problem(line, f"{where(path)} has an unknown reference {placeholder.text}{hint}")
+            yield WorkflowProblem(
+                line, f"{where(path)} has an unknown reference {placeholder.text}{hint}"
+            )
         elif placeholder.step is not None and placeholder.step not in names:
             hint = did_you_mean(placeholder.step, names)
             reason = f"{where(path)} quotes {placeholder.text}, but there is no step"
-            yield Problem(line, f"{reason} {placeholder.step!r}{hint}")
+            yield WorkflowProblem(line, f"{reason} {placeholder.step!r}{hint}")
 
 
-def _durations(found: Located, data: dict[str, Any]) -> Iterator[Problem]:
+def _durations(found: Located, data: dict[str, Any]) -> Iterator[WorkflowProblem]:
     keys = ("timeout", "nudge_after", "retry_after")
     places: list[tuple[Path, Any]] = [
         (("defaults", k), v) for k, v in _mapping(data.get("defaults")).items() if k in keys
@@ -319,10 +327,10 @@ def _durations(found: Located, data: dict[str, Any]) -> Iterator[Problem]:
             try:
                 parse_duration(value)
             except ValueError as exc:
-                yield Problem(found.line(path), f"{where(path)}: {exc}")
+                yield WorkflowProblem(found.line(path), f"{where(path)}: {exc}")
 
 
-def _cycles(found: Located, steps: dict[str, Any]) -> Iterator[Problem]:
+def _cycles(found: Located, steps: dict[str, Any]) -> Iterator[WorkflowProblem]:
     """One problem per cycle of steps waiting for each other (``depends_on`` and
     ``review.of``), at the line of its first step in file order."""
     waits: dict[str, list[tuple[str, str]]] = {}
@@ -370,7 +378,9 @@ def _cycles(found: Located, steps: dict[str, Any]) -> Iterator[Problem]:
                 edges.append(iter(waits[other]))
 
 
-def _cycle_problem(found: Located, cycle: list[tuple[str, str]], order: list[str]) -> Problem:
+def _cycle_problem(
+    found: Located, cycle: list[tuple[str, str]], order: list[str]
+) -> WorkflowProblem:
     """``cycle``: (step, how it waits for the next) pairs; the last waits for the first."""
     targets = [n for n, _ in cycle[1:]] + [cycle[0][0]]
     links = [(name, how, target) for (name, how), target in zip(cycle, targets, strict=True)]
@@ -378,4 +388,4 @@ def _cycle_problem(found: Located, cycle: list[tuple[str, str]], order: list[str
     links = links[first:] + links[:first]
     said = ", ".join(f"{name} {how} {target}" for name, how, target in links)
     line = found.line(("steps", links[0][0]))
-    return Problem(line, f"steps wait for each other in a cycle: {said}")
+    return WorkflowProblem(line, f"steps wait for each other in a cycle: {said}")

@@ -37,7 +37,7 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 
 @dataclass(frozen=True, order=True)
-class Problem:
+class WorkflowProblem:
     """One thing wrong with a workflow file: its ``line`` (1-based; 0 when it is about
     the whole file, e.g. it cannot be read) and a sentence saying what is wrong."""
 
@@ -68,7 +68,7 @@ class Located:
     lines: dict[Path, int] = field(default_factory=dict)
     #: Where each scalar's text starts.
     texts: dict[Path, Text] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[WorkflowProblem] = field(default_factory=list)
 
     def line(self, path: Path) -> int:
         """The line of ``path``, or of the nearest part that holds it (1 for the top)."""
@@ -102,7 +102,7 @@ class _TooMuch(Exception):
 
     def __init__(self, line: int, reason: str) -> None:
         super().__init__(reason)
-        self.problem = Problem(line, reason)
+        self.problem = WorkflowProblem(line, reason)
 
 
 def where(path: Path) -> str:
@@ -129,9 +129,9 @@ def read(text: str) -> Located:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 0
         problem = exc.problem or exc.context or "unreadable"
-        found.problems.append(Problem(line, f"not valid YAML: {problem}"))
+        found.problems.append(WorkflowProblem(line, f"not valid YAML: {problem}"))
     except yaml.YAMLError as exc:  # a reader error: a character YAML does not allow
-        found.problems.append(Problem(0, f"not valid YAML: {exc}"))
+        found.problems.append(WorkflowProblem(0, f"not valid YAML: {exc}"))
     finally:
         loader.dispose()
     return found
@@ -184,7 +184,7 @@ class _Walker:
             return self.loader.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
             reason = f"{where(path)}: {exc.problem or 'a value YAML cannot read'}"
-            self.found.problems.append(Problem(_line(node), reason))
+            self.found.problems.append(WorkflowProblem(_line(node), reason))
             return None
 
     def mapping(self, node: MappingNode, path: Path, depth: int) -> dict[str, Any]:
@@ -202,16 +202,16 @@ class _Walker:
                     f"{where(path)} starts with {{{{, which YAML reads as a mapping: "
                     'put the text in quotes ("{{ ... }}")'
                 )
-                self.found.problems.append(Problem(line, reason))
+                self.found.problems.append(WorkflowProblem(line, reason))
                 continue
             if not isinstance(key_node, ScalarNode):
                 reason = f"{where(path)} has a key that is a list or a mapping, not a name"
-                self.found.problems.append(Problem(line, reason))
+                self.found.problems.append(WorkflowProblem(line, reason))
                 continue
             key = str(key_node.value)
             if key in lines:
                 reason = f"{where((*path, key))} is given twice (first on line {lines[key]})"
-                self.found.problems.append(Problem(line, reason))
+                self.found.problems.append(WorkflowProblem(line, reason))
                 continue
             lines[key] = line
             self.found.lines[(*path, key)] = line
@@ -228,7 +228,7 @@ class _Walker:
         for source in reversed(sources):
             if not isinstance(source, MappingNode):
                 reason = f"{where(path)}: a merge (<<) takes a mapping or a list of mappings"
-                self.found.problems.append(Problem(line, reason))
+                self.found.problems.append(WorkflowProblem(line, reason))
                 continue
             merged.update(self.value(source, path, depth + 1))
         return merged

@@ -39,7 +39,7 @@ from ..errors import Conflict, NotFound, RelayError
 from ..models import Event, Task, WorkflowRun, WorkflowRunStatus
 from . import runner_tasks
 from .runner_agents import one_shot
-from .runner_base import TAIL_SLICE, RunnerBase
+from .runner_base import TAIL_SLICE, WorkflowRunnerBase
 from .runner_state import Attempt, AttemptStatus, RunState, StepState, StepStatus
 from .runner_store import HEARTBEAT_SECONDS, holder_alive
 from .spec import StepSpec
@@ -55,10 +55,10 @@ ACTIVITY = frozenset({"task.created", "task.claimed", "task.updated"})
 ARRIVALS = frozenset({"agent.registered", "agent.online", "agent.updated", "agent.spawned"})
 
 
-class Runner(RunnerBase):
+class WorkflowRunner(WorkflowRunnerBase):
     """Runs one workflow run to its end (:meth:`execute`), after :meth:`start` (a new
     run) or :meth:`attach` (``resume``: take over a run whose runner died). Takes the
-    arguments of :class:`~relaybus.workflows.runner_base.RunnerBase`.
+    arguments of :class:`~relaybus.workflows.runner_base.WorkflowRunnerBase`.
     """
 
     # -- starting ----------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""The runner's plumbing: :class:`RunnerBase` holds a run's state and writes it to
+"""The runner's plumbing: :class:`WorkflowRunnerBase` holds a run's state and writes it to
 the run store (with heartbeats, noticing a cancel or a takeover), follows the event
 log in a thread, spawns and releases the file's agents and reports progress. The
-scheduling itself is :class:`~relaybus.workflows.runner.Runner`'s.
+scheduling itself is :class:`~relaybus.workflows.runner.WorkflowRunner`'s.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ KINDS = ("task.", "agent.", "workflow.")
 WRITE_EVERY = 0.2
 
 
-class RunnerBase:
+class WorkflowRunnerBase:
     """A workflow run's state, its store, its event tail, its agents.
 
     Args:

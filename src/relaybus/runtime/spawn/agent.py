@@ -25,7 +25,7 @@ from ...models import RestartPolicy, SpawnedAgent, SpawnedScreen, SpawnedState, 
 from ..idle import IdleGate
 from ..screen import Screen
 from .child import Child, start_headless, start_pty
-from .spec import Plan
+from .spec import SpawnPlan
 
 logger = logging.getLogger("relaybus.spawn")
 
@@ -70,7 +70,7 @@ class SpawnedAgentProcess:
     """A spawned agent: :meth:`start` it once; it runs until its program exits for
     good or :meth:`release` stops it (:attr:`done` is then set)."""
 
-    def __init__(self, workspace: str, plan: Plan, log_path: Path, hooks: Hooks) -> None:
+    def __init__(self, workspace: str, plan: SpawnPlan, log_path: Path, hooks: Hooks) -> None:
         self.workspace = workspace
         self.plan = plan
         self.spec = plan.spec

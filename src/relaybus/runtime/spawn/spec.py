@@ -61,7 +61,7 @@ class SpawnSpec:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Plan:
+class SpawnPlan:
     """A checked :class:`SpawnSpec`: what runs (``argv``, ``argv[0]`` absolute), as
     which command the agent shows (``command``: the program's own argv), where and
     with what environment, and whether the task is still to be typed in."""
@@ -76,7 +76,7 @@ class Plan:
     idle_seconds: float
 
 
-def plan(spec: SpawnSpec, *, workspace: str, relay_dir: Path) -> Plan:
+def plan(spec: SpawnSpec, *, workspace: str, relay_dir: Path) -> SpawnPlan:
     """Check ``spec`` and say how to run it.
 
     Raises:
@@ -128,7 +128,7 @@ def plan(spec: SpawnSpec, *, workspace: str, relay_dir: Path) -> Plan:
         if spec.approval is not None:
             argv += ["--approval", spec.approval]
         argv += ["--", program, *command[1:]]
-    return Plan(
+    return SpawnPlan(
         spec=spec,
         restart=restart,
         command=command,

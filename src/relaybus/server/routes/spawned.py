@@ -111,7 +111,7 @@ class SpawnBody(Body):
     idle_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
 
 
-class ReleaseBody(Body):
+class SpawnedReleaseBody(Body):
     """How to stop a spawned agent."""
 
     model_config = _BUILT | examples({"reason": "done", "timeout": 10})
@@ -181,7 +181,7 @@ async def list_spawned(request: Request, call: ApiCall) -> Response:
     f"{_ONE}/release", response_model=SpawnedAgent, responses={**responses(400, 404), **_501}
 )
 async def release_spawned(
-    name: str, body: ReleaseBody, request: Request, call: ApiCall
+    name: str, body: SpawnedReleaseBody, request: Request, call: ApiCall
 ) -> Response:
     """Stop a spawned agent for good (admin): SIGTERM, then SIGKILL after ``timeout``
     seconds; it is not restarted and goes offline."""
