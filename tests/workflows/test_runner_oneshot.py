@@ -12,18 +12,14 @@ real Claude Code CLI does the same in tests/tools/test_claude_workflow.py.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from relaybus.client import warm
-from tests.support.env import clean_environ
+from tests.support.workflows import run_workflow, spawning_env, warm_relay_dir
 
 pytestmark = pytest.mark.slow
 
@@ -70,12 +66,7 @@ steps:
 
 @pytest.fixture
 def relay_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / ".relay"
-    folder.mkdir(mode=0o700)
-    yield folder
-    info = warm.probe(folder)
-    if info is not None and info.pid is not None:
-        os.kill(info.pid, signal.SIGTERM)  # the warm relay this test started, by its pid
+    yield from warm_relay_dir(tmp_path)
 
 
 def test_a_headless_preset_runs_once_per_step_and_its_output_is_the_result(
@@ -87,23 +78,12 @@ def test_a_headless_preset_runs_once_per_step_and_its_output_is_the_result(
     claude.write_text(CLAUDE.format(python=sys.executable), encoding="utf-8")
     claude.chmod(0o755)
     (tmp_path / "oneshot.yaml").write_text(FLOW, encoding="utf-8")
-    env = {k: v for k, v in clean_environ().items() if k != "RELAYBUS_DAEMON"}
-    env["RELAYBUS_DIR"] = str(relay_dir)
+    env = spawning_env(relay_dir)
     env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", "/usr/bin:/bin")])
 
-    done = subprocess.run(
-        [sys.executable, "-m", "relaybus", "workflow", "run", "oneshot.yaml", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=WAIT * 2,
-        check=False,
-    )
+    done, found = run_workflow("oneshot.yaml", tmp_path, env, WAIT * 2)
 
     assert done.returncode == 0, (done.stdout, done.stderr)
-    found = [json.loads(line) for line in done.stdout.splitlines()]
     spawned = [e for e in found if e["event"] == "agent.spawned"]
     # once per task: plan, the failed check, the retried check; never at the start
     assert [e["agent"] for e in spawned] == ["planner"] * 3, spawned

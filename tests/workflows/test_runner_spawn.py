@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +13,10 @@ from pathlib import Path
 import pytest
 
 from relaybus import Relay
-from relaybus.client import warm
 from relaybus.models import SpawnedState
 from tests.support import scripted_agent
-from tests.support.env import clean_environ
 from tests.support.poll import until
+from tests.support.workflows import run_workflow, spawning_env, warm_relay_dir
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +48,7 @@ steps:
 
 @pytest.fixture
 def relay_dir(tmp_path: Path) -> Iterator[Path]:
-    folder = tmp_path / ".relay"
-    folder.mkdir(mode=0o700)
-    yield folder
-    info = warm.probe(folder)
-    if info is not None and info.pid is not None:
-        os.kill(info.pid, signal.SIGTERM)  # the warm relay this test started, by its pid
+    yield from warm_relay_dir(tmp_path)
 
 
 def test_run_spawns_the_files_agents_runs_the_steps_and_releases_them(
@@ -64,22 +56,9 @@ def test_run_spawns_the_files_agents_runs_the_steps_and_releases_them(
 ) -> None:
     flow = FLOW.format(python=json.dumps(sys.executable), agent=json.dumps(str(AGENT)))
     (tmp_path / "spawned.yaml").write_text(flow, encoding="utf-8")
-    env = {k: v for k, v in clean_environ().items() if k != "RELAYBUS_DAEMON"}
-    env["RELAYBUS_DIR"] = str(relay_dir)
-
-    done = subprocess.run(
-        [sys.executable, "-m", "relaybus", "workflow", "run", "spawned.yaml", "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=WAIT * 2,
-        check=False,
-    )
+    done, found = run_workflow("spawned.yaml", tmp_path, spawning_env(relay_dir), WAIT * 2)
 
     assert done.returncode == 0, (done.stdout, done.stderr)
-    found = [json.loads(line) for line in done.stdout.splitlines()]
     assert sorted(e["agent"] for e in found if e["event"] == "agent.spawned") == [
         "checker",
         "writer",
@@ -106,24 +85,13 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "review.yaml"
 def test_the_review_example_runs_its_spawned_agents_to_the_merge(
     tmp_path: Path, relay_dir: Path
 ) -> None:
-    env = {k: v for k, v in clean_environ().items() if k != "RELAYBUS_DAEMON"}
-    env["RELAYBUS_DIR"] = str(relay_dir)
+    env = spawning_env(relay_dir)
     # The example's agents run `python3 -m relaybus...`: this interpreter's.
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
 
-    done = subprocess.run(
-        [sys.executable, "-m", "relaybus", "workflow", "run", str(EXAMPLE), "--json"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=WAIT * 2,
-        check=False,
-    )
+    done, found = run_workflow(EXAMPLE, tmp_path, env, WAIT * 2)
 
     assert done.returncode == 0, (done.stdout, done.stderr)
-    found = [json.loads(line) for line in done.stdout.splitlines()]
     finished = {e["step"]: e for e in found if e["event"] == "step.done"}
     assert finished["review"]["agent"] in {"bob", "carol", "dave"}
     assert finished["review"]["result"].startswith("APPROVED")
