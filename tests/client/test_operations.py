@@ -24,7 +24,7 @@ from relaybus.client import (
     spawn_requests,
     workflow_run_requests,
 )
-from relaybus.client.operations import Request
+from relaybus.client.request import Request
 from relaybus.client.transport import Call, HTTPSession
 from relaybus.settings import Settings
 from tests.server.test_contract import SAMPLES, build, builders

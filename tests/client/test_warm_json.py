@@ -16,7 +16,7 @@ import pytest
 
 from relaybus import __version__
 from relaybus.client import calls, warm
-from relaybus.client.operations import Request
+from relaybus.client.request import Request
 from relaybus.client.transport import Call, HTTPSession
 from relaybus.client.warm_backend import WarmBackend
 from relaybus.client.warm_json import JsonAgent, JsonRelay

@@ -176,7 +176,7 @@ def spawned_marks(app: App) -> dict[str, JSON]:
     hot = app.hot
     if not isinstance(hot, JsonRelay):
         return {}
-    from ..client.operations import Request
+    from ..client.request import Request
     from ..errors import RelayError
 
     try:

@@ -129,7 +129,7 @@ def _warm_dashboard(port: int) -> tuple[Path, str, str]:
     import json
 
     from ..client import warm
-    from ..client.operations import Request
+    from ..client.request import Request
     from ..client.warm_backend import warm_backend
     from ..errors import InvalidInput
 

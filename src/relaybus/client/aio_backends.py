@@ -19,7 +19,7 @@ from ..errors import InvalidInput
 from ..models import Event
 from ..settings import Settings
 from . import calls
-from .operations import LONGPOLL_CHUNK
+from .request import LONGPOLL_CHUNK
 from .runners import AsyncCallRunner
 from .transport import (
     NEEDS_DATABASE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .operations import Request, _fields, _list, segment
+from .request import Request, as_list, json_body, segment
 
 
 def _named(name: str, rest: str = "") -> str:
@@ -26,11 +26,11 @@ def add_integration(
     rate_limit: int | None = None,
 ) -> Request:
     """``POST /v1/integrations`` (admin)."""
-    body = _fields(
+    body = json_body(
         name=name,
-        scopes=_list(scopes),
-        targets=_list(targets),
-        channels=_list(channels),
+        scopes=as_list(scopes),
+        targets=as_list(targets),
+        channels=as_list(channels),
         callback_url=callback_url,
         rate_limit=rate_limit,
     )
@@ -74,7 +74,7 @@ def ingest_event(
 ) -> Request:
     """``POST /v1/integrations/events``: as ``integration`` (admin; an integration's
     token posts as itself, ``None``), or as the operator."""
-    fields = _fields(
+    fields = json_body(
         integration=integration,
         source=source,
         title=title,
@@ -121,7 +121,7 @@ def open_task(
 ) -> Request:
     """``POST /v1/tasks``: a task and the claimable message offering it to ``target``,
     from agent ``creator`` (``None``: the token's agent, or the operator for admin)."""
-    fields = _fields(
+    fields = json_body(
         agent_id=creator,
         title=title,
         target=target,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .operations import Request
+from .request import Request
 
 
 def list_messages(

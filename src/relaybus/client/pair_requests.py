@@ -4,7 +4,7 @@ pair messages, and reading pairs. Standard library only."""
 
 from __future__ import annotations
 
-from .operations import JSON, Request, _fields, segment
+from .request import JSON, Request, json_body, segment
 
 
 def _acting(
@@ -19,7 +19,7 @@ def pair_invite(
     agent_id: str, target: str, objective: str, *, workspace: str, epoch: int | None = None
 ) -> Request:
     """``POST /v1/pairs``: ``agent_id`` invites agent ``target``."""
-    body = _fields(agent_id=agent_id, target=target, objective=objective)
+    body = json_body(agent_id=agent_id, target=target, objective=objective)
     return Request("POST", "/v1/pairs", workspace=workspace, agent=agent_id, epoch=epoch, body=body)
 
 

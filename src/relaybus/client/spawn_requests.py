@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .operations import Request, _fields, segment
+from .request import Request, json_body, segment
 
 
 def _path(name: str, rest: str = "") -> str:
@@ -34,7 +34,7 @@ def spawn(
     idle_seconds: float | None = None,
 ) -> Request:
     """``POST /v1/spawned``: start agent program ``name`` (admin)."""
-    body = _fields(
+    body = json_body(
         name=name,
         cli=cli,
         command=None if command is None else list(command),
@@ -68,7 +68,7 @@ def release_spawned(
     name: str, *, workspace: str, reason: str | None = None, timeout: float = 10.0
 ) -> Request:
     """``POST /v1/spawned/{name}/release``: SIGTERM, then SIGKILL after ``timeout`` s."""
-    body = _fields(reason=reason, timeout=timeout)
+    body = json_body(reason=reason, timeout=timeout)
     return Request("POST", _path(name, "/release"), workspace=workspace, body=body)
 
 

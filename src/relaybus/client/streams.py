@@ -23,7 +23,7 @@ from httpx_sse import EventSource, SSEError
 
 from ..errors import InvalidInput, RateLimited, RelayError
 from ..models import Event
-from .operations import CONNECT_TIMEOUT
+from .request import CONNECT_TIMEOUT
 from .transport import BACKOFF_CAP, BACKOFF_FIRST, delivered_to, matches, problem_error
 
 if TYPE_CHECKING:

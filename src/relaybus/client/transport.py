@@ -1,7 +1,7 @@
 """How one call travels over HTTP.
 
 :class:`Call` is one operation for both transports: its HTTP request (a
-:class:`~relaybus.client.operations.Request`, written once in
+:class:`~relaybus.client.request.Request`, written once in
 :mod:`relaybus.client.operations`), how to parse the answer, and the same operation on
 an embedded service; :class:`HTTPSession` turns calls into httpx requests and responses
 into results or the :class:`~relaybus.errors.RelayError` subclasses the embedded mode
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from ..errors import REFUSALS, InvalidInput, RateLimited, RelayError, StoreError
 from ..settings import Settings
-from .operations import CONNECT_TIMEOUT, LONGPOLL_MARGIN, READ_TIMEOUT, RETRY_PAUSES, Request
+from .request import CONNECT_TIMEOUT, LONGPOLL_MARGIN, READ_TIMEOUT, RETRY_PAUSES, Request
 
 if TYPE_CHECKING:
     import ssl

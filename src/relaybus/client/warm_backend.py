@@ -39,14 +39,14 @@ from .. import __version__
 from ..errors import InvalidInput, NoRelay, StoreError
 from ..settings import Settings, find_relay_dir
 from . import warm
-from .operations import LONGPOLL_CHUNK, LONGPOLL_MARGIN, READ_TIMEOUT
+from .request import LONGPOLL_CHUNK, LONGPOLL_MARGIN, READ_TIMEOUT
 
 if TYPE_CHECKING:
     from ..models import Event
     from ..service import Service
     from .calls import Registration
-    from .operations import Request
     from .relay import Relay
+    from .request import Request
     from .transport import Call, StreamQuery
 
 

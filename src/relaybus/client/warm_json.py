@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from . import operations
-from .operations import JSON, Request
+from .request import JSON, Request
 
 if TYPE_CHECKING:
     from .warm_backend import WarmBackend

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .operations import Request, _fields, segment
+from .request import Request, json_body, segment
 
 RUNS = "/v1/workflows/runs"
 
@@ -23,7 +23,7 @@ def create_workflow_run(
     state: Mapping[str, Any] | None = None,
 ) -> Request:
     """``POST /v1/workflows/runs`` (admin)."""
-    body = _fields(
+    body = json_body(
         name=name,
         source=source,
         digest=digest,
@@ -62,7 +62,7 @@ def update_workflow_run(
     heartbeat: bool = False,
 ) -> Request:
     """``PATCH /v1/workflows/runs/{id}`` (admin): sent once (409 on a stale version)."""
-    body = _fields(
+    body = json_body(
         version=version,
         status=status,
         state=dict(state) if isinstance(state, Mapping) else state,

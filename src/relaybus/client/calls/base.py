@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from ..operations import Request
+from ..request import Request
 from ..transport import Call
 
 if TYPE_CHECKING:
