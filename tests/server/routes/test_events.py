@@ -112,3 +112,5 @@ def test_bad_event_queries_are_400_with_the_services_reason(http: httpx.Client) 
     problem(http.get("/v1/events", params={"limit": 1001}), 400)
     problem(http.get("/v1/events", params={"since": -1}), 400)
     problem(http.get("/v1/events", params={"since": "soon"}), 422)
+    # A kind with a NUL: no database could compare it (PostgreSQL refuses NUL in text).
+    problem(http.get("/v1/events", params={"kind": ["message.sent", "task.\x00"]}), 422)

@@ -9,6 +9,7 @@ from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from ...bounds import TEXT_PATTERN, anchored
 from ...models import Event
 from ...service.events import MAX_EVENTS
 from ...wire import CURSOR_BOUNDS, EVENT_LIST, LIMIT_BOUNDS, EventCursor
@@ -32,7 +33,7 @@ async def events(
     ] = 0,
     limit: Annotated[int, Query(json_schema_extra=LIMIT_BOUNDS)] = 100,
     kind: Annotated[
-        list[Annotated[str, Field(max_length=200)]] | None,
+        list[Annotated[str, Field(max_length=200, pattern=anchored(TEXT_PATTERN))]] | None,
         Query(
             max_length=50,
             description="Only these kinds (repeatable); a kind ending in '.' is a family.",
