@@ -59,6 +59,27 @@ def root() -> Iterator[Path]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def claude_project(cli: str, root: Path) -> tuple[Path, Path, dict[str, str]]:
+    """Under ``root``: a home with a git project ``shop`` and a relay folder, and the
+    environment that runs the real Claude Code CLI there, offline but for the stand-in
+    (its ``ANTHROPIC_BASE_URL`` is the caller's to add): (project, relay folder, env)."""
+    home, project, relay_dir = root / "home", root / "home" / "shop", root / "relay"
+    project.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR")}
+    path = [str(Path(cli).parent), str(Path(sys.executable).parent)]
+    env.update(
+        QUIET,
+        HOME=str(home),
+        PATH=os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
+        RELAYBUS_DIR=str(relay_dir),
+        XDG_STATE_HOME=str(root / "state"),
+        XDG_CONFIG_HOME=str(home / ".config"),
+        ANTHROPIC_API_KEY="sk-ant-test-not-a-key",
+    )
+    return project, relay_dir, env
+
+
 def relaybus(env: dict[str, str], cwd: Path, *args: str) -> Any:
     """``relaybus ARGS --json`` to completion: its JSON answer."""
     done = subprocess.run(
@@ -79,21 +100,7 @@ def test_spawned_claude_code_finishes_its_task_with_the_models_answer(
     claude: str,  # noqa: F811 (the fixture)
     root: Path,
 ) -> None:
-    home, project, relay_dir = root / "home", root / "home" / "shop", root / "relay"
-    project.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", str(project)], check=True)
-    keep = ("LANG", "LC_ALL", "TMPDIR")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    path = [str(Path(claude).parent), str(Path(sys.executable).parent)]
-    env.update(
-        QUIET,
-        HOME=str(home),
-        PATH=os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
-        RELAYBUS_DIR=str(relay_dir),
-        XDG_STATE_HOME=str(root / "state"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        ANTHROPIC_API_KEY="sk-ant-test-not-a-key",
-    )
+    project, relay_dir, env = claude_project(claude, root)
     api = FakeAnthropic(model)
     pid: int | None = None
     try:

@@ -11,16 +11,14 @@ except under CI, where it fails.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from relaybus.client import warm
 from tests.tools.fake_anthropic import FakeAnthropic, flatten, text
-from tests.tools.test_claude_cli import HUNG, QUIET, RELAYBUS, claude  # noqa: F401 (fixture)
-from tests.tools.test_claude_spawn import root  # noqa: F401 (fixture)
+from tests.tools.test_claude_cli import HUNG, RELAYBUS, claude  # noqa: F401 (fixture)
+from tests.tools.test_claude_spawn import claude_project, root  # noqa: F401 (fixture)
 
 TASK_TEXT = "List the modules that log request ids and answer with their count."
 ANSWER = "STEP-RESULT: 4 modules log request ids"
@@ -52,21 +50,8 @@ def test_a_workflow_step_done_by_claude_code_comes_back_as_its_result(
     claude: str,  # noqa: F811 (the fixture)
     root: Path,  # noqa: F811 (the fixture)
 ) -> None:
-    home, project, relay_dir = root / "home", root / "home" / "shop", root / "relay"
-    project.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    project, relay_dir, env = claude_project(claude, root)
     (project / "counted.yaml").write_text(FLOW, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k in ("LANG", "LC_ALL", "TMPDIR")}
-    path = [str(Path(claude).parent), str(Path(sys.executable).parent)]
-    env.update(
-        QUIET,
-        HOME=str(home),
-        PATH=os.pathsep.join([*path, os.environ.get("PATH", "/usr/bin:/bin")]),
-        RELAYBUS_DIR=str(relay_dir),
-        XDG_STATE_HOME=str(root / "state"),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        ANTHROPIC_API_KEY="sk-ant-test-not-a-key",
-    )
     api = FakeAnthropic(model)
     try:
         with api.running():
